@@ -1,0 +1,159 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# sockmig: make, make check, make demo, make bench, make asan-check, make lint
+VERSION    := 0.1.0
+OUTPUT     ?= .output
+CC         ?= cc
+CLANG      ?= clang
+BPFTOOL    ?= bpftool
+ARCH       := $(shell uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
+MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
+
+CFLAGS     ?= -O2 -g
+CFLAGS     += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation \
+              -D_GNU_SOURCE -DSOCKMIG_VERSION='"$(VERSION)"' \
+              -Iinclude -Ibpf -Ilib -I$(OUTPUT)
+LDLIBS     += -lbpf -lelf -lz -lpthread
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf \
+              $(if $(MULTIARCH),-I/usr/include/$(MULTIARCH))
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+LIB_SRCS   := $(wildcard lib/*.c)
+CLI_SRCS   := $(wildcard cli/*.c)
+TEST_SRCS  := $(wildcard tests/*.c)
+BENCH_SRCS := $(wildcard bench/*.c)
+BPF_SRCS   := $(wildcard bpf/*.bpf.c) $(wildcard tests/bpf/*.bpf.c)
+SKELS      := $(patsubst %.bpf.c,$(OUTPUT)/%.skel.h,$(notdir $(BPF_SRCS)))
+
+LIB_OBJS   := $(patsubst lib/%.c,$(OUTPUT)/lib/%.o,$(LIB_SRCS))
+CLI_OBJS   := $(patsubst cli/%.c,$(OUTPUT)/cli/%.o,$(CLI_SRCS))
+TEST_OBJS  := $(patsubst tests/%.c,$(OUTPUT)/tests/%.o,$(TEST_SRCS))
+BENCH_OBJS := $(patsubst bench/%.c,$(OUTPUT)/bench/%.o,$(BENCH_SRCS))
+
+LIBA       := $(OUTPUT)/libsockmig.a
+LIBSO      := $(OUTPUT)/libsockmig.so
+SOCKMIG    := $(OUTPUT)/sockmig
+TESTRUN    := $(OUTPUT)/test_sockmig
+
+.PHONY: all deps check demo bench asan asan-check lint format format-check cppcheck \
+        clean install
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(LIBA) $(LIBSO) $(SOCKMIG) $(TESTRUN)
+
+# Installs what the build and the tests need on Debian 12 (as root), and
+# mounts bpffs; does nothing when all is there.
+deps:
+	$(Q)scripts/deps
+
+$(OUTPUT) $(OUTPUT)/lib $(OUTPUT)/cli $(OUTPUT)/tests $(OUTPUT)/bench $(OUTPUT)/bpf:
+	$(Q)mkdir -p $@
+
+$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c bpf/policy.h | $(OUTPUT)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/bpf/%.bpf.o: tests/bpf/%.bpf.c | $(OUTPUT)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+$(OUTPUT)/lib/%.o: lib/%.c include/sockmig.h lib/internal.h $(SKELS) | $(OUTPUT)/lib
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(OUTPUT)/cli/%.o: cli/%.c include/sockmig.h $(wildcard cli/*.h) | $(OUTPUT)/cli
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUTPUT)/tests/%.o: tests/%.c include/sockmig.h $(wildcard tests/*.h) $(SKELS) \
+		$(OUTPUT)/tests/cases.inc | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests -Ibench -I$(OUTPUT)/tests -c $< -o $@
+
+$(OUTPUT)/bench/%.o: bench/%.c include/sockmig.h $(wildcard bench/*.h) | $(OUTPUT)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Ibench -c $< -o $@
+
+# The test table: every SM_TEST(name) in tests/*.c, in file order.
+$(OUTPUT)/tests/cases.inc: $(TEST_SRCS) | $(OUTPUT)/tests
+	$(call msg,GEN,$@)
+	$(Q)sed -n 's/^SM_[A-Z_]*(\([a-z0-9_]*\).*/SM_CASE(\1)/p' $(TEST_SRCS) > $@
+
+$(LIBA): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)$(AR) rcs $@ $^
+
+$(LIBSO): $(LIB_OBJS) lib/libsockmig.map
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -Wl,--version-script=lib/libsockmig.map -Wl,-soname,libsockmig.so.0 \
+		$(LDFLAGS) $(LIB_OBJS) -o $@ $(LDLIBS)
+
+$(SOCKMIG): $(CLI_OBJS) $(filter-out $(OUTPUT)/bench/main.o,$(BENCH_OBJS)) $(LIBA)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(TESTRUN): $(TEST_OBJS) $(filter-out $(OUTPUT)/bench/main.o,$(BENCH_OBJS)) $(LIBA)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# The README's test command. T=name runs the cases whose name contains it.
+check: deps all
+	$(Q)$(TESTRUN) $(T)
+
+# The README's main job: the side-by-side reset count in a private netns.
+demo: deps $(SOCKMIG)
+	$(Q)$(SOCKMIG) demo
+
+bench: deps $(SOCKMIG)
+	$(Q)$(SOCKMIG) bench --short
+
+# Sanitizer build in its own output tree, then the whole suite under it.
+asan:
+	$(Q)$(MAKE) --no-print-directory OUTPUT=$(OUTPUT)/asan \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		LDFLAGS="-fsanitize=address,undefined" all
+asan-check: deps asan
+	$(Q)ASAN_OPTIONS=detect_leaks=1 $(OUTPUT)/asan/test_sockmig $(T)
+
+FORMAT_SRCS = $(wildcard include/*.h lib/*.[ch] bpf/*.[ch] cli/*.[ch] tests/*.[ch] \
+                         tests/bpf/*.c bench/*.[ch])
+format:
+	$(Q)clang-format -i $(FORMAT_SRCS)
+format-check:
+	$(call msg,FORMAT,check)
+	$(Q)clang-format --dry-run --Werror $(FORMAT_SRCS)
+cppcheck: $(SKELS) $(OUTPUT)/tests/cases.inc
+	$(call msg,CPPCHECK,tree)
+	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+		--inline-suppr --suppress=missingIncludeSystem --std=c11 -D__linux__ \
+		-D_GNU_SOURCE -Iinclude -Ibpf -Ilib -Itests -Ibench -I$(OUTPUT) \
+		lib cli tests/*.c bench
+lint: format-check cppcheck
+	$(call msg,SHCHECK,scripts)
+	$(Q)if command -v shellcheck >/dev/null; then shellcheck scripts/* .ci/run; fi
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 0755 $(SOCKMIG) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
+	install -m 0755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libsockmig.so.0
+	install -m 0644 include/sockmig.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+
+clean:
+	$(call msg,CLEAN,$(OUTPUT))
+	$(Q)rm -rf $(OUTPUT)

@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmig's select-or-migrate policy for one SO_REUSEPORT group.
+ *
+ * New SYN (ctx->migrating_sk == NULL):
+ *   1. a wake-up connection (source port in "kick") goes to its slot;
+ *   2. no registered member: the kernel's hash decides;
+ *   3. else an active member (hash, or weighted when weights differ),
+ *      never a draining one; a holder only when no member is active;
+ *   4. nothing selectable (stale table): the kernel's hash decides.
+ * Migration (ctx->migrating_sk != NULL, ctx->sk is the closing listener):
+ *   an active member of the newest generation, then any active member
+ *   (the table may be stale), then a holder, skipping members whose
+ *   recorded settings differ from the closing listener's; cancelled
+ *   (SK_DROP) when none is left.
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "policy.h"
+
+#define AF_INET6 10
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_RECV 3
+#define TCP_NEW_SYN_RECV 12
+#define TH_SYN 0x02
+#define TH_ACK 0x10
+
+struct {
+	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
+	__uint(max_entries, SM_MAX_MEMBERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} members SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4 * SM_MAX_MEMBERS);
+	__type(key, __u64);
+	__type(value, struct sm_member);
+} state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4 * SM_MAX_MEMBERS);
+	__type(key, __u64);
+	__type(value, struct sm_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct sm_table);
+} table SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} tabidx SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sm_gstats);
+} gstats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u16);
+	__type(value, __u32);
+} kick SEC(".maps");
+
+#define MASK(i) ((i) & (SM_MAX_MEMBERS - 1))
+
+static __always_inline struct sm_counters *member_counters(__u64 cookie)
+{
+	return bpf_map_lookup_elem(&counters, &cookie);
+}
+
+static __always_inline struct sm_gstats *group_stats(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&gstats, &zero);
+}
+
+static __always_inline int select_slot(struct sk_reuseport_md *ctx, __u32 slot)
+{
+	struct sm_gstats *g;
+	int err;
+
+	err = bpf_sk_select_reuseport(ctx, &members, &slot, 0);
+	if (err) {
+		g = group_stats();
+		if (g)
+			__sync_fetch_and_add(&g->select_failed, 1);
+	}
+	return err;
+}
+
+/* Index of the first active member whose cumulative weight exceeds r. */
+static __always_inline __u32 weighted_pick(const struct sm_table *t, __u32 r)
+{
+	__u32 lo = 0, hi = t->n_active, mid;
+	int i;
+
+	for (i = 0; i < 8 && lo < hi; i++) {
+		mid = (lo + hi) / 2;
+		if (t->cumw[MASK(mid)] > r)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+enum { LIST_ACTIVE, LIST_NEWEST, LIST_HOLDER };
+
+#define TRY_NONE (-1)
+#define TRY_MISMATCH (-2)
+
+static __always_inline const struct sm_table *current_table(void)
+{
+	__u32 zero = 0, *idx, i;
+
+	idx = bpf_map_lookup_elem(&tabidx, &zero);
+	if (!idx)
+		return 0;
+	i = *idx & 1;
+	return bpf_map_lookup_elem(&table, &i);
+}
+
+/*
+ * Try the members of one list of the current table from index start on;
+ * compat_mask holds the settings (low half) and which of them count
+ * (high half). Returns the slot selected, TRY_MISMATCH when the only candidates left
+ * had other settings, or TRY_NONE. A member equal to skip_cookie, or
+ * whose settings differ from compat under mask, is passed over. A global
+ * function, so that the verifier checks the loop once.
+ */
+__noinline int try_list(struct sk_reuseport_md *ctx, __u32 which, __u32 start, __u64 skip_cookie,
+			__u64 compat_mask)
+{
+	const struct sm_table *t = current_table();
+	__u32 compat = (__u32)compat_mask, mask = compat_mask >> 32;
+	const __u32 *list;
+	__u32 j, n, slot;
+	int mismatch = 0;
+
+	if (!t || !ctx)
+		return TRY_NONE;
+	if (which == LIST_ACTIVE) {
+		list = t->active;
+		n = t->n_active;
+	} else if (which == LIST_NEWEST) {
+		list = t->newest;
+		n = t->n_newest;
+	} else {
+		list = t->holder;
+		n = t->n_holder;
+	}
+	if (n == 0 || n > SM_MAX_MEMBERS)
+		return TRY_NONE;
+	for (j = 0; j < SM_MAX_MEMBERS; j++) {
+		if (j >= n)
+			break;
+		slot = MASK(list[MASK((start + j) % n)]);
+		if (skip_cookie && t->cookie[slot] == skip_cookie)
+			continue;
+		if ((t->compat[slot] & mask) != (compat & mask)) {
+			mismatch = 1;
+			continue;
+		}
+		if (!select_slot(ctx, slot))
+			return slot;
+	}
+	return mismatch ? TRY_MISMATCH : TRY_NONE;
+}
+
+static __always_inline int on_syn(struct sk_reuseport_md *ctx, const struct sm_table *t)
+{
+	struct sm_counters *c;
+	struct sm_gstats *g;
+	__u8 hdr[14];
+	__u32 *kslot, start;
+	__u16 sport;
+	int slot, is_syn = 0;
+
+	if (bpf_skb_load_bytes(ctx, 0, hdr, sizeof(hdr)) == 0) {
+		is_syn = (hdr[13] & (TH_SYN | TH_ACK)) == TH_SYN;
+		__builtin_memcpy(&sport, hdr, sizeof(sport));
+		sport = bpf_ntohs(sport);
+		if (is_syn) {
+			kslot = bpf_map_lookup_elem(&kick, &sport);
+			if (kslot && !select_slot(ctx, MASK(*kslot))) {
+				c = member_counters(t->cookie[MASK(*kslot)]);
+				if (c)
+					__sync_fetch_and_add(&c->kicked, 1);
+				return SK_PASS;
+			}
+		}
+	}
+
+	if (t->n_registered == 0) {
+		g = group_stats();
+		if (g && is_syn)
+			__sync_fetch_and_add(&g->syn_kernel_hash, 1);
+		return SK_PASS;
+	}
+
+	slot = -1;
+	if (t->n_active) {
+		if (t->total_weight)
+			start = weighted_pick(t, ctx->hash % t->total_weight);
+		else
+			start = ctx->hash % t->n_active;
+		slot = try_list(ctx, LIST_ACTIVE, start, 0, 0);
+	}
+	if (slot < 0 && t->n_holder)
+		slot = try_list(ctx, LIST_HOLDER, ctx->hash % t->n_holder, 0, 0);
+	if (slot < 0) {
+		g = group_stats();
+		if (g && is_syn)
+			__sync_fetch_and_add(&g->syn_fallback, 1);
+		return SK_PASS;
+	}
+	if (is_syn) {
+		c = member_counters(t->cookie[MASK(slot)]);
+		if (c)
+			__sync_fetch_and_add(&c->steered, 1);
+	}
+	return SK_PASS;
+}
+
+static __always_inline int on_migrate(struct sk_reuseport_md *ctx, const struct sm_table *t)
+{
+	struct bpf_sock *child = ctx->migrating_sk;
+	struct sm_counters *cc, *tc;
+	struct sm_member *m;
+	struct sm_gstats *g;
+	__u32 compat, mask, kind, h = ctx->hash;
+	__u64 cookie = 0, cm;
+	int slot = -1, mm = 0;
+
+	if (!child || !ctx->sk)
+		return SK_PASS;
+	if (child->state == TCP_ESTABLISHED)
+		kind = SM_KIND_ESTABLISHED;
+	else if (child->state == TCP_SYN_RECV)
+		kind = SM_KIND_TFO;
+	else if (ctx->len == 0)
+		kind = SM_KIND_REQ_TIMER;
+	else
+		kind = SM_KIND_REQ_ACK;
+
+	cookie = bpf_get_socket_cookie(ctx->sk);
+	m = bpf_map_lookup_elem(&state, &cookie);
+	if (m) {
+		compat = m->compat;
+		mask = ~0u;
+	} else {
+		/* Not ours: only the address family is known to match. */
+		compat = ctx->sk->family == AF_INET6 ? SM_COMPAT_INET6 : 0;
+		mask = SM_COMPAT_INET6;
+		g = group_stats();
+		if (g)
+			__sync_fetch_and_add(&g->mig_unknown, 1);
+	}
+
+	cm = (__u64)mask << 32 | compat;
+	if (t->n_newest)
+		slot = try_list(ctx, LIST_NEWEST, h % t->n_newest, cookie, cm);
+	if (slot < 0 && t->n_active) {
+		mm |= slot == TRY_MISMATCH;
+		slot = try_list(ctx, LIST_ACTIVE, h % t->n_active, cookie, cm);
+	}
+	if (slot < 0 && t->n_holder) {
+		mm |= slot == TRY_MISMATCH;
+		slot = try_list(ctx, LIST_HOLDER, h % t->n_holder, cookie, cm);
+	}
+	mm |= slot == TRY_MISMATCH;
+
+	cc = member_counters(cookie);
+	if (slot < 0) {
+		if (cc) {
+			if (mm)
+				__sync_fetch_and_add(&cc->cancel_mismatch, 1);
+			else
+				__sync_fetch_and_add(&cc->cancel_notarget, 1);
+		}
+		return SK_DROP;
+	}
+	if (cc)
+		__sync_fetch_and_add(&cc->mig_out[kind & 3], 1);
+	tc = member_counters(t->cookie[MASK(slot)]);
+	if (tc)
+		__sync_fetch_and_add(&tc->mig_in[kind & 3], 1);
+	return SK_PASS;
+}
+
+SEC("sk_reuseport/migrate")
+int sockmig_policy(struct sk_reuseport_md *ctx)
+{
+	const struct sm_table *t;
+
+	if (ctx->ip_protocol != IPPROTO_TCP)
+		return SK_PASS;
+	t = current_table();
+	if (!t)
+		return SK_PASS;
+	if (ctx->migrating_sk)
+		return on_migrate(ctx, t);
+	return on_syn(ctx, t);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Types shared by the policy program (policy.bpf.c) and libsockmig.
+ *
+ * One group = one SO_REUSEPORT group = one directory in bpffs holding:
+ *   members   REUSEPORT_SOCKARRAY  slot -> listener
+ *   state     HASH                 cookie -> struct sm_member
+ *   counters  HASH                 cookie -> struct sm_counters
+ *   table     ARRAY[2]             double-buffered struct sm_table
+ *   tabidx    ARRAY[1]             which table copy is current
+ *   gstats    ARRAY[1]             struct sm_gstats
+ *   kick      HASH                 client source port -> slot (wake-ups)
+ *
+ * User space owns state and the tables (rebuilt under the group lock);
+ * the program only reads them and writes counters.
+ */
+#ifndef SOCKMIG_BPF_POLICY_H
+#define SOCKMIG_BPF_POLICY_H
+
+#include <linux/types.h>
+
+#define SM_MAX_MEMBERS 128
+
+enum sm_role {
+	SM_ROLE_ACTIVE = 1,
+	SM_ROLE_DRAINING = 2,
+	SM_ROLE_HOLDER = 3,
+};
+
+/* Listener settings that must match for a migration (struct sm_member.compat). */
+#define SM_COMPAT_INET6 (1u << 0)
+#define SM_COMPAT_SAVE_SYN (1u << 1)
+#define SM_COMPAT_DEFER_ACCEPT (1u << 2)
+#define SM_COMPAT_FASTOPEN (1u << 3)
+
+struct sm_member {
+	__u32 slot;
+	__u32 role;
+	__u32 generation;
+	__u32 weight;
+	__u32 compat;
+	__u32 pid; /* registering process, for status */
+};
+
+/* Kinds of migration, as the program sees them. */
+enum sm_kind {
+	SM_KIND_ESTABLISHED = 0, /* accept-queue child, at close */
+	SM_KIND_TFO = 1,         /* TFO child in SYN_RECV, at close */
+	SM_KIND_REQ_TIMER = 2,   /* NEW_SYN_RECV at the SYN+ACK timer */
+	SM_KIND_REQ_ACK = 3,     /* NEW_SYN_RECV at the final ACK */
+	SM_KIND_MAX = 4,
+};
+
+struct sm_counters {
+	__u64 steered;                 /* new SYNs sent to this member */
+	__u64 mig_in[SM_KIND_MAX];     /* migrated to this member */
+	__u64 mig_out[SM_KIND_MAX];    /* migrated away from this member */
+	__u64 cancel_notarget;         /* away from this member, no target */
+	__u64 cancel_mismatch;         /* away from this member, settings differ */
+	__u64 kicked;                  /* wake-up connections sent here */
+};
+
+/* Group-wide events that belong to no registered member. */
+struct sm_gstats {
+	__u64 syn_kernel_hash; /* no registered member: kernel's choice */
+	__u64 syn_fallback;    /* no selectable candidate: kernel's choice */
+	__u64 mig_unknown;     /* closing listener not registered */
+	__u64 select_failed;   /* bpf_sk_select_reuseport() errors */
+};
+
+/*
+ * The selection table, rebuilt by user space whenever a member changes.
+ * Arrays hold indexes into slot[]/cookie[] of the members it lists.
+ */
+struct sm_table {
+	__u32 n_registered;
+	__u32 n_active;
+	__u32 n_newest; /* active members of the newest generation */
+	__u32 n_holder;
+	__u32 total_weight; /* 0: plain hash over active members */
+	__u32 newest_gen;
+	__u32 active[SM_MAX_MEMBERS]; /* slot numbers */
+	__u32 cumw[SM_MAX_MEMBERS];   /* cumulative weights of active[] */
+	__u32 newest[SM_MAX_MEMBERS];
+	__u32 holder[SM_MAX_MEMBERS];
+	__u64 cookie[SM_MAX_MEMBERS]; /* by slot */
+	__u32 compat[SM_MAX_MEMBERS]; /* by slot */
+};
+
+#endif

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Shared by the sockmig subcommands: output (human or JSON) and errors. */
+#ifndef SOCKMIG_CLI_H
+#define SOCKMIG_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+extern bool json_output;
+
+/* Print "Error: ..." on stderr, or {"error": "..."} on stdout with -j. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A small JSON writer: nesting and commas are tracked for the caller. */
+void jw_open(const char *key, char bracket);  /* key NULL inside arrays / at top */
+void jw_close(char bracket);
+void jw_str(const char *key, const char *val);
+void jw_u64(const char *key, uint64_t val);
+void jw_i64(const char *key, int64_t val);
+void jw_f64(const char *key, double val);
+void jw_bool(const char *key, bool val);
+void jw_null(const char *key);
+void jw_end(void); /* final newline */
+
+/* Parse a whole decimal number in [min, max]; false (and an error) if not. */
+bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+int do_probe(int argc, char **argv);
+int do_demo(int argc, char **argv);
+
+#endif

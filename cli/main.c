@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmig: keyword subcommands from a table (unique prefixes accepted),
+ * global flags before the command: -j (JSON), -v (debug log), -V, -h.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "sockmig.h"
+
+static int verbose;
+
+static int print_debug(enum sockmig_log_level level, const char *fmt, va_list ap)
+{
+	if (level == SOCKMIG_DEBUG && !verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int do_help(int argc, char **argv);
+
+static const struct cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+} cmds[] = {
+	{ "probe", do_probe, "what this kernel can do for socket migration" },
+	{ "demo", do_demo, "reset counts with nothing, the sysctl and the policy, side by side" },
+	{ "help", do_help, "this list" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: sockmig [-j] [-v] COMMAND [ARGS]\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].help);
+	fprintf(f, "\nOptions:\n  -j, --json     JSON output\n  -v, --verbose  debug log\n"
+		   "  -V, --version  print the version\n  -h, --help     this text\n"
+		   "\nSee sockmig(8) and sockmig-COMMAND(8).\n");
+}
+
+static int do_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	usage(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct cmd *found = NULL;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "+jvVh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			json_output = true;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'V':
+			printf("sockmig %s\n", sockmig_version());
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	sockmig_set_print(print_debug);
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strncmp(cmds[i].name, argv[optind], strlen(argv[optind])) != 0)
+			continue;
+		if (strcmp(cmds[i].name, argv[optind]) == 0) {
+			found = &cmds[i];
+			break;
+		}
+		if (found) {
+			cli_error("'%s' is ambiguous", argv[optind]);
+			return 2;
+		}
+		found = &cmds[i];
+	}
+	if (!found) {
+		cli_error("unknown command '%s' (sockmig help lists them)", argv[optind]);
+		return 2;
+	}
+	optind++;
+	return found->fn(argc - optind + 1, argv + optind - 1);
+}

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* sockmig probe: what this kernel does, found by behaviour. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "sockmig.h"
+
+static const char *tri(enum sockmig_tristate t)
+{
+	return t == SOCKMIG_YES ? "yes" : t == SOCKMIG_NO ? "no" : "unknown";
+}
+
+static void jw_tri(const char *key, enum sockmig_tristate t)
+{
+	if (t == SOCKMIG_UNKNOWN)
+		jw_null(key);
+	else
+		jw_bool(key, t == SOCKMIG_YES);
+}
+
+int do_probe(int argc, char **argv)
+{
+	struct sockmig_probe p;
+	int err;
+
+	if (argc > 1) {
+		cli_error("probe takes no arguments ('%s')", argv[1]);
+		return 2;
+	}
+	err = sockmig_probe(&p);
+	if (err) {
+		cli_error("probe failed: %s", sockmig_last_error());
+		return 1;
+	}
+	if (json_output) {
+		jw_open(NULL, '{');
+		jw_str("kernel", p.kernel);
+		jw_str("mode", sockmig_mode_str(p.mode));
+		jw_str("reason", p.reason);
+		jw_tri("bpf_select", p.bpf_select);
+		jw_tri("bpf_migrate", p.bpf_migrate);
+		jw_tri("migrate_bpf", p.migrate_bpf);
+		jw_tri("migrate_sysctl", p.migrate_sysctl);
+		jw_tri("migrate_wakeup", p.migrate_wakeup);
+		jw_bool("sysctl_file", p.sysctl_file);
+		jw_bool("bpffs", p.bpffs);
+		jw_i64("bpf_errno", p.bpf_errno);
+		jw_close('}');
+		jw_end();
+	} else {
+		printf("kernel           %s\n", p.kernel);
+		printf("mode             %s (%s)\n", sockmig_mode_str(p.mode), p.reason);
+		printf("select program   %s\n", tri(p.bpf_select));
+		printf("migrate program  %s (verifier)\n", tri(p.bpf_migrate));
+		printf("migration, bpf   %s\n", tri(p.migrate_bpf));
+		printf("migration, sysctl %s\n", tri(p.migrate_sysctl));
+		printf("wake-up at close %s%s\n", tri(p.migrate_wakeup),
+		       p.migrate_wakeup == SOCKMIG_NO
+			       ? " (missing wake-up, CVE-2026-46015: sockmig wakes the targets)"
+			       : "");
+		printf("sysctl file      %s (not trusted: 5.10.y has the knob only)\n",
+		       p.sysctl_file ? "present" : "absent");
+		printf("bpffs            %s\n",
+		       p.bpffs ? "/sys/fs/bpf" : "not mounted (mount -t bpf bpf /sys/fs/bpf)");
+	}
+	return p.mode == SOCKMIG_MODE_NONE && p.migrate_bpf == SOCKMIG_UNKNOWN ? 1 : 0;
+}

@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/**
+ * @file sockmig.h
+ * libsockmig: a select-or-migrate policy for SO_REUSEPORT groups.
+ *
+ * A *group* is the kernel's SO_REUSEPORT group of TCP listeners sharing one
+ * network namespace, address family, address and port. libsockmig attaches
+ * one BPF policy program to the group and keeps its state in maps pinned
+ * under a root-only directory in bpffs, so that every process of the group
+ * shares them. Listeners are registered as *members* with a role, a
+ * generation and a weight:
+ *
+ * - new SYNs go to active members only (by hash, or by weight), to a holder
+ *   only when no member is active;
+ * - when a member stops listening, its queued children and half-open
+ *   requests migrate to an active member of the newest generation (else a
+ *   holder), and are cancelled when none exists or when the target's
+ *   listener settings differ (TCP_SAVE_SYN, TCP_DEFER_ACCEPT, TCP_FASTOPEN,
+ *   address family).
+ *
+ * Conventions (as libbpf): handles are opaque; functions returning int
+ * return 0 or a positive count on success and a negative errno on failure
+ * (errno is set too); functions returning a pointer return NULL and set
+ * errno. Options structs start with their size: declare them with
+ * SOCKMIG_OPTS() so that old and new callers both work.
+ */
+#ifndef SOCKMIG_H
+#define SOCKMIG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef SOCKMIG_API
+#define SOCKMIG_API __attribute__((visibility("default")))
+#endif
+
+/** Declare an options struct @p NAME of @p TYPE with its size set. */
+#define SOCKMIG_OPTS(TYPE, NAME, ...)                                                              \
+	struct TYPE NAME = ({                                                                      \
+		memset(&NAME, 0, sizeof(struct TYPE));                                             \
+		(struct TYPE){ .sz = sizeof(struct TYPE), __VA_ARGS__ };                           \
+	})
+
+/** Default bpffs directory under which groups are pinned. */
+#define SOCKMIG_PIN_ROOT "/sys/fs/bpf/sockmig"
+
+/* ---- logging ---------------------------------------------------------- */
+
+enum sockmig_log_level {
+	SOCKMIG_WARN,
+	SOCKMIG_INFO,
+	SOCKMIG_DEBUG,
+};
+
+typedef int (*sockmig_print_fn)(enum sockmig_log_level level, const char *fmt, va_list ap);
+
+/**
+ * Set the log callback (NULL silences the library).
+ * The default prints warnings to stderr.
+ * @return the previous callback.
+ */
+SOCKMIG_API sockmig_print_fn sockmig_set_print(sockmig_print_fn fn);
+
+/** Return a static message for the last failed call of this thread. */
+SOCKMIG_API const char *sockmig_last_error(void);
+
+/* ---- capability probe -------------------------------------------------- */
+
+enum sockmig_mode {
+	SOCKMIG_MODE_NONE = 0,   /**< no usable sk_reuseport BPF */
+	SOCKMIG_MODE_SELECT = 1, /**< select programs only (4.19-5.13) */
+	SOCKMIG_MODE_NATIVE = 2, /**< select-or-migrate (5.14+) */
+};
+
+/** Tri-state answers of the probe. */
+enum sockmig_tristate {
+	SOCKMIG_UNKNOWN = -1,
+	SOCKMIG_NO = 0,
+	SOCKMIG_YES = 1,
+};
+
+struct sockmig_probe {
+	enum sockmig_mode mode;
+	/** A select program loaded and steered a SYN. */
+	enum sockmig_tristate bpf_select;
+	/** A migrate program loaded (the verifier knows migrating_sk). */
+	enum sockmig_tristate bpf_migrate;
+	/** A child queued on A was found on B after shutdown(A), program attached. */
+	enum sockmig_tristate migrate_bpf;
+	/** The same with net.ipv4.tcp_migrate_req=1 and no program. */
+	enum sockmig_tristate migrate_sysctl;
+	/** Children migrated at close wake an epoll waiter on the target
+	 *  (SOCKMIG_NO: the missing wake-up, CVE-2026-46015). */
+	enum sockmig_tristate migrate_wakeup;
+	/** The sysctl file exists (reported, never trusted). */
+	bool sysctl_file;
+	/** bpffs is mounted at /sys/fs/bpf. */
+	bool bpffs;
+	/** errno of the first BPF load that failed, 0 if none. */
+	int bpf_errno;
+	char kernel[65];
+	/** Why mode is what it is, one line. */
+	char reason[160];
+};
+
+/**
+ * Find out what this kernel can do, by behaviour, in a scratch network
+ * namespace (a child process; the caller's namespace is not touched).
+ * Needs CAP_SYS_ADMIN for the namespace; without it the answers are
+ * SOCKMIG_UNKNOWN and reason says why.
+ * @return 0, or a negative errno when the probe itself could not run.
+ */
+SOCKMIG_API int sockmig_probe(struct sockmig_probe *out);
+
+/** Name of a mode: "none", "select-only", "native". */
+SOCKMIG_API const char *sockmig_mode_str(enum sockmig_mode mode);
+
+/* ---- groups and members ------------------------------------------------ */
+
+struct sockmig_group;
+
+/** When drains wake the owners of the listeners that took connections. */
+enum sockmig_wake {
+	/** Ask sockmig_probe() once per process (environment SOCKMIG_WAKE=0|1
+	 *  overrides): wake only where the kernel misses the wake-up. */
+	SOCKMIG_WAKE_AUTO = 0,
+	SOCKMIG_WAKE_ALWAYS = 1,
+	SOCKMIG_WAKE_NEVER = 2,
+};
+
+struct sockmig_group_opts {
+	size_t sz;
+	/** bpffs directory for groups; default SOCKMIG_PIN_ROOT. */
+	const char *pin_root;
+	/** Wake the targets of migrations made at close with a connection of
+	 *  their own (needed on kernels with the missing wake-up). */
+	enum sockmig_wake wake_targets;
+	size_t : 0;
+};
+#define sockmig_group_opts__last_field wake_targets
+
+/**
+ * Open the group of the listening TCP socket @p fd, creating its pinned
+ * state and attaching the policy program when it is the first.
+ * The socket must be bound with SO_REUSEPORT (it need not listen yet).
+ * @return a handle, or NULL with errno set (EINVAL: not a TCP socket with
+ * SO_REUSEPORT bound to a port; ENOENT: no bpffs; EPERM: no privileges).
+ */
+SOCKMIG_API struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts *opts);
+
+/** Free the handle; pinned state stays (see sockmig_member_leave()). */
+SOCKMIG_API void sockmig_group_close(struct sockmig_group *g);
+
+/** The group's directory name, e.g. "4026531840-tcp4-127.0.0.1-8080". */
+SOCKMIG_API const char *sockmig_group_name(const struct sockmig_group *g);
+
+/** The group's pinned directory. */
+SOCKMIG_API const char *sockmig_group_path(const struct sockmig_group *g);
+
+/**
+ * (Re)attach the policy program to the group through member socket @p fd.
+ * sockmig_group_open() does it; call this for a listener that may have
+ * started a new kernel group (all old members had closed).
+ */
+SOCKMIG_API int sockmig_group_attach(struct sockmig_group *g, int fd);
+
+enum sockmig_role {
+	SOCKMIG_ROLE_ACTIVE = 1,
+	SOCKMIG_ROLE_DRAINING = 2,
+	SOCKMIG_ROLE_HOLDER = 3,
+};
+
+/** Name of a role: "active", "draining", "holder". */
+SOCKMIG_API const char *sockmig_role_str(enum sockmig_role role);
+
+struct sockmig_member_opts {
+	size_t sz;
+	enum sockmig_role role; /**< default active */
+	uint32_t generation;    /**< default 0 */
+	uint32_t weight;        /**< default 1; 0 means 1 */
+	size_t : 0;
+};
+#define sockmig_member_opts__last_field weight
+
+/**
+ * Register listener @p fd (of this group) as a member. Its listener
+ * settings are recorded for the migration check. Registering a member
+ * again updates its role, generation and weight.
+ * @return 0; -EXDEV if @p fd is not in this group; -ENOSPC when the group
+ * is full; -EBUSY when @p fd does not listen yet (call after listen()).
+ */
+SOCKMIG_API int sockmig_member_add(struct sockmig_group *g, int fd,
+				   const struct sockmig_member_opts *opts);
+
+/**
+ * Change the role, generation or weight of the member whose socket cookie
+ * is @p cookie (for members of other processes).
+ * @return 0, -ENOENT when no such member.
+ */
+SOCKMIG_API int sockmig_member_set(struct sockmig_group *g, uint64_t cookie,
+				   const struct sockmig_member_opts *opts);
+
+/** Socket cookie of @p fd (SO_COOKIE), 0 on error. */
+SOCKMIG_API uint64_t sockmig_cookie(int fd);
+
+/** Migration kinds, as counted. */
+enum sockmig_kind {
+	SOCKMIG_KIND_ESTABLISHED = 0, /**< accept-queue child, at close */
+	SOCKMIG_KIND_TFO = 1,         /**< TFO child (SYN_RECV), at close */
+	SOCKMIG_KIND_REQ_TIMER = 2,   /**< half-open request, SYN+ACK timer */
+	SOCKMIG_KIND_REQ_ACK = 3,     /**< half-open request, final ACK */
+	SOCKMIG_KIND_MAX = 4,
+};
+
+/** Name of a kind: "established", "tfo", "req-timer", "req-ack". */
+SOCKMIG_API const char *sockmig_kind_str(enum sockmig_kind kind);
+
+/** A member's counters, as the policy program counts them. */
+struct sockmig_counters {
+	uint64_t steered;                     /**< new SYNs sent to it */
+	uint64_t migrated_in[SOCKMIG_KIND_MAX];
+	uint64_t migrated_out[SOCKMIG_KIND_MAX];
+	uint64_t cancel_notarget; /**< cancelled: no target */
+	uint64_t cancel_mismatch; /**< cancelled: settings differ */
+	uint64_t kicked;          /**< wake-up connections sent to it */
+};
+
+/** Kernel counters of the calling thread's network namespace (TcpExt). */
+struct sockmig_netstat {
+	uint64_t migrate_success; /**< TCPMigrateReqSuccess */
+	uint64_t migrate_failure; /**< TCPMigrateReqFailure */
+	uint64_t listen_drops;    /**< ListenDrops */
+	uint64_t listen_overflows; /**< ListenOverflows */
+	uint64_t embryonic_rsts;  /**< EmbryonicRsts */
+	uint64_t abort_on_close;  /**< TCPAbortOnClose */
+};
+
+/** Read the netns's TcpExt counters. @return 0 or a negative errno. */
+SOCKMIG_API int sockmig_netstat_read(struct sockmig_netstat *out);
+
+/** @p out = @p after - @p before, field by field. */
+SOCKMIG_API void sockmig_netstat_delta(const struct sockmig_netstat *before,
+				       const struct sockmig_netstat *after,
+				       struct sockmig_netstat *out);
+
+/** Read the counters of the member with socket cookie @p cookie. */
+SOCKMIG_API int sockmig_counters_read(struct sockmig_group *g, uint64_t cookie,
+				      struct sockmig_counters *out);
+
+/** One member, as sockmig_members() reports it. */
+struct sockmig_member_info {
+	uint64_t cookie;
+	uint32_t slot;
+	enum sockmig_role role;
+	uint32_t generation;
+	uint32_t weight;
+	uint32_t pid;      /**< the process that registered it */
+	bool listening;    /**< still in the group's socket array */
+	struct sockmig_counters counters;
+};
+
+/**
+ * List up to @p max members into @p out.
+ * @return the number of members (may exceed @p max), or a negative errno.
+ */
+SOCKMIG_API int sockmig_members(struct sockmig_group *g, struct sockmig_member_info *out,
+				int max);
+
+/** What a drain did. */
+struct sockmig_drain_report {
+	uint64_t cookie;
+	/** Migrated away at close, per kind (children; requests move later). */
+	uint64_t migrated[SOCKMIG_KIND_MAX];
+	uint64_t cancelled;
+	/** Wake-up connections made to targets (missing wake-up workaround). */
+	uint32_t kicked;
+	struct sockmig_netstat netstat; /**< TcpExt delta around the drain */
+	uint64_t elapsed_ns;
+};
+
+struct sockmig_drain_opts {
+	size_t sz;
+	/** Only stop steering SYNs (role draining); do not shut down. */
+	bool no_shutdown;
+	/** Drain even the last active member when no holder exists. */
+	bool force;
+	size_t : 0;
+};
+#define sockmig_drain_opts__last_field force
+
+/**
+ * Drain member @p fd: stop steering new SYNs to it, then shutdown() it so
+ * that the kernel migrates its accept queue under the policy now and its
+ * half-open requests when they next move. The caller closes @p fd.
+ * @return 0; -EBUSY when @p fd is the last active member and no holder
+ * exists (nothing could take its connections); -ENOENT when not a member.
+ */
+SOCKMIG_API int sockmig_member_drain(struct sockmig_group *g, int fd,
+				     const struct sockmig_drain_opts *opts,
+				     struct sockmig_drain_report *report);
+
+/**
+ * Unregister member @p fd (the socket is left as it is). When no member
+ * is left, the group's pinned state is removed.
+ * @return 0 or a negative errno.
+ */
+SOCKMIG_API int sockmig_member_leave(struct sockmig_group *g, int fd);
+
+/**
+ * Unregister the member with cookie @p cookie (see sockmig_member_leave()).
+ */
+SOCKMIG_API int sockmig_member_leave_cookie(struct sockmig_group *g, uint64_t cookie);
+
+/**
+ * Remove every pinned object of the group, whatever its members.
+ * @return 0 or a negative errno.
+ */
+SOCKMIG_API int sockmig_group_destroy(struct sockmig_group *g);
+
+/** Version string of the library. */
+SOCKMIG_API const char *sockmig_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SOCKMIG_H */

@@ -1,0 +1,898 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Groups and members: the pinned maps of one SO_REUSEPORT group, the
+ * selection table the policy program reads, drain and leave.
+ *
+ * Every change to a group's maps happens under flock() on the group's
+ * bpffs directory, so processes sharing the group never interleave table
+ * rebuilds. The program itself never takes that lock: it reads a table
+ * copy that user space has finished writing (two copies, one index).
+ */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "policy.h"
+#include "policy.skel.h"
+
+#ifndef SO_DETACH_REUSEPORT_BPF
+#define SO_DETACH_REUSEPORT_BPF 68
+#endif
+
+struct sockmig_group {
+	struct policy_bpf *skel;
+	int dirfd;
+	int prog_fd;
+	int fd_members, fd_state, fd_counters, fd_table, fd_tabidx, fd_gstats, fd_kick;
+	enum sockmig_wake wake;
+	struct sm_addr addr;
+	char name[96];
+	char path[PATH_MAX + 128];
+	char root[PATH_MAX];
+};
+
+/* Options structs: a caller built against an older header passes a
+ * smaller sz; bytes past what we know must be zero. */
+static bool opts_valid(const void *opts, size_t sz, size_t known, const char *type)
+{
+	if (!opts)
+		return true;
+	if (sz < sizeof(size_t)) {
+		sm_fail(EINVAL, "%s: sz %zu is too small", type, sz);
+		return false;
+	}
+	for (size_t i = known; i < sz; i++)
+		if (((const char *)opts)[i]) {
+			sm_fail(EINVAL, "%s: unknown non-zero field at byte %zu", type, i);
+			return false;
+		}
+	return true;
+}
+
+#define OPTS_VALID(opts, type)                                                                     \
+	opts_valid(opts, (opts) ? (opts)->sz : 0,                                                  \
+		   offsetof(struct type, type##__last_field) +                                     \
+			   sizeof(((struct type *)0)->type##__last_field),                          \
+		   #type)
+#define OPTS_GET(opts, field, def)                                                                 \
+	(((opts) && (opts)->sz >= offsetof(typeof(*(opts)), field) + sizeof((opts)->field))         \
+		 ? (opts)->field                                                                   \
+		 : (def))
+
+const char *sockmig_role_str(enum sockmig_role role)
+{
+	switch (role) {
+	case SOCKMIG_ROLE_ACTIVE:
+		return "active";
+	case SOCKMIG_ROLE_DRAINING:
+		return "draining";
+	case SOCKMIG_ROLE_HOLDER:
+		return "holder";
+	}
+	return "?";
+}
+
+const char *sockmig_kind_str(enum sockmig_kind kind)
+{
+	static const char *const names[] = { "established", "tfo", "req-timer", "req-ack" };
+
+	return (unsigned)kind < SOCKMIG_KIND_MAX ? names[kind] : "?";
+}
+
+/* Name a group from what the kernel groups by: netns, family, address, port. */
+static int group_name(int fd, struct sm_addr *a, char *buf, size_t len)
+{
+	int val = 0, err;
+	socklen_t vlen = sizeof(val);
+	char host[INET6_ADDRSTRLEN];
+	struct stat st;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &val, &vlen) < 0)
+		return sm_fail(errno == ENOTSOCK ? EINVAL : errno, "fd %d is not a socket: %s", fd,
+			       strerror(errno));
+	if (val != IPPROTO_TCP)
+		return sm_fail(EINVAL, "fd %d is not a TCP socket", fd);
+	err = sm_sock_addr(fd, a);
+	if (err)
+		return sm_fail(EINVAL, "fd %d is not an IPv4 or IPv6 socket", fd);
+	vlen = sizeof(val);
+	if (getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &val, &vlen) < 0 || !val)
+		return sm_fail(EINVAL, "fd %d has no SO_REUSEPORT: it cannot share a group", fd);
+	if (sm_addr_port(a) == 0)
+		return sm_fail(EINVAL, "fd %d is not bound to a port", fd);
+	if (stat("/proc/thread-self/ns/net", &st) < 0)
+		return sm_fail(errno, "cannot read the network namespace: %s", strerror(errno));
+	sm_addr_str(a, host, sizeof(host));
+	snprintf(buf, len, "%lu-tcp%d-%s-%d", (unsigned long)st.st_ino,
+		 a->family == AF_INET ? 4 : 6, host, sm_addr_port(a));
+	return 0;
+}
+
+/* The pin root must sit on bpffs, be a directory of ours, and be private. */
+static int check_root(const char *root)
+{
+	char parent[PATH_MAX], *slash;
+	struct statfs sfs;
+	struct stat st;
+
+	snprintf(parent, sizeof(parent), "%s", root);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	if (statfs(parent, &sfs) < 0 || sfs.f_type != BPF_FS_MAGIC)
+		return sm_fail(ENOENT, "no BPF filesystem at %s (mount -t bpf bpf %s)", parent,
+			       parent);
+	if (mkdir(root, 0700) < 0 && errno != EEXIST)
+		return sm_fail(errno, "cannot create %s: %s", root, strerror(errno));
+	if (lstat(root, &st) < 0)
+		return sm_fail(errno, "cannot stat %s: %s", root, strerror(errno));
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
+		return sm_fail(EPERM, "%s must be a directory owned by uid %u with mode 0700",
+			       root, (unsigned)geteuid());
+	return 0;
+}
+
+static int lock_group(struct sockmig_group *g)
+{
+	if (flock(g->dirfd, LOCK_EX) < 0)
+		return sm_fail(errno, "cannot lock %s: %s", g->path, strerror(errno));
+	return 0;
+}
+
+static void unlock_group(struct sockmig_group *g)
+{
+	flock(g->dirfd, LOCK_UN);
+}
+
+/* Open and lock the group directory; retry if it is removed under us. */
+static int open_dir_locked(struct sockmig_group *g)
+{
+	struct stat a, b;
+
+	for (int tries = 0; tries < 5; tries++) {
+		if (mkdir(g->path, 0700) < 0 && errno != EEXIST)
+			return sm_fail(errno, "cannot create %s: %s", g->path, strerror(errno));
+		g->dirfd = open(g->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (g->dirfd < 0) {
+			if (errno == ENOENT)
+				continue;
+			return sm_fail(errno, "cannot open %s: %s", g->path, strerror(errno));
+		}
+		if (lock_group(g))
+			return -errno;
+		if (stat(g->path, &a) == 0 && fstat(g->dirfd, &b) == 0 && a.st_ino == b.st_ino)
+			return 0;
+		close(g->dirfd);
+		g->dirfd = -1;
+	}
+	return sm_fail(EAGAIN, "%s keeps disappearing", g->path);
+}
+
+static int is_listening(int fd)
+{
+	int val = 0;
+	socklen_t len = sizeof(val);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) < 0)
+		return 0;
+	return val;
+}
+
+int sockmig_group_attach(struct sockmig_group *g, int fd)
+{
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->prog_fd,
+		       sizeof(g->prog_fd)) < 0)
+		return sm_fail(errno, "cannot attach the policy to group %s: %s", g->name,
+			       strerror(errno));
+	return 0;
+}
+
+static int load_pinned(struct sockmig_group *g)
+{
+	struct bpf_map *map;
+	char pin[PATH_MAX + 32];
+	int err, fd;
+
+	g->skel = policy_bpf__open();
+	if (!g->skel)
+		return sm_fail(errno, "cannot open the policy program: %s", strerror(errno));
+	bpf_object__for_each_map(map, g->skel->obj) {
+		snprintf(pin, sizeof(pin), "%s/%s", g->path, bpf_map__name(map));
+		err = bpf_map__set_pin_path(map, pin);
+		if (err)
+			return sm_fail(-err, "cannot set pin path %s", pin);
+	}
+	err = policy_bpf__load(g->skel);
+	if (err)
+		return sm_fail(-err == EPERM ? EPERM : -err,
+			       "cannot load the policy program: %s%s", strerror(-err),
+			       -err == EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)" : "");
+
+	snprintf(pin, sizeof(pin), "%s/prog", g->path);
+	fd = bpf_obj_get(pin);
+	if (fd < 0) {
+		err = bpf_obj_pin(bpf_program__fd(g->skel->progs.sockmig_policy), pin);
+		if (err)
+			return sm_fail(errno, "cannot pin %s: %s", pin, strerror(errno));
+		fd = fcntl(bpf_program__fd(g->skel->progs.sockmig_policy), F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			return sm_fail(errno, "dup: %s", strerror(errno));
+	}
+	g->prog_fd = fd;
+	g->fd_members = bpf_map__fd(g->skel->maps.members);
+	g->fd_state = bpf_map__fd(g->skel->maps.state);
+	g->fd_counters = bpf_map__fd(g->skel->maps.counters);
+	g->fd_table = bpf_map__fd(g->skel->maps.table);
+	g->fd_tabidx = bpf_map__fd(g->skel->maps.tabidx);
+	g->fd_gstats = bpf_map__fd(g->skel->maps.gstats);
+	g->fd_kick = bpf_map__fd(g->skel->maps.kick);
+	return 0;
+}
+
+/* Cookie of the listener in @slot, 0 when empty. */
+static uint64_t slot_cookie(struct sockmig_group *g, uint32_t slot)
+{
+	uint64_t cookie = 0;
+
+	if (bpf_map_lookup_elem(g->fd_members, &slot, &cookie) < 0)
+		return 0;
+	return cookie;
+}
+
+struct member_rec {
+	uint64_t cookie;
+	struct sm_member m;
+	bool live;
+};
+
+/* All state entries; *n set to their number. Caller frees. */
+static struct member_rec *read_members(struct sockmig_group *g, int *n)
+{
+	struct member_rec *recs;
+	uint64_t key, next, *prev = NULL;
+	int cap = 4 * SM_MAX_MEMBERS, cnt = 0;
+
+	recs = calloc(cap, sizeof(*recs));
+	if (!recs)
+		return NULL;
+	while (cnt < cap && bpf_map_get_next_key(g->fd_state, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(g->fd_state, &key, &recs[cnt].m) < 0)
+			continue;
+		recs[cnt].cookie = key;
+		recs[cnt].live = slot_cookie(g, recs[cnt].m.slot) == key;
+		cnt++;
+	}
+	*n = cnt;
+	return recs;
+}
+
+static int cmp_slot(const void *a, const void *b)
+{
+	const struct member_rec *x = a, *y = b;
+
+	return (int)x->m.slot - (int)y->m.slot;
+}
+
+/* Rebuild the selection table from the state map; call under the lock. */
+static int rebuild_table(struct sockmig_group *g)
+{
+	struct member_rec *recs;
+	struct sm_table *t;
+	uint32_t zero = 0, cur = 0, next, sum = 0;
+	bool weighted = false;
+	int n, err = 0;
+
+	recs = read_members(g, &n);
+	t = calloc(1, sizeof(*t));
+	if (!recs || !t) {
+		free(recs);
+		free(t);
+		return sm_fail(ENOMEM, "out of memory");
+	}
+	qsort(recs, n, sizeof(*recs), cmp_slot);
+	for (int i = 0; i < n; i++) {
+		const struct sm_member *m = &recs[i].m;
+
+		if (!recs[i].live || m->slot >= SM_MAX_MEMBERS)
+			continue;
+		t->n_registered++;
+		t->cookie[m->slot] = recs[i].cookie;
+		t->compat[m->slot] = m->compat;
+		if (m->role == SM_ROLE_ACTIVE) {
+			if (t->n_active == 0 || m->generation > t->newest_gen)
+				t->newest_gen = m->generation;
+			sum += m->weight;
+			t->cumw[t->n_active] = sum;
+			t->active[t->n_active++] = m->slot;
+		} else if (m->role == SM_ROLE_HOLDER) {
+			t->holder[t->n_holder++] = m->slot;
+		}
+	}
+	/* weights are compared to the first live active member's */
+	if (t->n_active) {
+		uint32_t w0 = 0;
+
+		for (int i = 0; i < n; i++) {
+			if (!recs[i].live || recs[i].m.role != SM_ROLE_ACTIVE)
+				continue;
+			if (!w0)
+				w0 = recs[i].m.weight;
+			else if (recs[i].m.weight != w0)
+				weighted = true;
+		}
+	}
+	t->total_weight = weighted ? sum : 0;
+	for (uint32_t i = 0; i < t->n_active; i++) {
+		uint32_t s = t->active[i];
+
+		for (int j = 0; j < n; j++)
+			if (recs[j].live && recs[j].m.slot == s &&
+			    recs[j].m.generation == t->newest_gen)
+				t->newest[t->n_newest++] = s;
+	}
+	bpf_map_lookup_elem(g->fd_tabidx, &zero, &cur);
+	next = (cur & 1) ^ 1;
+	if (bpf_map_update_elem(g->fd_table, &next, t, BPF_ANY) < 0 ||
+	    bpf_map_update_elem(g->fd_tabidx, &zero, &next, BPF_ANY) < 0)
+		err = sm_fail(errno, "cannot write the selection table: %s", strerror(errno));
+	free(recs);
+	free(t);
+	return err;
+}
+
+/* Forget members that stopped listening and whose process is gone. */
+static void collect_stale(struct sockmig_group *g)
+{
+	struct member_rec *recs;
+	int n;
+
+	recs = read_members(g, &n);
+	if (!recs)
+		return;
+	for (int i = 0; i < n; i++) {
+		if (recs[i].live || !recs[i].m.pid)
+			continue;
+		if (kill((pid_t)recs[i].m.pid, 0) == 0 || errno != ESRCH)
+			continue;
+		bpf_map_delete_elem(g->fd_state, &recs[i].cookie);
+		bpf_map_delete_elem(g->fd_counters, &recs[i].cookie);
+	}
+	free(recs);
+}
+
+struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts *opts)
+{
+	struct sockmig_group *g;
+	const char *root;
+	int err;
+
+	if (!OPTS_VALID(opts, sockmig_group_opts))
+		return NULL;
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	g->dirfd = -1;
+	g->prog_fd = -1;
+	g->wake = OPTS_GET(opts, wake_targets, SOCKMIG_WAKE_AUTO);
+	root = OPTS_GET(opts, pin_root, NULL);
+	if (!root)
+		root = getenv("SOCKMIG_PIN_ROOT");
+	if (!root || !*root)
+		root = SOCKMIG_PIN_ROOT;
+	snprintf(g->root, sizeof(g->root), "%s", root);
+
+	err = group_name(fd, &g->addr, g->name, sizeof(g->name));
+	if (err)
+		goto free_group;
+	err = check_root(g->root);
+	if (err)
+		goto free_group;
+	snprintf(g->path, sizeof(g->path), "%s/%s", g->root, g->name);
+	err = open_dir_locked(g);
+	if (err)
+		goto free_group;
+	err = load_pinned(g);
+	if (err)
+		goto unlock;
+	collect_stale(g);
+	if (is_listening(fd)) {
+		err = sockmig_group_attach(g, fd);
+		if (err)
+			goto unlock;
+	}
+	unlock_group(g);
+	sm_log(SOCKMIG_DEBUG, "libsockmig: opened group %s\n", g->name);
+	return g;
+
+unlock:
+	unlock_group(g);
+free_group:
+	sockmig_group_close(g);
+	errno = -err;
+	return NULL;
+}
+
+void sockmig_group_close(struct sockmig_group *g)
+{
+	if (!g)
+		return;
+	if (g->prog_fd >= 0)
+		close(g->prog_fd);
+	if (g->dirfd >= 0)
+		close(g->dirfd);
+	policy_bpf__destroy(g->skel);
+	free(g);
+}
+
+const char *sockmig_group_name(const struct sockmig_group *g)
+{
+	return g->name;
+}
+
+const char *sockmig_group_path(const struct sockmig_group *g)
+{
+	return g->path;
+}
+
+static uint32_t listener_compat(int fd, int family)
+{
+	uint32_t c = family == AF_INET6 ? SM_COMPAT_INET6 : 0;
+	int val = 0;
+	socklen_t len = sizeof(val);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_SAVE_SYN, &val, &len) == 0 && val)
+		c |= SM_COMPAT_SAVE_SYN;
+	val = 0;
+	len = sizeof(val);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &val, &len) == 0 && val)
+		c |= SM_COMPAT_DEFER_ACCEPT;
+	val = 0;
+	len = sizeof(val);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &val, &len) == 0 && val)
+		c |= SM_COMPAT_FASTOPEN;
+	return c;
+}
+
+/* fd must be a listening socket of this group. */
+static int check_member_fd(struct sockmig_group *g, int fd)
+{
+	struct sm_addr a;
+	char name[sizeof(g->name)];
+	int err;
+
+	err = group_name(fd, &a, name, sizeof(name));
+	if (err)
+		return err;
+	if (strcmp(name, g->name) != 0)
+		return sm_fail(EXDEV, "fd %d belongs to group %s, not %s", fd, name, g->name);
+	if (!is_listening(fd))
+		return sm_fail(EBUSY, "fd %d does not listen (register after listen())", fd);
+	return 0;
+}
+
+static int find_free_slot(struct sockmig_group *g, int fd, uint32_t *slot)
+{
+	uint64_t val = (uint64_t)fd;
+
+	for (uint32_t s = 0; s < SM_MAX_MEMBERS; s++) {
+		if (slot_cookie(g, s))
+			continue;
+		if (bpf_map_update_elem(g->fd_members, &s, &val, BPF_NOEXIST) == 0) {
+			*slot = s;
+			return 0;
+		}
+		if (errno != EEXIST)
+			return sm_fail(errno, "cannot add fd %d to the group's socket array: %s", fd,
+				       strerror(errno));
+	}
+	return sm_fail(ENOSPC, "group %s is full (%d members)", g->name, SM_MAX_MEMBERS);
+}
+
+int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_member_opts *opts)
+{
+	struct sm_counters zero_counters = { 0 };
+	struct sm_member m = { 0 }, old;
+	uint64_t cookie;
+	int err;
+
+	if (!OPTS_VALID(opts, sockmig_member_opts))
+		return -EINVAL;
+	err = check_member_fd(g, fd);
+	if (err)
+		return err;
+	cookie = sockmig_cookie(fd);
+	if (!cookie)
+		return sm_fail(errno, "cannot read the cookie of fd %d: %s", fd, strerror(errno));
+	m.role = OPTS_GET(opts, role, SOCKMIG_ROLE_ACTIVE);
+	if (!m.role)
+		m.role = SOCKMIG_ROLE_ACTIVE;
+	if (m.role < SOCKMIG_ROLE_ACTIVE || m.role > SOCKMIG_ROLE_HOLDER)
+		return sm_fail(EINVAL, "unknown role %u", m.role);
+	m.generation = OPTS_GET(opts, generation, 0);
+	m.weight = OPTS_GET(opts, weight, 1);
+	if (!m.weight)
+		m.weight = 1;
+	m.compat = listener_compat(fd, g->addr.family);
+	m.pid = (uint32_t)getpid();
+
+	err = lock_group(g);
+	if (err)
+		return err;
+	if (bpf_map_lookup_elem(g->fd_state, &cookie, &old) == 0 &&
+	    slot_cookie(g, old.slot) == cookie)
+		m.slot = old.slot;
+	else if ((err = find_free_slot(g, fd, &m.slot)))
+		goto unlock;
+	bpf_map_update_elem(g->fd_counters, &cookie, &zero_counters, BPF_NOEXIST);
+	if (bpf_map_update_elem(g->fd_state, &cookie, &m, BPF_ANY) < 0) {
+		err = sm_fail(errno, "cannot record member %llu: %s", (unsigned long long)cookie,
+			      strerror(errno));
+		goto unlock;
+	}
+	err = sockmig_group_attach(g, fd);
+	if (!err)
+		err = rebuild_table(g);
+unlock:
+	unlock_group(g);
+	return err;
+}
+
+int sockmig_member_set(struct sockmig_group *g, uint64_t cookie,
+		       const struct sockmig_member_opts *opts)
+{
+	struct sm_member m;
+	int err;
+
+	if (!OPTS_VALID(opts, sockmig_member_opts))
+		return -EINVAL;
+	err = lock_group(g);
+	if (err)
+		return err;
+	if (bpf_map_lookup_elem(g->fd_state, &cookie, &m) < 0) {
+		err = sm_fail(ENOENT, "no member with cookie %llu in group %s",
+			      (unsigned long long)cookie, g->name);
+		goto unlock;
+	}
+	if (OPTS_GET(opts, role, 0))
+		m.role = OPTS_GET(opts, role, m.role);
+	m.generation = OPTS_GET(opts, generation, m.generation);
+	if (OPTS_GET(opts, weight, 0))
+		m.weight = OPTS_GET(opts, weight, m.weight);
+	if (bpf_map_update_elem(g->fd_state, &cookie, &m, BPF_EXIST) < 0)
+		err = sm_fail(errno, "cannot update member: %s", strerror(errno));
+	else
+		err = rebuild_table(g);
+unlock:
+	unlock_group(g);
+	return err;
+}
+
+int sockmig_counters_read(struct sockmig_group *g, uint64_t cookie, struct sockmig_counters *out)
+{
+	struct sm_counters c;
+
+	if (bpf_map_lookup_elem(g->fd_counters, &cookie, &c) < 0)
+		return sm_fail(ENOENT, "no counters for cookie %llu", (unsigned long long)cookie);
+	out->steered = c.steered;
+	for (int k = 0; k < SOCKMIG_KIND_MAX; k++) {
+		out->migrated_in[k] = c.mig_in[k];
+		out->migrated_out[k] = c.mig_out[k];
+	}
+	out->cancel_notarget = c.cancel_notarget;
+	out->cancel_mismatch = c.cancel_mismatch;
+	out->kicked = c.kicked;
+	return 0;
+}
+
+int sockmig_members(struct sockmig_group *g, struct sockmig_member_info *out, int max)
+{
+	struct member_rec *recs;
+	int n;
+
+	recs = read_members(g, &n);
+	if (!recs)
+		return sm_fail(ENOMEM, "out of memory");
+	qsort(recs, n, sizeof(*recs), cmp_slot);
+	for (int i = 0; i < n && i < max; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].cookie = recs[i].cookie;
+		out[i].slot = recs[i].m.slot;
+		out[i].role = recs[i].m.role;
+		out[i].generation = recs[i].m.generation;
+		out[i].weight = recs[i].m.weight;
+		out[i].pid = recs[i].m.pid;
+		out[i].listening = recs[i].live;
+		sockmig_counters_read(g, recs[i].cookie, &out[i].counters);
+	}
+	free(recs);
+	return n;
+}
+
+/* Snapshot of every member's counters, for before/after deltas. */
+struct snap {
+	int n;
+	uint64_t cookie[4 * SM_MAX_MEMBERS];
+	uint32_t slot[4 * SM_MAX_MEMBERS];
+	struct sm_counters c[4 * SM_MAX_MEMBERS];
+};
+
+static void take_snap(struct sockmig_group *g, struct snap *s)
+{
+	struct member_rec *recs;
+	int n;
+
+	s->n = 0;
+	recs = read_members(g, &n);
+	if (!recs)
+		return;
+	for (int i = 0; i < n; i++) {
+		s->cookie[s->n] = recs[i].cookie;
+		s->slot[s->n] = recs[i].m.slot;
+		if (bpf_map_lookup_elem(g->fd_counters, &recs[i].cookie, &s->c[s->n]) == 0)
+			s->n++;
+	}
+	free(recs);
+}
+
+static const struct sm_counters *snap_find(const struct snap *s, uint64_t cookie)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->cookie[i] == cookie)
+			return &s->c[i];
+	return NULL;
+}
+
+/*
+ * Make one connection that the policy steers to @slot, so that its owner
+ * is woken even where the kernel queued migrated children silently.
+ */
+static int kick_slot(struct sockmig_group *g, uint32_t slot)
+{
+	struct sm_addr dst, src;
+	struct pollfd pfd;
+	uint16_t sport;
+	int s, err = 0;
+
+	sm_addr_connectable(&g->addr, &dst);
+	src = dst;
+	if (src.family == AF_INET)
+		src.v4.sin_port = 0;
+	else
+		src.v6.sin6_port = 0;
+	s = socket(dst.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	if (bind(s, &src.sa, src.len) < 0 || sm_sock_addr(s, &src) < 0) {
+		err = -errno;
+		goto close_sock;
+	}
+	sport = (uint16_t)sm_addr_port(&src);
+	if (bpf_map_update_elem(g->fd_kick, &sport, &slot, BPF_ANY) < 0) {
+		err = -errno;
+		goto close_sock;
+	}
+	if (connect(s, &dst.sa, dst.len) < 0 && errno != EINPROGRESS) {
+		err = -errno;
+	} else {
+		pfd.fd = s;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, 1000) != 1)
+			err = -ETIMEDOUT;
+	}
+	bpf_map_delete_elem(g->fd_kick, &sport);
+close_sock:
+	close(s);
+	return err;
+}
+
+static enum sockmig_tristate need_wake(struct sockmig_group *g)
+{
+	static enum sockmig_tristate probed = SOCKMIG_UNKNOWN;
+	struct sockmig_probe p;
+	const char *env;
+
+	if (g->wake != SOCKMIG_WAKE_AUTO)
+		return g->wake == SOCKMIG_WAKE_ALWAYS ? SOCKMIG_YES : SOCKMIG_NO;
+	env = getenv("SOCKMIG_WAKE");
+	if (env && *env)
+		return *env == '1' ? SOCKMIG_YES : SOCKMIG_NO;
+	if (probed == SOCKMIG_UNKNOWN) {
+		/* Unknown stays "wake": a spurious connection costs less than
+		 * children nobody accepts. */
+		probed = SOCKMIG_YES;
+		if (sockmig_probe(&p) == 0 && p.migrate_wakeup == SOCKMIG_YES)
+			probed = SOCKMIG_NO;
+	}
+	return probed;
+}
+
+int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_drain_opts *opts,
+			 struct sockmig_drain_report *report)
+{
+	struct sockmig_netstat ns0, ns1;
+	struct member_rec *recs;
+	struct sockmig_drain_report rep = { 0 };
+	struct snap *before = NULL, *after = NULL;
+	struct sm_member m;
+	uint64_t cookie, t0;
+	int n, others = 0, err;
+
+	if (!OPTS_VALID(opts, sockmig_drain_opts))
+		return -EINVAL;
+	cookie = sockmig_cookie(fd);
+	err = lock_group(g);
+	if (err)
+		return err;
+	if (!cookie || bpf_map_lookup_elem(g->fd_state, &cookie, &m) < 0) {
+		err = sm_fail(ENOENT, "fd %d is not a member of group %s", fd, g->name);
+		goto unlock;
+	}
+	recs = read_members(g, &n);
+	for (int i = 0; recs && i < n; i++)
+		if (recs[i].live && recs[i].cookie != cookie &&
+		    (recs[i].m.role == SM_ROLE_ACTIVE || recs[i].m.role == SM_ROLE_HOLDER))
+			others++;
+	free(recs);
+	if (!others && m.role == SM_ROLE_ACTIVE && !OPTS_GET(opts, force, false)) {
+		err = sm_fail(EBUSY,
+			      "refusing to drain the last active member of group %s: no other "
+			      "active member or holder could take its connections",
+			      g->name);
+		goto unlock;
+	}
+	m.role = SM_ROLE_DRAINING;
+	if (bpf_map_update_elem(g->fd_state, &cookie, &m, BPF_EXIST) < 0) {
+		err = sm_fail(errno, "cannot update member: %s", strerror(errno));
+		goto unlock;
+	}
+	err = rebuild_table(g);
+	if (err)
+		goto unlock;
+	rep.cookie = cookie;
+	if (OPTS_GET(opts, no_shutdown, false))
+		goto unlock;
+
+	before = malloc(sizeof(*before));
+	after = malloc(sizeof(*after));
+	if (!before || !after) {
+		err = sm_fail(ENOMEM, "out of memory");
+		goto unlock;
+	}
+	take_snap(g, before);
+	sockmig_netstat_read(&ns0);
+	t0 = sm_now_ns();
+	if (shutdown(fd, SHUT_RDWR) < 0 && errno != ENOTCONN) {
+		err = sm_fail(errno, "shutdown of fd %d: %s", fd, strerror(errno));
+		goto unlock;
+	}
+	rep.elapsed_ns = sm_now_ns() - t0;
+	take_snap(g, after);
+	sockmig_netstat_read(&ns1);
+	sockmig_netstat_delta(&ns0, &ns1, &rep.netstat);
+	for (int i = 0; i < after->n; i++) {
+		const struct sm_counters *a = &after->c[i], *b = snap_find(before, after->cookie[i]);
+		struct sm_counters zero = { 0 };
+
+		if (!b)
+			b = &zero;
+		if (after->cookie[i] == cookie) {
+			for (int k = 0; k < SM_KIND_MAX; k++)
+				rep.migrated[k] = a->mig_out[k] - b->mig_out[k];
+			rep.cancelled = (a->cancel_notarget - b->cancel_notarget) +
+					(a->cancel_mismatch - b->cancel_mismatch);
+			continue;
+		}
+		if (a->mig_in[SM_KIND_ESTABLISHED] + a->mig_in[SM_KIND_TFO] ==
+		    b->mig_in[SM_KIND_ESTABLISHED] + b->mig_in[SM_KIND_TFO])
+			continue;
+		if (need_wake(g) == SOCKMIG_YES && kick_slot(g, after->slot[i]) == 0)
+			rep.kicked++;
+	}
+unlock:
+	unlock_group(g);
+	free(before);
+	free(after);
+	if (!err && report)
+		*report = rep;
+	return err;
+}
+
+static void unpin_all(struct sockmig_group *g)
+{
+	struct dirent *de;
+	char pin[PATH_MAX + 256];
+	DIR *d;
+
+	d = opendir(g->path);
+	if (d) {
+		while ((de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(pin, sizeof(pin), "%s/%s", g->path, de->d_name);
+			unlink(pin);
+		}
+		closedir(d);
+	}
+	rmdir(g->path);
+	rmdir(g->root); /* only if no other group is left */
+}
+
+static int leave_locked(struct sockmig_group *g, uint64_t cookie, int fd)
+{
+	struct sm_member m;
+	uint64_t key;
+	int err;
+
+	if (bpf_map_lookup_elem(g->fd_state, &cookie, &m) < 0)
+		return sm_fail(ENOENT, "no member with cookie %llu in group %s",
+			       (unsigned long long)cookie, g->name);
+	if (slot_cookie(g, m.slot) == cookie)
+		bpf_map_delete_elem(g->fd_members, &m.slot);
+	bpf_map_delete_elem(g->fd_state, &cookie);
+	bpf_map_delete_elem(g->fd_counters, &cookie);
+	err = rebuild_table(g);
+	if (err)
+		return err;
+	if (bpf_map_get_next_key(g->fd_state, NULL, &key) == 0)
+		return 0;
+	/* Last member: give the group back to the kernel and remove our state. */
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, NULL, 0);
+	unpin_all(g);
+	return 0;
+}
+
+int sockmig_member_leave_cookie(struct sockmig_group *g, uint64_t cookie)
+{
+	int err = lock_group(g);
+
+	if (err)
+		return err;
+	err = leave_locked(g, cookie, -1);
+	unlock_group(g);
+	return err;
+}
+
+int sockmig_member_leave(struct sockmig_group *g, int fd)
+{
+	uint64_t cookie = sockmig_cookie(fd);
+	int err;
+
+	if (!cookie)
+		return sm_fail(EINVAL, "fd %d is not a socket", fd);
+	err = lock_group(g);
+	if (err)
+		return err;
+	err = leave_locked(g, cookie, fd);
+	unlock_group(g);
+	return err;
+}
+
+int sockmig_group_destroy(struct sockmig_group *g)
+{
+	int err = lock_group(g);
+
+	if (err)
+		return err;
+	unpin_all(g);
+	unlock_group(g);
+	return 0;
+}

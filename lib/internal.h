@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Internal helpers of libsockmig; not installed. */
+#ifndef SOCKMIG_INTERNAL_H
+#define SOCKMIG_INTERNAL_H
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "sockmig.h"
+
+#define SM_HIDDEN __attribute__((visibility("hidden")))
+
+SM_HIDDEN void sm_log(enum sockmig_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Record the message for sockmig_last_error(), log it as a warning, set
+ * errno and return -err. */
+SM_HIDDEN int sm_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A socket's local address, as the group sees it. */
+struct sm_addr {
+	int family;
+	union {
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+		struct sockaddr sa;
+	};
+	socklen_t len;
+};
+
+SM_HIDDEN int sm_sock_addr(int fd, struct sm_addr *a);
+SM_HIDDEN int sm_addr_port(const struct sm_addr *a);
+/* The address a local client connects to for this listener (loopback for
+ * a wildcard bind). */
+SM_HIDDEN void sm_addr_connectable(const struct sm_addr *a, struct sm_addr *out);
+SM_HIDDEN void sm_addr_str(const struct sm_addr *a, char *buf, size_t len);
+
+/* Bring lo up in the calling thread's network namespace. */
+SM_HIDDEN int sm_lo_up(void);
+
+SM_HIDDEN unsigned long long sm_now_ns(void);
+
+#endif

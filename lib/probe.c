@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The capability probe: what this kernel does, found by behaviour in a
+ * scratch network namespace owned by one short-lived thread (a netns is
+ * per thread, so the caller's namespace is never touched).
+ *
+ *   select:  A and B listen, slot 0 = B, a select program attached;
+ *            a client must land on B.
+ *   migrate: a child queued on A; B listens; shutdown(A); a non-blocking
+ *            accept() on B must find it. Once with the migrate program,
+ *            once with net.ipv4.tcp_migrate_req=1 and no program.
+ *   wake-up: B is in an epoll set before shutdown(A); the migrated child
+ *            must make epoll_wait() report B (CVE-2026-46015 when not).
+ */
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "probe.skel.h"
+
+#define PROBE_PORT 40111
+
+const char *sockmig_mode_str(enum sockmig_mode mode)
+{
+	switch (mode) {
+	case SOCKMIG_MODE_NATIVE:
+		return "native";
+	case SOCKMIG_MODE_SELECT:
+		return "select-only";
+	case SOCKMIG_MODE_NONE:
+		break;
+	}
+	return "none";
+}
+
+static int listener(int port, bool do_listen)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd, one = 1;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    (do_listen && listen(fd, 8) < 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int client(int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool readable(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, ms) == 1;
+}
+
+static int attach(int fd, const struct bpf_program *prog)
+{
+	int pfd = bpf_program__fd(prog);
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &pfd, sizeof(pfd));
+}
+
+/* Load only @prog of a fresh probe object. */
+static struct probe_bpf *load_one(const char *name, int *err)
+{
+	struct probe_bpf *skel = probe_bpf__open();
+	struct bpf_program *prog;
+
+	if (!skel) {
+		*err = -errno;
+		return NULL;
+	}
+	bpf_object__for_each_program(prog, skel->obj)
+		bpf_program__set_autoload(prog, strcmp(bpf_program__name(prog), name) == 0);
+	*err = probe_bpf__load(skel);
+	if (*err) {
+		probe_bpf__destroy(skel);
+		return NULL;
+	}
+	return skel;
+}
+
+static enum sockmig_tristate try_select(struct sockmig_probe *p, int port)
+{
+	enum sockmig_tristate res = SOCKMIG_NO;
+	struct probe_bpf *skel;
+	int a, b = -1, c = -1, err, conn;
+	uint32_t zero = 0;
+	uint64_t val;
+
+	skel = load_one("probe_select", &err);
+	if (!skel) {
+		p->bpf_errno = -err;
+		return SOCKMIG_NO;
+	}
+	a = listener(port, true);
+	b = listener(port, true);
+	if (a < 0 || b < 0)
+		goto out;
+	val = (uint64_t)b;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.target), &zero, &val, BPF_ANY) < 0 ||
+	    attach(a, skel->progs.probe_select) < 0)
+		goto out;
+	c = client(port);
+	if (c >= 0 && readable(b, 1000)) {
+		conn = accept4(b, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (conn >= 0) {
+			res = SOCKMIG_YES;
+			close(conn);
+		}
+	}
+out:
+	if (c >= 0)
+		close(c);
+	if (b >= 0)
+		close(b);
+	if (a >= 0)
+		close(a);
+	probe_bpf__destroy(skel);
+	return res;
+}
+
+/*
+ * Queue a child on A, let B join, shut A down. With @skel, its migrate
+ * program is attached; without, the netns sysctl must be on.
+ */
+static enum sockmig_tristate try_migrate(struct probe_bpf *skel, int port,
+					 enum sockmig_tristate *wakeup)
+{
+	enum sockmig_tristate res = SOCKMIG_NO;
+	struct epoll_event ev = { .events = EPOLLIN };
+	int a, b = -1, c = -1, ep = -1, conn, n;
+	uint32_t zero = 0;
+	uint64_t val;
+
+	a = listener(port, true);
+	if (a < 0)
+		return SOCKMIG_UNKNOWN;
+	if (skel && attach(a, skel->progs.probe_migrate) < 0)
+		goto out;
+	c = client(port);
+	if (c < 0 || !readable(a, 1000))
+		goto out;
+	b = listener(port, true);
+	if (b < 0)
+		goto out;
+	val = (uint64_t)b;
+	if (skel && bpf_map_update_elem(bpf_map__fd(skel->maps.target), &zero, &val, BPF_ANY) < 0)
+		goto out;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	ev.data.fd = b;
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, b, &ev) < 0)
+		goto out;
+	shutdown(a, SHUT_RDWR);
+	n = epoll_wait(ep, &ev, 1, 100);
+	conn = accept4(b, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (conn >= 0) {
+		res = SOCKMIG_YES;
+		if (wakeup)
+			*wakeup = n > 0 ? SOCKMIG_YES : SOCKMIG_NO;
+		close(conn);
+	}
+out:
+	if (ep >= 0)
+		close(ep);
+	if (c >= 0)
+		close(c);
+	if (b >= 0)
+		close(b);
+	close(a);
+	return res;
+}
+
+static int write_sysctl(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+static void *probe_thread(void *arg)
+{
+	struct sockmig_probe *p = arg;
+	struct probe_bpf *skel;
+	int err;
+
+	if (unshare(CLONE_NEWNET) < 0) {
+		snprintf(p->reason, sizeof(p->reason),
+			 "cannot create a scratch network namespace: %s (needs CAP_SYS_ADMIN)",
+			 strerror(errno));
+		return NULL;
+	}
+	if (sm_lo_up() < 0) {
+		snprintf(p->reason, sizeof(p->reason), "cannot bring lo up in the scratch netns");
+		return NULL;
+	}
+	p->bpf_select = try_select(p, PROBE_PORT);
+
+	skel = load_one("probe_migrate", &err);
+	p->bpf_migrate = skel ? SOCKMIG_YES : SOCKMIG_NO;
+	if (!skel && !p->bpf_errno && p->bpf_select == SOCKMIG_YES)
+		p->bpf_errno = 0; /* select works: the verifier just lacks migration */
+	else if (!skel && !p->bpf_errno)
+		p->bpf_errno = -err;
+	if (skel) {
+		p->migrate_bpf = try_migrate(skel, PROBE_PORT + 1, &p->migrate_wakeup);
+		probe_bpf__destroy(skel);
+	} else {
+		p->migrate_bpf = SOCKMIG_NO;
+	}
+	if (p->sysctl_file && write_sysctl("/proc/sys/net/ipv4/tcp_migrate_req", "1") == 0)
+		p->migrate_sysctl = try_migrate(NULL, PROBE_PORT + 2,
+						p->migrate_bpf == SOCKMIG_YES ? NULL
+									      : &p->migrate_wakeup);
+	else
+		p->migrate_sysctl = SOCKMIG_NO;
+
+	if (p->migrate_bpf == SOCKMIG_YES) {
+		p->mode = SOCKMIG_MODE_NATIVE;
+		snprintf(p->reason, sizeof(p->reason),
+			 "a queued child moved to a sibling under a migrate program");
+	} else if (p->bpf_select == SOCKMIG_YES) {
+		p->mode = SOCKMIG_MODE_SELECT;
+		snprintf(p->reason, sizeof(p->reason),
+			 "select programs work, but no child moved under a migrate program");
+	} else {
+		p->mode = SOCKMIG_MODE_NONE;
+		snprintf(p->reason, sizeof(p->reason), "no sk_reuseport program could be used: %s",
+			 p->bpf_errno == EPERM ? "not permitted (needs CAP_BPF and CAP_NET_ADMIN)"
+					       : strerror(p->bpf_errno ? p->bpf_errno : EINVAL));
+	}
+	return NULL;
+}
+
+int sockmig_probe(struct sockmig_probe *out)
+{
+	struct sockmig_probe p;
+	struct utsname u;
+	struct statfs sfs;
+	pthread_t th;
+	int err;
+
+	memset(&p, 0, sizeof(p));
+	p.mode = SOCKMIG_MODE_NONE;
+	p.bpf_select = p.bpf_migrate = SOCKMIG_UNKNOWN;
+	p.migrate_bpf = p.migrate_sysctl = p.migrate_wakeup = SOCKMIG_UNKNOWN;
+	if (uname(&u) == 0)
+		snprintf(p.kernel, sizeof(p.kernel), "%s", u.release);
+	p.sysctl_file = access("/proc/sys/net/ipv4/tcp_migrate_req", F_OK) == 0;
+	p.bpffs = statfs("/sys/fs/bpf", &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC;
+
+	err = pthread_create(&th, NULL, probe_thread, &p);
+	if (err)
+		return sm_fail(err, "cannot start the probe thread: %s", strerror(err));
+	pthread_join(th, NULL);
+	*out = p;
+	return 0;
+}
