@@ -157,7 +157,8 @@ SOCKMIG_API struct sockmig_group *sockmig_group_open(int fd, const struct sockmi
 /** Free the handle; pinned state stays (see sockmig_member_leave()). */
 SOCKMIG_API void sockmig_group_close(struct sockmig_group *g);
 
-/** The group's directory name, e.g. "4026531840-tcp4-127.0.0.1-8080". */
+/** The group's directory name, e.g. "4026531840-tcp4-127_0_0_1-8080"
+ *  (bpffs allows no dots in names). */
 SOCKMIG_API const char *sockmig_group_name(const struct sockmig_group *g);
 
 /** The group's pinned directory. */

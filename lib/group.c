@@ -117,6 +117,10 @@ static int group_name(int fd, struct sm_addr *a, char *buf, size_t len)
 	if (stat("/proc/thread-self/ns/net", &st) < 0)
 		return sm_fail(errno, "cannot read the network namespace: %s", strerror(errno));
 	sm_addr_str(a, host, sizeof(host));
+	/* bpffs refuses names with dots */
+	for (char *p = host; *p; p++)
+		if (*p == '.')
+			*p = '_';
 	snprintf(buf, len, "%lu-tcp%d-%s-%d", (unsigned long)st.st_ino,
 		 a->family == AF_INET ? 4 : 6, host, sm_addr_port(a));
 	return 0;
