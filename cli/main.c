@@ -3,6 +3,7 @@
  * sockmig: keyword subcommands from a table (unique prefixes accepted),
  * global flags before the command: -j (JSON), -v (debug log), -V, -h.
  */
+#include <bpf/libbpf.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,12 @@ static int print_debug(enum sockmig_log_level level, const char *fmt, va_list ap
 {
 	if (level == SOCKMIG_DEBUG && !verbose)
 		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level;
 	return vfprintf(stderr, fmt, ap);
 }
 
@@ -81,6 +88,7 @@ int main(int argc, char **argv)
 		}
 	}
 	sockmig_set_print(print_debug);
+	libbpf_set_print(verbose ? print_libbpf : NULL);
 	if (optind >= argc) {
 		usage(stderr);
 		return 2;

@@ -428,6 +428,10 @@ struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts
 
 unlock:
 	unlock_group(g);
+	/* leave nothing behind that we may have created (empty dirs only) */
+	if (g->path[0])
+		rmdir(g->path);
+	rmdir(g->root);
 free_group:
 	sockmig_group_close(g);
 	errno = -err;

@@ -5,6 +5,7 @@
  * killed after its time limit. Usage: test_sockmig [-v] [-t SECS] [FILTER...]
  * runs the cases whose name contains one of the FILTERs (all without).
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -13,6 +14,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <bpf/libbpf.h>
 
 #include "harness.h"
 #include "sockmig.h"
@@ -108,6 +111,41 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 	return rc;
 }
 
+/* Entries under the pin root, to find what a run left behind. */
+static int pinned_entries(char names[][128], int max)
+{
+	DIR *d = opendir(SOCKMIG_PIN_ROOT);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < max)
+		if (de->d_name[0] != '.')
+			snprintf(names[n++], 128, "%s", de->d_name);
+	closedir(d);
+	return n;
+}
+
+static void remove_group_dir(const char *name)
+{
+	char path[512], pin[800];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", SOCKMIG_PIN_ROOT, name);
+	d = opendir(path);
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			snprintf(pin, sizeof(pin), "%s/%s", path, de->d_name);
+			unlink(pin);
+		}
+	if (d)
+		closedir(d);
+	rmdir(path);
+	rmdir(SOCKMIG_PIN_ROOT);
+}
+
 static bool selected(const char *name, int argc, char **argv)
 {
 	if (argc == 0)
@@ -142,9 +180,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "Error: the tests need root (network namespaces, BPF)\n");
 		return 2;
 	}
+	static char before[64][128];
+	int nbefore = pinned_entries(before, 64);
+
 	sigaction(SIGALRM, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	sockmig_set_print(NULL);
+	if (!verbose)
+		libbpf_set_print(NULL);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (!selected(cases[i].name, argc - optind, argv + optind))
 			continue;
@@ -161,6 +204,28 @@ int main(int argc, char **argv)
 			failed++;
 			printf("FAIL %-50s %6.2fs\n", cases[i].name, secs);
 		}
+	}
+	/* the suite must leave bpffs as it found it */
+	static char after[64][128];
+	int na = pinned_entries(after, 64), leaked = 0;
+
+	for (int i = 0; i < na; i++) {
+		bool known = false;
+
+		for (int j = 0; j < nbefore; j++)
+			known |= strcmp(after[i], before[j]) == 0;
+		if (!known) {
+			printf("  left in %s: %s (removed now)\n", SOCKMIG_PIN_ROOT, after[i]);
+			remove_group_dir(after[i]);
+			leaked++;
+		}
+	}
+	if (leaked) {
+		failed++;
+		printf("FAIL %-50s\n", "bpffs_left_clean");
+	} else {
+		passed++;
+		printf("ok   %-50s\n", "bpffs_left_clean");
 	}
 	printf("Summary: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
 	return failed ? 1 : 0;

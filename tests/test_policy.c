@@ -1,0 +1,582 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The policy beyond the matrix: where new SYNs go (draining, weights,
+ * holder), where migrations go (newest generation, holder), drain and
+ * its refusal, the missing wake-up workaround, two processes sharing a
+ * group, leave, and bad input. Each case counts connections exactly.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "sockmig.h"
+#include "util.h"
+
+#define PORT 32000
+
+/* Open a connection burst of n clients and count where they were queued:
+ * per[i] += children accepted from lfds[i]. Returns the total accepted. */
+static int burst(int family, const int *lfds, int nl, int n, int *per)
+{
+	struct tu_clients *c = calloc(1, sizeof(*c));
+	int total = 0, fd;
+
+	if (!c)
+		return -1;
+	if (tu_clients_start(c, family, PORT, n, false) == 0 && tu_clients_connected(c, 3000) == n) {
+		unsigned long long end = tu_now_ms() + 3000;
+
+		while (total < n && tu_now_ms() < end) {
+			for (int i = 0; i < nl; i++) {
+				while ((fd = accept4(lfds[i], NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+					struct linger lg = { 1, 0 };
+
+					setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+					close(fd);
+					per[i]++;
+					total++;
+				}
+			}
+			if (total < n)
+				tu_sleep_ms(1);
+		}
+	}
+	for (int k = 0; k < c->n; k++) {
+		struct linger lg = { 1, 0 };
+
+		if (c->fd[k] >= 0)
+			setsockopt(c->fd[k], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	tu_clients_close(c);
+	free(c);
+	return total;
+}
+
+static int add(struct sockmig_group *g, int fd, enum sockmig_role role, uint32_t gen,
+	       uint32_t weight)
+{
+	SOCKMIG_OPTS(sockmig_member_opts, o, .role = role, .generation = gen, .weight = weight);
+
+	return sockmig_member_add(g, fd, &o);
+}
+
+static int set_role(struct sockmig_group *g, int fd, enum sockmig_role role)
+{
+	SOCKMIG_OPTS(sockmig_member_opts, o, .role = role);
+
+	return sockmig_member_set(g, sockmig_cookie(fd), &o);
+}
+
+static uint64_t steered(struct sockmig_group *g, int fd)
+{
+	struct sockmig_counters c = { 0 };
+
+	sockmig_counters_read(g, sockmig_cookie(fd), &c);
+	return c.steered;
+}
+
+static void cleanup(struct sockmig_group *g, int *fds, int n)
+{
+	if (g) {
+		sockmig_group_destroy(g);
+		sockmig_group_close(g);
+	}
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+SM_TEST(policy_draining_member_gets_no_syn)
+{
+	int l[3] = { -1, -1, -1 }, per[3] = { 0 }, ret = SM_FAIL;
+	struct sockmig_group *g = NULL;
+
+	for (int i = 0; i < 3; i++)
+		if (!ASSERT_OK(l[i] = tu_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()))
+		goto out;
+	for (int i = 0; i < 3; i++)
+		if (!ASSERT_OK(add(g, l[i], SOCKMIG_ROLE_ACTIVE, 1, 1), "register"))
+			goto out;
+	/* baseline: while B is active it gets its share */
+	if (!ASSERT_EQ(burst(AF_INET, l, 3, 300, per), 300, "accepted") ||
+	    !ASSERT_GT(per[1], 0, "B's share while active") ||
+	    !ASSERT_EQ(steered(g, l[1]), per[1], "B steered"))
+		goto out;
+	memset(per, 0, sizeof(per));
+	if (!ASSERT_OK(set_role(g, l[1], SOCKMIG_ROLE_DRAINING), "B draining"))
+		goto out;
+	if (!ASSERT_EQ(burst(AF_INET, l, 3, 300, per), 300, "accepted") ||
+	    !ASSERT_EQ(per[1], 0, "B's share while draining") ||
+	    !ASSERT_EQ(per[0] + per[2], 300, "A and C"))
+		goto out;
+	if (!ASSERT_EQ(steered(g, l[0]) + steered(g, l[2]), 600 - steered(g, l[1]), "steered"))
+		goto out;
+	ret = SM_PASS;
+out:
+	cleanup(g, l, 3);
+	return ret;
+}
+
+SM_TEST(policy_weights_split_syns)
+{
+	int l[2] = { -1, -1 }, per[2] = { 0 }, ret = SM_FAIL, total = 0;
+	struct sockmig_group *g = NULL;
+	double share;
+
+	for (int i = 0; i < 2; i++)
+		if (!ASSERT_OK(l[i] = tu_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A (weight 1)") ||
+	    !ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 1, 3), "register B (weight 3)"))
+		goto out;
+	for (int round = 0; round < 20; round++)
+		total += burst(AF_INET, l, 2, 500, per);
+	share = (double)per[1] / (double)total;
+	printf("A %d, B %d: B's share %.4f (want 0.75)\n", per[0], per[1], share);
+	if (!ASSERT_EQ(total, 10000, "accepted") ||
+	    !ASSERT_TRUE(share > 0.73 && share < 0.77, "B's share within 2 points of 75%") ||
+	    !ASSERT_EQ(steered(g, l[0]), per[0], "A steered") ||
+	    !ASSERT_EQ(steered(g, l[1]), per[1], "B steered"))
+		goto out;
+	ret = SM_PASS;
+out:
+	cleanup(g, l, 2);
+	return ret;
+}
+
+SM_TEST(policy_holder_only_without_active)
+{
+	int l[3] = { -1, -1, -1 }, per[3] = { 0 }, ret = SM_FAIL; /* holder, A, A2 */
+	struct sockmig_group *g = NULL;
+	struct sockmig_counters ch;
+
+	for (int i = 0; i < 2; i++)
+		if (!ASSERT_OK(l[i] = tu_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_HOLDER, 0, 1), "register holder") ||
+	    !ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A"))
+		goto out;
+	if (!ASSERT_EQ(burst(AF_INET, l, 2, 200, per), 200, "accepted") ||
+	    !ASSERT_EQ(per[0], 0, "holder while A is active") || !ASSERT_EQ(per[1], 200, "A"))
+		goto out;
+	/* A stops taking SYNs: the holder takes them */
+	if (!ASSERT_OK(set_role(g, l[1], SOCKMIG_ROLE_DRAINING), "A draining") ||
+	    !ASSERT_EQ(burst(AF_INET, l, 2, 200, per), 200, "accepted") ||
+	    !ASSERT_EQ(per[0], 200, "holder with no active member") || !ASSERT_EQ(per[1], 200, "A"))
+		goto out;
+	/* queue 10 on the holder, then a new active member: the holder's queue
+	 * migrates to it when the holder shuts down */
+	l[2] = tu_listener(AF_INET, PORT, 1024, 0);
+	if (!ASSERT_OK(l[2], "listener A2") ||
+	    !ASSERT_OK(add(g, l[2], SOCKMIG_ROLE_ACTIVE, 2, 1), "register A2"))
+		goto out;
+	memset(per, 0, sizeof(per));
+	if (!ASSERT_EQ(burst(AF_INET, l, 3, 100, per), 100, "accepted") ||
+	    !ASSERT_EQ(per[0], 0, "holder once A2 is active") || !ASSERT_EQ(per[2], 100, "A2"))
+		goto out;
+	if (!ASSERT_OK(sockmig_counters_read(g, sockmig_cookie(l[0]), &ch), "holder counters") ||
+	    !ASSERT_EQ(ch.steered, 200, "holder steered"))
+		goto out;
+	ret = SM_PASS;
+out:
+	cleanup(g, l, 3);
+	return ret;
+}
+
+/* Children queued on A; B (gen 1), C and D (gen 2) join; A closes. */
+SM_TEST(policy_migrates_to_newest_generation)
+{
+	int l[4] = { -1, -1, -1, -1 }, per[4] = { 0 }, ret = SM_FAIL;
+	struct sockmig_group *g = NULL;
+	struct sockmig_counters cnt[4];
+	struct tu_clients *c = calloc(1, sizeof(*c));
+	int fd;
+
+	if (!c)
+		return SM_FAIL;
+	l[0] = tu_listener(AF_INET, PORT, 1024, 0);
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A"))
+		goto out;
+	if (!ASSERT_OK(tu_clients_start(c, AF_INET, PORT, 40, false), "clients") ||
+	    !ASSERT_EQ(tu_clients_connected(c, 2000), 40, "connected") ||
+	    !ASSERT_TRUE(tu_wait_queue(l[0], 40, 2000), "queued on A"))
+		goto out;
+	for (int i = 1; i < 4; i++) {
+		l[i] = tu_listener(AF_INET, PORT, 1024, 0);
+		if (!ASSERT_OK(add(g, l[i], SOCKMIG_ROLE_ACTIVE, i == 1 ? 1 : 2, 1), "register"))
+			goto out;
+	}
+	close(l[0]);
+	l[0] = -1;
+	for (int i = 1; i < 4; i++) {
+		per[i] = tu_accept_queue(l[i]);
+		while ((fd = accept4(l[i], NULL, NULL, SOCK_CLOEXEC)) >= 0)
+			close(fd);
+		sockmig_counters_read(g, sockmig_cookie(l[i]), &cnt[i]);
+	}
+	printf("queued after the close: B(gen 1) %d, C(gen 2) %d, D(gen 2) %d\n", per[1], per[2],
+	       per[3]);
+	if (!ASSERT_EQ(per[1], 0, "gen 1 member B") ||
+	    !ASSERT_EQ(per[2] + per[3], 40, "gen 2 members C + D") ||
+	    !ASSERT_EQ(cnt[1].migrated_in[SOCKMIG_KIND_ESTABLISHED], 0, "B migrated_in") ||
+	    !ASSERT_EQ(cnt[2].migrated_in[0] + cnt[3].migrated_in[0], 40, "C+D migrated_in") ||
+	    !ASSERT_GT(per[2], 0, "C got some") || !ASSERT_GT(per[3], 0, "D got some"))
+		goto out;
+	ret = SM_PASS;
+out:
+	tu_clients_close(c);
+	free(c);
+	cleanup(g, l, 4);
+	return ret;
+}
+
+SM_TEST(policy_migrates_to_holder_when_no_active)
+{
+	int l[2] = { -1, -1 }, ret = SM_FAIL;
+	struct sockmig_group *g = NULL;
+	struct tu_clients *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return SM_FAIL;
+	l[0] = tu_listener(AF_INET, PORT, 1024, 0);
+	l[1] = tu_listener(AF_INET, PORT, 1024, 0);
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
+	    !ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_HOLDER, 0, 1), "register holder"))
+		goto out;
+	if (!ASSERT_OK(tu_clients_start(c, AF_INET, PORT, 25, false), "clients") ||
+	    !ASSERT_EQ(tu_clients_connected(c, 2000), 25, "connected") ||
+	    !ASSERT_TRUE(tu_wait_queue(l[0], 25, 2000), "all queued on A"))
+		goto out;
+	close(l[0]);
+	l[0] = -1;
+	if (!ASSERT_EQ(tu_accept_queue(l[1]), 25, "holder's queue after A closed"))
+		goto out;
+	tu_run(c, &l[1], 1, NULL, 3000);
+	tu_clients_print(c, "holder served");
+	if (!ASSERT_EQ(c->count[TU_OK], 25, "served"))
+		goto out;
+	ret = SM_PASS;
+out:
+	tu_clients_close(c);
+	free(c);
+	cleanup(g, l, 2);
+	return ret;
+}
+
+SM_TEST(drain_reports_and_refuses_last_active)
+{
+	int l[3] = { -1, -1, -1 }, ret = SM_FAIL, served[1];
+	struct sockmig_group *g = NULL;
+	struct sockmig_drain_report rep;
+	struct tu_clients *c = calloc(1, sizeof(*c));
+	SOCKMIG_OPTS(sockmig_group_opts, go, .wake_targets = SOCKMIG_WAKE_NEVER);
+
+	if (!c)
+		return SM_FAIL;
+	l[0] = tu_listener(AF_INET, PORT, 1024, 0);
+	g = sockmig_group_open(l[0], &go);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A"))
+		goto out;
+	/* alone: refused, and A keeps its role */
+	if (!ASSERT_ERR(sockmig_member_drain(g, l[0], NULL, &rep), EBUSY, "drain the last active"))
+		goto out;
+	printf("refusal: %s\n", sockmig_last_error());
+	if (!ASSERT_TRUE(strstr(sockmig_last_error(), "last active member"), "message"))
+		goto out;
+	if (!ASSERT_OK(tu_clients_start(c, AF_INET, PORT, 30, false), "clients") ||
+	    !ASSERT_EQ(tu_clients_connected(c, 2000), 30, "connected") ||
+	    !ASSERT_TRUE(tu_wait_queue(l[0], 30, 2000), "queued on A (still active)"))
+		goto out;
+	l[1] = tu_listener(AF_INET, PORT, 1024, 0);
+	if (!ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 2, 1), "register B"))
+		goto out;
+	if (!ASSERT_OK(sockmig_member_drain(g, l[0], NULL, &rep), "drain A"))
+		goto out;
+	printf("drain: established %llu, cancelled %llu, TCPMigrateReqSuccess %llu, %.3f ms\n",
+	       (unsigned long long)rep.migrated[SOCKMIG_KIND_ESTABLISHED],
+	       (unsigned long long)rep.cancelled, (unsigned long long)rep.netstat.migrate_success,
+	       (double)rep.elapsed_ns / 1e6);
+	if (!ASSERT_EQ(rep.migrated[SOCKMIG_KIND_ESTABLISHED], 30, "report: migrated") ||
+	    !ASSERT_EQ(rep.cancelled, 0, "report: cancelled") ||
+	    !ASSERT_EQ(rep.netstat.migrate_success, 30, "report: TCPMigrateReqSuccess") ||
+	    !ASSERT_EQ(rep.kicked, 0, "no wake-up asked"))
+		goto out;
+	tu_run(c, &l[1], 1, served, 3000);
+	if (!ASSERT_EQ(c->count[TU_OK], 30, "served by B") || !ASSERT_EQ(served[0], 30, "B"))
+		goto out;
+	/* B alone now, with a holder it may drain; with force too */
+	l[2] = tu_listener(AF_INET, PORT, 1024, 0);
+	if (!ASSERT_OK(add(g, l[2], SOCKMIG_ROLE_HOLDER, 0, 1), "register holder") ||
+	    !ASSERT_OK(sockmig_member_drain(g, l[1], NULL, &rep), "drain B with a holder"))
+		goto out;
+	ret = SM_PASS;
+out:
+	tu_clients_close(c);
+	free(c);
+	cleanup(g, l, 3);
+	return ret;
+}
+
+struct waiter {
+	int lfd;
+	int expect; /* accept until this many, or 1.5 s */
+	int accepted;
+	int woke;
+};
+
+/* A server thread asleep in epoll_wait() on its listener. */
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+	struct epoll_event ev = { .events = EPOLLIN };
+	int ep = epoll_create1(EPOLL_CLOEXEC), fd;
+
+	unsigned long long end = tu_now_ms() + 1500, now;
+
+	ev.data.fd = w->lfd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, w->lfd, &ev);
+	while (w->accepted < w->expect && (now = tu_now_ms()) < end) {
+		if (epoll_wait(ep, &ev, 1, (int)(end - now)) != 1)
+			break;
+		w->woke = 1;
+		while ((fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+			w->accepted++;
+			close(fd);
+		}
+	}
+	close(ep);
+	return NULL;
+}
+
+/*
+ * The missing wake-up (CVE-2026-46015): children migrated at close did not
+ * wake the target's epoll waiter. With wake-ups off, what a blocked
+ * epoll_wait() sees must match the probe's verdict for this kernel; with
+ * them on, sockmig steers one connection of its own to the target, which
+ * wakes the waiter on every kernel: it accepts the children and the kick.
+ */
+static int wake_case(enum sockmig_wake wake, struct waiter *w, struct sockmig_drain_report *rep)
+{
+	int l[2] = { -1, -1 }, ret = SM_FAIL;
+	struct sockmig_group *g = NULL;
+	struct tu_clients *c = calloc(1, sizeof(*c));
+	SOCKMIG_OPTS(sockmig_group_opts, go, .wake_targets = wake);
+	pthread_t th;
+
+	if (!c)
+		return SM_FAIL;
+	l[0] = tu_listener(AF_INET, PORT, 1024, 0);
+	g = sockmig_group_open(l[0], &go);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
+	    !ASSERT_OK(tu_clients_start(c, AF_INET, PORT, 5, false), "clients") ||
+	    !ASSERT_EQ(tu_clients_connected(c, 2000), 5, "connected") ||
+	    !ASSERT_TRUE(tu_wait_queue(l[0], 5, 2000), "queued on A"))
+		goto out;
+	l[1] = tu_listener(AF_INET, PORT, 1024, 0);
+	if (!ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 2, 1), "register B"))
+		goto out;
+	w->lfd = l[1];
+	pthread_create(&th, NULL, wait_thread, w);
+	tu_sleep_ms(100); /* let it fall asleep in epoll_wait */
+	if (!ASSERT_OK(sockmig_member_drain(g, l[0], NULL, rep), "drain A")) {
+		pthread_join(th, NULL);
+		goto out;
+	}
+	pthread_join(th, NULL);
+	printf("wake=%d: waiter woke %d, accepted %d, kicked %u\n", wake, w->woke, w->accepted,
+	       rep->kicked);
+	ret = SM_PASS;
+out:
+	tu_clients_close(c);
+	free(c);
+	cleanup(g, l, 2);
+	return ret;
+}
+
+SM_TEST(wakeup_blocked_epoll_waiter)
+{
+	struct sockmig_probe p;
+	struct sockmig_drain_report rep;
+	struct waiter w = { 0 };
+
+	if (!ASSERT_OK(sockmig_probe(&p), "probe") || p.migrate_wakeup == SOCKMIG_UNKNOWN)
+		return SKIP("the probe could not tell the wake-up behaviour: %s", p.reason);
+	/* without sockmig's wake-up: exactly what the probe predicts */
+	w.expect = 5;
+	if (wake_case(SOCKMIG_WAKE_NEVER, &w, &rep) != SM_PASS ||
+	    !ASSERT_EQ(w.woke, p.migrate_wakeup == SOCKMIG_YES, "waiter woke as the probe said") ||
+	    !ASSERT_EQ(rep.kicked, 0, "no kick"))
+		return SM_FAIL;
+	if (p.migrate_wakeup == SOCKMIG_YES)
+		printf("this kernel wakes migrated children's target itself (fixed)\n");
+	/* with it: woken on every kernel, by one connection steered to B */
+	memset(&w, 0, sizeof(w));
+	w.expect = 6;
+	if (wake_case(SOCKMIG_WAKE_ALWAYS, &w, &rep) != SM_PASS ||
+	    !ASSERT_EQ(rep.kicked, 1, "one kick to the one target") ||
+	    !ASSERT_EQ(w.woke, 1, "waiter woke") ||
+	    !ASSERT_EQ(w.accepted, 5 + 1, "5 migrated children and the kick"))
+		return SM_FAIL;
+	return SM_PASS;
+}
+
+SM_TEST(group_shared_by_two_processes)
+{
+	int l[2] = { -1, -1 }, per[2] = { 0 }, ret = SM_FAIL, pipes[2][2], status;
+	struct sockmig_group *g = NULL;
+	struct sockmig_member_info info[4];
+	struct stat st;
+	char path[512], ch;
+	pid_t pid;
+
+	l[0] = tu_listener(AF_INET, PORT, 1024, 0);
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A"))
+		goto out;
+	snprintf(path, sizeof(path), "%s", sockmig_group_path(g));
+	if (pipe(pipes[0]) < 0 || pipe(pipes[1]) < 0)
+		goto out;
+	pid = fork();
+	if (pid == 0) {
+		/* the second process: its own listener, its own handle */
+		int b = tu_listener(AF_INET, PORT, 1024, 0);
+		struct sockmig_group *g2 = sockmig_group_open(b, NULL);
+		char ok = g2 && add(g2, b, SOCKMIG_ROLE_ACTIVE, 2, 1) == 0 ? 'y' : 'n';
+
+		if (write(pipes[0][1], &ok, 1) != 1 || read(pipes[1][0], &ok, 1) != 1)
+			_exit(1);
+		/* the parent counted; B leaves, the group stays for A */
+		ok = sockmig_member_leave(g2, b) == 0 ? 0 : 1;
+		sockmig_group_close(g2);
+		close(b);
+		_exit(ok);
+	}
+	if (!ASSERT_EQ(read(pipes[0][0], &ch, 1), 1, "child ready") ||
+	    !ASSERT_EQ(ch, 'y', "child registered B"))
+		goto reap;
+	if (!ASSERT_EQ(sockmig_members(g, info, 4), 2, "members seen by the parent") ||
+	    !ASSERT_TRUE(info[0].pid != info[1].pid, "two registering processes"))
+		goto reap;
+	/* A drains (no shutdown): every SYN goes to the child's B */
+	SOCKMIG_OPTS(sockmig_drain_opts, d, .no_shutdown = true);
+	if (!ASSERT_OK(sockmig_member_drain(g, l[0], &d, NULL), "A draining"))
+		goto reap;
+	/* the child's B is not ours to accept: count its steering instead */
+	l[1] = -1;
+	{
+		struct tu_clients *c = calloc(1, sizeof(*c));
+
+		if (c && tu_clients_start(c, AF_INET, PORT, 50, false) == 0)
+			tu_clients_connected(c, 2000);
+		per[0] = tu_accept_queue(l[0]);
+		if (c)
+			tu_clients_close(c);
+		free(c);
+	}
+	if (!ASSERT_EQ(per[0], 0, "A's queue") ||
+	    !ASSERT_EQ(sockmig_members(g, info, 4), 2, "members") ||
+	    !ASSERT_EQ(info[0].counters.steered + info[1].counters.steered, 50,
+		       "steered to the child's B"))
+		goto reap;
+	ret = SM_PASS;
+reap:
+	ch = 'x';
+	if (write(pipes[1][1], &ch, 1) != 1)
+		ret = SM_FAIL;
+	waitpid(pid, &status, 0);
+	if (!ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child left the group"))
+		ret = SM_FAIL;
+	/* the last member leaves: the pinned state goes */
+	if (!ASSERT_OK(sockmig_member_leave(g, l[0]), "A leaves") ||
+	    !ASSERT_TRUE(stat(path, &st) < 0 && errno == ENOENT, "pinned directory removed"))
+		ret = SM_FAIL;
+out:
+	sockmig_group_close(g);
+	for (int i = 0; i < 2; i++)
+		if (l[i] >= 0)
+			close(l[i]);
+	return ret;
+}
+
+SM_TEST(group_open_bad_input)
+{
+	int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int plain = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int unbound = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, ret = SM_FAIL;
+	int a = tu_listener(AF_INET, PORT, 16, 0), other = tu_listener(AF_INET, PORT + 1, 16, 0);
+	int quiet = tu_listener(AF_INET, PORT, 0, 0);
+	struct sockaddr_storage ss;
+	struct sockmig_group *g = NULL;
+	SOCKMIG_OPTS(sockmig_group_opts, tmp, .pin_root = "/tmp/sockmig-not-bpffs");
+
+	setsockopt(unbound, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	bind(plain, (struct sockaddr *)&ss, tu_addr(AF_INET, PORT + 2, &ss));
+	if (!ASSERT_TRUE(!sockmig_group_open(udp, NULL) && errno == EINVAL, "UDP socket") ||
+	    !ASSERT_TRUE(!sockmig_group_open(plain, NULL) && errno == EINVAL, "no SO_REUSEPORT") ||
+	    !ASSERT_TRUE(strstr(sockmig_last_error(), "SO_REUSEPORT"), "message") ||
+	    !ASSERT_TRUE(!sockmig_group_open(unbound, NULL) && errno == EINVAL, "unbound") ||
+	    !ASSERT_TRUE(!sockmig_group_open(12345, NULL) && errno == EBADF, "bad fd") ||
+	    !ASSERT_TRUE(!sockmig_group_open(a, &tmp) && errno == ENOENT, "pin root not on bpffs") ||
+	    !ASSERT_TRUE(strstr(sockmig_last_error(), "no BPF filesystem"), "message"))
+		goto out;
+	printf("%s\n", sockmig_last_error());
+	g = sockmig_group_open(a, NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_ERR(sockmig_member_add(g, other, NULL), EXDEV, "member of another group") ||
+	    !ASSERT_ERR(sockmig_member_add(g, quiet, NULL), EBUSY, "not listening") ||
+	    !ASSERT_ERR(sockmig_member_set(g, 42, NULL), ENOENT, "unknown cookie") ||
+	    !ASSERT_ERR(sockmig_member_drain(g, a, NULL, NULL), ENOENT, "drain a non-member"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (g) {
+		sockmig_group_destroy(g);
+		sockmig_group_close(g);
+	}
+	close(udp);
+	close(plain);
+	close(unbound);
+	close(a);
+	close(other);
+	close(quiet);
+	return ret;
+}
+
+SM_TEST(group_open_unprivileged_leaves_nothing)
+{
+	struct sockmig_group *g;
+	struct stat st;
+	int a = tu_listener(AF_INET, PORT, 16, 0);
+	bool existed = stat(SOCKMIG_PIN_ROOT, &st) == 0;
+
+	if (!ASSERT_OK(setresgid(65534, 65534, 65534), "setresgid") ||
+	    !ASSERT_OK(setresuid(65534, 65534, 65534), "setresuid nobody"))
+		return SM_FAIL;
+	g = sockmig_group_open(a, NULL);
+	printf("as nobody: %s\n", sockmig_last_error());
+	if (!ASSERT_TRUE(!g && errno == EPERM, "refused with EPERM"))
+		return SM_FAIL;
+	if (!existed && !ASSERT_TRUE(stat(SOCKMIG_PIN_ROOT, &st) < 0, "no directory left"))
+		return SM_FAIL;
+	return SM_PASS;
+}
