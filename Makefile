@@ -72,9 +72,9 @@ $(OUTPUT)/lib/%.o: lib/%.c include/sockmig.h lib/internal.h $(SKELS) | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
-$(OUTPUT)/cli/%.o: cli/%.c include/sockmig.h $(wildcard cli/*.h) | $(OUTPUT)/cli
+$(OUTPUT)/cli/%.o: cli/%.c include/sockmig.h $(wildcard cli/*.h bench/*.h) | $(OUTPUT)/cli
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) -Ibench -c $< -o $@
 
 $(OUTPUT)/tests/%.o: tests/%.c include/sockmig.h $(wildcard tests/*.h) $(SKELS) \
 		$(OUTPUT)/tests/cases.inc | $(OUTPUT)/tests
@@ -138,6 +138,7 @@ cppcheck: $(SKELS) $(OUTPUT)/tests/cases.inc
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--inline-suppr --suppress=missingIncludeSystem --std=c11 -D__linux__ \
 		-D_GNU_SOURCE -Iinclude -Ibpf -Ilib -Itests -Ibench -I$(OUTPUT) \
+		--suppress=unknownMacro:lib/probe.c --suppress=unknownMacro:lib/group.c \
 		lib cli tests/*.c bench
 lint: format-check cppcheck
 	$(call msg,SHCHECK,scripts)

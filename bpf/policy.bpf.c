@@ -20,12 +20,12 @@
 #include <bpf/bpf_endian.h>
 #include "policy.h"
 
-#define AF_INET6 10
-#define TCP_ESTABLISHED 1
-#define TCP_SYN_RECV 3
+#define AF_INET6	 10
+#define TCP_ESTABLISHED	 1
+#define TCP_SYN_RECV	 3
 #define TCP_NEW_SYN_RECV 12
-#define TH_SYN 0x02
-#define TH_ACK 0x10
+#define TH_SYN		 0x02
+#define TH_ACK		 0x10
 
 struct {
 	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
@@ -122,7 +122,7 @@ static __always_inline __u32 weighted_pick(const struct sm_table *t, __u32 r)
 
 enum { LIST_ACTIVE, LIST_NEWEST, LIST_HOLDER };
 
-#define TRY_NONE (-1)
+#define TRY_NONE     (-1)
 #define TRY_MISMATCH (-2)
 
 static __always_inline const struct sm_table *current_table(void)

@@ -28,10 +28,10 @@ enum sm_role {
 };
 
 /* Listener settings that must match for a migration (struct sm_member.compat). */
-#define SM_COMPAT_INET6 (1u << 0)
-#define SM_COMPAT_SAVE_SYN (1u << 1)
+#define SM_COMPAT_INET6	       (1u << 0)
+#define SM_COMPAT_SAVE_SYN     (1u << 1)
 #define SM_COMPAT_DEFER_ACCEPT (1u << 2)
-#define SM_COMPAT_FASTOPEN (1u << 3)
+#define SM_COMPAT_FASTOPEN     (1u << 3)
 
 struct sm_member {
 	__u32 slot;
@@ -45,19 +45,19 @@ struct sm_member {
 /* Kinds of migration, as the program sees them. */
 enum sm_kind {
 	SM_KIND_ESTABLISHED = 0, /* accept-queue child, at close */
-	SM_KIND_TFO = 1,         /* TFO child in SYN_RECV, at close */
-	SM_KIND_REQ_TIMER = 2,   /* NEW_SYN_RECV at the SYN+ACK timer */
-	SM_KIND_REQ_ACK = 3,     /* NEW_SYN_RECV at the final ACK */
+	SM_KIND_TFO = 1,	 /* TFO child in SYN_RECV, at close */
+	SM_KIND_REQ_TIMER = 2,	 /* NEW_SYN_RECV at the SYN+ACK timer */
+	SM_KIND_REQ_ACK = 3,	 /* NEW_SYN_RECV at the final ACK */
 	SM_KIND_MAX = 4,
 };
 
 struct sm_counters {
-	__u64 steered;                 /* new SYNs sent to this member */
-	__u64 mig_in[SM_KIND_MAX];     /* migrated to this member */
-	__u64 mig_out[SM_KIND_MAX];    /* migrated away from this member */
-	__u64 cancel_notarget;         /* away from this member, no target */
-	__u64 cancel_mismatch;         /* away from this member, settings differ */
-	__u64 kicked;                  /* wake-up connections sent here */
+	__u64 steered;		    /* new SYNs sent to this member */
+	__u64 mig_in[SM_KIND_MAX];  /* migrated to this member */
+	__u64 mig_out[SM_KIND_MAX]; /* migrated away from this member */
+	__u64 cancel_notarget;	    /* away from this member, no target */
+	__u64 cancel_mismatch;	    /* away from this member, settings differ */
+	__u64 kicked;		    /* wake-up connections sent here */
 };
 
 /* Group-wide events that belong to no registered member. */

@@ -12,7 +12,7 @@ extern bool json_output;
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A small JSON writer: nesting and commas are tracked for the caller. */
-void jw_open(const char *key, char bracket);  /* key NULL inside arrays / at top */
+void jw_open(const char *key, char bracket); /* key NULL inside arrays / at top */
 void jw_close(char bracket);
 void jw_str(const char *key, const char *val);
 void jw_u64(const char *key, uint64_t val);

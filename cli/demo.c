@@ -1,9 +1,242 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* sockmig demo: placeholder until written */
+/*
+ * sockmig demo: the problem and the fix, side by side, in private network
+ * namespaces. A group of listeners takes a burst of connections that wait
+ * in their accept queues; one listener closes; the rest serve. Run three
+ * times: with nothing (tcp_migrate_req=0), with the bare sysctl, and with
+ * sockmig's policy (the listener is drained, then closed).
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "burst.h"
 #include "cli.h"
+#include "internal.h"
+#include "sockmig.h"
+
+#define DEMO_PORT     8080
+#define MAX_LISTENERS 16
+
+enum demo_mode { DEMO_NONE, DEMO_SYSCTL, DEMO_POLICY, DEMO_MODES };
+
+static const char *const demo_names[] = {"nothing", "sysctl", "sockmig policy"};
+
+struct demo_result {
+	int ok, reset, other, queued_on_closed;
+	unsigned long long migrate_success, migrate_failure, policy_migrated, policy_cancelled;
+	char error[200];
+};
+
+static int demo_fail(struct demo_result *r, const char *what, int err)
+{
+	snprintf(r->error, sizeof(r->error), "%s: %s", what, strerror(err < 0 ? -err : err));
+	return -1;
+}
+
+/* One run, in the calling process's own fresh network namespace. */
+static int demo_run(enum demo_mode mode, int nl, int nclients, struct demo_result *r)
+{
+	struct sockmig_group *g = NULL;
+	struct sockmig_netstat ns0, ns1, d;
+	struct sockmig_drain_report rep;
+	struct burst *c = NULL;
+	int l[MAX_LISTENERS], ret = -1;
+
+	for (int i = 0; i < nl; i++)
+		l[i] = -1;
+	if (unshare(CLONE_NEWNET) < 0)
+		return demo_fail(r, "cannot create a network namespace (run as root)", errno);
+	if (burst_sysctl("net/ipv4/tcp_migrate_req", mode == DEMO_SYSCTL ? "1" : "0") < 0)
+		return demo_fail(r, "sysctl", errno);
+	if (sm_lo_up() < 0)
+		return demo_fail(r, "cannot bring lo up", EIO);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return demo_fail(r, "calloc", ENOMEM);
+	for (int i = 0; i < nl; i++) {
+		l[i] = burst_listener(AF_INET, DEMO_PORT, 4096, 0);
+		if (l[i] < 0) {
+			demo_fail(r, "listener", l[i]);
+			goto out;
+		}
+	}
+	if (mode == DEMO_POLICY) {
+		g = sockmig_group_open(l[0], NULL);
+		if (!g) {
+			snprintf(r->error, sizeof(r->error), "%s", sockmig_last_error());
+			goto out;
+		}
+		for (int i = 0; i < nl; i++) {
+			SOCKMIG_OPTS(sockmig_member_opts, mo, .generation = 1);
+
+			if (sockmig_member_add(g, l[i], &mo) < 0) {
+				snprintf(r->error, sizeof(r->error), "%s", sockmig_last_error());
+				goto out;
+			}
+		}
+	}
+	if (burst_start(c, AF_INET, DEMO_PORT, nclients, false) < 0 ||
+	    burst_connected(c, 5000) != nclients) {
+		demo_fail(r, "the burst did not connect", ETIMEDOUT);
+		goto out;
+	}
+	for (int tries = 0; tries < 500; tries++) {
+		int q = 0;
+
+		for (int i = 0; i < nl; i++)
+			q += burst_accept_queue(l[i]);
+		if (q >= nclients)
+			break;
+		burst_sleep_ms(2);
+	}
+	r->queued_on_closed = burst_accept_queue(l[0]);
+	sockmig_netstat_read(&ns0);
+	if (mode == DEMO_POLICY) {
+		if (sockmig_member_drain(g, l[0], NULL, &rep) < 0) {
+			snprintf(r->error, sizeof(r->error), "%s", sockmig_last_error());
+			goto out;
+		}
+		for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
+			r->policy_migrated += rep.migrated[k];
+		r->policy_cancelled = rep.cancelled;
+		sockmig_member_leave(g, l[0]);
+	}
+	close(l[0]);
+	l[0] = -1;
+	burst_serve(c, l + 1, nl - 1, NULL, 5000);
+	sockmig_netstat_read(&ns1);
+	sockmig_netstat_delta(&ns0, &ns1, &d);
+	r->ok = c->count[BURST_OK];
+	r->reset = c->count[BURST_RESET];
+	r->other = c->n - r->ok - r->reset;
+	r->migrate_success = d.migrate_success;
+	r->migrate_failure = d.migrate_failure;
+	ret = 0;
+out:
+	if (g) {
+		sockmig_group_destroy(g);
+		sockmig_group_close(g);
+	}
+	if (c)
+		burst_close(c);
+	free(c);
+	for (int i = 0; i < nl; i++)
+		if (l[i] >= 0)
+			close(l[i]);
+	return ret;
+}
+
+/* Run one mode in a child, so that each gets a namespace of its own. */
+static int demo_child(enum demo_mode mode, int nl, int n, struct demo_result *r)
+{
+	int p[2], status;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	if (pipe(p) < 0)
+		return demo_fail(r, "pipe", errno);
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return demo_fail(r, "fork", errno);
+	if (pid == 0) {
+		close(p[0]);
+		demo_run(mode, nl, n, r);
+		_exit(write(p[1], r, sizeof(*r)) == sizeof(*r) ? 0 : 1);
+	}
+	close(p[1]);
+	if (read(p[0], r, sizeof(*r)) != sizeof(*r))
+		snprintf(r->error, sizeof(r->error), "the %s run died", demo_names[mode]);
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	return r->error[0] ? -1 : 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "Usage: sockmig demo [--listeners N] [--clients N]\n");
+}
+
 int do_demo(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	return 0;
+	struct demo_result r[DEMO_MODES];
+	uint64_t nl = 4, n = 400;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--listeners") == 0 && i + 1 < argc) {
+			if (!parse_u64("--listeners", argv[++i], 2, MAX_LISTENERS, &nl))
+				return 2;
+		} else if (strcmp(argv[i], "--clients") == 0 && i + 1 < argc) {
+			if (!parse_u64("--clients", argv[++i], 1, 4000, &n))
+				return 2;
+		} else {
+			cli_error("demo: unknown argument '%s'", argv[i]);
+			usage();
+			return 2;
+		}
+	}
+	if (geteuid() != 0) {
+		cli_error("demo needs root (network namespaces and BPF)");
+		return 1;
+	}
+	for (int m = 0; m < DEMO_MODES; m++) {
+		if (demo_child((enum demo_mode)m, (int)nl, (int)n, &r[m]) < 0) {
+			cli_error("demo (%s): %s", demo_names[m], r[m].error);
+			return 1;
+		}
+	}
+	if (json_output) {
+		jw_open(NULL, '{');
+		jw_u64("listeners", nl);
+		jw_u64("clients", n);
+		jw_open("runs", '[');
+		for (int m = 0; m < DEMO_MODES; m++) {
+			jw_open(NULL, '{');
+			jw_str("mode", demo_names[m]);
+			jw_u64("queued_on_closed", (uint64_t)r[m].queued_on_closed);
+			jw_u64("served", (uint64_t)r[m].ok);
+			jw_u64("reset", (uint64_t)r[m].reset);
+			jw_u64("other", (uint64_t)r[m].other);
+			jw_u64("TCPMigrateReqSuccess", r[m].migrate_success);
+			jw_u64("TCPMigrateReqFailure", r[m].migrate_failure);
+			if (m == DEMO_POLICY) {
+				jw_u64("policy_migrated", r[m].policy_migrated);
+				jw_u64("policy_cancelled", r[m].policy_cancelled);
+			}
+			jw_close('}');
+		}
+		jw_close(']');
+		jw_close('}');
+		jw_end();
+	} else {
+		printf("sockmig demo: %llu listeners share 127.0.0.1:%d (SO_REUSEPORT) in a "
+		       "private\n"
+		       "network namespace; %llu clients connect and wait in their accept queues;\n"
+		       "then one listener closes and the others serve what is left.\n\n",
+		       (unsigned long long)nl, DEMO_PORT, (unsigned long long)n);
+		printf("%-28s %12s %12s %16s\n", "", demo_names[0], demo_names[1], demo_names[2]);
+#define ROW(label, field, fmt)                                                                     \
+	printf("%-28s %12" fmt " %12" fmt " %16" fmt "\n", label, r[0].field, r[1].field,          \
+	       r[2].field)
+		ROW("queued on the closed one", queued_on_closed, "d");
+		ROW("clients served", ok, "d");
+		ROW("clients reset", reset, "d");
+		ROW("other outcomes", other, "d");
+		ROW("TCPMigrateReqSuccess", migrate_success, "llu");
+		ROW("TCPMigrateReqFailure", migrate_failure, "llu");
+#undef ROW
+		printf("%-28s %12s %12s %16llu\n", "policy: migrated", "-", "-",
+		       (unsigned long long)r[2].policy_migrated);
+		printf("%-28s %12s %12s %16llu\n", "policy: cancelled", "-", "-",
+		       (unsigned long long)r[2].policy_cancelled);
+		printf("\n%s\n", r[2].reset == 0 && r[0].reset > 0
+					 ? "With sockmig's policy no client was reset."
+					 : "Unexpected: see the table.");
+	}
+	return r[DEMO_POLICY].reset == 0 && r[DEMO_POLICY].other == 0 ? 0 : 1;
 }

@@ -33,9 +33,9 @@ static const struct cmd {
 	int (*fn)(int argc, char **argv);
 	const char *help;
 } cmds[] = {
-	{ "probe", do_probe, "what this kernel can do for socket migration" },
-	{ "demo", do_demo, "reset counts with nothing, the sysctl and the policy, side by side" },
-	{ "help", do_help, "this list" },
+	{"probe", do_probe, "what this kernel can do for socket migration"},
+	{"demo", do_demo, "reset counts with nothing, the sysctl and the policy, side by side"},
+	{"help", do_help, "this list"},
 };
 
 static void usage(FILE *f)
@@ -59,11 +59,11 @@ static int do_help(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"json", no_argument, NULL, 'j'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const struct cmd *found = NULL;
 	int opt;

@@ -44,7 +44,7 @@ extern "C" {
 #define SOCKMIG_OPTS(TYPE, NAME, ...)                                                              \
 	struct TYPE NAME = ({                                                                      \
 		memset(&NAME, 0, sizeof(struct TYPE));                                             \
-		(struct TYPE){ .sz = sizeof(struct TYPE), __VA_ARGS__ };                           \
+		(struct TYPE){.sz = sizeof(struct TYPE), __VA_ARGS__};                             \
 	})
 
 /** Default bpffs directory under which groups are pinned. */
@@ -73,7 +73,7 @@ SOCKMIG_API const char *sockmig_last_error(void);
 /* ---- capability probe -------------------------------------------------- */
 
 enum sockmig_mode {
-	SOCKMIG_MODE_NONE = 0,   /**< no usable sk_reuseport BPF */
+	SOCKMIG_MODE_NONE = 0,	 /**< no usable sk_reuseport BPF */
 	SOCKMIG_MODE_SELECT = 1, /**< select programs only (4.19-5.13) */
 	SOCKMIG_MODE_NATIVE = 2, /**< select-or-migrate (5.14+) */
 };
@@ -183,8 +183,8 @@ SOCKMIG_API const char *sockmig_role_str(enum sockmig_role role);
 struct sockmig_member_opts {
 	size_t sz;
 	enum sockmig_role role; /**< default active */
-	uint32_t generation;    /**< default 0 */
-	uint32_t weight;        /**< default 1; 0 means 1 */
+	uint32_t generation;	/**< default 0 */
+	uint32_t weight;	/**< default 1; 0 means 1 */
 	size_t : 0;
 };
 #define sockmig_member_opts__last_field weight
@@ -213,7 +213,7 @@ SOCKMIG_API uint64_t sockmig_cookie(int fd);
 /** Migration kinds, as counted. */
 enum sockmig_kind {
 	SOCKMIG_KIND_ESTABLISHED = 0, /**< accept-queue child, at close */
-	SOCKMIG_KIND_TFO = 1,         /**< TFO child (SYN_RECV), at close */
+	SOCKMIG_KIND_TFO = 1,	      /**< TFO child (SYN_RECV), at close */
 	SOCKMIG_KIND_REQ_TIMER = 2,   /**< half-open request, SYN+ACK timer */
 	SOCKMIG_KIND_REQ_ACK = 3,     /**< half-open request, final ACK */
 	SOCKMIG_KIND_MAX = 4,
@@ -224,22 +224,22 @@ SOCKMIG_API const char *sockmig_kind_str(enum sockmig_kind kind);
 
 /** A member's counters, as the policy program counts them. */
 struct sockmig_counters {
-	uint64_t steered;                     /**< new SYNs sent to it */
+	uint64_t steered; /**< new SYNs sent to it */
 	uint64_t migrated_in[SOCKMIG_KIND_MAX];
 	uint64_t migrated_out[SOCKMIG_KIND_MAX];
 	uint64_t cancel_notarget; /**< cancelled: no target */
 	uint64_t cancel_mismatch; /**< cancelled: settings differ */
-	uint64_t kicked;          /**< wake-up connections sent to it */
+	uint64_t kicked;	  /**< wake-up connections sent to it */
 };
 
 /** Kernel counters of the calling thread's network namespace (TcpExt). */
 struct sockmig_netstat {
-	uint64_t migrate_success; /**< TCPMigrateReqSuccess */
-	uint64_t migrate_failure; /**< TCPMigrateReqFailure */
-	uint64_t listen_drops;    /**< ListenDrops */
+	uint64_t migrate_success;  /**< TCPMigrateReqSuccess */
+	uint64_t migrate_failure;  /**< TCPMigrateReqFailure */
+	uint64_t listen_drops;	   /**< ListenDrops */
 	uint64_t listen_overflows; /**< ListenOverflows */
-	uint64_t embryonic_rsts;  /**< EmbryonicRsts */
-	uint64_t abort_on_close;  /**< TCPAbortOnClose */
+	uint64_t embryonic_rsts;   /**< EmbryonicRsts */
+	uint64_t abort_on_close;   /**< TCPAbortOnClose */
 };
 
 /** Read the netns's TcpExt counters. @return 0 or a negative errno. */
@@ -261,8 +261,8 @@ struct sockmig_member_info {
 	enum sockmig_role role;
 	uint32_t generation;
 	uint32_t weight;
-	uint32_t pid;      /**< the process that registered it */
-	bool listening;    /**< still in the group's socket array */
+	uint32_t pid;	/**< the process that registered it */
+	bool listening; /**< still in the group's socket array */
 	struct sockmig_counters counters;
 };
 
@@ -270,8 +270,7 @@ struct sockmig_member_info {
  * List up to @p max members into @p out.
  * @return the number of members (may exceed @p max), or a negative errno.
  */
-SOCKMIG_API int sockmig_members(struct sockmig_group *g, struct sockmig_member_info *out,
-				int max);
+SOCKMIG_API int sockmig_members(struct sockmig_group *g, struct sockmig_member_info *out, int max);
 
 /** What a drain did. */
 struct sockmig_drain_report {

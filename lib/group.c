@@ -66,10 +66,10 @@ static bool opts_valid(const void *opts, size_t sz, size_t known, const char *ty
 #define OPTS_VALID(opts, type)                                                                     \
 	opts_valid(opts, (opts) ? (opts)->sz : 0,                                                  \
 		   offsetof(struct type, type##__last_field) +                                     \
-			   sizeof(((struct type *)0)->type##__last_field),                          \
+			   sizeof(((struct type *)0)->type##__last_field),                         \
 		   #type)
 #define OPTS_GET(opts, field, def)                                                                 \
-	(((opts) && (opts)->sz >= offsetof(typeof(*(opts)), field) + sizeof((opts)->field))         \
+	(((opts) && (opts)->sz >= offsetof(typeof(*(opts)), field) + sizeof((opts)->field))        \
 		 ? (opts)->field                                                                   \
 		 : (def))
 
@@ -88,7 +88,7 @@ const char *sockmig_role_str(enum sockmig_role role)
 
 const char *sockmig_kind_str(enum sockmig_kind kind)
 {
-	static const char *const names[] = { "established", "tfo", "req-timer", "req-ack" };
+	static const char *const names[] = {"established", "tfo", "req-timer", "req-ack"};
 
 	return (unsigned)kind < SOCKMIG_KIND_MAX ? names[kind] : "?";
 }
@@ -145,8 +145,8 @@ static int check_root(const char *root)
 	if (lstat(root, &st) < 0)
 		return sm_fail(errno, "cannot stat %s: %s", root, strerror(errno));
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
-		return sm_fail(EPERM, "%s must be a directory owned by uid %u with mode 0700",
-			       root, (unsigned)geteuid());
+		return sm_fail(EPERM, "%s must be a directory owned by uid %u with mode 0700", root,
+			       (unsigned)geteuid());
 	return 0;
 }
 
@@ -198,8 +198,8 @@ static int is_listening(int fd)
 
 int sockmig_group_attach(struct sockmig_group *g, int fd)
 {
-	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->prog_fd,
-		       sizeof(g->prog_fd)) < 0)
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->prog_fd, sizeof(g->prog_fd)) <
+	    0)
 		return sm_fail(errno, "cannot attach the policy to group %s: %s", g->name,
 			       strerror(errno));
 	return 0;
@@ -214,7 +214,8 @@ static int load_pinned(struct sockmig_group *g)
 	g->skel = policy_bpf__open();
 	if (!g->skel)
 		return sm_fail(errno, "cannot open the policy program: %s", strerror(errno));
-	bpf_object__for_each_map(map, g->skel->obj) {
+	bpf_object__for_each_map(map, g->skel->obj)
+	{
 		snprintf(pin, sizeof(pin), "%s/%s", g->path, bpf_map__name(map));
 		err = bpf_map__set_pin_path(map, pin);
 		if (err)
@@ -222,8 +223,8 @@ static int load_pinned(struct sockmig_group *g)
 	}
 	err = policy_bpf__load(g->skel);
 	if (err)
-		return sm_fail(-err == EPERM ? EPERM : -err,
-			       "cannot load the policy program: %s%s", strerror(-err),
+		return sm_fail(-err == EPERM ? EPERM : -err, "cannot load the policy program: %s%s",
+			       strerror(-err),
 			       -err == EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)" : "");
 
 	snprintf(pin, sizeof(pin), "%s/prog", g->path);
@@ -508,16 +509,16 @@ static int find_free_slot(struct sockmig_group *g, int fd, uint32_t *slot)
 			return 0;
 		}
 		if (errno != EEXIST)
-			return sm_fail(errno, "cannot add fd %d to the group's socket array: %s", fd,
-				       strerror(errno));
+			return sm_fail(errno, "cannot add fd %d to the group's socket array: %s",
+				       fd, strerror(errno));
 	}
 	return sm_fail(ENOSPC, "group %s is full (%d members)", g->name, SM_MAX_MEMBERS);
 }
 
 int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_member_opts *opts)
 {
-	struct sm_counters zero_counters = { 0 };
-	struct sm_member m = { 0 }, old;
+	struct sm_counters zero_counters = {0};
+	struct sm_member m = {0}, old;
 	uint64_t cookie;
 	int err;
 
@@ -737,7 +738,7 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 {
 	struct sockmig_netstat ns0, ns1;
 	struct member_rec *recs;
-	struct sockmig_drain_report rep = { 0 };
+	struct sockmig_drain_report rep = {0};
 	struct snap *before = NULL, *after = NULL;
 	struct sm_member m;
 	uint64_t cookie, t0;
@@ -796,8 +797,9 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 	sockmig_netstat_read(&ns1);
 	sockmig_netstat_delta(&ns0, &ns1, &rep.netstat);
 	for (int i = 0; i < after->n; i++) {
-		const struct sm_counters *a = &after->c[i], *b = snap_find(before, after->cookie[i]);
-		struct sm_counters zero = { 0 };
+		const struct sm_counters *a = &after->c[i],
+					 *b = snap_find(before, after->cookie[i]);
+		struct sm_counters zero = {0};
 
 		if (!b)
 			b = &zero;

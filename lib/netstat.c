@@ -10,12 +10,12 @@ static const struct {
 	const char *name;
 	size_t off;
 } fields[] = {
-	{ "TCPMigrateReqSuccess", offsetof(struct sockmig_netstat, migrate_success) },
-	{ "TCPMigrateReqFailure", offsetof(struct sockmig_netstat, migrate_failure) },
-	{ "ListenDrops", offsetof(struct sockmig_netstat, listen_drops) },
-	{ "ListenOverflows", offsetof(struct sockmig_netstat, listen_overflows) },
-	{ "EmbryonicRsts", offsetof(struct sockmig_netstat, embryonic_rsts) },
-	{ "TCPAbortOnClose", offsetof(struct sockmig_netstat, abort_on_close) },
+	{"TCPMigrateReqSuccess", offsetof(struct sockmig_netstat, migrate_success)},
+	{"TCPMigrateReqFailure", offsetof(struct sockmig_netstat, migrate_failure)},
+	{"ListenDrops", offsetof(struct sockmig_netstat, listen_drops)},
+	{"ListenOverflows", offsetof(struct sockmig_netstat, listen_overflows)},
+	{"EmbryonicRsts", offsetof(struct sockmig_netstat, embryonic_rsts)},
+	{"TCPAbortOnClose", offsetof(struct sockmig_netstat, abort_on_close)},
 };
 
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
@@ -58,8 +58,8 @@ int sockmig_netstat_read(struct sockmig_netstat *out)
 	return 0;
 }
 
-void sockmig_netstat_delta(const struct sockmig_netstat *before, const struct sockmig_netstat *after,
-			   struct sockmig_netstat *out)
+void sockmig_netstat_delta(const struct sockmig_netstat *before,
+			   const struct sockmig_netstat *after, struct sockmig_netstat *out)
 {
 	for (size_t i = 0; i < NFIELDS; i++) {
 		size_t off = fields[i].off;

@@ -47,7 +47,7 @@ const char *sockmig_mode_str(enum sockmig_mode mode)
 
 static int listener(int port, bool do_listen)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
 	int fd, one = 1;
 
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -65,7 +65,7 @@ static int listener(int port, bool do_listen)
 
 static int client(int port)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
 	int fd;
 
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -81,7 +81,7 @@ static int client(int port)
 
 static bool readable(int fd, int ms)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 
 	return poll(&p, 1, ms) == 1;
 }
@@ -161,7 +161,7 @@ static enum sockmig_tristate try_migrate(struct probe_bpf *skel, int port,
 					 enum sockmig_tristate *wakeup)
 {
 	enum sockmig_tristate res = SOCKMIG_NO;
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event ev = {.events = EPOLLIN};
 	int a, b = -1, c = -1, ep = -1, conn, n;
 	uint32_t zero = 0;
 	uint64_t val;
@@ -247,9 +247,9 @@ static void *probe_thread(void *arg)
 		p->migrate_bpf = SOCKMIG_NO;
 	}
 	if (p->sysctl_file && write_sysctl("/proc/sys/net/ipv4/tcp_migrate_req", "1") == 0)
-		p->migrate_sysctl = try_migrate(NULL, PROBE_PORT + 2,
-						p->migrate_bpf == SOCKMIG_YES ? NULL
-									      : &p->migrate_wakeup);
+		p->migrate_sysctl =
+			try_migrate(NULL, PROBE_PORT + 2,
+				    p->migrate_bpf == SOCKMIG_YES ? NULL : &p->migrate_wakeup);
 	else
 		p->migrate_sysctl = SOCKMIG_NO;
 

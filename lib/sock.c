@@ -38,7 +38,7 @@ void sm_addr_connectable(const struct sm_addr *a, struct sm_addr *out)
 void sm_addr_str(const struct sm_addr *a, char *buf, size_t len)
 {
 	const void *p = a->family == AF_INET ? (const void *)&a->v4.sin_addr
-					      : (const void *)&a->v6.sin6_addr;
+					     : (const void *)&a->v6.sin6_addr;
 
 	if (!inet_ntop(a->family, p, buf, (socklen_t)len))
 		snprintf(buf, len, "?");

@@ -29,7 +29,7 @@ static const struct {
 	const char *name;
 	int (*fn)(void);
 } cases[] = {
-#define SM_CASE(name) { #name, test_##name },
+#define SM_CASE(name) {#name, test_##name},
 #include "cases.inc"
 #undef SM_CASE
 };
@@ -160,7 +160,7 @@ int main(int argc, char **argv)
 {
 	int passed = 0, failed = 0, skipped = 0, limit = 60, opt;
 	bool verbose = false;
-	struct sigaction sa = { .sa_handler = on_alarm };
+	struct sigaction sa = {.sa_handler = on_alarm};
 	double secs;
 
 	while ((opt = getopt(argc, argv, "vt:")) != -1) {

@@ -33,20 +33,20 @@
 #include "util.h"
 
 #define N_CLIENTS 12
-#define PORT 31000
+#define PORT	  31000
 
 enum state { EST, TFO, REQ_TIMER, REQ_ACK };
 enum how { CLOSE, SHUTDOWN };
 enum mode { NONE, SYSCTL, POLICY, CANCEL };
 
-static const char *const mode_names[] = { "none", "sysctl", "policy", "cancel" };
-static const enum sockmig_kind kind_of[] = { SOCKMIG_KIND_ESTABLISHED, SOCKMIG_KIND_TFO,
-					     SOCKMIG_KIND_REQ_TIMER, SOCKMIG_KIND_REQ_ACK };
+static const char *const mode_names[] = {"none", "sysctl", "policy", "cancel"};
+static const enum sockmig_kind kind_of[] = {SOCKMIG_KIND_ESTABLISHED, SOCKMIG_KIND_TFO,
+					    SOCKMIG_KIND_REQ_TIMER, SOCKMIG_KIND_REQ_ACK};
 
 /* Wait until the kernel has decided about n migrations. */
 static bool wait_migrations(const struct sockmig_netstat *before, int n, int timeout_ms)
 {
-	unsigned long long end = tu_now_ms() + (unsigned long long)timeout_ms;
+	unsigned long long end = burst_now_ms() + (unsigned long long)timeout_ms;
 	struct sockmig_netstat now, d;
 
 	do {
@@ -54,8 +54,8 @@ static bool wait_migrations(const struct sockmig_netstat *before, int n, int tim
 		sockmig_netstat_delta(before, &now, &d);
 		if ((int)(d.migrate_success + d.migrate_failure) >= n)
 			return true;
-		tu_sleep_ms(20);
-	} while (tu_now_ms() < end);
+		burst_sleep_ms(20);
+	} while (burst_now_ms() < end);
 	return false;
 }
 
@@ -65,21 +65,21 @@ static int matrix_cell(int family, enum state st, enum how how, enum mode mode)
 	struct sockmig_netstat ns0, ns1, d;
 	struct sockmig_counters ca, cb;
 	struct ackdrop_bpf *drop = NULL;
-	struct tu_clients *c;
+	struct burst *c;
 	uint64_t cookie_a = 0, cookie_b = 0;
-	int a = -1, b = -1, lfds[1], ret = SM_FAIL, opts = st == TFO ? TU_FASTOPEN : 0;
+	int a = -1, b = -1, lfds[1], ret = SM_FAIL, opts = st == TFO ? BURST_FASTOPEN : 0;
 	const enum sockmig_kind kind = kind_of[st];
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return SM_FAIL;
-	if (!ASSERT_OK(tu_sysctl("net/ipv4/tcp_migrate_req", mode == SYSCTL ? "1" : "0"),
+	if (!ASSERT_OK(burst_sysctl("net/ipv4/tcp_migrate_req", mode == SYSCTL ? "1" : "0"),
 		       "sysctl tcp_migrate_req"))
 		goto out;
-	if (st == TFO && !ASSERT_OK(tu_sysctl("net/ipv4/tcp_fastopen", "519"), "tcp_fastopen"))
+	if (st == TFO && !ASSERT_OK(burst_sysctl("net/ipv4/tcp_fastopen", "519"), "tcp_fastopen"))
 		goto out;
 
-	a = tu_listener(family, PORT, 64, opts);
+	a = burst_listener(family, PORT, 64, opts);
 	if (!ASSERT_OK(a, "listener A"))
 		goto out;
 	if (mode == POLICY || mode == CANCEL) {
@@ -98,19 +98,19 @@ static int matrix_cell(int family, enum state st, enum how how, enum mode mode)
 			goto out;
 	}
 
-	if (!ASSERT_OK(tu_clients_start(c, family, PORT, N_CLIENTS, st == TFO), "clients"))
+	if (!ASSERT_OK(burst_start(c, family, PORT, N_CLIENTS, st == TFO), "clients"))
 		goto out;
-	if (!ASSERT_EQ(tu_clients_connected(c, 2000), N_CLIENTS, "clients connected"))
+	if (!ASSERT_EQ(burst_connected(c, 2000), N_CLIENTS, "clients connected"))
 		goto out;
 	if (st == EST || st == TFO) {
-		if (!ASSERT_TRUE(tu_wait_queue(a, N_CLIENTS, 2000), "children queued on A"))
+		if (!ASSERT_TRUE(burst_wait_queue(a, N_CLIENTS, 2000), "children queued on A"))
 			goto out;
 	}
-	if (!ASSERT_EQ(tu_accept_queue(a), st == EST || st == TFO ? N_CLIENTS : 0,
+	if (!ASSERT_EQ(burst_accept_queue(a), st == EST || st == TFO ? N_CLIENTS : 0,
 		       "A's accept queue"))
 		goto out;
 
-	b = tu_listener(family, PORT, 64, opts | (mode == CANCEL ? TU_SAVE_SYN : 0));
+	b = burst_listener(family, PORT, 64, opts | (mode == CANCEL ? BURST_SAVE_SYN : 0));
 	if (!ASSERT_OK(b, "listener B"))
 		goto out;
 	if (g) {
@@ -134,31 +134,31 @@ static int matrix_cell(int family, enum state st, enum how how, enum mode mode)
 						 "the timer moved every request"))
 			goto out;
 		if (mode == NONE)
-			tu_sleep_ms(1500);
+			burst_sleep_ms(1500);
 	}
 	if (drop)
 		tu_ackdrop_set(drop, false);
 
 	lfds[0] = b;
-	tu_run(c, lfds, 1, NULL, 8000);
+	burst_serve(c, lfds, 1, NULL, 8000);
 	if (st == REQ_ACK && mode != NONE)
 		wait_migrations(&ns0, N_CLIENTS, 1000);
 	sockmig_netstat_read(&ns1);
 	sockmig_netstat_delta(&ns0, &ns1, &d);
-	tu_clients_print(c, mode_names[mode]);
+	burst_print(c, mode_names[mode]);
 	printf("TcpExt: TCPMigrateReqSuccess %llu, TCPMigrateReqFailure %llu\n",
 	       (unsigned long long)d.migrate_success, (unsigned long long)d.migrate_failure);
 
 	switch (mode) {
 	case NONE:
-		if (!ASSERT_EQ(c->count[TU_OK], 0, "served") ||
-		    !ASSERT_EQ(c->count[TU_RESET], N_CLIENTS, "reset") ||
+		if (!ASSERT_EQ(c->count[BURST_OK], 0, "served") ||
+		    !ASSERT_EQ(c->count[BURST_RESET], N_CLIENTS, "reset") ||
 		    !ASSERT_EQ(d.migrate_success, 0, "TCPMigrateReqSuccess"))
 			goto out;
 		break;
 	case SYSCTL:
-		if (!ASSERT_EQ(c->count[TU_OK], N_CLIENTS, "served") ||
-		    !ASSERT_EQ(c->count[TU_RESET], 0, "reset") ||
+		if (!ASSERT_EQ(c->count[BURST_OK], N_CLIENTS, "served") ||
+		    !ASSERT_EQ(c->count[BURST_RESET], 0, "reset") ||
 		    !ASSERT_EQ(d.migrate_success, N_CLIENTS, "TCPMigrateReqSuccess") ||
 		    !ASSERT_EQ(d.migrate_failure, 0, "TCPMigrateReqFailure"))
 			goto out;
@@ -174,8 +174,8 @@ static int matrix_cell(int family, enum state st, enum how how, enum mode mode)
 		       (unsigned long long)ca.cancel_mismatch,
 		       (unsigned long long)ca.cancel_notarget);
 		if (mode == POLICY &&
-		    (!ASSERT_EQ(c->count[TU_OK], N_CLIENTS, "served") ||
-		     !ASSERT_EQ(c->count[TU_RESET], 0, "reset") ||
+		    (!ASSERT_EQ(c->count[BURST_OK], N_CLIENTS, "served") ||
+		     !ASSERT_EQ(c->count[BURST_RESET], 0, "reset") ||
 		     !ASSERT_EQ(ca.migrated_out[kind], N_CLIENTS, "A migrated_out") ||
 		     !ASSERT_EQ(cb.migrated_in[kind], N_CLIENTS, "B migrated_in") ||
 		     !ASSERT_EQ(ca.cancel_mismatch + ca.cancel_notarget, 0, "A cancelled") ||
@@ -183,8 +183,8 @@ static int matrix_cell(int family, enum state st, enum how how, enum mode mode)
 		     !ASSERT_EQ(d.migrate_failure, 0, "TCPMigrateReqFailure")))
 			goto out;
 		if (mode == CANCEL &&
-		    (!ASSERT_EQ(c->count[TU_OK], 0, "served") ||
-		     !ASSERT_EQ(c->count[TU_RESET], N_CLIENTS, "reset") ||
+		    (!ASSERT_EQ(c->count[BURST_OK], 0, "served") ||
+		     !ASSERT_EQ(c->count[BURST_RESET], N_CLIENTS, "reset") ||
 		     !ASSERT_EQ(ca.cancel_mismatch, N_CLIENTS, "A cancel_mismatch") ||
 		     !ASSERT_EQ(cb.migrated_in[kind], 0, "B migrated_in") ||
 		     !ASSERT_EQ(d.migrate_success, 0, "TCPMigrateReqSuccess") ||
@@ -199,7 +199,7 @@ out:
 		sockmig_group_close(g);
 	}
 	tu_ackdrop_detach(drop);
-	tu_clients_close(c);
+	burst_close(c);
 	free(c);
 	if (a >= 0)
 		close(a);

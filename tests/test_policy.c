@@ -24,18 +24,18 @@
  * per[i] += children accepted from lfds[i]. Returns the total accepted. */
 static int burst(int family, const int *lfds, int nl, int n, int *per)
 {
-	struct tu_clients *c = calloc(1, sizeof(*c));
+	struct burst *c = calloc(1, sizeof(*c));
 	int total = 0, fd;
 
 	if (!c)
 		return -1;
-	if (tu_clients_start(c, family, PORT, n, false) == 0 && tu_clients_connected(c, 3000) == n) {
-		unsigned long long end = tu_now_ms() + 3000;
+	if (burst_start(c, family, PORT, n, false) == 0 && burst_connected(c, 3000) == n) {
+		unsigned long long end = burst_now_ms() + 3000;
 
-		while (total < n && tu_now_ms() < end) {
+		while (total < n && burst_now_ms() < end) {
 			for (int i = 0; i < nl; i++) {
 				while ((fd = accept4(lfds[i], NULL, NULL, SOCK_CLOEXEC)) >= 0) {
-					struct linger lg = { 1, 0 };
+					struct linger lg = {1, 0};
 
 					setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 					close(fd);
@@ -44,16 +44,16 @@ static int burst(int family, const int *lfds, int nl, int n, int *per)
 				}
 			}
 			if (total < n)
-				tu_sleep_ms(1);
+				burst_sleep_ms(1);
 		}
 	}
 	for (int k = 0; k < c->n; k++) {
-		struct linger lg = { 1, 0 };
+		struct linger lg = {1, 0};
 
 		if (c->fd[k] >= 0)
 			setsockopt(c->fd[k], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
-	tu_clients_close(c);
+	burst_close(c);
 	free(c);
 	return total;
 }
@@ -75,7 +75,7 @@ static int set_role(struct sockmig_group *g, int fd, enum sockmig_role role)
 
 static uint64_t steered(struct sockmig_group *g, int fd)
 {
-	struct sockmig_counters c = { 0 };
+	struct sockmig_counters c = {0};
 
 	sockmig_counters_read(g, sockmig_cookie(fd), &c);
 	return c.steered;
@@ -94,11 +94,11 @@ static void cleanup(struct sockmig_group *g, int *fds, int n)
 
 SM_TEST(policy_draining_member_gets_no_syn)
 {
-	int l[3] = { -1, -1, -1 }, per[3] = { 0 }, ret = SM_FAIL;
+	int l[3] = {-1, -1, -1}, per[3] = {0}, ret = SM_FAIL;
 	struct sockmig_group *g = NULL;
 
 	for (int i = 0; i < 3; i++)
-		if (!ASSERT_OK(l[i] = tu_listener(AF_INET, PORT, 1024, 0), "listener"))
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
 			goto out;
 	g = sockmig_group_open(l[0], NULL);
 	if (!ASSERT_TRUE(g, sockmig_last_error()))
@@ -128,12 +128,12 @@ out:
 
 SM_TEST(policy_weights_split_syns)
 {
-	int l[2] = { -1, -1 }, per[2] = { 0 }, ret = SM_FAIL, total = 0;
+	int l[2] = {-1, -1}, per[2] = {0}, ret = SM_FAIL, total = 0;
 	struct sockmig_group *g = NULL;
 	double share;
 
 	for (int i = 0; i < 2; i++)
-		if (!ASSERT_OK(l[i] = tu_listener(AF_INET, PORT, 1024, 0), "listener"))
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
 			goto out;
 	g = sockmig_group_open(l[0], NULL);
 	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
@@ -157,12 +157,12 @@ out:
 
 SM_TEST(policy_holder_only_without_active)
 {
-	int l[3] = { -1, -1, -1 }, per[3] = { 0 }, ret = SM_FAIL; /* holder, A, A2 */
+	int l[3] = {-1, -1, -1}, per[3] = {0}, ret = SM_FAIL; /* holder, A, A2 */
 	struct sockmig_group *g = NULL;
 	struct sockmig_counters ch;
 
 	for (int i = 0; i < 2; i++)
-		if (!ASSERT_OK(l[i] = tu_listener(AF_INET, PORT, 1024, 0), "listener"))
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
 			goto out;
 	g = sockmig_group_open(l[0], NULL);
 	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
@@ -179,7 +179,7 @@ SM_TEST(policy_holder_only_without_active)
 		goto out;
 	/* queue 10 on the holder, then a new active member: the holder's queue
 	 * migrates to it when the holder shuts down */
-	l[2] = tu_listener(AF_INET, PORT, 1024, 0);
+	l[2] = burst_listener(AF_INET, PORT, 1024, 0);
 	if (!ASSERT_OK(l[2], "listener A2") ||
 	    !ASSERT_OK(add(g, l[2], SOCKMIG_ROLE_ACTIVE, 2, 1), "register A2"))
 		goto out;
@@ -199,32 +199,32 @@ out:
 /* Children queued on A; B (gen 1), C and D (gen 2) join; A closes. */
 SM_TEST(policy_migrates_to_newest_generation)
 {
-	int l[4] = { -1, -1, -1, -1 }, per[4] = { 0 }, ret = SM_FAIL;
+	int l[4] = {-1, -1, -1, -1}, per[4] = {0}, ret = SM_FAIL;
 	struct sockmig_group *g = NULL;
 	struct sockmig_counters cnt[4];
-	struct tu_clients *c = calloc(1, sizeof(*c));
+	struct burst *c = calloc(1, sizeof(*c));
 	int fd;
 
 	if (!c)
 		return SM_FAIL;
-	l[0] = tu_listener(AF_INET, PORT, 1024, 0);
+	l[0] = burst_listener(AF_INET, PORT, 1024, 0);
 	g = sockmig_group_open(l[0], NULL);
 	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
 	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A"))
 		goto out;
-	if (!ASSERT_OK(tu_clients_start(c, AF_INET, PORT, 40, false), "clients") ||
-	    !ASSERT_EQ(tu_clients_connected(c, 2000), 40, "connected") ||
-	    !ASSERT_TRUE(tu_wait_queue(l[0], 40, 2000), "queued on A"))
+	if (!ASSERT_OK(burst_start(c, AF_INET, PORT, 40, false), "clients") ||
+	    !ASSERT_EQ(burst_connected(c, 2000), 40, "connected") ||
+	    !ASSERT_TRUE(burst_wait_queue(l[0], 40, 2000), "queued on A"))
 		goto out;
 	for (int i = 1; i < 4; i++) {
-		l[i] = tu_listener(AF_INET, PORT, 1024, 0);
+		l[i] = burst_listener(AF_INET, PORT, 1024, 0);
 		if (!ASSERT_OK(add(g, l[i], SOCKMIG_ROLE_ACTIVE, i == 1 ? 1 : 2, 1), "register"))
 			goto out;
 	}
 	close(l[0]);
 	l[0] = -1;
 	for (int i = 1; i < 4; i++) {
-		per[i] = tu_accept_queue(l[i]);
+		per[i] = burst_accept_queue(l[i]);
 		while ((fd = accept4(l[i], NULL, NULL, SOCK_CLOEXEC)) >= 0)
 			close(fd);
 		sockmig_counters_read(g, sockmig_cookie(l[i]), &cnt[i]);
@@ -239,7 +239,7 @@ SM_TEST(policy_migrates_to_newest_generation)
 		goto out;
 	ret = SM_PASS;
 out:
-	tu_clients_close(c);
+	burst_close(c);
 	free(c);
 	cleanup(g, l, 4);
 	return ret;
@@ -247,34 +247,34 @@ out:
 
 SM_TEST(policy_migrates_to_holder_when_no_active)
 {
-	int l[2] = { -1, -1 }, ret = SM_FAIL;
+	int l[2] = {-1, -1}, ret = SM_FAIL;
 	struct sockmig_group *g = NULL;
-	struct tu_clients *c = calloc(1, sizeof(*c));
+	struct burst *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return SM_FAIL;
-	l[0] = tu_listener(AF_INET, PORT, 1024, 0);
-	l[1] = tu_listener(AF_INET, PORT, 1024, 0);
+	l[0] = burst_listener(AF_INET, PORT, 1024, 0);
+	l[1] = burst_listener(AF_INET, PORT, 1024, 0);
 	g = sockmig_group_open(l[0], NULL);
 	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
 	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
 	    !ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_HOLDER, 0, 1), "register holder"))
 		goto out;
-	if (!ASSERT_OK(tu_clients_start(c, AF_INET, PORT, 25, false), "clients") ||
-	    !ASSERT_EQ(tu_clients_connected(c, 2000), 25, "connected") ||
-	    !ASSERT_TRUE(tu_wait_queue(l[0], 25, 2000), "all queued on A"))
+	if (!ASSERT_OK(burst_start(c, AF_INET, PORT, 25, false), "clients") ||
+	    !ASSERT_EQ(burst_connected(c, 2000), 25, "connected") ||
+	    !ASSERT_TRUE(burst_wait_queue(l[0], 25, 2000), "all queued on A"))
 		goto out;
 	close(l[0]);
 	l[0] = -1;
-	if (!ASSERT_EQ(tu_accept_queue(l[1]), 25, "holder's queue after A closed"))
+	if (!ASSERT_EQ(burst_accept_queue(l[1]), 25, "holder's queue after A closed"))
 		goto out;
-	tu_run(c, &l[1], 1, NULL, 3000);
-	tu_clients_print(c, "holder served");
-	if (!ASSERT_EQ(c->count[TU_OK], 25, "served"))
+	burst_serve(c, &l[1], 1, NULL, 3000);
+	burst_print(c, "holder served");
+	if (!ASSERT_EQ(c->count[BURST_OK], 25, "served"))
 		goto out;
 	ret = SM_PASS;
 out:
-	tu_clients_close(c);
+	burst_close(c);
 	free(c);
 	cleanup(g, l, 2);
 	return ret;
@@ -282,15 +282,15 @@ out:
 
 SM_TEST(drain_reports_and_refuses_last_active)
 {
-	int l[3] = { -1, -1, -1 }, ret = SM_FAIL, served[1];
+	int l[3] = {-1, -1, -1}, ret = SM_FAIL, served[1];
 	struct sockmig_group *g = NULL;
 	struct sockmig_drain_report rep;
-	struct tu_clients *c = calloc(1, sizeof(*c));
+	struct burst *c = calloc(1, sizeof(*c));
 	SOCKMIG_OPTS(sockmig_group_opts, go, .wake_targets = SOCKMIG_WAKE_NEVER);
 
 	if (!c)
 		return SM_FAIL;
-	l[0] = tu_listener(AF_INET, PORT, 1024, 0);
+	l[0] = burst_listener(AF_INET, PORT, 1024, 0);
 	g = sockmig_group_open(l[0], &go);
 	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
 	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A"))
@@ -301,11 +301,11 @@ SM_TEST(drain_reports_and_refuses_last_active)
 	printf("refusal: %s\n", sockmig_last_error());
 	if (!ASSERT_TRUE(strstr(sockmig_last_error(), "last active member"), "message"))
 		goto out;
-	if (!ASSERT_OK(tu_clients_start(c, AF_INET, PORT, 30, false), "clients") ||
-	    !ASSERT_EQ(tu_clients_connected(c, 2000), 30, "connected") ||
-	    !ASSERT_TRUE(tu_wait_queue(l[0], 30, 2000), "queued on A (still active)"))
+	if (!ASSERT_OK(burst_start(c, AF_INET, PORT, 30, false), "clients") ||
+	    !ASSERT_EQ(burst_connected(c, 2000), 30, "connected") ||
+	    !ASSERT_TRUE(burst_wait_queue(l[0], 30, 2000), "queued on A (still active)"))
 		goto out;
-	l[1] = tu_listener(AF_INET, PORT, 1024, 0);
+	l[1] = burst_listener(AF_INET, PORT, 1024, 0);
 	if (!ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 2, 1), "register B"))
 		goto out;
 	if (!ASSERT_OK(sockmig_member_drain(g, l[0], NULL, &rep), "drain A"))
@@ -319,17 +319,17 @@ SM_TEST(drain_reports_and_refuses_last_active)
 	    !ASSERT_EQ(rep.netstat.migrate_success, 30, "report: TCPMigrateReqSuccess") ||
 	    !ASSERT_EQ(rep.kicked, 0, "no wake-up asked"))
 		goto out;
-	tu_run(c, &l[1], 1, served, 3000);
-	if (!ASSERT_EQ(c->count[TU_OK], 30, "served by B") || !ASSERT_EQ(served[0], 30, "B"))
+	burst_serve(c, &l[1], 1, served, 3000);
+	if (!ASSERT_EQ(c->count[BURST_OK], 30, "served by B") || !ASSERT_EQ(served[0], 30, "B"))
 		goto out;
 	/* B alone now, with a holder it may drain; with force too */
-	l[2] = tu_listener(AF_INET, PORT, 1024, 0);
+	l[2] = burst_listener(AF_INET, PORT, 1024, 0);
 	if (!ASSERT_OK(add(g, l[2], SOCKMIG_ROLE_HOLDER, 0, 1), "register holder") ||
 	    !ASSERT_OK(sockmig_member_drain(g, l[1], NULL, &rep), "drain B with a holder"))
 		goto out;
 	ret = SM_PASS;
 out:
-	tu_clients_close(c);
+	burst_close(c);
 	free(c);
 	cleanup(g, l, 3);
 	return ret;
@@ -346,14 +346,14 @@ struct waiter {
 static void *wait_thread(void *arg)
 {
 	struct waiter *w = arg;
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event ev = {.events = EPOLLIN};
 	int ep = epoll_create1(EPOLL_CLOEXEC), fd;
 
-	unsigned long long end = tu_now_ms() + 1500, now;
+	unsigned long long end = burst_now_ms() + 1500, now;
 
 	ev.data.fd = w->lfd;
 	epoll_ctl(ep, EPOLL_CTL_ADD, w->lfd, &ev);
-	while (w->accepted < w->expect && (now = tu_now_ms()) < end) {
+	while (w->accepted < w->expect && (now = burst_now_ms()) < end) {
 		if (epoll_wait(ep, &ev, 1, (int)(end - now)) != 1)
 			break;
 		w->woke = 1;
@@ -375,28 +375,28 @@ static void *wait_thread(void *arg)
  */
 static int wake_case(enum sockmig_wake wake, struct waiter *w, struct sockmig_drain_report *rep)
 {
-	int l[2] = { -1, -1 }, ret = SM_FAIL;
+	int l[2] = {-1, -1}, ret = SM_FAIL;
 	struct sockmig_group *g = NULL;
-	struct tu_clients *c = calloc(1, sizeof(*c));
+	struct burst *c = calloc(1, sizeof(*c));
 	SOCKMIG_OPTS(sockmig_group_opts, go, .wake_targets = wake);
 	pthread_t th;
 
 	if (!c)
 		return SM_FAIL;
-	l[0] = tu_listener(AF_INET, PORT, 1024, 0);
+	l[0] = burst_listener(AF_INET, PORT, 1024, 0);
 	g = sockmig_group_open(l[0], &go);
 	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
 	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
-	    !ASSERT_OK(tu_clients_start(c, AF_INET, PORT, 5, false), "clients") ||
-	    !ASSERT_EQ(tu_clients_connected(c, 2000), 5, "connected") ||
-	    !ASSERT_TRUE(tu_wait_queue(l[0], 5, 2000), "queued on A"))
+	    !ASSERT_OK(burst_start(c, AF_INET, PORT, 5, false), "clients") ||
+	    !ASSERT_EQ(burst_connected(c, 2000), 5, "connected") ||
+	    !ASSERT_TRUE(burst_wait_queue(l[0], 5, 2000), "queued on A"))
 		goto out;
-	l[1] = tu_listener(AF_INET, PORT, 1024, 0);
+	l[1] = burst_listener(AF_INET, PORT, 1024, 0);
 	if (!ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 2, 1), "register B"))
 		goto out;
 	w->lfd = l[1];
 	pthread_create(&th, NULL, wait_thread, w);
-	tu_sleep_ms(100); /* let it fall asleep in epoll_wait */
+	burst_sleep_ms(100); /* let it fall asleep in epoll_wait */
 	if (!ASSERT_OK(sockmig_member_drain(g, l[0], NULL, rep), "drain A")) {
 		pthread_join(th, NULL);
 		goto out;
@@ -406,7 +406,7 @@ static int wake_case(enum sockmig_wake wake, struct waiter *w, struct sockmig_dr
 	       rep->kicked);
 	ret = SM_PASS;
 out:
-	tu_clients_close(c);
+	burst_close(c);
 	free(c);
 	cleanup(g, l, 2);
 	return ret;
@@ -414,9 +414,9 @@ out:
 
 SM_TEST(wakeup_blocked_epoll_waiter)
 {
-	struct sockmig_probe p;
+	struct sockmig_probe p = {0};
 	struct sockmig_drain_report rep;
-	struct waiter w = { 0 };
+	struct waiter w = {0};
 
 	if (!ASSERT_OK(sockmig_probe(&p), "probe") || p.migrate_wakeup == SOCKMIG_UNKNOWN)
 		return SKIP("the probe could not tell the wake-up behaviour: %s", p.reason);
@@ -441,14 +441,14 @@ SM_TEST(wakeup_blocked_epoll_waiter)
 
 SM_TEST(group_shared_by_two_processes)
 {
-	int l[2] = { -1, -1 }, per[2] = { 0 }, ret = SM_FAIL, pipes[2][2], status;
+	int l[2] = {-1, -1}, per[2] = {0}, ret = SM_FAIL, pipes[2][2], status;
 	struct sockmig_group *g = NULL;
 	struct sockmig_member_info info[4];
 	struct stat st;
 	char path[512], ch;
 	pid_t pid;
 
-	l[0] = tu_listener(AF_INET, PORT, 1024, 0);
+	l[0] = burst_listener(AF_INET, PORT, 1024, 0);
 	g = sockmig_group_open(l[0], NULL);
 	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
 	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A"))
@@ -459,7 +459,7 @@ SM_TEST(group_shared_by_two_processes)
 	pid = fork();
 	if (pid == 0) {
 		/* the second process: its own listener, its own handle */
-		int b = tu_listener(AF_INET, PORT, 1024, 0);
+		int b = burst_listener(AF_INET, PORT, 1024, 0);
 		struct sockmig_group *g2 = sockmig_group_open(b, NULL);
 		char ok = g2 && add(g2, b, SOCKMIG_ROLE_ACTIVE, 2, 1) == 0 ? 'y' : 'n';
 
@@ -484,13 +484,13 @@ SM_TEST(group_shared_by_two_processes)
 	/* the child's B is not ours to accept: count its steering instead */
 	l[1] = -1;
 	{
-		struct tu_clients *c = calloc(1, sizeof(*c));
+		struct burst *c = calloc(1, sizeof(*c));
 
-		if (c && tu_clients_start(c, AF_INET, PORT, 50, false) == 0)
-			tu_clients_connected(c, 2000);
-		per[0] = tu_accept_queue(l[0]);
+		if (c && burst_start(c, AF_INET, PORT, 50, false) == 0)
+			burst_connected(c, 2000);
+		per[0] = burst_accept_queue(l[0]);
 		if (c)
-			tu_clients_close(c);
+			burst_close(c);
 		free(c);
 	}
 	if (!ASSERT_EQ(per[0], 0, "A's queue") ||
@@ -523,20 +523,22 @@ SM_TEST(group_open_bad_input)
 	int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	int plain = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int unbound = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, ret = SM_FAIL;
-	int a = tu_listener(AF_INET, PORT, 16, 0), other = tu_listener(AF_INET, PORT + 1, 16, 0);
-	int quiet = tu_listener(AF_INET, PORT, 0, 0);
+	int a = burst_listener(AF_INET, PORT, 16, 0),
+	    other = burst_listener(AF_INET, PORT + 1, 16, 0);
+	int quiet = burst_listener(AF_INET, PORT, 0, 0);
 	struct sockaddr_storage ss;
 	struct sockmig_group *g = NULL;
 	SOCKMIG_OPTS(sockmig_group_opts, tmp, .pin_root = "/tmp/sockmig-not-bpffs");
 
 	setsockopt(unbound, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	bind(plain, (struct sockaddr *)&ss, tu_addr(AF_INET, PORT + 2, &ss));
+	bind(plain, (struct sockaddr *)&ss, burst_addr(AF_INET, PORT + 2, &ss));
 	if (!ASSERT_TRUE(!sockmig_group_open(udp, NULL) && errno == EINVAL, "UDP socket") ||
 	    !ASSERT_TRUE(!sockmig_group_open(plain, NULL) && errno == EINVAL, "no SO_REUSEPORT") ||
 	    !ASSERT_TRUE(strstr(sockmig_last_error(), "SO_REUSEPORT"), "message") ||
 	    !ASSERT_TRUE(!sockmig_group_open(unbound, NULL) && errno == EINVAL, "unbound") ||
 	    !ASSERT_TRUE(!sockmig_group_open(12345, NULL) && errno == EBADF, "bad fd") ||
-	    !ASSERT_TRUE(!sockmig_group_open(a, &tmp) && errno == ENOENT, "pin root not on bpffs") ||
+	    !ASSERT_TRUE(!sockmig_group_open(a, &tmp) && errno == ENOENT,
+			 "pin root not on bpffs") ||
 	    !ASSERT_TRUE(strstr(sockmig_last_error(), "no BPF filesystem"), "message"))
 		goto out;
 	printf("%s\n", sockmig_last_error());
@@ -566,7 +568,7 @@ SM_TEST(group_open_unprivileged_leaves_nothing)
 {
 	struct sockmig_group *g;
 	struct stat st;
-	int a = tu_listener(AF_INET, PORT, 16, 0);
+	int a = burst_listener(AF_INET, PORT, 16, 0);
 	bool existed = stat(SOCKMIG_PIN_ROOT, &st) == 0;
 
 	if (!ASSERT_OK(setresgid(65534, 65534, 65534), "setresgid") ||
