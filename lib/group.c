@@ -168,8 +168,12 @@ static int open_dir_locked(struct sockmig_group *g)
 	struct stat a, b;
 
 	for (int tries = 0; tries < 5; tries++) {
-		if (mkdir(g->path, 0700) < 0 && errno != EEXIST)
+		if (mkdir(g->path, 0700) < 0 && errno != EEXIST) {
+			/* another process removed the empty root: make it again */
+			if (errno == ENOENT && mkdir(g->root, 0700) == 0)
+				continue;
 			return sm_fail(errno, "cannot create %s: %s", g->path, strerror(errno));
+		}
 		g->dirfd = open(g->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (g->dirfd < 0) {
 			if (errno == ENOENT)

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -109,6 +110,33 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 	}
 	close(out);
 	return rc;
+}
+
+/* Is some task still in the network namespace with inode @ino? */
+static bool netns_alive(unsigned long ino)
+{
+	char path[300];
+	struct dirent *p, *t;
+	struct stat st;
+	DIR *procs = opendir("/proc"), *tasks;
+	bool alive = false;
+
+	while (procs && !alive && (p = readdir(procs))) {
+		if (p->d_name[0] < '0' || p->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/task", p->d_name);
+		tasks = opendir(path);
+		while (tasks && !alive && (t = readdir(tasks))) {
+			snprintf(path, sizeof(path), "/proc/%s/task/%s/ns/net", p->d_name,
+				 t->d_name);
+			alive = stat(path, &st) == 0 && st.st_ino == ino;
+		}
+		if (tasks)
+			closedir(tasks);
+	}
+	if (procs)
+		closedir(procs);
+	return alive;
 }
 
 /* Entries under the pin root, to find what a run left behind. */
@@ -214,7 +242,9 @@ int main(int argc, char **argv)
 
 		for (int j = 0; j < nbefore; j++)
 			known |= strcmp(after[i], before[j]) == 0;
-		if (!known) {
+		/* a group of a namespace still alive belongs to someone else
+		 * (another run, a real server): not ours to judge */
+		if (!known && !netns_alive(strtoul(after[i], NULL, 10))) {
 			printf("  left in %s: %s (removed now)\n", SOCKMIG_PIN_ROOT, after[i]);
 			remove_group_dir(after[i]);
 			leaked++;
