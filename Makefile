@@ -9,7 +9,8 @@ ARCH       := $(shell uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
 MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
 
 CFLAGS     ?= -O2 -g
-CFLAGS     += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation \
+# Flags the build needs whatever CFLAGS the caller gives.
+SM_CFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation \
               -D_GNU_SOURCE -DSOCKMIG_VERSION='"$(VERSION)"' \
               -Iinclude -Ibpf -Ilib -I$(OUTPUT)
 LDLIBS     += -lbpf -lelf -lz -lpthread
@@ -70,20 +71,20 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 
 $(OUTPUT)/lib/%.o: lib/%.c include/sockmig.h lib/internal.h $(SKELS) | $(OUTPUT)/lib
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(OUTPUT)/cli/%.o: cli/%.c include/sockmig.h $(wildcard cli/*.h bench/*.h) | $(OUTPUT)/cli
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Ibench -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ibench -c $< -o $@
 
 $(OUTPUT)/tests/%.o: tests/%.c include/sockmig.h $(wildcard tests/*.h) $(SKELS) \
 		$(OUTPUT)/tests/cases.inc | $(OUTPUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Itests -Ibench -I$(OUTPUT)/tests -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Itests -Ibench -I$(OUTPUT)/tests -c $< -o $@
 
 $(OUTPUT)/bench/%.o: bench/%.c include/sockmig.h $(wildcard bench/*.h) | $(OUTPUT)/bench
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Ibench -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ibench -c $< -o $@
 
 # The test table: every SM_TEST(name) in tests/*.c, in file order.
 $(OUTPUT)/tests/cases.inc: $(TEST_SRCS) | $(OUTPUT)/tests
