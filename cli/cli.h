@@ -27,5 +27,6 @@ bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint
 
 int do_probe(int argc, char **argv);
 int do_demo(int argc, char **argv);
+int do_bench(int argc, char **argv);
 
 #endif

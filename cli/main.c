@@ -35,6 +35,7 @@ static const struct cmd {
 } cmds[] = {
 	{"probe", do_probe, "what this kernel can do for socket migration"},
 	{"demo", do_demo, "reset counts with nothing, the sysctl and the policy, side by side"},
+	{"bench", do_bench, "reload-storm benchmark: naive, sysctl and policy side by side"},
 	{"help", do_help, "this list"},
 };
 

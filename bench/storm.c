@@ -1,0 +1,569 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The reference server and its restart storm; see storm.h. */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "burst.h"
+#include "internal.h"
+#include "storm.h"
+
+#ifndef SO_DETACH_REUSEPORT_BPF
+#define SO_DETACH_REUSEPORT_BPF 68
+#endif
+
+#define MAX_WORKERS	256
+#define MAX_FD		65536
+#define RETIRE_AFTER_MS 3000 /* half-open requests of a drained member move within it */
+
+static const char *const strategy_names[] = {"naive", "sysctl", "policy"};
+
+const char *storm_strategy_str(enum storm_strategy s)
+{
+	return (unsigned)s < ST_NSTRATEGIES ? strategy_names[s] : "?";
+}
+
+int storm_strategy_parse(const char *name)
+{
+	for (int i = 0; i < ST_NSTRATEGIES; i++)
+		if (strcmp(name, strategy_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* ---- the worker ---------------------------------------------------------- */
+
+static volatile sig_atomic_t worker_stop;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	worker_stop = 1;
+}
+
+/* Serve BURST_REPLY to every connection on @lfd until SIGTERM, then close
+ * the listener and finish the connections already accepted (2 s at most). */
+static void worker_main(int lfd)
+{
+	static unsigned short got[MAX_FD];
+	struct sigaction sa = {.sa_handler = on_term};
+	struct epoll_event ev, evs[256];
+	const size_t reqlen = strlen(BURST_REQUEST), replen = strlen(BURST_REPLY);
+	unsigned long long deadline = 0;
+	int ep, nconn = 0, n, fd;
+
+	sigaction(SIGTERM, &sa, NULL);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	ev.events = EPOLLIN;
+	ev.data.fd = lfd;
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0)
+		_exit(1);
+	for (;;) {
+		if (worker_stop && lfd >= 0) {
+			epoll_ctl(ep, EPOLL_CTL_DEL, lfd, NULL);
+			close(lfd);
+			lfd = -1;
+			deadline = burst_now_ms() + 2000;
+		}
+		if (lfd < 0 && (nconn == 0 || burst_now_ms() > deadline))
+			_exit(0);
+		n = epoll_wait(ep, evs, 256, 50);
+		for (int i = 0; i < n; i++) {
+			fd = evs[i].data.fd;
+			if (fd == lfd) {
+				int c;
+
+				while ((c = accept4(lfd, NULL, NULL,
+						    SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+					if (c >= MAX_FD) {
+						close(c);
+						continue;
+					}
+					got[c] = 0;
+					ev.events = EPOLLIN;
+					ev.data.fd = c;
+					epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+					nconn++;
+				}
+				continue;
+			}
+			char buf[512];
+			ssize_t r = read(fd, buf, sizeof(buf));
+
+			if (r > 0)
+				got[fd] += (unsigned short)r;
+			if (r > 0 && got[fd] >= reqlen) {
+				if (write(fd, BURST_REPLY, replen) < 0) {
+					/* the client is gone; nothing to answer */
+				}
+			} else if (r < 0 && errno == EAGAIN) {
+				continue;
+			}
+			close(fd); /* also drops it from the epoll set */
+			nconn--;
+		}
+	}
+}
+
+/* ---- the supervisor --------------------------------------------------------- */
+
+struct worker {
+	pid_t pid;
+	int fd;
+};
+
+struct retired {
+	uint64_t cookie;
+	unsigned long long at_ms;
+};
+
+struct storm {
+	const struct storm_opts *o;
+	struct storm_result *r;
+	struct sockmig_group *g;
+	struct worker w[MAX_WORKERS];
+	int oldest;
+	uint32_t gen;
+	struct retired ret[4096];
+	int nret;
+};
+
+/* In a forked child: close the supervisor's copies of the listeners, but
+ * @keep. A copy left open would keep a "closed" listener alive, unserved. */
+static void close_listeners(const struct storm *s, int keep)
+{
+	for (int i = 0; i < s->o->workers; i++)
+		if (s->w[i].fd >= 0 && s->w[i].fd != keep)
+			close(s->w[i].fd);
+}
+
+static int start_worker(struct storm *s, struct worker *w)
+{
+	int fd = burst_listener(s->o->family, s->o->port, 4096, 0);
+
+	if (fd < 0) {
+		snprintf(s->r->error, sizeof(s->r->error), "listener: %s", strerror(-fd));
+		return -1;
+	}
+	if (s->g) {
+		SOCKMIG_OPTS(sockmig_member_opts, mo, .generation = s->gen);
+
+		if (sockmig_member_add(s->g, fd, &mo) < 0) {
+			snprintf(s->r->error, sizeof(s->r->error), "%s", sockmig_last_error());
+			close(fd);
+			return -1;
+		}
+	}
+	w->pid = fork();
+	if (w->pid < 0) {
+		close(fd);
+		return -1;
+	}
+	if (w->pid == 0) {
+		close_listeners(s, fd);
+		if (s->g)
+			sockmig_group_close(s->g);
+		worker_main(fd);
+	}
+	w->fd = fd;
+	return 0;
+}
+
+/* Add the counters of a retired member to the result and forget it. */
+static void forget_member(struct storm *s, uint64_t cookie)
+{
+	struct sockmig_counters c;
+
+	if (sockmig_counters_read(s->g, cookie, &c) == 0) {
+		for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
+			s->r->policy_migrated += c.migrated_out[k];
+		s->r->policy_cancelled += c.cancel_notarget + c.cancel_mismatch;
+	}
+	sockmig_member_leave_cookie(s->g, cookie);
+}
+
+static void forget_retired(struct storm *s, unsigned long long older_than)
+{
+	int k = 0;
+
+	while (k < s->nret && s->ret[k].at_ms <= older_than)
+		forget_member(s, s->ret[k++].cookie);
+	memmove(s->ret, s->ret + k, (size_t)(s->nret - k) * sizeof(s->ret[0]));
+	s->nret -= k;
+}
+
+/* Replace the oldest worker: the new generation first, then the old goes. */
+static int restart_one(struct storm *s)
+{
+	struct worker old = s->w[s->oldest];
+	struct sockmig_drain_report rep;
+	unsigned long long t0;
+
+	s->gen++;
+	if (start_worker(s, &s->w[s->oldest]) < 0) {
+		s->w[s->oldest] = old;
+		s->r->restart_errors++;
+		return -1;
+	}
+	if (s->o->strategy == ST_POLICY) {
+		uint64_t cookie = sockmig_cookie(old.fd);
+
+		t0 = sm_now_ns();
+		if (sockmig_member_drain(s->g, old.fd, NULL, &rep) < 0)
+			s->r->restart_errors++;
+		close(old.fd);
+		lg_hist_add(&s->r->drain_us, (sm_now_ns() - t0) / 1000);
+		if (s->nret == (int)(sizeof(s->ret) / sizeof(s->ret[0])))
+			forget_retired(s, s->ret[0].at_ms);
+		s->ret[s->nret].cookie = cookie;
+		s->ret[s->nret++].at_ms = burst_now_ms();
+	} else {
+		close(old.fd);
+	}
+	kill(old.pid, SIGTERM);
+	s->oldest = (s->oldest + 1) % s->o->workers;
+	s->r->restarts++;
+	return 0;
+}
+
+static void reap(bool block)
+{
+	while (waitpid(-1, NULL, block ? 0 : WNOHANG) > 0)
+		;
+}
+
+static bool read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = read(fd, (char *)buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		got += (size_t)n;
+	}
+	return true;
+}
+
+static bool write_full(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = write(fd, (const char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		done += (size_t)n;
+	}
+	return true;
+}
+
+static void progress_line(const struct lg_result *r, void *arg)
+{
+	uint64_t done = 0;
+
+	for (int k = 0; k < LG_NOUTCOMES; k++)
+		done += r->count[k];
+	fprintf(stderr, "\r%-8s %10llu connections %10llu ok %6llu not ok  %5.1f s ",
+		(const char *)arg, (unsigned long long)r->started,
+		(unsigned long long)r->count[LG_OK], (unsigned long long)(done - r->count[LG_OK]),
+		r->elapsed);
+}
+
+/* Fork the load generator; returns the read end of its result pipe. */
+static int start_load(const struct storm *s, double secs, uint64_t conns, pid_t *pid)
+{
+	const struct storm_opts *o = s->o;
+	struct lg_opts lo = {0};
+	int p[2];
+
+	if (pipe(p) < 0)
+		return -1;
+	*pid = fork();
+	if (*pid < 0)
+		return -1;
+	if (*pid == 0) {
+		struct lg_result *res = calloc(1, sizeof(*res));
+
+		close(p[0]);
+		close_listeners(s, -1);
+		lo.dstlen = burst_addr(o->family, o->port, &lo.dst);
+		lo.max_conns = conns;
+		lo.max_secs = secs;
+		lo.concurrency = o->concurrency;
+		lo.rate = o->rate;
+		lo.request = BURST_REQUEST;
+		lo.request_len = strlen(BURST_REQUEST);
+		lo.reply_len = strlen(BURST_REPLY);
+		lo.timeout_ms = 5000;
+		if (o->progress && isatty(STDERR_FILENO)) {
+			lo.progress = progress_line;
+			lo.progress_arg = (void *)storm_strategy_str(o->strategy);
+		}
+		if (!res || lg_run(&lo, res) < 0)
+			_exit(1);
+		if (lo.progress)
+			fputs("\r\033[K", stderr);
+		_exit(write_full(p[1], res, sizeof(*res)) ? 0 : 1);
+	}
+	close(p[1]);
+	return p[0];
+}
+
+static int netns_setup(const struct storm_opts *o, char *err, size_t errlen)
+{
+	if (unshare(CLONE_NEWNET) < 0) {
+		snprintf(err, errlen, "cannot create a network namespace: %s (run as root)",
+			 strerror(errno));
+		return -1;
+	}
+	if (sm_lo_up() < 0 ||
+	    burst_sysctl("net/ipv4/tcp_migrate_req", o->strategy == ST_SYSCTL ? "1" : "0") < 0) {
+		snprintf(err, errlen, "cannot set up the network namespace");
+		return -1;
+	}
+	burst_sysctl("net/core/somaxconn", "8192");
+	return 0;
+}
+
+static int open_group(struct storm *s, int fd)
+{
+	struct sockmig_probe p = {0};
+	SOCKMIG_OPTS(sockmig_group_opts, go, .wake_targets = SOCKMIG_WAKE_ALWAYS);
+
+	/* ask the probe once here, not at the first drain */
+	if (sockmig_probe(&p) == 0 && p.migrate_wakeup == SOCKMIG_YES)
+		go.wake_targets = SOCKMIG_WAKE_NEVER;
+	s->g = sockmig_group_open(fd, &go);
+	if (!s->g) {
+		snprintf(s->r->error, sizeof(s->r->error), "%s", sockmig_last_error());
+		return -1;
+	}
+	return 0;
+}
+
+static void stop_all(struct storm *s)
+{
+	for (int i = 0; i < s->o->workers; i++) {
+		if (s->w[i].fd >= 0)
+			close(s->w[i].fd);
+		if (s->w[i].pid > 0)
+			kill(s->w[i].pid, SIGTERM);
+	}
+	reap(true);
+}
+
+static void storm_child(const struct storm_opts *o, struct storm_result *r)
+{
+	struct storm *s = calloc(1, sizeof(*s));
+	struct sockmig_netstat ns0, ns1;
+	unsigned long long next, now;
+	double period = o->restart_rate > 0 ? 1000.0 / o->restart_rate : 0;
+	struct pollfd pfd;
+	pid_t lpid;
+	int rfd, probe_fd;
+
+	if (!s || netns_setup(o, r->error, sizeof(r->error)) < 0)
+		return;
+	s->o = o;
+	s->r = r;
+	s->gen = 1;
+	for (int i = 0; i < o->workers; i++)
+		s->w[i].fd = -1;
+	if (o->strategy == ST_POLICY) {
+		probe_fd = burst_listener(o->family, o->port, 16, 0);
+		if (probe_fd < 0 || open_group(s, probe_fd) < 0)
+			goto out;
+		close(probe_fd);
+	}
+	for (int i = 0; i < o->workers; i++)
+		if (start_worker(s, &s->w[i]) < 0)
+			goto out;
+	sockmig_netstat_read(&ns0);
+	rfd = start_load(s, o->max_secs, o->max_conns, &lpid);
+	if (rfd < 0) {
+		snprintf(r->error, sizeof(r->error), "cannot start the load generator");
+		goto out;
+	}
+	next = burst_now_ms() + (unsigned long long)period;
+	pfd.fd = rfd;
+	pfd.events = POLLIN;
+	for (;;) {
+		now = burst_now_ms();
+		int wait = period > 0 ? (next > now ? (int)(next - now) : 0) : 1000;
+
+		if (poll(&pfd, 1, wait) > 0)
+			break;
+		now = burst_now_ms();
+		if (period > 0 && now >= next) {
+			restart_one(s);
+			next += (unsigned long long)period;
+			if (next < now)
+				next = now +
+				       (unsigned long long)period; /* fell behind: no bursts */
+			if (s->g)
+				forget_retired(s, now - RETIRE_AFTER_MS);
+		}
+		reap(false);
+	}
+	if (!read_full(rfd, &r->load, sizeof(r->load)))
+		snprintf(r->error, sizeof(r->error), "the load generator failed");
+	close(rfd);
+	waitpid(lpid, NULL, 0);
+	/* let the last requests of drained members move before counting */
+	if (s->g && s->nret)
+		burst_sleep_ms(100);
+	sockmig_netstat_read(&ns1);
+	sockmig_netstat_delta(&ns0, &ns1, &r->netstat);
+out:
+	stop_all(s);
+	if (s->g) {
+		forget_retired(s, ~0ull);
+		for (int i = 0; i < o->workers; i++)
+			if (s->w[i].fd >= 0)
+				forget_member(s, sockmig_cookie(s->w[i].fd));
+		sockmig_group_destroy(s->g);
+		sockmig_group_close(s->g);
+	}
+	free(s);
+}
+
+/* Run @fn in a forked child; its struct comes back through a pipe. */
+static int in_child(void (*fn)(const struct storm_opts *, void *), const struct storm_opts *o,
+		    void *res, size_t len, char *err, size_t errlen)
+{
+	int p[2], status;
+	pid_t pid;
+
+	if (pipe(p) < 0)
+		return -1;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		close(p[0]);
+		fn(o, res);
+		_exit(write_full(p[1], res, len) ? 0 : 1);
+	}
+	close(p[1]);
+	if (!read_full(p[0], res, len) && !err[0])
+		snprintf(err, errlen, "the benchmark process died");
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	return err[0] ? -1 : 0;
+}
+
+static void storm_child_fn(const struct storm_opts *o, void *res)
+{
+	storm_child(o, res);
+}
+
+int storm_run(const struct storm_opts *o, struct storm_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (o->workers < 1 || o->workers > MAX_WORKERS || o->strategy >= ST_NSTRATEGIES) {
+		snprintf(r->error, sizeof(r->error), "bad options");
+		return -1;
+	}
+	return in_child(storm_child_fn, o, r, sizeof(*r), r->error, sizeof(r->error));
+}
+
+/* ---- policy cost ------------------------------------------------------------ */
+
+struct cost_args {
+	struct cost_result r;
+	int phases;
+	double phase_secs;
+};
+
+static void cost_child(const struct storm_opts *o, void *res)
+{
+	struct cost_args *a = res;
+	struct storm_result sr = {0};
+	struct storm *s = calloc(1, sizeof(*s));
+	struct lg_result *lr = calloc(1, sizeof(*lr));
+	double secs[2] = {0}, ok[2] = {0};
+	int probe_fd, rfd;
+	pid_t lpid;
+
+	if (!s || !lr || netns_setup(o, a->r.error, sizeof(a->r.error)) < 0)
+		goto out;
+	s->o = o;
+	s->r = &sr;
+	s->gen = 1;
+	for (int i = 0; i < o->workers; i++)
+		s->w[i].fd = -1;
+	probe_fd = burst_listener(o->family, o->port, 16, 0);
+	if (probe_fd < 0 || open_group(s, probe_fd) < 0) {
+		snprintf(a->r.error, sizeof(a->r.error), "%s", sr.error);
+		goto out;
+	}
+	close(probe_fd);
+	for (int i = 0; i < o->workers; i++)
+		if (start_worker(s, &s->w[i]) < 0) {
+			snprintf(a->r.error, sizeof(a->r.error), "%s", sr.error);
+			goto out;
+		}
+	for (int ph = 0; ph < a->phases && ph < 64; ph++) {
+		int on = ph % 2; /* off, on, off, on, ... */
+
+		if (on)
+			sockmig_group_attach(s->g, s->w[0].fd);
+		else
+			setsockopt(s->w[0].fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, NULL, 0);
+		rfd = start_load(s, a->phase_secs, ~0ull >> 1, &lpid);
+		if (rfd < 0 || !read_full(rfd, lr, sizeof(*lr))) {
+			snprintf(a->r.error, sizeof(a->r.error), "the load generator failed");
+			goto out;
+		}
+		close(rfd);
+		waitpid(lpid, NULL, 0);
+		secs[on] += lr->elapsed;
+		ok[on] += (double)lr->count[LG_OK];
+		a->r.failed += lr->started - lr->count[LG_OK];
+		a->r.phase_rate[ph] = (double)lr->count[LG_OK] / lr->elapsed;
+		a->r.phases = ph + 1;
+	}
+	a->r.rate_off = secs[0] > 0 ? ok[0] / secs[0] : 0;
+	a->r.rate_on = secs[1] > 0 ? ok[1] / secs[1] : 0;
+out:
+	if (s) {
+		stop_all(s);
+		if (s->g) {
+			sockmig_group_destroy(s->g);
+			sockmig_group_close(s->g);
+		}
+	}
+	free(s);
+	free(lr);
+}
+
+int storm_cost(const struct storm_opts *o, int phases, double phase_secs, struct cost_result *r)
+{
+	struct cost_args *a = calloc(1, sizeof(*a));
+	int err;
+
+	if (!a)
+		return -1;
+	a->phases = phases;
+	a->phase_secs = phase_secs;
+	err = in_child(cost_child, o, a, sizeof(*a), a->r.error, sizeof(a->r.error));
+	*r = a->r;
+	free(a);
+	return err;
+}

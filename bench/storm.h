@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The benchmark's reference server and its restart storm.
+ *
+ * A supervisor (the calling process) keeps N worker processes in one
+ * SO_REUSEPORT group on loopback, pre-fork style: it creates each worker's
+ * listener, forks the worker, which serves a fixed reply to every
+ * connection (read the request, answer, close), and keeps its own copy of
+ * the listener. A restart replaces the oldest worker: a new listener and a
+ * new worker of the next generation first, then the old one goes the way
+ * the strategy says:
+ *   naive   close the old listener (tcp_migrate_req=0): its queue is reset;
+ *   sysctl  the same with net.ipv4.tcp_migrate_req=1;
+ *   policy  sockmig_member_drain() (no new SYN, shutdown, queue migrated
+ *           under the policy to the newest generation), then close.
+ * Meanwhile a forked load generator makes one new connection per request.
+ * Everything runs in a network namespace of its own, made by storm_run().
+ */
+#ifndef SOCKMIG_BENCH_STORM_H
+#define SOCKMIG_BENCH_STORM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "loadgen.h"
+#include "sockmig.h"
+
+enum storm_strategy { ST_NAIVE, ST_SYSCTL, ST_POLICY, ST_NSTRATEGIES };
+
+const char *storm_strategy_str(enum storm_strategy s);
+/* -1 if @name is no strategy. */
+int storm_strategy_parse(const char *name);
+
+struct storm_opts {
+	enum storm_strategy strategy;
+	int family;
+	int port;
+	int workers;	      /* in the group at any time */
+	double restart_rate;  /* worker restarts per second; 0: none */
+	uint64_t max_conns;   /* load bound 1 */
+	double max_secs;      /* load bound 2 */
+	uint32_t concurrency; /* connections in flight */
+	uint32_t rate;	      /* new connections per second; 0: closed loop */
+	bool progress;	      /* a progress line on stderr */
+};
+
+struct storm_result {
+	struct lg_result load;
+	uint64_t restarts;
+	uint64_t restart_errors;
+	struct lg_hist drain_us; /* from "drain it" to its queue migrated and closed */
+	uint64_t policy_migrated;
+	uint64_t policy_cancelled;
+	struct sockmig_netstat netstat; /* TcpExt delta over the run */
+	char error[200];
+};
+
+/* Run one strategy in a forked child with its own network namespace.
+ * Returns 0, or -1 with r->error set. */
+int storm_run(const struct storm_opts *o, struct storm_result *r);
+
+/*
+ * Policy cost: the same N workers, no restarts; phases alternate between
+ * no program (the kernel's hash) and sockmig's policy, each a closed-loop
+ * load of phase_secs. rate_off / rate_on are in connections per second,
+ * summed over the phases of each kind.
+ */
+struct cost_result {
+	int phases;
+	double rate_off, rate_on;
+	double phase_rate[64];
+	uint64_t failed;
+	char error[200];
+};
+int storm_cost(const struct storm_opts *o, int phases, double phase_secs, struct cost_result *r);
+
+#endif

@@ -1,0 +1,463 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmig bench: the reload-storm benchmark (bench/storm.c) for every
+ * strategy side by side in one run, the policy's cost against the kernel's
+ * hash, and how both scale with the number of workers.
+ *
+ *   sockmig bench [storm] [OPTIONS]   strategies side by side (default)
+ *   sockmig bench cost [OPTIONS]      accept rate, policy on / off, alternating
+ *   sockmig bench scale [OPTIONS]     policy storm for 2 to 64 workers
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "storm.h"
+
+struct bench_cfg {
+	struct storm_opts o;
+	bool run[ST_NSTRATEGIES];
+	bool short_run;
+	uint64_t phases;
+	uint64_t phase_secs;
+};
+
+static void bench_usage(FILE *f)
+{
+	fprintf(f, "Usage: sockmig bench [storm|cost|scale] [OPTIONS]\n"
+		   "  -w, --workers N        workers in the group (1-256, default 4)\n"
+		   "  -n, --conns N          connections per strategy at most (default 200000)\n"
+		   "  -t, --secs S           seconds per strategy at most (default 10)\n"
+		   "  -r, --restart-rate R   worker restarts per second (0-1000, default 20)\n"
+		   "  -c, --concurrency C    connections in flight (1-10000, default 64)\n"
+		   "      --rate R           new connections per second (default 0: closed loop)\n"
+		   "  -s, --strategies LIST  naive,sysctl,policy (default all)\n"
+		   "  -6, --ipv6             IPv6 (::1) instead of 127.0.0.1\n"
+		   "      --phases N         cost: alternating phases (2-64, default 10)\n"
+		   "      --phase-secs S     cost: seconds per phase (default 3)\n"
+		   "      --short            the short run of make bench (under a minute)\n");
+}
+
+static int parse_strategies(struct bench_cfg *c, const char *arg)
+{
+	char *dup = strdup(arg), *tok, *save = NULL;
+	int n = 0;
+
+	memset(c->run, 0, sizeof(c->run));
+	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int s = storm_strategy_parse(tok);
+
+		if (s < 0) {
+			cli_error("--strategies: unknown strategy '%s' (naive, sysctl, policy)",
+				  tok);
+			free(dup);
+			return -1;
+		}
+		c->run[s] = true;
+		n++;
+	}
+	free(dup);
+	if (!n) {
+		cli_error("--strategies: empty list");
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_args(struct bench_cfg *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"workers", required_argument, NULL, 'w'},
+		{"conns", required_argument, NULL, 'n'},
+		{"secs", required_argument, NULL, 't'},
+		{"restart-rate", required_argument, NULL, 'r'},
+		{"concurrency", required_argument, NULL, 'c'},
+		{"rate", required_argument, NULL, 'R'},
+		{"strategies", required_argument, NULL, 's'},
+		{"ipv6", no_argument, NULL, '6'},
+		{"phases", required_argument, NULL, 'P'},
+		{"phase-secs", required_argument, NULL, 'T'},
+		{"short", no_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	uint64_t v;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "w:n:t:r:c:s:6h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'w':
+			if (!parse_u64("--workers", optarg, 1, 256, &v))
+				return -1;
+			c->o.workers = (int)v;
+			break;
+		case 'n':
+			if (!parse_u64("--conns", optarg, 1, 100000000, &c->o.max_conns))
+				return -1;
+			break;
+		case 't':
+			if (!parse_u64("--secs", optarg, 1, 3600, &v))
+				return -1;
+			c->o.max_secs = (double)v;
+			break;
+		case 'r':
+			if (!parse_u64("--restart-rate", optarg, 0, 1000, &v))
+				return -1;
+			c->o.restart_rate = (double)v;
+			break;
+		case 'c':
+			if (!parse_u64("--concurrency", optarg, 1, 10000, &v))
+				return -1;
+			c->o.concurrency = (uint32_t)v;
+			break;
+		case 'R':
+			if (!parse_u64("--rate", optarg, 0, 10000000, &v))
+				return -1;
+			c->o.rate = (uint32_t)v;
+			break;
+		case 's':
+			if (parse_strategies(c, optarg) < 0)
+				return -1;
+			break;
+		case '6':
+			c->o.family = AF_INET6;
+			break;
+		case 'P':
+			if (!parse_u64("--phases", optarg, 2, 64, &c->phases))
+				return -1;
+			break;
+		case 'T':
+			if (!parse_u64("--phase-secs", optarg, 1, 600, &c->phase_secs))
+				return -1;
+			break;
+		case 'S':
+			c->short_run = true;
+			break;
+		case 'h':
+			bench_usage(stdout);
+			exit(0);
+		default:
+			bench_usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		cli_error("bench: unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static uint64_t failed_of(const struct lg_result *l)
+{
+	return l->started - l->count[LG_OK];
+}
+
+static void print_header(const struct bench_cfg *c, const char *what)
+{
+	struct utsname u;
+
+	uname(&u);
+	printf("sockmig bench %s: %d workers on %s port %d, one new connection per request,\n"
+	       "concurrency %u, restarts %.0f/s, at most %llu connections or %.0f s per run;\n"
+	       "kernel %s, %ld CPUs\n\n",
+	       what, c->o.workers, c->o.family == AF_INET6 ? "::1" : "127.0.0.1", c->o.port,
+	       c->o.concurrency, c->o.restart_rate, (unsigned long long)c->o.max_conns,
+	       c->o.max_secs, u.release, sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+static void json_hist(const char *key, const struct lg_hist *h)
+{
+	jw_open(key, '{');
+	jw_u64("n", h->n);
+	jw_u64("p50", lg_hist_value_at(h, 50));
+	jw_u64("p99", lg_hist_value_at(h, 99));
+	jw_u64("p99.9", lg_hist_value_at(h, 99.9));
+	jw_u64("max", lg_hist_max(h));
+	jw_close('}');
+}
+
+static void json_storm(const char *name, const struct storm_result *r)
+{
+	jw_open(NULL, '{');
+	jw_str("strategy", name);
+	jw_u64("connections", r->load.started);
+	jw_u64("restarts", r->restarts);
+	jw_u64("restart_errors", r->restart_errors);
+	jw_open("outcomes", '{');
+	for (int k = 0; k < LG_NOUTCOMES; k++)
+		jw_u64(lg_outcome_str((enum lg_outcome)k), r->load.count[k]);
+	jw_close('}');
+	jw_u64("failed", failed_of(&r->load));
+	jw_f64("elapsed_s", r->load.elapsed);
+	jw_f64("accept_rate", (double)r->load.count[LG_OK] / r->load.elapsed);
+	json_hist("connect_us", &r->load.connect_us);
+	json_hist("reply_us", &r->load.reply_us);
+	json_hist("drain_us", &r->drain_us);
+	jw_open("kernel", '{');
+	jw_u64("TCPMigrateReqSuccess", r->netstat.migrate_success);
+	jw_u64("TCPMigrateReqFailure", r->netstat.migrate_failure);
+	jw_u64("ListenDrops", r->netstat.listen_drops);
+	jw_u64("ListenOverflows", r->netstat.listen_overflows);
+	jw_u64("EmbryonicRsts", r->netstat.embryonic_rsts);
+	jw_u64("TCPAbortOnClose", r->netstat.abort_on_close);
+	jw_close('}');
+	jw_u64("policy_migrated", r->policy_migrated);
+	jw_u64("policy_cancelled", r->policy_cancelled);
+	jw_close('}');
+}
+
+#define NCOL ST_NSTRATEGIES
+
+static void row_u64(const char *label, const uint64_t *v, const bool *on)
+{
+	printf("%-30s", label);
+	for (int i = 0; i < NCOL; i++)
+		if (on[i])
+			printf(" %12llu", (unsigned long long)v[i]);
+	printf("\n");
+}
+
+static void print_storm_table(struct storm_result *r, const bool *on)
+{
+	uint64_t v[NCOL];
+	static const char *const outcome_labels[LG_NOUTCOMES] = {
+		"ok",
+		"refused",
+		"reset before request",
+		"reset after request",
+		"EOF before the reply",
+		"timeout",
+		"other error",
+	};
+	static const double pcts[] = {50, 99, 99.9};
+	char label[64];
+
+	printf("%-30s", "");
+	for (int i = 0; i < NCOL; i++)
+		if (on[i])
+			printf(" %12s", storm_strategy_str((enum storm_strategy)i));
+	printf("\n");
+#define ROW(label, expr)                                                                           \
+	do {                                                                                       \
+		for (int i_ = 0; i_ < NCOL; i_++)                                                  \
+			v[i_] = on[i_] ? (uint64_t)(expr) : 0;                                     \
+		row_u64(label, v, on);                                                             \
+	} while (0)
+	ROW("connections", r[i_].load.started);
+	ROW("worker restarts", r[i_].restarts);
+	for (int k = 0; k < LG_NOUTCOMES; k++)
+		ROW(outcome_labels[k], r[i_].load.count[k]);
+	ROW("FAILED (not ok)", failed_of(&r[i_].load));
+	ROW("accept rate (conn/s)", (double)r[i_].load.count[LG_OK] / r[i_].load.elapsed);
+	for (int p = 0; p < 3; p++) {
+		snprintf(label, sizeof(label), "connect p%g (us)", pcts[p]);
+		ROW(label, lg_hist_value_at(&r[i_].load.connect_us, pcts[p]));
+	}
+	for (int p = 0; p < 3; p++) {
+		snprintf(label, sizeof(label), "reply p%g (us)", pcts[p]);
+		ROW(label, lg_hist_value_at(&r[i_].load.reply_us, pcts[p]));
+	}
+	ROW("reply max (us)", lg_hist_max(&r[i_].load.reply_us));
+	ROW("drains", r[i_].drain_us.n);
+	ROW("drain p50 (us)", lg_hist_value_at(&r[i_].drain_us, 50));
+	ROW("drain p99 (us)", lg_hist_value_at(&r[i_].drain_us, 99));
+	ROW("TCPMigrateReqSuccess", r[i_].netstat.migrate_success);
+	ROW("TCPMigrateReqFailure", r[i_].netstat.migrate_failure);
+	ROW("ListenDrops", r[i_].netstat.listen_drops);
+	ROW("ListenOverflows", r[i_].netstat.listen_overflows);
+	ROW("EmbryonicRsts", r[i_].netstat.embryonic_rsts);
+	ROW("TCPAbortOnClose", r[i_].netstat.abort_on_close);
+	ROW("policy: migrated", r[i_].policy_migrated);
+	ROW("policy: cancelled", r[i_].policy_cancelled);
+#undef ROW
+}
+
+static int bench_storm(struct bench_cfg *c)
+{
+	struct storm_result *r = calloc(NCOL, sizeof(*r));
+	int ret = 0;
+
+	if (!r)
+		return 1;
+	if (!json_output)
+		print_header(c, "storm");
+	for (int i = 0; i < NCOL; i++) {
+		if (!c->run[i])
+			continue;
+		c->o.strategy = (enum storm_strategy)i;
+		if (storm_run(&c->o, &r[i]) < 0) {
+			cli_error("bench (%s): %s", storm_strategy_str(c->o.strategy), r[i].error);
+			free(r);
+			return 1;
+		}
+	}
+	if (json_output) {
+		jw_open(NULL, '{');
+		jw_str("mode", "storm");
+		jw_u64("workers", (uint64_t)c->o.workers);
+		jw_u64("concurrency", c->o.concurrency);
+		jw_f64("restart_rate", c->o.restart_rate);
+		jw_open("strategies", '[');
+		for (int i = 0; i < NCOL; i++)
+			if (c->run[i])
+				json_storm(storm_strategy_str((enum storm_strategy)i), &r[i]);
+		jw_close(']');
+		jw_close('}');
+		jw_end();
+	} else {
+		print_storm_table(r, c->run);
+	}
+	if (c->run[ST_POLICY] && failed_of(&r[ST_POLICY].load))
+		ret = 1;
+	free(r);
+	return ret;
+}
+
+static int bench_cost(struct bench_cfg *c)
+{
+	struct cost_result r;
+	double ratio;
+
+	if (!json_output)
+		printf("sockmig bench cost: %d workers, concurrency %u, %llu alternating phases of "
+		       "%llu s (off = no program, the kernel's hash; on = sockmig's policy)\n\n",
+		       c->o.workers, c->o.concurrency, (unsigned long long)c->phases,
+		       (unsigned long long)c->phase_secs);
+	c->o.restart_rate = 0;
+	if (storm_cost(&c->o, (int)c->phases, (double)c->phase_secs, &r) < 0) {
+		cli_error("bench cost: %s", r.error);
+		return 1;
+	}
+	ratio = r.rate_off > 0 ? r.rate_on / r.rate_off : 0;
+	if (json_output) {
+		jw_open(NULL, '{');
+		jw_str("mode", "cost");
+		jw_u64("workers", (uint64_t)c->o.workers);
+		jw_open("phase_rates", '[');
+		for (int i = 0; i < r.phases; i++)
+			jw_f64(NULL, r.phase_rate[i]);
+		jw_close(']');
+		jw_f64("rate_off", r.rate_off);
+		jw_f64("rate_on", r.rate_on);
+		jw_f64("ratio", ratio);
+		jw_u64("failed", r.failed);
+		jw_close('}');
+		jw_end();
+	} else {
+		for (int i = 0; i < r.phases; i++)
+			printf("phase %2d  %-3s %10.0f conn/s\n", i + 1, i % 2 ? "on" : "off",
+			       r.phase_rate[i]);
+		printf("\nno program   %10.0f conn/s\npolicy       %10.0f conn/s\n"
+		       "ratio        %10.3f (target >= 0.98)\nfailed       %10llu\n",
+		       r.rate_off, r.rate_on, ratio, (unsigned long long)r.failed);
+	}
+	return 0;
+}
+
+static int bench_scale(struct bench_cfg *c)
+{
+	static const int counts[] = {2, 4, 8, 16, 32, 64};
+	struct storm_result *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return 1;
+	c->o.strategy = ST_POLICY;
+	if (json_output) {
+		jw_open(NULL, '{');
+		jw_str("mode", "scale");
+		jw_open("runs", '[');
+	} else {
+		print_header(c, "scale (policy)");
+		printf("%8s %12s %10s %10s %12s %12s %12s\n", "workers", "connections", "restarts",
+		       "failed", "accept/s", "drain p50 us", "drain p99 us");
+	}
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		c->o.workers = counts[i];
+		if (storm_run(&c->o, r) < 0) {
+			cli_error("bench scale (%d workers): %s", counts[i], r->error);
+			free(r);
+			return 1;
+		}
+		if (json_output) {
+			jw_open(NULL, '{');
+			jw_u64("workers", (uint64_t)counts[i]);
+			jw_u64("connections", r->load.started);
+			jw_u64("restarts", r->restarts);
+			jw_u64("failed", failed_of(&r->load));
+			jw_f64("accept_rate", (double)r->load.count[LG_OK] / r->load.elapsed);
+			json_hist("drain_us", &r->drain_us);
+			jw_close('}');
+		} else {
+			printf("%8d %12llu %10llu %10llu %12.0f %12llu %12llu\n", counts[i],
+			       (unsigned long long)r->load.started, (unsigned long long)r->restarts,
+			       (unsigned long long)failed_of(&r->load),
+			       (double)r->load.count[LG_OK] / r->load.elapsed,
+			       (unsigned long long)lg_hist_value_at(&r->drain_us, 50),
+			       (unsigned long long)lg_hist_value_at(&r->drain_us, 99));
+			fflush(stdout);
+		}
+	}
+	if (json_output) {
+		jw_close(']');
+		jw_close('}');
+		jw_end();
+	}
+	free(r);
+	return 0;
+}
+
+int do_bench(int argc, char **argv)
+{
+	struct bench_cfg c = {
+		.o = {.family = AF_INET,
+		      .port = 8080,
+		      .workers = 4,
+		      .restart_rate = 20,
+		      .max_conns = 200000,
+		      .max_secs = 10,
+		      .concurrency = 64,
+		      .progress = true},
+		.run = {true, true, true},
+		.phases = 10,
+		.phase_secs = 3,
+	};
+	const char *mode = "storm";
+
+	if (argc > 1 && argv[1][0] != '-') {
+		mode = argv[1];
+		argc--;
+		argv++;
+	}
+	if (parse_args(&c, argc, argv) < 0)
+		return 2;
+	if (geteuid() != 0) {
+		cli_error("bench needs root (network namespaces and BPF)");
+		return 1;
+	}
+	if (c.short_run) {
+		c.o.max_conns = 100000;
+		c.o.max_secs = 6;
+		c.phases = 4;
+		c.phase_secs = 2;
+	}
+	if (strcmp(mode, "storm") == 0) {
+		int ret = bench_storm(&c);
+
+		if (ret || !c.short_run || json_output)
+			return ret;
+		printf("\n");
+		return bench_cost(&c);
+	}
+	if (strcmp(mode, "cost") == 0)
+		return bench_cost(&c);
+	if (strcmp(mode, "scale") == 0)
+		return bench_scale(&c);
+	cli_error("bench: unknown mode '%s' (storm, cost, scale)", mode);
+	return 2;
+}
