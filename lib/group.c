@@ -268,27 +268,46 @@ struct member_rec {
 	bool live;
 };
 
-/* All state entries; *n set to their number. Caller frees. */
+/* All state entries (one batch lookup where the kernel has it), each with
+ * whether it still listens; *n set to their number. Caller frees. */
 static struct member_rec *read_members(struct sockmig_group *g, int *n)
 {
-	struct member_rec *recs;
-	uint64_t key, next, *prev = NULL;
-	int cap = 4 * SM_MAX_MEMBERS, cnt = 0;
+	enum { CAP = 4 * SM_MAX_MEMBERS };
+	struct member_rec *recs = calloc(CAP, sizeof(*recs));
+	uint64_t *keys = calloc(CAP, sizeof(*keys)), key, next, *prev = NULL, token = 0;
+	struct sm_member *vals = calloc(CAP, sizeof(*vals));
+	__u32 count = CAP;
+	int cnt = 0, err;
 
-	recs = calloc(cap, sizeof(*recs));
-	if (!recs)
-		return NULL;
-	while (cnt < cap && bpf_map_get_next_key(g->fd_state, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(g->fd_state, &key, &recs[cnt].m) < 0)
-			continue;
-		recs[cnt].cookie = key;
-		recs[cnt].live = slot_cookie(g, recs[cnt].m.slot) == key;
-		cnt++;
+	if (!recs || !keys || !vals)
+		goto fail;
+	err = bpf_map_lookup_batch(g->fd_state, NULL, &token, keys, vals, &count, NULL);
+	if (err == 0 || errno == ENOENT) {
+		/* ENOENT: the batch reached the end of the map */
+		for (__u32 i = 0; i < count && cnt < CAP; i++, cnt++) {
+			recs[cnt].cookie = keys[i];
+			recs[cnt].m = vals[i];
+		}
+	} else {
+		while (cnt < CAP && bpf_map_get_next_key(g->fd_state, prev, &next) == 0) {
+			key = next;
+			prev = &key;
+			if (bpf_map_lookup_elem(g->fd_state, &key, &recs[cnt].m) < 0)
+				continue;
+			recs[cnt++].cookie = key;
+		}
 	}
+	for (int i = 0; i < cnt; i++)
+		recs[i].live = slot_cookie(g, recs[i].m.slot) == recs[i].cookie;
+	free(keys);
+	free(vals);
 	*n = cnt;
 	return recs;
+fail:
+	free(recs);
+	free(keys);
+	free(vals);
+	return NULL;
 }
 
 static int cmp_slot(const void *a, const void *b)
@@ -298,22 +317,17 @@ static int cmp_slot(const void *a, const void *b)
 	return (int)x->m.slot - (int)y->m.slot;
 }
 
-/* Rebuild the selection table from the state map; call under the lock. */
-static int rebuild_table(struct sockmig_group *g)
+/* Write the selection table for members @recs (sorted here by slot). */
+static int write_table(struct sockmig_group *g, struct member_rec *recs, int n)
 {
-	struct member_rec *recs;
 	struct sm_table *t;
 	uint32_t zero = 0, cur = 0, next, sum = 0;
 	bool weighted = false;
-	int n, err = 0;
+	int err = 0;
 
-	recs = read_members(g, &n);
 	t = calloc(1, sizeof(*t));
-	if (!recs || !t) {
-		free(recs);
-		free(t);
+	if (!t)
 		return sm_fail(ENOMEM, "out of memory");
-	}
 	qsort(recs, n, sizeof(*recs), cmp_slot);
 	for (int i = 0; i < n; i++) {
 		const struct sm_member *m = &recs[i].m;
@@ -360,8 +374,21 @@ static int rebuild_table(struct sockmig_group *g)
 	if (bpf_map_update_elem(g->fd_table, &next, t, BPF_ANY) < 0 ||
 	    bpf_map_update_elem(g->fd_tabidx, &zero, &next, BPF_ANY) < 0)
 		err = sm_fail(errno, "cannot write the selection table: %s", strerror(errno));
-	free(recs);
 	free(t);
+	return err;
+}
+
+/* Rebuild the selection table from the state map; call under the lock. */
+static int rebuild_table(struct sockmig_group *g)
+{
+	struct member_rec *recs;
+	int n, err;
+
+	recs = read_members(g, &n);
+	if (!recs)
+		return sm_fail(ENOMEM, "out of memory");
+	err = write_table(g, recs, n);
+	free(recs);
 	return err;
 }
 
@@ -639,40 +666,6 @@ int sockmig_members(struct sockmig_group *g, struct sockmig_member_info *out, in
 	return n;
 }
 
-/* Snapshot of every member's counters, for before/after deltas. */
-struct snap {
-	int n;
-	uint64_t cookie[4 * SM_MAX_MEMBERS];
-	uint32_t slot[4 * SM_MAX_MEMBERS];
-	struct sm_counters c[4 * SM_MAX_MEMBERS];
-};
-
-static void take_snap(struct sockmig_group *g, struct snap *s)
-{
-	struct member_rec *recs;
-	int n;
-
-	s->n = 0;
-	recs = read_members(g, &n);
-	if (!recs)
-		return;
-	for (int i = 0; i < n; i++) {
-		s->cookie[s->n] = recs[i].cookie;
-		s->slot[s->n] = recs[i].m.slot;
-		if (bpf_map_lookup_elem(g->fd_counters, &recs[i].cookie, &s->c[s->n]) == 0)
-			s->n++;
-	}
-	free(recs);
-}
-
-static const struct sm_counters *snap_find(const struct snap *s, uint64_t cookie)
-{
-	for (int i = 0; i < s->n; i++)
-		if (s->cookie[i] == cookie)
-			return &s->c[i];
-	return NULL;
-}
-
 /*
  * Make one connection that the policy steers to @slot, so that its owner
  * is woken even where the kernel queued migrated children silently.
@@ -737,16 +730,26 @@ static enum sockmig_tristate need_wake(struct sockmig_group *g)
 	return probed;
 }
 
+/* Counters of the live members of @recs (zeros where unreadable). */
+static void read_counters(struct sockmig_group *g, const struct member_rec *recs, int n,
+			  struct sm_counters *out)
+{
+	for (int i = 0; i < n; i++)
+		if (!recs[i].live ||
+		    bpf_map_lookup_elem(g->fd_counters, &recs[i].cookie, &out[i]) < 0)
+			memset(&out[i], 0, sizeof(out[i]));
+}
+
 int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_drain_opts *opts,
 			 struct sockmig_drain_report *report)
 {
-	struct sockmig_netstat ns0, ns1;
-	struct member_rec *recs;
 	struct sockmig_drain_report rep = {0};
-	struct snap *before = NULL, *after = NULL;
-	struct sm_member m;
+	struct sm_counters *before = NULL, *after = NULL, self0 = {0}, self1 = {0};
+	struct sockmig_netstat ns0, ns1;
+	struct member_rec *recs = NULL, *self = NULL;
 	uint64_t cookie, t0;
-	int n, others = 0, err;
+	bool wake;
+	int n = 0, others = 0, err;
 
 	if (!OPTS_VALID(opts, sockmig_drain_opts))
 		return -EINVAL;
@@ -754,42 +757,54 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 	err = lock_group(g);
 	if (err)
 		return err;
-	if (!cookie || bpf_map_lookup_elem(g->fd_state, &cookie, &m) < 0) {
+	recs = read_members(g, &n);
+	if (!recs) {
+		err = sm_fail(ENOMEM, "out of memory");
+		goto unlock;
+	}
+	for (int i = 0; i < n; i++) {
+		if (recs[i].cookie == cookie)
+			self = &recs[i];
+		else if (recs[i].live &&
+			 (recs[i].m.role == SM_ROLE_ACTIVE || recs[i].m.role == SM_ROLE_HOLDER))
+			others++;
+	}
+	if (!cookie || !self) {
 		err = sm_fail(ENOENT, "fd %d is not a member of group %s", fd, g->name);
 		goto unlock;
 	}
-	recs = read_members(g, &n);
-	for (int i = 0; recs && i < n; i++)
-		if (recs[i].live && recs[i].cookie != cookie &&
-		    (recs[i].m.role == SM_ROLE_ACTIVE || recs[i].m.role == SM_ROLE_HOLDER))
-			others++;
-	free(recs);
-	if (!others && m.role == SM_ROLE_ACTIVE && !OPTS_GET(opts, force, false)) {
+	if (!others && self->m.role == SM_ROLE_ACTIVE && !OPTS_GET(opts, force, false)) {
 		err = sm_fail(EBUSY,
 			      "refusing to drain the last active member of group %s: no other "
 			      "active member or holder could take its connections",
 			      g->name);
 		goto unlock;
 	}
-	m.role = SM_ROLE_DRAINING;
-	if (bpf_map_update_elem(g->fd_state, &cookie, &m, BPF_EXIST) < 0) {
+	/* 1. no new SYN for it */
+	self->m.role = SM_ROLE_DRAINING;
+	if (bpf_map_update_elem(g->fd_state, &cookie, &self->m, BPF_EXIST) < 0) {
 		err = sm_fail(errno, "cannot update member: %s", strerror(errno));
 		goto unlock;
 	}
-	err = rebuild_table(g);
+	err = write_table(g, recs, n); /* sorts recs: self is stale from here */
 	if (err)
 		goto unlock;
 	rep.cookie = cookie;
 	if (OPTS_GET(opts, no_shutdown, false))
 		goto unlock;
 
-	before = malloc(sizeof(*before));
-	after = malloc(sizeof(*after));
-	if (!before || !after) {
-		err = sm_fail(ENOMEM, "out of memory");
-		goto unlock;
+	/* 2. shut it down: the kernel migrates its queue under the policy */
+	wake = need_wake(g) == SOCKMIG_YES;
+	if (wake) {
+		before = calloc((size_t)n, sizeof(*before));
+		after = calloc((size_t)n, sizeof(*after));
+		if (!before || !after) {
+			err = sm_fail(ENOMEM, "out of memory");
+			goto unlock;
+		}
+		read_counters(g, recs, n, before);
 	}
-	take_snap(g, before);
+	bpf_map_lookup_elem(g->fd_counters, &cookie, &self0);
 	sockmig_netstat_read(&ns0);
 	t0 = sm_now_ns();
 	if (shutdown(fd, SHUT_RDWR) < 0 && errno != ENOTCONN) {
@@ -797,31 +812,30 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 		goto unlock;
 	}
 	rep.elapsed_ns = sm_now_ns() - t0;
-	take_snap(g, after);
+	bpf_map_lookup_elem(g->fd_counters, &cookie, &self1);
 	sockmig_netstat_read(&ns1);
 	sockmig_netstat_delta(&ns0, &ns1, &rep.netstat);
-	for (int i = 0; i < after->n; i++) {
-		const struct sm_counters *a = &after->c[i],
-					 *b = snap_find(before, after->cookie[i]);
-		struct sm_counters zero = {0};
+	for (int k = 0; k < SM_KIND_MAX; k++)
+		rep.migrated[k] = self1.mig_out[k] - self0.mig_out[k];
+	rep.cancelled = (self1.cancel_notarget - self0.cancel_notarget) +
+			(self1.cancel_mismatch - self0.cancel_mismatch);
 
-		if (!b)
-			b = &zero;
-		if (after->cookie[i] == cookie) {
-			for (int k = 0; k < SM_KIND_MAX; k++)
-				rep.migrated[k] = a->mig_out[k] - b->mig_out[k];
-			rep.cancelled = (a->cancel_notarget - b->cancel_notarget) +
-					(a->cancel_mismatch - b->cancel_mismatch);
-			continue;
+	/* 3. where the kernel may not wake the targets, wake them ourselves */
+	if (wake) {
+		read_counters(g, recs, n, after);
+		for (int i = 0; i < n; i++) {
+			if (recs[i].cookie == cookie ||
+			    after[i].mig_in[SM_KIND_ESTABLISHED] + after[i].mig_in[SM_KIND_TFO] ==
+				    before[i].mig_in[SM_KIND_ESTABLISHED] +
+					    before[i].mig_in[SM_KIND_TFO])
+				continue;
+			if (kick_slot(g, recs[i].m.slot) == 0)
+				rep.kicked++;
 		}
-		if (a->mig_in[SM_KIND_ESTABLISHED] + a->mig_in[SM_KIND_TFO] ==
-		    b->mig_in[SM_KIND_ESTABLISHED] + b->mig_in[SM_KIND_TFO])
-			continue;
-		if (need_wake(g) == SOCKMIG_YES && kick_slot(g, after->slot[i]) == 0)
-			rep.kicked++;
 	}
 unlock:
 	unlock_group(g);
+	free(recs);
 	free(before);
 	free(after);
 	if (!err && report)

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* TcpExt counters of the calling thread's network namespace. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -20,41 +22,64 @@ static const struct {
 
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
-/* /proc/net/netstat holds pairs of lines: "TcpExt: name..." then values. */
+/* Index of the word @name in the space-separated line [p, end), or -1. */
+static int word_index(const char *p, const char *end, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (int i = 0; p < end; i++) {
+		const char *sp = memchr(p, ' ', (size_t)(end - p));
+		const char *w_end = sp ? sp : end;
+
+		if ((size_t)(w_end - p) == len && memcmp(p, name, len) == 0)
+			return i;
+		p = w_end + 1;
+	}
+	return -1;
+}
+
+/*
+ * /proc/net/netstat holds pairs of lines, "TcpExt: names..." then
+ * "TcpExt: values...". One read() of the whole file: it is read around
+ * every drain, so it is kept cheap.
+ */
 int sockmig_netstat_read(struct sockmig_netstat *out)
 {
-	char *names = NULL, *values = NULL, *sn, *sv, *n, *v;
-	size_t ncap = 0, vcap = 0;
-	int err = -ENOENT;
-	FILE *f;
+	char buf[16384], *names, *nl, *values, *vend;
+	ssize_t len = 0, n;
+	int fd;
 
 	memset(out, 0, sizeof(*out));
 	/* thread-self: the netns is per thread (the probe unshares one). */
-	f = fopen("/proc/thread-self/net/netstat", "re");
-	if (!f)
+	fd = open("/proc/thread-self/net/netstat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return sm_fail(errno, "cannot open /proc/thread-self/net/netstat: %s",
 			       strerror(errno));
-	while (getline(&names, &ncap, f) > 0 && getline(&values, &vcap, f) > 0) {
-		if (strncmp(names, "TcpExt:", 7) != 0)
-			continue;
-		n = strtok_r(names + 7, " \n", &sn);
-		v = strtok_r(values + 7, " \n", &sv);
-		while (n && v) {
-			for (size_t i = 0; i < NFIELDS; i++)
-				if (strcmp(n, fields[i].name) == 0)
-					*(uint64_t *)((char *)out + fields[i].off) =
-						strtoull(v, NULL, 10);
-			n = strtok_r(NULL, " \n", &sn);
-			v = strtok_r(NULL, " \n", &sv);
+	while (len < (ssize_t)sizeof(buf) - 1 &&
+	       (n = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
+		len += n;
+	close(fd);
+	buf[len] = '\0';
+	names = strstr(buf, "TcpExt: ");
+	nl = names ? strchr(names, '\n') : NULL;
+	if (!nl || strncmp(nl + 1, "TcpExt: ", 8) != 0)
+		return sm_fail(ENOENT, "no TcpExt line in /proc/thread-self/net/netstat");
+	values = nl + 1 + 8;
+	vend = strchr(values, '\n');
+	if (!vend)
+		vend = buf + len;
+	for (size_t f = 0; f < NFIELDS; f++) {
+		int idx = word_index(names + 8, nl, fields[f].name);
+		const char *p = values;
+
+		for (int i = 0; idx >= 0 && i < idx && p && p < vend; i++) {
+			p = memchr(p, ' ', (size_t)(vend - p));
+			if (p)
+				p++;
 		}
-		err = 0;
-		break;
+		if (idx >= 0 && p && p < vend)
+			*(uint64_t *)((char *)out + fields[f].off) = strtoull(p, NULL, 10);
 	}
-	fclose(f);
-	free(names);
-	free(values);
-	if (err)
-		return sm_fail(-err, "no TcpExt line in /proc/thread-self/net/netstat");
 	return 0;
 }
 
