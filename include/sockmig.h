@@ -154,6 +154,34 @@ struct sockmig_group_opts {
  */
 SOCKMIG_API struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts *opts);
 
+/** Longest group name, with its NUL. */
+#define SOCKMIG_NAME_MAX 96
+
+/**
+ * Open the existing group pinned as @p name (see sockmig_group_name()),
+ * without a socket of it: to read it, change members by cookie, drain
+ * by cookie. @return a handle, or NULL with errno set (ENOENT: no such
+ * group; EPERM: not readable by the caller; EINVAL: not a group name).
+ */
+SOCKMIG_API struct sockmig_group *sockmig_group_open_name(const char *name,
+							  const struct sockmig_group_opts *opts);
+
+/**
+ * List the pinned groups (only opts->pin_root is used; opts may be NULL):
+ * up to @p max names into @p names.
+ * @return the number of groups (may exceed @p max), or a negative errno.
+ */
+SOCKMIG_API int sockmig_group_list(const struct sockmig_group_opts *opts,
+				   char (*names)[SOCKMIG_NAME_MAX], int max);
+
+/**
+ * The group name of a listener of @p family (AF_INET/AF_INET6) bound to
+ * @p addr (struct in_addr / struct in6_addr) and @p port in the network
+ * namespace whose inode is @p netns. @return 0 or -EINVAL.
+ */
+SOCKMIG_API int sockmig_group_name_for(int family, const void *addr, int port, uint64_t netns,
+				       char *buf, size_t len);
+
 /** Free the handle; pinned state stays (see sockmig_member_leave()). */
 SOCKMIG_API void sockmig_group_close(struct sockmig_group *g);
 
@@ -185,9 +213,12 @@ struct sockmig_member_opts {
 	enum sockmig_role role; /**< default active */
 	uint32_t generation;	/**< default 0 */
 	uint32_t weight;	/**< default 1; 0 means 1 */
+	/** The process that owns the listener (default: the caller); shown
+	 *  by status and used to forget members whose owner is gone. */
+	uint32_t pid;
 	size_t : 0;
 };
-#define sockmig_member_opts__last_field weight
+#define sockmig_member_opts__last_field pid
 
 /**
  * Register listener @p fd (of this group) as a member. Its listener

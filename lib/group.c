@@ -20,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -40,7 +43,7 @@ struct sockmig_group {
 	int fd_members, fd_state, fd_counters, fd_table, fd_tabidx, fd_gstats, fd_kick;
 	enum sockmig_wake wake;
 	struct sm_addr addr;
-	char name[96];
+	char name[SOCKMIG_NAME_MAX];
 	char path[PATH_MAX + 128];
 	char root[PATH_MAX];
 };
@@ -93,13 +96,48 @@ const char *sockmig_kind_str(enum sockmig_kind kind)
 	return (unsigned)kind < SOCKMIG_KIND_MAX ? names[kind] : "?";
 }
 
+int sockmig_group_name_for(int family, const void *addr, int port, uint64_t netns, char *buf,
+			   size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if ((family != AF_INET && family != AF_INET6) || port <= 0 || port > 65535 ||
+	    !inet_ntop(family, addr, host, sizeof(host)))
+		return sm_fail(EINVAL, "not an IPv4 or IPv6 address and port");
+	/* bpffs refuses names with dots */
+	for (char *p = host; *p; p++)
+		if (*p == '.')
+			*p = '_';
+	snprintf(buf, len, "%llu-tcp%d-%s-%d", (unsigned long long)netns, family == AF_INET ? 4 : 6,
+		 host, port);
+	return 0;
+}
+
+/* The network namespace of socket @fd (it may be another process's, taken
+ * with pidfd_getfd()); the calling thread's when the kernel will not say. */
+static uint64_t socket_netns(int fd)
+{
+	struct stat st;
+	int ns = ioctl(fd, SIOCGSKNS);
+
+	if (ns >= 0) {
+		int ok = fstat(ns, &st);
+
+		close(ns);
+		if (ok == 0)
+			return st.st_ino;
+	}
+	if (stat("/proc/thread-self/ns/net", &st) < 0)
+		return 0;
+	return st.st_ino;
+}
+
 /* Name a group from what the kernel groups by: netns, family, address, port. */
 static int group_name(int fd, struct sm_addr *a, char *buf, size_t len)
 {
 	int val = 0, err;
 	socklen_t vlen = sizeof(val);
-	char host[INET6_ADDRSTRLEN];
-	struct stat st;
+	const void *addr;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &val, &vlen) < 0)
 		return sm_fail(errno == ENOTSOCK ? EINVAL : errno, "fd %d is not a socket: %s", fd,
@@ -114,16 +152,46 @@ static int group_name(int fd, struct sm_addr *a, char *buf, size_t len)
 		return sm_fail(EINVAL, "fd %d has no SO_REUSEPORT: it cannot share a group", fd);
 	if (sm_addr_port(a) == 0)
 		return sm_fail(EINVAL, "fd %d is not bound to a port", fd);
-	if (stat("/proc/thread-self/ns/net", &st) < 0)
-		return sm_fail(errno, "cannot read the network namespace: %s", strerror(errno));
-	sm_addr_str(a, host, sizeof(host));
-	/* bpffs refuses names with dots */
-	for (char *p = host; *p; p++)
-		if (*p == '.')
-			*p = '_';
-	snprintf(buf, len, "%lu-tcp%d-%s-%d", (unsigned long)st.st_ino,
-		 a->family == AF_INET ? 4 : 6, host, sm_addr_port(a));
-	return 0;
+	addr = a->family == AF_INET ? (const void *)&a->v4.sin_addr
+				    : (const void *)&a->v6.sin6_addr;
+	return sockmig_group_name_for(a->family, addr, sm_addr_port(a), socket_netns(fd), buf, len);
+}
+
+/* The address and port a group's name spells. */
+static int parse_group_name(const char *name, struct sm_addr *a)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *p = strchr(name, '-'), *last = strrchr(name, '-');
+	size_t hl;
+	int port;
+
+	memset(a, 0, sizeof(*a));
+	if (!p || strncmp(p, "-tcp", 4) != 0 || (p[4] != '4' && p[4] != '6') || p[5] != '-' ||
+	    last <= p + 5)
+		return -EINVAL;
+	hl = (size_t)(last - (p + 6));
+	if (hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, p + 6, hl);
+	host[hl] = '\0';
+	for (char *h = host; *h; h++)
+		if (*h == '_')
+			*h = '.';
+	port = atoi(last + 1);
+	if (port <= 0 || port > 65535)
+		return -EINVAL;
+	if (p[4] == '4') {
+		a->family = AF_INET;
+		a->v4.sin_family = AF_INET;
+		a->v4.sin_port = htons((uint16_t)port);
+		a->len = sizeof(a->v4);
+		return inet_pton(AF_INET, host, &a->v4.sin_addr) == 1 ? 0 : -EINVAL;
+	}
+	a->family = AF_INET6;
+	a->v6.sin6_family = AF_INET6;
+	a->v6.sin6_port = htons((uint16_t)port);
+	a->len = sizeof(a->v6);
+	return inet_pton(AF_INET6, host, &a->v6.sin6_addr) == 1 ? 0 : -EINVAL;
 }
 
 /* The pin root must sit on bpffs, be a directory of ours, and be private. */
@@ -412,11 +480,20 @@ static void collect_stale(struct sockmig_group *g)
 	free(recs);
 }
 
-struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts *opts)
+static const char *pin_root_of(const struct sockmig_group_opts *opts)
+{
+	const char *root = OPTS_GET(opts, pin_root, NULL);
+
+	if (!root)
+		root = getenv("SOCKMIG_PIN_ROOT");
+	if (!root || !*root)
+		root = SOCKMIG_PIN_ROOT;
+	return root;
+}
+
+static struct sockmig_group *group_alloc(const struct sockmig_group_opts *opts)
 {
 	struct sockmig_group *g;
-	const char *root;
-	int err;
 
 	if (!OPTS_VALID(opts, sockmig_group_opts))
 		return NULL;
@@ -428,13 +505,85 @@ struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts
 	g->dirfd = -1;
 	g->prog_fd = -1;
 	g->wake = OPTS_GET(opts, wake_targets, SOCKMIG_WAKE_AUTO);
-	root = OPTS_GET(opts, pin_root, NULL);
-	if (!root)
-		root = getenv("SOCKMIG_PIN_ROOT");
-	if (!root || !*root)
-		root = SOCKMIG_PIN_ROOT;
-	snprintf(g->root, sizeof(g->root), "%s", root);
+	snprintf(g->root, sizeof(g->root), "%s", pin_root_of(opts));
+	return g;
+}
 
+struct sockmig_group *sockmig_group_open_name(const char *name,
+					      const struct sockmig_group_opts *opts)
+{
+	struct sockmig_group *g = group_alloc(opts);
+	char pin[PATH_MAX + 256];
+	struct stat st;
+	int err;
+
+	if (!g)
+		return NULL;
+	if (!name || strchr(name, '/') || parse_group_name(name, &g->addr) < 0) {
+		err = sm_fail(EINVAL, "'%s' is not a sockmig group name", name ? name : "");
+		goto free_group;
+	}
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	snprintf(g->path, sizeof(g->path), "%s/%s", g->root, g->name);
+	snprintf(pin, sizeof(pin), "%s/state", g->path);
+	if (stat(pin, &st) < 0) {
+		err = sm_fail(errno == EACCES ? EPERM : ENOENT, "no sockmig group %s in %s%s", name,
+			      g->root, errno == EACCES ? " (needs root)" : "");
+		goto free_group;
+	}
+	g->dirfd = open(g->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (g->dirfd < 0) {
+		err = sm_fail(errno, "cannot open %s: %s", g->path, strerror(errno));
+		goto free_group;
+	}
+	err = lock_group(g);
+	if (err)
+		goto free_group;
+	err = load_pinned(g);
+	unlock_group(g);
+	if (err)
+		goto free_group;
+	return g;
+free_group:
+	sockmig_group_close(g);
+	errno = -err;
+	return NULL;
+}
+
+int sockmig_group_list(const struct sockmig_group_opts *opts, char (*names)[SOCKMIG_NAME_MAX],
+		       int max)
+{
+	const char *root;
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	if (!OPTS_VALID(opts, sockmig_group_opts))
+		return -EINVAL;
+	root = pin_root_of(opts);
+	d = opendir(root);
+	if (!d)
+		return errno == ENOENT
+			       ? 0
+			       : sm_fail(errno, "cannot read %s: %s", root, strerror(errno));
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (n < max)
+			snprintf(names[n], SOCKMIG_NAME_MAX, "%s", de->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts *opts)
+{
+	struct sockmig_group *g = group_alloc(opts);
+	int err;
+
+	if (!g)
+		return NULL;
 	err = group_name(fd, &g->addr, g->name, sizeof(g->name));
 	if (err)
 		goto free_group;
@@ -571,7 +720,9 @@ int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_mem
 	if (!m.weight)
 		m.weight = 1;
 	m.compat = listener_compat(fd, g->addr.family);
-	m.pid = (uint32_t)getpid();
+	m.pid = OPTS_GET(opts, pid, 0);
+	if (!m.pid)
+		m.pid = (uint32_t)getpid();
 
 	err = lock_group(g);
 	if (err)

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -581,4 +582,47 @@ SM_TEST(group_open_unprivileged_leaves_nothing)
 	if (!existed && !ASSERT_TRUE(stat(SOCKMIG_PIN_ROOT, &st) < 0, "no directory left"))
 		return SM_FAIL;
 	return SM_PASS;
+}
+
+SM_TEST(group_open_by_name_and_list)
+{
+	int a = burst_listener(AF_INET6, PORT, 16, 0), ret = SM_FAIL, n;
+	struct sockmig_group *g = NULL, *h = NULL;
+	char names[8][SOCKMIG_NAME_MAX], name[SOCKMIG_NAME_MAX];
+	struct sockmig_member_info info[2];
+	struct stat st;
+
+	g = sockmig_group_open(a, NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, a, SOCKMIG_ROLE_ACTIVE, 7, 1), "register"))
+		goto out;
+	/* the name spells netns, family, address and port */
+	if (!ASSERT_OK(stat("/proc/self/ns/net", &st), "netns") ||
+	    !ASSERT_OK(sockmig_group_name_for(AF_INET6, &in6addr_loopback, PORT, st.st_ino, name,
+					      sizeof(name)),
+		       "name_for") ||
+	    !ASSERT_TRUE(strcmp(name, sockmig_group_name(g)) == 0, "same name"))
+		goto out;
+	n = sockmig_group_list(NULL, names, 8);
+	if (!ASSERT_GT(n, 0, "groups listed"))
+		goto out;
+	h = sockmig_group_open_name(name, NULL);
+	if (!ASSERT_TRUE(h, sockmig_last_error()) ||
+	    !ASSERT_EQ(sockmig_members(h, info, 2), 1, "members seen by name") ||
+	    !ASSERT_EQ(info[0].generation, 7, "generation") ||
+	    !ASSERT_EQ(info[0].cookie, sockmig_cookie(a), "cookie"))
+		goto out;
+	if (!ASSERT_TRUE(!sockmig_group_open_name("1-tcp4-127_0_0_1-9", NULL) && errno == ENOENT,
+			 "missing group") ||
+	    !ASSERT_TRUE(!sockmig_group_open_name("../etc", NULL) && errno == EINVAL, "bad name"))
+		goto out;
+	ret = SM_PASS;
+out:
+	sockmig_group_close(h);
+	if (g) {
+		sockmig_group_destroy(g);
+		sockmig_group_close(g);
+	}
+	close(a);
+	return ret;
 }
