@@ -41,13 +41,15 @@ LIBA       := $(OUTPUT)/libsockmig.a
 LIBSO      := $(OUTPUT)/libsockmig.so
 SOCKMIG    := $(OUTPUT)/sockmig
 TESTRUN    := $(OUTPUT)/test_sockmig
+PRELOAD    := $(OUTPUT)/libsockmig-preload.so
+PRELOAD_SRCS := $(wildcard preload/*.c)
 
 .PHONY: all deps check demo bench asan asan-check lint format format-check cppcheck \
         clean install
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(LIBA) $(LIBSO) $(SOCKMIG) $(TESTRUN)
+all: $(LIBA) $(LIBSO) $(SOCKMIG) $(TESTRUN) $(if $(PRELOAD_SRCS),$(PRELOAD))
 
 # Installs what the build and the tests need on Debian 12 (as root), and
 # mounts bpffs; does nothing when all is there.
@@ -85,6 +87,12 @@ $(OUTPUT)/tests/%.o: tests/%.c include/sockmig.h $(wildcard tests/*.h) $(SKELS) 
 $(OUTPUT)/bench/%.o: bench/%.c include/sockmig.h $(wildcard bench/*.h) | $(OUTPUT)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ibench -c $< -o $@
+
+# The LD_PRELOAD shim: the library linked in, only its interposers exported.
+$(PRELOAD): $(PRELOAD_SRCS) $(wildcard preload/*.h) $(LIB_OBJS) include/sockmig.h
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -fPIC -shared -fvisibility=hidden -Wl,-z,defs \
+		$(PRELOAD_SRCS) $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS) -ldl
 
 # The test table: every SM_TEST(name) in tests/*.c, in file order.
 $(OUTPUT)/tests/cases.inc: $(TEST_SRCS) | $(OUTPUT)/tests
@@ -128,7 +136,7 @@ asan-check: deps asan
 	$(Q)ASAN_OPTIONS=detect_leaks=1 $(OUTPUT)/asan/test_sockmig $(T)
 
 FORMAT_SRCS = $(wildcard include/*.h lib/*.[ch] bpf/*.[ch] cli/*.[ch] tests/*.[ch] \
-                         tests/bpf/*.c bench/*.[ch])
+                         tests/bpf/*.c bench/*.[ch] preload/*.[ch])
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)
 format-check:
@@ -140,7 +148,7 @@ cppcheck: $(SKELS) $(OUTPUT)/tests/cases.inc
 		--inline-suppr --suppress=missingIncludeSystem --std=c11 -D__linux__ \
 		-D_GNU_SOURCE -Iinclude -Ibpf -Ilib -Itests -Ibench -I$(OUTPUT) \
 		--suppress=unknownMacro:lib/probe.c --suppress=unknownMacro:lib/group.c \
-		lib cli tests/*.c bench
+		lib cli tests/*.c bench $(wildcard preload)
 lint: format-check cppcheck
 	$(call msg,SHCHECK,scripts)
 	$(Q)if command -v shellcheck >/dev/null; then shellcheck scripts/* .ci/run; fi
@@ -152,6 +160,7 @@ install: all
 	install -m 0755 $(SOCKMIG) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
 	install -m 0755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libsockmig.so.0
+	$(if $(PRELOAD_SRCS),install -m 0755 $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/)
 	install -m 0644 include/sockmig.h $(DESTDIR)$(PREFIX)/include/
 	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 0644 man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
