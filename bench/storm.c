@@ -184,7 +184,8 @@ static void forget_member(struct storm *s, uint64_t cookie)
 	if (sockmig_counters_read(s->g, cookie, &c) == 0) {
 		for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
 			s->r->policy_migrated += c.migrated_out[k];
-		s->r->policy_cancelled += c.cancel_notarget + c.cancel_mismatch;
+		s->r->policy_cancelled += c.cancel_mismatch;
+		s->r->policy_migrated += c.deferred;
 	}
 	sockmig_member_leave_cookie(s->g, cookie);
 }

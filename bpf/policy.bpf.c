@@ -12,7 +12,8 @@
  *   an active member of the newest generation, then any active member
  *   (the table may be stale), then a holder, skipping members whose
  *   recorded settings differ from the closing listener's; cancelled
- *   (SK_DROP) when none is left.
+ *   (SK_DROP) when only such members are left; left to the kernel's hash
+ *   over the live listeners when no registered member is left at all.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -287,14 +288,19 @@ static __always_inline int on_migrate(struct sk_reuseport_md *ctx, const struct 
 	mm |= slot == TRY_MISMATCH;
 
 	cc = member_counters(cookie);
-	if (slot < 0) {
-		if (cc) {
-			if (mm)
-				__sync_fetch_and_add(&cc->cancel_mismatch, 1);
-			else
-				__sync_fetch_and_add(&cc->cancel_notarget, 1);
-		}
+	if (slot < 0 && mm) {
+		if (cc)
+			__sync_fetch_and_add(&cc->cancel_mismatch, 1);
 		return SK_DROP;
+	}
+	if (slot < 0) {
+		/* No registered target: a listener that is not registered yet
+		 * (a new server generation that sockmig attach has not seen)
+		 * may still be live, so the kernel's hash chooses among the
+		 * listeners left; the kernel fails the migration if none is. */
+		if (cc)
+			__sync_fetch_and_add(&cc->deferred, 1);
+		return SK_PASS;
 	}
 	if (cc)
 		__sync_fetch_and_add(&cc->mig_out[kind & 3], 1);

@@ -14,9 +14,10 @@
  *   only when no member is active;
  * - when a member stops listening, its queued children and half-open
  *   requests migrate to an active member of the newest generation (else a
- *   holder), and are cancelled when none exists or when the target's
- *   listener settings differ (TCP_SAVE_SYN, TCP_DEFER_ACCEPT, TCP_FASTOPEN,
- *   address family).
+ *   holder); they are cancelled when every such member's listener settings
+ *   differ (TCP_SAVE_SYN, TCP_DEFER_ACCEPT, TCP_FASTOPEN, address family),
+ *   and left to the kernel's hash over the listeners still live when no
+ *   registered member is left (a listener not registered yet may be one).
  *
  * Conventions (as libbpf): handles are opaque; functions returning int
  * return 0 or a positive count on success and a negative errno on failure
@@ -258,7 +259,10 @@ struct sockmig_counters {
 	uint64_t steered; /**< new SYNs sent to it */
 	uint64_t migrated_in[SOCKMIG_KIND_MAX];
 	uint64_t migrated_out[SOCKMIG_KIND_MAX];
-	uint64_t cancel_notarget; /**< cancelled: no target */
+	/** Migrations away from it with no registered target: left to the
+	 *  kernel's hash over the listeners still live (it fails them, as
+	 *  TCPMigrateReqFailure, when none is). */
+	uint64_t deferred;
 	uint64_t cancel_mismatch; /**< cancelled: settings differ */
 	uint64_t kicked;	  /**< wake-up connections sent to it */
 };
@@ -308,7 +312,8 @@ struct sockmig_drain_report {
 	uint64_t cookie;
 	/** Migrated away at close, per kind (children; requests move later). */
 	uint64_t migrated[SOCKMIG_KIND_MAX];
-	uint64_t cancelled;
+	uint64_t cancelled; /**< cancelled: every target had other settings */
+	uint64_t deferred;  /**< no registered target: the kernel's hash chose */
 	/** Wake-up connections made to targets (missing wake-up workaround). */
 	uint32_t kicked;
 	struct sockmig_netstat netstat; /**< TcpExt delta around the drain */

@@ -787,7 +787,7 @@ int sockmig_counters_read(struct sockmig_group *g, uint64_t cookie, struct sockm
 		out->migrated_in[k] = c.mig_in[k];
 		out->migrated_out[k] = c.mig_out[k];
 	}
-	out->cancel_notarget = c.cancel_notarget;
+	out->deferred = c.deferred;
 	out->cancel_mismatch = c.cancel_mismatch;
 	out->kicked = c.kicked;
 	return 0;
@@ -968,8 +968,8 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 	sockmig_netstat_delta(&ns0, &ns1, &rep.netstat);
 	for (int k = 0; k < SM_KIND_MAX; k++)
 		rep.migrated[k] = self1.mig_out[k] - self0.mig_out[k];
-	rep.cancelled = (self1.cancel_notarget - self0.cancel_notarget) +
-			(self1.cancel_mismatch - self0.cancel_mismatch);
+	rep.cancelled = self1.cancel_mismatch - self0.cancel_mismatch;
+	rep.deferred = self1.deferred - self0.deferred;
 
 	/* 3. where the kernel may not wake the targets, wake them ourselves */
 	if (wake) {

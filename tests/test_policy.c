@@ -626,3 +626,70 @@ out:
 	close(a);
 	return ret;
 }
+
+/*
+ * No registered target: A (registered) closes with 20 children queued while
+ * the only other listener, B, is not registered (a new server generation
+ * that sockmig attach has not seen yet). The policy leaves the choice to
+ * the kernel's hash over the live listeners: B gets all 20. With no live
+ * listener left at all, the kernel fails them (the baseline of this case).
+ */
+static int deferred_case(bool with_b, int *served, struct sockmig_counters *ca,
+			 struct sockmig_netstat *d)
+{
+	int l[2] = {-1, -1}, ret = SM_FAIL;
+	struct sockmig_group *g = NULL;
+	struct sockmig_netstat ns0, ns1;
+	struct burst *c = calloc(1, sizeof(*c));
+	uint64_t cookie;
+
+	if (!c)
+		return SM_FAIL;
+	l[0] = burst_listener(AF_INET, PORT, 1024, 0);
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
+	    !ASSERT_OK(burst_start(c, AF_INET, PORT, 20, false), "clients") ||
+	    !ASSERT_EQ(burst_connected(c, 2000), 20, "connected") ||
+	    !ASSERT_TRUE(burst_wait_queue(l[0], 20, 2000), "queued on A"))
+		goto out;
+	if (with_b)
+		l[1] = burst_listener(AF_INET, PORT, 1024, 0); /* not registered */
+	cookie = sockmig_cookie(l[0]);
+	sockmig_netstat_read(&ns0);
+	close(l[0]);
+	l[0] = -1;
+	burst_serve(c, &l[1], with_b ? 1 : 0, NULL, 2000);
+	sockmig_netstat_read(&ns1);
+	sockmig_netstat_delta(&ns0, &ns1, d);
+	*served = c->count[BURST_OK];
+	if (!ASSERT_OK(sockmig_counters_read(g, cookie, ca), "counters of A"))
+		goto out;
+	burst_print(c, with_b ? "unregistered B" : "nobody left");
+	ret = SM_PASS;
+out:
+	burst_close(c);
+	free(c);
+	cleanup(g, l, 2);
+	return ret;
+}
+
+SM_TEST(policy_defers_to_kernel_without_registered_target)
+{
+	struct sockmig_counters ca;
+	struct sockmig_netstat d;
+	int served;
+
+	if (deferred_case(false, &served, &ca, &d) != SM_PASS ||
+	    !ASSERT_EQ(served, 0, "served with nobody left") ||
+	    !ASSERT_EQ(ca.deferred, 20, "deferred") ||
+	    !ASSERT_EQ(d.migrate_failure, 20, "TCPMigrateReqFailure"))
+		return SM_FAIL;
+	if (deferred_case(true, &served, &ca, &d) != SM_PASS ||
+	    !ASSERT_EQ(served, 20, "served by the unregistered listener") ||
+	    !ASSERT_EQ(ca.deferred, 20, "deferred") ||
+	    !ASSERT_EQ(ca.cancel_mismatch, 0, "cancelled") ||
+	    !ASSERT_EQ(d.migrate_success, 20, "TCPMigrateReqSuccess"))
+		return SM_FAIL;
+	return SM_PASS;
+}
