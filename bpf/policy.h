@@ -55,7 +55,7 @@ struct sm_counters {
 	__u64 steered;		    /* new SYNs sent to this member */
 	__u64 mig_in[SM_KIND_MAX];  /* migrated to this member */
 	__u64 mig_out[SM_KIND_MAX]; /* migrated away from this member */
-	__u64 deferred;	/* away from it, no registered target: the kernel chose */
+	__u64 deferred;		    /* away from it, no registered target: the kernel chose */
 	__u64 cancel_mismatch;	    /* away from this member, settings differ */
 	__u64 kicked;		    /* wake-up connections sent here */
 };

@@ -89,6 +89,7 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
 	int opt;
 
 	optind = 1;
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "w:n:t:r:c:s:6h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'w':
@@ -142,7 +143,7 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
 			bench_usage(stdout);
 			exit(0);
 		default:
-			bench_usage(stderr);
+			cli_bad_option("bench", argv);
 			return -1;
 		}
 	}

@@ -22,11 +22,19 @@ void jw_bool(const char *key, bool val);
 void jw_null(const char *key);
 void jw_end(void); /* final newline */
 
+/* After getopt_long() returned '?' (with opterr = 0): one error line. */
+void cli_bad_option(const char *cmd, char **argv);
+
 /* Parse a whole decimal number in [min, max]; false (and an error) if not. */
 bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 int do_probe(int argc, char **argv);
 int do_demo(int argc, char **argv);
 int do_bench(int argc, char **argv);
+int do_status(int argc, char **argv);
+int do_attach(int argc, char **argv);
+int do_detach(int argc, char **argv);
+int do_drain(int argc, char **argv);
+int do_watch(int argc, char **argv);
 
 #endif

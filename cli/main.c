@@ -35,7 +35,13 @@ static const struct cmd {
 } cmds[] = {
 	{"probe", do_probe, "what this kernel can do for socket migration"},
 	{"demo", do_demo, "reset counts with nothing, the sysctl and the policy, side by side"},
+	{"attach", do_attach,
+	 "protect a running server: register its listeners, keep them current"},
+	{"detach", do_detach, "undo attach: stop its daemon, detach the policy, remove the pins"},
+	{"drain", do_drain, "mark a server's listeners draining before it closes them"},
+	{"watch", do_watch, "per-interval counters and per-reload reports of attached groups"},
 	{"bench", do_bench, "reload-storm benchmark: naive, sysctl and policy side by side"},
+	{"status", do_status, "SO_REUSEPORT groups, members, owners, queues, sockmig state"},
 	{"help", do_help, "this list"},
 };
 

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -137,4 +139,15 @@ bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint
 	}
 	*out = v;
 	return true;
+}
+
+void cli_bad_option(const char *cmd, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	if (optopt && strchr(arg, optopt) && arg[0] == '-' && arg[1] != '-' && !arg[2])
+		cli_error("%s: option '%s' needs a value (sockmig %s --help)", cmd, arg, cmd);
+	else
+		cli_error("%s: unknown option or missing value '%s' (sockmig %s --help)", cmd, arg,
+			  cmd);
 }

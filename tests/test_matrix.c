@@ -171,8 +171,7 @@ static int matrix_cell(int family, enum state st, enum how how, enum mode mode)
 		printf("policy: A out %llu, B in %llu, A cancelled %llu, deferred %llu\n",
 		       (unsigned long long)ca.migrated_out[kind],
 		       (unsigned long long)cb.migrated_in[kind],
-		       (unsigned long long)ca.cancel_mismatch,
-		       (unsigned long long)ca.deferred);
+		       (unsigned long long)ca.cancel_mismatch, (unsigned long long)ca.deferred);
 		if (mode == POLICY &&
 		    (!ASSERT_EQ(c->count[BURST_OK], N_CLIENTS, "served") ||
 		     !ASSERT_EQ(c->count[BURST_RESET], 0, "reset") ||

@@ -1,0 +1,490 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmig attach / detach / drain: protect a running, unmodified server.
+ *
+ * attach finds the server's listeners through sock_diag, takes each one
+ * from its process with pidfd_getfd() (the rights of ptrace), opens its
+ * group, registers it (generation: its process's start time) and attaches
+ * the policy, then closes the copy it took: holding it would keep a
+ * listener alive after its server closed it. Unless --once, it stays and
+ * keeps the registration current: new listeners of the group are
+ * registered as they appear, members that stopped listening are forgotten
+ * a few seconds later (their half-open requests may still move).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attach.h"
+#include "cli.h"
+#include "diag.h"
+#include "internal.h"
+#include "sockmig.h"
+
+#ifndef SO_DETACH_REUSEPORT_BPF
+#define SO_DETACH_REUSEPORT_BPF 68
+#endif
+
+#define RUN_DIR		"/run/sockmig"
+#define FORGET_AFTER_MS 5000
+
+int take_listener(const struct sm_listener *l, bool quiet)
+{
+	int fd = -EBADF;
+
+	if (l->nowners == 0) {
+		if (!quiet)
+			cli_error(
+				"port %d: cannot see which process holds cookie %llu (needs root)",
+				l->port, (unsigned long long)l->cookie);
+		return -1;
+	}
+	for (int i = 0; i < l->nowners; i++) {
+		fd = sm_diag_take(l, i);
+		if (fd >= 0)
+			return fd;
+	}
+	if (quiet)
+		return -1;
+	if (fd == -EPERM)
+		cli_error(
+			"cannot take fd %d of pid %d: not permitted (pidfd_getfd needs the rights "
+			"of ptrace over it: root, or its owner where kernel.yama.ptrace_scope "
+			"allows)",
+			l->owners[0].fd, (int)l->owners[0].pid);
+	else
+		cli_error("cannot take fd %d of pid %d: %s", l->owners[0].fd, (int)l->owners[0].pid,
+			  strerror(-fd));
+	return -1;
+}
+
+uint32_t process_generation(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long start = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		/* after "comm)": state is field 3, starttime field 22 */
+		sscanf(p + 2,
+		       "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+		       "%*d %*d %llu",
+		       &start);
+	fclose(f);
+	return (uint32_t)start;
+}
+
+/* Register one listener of @l (taken from its first owner we may take). */
+static int register_listener(const struct sm_listener *l, int64_t generation, bool quiet,
+			     char *group, size_t glen)
+{
+	struct sockmig_group *g;
+	int fd = -1, err;
+
+	fd = take_listener(l, quiet);
+	if (fd < 0)
+		return -1;
+	g = sockmig_group_open(fd, NULL);
+	if (!g) {
+		if (!quiet)
+			cli_error("port %d: %s", l->port, sockmig_last_error());
+		close(fd);
+		return -1;
+	}
+	/* already a member: keep its role (it may be draining), re-attach only */
+	if (sockmig_counters_read(g, l->cookie, &(struct sockmig_counters){0}) == 0) {
+		err = sockmig_group_attach(g, fd);
+		if (group)
+			snprintf(group, glen, "%s", sockmig_group_name(g));
+		sockmig_group_close(g);
+		close(fd);
+		return err < 0 ? -1 : 0;
+	}
+	SOCKMIG_OPTS(sockmig_member_opts, mo,
+		     .generation = generation >= 0 ? (uint32_t)generation
+						   : process_generation(l->owners[0].pid),
+		     .pid = (uint32_t)l->owners[0].pid);
+	err = sockmig_member_add(g, fd, &mo);
+	if (err < 0 && !quiet)
+		cli_error("port %d: %s", l->port, sockmig_last_error());
+	if (group)
+		snprintf(group, glen, "%s", sockmig_group_name(g));
+	sockmig_group_close(g);
+	close(fd);
+	return err < 0 ? -1 : 0;
+}
+
+static bool owned_by(const struct sm_listener *l, pid_t pid)
+{
+	for (int i = 0; i < l->nowners; i++)
+		if (l->owners[i].pid == pid)
+			return true;
+	return false;
+}
+
+struct known {
+	uint64_t cookie;
+	unsigned long long gone_ms; /* 0 while listening */
+	char group[SOCKMIG_NAME_MAX];
+};
+
+static volatile sig_atomic_t stop_attach;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_attach = 1;
+}
+
+static unsigned long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000;
+}
+
+static void pidfile_path(int port, char *buf, size_t len)
+{
+	snprintf(buf, len, RUN_DIR "/attach-%d.pid", port);
+}
+
+static int write_pidfile(int port)
+{
+	char path[128], line[32];
+	int fd, n;
+
+	if (mkdir(RUN_DIR, 0700) < 0 && errno != EEXIST)
+		return -1;
+	pidfile_path(port, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	n = snprintf(line, sizeof(line), "%d\n", (int)getpid());
+	if (write(fd, line, (size_t)n) != n) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* One scan: register listeners not known yet, forget those long gone. */
+static int scan(int port, pid_t pid, int64_t gen, struct known *k, int *nk, int max, bool quiet)
+{
+	struct sm_listener *ls = NULL;
+	int n, registered = 0;
+	unsigned long long now = now_ms();
+
+	n = sm_diag_listeners(0, port, &ls);
+	if (n < 0)
+		return n;
+	for (int j = 0; j < *nk; j++) {
+		bool present = false;
+
+		for (int i = 0; i < n; i++)
+			present |= ls[i].cookie == k[j].cookie;
+		if (!present && !k[j].gone_ms)
+			k[j].gone_ms = now;
+	}
+	for (int i = 0; i < n; i++) {
+		bool seen = false;
+
+		if (pid && !owned_by(&ls[i], pid))
+			continue;
+		for (int j = 0; j < *nk; j++)
+			seen |= k[j].cookie == ls[i].cookie;
+		if (seen || *nk >= max)
+			continue;
+		if (register_listener(&ls[i], gen, quiet, k[*nk].group, sizeof(k[*nk].group)) ==
+		    0) {
+			k[*nk].cookie = ls[i].cookie;
+			k[*nk].gone_ms = 0;
+			(*nk)++;
+			registered++;
+			if (!quiet)
+				printf("registered %s port %d cookie %llu (pid %d fd %d)\n",
+				       ls[i].family == AF_INET ? "tcp4" : "tcp6", ls[i].port,
+				       (unsigned long long)ls[i].cookie, (int)ls[i].owners[0].pid,
+				       ls[i].owners[0].fd);
+		}
+	}
+	/* forget members gone for a while: their requests have moved by now */
+	for (int j = 0; j < *nk; j++) {
+		struct sockmig_group *g;
+
+		if (!k[j].gone_ms || now - k[j].gone_ms < FORGET_AFTER_MS)
+			continue;
+		g = sockmig_group_open_name(k[j].group, NULL);
+		if (g) {
+			sockmig_member_leave_cookie(g, k[j].cookie);
+			sockmig_group_close(g);
+		}
+		k[j--] = k[--(*nk)];
+	}
+	free(ls);
+	fflush(stdout);
+	return registered;
+}
+
+static void attach_usage(FILE *f)
+{
+	fprintf(f, "Usage: sockmig attach (--pid PID [--port P] | --port P) [--generation G]\n"
+		   "                      [--once] [--foreground] [--interval MS]\n");
+}
+
+int do_attach(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"pid", required_argument, NULL, 'p'},
+		{"port", required_argument, NULL, 'P'},
+		{"generation", required_argument, NULL, 'g'},
+		{"once", no_argument, NULL, '1'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"interval", required_argument, NULL, 'i'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	uint64_t v, interval = 100;
+	int64_t gen = -1;
+	pid_t pid = 0;
+	int port = 0, opt, nk = 0, n;
+	bool once = false, fg = false;
+	struct known *k;
+	struct sigaction sa = {.sa_handler = on_stop};
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "p:P:g:1fi:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			if (!parse_u64("--pid", optarg, 1, 4194304, &v))
+				return 2;
+			pid = (pid_t)v;
+			break;
+		case 'P':
+			if (!parse_u64("--port", optarg, 1, 65535, &v))
+				return 2;
+			port = (int)v;
+			break;
+		case 'g':
+			if (!parse_u64("--generation", optarg, 0, UINT32_MAX, &v))
+				return 2;
+			gen = (int64_t)v;
+			break;
+		case '1':
+			once = true;
+			break;
+		case 'f':
+			fg = true;
+			break;
+		case 'i':
+			if (!parse_u64("--interval", optarg, 10, 60000, &interval))
+				return 2;
+			break;
+		case 'h':
+			attach_usage(stdout);
+			return 0;
+		default:
+			cli_bad_option("attach", argv);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		cli_error("attach: unexpected argument '%s'", argv[optind]);
+		return 2;
+	}
+	if (!pid && !port) {
+		cli_error("attach: give --pid PID, --port P or both");
+		return 2;
+	}
+	if (pid && kill(pid, 0) < 0 && errno == ESRCH) {
+		cli_error("--pid: no process %d", (int)pid);
+		return 1;
+	}
+	k = calloc(1024, sizeof(*k));
+	if (!k)
+		return 1;
+	n = scan(port, pid, gen, k, &nk, 1024, false);
+	if (n < 0) {
+		cli_error("cannot list listening sockets: %s", strerror(-n));
+		free(k);
+		return 1;
+	}
+	if (nk == 0) {
+		char fddir[64];
+
+		snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
+		if (pid && access(fddir, R_OK) < 0 && errno == EACCES)
+			cli_error("cannot see the sockets of pid %d: not permitted (sockmig needs "
+				  "the rights of ptrace over it: root, or its owner where "
+				  "kernel.yama.ptrace_scope allows)",
+				  (int)pid);
+		else if (pid)
+			cli_error(
+				"pid %d has no SO_REUSEPORT listener%s that sockmig could register",
+				(int)pid, port ? " on that port" : "");
+		else
+			cli_error("port %d has no listener that sockmig could register", port);
+		free(k);
+		return 1;
+	}
+	if (once) {
+		free(k);
+		return 0;
+	}
+	if (!fg && daemon(0, 0) < 0) {
+		cli_error("cannot become a daemon: %s", strerror(errno));
+		free(k);
+		return 1;
+	}
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	if (port)
+		write_pidfile(port);
+	while (!stop_attach) {
+		struct timespec ts = {.tv_sec = (time_t)(interval / 1000),
+				      .tv_nsec = (long)(interval % 1000) * 1000000L};
+
+		nanosleep(&ts, NULL);
+		if (!stop_attach)
+			scan(port, pid, gen, k, &nk, 1024, !fg);
+	}
+	if (port) {
+		char path[128];
+
+		pidfile_path(port, path, sizeof(path));
+		unlink(path);
+	}
+	free(k);
+	return 0;
+}
+
+/* ---- detach ---------------------------------------------------------------- */
+
+/* Stop the attach daemon of @port, if one runs (it is ours: check comm). */
+static void stop_daemon(int port)
+{
+	char path[128], comm[64] = "";
+	FILE *f;
+	int pid = 0;
+
+	pidfile_path(port, path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	f = pid > 0 ? fopen(path, "re") : NULL;
+	if (f) {
+		if (fgets(comm, sizeof(comm), f) && strncmp(comm, "sockmig", 7) == 0)
+			kill(pid, SIGTERM);
+		fclose(f);
+	}
+	pidfile_path(port, path, sizeof(path));
+	unlink(path);
+}
+
+int do_detach(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"port", required_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	char(*names)[SOCKMIG_NAME_MAX] = calloc(256, SOCKMIG_NAME_MAX);
+	struct sm_listener *ls = NULL;
+	uint64_t v;
+	int port = 0, opt, n, done = 0;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "P:h", opts, NULL)) != -1) {
+		if (opt == 'P') {
+			if (!parse_u64("--port", optarg, 1, 65535, &v)) {
+				free(names);
+				return 2;
+			}
+			port = (int)v;
+		} else if (opt == 'h') {
+			printf("Usage: sockmig detach --port P\n");
+			free(names);
+			return 0;
+		} else {
+			cli_bad_option("detach", argv);
+			free(names);
+			return 2;
+		}
+	}
+	if (!port || optind < argc) {
+		cli_error("detach: give --port P");
+		free(names);
+		return 2;
+	}
+	if (!names)
+		return 1;
+	stop_daemon(port);
+	n = sm_diag_listeners(0, port, &ls);
+	for (int i = 0; i < n; i++) {
+		char name[SOCKMIG_NAME_MAX];
+		struct stat st;
+		struct sockmig_group *g;
+		int fd = -1;
+
+		stat("/proc/thread-self/ns/net", &st);
+		if (sockmig_group_name_for(ls[i].family, &ls[i].addr, ls[i].port, st.st_ino, name,
+					   sizeof(name)) < 0)
+			continue;
+		/* give the kernel group its default selection back */
+		fd = take_listener(&ls[i], true);
+		if (fd >= 0) {
+			setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, NULL, 0);
+			close(fd);
+		}
+		g = sockmig_group_open_name(name, NULL);
+		if (g) {
+			sockmig_group_destroy(g);
+			sockmig_group_close(g);
+			done++;
+		}
+	}
+	free(ls);
+	/* groups whose listeners are all gone: remove their pins too */
+	n = sockmig_group_list(NULL, names, 256);
+	for (int i = 0; i < n && i < 256; i++) {
+		const char *dash = strrchr(names[i], '-');
+		struct sockmig_group *g;
+		struct stat st;
+
+		/* this network namespace's groups of this port only */
+		if (!dash || atoi(dash + 1) != port || stat("/proc/thread-self/ns/net", &st) < 0 ||
+		    strtoull(names[i], NULL, 10) != (unsigned long long)st.st_ino)
+			continue;
+		g = sockmig_group_open_name(names[i], NULL);
+		if (g) {
+			sockmig_group_destroy(g);
+			sockmig_group_close(g);
+			done++;
+		}
+	}
+	free(names);
+	if (!done) {
+		cli_error("port %d is not attached", port);
+		return 1;
+	}
+	printf("detached port %d\n", port);
+	return 0;
+}

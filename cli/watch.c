@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmig watch: one line per interval and group with what the policy
+ * steered, migrated, cancelled and deferred, and the network namespace's
+ * kernel counters (migrations, drops, resets); and a report when a
+ * generation has finished draining (all its listeners stopped listening).
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "sockmig.h"
+
+#define MAX_GROUPS  64
+#define MAX_MEMBERS 512
+#define MAX_GENS    64
+
+struct gen_state {
+	uint32_t gen;
+	int live; /* members of it still listening */
+	bool reported;
+	struct sockmig_counters c;  /* summed over its members */
+	struct sockmig_netstat ns0; /* kernel counters when it started draining */
+	bool draining;
+};
+
+struct watched {
+	char name[SOCKMIG_NAME_MAX];
+	struct sockmig_counters total, last;
+	struct gen_state gens[MAX_GENS];
+	int ngens;
+};
+
+static volatile sig_atomic_t stop_watch;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_watch = 1;
+}
+
+static void add_counters(struct sockmig_counters *to, const struct sockmig_counters *c)
+{
+	to->steered += c->steered;
+	for (int k = 0; k < SOCKMIG_KIND_MAX; k++) {
+		to->migrated_in[k] += c->migrated_in[k];
+		to->migrated_out[k] += c->migrated_out[k];
+	}
+	to->cancel_mismatch += c->cancel_mismatch;
+	to->deferred += c->deferred;
+	to->kicked += c->kicked;
+}
+
+/* a - b, or 0 when members were forgotten in between */
+static unsigned long long sub(uint64_t a, uint64_t b)
+{
+	return a > b ? (unsigned long long)(a - b) : 0;
+}
+
+static uint64_t migrated(const struct sockmig_counters *c)
+{
+	uint64_t n = 0;
+
+	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
+		n += c->migrated_out[k];
+	return n;
+}
+
+static struct gen_state *gen_of(struct watched *w, uint32_t gen)
+{
+	for (int i = 0; i < w->ngens; i++)
+		if (w->gens[i].gen == gen)
+			return &w->gens[i];
+	if (w->ngens == MAX_GENS) {
+		memmove(w->gens, w->gens + 1, sizeof(w->gens[0]) * (MAX_GENS - 1));
+		w->ngens--;
+	}
+	memset(&w->gens[w->ngens], 0, sizeof(w->gens[0]));
+	w->gens[w->ngens].gen = gen;
+	return &w->gens[w->ngens++];
+}
+
+/* Sample one group: its totals, and the generations that just finished. */
+static void sample(struct watched *w, const struct sockmig_netstat *ns, bool report)
+{
+	struct sockmig_member_info *m = calloc(MAX_MEMBERS, sizeof(*m));
+	struct sockmig_group *g = sockmig_group_open_name(w->name, NULL);
+	uint32_t newest = 0;
+	int n;
+
+	memset(&w->total, 0, sizeof(w->total));
+	if (!g || !m) {
+		free(m);
+		sockmig_group_close(g);
+		return;
+	}
+	n = sockmig_members(g, m, MAX_MEMBERS);
+	for (int i = 0; i < w->ngens; i++) {
+		w->gens[i].live = 0;
+		memset(&w->gens[i].c, 0, sizeof(w->gens[i].c));
+	}
+	for (int i = 0; i < n && i < MAX_MEMBERS; i++) {
+		struct gen_state *gs = gen_of(w, m[i].generation);
+
+		add_counters(&w->total, &m[i].counters);
+		add_counters(&gs->c, &m[i].counters);
+		if (m[i].listening) {
+			gs->live++;
+			if (m[i].role == SOCKMIG_ROLE_ACTIVE && m[i].generation > newest)
+				newest = m[i].generation;
+		}
+		if (m[i].role == SOCKMIG_ROLE_DRAINING && !gs->draining) {
+			gs->draining = true;
+			gs->ns0 = *ns;
+		}
+	}
+	for (int i = 0; report && i < w->ngens; i++) {
+		struct gen_state *gs = &w->gens[i];
+		struct sockmig_netstat d;
+
+		if (gs->reported || gs->live || gs->gen >= newest || !newest)
+			continue;
+		gs->reported = true;
+		if (!gs->draining)
+			gs->ns0 = *ns;
+		sockmig_netstat_delta(&gs->ns0, ns, &d);
+		if (json_output) {
+			jw_open(NULL, '{');
+			jw_str("event", "generation-drained");
+			jw_str("group", w->name);
+			jw_u64("generation", gs->gen);
+			jw_u64("migrated", migrated(&gs->c));
+			jw_u64("cancelled", gs->c.cancel_mismatch);
+			jw_u64("deferred", gs->c.deferred);
+			jw_u64("kernel_migrate_failures", d.migrate_failure);
+			jw_u64("kernel_embryonic_rsts", d.embryonic_rsts);
+			jw_close('}');
+			jw_end();
+		} else {
+			printf("reload: %s generation %u drained: migrated %llu (established %llu, "
+			       "tfo %llu, req-timer %llu, req-ack %llu), cancelled %llu, deferred "
+			       "%llu; kernel meanwhile: %llu failed migrations, %llu embryonic "
+			       "resets\n",
+			       w->name, gs->gen, (unsigned long long)migrated(&gs->c),
+			       (unsigned long long)gs->c.migrated_out[0],
+			       (unsigned long long)gs->c.migrated_out[1],
+			       (unsigned long long)gs->c.migrated_out[2],
+			       (unsigned long long)gs->c.migrated_out[3],
+			       (unsigned long long)gs->c.cancel_mismatch,
+			       (unsigned long long)gs->c.deferred,
+			       (unsigned long long)d.migrate_failure,
+			       (unsigned long long)d.embryonic_rsts);
+		}
+	}
+	sockmig_group_close(g);
+	free(m);
+}
+
+/* Groups of this network namespace (and port, if given). */
+static int list_groups(int port, struct watched *w, int *nw)
+{
+	char(*names)[SOCKMIG_NAME_MAX] = calloc(256, SOCKMIG_NAME_MAX);
+	struct stat st;
+	int n;
+
+	if (!names || stat("/proc/thread-self/ns/net", &st) < 0) {
+		free(names);
+		return -1;
+	}
+	n = sockmig_group_list(NULL, names, 256);
+	for (int i = 0; i < n && i < 256; i++) {
+		const char *dash = strrchr(names[i], '-');
+		bool known = false;
+
+		if (strtoull(names[i], NULL, 10) != (unsigned long long)st.st_ino ||
+		    (port && (!dash || atoi(dash + 1) != port)))
+			continue;
+		for (int j = 0; j < *nw; j++)
+			known |= strcmp(w[j].name, names[i]) == 0;
+		if (!known && *nw < MAX_GROUPS) {
+			memset(&w[*nw], 0, sizeof(w[0]));
+			snprintf(w[(*nw)++].name, SOCKMIG_NAME_MAX, "%s", names[i]);
+		}
+	}
+	free(names);
+	return n < 0 ? n : 0;
+}
+
+int do_watch(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"port", required_argument, NULL, 'P'},
+		{"interval", required_argument, NULL, 'i'},
+		{"count", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct sigaction sa = {.sa_handler = on_stop};
+	struct sockmig_netstat ns0, ns1, d;
+	struct watched *w = calloc(MAX_GROUPS, sizeof(*w));
+	uint64_t v, interval = 1000, count = 0;
+	int opt, port = 0, nw = 0;
+
+	if (!w)
+		return 1;
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "P:i:c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'P':
+			if (!parse_u64("--port", optarg, 1, 65535, &v))
+				goto usage;
+			port = (int)v;
+			break;
+		case 'i':
+			if (!parse_u64("--interval", optarg, 10, 3600000, &interval))
+				goto usage;
+			break;
+		case 'c':
+			if (!parse_u64("--count", optarg, 1, UINT32_MAX, &count))
+				goto usage;
+			break;
+		case 'h':
+			printf("Usage: sockmig watch [--port P] [--interval MS] [--count N]\n");
+			free(w);
+			return 0;
+		default:
+			cli_bad_option("watch", argv);
+			goto usage;
+		}
+	}
+	if (optind < argc) {
+		cli_error("watch: unexpected argument '%s'", argv[optind]);
+		goto usage;
+	}
+	if (sockmig_netstat_read(&ns0) < 0) {
+		cli_error("%s", sockmig_last_error());
+		free(w);
+		return 1;
+	}
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	list_groups(port, w, &nw);
+	for (int i = 0; i < nw; i++) {
+		sample(&w[i], &ns0, false);
+		w[i].last = w[i].total;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (uint64_t round = 0; !stop_watch && (!count || round < count); round++) {
+		struct timespec ts = {.tv_sec = (time_t)(interval / 1000),
+				      .tv_nsec = (long)(interval % 1000) * 1000000L};
+		char stamp[16];
+		time_t now;
+
+		nanosleep(&ts, NULL);
+		sockmig_netstat_read(&ns1);
+		sockmig_netstat_delta(&ns0, &ns1, &d);
+		ns0 = ns1;
+		list_groups(port, w, &nw);
+		now = time(NULL);
+		strftime(stamp, sizeof(stamp), "%H:%M:%S", localtime(&now));
+		for (int i = 0; i < nw; i++) {
+			const struct sockmig_counters *t = &w[i].total, *l = &w[i].last;
+
+			sample(&w[i], &ns1, true);
+			if (json_output) {
+				jw_open(NULL, '{');
+				jw_str("time", stamp);
+				jw_str("group", w[i].name);
+				jw_u64("steered", sub(t->steered, l->steered));
+				jw_u64("migrated", sub(migrated(t), migrated(l)));
+				jw_u64("cancelled", sub(t->cancel_mismatch, l->cancel_mismatch));
+				jw_u64("deferred", sub(t->deferred, l->deferred));
+				jw_u64("TCPMigrateReqSuccess", d.migrate_success);
+				jw_u64("TCPMigrateReqFailure", d.migrate_failure);
+				jw_u64("ListenDrops", d.listen_drops);
+				jw_u64("ListenOverflows", d.listen_overflows);
+				jw_u64("EmbryonicRsts", d.embryonic_rsts);
+				jw_u64("TCPAbortOnClose", d.abort_on_close);
+				jw_close('}');
+				jw_end();
+			} else {
+				printf("%s %s steered %llu migrated %llu cancelled %llu deferred "
+				       "%llu"
+				       " | kernel: migrated %llu failed %llu drops %llu overflows "
+				       "%llu "
+				       "embryonic-rst %llu abort-on-close %llu\n",
+				       stamp, w[i].name, sub(t->steered, l->steered),
+				       sub(migrated(t), migrated(l)),
+				       sub(t->cancel_mismatch, l->cancel_mismatch),
+				       sub(t->deferred, l->deferred),
+				       (unsigned long long)d.migrate_success,
+				       (unsigned long long)d.migrate_failure,
+				       (unsigned long long)d.listen_drops,
+				       (unsigned long long)d.listen_overflows,
+				       (unsigned long long)d.embryonic_rsts,
+				       (unsigned long long)d.abort_on_close);
+			}
+			w[i].last = w[i].total;
+		}
+		if (!nw && !json_output)
+			printf("%s no attached group%s\n", stamp, port ? " on that port" : "");
+	}
+	free(w);
+	return 0;
+usage:
+	free(w);
+	return 2;
+}

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * TCP listeners of the calling thread's network namespace, as sock_diag
+ * reports them, with the processes that hold them. Internal to sockmig
+ * (status, attach); not installed.
+ */
+#ifndef SOCKMIG_DIAG_H
+#define SOCKMIG_DIAG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+
+#include "internal.h"
+
+/* Owners kept per listener; owners_total counts them all. */
+#define SM_DIAG_MAX_OWNERS 16
+
+struct sm_owner {
+	pid_t pid;
+	int fd;
+};
+
+struct sm_listener {
+	int family; /* AF_INET / AF_INET6 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
+	int port;
+	uint64_t cookie; /* inet_diag id.idiag_cookie (same as SO_COOKIE) */
+	uint32_t inode, uid;
+	uint32_t queue, backlog; /* idiag_rqueue / idiag_wqueue for a LISTEN socket */
+	uint32_t ifindex;	 /* SO_BINDTODEVICE, 0 for any */
+	int nowners;		 /* owners[] filled, at most SM_DIAG_MAX_OWNERS */
+	int owners_total;	 /* every fd seen holding it (may exceed nowners) */
+	struct sm_owner owners[SM_DIAG_MAX_OWNERS]; /* from /proc/<pid>/fd */
+};
+
+/*
+ * Every TCP LISTEN socket of the calling thread's network namespace
+ * (NETLINK_SOCK_DIAG, inet_diag_req_v2), both families unless @family is
+ * AF_INET or AF_INET6, only @port unless it is 0, with their owners where
+ * /proc lets the caller see them (a non-root caller sees its own
+ * processes only: nowners 0 means "not visible").
+ * @return the number found (>= 0) and *out (caller frees; NULL when 0),
+ * or a negative errno.
+ */
+SM_HIDDEN int sm_diag_listeners(int family, int port, struct sm_listener **out);
+
+/*
+ * Parse @len bytes of a sock_diag dump reply (netlink messages, as one
+ * recv() returns them) and append the TCP LISTEN sockets of @family (0:
+ * both) and @port (0: any) to *@v, which holds *@n entries and room for
+ * *@cap (grown with realloc; start with NULL, 0, 0).
+ * @return 1 when the buffer ends the dump (NLMSG_DONE), 0 when more is to
+ * come, or a negative errno: the one NLMSG_ERROR carried, -EBADMSG for a
+ * truncated or malformed message, -ENOMEM.
+ */
+SM_HIDDEN int sm_diag_parse(const void *buf, size_t len, int family, int port,
+			    struct sm_listener **v, int *n, int *cap);
+
+/*
+ * Fill the owners of @n listeners from one scan of /proc/<pid>/fd.
+ * @return 0, or a negative errno when /proc cannot be read at all.
+ */
+SM_HIDDEN int sm_diag_owners(struct sm_listener *v, int n);
+
+/*
+ * A copy of the listener that owner @i of @l holds (pidfd_getfd(): the
+ * rights of ptrace over it), checked to be the same socket (cookie).
+ * @return the new fd (caller closes), or a negative errno: -EPERM,
+ * -ESRCH (the process is gone), -EBADF (the fd is closed), -ESTALE (the
+ * fd now holds another file), -ENOSYS.
+ */
+SM_HIDDEN int sm_diag_take(const struct sm_listener *l, int i);
+
+#endif

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The sockmig command as an operator uses it: attach, drain, watch and
+ * detach on listeners of the test, JSON that parses, and bad input that
+ * gets one clear error line and a non-zero exit.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "sockmig.h"
+#include "util.h"
+
+#define CPORT 34000
+
+static char tool[512];
+
+static bool have_tool(void)
+{
+	char cwd[256];
+
+	if (!getcwd(cwd, sizeof(cwd)))
+		return false;
+	snprintf(tool, sizeof(tool), "%s/.output/sockmig", cwd);
+	return access(tool, X_OK) == 0;
+}
+
+/* Run `sockmig ARGS` (a shell string); stdout and stderr into buffers.
+ * Returns the exit status, or -1. */
+static int run(const char *args, char *out, size_t outlen, char *err, size_t errlen)
+{
+	char cmd[1024], path_o[64], path_e[64];
+	int status, fd;
+	ssize_t n;
+
+	snprintf(path_o, sizeof(path_o), "/tmp/sockmig-cli-%d.out", (int)getpid());
+	snprintf(path_e, sizeof(path_e), "/tmp/sockmig-cli-%d.err", (int)getpid());
+	snprintf(cmd, sizeof(cmd), "%s %s >%s 2>%s", tool, args, path_o, path_e);
+	status = system(cmd);
+	out[0] = err[0] = '\0';
+	fd = open(path_o, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, out, outlen - 1);
+		out[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	fd = open(path_e, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, err, errlen - 1);
+		err[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	unlink(path_o);
+	unlink(path_e);
+	printf("$ sockmig %s -> %d\n%s%s", args, WIFEXITED(status) ? WEXITSTATUS(status) : -1, out,
+	       err);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* Does @json parse, and does the python expression @check hold on it (j:
+ * the object, or the list of the objects of a JSON-lines output)? */
+static bool json_check(const char *json, const char *check)
+{
+	char data[64], script[64], cmd[256];
+	FILE *f;
+	int st;
+
+	snprintf(data, sizeof(data), "/tmp/sockmig-json-%d", (int)getpid());
+	snprintf(script, sizeof(script), "/tmp/sockmig-json-%d.py", (int)getpid());
+	f = fopen(data, "w");
+	if (!f)
+		return false;
+	fputs(json, f);
+	fclose(f);
+	f = fopen(script, "w");
+	if (!f)
+		return false;
+	fprintf(f,
+		"import json, sys\n"
+		"j = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]\n"
+		"j = j[0] if len(j) == 1 else j\n"
+		"sys.exit(0 if (%s) else 1)\n",
+		check);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "python3 %s %s", script, data);
+	st = system(cmd);
+	unlink(data);
+	unlink(script);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+SM_TEST(cli_bad_input_one_error_line)
+{
+	static const struct {
+		const char *args;
+		int status;
+	} cases[] = {
+		{"attach", 2},
+		{"attach --pid abc", 2},
+		{"attach --pid 0", 2},
+		{"attach --pid 4194305", 2},
+		{"attach --pid 999999", 1},
+		{"attach --port 0", 2},
+		{"attach --port 65536", 2},
+		{"attach --port 1", 1},
+		{"attach --port 1 --interval 1", 2},
+		{"attach --bogus", 2},
+		{"attach -p", 2},
+		{"detach", 2},
+		{"detach --port 1", 1},
+		{"drain", 2},
+		{"drain --pid 999999", 1},
+		{"drain --cookie x", 2},
+		{"drain --cookie 12345", 1},
+		{"watch --port x", 2},
+		{"watch --interval 0", 2},
+		{"bench --workers 0", 2},
+		{"bench --strategies naive,bogus", 2},
+		{"bench nosuchmode", 2},
+		{"demo --clients 0", 2},
+		{"probe extra", 2},
+		{"nosuchcommand", 2},
+	};
+	char out[4096], err[4096];
+
+	if (!have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int st = run(cases[i].args, out, sizeof(out), err, sizeof(err));
+
+		if (!ASSERT_EQ(st, cases[i].status, cases[i].args) ||
+		    !ASSERT_EQ(lines(err), 1, "one line on stderr") ||
+		    !ASSERT_TRUE(strncmp(err, "Error: ", 7) == 0, "it starts with Error:"))
+			return SM_FAIL;
+	}
+	/* under -j the error is a JSON object */
+	if (!ASSERT_EQ(run("-j attach --port 0", out, sizeof(out), err, sizeof(err)), 2, "-j") ||
+	    !ASSERT_TRUE(json_check(out, "'error' in j"), "{\"error\": ...}"))
+		return SM_FAIL;
+	return SM_PASS;
+}
+
+SM_TEST(cli_probe_json)
+{
+	char out[4096], err[4096];
+
+	if (!have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (!ASSERT_EQ(run("-j probe", out, sizeof(out), err, sizeof(err)), 0, "probe") ||
+	    !ASSERT_TRUE(json_check(out, "j['mode'] in ('native','select-only','none') and "
+					 "'migrate_wakeup' in j"),
+			 "probe JSON"))
+		return SM_FAIL;
+	return SM_PASS;
+}
+
+/*
+ * attach --once registers the test's two listeners; drain --now --wait
+ * moves A's 15 queued children to B and says so; watch reports the
+ * generation that drained; detach removes everything.
+ */
+SM_TEST(cli_attach_drain_watch_detach)
+{
+	int a = burst_listener(AF_INET, CPORT, 128, 0), b = burst_listener(AF_INET, CPORT, 128, 0);
+	struct burst *c = calloc(1, sizeof(*c));
+	char out[8192], err[4096], args[256], names[8][SOCKMIG_NAME_MAX];
+	int ret = SM_FAIL, served[1], n;
+
+	if (!c)
+		return SM_FAIL;
+	if (!have_tool()) {
+		free(c);
+		return SKIP("no .output/sockmig: run from the repository root");
+	}
+	snprintf(args, sizeof(args), "attach --pid %d --port %d --once --generation 1",
+		 (int)getpid(), CPORT);
+	if (!ASSERT_EQ(run(args, out, sizeof(out), err, sizeof(err)), 0, "attach --once") ||
+	    !ASSERT_TRUE(strstr(out, "registered"), "says what it registered"))
+		goto out;
+	/* 15 children on A only: B drains (no SYN) while they connect */
+	snprintf(args, sizeof(args), "drain --cookie %llu", (unsigned long long)sockmig_cookie(b));
+	if (!ASSERT_EQ(run(args, out, sizeof(out), err, sizeof(err)), 0, "drain B (no SYN)"))
+		goto out;
+	if (!ASSERT_OK(burst_start(c, AF_INET, CPORT, 15, false), "clients") ||
+	    !ASSERT_EQ(burst_connected(c, 2000), 15, "connected") ||
+	    !ASSERT_TRUE(burst_wait_queue(a, 15, 2000), "15 queued on A") ||
+	    !ASSERT_EQ(burst_accept_queue(b), 0, "none on the draining B"))
+		goto out;
+	/* B active again, newer: A drains now and its queue moves to B */
+	snprintf(args, sizeof(args), "attach --pid %d --port %d --once --generation 2",
+		 (int)getpid(), CPORT);
+	if (!ASSERT_EQ(run(args, out, sizeof(out), err, sizeof(err)), 0, "attach again"))
+		goto out;
+	n = sockmig_group_list(NULL, names, 8);
+	if (!ASSERT_GT(n, 0, "a pinned group"))
+		goto out;
+	{
+		struct sockmig_group *g = sockmig_group_open_name(names[0], NULL);
+		SOCKMIG_OPTS(sockmig_member_opts, mo, .role = SOCKMIG_ROLE_ACTIVE, .generation = 2);
+
+		if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+		    !ASSERT_OK(sockmig_member_set(g, sockmig_cookie(b), &mo), "B active, gen 2")) {
+			sockmig_group_close(g);
+			goto out;
+		}
+		sockmig_group_close(g);
+	}
+	snprintf(args, sizeof(args), "-j drain --cookie %llu --now --wait --timeout 5",
+		 (unsigned long long)sockmig_cookie(a));
+	if (!ASSERT_EQ(run(args, out, sizeof(out), err, sizeof(err)), 0, "drain A --now --wait") ||
+	    !ASSERT_TRUE(
+		    json_check(out, "j[0]['closed'] and j[0]['migrated']['established'] == 15"),
+		    "15 migrated, A closed"))
+		goto out;
+	burst_serve(c, &b, 1, served, 3000);
+	if (!ASSERT_EQ(c->count[BURST_OK], 15, "served by B"))
+		goto out;
+	snprintf(args, sizeof(args), "-j watch --port %d --count 1 --interval 50", CPORT);
+	if (!ASSERT_EQ(run(args, out, sizeof(out), err, sizeof(err)), 0, "watch") ||
+	    !ASSERT_TRUE(json_check(out, "any(x.get('event') == 'generation-drained' and "
+					 "x['migrated'] == 15 for x in (j if isinstance(j, list) "
+					 "else [j]))"),
+			 "the reload report"))
+		goto out;
+	snprintf(args, sizeof(args), "detach --port %d", CPORT);
+	if (!ASSERT_EQ(run(args, out, sizeof(out), err, sizeof(err)), 0, "detach") ||
+	    !ASSERT_EQ(sockmig_group_list(NULL, names, 8), n - 1, "group removed"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS) {
+		snprintf(args, sizeof(args), "detach --port %d", CPORT);
+		run(args, out, sizeof(out), err, sizeof(err));
+	}
+	burst_close(c);
+	free(c);
+	close(a);
+	close(b);
+	return ret;
+}
+
+SM_TEST(cli_attach_refused_without_ptrace_rights)
+{
+	int a = burst_listener(AF_INET, CPORT, 16, 0);
+	char out[4096], err[4096], args[256];
+	pid_t pid;
+	int p[2], st;
+
+	if (!have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	/* the listener belongs to root (this process); nobody tries to take it */
+	if (pipe(p) < 0)
+		return SM_FAIL;
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		dup2(p[1], STDERR_FILENO);
+		if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+			_exit(9);
+		snprintf(args, sizeof(args), "%d", (int)getppid());
+		execl(tool, tool, "attach", "--pid", args, "--once", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	memset(err, 0, sizeof(err));
+	if (read(p[0], err, sizeof(err) - 1) < 0)
+		err[0] = '\0';
+	close(p[0]);
+	waitpid(pid, &st, 0);
+	close(a);
+	printf("as nobody: %s", err);
+	(void)out;
+	if (!ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit 1") ||
+	    !ASSERT_EQ(lines(err), 1, "one line") ||
+	    !ASSERT_TRUE(strstr(err, "ptrace") || strstr(err, "needs root"), "names the rights"))
+		return SM_FAIL;
+	return SM_PASS;
+}
