@@ -85,41 +85,94 @@ uint32_t process_generation(pid_t pid)
 	return (uint32_t)start;
 }
 
-/* Register one listener of @l (taken from its first owner we may take). */
+/* A listener's generation: the start time of its oldest owner, the process
+ * that created it (a pre-fork master, not the worker it was given to). */
+static uint32_t listener_generation(const struct sm_listener *l)
+{
+	uint32_t gen = 0, g;
+
+	for (int i = 0; i < l->nowners; i++) {
+		g = process_generation(l->owners[i].pid);
+		if (g && (!gen || g < gen))
+			gen = g;
+	}
+	return gen;
+}
+
+/* The pinned group of @l in this network namespace, if there is one. */
+static struct sockmig_group *open_group_of(const struct sm_listener *l)
+{
+	char name[SOCKMIG_NAME_MAX];
+	struct stat st;
+
+	if (stat("/proc/thread-self/ns/net", &st) < 0 ||
+	    sockmig_group_name_for(l->family, &l->addr, l->port, st.st_ino, name, sizeof(name)) < 0)
+		return NULL;
+	return sockmig_group_open_name(name, NULL);
+}
+
+/* The generation a member of @g with @cookie is registered with, or -1. */
+static int64_t member_generation(struct sockmig_group *g, uint64_t cookie)
+{
+	struct sockmig_member_info *m = calloc(512, sizeof(*m));
+	int64_t gen = -1;
+	int n;
+
+	if (!m)
+		return -1;
+	n = sockmig_members(g, m, 512);
+	for (int i = 0; i < n && i < 512; i++)
+		if (m[i].cookie == cookie)
+			gen = m[i].generation;
+	free(m);
+	return gen;
+}
+
+/* Register listener @l (taken from the first owner that lets us), or just
+ * re-attach the policy when it is a member already (keeping its role: it
+ * may be draining). *gen_out: its generation. */
 static int register_listener(const struct sm_listener *l, int64_t generation, bool quiet,
-			     char *group, size_t glen)
+			     char *group, size_t glen, uint32_t *gen_out)
 {
 	struct sockmig_group *g;
-	int fd = -1, err;
+	int64_t have;
+	int fd, err;
 
+	/*
+	 * Hold the server's socket as briefly as possible: a copy keeps the
+	 * listener (and its epoll registrations in the server) alive. So the
+	 * group is opened by name when it exists (loading the program takes
+	 * milliseconds), and the socket is taken just for the registration.
+	 */
+	g = open_group_of(l);
 	fd = take_listener(l, quiet);
-	if (fd < 0)
+	if (fd < 0) {
+		sockmig_group_close(g);
 		return -1;
-	g = sockmig_group_open(fd, NULL);
+	}
+	if (!g)
+		g = sockmig_group_open(fd, NULL);
 	if (!g) {
 		if (!quiet)
 			cli_error("port %d: %s", l->port, sockmig_last_error());
 		close(fd);
 		return -1;
 	}
-	/* already a member: keep its role (it may be draining), re-attach only */
-	if (sockmig_counters_read(g, l->cookie, &(struct sockmig_counters){0}) == 0) {
+	have = member_generation(g, l->cookie);
+	if (have >= 0) {
+		*gen_out = (uint32_t)have;
 		err = sockmig_group_attach(g, fd);
-		if (group)
-			snprintf(group, glen, "%s", sockmig_group_name(g));
-		sockmig_group_close(g);
-		close(fd);
-		return err < 0 ? -1 : 0;
+	} else {
+		SOCKMIG_OPTS(sockmig_member_opts, mo,
+			     .generation = generation >= 0 ? (uint32_t)generation
+							   : listener_generation(l),
+			     .pid = (uint32_t)l->owners[0].pid);
+		*gen_out = mo.generation;
+		err = sockmig_member_add(g, fd, &mo);
 	}
-	SOCKMIG_OPTS(sockmig_member_opts, mo,
-		     .generation = generation >= 0 ? (uint32_t)generation
-						   : process_generation(l->owners[0].pid),
-		     .pid = (uint32_t)l->owners[0].pid);
-	err = sockmig_member_add(g, fd, &mo);
 	if (err < 0 && !quiet)
 		cli_error("port %d: %s", l->port, sockmig_last_error());
-	if (group)
-		snprintf(group, glen, "%s", sockmig_group_name(g));
+	snprintf(group, glen, "%s", sockmig_group_name(g));
 	sockmig_group_close(g);
 	close(fd);
 	return err < 0 ? -1 : 0;
@@ -135,9 +188,44 @@ static bool owned_by(const struct sm_listener *l, pid_t pid)
 
 struct known {
 	uint64_t cookie;
+	uint32_t gen;
+	bool drained;		    /* marked draining by us */
 	unsigned long long gone_ms; /* 0 while listening */
 	char group[SOCKMIG_NAME_MAX];
 };
+
+/*
+ * A newer generation appeared in a group: mark the live members of older
+ * generations draining, so that new SYNs go to the new server only and the
+ * old one's close moves nothing but its queue (a reload, done the way
+ * sockmig_member_drain() would do it). Skipped with --keep-old.
+ */
+static void drain_older(struct known *k, int nk, bool quiet)
+{
+	for (int j = 0; j < nk; j++) {
+		struct sockmig_group *g = NULL;
+		uint32_t newest = 0;
+
+		for (int i = 0; i < nk; i++)
+			if (!k[i].gone_ms && strcmp(k[i].group, k[j].group) == 0 &&
+			    k[i].gen > newest)
+				newest = k[i].gen;
+		if (k[j].gone_ms || k[j].drained || k[j].gen >= newest)
+			continue;
+		g = sockmig_group_open_name(k[j].group, NULL);
+		if (g) {
+			SOCKMIG_OPTS(sockmig_member_opts, mo, .role = SOCKMIG_ROLE_DRAINING);
+
+			if (sockmig_member_set(g, k[j].cookie, &mo) == 0) {
+				k[j].drained = true;
+				if (!quiet)
+					printf("draining cookie %llu (generation %u < %u)\n",
+					       (unsigned long long)k[j].cookie, k[j].gen, newest);
+			}
+			sockmig_group_close(g);
+		}
+	}
+}
 
 static volatile sig_atomic_t stop_attach;
 
@@ -181,15 +269,27 @@ static int write_pidfile(int port)
 }
 
 /* One scan: register listeners not known yet, forget those long gone. */
-static int scan(int port, pid_t pid, int64_t gen, struct known *k, int *nk, int max, bool quiet)
+static int scan(int port, pid_t pid, int64_t gen, bool keep_old, struct known *k, int *nk, int max,
+		bool quiet)
 {
 	struct sm_listener *ls = NULL;
 	int n, registered = 0;
 	unsigned long long now = now_ms();
 
-	n = sm_diag_listeners(0, port, &ls);
+	/* the /proc scan for owners only when there is a socket we have not seen */
+	n = sm_diag_dump(0, port, &ls);
 	if (n < 0)
 		return n;
+	for (int i = 0; i < n; i++) {
+		bool seen = false;
+
+		for (int j = 0; j < *nk && !seen; j++)
+			seen = k[j].cookie == ls[i].cookie;
+		if (!seen) {
+			sm_diag_owners(ls, n);
+			break;
+		}
+	}
 	for (int j = 0; j < *nk; j++) {
 		bool present = false;
 
@@ -207,10 +307,11 @@ static int scan(int port, pid_t pid, int64_t gen, struct known *k, int *nk, int 
 			seen |= k[j].cookie == ls[i].cookie;
 		if (seen || *nk >= max)
 			continue;
-		if (register_listener(&ls[i], gen, quiet, k[*nk].group, sizeof(k[*nk].group)) ==
-		    0) {
+		if (register_listener(&ls[i], gen, quiet, k[*nk].group, sizeof(k[*nk].group),
+				      &k[*nk].gen) == 0) {
 			k[*nk].cookie = ls[i].cookie;
 			k[*nk].gone_ms = 0;
+			k[*nk].drained = false;
 			(*nk)++;
 			registered++;
 			if (!quiet)
@@ -220,6 +321,8 @@ static int scan(int port, pid_t pid, int64_t gen, struct known *k, int *nk, int 
 				       ls[i].owners[0].fd);
 		}
 	}
+	if (registered && !keep_old)
+		drain_older(k, *nk, quiet);
 	/* forget members gone for a while: their requests have moved by now */
 	for (int j = 0; j < *nk; j++) {
 		struct sockmig_group *g;
@@ -241,7 +344,7 @@ static int scan(int port, pid_t pid, int64_t gen, struct known *k, int *nk, int 
 static void attach_usage(FILE *f)
 {
 	fprintf(f, "Usage: sockmig attach (--pid PID [--port P] | --port P) [--generation G]\n"
-		   "                      [--once] [--foreground] [--interval MS]\n");
+		   "                      [--once] [--keep-old] [--foreground] [--interval MS]\n");
 }
 
 int do_attach(int argc, char **argv)
@@ -251,6 +354,7 @@ int do_attach(int argc, char **argv)
 		{"port", required_argument, NULL, 'P'},
 		{"generation", required_argument, NULL, 'g'},
 		{"once", no_argument, NULL, '1'},
+		{"keep-old", no_argument, NULL, 'k'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"interval", required_argument, NULL, 'i'},
 		{"help", no_argument, NULL, 'h'},
@@ -260,13 +364,13 @@ int do_attach(int argc, char **argv)
 	int64_t gen = -1;
 	pid_t pid = 0;
 	int port = 0, opt, nk = 0, n;
-	bool once = false, fg = false;
+	bool once = false, fg = false, keep_old = false;
 	struct known *k;
 	struct sigaction sa = {.sa_handler = on_stop};
 
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "p:P:g:1fi:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "p:P:g:1kfi:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (!parse_u64("--pid", optarg, 1, 4194304, &v))
@@ -285,6 +389,9 @@ int do_attach(int argc, char **argv)
 			break;
 		case '1':
 			once = true;
+			break;
+		case 'k':
+			keep_old = true;
 			break;
 		case 'f':
 			fg = true;
@@ -316,7 +423,7 @@ int do_attach(int argc, char **argv)
 	k = calloc(1024, sizeof(*k));
 	if (!k)
 		return 1;
-	n = scan(port, pid, gen, k, &nk, 1024, false);
+	n = scan(port, pid, gen, keep_old, k, &nk, 1024, false);
 	if (n < 0) {
 		cli_error("cannot list listening sockets: %s", strerror(-n));
 		free(k);
@@ -359,7 +466,7 @@ int do_attach(int argc, char **argv)
 
 		nanosleep(&ts, NULL);
 		if (!stop_attach)
-			scan(port, pid, gen, k, &nk, 1024, !fg);
+			scan(port, pid, gen, keep_old, k, &nk, 1024, !fg);
 	}
 	if (port) {
 		char path[128];

@@ -170,7 +170,7 @@ static int dump_family(int nl, int family, int port, char *buf, struct sm_listen
 	}
 }
 
-int sm_diag_listeners(int family, int port, struct sm_listener **out)
+int sm_diag_dump(int family, int port, struct sm_listener **out)
 {
 	static const int families[] = {AF_INET, AF_INET6};
 	struct sm_listener *v = NULL;
@@ -208,8 +208,16 @@ out:
 		free(v);
 		return err;
 	}
-	sm_diag_owners(v, n); /* owners stay unknown if /proc cannot be read */
 	*out = v;
+	return n;
+}
+
+int sm_diag_listeners(int family, int port, struct sm_listener **out)
+{
+	int n = sm_diag_dump(family, port, out);
+
+	if (n > 0)
+		sm_diag_owners(*out, n); /* owners stay unknown if /proc cannot be read */
 	return n;
 }
 

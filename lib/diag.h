@@ -49,6 +49,10 @@ struct sm_listener {
  */
 SM_HIDDEN int sm_diag_listeners(int family, int port, struct sm_listener **out);
 
+/* sm_diag_listeners() without the owners (nowners 0): no /proc scan, for
+ * callers that poll and need owners only for sockets they have not seen. */
+SM_HIDDEN int sm_diag_dump(int family, int port, struct sm_listener **out);
+
 /*
  * Parse @len bytes of a sock_diag dump reply (netlink messages, as one
  * recv() returns them) and append the TCP LISTEN sockets of @family (0:

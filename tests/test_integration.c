@@ -430,3 +430,71 @@ SM_TEST(integration_nginx_shrink_grow_shim)
 {
 	return nginx_run(I_SHIM);
 }
+
+/* ---- a statically linked server: attach only -------------------------------- */
+
+#define STATIC_RELOADS 20
+
+static int static_run(enum imode m)
+{
+	struct ienv e;
+	struct lg_result r;
+	char bin[128], cmd[512], port[16];
+	int ret = SM_FAIL, reply, rfd, st;
+	pid_t lpid, cur, next;
+
+	if (!setup(&e, m))
+		return SKIP("no .output/sockmig: run from the repository root");
+	snprintf(bin, sizeof(bin), "%s/static_server", e.dir);
+	snprintf(cmd, sizeof(cmd),
+		 "cc -static -O2 -o %s tests/servers/static_server.c 2>&1 && "
+		 "! ldd %s >/dev/null 2>&1",
+		 bin, bin);
+	st = system(cmd);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		teardown(&e, IPORT);
+		return SKIP("cannot build a static binary here (libc6-dev with libc.a needed)");
+	}
+	snprintf(port, sizeof(port), "%d", IPORT);
+	char *argv[] = {bin, port, NULL};
+
+	cur = spawn(&e, argv, false);
+	reply = probe_reply(IPORT, 3000);
+	if (!ASSERT_GT(reply, 0, "the static server answers"))
+		goto out;
+	if (m == I_ATTACH && !ASSERT_TRUE(start_attach(&e, IPORT), "sockmig attach runs")) {
+		show_log(&e, "attach.log");
+		goto out;
+	}
+	rfd = start_load(IPORT, reply, STATIC_RELOADS * 0.2 + 1.0, &lpid);
+	burst_sleep_ms(500);
+	for (int i = 0; i < STATIC_RELOADS; i++) {
+		/* the new process first, then the old one retires */
+		next = spawn(&e, argv, false);
+		burst_sleep_ms(30);
+		kill(cur, SIGUSR1);
+		cur = next;
+		burst_sleep_ms(170);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+	}
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
+		goto out;
+	print_result("static", m, &r, STATIC_RELOADS);
+	ret = judge(m, &r);
+	if (ret != SM_PASS && m == I_ATTACH)
+		show_log(&e, "attach.log");
+out:
+	teardown(&e, IPORT);
+	return ret;
+}
+
+SM_TEST(integration_static_binary_none)
+{
+	return static_run(I_NONE);
+}
+
+SM_TEST(integration_static_binary_attach)
+{
+	return static_run(I_ATTACH);
+}
