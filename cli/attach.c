@@ -111,8 +111,9 @@ static struct sockmig_group *open_group_of(const struct sm_listener *l)
 	return sockmig_group_open_name(name, NULL);
 }
 
-/* The generation a member of @g with @cookie is registered with, or -1. */
-static int64_t member_generation(struct sockmig_group *g, uint64_t cookie)
+/* The generation a member of @g with @cookie is registered with (-1 if it
+ * is none), and its role. */
+static int64_t member_generation(struct sockmig_group *g, uint64_t cookie, enum sockmig_role *role)
 {
 	struct sockmig_member_info *m = calloc(512, sizeof(*m));
 	int64_t gen = -1;
@@ -122,18 +123,21 @@ static int64_t member_generation(struct sockmig_group *g, uint64_t cookie)
 		return -1;
 	n = sockmig_members(g, m, 512);
 	for (int i = 0; i < n && i < 512; i++)
-		if (m[i].cookie == cookie)
+		if (m[i].cookie == cookie) {
 			gen = m[i].generation;
+			*role = m[i].role;
+		}
 	free(m);
 	return gen;
 }
 
 /* Register listener @l (taken from the first owner that lets us), or just
  * re-attach the policy when it is a member already (keeping its role: it
- * may be draining). *gen_out: its generation. */
+ * may be draining). Fills k's group, generation and role. */
 static int register_listener(const struct sm_listener *l, int64_t generation, bool quiet,
-			     char *group, size_t glen, uint32_t *gen_out)
+			     struct known *k)
 {
+	enum sockmig_role role = SOCKMIG_ROLE_ACTIVE;
 	struct sockmig_group *g;
 	int64_t have;
 	int fd, err;
@@ -158,21 +162,30 @@ static int register_listener(const struct sm_listener *l, int64_t generation, bo
 		close(fd);
 		return -1;
 	}
-	have = member_generation(g, l->cookie);
+	have = member_generation(g, l->cookie, &role);
 	if (have >= 0) {
-		*gen_out = (uint32_t)have;
+		k->gen = (uint32_t)have;
+		k->holder = role == SOCKMIG_ROLE_HOLDER;
+		k->drained = role == SOCKMIG_ROLE_DRAINING;
 		err = sockmig_group_attach(g, fd);
 	} else {
 		SOCKMIG_OPTS(sockmig_member_opts, mo,
 			     .generation = generation >= 0 ? (uint32_t)generation
 							   : listener_generation(l),
 			     .pid = (uint32_t)l->owners[0].pid);
-		*gen_out = mo.generation;
+		k->gen = mo.generation;
+		k->holder = false;
+		k->drained = false;
 		err = sockmig_member_add(g, fd, &mo);
 	}
 	if (err < 0 && !quiet)
 		cli_error("port %d: %s", l->port, sockmig_last_error());
-	snprintf(group, glen, "%s", sockmig_group_name(g));
+	k->cookie = l->cookie;
+	k->family = l->family;
+	memcpy(&k->addr, &l->addr, sizeof(k->addr));
+	k->owner = l->owners[0].pid;
+	k->gone_ms = 0;
+	snprintf(k->group, sizeof(k->group), "%s", sockmig_group_name(g));
 	sockmig_group_close(g);
 	close(fd);
 	return err < 0 ? -1 : 0;
@@ -185,14 +198,6 @@ static bool owned_by(const struct sm_listener *l, pid_t pid)
 			return true;
 	return false;
 }
-
-struct known {
-	uint64_t cookie;
-	uint32_t gen;
-	bool drained;		    /* marked draining by us */
-	unsigned long long gone_ms; /* 0 while listening */
-	char group[SOCKMIG_NAME_MAX];
-};
 
 /*
  * A newer generation appeared in a group: mark the live members of older
@@ -207,10 +212,10 @@ static void drain_older(struct known *k, int nk, bool quiet)
 		uint32_t newest = 0;
 
 		for (int i = 0; i < nk; i++)
-			if (!k[i].gone_ms && strcmp(k[i].group, k[j].group) == 0 &&
+			if (!k[i].gone_ms && !k[i].holder && strcmp(k[i].group, k[j].group) == 0 &&
 			    k[i].gen > newest)
 				newest = k[i].gen;
-		if (k[j].gone_ms || k[j].drained || k[j].gen >= newest)
+		if (k[j].gone_ms || k[j].drained || k[j].holder || k[j].gen >= newest)
 			continue;
 		g = sockmig_group_open_name(k[j].group, NULL);
 		if (g) {
@@ -235,7 +240,7 @@ static void on_stop(int sig)
 	stop_attach = 1;
 }
 
-static unsigned long long now_ms(void)
+unsigned long long now_ms(void)
 {
 	struct timespec ts;
 
@@ -268,29 +273,28 @@ static int write_pidfile(int port)
 	return 0;
 }
 
-/* One scan: register listeners not known yet, forget those long gone. */
-static int scan(int port, pid_t pid, int64_t gen, bool keep_old, struct known *k, int *nk, int max,
-		bool quiet)
+int scanner_scan(struct scanner *sc)
 {
 	struct sm_listener *ls = NULL;
+	struct known *k = sc->k;
 	int n, registered = 0;
 	unsigned long long now = now_ms();
 
 	/* the /proc scan for owners only when there is a socket we have not seen */
-	n = sm_diag_dump(0, port, &ls);
+	n = sm_diag_dump(0, sc->port, &ls);
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n; i++) {
 		bool seen = false;
 
-		for (int j = 0; j < *nk && !seen; j++)
+		for (int j = 0; j < sc->nk && !seen; j++)
 			seen = k[j].cookie == ls[i].cookie;
 		if (!seen) {
 			sm_diag_owners(ls, n);
 			break;
 		}
 	}
-	for (int j = 0; j < *nk; j++) {
+	for (int j = 0; j < sc->nk; j++) {
 		bool present = false;
 
 		for (int i = 0; i < n; i++)
@@ -301,30 +305,26 @@ static int scan(int port, pid_t pid, int64_t gen, bool keep_old, struct known *k
 	for (int i = 0; i < n; i++) {
 		bool seen = false;
 
-		if (pid && !owned_by(&ls[i], pid))
+		if (sc->pid && !owned_by(&ls[i], sc->pid))
 			continue;
-		for (int j = 0; j < *nk; j++)
+		for (int j = 0; j < sc->nk; j++)
 			seen |= k[j].cookie == ls[i].cookie;
-		if (seen || *nk >= max)
+		if (seen || sc->nk >= SCANNER_MAX)
 			continue;
-		if (register_listener(&ls[i], gen, quiet, k[*nk].group, sizeof(k[*nk].group),
-				      &k[*nk].gen) == 0) {
-			k[*nk].cookie = ls[i].cookie;
-			k[*nk].gone_ms = 0;
-			k[*nk].drained = false;
-			(*nk)++;
+		if (register_listener(&ls[i], sc->gen, sc->quiet, &k[sc->nk]) == 0) {
+			sc->nk++;
 			registered++;
-			if (!quiet)
+			if (!sc->quiet)
 				printf("registered %s port %d cookie %llu (pid %d fd %d)\n",
 				       ls[i].family == AF_INET ? "tcp4" : "tcp6", ls[i].port,
 				       (unsigned long long)ls[i].cookie, (int)ls[i].owners[0].pid,
 				       ls[i].owners[0].fd);
 		}
 	}
-	if (registered && !keep_old)
-		drain_older(k, *nk, quiet);
+	if (registered && !sc->keep_old)
+		drain_older(k, sc->nk, sc->quiet);
 	/* forget members gone for a while: their requests have moved by now */
-	for (int j = 0; j < *nk; j++) {
+	for (int j = 0; j < sc->nk; j++) {
 		struct sockmig_group *g;
 
 		if (!k[j].gone_ms || now - k[j].gone_ms < FORGET_AFTER_MS)
@@ -334,7 +334,7 @@ static int scan(int port, pid_t pid, int64_t gen, bool keep_old, struct known *k
 			sockmig_member_leave_cookie(g, k[j].cookie);
 			sockmig_group_close(g);
 		}
-		k[j--] = k[--(*nk)];
+		k[j--] = k[--sc->nk];
 	}
 	free(ls);
 	fflush(stdout);
@@ -363,9 +363,9 @@ int do_attach(int argc, char **argv)
 	uint64_t v, interval = 100;
 	int64_t gen = -1;
 	pid_t pid = 0;
-	int port = 0, opt, nk = 0, n;
+	int port = 0, opt, n;
 	bool once = false, fg = false, keep_old = false;
-	struct known *k;
+	static struct scanner sc;
 	struct sigaction sa = {.sa_handler = on_stop};
 
 	optind = 1;
@@ -420,16 +420,16 @@ int do_attach(int argc, char **argv)
 		cli_error("--pid: no process %d", (int)pid);
 		return 1;
 	}
-	k = calloc(1024, sizeof(*k));
-	if (!k)
-		return 1;
-	n = scan(port, pid, gen, keep_old, k, &nk, 1024, false);
+	sc.port = port;
+	sc.pid = pid;
+	sc.gen = gen;
+	sc.keep_old = keep_old;
+	n = scanner_scan(&sc);
 	if (n < 0) {
 		cli_error("cannot list listening sockets: %s", strerror(-n));
-		free(k);
 		return 1;
 	}
-	if (nk == 0) {
+	if (sc.nk == 0) {
 		char fddir[64];
 
 		snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
@@ -444,16 +444,12 @@ int do_attach(int argc, char **argv)
 				(int)pid, port ? " on that port" : "");
 		else
 			cli_error("port %d has no listener that sockmig could register", port);
-		free(k);
 		return 1;
 	}
-	if (once) {
-		free(k);
+	if (once)
 		return 0;
-	}
 	if (!fg && daemon(0, 0) < 0) {
 		cli_error("cannot become a daemon: %s", strerror(errno));
-		free(k);
 		return 1;
 	}
 	sigaction(SIGTERM, &sa, NULL);
@@ -465,8 +461,10 @@ int do_attach(int argc, char **argv)
 				      .tv_nsec = (long)(interval % 1000) * 1000000L};
 
 		nanosleep(&ts, NULL);
-		if (!stop_attach)
-			scan(port, pid, gen, keep_old, k, &nk, 1024, !fg);
+		if (!stop_attach) {
+			sc.quiet = !fg;
+			scanner_scan(&sc);
+		}
 	}
 	if (port) {
 		char path[128];
@@ -474,7 +472,6 @@ int do_attach(int argc, char **argv)
 		pidfile_path(port, path, sizeof(path));
 		unlink(path);
 	}
-	free(k);
 	return 0;
 }
 
@@ -594,4 +591,17 @@ int do_detach(int argc, char **argv)
 	}
 	printf("detached port %d\n", port);
 	return 0;
+}
+
+void scanner_leave_all(struct scanner *sc)
+{
+	for (int j = 0; j < sc->nk; j++) {
+		struct sockmig_group *g = sockmig_group_open_name(sc->k[j].group, NULL);
+
+		if (g) {
+			sockmig_member_leave_cookie(g, sc->k[j].cookie);
+			sockmig_group_close(g);
+		}
+	}
+	sc->nk = 0;
 }

@@ -5,7 +5,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/types.h>
+
+#include "sockmig.h"
 
 struct sm_listener;
 
@@ -16,5 +19,48 @@ int take_listener(const struct sm_listener *l, bool quiet);
 
 /* The start time of @pid in clock ticks since boot (its generation). */
 uint32_t process_generation(pid_t pid);
+
+unsigned long long now_ms(void);
+
+/* A listener registered by a scanner. */
+struct known {
+	uint64_t cookie;
+	int family; /* and address, as sock_diag gave them */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
+	uint32_t gen;
+	pid_t owner;
+	bool holder;		    /* a holder: never drained, never "newest" */
+	bool drained;		    /* marked draining */
+	unsigned long long gone_ms; /* 0 while listening */
+	char group[SOCKMIG_NAME_MAX];
+};
+
+#define SCANNER_MAX 1024
+
+/* What attach does on every interval, for attach, hold and run. */
+struct scanner {
+	int port;      /* 0: every port */
+	pid_t pid;     /* 0: every process */
+	int64_t gen;   /* -1: each listener's process start time */
+	bool keep_old; /* do not drain older generations */
+	bool quiet;
+	int nk;
+	struct known k[SCANNER_MAX];
+};
+
+/*
+ * One scan: register the listeners (of port/pid) not seen before, mark
+ * older generations draining when a newer one appeared (unless keep_old),
+ * forget members that stopped listening a few seconds ago.
+ * Returns the number registered, or a negative errno.
+ */
+int scanner_scan(struct scanner *sc);
+
+/* Unregister everything the scanner registered (the last member's leave
+ * removes the group's pins). */
+void scanner_leave_all(struct scanner *sc);
 
 #endif

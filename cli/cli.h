@@ -36,5 +36,8 @@ int do_attach(int argc, char **argv);
 int do_detach(int argc, char **argv);
 int do_drain(int argc, char **argv);
 int do_watch(int argc, char **argv);
+int do_hold(int argc, char **argv);
+int do_run(int argc, char **argv);
+int do_reload(int argc, char **argv);
 
 #endif

@@ -41,6 +41,7 @@ struct sockmig_group {
 	int dirfd;
 	int prog_fd;
 	int fd_members, fd_state, fd_counters, fd_table, fd_tabidx, fd_gstats, fd_kick;
+	bool own_fds; /* the map fds are ours (from the pins), not the skeleton's */
 	enum sockmig_wake wake;
 	struct sm_addr addr;
 	char name[SOCKMIG_NAME_MAX];
@@ -277,11 +278,40 @@ int sockmig_group_attach(struct sockmig_group *g, int fd)
 	return 0;
 }
 
+/* The group's pins as they are, without loading anything: the fast path
+ * of every open after the first. 0, or -ENOENT when one is missing. */
+static int get_pinned(struct sockmig_group *g)
+{
+	static const char *const names[] = {"members", "state",	 "counters", "table",
+					    "tabidx",  "gstats", "kick",     "prog"};
+	int *fds[] = {&g->fd_members, &g->fd_state,  &g->fd_counters, &g->fd_table,
+		      &g->fd_tabidx,  &g->fd_gstats, &g->fd_kick,     &g->prog_fd};
+	char pin[PATH_MAX + 32];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(pin, sizeof(pin), "%s/%s", g->path, names[i]);
+		*fds[i] = bpf_obj_get(pin);
+		if (*fds[i] < 0) {
+			for (size_t j = 0; j < i; j++) {
+				close(*fds[j]);
+				*fds[j] = -1;
+			}
+			*fds[i] = -1;
+			return -ENOENT;
+		}
+	}
+	g->own_fds = true;
+	return 0;
+}
+
 static int load_pinned(struct sockmig_group *g)
 {
 	struct bpf_map *map;
 	char pin[PATH_MAX + 32];
 	int err, fd;
+
+	if (get_pinned(g) == 0)
+		return 0;
 
 	g->skel = policy_bpf__open();
 	if (!g->skel)
@@ -623,6 +653,14 @@ void sockmig_group_close(struct sockmig_group *g)
 {
 	if (!g)
 		return;
+	if (g->own_fds) {
+		int fds[] = {g->fd_members, g->fd_state,  g->fd_counters, g->fd_table,
+			     g->fd_tabidx,  g->fd_gstats, g->fd_kick};
+
+		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
 	if (g->prog_fd >= 0)
 		close(g->prog_fd);
 	if (g->dirfd >= 0)

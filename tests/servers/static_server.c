@@ -4,9 +4,10 @@
  * take an LD_PRELOAD shim, so only sockmig attach can protect it.
  * Usage: static_server PORT. One SO_REUSEPORT listener on 127.0.0.1:PORT;
  * every connection gets one HTTP/1.0 reply once its request's headers are
- * in; SIGUSR1 closes the listener, the connections in flight are finished,
+ * in; SIGUSR1 or SIGTERM closes the listener, the connections in flight are finished,
  * and the server exits (the way haproxy -sf retires an old process).
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
 	if (argc != 2)
 		return 2;
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL); /* the same: graceful */
 	sin.sin_port = htons((unsigned short)atoi(argv[1]));
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);

@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* sockmig hold: the holder role's mechanics; see hold.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attach.h"
+#include "cli.h"
+#include "hold.h"
+#include "sockmig.h"
+
+#define HOLDER_BACKLOG 65535
+
+int holder_config(struct holder *h, const char *addr, int port, const char *user)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&h->addr;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&h->addr;
+
+	memset(h, 0, sizeof(*h));
+	h->fd = -1;
+	h->port = port;
+	h->follow = !addr;
+	if (!addr || inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		if (!addr)
+			sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		h->alen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		h->alen = sizeof(*sin6);
+	} else {
+		cli_error("--addr: '%s' is not an IPv4 or IPv6 address", addr);
+		return -1;
+	}
+	h->uid = geteuid();
+	h->gid = getegid();
+	if (user) {
+		struct passwd *pw = getpwnam(user);
+
+		if (!pw) {
+			cli_error("--user: no user '%s'", user);
+			return -1;
+		}
+		h->uid = pw->pw_uid;
+		h->gid = pw->pw_gid;
+	}
+	return 0;
+}
+
+/* A listener of the holder's address, created as the server's uid. */
+static int holder_socket(struct holder *h)
+{
+	uid_t ruid = geteuid();
+	gid_t rgid = getegid();
+	int fd, one = 1, err = 0;
+
+	if (h->uid != ruid && (setegid(h->gid) < 0 || seteuid(h->uid) < 0)) {
+		cli_error("cannot take uid %u to create the holder: %s", (unsigned)h->uid,
+			  strerror(errno));
+		return -1;
+	}
+	fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&h->addr, h->alen) < 0 || listen(fd, HOLDER_BACKLOG) < 0)
+		err = errno;
+	if (h->uid != ruid && (seteuid(ruid) < 0 || setegid(rgid) < 0))
+		abort(); /* cannot get our rights back: stop rather than run half-privileged */
+	if (err) {
+		cli_error("holder on port %d: %s%s", h->port, strerror(err),
+			  err == EADDRINUSE
+				  ? " (a listener of another user or without SO_REUSEPORT "
+				    "holds it: see --user)"
+				  : "");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int holder_register(int fd)
+{
+	SOCKMIG_OPTS(sockmig_member_opts, mo, .role = SOCKMIG_ROLE_HOLDER);
+	struct sockmig_group *g = sockmig_group_open(fd, NULL);
+	int err;
+
+	if (!g) {
+		cli_error("holder: %s", sockmig_last_error());
+		return -1;
+	}
+	err = sockmig_member_add(g, fd, &mo);
+	if (err < 0)
+		cli_error("holder: %s", sockmig_last_error());
+	sockmig_group_close(g);
+	return err < 0 ? -1 : 0;
+}
+
+int holder_open(struct holder *h)
+{
+	int fd = holder_socket(h);
+
+	if (fd < 0)
+		return -1;
+	if (holder_register(fd) < 0) {
+		close(fd);
+		return -1;
+	}
+	h->fd = fd;
+	h->cookie = sockmig_cookie(fd);
+	return 0;
+}
+
+/* Drain holder @fd into the active members (force: it is no active one)
+ * and close it; what moved is added to h->moved. */
+static void holder_retire(struct holder *h, int fd, bool migrate)
+{
+	SOCKMIG_OPTS(sockmig_drain_opts, d, .force = true);
+	struct sockmig_drain_report rep = {0};
+	struct sockmig_group *g = sockmig_group_open(fd, NULL);
+
+	if (g) {
+		if (migrate && sockmig_member_drain(g, fd, &d, &rep) == 0)
+			for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
+				h->moved += rep.migrated[k];
+		sockmig_member_leave(g, fd);
+		sockmig_group_close(g);
+	}
+	close(fd);
+}
+
+int holder_rotate(struct holder *h)
+{
+	int fd = holder_socket(h), old = h->fd;
+
+	if (fd < 0)
+		return -1;
+	if (holder_register(fd) < 0) {
+		close(fd);
+		return -1;
+	}
+	h->fd = fd;
+	h->cookie = sockmig_cookie(fd);
+	h->rotations++;
+	if (old >= 0)
+		holder_retire(h, old, true);
+	return 0;
+}
+
+int holder_server_joined(struct holder *h, const struct known *k)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&h->addr;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&h->addr;
+	bool same = k->family == h->addr.ss_family &&
+		    (k->family == AF_INET
+			     ? sin->sin_addr.s_addr == k->addr.v4.s_addr
+			     : memcmp(&sin6->sin6_addr, &k->addr.v6, sizeof(k->addr.v6)) == 0);
+
+	if (!same && h->follow) {
+		/* the group is the server's address: the holder joins it there */
+		memset(&h->addr, 0, sizeof(h->addr));
+		if (k->family == AF_INET) {
+			sin->sin_family = AF_INET;
+			sin->sin_port = htons((uint16_t)h->port);
+			sin->sin_addr = k->addr.v4;
+			h->alen = sizeof(*sin);
+		} else {
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_port = htons((uint16_t)h->port);
+			sin6->sin6_addr = k->addr.v6;
+			h->alen = sizeof(*sin6);
+		}
+	}
+	return holder_rotate(h);
+}
+
+void holder_close(struct holder *h, bool migrate)
+{
+	if (h->fd >= 0)
+		holder_retire(h, h->fd, migrate);
+	h->fd = -1;
+}
+
+/* ---- sockmig hold ---------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_hold;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_hold = 1;
+}
+
+/* The first server listener (not a holder) the last scan registered. */
+static const struct known *new_server(const struct scanner *sc, int before)
+{
+	for (int j = before; j < sc->nk; j++)
+		if (!sc->k[j].holder)
+			return &sc->k[j];
+	return NULL;
+}
+
+int do_hold(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"port", required_argument, NULL, 'P'},
+		{"addr", required_argument, NULL, 'a'},
+		{"user", required_argument, NULL, 'u'},
+		{"interval", required_argument, NULL, 'i'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static struct scanner sc;
+	struct sigaction sa = {.sa_handler = on_stop};
+	const char *addr = NULL, *user = NULL;
+	struct holder h;
+	uint64_t v, interval = 20;
+	int opt, port = 0, before;
+	bool fg = false;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "P:a:u:i:fh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'P':
+			if (!parse_u64("--port", optarg, 1, 65535, &v))
+				return 2;
+			port = (int)v;
+			break;
+		case 'a':
+			addr = optarg;
+			break;
+		case 'u':
+			user = optarg;
+			break;
+		case 'i':
+			if (!parse_u64("--interval", optarg, 5, 60000, &interval))
+				return 2;
+			break;
+		case 'f':
+			fg = true;
+			break;
+		case 'h':
+			printf("Usage: sockmig hold --port P [--addr A] [--user U] [--foreground] "
+			       "[--interval MS]\n");
+			return 0;
+		default:
+			cli_bad_option("hold", argv);
+			return 2;
+		}
+	}
+	if (!port || optind < argc) {
+		cli_error("hold: give --port P");
+		return 2;
+	}
+	if (holder_config(&h, addr, port, user) < 0)
+		return 2;
+	if (holder_open(&h) < 0)
+		return 1;
+	printf("holding port %d (cookie %llu)\n", port, (unsigned long long)h.cookie);
+	fflush(stdout);
+	if (!fg && daemon(0, 0) < 0) {
+		cli_error("cannot become a daemon: %s", strerror(errno));
+		holder_close(&h, false);
+		return 1;
+	}
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sc.port = port;
+	sc.gen = -1;
+	sc.quiet = !fg;
+	while (!stop_hold) {
+		struct timespec ts = {.tv_sec = (time_t)(interval / 1000),
+				      .tv_nsec = (long)(interval % 1000) * 1000000L};
+
+		before = sc.nk;
+		if (scanner_scan(&sc) > 0 && new_server(&sc, before)) {
+			holder_server_joined(&h, new_server(&sc, before));
+			if (fg)
+				printf("server listener joined: holder rotated, %llu connections "
+				       "moved to it so far\n",
+				       (unsigned long long)h.moved);
+		}
+		nanosleep(&ts, NULL);
+	}
+	holder_close(&h, true);
+	scanner_leave_all(&sc);
+	return 0;
+}

@@ -1,0 +1,647 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmig run: a supervisor for one server (or N identical workers) that
+ * listens with SO_REUSEPORT on --port.
+ *
+ *   start: the holder, then generation 1; sd_notify READY=1 once it listens.
+ *   death: a worker that dies is started again (backoff 100 ms, doubling
+ *          to 5 s); the holder takes its queue and new SYNs meanwhile.
+ *   SIGHUP (or `sockmig reload`): start generation N+1; when it is ready
+ *          (its listener joined the group, or READY=1 on the NOTIFY_SOCKET
+ *          it is given), the older generation is marked draining (no new
+ *          SYN), sent SIGTERM, and SIGKILL after --grace; its queue
+ *          migrates to N+1. If N+1 exits or is not ready within
+ *          --ready-timeout, it is killed and N keeps serving (rollback).
+ *          At most --max-old generations may be stopping: a reload waits
+ *          for one to go. --stop-start stops N first and starts N+1 after
+ *          (the holder covers the gap), for servers that cannot overlap.
+ *   SIGTERM/SIGINT: stop every generation, then the holder.
+ * One report line per reload. The supervisor is the main process for
+ * systemd (Type=notify or notify-reload; MAINPID stays its pid).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attach.h"
+#include "cli.h"
+#include "hold.h"
+#include "sockmig.h"
+
+#define MAX_GENS    16
+#define MAX_WORKERS 64
+#define TICK_MS	    20
+
+enum gstate { G_FREE, G_STARTING, G_READY, G_STOPPING };
+
+struct generation {
+	enum gstate state;
+	unsigned id;
+	int nw;
+	pid_t pid[MAX_WORKERS];
+	unsigned long long started, ready, stopping, kill_at;
+	bool notified; /* READY=1 came */
+	struct sockmig_counters moved;
+	struct sockmig_netstat ns0;
+};
+
+struct runner {
+	char **cmd;
+	int workers, port, max_old, stop_sig;
+	unsigned long long grace_ms, ready_ms;
+	bool stop_start, use_holder, reload_pending, stopping;
+	struct holder h;
+	struct scanner sc;
+	struct generation g[MAX_GENS];
+	unsigned next_id, reloads, failed_reloads;
+	int notify_fd;
+	char notify_name[64];
+	unsigned long long backoff_ms, restart_at;
+};
+
+/* ---- sd_notify, to systemd and from the children ------------------------- */
+
+static void sd_notify_msg(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	socklen_t len;
+	int fd;
+
+	if (!path || !*path || strlen(path) >= sizeof(sun.sun_path))
+		return;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0) {
+		/* systemd is gone: nothing to tell */
+	}
+	close(fd);
+}
+
+/* An abstract datagram socket the children get as NOTIFY_SOCKET. */
+static int notify_open(struct runner *r)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd, one = 1;
+	size_t n;
+
+	snprintf(r->notify_name, sizeof(r->notify_name), "@sockmig-run-%d", (int)getpid());
+	n = strlen(r->notify_name);
+	memcpy(sun.sun_path, r->notify_name, n);
+	sun.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sun,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		sscanf(p + 2, "%*c %d", &ppid);
+	fclose(f);
+	return ppid;
+}
+
+/* The generation @pid belongs to: one of its workers or their descendants. */
+static struct generation *gen_of_pid(struct runner *r, pid_t pid)
+{
+	for (int depth = 0; pid > 1 && depth < 6; depth++) {
+		for (int i = 0; i < MAX_GENS; i++)
+			for (int w = 0; r->g[i].state != G_FREE && w < r->g[i].nw; w++)
+				if (r->g[i].pid[w] == pid)
+					return &r->g[i];
+		pid = parent_of(pid);
+	}
+	return NULL;
+}
+
+static void notify_read(struct runner *r)
+{
+	char buf[512], ctl[CMSG_SPACE(sizeof(struct ucred))];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf) - 1};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl)};
+	struct cmsghdr *c;
+	struct generation *g;
+	ssize_t n;
+
+	while ((n = recvmsg(r->notify_fd, &mh, 0)) >= 0) {
+		struct ucred cred = {0};
+
+		buf[n] = '\0';
+		for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS)
+				memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+		g = cred.pid ? gen_of_pid(r, cred.pid) : NULL;
+		if (g && strstr(buf, "READY=1"))
+			g->notified = true;
+		mh.msg_controllen = sizeof(ctl);
+	}
+}
+
+/* ---- generations ------------------------------------------------------------ */
+
+static struct generation *gen_state(struct runner *r, enum gstate st)
+{
+	struct generation *best = NULL;
+
+	for (int i = 0; i < MAX_GENS; i++)
+		if (r->g[i].state == st && (!best || r->g[i].id > best->id))
+			best = &r->g[i];
+	return best;
+}
+
+static int count_state(const struct runner *r, enum gstate st)
+{
+	int n = 0;
+
+	for (int i = 0; i < MAX_GENS; i++)
+		n += r->g[i].state == st;
+	return n;
+}
+
+static pid_t start_worker(struct runner *r)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		sigset_t all;
+
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		setenv("NOTIFY_SOCKET", r->notify_name, 1);
+		execvp(r->cmd[0], r->cmd);
+		fprintf(stderr, "sockmig run: cannot run %s: %s\n", r->cmd[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+static struct generation *start_generation(struct runner *r)
+{
+	struct generation *g = NULL;
+
+	for (int i = 0; i < MAX_GENS && !g; i++)
+		if (r->g[i].state == G_FREE)
+			g = &r->g[i];
+	if (!g)
+		return NULL;
+	memset(g, 0, sizeof(*g));
+	g->state = G_STARTING;
+	g->id = ++r->next_id;
+	g->started = now_ms();
+	g->nw = r->workers;
+	for (int w = 0; w < r->workers; w++)
+		g->pid[w] = start_worker(r);
+	return g;
+}
+
+static void signal_gen(struct generation *g, int sig)
+{
+	for (int w = 0; w < g->nw; w++)
+		if (g->pid[w] > 0)
+			kill(g->pid[w], sig);
+}
+
+/* Does a listener of @g's processes (or their children) serve the port? */
+static bool gen_listens(struct runner *r, struct generation *g)
+{
+	for (int j = 0; j < r->sc.nk; j++)
+		if (!r->sc.k[j].holder && !r->sc.k[j].gone_ms &&
+		    gen_of_pid(r, r->sc.k[j].owner) == g)
+			return true;
+	return false;
+}
+
+/* Sum what @g's listeners migrated, from the group, while they are known. */
+static void gen_counters(struct runner *r, struct generation *g)
+{
+	memset(&g->moved, 0, sizeof(g->moved));
+	for (int j = 0; j < r->sc.nk; j++) {
+		struct sockmig_counters c;
+		struct sockmig_group *grp;
+
+		if (r->sc.k[j].holder || gen_of_pid(r, r->sc.k[j].owner) != g)
+			continue;
+		grp = sockmig_group_open_name(r->sc.k[j].group, NULL);
+		if (grp && sockmig_counters_read(grp, r->sc.k[j].cookie, &c) == 0) {
+			for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
+				g->moved.migrated_out[k] += c.migrated_out[k];
+			g->moved.cancel_mismatch += c.cancel_mismatch;
+			g->moved.deferred += c.deferred;
+		}
+		sockmig_group_close(grp);
+	}
+}
+
+static void stop_generation(struct runner *r, struct generation *g)
+{
+	g->state = G_STOPPING;
+	g->stopping = now_ms();
+	g->kill_at = g->stopping + r->grace_ms;
+	sockmig_netstat_read(&g->ns0);
+	signal_gen(g, r->stop_sig);
+}
+
+static void report_stopped(struct generation *g)
+{
+	struct sockmig_netstat ns, d;
+	uint64_t moved = 0;
+
+	sockmig_netstat_read(&ns);
+	sockmig_netstat_delta(&g->ns0, &ns, &d);
+	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
+		moved += g->moved.migrated_out[k];
+	printf("reload report: generation %u drained and stopped in %llu ms: migrated %llu, "
+	       "cancelled %llu, deferred %llu;"
+	       " kernel: %llu failed migrations, %llu embryonic resets\n",
+	       g->id, now_ms() - g->stopping, (unsigned long long)moved,
+	       (unsigned long long)g->moved.cancel_mismatch, (unsigned long long)g->moved.deferred,
+	       (unsigned long long)d.migrate_failure, (unsigned long long)d.embryonic_rsts);
+	fflush(stdout);
+}
+
+/* A child exited: which generation, and what it means. */
+static void reaped(struct runner *r, pid_t pid, int status)
+{
+	for (int i = 0; i < MAX_GENS; i++) {
+		struct generation *g = &r->g[i];
+		int live = 0;
+
+		for (int w = 0; g->state != G_FREE && w < g->nw; w++) {
+			if (g->pid[w] != pid)
+				continue;
+			g->pid[w] = 0;
+			if (g->state == G_STARTING) {
+				/* exited before it was ready: roll back */
+				printf("reload %u failed: generation %u exited (status %d) before "
+				       "it was ready; generation %u keeps serving\n",
+				       r->reloads, g->id,
+				       WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+				       gen_state(r, G_READY) ? gen_state(r, G_READY)->id : 0);
+				fflush(stdout);
+				signal_gen(g, SIGKILL);
+				r->failed_reloads++;
+				g->state = G_STOPPING;
+				g->stopping = now_ms();
+				g->kill_at = g->stopping;
+			} else if (g->state == G_READY && !r->stopping) {
+				/* died: start it again after the backoff (the holder covers) */
+				fprintf(stderr,
+					"sockmig run: worker %d of generation %u died (%s %d); "
+					"restarting in %llu ms\n",
+					(int)pid, g->id, WIFSIGNALED(status) ? "signal" : "status",
+					WIFSIGNALED(status) ? WTERMSIG(status)
+							    : WEXITSTATUS(status),
+					r->backoff_ms);
+				g->pid[w] = -1; /* to restart */
+				r->restart_at = now_ms() + r->backoff_ms;
+				r->backoff_ms = r->backoff_ms * 2 > 5000 ? 5000 : r->backoff_ms * 2;
+			}
+		}
+		for (int w = 0; g->state != G_FREE && w < g->nw; w++)
+			live += g->pid[w] != 0;
+		if (g->state == G_STOPPING && !live) {
+			if (g->ready)
+				report_stopped(g);
+			g->state = G_FREE;
+		}
+	}
+}
+
+/* Every tick: readiness, restarts, escalation, pending reloads. */
+static void tick(struct runner *r)
+{
+	struct generation *cur = gen_state(r, G_READY), *st = gen_state(r, G_STARTING);
+	unsigned long long now = now_ms();
+	int before = r->sc.nk;
+
+	if (scanner_scan(&r->sc) > 0 && r->use_holder) {
+		for (int j = before; j < r->sc.nk; j++)
+			if (!r->sc.k[j].holder) {
+				holder_server_joined(&r->h, &r->sc.k[j]);
+				break;
+			}
+	}
+	if (cur && r->restart_at && now >= r->restart_at) {
+		r->restart_at = 0;
+		for (int w = 0; w < cur->nw; w++)
+			if (cur->pid[w] == -1)
+				cur->pid[w] = start_worker(r);
+	}
+	if (cur && now - cur->ready > 10000)
+		r->backoff_ms = 100;
+	if (st && (gen_listens(r, st) || st->notified)) {
+		st->state = G_READY;
+		st->ready = now;
+		printf("generation %u ready in %llu ms\n", st->id, now - st->started);
+		fflush(stdout);
+		if (cur) {
+			gen_counters(r, cur);
+			stop_generation(r, cur);
+		}
+		sd_notify_msg("READY=1");
+	} else if (st && now - st->started > r->ready_ms) {
+		printf("reload %u failed: generation %u not ready after %llu ms; generation %u "
+		       "keeps serving\n",
+		       r->reloads, st->id, r->ready_ms, cur ? cur->id : 0);
+		fflush(stdout);
+		r->failed_reloads++;
+		signal_gen(st, SIGKILL);
+		st->state = G_STOPPING;
+		st->kill_at = now;
+		sd_notify_msg("READY=1");
+	}
+	for (int i = 0; i < MAX_GENS; i++)
+		if (r->g[i].state == G_STOPPING) {
+			if (r->g[i].ready)
+				gen_counters(r, &r->g[i]);
+			if (now >= r->g[i].kill_at)
+				signal_gen(&r->g[i], SIGKILL);
+		}
+	/* a reload asked for: one at a time, and not past the bound */
+	if (r->reload_pending && !gen_state(r, G_STARTING) && !r->stopping) {
+		cur = gen_state(r, G_READY);
+		if (r->stop_start && cur) {
+			stop_generation(r, cur);
+		} else if (count_state(r, G_STOPPING) < r->max_old) {
+			r->reload_pending = false;
+			r->reloads++;
+			sd_notify_msg("RELOADING=1");
+			start_generation(r);
+		}
+	}
+}
+
+static int write_pidfile(int port)
+{
+	char path[64];
+	FILE *f;
+
+	if (mkdir("/run/sockmig", 0700) < 0 && errno != EEXIST)
+		return -1;
+	snprintf(path, sizeof(path), "/run/sockmig/run-%d.pid", port);
+	f = fopen(path, "we");
+	if (!f)
+		return -1;
+	fprintf(f, "%d\n", (int)getpid());
+	fclose(f);
+	return 0;
+}
+
+static void run_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: sockmig run --port P [--addr A] [--user U] [--workers N] [--stop-start]\n"
+		"                   [--grace SECS] [--ready-timeout SECS] [--max-old N]\n"
+		"                   [--no-holder] -- COMMAND [ARGS...]\n");
+}
+
+int do_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"port", required_argument, NULL, 'P'},
+		{"addr", required_argument, NULL, 'a'},
+		{"user", required_argument, NULL, 'u'},
+		{"workers", required_argument, NULL, 'w'},
+		{"stop-start", no_argument, NULL, 's'},
+		{"grace", required_argument, NULL, 'g'},
+		{"ready-timeout", required_argument, NULL, 't'},
+		{"max-old", required_argument, NULL, 'm'},
+		{"no-holder", no_argument, NULL, 'n'},
+		{"stop-signal", required_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static struct runner r;
+	const char *addr = NULL, *user = NULL;
+	struct pollfd pfd[2];
+	sigset_t mask;
+	uint64_t v;
+	int opt, sfd;
+
+	memset(&r, 0, sizeof(r));
+	r.workers = 1;
+	r.max_old = 1;
+	r.grace_ms = 10000;
+	r.ready_ms = 10000;
+	r.use_holder = true;
+	r.backoff_ms = 100;
+	r.stop_sig = SIGTERM;
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+P:a:u:w:sg:t:m:nS:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'P':
+			if (!parse_u64("--port", optarg, 1, 65535, &v))
+				return 2;
+			r.port = (int)v;
+			break;
+		case 'a':
+			addr = optarg;
+			break;
+		case 'u':
+			user = optarg;
+			break;
+		case 'w':
+			if (!parse_u64("--workers", optarg, 1, MAX_WORKERS, &v))
+				return 2;
+			r.workers = (int)v;
+			break;
+		case 's':
+			r.stop_start = true;
+			break;
+		case 'g':
+			if (!parse_u64("--grace", optarg, 0, 3600, &v))
+				return 2;
+			r.grace_ms = v * 1000;
+			break;
+		case 't':
+			if (!parse_u64("--ready-timeout", optarg, 1, 3600, &v))
+				return 2;
+			r.ready_ms = v * 1000;
+			break;
+		case 'm':
+			if (!parse_u64("--max-old", optarg, 1, MAX_GENS - 2, &v))
+				return 2;
+			r.max_old = (int)v;
+			break;
+		case 'n':
+			r.use_holder = false;
+			break;
+		case 'S':
+			r.stop_sig = strcmp(optarg, "TERM") == 0    ? SIGTERM
+				     : strcmp(optarg, "QUIT") == 0  ? SIGQUIT
+				     : strcmp(optarg, "INT") == 0   ? SIGINT
+				     : strcmp(optarg, "USR1") == 0  ? SIGUSR1
+				     : strcmp(optarg, "USR2") == 0  ? SIGUSR2
+				     : strcmp(optarg, "WINCH") == 0 ? SIGWINCH
+								    : 0;
+			if (!r.stop_sig) {
+				cli_error(
+					"--stop-signal: '%s' is not one of TERM, QUIT, INT, USR1, "
+					"USR2, WINCH",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			run_usage(stdout);
+			return 0;
+		default:
+			cli_bad_option("run", argv);
+			return 2;
+		}
+	}
+	if (!r.port) {
+		cli_error("run: give --port P (the port the server listens on)");
+		return 2;
+	}
+	if (optind >= argc) {
+		cli_error("run: give the server's command after --");
+		return 2;
+	}
+	if (r.stop_start && !r.use_holder) {
+		cli_error("run: --stop-start needs the holder (drop --no-holder)");
+		return 2;
+	}
+	r.cmd = argv + optind;
+	if (holder_config(&r.h, addr, r.port, user) < 0)
+		return 2;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	r.notify_fd = notify_open(&r);
+	if (sfd < 0 || r.notify_fd < 0) {
+		cli_error("run: cannot set up signals or the notify socket: %s", strerror(errno));
+		return 1;
+	}
+	if (r.use_holder && holder_open(&r.h) < 0)
+		return 1;
+	r.sc.port = r.port;
+	r.sc.gen = -1;
+	r.sc.quiet = true;
+	write_pidfile(r.port);
+	start_generation(&r);
+	pfd[0].fd = sfd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = r.notify_fd;
+	pfd[1].events = POLLIN;
+	for (;;) {
+		struct signalfd_siginfo si;
+		int status;
+		pid_t pid;
+
+		poll(pfd, 2, TICK_MS);
+		if (pfd[1].revents)
+			notify_read(&r);
+		while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo == SIGHUP && !r.stopping) {
+				r.reload_pending = true;
+			} else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+				if (!r.stopping) {
+					r.stopping = true;
+					sd_notify_msg("STOPPING=1");
+					for (int i = 0; i < MAX_GENS; i++)
+						if (r.g[i].state != G_FREE &&
+						    r.g[i].state != G_STOPPING)
+							stop_generation(&r, &r.g[i]);
+				}
+			}
+		}
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			reaped(&r, pid, status);
+		if (r.stopping && !count_state(&r, G_STARTING) && !count_state(&r, G_READY) &&
+		    !count_state(&r, G_STOPPING))
+			break;
+		tick(&r);
+	}
+	if (r.use_holder)
+		holder_close(&r.h, false);
+	scanner_leave_all(&r.sc); /* nothing of ours stays pinned */
+	printf("stopped: %u reloads, %u failed\n", r.reloads, r.failed_reloads);
+	{
+		char path[64];
+
+		snprintf(path, sizeof(path), "/run/sockmig/run-%d.pid", r.port);
+		unlink(path);
+	}
+	return 0;
+}
+
+/* sockmig reload --port P: SIGHUP to the supervisor of that port. */
+int do_reload(int argc, char **argv)
+{
+	char path[64], comm[32] = "";
+	uint64_t v;
+	FILE *f;
+	int pid = 0;
+
+	if (argc != 3 || strcmp(argv[1], "--port") != 0) {
+		cli_error("reload: give --port P");
+		return 2;
+	}
+	if (!parse_u64("--port", argv[2], 1, 65535, &v))
+		return 2;
+	snprintf(path, sizeof(path), "/run/sockmig/run-%d.pid", (int)v);
+	f = fopen(path, "re");
+	if (!f || fscanf(f, "%d", &pid) != 1) {
+		if (f)
+			fclose(f);
+		cli_error("no sockmig run supervises port %d", (int)v);
+		return 1;
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	f = fopen(path, "re");
+	if (!f || !fgets(comm, sizeof(comm), f) || strncmp(comm, "sockmig", 7) != 0) {
+		if (f)
+			fclose(f);
+		cli_error("no sockmig run supervises port %d (stale pid %d)", (int)v, pid);
+		return 1;
+	}
+	fclose(f);
+	if (kill(pid, SIGHUP) < 0) {
+		cli_error("cannot signal %d: %s", pid, strerror(errno));
+		return 1;
+	}
+	return 0;
+}

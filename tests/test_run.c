@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmig hold and sockmig run, under a new-connection-per-request load,
+ * every client outcome counted:
+ *   - a server stopped and started again with a 2 s gap at 5,000 conn/s:
+ *     with `sockmig hold` 0 failed; the baseline without it fails;
+ *   - a server killed with SIGKILL under load and restarted by sockmig run;
+ *   - back-to-back SIGHUP reloads: 0 failed, never more generations alive
+ *     than the current, the starting one and --max-old stopping ones;
+ *   - a new generation that exits before it is ready: rolled back;
+ *   - nginx, not written for sockmig, restarted stop-then-start.
+ * The server is tests/servers/static_server.c (built here): it serves one
+ * HTTP reply per connection and, on SIGTERM, closes its listener, finishes
+ * what it accepted and exits.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "itest.h"
+#include "util.h"
+
+#define RPORT 35000
+
+/* Start `sockmig ARGS...` in the background, output to dir/NAME. */
+static pid_t spawn_sockmig(struct ienv *e, const char *log, char *const args[])
+{
+	char *argv[32];
+	char path[128];
+	int n = 0, fd;
+	pid_t pid;
+
+	argv[n++] = e->sockmig;
+	for (int i = 0; args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	snprintf(path, sizeof(path), "%s/%s", e->dir, log);
+	pid = fork();
+	if (pid == 0) {
+		fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int stop_sockmig(pid_t pid)
+{
+	int st = 0;
+
+	if (pid <= 0)
+		return -1;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 300 && waitpid(pid, &st, WNOHANG) == 0; i++)
+		burst_sleep_ms(10);
+	if (waitpid(pid, &st, WNOHANG) == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+	}
+	return st;
+}
+
+/* Count the lines of dir/log that contain @what. */
+static int log_count(const struct ienv *e, const char *log, const char *what)
+{
+	char path[128], line[512];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, log);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, what) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Processes whose parent is @ppid. */
+static int children_of(pid_t ppid)
+{
+	char path[64], buf[512], *p;
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+	int n = 0, pp;
+
+	while (d && (de = readdir(d))) {
+		FILE *f;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+		    sscanf(p + 2, "%*c %d", &pp) == 1 && pp == ppid)
+			n++;
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static bool wait_serving(int port)
+{
+	return probe_reply(port, 3000) > 0;
+}
+
+/* ---- stop, 2 s gap, start ------------------------------------------------ */
+
+static int gap_run(bool with_holder)
+{
+	struct ienv e;
+	struct lg_result r;
+	char bin[128], port[16];
+	char *srv[] = {bin, port, NULL};
+	char *hold[] = {"hold", "--port", port, "--addr", "127.0.0.1", "--foreground", NULL};
+	int ret = SM_FAIL, reply, rfd;
+	pid_t lpid, cur, holder = 0;
+
+	if (!setup(&e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (!build_test_server(&e, false, bin, sizeof(bin))) {
+		teardown(&e, RPORT);
+		return SKIP("cannot build the test server (cc)");
+	}
+	snprintf(port, sizeof(port), "%d", RPORT);
+	cur = spawn(&e, srv, false);
+	if (!ASSERT_TRUE(wait_serving(RPORT), "the server answers"))
+		goto out;
+	reply = probe_reply(RPORT, 1000);
+	if (with_holder) {
+		holder = spawn_sockmig(&e, "hold.log", hold);
+		burst_sleep_ms(300);
+		if (!ASSERT_EQ(log_count(&e, "hold.log", "holding port"), 1, "sockmig hold runs"))
+			goto out;
+	}
+	/* 5,000 conn/s for 5 s; the server is away from 1.5 s to 3.5 s */
+	rfd = start_load_rate(RPORT, reply, 5.0, 5000, 6000, &lpid);
+	burst_sleep_ms(1500);
+	kill(cur, SIGTERM);
+	waitpid(cur, NULL, 0);
+	burst_sleep_ms(2000);
+	cur = spawn(&e, srv, false);
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
+		goto out;
+	print_result(with_holder ? "stop-gap-start/hold" : "stop-gap-start", I_NONE, &r, 1);
+	if (!ASSERT_GT(r.started, 15000, "connections made"))
+		goto out;
+	if (with_holder && ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed with the holder"))
+		ret = SM_PASS;
+	if (!with_holder && ASSERT_GT(r.started - r.count[LG_OK], 0, "baseline failures"))
+		ret = SM_PASS;
+	if (ret != SM_PASS)
+		show_log(&e, "hold.log");
+out:
+	stop_sockmig(holder);
+	teardown(&e, RPORT);
+	return ret;
+}
+
+SM_TEST(hold_stop_start_gap_none)
+{
+	return gap_run(false);
+}
+
+SM_TEST(hold_stop_start_gap_holder)
+{
+	return gap_run(true);
+}
+
+/* ---- sockmig run ----------------------------------------------------------- */
+
+struct runenv {
+	struct ienv e;
+	char bin[128], port[16], cmd[160];
+	bool wrap; /* run the server through a script that fails once dir/fail exists */
+	pid_t run;
+	int reply;
+};
+
+static bool run_start(struct runenv *re, char *const extra[])
+{
+	char *args[24];
+	int n = 0;
+
+	if (!setup(&re->e, I_NONE) || !build_test_server(&re->e, false, re->bin, sizeof(re->bin)))
+		return false;
+	snprintf(re->port, sizeof(re->port), "%d", RPORT);
+	snprintf(re->cmd, sizeof(re->cmd), "%s", re->bin);
+	if (re->wrap) {
+		FILE *f;
+
+		snprintf(re->cmd, sizeof(re->cmd), "%s/server.sh", re->e.dir);
+		f = fopen(re->cmd, "w");
+		if (!f)
+			return false;
+		fprintf(f, "#!/bin/sh\n[ -e %s/fail ] && exit 3\nexec %s \"$@\"\n", re->e.dir,
+			re->bin);
+		fclose(f);
+		chmod(re->cmd, 0700);
+	}
+	args[n++] = "run";
+	args[n++] = "--port";
+	args[n++] = re->port;
+	args[n++] = "--grace";
+	args[n++] = "5";
+	for (int i = 0; extra && extra[i] && n < 18; i++)
+		args[n++] = extra[i];
+	args[n++] = "--";
+	args[n++] = re->cmd;
+	args[n++] = re->port;
+	args[n] = NULL;
+	re->run = spawn_sockmig(&re->e, "run.log", args);
+	re->reply = probe_reply(RPORT, 3000);
+	return re->reply > 0;
+}
+
+static void run_stop(struct runenv *re)
+{
+	stop_sockmig(re->run);
+	teardown(&re->e, RPORT);
+}
+
+SM_TEST(run_restarts_a_killed_server)
+{
+	struct runenv re = {0};
+	struct lg_result r;
+	int ret = SM_FAIL, rfd;
+	pid_t lpid, victim = 0;
+
+	if (!run_start(&re, NULL)) {
+		run_stop(&re);
+		return SKIP("cannot start sockmig run with the test server");
+	}
+	rfd = start_load(RPORT, re.reply, 4.0, &lpid);
+	burst_sleep_ms(1500);
+	/* the server is the one child of sockmig run */
+	for (int i = 0; i < 100 && !victim; i++) {
+		char path[64], buf[256], *p;
+		DIR *d = opendir("/proc");
+		struct dirent *de;
+
+		while (d && (de = readdir(d)) && !victim) {
+			FILE *f;
+			int pp;
+
+			snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+			f = fopen(path, "r");
+			if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+			    sscanf(p + 2, "%*c %d", &pp) == 1 && pp == re.run)
+				victim = atoi(de->d_name);
+			if (f)
+				fclose(f);
+		}
+		if (d)
+			closedir(d);
+	}
+	if (!ASSERT_GT(victim, 0, "found the server"))
+		goto out;
+	kill(victim, SIGKILL);
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
+		goto out;
+	print_result("run/kill -9", I_NONE, &r, 1);
+	if (!ASSERT_GT(r.started, 10000, "connections") ||
+	    !ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") ||
+	    !ASSERT_EQ(log_count(&re.e, "run.log", "died"), 1, "sockmig run saw it die"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		show_log(&re.e, "run.log");
+	run_stop(&re);
+	return ret;
+}
+
+#define RELOADS	    1000
+#define RELOAD_SECS 40
+
+SM_TEST(run_back_to_back_reloads)
+{
+	struct runenv re = {0};
+	struct lg_result r;
+	char *extra[] = {"--max-old", "1", NULL};
+	int ret = SM_FAIL, rfd, most = 0, n, done = 0;
+	unsigned long long end;
+	pid_t lpid;
+
+	if (!run_start(&re, extra)) {
+		run_stop(&re);
+		return SKIP("cannot start sockmig run with the test server");
+	}
+	rfd = start_load(RPORT, re.reply, RELOAD_SECS + 3, &lpid);
+	burst_sleep_ms(300);
+	end = burst_now_ms() + RELOAD_SECS * 1000ull;
+	/* back to back: the next SIGHUP as soon as the last generation is ready */
+	while (done < RELOADS && burst_now_ms() < end) {
+		kill(re.run, SIGHUP);
+		for (int t = 0; t < 400; t++) {
+			n = children_of(re.run);
+			most = n > most ? n : most;
+			if (log_count(&re.e, "run.log", "ready in") >= done + 2)
+				break;
+			burst_sleep_ms(2);
+		}
+		done++;
+	}
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
+		goto out;
+	print_result("run/SIGHUP", I_NONE, &r, done);
+	printf("SIGHUPs %d, generations ready %d, reload reports %d, most processes at once %d\n",
+	       done, log_count(&re.e, "run.log", "ready in"),
+	       log_count(&re.e, "run.log", "reload report"), most);
+	if (!ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") ||
+	    !ASSERT_EQ(done, RELOADS, "reloads asked") ||
+	    !ASSERT_EQ(log_count(&re.e, "run.log", "ready in"), RELOADS + 1, "generations") ||
+	    !ASSERT_EQ(log_count(&re.e, "run.log", "failed: generation"), 0, "failed reloads") ||
+	    !ASSERT_TRUE(most <= 1 + 1 + 1, "current + starting + at most --max-old stopping"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		show_log(&re.e, "run.log");
+	run_stop(&re);
+	return ret;
+}
+
+/* Generation 2 exits before it is ready: generation 1 keeps serving. */
+SM_TEST(run_rolls_back_a_failed_generation)
+{
+	struct runenv re = {.wrap = true};
+	struct lg_result r;
+	char flag[160];
+	int ret = SM_FAIL, rfd, fd;
+	pid_t lpid;
+
+	if (!run_start(&re, NULL)) {
+		run_stop(&re);
+		return SKIP("cannot start sockmig run with the test server");
+	}
+	rfd = start_load(RPORT, re.reply, 3.0, &lpid);
+	burst_sleep_ms(500);
+	/* from now on the command exits at once */
+	snprintf(flag, sizeof(flag), "%s/fail", re.e.dir);
+	fd = open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	kill(re.run, SIGHUP);
+	burst_sleep_ms(1000);
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
+		goto out;
+	print_result("run/failed reload", I_NONE, &r, 1);
+	if (!ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") ||
+	    !ASSERT_EQ(log_count(&re.e, "run.log", "reload 1 failed"), 1, "reported failed") ||
+	    !ASSERT_EQ(log_count(&re.e, "run.log", "generation 1 keeps serving"), 1,
+		       "generation 1 kept") ||
+	    !ASSERT_EQ(log_count(&re.e, "run.log", "ready in"), 1, "only generation 1 ready"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		show_log(&re.e, "run.log");
+	run_stop(&re);
+	return ret;
+}
+
+/* nginx, not written for sockmig, restarted stop-then-start by sockmig run:
+ * every restart leaves the port without nginx for a moment; the holder
+ * keeps the clients. */
+SM_TEST(run_stop_start_nginx)
+{
+	struct ienv e;
+	struct lg_result r;
+	char conf[128], port[16];
+	char *args[] = {"run",	       "--port",  port, "--stop-start", "--stop-signal",
+			"QUIT",	       "--grace", "5",	"--",		"nginx",
+			"-c",	       conf,	  "-p", e.dir,		"-g",
+			"daemon off;", NULL};
+	int ret = SM_FAIL, reply, rfd;
+	pid_t run, lpid;
+
+	if (access("/usr/sbin/nginx", X_OK) < 0)
+		return SKIP("nginx is not installed (scripts/deps installs it)");
+	if (!setup(&e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	snprintf(conf, sizeof(conf), "%s/nginx.conf", e.dir);
+	snprintf(port, sizeof(port), "%d", RPORT);
+	if (!nginx_conf(&e, 2, RPORT))
+		goto out;
+	run = spawn_sockmig(&e, "run.log", args);
+	reply = probe_reply(RPORT, 3000);
+	if (!ASSERT_GT(reply, 0, "nginx answers under sockmig run"))
+		goto stop;
+	rfd = start_load(RPORT, reply, 6.0, &lpid);
+	for (int i = 0; i < 4; i++) {
+		burst_sleep_ms(1200);
+		kill(run, SIGHUP);
+	}
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
+		goto stop;
+	print_result("run --stop-start nginx", I_NONE, &r, 4);
+	if (!ASSERT_GT(r.started, 5000, "connections") ||
+	    !ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") ||
+	    !ASSERT_EQ(log_count(&e, "run.log", "ready in"), 5, "generations"))
+		goto stop;
+	ret = SM_PASS;
+stop:
+	if (ret != SM_PASS)
+		show_log(&e, "run.log");
+	stop_sockmig(run);
+out:
+	teardown(&e, RPORT);
+	return ret;
+}
