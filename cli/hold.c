@@ -16,15 +16,12 @@
 #include "hold.h"
 #include "sockmig.h"
 
-#define HOLDER_BACKLOG 65535
-
 int holder_config(struct holder *h, const char *addr, int port, const char *user)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)&h->addr;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&h->addr;
 
 	memset(h, 0, sizeof(*h));
-	h->fd = -1;
 	h->port = port;
 	h->follow = !addr;
 	if (!addr || inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
@@ -56,102 +53,31 @@ int holder_config(struct holder *h, const char *addr, int port, const char *user
 	return 0;
 }
 
-/* A listener of the holder's address, created as the server's uid. */
-static int holder_socket(struct holder *h)
-{
-	uid_t ruid = geteuid();
-	gid_t rgid = getegid();
-	int fd, one = 1, err = 0;
-
-	if (h->uid != ruid && (setegid(h->gid) < 0 || seteuid(h->uid) < 0)) {
-		cli_error("cannot take uid %u to create the holder: %s", (unsigned)h->uid,
-			  strerror(errno));
-		return -1;
-	}
-	fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&h->addr, h->alen) < 0 || listen(fd, HOLDER_BACKLOG) < 0)
-		err = errno;
-	if (h->uid != ruid && (seteuid(ruid) < 0 || setegid(rgid) < 0))
-		abort(); /* cannot get our rights back: stop rather than run half-privileged */
-	if (err) {
-		cli_error("holder on port %d: %s%s", h->port, strerror(err),
-			  err == EADDRINUSE
-				  ? " (a listener of another user or without SO_REUSEPORT "
-				    "holds it: see --user)"
-				  : "");
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static int holder_register(int fd)
-{
-	SOCKMIG_OPTS(sockmig_member_opts, mo, .role = SOCKMIG_ROLE_HOLDER);
-	struct sockmig_group *g = sockmig_group_open(fd, NULL);
-	int err;
-
-	if (!g) {
-		cli_error("holder: %s", sockmig_last_error());
-		return -1;
-	}
-	err = sockmig_member_add(g, fd, &mo);
-	if (err < 0)
-		cli_error("holder: %s", sockmig_last_error());
-	sockmig_group_close(g);
-	return err < 0 ? -1 : 0;
-}
-
 int holder_open(struct holder *h)
 {
-	int fd = holder_socket(h);
+	struct sockmig_holder_opts o = {
+		.sz = sizeof(o), .set_ids = h->uid != geteuid(), .uid = h->uid, .gid = h->gid};
 
-	if (fd < 0)
-		return -1;
-	if (holder_register(fd) < 0) {
-		close(fd);
+	h->lh = sockmig_holder_open((struct sockaddr *)&h->addr, h->alen, &o);
+	if (!h->lh) {
+		cli_error("%s", sockmig_last_error());
 		return -1;
 	}
-	h->fd = fd;
-	h->cookie = sockmig_cookie(fd);
+	h->cookie = sockmig_holder_cookie(h->lh);
 	return 0;
-}
-
-/* Drain holder @fd into the active members (force: it is no active one)
- * and close it; what moved is added to h->moved. */
-static void holder_retire(struct holder *h, int fd, bool migrate)
-{
-	SOCKMIG_OPTS(sockmig_drain_opts, d, .force = true);
-	struct sockmig_drain_report rep = {0};
-	struct sockmig_group *g = sockmig_group_open(fd, NULL);
-
-	if (g) {
-		if (migrate && sockmig_member_drain(g, fd, &d, &rep) == 0)
-			for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
-				h->moved += rep.migrated[k];
-		sockmig_member_leave(g, fd);
-		sockmig_group_close(g);
-	}
-	close(fd);
 }
 
 int holder_rotate(struct holder *h)
 {
-	int fd = holder_socket(h), old = h->fd;
+	uint64_t moved = 0;
 
-	if (fd < 0)
-		return -1;
-	if (holder_register(fd) < 0) {
-		close(fd);
+	if (sockmig_holder_rotate(h->lh, (struct sockaddr *)&h->addr, h->alen, &moved) < 0) {
+		fprintf(stderr, "sockmig: holder: %s\n", sockmig_last_error());
 		return -1;
 	}
-	h->fd = fd;
-	h->cookie = sockmig_cookie(fd);
+	h->cookie = sockmig_holder_cookie(h->lh);
+	h->moved += moved;
 	h->rotations++;
-	if (old >= 0)
-		holder_retire(h, old, true);
 	return 0;
 }
 
@@ -184,9 +110,8 @@ int holder_server_joined(struct holder *h, const struct known *k)
 
 void holder_close(struct holder *h, bool migrate)
 {
-	if (h->fd >= 0)
-		holder_retire(h, h->fd, migrate);
-	h->fd = -1;
+	sockmig_holder_close(h->lh, migrate);
+	h->lh = NULL;
 }
 
 /* ---- sockmig hold ---------------------------------------------------------- */

@@ -22,7 +22,7 @@ struct holder {
 	int port;
 	uid_t uid; /* the server's: a group admits one effective uid */
 	gid_t gid;
-	int fd;
+	struct sockmig_holder *lh;
 	uint64_t cookie;
 	bool follow; /* no --addr: move to the address the server listens on */
 	unsigned rotations;

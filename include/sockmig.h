@@ -32,6 +32,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -358,6 +360,55 @@ SOCKMIG_API int sockmig_member_leave_cookie(struct sockmig_group *g, uint64_t co
  * @return 0 or a negative errno.
  */
 SOCKMIG_API int sockmig_group_destroy(struct sockmig_group *g);
+
+/* ---- the holder ---------------------------------------------------------- */
+
+struct sockmig_holder;
+
+struct sockmig_holder_opts {
+	size_t sz;
+	/** Create the holder's sockets with these effective ids (the
+	 *  server's: a SO_REUSEPORT group admits one effective uid). */
+	bool set_ids;
+	uid_t uid;
+	gid_t gid;
+	/** listen() backlog of the holder (default 65535, capped by the
+	 *  kernel at net.core.somaxconn). */
+	int backlog;
+	/** As in struct sockmig_group_opts. */
+	const char *pin_root;
+	size_t : 0;
+};
+
+/**
+ * Open a holder: a listener of its own on @p addr (with SO_REUSEPORT),
+ * registered with role holder in that address's group. While an active
+ * member exists it gets nothing; when none is left, the policy gives it the
+ * closing member's queue and the new SYNs, whose handshakes complete and
+ * wait in its accept queue (it never accepts). Call sockmig_holder_rotate()
+ * when a server listener has joined (and is registered active): what waited
+ * on the holder then migrates to the server.
+ * @return a handle, or NULL with errno set (EADDRINUSE: the port is held by
+ * a listener of another user or without SO_REUSEPORT; see set_ids).
+ */
+SOCKMIG_API struct sockmig_holder *sockmig_holder_open(const struct sockaddr *addr, socklen_t len,
+						       const struct sockmig_holder_opts *opts);
+
+/**
+ * A fresh holder joins (on @p addr if given, else the same address); the old
+ * one is drained into the active members of the newest generation and
+ * closed. *@p moved (may be NULL): the connections that migrated.
+ * @return 0 or a negative errno (the old holder stays then).
+ */
+SOCKMIG_API int sockmig_holder_rotate(struct sockmig_holder *h, const struct sockaddr *addr,
+				      socklen_t len, uint64_t *moved);
+
+/** Socket cookie of the current holder listener. */
+SOCKMIG_API uint64_t sockmig_holder_cookie(const struct sockmig_holder *h);
+
+/** Close the holder (draining it into the active members first when
+ *  @p migrate), leave the group, and free the handle. */
+SOCKMIG_API void sockmig_holder_close(struct sockmig_holder *h, bool migrate);
 
 /** Version string of the library. */
 SOCKMIG_API const char *sockmig_version(void);
