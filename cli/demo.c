@@ -27,7 +27,7 @@ enum demo_mode { DEMO_NONE, DEMO_SYSCTL, DEMO_POLICY, DEMO_MODES };
 static const char *const demo_names[] = {"nothing", "sysctl", "sockmig policy"};
 
 struct demo_result {
-	int ok, reset, other, queued_on_closed;
+	int ok, reset, refused, other, queued_on_closed;
 	unsigned long long migrate_success, migrate_failure, policy_migrated, policy_cancelled;
 	char error[200];
 };
@@ -132,7 +132,113 @@ out:
 }
 
 /* Run one mode in a child, so that each gets a namespace of its own. */
-static int demo_child(enum demo_mode mode, int nl, int n, struct demo_result *r)
+/* The stop-then-start and kill -9 runs: one server listener, nothing else
+ * in the group but (with @holder) sockmig's holder. N clients wait in the
+ * server's queue when it goes; N more arrive during a 1 s gap; then a new
+ * server listener starts and serves. */
+static int demo_restart(bool holder, bool crash, int n, struct demo_result *r)
+{
+	struct sockmig_holder *h = NULL;
+	struct sockmig_group *g = NULL;
+	struct sockaddr_storage ss;
+	socklen_t len = burst_addr(AF_INET, DEMO_PORT, &ss);
+	struct burst *c = calloc(1, sizeof(*c));
+	int a, b = -1, ret = -1;
+	pid_t child = -1;
+
+	if (!c)
+		return demo_fail(r, "calloc", ENOMEM);
+	if (unshare(CLONE_NEWNET) < 0 || sm_lo_up() < 0 ||
+	    burst_sysctl("net/ipv4/tcp_migrate_req", "0") < 0) {
+		free(c);
+		return demo_fail(r, "cannot set up a network namespace (run as root)", errno);
+	}
+	if (holder) {
+		h = sockmig_holder_open((struct sockaddr *)&ss, len, NULL);
+		if (!h) {
+			snprintf(r->error, sizeof(r->error), "%s", sockmig_last_error());
+			goto out;
+		}
+	}
+	a = burst_listener(AF_INET, DEMO_PORT, 4096, 0);
+	if (a < 0) {
+		demo_fail(r, "listener", a);
+		goto out;
+	}
+	if (holder) {
+		SOCKMIG_OPTS(sockmig_member_opts, mo, .generation = 1);
+
+		g = sockmig_group_open(a, NULL);
+		if (!g || sockmig_member_add(g, a, &mo) < 0) {
+			snprintf(r->error, sizeof(r->error), "%s", sockmig_last_error());
+			close(a);
+			goto out;
+		}
+	}
+	if (crash) {
+		/* the server is a process of its own, killed with SIGKILL */
+		child = fork();
+		if (child == 0) {
+			pause();
+			_exit(0);
+		}
+	}
+	if (burst_start(c, AF_INET, DEMO_PORT, n, false) < 0 || burst_connected(c, 3000) != n) {
+		demo_fail(r, "the burst did not connect", ETIMEDOUT);
+		close(a);
+		goto out;
+	}
+	burst_wait_queue(a, n, 2000);
+	r->queued_on_closed = burst_accept_queue(a);
+	close(a); /* the child's copy, if any, is the last one now */
+	if (crash) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	/* the gap: nobody serves the port for 1 s, and N more clients come */
+	burst_start(c, AF_INET, DEMO_PORT, n, false);
+	burst_sleep_ms(1000);
+	b = burst_listener(AF_INET, DEMO_PORT, 4096, 0);
+	if (holder) {
+		SOCKMIG_OPTS(sockmig_member_opts, mo, .generation = 2);
+
+		if (sockmig_member_add(g, b, &mo) < 0 ||
+		    sockmig_holder_rotate(h, NULL, 0, NULL) < 0) {
+			snprintf(r->error, sizeof(r->error), "%s", sockmig_last_error());
+			goto out;
+		}
+	}
+	burst_serve(c, &b, 1, NULL, 5000);
+	r->ok = c->count[BURST_OK];
+	r->reset = c->count[BURST_RESET];
+	r->refused = c->count[BURST_REFUSED];
+	r->other = c->n - r->ok - r->reset - r->refused;
+	ret = 0;
+out:
+	if (b >= 0)
+		close(b);
+	sockmig_holder_close(h, false);
+	if (g) {
+		sockmig_group_destroy(g);
+		sockmig_group_close(g);
+	}
+	burst_close(c);
+	free(c);
+	return ret;
+}
+
+enum demo_run {
+	RUN_CLOSE_NONE,
+	RUN_CLOSE_SYSCTL,
+	RUN_CLOSE_POLICY,
+	RUN_STOP_NONE,
+	RUN_STOP_HOLDER,
+	RUN_KILL_NONE,
+	RUN_KILL_HOLDER,
+	RUN_MAX
+};
+
+static int demo_child(int run, int nl, int n, struct demo_result *r)
 {
 	int p[2], status;
 	pid_t pid;
@@ -146,12 +252,16 @@ static int demo_child(enum demo_mode mode, int nl, int n, struct demo_result *r)
 		return demo_fail(r, "fork", errno);
 	if (pid == 0) {
 		close(p[0]);
-		demo_run(mode, nl, n, r);
+		if (run <= RUN_CLOSE_POLICY)
+			demo_run((enum demo_mode)run, nl, n, r);
+		else
+			demo_restart(run == RUN_STOP_HOLDER || run == RUN_KILL_HOLDER,
+				     run >= RUN_KILL_NONE, n / 2, r);
 		_exit(write(p[1], r, sizeof(*r)) == sizeof(*r) ? 0 : 1);
 	}
 	close(p[1]);
 	if (read(p[0], r, sizeof(*r)) != sizeof(*r))
-		snprintf(r->error, sizeof(r->error), "the %s run died", demo_names[mode]);
+		snprintf(r->error, sizeof(r->error), "run %d died", run);
 	close(p[0]);
 	waitpid(pid, &status, 0);
 	return r->error[0] ? -1 : 0;
@@ -164,7 +274,7 @@ static void usage(void)
 
 int do_demo(int argc, char **argv)
 {
-	struct demo_result r[DEMO_MODES];
+	struct demo_result r[RUN_MAX];
 	uint64_t nl = 4, n = 400;
 
 	for (int i = 1; i < argc; i++) {
@@ -184,27 +294,34 @@ int do_demo(int argc, char **argv)
 		cli_error("demo needs root (network namespaces and BPF)");
 		return 1;
 	}
-	for (int m = 0; m < DEMO_MODES; m++) {
-		if (demo_child((enum demo_mode)m, (int)nl, (int)n, &r[m]) < 0) {
-			cli_error("demo (%s): %s", demo_names[m], r[m].error);
+	for (int m = 0; m < RUN_MAX; m++) {
+		if (demo_child(m, (int)nl, (int)n, &r[m]) < 0) {
+			cli_error("demo (run %d): %s", m, r[m].error);
 			return 1;
 		}
 	}
+	static const char *const run_names[RUN_MAX] = {
+		"close/nothing",     "close/sysctl",   "close/policy", "stop-start/nothing",
+		"stop-start/holder", "kill-9/nothing", "kill-9/holder"};
+
 	if (json_output) {
 		jw_open(NULL, '{');
 		jw_u64("listeners", nl);
 		jw_u64("clients", n);
 		jw_open("runs", '[');
-		for (int m = 0; m < DEMO_MODES; m++) {
+		for (int m = 0; m < RUN_MAX; m++) {
 			jw_open(NULL, '{');
-			jw_str("mode", demo_names[m]);
+			jw_str("run", run_names[m]);
 			jw_u64("queued_on_closed", (uint64_t)r[m].queued_on_closed);
 			jw_u64("served", (uint64_t)r[m].ok);
 			jw_u64("reset", (uint64_t)r[m].reset);
+			jw_u64("refused", (uint64_t)r[m].refused);
 			jw_u64("other", (uint64_t)r[m].other);
-			jw_u64("TCPMigrateReqSuccess", r[m].migrate_success);
-			jw_u64("TCPMigrateReqFailure", r[m].migrate_failure);
-			if (m == DEMO_POLICY) {
+			if (m <= RUN_CLOSE_POLICY) {
+				jw_u64("TCPMigrateReqSuccess", r[m].migrate_success);
+				jw_u64("TCPMigrateReqFailure", r[m].migrate_failure);
+			}
+			if (m == RUN_CLOSE_POLICY) {
 				jw_u64("policy_migrated", r[m].policy_migrated);
 				jw_u64("policy_cancelled", r[m].policy_cancelled);
 			}
@@ -214,11 +331,11 @@ int do_demo(int argc, char **argv)
 		jw_close('}');
 		jw_end();
 	} else {
-		printf("sockmig demo: %llu listeners share 127.0.0.1:%d (SO_REUSEPORT) in a "
-		       "private\n"
-		       "network namespace; %llu clients connect and wait in their accept queues;\n"
-		       "then one listener closes and the others serve what is left.\n\n",
-		       (unsigned long long)nl, DEMO_PORT, (unsigned long long)n);
+		printf("sockmig demo, in private network namespaces on 127.0.0.1:%d.\n\n"
+		       "1. %llu listeners share the port (SO_REUSEPORT); %llu clients connect and "
+		       "wait in\n   their accept queues; one listener closes; the others serve "
+		       "what is left.\n\n",
+		       DEMO_PORT, (unsigned long long)nl, (unsigned long long)n);
 		printf("%-28s %12s %12s %16s\n", "", demo_names[0], demo_names[1], demo_names[2]);
 #define ROW(label, field, fmt)                                                                     \
 	printf("%-28s %12" fmt " %12" fmt " %16" fmt "\n", label, r[0].field, r[1].field,          \
@@ -234,9 +351,28 @@ int do_demo(int argc, char **argv)
 		       (unsigned long long)r[2].policy_migrated);
 		printf("%-28s %12s %12s %16llu\n", "policy: cancelled", "-", "-",
 		       (unsigned long long)r[2].policy_cancelled);
-		printf("\n%s\n", r[2].reset == 0 && r[0].reset > 0
-					 ? "With sockmig's policy no client was reset."
-					 : "Unexpected: see the table.");
+		printf("\n2. One server listener; %llu clients wait in its queue when it goes "
+		       "(stopped, or\n   killed with SIGKILL); %llu more arrive during a 1 s gap; "
+		       "then a new server starts.\n\n",
+		       (unsigned long long)n / 2, (unsigned long long)n / 2);
+		printf("%-28s %12s %12s %12s %12s\n", "", "stop-start", "stop-start", "kill -9",
+		       "kill -9");
+		printf("%-28s %12s %12s %12s %12s\n", "", "nothing", "holder", "nothing", "holder");
+#define ROW2(label, field)                                                                         \
+	printf("%-28s %12d %12d %12d %12d\n", label, r[3].field, r[4].field, r[5].field, r[6].field)
+		ROW2("clients served", ok);
+		ROW2("clients reset", reset);
+		ROW2("clients refused", refused);
+		ROW2("other outcomes", other);
+#undef ROW2
+		printf("\n%s\n",
+		       r[2].reset == 0 && r[0].reset > 0 && r[4].ok == (int)n && r[6].ok == (int)n
+			       ? "With sockmig no client was reset or refused."
+			       : "Unexpected: see the tables.");
 	}
-	return r[DEMO_POLICY].reset == 0 && r[DEMO_POLICY].other == 0 ? 0 : 1;
+	return r[RUN_CLOSE_POLICY].reset == 0 && r[RUN_CLOSE_POLICY].other == 0 &&
+			       r[RUN_STOP_HOLDER].ok == (int)(n / 2 * 2) &&
+			       r[RUN_KILL_HOLDER].ok == (int)(n / 2 * 2)
+		       ? 0
+		       : 1;
 }
