@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The reference server and its restart storm; see storm.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -23,7 +24,8 @@
 #define MAX_FD		65536
 #define RETIRE_AFTER_MS 3000 /* half-open requests of a drained member move within it */
 
-static const char *const strategy_names[] = {"naive", "sysctl", "policy"};
+static const char *const strategy_names[] = {"naive",	  "sysctl", "policy",
+					     "stopstart", "holder", "run"};
 
 const char *storm_strategy_str(enum storm_strategy s)
 {
@@ -133,6 +135,8 @@ struct storm {
 	uint32_t gen;
 	struct retired ret[4096];
 	int nret;
+	struct sockmig_holder *h;
+	pid_t run; /* the run strategy's sockmig run */
 };
 
 /* In a forked child: close the supervisor's copies of the listeners, but
@@ -198,6 +202,32 @@ static void forget_retired(struct storm *s, unsigned long long older_than)
 		forget_member(s, s->ret[k++].cookie);
 	memmove(s->ret, s->ret + k, (size_t)(s->nret - k) * sizeof(s->ret[0]));
 	s->nret -= k;
+}
+
+/* Stop-then-start: every worker goes, nobody listens for gap_ms, every
+ * worker starts again (with the holder: registered, then the holder is
+ * rotated so that what waited on it moves to them). */
+static int restart_all(struct storm *s)
+{
+	for (int i = 0; i < s->o->workers; i++) {
+		close(s->w[i].fd);
+		kill(s->w[i].pid, SIGTERM);
+		s->w[i].fd = -1;
+	}
+	burst_sleep_ms(s->o->gap_ms);
+	s->gen++;
+	for (int i = 0; i < s->o->workers; i++)
+		if (start_worker(s, &s->w[i]) < 0)
+			s->r->restart_errors++;
+	if (s->h) {
+		uint64_t moved = 0;
+
+		if (sockmig_holder_rotate(s->h, NULL, 0, &moved) < 0)
+			s->r->restart_errors++;
+		s->r->policy_migrated += moved;
+	}
+	s->r->restarts++;
+	return 0;
 }
 
 /* Replace the oldest worker: the new generation first, then the old goes. */
@@ -284,6 +314,52 @@ static void progress_line(const struct lg_result *r, void *arg)
 		r->elapsed);
 }
 
+void storm_worker(int family, int port)
+{
+	int fd = burst_listener(family, port, 4096, 0);
+
+	if (fd < 0)
+		_exit(1);
+	worker_main(fd);
+}
+
+/* The run strategy: the workers are `sockmig run`'s, each with a listener
+ * of its own; restarts are its SIGHUP reloads. */
+static int start_run(struct storm *s)
+{
+	char port[16], family[8], workers[16];
+
+	snprintf(port, sizeof(port), "%d", s->o->port);
+	snprintf(family, sizeof(family), "%d", s->o->family == AF_INET6 ? 6 : 4);
+	snprintf(workers, sizeof(workers), "%d", s->o->workers);
+	s->run = fork();
+	if (s->run == 0) {
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		if (null >= 0)
+			dup2(null, STDOUT_FILENO);
+		execl("/proc/self/exe", "sockmig", "run", "--port", port, "--workers", workers,
+		      "--grace", "5", "--", "/proc/self/exe", "__storm-worker", family, port,
+		      (char *)NULL);
+		_exit(127);
+	}
+	/* ready when it answers */
+	for (int i = 0; i < 300; i++) {
+		int fd = socket(s->o->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_storage ss;
+		socklen_t len = burst_addr(s->o->family, s->o->port, &ss);
+		int ok = fd >= 0 && connect(fd, (struct sockaddr *)&ss, len) == 0;
+
+		if (fd >= 0)
+			close(fd);
+		if (ok)
+			return 0;
+		burst_sleep_ms(10);
+	}
+	snprintf(s->r->error, sizeof(s->r->error), "sockmig run did not start its workers");
+	return -1;
+}
+
 /* Fork the load generator; returns the read end of its result pipe. */
 static int start_load(const struct storm *s, double secs, uint64_t conns, pid_t *pid)
 {
@@ -336,7 +412,7 @@ static int netns_setup(const struct storm_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set up the network namespace");
 		return -1;
 	}
-	burst_sysctl("net/core/somaxconn", "8192");
+	burst_sysctl("net/core/somaxconn", "65535");
 	return 0;
 }
 
@@ -358,6 +434,15 @@ static int open_group(struct storm *s, int fd)
 
 static void stop_all(struct storm *s)
 {
+	if (s->run > 0) {
+		kill(s->run, SIGTERM);
+		waitpid(s->run, NULL, 0);
+		s->run = 0;
+	}
+	if (s->h) {
+		sockmig_holder_close(s->h, false);
+		s->h = NULL;
+	}
 	for (int i = 0; i < s->o->workers; i++) {
 		if (s->w[i].fd >= 0)
 			close(s->w[i].fd);
@@ -384,15 +469,30 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 	s->gen = 1;
 	for (int i = 0; i < o->workers; i++)
 		s->w[i].fd = -1;
-	if (o->strategy == ST_POLICY) {
+	if (o->strategy == ST_POLICY || o->strategy == ST_HOLDER) {
 		probe_fd = burst_listener(o->family, o->port, 16, 0);
 		if (probe_fd < 0 || open_group(s, probe_fd) < 0)
 			goto out;
 		close(probe_fd);
 	}
-	for (int i = 0; i < o->workers; i++)
-		if (start_worker(s, &s->w[i]) < 0)
+	if (o->strategy == ST_HOLDER) {
+		struct sockaddr_storage ss;
+		socklen_t len = burst_addr(o->family, o->port, &ss);
+
+		s->h = sockmig_holder_open((struct sockaddr *)&ss, len, NULL);
+		if (!s->h) {
+			snprintf(r->error, sizeof(r->error), "%s", sockmig_last_error());
 			goto out;
+		}
+	}
+	if (o->strategy == ST_RUN) {
+		if (start_run(s) < 0)
+			goto out;
+	} else {
+		for (int i = 0; i < o->workers; i++)
+			if (start_worker(s, &s->w[i]) < 0)
+				goto out;
+	}
 	sockmig_netstat_read(&ns0);
 	rfd = start_load(s, o->max_secs, o->max_conns, &lpid);
 	if (rfd < 0) {
@@ -410,7 +510,12 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 			break;
 		now = burst_now_ms();
 		if (period > 0 && now >= next) {
-			restart_one(s);
+			if (o->strategy == ST_RUN)
+				kill(s->run, SIGHUP), s->r->restarts++;
+			else if (o->strategy == ST_STOPSTART || o->strategy == ST_HOLDER)
+				restart_all(s);
+			else
+				restart_one(s);
 			next += (unsigned long long)period;
 			if (next < now)
 				next = now +
@@ -418,7 +523,8 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 			if (s->g)
 				forget_retired(s, now - RETIRE_AFTER_MS);
 		}
-		reap(false);
+		if (o->strategy != ST_RUN)
+			reap(false);
 	}
 	if (!read_full(rfd, &r->load, sizeof(r->load)))
 		snprintf(r->error, sizeof(r->error), "the load generator failed");

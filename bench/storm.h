@@ -25,7 +25,15 @@
 #include "loadgen.h"
 #include "sockmig.h"
 
-enum storm_strategy { ST_NAIVE, ST_SYSCTL, ST_POLICY, ST_NSTRATEGIES };
+enum storm_strategy {
+	ST_NAIVE,
+	ST_SYSCTL,
+	ST_POLICY,
+	ST_STOPSTART, /* every worker stops, a gap, every worker starts: nothing else */
+	ST_HOLDER,    /* the same with sockmig's holder in the group */
+	ST_RUN,	      /* the workers under `sockmig run`, SIGHUP per restart */
+	ST_NSTRATEGIES
+};
 
 const char *storm_strategy_str(enum storm_strategy s);
 /* -1 if @name is no strategy. */
@@ -42,6 +50,7 @@ struct storm_opts {
 	uint32_t concurrency; /* connections in flight */
 	uint32_t rate;	      /* new connections per second; 0: closed loop */
 	bool progress;	      /* a progress line on stderr */
+	int gap_ms;	      /* stopstart/holder: nobody listens this long */
 };
 
 struct storm_result {
@@ -54,6 +63,10 @@ struct storm_result {
 	struct sockmig_netstat netstat; /* TcpExt delta over the run */
 	char error[200];
 };
+
+/* `sockmig __storm-worker PORT FAMILY`: one worker of the run strategy,
+ * with a listener of its own. Does not return. */
+void storm_worker(int family, int port);
 
 /* Run one strategy in a forked child with its own network namespace.
  * Returns 0, or -1 with r->error set. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "attach.h"
+#include "diag.h"
 #include "cli.h"
 #include "hold.h"
 #include "sockmig.h"
@@ -105,6 +106,9 @@ int holder_server_joined(struct holder *h, const struct known *k)
 			h->alen = sizeof(*sin6);
 		}
 	}
+	/* not open yet (run opens it at the first server listener) */
+	if (!h->lh)
+		return holder_open(h);
 	return holder_rotate(h);
 }
 
@@ -189,7 +193,19 @@ int do_hold(int argc, char **argv)
 	}
 	if (holder_config(&h, addr, port, user) < 0)
 		return 2;
-	if (holder_open(&h) < 0)
+	if (!addr) {
+		/* the group is the server's address: start there if it listens */
+		struct sm_listener *ls = NULL;
+		struct known k = {0};
+
+		if (sm_diag_dump(0, port, &ls) > 0) {
+			k.family = ls[0].family;
+			memcpy(&k.addr, &ls[0].addr, sizeof(k.addr));
+			holder_server_joined(&h, &k); /* opens it there */
+		}
+		free(ls);
+	}
+	if (!h.lh && holder_open(&h) < 0)
 		return 1;
 	printf("holding port %d (cookie %llu)\n", port, (unsigned long long)h.cookie);
 	fflush(stdout);

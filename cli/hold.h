@@ -40,7 +40,8 @@ int holder_rotate(struct holder *h);
 
 struct known;
 /* A server listener @k appeared: rotate the holder, onto k's address when
- * the holder follows the server (no --addr) and is elsewhere. */
+ * the holder follows the server (no --addr) and is elsewhere; open it there
+ * when it is not open yet. */
 int holder_server_joined(struct holder *h, const struct known *k);
 
 /* Drain (when @migrate) and close the holder, and leave the group. */

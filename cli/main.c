@@ -6,9 +6,12 @@
 #include <bpf/libbpf.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #include "cli.h"
+#include "storm.h"
 #include "sockmig.h"
 
 static int verbose;
@@ -103,6 +106,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* not a command for people: a worker of sockmig bench's run strategy */
+	if (strcmp(argv[optind], "__storm-worker") == 0 && argc - optind == 3)
+		storm_worker(atoi(argv[optind + 1]) == 6 ? AF_INET6 : AF_INET,
+			     atoi(argv[optind + 2]));
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strncmp(cmds[i].name, argv[optind], strlen(argv[optind])) != 0)
 			continue;

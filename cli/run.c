@@ -554,7 +554,10 @@ int do_run(int argc, char **argv)
 		cli_error("run: cannot set up signals or the notify socket: %s", strerror(errno));
 		return 1;
 	}
-	if (r.use_holder && holder_open(&r.h) < 0)
+	/* with --addr the holder covers even the first start; without, it opens
+	 * where the first server listener appears (a holder elsewhere would be
+	 * in another group, and what waited on it could not move) */
+	if (r.use_holder && !r.h.follow && holder_open(&r.h) < 0)
 		return 1;
 	r.sc.port = r.port;
 	r.sc.gen = -1;
