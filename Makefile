@@ -63,6 +63,9 @@ $(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c bpf/policy.h | $(OUTPUT)/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# The legacy policy is policy.bpf.c compiled again with SOCKMIG_LEGACY.
+$(OUTPUT)/bpf/policy_legacy.bpf.o: bpf/policy.bpf.c
+
 $(OUTPUT)/bpf/%.bpf.o: tests/bpf/%.bpf.c | $(OUTPUT)/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
@@ -89,9 +92,11 @@ $(OUTPUT)/bench/%.o: bench/%.c include/sockmig.h $(wildcard bench/*.h) | $(OUTPU
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ibench -c $< -o $@
 
 # The LD_PRELOAD shim: the library linked in, only its interposers exported.
-$(PRELOAD): $(PRELOAD_SRCS) $(wildcard preload/*.h) $(LIB_OBJS) include/sockmig.h
+$(PRELOAD): $(PRELOAD_SRCS) $(wildcard preload/*.h) preload/preload.map $(LIB_OBJS) \
+		include/sockmig.h
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -fPIC -shared -fvisibility=hidden -Wl,-z,defs \
+		-Wl,--version-script=preload/preload.map \
 		$(PRELOAD_SRCS) $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS) -ldl
 
 # The test table: every SM_TEST(name) in tests/*.c, in file order.

@@ -1,0 +1,500 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * What the shim does to a listener: register it after listen(), drain it
+ * at its last reference and at shutdown(), leave the group after the
+ * close. Every function here runs with shim_busy set, so the library's
+ * own calls to close(), shutdown() and listen() go straight to libc.
+ */
+#include <arpa/inet.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+static atomic_bool inactive;
+
+/* ---- messages --------------------------------------------------------- */
+
+static void say_va(const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	shim_say("%s", buf);
+}
+
+/* The library's and libbpf's messages: only with SOCKMIG_DEBUG. */
+static int lib_print(enum sockmig_log_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	if (shim_cfg.debug)
+		say_va(fmt, ap);
+	return 0;
+}
+
+static int bpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (shim_cfg.debug && level != LIBBPF_DEBUG)
+		say_va(fmt, ap);
+	return 0;
+}
+
+/* libbpf's print callback is process-wide (the server may use libbpf
+ * too): ours only around our calls. */
+static libbpf_print_fn_t quiet_begin(void)
+{
+	sockmig_set_print(lib_print);
+	return libbpf_set_print(bpf_print);
+}
+
+static void quiet_end(libbpf_print_fn_t old)
+{
+	libbpf_set_print(old);
+}
+
+/* Stop registering; say why, once per process (and its forked children). */
+static void go_inactive(const char *why)
+{
+	if (atomic_exchange(&inactive, true))
+		return;
+	if (!shim_cfg.quiet)
+		shim_say("inactive: %s", why);
+}
+
+/* ---- facts about sockets and this process ----------------------------- */
+
+static int sockopt_int(int fd, int level, int name)
+{
+	int val = 0;
+	socklen_t len = sizeof(val);
+
+	if (getsockopt(fd, level, name, &val, &len) < 0)
+		return -1;
+	return val;
+}
+
+static bool is_listening(int fd)
+{
+	return sockopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN) == 1;
+}
+
+bool shim_fd_is_socket(int fd, unsigned long ino)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == ino;
+}
+
+/* The socket's network namespace; the thread's when the kernel will not
+ * say (as the library does). */
+static unsigned long sock_netns(int fd)
+{
+	struct stat st;
+	int ns = ioctl(fd, SIOCGSKNS);
+	unsigned long ino = 0;
+
+	if (ns < 0)
+		return stat("/proc/thread-self/ns/net", &st) == 0 ? st.st_ino : 0;
+	if (fstat(ns, &st) == 0)
+		ino = st.st_ino;
+	shim_real.close(ns);
+	return ino;
+}
+
+/* CAP_NET_ADMIN and CAP_BPF (or CAP_SYS_ADMIN) in the effective set, as
+ * loading a networking BPF program needs. */
+static bool bpf_privileged(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+	uint64_t eff;
+
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return true; /* cannot tell: let the library try */
+	eff = (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
+	return (eff & (1ULL << CAP_NET_ADMIN)) &&
+	       (eff & ((1ULL << CAP_BPF) | (1ULL << CAP_SYS_ADMIN)));
+}
+
+/*
+ * Generation: this process's start time in clock ticks since boot (field
+ * 22 of /proc/self/stat), so that a process started later is a newer
+ * generation; SOCKMIG_GENERATION overrides. 32 bits of ticks at 100 Hz
+ * last 497 days of uptime.
+ */
+static uint32_t process_generation(void)
+{
+	char buf[1024], *p;
+	ssize_t n;
+	int fd, field;
+
+	if (shim_cfg.have_generation)
+		return shim_cfg.generation;
+	fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	shim_real.close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* the command name (field 2) may hold spaces and parentheses */
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	for (field = 2; field < 22 && p; field++) {
+		p = strchr(p + 1, ' ');
+		if (p)
+			while (p[1] == ' ')
+				p++;
+	}
+	return p ? (uint32_t)strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* ---- wake-ups ----------------------------------------------------------- */
+
+/*
+ * Whether drains must wake the listeners that took migrated children
+ * (kernels with the missing wake-up): SOCKMIG_WAKE, else sockmig_probe()
+ * once, at the first registration, so that forked workers inherit the
+ * answer. The probe runs a thread in a scratch network namespace whose
+ * own listen() calls come back here: they are recognised by their
+ * namespace while `probing` is set and left alone.
+ */
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+static enum sockmig_wake wake_mode = SOCKMIG_WAKE_ALWAYS;
+static atomic_bool probing;
+static unsigned long probe_netns;
+
+static void decide_wake(void)
+{
+	struct sockmig_probe p;
+	struct stat st;
+	int err;
+
+	if (shim_cfg.wake >= 0) {
+		wake_mode = shim_cfg.wake ? SOCKMIG_WAKE_ALWAYS : SOCKMIG_WAKE_NEVER;
+		return;
+	}
+	if (stat("/proc/thread-self/ns/net", &st) == 0)
+		probe_netns = st.st_ino;
+	atomic_store(&probing, true);
+	err = sockmig_probe(&p);
+	atomic_store(&probing, false);
+	/* unknown stays "wake", as in the library */
+	wake_mode = err == 0 && p.migrate_wakeup == SOCKMIG_YES ? SOCKMIG_WAKE_NEVER
+								: SOCKMIG_WAKE_ALWAYS;
+	shim_debug("drains %s wake their targets (%s)",
+		   wake_mode == SOCKMIG_WAKE_NEVER ? "need not" : "will",
+		   err ? "probe failed" : p.reason);
+}
+
+void shim_member_atfork_child(void)
+{
+	/* the parent's registrations, answers and inactivity carry over; a
+	 * probe cannot be under way in the child (no thread survives) */
+	atomic_store(&probing, false);
+}
+
+/* ---- registration ------------------------------------------------------- */
+
+static bool tcp_reuseport_listener(int fd)
+{
+	int dom = sockopt_int(fd, SOL_SOCKET, SO_DOMAIN);
+
+	return (dom == AF_INET || dom == AF_INET6) &&
+	       sockopt_int(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP &&
+	       sockopt_int(fd, SOL_SOCKET, SO_REUSEPORT) == 1;
+}
+
+void shim_listener_listen(int fd)
+{
+	struct shim_entry e;
+	struct sockmig_group *g;
+	libbpf_print_fn_t old;
+	struct stat st;
+	char why[300];
+	uint32_t gen;
+	int err;
+
+	if (!tcp_reuseport_listener(fd))
+		return;
+	if (atomic_load(&probing) && sock_netns(fd) != probe_netns)
+		return; /* the probe's own listener */
+	if (atomic_load(&inactive) || fstat(fd, &st) < 0)
+		return;
+	if (!bpf_privileged()) {
+		go_inactive("no privilege to load the policy program (needs CAP_BPF and "
+			    "CAP_NET_ADMIN, or root)");
+		return;
+	}
+	pthread_once(&wake_once, decide_wake);
+	gen = process_generation();
+
+	pthread_mutex_lock(&shim_decide_lock);
+	if (shim_table_full() && shim_table_find(fd) < 0) {
+		snprintf(why, sizeof(why), "more than %d listener fds to track", SHIM_MAX_FDS);
+		go_inactive(why);
+		goto unlock;
+	}
+	old = quiet_begin();
+	SOCKMIG_OPTS(sockmig_group_opts, go, .wake_targets = wake_mode);
+	g = sockmig_group_open(fd, &go);
+	if (!g) {
+		go_inactive(sockmig_last_error());
+		goto quiet;
+	}
+	SOCKMIG_OPTS(sockmig_member_opts, mo, .role = SOCKMIG_ROLE_ACTIVE, .generation = gen,
+		     .pid = (uint32_t)getpid());
+	err = sockmig_member_add(g, fd, &mo);
+	if (err) {
+		snprintf(why, sizeof(why), "%s", sockmig_last_error());
+		/* leave no empty group behind */
+		if (sockmig_members(g, NULL, 0) == 0)
+			sockmig_group_destroy(g);
+		go_inactive(why);
+		goto close_group;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = st.st_ino;
+	e.cookie = sockmig_cookie(fd);
+	snprintf(e.group, sizeof(e.group), "%s", sockmig_group_name(g));
+	if (!shim_table_put(fd, &e)) {
+		/* cannot happen: checked above under the same lock */
+		sockmig_member_leave(g, fd);
+		goto close_group;
+	}
+	shim_debug("fd %d registered in group %s: active, generation %u, pid %d", fd, e.group, gen,
+		   (int)getpid());
+close_group:
+	sockmig_group_close(g);
+quiet:
+	quiet_end(old);
+unlock:
+	pthread_mutex_unlock(&shim_decide_lock);
+}
+
+/*
+ * Listeners inherited across exec (a binary upgrade, a server that
+ * re-executes itself): this image never calls listen() on them, so they
+ * are tracked from the start, to be drained at their last close like the
+ * others. Only the name of their group is computed here, no BPF, no
+ * bpffs: whether they are members is found at that close (the drain of a
+ * socket that is not one is refused and nothing happens).
+ */
+static int group_of(int fd, char *name)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return sockmig_group_name_for(AF_INET, &sin->sin_addr, ntohs(sin->sin_port),
+					      sock_netns(fd), name, SOCKMIG_NAME_MAX);
+	return sockmig_group_name_for(ss.ss_family, &sin6->sin6_addr, ntohs(sin6->sin6_port),
+				      sock_netns(fd), name, SOCKMIG_NAME_MAX);
+}
+
+void shim_listeners_adopt(void)
+{
+	struct shim_entry e;
+	struct dirent *de;
+	struct stat st;
+	DIR *d = opendir("/proc/self/fd");
+	int fd;
+
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		fd = atoi(de->d_name);
+		if (fd == dirfd(d) || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+		    !tcp_reuseport_listener(fd) || !is_listening(fd))
+			continue;
+		memset(&e, 0, sizeof(e));
+		if (group_of(fd, e.group) < 0)
+			continue;
+		e.ino = st.st_ino;
+		e.cookie = sockmig_cookie(fd);
+		if (shim_table_put(fd, &e))
+			shim_debug("fd %d: inherited listener of group %s", fd, e.group);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* ---- drain -------------------------------------------------------------- */
+
+static struct sockmig_group *open_group(const struct shim_entry *e)
+{
+	struct sockmig_group *g;
+
+	/* an image that never registered (inherited listeners) decides now */
+	pthread_once(&wake_once, decide_wake);
+	SOCKMIG_OPTS(sockmig_group_opts, go, .wake_targets = wake_mode);
+	g = sockmig_group_open_name(e->group, &go);
+
+	if (!g)
+		shim_debug("group %s: %s", e->group, sockmig_last_error());
+	return g;
+}
+
+/* Drain @fd's member; 0 when its queue has moved and it is shut down. */
+static int drain(struct sockmig_group *g, int fd, const char *when)
+{
+	struct sockmig_drain_report rep;
+	int err;
+
+	if (!is_listening(fd)) {
+		shim_debug("fd %d %s: not listening, nothing to drain", fd, when);
+		return -ENOTCONN;
+	}
+	err = sockmig_member_drain(g, fd, NULL, &rep);
+	if (err)
+		shim_debug("fd %d %s: not drained: %s", fd, when, sockmig_last_error());
+	else
+		shim_debug("fd %d %s: drained: %llu migrated, %llu cancelled, %u woken", fd, when,
+			   (unsigned long long)(rep.migrated[SOCKMIG_KIND_ESTABLISHED] +
+						rep.migrated[SOCKMIG_KIND_TFO]),
+			   (unsigned long long)rep.cancelled, rep.kicked);
+	return err;
+}
+
+/*
+ * The order is drain, close, leave: after a drain the queue has already
+ * moved; after a refused drain (-EBUSY: no other registered member could
+ * take the queue) the policy is still attached at the close, so that it
+ * can hand the queue to a sibling listener that is not registered (a new
+ * generation run without the shim); leaving first would detach it.
+ */
+int shim_listener_release(int fd, shim_op_fn op, void *arg)
+{
+	struct sockmig_group *g = NULL;
+	struct shim_entry e;
+	libbpf_print_fn_t old = NULL;
+	int saved = errno, ret, err, refs;
+	bool have, locked = false, quieted = false;
+
+	shim_busy++;
+	pthread_mutex_lock(&shim_decide_lock);
+	have = shim_table_get(fd, &e, true) && shim_fd_is_socket(fd, e.ino);
+	if (have) {
+		locked = shim_refs_lock(fd);
+		refs = locked ? shim_refs_others(e.ino, fd) : -1;
+		if (refs > 0) {
+			shim_debug("fd %d closed: not the last reference to its socket", fd);
+		} else if (refs < 0) {
+			shim_debug("fd %d closed: cannot tell whether other processes hold its "
+				   "socket: closed only",
+				   fd);
+		} else {
+			old = quiet_begin();
+			quieted = true;
+			g = open_group(&e);
+			if (g)
+				drain(g, fd, "closed, last reference");
+		}
+	}
+	errno = saved;
+	ret = op(fd, arg);
+	err = errno;
+	if (locked && shim_fd_is_socket(fd, e.ino))
+		shim_refs_unlock(fd); /* the call failed: the fd is still ours */
+	if (g) {
+		if (sockmig_member_leave_cookie(g, e.cookie) == 0)
+			shim_debug("fd %d left group %s", fd, e.group);
+		else
+			shim_debug("fd %d: leave group %s: %s", fd, e.group, sockmig_last_error());
+		sockmig_group_close(g);
+	}
+	if (quieted)
+		quiet_end(old);
+	pthread_mutex_unlock(&shim_decide_lock);
+	shim_busy--;
+	errno = err;
+	return ret;
+}
+
+/*
+ * shutdown(SHUT_RD or SHUT_RDWR) stops a listener for every holder: drain
+ * it whoever else holds it. A drain shuts the listener down itself; the
+ * server's call would then fail with ENOTCONN, which it would not have
+ * seen without the shim, so it is made only when the drain did not
+ * happen. (SHUT_RD and SHUT_RDWR do the same to a listener; SHUT_WR does
+ * nothing to it and is passed on.) The member stays registered, draining,
+ * until the close: the server may listen() again.
+ */
+int shim_listener_shutdown(int fd, int how)
+{
+	struct sockmig_group *g;
+	struct shim_entry e;
+	libbpf_print_fn_t old;
+	int saved = errno, ret, err, rc = -1;
+
+	if (how != SHUT_RD && how != SHUT_RDWR)
+		return shim_real.shutdown(fd, how);
+	shim_busy++;
+	pthread_mutex_lock(&shim_decide_lock);
+	if (shim_table_get(fd, &e, false) && shim_fd_is_socket(fd, e.ino) && is_listening(fd)) {
+		old = quiet_begin();
+		g = open_group(&e);
+		if (g) {
+			rc = drain(g, fd, "shut down");
+			sockmig_group_close(g);
+		}
+		quiet_end(old);
+	}
+	if (rc == 0) {
+		ret = 0;
+		err = saved;
+	} else {
+		errno = saved;
+		ret = shim_real.shutdown(fd, how);
+		err = errno;
+	}
+	pthread_mutex_unlock(&shim_decide_lock);
+	shim_busy--;
+	errno = err;
+	return ret;
+}
+
+static int op_close(int fd, void *arg)
+{
+	(void)arg;
+	return shim_real.close(fd);
+}
+
+/*
+ * exit() (or return from main) with listeners open: the kernel would close
+ * them right after; close them here instead so that the last holder
+ * drains and leaves. _exit(), a fatal signal or exec through FD_CLOEXEC
+ * close them without the shim: the kernel still migrates the queue under
+ * the policy when another member listens, and the stale member is removed
+ * by the next process that opens the group.
+ */
+void shim_listeners_exit(void)
+{
+	int fds[SHIM_MAX_FDS], n = shim_table_fds(fds, SHIM_MAX_FDS);
+
+	for (int i = 0; i < n; i++)
+		shim_listener_release(fds[i], op_close, NULL);
+}

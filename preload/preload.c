@@ -1,0 +1,628 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * libsockmig-preload.so: sockmig for dynamically linked servers that do
+ * not use it.  LD_PRELOAD=libsockmig-preload.so server ...
+ *
+ * After listen() of a TCP socket with SO_REUSEPORT succeeds, the socket
+ * is registered in its group as an active member whose generation is the
+ * process's start time (newer processes are newer generations). When the
+ * last reference to the socket goes away (close, dup2/dup3 onto it,
+ * close_range/closefrom, exit()), the member is drained, so that its accept
+ * queue moves under the policy to the newest generation, then the real
+ * call closes it, then it leaves the group (after the close, by cookie: a
+ * refused drain leaves the policy attached at the close, and the policy
+ * can still hand the queue to a sibling listener that is not registered).
+ * shutdown() of a member drains it. Listeners inherited across exec are
+ * tracked from the start (member.c).
+ *
+ * Which fds are listeners: a table of fds, filled at listen() and at
+ * dup/dup2/dup3/fcntl(F_DUPFD*) of a tracked fd, read without locks. The
+ * close() of an fd that is not a tracked listener costs a load and a
+ * compare when nothing is tracked, a short scan of the table otherwise:
+ * no allocation, no lock, no system call, safe in a signal handler as
+ * close() itself is. The table belongs to one process (see table_pid).
+ *
+ * Which close is the last reference: decided at that close, from what the
+ * kernel shows, not from counts kept by the shim. A listening socket is
+ * one open file description shared by every fd and every process that
+ * holds it (dup, fork, SCM_RIGHTS, pidfd_getfd, inheritance across exec).
+ * A count in shared memory (made at listen(), inherited by fork) would
+ * miss every path the shim does not see (posix_spawn and vfork children,
+ * exec of a program without the shim, fd passing, _exit, SIGKILL), and a
+ * count that is too low makes the shim shut down a socket that another
+ * process still serves: the one mistake it must never make. So, only when
+ * a tracked listener fd is about to go away (restarts, rare), refs.c reads
+ * /proc/PID/fd (readlink: "socket:[INODE]") of this process, of its
+ * parent, then of every process, and stops at the first other holder:
+ *   - found: not the last reference, the close is only a close;
+ *   - none: the last one: drain, close, leave;
+ *   - a process could not be read (not root): unknown, handled as "not
+ *     the last": a plain close, after which the kernel still migrates the
+ *     queue under the attached policy when another member listens.
+ * Two holders closing at the same time (a pre-fork master and its worker)
+ * would each see the other and neither would drain. The decision and the
+ * close therefore run under a POSIX record lock on the socket itself
+ * (fcntl(F_SETLK) works on sockets; such locks belong to processes, not to
+ * open file descriptions, so holders in different processes exclude each
+ * other through the one description they share, and the kernel drops the
+ * lock when the process closes the fd), plus a mutex between the threads
+ * of a process. Cost: about 20 us per process on the machine, paid at a
+ * listener's close only, and a child of the holder finds it in its parent
+ * at once.
+ *
+ * No group handle is kept open between listen() and the close: a handle
+ * is a dozen fds that the server's own fd handling (closefrom() after
+ * fork, dup2 onto a number) could close or reuse, and its flock() would be
+ * shared with every forked child. The group is opened when needed: at
+ * listen() from the socket, at the close by name (from its pins: fast).
+ *
+ * Fail open: without the privileges, bpffs or kernel support, or on any
+ * library error, nothing more is registered, the calls behave as without
+ * the shim, and one line "sockmig-preload: inactive: WHY" goes to stderr,
+ * once per process (SOCKMIG_QUIET=1 silences it). SOCKMIG_DISABLE=1 turns
+ * the shim off. Every interposer returns what the real call returned,
+ * with its errno, and leaves errno alone on success.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define SHIM_EXPORT __attribute__((visibility("default")))
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* bind()'s address argument is a transparent union under _GNU_SOURCE. */
+#if defined(__USE_GNU) && !defined(__cplusplus)
+#define SHIM_SA(a) ((a).__sockaddr__)
+#else
+#define SHIM_SA(a) (a)
+#endif
+
+struct shim_real shim_real;
+struct shim_config shim_cfg = {.wake = -1};
+__thread int shim_busy __attribute__((tls_model("initial-exec")));
+
+/*
+ * The process the table describes: set at load and in the child of fork().
+ * Any other process that runs this code shares or copied the memory
+ * without the shim seeing how (vfork(), clone(), _Fork()): a vfork child
+ * that changed the table would change its parent's. Such processes only
+ * pass calls on. Checked on slow paths only (getpid() is a system call).
+ */
+static _Atomic pid_t table_pid;
+
+static bool table_owner(void)
+{
+	return getpid() == atomic_load_explicit(&table_pid, memory_order_relaxed);
+}
+
+/* ---- fallbacks: raw system calls, should dlsym() ever fail ------------ */
+
+static int sys_close(int fd)
+{
+	return (int)syscall(SYS_close, fd);
+}
+
+static int sys_listen(int fd, int backlog)
+{
+	return (int)syscall(SYS_listen, fd, backlog);
+}
+
+static int sys_shutdown(int fd, int how)
+{
+	return (int)syscall(SYS_shutdown, fd, how);
+}
+
+static int sys_bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	return (int)syscall(SYS_bind, fd, sa, len);
+}
+
+static int sys_dup(int fd)
+{
+	return (int)syscall(SYS_dup, fd);
+}
+
+static int sys_dup3(int oldfd, int newfd, int flags)
+{
+	return (int)syscall(SYS_dup3, oldfd, newfd, flags);
+}
+
+static int sys_fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return (int)syscall(SYS_fcntl, fd, cmd, arg);
+}
+
+static int sys_dup2(int oldfd, int newfd)
+{
+	if (oldfd == newfd)
+		return sys_fcntl(oldfd, F_GETFD) < 0 ? -1 : newfd;
+	return sys_dup3(oldfd, newfd, 0);
+}
+
+static pid_t sys_fork(void)
+{
+#ifdef SYS_fork
+	return (pid_t)syscall(SYS_fork);
+#else
+	return (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+#endif
+}
+
+static int sys_close_range(unsigned int first, unsigned int last, int flags)
+{
+	return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+static void sys_closefrom(int lowfd)
+{
+	sys_close_range((unsigned int)lowfd, ~0U, 0);
+}
+
+/* ---- initialisation --------------------------------------------------- */
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static atomic_bool ready;
+
+static bool env_true(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v && strcmp(v, "0") != 0;
+}
+
+#define RESOLVE(name, fallback)                                                                    \
+	do {                                                                                       \
+		void *sym_ = dlsym(RTLD_NEXT, #name);                                              \
+		shim_real.name = sym_ ? (__typeof__(shim_real.name))sym_ : (fallback);             \
+	} while (0)
+
+static void init_once_fn(void)
+{
+	const char *v;
+	char *end;
+
+	RESOLVE(close, sys_close);
+	RESOLVE(listen, sys_listen);
+	RESOLVE(shutdown, sys_shutdown);
+	RESOLVE(bind, sys_bind);
+	RESOLVE(dup, sys_dup);
+	RESOLVE(dup2, sys_dup2);
+	RESOLVE(dup3, sys_dup3);
+	RESOLVE(fcntl, sys_fcntl);
+	RESOLVE(fcntl64, sys_fcntl);
+	RESOLVE(fork, sys_fork);
+	RESOLVE(close_range, sys_close_range);
+	RESOLVE(closefrom, sys_closefrom);
+
+	shim_cfg.disabled = env_true("SOCKMIG_DISABLE");
+	shim_cfg.quiet = env_true("SOCKMIG_QUIET");
+	shim_cfg.debug = env_true("SOCKMIG_DEBUG");
+	shim_cfg.reuseport = env_true("SOCKMIG_REUSEPORT");
+	v = getenv("SOCKMIG_GENERATION");
+	if (v && *v) {
+		unsigned long long g;
+
+		errno = 0;
+		g = strtoull(v, &end, 10);
+		if (!errno && !*end && g <= UINT32_MAX) {
+			shim_cfg.have_generation = true;
+			shim_cfg.generation = (uint32_t)g;
+		}
+	}
+	v = getenv("SOCKMIG_WAKE");
+	if (v && *v)
+		shim_cfg.wake = *v == '1';
+	atomic_store_explicit(&ready, true, memory_order_release);
+}
+
+void shim_init(void)
+{
+	int err;
+
+	if (atomic_load_explicit(&ready, memory_order_acquire))
+		return;
+	err = errno;
+	pthread_once(&init_once, init_once_fn);
+	errno = err;
+}
+
+__attribute__((constructor)) static void shim_ctor(void)
+{
+	int err = errno;
+
+	shim_init();
+	atomic_store_explicit(&table_pid, getpid(), memory_order_relaxed);
+	if (!shim_cfg.disabled) {
+		shim_busy++;
+		shim_listeners_adopt();
+		shim_busy--;
+	}
+	errno = err;
+}
+
+__attribute__((destructor)) static void shim_dtor(void)
+{
+	int err = errno;
+
+	if (!shim_cfg.disabled && !shim_busy &&
+	    atomic_load_explicit(&shim_ntracked, memory_order_acquire) > 0 && table_owner())
+		shim_listeners_exit();
+	errno = err;
+}
+
+void shim_say(const char *fmt, ...)
+{
+	char buf[600];
+	int err = errno, n;
+	va_list ap;
+
+	n = snprintf(buf, sizeof(buf), "sockmig-preload: ");
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	while (n > 0 && buf[n - 1] == '\n')
+		n--;
+	buf[n++] = '\n';
+	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
+		errno = err; /* nothing else to do with a closed stderr */
+	errno = err;
+}
+
+/* ---- the table of tracked fds ----------------------------------------- */
+
+static struct shim_entry table[SHIM_MAX_FDS];
+static _Atomic int table_hi; /* entries [0, table_hi) have been used */
+_Atomic int shim_ntracked;
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t shim_decide_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int shim_table_find(int fd)
+{
+	int hi;
+
+	if (fd < 0 || fd == INT_MAX ||
+	    atomic_load_explicit(&shim_ntracked, memory_order_acquire) == 0)
+		return -1;
+	hi = atomic_load_explicit(&table_hi, memory_order_acquire);
+	for (int i = 0; i < hi; i++)
+		if (atomic_load_explicit(&table[i].fdp1, memory_order_acquire) == fd + 1)
+			return i;
+	return -1;
+}
+
+bool shim_table_get(int fd, struct shim_entry *out, bool take)
+{
+	int i;
+
+	pthread_mutex_lock(&table_lock);
+	i = shim_table_find(fd);
+	if (i >= 0) {
+		atomic_store_explicit(&out->fdp1, fd + 1, memory_order_relaxed);
+		out->ino = table[i].ino;
+		out->cookie = table[i].cookie;
+		memcpy(out->group, table[i].group, sizeof(out->group));
+		if (take) {
+			atomic_store_explicit(&table[i].fdp1, 0, memory_order_release);
+			atomic_fetch_sub_explicit(&shim_ntracked, 1, memory_order_acq_rel);
+		}
+	}
+	pthread_mutex_unlock(&table_lock);
+	return i >= 0;
+}
+
+bool shim_table_put(int fd, const struct shim_entry *e)
+{
+	int i, hi, free_i = -1;
+	bool ok = true;
+
+	if (fd < 0 || fd == INT_MAX)
+		return false;
+	pthread_mutex_lock(&table_lock);
+	i = shim_table_find(fd);
+	hi = atomic_load_explicit(&table_hi, memory_order_relaxed);
+	if (i < 0) {
+		for (int k = 0; k < hi && free_i < 0; k++)
+			if (!atomic_load_explicit(&table[k].fdp1, memory_order_relaxed))
+				free_i = k;
+		if (free_i < 0 && hi < SHIM_MAX_FDS)
+			free_i = hi;
+	}
+	if (i >= 0) {
+		/* the same fd again (listen() twice): refresh it, readers see the fd
+		 * throughout */
+		table[i].ino = e->ino;
+		table[i].cookie = e->cookie;
+		memcpy(table[i].group, e->group, sizeof(table[i].group));
+	} else if (free_i >= 0) {
+		table[free_i].ino = e->ino;
+		table[free_i].cookie = e->cookie;
+		memcpy(table[free_i].group, e->group, sizeof(table[free_i].group));
+		/* count first: a reader that finds the fd must not see 0 tracked */
+		atomic_fetch_add_explicit(&shim_ntracked, 1, memory_order_acq_rel);
+		atomic_store_explicit(&table[free_i].fdp1, fd + 1, memory_order_release);
+		if (free_i == hi)
+			atomic_store_explicit(&table_hi, hi + 1, memory_order_release);
+	} else {
+		ok = false;
+	}
+	pthread_mutex_unlock(&table_lock);
+	return ok;
+}
+
+bool shim_table_full(void)
+{
+	return atomic_load_explicit(&shim_ntracked, memory_order_acquire) >= SHIM_MAX_FDS;
+}
+
+int shim_table_fds(int *fds, int max)
+{
+	int n = 0, hi, v;
+
+	pthread_mutex_lock(&table_lock);
+	hi = atomic_load_explicit(&table_hi, memory_order_relaxed);
+	for (int i = 0; i < hi && n < max; i++) {
+		v = atomic_load_explicit(&table[i].fdp1, memory_order_relaxed);
+		if (v)
+			fds[n++] = v - 1;
+	}
+	pthread_mutex_unlock(&table_lock);
+	return n;
+}
+
+/* Nothing tracked, or the shim's own code calling: straight through. */
+static inline bool fast(void)
+{
+	return shim_busy || atomic_load_explicit(&shim_ntracked, memory_order_relaxed) == 0;
+}
+
+/* @fd is a tracked listener and this process may act on it. */
+static bool tracked(int fd)
+{
+	return shim_table_find(fd) >= 0 && table_owner();
+}
+
+/* @newfd is a copy of @oldfd: track it too when @oldfd is tracked. */
+static void track_copy(int oldfd, int newfd)
+{
+	struct shim_entry e;
+	int err = errno;
+
+	if (oldfd != newfd && shim_table_get(oldfd, &e, false) && shim_fd_is_socket(newfd, e.ino))
+		shim_table_put(newfd, &e);
+	errno = err;
+}
+
+/* ---- the interposers -------------------------------------------------- */
+
+static int op_close(int fd, void *arg)
+{
+	(void)arg;
+	return shim_real.close(fd);
+}
+
+SHIM_EXPORT int close(int fd)
+{
+	shim_init();
+	if (fast() || !tracked(fd))
+		return shim_real.close(fd);
+	return shim_listener_release(fd, op_close, NULL);
+}
+
+SHIM_EXPORT int listen(int fd, int backlog)
+{
+	int ret, err;
+
+	shim_init();
+	ret = shim_real.listen(fd, backlog);
+	if (ret != 0 || shim_busy || shim_cfg.disabled || !table_owner())
+		return ret;
+	err = errno;
+	shim_busy++;
+	shim_listener_listen(fd);
+	shim_busy--;
+	errno = err;
+	return ret;
+}
+
+SHIM_EXPORT int shutdown(int fd, int how)
+{
+	shim_init();
+	if (fast() || !tracked(fd))
+		return shim_real.shutdown(fd, how);
+	return shim_listener_shutdown(fd, how);
+}
+
+/* SOCKMIG_REUSEPORT=1: SO_REUSEPORT on a TCP socket about to be bound to
+ * a port, so that servers which never set it share the port. */
+static void set_reuseport(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int err = errno, type = 0, proto = 0, one = 1;
+	socklen_t l = sizeof(int);
+
+	if (!sa || len < sizeof(struct sockaddr_in) ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+		return;
+	/* sin_port and sin6_port sit at the same offset */
+	if (((const struct sockaddr_in *)sa)->sin_port == 0)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_STREAM &&
+	    (l = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l)) == 0 &&
+	    proto == IPPROTO_TCP)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	errno = err;
+}
+
+SHIM_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	shim_init();
+	if (shim_cfg.reuseport && !shim_cfg.disabled && !shim_busy)
+		set_reuseport(fd, SHIM_SA(addr), len);
+	return shim_real.bind(fd, SHIM_SA(addr), len);
+}
+
+SHIM_EXPORT int dup(int oldfd)
+{
+	int ret;
+
+	shim_init();
+	ret = shim_real.dup(oldfd);
+	if (ret >= 0 && !fast() && tracked(oldfd))
+		track_copy(oldfd, ret);
+	return ret;
+}
+
+struct dup_args {
+	int oldfd, flags;
+	bool three;
+};
+
+static int op_dup(int newfd, void *arg)
+{
+	const struct dup_args *a = arg;
+
+	return a->three ? shim_real.dup3(a->oldfd, newfd, a->flags)
+			: shim_real.dup2(a->oldfd, newfd);
+}
+
+/* dup2/dup3: the old @newfd is closed by the call itself. */
+static int dup_common(int oldfd, int newfd, int flags, bool three)
+{
+	struct dup_args a = {oldfd, flags, three};
+	int ret;
+
+	shim_init();
+	if (fast())
+		return op_dup(newfd, &a);
+	if (oldfd != newfd && tracked(newfd) &&
+	    shim_real.fcntl(oldfd, F_GETFD) >= 0 /* else it fails, @newfd stays */)
+		ret = shim_listener_release(newfd, op_dup, &a);
+	else
+		ret = op_dup(newfd, &a);
+	if (ret >= 0 && !fast() && tracked(oldfd))
+		track_copy(oldfd, ret);
+	return ret;
+}
+
+SHIM_EXPORT int dup2(int oldfd, int newfd)
+{
+	return dup_common(oldfd, newfd, 0, false);
+}
+
+SHIM_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	return dup_common(oldfd, newfd, flags, true);
+}
+
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+{
+	int ret = real(fd, cmd, arg);
+
+	if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && ret >= 0 && !fast() && tracked(fd))
+		track_copy(fd, ret);
+	return ret;
+}
+
+/* The argument, when there is one, is an int or a pointer: passed on as a
+ * pointer-sized word, as glibc itself does. */
+SHIM_EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	shim_init();
+	return fcntl_common(shim_real.fcntl, fd, cmd, arg);
+}
+
+SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	shim_init();
+	return fcntl_common(shim_real.fcntl64, fd, cmd, arg);
+}
+
+/*
+ * A forked child holds every listener of its parent: nothing to count,
+ * refs.c will see both at the close. The child only gets fresh locks (a
+ * thread of the parent may have held one; the table itself is always
+ * consistent for readers).
+ */
+SHIM_EXPORT pid_t fork(void)
+{
+	pid_t pid;
+	int err;
+
+	shim_init();
+	pid = shim_real.fork();
+	if (pid == 0) {
+		err = errno;
+		atomic_store_explicit(&table_pid, getpid(), memory_order_relaxed);
+		table_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+		shim_decide_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+		shim_member_atfork_child();
+		errno = err;
+	}
+	return pid;
+}
+
+/* Tracked fds in [first, last] go through the release one by one first. */
+static void release_range(unsigned int first, unsigned int last)
+{
+	int fds[SHIM_MAX_FDS], n, err = errno;
+
+	n = shim_table_fds(fds, SHIM_MAX_FDS);
+	for (int i = 0; i < n; i++)
+		if ((unsigned int)fds[i] >= first && (unsigned int)fds[i] <= last)
+			shim_listener_release(fds[i], op_close, NULL);
+	errno = err;
+}
+
+SHIM_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	shim_init();
+	/* CLOEXEC closes nothing now; UNSHARE closes in a private copy of the
+	 * fd table, the listeners stay open in the shared one */
+	if (!fast() && !(flags & (int)(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) && table_owner())
+		release_range(first, last);
+	return shim_real.close_range(first, last, flags);
+}
+
+SHIM_EXPORT void closefrom(int lowfd)
+{
+	shim_init();
+	if (!fast() && lowfd >= 0 && table_owner())
+		release_range((unsigned int)lowfd, ~0U);
+	shim_real.closefrom(lowfd);
+}

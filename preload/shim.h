@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Internals of libsockmig-preload.so, shared by its three files:
+ *   preload.c  the interposers, the real symbols, the configuration and
+ *              the lock-free table of tracked listener fds;
+ *   member.c   what happens to a listener: registration at listen(),
+ *              drain and leave at its last close, drain at shutdown();
+ *   refs.c     "is this the last reference to the socket?", across
+ *              processes.
+ * Everything here is hidden (-fvisibility=hidden); the version script
+ * preload/preload.map exports only the interposers.
+ */
+#ifndef SOCKMIG_PRELOAD_SHIM_H
+#define SOCKMIG_PRELOAD_SHIM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "sockmig.h"
+
+/* The real functions, resolved once with dlsym(RTLD_NEXT). */
+struct shim_real {
+	int (*close)(int);
+	int (*listen)(int, int);
+	int (*shutdown)(int, int);
+	int (*bind)(int, const struct sockaddr *, socklen_t);
+	int (*dup)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*fcntl)(int, int, ...);
+	int (*fcntl64)(int, int, ...);
+	pid_t (*fork)(void);
+	int (*close_range)(unsigned int, unsigned int, int);
+	void (*closefrom)(int);
+};
+extern struct shim_real shim_real;
+
+/* Configuration, read once from the environment. */
+struct shim_config {
+	bool disabled;	/* SOCKMIG_DISABLE=1: every call goes straight through */
+	bool quiet;	/* SOCKMIG_QUIET=1: not even the "inactive" line */
+	bool debug;	/* SOCKMIG_DEBUG=1: one line per action on stderr */
+	bool reuseport; /* SOCKMIG_REUSEPORT=1: SO_REUSEPORT before bind() */
+	bool have_generation;
+	uint32_t generation; /* SOCKMIG_GENERATION */
+	int wake;	     /* SOCKMIG_WAKE: -1 unset, 0 never, 1 always */
+};
+extern struct shim_config shim_cfg;
+
+/* Resolve the real symbols and read the configuration (once). */
+void shim_init(void);
+
+/*
+ * Nonzero while this thread runs the shim's own code: the library's and
+ * libbpf's calls to close(), shutdown(), listen()... then go straight to
+ * libc. Initial-exec TLS: a plain load, safe in a signal handler.
+ */
+extern __thread int shim_busy __attribute__((tls_model("initial-exec")));
+
+/* ---- the table of tracked listener fds (preload.c) ------------------- */
+
+#define SHIM_MAX_FDS 512
+
+/* One fd that refers to a registered listener. */
+struct shim_entry {
+	_Atomic int fdp1;  /* fd + 1; 0 when the entry is free */
+	unsigned long ino; /* the socket's inode, to catch a reused fd number */
+	uint64_t cookie;   /* SO_COOKIE: the member's key in the group */
+	char group[SOCKMIG_NAME_MAX];
+};
+
+/* Number of tracked fds: 0 keeps every interposer on its fast path. */
+extern _Atomic int shim_ntracked;
+
+/* Lock-free: index of @fd's entry, or -1. */
+int shim_table_find(int fd);
+/* Copy @fd's entry into @out; with @take, free it too. */
+bool shim_table_get(int fd, struct shim_entry *out, bool take);
+/* Track @fd as @e (replacing an entry of the same fd). False when full. */
+bool shim_table_put(int fd, const struct shim_entry *e);
+bool shim_table_full(void);
+/* Up to @max tracked fds into @fds; returns their number. */
+int shim_table_fds(int *fds, int max);
+
+/* Serializes the slow paths of this process (registration, release,
+ * shutdown); taken before the table's own lock. */
+extern pthread_mutex_t shim_decide_lock;
+
+/* ---- listeners (member.c) -------------------------------------------- */
+
+/* After a successful listen(): register @fd if it is a TCP listener with
+ * SO_REUSEPORT. */
+void shim_listener_listen(int fd);
+
+/* The real call @op is about to make tracked @fd go away (close, dup2 or
+ * dup3 onto it, close_range): decide whether it is the last reference to
+ * the socket, drain when it is, run @op, leave the group. Returns what
+ * @op returned, with its errno. */
+typedef int (*shim_op_fn)(int fd, void *arg);
+int shim_listener_release(int fd, shim_op_fn op, void *arg);
+
+/* shutdown(@fd, @how) of a tracked listener: drain first. */
+int shim_listener_shutdown(int fd, int how);
+
+/* At exit(): release every tracked listener whose last reference this
+ * process holds. */
+void shim_listeners_exit(void);
+
+/* At load: track the listeners inherited across exec. */
+void shim_listeners_adopt(void);
+
+/* After fork(), in the child. */
+void shim_member_atfork_child(void);
+
+/* The socket behind @fd is still the socket with inode @ino. */
+bool shim_fd_is_socket(int fd, unsigned long ino);
+
+/* ---- references (refs.c) ---------------------------------------------- */
+
+/* Take this process's POSIX write lock on socket @fd (the cross-process
+ * decision lock; released by the close itself). */
+bool shim_refs_lock(int fd);
+void shim_refs_unlock(int fd);
+
+/* References to the socket with inode @ino other than fd @fd of this
+ * process: > 0 some, 0 none, < 0 unknown (a process could not be read). */
+int shim_refs_others(unsigned long ino, int fd);
+
+/* ---- messages --------------------------------------------------------- */
+
+/* One line "sockmig-preload: ..." on stderr, in one write(). */
+void shim_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define shim_debug(...)                                                                            \
+	do {                                                                                       \
+		if (shim_cfg.debug)                                                                \
+			shim_say(__VA_ARGS__);                                                     \
+	} while (0)
+
+#endif
