@@ -35,27 +35,72 @@
 #define HTTP_REQUEST "GET / HTTP/1.0\r\nHost: sockmig\r\n\r\n"
 #define MAX_PROCS    64
 
+/*
+ * The part every server shares: start it, (attach), load, reload it
+ * @reloads times every @interval_ms, judge. The server-specific steps are
+ * callbacks with their own state.
+ */
+struct server_ops {
+	const char *name, *log;
+	int reloads, interval_ms;
+	pid_t (*start)(struct ienv *e, void *st);
+	void (*reload)(struct ienv *e, void *st, int i);
+	void *st;
+};
+
+static int reload_run(enum imode m, struct ienv *e, const struct server_ops *ops)
+{
+	struct lg_result r;
+	int ret = SM_FAIL, reply, rfd;
+	pid_t lpid;
+
+	if (ops->start(e, ops->st) <= 0)
+		goto out;
+	reply = probe_reply(IPORT, 3000);
+	if (!ASSERT_GT(reply, 0, "the server answers")) {
+		show_log(e, ops->log);
+		goto out;
+	}
+	if (m == I_ATTACH && !ASSERT_TRUE(start_attach(e, IPORT), "sockmig attach runs")) {
+		show_log(e, "attach.log");
+		goto out;
+	}
+	rfd = start_load(IPORT, reply, ops->reloads * ops->interval_ms / 1000.0 + 1.0, &lpid);
+	burst_sleep_ms(500);
+	for (int i = 0; i < ops->reloads; i++) {
+		ops->reload(e, ops->st, i);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+	}
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
+		goto out;
+	print_result(ops->name, m, &r, ops->reloads);
+	ret = judge(m, &r);
+	if (ret != SM_PASS)
+		show_log(e, m == I_ATTACH ? "attach.log" : ops->log);
+out:
+	teardown(e, IPORT);
+	return ret;
+}
+
 /* ---- haproxy -sf -------------------------------------------------------------- */
 
-#define HAPROXY_RELOADS 20
+struct haproxy {
+	char cfg[128];
+	pid_t cur;
+	bool shim;
+};
 
-static int haproxy_run(enum imode m)
+static pid_t haproxy_start(struct ienv *e, void *st)
 {
-	struct ienv e;
-	struct lg_result r;
-	char cfg[128], oldpid[16];
-	int ret = SM_FAIL, reply, rfd;
-	pid_t lpid, cur;
+	struct haproxy *h = st;
+	char *argv[] = {"haproxy", "-f", h->cfg, "-db", NULL};
 	FILE *f;
 
-	if (access("/usr/sbin/haproxy", X_OK) < 0)
-		return SKIP("haproxy is not installed (scripts/deps installs it)");
-	if (!setup(&e, m))
-		return SKIP("no .output/sockmig or preload shim: run from the repository root");
-	snprintf(cfg, sizeof(cfg), "%s/haproxy.cfg", e.dir);
-	f = fopen(cfg, "w");
+	snprintf(h->cfg, sizeof(h->cfg), "%s/haproxy.cfg", e->dir);
+	f = fopen(h->cfg, "w");
 	if (!f)
-		goto out;
+		return -1;
 	fprintf(f,
 		"global\n\tmaxconn 4000\n\tnbthread 1\n"
 		"defaults\n\tmode http\n\ttimeout connect 2s\n\ttimeout client 5s\n"
@@ -64,38 +109,34 @@ static int haproxy_run(enum imode m)
 		"\thttp-request return status 200 content-type text/plain string ok\n",
 		IPORT);
 	fclose(f);
-	char *first[] = {"haproxy", "-f", cfg, "-db", NULL};
+	h->cur = spawn(e, argv, h->shim);
+	return h->cur;
+}
 
-	cur = spawn(&e, first, m == I_SHIM);
-	reply = probe_reply(IPORT, 3000);
-	if (!ASSERT_GT(reply, 0, "haproxy answers")) {
-		show_log(&e, "log");
-		goto out;
-	}
-	if (m == I_ATTACH && !ASSERT_TRUE(start_attach(&e, IPORT), "sockmig attach runs")) {
-		show_log(&e, "attach.log");
-		goto out;
-	}
-	rfd = start_load(IPORT, reply, HAPROXY_RELOADS * 0.2 + 1.0, &lpid);
-	burst_sleep_ms(500);
-	for (int i = 0; i < HAPROXY_RELOADS; i++) {
-		snprintf(oldpid, sizeof(oldpid), "%d", (int)cur);
-		char *next[] = {"haproxy", "-f", cfg, "-db", "-sf", oldpid, NULL};
+/* The classic reload: a new process that tells the old one to go (-sf). */
+static void haproxy_reload(struct ienv *e, void *st, int i)
+{
+	struct haproxy *h = st;
+	char oldpid[16];
+	char *argv[] = {"haproxy", "-f", h->cfg, "-db", "-sf", oldpid, NULL};
 
-		cur = spawn(&e, next, m == I_SHIM);
-		burst_sleep_ms(200);
-		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;
-	}
-	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
-		goto out;
-	print_result("haproxy", m, &r, HAPROXY_RELOADS);
-	ret = judge(m, &r);
-	if (ret != SM_PASS && m == I_ATTACH)
-		show_log(&e, "attach.log");
-out:
-	teardown(&e, IPORT);
-	return ret;
+	(void)i;
+	snprintf(oldpid, sizeof(oldpid), "%d", (int)h->cur);
+	h->cur = spawn(e, argv, h->shim);
+	burst_sleep_ms(200);
+}
+
+static int haproxy_run(enum imode m)
+{
+	struct haproxy h = {.shim = m == I_SHIM};
+	struct server_ops ops = {"haproxy", "log", 20, 200, haproxy_start, haproxy_reload, &h};
+	struct ienv e;
+
+	if (access("/usr/sbin/haproxy", X_OK) < 0)
+		return SKIP("haproxy is not installed (scripts/deps installs it)");
+	if (!setup(&e, m))
+		return SKIP("no .output/sockmig or preload shim: run from the repository root");
+	return reload_run(m, &e, &ops);
 }
 
 SM_TEST(integration_haproxy_sf_reload_none)
@@ -115,51 +156,46 @@ SM_TEST(integration_haproxy_sf_reload_shim)
 
 /* ---- nginx reuseport, workers 4 -> 1 -> 4 -------------------------------------- */
 
-#define NGINX_RELOADS 10
+struct nginx {
+	char conf[128];
+	pid_t master;
+	bool shim;
+};
+
+static pid_t nginx_start(struct ienv *e, void *st)
+{
+	struct nginx *n = st;
+	char *argv[] = {"nginx", "-c", n->conf, "-p", e->dir, "-g", "daemon off;", NULL};
+
+	snprintf(n->conf, sizeof(n->conf), "%s/nginx.conf", e->dir);
+	if (!nginx_conf(e, 4, IPORT))
+		return -1;
+	n->master = spawn(e, argv, n->shim);
+	return n->master;
+}
+
+/* HUP with a new worker count: the master closes the listeners it no
+ * longer needs when it shrinks. */
+static void nginx_reload(struct ienv *e, void *st, int i)
+{
+	struct nginx *n = st;
+
+	nginx_conf(e, i % 2 ? 4 : 1, IPORT);
+	kill(n->master, SIGHUP);
+	burst_sleep_ms(500);
+}
 
 static int nginx_run(enum imode m)
 {
+	struct nginx n = {.shim = m == I_SHIM};
+	struct server_ops ops = {"nginx", "error.log", 10, 500, nginx_start, nginx_reload, &n};
 	struct ienv e;
-	struct lg_result r;
-	char conf[128];
-	int ret = SM_FAIL, reply, rfd;
-	pid_t lpid, master;
 
 	if (access("/usr/sbin/nginx", X_OK) < 0)
 		return SKIP("nginx is not installed (scripts/deps installs it)");
 	if (!setup(&e, m))
 		return SKIP("no .output/sockmig or preload shim: run from the repository root");
-	snprintf(conf, sizeof(conf), "%s/nginx.conf", e.dir);
-	if (!nginx_conf(&e, 4, IPORT))
-		goto out;
-	char *argv[] = {"nginx", "-c", conf, "-p", e.dir, "-g", "daemon off;", NULL};
-
-	master = spawn(&e, argv, m == I_SHIM);
-	reply = probe_reply(IPORT, 3000);
-	if (!ASSERT_GT(reply, 0, "nginx answers")) {
-		show_log(&e, "error.log");
-		goto out;
-	}
-	if (m == I_ATTACH && !ASSERT_TRUE(start_attach(&e, IPORT), "sockmig attach runs")) {
-		show_log(&e, "attach.log");
-		goto out;
-	}
-	rfd = start_load(IPORT, reply, NGINX_RELOADS * 0.5 + 1.0, &lpid);
-	burst_sleep_ms(500);
-	for (int i = 0; i < NGINX_RELOADS; i++) {
-		nginx_conf(&e, i % 2 ? 4 : 1, IPORT);
-		kill(master, SIGHUP);
-		burst_sleep_ms(500);
-	}
-	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
-		goto out;
-	print_result("nginx", m, &r, NGINX_RELOADS);
-	ret = judge(m, &r);
-	if (ret != SM_PASS)
-		show_log(&e, m == I_ATTACH ? "attach.log" : "error.log");
-out:
-	teardown(&e, IPORT);
-	return ret;
+	return reload_run(m, &e, &ops);
 }
 
 SM_TEST(integration_nginx_shrink_grow_none)
@@ -179,54 +215,48 @@ SM_TEST(integration_nginx_shrink_grow_shim)
 
 /* ---- a statically linked server: attach only -------------------------------- */
 
-#define STATIC_RELOADS 20
+struct static_srv {
+	char bin[128], port[16];
+	pid_t cur;
+};
+
+static pid_t static_start(struct ienv *e, void *st)
+{
+	struct static_srv *s = st;
+	char *argv[] = {s->bin, s->port, NULL};
+
+	snprintf(s->port, sizeof(s->port), "%d", IPORT);
+	s->cur = spawn(e, argv, false);
+	return s->cur;
+}
+
+/* The new process first, then the old one retires (SIGUSR1). */
+static void static_reload(struct ienv *e, void *st, int i)
+{
+	struct static_srv *s = st;
+	char *argv[] = {s->bin, s->port, NULL};
+	pid_t next = spawn(e, argv, false);
+
+	(void)i;
+	burst_sleep_ms(30);
+	kill(s->cur, SIGUSR1);
+	s->cur = next;
+	burst_sleep_ms(170);
+}
 
 static int static_run(enum imode m)
 {
+	struct static_srv s = {0};
+	struct server_ops ops = {"static", "log", 20, 200, static_start, static_reload, &s};
 	struct ienv e;
-	struct lg_result r;
-	char bin[128], port[16];
-	int ret = SM_FAIL, reply, rfd;
-	pid_t lpid, cur, next;
 
 	if (!setup(&e, m))
 		return SKIP("no .output/sockmig: run from the repository root");
-	if (!build_test_server(&e, true, bin, sizeof(bin))) {
+	if (!build_test_server(&e, true, s.bin, sizeof(s.bin))) {
 		teardown(&e, IPORT);
 		return SKIP("cannot build a static binary here (libc6-dev with libc.a needed)");
 	}
-	snprintf(port, sizeof(port), "%d", IPORT);
-	char *argv[] = {bin, port, NULL};
-
-	cur = spawn(&e, argv, false);
-	reply = probe_reply(IPORT, 3000);
-	if (!ASSERT_GT(reply, 0, "the static server answers"))
-		goto out;
-	if (m == I_ATTACH && !ASSERT_TRUE(start_attach(&e, IPORT), "sockmig attach runs")) {
-		show_log(&e, "attach.log");
-		goto out;
-	}
-	rfd = start_load(IPORT, reply, STATIC_RELOADS * 0.2 + 1.0, &lpid);
-	burst_sleep_ms(500);
-	for (int i = 0; i < STATIC_RELOADS; i++) {
-		/* the new process first, then the old one retires */
-		next = spawn(&e, argv, false);
-		burst_sleep_ms(30);
-		kill(cur, SIGUSR1);
-		cur = next;
-		burst_sleep_ms(170);
-		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;
-	}
-	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
-		goto out;
-	print_result("static", m, &r, STATIC_RELOADS);
-	ret = judge(m, &r);
-	if (ret != SM_PASS && m == I_ATTACH)
-		show_log(&e, "attach.log");
-out:
-	teardown(&e, IPORT);
-	return ret;
+	return reload_run(m, &e, &ops);
 }
 
 SM_TEST(integration_static_binary_none)
