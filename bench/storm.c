@@ -15,6 +15,7 @@
 #include "burst.h"
 #include "internal.h"
 #include "storm.h"
+#include "storm_legacy.h"
 
 #ifndef SO_DETACH_REUSEPORT_BPF
 #define SO_DETACH_REUSEPORT_BPF 68
@@ -24,8 +25,8 @@
 #define MAX_FD		65536
 #define RETIRE_AFTER_MS 3000 /* half-open requests of a drained member move within it */
 
-static const char *const strategy_names[] = {"naive",	  "sysctl", "policy",
-					     "stopstart", "holder", "run"};
+static const char *const strategy_names[] = {"naive",  "sysctl", "policy", "stopstart",
+					     "holder", "run",	 "legacy"};
 
 const char *storm_strategy_str(enum storm_strategy s)
 {
@@ -43,6 +44,32 @@ int storm_strategy_parse(const char *name)
 /* ---- the worker ---------------------------------------------------------- */
 
 static volatile sig_atomic_t worker_stop;
+/* legacy: the worker's own handle of the group, and where drains count */
+static struct sockmig_group *worker_group;
+static struct storm_legacy_stats *legacy_stats;
+static unsigned short worker_got[MAX_FD];
+
+struct worker_conns {
+	int ep;
+	_Atomic int nconn; /* a drain thread adopts too */
+};
+
+/* Serve @c from now on (accepted from the listener, or by a drain). */
+static int worker_adopt(int c, void *arg)
+{
+	struct worker_conns *w = arg;
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = c};
+
+	if (c >= MAX_FD) {
+		close(c);
+		return -EMFILE;
+	}
+	fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK);
+	worker_got[c] = 0;
+	epoll_ctl(w->ep, EPOLL_CTL_ADD, c, &ev);
+	w->nconn++;
+	return 0;
+}
 
 static void on_term(int sig)
 {
@@ -54,27 +81,36 @@ static void on_term(int sig)
  * the listener and finish the connections already accepted (2 s at most). */
 static void worker_main(int lfd)
 {
-	static unsigned short got[MAX_FD];
+	unsigned short *got = worker_got;
 	struct sigaction sa = {.sa_handler = on_term};
 	struct epoll_event ev, evs[256];
 	const size_t reqlen = strlen(BURST_REQUEST), replen = strlen(BURST_REPLY);
 	unsigned long long deadline = 0;
-	int ep, nconn = 0, n, fd;
+	struct worker_conns w = {0};
+	struct storm_legacy_drain *drain = NULL;
+	int ep, n, fd;
 
 	sigaction(SIGTERM, &sa, NULL);
-	ep = epoll_create1(EPOLL_CLOEXEC);
+	ep = w.ep = epoll_create1(EPOLL_CLOEXEC);
 	ev.events = EPOLLIN;
 	ev.data.fd = lfd;
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0)
 		_exit(1);
 	for (;;) {
-		if (worker_stop && lfd >= 0) {
+		if (worker_stop && lfd >= 0 && !drain) {
 			epoll_ctl(ep, EPOLL_CTL_DEL, lfd, NULL);
+			/* legacy: a thread drains it while this loop serves */
+			if (worker_group)
+				drain = storm_legacy_drain_start(worker_group, lfd, worker_adopt,
+								 &w, legacy_stats);
+		}
+		if (worker_stop && lfd >= 0 && storm_legacy_drain_end(drain)) {
+			drain = NULL;
 			close(lfd);
 			lfd = -1;
 			deadline = burst_now_ms() + 2000;
 		}
-		if (lfd < 0 && (nconn == 0 || burst_now_ms() > deadline))
+		if (lfd < 0 && (w.nconn == 0 || burst_now_ms() > deadline))
 			_exit(0);
 		n = epoll_wait(ep, evs, 256, 50);
 		for (int i = 0; i < n; i++) {
@@ -83,17 +119,8 @@ static void worker_main(int lfd)
 				int c;
 
 				while ((c = accept4(lfd, NULL, NULL,
-						    SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-					if (c >= MAX_FD) {
-						close(c);
-						continue;
-					}
-					got[c] = 0;
-					ev.events = EPOLLIN;
-					ev.data.fd = c;
-					epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
-					nconn++;
-				}
+						    SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+					worker_adopt(c, &w);
 				continue;
 			}
 			char buf[512];
@@ -109,7 +136,7 @@ static void worker_main(int lfd)
 				continue;
 			}
 			close(fd); /* also drops it from the epoll set */
-			nconn--;
+			w.nconn--;
 		}
 	}
 }
@@ -174,6 +201,12 @@ static int start_worker(struct storm *s, struct worker *w)
 		close_listeners(s, fd);
 		if (s->g)
 			sockmig_group_close(s->g);
+		if (s->o->strategy == ST_LEGACY) {
+			/* a handle of its own: the group lock is per open file */
+			SOCKMIG_OPTS(sockmig_group_opts, go, .policy = SOCKMIG_POLICY_LEGACY);
+
+			worker_group = sockmig_group_open(fd, &go);
+		}
 		worker_main(fd);
 	}
 	w->fd = fd;
@@ -210,6 +243,15 @@ static void forget_retired(struct storm *s, unsigned long long older_than)
 static int restart_all(struct storm *s)
 {
 	for (int i = 0; i < s->o->workers; i++) {
+		/* with the holder: no new SYN to the workers, and their queues
+		 * move to the holder now, before their listeners close */
+		if (s->h) {
+			SOCKMIG_OPTS(sockmig_drain_opts, d, .force = true);
+
+			if (sockmig_member_drain(s->g, s->w[i].fd, &d, NULL) < 0)
+				s->r->restart_errors++;
+			sockmig_member_leave(s->g, s->w[i].fd);
+		}
 		close(s->w[i].fd);
 		kill(s->w[i].pid, SIGTERM);
 		s->w[i].fd = -1;
@@ -255,6 +297,13 @@ static int restart_one(struct storm *s)
 			forget_retired(s, s->ret[0].at_ms);
 		s->ret[s->nret].cookie = cookie;
 		s->ret[s->nret++].at_ms = burst_now_ms();
+	} else if (s->o->strategy == ST_LEGACY) {
+		/* the old worker drains its listener itself on SIGTERM */
+		if (s->nret == (int)(sizeof(s->ret) / sizeof(s->ret[0])))
+			forget_retired(s, s->ret[0].at_ms);
+		s->ret[s->nret].cookie = sockmig_cookie(old.fd);
+		s->ret[s->nret++].at_ms = burst_now_ms();
+		close(old.fd);
 	} else {
 		close(old.fd);
 	}
@@ -421,6 +470,9 @@ static int open_group(struct storm *s, int fd)
 	struct sockmig_probe p = {0};
 	SOCKMIG_OPTS(sockmig_group_opts, go, .wake_targets = SOCKMIG_WAKE_ALWAYS);
 
+	if (s->o->strategy == ST_LEGACY)
+		go.policy = SOCKMIG_POLICY_LEGACY;
+
 	/* ask the probe once here, not at the first drain */
 	if (sockmig_probe(&p) == 0 && p.migrate_wakeup == SOCKMIG_YES)
 		go.wake_targets = SOCKMIG_WAKE_NEVER;
@@ -469,7 +521,11 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 	s->gen = 1;
 	for (int i = 0; i < o->workers; i++)
 		s->w[i].fd = -1;
-	if (o->strategy == ST_POLICY || o->strategy == ST_HOLDER) {
+	if (o->strategy == ST_LEGACY && !(legacy_stats = storm_legacy_stats_new())) {
+		snprintf(r->error, sizeof(r->error), "cannot map the drain counters");
+		goto out;
+	}
+	if (o->strategy == ST_POLICY || o->strategy == ST_HOLDER || o->strategy == ST_LEGACY) {
 		probe_fd = burst_listener(o->family, o->port, 16, 0);
 		if (probe_fd < 0 || open_group(s, probe_fd) < 0)
 			goto out;
@@ -535,8 +591,22 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 		burst_sleep_ms(100);
 	sockmig_netstat_read(&ns1);
 	sockmig_netstat_delta(&ns0, &ns1, &r->netstat);
+	if (legacy_stats) {
+		struct storm_legacy_stats ls;
+
+		/* the last old workers may still be draining */
+		burst_sleep_ms(200);
+		storm_legacy_stats_read(legacy_stats, &ls);
+		r->drain_us = ls.drain_us;
+		r->legacy_accepted = ls.accepted;
+		r->legacy_inflight = ls.inflight;
+		r->legacy_abandoned = ls.abandoned;
+		r->restart_errors += ls.errors;
+	}
 out:
 	stop_all(s);
+	storm_legacy_stats_free(legacy_stats);
+	legacy_stats = NULL;
 	if (s->g) {
 		forget_retired(s, ~0ull);
 		for (int i = 0; i < o->workers; i++)

@@ -13,6 +13,9 @@
  *   sysctl  the same with net.ipv4.tcp_migrate_req=1;
  *   policy  sockmig_member_drain() (no new SYN, shutdown, queue migrated
  *           under the policy to the newest generation), then close.
+ *   legacy  the legacy policy (nothing migrates, tcp_migrate_req=0): the old
+ *           worker, on SIGTERM, drains its own listener with
+ *           sockmig_member_drain_legacy() and serves what it accepted.
  * Meanwhile a forked load generator makes one new connection per request.
  * Everything runs in a network namespace of its own, made by storm_run().
  */
@@ -32,6 +35,7 @@ enum storm_strategy {
 	ST_STOPSTART, /* every worker stops, a gap, every worker starts: nothing else */
 	ST_HOLDER,    /* the same with sockmig's holder in the group */
 	ST_RUN,	      /* the workers under `sockmig run`, SIGHUP per restart */
+	ST_LEGACY,    /* legacy policy: each old worker drains itself (storm_legacy.h) */
 	ST_NSTRATEGIES
 };
 
@@ -60,6 +64,9 @@ struct storm_result {
 	struct lg_hist drain_us; /* from "drain it" to its queue migrated and closed */
 	uint64_t policy_migrated;
 	uint64_t policy_cancelled;
+	uint64_t legacy_accepted;	/* legacy: connections the drains accepted */
+	uint64_t legacy_inflight;	/* legacy: handshakes in flight at the drains */
+	uint64_t legacy_abandoned;	/* legacy: left at a deadline */
 	struct sockmig_netstat netstat; /* TcpExt delta over the run */
 	char error[200];
 };

@@ -14,6 +14,11 @@
  *   recorded settings differ from the closing listener's; cancelled
  *   (SK_DROP) when only such members are left; left to the kernel's hash
  *   over the live listeners when no registered member is left at all.
+ *
+ * policy_legacy.bpf.c compiles this file again with SOCKMIG_LEGACY defined:
+ * a plain select program (SEC("sk_reuseport"), what 4.19 to 5.13 load)
+ * with the same maps, no migration branch, no loop back-edges (5.3+) and
+ * no global function (5.6+).
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -79,6 +84,25 @@ struct {
 
 #define MASK(i) ((i) & (SM_MAX_MEMBERS - 1))
 
+#ifdef SOCKMIG_LEGACY
+/* Loops unrolled (clang unrolls no loop that has an exit besides its
+ * condition: SM_LOOP_EXIT skips the rest instead), at most SM_TRY_MAX
+ * members tried per list (a listener still in a stale table is passed
+ * over; the kernel's hash after that). */
+#define SM_TRY_MAX   4
+#define SM_UNROLL    _Pragma("unroll")
+#define SM_LOOP_EXIT continue
+#define SM_TRY_FN    static __always_inline
+/* keep a mask the compiler would drop: the verifier needs its bound */
+#define SM_BOUND(x) asm volatile("" : "+r"(x))
+#else
+#define SM_TRY_MAX SM_MAX_MEMBERS
+#define SM_UNROLL
+#define SM_LOOP_EXIT break
+#define SM_TRY_FN    __noinline
+#define SM_BOUND(x)
+#endif
+
 static __always_inline struct sm_counters *member_counters(__u64 cookie)
 {
 	return bpf_map_lookup_elem(&counters, &cookie);
@@ -111,7 +135,10 @@ static __always_inline __u32 weighted_pick(const struct sm_table *t, __u32 r)
 	__u32 lo = 0, hi = t->n_active, mid;
 	int i;
 
-	for (i = 0; i < 8 && lo < hi; i++) {
+	SM_UNROLL
+	for (i = 0; i < 8; i++) {
+		if (lo >= hi)
+			SM_LOOP_EXIT;
 		mid = (lo + hi) / 2;
 		if (t->cumw[MASK(mid)] > r)
 			hi = mid;
@@ -145,14 +172,14 @@ static __always_inline const struct sm_table *current_table(void)
  * whose settings differ from compat under mask, is passed over. A global
  * function, so that the verifier checks the loop once.
  */
-__noinline int try_list(struct sk_reuseport_md *ctx, __u32 which, __u32 start, __u64 skip_cookie,
-			__u64 compat_mask)
+SM_TRY_FN int try_list(struct sk_reuseport_md *ctx, __u32 which, __u32 start, __u64 skip_cookie,
+		       __u64 compat_mask)
 {
 	const struct sm_table *t = current_table();
 	__u32 compat = (__u32)compat_mask, mask = compat_mask >> 32;
 	const __u32 *list;
-	__u32 j, n, slot;
-	int mismatch = 0;
+	__u32 j, n, slot, idx;
+	int mismatch = 0, found = TRY_NONE;
 
 	if (!t || !ctx)
 		return TRY_NONE;
@@ -168,10 +195,13 @@ __noinline int try_list(struct sk_reuseport_md *ctx, __u32 which, __u32 start, _
 	}
 	if (n == 0 || n > SM_MAX_MEMBERS)
 		return TRY_NONE;
-	for (j = 0; j < SM_MAX_MEMBERS; j++) {
-		if (j >= n)
-			break;
-		slot = MASK(list[MASK((start + j) % n)]);
+	SM_UNROLL
+	for (j = 0; j < SM_TRY_MAX; j++) {
+		if (j >= n || found >= 0)
+			SM_LOOP_EXIT;
+		idx = (start + j) % n;
+		SM_BOUND(idx);
+		slot = MASK(list[MASK(idx)]);
 		if (skip_cookie && t->cookie[slot] == skip_cookie)
 			continue;
 		if ((t->compat[slot] & mask) != (compat & mask)) {
@@ -179,8 +209,10 @@ __noinline int try_list(struct sk_reuseport_md *ctx, __u32 which, __u32 start, _
 			continue;
 		}
 		if (!select_slot(ctx, slot))
-			return slot;
+			found = (int)slot;
 	}
+	if (found >= 0)
+		return found;
 	return mismatch ? TRY_MISMATCH : TRY_NONE;
 }
 
@@ -239,6 +271,7 @@ static __always_inline int on_syn(struct sk_reuseport_md *ctx, const struct sm_t
 	return SK_PASS;
 }
 
+#ifndef SOCKMIG_LEGACY
 static __always_inline int on_migrate(struct sk_reuseport_md *ctx, const struct sm_table *t)
 {
 	struct bpf_sock *child = ctx->migrating_sk;
@@ -310,8 +343,15 @@ static __always_inline int on_migrate(struct sk_reuseport_md *ctx, const struct 
 	return SK_PASS;
 }
 
+#endif /* !SOCKMIG_LEGACY */
+
+#ifdef SOCKMIG_LEGACY
+SEC("sk_reuseport")
+int sockmig_legacy(struct sk_reuseport_md *ctx)
+#else
 SEC("sk_reuseport/migrate")
 int sockmig_policy(struct sk_reuseport_md *ctx)
+#endif
 {
 	const struct sm_table *t;
 
@@ -320,8 +360,10 @@ int sockmig_policy(struct sk_reuseport_md *ctx)
 	t = current_table();
 	if (!t)
 		return SK_PASS;
+#ifndef SOCKMIG_LEGACY
 	if (ctx->migrating_sk)
 		return on_migrate(ctx, t);
+#endif
 	return on_syn(ctx, t);
 }
 

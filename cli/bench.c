@@ -35,7 +35,8 @@ static void bench_usage(FILE *f)
 		   "  -r, --restart-rate R   worker restarts per second (0-1000, default 20)\n"
 		   "  -c, --concurrency C    connections in flight (1-10000, default 64)\n"
 		   "      --rate R           new connections per second (default 0: closed loop)\n"
-		   "  -s, --strategies LIST  naive,sysctl,policy (default all)\n"
+		   "  -s, --strategies LIST  of naive,sysctl,policy,stopstart,holder,run,legacy\n"
+		   "                         (default naive,sysctl,policy; --short: all)\n"
 		   "  -6, --ipv6             IPv6 (::1) instead of 127.0.0.1\n"
 		   "      --phases N         cost: alternating phases (2-64, default 10)\n"
 		   "      --phase-secs S     cost: seconds per phase (default 3)\n"
@@ -52,7 +53,8 @@ static int parse_strategies(struct bench_cfg *c, const char *arg)
 		int s = storm_strategy_parse(tok);
 
 		if (s < 0) {
-			cli_error("--strategies: unknown strategy '%s' (naive, sysctl, policy)",
+			cli_error("--strategies: unknown strategy '%s' (naive, sysctl, policy, "
+				  "stopstart, holder, run, legacy)",
 				  tok);
 			free(dup);
 			return -1;
@@ -216,6 +218,9 @@ static void json_storm(const char *name, const struct storm_result *r)
 	jw_close('}');
 	jw_u64("policy_migrated", r->policy_migrated);
 	jw_u64("policy_cancelled", r->policy_cancelled);
+	jw_u64("legacy_accepted", r->legacy_accepted);
+	jw_u64("legacy_inflight", r->legacy_inflight);
+	jw_u64("legacy_abandoned", r->legacy_abandoned);
 	jw_close('}');
 }
 
@@ -282,6 +287,9 @@ static void print_storm_table(struct storm_result *r, const bool *on)
 	ROW("TCPAbortOnClose", r[i_].netstat.abort_on_close);
 	ROW("policy: migrated", r[i_].policy_migrated);
 	ROW("policy: cancelled", r[i_].policy_cancelled);
+	ROW("legacy: accepted by drains", r[i_].legacy_accepted);
+	ROW("legacy: in flight at drains", r[i_].legacy_inflight);
+	ROW("legacy: abandoned", r[i_].legacy_abandoned);
 #undef ROW
 }
 

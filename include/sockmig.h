@@ -144,9 +144,12 @@ struct sockmig_group_opts {
 	/** Wake the targets of migrations made at close with a connection of
 	 *  their own (needed on kernels with the missing wake-up). */
 	enum sockmig_wake wake_targets;
+	/** Which policy program: enum sockmig_policy (see "legacy mode"
+	 *  below); default SOCKMIG_POLICY_AUTO. */
+	int policy;
 	size_t : 0;
 };
-#define sockmig_group_opts__last_field wake_targets
+#define sockmig_group_opts__last_field policy
 
 /**
  * Open the group of the listening TCP socket @p fd, creating its pinned
@@ -336,12 +339,185 @@ struct sockmig_drain_opts {
  * Drain member @p fd: stop steering new SYNs to it, then shutdown() it so
  * that the kernel migrates its accept queue under the policy now and its
  * half-open requests when they next move. The caller closes @p fd.
+ * In a legacy group (see sockmig_group_policy()) nothing can migrate: it
+ * stops SYNs and waits for the handshakes in flight, as
+ * sockmig_member_drain_legacy() without on_accept, and does not shut @p fd
+ * down: accept until EAGAIN before closing it.
  * @return 0; -EBUSY when @p fd is the last active member and no holder
  * exists (nothing could take its connections); -ENOENT when not a member.
  */
 SOCKMIG_API int sockmig_member_drain(struct sockmig_group *g, int fd,
 				     const struct sockmig_drain_opts *opts,
 				     struct sockmig_drain_report *report);
+
+/* ---- legacy mode: kernels without socket migration (4.19 to 5.13) ------ */
+
+/*
+ * Where the kernel cannot migrate (no migrating_sk: 4.19 to 5.13, and the
+ * 5.10.y series whose tcp_migrate_req file does nothing), the group's
+ * program is a plain sk_reuseport select program with the same selection
+ * and the same pinned maps, and a member is drained the way the original
+ * proposal describes: no new SYN for it, wait until no handshake is in
+ * flight for it, accept everything, then close. Nothing the kernel would
+ * have completed is reset, so long as the handshakes in flight finish
+ * before the deadline and one other active member or holder listens.
+ */
+
+/** Which policy program serves a group. */
+enum sockmig_policy {
+	/** Environment SOCKMIG_MODE=native|legacy|auto decides; else native
+	 *  when the kernel's verifier loads the migrate program, legacy when
+	 *  it does not (the kernels sockmig_probe() calls select-only). */
+	SOCKMIG_POLICY_AUTO = 0,
+	/** Select-or-migrate program (5.14+): the kernel migrates. */
+	SOCKMIG_POLICY_NATIVE = 1,
+	/** Select program only (4.19+); drain with
+	 *  sockmig_member_drain_legacy(). Forced, it is what the tests use on
+	 *  newer kernels (with net.ipv4.tcp_migrate_req=0). */
+	SOCKMIG_POLICY_LEGACY = 2,
+};
+
+/** Name of a policy: "auto", "native", "legacy". */
+SOCKMIG_API const char *sockmig_policy_str(enum sockmig_policy policy);
+
+/**
+ * The policy program in force in the group: SOCKMIG_POLICY_NATIVE or
+ * SOCKMIG_POLICY_LEGACY. The first process to open a group chooses it;
+ * opening it later with another policy forced fails with EEXIST.
+ */
+SOCKMIG_API enum sockmig_policy sockmig_group_policy(const struct sockmig_group *g);
+
+/**
+ * Handshakes in flight (half-open requests, TCP_NEW_SYN_RECV) of listener
+ * @p fd, from its reference count (/proc/net/tcp{,6}): every request
+ * holds one reference on its listener, and so does each child in its
+ * accept queue, but for SYN-cookie children. Exact when the accept queue
+ * is empty; otherwise the queue is subtracted as read in the same line.
+ * Accepted TCP Fast Open children hold theirs until their handshake ends.
+ * @return the count (>= 0), or a negative errno (-ENOENT: not listening).
+ */
+SOCKMIG_API int sockmig_listener_inflight(int fd);
+
+/**
+ * Called by sockmig_member_drain_legacy() with each connection it accepts
+ * from the draining listener; @p fd is then the callee's (it closes it on
+ * error). Return 0, or a negative errno: the connection is counted as
+ * refused.
+ */
+typedef int (*sockmig_accept_fn)(int fd, void *ctx);
+
+struct sockmig_legacy_drain_opts {
+	size_t sz;
+	/** Where every connection accepted from the listener goes: the old
+	 *  process's own serving loop, or sockmig_handoff_accept() (with the
+	 *  group as @p ctx) to pass it to a live member. NULL: the library
+	 *  only waits for the handshakes in flight and does not shut the
+	 *  listener down; the caller accepts until EAGAIN, then closes. */
+	sockmig_accept_fn on_accept;
+	void *ctx;
+	/** Longest wait for handshakes in flight, in ms. 0: the listener's
+	 *  SYN+ACK retry budget plus 1 s; past it, the kernel has dropped
+	 *  every request the listener had (tcp_synack_retries, or TCP_SYNCNT
+	 *  when set, or TCP_DEFER_ACCEPT's rounds when larger: 63 s for the
+	 *  default 5 retries). */
+	uint32_t deadline_ms;
+	/** Do not shut the listener down at the end (the caller closes it). */
+	bool no_shutdown;
+	/** Drain even the last active member when no holder exists. */
+	bool force;
+	size_t : 0;
+};
+#define sockmig_legacy_drain_opts__last_field force
+
+/** What a legacy drain did. */
+struct sockmig_legacy_drain_report {
+	uint64_t cookie;
+	/** When no SYN could reach the listener any more: its handshakes in
+	 *  flight and its accept queue. */
+	uint32_t inflight_start;
+	uint32_t queued_start;
+	/** SYNs steered to it by a selection that had read the table before
+	 *  it was marked draining (already in inflight_start). */
+	uint32_t late_syns;
+	/** Connections accepted and given to on_accept; refused: on_accept
+	 *  returned an error. */
+	uint64_t accepted;
+	uint64_t refused;
+	/** Handshakes still in flight at the deadline, reset when the listener
+	 *  stops (an upper bound: see sockmig_listener_inflight()). */
+	uint32_t abandoned;
+	bool deadline_hit;
+	uint32_t deadline_ms;		/**< the deadline used */
+	uint64_t wait_ns;		/**< marked draining to no handshake left */
+	uint64_t elapsed_ns;		/**< the whole call */
+	struct sockmig_netstat netstat; /**< TcpExt delta around the drain */
+};
+
+/**
+ * Drain member @p fd of a group of either policy, without migration:
+ *   1. mark it draining: the program steers no new SYN to it;
+ *   2. wait one RCU grace period (membarrier(MEMBARRIER_CMD_GLOBAL)), so
+ *      that every SYN whose selection read the older table has made its
+ *      request: from then on its set of handshakes in flight only shrinks;
+ *   3. accept every connection (to opts->on_accept) until its reference
+ *      count says no request is left, or the deadline passes;
+ *   4. shutdown() it (unless no_shutdown). The caller closes @p fd.
+ * Exactness: step 3 ends when the listener's reference count is 1 plus
+ * the accepted TCP Fast Open children still in SYN_RECV, which is when no
+ * request is attached to it, whatever SYN cookies, SYN retransmissions or
+ * queue overflows did (the counter of SYNs steered is not used: a SYN
+ * answered with a cookie, or dropped and sent again, counts without a
+ * request). Not exact: (a) when no active member or holder is selectable,
+ * the kernel's hash may give the listener new SYNs; (b) a Fast Open child
+ * reset by its client before its handshake ended keeps a reference for up
+ * to 60 s, so the wait runs to the deadline and counts it in abandoned;
+ * (c) without membarrier (nohz_full), step 2 is a 20 ms sleep; (d) the
+ * kernel's own close: it detaches the listener from its group before it
+ * leaves the listening hash, and a lookup that found it in between gives
+ * it a SYN (dropped, or a request that dies with it). IPv6 lookups start
+ * at the oldest member, so this can hit an IPv6 drain (about 1 in 10^6
+ * connections in the bench); a listener that never closes (a holder)
+ * older than the drained one prevents it.
+ * While it runs, nobody else may accept from @p fd (it is made
+ * non-blocking for the call).
+ * @return 0 (also when the deadline passed: see report->deadline_hit);
+ * -EINVAL; -EBUSY and -ENOENT as sockmig_member_drain().
+ */
+SOCKMIG_API int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
+					    const struct sockmig_legacy_drain_opts *opts,
+					    struct sockmig_legacy_drain_report *report);
+
+/*
+ * Hand-off of accepted connections to a live member (SCM_RIGHTS over a
+ * unix datagram socket in the abstract namespace of the caller's network
+ * namespace, named after the member's socket cookie). Already accepted
+ * connections never move in the kernel: this passes the file to the
+ * process of another member, which serves it from then on.
+ */
+
+/**
+ * Open the hand-off endpoint of this process for its member listener
+ * @p fd: a non-blocking socket to poll for POLLIN, then
+ * sockmig_handoff_recv(). @return the socket, or a negative errno
+ * (-EADDRINUSE: the listener has an endpoint already).
+ */
+SOCKMIG_API int sockmig_handoff_listen(struct sockmig_group *g, int fd);
+
+/**
+ * One connection passed to endpoint @p hfd (close-on-exec, blocking as it
+ * was accepted). @return its fd, -EAGAIN when none waits, or a negative
+ * errno.
+ */
+SOCKMIG_API int sockmig_handoff_recv(int hfd);
+
+/**
+ * A sockmig_accept_fn for sockmig_member_drain_legacy(), with the group as
+ * @p ctx: pass @p fd to the endpoint of an active, listening member of the
+ * newest generation that has one (waiting up to 1 s while its queue is
+ * full), and close it here. @return 0, or a negative errno when no member
+ * took it (-ENOENT: no endpoint; @p fd is closed: the client is reset).
+ */
+SOCKMIG_API int sockmig_handoff_accept(int fd, void *ctx);
 
 /**
  * Unregister member @p fd (the socket is left as it is). When no member

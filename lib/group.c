@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "legacy.h"
 #include "policy.h"
 #include "policy.skel.h"
 
@@ -43,39 +44,12 @@ struct sockmig_group {
 	int fd_members, fd_state, fd_counters, fd_table, fd_tabidx, fd_gstats, fd_kick;
 	bool own_fds; /* the map fds are ours (from the pins), not the skeleton's */
 	enum sockmig_wake wake;
+	int policy; /* enum sockmig_policy: asked for, then in force */
 	struct sm_addr addr;
 	char name[SOCKMIG_NAME_MAX];
 	char path[PATH_MAX + 128];
 	char root[PATH_MAX];
 };
-
-/* Options structs: a caller built against an older header passes a
- * smaller sz; bytes past what we know must be zero. */
-static bool opts_valid(const void *opts, size_t sz, size_t known, const char *type)
-{
-	if (!opts)
-		return true;
-	if (sz < sizeof(size_t)) {
-		sm_fail(EINVAL, "%s: sz %zu is too small", type, sz);
-		return false;
-	}
-	for (size_t i = known; i < sz; i++)
-		if (((const char *)opts)[i]) {
-			sm_fail(EINVAL, "%s: unknown non-zero field at byte %zu", type, i);
-			return false;
-		}
-	return true;
-}
-
-#define OPTS_VALID(opts, type)                                                                     \
-	opts_valid(opts, (opts) ? (opts)->sz : 0,                                                  \
-		   offsetof(struct type, type##__last_field) +                                     \
-			   sizeof(((struct type *)0)->type##__last_field),                         \
-		   #type)
-#define OPTS_GET(opts, field, def)                                                                 \
-	(((opts) && (opts)->sz >= offsetof(typeof(*(opts)), field) + sizeof((opts)->field))        \
-		 ? (opts)->field                                                                   \
-		 : (def))
 
 const char *sockmig_role_str(enum sockmig_role role)
 {
@@ -304,16 +278,15 @@ static int get_pinned(struct sockmig_group *g)
 	return 0;
 }
 
-static int load_pinned(struct sockmig_group *g)
+/* Open and load the policy object with the group's pins; a negative errno. */
+static int load_policy(struct sockmig_group *g, bool legacy)
 {
 	struct bpf_map *map;
 	char pin[PATH_MAX + 32];
-	int err, fd;
+	int err;
 
-	if (get_pinned(g) == 0)
-		return 0;
-
-	g->skel = policy_bpf__open();
+	policy_bpf__destroy(g->skel);
+	g->skel = sm_policy_open(legacy);
 	if (!g->skel)
 		return sm_fail(errno, "cannot open the policy program: %s", strerror(errno));
 	bpf_object__for_each_map(map, g->skel->obj)
@@ -323,7 +296,33 @@ static int load_pinned(struct sockmig_group *g)
 		if (err)
 			return sm_fail(-err, "cannot set pin path %s", pin);
 	}
-	err = policy_bpf__load(g->skel);
+	return policy_bpf__load(g->skel);
+}
+
+static int load_pinned(struct sockmig_group *g)
+{
+	char pin[PATH_MAX + 32];
+	int err, fd;
+
+	if (get_pinned(g) == 0) {
+		err = sm_policy_of_prog(g->prog_fd, g->policy, g->name);
+		if (err < 0)
+			return err;
+		g->policy = err;
+		return 0;
+	}
+
+	err = load_policy(g, g->policy == SOCKMIG_POLICY_LEGACY);
+	if (err && g->policy == SOCKMIG_POLICY_AUTO && err != -EPERM) {
+		/* no migrate program on this kernel (4.19 to 5.13): legacy mode */
+		sm_log(SOCKMIG_INFO,
+		       "libsockmig: the kernel loads no migrate program (%s): legacy mode\n",
+		       strerror(-err));
+		g->policy = SOCKMIG_POLICY_LEGACY;
+		err = load_policy(g, true);
+	}
+	if (!err && g->policy == SOCKMIG_POLICY_AUTO)
+		g->policy = SOCKMIG_POLICY_NATIVE;
 	if (err)
 		return sm_fail(-err == EPERM ? EPERM : -err, "cannot load the policy program: %s%s",
 			       strerror(-err),
@@ -535,6 +534,12 @@ static struct sockmig_group *group_alloc(const struct sockmig_group_opts *opts)
 	g->dirfd = -1;
 	g->prog_fd = -1;
 	g->wake = OPTS_GET(opts, wake_targets, SOCKMIG_WAKE_AUTO);
+	g->policy = sm_policy_requested(OPTS_GET(opts, policy, SOCKMIG_POLICY_AUTO));
+	if (g->policy < 0) {
+		free(g);
+		errno = EINVAL;
+		return NULL;
+	}
 	snprintf(g->root, sizeof(g->root), "%s", pin_root_of(opts));
 	return g;
 }
@@ -677,6 +682,11 @@ const char *sockmig_group_name(const struct sockmig_group *g)
 const char *sockmig_group_path(const struct sockmig_group *g)
 {
 	return g->path;
+}
+
+enum sockmig_policy sockmig_group_policy(const struct sockmig_group *g)
+{
+	return (enum sockmig_policy)g->policy;
 }
 
 static uint32_t listener_compat(int fd, int family)
@@ -942,6 +952,9 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 
 	if (!OPTS_VALID(opts, sockmig_drain_opts))
 		return -EINVAL;
+	/* nothing migrates: wait for the handshakes in flight instead */
+	if (g->policy == SOCKMIG_POLICY_LEGACY && !OPTS_GET(opts, no_shutdown, false))
+		return sm_legacy_drain_wait(g, fd, OPTS_GET(opts, force, false), report);
 	cookie = sockmig_cookie(fd);
 	err = lock_group(g);
 	if (err)

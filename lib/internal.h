@@ -4,6 +4,8 @@
 #define SOCKMIG_INTERNAL_H
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -17,6 +19,20 @@ SM_HIDDEN void sm_log(enum sockmig_log_level level, const char *fmt, ...)
 /* Record the message for sockmig_last_error(), log it as a warning, set
  * errno and return -err. */
 SM_HIDDEN int sm_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Options structs: a caller built against an older header passes a
+ * smaller sz; bytes past what we know must be zero. */
+SM_HIDDEN bool sm_opts_valid(const void *opts, size_t sz, size_t known, const char *type);
+
+#define OPTS_VALID(opts, type)                                                                     \
+	sm_opts_valid(opts, (opts) ? (opts)->sz : 0,                                               \
+		      offsetof(struct type, type##__last_field) +                                  \
+			      sizeof(((struct type *)0)->type##__last_field),                      \
+		      #type)
+#define OPTS_GET(opts, field, def)                                                                 \
+	(((opts) && (opts)->sz >= offsetof(typeof(*(opts)), field) + sizeof((opts)->field))        \
+		 ? (opts)->field                                                                   \
+		 : (def))
 
 /* A socket's local address, as the group sees it. */
 struct sm_addr {

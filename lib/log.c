@@ -61,6 +61,24 @@ unsigned long long sm_now_ns(void)
 	return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
 }
 
+/* Options structs: a caller built against an older header passes a
+ * smaller sz; bytes past what we know must be zero. */
+bool sm_opts_valid(const void *opts, size_t sz, size_t known, const char *type)
+{
+	if (!opts)
+		return true;
+	if (sz < sizeof(size_t)) {
+		sm_fail(EINVAL, "%s: sz %zu is too small", type, sz);
+		return false;
+	}
+	for (size_t i = known; i < sz; i++)
+		if (((const char *)opts)[i]) {
+			sm_fail(EINVAL, "%s: unknown non-zero field at byte %zu", type, i);
+			return false;
+		}
+	return true;
+}
+
 const char *sockmig_version(void)
 {
 	return SOCKMIG_VERSION;

@@ -260,7 +260,8 @@ static void *probe_thread(void *arg)
 	} else if (p->bpf_select == SOCKMIG_YES) {
 		p->mode = SOCKMIG_MODE_SELECT;
 		snprintf(p->reason, sizeof(p->reason),
-			 "select programs work, but no child moved under a migrate program");
+			 "select programs work, but no child moved under a migrate program: "
+			 "sockmig's legacy mode");
 	} else {
 		p->mode = SOCKMIG_MODE_NONE;
 		snprintf(p->reason, sizeof(p->reason), "no sk_reuseport program could be used: %s",
