@@ -38,6 +38,9 @@ int do_probe(int argc, char **argv)
 		jw_open(NULL, '{');
 		jw_str("kernel", p.kernel);
 		jw_str("mode", sockmig_mode_str(p.mode));
+		jw_str("policy", p.mode == SOCKMIG_MODE_NATIVE	 ? "native"
+				 : p.mode == SOCKMIG_MODE_SELECT ? "legacy"
+								 : "none");
 		jw_str("reason", p.reason);
 		jw_tri("bpf_select", p.bpf_select);
 		jw_tri("bpf_migrate", p.bpf_migrate);
@@ -52,6 +55,11 @@ int do_probe(int argc, char **argv)
 	} else {
 		printf("kernel           %s\n", p.kernel);
 		printf("mode             %s (%s)\n", sockmig_mode_str(p.mode), p.reason);
+		printf("sockmig policy   %s\n",
+		       p.mode == SOCKMIG_MODE_NATIVE   ? "native: select-or-migrate program"
+		       : p.mode == SOCKMIG_MODE_SELECT ? "legacy: select program, exact drain "
+							 "(sockmig_member_drain_legacy)"
+						       : "none: no usable BPF");
 		printf("select program   %s\n", tri(p.bpf_select));
 		printf("migrate program  %s (verifier)\n", tri(p.bpf_migrate));
 		printf("migration, bpf   %s\n", tri(p.migrate_bpf));

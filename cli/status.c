@@ -45,6 +45,7 @@ struct group {
 	char error[160]; /* why a pinned group could not be read */
 	struct sockmig_member_info *mi;
 	int nmi;
+	const char *policy; /* "native" / "legacy" program of the pinned group */
 };
 
 /* What holds for the whole network namespace and kernel. */
@@ -280,6 +281,7 @@ static void read_pinned(struct group *gr)
 			 errno == EPERM ? "not readable (needs root)" : sockmig_last_error());
 		return;
 	}
+	gr->policy = sockmig_policy_str(sockmig_group_policy(g));
 	n = sockmig_members(g, NULL, 0);
 	if (n > 0) {
 		gr->mi = calloc((size_t)n, sizeof(*gr->mi));
@@ -414,6 +416,10 @@ static void json_group(const struct group *gr, const struct netns_info *ns)
 	jw_i64("nmembers", gr->count);
 	jw_tri("reuseport", gr->reuseport);
 	jw_str("sockmig_group", gr->name);
+	if (gr->policy)
+		jw_str("policy", gr->policy);
+	else
+		jw_null("policy");
 	jw_tri("pinned", gr->pinned);
 	if (!ns->state)
 		jw_str("sockmig_state", ns->state_msg);
@@ -582,11 +588,11 @@ static void table_group(struct table *t, const struct group *gr, const struct ne
 		snprintf(state, sizeof(state), "sockmig group %s: %s", gr->name, gr->error);
 	else if (stale)
 		snprintf(state, sizeof(state),
-			 "sockmig group %s (%d registered, %d without listener)", gr->name, gr->nmi,
-			 stale);
+			 "sockmig group %s (%s policy, %d registered, %d without listener)",
+			 gr->name, gr->policy ? gr->policy : "?", gr->nmi, stale);
 	else
-		snprintf(state, sizeof(state), "sockmig group %s (%d registered)", gr->name,
-			 gr->nmi);
+		snprintf(state, sizeof(state), "sockmig group %s (%s policy, %d registered)",
+			 gr->name, gr->policy ? gr->policy : "?", gr->nmi);
 	if (ns->probed)
 		snprintf(kernel, sizeof(kernel), "kernel %s, wake-up %s",
 			 sockmig_mode_str(ns->probe.mode), tri_str(ns->probe.migrate_wakeup));

@@ -676,7 +676,8 @@ SM_TEST(status_cli_json_and_columns)
 	    !ASSERT_EQ(strlen(r->err), 0, "stderr"))
 		goto out;
 	printf("sockmig status --port %d:\n%s", P_GROUP, r->out);
-	snprintf(head, sizeof(head), "sockmig group %s (3 registered)", sockmig_group_name(sg));
+	snprintf(head, sizeof(head), "sockmig group %s (native policy, 3 registered)",
+		 sockmig_group_name(sg));
 	if (!ASSERT_EQ(count_lines(r->out), 6, "lines") ||
 	    !ASSERT_TRUE(strncmp(r->out, "Recv-Q Send-Q Local Address:Port", 32) == 0, "header") ||
 	    !ASSERT_TRUE(strstr(r->out, "tcp4 127.0.0.1:32100 netns ") != NULL, "heading") ||
