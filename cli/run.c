@@ -62,6 +62,8 @@ struct runner {
 	int workers, port, max_old, stop_sig;
 	unsigned long long grace_ms, ready_ms;
 	bool stop_start, use_holder, reload_pending, stopping;
+	int listen_fd; /* --socket-activation: ours, passed to every generation */
+	unsigned long long ready_after_ms;
 	struct holder h;
 	struct scanner sc;
 	struct generation g[MAX_GENS];
@@ -204,6 +206,17 @@ static pid_t start_worker(struct runner *r)
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		setenv("NOTIFY_SOCKET", r->notify_name, 1);
+		if (r->listen_fd >= 0) {
+			/* systemd's socket activation protocol: the listener is fd 3 */
+			char pid[16];
+
+			if (r->listen_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(r->listen_fd, 3) < 0)
+				_exit(127);
+			snprintf(pid, sizeof(pid), "%d", (int)getpid());
+			setenv("LISTEN_FDS", "1", 1);
+			setenv("LISTEN_PID", pid, 1);
+			setenv("LISTEN_FDNAMES", "sockmig", 1);
+		}
 		execvp(r->cmd[0], r->cmd);
 		fprintf(stderr, "sockmig run: cannot run %s: %s\n", r->cmd[0], strerror(errno));
 		_exit(127);
@@ -350,7 +363,7 @@ static void tick(struct runner *r)
 	unsigned long long now = now_ms();
 	int before = r->sc.nk;
 
-	if (scanner_scan(&r->sc) > 0 && r->use_holder) {
+	if (r->listen_fd < 0 && scanner_scan(&r->sc) > 0 && r->use_holder) {
 		for (int j = before; j < r->sc.nk; j++)
 			if (!r->sc.k[j].holder) {
 				holder_server_joined(&r->h, &r->sc.k[j]);
@@ -365,7 +378,9 @@ static void tick(struct runner *r)
 	}
 	if (cur && now - cur->ready > 10000)
 		r->backoff_ms = 100;
-	if (st && (gen_listens(r, st) || st->notified)) {
+	/* with socket activation nothing new listens: READY=1, or alive a while */
+	if (st && (st->notified || (r->listen_fd < 0 ? gen_listens(r, st)
+						     : now - st->started >= r->ready_after_ms))) {
 		st->state = G_READY;
 		st->ready = now;
 		printf("generation %u ready in %llu ms\n", st->id, now - st->started);
@@ -444,6 +459,8 @@ int do_run(int argc, char **argv)
 		{"max-old", required_argument, NULL, 'm'},
 		{"no-holder", no_argument, NULL, 'n'},
 		{"stop-signal", required_argument, NULL, 'S'},
+		{"socket-activation", no_argument, NULL, 'A'},
+		{"ready-after", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -462,9 +479,11 @@ int do_run(int argc, char **argv)
 	r.use_holder = true;
 	r.backoff_ms = 100;
 	r.stop_sig = SIGTERM;
+	r.listen_fd = -1;
+	r.ready_after_ms = 500;
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+P:a:u:w:sg:t:m:nS:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+P:a:u:w:sg:t:m:nS:AR:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'P':
 			if (!parse_u64("--port", optarg, 1, 65535, &v))
@@ -502,6 +521,14 @@ int do_run(int argc, char **argv)
 			break;
 		case 'n':
 			r.use_holder = false;
+			break;
+		case 'A':
+			r.listen_fd = 0; /* opened below */
+			break;
+		case 'R':
+			if (!parse_u64("--ready-after", optarg, 0, 600000, &v))
+				return 2;
+			r.ready_after_ms = v;
 			break;
 		case 'S':
 			r.stop_sig = strcmp(optarg, "TERM") == 0    ? SIGTERM
@@ -542,6 +569,21 @@ int do_run(int argc, char **argv)
 	r.cmd = argv + optind;
 	if (holder_config(&r.h, addr, r.port, user) < 0)
 		return 2;
+	if (r.listen_fd == 0) {
+		/* no BPF at all: the listener is ours and never closes, every
+		 * generation inherits it (for servers that take LISTEN_FDS) */
+		int one = 1;
+
+		r.use_holder = false;
+		r.listen_fd = socket(r.h.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (r.listen_fd < 0 ||
+		    setsockopt(r.listen_fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+		    bind(r.listen_fd, (struct sockaddr *)&r.h.addr, r.h.alen) < 0 ||
+		    listen(r.listen_fd, 4096) < 0) {
+			cli_error("run: cannot listen on port %d: %s", r.port, strerror(errno));
+			return 1;
+		}
+	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGHUP);

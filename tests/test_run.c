@@ -27,6 +27,7 @@
 
 #include "harness.h"
 #include "itest.h"
+#include "sockmig.h"
 #include "util.h"
 
 #define RPORT 35000
@@ -285,6 +286,31 @@ static int accepted_sockets(pid_t pid)
 	return n;
 }
 
+/* A child process of @ppid (the server under sockmig run), or 0. */
+static pid_t find_child(pid_t ppid)
+{
+	char path[64], buf[256], *p;
+	struct dirent *de;
+	pid_t found = 0;
+	DIR *d = opendir("/proc");
+
+	while (d && (de = readdir(d)) && !found) {
+		FILE *f;
+		int pp;
+
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "r");
+		if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+		    sscanf(p + 2, "%*c %d", &pp) == 1 && pp == ppid)
+			found = atoi(de->d_name);
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 SM_TEST(run_restarts_a_killed_server)
 {
 	struct runenv re = {0};
@@ -299,26 +325,7 @@ SM_TEST(run_restarts_a_killed_server)
 	rfd = start_load(RPORT, re.reply, 4.0, &lpid);
 	burst_sleep_ms(1500);
 	/* the server is the one child of sockmig run */
-	for (int i = 0; i < 100 && !victim; i++) {
-		char path[64], buf[256], *p;
-		DIR *d = opendir("/proc");
-		struct dirent *de;
-
-		while (d && (de = readdir(d)) && !victim) {
-			FILE *f;
-			int pp;
-
-			snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-			f = fopen(path, "r");
-			if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
-			    sscanf(p + 2, "%*c %d", &pp) == 1 && pp == re.run)
-				victim = atoi(de->d_name);
-			if (f)
-				fclose(f);
-		}
-		if (d)
-			closedir(d);
-	}
+	victim = find_child(re.run);
 	if (!ASSERT_GT(victim, 0, "found the server"))
 		goto out;
 	/* Connections the server had accepted die with it (accepted
@@ -480,5 +487,55 @@ stop:
 	stop_sockmig(run);
 out:
 	teardown(&e, RPORT);
+	return ret;
+}
+
+/*
+ * No BPF at all (--socket-activation): sockmig run owns the listener and
+ * passes it to every generation as fd 3 (LISTEN_FDS), so nothing closes it.
+ * 50 reloads and a kill -9 under load: only the connections the killed
+ * server had accepted fail. tcp_migrate_req is 0 and no group is pinned.
+ */
+SM_TEST(run_socket_activation_without_bpf)
+{
+	struct runenv re = {0};
+	struct lg_result r;
+	char *extra[] = {"--addr", "127.0.0.1", "--socket-activation", "--ready-after", "50", NULL};
+	char names[4][SOCKMIG_NAME_MAX];
+	int ret = SM_FAIL, rfd, inflight = 0;
+	pid_t lpid, victim = 0;
+
+	if (!run_start(&re, extra)) {
+		run_stop(&re);
+		return SKIP("cannot start sockmig run with the test server");
+	}
+	rfd = start_load(RPORT, re.reply, 6.0, &lpid);
+	for (int i = 0; i < 50; i++) {
+		kill(re.run, SIGHUP);
+		burst_sleep_ms(60);
+	}
+	burst_sleep_ms(300);
+	victim = find_child(re.run);
+	if (!ASSERT_GT(victim, 0, "found the server"))
+		goto out;
+	kill(victim, SIGSTOP);
+	burst_sleep_ms(20);
+	inflight = accepted_sockets(victim);
+	kill(victim, SIGKILL);
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
+		goto out;
+	print_result("run --socket-activation", I_NONE, &r, 50);
+	printf("accepted by the server when it was killed: %d\n", inflight);
+	if (!ASSERT_GT(r.started, 10000, "connections") ||
+	    !ASSERT_EQ(r.started - r.count[LG_OK], inflight,
+		       "failed connections = those the killed server had accepted") ||
+	    !ASSERT_EQ(sockmig_group_list(NULL, names, 4), 0, "no BPF group pinned") ||
+	    !ASSERT_GT(log_count(&re.e, "run.log", "ready in"), 40, "generations"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		show_log(&re.e, "run.log");
+	run_stop(&re);
 	return ret;
 }

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -42,10 +43,18 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL); /* the same: graceful */
 	sin.sin_port = htons((unsigned short)atoi(argv[1]));
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(lfd, 1024) < 0)
-		return 1;
+	if (getenv("LISTEN_FDS") && getenv("LISTEN_PID") &&
+	    atoi(getenv("LISTEN_PID")) == getpid()) {
+		/* socket activation: the listener is fd 3, and it is not ours to close */
+		lfd = 3;
+		if (fcntl(lfd, F_SETFL, O_NONBLOCK) < 0)
+			return 1;
+	} else {
+		lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+		    bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(lfd, 1024) < 0)
+			return 1;
+	}
 	ep = epoll_create1(0);
 	ev.events = EPOLLIN;
 	ev.data.fd = lfd;
