@@ -58,6 +58,8 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
+		/* a process group of its own: whatever the case starts goes with it */
+		setpgid(0, 0);
 		if (!verbose) {
 			dup2(out, STDOUT_FILENO);
 			dup2(out, STDERR_FILENO);
@@ -78,11 +80,13 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 	alarm((unsigned)limit);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
 		if (timed_out) {
+			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			printf("  (killed after %d s)\n", limit);
 		}
 	}
 	alarm(0);
+	kill(-pid, SIGKILL); /* what the case started and left behind */
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	*secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (WIFEXITED(status))
