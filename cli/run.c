@@ -210,7 +210,8 @@ static pid_t start_worker(struct runner *r)
 			/* systemd's socket activation protocol: the listener is fd 3 */
 			char pid[16];
 
-			if (r->listen_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(r->listen_fd, 3) < 0)
+			if (r->listen_fd == 3 ? fcntl(3, F_SETFD, 0) < 0
+					      : dup2(r->listen_fd, 3) < 0)
 				_exit(127);
 			snprintf(pid, sizeof(pid), "%d", (int)getpid());
 			setenv("LISTEN_FDS", "1", 1);

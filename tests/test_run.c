@@ -311,12 +311,39 @@ static pid_t find_child(pid_t ppid)
 	return found;
 }
 
+/*
+ * Kill the server under sockmig run with SIGKILL, then collect the load:
+ * every connection must have been served but those the server had accepted
+ * (they die with it: accepted connections never move), counted after
+ * SIGSTOP from its fds. false after a failed assertion.
+ */
+static bool kill9_and_load(struct runenv *re, int rfd, pid_t lpid, struct lg_result *r,
+			   const char *what)
+{
+	pid_t victim = find_child(re->run);
+	int inflight;
+
+	if (!ASSERT_GT(victim, 0, "found the server"))
+		return false;
+	kill(victim, SIGSTOP);
+	burst_sleep_ms(20);
+	inflight = accepted_sockets(victim);
+	kill(victim, SIGKILL);
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, r), "load result"))
+		return false;
+	print_result(what, I_NONE, r, 1);
+	printf("accepted by the server when it was killed: %d\n", inflight);
+	return ASSERT_GT(r->started, 10000, "connections") &&
+	       ASSERT_EQ(r->started - r->count[LG_OK], inflight,
+			 "failed connections = those the killed server had accepted");
+}
+
 SM_TEST(run_restarts_a_killed_server)
 {
 	struct runenv re = {0};
 	struct lg_result r;
-	int ret = SM_FAIL, rfd, inflight = -1;
-	pid_t lpid, victim = 0;
+	int ret = SM_FAIL, rfd;
+	pid_t lpid;
 
 	if (!run_start(&re, NULL)) {
 		run_stop(&re);
@@ -324,24 +351,9 @@ SM_TEST(run_restarts_a_killed_server)
 	}
 	rfd = start_load(RPORT, re.reply, 4.0, &lpid);
 	burst_sleep_ms(1500);
-	/* the server is the one child of sockmig run */
-	victim = find_child(re.run);
-	if (!ASSERT_GT(victim, 0, "found the server"))
+	if (!kill9_and_load(&re, rfd, lpid, &r, "run/kill -9"))
 		goto out;
-	/* Connections the server had accepted die with it (accepted
-	 * connections never move): freeze it, count them, then kill it. */
-	kill(victim, SIGSTOP);
-	burst_sleep_ms(20);
-	inflight = accepted_sockets(victim);
-	kill(victim, SIGKILL);
-	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
-		goto out;
-	print_result("run/kill -9", I_NONE, &r, 1);
-	printf("accepted by the server when it was killed: %d\n", inflight);
-	if (!ASSERT_GT(r.started, 10000, "connections") ||
-	    !ASSERT_EQ(r.started - r.count[LG_OK], inflight,
-		       "failed connections = those the killed server had accepted") ||
-	    !ASSERT_EQ(log_count(&re.e, "run.log", "died"), 1, "sockmig run saw it die"))
+	if (!ASSERT_EQ(log_count(&re.e, "run.log", "died"), 1, "sockmig run saw it die"))
 		goto out;
 	ret = SM_PASS;
 out:
@@ -502,8 +514,8 @@ SM_TEST(run_socket_activation_without_bpf)
 	struct lg_result r;
 	char *extra[] = {"--addr", "127.0.0.1", "--socket-activation", "--ready-after", "50", NULL};
 	char names[4][SOCKMIG_NAME_MAX];
-	int ret = SM_FAIL, rfd, inflight = 0;
-	pid_t lpid, victim = 0;
+	int ret = SM_FAIL, rfd;
+	pid_t lpid;
 
 	if (!run_start(&re, extra)) {
 		run_stop(&re);
@@ -515,21 +527,9 @@ SM_TEST(run_socket_activation_without_bpf)
 		burst_sleep_ms(60);
 	}
 	burst_sleep_ms(300);
-	victim = find_child(re.run);
-	if (!ASSERT_GT(victim, 0, "found the server"))
+	if (!kill9_and_load(&re, rfd, lpid, &r, "run --socket-activation"))
 		goto out;
-	kill(victim, SIGSTOP);
-	burst_sleep_ms(20);
-	inflight = accepted_sockets(victim);
-	kill(victim, SIGKILL);
-	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
-		goto out;
-	print_result("run --socket-activation", I_NONE, &r, 50);
-	printf("accepted by the server when it was killed: %d\n", inflight);
-	if (!ASSERT_GT(r.started, 10000, "connections") ||
-	    !ASSERT_EQ(r.started - r.count[LG_OK], inflight,
-		       "failed connections = those the killed server had accepted") ||
-	    !ASSERT_EQ(sockmig_group_list(NULL, names, 4), 0, "no BPF group pinned") ||
+	if (!ASSERT_EQ(sockmig_group_list(NULL, names, 4), 0, "no BPF group pinned") ||
 	    !ASSERT_GT(log_count(&re.e, "run.log", "ready in"), 40, "generations"))
 		goto out;
 	ret = SM_PASS;
