@@ -282,12 +282,34 @@ static void gen_counters(struct runner *r, struct generation *g)
 	}
 }
 
+/* No new SYN to @g's listeners: the holder (or the next generation) takes
+ * them, so the server's close moves only its queue (a listener closing
+ * while SYNs still reach it can lose one in the kernel's close path). */
+static void drain_generation(struct runner *r, struct generation *g)
+{
+	SOCKMIG_OPTS(sockmig_member_opts, mo, .role = SOCKMIG_ROLE_DRAINING);
+
+	for (int j = 0; j < r->sc.nk; j++) {
+		struct sockmig_group *grp;
+
+		if (r->sc.k[j].holder || r->sc.k[j].drained || r->sc.k[j].gone_ms ||
+		    gen_of_pid(r, r->sc.k[j].owner) != g)
+			continue;
+		grp = sockmig_group_open_name(r->sc.k[j].group, NULL);
+		if (grp && sockmig_member_set(grp, r->sc.k[j].cookie, &mo) == 0)
+			r->sc.k[j].drained = true;
+		sockmig_group_close(grp);
+	}
+}
+
 static void stop_generation(struct runner *r, struct generation *g)
 {
 	g->state = G_STOPPING;
 	g->stopping = now_ms();
 	g->kill_at = g->stopping + r->grace_ms;
 	sockmig_netstat_read(&g->ns0);
+	if (r->listen_fd < 0 && (r->h.lh || gen_state(r, G_READY)))
+		drain_generation(r, g);
 	signal_gen(g, r->stop_sig);
 }
 
