@@ -58,6 +58,16 @@ enum { SM_PASS = 0, SM_FAIL = 1, SM_SKIP = 77 };
 		ok_;                                                                               \
 	})
 
+#define ASSERT_LE(a, b, what)                                                                      \
+	({                                                                                         \
+		long long a_ = (long long)(a), b_ = (long long)(b);                                \
+		bool ok_ = a_ <= b_;                                                               \
+		if (!ok_)                                                                          \
+			printf("%s:%d: %s: %s = %lld, expected <= %lld\n", __FILE__, __LINE__,     \
+			       what, #a, a_, b_);                                                  \
+		ok_;                                                                               \
+	})
+
 /* err is 0 or a negative errno, or -1 with errno set. */
 #define ASSERT_OK(err, what)                                                                       \
 	({                                                                                         \
