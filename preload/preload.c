@@ -221,6 +221,7 @@ static void init_once_fn(void)
 	shim_cfg.quiet = env_true("SOCKMIG_QUIET");
 	shim_cfg.debug = env_true("SOCKMIG_DEBUG");
 	shim_cfg.reuseport = env_true("SOCKMIG_REUSEPORT");
+	shim_cfg.handoff = env_true("SOCKMIG_HANDOFF");
 	v = getenv("SOCKMIG_GENERATION");
 	if (v && *v) {
 		unsigned long long g;
@@ -257,7 +258,10 @@ __attribute__((constructor)) static void shim_ctor(void)
 	atomic_store_explicit(&table_pid, getpid(), memory_order_relaxed);
 	if (!shim_cfg.disabled) {
 		shim_busy++;
-		shim_listeners_adopt();
+		if (shim_cfg.handoff)
+			shim_inherit_init();
+		else
+			shim_listeners_adopt();
 		shim_busy--;
 	}
 	errno = err;
@@ -425,9 +429,18 @@ static int op_close(int fd, void *arg)
 	return shim_real.close(fd);
 }
 
+/* With SOCKMIG_HANDOFF: nothing is tracked, the inherited listeners are
+ * guarded instead (see inherit.c). */
+static inline bool handing_off(void)
+{
+	return shim_cfg.handoff && !shim_cfg.disabled && !shim_busy && shim_inherit_count() > 0;
+}
+
 SHIM_EXPORT int close(int fd)
 {
 	shim_init();
+	if (handing_off() && shim_inherit_private(fd))
+		return 0; /* the server closes what it does not know: keep it */
 	if (fast() || !tracked(fd))
 		return shim_real.close(fd);
 	return shim_listener_release(fd, op_close, NULL);
@@ -439,7 +452,7 @@ SHIM_EXPORT int listen(int fd, int backlog)
 
 	shim_init();
 	ret = shim_real.listen(fd, backlog);
-	if (ret != 0 || shim_busy || shim_cfg.disabled || !table_owner())
+	if (ret != 0 || shim_busy || shim_cfg.disabled || shim_cfg.handoff || !table_owner())
 		return ret;
 	err = errno;
 	shim_busy++;
@@ -452,6 +465,10 @@ SHIM_EXPORT int listen(int fd, int backlog)
 SHIM_EXPORT int shutdown(int fd, int how)
 {
 	shim_init();
+	if (handing_off() && how != SHUT_WR && shim_inherit_shared(fd)) {
+		shim_debug("fd %d: shutdown of the shared listener not made", fd);
+		return 0;
+	}
 	if (fast() || !tracked(fd))
 		return shim_real.shutdown(fd, how);
 	return shim_listener_shutdown(fd, how);
@@ -480,6 +497,8 @@ static void set_reuseport(int fd, const struct sockaddr *sa, socklen_t len)
 SHIM_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
 	shim_init();
+	if (handing_off() && shim_inherit_bind(fd, SHIM_SA(addr), len))
+		return 0;
 	if (shim_cfg.reuseport && !shim_cfg.disabled && !shim_busy)
 		set_reuseport(fd, SHIM_SA(addr), len);
 	return shim_real.bind(fd, SHIM_SA(addr), len);
@@ -616,6 +635,8 @@ SHIM_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 	 * fd table, the listeners stay open in the shared one */
 	if (!fast() && !(flags & (int)(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) && table_owner())
 		release_range(first, last);
+	if (handing_off() && !(flags & (int)CLOSE_RANGE_UNSHARE))
+		return shim_inherit_close_range(first, last, flags);
 	return shim_real.close_range(first, last, flags);
 }
 
@@ -624,5 +645,9 @@ SHIM_EXPORT void closefrom(int lowfd)
 	shim_init();
 	if (!fast() && lowfd >= 0 && table_owner())
 		release_range((unsigned int)lowfd, ~0U);
+	if (handing_off() && lowfd >= 0) {
+		shim_inherit_close_range((unsigned int)lowfd, ~0U, 0);
+		return;
+	}
 	shim_real.closefrom(lowfd);
 }

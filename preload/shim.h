@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Internals of libsockmig-preload.so, shared by its three files:
+ * Internals of libsockmig-preload.so, shared by its four files:
  *   preload.c  the interposers, the real symbols, the configuration and
  *              the lock-free table of tracked listener fds;
  *   member.c   what happens to a listener: registration at listen(),
  *              drain and leave at its last close, drain at shutdown();
  *   refs.c     "is this the last reference to the socket?", across
- *              processes.
+ *              processes;
+ *   inherit.c  the listener a supervisor hands down (SOCKMIG_HANDOFF=1),
+ *              put in place of the server's own at bind().
  * Everything here is hidden (-fvisibility=hidden); the version script
  * preload/preload.map exports only the interposers.
  */
@@ -48,6 +50,7 @@ struct shim_config {
 	bool have_generation;
 	uint32_t generation; /* SOCKMIG_GENERATION */
 	int wake;	     /* SOCKMIG_WAKE: -1 unset, 0 never, 1 always */
+	bool handoff;	     /* SOCKMIG_HANDOFF=1: inherited listeners, no BPF */
 };
 extern struct shim_config shim_cfg;
 
@@ -118,6 +121,26 @@ void shim_member_atfork_child(void);
 
 /* The socket behind @fd is still the socket with inode @ino. */
 bool shim_fd_is_socket(int fd, unsigned long ino);
+
+/* ---- inherited listeners (inherit.c) ---------------------------------- */
+
+/* At load, with SOCKMIG_HANDOFF=1: keep the listeners of LISTEN_FDS (when
+ * LISTEN_PID is this process) on private fds. */
+void shim_inherit_init(void);
+int shim_inherit_count(void);
+
+/* bind(@fd, @sa) to the address of an inherited listener: put that
+ * listener in place of @fd. 1 when done (the bind succeeded), else 0. */
+int shim_inherit_bind(int fd, const struct sockaddr *sa, socklen_t len);
+
+/* @fd is one of the shim's private copies. */
+bool shim_inherit_private(int fd);
+
+/* @fd refers to an inherited (shared) listening socket. */
+bool shim_inherit_shared(int fd);
+
+/* close_range() that leaves the private copies open. */
+int shim_inherit_close_range(unsigned int first, unsigned int last, int flags);
 
 /* ---- references (refs.c) ---------------------------------------------- */
 

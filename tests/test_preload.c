@@ -12,12 +12,14 @@
  * Clients are bursts (bench/burst.h), counted exactly.
  *
  * Server options: PORT [-R no SO_REUSEPORT] [-n LISTENERS] [-f fork a
- * worker] [-s serve at once] [-i FD use inherited listener FD]. Commands:
+ * worker] [-s serve at once] [-i FD use inherited listener FD] [-C close
+ * every fd above 2 first, as daemons do]. Commands:
  * serve, pause, queue, dup, closeorig (close the listeners, keep their
  * dups), close, shutdown, reexec (execve() itself, keeping the listener
  * open), exit (exit() with what is still open), "w CMD" to the worker
  * only, "a CMD" to the worker and then the master.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -209,14 +211,16 @@ static const char server_src[] =
 	"\n"
 	"int main(int argc, char **argv)\n"
 	"{\n"
-	"  int reuse = 1, prefork = 0, inherited = -1, opt;\n"
+	"  int reuse = 1, prefork = 0, inherited = -1, closeall_first = 0, opt;\n"
 	"  char buf[1024];\n"
 	"  size_t len = 0;\n"
 	"\n"
 	"  prog = argv[0];\n"
 	"  port = atoi(argv[1]);\n"
-	"  while ((opt = getopt(argc - 1, argv + 1, \"Rn:fsi:\")) != -1) {\n"
-	"    if (opt == 'i')\n"
+	"  while ((opt = getopt(argc - 1, argv + 1, \"Rn:fsi:C\")) != -1) {\n"
+	"    if (opt == 'C')\n"
+	"      closeall_first = 1;\n"
+	"    else if (opt == 'i')\n"
 	"      inherited = atoi(optarg);\n"
 	"    else if (opt == 'R')\n"
 	"      reuse = 0;\n"
@@ -226,6 +230,10 @@ static const char server_src[] =
 	"      prefork = 1;\n"
 	"    else if (opt == 's')\n"
 	"      serving = 1;\n"
+	"  }\n"
+	"  if (closeall_first) {\n"
+	"    close(3);\n"
+	"    closefrom(3);\n"
 	"  }\n"
 	"  for (int i = 0; i < nl && i < MAXL; i++) {\n"
 	"    lfd[i] = inherited >= 0 ? inherited : listener(port, reuse);\n"
@@ -464,6 +472,10 @@ static bool copy_shim(struct ctx *x)
 	return ok;
 }
 
+/* When >= 0, srv_start() hands this listener down as fd 3, with
+ * LISTEN_FDS=1 and LISTEN_PID (what sockmig run --handoff does). */
+static int srv_listen_fd = -1;
+
 /*
  * Start the server @name with @args, the shim preloaded when @preload,
  * the environment variables @env (NULL-terminated, may be NULL) and,
@@ -472,7 +484,8 @@ static bool copy_shim(struct ctx *x)
 static bool srv_start(struct ctx *x, struct srv *s, const char *name, bool preload, bool nobody,
 		      const char *const *env, const char *args)
 {
-	char argbuf[128], pre[PATH_MAX + 16], *argv[16], *envp[16], *save = NULL, *tok;
+	char argbuf[128], pre[PATH_MAX + 16], *argv[16], *envp[20], *save = NULL, *tok;
+	char lpid[32];
 	int in[2], out[2], errfd, na = 0, ne = 0;
 
 	memset(s, 0, sizeof(*s));
@@ -510,6 +523,14 @@ static bool srv_start(struct ctx *x, struct srv *s, const char *name, bool prelo
 		if (nobody && (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
 			       setresuid(65534, 65534, 65534) < 0))
 			_exit(126);
+		if (srv_listen_fd >= 0) {
+			if (dup2(srv_listen_fd, 3) < 0)
+				_exit(126);
+			snprintf(lpid, sizeof(lpid), "LISTEN_PID=%d", (int)getpid());
+			envp[ne++] = "LISTEN_FDS=1";
+			envp[ne++] = lpid;
+			envp[ne] = NULL;
+		}
 		execve(argv[0], argv, envp);
 		_exit(127);
 	}
@@ -1298,6 +1319,182 @@ out:
 	clients_free(c);
 	if (ret != SM_PASS)
 		group_cleanup(&x, PORT);
+	ctx_cleanup(&x);
+	return ret;
+}
+
+/* A supervisor's listener on @ip:@port (SO_REUSEPORT, as sockmig run's). */
+static int supervisor_listener(const char *ip, int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	inet_pton(AF_INET, ip, &a.sin_addr);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1024) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+#define N_HANDOFF 40
+
+/*
+ * SOCKMIG_HANDOFF=1 (sockmig run --handoff): the server is handed the
+ * supervisor's listener as fd 3 (LISTEN_FDS) but does not know it: it
+ * closes every fd above 2 (close(3), closefrom(3)), then binds the port
+ * itself. With the shim its bind() gets the supervisor's listener: N
+ * clients queue there, its shutdown() and close() of it close nothing, and
+ * the next server, started after it exited, serves all N. Without the
+ * shim (baseline) each server has a listener of its own beside the
+ * supervisor's: the first one's queue dies with it, and what went to the
+ * supervisor's is never accepted.
+ */
+static int handoff_restart(struct ctx *x, bool preload, int port)
+{
+	static const char *const env[] = {"SOCKMIG_HANDOFF=1", "SOCKMIG_DEBUG=1", NULL};
+	struct srv old = {.pid = -1, .in = -1, .out = -1}, new = old;
+	struct burst *c = clients_new();
+	char args[32], line[128];
+	int ret = SM_FAIL, lfd = supervisor_listener("127.0.0.1", port);
+
+	printf("%s the shim:\n", preload ? "with" : "without");
+	srv_listen_fd = lfd;
+	snprintf(args, sizeof(args), "%d -C", port);
+	if (!c || !ASSERT_GT(lfd, -1, "supervisor's listener") ||
+	    !ASSERT_TRUE(srv_start(x, &old, "gen1", preload, false, env, args), "start gen 1") ||
+	    !ASSERT_TRUE(srv_expect(&old, "master", "ready", NULL, 0), "gen 1 ready") ||
+	    !ASSERT_TRUE(clients_connect(c, port, N_HANDOFF), "clients connected"))
+		goto out;
+	if (preload) {
+		if (!ASSERT_EQ(srv_queue(&old, false), N_HANDOFF,
+			       "queued on the listener gen 1 sees: the supervisor's") ||
+		    !ASSERT_TRUE(srv_cmd(&old, "shutdown"), "shutdown") ||
+		    !ASSERT_TRUE(srv_expect(&old, "master", "shutdown", line, sizeof(line)),
+				 "shut down") ||
+		    !ASSERT_TRUE(strstr(line, "ret=0 errno=kept") != NULL,
+				 "shutdown succeeds, errno kept") ||
+		    !ASSERT_EQ(srv_queue(&old, false), N_HANDOFF, "still queued after shutdown"))
+			goto out;
+	} else {
+		if (!ASSERT_TRUE(srv_queue(&old, false) < N_HANDOFF,
+				 "baseline: gen 1 has a listener of its own"))
+			goto out;
+		srv_cmd(&old, "shutdown");
+	}
+	if (!ASSERT_TRUE(srv_cmd(&old, "close"), "close") ||
+	    !ASSERT_TRUE(srv_expect(&old, NULL, "closed", NULL, 0), "closed") ||
+	    !ASSERT_EQ(srv_exit(&old), 0, "gen 1 exit code"))
+		goto out;
+	snprintf(args, sizeof(args), "%d -C -s", port);
+	if (!ASSERT_TRUE(srv_start(x, &new, "gen2", preload, false, env, args), "start gen 2") ||
+	    !ASSERT_TRUE(srv_expect(&new, "master", "ready", NULL, 0), "gen 2 ready"))
+		goto out;
+	burst_serve(c, NULL, 0, NULL, preload ? 5000 : 1500);
+	burst_print(c, preload ? "with the shim" : "without the shim");
+	srv_stderr(&old, NULL);
+	if (!preload) {
+		if (!ASSERT_TRUE(c->count[BURST_OK] < N_HANDOFF,
+				 "baseline: not every client served"))
+			goto out;
+	} else if (!ASSERT_EQ(c->count[BURST_OK], N_HANDOFF, "served by gen 2") ||
+		   !ASSERT_EQ(c->count[BURST_RESET], 0, "resets") ||
+		   !ASSERT_EQ(srv_stderr(&old, "bind answered with the supervisor's listener"), 1,
+			      "gen 1's bind answered") ||
+		   !ASSERT_EQ(srv_stderr(&old, "shutdown of the shared listener not made"), 1,
+			      "gen 1's shutdown not made") ||
+		   !ASSERT_EQ(srv_stderr(&new, "bind answered with the supervisor's listener"), 1,
+			      "gen 2's bind answered") ||
+		   !ASSERT_EQ(netns_groups(x), 0, "no group: no BPF")) {
+		goto out;
+	}
+	if (!ASSERT_EQ(srv_exit(&new), 0, "gen 2 exit code"))
+		goto out;
+	ret = SM_PASS;
+out:
+	srv_listen_fd = -1;
+	if (lfd >= 0)
+		close(lfd);
+	srv_kill(&old);
+	srv_kill(&new);
+	clients_free(c);
+	return ret;
+}
+
+SM_TEST(preload_handoff_listener_survives_restarts)
+{
+	struct ctx x;
+	int ret = ctx_setup(&x);
+
+	if (ret != SM_PASS)
+		return ret;
+	ret = handoff_restart(&x, false, PORT);
+	if (ret == SM_PASS)
+		ret = handoff_restart(&x, true, PORT + 1);
+	ctx_cleanup(&x);
+	return ret;
+}
+
+/*
+ * SOCKMIG_HANDOFF=1 where it cannot act, the server unharmed either way:
+ * nothing handed down (one line says so); a listener handed down for
+ * another address (one line names both, and the server binds its own).
+ */
+SM_TEST(preload_handoff_says_why_not)
+{
+	static const char *const env[] = {"SOCKMIG_HANDOFF=1", NULL};
+	struct srv a = {.pid = -1, .in = -1, .out = -1}, b = a;
+	struct burst *c = clients_new();
+	struct ctx x;
+	char args[32];
+	int ret = ctx_setup(&x), lfd = -1;
+
+	if (ret != SM_PASS) {
+		free(c);
+		return ret;
+	}
+	ret = SM_FAIL;
+	snprintf(args, sizeof(args), "%d -s", PORT);
+	if (!c || !ASSERT_TRUE(srv_start(&x, &a, "a", true, false, env, args), "start a") ||
+	    !ASSERT_TRUE(srv_expect(&a, "master", "ready", NULL, 0), "a ready") ||
+	    !ASSERT_OK(burst_start(c, AF_INET, PORT, 10, false), "clients"))
+		goto out;
+	burst_serve(c, NULL, 0, NULL, 5000);
+	if (!ASSERT_EQ(c->count[BURST_OK], 10, "a serves") ||
+	    !ASSERT_EQ(srv_exit(&a), 0, "a exits") ||
+	    !ASSERT_EQ(srv_stderr(&a, "inactive: SOCKMIG_HANDOFF is set but no listening TCP "
+				      "socket was handed down"),
+		       1, "a says why"))
+		goto out;
+	lfd = supervisor_listener("127.0.0.2", PORT + 1);
+	srv_listen_fd = lfd;
+	snprintf(args, sizeof(args), "%d -s", PORT + 1);
+	if (!ASSERT_GT(lfd, -1, "listener on 127.0.0.2") ||
+	    !ASSERT_TRUE(srv_start(&x, &b, "b", true, false, env, args), "start b") ||
+	    !ASSERT_TRUE(srv_expect(&b, "master", "ready", NULL, 0), "b ready"))
+		goto out;
+	burst_close(c);
+	memset(c, 0, sizeof(*c));
+	if (!ASSERT_OK(burst_start(c, AF_INET, PORT + 1, 10, false), "clients"))
+		goto out;
+	burst_serve(c, NULL, 0, NULL, 5000);
+	if (!ASSERT_EQ(c->count[BURST_OK], 10, "b serves on its own listener") ||
+	    !ASSERT_EQ(srv_exit(&b), 0, "b exits") ||
+	    !ASSERT_EQ(srv_stderr(&b, "bind to 127.0.0.1 port 33001 is not the supervisor's "
+				      "listener (127.0.0.2): not handed off (give sockmig run "
+				      "--addr 127.0.0.1)"),
+		       1, "b says why, once"))
+		goto out;
+	ret = SM_PASS;
+out:
+	srv_listen_fd = -1;
+	if (lfd >= 0)
+		close(lfd);
+	srv_kill(&a);
+	srv_kill(&b);
+	clients_free(c);
 	ctx_cleanup(&x);
 	return ret;
 }

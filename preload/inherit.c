@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Listener hand-off for servers that know nothing of it (sockmig run
+ * --handoff): the supervisor owns the listening socket and starts every
+ * generation with it as fd 3 (LISTEN_FDS, LISTEN_PID) and
+ * SOCKMIG_HANDOFF=1. A server that takes LISTEN_FDS uses fd 3 itself; for
+ * one that does not, the shim answers its bind() to the same address by
+ * putting the inherited socket in place of its new one (dup3), so that its
+ * listen() and accept() work on the supervisor's socket. Nothing ever
+ * closes that socket: no BPF, no migration, any kernel, any privilege.
+ *
+ * The inherited sockets are kept on private close-on-exec fds taken at
+ * load, so that a server that closes what it does not know (fd 3 among
+ * them) before its bind() still gets them; the server's close() of a
+ * private fd is answered with success and does nothing, and
+ * close_range()/closefrom() go around them. A shutdown() of the shared
+ * socket would stop it for every generation and the supervisor: it is
+ * answered with success and not made.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define INHERIT_MAX 16
+
+struct inherited {
+	int fd; /* the shim's private copy */
+	unsigned long ino;
+	struct sockaddr_storage addr;
+	socklen_t len;
+};
+
+static struct inherited inh[INHERIT_MAX];
+static int ninh;
+
+static bool tcp_listener(int fd)
+{
+	int v = 0, proto = 0;
+	socklen_t l = sizeof(v);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0 || v != 1)
+		return false;
+	l = sizeof(proto);
+	return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0 && proto == IPPROTO_TCP;
+}
+
+void shim_inherit_init(void)
+{
+	const char *fds = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
+	long n = fds && pid && atol(pid) == (long)getpid() ? atol(fds) : 0;
+
+	if (n > 1024) /* not systemd's: it passes a few */
+		n = 1024;
+	for (int fd = 3; fd < 3 + n && ninh < INHERIT_MAX; fd++) {
+		struct inherited *i = &inh[ninh];
+		struct stat st;
+
+		if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || !tcp_listener(fd))
+			continue;
+		i->len = sizeof(i->addr);
+		if (getsockname(fd, (struct sockaddr *)&i->addr, &i->len) < 0)
+			continue;
+		/* above every fd the server was given */
+		i->fd = shim_real.fcntl(fd, F_DUPFD_CLOEXEC, 3 + (int)n);
+		if (i->fd < 0)
+			continue;
+		i->ino = st.st_ino;
+		ninh++;
+		shim_debug("fd %d: listener handed down by the supervisor, kept as fd %d", fd,
+			   i->fd);
+	}
+	if (!ninh && !shim_cfg.quiet)
+		shim_say("inactive: SOCKMIG_HANDOFF is set but no listening TCP socket was "
+			 "handed down (LISTEN_FDS)");
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b, socklen_t blen)
+{
+	if (a->ss_family != b->sa_family)
+		return false;
+	if (b->sa_family == AF_INET && blen >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (b->sa_family == AF_INET6 && blen >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+	}
+	return false;
+}
+
+/* Same family and port, other address: the server will not share the
+ * supervisor's listener. Said once. */
+static void say_other_address(const struct sockaddr *sa, socklen_t len)
+{
+	static atomic_bool said;
+	char want[INET6_ADDRSTRLEN] = "?", have[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	for (int k = 0; k < ninh; k++) {
+		const struct sockaddr_storage *a = &inh[k].addr;
+
+		if (a->ss_family != sa->sa_family)
+			continue;
+		if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+			const struct sockaddr_in *x = (const void *)a, *y = (const void *)sa;
+
+			if (x->sin_port != y->sin_port)
+				continue;
+			port = ntohs(y->sin_port);
+			inet_ntop(AF_INET, &y->sin_addr, want, sizeof(want));
+			inet_ntop(AF_INET, &x->sin_addr, have, sizeof(have));
+		} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+			const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)sa;
+
+			if (x->sin6_port != y->sin6_port)
+				continue;
+			port = ntohs(y->sin6_port);
+			inet_ntop(AF_INET6, &y->sin6_addr, want, sizeof(want));
+			inet_ntop(AF_INET6, &x->sin6_addr, have, sizeof(have));
+		} else {
+			continue;
+		}
+		if (!atomic_exchange(&said, true) && !shim_cfg.quiet)
+			shim_say("bind to %s port %d is not the supervisor's listener (%s): not "
+				 "handed off (give sockmig run --addr %s)",
+				 want, port, have, want);
+		return;
+	}
+}
+
+int shim_inherit_bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int type = 0, fdflags, flflags, shared, err = errno;
+	socklen_t l = sizeof(type);
+
+	if (!ninh || !sa || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0 ||
+	    type != SOCK_STREAM)
+		return 0;
+	for (int k = 0; k < ninh; k++) {
+		if (!same_addr(&inh[k].addr, sa, len))
+			continue;
+		fdflags = shim_real.fcntl(fd, F_GETFD);
+		flflags = shim_real.fcntl(fd, F_GETFL);
+		if (fdflags < 0 || flflags < 0 ||
+		    shim_real.dup3(inh[k].fd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+			errno = err;
+			return 0;
+		}
+		/* the file is shared: it takes this server's blocking mode */
+		shared = shim_real.fcntl(fd, F_GETFL);
+		if (shared >= 0 && (shared & O_NONBLOCK) != (flflags & O_NONBLOCK))
+			shim_real.fcntl(fd, F_SETFL,
+					(shared & ~O_NONBLOCK) | (flflags & O_NONBLOCK));
+		shim_debug("fd %d: bind answered with the supervisor's listener", fd);
+		errno = err;
+		return 1;
+	}
+	say_other_address(sa, len);
+	errno = err;
+	return 0;
+}
+
+bool shim_inherit_private(int fd)
+{
+	for (int k = 0; k < ninh; k++)
+		if (inh[k].fd == fd)
+			return true;
+	return false;
+}
+
+bool shim_inherit_shared(int fd)
+{
+	struct stat st;
+
+	if (!ninh || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return false;
+	for (int k = 0; k < ninh; k++)
+		if (inh[k].ino == st.st_ino)
+			return true;
+	return false;
+}
+
+int shim_inherit_close_range(unsigned int first, unsigned int last, int flags)
+{
+	unsigned int lo = first;
+	int ret = 0;
+
+	/* the private fds, in the order they were taken: ascending */
+	for (int k = 0; k < ninh && lo <= last; k++) {
+		unsigned int p = (unsigned int)inh[k].fd;
+
+		if (p < lo || p > last)
+			continue;
+		if (p > lo && shim_real.close_range(lo, p - 1, flags) < 0)
+			ret = -1;
+		lo = p + 1;
+		if (p == ~0U)
+			return ret;
+	}
+	if (lo <= last && shim_real.close_range(lo, last, flags) < 0)
+		ret = -1;
+	return ret;
+}
+
+int shim_inherit_count(void)
+{
+	return ninh;
+}
