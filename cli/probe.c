@@ -42,6 +42,7 @@ int do_probe(int argc, char **argv)
 				 : p.mode == SOCKMIG_MODE_SELECT ? "legacy"
 								 : "none");
 		jw_str("reason", p.reason);
+		jw_str("run", p.mode == SOCKMIG_MODE_NATIVE ? "policy" : "handoff");
 		jw_tri("bpf_select", p.bpf_select);
 		jw_tri("bpf_migrate", p.bpf_migrate);
 		jw_tri("migrate_bpf", p.migrate_bpf);
@@ -60,6 +61,10 @@ int do_probe(int argc, char **argv)
 		       : p.mode == SOCKMIG_MODE_SELECT ? "legacy: select program, exact drain "
 							 "(sockmig_member_drain_legacy)"
 						       : "none: no usable BPF");
+		printf("sockmig run      %s\n",
+		       p.mode == SOCKMIG_MODE_NATIVE
+			       ? "policy and holder (the kernel migrates)"
+			       : "listener hand-off (run keeps the listener; no BPF)");
 		printf("select program   %s\n", tri(p.bpf_select));
 		printf("migrate program  %s (verifier)\n", tri(p.bpf_migrate));
 		printf("migration, bpf   %s\n", tri(p.migrate_bpf));

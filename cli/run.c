@@ -16,6 +16,11 @@
  *          for one to go. --stop-start stops N first and starts N+1 after
  *          (the holder covers the gap), for servers that cannot overlap.
  *   SIGTERM/SIGINT: stop every generation, then the holder.
+ * Without native migration (a 4.19-5.13 kernel, no BPF, no privilege, or
+ * SOCKMIG_MODE=legacy), or with --handoff, there is no holder and no BPF:
+ * run owns the listener and hands it to every generation, as fd 3
+ * (LISTEN_FDS) and, for servers that bind the port themselves, through the
+ * preload shim, which answers their bind() with it. It never closes.
  * One report line per reload. The supervisor is the main process for
  * systemd (Type=notify or notify-reload; MAINPID stays its pid).
  */
@@ -63,6 +68,8 @@ struct runner {
 	unsigned long long grace_ms, ready_ms;
 	bool stop_start, use_holder, reload_pending, stopping;
 	int listen_fd; /* --socket-activation: ours, passed to every generation */
+	bool handoff;  /* and the shim in every generation puts it in place at bind() */
+	char preload[512];
 	unsigned long long ready_after_ms;
 	struct holder h;
 	struct scanner sc;
@@ -218,6 +225,15 @@ static pid_t start_worker(struct runner *r)
 			setenv("LISTEN_PID", pid, 1);
 			setenv("LISTEN_FDNAMES", "sockmig", 1);
 		}
+		if (r->handoff) {
+			const char *old = getenv("LD_PRELOAD");
+			char pre[1100];
+
+			snprintf(pre, sizeof(pre), "%s%s%s", r->preload, old && *old ? ":" : "",
+				 old ? old : "");
+			setenv("LD_PRELOAD", pre, 1);
+			setenv("SOCKMIG_HANDOFF", "1", 1);
+		}
 		execvp(r->cmd[0], r->cmd);
 		fprintf(stderr, "sockmig run: cannot run %s: %s\n", r->cmd[0], strerror(errno));
 		_exit(127);
@@ -313,11 +329,18 @@ static void stop_generation(struct runner *r, struct generation *g)
 	signal_gen(g, r->stop_sig);
 }
 
-static void report_stopped(struct generation *g)
+static void report_stopped(const struct runner *r, struct generation *g)
 {
 	struct sockmig_netstat ns, d;
 	uint64_t moved = 0;
 
+	if (r->listen_fd >= 0) {
+		printf("reload report: generation %u stopped in %llu ms; the listener is "
+		       "sockmig run's: nothing to migrate\n",
+		       g->id, now_ms() - g->stopping);
+		fflush(stdout);
+		return;
+	}
 	sockmig_netstat_read(&ns);
 	sockmig_netstat_delta(&g->ns0, &ns, &d);
 	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
@@ -373,7 +396,7 @@ static void reaped(struct runner *r, pid_t pid, int status)
 			live += g->pid[w] != 0;
 		if (g->state == G_STOPPING && !live) {
 			if (g->ready)
-				report_stopped(g);
+				report_stopped(r, g);
 			g->state = G_FREE;
 		}
 	}
@@ -466,7 +489,60 @@ static void run_usage(FILE *f)
 	fprintf(f,
 		"Usage: sockmig run --port P [--addr A] [--user U] [--workers N] [--stop-start]\n"
 		"                   [--grace SECS] [--ready-timeout SECS] [--max-old N]\n"
-		"                   [--no-holder] -- COMMAND [ARGS...]\n");
+		"                   [--no-holder] [--stop-signal SIG] [--socket-activation]\n"
+		"                   [--handoff] [--ready-after MS] -- COMMAND [ARGS...]\n");
+}
+
+/* libsockmig-preload.so: $SOCKMIG_PRELOAD, else beside this binary, else
+ * in ../lib from it. false when none exists. */
+static bool find_preload(char *out, size_t size)
+{
+	const char *env = getenv("SOCKMIG_PRELOAD");
+	char exe[400], *slash;
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(out, size, "%s", env);
+		return access(out, R_OK) == 0;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return false;
+	*slash = '\0';
+	snprintf(out, size, "%s/libsockmig-preload.so", exe);
+	if (access(out, R_OK) == 0)
+		return true;
+	snprintf(out, size, "%s/../lib/libsockmig-preload.so", exe);
+	return access(out, R_OK) == 0;
+}
+
+/*
+ * Whether the kernel migrates under a policy here; when not, one line in
+ * @why. SOCKMIG_MODE=legacy answers no without asking (the tests).
+ */
+static bool native_migration(char *why, size_t size)
+{
+	const char *mode = getenv("SOCKMIG_MODE");
+	struct sockmig_probe p;
+	int err;
+
+	if (mode && strcmp(mode, "legacy") == 0) {
+		snprintf(why, size, "SOCKMIG_MODE=legacy");
+		return false;
+	}
+	err = sockmig_probe(&p);
+	if (err) {
+		snprintf(why, size, "the kernel could not be probed: %s", strerror(-err));
+		return false;
+	}
+	if (p.mode == SOCKMIG_MODE_NATIVE)
+		return true;
+	snprintf(why, size, "%s", p.reason);
+	return false;
 }
 
 int do_run(int argc, char **argv)
@@ -484,6 +560,7 @@ int do_run(int argc, char **argv)
 		{"stop-signal", required_argument, NULL, 'S'},
 		{"socket-activation", no_argument, NULL, 'A'},
 		{"ready-after", required_argument, NULL, 'R'},
+		{"handoff", no_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -506,7 +583,7 @@ int do_run(int argc, char **argv)
 	r.ready_after_ms = 500;
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+P:a:u:w:sg:t:m:nS:AR:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+P:a:u:w:sg:t:m:nS:AHR:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'P':
 			if (!parse_u64("--port", optarg, 1, 65535, &v))
@@ -547,6 +624,10 @@ int do_run(int argc, char **argv)
 			break;
 		case 'A':
 			r.listen_fd = 0; /* opened below */
+			break;
+		case 'H':
+			r.listen_fd = 0;
+			r.handoff = true;
 			break;
 		case 'R':
 			if (!parse_u64("--ready-after", optarg, 0, 600000, &v))
@@ -592,6 +673,27 @@ int do_run(int argc, char **argv)
 	r.cmd = argv + optind;
 	if (holder_config(&r.h, addr, r.port, user) < 0)
 		return 2;
+	if (r.listen_fd < 0) {
+		char why[200];
+
+		if (!native_migration(why, sizeof(why))) {
+			printf("sockmig run: no native migration (%s): handing the listener to "
+			       "every generation (--handoff)\n",
+			       why);
+			fflush(stdout);
+			r.listen_fd = 0;
+			r.handoff = true;
+		}
+	}
+	if (r.handoff && !find_preload(r.preload, sizeof(r.preload))) {
+		if (getenv("SOCKMIG_PRELOAD") && *getenv("SOCKMIG_PRELOAD"))
+			cli_error("run: --handoff: SOCKMIG_PRELOAD=%s: %s", r.preload,
+				  strerror(errno));
+		else
+			cli_error("run: --handoff needs libsockmig-preload.so (not beside sockmig, "
+				  "nor in ../lib; set SOCKMIG_PRELOAD)");
+		return 1;
+	}
 	if (r.listen_fd == 0) {
 		/* no BPF at all: the listener is ours and never closes, every
 		 * generation inherits it (for servers that take LISTEN_FDS) */

@@ -160,7 +160,9 @@ SM_TEST(cli_probe_json)
 		return SKIP("no .output/sockmig: run from the repository root");
 	if (!ASSERT_EQ(run("-j probe", out, sizeof(out), err, sizeof(err)), 0, "probe") ||
 	    !ASSERT_TRUE(json_check(out, "j['mode'] in ('native','select-only','none') and "
-					 "'migrate_wakeup' in j"),
+					 "'migrate_wakeup' in j and "
+					 "j['run'] == ('policy' if j['mode'] == 'native' else "
+					 "'handoff')"),
 			 "probe JSON"))
 		return SM_FAIL;
 	return SM_PASS;

@@ -521,6 +521,104 @@ out:
 }
 
 /*
+ * Listener hand-off (issue 6, item 3), what a kernel without migration
+ * gets: with SOCKMIG_MODE=legacy standing for such a kernel, sockmig run
+ * chooses it itself, loads no BPF, and owns the listener; nginx, which
+ * does not take LISTEN_FDS, binds the port as always and the shim answers
+ * with run's listener, so stopping nginx closes nothing. Baseline first, in
+ * the same namespace: the same stop-then-start restarts done by hand fail.
+ */
+SM_TEST(run_handoff_nginx_without_bpf)
+{
+	struct ienv e;
+	struct lg_result r;
+	char conf[128], port[16], names[4][SOCKMIG_NAME_MAX];
+	char *args[] = {"run",
+			"--port",
+			port,
+			"--addr",
+			"127.0.0.1",
+			"--stop-start",
+			"--stop-signal",
+			"QUIT",
+			"--grace",
+			"5",
+			"--ready-after",
+			"200",
+			"--",
+			"nginx",
+			"-c",
+			conf,
+			"-p",
+			e.dir,
+			"-g",
+			"daemon off;",
+			NULL};
+	char *nginx[] = {"/usr/sbin/nginx", "-c", conf, "-p", e.dir, "-g", "daemon off;", NULL};
+	int ret = SM_FAIL, reply, rfd;
+	pid_t run = 0, lpid, srv;
+
+	if (access("/usr/sbin/nginx", X_OK) < 0)
+		return SKIP("nginx is not installed (scripts/deps installs it)");
+	if (!setup(&e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	snprintf(conf, sizeof(conf), "%s/nginx.conf", e.dir);
+	snprintf(port, sizeof(port), "%d", RPORT);
+	if (!nginx_conf(&e, 2, RPORT))
+		goto out;
+
+	/* baseline: stop nginx, start it again, twice, under load */
+	srv = spawn(&e, nginx, false);
+	reply = probe_reply(RPORT, 3000);
+	if (!ASSERT_GT(reply, 0, "nginx answers"))
+		goto out;
+	rfd = start_load(RPORT, reply, 3.0, &lpid);
+	for (int i = 0; i < 2; i++) {
+		burst_sleep_ms(800);
+		kill(srv, SIGQUIT);
+		waitpid(srv, NULL, 0);
+		srv = spawn(&e, nginx, false);
+	}
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "baseline load result"))
+		goto out;
+	print_result("nginx stop-then-start", I_NONE, &r, 2);
+	if (!ASSERT_GT(r.started - r.count[LG_OK], 0, "baseline: failed connections"))
+		goto out;
+	kill(srv, SIGQUIT);
+	waitpid(srv, NULL, 0);
+
+	setenv("SOCKMIG_MODE", "legacy", 1);
+	run = spawn_sockmig(&e, "run.log", args);
+	unsetenv("SOCKMIG_MODE");
+	reply = probe_reply(RPORT, 3000);
+	if (!ASSERT_GT(reply, 0, "nginx answers under sockmig run"))
+		goto stop;
+	rfd = start_load(RPORT, reply, 6.0, &lpid);
+	for (int i = 0; i < 4; i++) {
+		burst_sleep_ms(1200);
+		kill(run, SIGHUP);
+	}
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
+		goto stop;
+	print_result("run --handoff (chosen) nginx", I_NONE, &r, 4);
+	if (!ASSERT_GT(r.started, 5000, "connections") ||
+	    !ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") ||
+	    !ASSERT_EQ(log_count(&e, "run.log", "no native migration (SOCKMIG_MODE=legacy)"), 1,
+		       "run chose the hand-off") ||
+	    !ASSERT_EQ(log_count(&e, "run.log", "ready in"), 5, "generations") ||
+	    !ASSERT_EQ(sockmig_group_list(NULL, names, 4), 0, "no BPF group pinned"))
+		goto stop;
+	ret = SM_PASS;
+stop:
+	if (ret != SM_PASS)
+		show_log(&e, "run.log");
+	stop_sockmig(run);
+out:
+	teardown(&e, RPORT);
+	return ret;
+}
+
+/*
  * No BPF at all (--socket-activation): sockmig run owns the listener and
  * passes it to every generation as fd 3 (LISTEN_FDS), so nothing closes it.
  * 50 reloads and a kill -9 under load: only the connections the killed
