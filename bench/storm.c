@@ -26,7 +26,7 @@
 #define RETIRE_AFTER_MS 3000 /* half-open requests of a drained member move within it */
 
 static const char *const strategy_names[] = {"naive",  "sysctl", "policy", "stopstart",
-					     "holder", "run",	 "legacy"};
+					     "holder", "run",	 "legacy", "handoff"};
 
 const char *storm_strategy_str(enum storm_strategy s)
 {
@@ -373,10 +373,13 @@ void storm_worker(int family, int port)
 }
 
 /* The run strategy: the workers are `sockmig run`'s, each with a listener
- * of its own; restarts are its SIGHUP reloads. */
+ * of its own; restarts are its SIGHUP reloads. The handoff strategy: the
+ * same, stop-then-start, with run's one listener put in place of the
+ * workers' by the preload shim. */
 static int start_run(struct storm *s)
 {
 	char port[16], family[8], workers[16];
+	const char *lo = s->o->family == AF_INET6 ? "::1" : "127.0.0.1";
 
 	snprintf(port, sizeof(port), "%d", s->o->port);
 	snprintf(family, sizeof(family), "%d", s->o->family == AF_INET6 ? 6 : 4);
@@ -387,9 +390,15 @@ static int start_run(struct storm *s)
 
 		if (null >= 0)
 			dup2(null, STDOUT_FILENO);
-		execl("/proc/self/exe", "sockmig", "run", "--port", port, "--workers", workers,
-		      "--grace", "5", "--", "/proc/self/exe", "__storm-worker", family, port,
-		      (char *)NULL);
+		if (s->o->strategy == ST_HANDOFF)
+			execl("/proc/self/exe", "sockmig", "run", "--port", port, "--workers",
+			      workers, "--grace", "5", "--handoff", "--stop-start", "--addr", lo,
+			      "--ready-after", "50", "--", "/proc/self/exe", "__storm-worker",
+			      family, port, (char *)NULL);
+		else
+			execl("/proc/self/exe", "sockmig", "run", "--port", port, "--workers",
+			      workers, "--grace", "5", "--", "/proc/self/exe", "__storm-worker",
+			      family, port, (char *)NULL);
 		_exit(127);
 	}
 	/* ready when it answers */
@@ -541,7 +550,7 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 			goto out;
 		}
 	}
-	if (o->strategy == ST_RUN) {
+	if (o->strategy == ST_RUN || o->strategy == ST_HANDOFF) {
 		if (start_run(s) < 0)
 			goto out;
 	} else {
@@ -566,7 +575,7 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 			break;
 		now = burst_now_ms();
 		if (period > 0 && now >= next) {
-			if (o->strategy == ST_RUN)
+			if (o->strategy == ST_RUN || o->strategy == ST_HANDOFF)
 				kill(s->run, SIGHUP), s->r->restarts++;
 			else if (o->strategy == ST_STOPSTART || o->strategy == ST_HOLDER)
 				restart_all(s);
@@ -579,7 +588,7 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 			if (s->g)
 				forget_retired(s, now - RETIRE_AFTER_MS);
 		}
-		if (o->strategy != ST_RUN)
+		if (o->strategy != ST_RUN && o->strategy != ST_HANDOFF)
 			reap(false);
 	}
 	if (!read_full(rfd, &r->load, sizeof(r->load)))

@@ -36,6 +36,7 @@ enum storm_strategy {
 	ST_HOLDER,    /* the same with sockmig's holder in the group */
 	ST_RUN,	      /* the workers under `sockmig run`, SIGHUP per restart */
 	ST_LEGACY,    /* legacy policy: each old worker drains itself (storm_legacy.h) */
+	ST_HANDOFF,   /* `sockmig run --handoff --stop-start`: no BPF, run keeps the listener */
 	ST_NSTRATEGIES
 };
 

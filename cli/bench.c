@@ -35,7 +35,8 @@ static void bench_usage(FILE *f)
 		   "  -r, --restart-rate R   worker restarts per second (0-1000, default 20)\n"
 		   "  -c, --concurrency C    connections in flight (1-10000, default 64)\n"
 		   "      --rate R           new connections per second (default 0: closed loop)\n"
-		   "  -s, --strategies LIST  of naive,sysctl,policy,stopstart,holder,run,legacy\n"
+		   "  -s, --strategies LIST  of naive,sysctl,policy,stopstart,holder,run,legacy,\n"
+		   "                         handoff\n"
 		   "                         (default naive,sysctl,policy; --short: all)\n"
 		   "  -6, --ipv6             IPv6 (::1) instead of 127.0.0.1\n"
 		   "      --phases N         cost: alternating phases (2-64, default 10)\n"
@@ -54,7 +55,7 @@ static int parse_strategies(struct bench_cfg *c, const char *arg)
 
 		if (s < 0) {
 			cli_error("--strategies: unknown strategy '%s' (naive, sysctl, policy, "
-				  "stopstart, holder, run, legacy)",
+				  "stopstart, holder, run, legacy, handoff)",
 				  tok);
 			free(dup);
 			return -1;
