@@ -425,9 +425,13 @@ struct sockmig_legacy_drain_opts {
 	bool no_shutdown;
 	/** Drain even the last active member when no holder exists. */
 	bool force;
+	/** At the end, sockmig_member_kick() once each member that took
+	 *  connections through sockmig_handoff_accept() in this drain, for
+	 *  processes that serve hand-offs from accept() (the preload shim). */
+	bool wake_receivers;
 	size_t : 0;
 };
-#define sockmig_legacy_drain_opts__last_field force
+#define sockmig_legacy_drain_opts__last_field wake_receivers
 
 /** What a legacy drain did. */
 struct sockmig_legacy_drain_report {
@@ -518,6 +522,18 @@ SOCKMIG_API int sockmig_handoff_recv(int hfd);
  * took it (-ENOENT: no endpoint; @p fd is closed: the client is reset).
  */
 SOCKMIG_API int sockmig_handoff_accept(int fd, void *ctx);
+
+/**
+ * Make one connection to the group's address that the policy steers to
+ * member @p cookie (whatever its role), and close it at once: its listener
+ * becomes readable, so a process that only polls its listener calls
+ * accept(). After connections were handed to a process that serves them
+ * from accept() (the preload shim does), this wakes it; that process then
+ * accepts the kick connection too, and reads EOF.
+ * @return 0, or a negative errno (-ENOENT: no such member; -ENOTCONN: it
+ * no longer listens).
+ */
+SOCKMIG_API int sockmig_member_kick(struct sockmig_group *g, uint64_t cookie);
 
 /**
  * Unregister member @p fd (the socket is left as it is). When no member

@@ -1045,6 +1045,32 @@ unlock:
 	return err;
 }
 
+int sockmig_member_kick(struct sockmig_group *g, uint64_t cookie)
+{
+	struct member_rec *recs;
+	int n = 0, err = -ENOENT;
+
+	if (!g || !cookie)
+		return sm_fail(EINVAL, "kick: no group or no cookie");
+	recs = read_members(g, &n);
+	if (!recs)
+		return sm_fail(ENOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		if (recs[i].cookie != cookie)
+			continue;
+		err = recs[i].live ? kick_slot(g, recs[i].m.slot) : -ENOTCONN;
+		break;
+	}
+	free(recs);
+	if (err == -ENOENT)
+		return sm_fail(ENOENT, "kick: no member with cookie %llu",
+			       (unsigned long long)cookie);
+	if (err)
+		return sm_fail(-err, "kick of member %llu: %s", (unsigned long long)cookie,
+			       strerror(-err));
+	return 0;
+}
+
 static void unpin_all(struct sockmig_group *g)
 {
 	struct dirent *de;

@@ -463,6 +463,29 @@ static bool has_fastopen(int fd)
 	return getsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &val, &len) == 0 && val > 0;
 }
 
+/*
+ * The members that took connections through sockmig_handoff_accept()
+ * during the drain running on this thread, for opts->wake_receivers (the
+ * drain calls on_accept on its own thread).
+ */
+#define RECEIVERS_MAX 64
+static __thread struct {
+	bool on;
+	int n;
+	uint64_t cookie[RECEIVERS_MAX];
+} receivers;
+
+static void note_receiver(uint64_t cookie)
+{
+	if (!receivers.on)
+		return;
+	for (int i = 0; i < receivers.n; i++)
+		if (receivers.cookie[i] == cookie)
+			return;
+	if (receivers.n < RECEIVERS_MAX)
+		receivers.cookie[receivers.n++] = cookie;
+}
+
 int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
 				const struct sockmig_legacy_drain_opts *opts,
 				struct sockmig_legacy_drain_report *report)
@@ -504,6 +527,8 @@ int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
 	if (!rep.deadline_ms)
 		rep.deadline_ms = synack_budget_ms(fd) + 1000;
 	track_tfo = on_accept && has_fastopen(fd);
+	receivers.on = OPTS_GET(opts, wake_receivers, false);
+	receivers.n = 0;
 	sockmig_netstat_read(&ns0);
 
 	/* 1. no new SYN for it */
@@ -605,6 +630,10 @@ int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
 		    errno != ENOTCONN)
 			err = sm_fail(errno, "shutdown of fd %d: %s", fd, strerror(errno));
 	}
+	/* 5. wake the processes that got connections and only poll listeners */
+	for (int i = 0; !err && i < receivers.n; i++)
+		if (sockmig_member_kick(g, receivers.cookie[i]) < 0)
+			sm_log(SOCKMIG_WARN, "%s", sockmig_last_error());
 join:
 	if (grace_thread_ok)
 		pthread_join(grace, NULL);
@@ -618,6 +647,7 @@ close_rf:
 	close(rf->fd);
 free_rf:
 	free(rf);
+	receivers.on = false;
 	if (!err && report)
 		*report = rep;
 	return err;
@@ -762,7 +792,7 @@ int sockmig_handoff_accept(int fd, void *ctx)
 {
 	struct sockmig_group *g = ctx;
 	struct sockmig_member_info *m;
-	int n, err = -ENOENT, busy = -1;
+	int n, err = -ENOENT, busy = -1, last = 0, tried = 0;
 
 	m = calloc(4 * 128, sizeof(*m));
 	if (!m) {
@@ -780,7 +810,16 @@ int sockmig_handoff_accept(int fd, void *ctx)
 		if (m[i].role != SOCKMIG_ROLE_ACTIVE || !m[i].listening)
 			continue;
 		e = handoff_send(m[i].cookie, fd, 0);
+		if (e == -EAGAIN && receivers.on) {
+			/* its queue is full (net.unix.max_dgram_qlen): it serves
+			 * hand-offs from accept(), wake it now */
+			sockmig_member_kick(g, m[i].cookie);
+			e = handoff_send(m[i].cookie, fd, 1000);
+		}
+		tried++;
+		last = e;
 		if (e == 0) {
+			note_receiver(m[i].cookie);
 			err = 0;
 			break;
 		}
@@ -788,11 +827,16 @@ int sockmig_handoff_accept(int fd, void *ctx)
 			busy = i;
 	}
 	/* every endpoint busy: wait for the first that was */
-	if (err && busy >= 0 && handoff_send(m[busy].cookie, fd, 1000) == 0)
+	if (err && busy >= 0 && handoff_send(m[busy].cookie, fd, 1000) == 0) {
+		note_receiver(m[busy].cookie);
 		err = 0;
+	}
 	free(m);
 	close(fd);
+	if (err && !tried)
+		return sm_fail(ENOENT, "no live member to hand the connection to: none active");
 	if (err)
-		return sm_fail(-err, "no live member took the connection (hand-off endpoint)");
+		return sm_fail(-last, "no live member took the connection (%d tried; last: %s)",
+			       tried, strerror(-last));
 	return 0;
 }

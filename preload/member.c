@@ -77,6 +77,91 @@ static void go_inactive(const char *why)
 		shim_say("inactive: %s", why);
 }
 
+/* ---- hand-off endpoints (legacy groups) --------------------------------- */
+
+/*
+ * Listener inode -> this process's hand-off endpoint (sockmig_handoff_listen),
+ * for the listeners registered in a legacy group. Written under
+ * shim_decide_lock, read without it (accept()).
+ */
+#define SHIM_MAX_ENDPOINTS 64
+static struct {
+	_Atomic unsigned long ino; /* 0: free */
+	_Atomic int ep;
+} endpoints[SHIM_MAX_ENDPOINTS];
+_Atomic int shim_nendpoints;
+
+static int endpoint_of(unsigned long ino)
+{
+	for (int i = 0; i < SHIM_MAX_ENDPOINTS; i++)
+		if (atomic_load_explicit(&endpoints[i].ino, memory_order_acquire) == ino)
+			return atomic_load_explicit(&endpoints[i].ep, memory_order_relaxed);
+	return -1;
+}
+
+static void endpoint_add(unsigned long ino, int ep)
+{
+	for (int i = 0; i < SHIM_MAX_ENDPOINTS; i++) {
+		if (atomic_load(&endpoints[i].ino))
+			continue;
+		atomic_store_explicit(&endpoints[i].ep, ep, memory_order_relaxed);
+		atomic_store_explicit(&endpoints[i].ino, ino, memory_order_release);
+		atomic_fetch_add(&shim_nendpoints, 1);
+		return;
+	}
+	shim_real.close(ep); /* full: this listener takes no hand-off */
+}
+
+/* This process no longer holds the socket @ino: its endpoint goes. */
+static void endpoint_drop(unsigned long ino)
+{
+	for (int i = 0; i < SHIM_MAX_ENDPOINTS; i++) {
+		if (atomic_load(&endpoints[i].ino) != ino)
+			continue;
+		atomic_store(&endpoints[i].ino, 0);
+		atomic_fetch_sub(&shim_nendpoints, 1);
+		shim_real.close(atomic_load(&endpoints[i].ep));
+		return;
+	}
+}
+
+/* Another tracked fd of this process refers to socket @ino. */
+static bool holds_socket(unsigned long ino)
+{
+	int fds[SHIM_MAX_FDS], n = shim_table_fds(fds, SHIM_MAX_FDS);
+	struct shim_entry o;
+
+	for (int i = 0; i < n; i++)
+		if (shim_table_get(fds[i], &o, false) && o.ino == ino)
+			return true;
+	return false;
+}
+
+int shim_handoff_take(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	struct shim_entry e;
+	int ep, c, fl;
+
+	if (!shim_table_get(fd, &e, false) || (ep = endpoint_of(e.ino)) < 0)
+		return -1;
+	shim_busy++;
+	c = sockmig_handoff_recv(ep);
+	if (c >= 0) {
+		/* as accept4(@flags) makes it */
+		shim_real.fcntl(c, F_SETFD, (flags & SOCK_CLOEXEC) ? FD_CLOEXEC : 0);
+		fl = shim_real.fcntl(c, F_GETFL);
+		if (fl >= 0)
+			shim_real.fcntl(c, F_SETFL,
+					(flags & SOCK_NONBLOCK) ? fl | O_NONBLOCK
+								: fl & ~O_NONBLOCK);
+		if (addr && len && getpeername(c, addr, len) < 0)
+			*len = 0;
+		shim_debug("fd %d: accept() took connection fd %d handed off by a drain", fd, c);
+	}
+	shim_busy--;
+	return c >= 0 ? c : -1;
+}
+
 /* ---- facts about sockets and this process ----------------------------- */
 
 static int sockopt_int(int fd, int level, int name)
@@ -283,6 +368,14 @@ void shim_listener_listen(int fd)
 	}
 	shim_debug("fd %d registered in group %s: active, generation %u, pid %d", fd, e.group, gen,
 		   (int)getpid());
+	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY && endpoint_of(e.ino) < 0) {
+		int ep = sockmig_handoff_listen(g, fd);
+
+		if (ep >= 0) {
+			endpoint_add(e.ino, ep);
+			shim_debug("fd %d: legacy group: hand-off endpoint open", fd);
+		}
+	}
 close_group:
 	sockmig_group_close(g);
 quiet:
@@ -368,6 +461,22 @@ static int drain(struct sockmig_group *g, int fd, const char *when)
 		shim_debug("fd %d %s: not listening, nothing to drain", fd, when);
 		return -ENOTCONN;
 	}
+	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY) {
+		/* nothing migrates: take the queue and hand it to a live member */
+		SOCKMIG_OPTS(sockmig_legacy_drain_opts, lo, .on_accept = sockmig_handoff_accept,
+			     .ctx = g, .wake_receivers = true);
+		struct sockmig_legacy_drain_report lr;
+
+		err = sockmig_member_drain_legacy(g, fd, &lo, &lr);
+		if (err)
+			shim_debug("fd %d %s: not drained: %s", fd, when, sockmig_last_error());
+		else
+			shim_debug("fd %d %s: drained (legacy): %llu handed off, %llu refused, %u "
+				   "abandoned",
+				   fd, when, (unsigned long long)lr.accepted,
+				   (unsigned long long)lr.refused, lr.abandoned);
+		return err;
+	}
 	err = sockmig_member_drain(g, fd, NULL, &rep);
 	if (err)
 		shim_debug("fd %d %s: not drained: %s", fd, when, sockmig_last_error());
@@ -419,6 +528,8 @@ int shim_listener_release(int fd, shim_op_fn op, void *arg)
 	err = errno;
 	if (locked && shim_fd_is_socket(fd, e.ino))
 		shim_refs_unlock(fd); /* the call failed: the fd is still ours */
+	if (have && !shim_fd_is_socket(fd, e.ino) && !holds_socket(e.ino))
+		endpoint_drop(e.ino);
 	if (g) {
 		if (sockmig_member_leave_cookie(g, e.cookie) == 0)
 			shim_debug("fd %d left group %s", fd, e.group);

@@ -176,6 +176,16 @@ static int sys_close_range(unsigned int first, unsigned int last, int flags)
 	return (int)syscall(SYS_close_range, first, last, flags);
 }
 
+static int sys_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+	return (int)syscall(SYS_accept4, fd, sa, len, flags);
+}
+
+static int sys_accept(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	return sys_accept4(fd, sa, len, 0);
+}
+
 static void sys_closefrom(int lowfd)
 {
 	sys_close_range((unsigned int)lowfd, ~0U, 0);
@@ -216,6 +226,8 @@ static void init_once_fn(void)
 	RESOLVE(fork, sys_fork);
 	RESOLVE(close_range, sys_close_range);
 	RESOLVE(closefrom, sys_closefrom);
+	RESOLVE(accept, sys_accept);
+	RESOLVE(accept4, sys_accept4);
 
 	shim_cfg.disabled = env_true("SOCKMIG_DISABLE");
 	shim_cfg.quiet = env_true("SOCKMIG_QUIET");
@@ -472,6 +484,36 @@ SHIM_EXPORT int shutdown(int fd, int how)
 	if (fast() || !tracked(fd))
 		return shim_real.shutdown(fd, how);
 	return shim_listener_shutdown(fd, how);
+}
+
+/*
+ * In a legacy group, a draining process hands what it accepts to a live
+ * member's endpoint and then makes one connection to it: the server wakes
+ * on its listener, and its accept() gets the hand-offs first.
+ */
+static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four)
+{
+	int c, err = errno;
+
+	shim_init();
+	if (!fast() && atomic_load_explicit(&shim_nendpoints, memory_order_relaxed) > 0 &&
+	    tracked(fd)) {
+		c = shim_handoff_take(fd, addr, len, flags);
+		if (c >= 0)
+			return c;
+		errno = err;
+	}
+	return four ? shim_real.accept4(fd, addr, len, flags) : shim_real.accept(fd, addr, len);
+}
+
+SHIM_EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+{
+	return accept_common(fd, SHIM_SA(addr), len, 0, false);
+}
+
+SHIM_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
+{
+	return accept_common(fd, SHIM_SA(addr), len, flags, true);
 }
 
 /* SOCKMIG_REUSEPORT=1: SO_REUSEPORT on a TCP socket about to be bound to

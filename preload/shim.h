@@ -38,6 +38,8 @@ struct shim_real {
 	pid_t (*fork)(void);
 	int (*close_range)(unsigned int, unsigned int, int);
 	void (*closefrom)(int);
+	int (*accept)(int, struct sockaddr *, socklen_t *);
+	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
 };
 extern struct shim_real shim_real;
 
@@ -118,6 +120,15 @@ void shim_listeners_adopt(void);
 
 /* After fork(), in the child. */
 void shim_member_atfork_child(void);
+
+/* Listeners of legacy groups with a hand-off endpoint in this process:
+ * 0 keeps accept() on its fast path. */
+extern _Atomic int shim_nendpoints;
+
+/* accept()/accept4() on tracked @fd: a connection another process's drain
+ * handed to this listener's endpoint, made as accept4(@flags) would have
+ * made it (and its peer address in @addr), or -1 when none waits. */
+int shim_handoff_take(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
 /* The socket behind @fd is still the socket with inode @ino. */
 bool shim_fd_is_socket(int fd, unsigned long ino);

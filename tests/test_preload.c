@@ -941,6 +941,82 @@ SM_TEST(preload_prefork_reload_no_resets)
 }
 
 /*
+ * Legacy mode (SOCKMIG_MODE=legacy, tcp_migrate_req=0: what a 4.19 to 5.13
+ * kernel offers): nothing migrates. Generation 1, a pre-fork server, is
+ * paused with N clients queued; generation 2 serves; both processes of
+ * generation 1 close the listener. The last close drains it: no new SYN,
+ * the handshakes in flight complete, every queued connection is accepted
+ * and handed over SCM_RIGHTS to generation 2's hand-off endpoint, which the
+ * shim opened at its listen(); one connection steered to generation 2
+ * wakes it, and its accept() returns the N hand-offs, then that wake-up
+ * connection. The baseline is prefork_reload() without the shim: N resets.
+ */
+SM_TEST(preload_legacy_reload_hands_off)
+{
+	static const char *const env[] = {"SOCKMIG_MODE=legacy", "SOCKMIG_DEBUG=1", NULL};
+	struct sockmig_netstat ns0, ns1, d;
+	struct srv old = {.pid = -1, .in = -1, .out = -1}, new = old;
+	struct burst *c = clients_new();
+	struct ctx x;
+	char args[32];
+	int ret = ctx_setup(&x);
+
+	if (ret != SM_PASS) {
+		free(c);
+		return ret;
+	}
+	ret = SM_FAIL;
+	snprintf(args, sizeof(args), "%d -f", PORT);
+	if (!c || !ASSERT_OK(burst_sysctl("net/ipv4/tcp_migrate_req", "0"), "sysctl") ||
+	    !ASSERT_TRUE(srv_start(&x, &old, "gen1", true, false, env, args), "start gen 1") ||
+	    !ASSERT_TRUE(srv_expect(&old, "master", "ready", NULL, 0), "gen 1 master ready") ||
+	    !ASSERT_TRUE(srv_expect(&old, "worker", "ready", NULL, 0), "gen 1 worker ready") ||
+	    !ASSERT_TRUE(clients_connect(c, PORT, N_RELOAD), "clients connected") ||
+	    !ASSERT_EQ(srv_queue(&old, false), N_RELOAD, "queued on generation 1"))
+		goto out;
+	snprintf(args, sizeof(args), "%d -s", PORT);
+	if (!ASSERT_TRUE(srv_start(&x, &new, "gen2", true, false, env, args), "start gen 2") ||
+	    !ASSERT_TRUE(srv_expect(&new, "master", "ready", NULL, 0), "gen 2 ready"))
+		goto out;
+	sockmig_netstat_read(&ns0);
+	if (!ASSERT_TRUE(srv_cmd(&old, "a close"), "close") ||
+	    !ASSERT_TRUE(srv_expect(&old, NULL, "closed", NULL, 0), "one closed") ||
+	    !ASSERT_TRUE(srv_expect(&old, NULL, "closed", NULL, 0), "both closed") ||
+	    !ASSERT_EQ(srv_exit(&old), 0, "gen 1 exit code"))
+		goto out;
+	burst_serve(c, NULL, 0, NULL, 5000);
+	sockmig_netstat_read(&ns1);
+	sockmig_netstat_delta(&ns0, &ns1, &d);
+	burst_print(c, "legacy, with the shim");
+	srv_stderr(&old, NULL);
+	if (!ASSERT_EQ(c->count[BURST_OK], N_RELOAD, "served by generation 2") ||
+	    !ASSERT_EQ(c->count[BURST_RESET], 0, "resets") ||
+	    !ASSERT_EQ(d.migrate_success, 0, "TCPMigrateReqSuccess: nothing migrated") ||
+	    !ASSERT_EQ(srv_stderr(&old, "drained (legacy): 40 handed off, 0 refused, 0 abandoned"),
+		       1, "the last close handed the 40 off") ||
+	    !ASSERT_EQ(srv_stderr(&new, "legacy group: hand-off endpoint open"), 1,
+		       "gen 2 opened its endpoint") ||
+	    !ASSERT_EQ(srv_stderr(&new, "handed off by a drain"), N_RELOAD,
+		       "gen 2's accept() took the 40") ||
+	    !ASSERT_EQ(srv_exit(&new), 0, "gen 2 exit code") ||
+	    !ASSERT_EQ(group_exists(&x, PORT), false, "group removed with its last member"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS) {
+		srv_stderr(&old, NULL);
+		srv_stderr(&new, NULL);
+	}
+	srv_kill(&old);
+	srv_kill(&new);
+	clients_free(c);
+	if (ret != SM_PASS)
+		group_cleanup(&x, PORT);
+	ctx_cleanup(&x);
+	return ret;
+}
+
+/*
  * A dup'd listener fd is closed: the socket stays open through the dup,
  * so nothing is drained. A holder (in the test process) would take the
  * queue and the new SYNs of a drained member: it gets none. The close of
@@ -1549,9 +1625,9 @@ out:
  * else: libsockmig inside it must not leak into the server. */
 SM_TEST(preload_exports_only_interposers)
 {
-	static const char *const want[] = {"bind",    "close", "close_range", "closefrom",
-					   "dup",     "dup2",  "dup3",	      "fcntl",
-					   "fcntl64", "fork",  "listen",      "shutdown"};
+	static const char *const want[] = {
+		"accept", "accept4", "bind",  "close",	 "close_range", "closefrom", "dup",
+		"dup2",	  "dup3",    "fcntl", "fcntl64", "fork",	"listen",    "shutdown"};
 	const size_t nwant = sizeof(want) / sizeof(want[0]);
 	char shim[PATH_MAX];
 	bool seen[sizeof(want) / sizeof(want[0])] = {false};
