@@ -54,8 +54,15 @@ static bool tcp_listener(int fd)
 void shim_inherit_init(void)
 {
 	const char *fds = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
-	long n = fds && pid && atol(pid) == (long)getpid() ? atol(fds) : 0;
+	long n;
 
+	/* another process's (this one's parent, whose children inherit the
+	 * environment): nothing for us, and nothing to say */
+	if (!fds || !pid || atol(pid) != (long)getpid()) {
+		shim_debug("SOCKMIG_HANDOFF: no listener handed down to this process");
+		return;
+	}
+	n = atol(fds);
 	if (n > 1024) /* not systemd's: it passes a few */
 		n = 1024;
 	for (int fd = 3; fd < 3 + n && ninh < INHERIT_MAX; fd++) {
@@ -77,8 +84,9 @@ void shim_inherit_init(void)
 			   i->fd);
 	}
 	if (!ninh && !shim_cfg.quiet)
-		shim_say("inactive: SOCKMIG_HANDOFF is set but no listening TCP socket was "
-			 "handed down (LISTEN_FDS)");
+		shim_say("inactive: SOCKMIG_HANDOFF is set but LISTEN_FDS=%s holds no listening "
+			 "TCP socket",
+			 fds);
 }
 
 static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b, socklen_t blen)

@@ -1515,8 +1515,9 @@ SM_TEST(preload_handoff_listener_survives_restarts)
 
 /*
  * SOCKMIG_HANDOFF=1 where it cannot act, the server unharmed either way:
- * nothing handed down (one line says so); a listener handed down for
- * another address (one line names both, and the server binds its own).
+ * nothing handed down to this process (a child of the server: not a word);
+ * LISTEN_FDS holding no listener (one line says so); a listener handed down
+ * for another address (one line names both, and the server binds its own).
  */
 SM_TEST(preload_handoff_says_why_not)
 {
@@ -1540,10 +1541,26 @@ SM_TEST(preload_handoff_says_why_not)
 	burst_serve(c, NULL, 0, NULL, 5000);
 	if (!ASSERT_EQ(c->count[BURST_OK], 10, "a serves") ||
 	    !ASSERT_EQ(srv_exit(&a), 0, "a exits") ||
-	    !ASSERT_EQ(srv_stderr(&a, "inactive: SOCKMIG_HANDOFF is set but no listening TCP "
-				      "socket was handed down"),
-		       1, "a says why"))
+	    !ASSERT_EQ(srv_stderr(&a, NULL), 0, "a says nothing"))
 		goto out;
+	/* a UDP socket as fd 3 */
+	lfd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	srv_listen_fd = lfd;
+	srv_kill(&a);
+	burst_close(c);
+	memset(c, 0, sizeof(*c));
+	if (!ASSERT_TRUE(srv_start(&x, &a, "a2", true, false, env, args), "start a2") ||
+	    !ASSERT_TRUE(srv_expect(&a, "master", "ready", NULL, 0), "a2 ready") ||
+	    !ASSERT_OK(burst_start(c, AF_INET, PORT, 10, false), "clients"))
+		goto out;
+	burst_serve(c, NULL, 0, NULL, 5000);
+	if (!ASSERT_EQ(c->count[BURST_OK], 10, "a2 serves") ||
+	    !ASSERT_EQ(srv_exit(&a), 0, "a2 exits") ||
+	    !ASSERT_EQ(srv_stderr(&a, "inactive: SOCKMIG_HANDOFF is set but LISTEN_FDS=1 holds "
+				      "no listening TCP socket"),
+		       1, "a2 says why"))
+		goto out;
+	close(lfd);
 	lfd = supervisor_listener("127.0.0.2", PORT + 1);
 	srv_listen_fd = lfd;
 	snprintf(args, sizeof(args), "%d -s", PORT + 1);
