@@ -197,6 +197,22 @@ void detach(struct ienv *e, int port)
 		printf("detach failed\n");
 }
 
+int log_count(const struct ienv *e, const char *name, const char *what)
+{
+	char path[128], line[1024];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, what) != NULL;
+	fclose(f);
+	return n;
+}
+
 void show_log(const struct ienv *e, const char *name)
 {
 	char cmd[200];

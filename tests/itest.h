@@ -45,6 +45,8 @@ void print_result(const char *what, enum imode m, const struct lg_result *r, int
 bool start_attach(struct ienv *e, int port);
 void detach(struct ienv *e, int port);
 void show_log(const struct ienv *e, const char *name);
+/* Lines of dir/@name that contain @what. */
+int log_count(const struct ienv *e, const char *name, const char *what);
 /* The baseline (I_NONE) must fail, sockmig must not. */
 int judge(enum imode m, const struct lg_result *r);
 /* Build tests/servers/static_server.c into dir (static when asked).

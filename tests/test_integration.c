@@ -51,22 +51,6 @@ struct server_ops {
 	int log_min;
 };
 
-/* Lines of dir/@name that contain @needle. */
-static int log_lines(const struct ienv *e, const char *name, const char *needle)
-{
-	char path[128], line[1024];
-	FILE *f;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
-	f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f))
-		n += strstr(line, needle) != NULL;
-	if (f)
-		fclose(f);
-	return n;
-}
-
 static int reload_run(enum imode m, struct ienv *e, const struct server_ops *ops)
 {
 	struct lg_result r;
@@ -96,7 +80,7 @@ static int reload_run(enum imode m, struct ienv *e, const struct server_ops *ops
 	print_result(ops->name, m, &r, ops->reloads);
 	ret = judge(m, &r);
 	if (ret == SM_PASS && ops->log_needle) {
-		int n = log_lines(e, ops->log, ops->log_needle);
+		int n = log_count(e, ops->log, ops->log_needle);
 
 		printf("'%s' in the server's log: %d\n", ops->log_needle, n);
 		if (!ASSERT_TRUE(n >= ops->log_min, "the server's log"))

@@ -831,10 +831,17 @@ static bool clients_connect(struct burst *c, int port, int n)
  * starts and serves; both processes of generation 1 close the listener at
  * once and exit. Without the shim (tcp_migrate_req=0): N resets. With it:
  * the last of the two closes drains, N clients served by generation 2.
+ * With @legacy (SOCKMIG_MODE=legacy: what a 4.19 to 5.13 kernel offers)
+ * nothing migrates: the last close accepts every queued connection and
+ * hands it over SCM_RIGHTS to generation 2's hand-off endpoint, which the
+ * shim opened at its listen(); one connection steered to generation 2
+ * wakes it, and its accept() returns the N hand-offs, then that one.
  */
-static int prefork_reload(struct ctx *x, bool preload, int port)
+static int prefork_reload(struct ctx *x, bool preload, bool legacy, int port)
 {
-	static const char *const env[] = {"SOCKMIG_DEBUG=1", NULL};
+	static const char *const native_env[] = {"SOCKMIG_DEBUG=1", NULL};
+	static const char *const legacy_env[] = {"SOCKMIG_MODE=legacy", "SOCKMIG_DEBUG=1", NULL};
+	const char *const *env = legacy ? legacy_env : native_env;
 	struct sockmig_member_info info[4];
 	struct sockmig_netstat ns0, ns1, d;
 	struct srv old = {.pid = -1, .in = -1, .out = -1}, new = old;
@@ -842,7 +849,7 @@ static int prefork_reload(struct ctx *x, bool preload, int port)
 	char args[32], label[64];
 	int ret = SM_FAIL, n;
 
-	printf("%s the shim:\n", preload ? "with" : "without");
+	printf("%s the shim%s:\n", preload ? "with" : "without", legacy ? ", legacy mode" : "");
 	snprintf(args, sizeof(args), "%d -f", port);
 	if (!c || !ASSERT_OK(burst_sysctl("net/ipv4/tcp_migrate_req", "0"), "sysctl") ||
 	    !ASSERT_TRUE(srv_start(x, &old, "gen1", preload, false, env, args), "start gen 1") ||
@@ -857,7 +864,7 @@ static int prefork_reload(struct ctx *x, bool preload, int port)
 	if (!ASSERT_TRUE(srv_start(x, &new, "gen2", preload, false, env, args), "start gen 2") ||
 	    !ASSERT_TRUE(srv_expect(&new, "master", "ready", NULL, 0), "gen 2 ready"))
 		goto out;
-	if (preload) {
+	if (preload && !legacy) {
 		int i1, i2;
 
 		n = group_members(x, port, info, 4);
@@ -900,6 +907,18 @@ static int prefork_reload(struct ctx *x, bool preload, int port)
 		    !ASSERT_EQ(c->count[BURST_OK], 0, "baseline: served") ||
 		    !ASSERT_EQ(d.migrate_success, 0, "baseline: migrated"))
 			goto out;
+	} else if (legacy) {
+		if (!ASSERT_EQ(c->count[BURST_OK], N_RELOAD, "served by generation 2") ||
+		    !ASSERT_EQ(c->count[BURST_RESET], 0, "resets") ||
+		    !ASSERT_EQ(d.migrate_success, 0, "TCPMigrateReqSuccess: nothing migrated") ||
+		    !ASSERT_EQ(srv_stderr(&old, "drained (legacy): 40 handed off, 0 refused, "
+						"0 abandoned"),
+			       1, "the last close handed the 40 off") ||
+		    !ASSERT_EQ(srv_stderr(&new, "legacy group: hand-off endpoint open"), 1,
+			       "gen 2 opened its endpoint") ||
+		    !ASSERT_EQ(srv_stderr(&new, "handed off by a drain"), N_RELOAD,
+			       "gen 2's accept() took the 40"))
+			goto out;
 	} else {
 		if (!ASSERT_EQ(c->count[BURST_OK], N_RELOAD, "served by generation 2") ||
 		    !ASSERT_EQ(c->count[BURST_RESET], 0, "resets") ||
@@ -933,85 +952,9 @@ SM_TEST(preload_prefork_reload_no_resets)
 
 	if (ret != SM_PASS)
 		return ret;
-	ret = prefork_reload(&x, false, PORT);
+	ret = prefork_reload(&x, false, false, PORT);
 	if (ret == SM_PASS)
-		ret = prefork_reload(&x, true, PORT + 1);
-	ctx_cleanup(&x);
-	return ret;
-}
-
-/*
- * Legacy mode (SOCKMIG_MODE=legacy, tcp_migrate_req=0: what a 4.19 to 5.13
- * kernel offers): nothing migrates. Generation 1, a pre-fork server, is
- * paused with N clients queued; generation 2 serves; both processes of
- * generation 1 close the listener. The last close drains it: no new SYN,
- * the handshakes in flight complete, every queued connection is accepted
- * and handed over SCM_RIGHTS to generation 2's hand-off endpoint, which the
- * shim opened at its listen(); one connection steered to generation 2
- * wakes it, and its accept() returns the N hand-offs, then that wake-up
- * connection. The baseline is prefork_reload() without the shim: N resets.
- */
-SM_TEST(preload_legacy_reload_hands_off)
-{
-	static const char *const env[] = {"SOCKMIG_MODE=legacy", "SOCKMIG_DEBUG=1", NULL};
-	struct sockmig_netstat ns0, ns1, d;
-	struct srv old = {.pid = -1, .in = -1, .out = -1}, new = old;
-	struct burst *c = clients_new();
-	struct ctx x;
-	char args[32];
-	int ret = ctx_setup(&x);
-
-	if (ret != SM_PASS) {
-		free(c);
-		return ret;
-	}
-	ret = SM_FAIL;
-	snprintf(args, sizeof(args), "%d -f", PORT);
-	if (!c || !ASSERT_OK(burst_sysctl("net/ipv4/tcp_migrate_req", "0"), "sysctl") ||
-	    !ASSERT_TRUE(srv_start(&x, &old, "gen1", true, false, env, args), "start gen 1") ||
-	    !ASSERT_TRUE(srv_expect(&old, "master", "ready", NULL, 0), "gen 1 master ready") ||
-	    !ASSERT_TRUE(srv_expect(&old, "worker", "ready", NULL, 0), "gen 1 worker ready") ||
-	    !ASSERT_TRUE(clients_connect(c, PORT, N_RELOAD), "clients connected") ||
-	    !ASSERT_EQ(srv_queue(&old, false), N_RELOAD, "queued on generation 1"))
-		goto out;
-	snprintf(args, sizeof(args), "%d -s", PORT);
-	if (!ASSERT_TRUE(srv_start(&x, &new, "gen2", true, false, env, args), "start gen 2") ||
-	    !ASSERT_TRUE(srv_expect(&new, "master", "ready", NULL, 0), "gen 2 ready"))
-		goto out;
-	sockmig_netstat_read(&ns0);
-	if (!ASSERT_TRUE(srv_cmd(&old, "a close"), "close") ||
-	    !ASSERT_TRUE(srv_expect(&old, NULL, "closed", NULL, 0), "one closed") ||
-	    !ASSERT_TRUE(srv_expect(&old, NULL, "closed", NULL, 0), "both closed") ||
-	    !ASSERT_EQ(srv_exit(&old), 0, "gen 1 exit code"))
-		goto out;
-	burst_serve(c, NULL, 0, NULL, 5000);
-	sockmig_netstat_read(&ns1);
-	sockmig_netstat_delta(&ns0, &ns1, &d);
-	burst_print(c, "legacy, with the shim");
-	srv_stderr(&old, NULL);
-	if (!ASSERT_EQ(c->count[BURST_OK], N_RELOAD, "served by generation 2") ||
-	    !ASSERT_EQ(c->count[BURST_RESET], 0, "resets") ||
-	    !ASSERT_EQ(d.migrate_success, 0, "TCPMigrateReqSuccess: nothing migrated") ||
-	    !ASSERT_EQ(srv_stderr(&old, "drained (legacy): 40 handed off, 0 refused, 0 abandoned"),
-		       1, "the last close handed the 40 off") ||
-	    !ASSERT_EQ(srv_stderr(&new, "legacy group: hand-off endpoint open"), 1,
-		       "gen 2 opened its endpoint") ||
-	    !ASSERT_EQ(srv_stderr(&new, "handed off by a drain"), N_RELOAD,
-		       "gen 2's accept() took the 40") ||
-	    !ASSERT_EQ(srv_exit(&new), 0, "gen 2 exit code") ||
-	    !ASSERT_EQ(group_exists(&x, PORT), false, "group removed with its last member"))
-		goto out;
-	ret = SM_PASS;
-out:
-	if (ret != SM_PASS) {
-		srv_stderr(&old, NULL);
-		srv_stderr(&new, NULL);
-	}
-	srv_kill(&old);
-	srv_kill(&new);
-	clients_free(c);
-	if (ret != SM_PASS)
-		group_cleanup(&x, PORT);
+		ret = prefork_reload(&x, true, false, PORT + 1);
 	ctx_cleanup(&x);
 	return ret;
 }
@@ -1022,6 +965,19 @@ out:
  * queue and the new SYNs of a drained member: it gets none. The close of
  * the dup, the last reference, drains.
  */
+/* The same in legacy mode; the baseline is the case above's. */
+SM_TEST(preload_legacy_reload_hands_off)
+{
+	struct ctx x;
+	int ret = ctx_setup(&x);
+
+	if (ret != SM_PASS)
+		return ret;
+	ret = prefork_reload(&x, true, true, PORT);
+	ctx_cleanup(&x);
+	return ret;
+}
+
 SM_TEST(preload_dup_close_is_not_last)
 {
 	static const char *const env[] = {"SOCKMIG_DEBUG=1", NULL};

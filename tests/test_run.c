@@ -76,23 +76,6 @@ static int stop_sockmig(pid_t pid)
 	return st;
 }
 
-/* Count the lines of dir/log that contain @what. */
-static int log_count(const struct ienv *e, const char *log, const char *what)
-{
-	char path[128], line[512];
-	FILE *f;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", e->dir, log);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, what) != NULL;
-	fclose(f);
-	return n;
-}
-
 /* Processes whose parent is @ppid. */
 static int children_of(pid_t ppid)
 {
@@ -471,20 +454,51 @@ out:
 	return ret;
 }
 
+/*
+ * sockmig run with @args (nginx on RPORT, stop-then-start) started in *run:
+ * 4 SIGHUPs 1.2 s apart under load; every connection served, 5
+ * generations. false after a failed assertion (the log is shown).
+ */
+static bool nginx_restarts(struct ienv *e, char *const args[], const char *what, pid_t *run)
+{
+	struct lg_result r;
+	int reply, rfd;
+	pid_t lpid;
+
+	*run = spawn_sockmig(e, "run.log", args);
+	reply = probe_reply(RPORT, 3000);
+	if (!ASSERT_GT(reply, 0, "nginx answers under sockmig run"))
+		goto fail;
+	rfd = start_load(RPORT, reply, 6.0, &lpid);
+	for (int i = 0; i < 4; i++) {
+		burst_sleep_ms(1200);
+		kill(*run, SIGHUP);
+	}
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
+		goto fail;
+	print_result(what, I_NONE, &r, 4);
+	if (ASSERT_GT(r.started, 5000, "connections") &&
+	    ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") &&
+	    ASSERT_EQ(log_count(e, "run.log", "ready in"), 5, "generations"))
+		return true;
+fail:
+	show_log(e, "run.log");
+	return false;
+}
+
 /* nginx, not written for sockmig, restarted stop-then-start by sockmig run:
  * every restart leaves the port without nginx for a moment; the holder
  * keeps the clients. */
 SM_TEST(run_stop_start_nginx)
 {
 	struct ienv e;
-	struct lg_result r;
 	char conf[128], port[16];
 	char *args[] = {"run",	       "--port",  port, "--stop-start", "--stop-signal",
 			"QUIT",	       "--grace", "5",	"--",		"nginx",
 			"-c",	       conf,	  "-p", e.dir,		"-g",
 			"daemon off;", NULL};
-	int ret = SM_FAIL, reply, rfd;
-	pid_t run, lpid;
+	int ret = SM_FAIL;
+	pid_t run = 0;
 
 	if (access("/usr/sbin/nginx", X_OK) < 0)
 		return SKIP("nginx is not installed (scripts/deps installs it)");
@@ -492,30 +506,10 @@ SM_TEST(run_stop_start_nginx)
 		return SKIP("no .output/sockmig: run from the repository root");
 	snprintf(conf, sizeof(conf), "%s/nginx.conf", e.dir);
 	snprintf(port, sizeof(port), "%d", RPORT);
-	if (!nginx_conf(&e, 2, RPORT))
-		goto out;
-	run = spawn_sockmig(&e, "run.log", args);
-	reply = probe_reply(RPORT, 3000);
-	if (!ASSERT_GT(reply, 0, "nginx answers under sockmig run"))
-		goto stop;
-	rfd = start_load(RPORT, reply, 6.0, &lpid);
-	for (int i = 0; i < 4; i++) {
-		burst_sleep_ms(1200);
-		kill(run, SIGHUP);
-	}
-	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
-		goto stop;
-	print_result("run --stop-start nginx", I_NONE, &r, 4);
-	if (!ASSERT_GT(r.started, 5000, "connections") ||
-	    !ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") ||
-	    !ASSERT_EQ(log_count(&e, "run.log", "ready in"), 5, "generations"))
-		goto stop;
-	ret = SM_PASS;
-stop:
-	if (ret != SM_PASS)
-		show_log(&e, "run.log");
-	stop_sockmig(run);
-out:
+	if (nginx_conf(&e, 2, RPORT) && nginx_restarts(&e, args, "run --stop-start nginx", &run))
+		ret = SM_PASS;
+	if (run > 0)
+		stop_sockmig(run);
 	teardown(&e, RPORT);
 	return ret;
 }
@@ -588,32 +582,15 @@ SM_TEST(run_handoff_nginx_without_bpf)
 	waitpid(srv, NULL, 0);
 
 	setenv("SOCKMIG_MODE", "legacy", 1);
-	run = spawn_sockmig(&e, "run.log", args);
-	unsetenv("SOCKMIG_MODE");
-	reply = probe_reply(RPORT, 3000);
-	if (!ASSERT_GT(reply, 0, "nginx answers under sockmig run"))
-		goto stop;
-	rfd = start_load(RPORT, reply, 6.0, &lpid);
-	for (int i = 0; i < 4; i++) {
-		burst_sleep_ms(1200);
-		kill(run, SIGHUP);
-	}
-	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
-		goto stop;
-	print_result("run --handoff (chosen) nginx", I_NONE, &r, 4);
-	if (!ASSERT_GT(r.started, 5000, "connections") ||
-	    !ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") ||
-	    !ASSERT_EQ(log_count(&e, "run.log", "no native migration (SOCKMIG_MODE=legacy)"), 1,
-		       "run chose the hand-off") ||
-	    !ASSERT_EQ(log_count(&e, "run.log", "ready in"), 5, "generations") ||
-	    !ASSERT_EQ(sockmig_group_list(NULL, names, 4), 0, "no BPF group pinned"))
-		goto stop;
-	ret = SM_PASS;
-stop:
-	if (ret != SM_PASS)
-		show_log(&e, "run.log");
-	stop_sockmig(run);
+	if (!nginx_restarts(&e, args, "run --handoff (chosen) nginx", &run))
+		goto out;
+	if (ASSERT_EQ(log_count(&e, "run.log", "no native migration (SOCKMIG_MODE=legacy)"), 1,
+		      "run chose the hand-off") &&
+	    ASSERT_EQ(sockmig_group_list(NULL, names, 4), 0, "no BPF group pinned"))
+		ret = SM_PASS;
 out:
+	if (run > 0)
+		stop_sockmig(run);
 	teardown(&e, RPORT);
 	return ret;
 }
