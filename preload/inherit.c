@@ -89,94 +89,90 @@ void shim_inherit_init(void)
 			 fds);
 }
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b, socklen_t blen)
+/* An IPv4 or IPv6 address's port (network order) and address bytes. */
+struct ip_parts {
+	int family;
+	uint16_t port;
+	const void *addr;
+	size_t alen;
+};
+
+static bool ip_parts(const void *sa, socklen_t len, struct ip_parts *p)
 {
-	if (a->ss_family != b->sa_family)
-		return false;
-	if (b->sa_family == AF_INET && blen >= sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+	const struct sockaddr_in *v4 = sa;
+	const struct sockaddr_in6 *v6 = sa;
 
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	p->family = ((const struct sockaddr *)sa)->sa_family;
+	if (p->family == AF_INET && len >= sizeof(*v4)) {
+		p->port = v4->sin_port;
+		p->addr = &v4->sin_addr;
+		p->alen = sizeof(v4->sin_addr);
+		return true;
 	}
-	if (b->sa_family == AF_INET6 && blen >= sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin6_port == y->sin6_port &&
-		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+	if (p->family == AF_INET6 && len >= sizeof(*v6)) {
+		p->port = v6->sin6_port;
+		p->addr = &v6->sin6_addr;
+		p->alen = sizeof(v6->sin6_addr);
+		return true;
 	}
 	return false;
 }
 
-/* Same family and port, other address: the server will not share the
- * supervisor's listener. Said once. */
-static void say_other_address(const struct sockaddr *sa, socklen_t len)
+/*
+ * The inherited listener @sa binds to, or -1. A listener on the same
+ * family and port but another address will not be shared with the server:
+ * said once.
+ */
+static int inherited_for(const struct sockaddr *sa, socklen_t len)
 {
 	static atomic_bool said;
 	char want[INET6_ADDRSTRLEN] = "?", have[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
+	struct ip_parts b, h;
 
+	if (!ip_parts(sa, len, &b))
+		return -1;
+	for (int k = 0; k < ninh; k++)
+		if (ip_parts(&inh[k].addr, inh[k].len, &h) && h.family == b.family &&
+		    h.port == b.port && memcmp(h.addr, b.addr, b.alen) == 0)
+			return k;
 	for (int k = 0; k < ninh; k++) {
-		const struct sockaddr_storage *a = &inh[k].addr;
-
-		if (a->ss_family != sa->sa_family)
+		if (!ip_parts(&inh[k].addr, inh[k].len, &h) || h.family != b.family ||
+		    h.port != b.port)
 			continue;
-		if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-			const struct sockaddr_in *x = (const void *)a, *y = (const void *)sa;
-
-			if (x->sin_port != y->sin_port)
-				continue;
-			port = ntohs(y->sin_port);
-			inet_ntop(AF_INET, &y->sin_addr, want, sizeof(want));
-			inet_ntop(AF_INET, &x->sin_addr, have, sizeof(have));
-		} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-			const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)sa;
-
-			if (x->sin6_port != y->sin6_port)
-				continue;
-			port = ntohs(y->sin6_port);
-			inet_ntop(AF_INET6, &y->sin6_addr, want, sizeof(want));
-			inet_ntop(AF_INET6, &x->sin6_addr, have, sizeof(have));
-		} else {
-			continue;
-		}
+		inet_ntop(b.family, b.addr, want, sizeof(want));
+		inet_ntop(h.family, h.addr, have, sizeof(have));
 		if (!atomic_exchange(&said, true) && !shim_cfg.quiet)
 			shim_say("bind to %s port %d is not the supervisor's listener (%s): not "
 				 "handed off (give sockmig run --addr %s)",
-				 want, port, have, want);
-		return;
+				 want, ntohs(b.port), have, want);
+		break;
 	}
+	return -1;
 }
 
 int shim_inherit_bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	int type = 0, fdflags, flflags, shared, err = errno;
+	int type = 0, fdflags, flflags, shared, err = errno, k;
 	socklen_t l = sizeof(type);
 
 	if (!ninh || !sa || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0 ||
 	    type != SOCK_STREAM)
 		return 0;
-	for (int k = 0; k < ninh; k++) {
-		if (!same_addr(&inh[k].addr, sa, len))
-			continue;
-		fdflags = shim_real.fcntl(fd, F_GETFD);
-		flflags = shim_real.fcntl(fd, F_GETFL);
-		if (fdflags < 0 || flflags < 0 ||
-		    shim_real.dup3(inh[k].fd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
-			errno = err;
-			return 0;
-		}
-		/* the file is shared: it takes this server's blocking mode */
-		shared = shim_real.fcntl(fd, F_GETFL);
-		if (shared >= 0 && (shared & O_NONBLOCK) != (flflags & O_NONBLOCK))
-			shim_real.fcntl(fd, F_SETFL,
-					(shared & ~O_NONBLOCK) | (flflags & O_NONBLOCK));
-		shim_debug("fd %d: bind answered with the supervisor's listener", fd);
+	k = inherited_for(sa, len);
+	fdflags = k < 0 ? -1 : shim_real.fcntl(fd, F_GETFD);
+	flflags = k < 0 ? -1 : shim_real.fcntl(fd, F_GETFL);
+	if (fdflags < 0 || flflags < 0 ||
+	    shim_real.dup3(inh[k].fd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
 		errno = err;
-		return 1;
+		return 0;
 	}
-	say_other_address(sa, len);
+	/* the file is shared: it takes this server's blocking mode */
+	shared = shim_real.fcntl(fd, F_GETFL);
+	if (shared >= 0 && (shared & O_NONBLOCK) != (flflags & O_NONBLOCK))
+		shim_real.fcntl(fd, F_SETFL, (shared & ~O_NONBLOCK) | (flflags & O_NONBLOCK));
+	shim_debug("fd %d: bind answered with the supervisor's listener", fd);
 	errno = err;
-	return 0;
+	return 1;
 }
 
 bool shim_inherit_private(int fd)

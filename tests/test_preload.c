@@ -965,7 +965,7 @@ SM_TEST(preload_prefork_reload_no_resets)
  * queue and the new SYNs of a drained member: it gets none. The close of
  * the dup, the last reference, drains.
  */
-/* The same in legacy mode; the baseline is the case above's. */
+/* The same in legacy mode, after its baseline (without the shim). */
 SM_TEST(preload_legacy_reload_hands_off)
 {
 	struct ctx x;
@@ -973,7 +973,9 @@ SM_TEST(preload_legacy_reload_hands_off)
 
 	if (ret != SM_PASS)
 		return ret;
-	ret = prefork_reload(&x, true, true, PORT);
+	ret = prefork_reload(&x, false, true, PORT);
+	if (ret == SM_PASS)
+		ret = prefork_reload(&x, true, true, PORT + 1);
 	ctx_cleanup(&x);
 	return ret;
 }
