@@ -321,8 +321,15 @@ struct sockmig_drain_report {
 	uint64_t deferred;  /**< no registered target: the kernel's hash chose */
 	/** Wake-up connections made to targets (missing wake-up workaround). */
 	uint32_t kicked;
-	struct sockmig_netstat netstat; /**< TcpExt delta around the drain */
-	uint64_t elapsed_ns;
+	struct sockmig_netstat netstat; /**< TcpExt delta around the shutdown */
+	uint64_t elapsed_ns;		/**< the shutdown: migration of the queue */
+	/** Time from the mark (no new SYN) to the shutdown: one RCU grace
+	 *  period, then until no handshake was in flight or the deadline. */
+	uint64_t wait_ns;
+	/** Handshakes still in flight at the shutdown (the deadline passed):
+	 *  they migrate later, but a final ACK processed during the shutdown
+	 *  itself is reset by the kernel. 0 when the drain was exact. */
+	uint32_t inflight_left;
 };
 
 struct sockmig_drain_opts {
@@ -331,14 +338,21 @@ struct sockmig_drain_opts {
 	bool no_shutdown;
 	/** Drain even the last active member when no holder exists. */
 	bool force;
+	/** Longest wait for the handshakes in flight before the shutdown, in
+	 *  ms; 0: 1000. */
+	uint32_t deadline_ms;
 	size_t : 0;
 };
-#define sockmig_drain_opts__last_field force
+#define sockmig_drain_opts__last_field deadline_ms
 
 /**
- * Drain member @p fd: stop steering new SYNs to it, then shutdown() it so
- * that the kernel migrates its accept queue under the policy now and its
- * half-open requests when they next move. The caller closes @p fd.
+ * Drain member @p fd: stop steering new SYNs to it, wait one RCU grace
+ * period and until no handshake is in flight for it (at most
+ * opts->deadline_ms), then shutdown() it so that the kernel migrates its
+ * accept queue under the policy. Waiting first closes the kernel's one
+ * unmigrated case: a final ACK processed while the listener closes is
+ * reset (see inflight_left in the report). The group is not locked
+ * while it waits. The caller closes @p fd.
  * In a legacy group (see sockmig_group_policy()) nothing can migrate: it
  * stops SYNs and waits for the handshakes in flight, as
  * sockmig_member_drain_legacy() without on_accept, and does not shut @p fd

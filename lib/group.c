@@ -26,6 +26,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -36,6 +37,8 @@
 #ifndef SO_DETACH_REUSEPORT_BPF
 #define SO_DETACH_REUSEPORT_BPF 68
 #endif
+
+#define DRAIN_DEADLINE_MS 1000 /* default wait for the handshakes in flight */
 
 struct sockmig_group {
 	struct policy_bpf *skel;
@@ -939,6 +942,41 @@ static void read_counters(struct sockmig_group *g, const struct member_rec *recs
 			memset(&out[i], 0, sizeof(out[i]));
 }
 
+/*
+ * Wait until no handshake is in flight for listener @fd (it was just
+ * marked draining), at most @deadline_ms (0: DRAIN_DEADLINE_MS). A final
+ * ACK that the kernel processes while the listener closes is reset
+ * without migration (inet_child_forget(), no TcpExt counter): only a
+ * listener with no request left cannot meet that race. First one RCU
+ * grace period, so that every SYN steered to it before the mark has made
+ * its request; then the listener's reference count, each request holding
+ * one. What is left at the deadline still migrates at its SYN+ACK timer
+ * or final ACK; only the race stays open for it.
+ */
+static void wait_inflight(int fd, uint32_t deadline_ms, struct sockmig_drain_report *rep)
+{
+	unsigned long long t0 = sm_now_ns(), end;
+	struct timespec ts = {0, 0};
+	long step_us = 100;
+	int left;
+
+	if (!deadline_ms)
+		deadline_ms = DRAIN_DEADLINE_MS;
+	end = t0 + (unsigned long long)deadline_ms * 1000000ull;
+	sm_rcu_grace();
+	for (;;) {
+		left = sockmig_listener_inflight(fd);
+		if (left <= 0 || sm_now_ns() >= end)
+			break;
+		ts.tv_nsec = step_us * 1000;
+		nanosleep(&ts, NULL);
+		if (step_us < 10000)
+			step_us *= 2;
+	}
+	rep->inflight_left = left > 0 ? (uint32_t)left : 0;
+	rep->wait_ns = sm_now_ns() - t0;
+}
+
 int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_drain_opts *opts,
 			 struct sockmig_drain_report *report)
 {
@@ -995,7 +1033,21 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 	if (OPTS_GET(opts, no_shutdown, false))
 		goto unlock;
 
-	/* 2. shut it down: the kernel migrates its queue under the policy */
+	/* 2. let the handshakes in flight for it finish, without the lock */
+	unlock_group(g);
+	free(recs);
+	recs = NULL;
+	wait_inflight(fd, OPTS_GET(opts, deadline_ms, 0), &rep);
+	err = lock_group(g);
+	if (err)
+		goto out;
+	recs = read_members(g, &n);
+	if (!recs) {
+		err = sm_fail(ENOMEM, "out of memory");
+		goto unlock;
+	}
+
+	/* 3. shut it down: the kernel migrates its queue under the policy */
 	wake = need_wake(g) == SOCKMIG_YES;
 	if (wake) {
 		before = calloc((size_t)n, sizeof(*before));
@@ -1022,7 +1074,7 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 	rep.cancelled = self1.cancel_mismatch - self0.cancel_mismatch;
 	rep.deferred = self1.deferred - self0.deferred;
 
-	/* 3. where the kernel may not wake the targets, wake them ourselves */
+	/* 4. where the kernel may not wake the targets, wake them ourselves */
 	if (wake) {
 		read_counters(g, recs, n, after);
 		for (int i = 0; i < n; i++) {
@@ -1037,6 +1089,7 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 	}
 unlock:
 	unlock_group(g);
+out:
 	free(recs);
 	free(before);
 	free(after);

@@ -56,5 +56,7 @@ SM_HIDDEN void sm_addr_str(const struct sm_addr *a, char *buf, size_t len);
 SM_HIDDEN int sm_lo_up(void);
 
 SM_HIDDEN unsigned long long sm_now_ns(void);
+/* Wait one RCU grace period (membarrier), or 20 ms where it is refused. */
+SM_HIDDEN void sm_rcu_grace(void);
 
 #endif

@@ -4,10 +4,15 @@
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+#define GRACE_SLEEP_MS 20 /* when membarrier() cannot wait for a grace period */
 
 int sm_sock_addr(int fd, struct sm_addr *a)
 {
@@ -71,4 +76,24 @@ uint64_t sockmig_cookie(int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) < 0)
 		return 0;
 	return cookie;
+}
+
+/*
+ * A SYN's selection (the program reading the table) and the request it
+ * makes happen in one softirq, inside one RCU read-side critical section
+ * (tcp_v4_rcv() and tcp_v6_rcv() run under rcu_read_lock()). After
+ * synchronize_rcu(), which MEMBARRIER_CMD_GLOBAL is, every selection that
+ * read the table from before a member was marked draining has made its
+ * request, and the listener's reference count shows it.
+ */
+void sm_rcu_grace(void)
+{
+	struct timespec ts = {0, GRACE_SLEEP_MS * 1000000L};
+
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+		return;
+	sm_log(SOCKMIG_DEBUG, "libsockmig: membarrier: %s; sleeping %d ms instead\n",
+	       strerror(errno), GRACE_SLEEP_MS);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }
