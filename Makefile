@@ -15,6 +15,7 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 PRELOADDIR ?= $(LIBDIR)
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 # Flags the build needs whatever CFLAGS the caller gives.
 SM_CFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation \
               -D_GNU_SOURCE -DSOCKMIG_VERSION='"$(VERSION)"' -DSOCKMIG_PRELOADDIR='"$(PRELOADDIR)"' \
@@ -162,7 +163,8 @@ cppcheck: $(SKELS) $(OUTPUT)/tests/cases.inc
 		lib cli tests/*.c bench $(wildcard preload)
 lint: format-check cppcheck
 	$(call msg,SHCHECK,scripts)
-	$(Q)if command -v shellcheck >/dev/null; then shellcheck scripts/* .ci/run; fi
+	$(Q)if command -v shellcheck >/dev/null; then \
+		shellcheck scripts/* .ci/run tests/*.sh && shellcheck -s bash completion/sockmig; fi
 
 # The library, its development files, the shim, the command, the man pages
 # and the pkg-config file. LIBDIR is baked into sockmig (where run finds
@@ -170,8 +172,9 @@ lint: format-check cppcheck
 install: all $(OUTPUT)/libsockmig.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PRELOADDIR) \
 		$(DESTDIR)$(INCLUDEDIR) \
-		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man3
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(COMPLETIONDIR)
 	install -m 0755 $(SOCKMIG) $(DESTDIR)$(BINDIR)/
+	install -m 0644 completion/sockmig $(DESTDIR)$(COMPLETIONDIR)/
 	install -m 0644 $(LIBA) $(DESTDIR)$(LIBDIR)/
 	install -m 0644 $(LIBSO) $(DESTDIR)$(LIBDIR)/libsockmig.so.$(VERSION)
 	ln -sf libsockmig.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libsockmig.so.0
