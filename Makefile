@@ -9,10 +9,17 @@ ARCH       := $(shell uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
 MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
 
 CFLAGS     ?= -O2 -g
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PRELOADDIR ?= $(LIBDIR)
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 # Flags the build needs whatever CFLAGS the caller gives.
 SM_CFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation \
-              -D_GNU_SOURCE -DSOCKMIG_VERSION='"$(VERSION)"' \
-              -Iinclude -Ibpf -Ilib -I$(OUTPUT)
+              -D_GNU_SOURCE -DSOCKMIG_VERSION='"$(VERSION)"' -DSOCKMIG_PRELOADDIR='"$(PRELOADDIR)"' \
+              -Iinclude -Ibpf -Ilib -I$(OUTPUT) $(CPPFLAGS)
 LDLIBS     += -lbpf -lelf -lz -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf \
               $(if $(MULTIARCH),-I/usr/include/$(MULTIARCH))
@@ -45,7 +52,7 @@ PRELOAD    := $(OUTPUT)/libsockmig-preload.so
 PRELOAD_SRCS := $(wildcard preload/*.c)
 
 .PHONY: all deps check demo bench asan asan-check lint format format-check cppcheck \
-        clean install
+        clean install deb check-deb
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -156,19 +163,41 @@ cppcheck: $(SKELS) $(OUTPUT)/tests/cases.inc
 		lib cli tests/*.c bench $(wildcard preload)
 lint: format-check cppcheck
 	$(call msg,SHCHECK,scripts)
-	$(Q)if command -v shellcheck >/dev/null; then shellcheck scripts/* .ci/run; fi
+	$(Q)if command -v shellcheck >/dev/null; then \
+		shellcheck scripts/* .ci/run tests/*.sh && shellcheck -s bash completion/sockmig; fi
 
-PREFIX ?= /usr/local
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man3
-	install -m 0755 $(SOCKMIG) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
-	install -m 0755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libsockmig.so.0
-	$(if $(PRELOAD_SRCS),install -m 0755 $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/)
-	install -m 0644 include/sockmig.h $(DESTDIR)$(PREFIX)/include/
-	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
-	install -m 0644 man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+# The library, its development files, the shim, the command, the man pages
+# and the pkg-config file. LIBDIR is baked into sockmig (where run finds
+# the shim) and into libsockmig.pc.
+install: all $(OUTPUT)/libsockmig.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PRELOADDIR) \
+		$(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(COMPLETIONDIR)
+	install -m 0755 $(SOCKMIG) $(DESTDIR)$(BINDIR)/
+	install -m 0644 completion/sockmig $(DESTDIR)$(COMPLETIONDIR)/
+	install -m 0644 $(LIBA) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(LIBSO) $(DESTDIR)$(LIBDIR)/libsockmig.so.$(VERSION)
+	ln -sf libsockmig.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libsockmig.so.0
+	ln -sf libsockmig.so.0 $(DESTDIR)$(LIBDIR)/libsockmig.so
+	install -m 0644 $(PRELOAD) $(DESTDIR)$(PRELOADDIR)/
+	install -m 0644 $(OUTPUT)/libsockmig.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 0644 include/sockmig.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
+
+$(OUTPUT)/libsockmig.pc: libsockmig.pc.in Makefile | $(OUTPUT)
+	$(call msg,GEN,$@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# Debian packages (sockmig, libsockmig0, libsockmig-dev) built from a copy
+# of the tree under .output/deb, where the .deb files land.
+deb:
+	$(Q)scripts/deb build
+
+# Builds the packages, installs them, uses them as a user would, removes them.
+check-deb:
+	$(Q)scripts/deb check
 
 clean:
 	$(call msg,CLEAN,$(OUTPUT))

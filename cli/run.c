@@ -517,6 +517,10 @@ static bool find_preload(char *out, size_t size)
 	if (access(out, R_OK) == 0)
 		return true;
 	snprintf(out, size, "%s/../lib/libsockmig-preload.so", exe);
+	if (access(out, R_OK) == 0)
+		return true;
+	/* where make install put it (a distribution's multiarch directory) */
+	snprintf(out, size, "%s/libsockmig-preload.so", SOCKMIG_PRELOADDIR);
 	return access(out, R_OK) == 0;
 }
 
@@ -691,7 +695,8 @@ int do_run(int argc, char **argv)
 				  strerror(errno));
 		else
 			cli_error("run: --handoff needs libsockmig-preload.so (not beside sockmig, "
-				  "nor in ../lib; set SOCKMIG_PRELOAD)");
+				  "nor in ../lib or %s; set SOCKMIG_PRELOAD)",
+				  SOCKMIG_PRELOADDIR);
 		return 1;
 	}
 	if (r.listen_fd == 0) {
