@@ -161,10 +161,10 @@ int shim_release(int fd, shim_op_fn op, void *arg)
 		shim_busy--;
 		return ret;
 	}
+	slots[i].fd = keep; /* before the call: close_range() goes around it */
 	errno = saved;
 	ret = op(fd, arg);
 	err = errno;
-	slots[i].fd = keep;
 	slots[i].e.ino = e.ino;
 	slots[i].e.cookie = e.cookie;
 	memcpy(slots[i].e.group, e.group, sizeof(e.group));
@@ -204,4 +204,42 @@ void shim_defer_atfork_child(void)
 	start_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	if (atomic_load(&shim_ntracked) > 0)
 		shim_defer_start();
+}
+
+/*
+ * close_range() or closefrom() right after a deferred close (the same
+ * handler closing every fd above 2) must not close the dups the helper is
+ * about to release: the range is closed around them.
+ */
+int shim_defer_close_range(unsigned int first, unsigned int last, int flags)
+{
+	unsigned int keep[SHIM_MAX_DEFERRED] = {0}, lo = first;
+	int n = 0, ret = 0;
+
+	if (!(flags & (int)(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC))) {
+		for (int i = 0; i < SHIM_MAX_DEFERRED; i++) {
+			int fd = slots[i].fd, j = n;
+
+			if (atomic_load(&slots[i].state) == SLOT_FREE || fd < 0)
+				continue;
+			for (; j > 0 && keep[j - 1] > (unsigned int)fd; j--)
+				keep[j] = keep[j - 1];
+			keep[j] = (unsigned int)fd;
+			n++;
+		}
+	}
+	if (!n)
+		return shim_real.close_range(first, last, flags);
+	for (int k = 0; k < n && lo <= last; k++) {
+		if (keep[k] < lo || keep[k] > last)
+			continue;
+		if (keep[k] > lo && shim_real.close_range(lo, keep[k] - 1, flags) < 0)
+			ret = -1;
+		lo = keep[k] + 1;
+		if (keep[k] == ~0U)
+			return ret;
+	}
+	if (lo <= last && shim_real.close_range(lo, last, flags) < 0)
+		ret = -1;
+	return ret;
 }

@@ -725,7 +725,7 @@ SHIM_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 		release_range(first, last);
 	if (handing_off())
 		return shim_inherit_close_range(first, last, flags);
-	return shim_real.close_range(first, last, flags);
+	return shim_defer_close_range(first, last, flags);
 }
 
 SHIM_EXPORT void closefrom(int lowfd)
@@ -737,5 +737,7 @@ SHIM_EXPORT void closefrom(int lowfd)
 		shim_inherit_close_range((unsigned int)lowfd, ~0U, 0);
 		return;
 	}
+	if (lowfd >= 0 && shim_defer_close_range((unsigned int)lowfd, ~0U, 0) == 0)
+		return;
 	shim_real.closefrom(lowfd);
 }

@@ -137,6 +137,8 @@ int shim_release(int fd, shim_op_fn op, void *arg);
 void shim_defer_start(void);
 /* Release what is still deferred, in the calling thread (exit). */
 void shim_defer_flush(void);
+/* close_range() that leaves the dups of deferred releases open. */
+int shim_defer_close_range(unsigned int first, unsigned int last, int flags);
 /* In the child of fork(): the parent's deferred work is not its own. */
 void shim_defer_atfork_child(void);
 

@@ -11,6 +11,7 @@
  * Program modes (stdout: one line per step, "WORD ..."):
  *   signal P N      N listeners on ports P.., closed one by one from a
  *                   SIGALRM handler while the main loop mallocs hard
+ *   signalfrom P N  the same, all closed by one closefrom() in the handler
  *   daemon P        listen, daemon(1, 1), close in the daemon
  *   setuid P SHIM   dlopen(SHIM), listen and close through its symbols
  *   unshare P       close_range(3, ~0U, CLOSE_RANGE_UNSHARE), then bind P
@@ -60,7 +61,7 @@ static const char prog_src[] =
 	"\n"
 	"static int (*do_listen)(int, int) = listen;\n"
 	"static int (*do_close)(int) = close;\n"
-	"static volatile sig_atomic_t nclosed;\n"
+	"static volatile sig_atomic_t nclosed, from;\n"
 	"static int lfd[16], nl;\n"
 	"\n"
 	"static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));\n"
@@ -123,7 +124,10 @@ static const char prog_src[] =
 	"static void on_alarm(int sig)\n"
 	"{\n"
 	"  (void)sig;\n"
-	"  if (nclosed < nl) {\n"
+	"  if (from && nclosed < nl) {\n"
+	"    closefrom(lfd[0]);\n"
+	"    nclosed = nl;\n"
+	"  } else if (nclosed < nl) {\n"
 	"    close(lfd[nclosed]);\n"
 	"    nclosed++;\n"
 	"  }\n"
@@ -177,11 +181,12 @@ static const char prog_src[] =
 	"  int port = argc > 2 ? atoi(argv[2]) : 0, fd, r;\n"
 	"  long t0;\n"
 	"\n"
-	"  if (!strcmp(mode, \"signal\")) {\n"
+	"  if (!strcmp(mode, \"signal\") || !strcmp(mode, \"signalfrom\")) {\n"
 	"    struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};\n"
 	"    struct itimerval it = {{0, 20000}, {0, 20000}};\n"
 	"\n"
 	"    nl = atoi(argv[3]);\n"
+	"    from = !strcmp(mode, \"signalfrom\");\n"
 	"    for (int i = 0; i < nl; i++)\n"
 	"      lfd[i] = listener(port + i);\n"
 	"    sigaction(SIGALRM, &sa, NULL);\n"
@@ -598,7 +603,7 @@ static int field_ms(const char *line)
  * close returns at once and the helper thread still drains each listener
  * (its last reference) and takes it out of its group.
  */
-SM_TEST(shim_signal_handler_close)
+static int signal_case(const char *mode)
 {
 	static const char *const env[] = {"SOCKMIG_DEBUG=1", NULL};
 	struct proc p = {.pid = 0, .in = -1, .out = -1};
@@ -609,7 +614,7 @@ SM_TEST(shim_signal_handler_close)
 	if (ret != SM_PASS)
 		return ret;
 	ret = SM_FAIL;
-	snprintf(args, sizeof(args), "signal %d %d", PORT, N_SIGNAL);
+	snprintf(args, sizeof(args), "%s %d %d", mode, PORT, N_SIGNAL);
 	if (!ASSERT_TRUE(proc_start(&x, &p, "signal", x.prog, true, false, env, -1, args),
 			 "start") ||
 	    !ASSERT_TRUE(proc_expect(&p, "ready", NULL, 0, 5000), "listening"))
@@ -639,6 +644,18 @@ out:
 	}
 	ctx_cleanup(&x);
 	return ret;
+}
+
+SM_TEST(shim_signal_handler_close)
+{
+	return signal_case("signal");
+}
+
+/* The same, the handler closing every listener with one closefrom(): the
+ * dups the helper is about to release stay open. */
+SM_TEST(shim_signal_handler_closefrom)
+{
+	return signal_case("signalfrom");
 }
 
 /*
