@@ -196,10 +196,28 @@ static int check_root(const char *root)
 	return 0;
 }
 
+int sm_lock_wait_ms = -1;
+
 static int lock_group(struct sockmig_group *g)
 {
-	if (flock(g->dirfd, LOCK_EX) < 0)
-		return sm_fail(errno, "cannot lock %s: %s", g->path, strerror(errno));
+	struct timespec nap = {0, 1000000};
+	int waited_ms = 0;
+
+	if (sm_lock_wait_ms < 0) {
+		if (flock(g->dirfd, LOCK_EX) < 0)
+			return sm_fail(errno, "cannot lock %s: %s", g->path, strerror(errno));
+		return 0;
+	}
+	while (flock(g->dirfd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return sm_fail(errno, "cannot lock %s: %s", g->path, strerror(errno));
+		if (waited_ms >= sm_lock_wait_ms)
+			return sm_fail(ETIMEDOUT,
+				       "%s is locked by another process for more than %d ms",
+				       g->path, sm_lock_wait_ms);
+		nanosleep(&nap, NULL);
+		waited_ms++;
+	}
 	return 0;
 }
 
@@ -517,7 +535,7 @@ static const char *pin_root_of(const struct sockmig_group_opts *opts)
 	const char *root = OPTS_GET(opts, pin_root, NULL);
 
 	if (!root)
-		root = getenv("SOCKMIG_PIN_ROOT");
+		root = secure_getenv("SOCKMIG_PIN_ROOT");
 	if (!root || !*root)
 		root = SOCKMIG_PIN_ROOT;
 	return root;
@@ -919,7 +937,7 @@ static enum sockmig_tristate need_wake(struct sockmig_group *g)
 
 	if (g->wake != SOCKMIG_WAKE_AUTO)
 		return g->wake == SOCKMIG_WAKE_ALWAYS ? SOCKMIG_YES : SOCKMIG_NO;
-	env = getenv("SOCKMIG_WAKE");
+	env = secure_getenv("SOCKMIG_WAKE");
 	if (env && *env)
 		return *env == '1' ? SOCKMIG_YES : SOCKMIG_NO;
 	if (probed == SOCKMIG_UNKNOWN) {

@@ -20,6 +20,11 @@ SM_HIDDEN void sm_log(enum sockmig_log_level level, const char *fmt, ...)
  * errno and return -err. */
 SM_HIDDEN int sm_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Longest wait for a group's lock, in ms; < 0 (the default): no limit.
+ * The preload shim bounds it, so that a stopped holder cannot block the
+ * server's listen() or close(); past it the call fails with ETIMEDOUT. */
+SM_HIDDEN extern int sm_lock_wait_ms;
+
 /* Options structs: a caller built against an older header passes a
  * smaller sz; bytes past what we know must be zero. */
 SM_HIDDEN bool sm_opts_valid(const void *opts, size_t sz, size_t known, const char *type);

@@ -98,7 +98,7 @@ int sm_policy_requested(int opt)
 		return opt;
 	if (opt != SOCKMIG_POLICY_AUTO)
 		return sm_fail(EINVAL, "unknown policy %d", opt);
-	env = getenv("SOCKMIG_MODE");
+	env = secure_getenv("SOCKMIG_MODE");
 	if (!env || !*env || strcmp(env, "auto") == 0)
 		return SOCKMIG_POLICY_AUTO;
 	if (strcmp(env, "legacy") == 0)

@@ -16,14 +16,23 @@
  * close_range()/closefrom() go around them. A shutdown() of the shared
  * socket would stop it for every generation and the supervisor: it is
  * answered with success and not made.
+ *
+ * A private fd is used only while it is still the socket taken at load
+ * (its inode): a server can close it without the shim (a raw system call,
+ * close_range() in a child's copy of the fd table) and the number be
+ * reused by another file. close_range(CLOSE_RANGE_UNSHARE) unshares the fd
+ * table first and then closes around the private fds; dup2()/dup3() onto
+ * a private number moves the private copy to another number first.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -87,6 +96,25 @@ void shim_inherit_init(void)
 		shim_say("inactive: SOCKMIG_HANDOFF is set but LISTEN_FDS=%s holds no listening "
 			 "TCP socket",
 			 fds);
+}
+
+/* Private copy @k is still the socket taken at load; when it is not, it
+ * is forgotten (said once). */
+static bool private_ok(int k)
+{
+	static atomic_bool said;
+	struct stat st;
+
+	if (inh[k].fd < 0)
+		return false;
+	if (fstat(inh[k].fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == inh[k].ino)
+		return true;
+	if (!atomic_exchange(&said, true) && !shim_cfg.quiet)
+		shim_say("the supervisor's listener kept as fd %d was closed or replaced behind "
+			 "the shim: not handed off",
+			 inh[k].fd);
+	inh[k].fd = -1;
+	return false;
 }
 
 /* An IPv4 or IPv6 address's port (network order) and address bytes. */
@@ -159,6 +187,8 @@ int shim_inherit_bind(int fd, const struct sockaddr *sa, socklen_t len)
 	    type != SOCK_STREAM)
 		return 0;
 	k = inherited_for(sa, len);
+	if (k >= 0 && !private_ok(k))
+		k = -1;
 	fdflags = k < 0 ? -1 : shim_real.fcntl(fd, F_GETFD);
 	flflags = k < 0 ? -1 : shim_real.fcntl(fd, F_GETFL);
 	if (fdflags < 0 || flflags < 0 ||
@@ -178,9 +208,22 @@ int shim_inherit_bind(int fd, const struct sockaddr *sa, socklen_t len)
 bool shim_inherit_private(int fd)
 {
 	for (int k = 0; k < ninh; k++)
-		if (inh[k].fd == fd)
-			return true;
+		if (fd >= 0 && inh[k].fd == fd)
+			return private_ok(k);
 	return false;
+}
+
+void shim_inherit_move(int fd)
+{
+	int moved;
+
+	for (int k = 0; k < ninh; k++) {
+		if (fd < 0 || inh[k].fd != fd || !private_ok(k))
+			continue;
+		moved = shim_real.fcntl(fd, F_DUPFD_CLOEXEC, fd + 1);
+		shim_debug("fd %d: the supervisor's listener moved to fd %d", fd, moved);
+		inh[k].fd = moved; /* -1 when it could not move: forgotten */
+	}
 }
 
 bool shim_inherit_shared(int fd)
@@ -197,12 +240,26 @@ bool shim_inherit_shared(int fd)
 
 int shim_inherit_close_range(unsigned int first, unsigned int last, int flags)
 {
-	unsigned int lo = first;
-	int ret = 0;
+	unsigned int lo = first, priv[INHERIT_MAX];
+	int ret = 0, n = 0;
 
-	/* the private fds, in the order they were taken: ascending */
-	for (int k = 0; k < ninh && lo <= last; k++) {
-		unsigned int p = (unsigned int)inh[k].fd;
+	if ((flags & CLOSE_RANGE_UNSHARE) && syscall(SYS_unshare, CLONE_FILES) < 0)
+		return shim_real.close_range(first, last, flags);
+	flags &= ~CLOSE_RANGE_UNSHARE;
+	/* the private fds, ascending */
+	for (int k = 0; k < ninh; k++) {
+		int j = n++;
+
+		if (inh[k].fd < 0) {
+			n--;
+			continue;
+		}
+		for (; j > 0 && priv[j - 1] > (unsigned int)inh[k].fd; j--)
+			priv[j] = priv[j - 1];
+		priv[j] = (unsigned int)inh[k].fd;
+	}
+	for (int k = 0; k < n && lo <= last; k++) {
+		unsigned int p = priv[k];
 
 		if (p < lo || p > last)
 			continue;

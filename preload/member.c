@@ -56,16 +56,45 @@ static int bpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 }
 
 /* libbpf's print callback is process-wide (the server may use libbpf
- * too): ours only around our calls. */
+ * too): ours only while some thread of the shim calls it (drains run in
+ * parallel, without shim_decide_lock). */
+static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
+static int print_users;
+static libbpf_print_fn_t print_saved;
+
 static libbpf_print_fn_t quiet_begin(void)
 {
+	pthread_mutex_lock(&print_lock);
 	sockmig_set_print(lib_print);
-	return libbpf_set_print(bpf_print);
+	if (print_users++ == 0)
+		print_saved = libbpf_set_print(bpf_print);
+	pthread_mutex_unlock(&print_lock);
+	return NULL;
 }
 
 static void quiet_end(libbpf_print_fn_t old)
 {
-	libbpf_set_print(old);
+	(void)old;
+	pthread_mutex_lock(&print_lock);
+	if (--print_users == 0)
+		libbpf_set_print(print_saved);
+	pthread_mutex_unlock(&print_lock);
+}
+
+/*
+ * Another process has held the group's lock for longer than
+ * SHIM_LOCK_WAIT_MS (a stopped or stuck sockmig process): this call goes
+ * on without sockmig. Said once per process.
+ */
+static bool lock_timed_out(void)
+{
+	static atomic_bool said;
+
+	if (errno != ETIMEDOUT && !strstr(sockmig_last_error(), "is locked by another process"))
+		return false;
+	if (!atomic_exchange(&said, true) && !shim_cfg.quiet)
+		shim_say("%s: calls go on without sockmig while it is", sockmig_last_error());
+	return true;
 }
 
 /* Stop registering; say why, once per process (and its forked children). */
@@ -296,6 +325,7 @@ void shim_member_atfork_child(void)
 	/* the parent's registrations, answers and inactivity carry over; a
 	 * probe cannot be under way in the child (no thread survives) */
 	atomic_store(&probing, false);
+	print_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 }
 
 /* ---- registration ------------------------------------------------------- */
@@ -343,13 +373,16 @@ void shim_listener_listen(int fd)
 	SOCKMIG_OPTS(sockmig_group_opts, go, .wake_targets = wake_mode);
 	g = sockmig_group_open(fd, &go);
 	if (!g) {
-		go_inactive(sockmig_last_error());
+		if (!lock_timed_out())
+			go_inactive(sockmig_last_error());
 		goto quiet;
 	}
 	SOCKMIG_OPTS(sockmig_member_opts, mo, .role = SOCKMIG_ROLE_ACTIVE, .generation = gen,
 		     .pid = (uint32_t)getpid());
 	err = sockmig_member_add(g, fd, &mo);
 	if (err) {
+		if (lock_timed_out())
+			goto close_group;
 		snprintf(why, sizeof(why), "%s", sockmig_last_error());
 		/* leave no empty group behind */
 		if (sockmig_members(g, NULL, 0) == 0)
@@ -368,6 +401,7 @@ void shim_listener_listen(int fd)
 	}
 	shim_debug("fd %d registered in group %s: active, generation %u, pid %d", fd, e.group, gen,
 		   (int)getpid());
+	shim_defer_start();
 	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY && endpoint_of(e.ino) < 0) {
 		int ep = sockmig_handoff_listen(g, fd);
 
@@ -433,6 +467,8 @@ void shim_listeners_adopt(void)
 	}
 	if (d)
 		closedir(d);
+	if (atomic_load(&shim_ntracked) > 0)
+		shim_defer_start();
 }
 
 /* ---- drain -------------------------------------------------------------- */
@@ -446,7 +482,7 @@ static struct sockmig_group *open_group(const struct shim_entry *e)
 	SOCKMIG_OPTS(sockmig_group_opts, go, .wake_targets = wake_mode);
 	g = sockmig_group_open_name(e->group, &go);
 
-	if (!g)
+	if (!g && !lock_timed_out())
 		shim_debug("group %s: %s", e->group, sockmig_last_error());
 	return g;
 }
@@ -462,9 +498,11 @@ static int drain(struct sockmig_group *g, int fd, const char *when)
 		return -ENOTCONN;
 	}
 	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY) {
-		/* nothing migrates: take the queue and hand it to a live member */
+		/* nothing migrates: take the queue and hand it to a live member;
+		 * the server waits in its close(): not for the whole SYN+ACK
+		 * retry budget (63 s), what is left is reported */
 		SOCKMIG_OPTS(sockmig_legacy_drain_opts, lo, .on_accept = sockmig_handoff_accept,
-			     .ctx = g, .wake_receivers = true);
+			     .ctx = g, .wake_receivers = true, .deadline_ms = SHIM_LEGACY_DRAIN_MS);
 		struct sockmig_legacy_drain_report lr;
 
 		err = sockmig_member_drain_legacy(g, fd, &lo, &lr);
@@ -478,6 +516,8 @@ static int drain(struct sockmig_group *g, int fd, const char *when)
 		return err;
 	}
 	err = sockmig_member_drain(g, fd, NULL, &rep);
+	if (err && lock_timed_out())
+		return err;
 	if (err)
 		shim_debug("fd %d %s: not drained: %s", fd, when, sockmig_last_error());
 	else
@@ -497,49 +537,78 @@ static int drain(struct sockmig_group *g, int fd, const char *when)
  */
 int shim_listener_release(int fd, shim_op_fn op, void *arg)
 {
-	struct sockmig_group *g = NULL;
 	struct shim_entry e;
-	libbpf_print_fn_t old = NULL;
-	int saved = errno, ret, err, refs;
-	bool have, locked = false, quieted = false;
+	bool have;
+	int ret;
 
 	shim_busy++;
 	pthread_mutex_lock(&shim_decide_lock);
-	have = shim_table_get(fd, &e, true) && shim_fd_is_socket(fd, e.ino);
+	have = shim_table_get(fd, &e, true);
+	pthread_mutex_unlock(&shim_decide_lock);
+	if (have) {
+		ret = shim_listener_release_entry(fd, &e, op, arg);
+	} else {
+		ret = op(fd, arg);
+	}
+	shim_busy--;
+	return ret;
+}
+
+/*
+ * The process-wide mutex covers the decision and, when the fd is not the
+ * last reference, the close (two threads closing two fds of one socket
+ * must not each see the other). The drain of a last reference, which can
+ * take seconds, runs without it, so that the other threads' listen() and
+ * close() do not wait for it: no other fd of the socket is left to race.
+ */
+int shim_listener_release_entry(int fd, const struct shim_entry *e, shim_op_fn op, void *arg)
+{
+	struct sockmig_group *g = NULL;
+	libbpf_print_fn_t old = NULL;
+	int saved = errno, ret, err, refs = -1;
+	bool have, locked = false, quieted = false, last;
+
+	shim_busy++;
+	pthread_mutex_lock(&shim_decide_lock);
+	have = shim_fd_is_socket(fd, e->ino);
 	if (have) {
 		locked = shim_refs_lock(fd);
-		refs = locked ? shim_refs_others(e.ino, fd) : -1;
-		if (refs > 0) {
+		refs = locked ? shim_refs_others(e->ino, fd) : -1;
+		if (refs > 0)
 			shim_debug("fd %d closed: not the last reference to its socket", fd);
-		} else if (refs < 0) {
+		else if (refs < 0)
 			shim_debug("fd %d closed: cannot tell whether other processes hold its "
 				   "socket: closed only",
 				   fd);
-		} else {
-			old = quiet_begin();
-			quieted = true;
-			g = open_group(&e);
-			if (g)
-				drain(g, fd, "closed, last reference");
-		}
+	}
+	last = have && refs == 0;
+	if (last) {
+		pthread_mutex_unlock(&shim_decide_lock);
+		old = quiet_begin();
+		quieted = true;
+		g = open_group(e);
+		if (g)
+			drain(g, fd, "closed, last reference");
 	}
 	errno = saved;
 	ret = op(fd, arg);
 	err = errno;
-	if (locked && shim_fd_is_socket(fd, e.ino))
+	if (locked && shim_fd_is_socket(fd, e->ino))
 		shim_refs_unlock(fd); /* the call failed: the fd is still ours */
-	if (have && !shim_fd_is_socket(fd, e.ino) && !holds_socket(e.ino))
-		endpoint_drop(e.ino);
+	if (last)
+		pthread_mutex_lock(&shim_decide_lock);
+	if (have && !shim_fd_is_socket(fd, e->ino) && !holds_socket(e->ino))
+		endpoint_drop(e->ino);
+	pthread_mutex_unlock(&shim_decide_lock);
 	if (g) {
-		if (sockmig_member_leave_cookie(g, e.cookie) == 0)
-			shim_debug("fd %d left group %s", fd, e.group);
-		else
-			shim_debug("fd %d: leave group %s: %s", fd, e.group, sockmig_last_error());
+		if (sockmig_member_leave_cookie(g, e->cookie) == 0)
+			shim_debug("fd %d left group %s", fd, e->group);
+		else if (!lock_timed_out())
+			shim_debug("fd %d: leave group %s: %s", fd, e->group, sockmig_last_error());
 		sockmig_group_close(g);
 	}
 	if (quieted)
 		quiet_end(old);
-	pthread_mutex_unlock(&shim_decide_lock);
 	shim_busy--;
 	errno = err;
 	return ret;
@@ -564,7 +633,7 @@ int shim_listener_shutdown(int fd, int how)
 	if (how != SHUT_RD && how != SHUT_RDWR)
 		return shim_real.shutdown(fd, how);
 	shim_busy++;
-	pthread_mutex_lock(&shim_decide_lock);
+	/* no shim_decide_lock: a drain can take seconds (see above) */
 	if (shim_table_get(fd, &e, false) && shim_fd_is_socket(fd, e.ino) && is_listening(fd)) {
 		old = quiet_begin();
 		g = open_group(&e);
@@ -582,7 +651,6 @@ int shim_listener_shutdown(int fd, int how)
 		ret = shim_real.shutdown(fd, how);
 		err = errno;
 	}
-	pthread_mutex_unlock(&shim_decide_lock);
 	shim_busy--;
 	errno = err;
 	return ret;
@@ -604,8 +672,9 @@ static int op_close(int fd, void *arg)
  */
 void shim_listeners_exit(void)
 {
-	int fds[SHIM_MAX_FDS], n = shim_table_fds(fds, SHIM_MAX_FDS);
+	int fds[SHIM_MAX_FDS], n;
 
+	n = shim_table_fds(fds, SHIM_MAX_FDS);
 	for (int i = 0; i < n; i++)
 		shim_listener_release(fds[i], op_close, NULL);
 }

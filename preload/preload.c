@@ -73,19 +73,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "shim.h"
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
-
-#ifndef CLOSE_RANGE_UNSHARE
-#define CLOSE_RANGE_UNSHARE (1U << 1)
-#endif
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
 
 /* bind()'s address argument is a transparent union under _GNU_SOURCE. */
 #if defined(__USE_GNU) && !defined(__cplusplus)
@@ -196,6 +191,8 @@ static void sys_closefrom(int lowfd)
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static atomic_bool ready;
 
+static void atfork_child(void);
+
 static bool env_true(const char *name)
 {
 	const char *v = getenv(name);
@@ -228,6 +225,23 @@ static void init_once_fn(void)
 	RESOLVE(closefrom, sys_closefrom);
 	RESOLVE(accept, sys_accept);
 	RESOLVE(accept4, sys_accept4);
+
+	/*
+	 * A setuid or setgid program (or one with file capabilities): its
+	 * environment is the caller's, who must not steer what it does with
+	 * its privileges. The shim stays out of it entirely, silently, and
+	 * reads nothing from the environment.
+	 */
+	if (getauxval(AT_SECURE)) {
+		shim_cfg.disabled = true;
+		shim_cfg.quiet = true;
+		atomic_store_explicit(&ready, true, memory_order_release);
+		return;
+	}
+	/* glibc's own forks (daemon(3), system(3)...) do not go through the
+	 * interposed fork(): the child's bookkeeping runs from here */
+	pthread_atfork(NULL, NULL, atfork_child);
+	sm_lock_wait_ms = SHIM_LOCK_WAIT_MS;
 
 	shim_cfg.disabled = env_true("SOCKMIG_DISABLE");
 	shim_cfg.quiet = env_true("SOCKMIG_QUIET");
@@ -283,9 +297,13 @@ __attribute__((destructor)) static void shim_dtor(void)
 {
 	int err = errno;
 
-	if (!shim_cfg.disabled && !shim_busy &&
-	    atomic_load_explicit(&shim_ntracked, memory_order_acquire) > 0 && table_owner())
-		shim_listeners_exit();
+	if (!shim_cfg.disabled && !shim_busy && table_owner()) {
+		shim_busy++;
+		shim_defer_flush(); /* what signal handlers left to the helper */
+		shim_busy--;
+		if (atomic_load_explicit(&shim_ntracked, memory_order_acquire) > 0)
+			shim_listeners_exit();
+	}
 	errno = err;
 }
 
@@ -399,15 +417,30 @@ int shim_table_fds(int *fds, int max)
 {
 	int n = 0, hi, v;
 
-	pthread_mutex_lock(&table_lock);
-	hi = atomic_load_explicit(&table_hi, memory_order_relaxed);
+	/* lock-free: may run in a signal handler (close_range) */
+	hi = atomic_load_explicit(&table_hi, memory_order_acquire);
 	for (int i = 0; i < hi && n < max; i++) {
-		v = atomic_load_explicit(&table[i].fdp1, memory_order_relaxed);
+		v = atomic_load_explicit(&table[i].fdp1, memory_order_acquire);
 		if (v)
 			fds[n++] = v - 1;
 	}
-	pthread_mutex_unlock(&table_lock);
 	return n;
+}
+
+bool shim_table_take_nolock(int fd, struct shim_entry *out)
+{
+	int i = shim_table_find(fd), want = fd + 1;
+
+	if (i < 0)
+		return false;
+	out->ino = table[i].ino;
+	out->cookie = table[i].cookie;
+	memcpy(out->group, table[i].group, sizeof(out->group));
+	if (!atomic_compare_exchange_strong(&table[i].fdp1, &want, 0))
+		return false; /* another thread took it first */
+	atomic_store_explicit(&out->fdp1, fd + 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&shim_ntracked, 1, memory_order_acq_rel);
+	return true;
 }
 
 /* Nothing tracked, or the shim's own code calling: straight through. */
@@ -455,7 +488,7 @@ SHIM_EXPORT int close(int fd)
 		return 0; /* the server closes what it does not know: keep it */
 	if (fast() || !tracked(fd))
 		return shim_real.close(fd);
-	return shim_listener_release(fd, op_close, NULL);
+	return shim_release(fd, op_close, NULL);
 }
 
 SHIM_EXPORT int listen(int fd, int backlog)
@@ -482,6 +515,10 @@ SHIM_EXPORT int shutdown(int fd, int how)
 		return 0;
 	}
 	if (fast() || !tracked(fd))
+		return shim_real.shutdown(fd, how);
+	/* a drain is no work for a signal handler: the plain shutdown, under
+	 * the policy the kernel still migrates the queue */
+	if (shim_maybe_in_handler())
 		return shim_real.shutdown(fd, how);
 	return shim_listener_shutdown(fd, how);
 }
@@ -577,11 +614,13 @@ static int dup_common(int oldfd, int newfd, int flags, bool three)
 	int ret;
 
 	shim_init();
+	if (handing_off() && oldfd != newfd)
+		shim_inherit_move(newfd); /* a private copy is not the server's to replace */
 	if (fast())
 		return op_dup(newfd, &a);
 	if (oldfd != newfd && tracked(newfd) &&
 	    shim_real.fcntl(oldfd, F_GETFD) >= 0 /* else it fails, @newfd stays */)
-		ret = shim_listener_release(newfd, op_dup, &a);
+		ret = shim_release(newfd, op_dup, &a);
 	else
 		ret = op_dup(newfd, &a);
 	if (ret >= 0 && !fast() && tracked(oldfd))
@@ -638,23 +677,30 @@ SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
  * A forked child holds every listener of its parent: nothing to count,
  * refs.c will see both at the close. The child only gets fresh locks (a
  * thread of the parent may have held one; the table itself is always
- * consistent for readers).
+ * consistent for readers). Run by pthread_atfork(), so that the forks
+ * glibc makes itself (daemon(3)) get it too; fork() is still interposed
+ * for the fallback to the raw system call, which runs no handlers.
  */
+static void atfork_child(void)
+{
+	int err = errno;
+
+	atomic_store_explicit(&table_pid, getpid(), memory_order_relaxed);
+	table_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+	shim_decide_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+	shim_member_atfork_child();
+	shim_defer_atfork_child();
+	errno = err;
+}
+
 SHIM_EXPORT pid_t fork(void)
 {
 	pid_t pid;
-	int err;
 
 	shim_init();
 	pid = shim_real.fork();
-	if (pid == 0) {
-		err = errno;
-		atomic_store_explicit(&table_pid, getpid(), memory_order_relaxed);
-		table_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
-		shim_decide_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
-		shim_member_atfork_child();
-		errno = err;
-	}
+	if (pid == 0 && shim_real.fork == sys_fork)
+		atfork_child();
 	return pid;
 }
 
@@ -666,7 +712,7 @@ static void release_range(unsigned int first, unsigned int last)
 	n = shim_table_fds(fds, SHIM_MAX_FDS);
 	for (int i = 0; i < n; i++)
 		if ((unsigned int)fds[i] >= first && (unsigned int)fds[i] <= last)
-			shim_listener_release(fds[i], op_close, NULL);
+			shim_release(fds[i], op_close, NULL);
 	errno = err;
 }
 
@@ -677,9 +723,9 @@ SHIM_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 	 * fd table, the listeners stay open in the shared one */
 	if (!fast() && !(flags & (int)(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) && table_owner())
 		release_range(first, last);
-	if (handing_off() && !(flags & (int)CLOSE_RANGE_UNSHARE))
+	if (handing_off())
 		return shim_inherit_close_range(first, last, flags);
-	return shim_real.close_range(first, last, flags);
+	return shim_defer_close_range(first, last, flags);
 }
 
 SHIM_EXPORT void closefrom(int lowfd)
@@ -691,5 +737,7 @@ SHIM_EXPORT void closefrom(int lowfd)
 		shim_inherit_close_range((unsigned int)lowfd, ~0U, 0);
 		return;
 	}
+	if (lowfd >= 0 && shim_defer_close_range((unsigned int)lowfd, ~0U, 0) == 0)
+		return;
 	shim_real.closefrom(lowfd);
 }

@@ -88,8 +88,10 @@ bool shim_table_get(int fd, struct shim_entry *out, bool take);
 /* Track @fd as @e (replacing an entry of the same fd). False when full. */
 bool shim_table_put(int fd, const struct shim_entry *e);
 bool shim_table_full(void);
-/* Up to @max tracked fds into @fds; returns their number. */
+/* Up to @max tracked fds into @fds; returns their number. Lock-free. */
 int shim_table_fds(int *fds, int max);
+/* Lock-free (for signal handlers): copy @fd's entry into @out and free it. */
+bool shim_table_take_nolock(int fd, struct shim_entry *out);
 
 /* Serializes the slow paths of this process (registration, release,
  * shutdown); taken before the table's own lock. */
@@ -107,6 +109,38 @@ void shim_listener_listen(int fd);
  * @op returned, with its errno. */
 typedef int (*shim_op_fn)(int fd, void *arg);
 int shim_listener_release(int fd, shim_op_fn op, void *arg);
+
+/* The same for a listener already out of the table: its entry @e, on
+ * @fd, which @op makes go away. */
+int shim_listener_release_entry(int fd, const struct shim_entry *e, shim_op_fn op, void *arg);
+
+/* Longest wait for a group's lock held by another process (ms): past it,
+ * the call goes on without sockmig. */
+#define SHIM_LOCK_WAIT_MS 500
+/* Longest legacy drain inside close() (ms). */
+#define SHIM_LEGACY_DRAIN_MS 2000
+
+/* ---- work out of signal handlers (defer.c) ------------------------------ */
+
+/* This thread may be running a signal handler: some signal that has a
+ * handler is blocked in it. Async-signal-safe. */
+bool shim_maybe_in_handler(void);
+
+/* shim_listener_release(), or, when shim_maybe_in_handler(), its
+ * async-signal-safe half: keep the socket open on a private dup, make
+ * @op, and leave the decision and the drain to this process's helper
+ * thread. */
+int shim_release(int fd, shim_op_fn op, void *arg);
+
+/* Start this process's helper thread (once per process; not from a
+ * signal handler). */
+void shim_defer_start(void);
+/* Release what is still deferred, in the calling thread (exit). */
+void shim_defer_flush(void);
+/* close_range() that leaves the dups of deferred releases open. */
+int shim_defer_close_range(unsigned int first, unsigned int last, int flags);
+/* In the child of fork(): the parent's deferred work is not its own. */
+void shim_defer_atfork_child(void);
 
 /* shutdown(@fd, @how) of a tracked listener: drain first. */
 int shim_listener_shutdown(int fd, int how);
@@ -150,7 +184,18 @@ bool shim_inherit_private(int fd);
 /* @fd refers to an inherited (shared) listening socket. */
 bool shim_inherit_shared(int fd);
 
-/* close_range() that leaves the private copies open. */
+/* dup2()/dup3() onto @fd follows: a private copy there moves away. */
+void shim_inherit_move(int fd);
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* close_range() that leaves the private copies open (in the unshared fd
+ * table with CLOSE_RANGE_UNSHARE). */
 int shim_inherit_close_range(unsigned int first, unsigned int last, int flags);
 
 /* ---- references (refs.c) ---------------------------------------------- */
