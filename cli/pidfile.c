@@ -12,8 +12,9 @@
 
 #include "pidfile.h"
 
-/* @path exists (made 0700 when missing) and only its owner, us, can use it. */
-static int private_dir(const char *path)
+/* @path exists (made 0700 when missing), is ours, and no one else can write
+ * in it (@deny: the mode bits nobody else may have). */
+static int private_dir(const char *path, mode_t deny)
 {
 	struct stat st;
 
@@ -21,7 +22,7 @@ static int private_dir(const char *path)
 		return -errno;
 	if (lstat(path, &st) < 0)
 		return -errno;
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & deny))
 		return -EPERM;
 	return 0;
 }
@@ -39,22 +40,26 @@ int rundir_path(char *buf, size_t len)
 		snprintf(base, sizeof(base), "%s/sockmig", xdg);
 	else
 		snprintf(base, sizeof(base), "/run/sockmig");
-	err = private_dir(base);
-	if (err)
+	err = private_dir(base, 022); /* others may have made it readable */
+	if (err) {
+		snprintf(buf, len, "%s", base); /* what the caller's error names */
 		return err;
+	}
 	if ((size_t)snprintf(buf, len, "%s/%llu", base, (unsigned long long)ns.st_ino) >= len)
 		return -ENAMETOOLONG;
-	return private_dir(buf);
+	return private_dir(buf, 077);
 }
 
 int rundir_file(char *buf, size_t len, const char *fmt, ...)
 {
-	char dir[128], name[64];
+	char dir[128] = "", name[64];
 	va_list ap;
 	int err = rundir_path(dir, sizeof(dir));
 
-	if (err)
+	if (err) {
+		snprintf(buf, len, "%s", dir);
 		return err;
+	}
 	va_start(ap, fmt);
 	vsnprintf(name, sizeof(name), fmt, ap);
 	va_end(ap);
