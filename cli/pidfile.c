@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,8 @@ static int private_dir(const char *path, mode_t deny)
 	return 0;
 }
 
-int rundir_path(char *buf, size_t len)
+/* The namespace's directory in @buf, made when @make. */
+static int rundir(char *buf, size_t len, bool make)
 {
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	char base[128];
@@ -40,6 +42,10 @@ int rundir_path(char *buf, size_t len)
 		snprintf(base, sizeof(base), "%s/sockmig", xdg);
 	else
 		snprintf(base, sizeof(base), "/run/sockmig");
+	if (!make) {
+		snprintf(buf, len, "%s/%llu", base, (unsigned long long)ns.st_ino);
+		return 0;
+	}
 	err = private_dir(base, 022); /* others may have made it readable */
 	if (err) {
 		snprintf(buf, len, "%s", base); /* what the caller's error names */
@@ -48,6 +54,11 @@ int rundir_path(char *buf, size_t len)
 	if ((size_t)snprintf(buf, len, "%s/%llu", base, (unsigned long long)ns.st_ino) >= len)
 		return -ENAMETOOLONG;
 	return private_dir(buf, 077);
+}
+
+int rundir_path(char *buf, size_t len)
+{
+	return rundir(buf, len, true);
 }
 
 int rundir_file(char *buf, size_t len, const char *fmt, ...)
@@ -176,19 +187,23 @@ void pidfile_release(struct pidfile *pf)
 
 pid_t pidfile_owner(const char *kind, int port)
 {
-	char path[160];
+	char path[160], dir[128];
 	pid_t pid = 0;
 	int fd;
 
-	if (rundir_file(path, sizeof(path), "%s-%d.pid", kind, port) < 0)
+	/* only look: no directory is made for a file that is not there */
+	if (rundir(dir, sizeof(dir), false) < 0 ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%s-%d.pid", dir, kind, port) >= sizeof(path))
 		return 0;
 	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return 0;
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
 		unlink(path); /* nobody holds it: stale, whatever it names */
-	else if (errno == EWOULDBLOCK)
+		rmdir(dir);   /* when nothing else is in it */
+	} else if (errno == EWOULDBLOCK) {
 		pid = named_process(fd);
+	}
 	close(fd);
 	return pid;
 }
