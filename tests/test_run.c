@@ -967,6 +967,63 @@ out:
 	return ret;
 }
 
+/*
+ * The same, but the new run's own generation never gets ready: it gives up
+ * at --ready-timeout and leaves the killed run's server serving, with the
+ * group's pins and its record, for the next run.
+ */
+SM_TEST(run_killed_then_restart_fails)
+{
+	struct runenv re = {.wrap = true};
+	char *args[] = {"run",	"--port", re.port, "--ready-timeout", "1", "--",
+			re.cmd, re.port,  NULL};
+	char path[160];
+	pid_t orphan = 0, run2;
+	int ret, st;
+
+	ret = run_start(&re, NULL);
+	if (ret != SM_PASS) {
+		run_stop(&re);
+		return ret;
+	}
+	ret = SM_FAIL;
+	orphan = find_child(re.run);
+	if (!ASSERT_GT(orphan, 0, "found the server"))
+		goto out;
+	kill(re.run, SIGKILL);
+	waitpid(re.run, NULL, 0);
+	re.run = 0;
+	fail_from_now(&re, true);
+	run2 = spawn_sockmig(&re.e, "run2.log", args);
+	st = wait_exit(run2, 4000);
+	if (st == -1)
+		stop_sockmig(run2);
+	daemon_file(path, sizeof(path), "run-35000.gens");
+	if (!ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1,
+			 "the new run gives up with status 1") ||
+	    !ASSERT_EQ(log_count(&re.e, "run2.log", "adopted 1 process"), 1, "adopted") ||
+	    !ASSERT_EQ(log_count(&re.e, "run2.log", "Error: "), 1, "one error line") ||
+	    !ASSERT_TRUE(alive(orphan), "the killed run's server still runs") ||
+	    !ASSERT_TRUE(probe_reply(RPORT, 1000) > 0, "and serves") ||
+	    !ASSERT_EQ(groups_here(), 1, "its group stays pinned") ||
+	    !ASSERT_EQ(pidfile_pid("run-35000.gens"), orphan, "and recorded"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS) {
+		show_log(&re.e, "run.log");
+		show_log(&re.e, "run2.log");
+	}
+	if (orphan > 0)
+		kill(orphan, SIGKILL);
+	unlink(path);
+	*strrchr(path, '/') = '\0';
+	rmdir(path);
+	re.e.mode = I_ATTACH; /* detach: the pins a kill -9 leaves */
+	run_stop(&re);
+	return ret;
+}
+
 /* `sockmig ARGS` in the foreground: its exit status (-1 if it hangs). */
 static int sockmig_status(struct ienv *e, const char *log, char *const args[])
 {
