@@ -26,13 +26,13 @@
 #include "cli.h"
 #include "diag.h"
 #include "internal.h"
+#include "pidfile.h"
 #include "sockmig.h"
 
 #ifndef SO_DETACH_REUSEPORT_BPF
 #define SO_DETACH_REUSEPORT_BPF 68
 #endif
 
-#define RUN_DIR		"/run/sockmig"
 #define FORGET_AFTER_MS 5000
 
 int take_listener(const struct sm_listener *l, bool quiet)
@@ -240,37 +240,18 @@ static void on_stop(int sig)
 	stop_attach = 1;
 }
 
+/* SIGHUP (a stray `kill -HUP`, a reload aimed at another daemon): scan now. */
+static void on_hup(int sig)
+{
+	(void)sig;
+}
+
 unsigned long long now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000;
-}
-
-static void pidfile_path(int port, char *buf, size_t len)
-{
-	snprintf(buf, len, RUN_DIR "/attach-%d.pid", port);
-}
-
-static int write_pidfile(int port)
-{
-	char path[128], line[32];
-	int fd, n;
-
-	if (mkdir(RUN_DIR, 0700) < 0 && errno != EEXIST)
-		return -1;
-	pidfile_path(port, path, sizeof(path));
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	n = snprintf(line, sizeof(line), "%d\n", (int)getpid());
-	if (write(fd, line, (size_t)n) != n) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
 }
 
 int scanner_scan(struct scanner *sc)
@@ -366,7 +347,8 @@ int do_attach(int argc, char **argv)
 	int port = 0, opt, n;
 	bool once = false, fg = false, keep_old = false;
 	static struct scanner sc;
-	struct sigaction sa = {.sa_handler = on_stop};
+	struct sigaction sa = {.sa_handler = on_stop}, hup = {.sa_handler = on_hup};
+	struct pidfile pf = {.fd = -1};
 
 	optind = 1;
 	opterr = 0;
@@ -448,14 +430,30 @@ int do_attach(int argc, char **argv)
 	}
 	if (once)
 		return 0;
-	if (!fg && daemon(0, 0) < 0) {
-		cli_error("cannot become a daemon: %s", strerror(errno));
-		return 1;
+	if (port) {
+		pid_t owner;
+		int err = pidfile_acquire(&pf, "attach", port, &owner);
+
+		if (err == -EBUSY) {
+			cli_error("sockmig attach (pid %d) already watches port %d", (int)owner,
+				  port);
+			return 1;
+		} else if (err) {
+			cli_error("attach: cannot write its pid file %s: %s", pf.path,
+				  strerror(-err));
+			return 1;
+		}
 	}
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &hup, NULL);
+	if (!fg && daemon(0, 0) < 0) {
+		cli_error("cannot become a daemon: %s", strerror(errno));
+		pidfile_release(&pf);
+		return 1;
+	}
 	if (port)
-		write_pidfile(port);
+		pidfile_write(&pf);
 	while (!stop_attach) {
 		struct timespec ts = {.tv_sec = (time_t)(interval / 1000),
 				      .tv_nsec = (long)(interval % 1000) * 1000000L};
@@ -466,40 +464,20 @@ int do_attach(int argc, char **argv)
 			scanner_scan(&sc);
 		}
 	}
-	if (port) {
-		char path[128];
-
-		pidfile_path(port, path, sizeof(path));
-		unlink(path);
-	}
+	pidfile_release(&pf);
 	return 0;
 }
 
 /* ---- detach ---------------------------------------------------------------- */
 
-/* Stop the attach daemon of @port, if one runs (it is ours: check comm). */
+/* Stop the attach daemon of @port, if one runs (the live holder of its
+ * locked pid file, still the process it names). */
 static void stop_daemon(int port)
 {
-	char path[128], comm[64] = "";
-	FILE *f;
-	int pid = 0;
+	pid_t pid = pidfile_owner("attach", port);
 
-	pidfile_path(port, path, sizeof(path));
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	if (fscanf(f, "%d", &pid) != 1)
-		pid = 0;
-	fclose(f);
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	f = pid > 0 ? fopen(path, "re") : NULL;
-	if (f) {
-		if (fgets(comm, sizeof(comm), f) && strncmp(comm, "sockmig", 7) == 0)
-			kill(pid, SIGTERM);
-		fclose(f);
-	}
-	pidfile_path(port, path, sizeof(path));
-	unlink(path);
+	if (pid > 0)
+		kill(pid, SIGTERM);
 }
 
 int do_detach(int argc, char **argv)

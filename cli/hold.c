@@ -15,6 +15,7 @@
 #include "diag.h"
 #include "cli.h"
 #include "hold.h"
+#include "pidfile.h"
 #include "sockmig.h"
 
 int holder_config(struct holder *h, const char *addr, int port, const char *user)
@@ -128,6 +129,12 @@ static void on_stop(int sig)
 	stop_hold = 1;
 }
 
+/* SIGHUP means nothing to hold (a stray one must not kill it). */
+static void on_hup(int sig)
+{
+	(void)sig;
+}
+
 /* The first server listener (not a holder) the last scan registered. */
 static const struct known *new_server(const struct scanner *sc, int before)
 {
@@ -149,11 +156,13 @@ int do_hold(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	static struct scanner sc;
-	struct sigaction sa = {.sa_handler = on_stop};
+	struct sigaction sa = {.sa_handler = on_stop}, hup = {.sa_handler = on_hup};
 	const char *addr = NULL, *user = NULL;
+	struct pidfile pf = {.fd = -1};
 	struct holder h;
+	pid_t owner;
 	uint64_t v, interval = 20;
-	int opt, port = 0, before;
+	int opt, port = 0, before, err;
 	bool fg = false;
 
 	optind = 1;
@@ -193,6 +202,18 @@ int do_hold(int argc, char **argv)
 	}
 	if (holder_config(&h, addr, port, user) < 0)
 		return 2;
+	err = pidfile_acquire(&pf, "hold", port, &owner);
+	if (err == -EBUSY) {
+		cli_error("sockmig hold (pid %d) already holds port %d", (int)owner, port);
+		return 1;
+	} else if (err) {
+		cli_error("hold: cannot write its pid file %s: %s", pf.path, strerror(-err));
+		return 1;
+	}
+	/* a signal while the holder opens is seen by the loop */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &hup, NULL);
 	if (!addr) {
 		/* the group is the server's address: start there if it listens */
 		struct sm_listener *ls = NULL;
@@ -205,17 +226,19 @@ int do_hold(int argc, char **argv)
 		}
 		free(ls);
 	}
-	if (!h.lh && holder_open(&h) < 0)
+	if (!h.lh && holder_open(&h) < 0) {
+		pidfile_release(&pf);
 		return 1;
+	}
 	printf("holding port %d (cookie %llu)\n", port, (unsigned long long)h.cookie);
 	fflush(stdout);
 	if (!fg && daemon(0, 0) < 0) {
 		cli_error("cannot become a daemon: %s", strerror(errno));
 		holder_close(&h, false);
+		pidfile_release(&pf);
 		return 1;
 	}
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	pidfile_write(&pf);
 	sc.port = port;
 	sc.gen = -1;
 	sc.quiet = !fg;
@@ -235,5 +258,6 @@ int do_hold(int argc, char **argv)
 	}
 	holder_close(&h, true);
 	scanner_leave_all(&sc);
+	pidfile_release(&pf);
 	return 0;
 }

@@ -43,6 +43,7 @@
 #include "attach.h"
 #include "cli.h"
 #include "hold.h"
+#include "pidfile.h"
 #include "sockmig.h"
 
 #define MAX_GENS    16
@@ -55,9 +56,11 @@ struct generation {
 	enum gstate state;
 	unsigned id;
 	int nw;
-	pid_t pid[MAX_WORKERS];
+	pid_t pid[MAX_WORKERS];		       /* 0: gone; -1: dead, to restart */
+	unsigned long long start[MAX_WORKERS]; /* each one's start time: its identity */
 	unsigned long long started, ready, stopping, kill_at;
 	bool notified; /* READY=1 came */
+	bool adopted;  /* a previous run's processes, not our children */
 	struct sockmig_counters moved;
 	struct sockmig_netstat ns0;
 };
@@ -76,8 +79,17 @@ struct runner {
 	struct generation g[MAX_GENS];
 	unsigned next_id, reloads, failed_reloads;
 	int notify_fd;
-	char notify_name[64];
+	char notify_name[160];
 	unsigned long long backoff_ms, restart_at;
+	/* no generation of ours serves: start one at start_at; until one has
+	 * been ready (ever_ready), give up ready_ms after the first start */
+	unsigned long long start_at, first_start;
+	bool ever_ready, gave_up;
+	unsigned attempts;
+	int last_status; /* of the last start that failed; -1: not ready in time */
+	struct pidfile pf;
+	char gens_path[160]; /* our generations' "PID STARTTIME", for the next run */
+	bool gens_dirty;
 };
 
 /* ---- sd_notify, to systemd and from the children ------------------------- */
@@ -104,23 +116,32 @@ static void sd_notify_msg(const char *msg)
 	close(fd);
 }
 
-/* An abstract datagram socket the children get as NOTIFY_SOCKET. */
+/*
+ * The datagram socket the children get as NOTIFY_SOCKET: a file in run's
+ * private directory (0700), which no other user can reach, squat or flood
+ * (an abstract name could be bound first by anyone in the namespace).
+ */
 static int notify_open(struct runner *r)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	int fd, one = 1;
-	size_t n;
+	int fd, one = 1, err;
 
-	snprintf(r->notify_name, sizeof(r->notify_name), "@sockmig-run-%d", (int)getpid());
-	n = strlen(r->notify_name);
-	memcpy(sun.sun_path, r->notify_name, n);
-	sun.sun_path[0] = '\0';
+	err = rundir_file(r->notify_name, sizeof(r->notify_name), "run-%d.notify", r->port);
+	if (err) {
+		errno = -err;
+		return -1;
+	}
+	if (strlen(r->notify_name) >= sizeof(sun.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(sun.sun_path, r->notify_name, strlen(r->notify_name));
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sun,
-		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0) {
+	unlink(r->notify_name); /* a killed run's: the pid file's lock is ours */
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -205,7 +226,10 @@ static int count_state(const struct runner *r, enum gstate st)
 
 static pid_t start_worker(struct runner *r)
 {
-	pid_t pid = fork();
+	pid_t pid;
+
+	r->gens_dirty = true;
+	pid = fork();
 
 	if (pid == 0) {
 		sigset_t all;
@@ -241,6 +265,34 @@ static pid_t start_worker(struct runner *r)
 	return pid;
 }
 
+/* Our generations' processes, for a run that starts after this one was
+ * killed; removed when none is left. */
+static void gens_save(struct runner *r)
+{
+	char tmp[176];
+	int n = 0;
+	FILE *f;
+
+	r->gens_dirty = false;
+	if (!r->gens_path[0])
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.new", r->gens_path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return;
+	for (int i = 0; i < MAX_GENS; i++)
+		for (int w = 0; r->g[i].state != G_FREE && w < r->g[i].nw; w++)
+			if (r->g[i].pid[w] > 0 && r->g[i].start[w]) {
+				fprintf(f, "%d %llu\n", (int)r->g[i].pid[w], r->g[i].start[w]);
+				n++;
+			}
+	if (fclose(f) != 0 || !n || rename(tmp, r->gens_path) < 0) {
+		unlink(tmp);
+		if (!n)
+			unlink(r->gens_path);
+	}
+}
+
 static struct generation *start_generation(struct runner *r)
 {
 	struct generation *g = NULL;
@@ -255,9 +307,75 @@ static struct generation *start_generation(struct runner *r)
 	g->id = ++r->next_id;
 	g->started = now_ms();
 	g->nw = r->workers;
-	for (int w = 0; w < r->workers; w++)
+	for (int w = 0; w < r->workers; w++) {
 		g->pid[w] = start_worker(r);
+		g->start[w] = proc_start_time(g->pid[w]);
+	}
+	r->start_at = 0;
+	r->attempts++;
+	gens_save(r); /* now: run may be killed at any moment */
 	return g;
+}
+
+/* Its processes still alive (a dead worker waiting for its restart is not). */
+static int gen_live(const struct generation *g)
+{
+	int live = 0;
+
+	for (int w = 0; w < g->nw; w++)
+		live += g->pid[w] > 0;
+	return live;
+}
+
+/* A generation of ours is ready (not one adopted from a previous run). */
+static bool own_ready(const struct runner *r)
+{
+	for (int i = 0; i < MAX_GENS; i++)
+		if (r->g[i].state == G_READY && !r->g[i].adopted)
+			return true;
+	return false;
+}
+
+/*
+ * The processes a killed run left serving, still the same processes (pid
+ * and start time): generation 0, ready, not our children. They are stopped
+ * like any older generation once generation 1 is ready.
+ */
+static void gens_adopt(struct runner *r)
+{
+	struct generation *g = &r->g[0];
+	unsigned long long start;
+	FILE *f = fopen(r->gens_path, "re");
+	int pid;
+
+	if (!f)
+		return;
+	memset(g, 0, sizeof(*g));
+	while (g->nw < MAX_WORKERS && fscanf(f, "%d %llu", &pid, &start) == 2)
+		if (pid > 0 && pid != getpid() && proc_start_time(pid) == start) {
+			g->pid[g->nw] = pid;
+			g->start[g->nw++] = start;
+		}
+	fclose(f);
+	if (!g->nw)
+		return;
+	g->state = G_READY;
+	g->adopted = true;
+	g->started = g->ready = now_ms();
+	printf("adopted %d process%s of a killed sockmig run (pid %d%s): stopped once generation "
+	       "1 is ready\n",
+	       g->nw, g->nw > 1 ? "es" : "", (int)g->pid[0], g->nw > 1 ? ", ..." : "");
+	fflush(stdout);
+}
+
+/* Nothing of ours serves: start again after the backoff. Before the first
+ * generation was ever ready, not past the ready timeout. */
+static void schedule_start(struct runner *r, unsigned long long now)
+{
+	r->start_at = now + r->backoff_ms;
+	if (!r->ever_ready && r->start_at > r->first_start + r->ready_ms)
+		r->start_at = r->first_start + r->ready_ms;
+	r->backoff_ms = r->backoff_ms * 2 > 5000 ? 5000 : r->backoff_ms * 2;
 }
 
 static void signal_gen(struct generation *g, int sig)
@@ -320,6 +438,9 @@ static void drain_generation(struct runner *r, struct generation *g)
 
 static void stop_generation(struct runner *r, struct generation *g)
 {
+	for (int w = 0; w < g->nw; w++)
+		if (g->pid[w] < 0)
+			g->pid[w] = 0; /* dead, waiting for its restart: nothing to stop */
 	g->state = G_STOPPING;
 	g->stopping = now_ms();
 	g->kill_at = g->stopping + r->grace_ms;
@@ -354,30 +475,82 @@ static void report_stopped(const struct runner *r, struct generation *g)
 	fflush(stdout);
 }
 
-/* A child exited: which generation, and what it means. */
+/* A stopping generation with no process left is gone. */
+static void gen_finish(struct runner *r, struct generation *g)
+{
+	if (g->state == G_FREE || gen_live(g))
+		return;
+	if (g->state == G_STOPPING) {
+		if (g->ready)
+			report_stopped(r, g);
+		g->state = G_FREE;
+	} else if (g->adopted) {
+		g->state = G_FREE; /* the previous run's server went by itself */
+	}
+}
+
+/* A start failed (@status: its exit status, -1: not ready in time). */
+static void start_failed(struct runner *r, struct generation *g, int status)
+{
+	unsigned long long now = now_ms();
+	struct generation *cur = gen_state(r, G_READY);
+
+	r->last_status = status;
+	if (!own_ready(r)) {
+		/* nothing of ours serves: try again (the holder covers) */
+		schedule_start(r, now);
+		if (!r->ever_ready && r->start_at == r->first_start + r->ready_ms)
+			fprintf(stderr,
+				"sockmig run: generation %u %s before it was ready; "
+				"--ready-timeout in %llu ms\n",
+				g->id, status >= 0 ? "exited" : "was not ready", r->start_at - now);
+		else if (status >= 0)
+			fprintf(stderr,
+				"sockmig run: generation %u exited (status %d) before it was "
+				"ready; starting again in %llu ms\n",
+				g->id, status, r->start_at - now);
+		else
+			fprintf(stderr,
+				"sockmig run: generation %u not ready after %llu ms; starting "
+				"again in %llu ms\n",
+				g->id, r->ready_ms, r->start_at - now);
+		fflush(stderr);
+	} else if (status >= 0) {
+		printf("reload %u failed: generation %u exited (status %d) before it was ready; "
+		       "generation %u keeps serving\n",
+		       r->reloads, g->id, status, cur ? cur->id : 0);
+	} else {
+		printf("reload %u failed: generation %u not ready after %llu ms; generation %u "
+		       "keeps serving\n",
+		       r->reloads, g->id, r->ready_ms, cur ? cur->id : 0);
+	}
+	fflush(stdout);
+	r->failed_reloads += r->ever_ready;
+	signal_gen(g, SIGKILL);
+	g->state = G_STOPPING;
+	g->stopping = now;
+	g->kill_at = now;
+}
+
+/* A child exited (or an adopted process is gone): which generation, and
+ * what it means. */
 static void reaped(struct runner *r, pid_t pid, int status)
 {
 	for (int i = 0; i < MAX_GENS; i++) {
 		struct generation *g = &r->g[i];
-		int live = 0;
 
 		for (int w = 0; g->state != G_FREE && w < g->nw; w++) {
 			if (g->pid[w] != pid)
 				continue;
 			g->pid[w] = 0;
-			if (g->state == G_STARTING) {
+			r->gens_dirty = true;
+			if (g->adopted) {
+				/* not ours to restart */
+			} else if (g->state == G_STARTING) {
 				/* exited before it was ready: roll back */
-				printf("reload %u failed: generation %u exited (status %d) before "
-				       "it was ready; generation %u keeps serving\n",
-				       r->reloads, g->id,
-				       WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-				       gen_state(r, G_READY) ? gen_state(r, G_READY)->id : 0);
-				fflush(stdout);
-				signal_gen(g, SIGKILL);
-				r->failed_reloads++;
-				g->state = G_STOPPING;
-				g->stopping = now_ms();
-				g->kill_at = g->stopping;
+				start_failed(r, g,
+					     WIFEXITED(status) ? WEXITSTATUS(status)
+							       : 128 + WTERMSIG(status));
 			} else if (g->state == G_READY && !r->stopping) {
 				/* died: start it again after the backoff (the holder covers) */
 				fprintf(stderr,
@@ -392,13 +565,7 @@ static void reaped(struct runner *r, pid_t pid, int status)
 				r->backoff_ms = r->backoff_ms * 2 > 5000 ? 5000 : r->backoff_ms * 2;
 			}
 		}
-		for (int w = 0; g->state != G_FREE && w < g->nw; w++)
-			live += g->pid[w] != 0;
-		if (g->state == G_STOPPING && !live) {
-			if (g->ready)
-				report_stopped(r, g);
-			g->state = G_FREE;
-		}
+		gen_finish(r, g);
 	}
 }
 
@@ -416,11 +583,27 @@ static void tick(struct runner *r)
 				break;
 			}
 	}
+	/* the previous run's processes are not our children: look */
+	for (int i = 0; i < MAX_GENS; i++)
+		for (int w = 0; r->g[i].adopted && r->g[i].state != G_FREE && w < r->g[i].nw; w++)
+			if (r->g[i].pid[w] > 0 &&
+			    proc_start_time(r->g[i].pid[w]) != r->g[i].start[w])
+				reaped(r, r->g[i].pid[w], 0);
 	if (cur && r->restart_at && now >= r->restart_at) {
 		r->restart_at = 0;
 		for (int w = 0; w < cur->nw; w++)
-			if (cur->pid[w] == -1)
+			if (cur->pid[w] == -1) {
 				cur->pid[w] = start_worker(r);
+				cur->start[w] = proc_start_time(cur->pid[w]);
+			}
+		gens_save(r);
+	}
+	if (!st && r->start_at && now >= r->start_at && !r->stopping) {
+		if (!r->ever_ready && now >= r->first_start + r->ready_ms) {
+			r->gave_up = true;
+			return;
+		}
+		st = start_generation(r);
 	}
 	if (cur && now - cur->ready > 10000)
 		r->backoff_ms = 100;
@@ -429,6 +612,7 @@ static void tick(struct runner *r)
 						     : now - st->started >= r->ready_after_ms))) {
 		st->state = G_READY;
 		st->ready = now;
+		r->ever_ready = true;
 		printf("generation %u ready in %llu ms\n", st->id, now - st->started);
 		fflush(stdout);
 		if (cur) {
@@ -437,15 +621,9 @@ static void tick(struct runner *r)
 		}
 		sd_notify_msg("READY=1");
 	} else if (st && now - st->started > r->ready_ms) {
-		printf("reload %u failed: generation %u not ready after %llu ms; generation %u "
-		       "keeps serving\n",
-		       r->reloads, st->id, r->ready_ms, cur ? cur->id : 0);
-		fflush(stdout);
-		r->failed_reloads++;
-		signal_gen(st, SIGKILL);
-		st->state = G_STOPPING;
-		st->kill_at = now;
-		sd_notify_msg("READY=1");
+		start_failed(r, st, -1);
+		if (r->ever_ready)
+			sd_notify_msg("READY=1");
 	}
 	for (int i = 0; i < MAX_GENS; i++)
 		if (r->g[i].state == G_STOPPING) {
@@ -453,6 +631,7 @@ static void tick(struct runner *r)
 				gen_counters(r, &r->g[i]);
 			if (now >= r->g[i].kill_at)
 				signal_gen(&r->g[i], SIGKILL);
+			gen_finish(r, &r->g[i]);
 		}
 	/* a reload asked for: one at a time, and not past the bound */
 	if (r->reload_pending && !gen_state(r, G_STARTING) && !r->stopping) {
@@ -468,20 +647,22 @@ static void tick(struct runner *r)
 	}
 }
 
-static int write_pidfile(int port)
+/* A generation is left (@r->gave_up: one of ours; adopted ones stay). */
+static bool busy(const struct runner *r)
 {
-	char path[64];
-	FILE *f;
+	for (int i = 0; i < MAX_GENS; i++)
+		if (r->g[i].state != G_FREE && !(r->gave_up && r->g[i].adopted))
+			return true;
+	return false;
+}
 
-	if (mkdir("/run/sockmig", 0700) < 0 && errno != EEXIST)
-		return -1;
-	snprintf(path, sizeof(path), "/run/sockmig/run-%d.pid", port);
-	f = fopen(path, "we");
-	if (!f)
-		return -1;
-	fprintf(f, "%d\n", (int)getpid());
-	fclose(f);
-	return 0;
+/* Processes of a killed run are still alive. */
+static bool busy_adopted(const struct runner *r)
+{
+	for (int i = 0; i < MAX_GENS; i++)
+		if (r->g[i].state != G_FREE && r->g[i].adopted && gen_live(&r->g[i]))
+			return true;
+	return false;
 }
 
 static void run_usage(FILE *f)
@@ -573,7 +754,8 @@ int do_run(int argc, char **argv)
 	struct pollfd pfd[2];
 	sigset_t mask;
 	uint64_t v;
-	int opt, sfd;
+	int opt, sfd, err, ret = 1;
+	pid_t owner;
 
 	memset(&r, 0, sizeof(r));
 	r.workers = 1;
@@ -699,6 +881,23 @@ int do_run(int argc, char **argv)
 				  SOCKMIG_PRELOADDIR);
 		return 1;
 	}
+	/* from here on, a signal waits for the loop (a reload aimed at the pid
+	 * file must not kill a run that is still starting) */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	err = pidfile_acquire(&r.pf, "run", r.port, &owner);
+	if (err == -EBUSY) {
+		cli_error("sockmig run (pid %d) already supervises port %d", (int)owner, r.port);
+		return 1;
+	} else if (err || rundir_file(r.gens_path, sizeof(r.gens_path), "run-%d.gens", r.port)) {
+		cli_error("run: cannot write its pid file %s: %s", r.pf.path, strerror(-err));
+		pidfile_release(&r.pf);
+		return 1;
+	}
 	if (r.listen_fd == 0) {
 		/* no BPF at all: the listener is ours and never closes, every
 		 * generation inherits it (for servers that take LISTEN_FDS) */
@@ -711,30 +910,26 @@ int do_run(int argc, char **argv)
 		    bind(r.listen_fd, (struct sockaddr *)&r.h.addr, r.h.alen) < 0 ||
 		    listen(r.listen_fd, 4096) < 0) {
 			cli_error("run: cannot listen on port %d: %s", r.port, strerror(errno));
-			return 1;
+			goto out_pidfile;
 		}
 	}
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	r.notify_fd = notify_open(&r);
 	if (sfd < 0 || r.notify_fd < 0) {
-		cli_error("run: cannot set up signals or the notify socket: %s", strerror(errno));
-		return 1;
+		cli_error("run: cannot set up signals or the notify socket %s: %s", r.notify_name,
+			  strerror(errno));
+		goto out_notify;
 	}
 	/* with --addr the holder covers even the first start; without, it opens
 	 * where the first server listener appears (a holder elsewhere would be
 	 * in another group, and what waited on it could not move) */
 	if (r.use_holder && !r.h.follow && holder_open(&r.h) < 0)
-		return 1;
+		goto out_notify;
 	r.sc.port = r.port;
 	r.sc.gen = -1;
 	r.sc.quiet = true;
-	write_pidfile(r.port);
+	gens_adopt(&r);
+	r.first_start = now_ms();
 	start_generation(&r);
 	pfd[0].fd = sfd;
 	pfd[0].events = POLLIN;
@@ -764,31 +959,53 @@ int do_run(int argc, char **argv)
 		}
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 			reaped(&r, pid, status);
-		if (r.stopping && !count_state(&r, G_STARTING) && !count_state(&r, G_READY) &&
-		    !count_state(&r, G_STOPPING))
+		if (r.gave_up && !r.stopping) {
+			if (r.last_status >= 0)
+				cli_error("run: %s was not ready within %llu s (%u attempts; the "
+					  "last exited with status %d)",
+					  r.cmd[0], r.ready_ms / 1000, r.attempts, r.last_status);
+			else
+				cli_error("run: %s was not ready within %llu s (it did not listen "
+					  "on port %d)",
+					  r.cmd[0], r.ready_ms / 1000, r.port);
+			r.stopping = true;
+			for (int i = 0; i < MAX_GENS; i++)
+				if (r.g[i].state != G_FREE && r.g[i].state != G_STOPPING &&
+				    !r.g[i].adopted)
+					stop_generation(&r, &r.g[i]);
+		}
+		if (r.stopping && !busy(&r))
 			break;
 		tick(&r);
+		if (r.gens_dirty)
+			gens_save(&r);
 	}
 	if (r.use_holder)
 		holder_close(&r.h, false);
-	scanner_leave_all(&r.sc); /* nothing of ours stays pinned */
-	printf("stopped: %u reloads, %u failed\n", r.reloads, r.failed_reloads);
-	{
-		char path[64];
-
-		snprintf(path, sizeof(path), "/run/sockmig/run-%d.pid", r.port);
-		unlink(path);
+	if (busy_adopted(&r)) {
+		/* a killed run's server still listens: its registration stays */
+		printf("sockmig run: the killed run's processes keep serving port %d\n", r.port);
+	} else {
+		scanner_leave_all(&r.sc); /* nothing of ours stays pinned */
 	}
-	return 0;
+	gens_save(&r);
+	if (!r.gave_up)
+		printf("stopped: %u reloads, %u failed\n", r.reloads, r.failed_reloads);
+	ret = r.gave_up ? 1 : 0;
+out_notify:
+	if (r.notify_name[0])
+		unlink(r.notify_name);
+out_pidfile:
+	pidfile_release(&r.pf);
+	return ret;
 }
 
-/* sockmig reload --port P: SIGHUP to the supervisor of that port. */
+/* sockmig reload --port P: SIGHUP to the supervisor of that port: the live
+ * sockmig run that holds its pid file locked, never a pid a stale file names. */
 int do_reload(int argc, char **argv)
 {
-	char path[64], comm[32] = "";
 	uint64_t v;
-	FILE *f;
-	int pid = 0;
+	pid_t pid;
 
 	if (argc != 3 || strcmp(argv[1], "--port") != 0) {
 		cli_error("reload: give --port P");
@@ -796,26 +1013,13 @@ int do_reload(int argc, char **argv)
 	}
 	if (!parse_u64("--port", argv[2], 1, 65535, &v))
 		return 2;
-	snprintf(path, sizeof(path), "/run/sockmig/run-%d.pid", (int)v);
-	f = fopen(path, "re");
-	if (!f || fscanf(f, "%d", &pid) != 1) {
-		if (f)
-			fclose(f);
+	pid = pidfile_owner("run", (int)v);
+	if (!pid) {
 		cli_error("no sockmig run supervises port %d", (int)v);
 		return 1;
 	}
-	fclose(f);
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	f = fopen(path, "re");
-	if (!f || !fgets(comm, sizeof(comm), f) || strncmp(comm, "sockmig", 7) != 0) {
-		if (f)
-			fclose(f);
-		cli_error("no sockmig run supervises port %d (stale pid %d)", (int)v, pid);
-		return 1;
-	}
-	fclose(f);
 	if (kill(pid, SIGHUP) < 0) {
-		cli_error("cannot signal %d: %s", pid, strerror(errno));
+		cli_error("cannot signal %d: %s", (int)pid, strerror(errno));
 		return 1;
 	}
 	return 0;

@@ -21,8 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -181,13 +184,25 @@ struct runenv {
 	int reply;
 };
 
-static bool run_start(struct runenv *re, char *const extra[])
+/* Wait up to @ms for @n lines of dir/@log that contain @what. */
+static bool wait_log(const struct ienv *e, const char *log, const char *what, int n, int ms)
+{
+	for (int t = 0; t < ms / 10 && log_count(e, log, what) < n; t++)
+		burst_sleep_ms(10);
+	return log_count(e, log, what) >= n;
+}
+
+/* SM_PASS once the server answers under sockmig run and generation 1 is ready; SM_SKIP when the
+ * tools are missing; SM_FAIL (the log shown) when run does not serve. */
+static int run_start(struct runenv *re, char *const extra[])
 {
 	char *args[24];
 	int n = 0;
 
-	if (!setup(&re->e, I_NONE) || !build_test_server(&re->e, false, re->bin, sizeof(re->bin)))
-		return false;
+	if (!setup(&re->e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (!build_test_server(&re->e, false, re->bin, sizeof(re->bin)))
+		return SKIP("cannot build the test server (cc)");
 	snprintf(re->port, sizeof(re->port), "%d", RPORT);
 	snprintf(re->cmd, sizeof(re->cmd), "%s", re->bin);
 	if (re->wrap) {
@@ -195,8 +210,10 @@ static bool run_start(struct runenv *re, char *const extra[])
 
 		snprintf(re->cmd, sizeof(re->cmd), "%s/server.sh", re->e.dir);
 		f = fopen(re->cmd, "w");
-		if (!f)
-			return false;
+		if (!f) {
+			printf("cannot write %s: %s\n", re->cmd, strerror(errno));
+			return SM_FAIL;
+		}
 		fprintf(f, "#!/bin/sh\n[ -e %s/fail ] && exit 3\nexec %s \"$@\"\n", re->e.dir,
 			re->bin);
 		fclose(f);
@@ -215,7 +232,11 @@ static bool run_start(struct runenv *re, char *const extra[])
 	args[n] = NULL;
 	re->run = spawn_sockmig(&re->e, "run.log", args);
 	re->reply = probe_reply(RPORT, 3000);
-	return re->reply > 0;
+	if (ASSERT_GT(re->reply, 0, "the server answers under sockmig run") &&
+	    ASSERT_TRUE(wait_log(&re->e, "run.log", "ready in", 1, 2000), "generation 1 ready"))
+		return SM_PASS;
+	show_log(&re->e, "run.log");
+	return SM_FAIL;
 }
 
 static void run_stop(struct runenv *re)
@@ -346,10 +367,12 @@ SM_TEST(run_restarts_a_killed_server)
 	int ret = SM_FAIL, rfd;
 	pid_t lpid;
 
-	if (!run_start(&re, NULL)) {
+	ret = run_start(&re, NULL);
+	if (ret != SM_PASS) {
 		run_stop(&re);
-		return SKIP("cannot start sockmig run with the test server");
+		return ret;
 	}
+	ret = SM_FAIL;
 	rfd = start_load(RPORT, re.reply, 4.0, &lpid);
 	burst_sleep_ms(1500);
 	if (!kill9_and_load(&re, rfd, lpid, &r, "run/kill -9"))
@@ -376,10 +399,12 @@ SM_TEST(run_back_to_back_reloads)
 	unsigned long long end;
 	pid_t lpid;
 
-	if (!run_start(&re, extra)) {
+	ret = run_start(&re, extra);
+	if (ret != SM_PASS) {
 		run_stop(&re);
-		return SKIP("cannot start sockmig run with the test server");
+		return ret;
 	}
+	ret = SM_FAIL;
 	rfd = start_load(RPORT, re.reply, RELOAD_SECS + 3, &lpid);
 	burst_sleep_ms(300);
 	end = burst_now_ms() + RELOAD_SECS * 1000ull;
@@ -424,10 +449,12 @@ SM_TEST(run_rolls_back_a_failed_generation)
 	int ret = SM_FAIL, rfd, fd;
 	pid_t lpid;
 
-	if (!run_start(&re, NULL)) {
+	ret = run_start(&re, NULL);
+	if (ret != SM_PASS) {
 		run_stop(&re);
-		return SKIP("cannot start sockmig run with the test server");
+		return ret;
 	}
+	ret = SM_FAIL;
 	rfd = start_load(RPORT, re.reply, 3.0, &lpid);
 	burst_sleep_ms(500);
 	/* from now on the command exits at once */
@@ -610,10 +637,12 @@ SM_TEST(run_socket_activation_without_bpf)
 	int ret = SM_FAIL, rfd;
 	pid_t lpid;
 
-	if (!run_start(&re, extra)) {
+	ret = run_start(&re, extra);
+	if (ret != SM_PASS) {
 		run_stop(&re);
-		return SKIP("cannot start sockmig run with the test server");
+		return ret;
 	}
+	ret = SM_FAIL;
 	rfd = start_load(RPORT, re.reply, 6.0, &lpid);
 	for (int i = 0; i < 50; i++) {
 		kill(re.run, SIGHUP);
@@ -631,4 +660,628 @@ out:
 		show_log(&re.e, "run.log");
 	run_stop(&re);
 	return ret;
+}
+
+/* ---- robustness: deaths, kills, stale files, other users (issue 9) --------- */
+
+/* @name in the directory of sockmig's daemons for this network namespace. */
+static void daemon_file(char *buf, size_t len, const char *name)
+{
+	struct stat st = {0};
+
+	stat("/proc/self/ns/net", &st);
+	snprintf(buf, len, "/run/sockmig/%llu/%s", (unsigned long long)st.st_ino, name);
+}
+
+/* The sockmig groups pinned for this network namespace (other namespaces'
+ * are other tests' or real servers'). */
+static int groups_here(void)
+{
+	char names[64][SOCKMIG_NAME_MAX], prefix[32];
+	struct stat st = {0};
+	int n, here = 0;
+
+	stat("/proc/self/ns/net", &st);
+	snprintf(prefix, sizeof(prefix), "%llu-", (unsigned long long)st.st_ino);
+	n = sockmig_group_list(NULL, names, 64);
+	for (int i = 0; i < n && i < 64; i++)
+		here += strncmp(names[i], prefix, strlen(prefix)) == 0;
+	return here;
+}
+
+/* The pid a daemon's file names, or 0. */
+static pid_t pidfile_pid(const char *name)
+{
+	char path[160];
+	int pid = 0;
+	FILE *f;
+
+	daemon_file(path, sizeof(path), name);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return pid;
+}
+
+/* Field 22 of /proc/PID/stat, 0 when the process is gone or a zombie. */
+static unsigned long long start_time_of(pid_t pid)
+{
+	char path[64], buf[1024], *p, state = 0;
+	unsigned long long start = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		sscanf(p + 2,
+		       "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+		       "%*d %*d %llu",
+		       &state, &start);
+	fclose(f);
+	return state == 'Z' ? 0 : start;
+}
+
+static bool alive(pid_t pid)
+{
+	return start_time_of(pid) != 0;
+}
+
+/* Our child @pid's wait status once it exited within @ms, or -1. */
+static int wait_exit(pid_t pid, int ms)
+{
+	int st = 0;
+
+	for (int t = 0; t < ms / 10; t++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return st;
+		burst_sleep_ms(10);
+	}
+	return -1;
+}
+
+static bool wait_gone(pid_t pid, int ms)
+{
+	for (int t = 0; t < ms / 10 && alive(pid); t++)
+		burst_sleep_ms(10);
+	return !alive(pid);
+}
+
+/* From now on the server's wrapper exits at once (status 3). */
+static void fail_from_now(const struct runenv *re, bool fail)
+{
+	char flag[160];
+	int fd;
+
+	snprintf(flag, sizeof(flag), "%s/fail", re->e.dir);
+	if (!fail) {
+		unlink(flag);
+		return;
+	}
+	fd = open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * Kill the server under run and make its restarts fail until the backoff
+ * reaches 800 ms (restarts after 100, 200 and 400 ms fail); true once run
+ * is in that 800 ms wait.
+ */
+static bool into_800ms_backoff(struct runenv *re)
+{
+	pid_t victim = find_child(re->run);
+
+	if (!ASSERT_GT(victim, 0, "found the server"))
+		return false;
+	fail_from_now(re, true);
+	kill(victim, SIGKILL);
+	return ASSERT_TRUE(wait_log(&re->e, "run.log", "restarting in 800 ms", 1, 3000),
+			   "run waits 800 ms before the next restart");
+}
+
+/* Issue 9, item 3: SIGTERM while a dead worker waits for its restart. */
+SM_TEST(run_sigterm_during_backoff)
+{
+	struct runenv re = {.wrap = true};
+	int ret, st;
+
+	ret = run_start(&re, NULL);
+	if (ret != SM_PASS) {
+		run_stop(&re);
+		return ret;
+	}
+	ret = SM_FAIL;
+	if (!into_800ms_backoff(&re))
+		goto out;
+	kill(re.run, SIGTERM);
+	st = wait_exit(re.run, 2000);
+	if (!ASSERT_TRUE(st != -1, "run stops within 2 s of SIGTERM"))
+		goto out;
+	re.run = 0;
+	if (ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status 0") &&
+	    ASSERT_EQ(log_count(&re.e, "run.log", "stopped:"), 1, "run says it stopped"))
+		ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		show_log(&re.e, "run.log");
+	run_stop(&re);
+	return ret;
+}
+
+/* Issue 9, item 3: reloads after a worker died; SIGTERM still stops run. */
+SM_TEST(run_worker_death_then_reloads)
+{
+	struct runenv re = {.wrap = true};
+	int ret, st;
+
+	ret = run_start(&re, NULL);
+	if (ret != SM_PASS) {
+		run_stop(&re);
+		return ret;
+	}
+	ret = SM_FAIL;
+	if (!into_800ms_backoff(&re))
+		goto out;
+	fail_from_now(&re, false);
+	/* generation 1 has no process left: generations 2, 3 and 4 replace it */
+	for (int gen = 2; gen <= 4; gen++) {
+		kill(re.run, SIGHUP);
+		if (!ASSERT_TRUE(wait_log(&re.e, "run.log", "ready in", gen, 3000),
+				 "the next generation is ready"))
+			goto out;
+		printf("generation %d ready\n", gen);
+	}
+	if (!ASSERT_TRUE(probe_reply(RPORT, 1000) > 0, "generation 4 serves"))
+		goto out;
+	kill(re.run, SIGTERM);
+	st = wait_exit(re.run, 3000);
+	if (!ASSERT_TRUE(st != -1, "run stops within 3 s of SIGTERM"))
+		goto out;
+	re.run = 0;
+	if (ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status 0") &&
+	    ASSERT_EQ(log_count(&re.e, "run.log", "ready in"), 4, "generations"))
+		ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		show_log(&re.e, "run.log");
+	run_stop(&re);
+	return ret;
+}
+
+/* Issue 9, item 12: a command that cannot start, natively and with --handoff:
+ * retried with backoff, then one Error line and exit 1 at --ready-timeout;
+ * nothing left behind. */
+SM_TEST(run_first_start_fails_exits)
+{
+	struct ienv e;
+	char port[16], path[160];
+	char *native[] = {"run", "--port", port,	   "--ready-timeout",
+			  "1",	 "--",	   "/nonexistent", NULL};
+	char *handoff[] = {"run", "--port", port,	    "--handoff", "--ready-timeout",
+			   "1",	  "--",	    "/nonexistent", NULL};
+	char *const *modes[] = {native, handoff};
+	const char *logs[] = {"native.log", "handoff.log"};
+	int ret = SM_FAIL, st;
+	pid_t run;
+
+	if (!setup(&e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	snprintf(port, sizeof(port), "%d", RPORT);
+	for (int m = 0; m < 2; m++) {
+		run = spawn_sockmig(&e, logs[m], modes[m]);
+		st = wait_exit(run, 4000);
+		if (st == -1)
+			stop_sockmig(run);
+		printf("%s: retried %d times\n", logs[m],
+		       log_count(&e, logs[m], "cannot run /nonexistent") - 1);
+		daemon_file(path, sizeof(path), "run-35000.pid");
+		if (!ASSERT_TRUE(st != -1, "run exits within 4 s") ||
+		    !ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit status 1") ||
+		    !ASSERT_EQ(log_count(&e, logs[m], "Error: "), 1, "one error line") ||
+		    !ASSERT_EQ(log_count(&e, logs[m],
+					 "Error: run: /nonexistent was not ready within "
+					 "1 s"),
+			       1, "the error says what") ||
+		    !ASSERT_GT(log_count(&e, logs[m], "cannot run /nonexistent"), 2, "retried") ||
+		    !ASSERT_EQ(groups_here(), 0, "no group pinned") ||
+		    !ASSERT_TRUE(access(path, F_OK) < 0, "no pid file left")) {
+			show_log(&e, logs[m]);
+			goto out;
+		}
+	}
+	ret = SM_PASS;
+out:
+	teardown(&e, RPORT);
+	return ret;
+}
+
+/*
+ * Issue 9, item 10: sockmig run killed with SIGKILL. Its server keeps
+ * serving through its own listener; a new run on the port adopts it (same
+ * pid and start time), stops it once its own generation listens, with no
+ * connection lost under load, and leaves nothing behind when it stops.
+ */
+SM_TEST(run_killed_then_restarted)
+{
+	struct runenv re = {0};
+	char *args[] = {"run", "--port", re.port, "--grace", "5", "--", re.bin, re.port, NULL};
+	char path[160];
+	struct lg_result r;
+	pid_t orphan, run2 = 0, lpid;
+	int ret, rfd, st;
+
+	ret = run_start(&re, NULL);
+	if (ret != SM_PASS) {
+		run_stop(&re);
+		return ret;
+	}
+	ret = SM_FAIL;
+	orphan = find_child(re.run);
+	if (!ASSERT_GT(orphan, 0, "found the server"))
+		goto out;
+	kill(re.run, SIGKILL);
+	waitpid(re.run, NULL, 0);
+	re.run = 0;
+	if (!ASSERT_TRUE(probe_reply(RPORT, 1000) > 0, "the server serves without run"))
+		goto out;
+	rfd = start_load(RPORT, re.reply, 3.0, &lpid);
+	burst_sleep_ms(500);
+	run2 = spawn_sockmig(&re.e, "run2.log", args);
+	if (!ASSERT_TRUE(wait_gone(orphan, 7000), "the orphan is stopped"))
+		goto out;
+	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
+		goto out;
+	print_result("run killed, run again", I_NONE, &r, 1);
+	if (!ASSERT_GT(r.started, 1000, "connections") ||
+	    !ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") ||
+	    !ASSERT_EQ(log_count(&re.e, "run2.log", "adopted 1 process"), 1, "adopted") ||
+	    !ASSERT_EQ(log_count(&re.e, "run2.log", "ready in"), 1, "its generation 1 ready") ||
+	    !ASSERT_TRUE(probe_reply(RPORT, 1000) > 0, "generation 1 serves"))
+		goto out;
+	kill(run2, SIGTERM);
+	st = wait_exit(run2, 3000);
+	if (!ASSERT_TRUE(st != -1, "the new run stops"))
+		goto out;
+	run2 = 0;
+	daemon_file(path, sizeof(path), "run-35000.gens");
+	if (ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status 0") &&
+	    ASSERT_EQ(groups_here(), 0, "no group pinned") &&
+	    ASSERT_TRUE(access(path, F_OK) < 0, "no generations file left") &&
+	    ASSERT_TRUE(probe_reply(RPORT, 200) < 0, "nothing listens"))
+		ret = SM_PASS;
+out:
+	if (ret != SM_PASS) {
+		show_log(&re.e, "run.log");
+		show_log(&re.e, "run2.log");
+	}
+	if (run2 > 0)
+		stop_sockmig(run2);
+	if (orphan > 0)
+		kill(orphan, SIGKILL);
+	run_stop(&re);
+	return ret;
+}
+
+/*
+ * The same, but the new run's own generation never gets ready: it gives up
+ * at --ready-timeout and leaves the killed run's server serving, with the
+ * group's pins and its record, for the next run.
+ */
+SM_TEST(run_killed_then_restart_fails)
+{
+	struct runenv re = {.wrap = true};
+	char *args[] = {"run",	"--port", re.port, "--ready-timeout", "1", "--",
+			re.cmd, re.port,  NULL};
+	char path[160];
+	pid_t orphan = 0, run2;
+	int ret, st;
+
+	ret = run_start(&re, NULL);
+	if (ret != SM_PASS) {
+		run_stop(&re);
+		return ret;
+	}
+	ret = SM_FAIL;
+	orphan = find_child(re.run);
+	if (!ASSERT_GT(orphan, 0, "found the server"))
+		goto out;
+	kill(re.run, SIGKILL);
+	waitpid(re.run, NULL, 0);
+	re.run = 0;
+	fail_from_now(&re, true);
+	run2 = spawn_sockmig(&re.e, "run2.log", args);
+	st = wait_exit(run2, 4000);
+	if (st == -1)
+		stop_sockmig(run2);
+	daemon_file(path, sizeof(path), "run-35000.gens");
+	if (!ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1,
+			 "the new run gives up with status 1") ||
+	    !ASSERT_EQ(log_count(&re.e, "run2.log", "adopted 1 process"), 1, "adopted") ||
+	    !ASSERT_EQ(log_count(&re.e, "run2.log", "Error: "), 1, "one error line") ||
+	    !ASSERT_TRUE(alive(orphan), "the killed run's server still runs") ||
+	    !ASSERT_TRUE(probe_reply(RPORT, 1000) > 0, "and serves") ||
+	    !ASSERT_EQ(groups_here(), 1, "its group stays pinned") ||
+	    !ASSERT_EQ(pidfile_pid("run-35000.gens"), orphan, "and recorded"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS) {
+		show_log(&re.e, "run.log");
+		show_log(&re.e, "run2.log");
+	}
+	if (orphan > 0)
+		kill(orphan, SIGKILL);
+	unlink(path);
+	*strrchr(path, '/') = '\0';
+	rmdir(path);
+	re.e.mode = I_ATTACH; /* detach: the pins a kill -9 leaves */
+	run_stop(&re);
+	return ret;
+}
+
+/* `sockmig ARGS` in the foreground: its exit status (-1 if it hangs). */
+static int sockmig_status(struct ienv *e, const char *log, char *const args[])
+{
+	pid_t pid = spawn_sockmig(e, log, args);
+	int st = wait_exit(pid, 3000);
+
+	if (st == -1) {
+		stop_sockmig(pid);
+		return -1;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * Issue 9, item 14: a stale run pid file that names another live sockmig
+ * daemon (attach, pid and start time right): reload refuses and removes
+ * it; attach and hold take a SIGHUP without dying.
+ */
+SM_TEST(reload_stale_pidfile_other_daemon)
+{
+	struct ienv e;
+	char bin[128], port[16], path[160];
+	char *srv[] = {bin, port, NULL};
+	char *attach[] = {"attach", "--port", port, "--foreground", NULL};
+	char *hold[] = {"hold", "--port", port, "--addr", "127.0.0.1", "--foreground", NULL};
+	char *reload[] = {"reload", "--port", port, NULL};
+	int ret = SM_FAIL;
+	pid_t at = 0, ho = 0;
+	FILE *f;
+
+	if (!setup(&e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (!build_test_server(&e, false, bin, sizeof(bin))) {
+		teardown(&e, RPORT);
+		return SKIP("cannot build the test server (cc)");
+	}
+	snprintf(port, sizeof(port), "%d", RPORT);
+	spawn(&e, srv, false);
+	if (!ASSERT_TRUE(wait_serving(RPORT), "the server answers"))
+		goto out;
+	at = spawn_sockmig(&e, "attach.log", attach);
+	ho = spawn_sockmig(&e, "hold.log", hold);
+	if (!ASSERT_TRUE(wait_log(&e, "attach.log", "registered", 1, 2000), "attach runs") ||
+	    !ASSERT_TRUE(wait_log(&e, "hold.log", "holding port", 1, 2000), "hold runs"))
+		goto out;
+	/* what a killed run leaves when its pid is taken again by attach */
+	daemon_file(path, sizeof(path), "run-35000.pid");
+	f = fopen(path, "we");
+	if (!ASSERT_TRUE(f != NULL, "the stale pid file"))
+		goto out;
+	fprintf(f, "%d %llu\n", (int)at, start_time_of(at));
+	fclose(f);
+	if (!ASSERT_EQ(sockmig_status(&e, "reload.log", reload), 1, "reload refuses") ||
+	    !ASSERT_EQ(log_count(&e, "reload.log", "Error: no sockmig run supervises port 35000"),
+		       1, "reload says why") ||
+	    !ASSERT_TRUE(access(path, F_OK) < 0, "the stale file is removed"))
+		goto out;
+	kill(at, SIGHUP);
+	kill(ho, SIGHUP);
+	burst_sleep_ms(300);
+	if (ASSERT_TRUE(alive(at), "attach survives SIGHUP") &&
+	    ASSERT_TRUE(alive(ho), "hold survives SIGHUP"))
+		ret = SM_PASS;
+out:
+	if (ret != SM_PASS) {
+		show_log(&e, "reload.log");
+		show_log(&e, "attach.log");
+		show_log(&e, "hold.log");
+	}
+	stop_sockmig(ho);
+	stop_sockmig(at);
+	unlink(path);
+	e.mode = I_ATTACH; /* detach */
+	teardown(&e, RPORT);
+	return ret;
+}
+
+/*
+ * Issue 9, item 15: uid 65534 binds the abstract name run used for its
+ * notify socket (@sockmig-run-PID) before run starts; run must start all
+ * the same, and the socket it uses must be out of that user's reach.
+ */
+SM_TEST(run_notify_socket_not_squattable)
+{
+	struct runenv re = {0};
+	char *args[] = {NULL, "run", "--port", re.port, "--", re.bin, re.port, NULL};
+	char path[160], go = 1;
+	int gate[2], bound[2], ret = SM_FAIL, err = 0;
+	pid_t squat = 0, sender;
+
+	if (!setup(&re.e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (!build_test_server(&re.e, false, re.bin, sizeof(re.bin))) {
+		teardown(&re.e, RPORT);
+		return SKIP("cannot build the test server (cc)");
+	}
+	snprintf(re.port, sizeof(re.port), "%d", RPORT);
+	snprintf(path, sizeof(path), "%s/run.log", re.e.dir);
+	args[0] = re.e.sockmig;
+	if (pipe(gate) < 0 || pipe(bound) < 0)
+		goto out;
+	/* sockmig run's process, held until its name is taken */
+	re.run = fork();
+	if (re.run == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+		close(gate[1]);
+		if (fd < 0 || read(gate[0], &go, 1) != 1)
+			_exit(1);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		execv(args[0], args);
+		_exit(127);
+	}
+	close(gate[0]);
+	squat = fork();
+	if (squat == 0) {
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "@sockmig-run-%d",
+				 (int)re.run);
+		int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+
+		sun.sun_path[0] = '\0';
+		if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0 ||
+		    bind(fd, (struct sockaddr *)&sun,
+			 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n)) < 0 ||
+		    write(bound[1], &go, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	if (!ASSERT_TRUE(read(bound[0], &go, 1) == 1, "uid 65534 took run's abstract name") ||
+	    !ASSERT_TRUE(write(gate[1], &go, 1) == 1, "run goes"))
+		goto out;
+	re.reply = probe_reply(RPORT, 3000);
+	if (!ASSERT_GT(re.reply, 0, "sockmig run starts the server") ||
+	    !ASSERT_TRUE(wait_log(&re.e, "run.log", "ready in", 1, 1000), "generation 1 ready"))
+		goto out;
+	/* the notify socket: uid 65534 can neither reach nor flood it */
+	daemon_file(path, sizeof(path), "run-35000.notify");
+	sender = fork();
+	if (sender == 0) {
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+		if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+			_exit(2);
+		_exit(sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&sun, sizeof(sun)) < 0 &&
+				      errno == EACCES
+			      ? 0
+			      : 1);
+	}
+	waitpid(sender, &err, 0);
+	if (ASSERT_TRUE(access(path, F_OK) == 0, "the notify socket is a file") &&
+	    ASSERT_TRUE(WIFEXITED(err) && WEXITSTATUS(err) == 0,
+			"uid 65534 cannot send to it (EACCES)"))
+		ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		show_log(&re.e, "run.log");
+	if (squat > 0) {
+		kill(squat, SIGKILL);
+		waitpid(squat, NULL, 0);
+	}
+	run_stop(&re);
+	return ret;
+}
+
+/*
+ * attach or hold killed with SIGKILL, then started again: the new daemon
+ * takes the stale pid file over and keeps it locked; a third one is
+ * refused with one line; SIGTERM removes the file.
+ */
+static int killed_then_restarted(const char *kind)
+{
+	struct ienv e;
+	char bin[128], port[16], path[160], name[32], log[32];
+	char *srv[] = {bin, port, NULL};
+	char *attach[] = {"attach", "--port", port, "--foreground", NULL};
+	char *hold[] = {"hold", "--port", port, "--addr", "127.0.0.1", "--foreground", NULL};
+	char **args = strcmp(kind, "attach") == 0 ? attach : hold;
+	const char *ready = args == attach ? "registered" : "holding port";
+	pid_t d[3] = {0};
+	int ret = SM_FAIL, st, fd;
+
+	if (!setup(&e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (!build_test_server(&e, false, bin, sizeof(bin))) {
+		teardown(&e, RPORT);
+		return SKIP("cannot build the test server (cc)");
+	}
+	snprintf(port, sizeof(port), "%d", RPORT);
+	snprintf(name, sizeof(name), "%s-%d.pid", kind, RPORT);
+	daemon_file(path, sizeof(path), name);
+	spawn(&e, srv, false);
+	if (!ASSERT_TRUE(wait_serving(RPORT), "the server answers"))
+		goto out;
+	for (int i = 0; i < 2; i++) {
+		snprintf(log, sizeof(log), "%s%d.log", kind, i + 1);
+		d[i] = spawn_sockmig(&e, log, args);
+		if (!ASSERT_TRUE(wait_log(&e, log, ready, 1, 3000), "the daemon runs") ||
+		    !ASSERT_EQ(pidfile_pid(name), d[i], "the pid file names the daemon"))
+			goto out;
+		if (i == 0) {
+			kill(d[0], SIGKILL);
+			waitpid(d[0], NULL, 0);
+		}
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	st = fd >= 0 ? flock(fd, LOCK_EX | LOCK_NB) : 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ASSERT_TRUE(fd >= 0 && st < 0 && errno == EWOULDBLOCK, "the pid file is locked"))
+		goto out;
+	snprintf(log, sizeof(log), "%s3.log", kind);
+	d[2] = spawn_sockmig(&e, log, args);
+	st = wait_exit(d[2], 3000);
+	if (st != -1)
+		d[2] = 0;
+	if (!ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1,
+			 "a second daemon on the port is refused") ||
+	    !ASSERT_EQ(log_count(&e, log, "Error: "), 1, "one error line") ||
+	    !ASSERT_EQ(log_count(&e, log, "already"), 1, "it says why") ||
+	    !ASSERT_EQ(pidfile_pid(name), d[1], "the pid file still names the daemon"))
+		goto out;
+	kill(d[1], SIGHUP);
+	burst_sleep_ms(200);
+	if (!ASSERT_TRUE(alive(d[1]), "it survives SIGHUP"))
+		goto out;
+	kill(d[1], SIGTERM);
+	st = wait_exit(d[1], 3000);
+	if (st != -1)
+		d[1] = 0;
+	if (ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "it stops") &&
+	    ASSERT_TRUE(access(path, F_OK) < 0, "no pid file left"))
+		ret = SM_PASS;
+out:
+	if (ret != SM_PASS) {
+		for (int i = 1; i <= 3; i++) {
+			snprintf(log, sizeof(log), "%s%d.log", kind, i);
+			show_log(&e, log);
+		}
+	}
+	for (int i = 0; i < 3; i++)
+		if (d[i] > 0)
+			stop_sockmig(d[i]);
+	e.mode = I_ATTACH; /* detach */
+	teardown(&e, RPORT);
+	return ret;
+}
+
+SM_TEST(attach_killed_then_restarted)
+{
+	return killed_then_restarted("attach");
+}
+
+SM_TEST(hold_killed_then_restarted)
+{
+	return killed_then_restarted("hold");
 }
