@@ -785,7 +785,7 @@ static int make_dir(const char *path, mode_t mode)
  * root or @owner. With @create (the receiver), what is missing is made and
  * the group's directory given to @owner; otherwise (the sender) @owner is
  * read from it: only root can have made it there. @return 0 or a negative
- * errno.
+ * errno (for the sender, -ENOENT without a message: no endpoint there).
  */
 static int handoff_dir(const char *group, uid_t *owner, bool create, char *dir, size_t len)
 {
@@ -801,6 +801,8 @@ static int handoff_dir(const char *group, uid_t *owner, bool create, char *dir, 
 					       strerror(-err),
 					       err == -EACCES ? " (needs root)" : "");
 		}
+		if (!create && lstat(levels[i], &st) < 0 && errno == ENOENT)
+			return -ENOENT; /* no endpoint anywhere yet */
 		err = check_dir(levels[i], 0, false, &st);
 		if (err)
 			return err;
@@ -821,7 +823,8 @@ static int handoff_dir(const char *group, uid_t *owner, bool create, char *dir, 
 		return check_dir(dir, *owner, true, &st);
 	}
 	if (lstat(dir, &st) < 0)
-		return sm_fail(errno, "hand-off: %s: %s", dir, strerror(errno));
+		return errno == ENOENT ? -ENOENT /* no endpoint in this group */
+				       : sm_fail(errno, "hand-off: %s: %s", dir, strerror(errno));
 	*owner = st.st_uid;
 	return check_dir(dir, st.st_uid, true, &st);
 }
@@ -1076,7 +1079,7 @@ int sockmig_handoff_recv(int hfd)
 			       "(sockmig_handoff_listen())",
 			       hfd);
 	for (int i = 0; i < HANDOFF_RECV_SKIP; i++) {
-		struct ucred cr;
+		struct ucred cr = {.pid = 0, .uid = (uid_t)-1};
 		socklen_t len = sizeof(cr);
 		int c, fd;
 
@@ -1119,7 +1122,7 @@ static int handoff_send(const char *group, uint64_t cookie, int fd, int wait_ms)
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 	struct sockaddr_un sun;
-	struct ucred cr;
+	struct ucred cr = {.pid = 0, .uid = (uid_t)-1};
 	socklen_t len = 0, crlen = sizeof(cr);
 	struct cmsghdr *cm;
 	uid_t owner = 0;
