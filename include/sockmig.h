@@ -506,33 +506,58 @@ SOCKMIG_API int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
 					    struct sockmig_legacy_drain_report *report);
 
 /*
- * Hand-off of accepted connections to a live member (SCM_RIGHTS over a
- * unix datagram socket in the abstract namespace of the caller's network
- * namespace, named after the member's socket cookie). Already accepted
- * connections never move in the kernel: this passes the file to the
- * process of another member, which serves it from then on.
+ * Hand-off of accepted connections to a live member: SCM_RIGHTS over a
+ * unix SOCK_SEQPACKET endpoint at /run/sockmig/handoff/<group>/<member
+ * cookie>. Every level down to /run/sockmig/handoff is a directory owned by
+ * root and writable by nobody else; the group's directory has mode 0700 and
+ * belongs to the listener's uid (or root): only root and that uid can bind
+ * or connect there (creating the levels under /run needs root, as the
+ * group's bpffs pins do). The sender checks that the endpoint is served by
+ * root or that uid, the receiver that the sender is (SO_PEERCRED), and the
+ * receiver keeps only a TCP connection of the listener's family, address and
+ * port, established. Already accepted connections never move in the
+ * kernel: this passes the file to the process of another member, which
+ * serves it from then on.
  */
 
 /**
  * Open the hand-off endpoint of this process for its member listener
  * @p fd: a non-blocking socket to poll for POLLIN, then
- * sockmig_handoff_recv(). @return the socket, or a negative errno
- * (-EADDRINUSE: the listener has an endpoint already).
+ * sockmig_handoff_recv(); release it with sockmig_handoff_close(). Forked
+ * children may receive on it too. Callable by root or the listener's uid.
+ * @return the socket, or a negative errno (-EADDRINUSE: the listener has an
+ * endpoint already; -EPERM: a level of the directory is not owned or
+ * moded as above, or the caller is neither root nor the listener's uid).
+ * A failure leaves no endpoint: no connection is handed to this listener's
+ * process.
  */
 SOCKMIG_API int sockmig_handoff_listen(struct sockmig_group *g, int fd);
 
 /**
- * One connection passed to endpoint @p hfd (close-on-exec, blocking as it
- * was accepted). @return its fd, -EAGAIN when none waits, or a negative
- * errno.
+ * One connection passed to endpoint @p hfd, opened by
+ * sockmig_handoff_listen() in this process or the one it was forked from
+ * (close-on-exec, blocking as it was accepted). @return its fd, -EAGAIN when
+ * none waits, or a negative errno: -EPERM (a sender that is neither root
+ * nor the listener's uid) and -EBADMSG (what was sent is not one TCP
+ * connection of the listener's family, address and port, established) for
+ * a hand-off refused, whose fds were closed; call it again for the next.
+ * -EBADF: @p hfd is not such an endpoint.
  */
 SOCKMIG_API int sockmig_handoff_recv(int hfd);
+
+/**
+ * Close endpoint @p hfd; in the process that opened it, also remove its
+ * name (and the group's directory with its last endpoint), so call it there
+ * once no process receives on it any more. @return 0 or a negative errno.
+ */
+SOCKMIG_API int sockmig_handoff_close(int hfd);
 
 /**
  * A sockmig_accept_fn for sockmig_member_drain_legacy(), with the group as
  * @p ctx: pass @p fd to the endpoint of an active, listening member of the
  * newest generation that has one (waiting up to 1 s while its queue is
- * full), and close it here. @return 0, or a negative errno when no member
+ * full), and close it here. An endpoint whose directory or process is not
+ * owned by root or the group's uid is not used. @return 0, or a negative errno when no member
  * took it (-ENOENT: no endpoint; @p fd is closed: the client is reset).
  */
 SOCKMIG_API int sockmig_handoff_accept(int fd, void *ctx);

@@ -1160,6 +1160,7 @@ static void unpin_all(struct sockmig_group *g)
 	}
 	rmdir(g->path);
 	rmdir(g->root); /* only if no other group is left */
+	sm_handoff_forget(g->name);
 }
 
 static int leave_locked(struct sockmig_group *g, uint64_t cookie, int fd)

@@ -24,4 +24,8 @@ SM_HIDDEN int sm_policy_of_prog(int prog_fd, int requested, const char *group);
 SM_HIDDEN int sm_legacy_drain_wait(struct sockmig_group *g, int fd, bool force,
 				   struct sockmig_drain_report *report);
 
+/* The group is gone: remove the hand-off endpoints left in its directory
+ * by processes that are gone, and the directory once empty. */
+SM_HIDDEN void sm_handoff_forget(const char *group);
+
 #endif

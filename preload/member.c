@@ -138,18 +138,25 @@ static void endpoint_add(unsigned long ino, int ep)
 		atomic_fetch_add(&shim_nendpoints, 1);
 		return;
 	}
-	shim_real.close(ep); /* full: this listener takes no hand-off */
+	sockmig_handoff_close(ep); /* full: this listener takes no hand-off */
 }
 
-/* This process no longer holds the socket @ino: its endpoint goes. */
-static void endpoint_drop(unsigned long ino)
+/* This process no longer holds the socket @ino: its endpoint goes; its
+ * name too when no process holds the socket any more (@last). */
+static void endpoint_drop(unsigned long ino, bool last)
 {
 	for (int i = 0; i < SHIM_MAX_ENDPOINTS; i++) {
+		int ep;
+
 		if (atomic_load(&endpoints[i].ino) != ino)
 			continue;
 		atomic_store(&endpoints[i].ino, 0);
 		atomic_fetch_sub(&shim_nendpoints, 1);
-		shim_real.close(atomic_load(&endpoints[i].ep));
+		ep = atomic_load(&endpoints[i].ep);
+		if (last)
+			sockmig_handoff_close(ep);
+		else
+			shim_real.close(ep);
 		return;
 	}
 }
@@ -174,7 +181,14 @@ int shim_handoff_take(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	if (!shim_table_get(fd, &e, false) || (ep = endpoint_of(e.ino)) < 0)
 		return -1;
 	shim_busy++;
-	c = sockmig_handoff_recv(ep);
+	/* a refused hand-off (wrong sender, not a connection of this
+	 * listener) was closed: say so and take the next */
+	for (int i = 0; i < 16; i++) {
+		c = sockmig_handoff_recv(ep);
+		if (c >= 0 || c == -EAGAIN || c == -EBADF)
+			break;
+		shim_say("fd %d: %s", fd, sockmig_last_error());
+	}
 	if (c >= 0) {
 		/* as accept4(@flags) makes it */
 		shim_real.fcntl(c, F_SETFD, (flags & SOCK_CLOEXEC) ? FD_CLOEXEC : 0);
@@ -405,10 +419,19 @@ void shim_listener_listen(int fd)
 	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY && endpoint_of(e.ino) < 0) {
 		int ep = sockmig_handoff_listen(g, fd);
 
-		if (ep >= 0) {
-			endpoint_add(e.ino, ep);
-			shim_debug("fd %d: legacy group: hand-off endpoint open", fd);
+		if (ep < 0) {
+			/* a member nothing can be handed to would lose its
+			 * share at every drain: not one */
+			snprintf(why, sizeof(why), "%s", sockmig_last_error());
+			sockmig_member_leave(g, fd);
+			shim_table_get(fd, &e, true);
+			if (sockmig_members(g, NULL, 0) == 0)
+				sockmig_group_destroy(g);
+			go_inactive(why);
+			goto close_group;
 		}
+		endpoint_add(e.ino, ep);
+		shim_debug("fd %d: legacy group: hand-off endpoint open", fd);
 	}
 close_group:
 	sockmig_group_close(g);
@@ -598,7 +621,7 @@ int shim_listener_release_entry(int fd, const struct shim_entry *e, shim_op_fn o
 	if (last)
 		pthread_mutex_lock(&shim_decide_lock);
 	if (have && !shim_fd_is_socket(fd, e->ino) && !holds_socket(e->ino))
-		endpoint_drop(e->ino);
+		endpoint_drop(e->ino, locked && refs == 0);
 	pthread_mutex_unlock(&shim_decide_lock);
 	if (g) {
 		if (sockmig_member_leave_cookie(g, e->cookie) == 0)

@@ -808,7 +808,7 @@ out:
 		pthread_join(rt, NULL);
 	}
 	if (r.hfd >= 0)
-		close(r.hfd);
+		sockmig_handoff_close(r.hfd);
 	if (g) {
 		sockmig_group_destroy(g);
 		sockmig_group_close(g);
