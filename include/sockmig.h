@@ -238,7 +238,9 @@ SOCKMIG_API int sockmig_member_add(struct sockmig_group *g, int fd,
 
 /**
  * Change the role, generation or weight of the member whose socket cookie
- * is @p cookie (for members of other processes).
+ * is @p cookie (for members of other processes). A field left 0 keeps its
+ * value: a role or weight change keeps the member's generation (to set
+ * generation 0, register the listener again with sockmig_member_add()).
  * @return 0, -ENOENT when no such member.
  */
 SOCKMIG_API int sockmig_member_set(struct sockmig_group *g, uint64_t cookie,

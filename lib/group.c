@@ -810,9 +810,11 @@ int sockmig_member_set(struct sockmig_group *g, uint64_t cookie,
 			      (unsigned long long)cookie, g->name);
 		goto unlock;
 	}
+	/* 0 leaves a field as it is: a role change keeps the generation */
 	if (OPTS_GET(opts, role, 0))
 		m.role = OPTS_GET(opts, role, m.role);
-	m.generation = OPTS_GET(opts, generation, m.generation);
+	if (OPTS_GET(opts, generation, 0))
+		m.generation = OPTS_GET(opts, generation, m.generation);
 	if (OPTS_GET(opts, weight, 0))
 		m.weight = OPTS_GET(opts, weight, m.weight);
 	if (bpf_map_update_elem(g->fd_state, &cookie, &m, BPF_EXIST) < 0)

@@ -694,3 +694,67 @@ SM_TEST(policy_defers_to_kernel_without_registered_target)
 		return SM_FAIL;
 	return SM_PASS;
 }
+
+/*
+ * sockmig_member_set() with only a role or a weight keeps the generation:
+ * A (gen 1) has 30 children queued; B and C are gen 2; C's weight changes
+ * and A is marked draining by cookie, then A closes: its children go to
+ * B and C, the newest generation, and both generations read back as set.
+ */
+SM_TEST(policy_member_set_keeps_generation)
+{
+	int l[3] = {-1, -1, -1}, per[3] = {0}, ret = SM_FAIL, fd;
+	struct sockmig_group *g = NULL;
+	struct sockmig_member_info info[3];
+	struct burst *c = calloc(1, sizeof(*c));
+	SOCKMIG_OPTS(sockmig_member_opts, w3, .weight = 3);
+
+	if (!c)
+		return SM_FAIL;
+	for (int i = 0; i < 3; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A (gen 1)"))
+		goto out;
+	if (!ASSERT_OK(burst_start(c, AF_INET, PORT, 30, false), "clients") ||
+	    !ASSERT_EQ(burst_connected(c, 2000), 30, "connected") ||
+	    !ASSERT_TRUE(burst_wait_queue(l[0], 30, 2000), "queued on A"))
+		goto out;
+	if (!ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 2, 1), "register B (gen 2)") ||
+	    !ASSERT_OK(add(g, l[2], SOCKMIG_ROLE_ACTIVE, 2, 1), "register C (gen 2)") ||
+	    !ASSERT_OK(sockmig_member_set(g, sockmig_cookie(l[2]), &w3), "C weight 3") ||
+	    !ASSERT_OK(set_role(g, l[0], SOCKMIG_ROLE_DRAINING), "A draining"))
+		goto out;
+	if (!ASSERT_EQ(sockmig_members(g, info, 3), 3, "members"))
+		goto out;
+	for (int i = 0; i < 3; i++) {
+		int k = info[i].cookie == sockmig_cookie(l[0])	 ? 0
+			: info[i].cookie == sockmig_cookie(l[1]) ? 1
+								 : 2;
+
+		printf("member %d: role %s, generation %u, weight %u\n", k,
+		       sockmig_role_str(info[i].role), info[i].generation, info[i].weight);
+		if (!ASSERT_EQ(info[i].generation, k == 0 ? 1 : 2, "generation kept") ||
+		    !ASSERT_EQ(info[i].weight, k == 2 ? 3 : 1, "weight"))
+			goto out;
+	}
+	close(l[0]);
+	l[0] = -1;
+	for (int i = 1; i < 3; i++) {
+		per[i] = burst_accept_queue(l[i]);
+		while ((fd = accept4(l[i], NULL, NULL, SOCK_CLOEXEC)) >= 0)
+			close(fd);
+	}
+	printf("after A closed: B %d, C %d\n", per[1], per[2]);
+	if (!ASSERT_EQ(per[1] + per[2], 30, "B + C") ||
+	    !ASSERT_GT(per[2], 0, "C (newest) got some"))
+		goto out;
+	ret = SM_PASS;
+out:
+	burst_close(c);
+	free(c);
+	cleanup(g, l, 3);
+	return ret;
+}
