@@ -156,7 +156,10 @@ struct sockmig_group_opts {
  * state and attaching the policy program when it is the first.
  * The socket must be bound with SO_REUSEPORT (it need not listen yet).
  * @return a handle, or NULL with errno set (EINVAL: not a TCP socket with
- * SO_REUSEPORT bound to a port; ENOENT: no bpffs; EPERM: no privileges).
+ * SO_REUSEPORT bound to a port; ENOENT: no bpffs; EPERM: no privileges,
+ * or a pin root or group directory that is not a 0700 directory of the
+ * caller; a root caller moves a pin root of another user aside instead,
+ * see libsockmig(3)).
  */
 SOCKMIG_API struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts *opts);
 

@@ -169,13 +169,92 @@ static int parse_group_name(const char *name, struct sm_addr *a)
 	return inet_pton(AF_INET6, host, &a->v6.sin6_addr) == 1 ? 0 : -EINVAL;
 }
 
-/* The pin root must sit on bpffs, be a directory of ours, and be private. */
-static int check_root(const char *root)
+/* A directory of ours that nobody else may change: owned by the caller,
+ * mode without group or other bits. */
+static bool dir_private(const struct stat *st)
+{
+	return S_ISDIR(st->st_mode) && st->st_uid == geteuid() && !(st->st_mode & 077);
+}
+
+/*
+ * Every directory above the pin root: owned by root or the caller, and
+ * writable by others only with the sticky bit (then nobody else can move
+ * or replace what we create in it).
+ */
+static int check_ancestors(const char *root)
+{
+	char path[PATH_MAX], *slash;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s", root);
+	while ((slash = strrchr(path, '/'))) {
+		if (slash == path)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		if (stat(path, &st) < 0)
+			return sm_fail(errno == ENOENT ? ENOENT : errno, "cannot stat %s: %s", path,
+				       strerror(errno));
+		if (!S_ISDIR(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+		    ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
+			return sm_fail(EPERM,
+				       "%s is not safe for the pin root: owned by uid %u, mode %o "
+				       "(it must be owned by root and writable by others only "
+				       "with the sticky bit)",
+				       path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		if (slash == path)
+			break;
+	}
+	return 0;
+}
+
+/*
+ * A pin root that is not a private directory of ours (another user made it
+ * first on a bpffs mounted 1777, or it is a symlink): root, or its owner,
+ * swaps it atomically with a fresh private directory and leaves it, as it
+ * was, under "<root>-foreign-<uid>-<inode>". Anyone else is refused.
+ */
+static int replace_root(const char *root, const struct stat *st)
+{
+	char fresh[PATH_MAX + 64];
+
+	if (geteuid() != 0 && st->st_uid != geteuid())
+		return sm_fail(EPERM, "%s must be a directory owned by uid %u with mode 0700", root,
+			       (unsigned)geteuid());
+	snprintf(fresh, sizeof(fresh), "%s-foreign-%u-%llu", root, (unsigned)st->st_uid,
+		 (unsigned long long)st->st_ino);
+	if (mkdir(fresh, 0700) < 0)
+		return sm_fail(errno, "cannot create %s: %s", fresh, strerror(errno));
+	if (renameat2(AT_FDCWD, fresh, AT_FDCWD, root, RENAME_EXCHANGE) < 0) {
+		int err = errno;
+
+		rmdir(fresh);
+		return sm_fail(err, "cannot move %s (uid %u, mode %o) away: %s", root,
+			       (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777),
+			       strerror(err));
+	}
+	sm_log(SOCKMIG_WARN,
+	       "libsockmig: %s was not a private directory of uid %u (uid %u, mode %o): moved to "
+	       "%s\n",
+	       root, (unsigned)geteuid(), (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777),
+	       fresh);
+	return 0;
+}
+
+/*
+ * The pin root must sit on bpffs, under directories nobody else can change,
+ * and be a private directory of ours, made here if missing (*made then set).
+ * It is never removed: an empty root left in place keeps others from making
+ * it first.
+ */
+static int check_root(const char *root, bool *made)
 {
 	char parent[PATH_MAX], *slash;
 	struct statfs sfs;
 	struct stat st;
+	int err;
 
+	*made = false;
 	snprintf(parent, sizeof(parent), "%s", root);
 	slash = strrchr(parent, '/');
 	if (slash && slash != parent)
@@ -183,13 +262,41 @@ static int check_root(const char *root)
 	if (statfs(parent, &sfs) < 0 || sfs.f_type != BPF_FS_MAGIC)
 		return sm_fail(ENOENT, "no BPF filesystem at %s (mount -t bpf bpf %s)", parent,
 			       parent);
-	if (mkdir(root, 0700) < 0 && errno != EEXIST)
-		return sm_fail(errno, "cannot create %s: %s", root, strerror(errno));
+	err = check_ancestors(root);
+	if (err)
+		return err;
+	for (int tries = 0; tries < 3; tries++) {
+		if (mkdir(root, 0700) == 0)
+			*made = true;
+		else if (errno != EEXIST)
+			return sm_fail(errno, "cannot create %s: %s", root, strerror(errno));
+		if (lstat(root, &st) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return sm_fail(errno, "cannot stat %s: %s", root, strerror(errno));
+		}
+		if (dir_private(&st))
+			return 0;
+		*made = false;
+		err = replace_root(root, &st);
+		if (err)
+			return err;
+	}
+	return sm_fail(EAGAIN, "%s keeps changing", root);
+}
+
+/* For readers (list, open by name): the root as it is, never made or moved. */
+static int root_readable(const char *root)
+{
+	struct stat st;
+
 	if (lstat(root, &st) < 0)
-		return sm_fail(errno, "cannot stat %s: %s", root, strerror(errno));
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
-		return sm_fail(EPERM, "%s must be a directory owned by uid %u with mode 0700", root,
-			       (unsigned)geteuid());
+		return errno == ENOENT
+			       ? -ENOENT
+			       : sm_fail(errno, "cannot stat %s: %s", root, strerror(errno));
+	if (!dir_private(&st) && !(S_ISDIR(st.st_mode) && st.st_uid == 0 && !(st.st_mode & 022)))
+		return sm_fail(EPERM, "%s is not sockmig's (uid %u, mode %o): not read", root,
+			       (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 	return 0;
 }
 
@@ -209,19 +316,27 @@ static void unlock_group(struct sockmig_group *g)
 static int open_dir_locked(struct sockmig_group *g)
 {
 	struct stat a, b;
+	bool made;
 
 	for (int tries = 0; tries < 5; tries++) {
 		if (mkdir(g->path, 0700) < 0 && errno != EEXIST) {
-			/* another process removed the empty root: make it again */
-			if (errno == ENOENT && mkdir(g->root, 0700) == 0)
+			/* the root went (an older version removed it): check it again */
+			if (errno == ENOENT && check_root(g->root, &made) == 0)
 				continue;
 			return sm_fail(errno, "cannot create %s: %s", g->path, strerror(errno));
 		}
-		g->dirfd = open(g->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		g->dirfd = open(g->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (g->dirfd < 0) {
 			if (errno == ENOENT)
 				continue;
 			return sm_fail(errno, "cannot open %s: %s", g->path, strerror(errno));
+		}
+		if (fstat(g->dirfd, &b) < 0 || !dir_private(&b)) {
+			close(g->dirfd);
+			g->dirfd = -1;
+			return sm_fail(EPERM,
+				       "%s must be a directory owned by uid %u with mode 0700",
+				       g->path, (unsigned)geteuid());
 		}
 		if (lock_group(g))
 			return -errno;
@@ -560,15 +675,23 @@ struct sockmig_group *sockmig_group_open_name(const char *name,
 	}
 	snprintf(g->name, sizeof(g->name), "%s", name);
 	snprintf(g->path, sizeof(g->path), "%s/%s", g->root, g->name);
+	err = root_readable(g->root);
+	if (err == -EPERM)
+		goto free_group;
 	snprintf(pin, sizeof(pin), "%s/state", g->path);
 	if (stat(pin, &st) < 0) {
 		err = sm_fail(errno == EACCES ? EPERM : ENOENT, "no sockmig group %s in %s%s", name,
 			      g->root, errno == EACCES ? " (needs root)" : "");
 		goto free_group;
 	}
-	g->dirfd = open(g->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	g->dirfd = open(g->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (g->dirfd < 0) {
 		err = sm_fail(errno, "cannot open %s: %s", g->path, strerror(errno));
+		goto free_group;
+	}
+	if (fstat(g->dirfd, &st) < 0 || !dir_private(&st)) {
+		err = sm_fail(EPERM, "%s is not a private directory of uid %u: not read", g->path,
+			      (unsigned)geteuid());
 		goto free_group;
 	}
 	err = lock_group(g);
@@ -596,6 +719,8 @@ int sockmig_group_list(const struct sockmig_group_opts *opts, char (*names)[SOCK
 	if (!OPTS_VALID(opts, sockmig_group_opts))
 		return -EINVAL;
 	root = pin_root_of(opts);
+	if (root_readable(root) == -EPERM)
+		return 0; /* none of ours can be in it (warned) */
 	d = opendir(root);
 	if (!d)
 		return errno == ENOENT
@@ -615,6 +740,7 @@ int sockmig_group_list(const struct sockmig_group_opts *opts, char (*names)[SOCK
 struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts *opts)
 {
 	struct sockmig_group *g = group_alloc(opts);
+	bool made_root = false;
 	int err;
 
 	if (!g)
@@ -622,7 +748,7 @@ struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts
 	err = group_name(fd, &g->addr, g->name, sizeof(g->name));
 	if (err)
 		goto free_group;
-	err = check_root(g->root);
+	err = check_root(g->root, &made_root);
 	if (err)
 		goto free_group;
 	snprintf(g->path, sizeof(g->path), "%s/%s", g->root, g->name);
@@ -647,7 +773,8 @@ unlock:
 	/* leave nothing behind that we may have created (empty dirs only) */
 	if (g->path[0])
 		rmdir(g->path);
-	rmdir(g->root);
+	if (made_root)
+		rmdir(g->root);
 free_group:
 	sockmig_group_close(g);
 	errno = -err;
@@ -1090,7 +1217,7 @@ static void unpin_all(struct sockmig_group *g)
 		closedir(d);
 	}
 	rmdir(g->path);
-	rmdir(g->root); /* only if no other group is left */
+	/* the root stays (see check_root()) */
 }
 
 static int leave_locked(struct sockmig_group *g, uint64_t cookie, int fd)

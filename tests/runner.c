@@ -175,7 +175,6 @@ static void remove_group_dir(const char *name)
 	if (d)
 		closedir(d);
 	rmdir(path);
-	rmdir(SOCKMIG_PIN_ROOT);
 }
 
 static bool selected(const char *name, int argc, char **argv)

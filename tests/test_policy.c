@@ -5,10 +5,13 @@
  * its refusal, the missing wake-up workaround, two processes sharing a
  * group, leave, and bad input. Each case counts connections exactly.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -756,5 +759,108 @@ out:
 	burst_close(c);
 	free(c);
 	cleanup(g, l, 3);
+	return ret;
+}
+
+/* A bpffs of the case's own, mounted with @opts in a private mount
+ * namespace (the machine's /sys/fs/bpf is not touched); its path in @dir. */
+static bool own_bpffs(char *dir, const char *opts)
+{
+	strcpy(dir, "/tmp/sockmig-bpffs-XXXXXX");
+	if (!ASSERT_OK(unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)") ||
+	    !ASSERT_OK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / rprivate") ||
+	    !ASSERT_TRUE(mkdtemp(dir), "mkdtemp"))
+		return false;
+	if (!ASSERT_OK(mount("bpf", dir, "bpf", 0, opts), "mount bpffs")) {
+		rmdir(dir);
+		return false;
+	}
+	return true;
+}
+
+static void own_bpffs_gone(const char *dir)
+{
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+}
+
+/* Run @fn(@arg) as uid 65534 in a child; its exit status (0 for success). */
+static int as_nobody(int (*fn)(const char *), const char *arg)
+{
+	int status = 0;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+			_exit(2);
+		_exit(fn(arg) ? 1 : 0);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static int squat(const char *root)
+{
+	return mkdir(root, 0777) < 0 ? -errno : 0;
+}
+
+/*
+ * bpffs mounted 1777 (as scripts/deps used to): uid 65534 makes the pin
+ * root first. Root must still open a group there (the squatter's directory
+ * moved aside, a private root in its place) and the policy must steer; the
+ * root stays when the last group goes, so that the window does not reopen.
+ */
+SM_TEST(policy_pin_root_squatted_by_other_uid)
+{
+	int l[2] = {-1, -1}, per[2] = {0}, ret = SM_FAIL, foreign = 0;
+	char dir[64], root[128];
+	struct sockmig_group *g = NULL;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	SOCKMIG_OPTS(sockmig_group_opts, go, .pin_root = root);
+
+	if (!own_bpffs(dir, "mode=1777"))
+		return SM_FAIL;
+	snprintf(root, sizeof(root), "%s/sockmig", dir);
+	if (!ASSERT_EQ(as_nobody(squat, root), 0, "uid 65534 makes the pin root") ||
+	    !ASSERT_OK(stat(root, &st), "stat root") || !ASSERT_EQ(st.st_uid, 65534, "its owner"))
+		goto out;
+	for (int i = 0; i < 2; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], &go);
+	if (!ASSERT_TRUE(g, sockmig_last_error()))
+		goto out;
+	if (!ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
+	    !ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_DRAINING, 1, 1), "register B draining") ||
+	    !ASSERT_EQ(burst(AF_INET, l, 2, 100, per), 100, "accepted") ||
+	    !ASSERT_EQ(per[0], 100, "A (the policy steers)") ||
+	    !ASSERT_EQ(steered(g, l[0]), 100, "A steered"))
+		goto out;
+	if (!ASSERT_OK(lstat(root, &st), "stat root") || !ASSERT_EQ(st.st_uid, 0, "root's owner") ||
+	    !ASSERT_EQ(st.st_mode & 07777, 0700, "root's mode"))
+		goto out;
+	d = opendir(dir);
+	while (d && (de = readdir(d)))
+		if (strncmp(de->d_name, "sockmig-foreign-65534-", 22) == 0)
+			foreign++;
+	if (d)
+		closedir(d);
+	if (!ASSERT_EQ(foreign, 1, "the squatter's directory, moved aside"))
+		goto out;
+	/* the last group goes: the root stays, and nobody cannot take it */
+	sockmig_group_destroy(g);
+	sockmig_group_close(g);
+	g = NULL;
+	if (!ASSERT_OK(lstat(root, &st), "root after the last group") ||
+	    !ASSERT_EQ(st.st_uid, 0, "still root's") ||
+	    !ASSERT_EQ(as_nobody(squat, root), 1, "uid 65534 cannot make it again"))
+		goto out;
+	ret = SM_PASS;
+out:
+	cleanup(g, l, 2);
+	own_bpffs_gone(dir);
 	return ret;
 }
