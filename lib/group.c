@@ -414,6 +414,66 @@ static int load_policy(struct sockmig_group *g, bool legacy)
 	return policy_bpf__load(g->skel);
 }
 
+/* Map id of @fd, 0 when unreadable. */
+static __u32 map_id(int fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		return 0;
+	return info.id;
+}
+
+/*
+ * Whether program @prog_fd reads only the group's maps as this handle holds
+ * them. After part of the pins went, a new map stands where the program
+ * still reads the old one: user space would write what it never sees.
+ */
+static bool prog_reads_our_maps(const struct sockmig_group *g, int prog_fd)
+{
+	int fds[] = {g->fd_members, g->fd_state,  g->fd_counters, g->fd_table,
+		     g->fd_tabidx,  g->fd_gstats, g->fd_kick};
+	__u32 ours[sizeof(fds) / sizeof(fds[0])], ids[16] = {0};
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		ours[i] = map_id(fds[i]);
+	memset(&info, 0, sizeof(info));
+	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
+	info.map_ids = (__u64)(unsigned long)ids;
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) < 0 ||
+	    info.nr_map_ids > sizeof(ids) / sizeof(ids[0]))
+		return false;
+	for (__u32 i = 0; i < info.nr_map_ids; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < sizeof(ours) / sizeof(ours[0]); j++)
+			found |= ours[j] && ours[j] == ids[i];
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static void close_pinned(struct sockmig_group *g)
+{
+	int *fds[] = {&g->fd_members, &g->fd_state,  &g->fd_counters, &g->fd_table,
+		      &g->fd_tabidx,  &g->fd_gstats, &g->fd_kick,     &g->prog_fd};
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+	g->own_fds = false;
+}
+
+/* The group's maps and program: the pins as they are when they agree, else
+ * the missing maps made again and the program loaded and pinned again, so
+ * that it reads the maps user space writes. Under the group lock. */
 static int load_pinned(struct sockmig_group *g)
 {
 	char pin[PATH_MAX + 32];
@@ -424,7 +484,24 @@ static int load_pinned(struct sockmig_group *g)
 		if (err < 0)
 			return err;
 		g->policy = err;
-		return 0;
+		if (prog_reads_our_maps(g, g->prog_fd))
+			return 0;
+		sm_log(SOCKMIG_WARN,
+		       "libsockmig: the program pinned for group %s reads maps that are no longer "
+		       "pinned: loading it again\n",
+		       g->name);
+		close_pinned(g);
+	}
+
+	/* a program left pinned says which policy the group runs */
+	snprintf(pin, sizeof(pin), "%s/prog", g->path);
+	fd = bpf_obj_get(pin);
+	if (fd >= 0) {
+		err = sm_policy_of_prog(fd, g->policy, g->name);
+		close(fd);
+		if (err < 0)
+			return err;
+		g->policy = err;
 	}
 
 	err = load_policy(g, g->policy == SOCKMIG_POLICY_LEGACY);
@@ -443,8 +520,21 @@ static int load_pinned(struct sockmig_group *g)
 			       strerror(-err),
 			       -err == EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)" : "");
 
-	snprintf(pin, sizeof(pin), "%s/prog", g->path);
+	g->fd_members = bpf_map__fd(g->skel->maps.members);
+	g->fd_state = bpf_map__fd(g->skel->maps.state);
+	g->fd_counters = bpf_map__fd(g->skel->maps.counters);
+	g->fd_table = bpf_map__fd(g->skel->maps.table);
+	g->fd_tabidx = bpf_map__fd(g->skel->maps.tabidx);
+	g->fd_gstats = bpf_map__fd(g->skel->maps.gstats);
+	g->fd_kick = bpf_map__fd(g->skel->maps.kick);
 	fd = bpf_obj_get(pin);
+	if (fd >= 0 && !prog_reads_our_maps(g, fd)) {
+		/* pinned over the maps that went: ours replaces it */
+		close(fd);
+		fd = -1;
+		if (unlink(pin) < 0)
+			return sm_fail(errno, "cannot replace %s: %s", pin, strerror(errno));
+	}
 	if (fd < 0) {
 		err = bpf_obj_pin(bpf_program__fd(g->skel->progs.sockmig_policy), pin);
 		if (err)
@@ -454,13 +544,6 @@ static int load_pinned(struct sockmig_group *g)
 			return sm_fail(errno, "dup: %s", strerror(errno));
 	}
 	g->prog_fd = fd;
-	g->fd_members = bpf_map__fd(g->skel->maps.members);
-	g->fd_state = bpf_map__fd(g->skel->maps.state);
-	g->fd_counters = bpf_map__fd(g->skel->maps.counters);
-	g->fd_table = bpf_map__fd(g->skel->maps.table);
-	g->fd_tabidx = bpf_map__fd(g->skel->maps.tabidx);
-	g->fd_gstats = bpf_map__fd(g->skel->maps.gstats);
-	g->fd_kick = bpf_map__fd(g->skel->maps.kick);
 	return 0;
 }
 

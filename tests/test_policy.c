@@ -864,3 +864,46 @@ out:
 	own_bpffs_gone(dir);
 	return ret;
 }
+
+/*
+ * Part of a group's pins removed (here the selection table): the next open
+ * makes new maps for what is missing, and the program it attaches must
+ * read those, not the old ones. A and B active; the table pins go; a new
+ * handle marks B draining: B must get no SYN.
+ */
+SM_TEST(policy_partly_removed_pins)
+{
+	int l[2] = {-1, -1}, per[2] = {0}, ret = SM_FAIL;
+	struct sockmig_group *g = NULL, *g2 = NULL;
+	char pin[512];
+
+	for (int i = 0; i < 2; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
+	    !ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 1, 1), "register B"))
+		goto out;
+	snprintf(pin, sizeof(pin), "%s/table", sockmig_group_path(g));
+	if (!ASSERT_OK(unlink(pin), "unlink table"))
+		goto out;
+	snprintf(pin, sizeof(pin), "%s/tabidx", sockmig_group_path(g));
+	if (!ASSERT_OK(unlink(pin), "unlink tabidx"))
+		goto out;
+	g2 = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g2, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g2, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A again") ||
+	    !ASSERT_OK(set_role(g2, l[1], SOCKMIG_ROLE_DRAINING), "B draining"))
+		goto out;
+	if (!ASSERT_EQ(burst(AF_INET, l, 2, 200, per), 200, "accepted"))
+		goto out;
+	printf("A %d, B (draining) %d\n", per[0], per[1]);
+	if (!ASSERT_EQ(per[1], 0, "B draining") || !ASSERT_EQ(steered(g2, l[0]), 200, "A steered"))
+		goto out;
+	ret = SM_PASS;
+out:
+	sockmig_group_close(g);
+	cleanup(g2, l, 2);
+	return ret;
+}
