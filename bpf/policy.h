@@ -39,7 +39,8 @@ struct sm_member {
 	__u32 generation;
 	__u32 weight;
 	__u32 compat;
-	__u32 pid; /* registering process, for status */
+	__u32 pid;	   /* the listener's owner, for status and stale members */
+	__u64 owner_start; /* its start time (clock ticks since boot), 0 if unknown */
 };
 
 /* Kinds of migration, as the program sees them. */

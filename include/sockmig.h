@@ -220,10 +220,15 @@ SOCKMIG_API const char *sockmig_role_str(enum sockmig_role role);
 struct sockmig_member_opts {
 	size_t sz;
 	enum sockmig_role role; /**< default active */
-	uint32_t generation;	/**< default 0 */
-	uint32_t weight;	/**< default 1; 0 means 1 */
+	/** Default 0. Generations compare as serial numbers: one is newer
+	 *  than another when ahead of it by less than 2^31 (start times in
+	 *  clock ticks may wrap). */
+	uint32_t generation;
+	uint32_t weight; /**< default 1; 0 means 1 */
 	/** The process that owns the listener (default: the caller); shown
-	 *  by status and used to forget members whose owner is gone. */
+	 *  by status and used to forget members that stopped listening and
+	 *  whose owner is gone (no such pid, or a pid reused by a process of
+	 *  another start time). */
 	uint32_t pid;
 	size_t : 0;
 };
@@ -232,7 +237,8 @@ struct sockmig_member_opts {
 /**
  * Register listener @p fd (of this group) as a member. Its listener
  * settings are recorded for the migration check. Registering a member
- * again updates its role, generation and weight.
+ * again updates its role, generation and weight. A call that fails leaves
+ * the group as it was.
  * @return 0; -EXDEV if @p fd is not in this group; -ENOSPC when the group
  * is full; -EBUSY when @p fd does not listen yet (call after listen()).
  */

@@ -612,6 +612,17 @@ static int cmp_slot(const void *a, const void *b)
 	return (int)x->m.slot - (int)y->m.slot;
 }
 
+/*
+ * Generations compare as serial numbers (RFC 1982): @a is newer than @b when
+ * it is ahead by less than 2^31. Start times in clock ticks, as attach and
+ * the shim use, wrap after 497 days of uptime at 100 Hz; a generation that
+ * wrapped to a small number is still the newer one.
+ */
+static bool gen_newer(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) > 0;
+}
+
 /* Write the selection table for members @recs (sorted here by slot). */
 static int write_table(struct sockmig_group *g, struct member_rec *recs, int n)
 {
@@ -633,7 +644,7 @@ static int write_table(struct sockmig_group *g, struct member_rec *recs, int n)
 		t->cookie[m->slot] = recs[i].cookie;
 		t->compat[m->slot] = m->compat;
 		if (m->role == SM_ROLE_ACTIVE) {
-			if (t->n_active == 0 || m->generation > t->newest_gen)
+			if (t->n_active == 0 || gen_newer(m->generation, t->newest_gen))
 				t->newest_gen = m->generation;
 			sum += m->weight;
 			t->cumw[t->n_active] = sum;
@@ -687,6 +698,48 @@ static int rebuild_table(struct sockmig_group *g)
 	return err;
 }
 
+/* Start time of process @pid in clock ticks since boot (field 22 of
+ * /proc/PID/stat), 0 when it cannot be read. */
+static uint64_t process_start(uint32_t pid)
+{
+	char path[64], buf[512], *p;
+	unsigned long long start = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* the command name may hold spaces and parentheses: start after the last ')' */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1,
+			 " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+			 "%*d %*d %*d %llu",
+			 &start) != 1)
+		return 0;
+	return start;
+}
+
+/* Whether the process that registered member @m is gone: no such pid, or
+ * the pid now belongs to another process (another start time). */
+static bool owner_gone(const struct sm_member *m)
+{
+	uint64_t now;
+
+	if (kill((pid_t)m->pid, 0) < 0 && errno == ESRCH)
+		return true;
+	if (!m->owner_start)
+		return false;
+	now = process_start(m->pid);
+	return now && now != m->owner_start;
+}
+
 /* Forget members that stopped listening and whose process is gone. */
 static void collect_stale(struct sockmig_group *g)
 {
@@ -699,7 +752,7 @@ static void collect_stale(struct sockmig_group *g)
 	for (int i = 0; i < n; i++) {
 		if (recs[i].live || !recs[i].m.pid)
 			continue;
-		if (kill((pid_t)recs[i].m.pid, 0) == 0 || errno != ESRCH)
+		if (!owner_gone(&recs[i].m))
 			continue;
 		bpf_map_delete_elem(g->fd_state, &recs[i].cookie);
 		bpf_map_delete_elem(g->fd_counters, &recs[i].cookie);
@@ -957,6 +1010,7 @@ int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_mem
 {
 	struct sm_counters zero_counters = {0};
 	struct sm_member m = {0}, old;
+	bool had_state, new_slot = false, new_counters;
 	uint64_t cookie;
 	int err;
 
@@ -981,24 +1035,44 @@ int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_mem
 	m.pid = OPTS_GET(opts, pid, 0);
 	if (!m.pid)
 		m.pid = (uint32_t)getpid();
+	m.owner_start = process_start(m.pid);
 
 	err = lock_group(g);
 	if (err)
 		return err;
-	if (bpf_map_lookup_elem(g->fd_state, &cookie, &old) == 0 &&
-	    slot_cookie(g, old.slot) == cookie)
+	had_state = bpf_map_lookup_elem(g->fd_state, &cookie, &old) == 0;
+	if (had_state && slot_cookie(g, old.slot) == cookie) {
 		m.slot = old.slot;
-	else if ((err = find_free_slot(g, fd, &m.slot)))
-		goto unlock;
-	bpf_map_update_elem(g->fd_counters, &cookie, &zero_counters, BPF_NOEXIST);
+	} else {
+		err = find_free_slot(g, fd, &m.slot);
+		if (err)
+			goto unlock;
+		new_slot = true;
+	}
+	new_counters =
+		bpf_map_update_elem(g->fd_counters, &cookie, &zero_counters, BPF_NOEXIST) == 0;
 	if (bpf_map_update_elem(g->fd_state, &cookie, &m, BPF_ANY) < 0) {
 		err = sm_fail(errno, "cannot record member %llu: %s", (unsigned long long)cookie,
 			      strerror(errno));
-		goto unlock;
+		goto undo;
 	}
 	err = sockmig_group_attach(g, fd);
+	if (err)
+		goto undo;
+	err = rebuild_table(g);
 	if (!err)
-		err = rebuild_table(g);
+		goto unlock;
+undo:
+	/* leave the group as it was: no slot, state or counters of a failed add */
+	if (had_state)
+		bpf_map_update_elem(g->fd_state, &cookie, &old, BPF_ANY);
+	else
+		bpf_map_delete_elem(g->fd_state, &cookie);
+	if (new_counters)
+		bpf_map_delete_elem(g->fd_counters, &cookie);
+	if (new_slot && slot_cookie(g, m.slot) == cookie)
+		bpf_map_delete_elem(g->fd_members, &m.slot);
+	rebuild_table(g);
 unlock:
 	unlock_group(g);
 	return err;
