@@ -239,8 +239,13 @@ struct sockmig_member_opts {
  * settings are recorded for the migration check. Registering a member
  * again updates its role, generation and weight. A call that fails leaves
  * the group as it was.
- * @return 0; -EXDEV if @p fd is not in this group; -ENOSPC when the group
- * is full; -EBUSY when @p fd does not listen yet (call after listen()).
+ * A group has 1,024 slots: a listener beyond them is registered without
+ * one (its slot reads UINT32_MAX) and, while such a member is active, new
+ * SYNs go by the kernel's hash over every listener of the group (draining
+ * members included) rather than starve it; one warning is logged.
+ * @return 0; -EXDEV if @p fd is not in this group; -ENOSPC when the
+ * group's state is full (4,096 members, live or not); -EBUSY when @p fd
+ * does not listen yet (call after listen()).
  */
 SOCKMIG_API int sockmig_member_add(struct sockmig_group *g, int fd,
 				   const struct sockmig_member_opts *opts);
@@ -308,7 +313,7 @@ SOCKMIG_API int sockmig_counters_read(struct sockmig_group *g, uint64_t cookie,
 /** One member, as sockmig_members() reports it. */
 struct sockmig_member_info {
 	uint64_t cookie;
-	uint32_t slot;
+	uint32_t slot; /**< UINT32_MAX: beyond the group's 1,024 slots */
 	enum sockmig_role role;
 	uint32_t generation;
 	uint32_t weight;

@@ -638,6 +638,8 @@ static int write_table(struct sockmig_group *g, struct member_rec *recs, int n)
 	for (int i = 0; i < n; i++) {
 		const struct sm_member *m = &recs[i].m;
 
+		if (m->slot == SM_NO_SLOT && m->role == SM_ROLE_ACTIVE)
+			t->n_unslotted++;
 		if (!recs[i].live || m->slot >= SM_MAX_MEMBERS)
 			continue;
 		t->n_registered++;
@@ -1003,7 +1005,20 @@ static int find_free_slot(struct sockmig_group *g, int fd, uint32_t *slot)
 			return sm_fail(errno, "cannot add fd %d to the group's socket array: %s",
 				       fd, strerror(errno));
 	}
-	return sm_fail(ENOSPC, "group %s is full (%d members)", g->name, SM_MAX_MEMBERS);
+	return -ENOSPC;
+}
+
+static void warn_unslotted(const struct sockmig_group *g)
+{
+	static bool warned;
+
+	if (warned)
+		return;
+	warned = true;
+	sm_log(SOCKMIG_WARN,
+	       "libsockmig: group %s has more than %d listeners: new SYNs go by the kernel's "
+	       "hash (draining members included) while one beyond the limit is active\n",
+	       g->name, SM_MAX_MEMBERS);
 }
 
 int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_member_opts *opts)
@@ -1045,9 +1060,16 @@ int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_mem
 		m.slot = old.slot;
 	} else {
 		err = find_free_slot(g, fd, &m.slot);
-		if (err)
+		if (err == -ENOSPC) {
+			/* more listeners than slots: registered without one, and the
+			 * group's SYNs go by the kernel's hash while it is active */
+			m.slot = SM_NO_SLOT;
+			warn_unslotted(g);
+		} else if (err) {
 			goto unlock;
-		new_slot = true;
+		} else {
+			new_slot = true;
+		}
 	}
 	new_counters =
 		bpf_map_update_elem(g->fd_counters, &cookie, &zero_counters, BPF_NOEXIST) == 0;

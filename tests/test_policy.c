@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <bpf/bpf.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1097,4 +1098,103 @@ out:
 		close(mfd);
 	cleanup(g, l, 2);
 	return ret;
+}
+
+static int warnings;
+
+static int count_warnings(enum sockmig_log_level level, const char *fmt, va_list ap)
+{
+	(void)fmt;
+	(void)ap;
+	if (level == SOCKMIG_WARN)
+		warnings++;
+	return 0;
+}
+
+/*
+ * @nl active listeners in one group, all registered: bursts of 2,048
+ * clients, 24 per listener in all, every one accepted; every listener must
+ * get at least one. Sets *unslotted to the members beyond the slots.
+ */
+static int many_listeners(int nl, int *unslotted)
+{
+	struct rlimit rl = {nl + 8192, nl + 8192};
+	struct sockmig_group *g = NULL;
+	struct sockmig_member_info *info = calloc((size_t)nl, sizeof(*info));
+	int *l = calloc((size_t)nl, sizeof(*l)), *per = calloc((size_t)nl, sizeof(*per));
+	int ret = SM_FAIL, total = 0, want = 24 * nl, min = -1, n;
+
+	if (!info || !l || !per || !ASSERT_OK(setrlimit(RLIMIT_NOFILE, &rl), "RLIMIT_NOFILE"))
+		goto out;
+	for (int i = 0; i < nl; i++)
+		l[i] = -1;
+	for (int i = 0; i < nl; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 128, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()))
+		goto out;
+	warnings = 0;
+	sockmig_set_print(count_warnings);
+	for (int i = 0; i < nl; i++)
+		if (!ASSERT_OK(add(g, l[i], SOCKMIG_ROLE_ACTIVE, 1, 1), "register"))
+			goto out;
+	sockmig_set_print(NULL);
+	n = sockmig_members(g, info, nl);
+	*unslotted = 0;
+	for (int i = 0; i < n && i < nl; i++)
+		*unslotted += info[i].slot == UINT32_MAX;
+	if (!ASSERT_EQ(n, nl, "members"))
+		goto out;
+	while (total < want) {
+		int b = want - total < 2048 ? want - total : 2048;
+
+		if (!ASSERT_EQ(burst(AF_INET, l, nl, b, per), b, "burst accepted"))
+			goto out;
+		total += b;
+	}
+	for (int i = 0; i < nl; i++)
+		if (min < 0 || per[i] < min)
+			min = per[i];
+	printf("%d listeners (%d without a slot, %d warning(s)): %d connections, fewest on one "
+	       "listener %d\n",
+	       nl, *unslotted, warnings, total, min);
+	if (!ASSERT_EQ(total, want, "accepted") || !ASSERT_GT(min, 0, "fewest SYNs on a listener"))
+		goto out;
+	ret = SM_PASS;
+out:
+	sockmig_set_print(NULL);
+	if (l)
+		cleanup(g, l, nl);
+	free(info);
+	free(l);
+	free(per);
+	return ret;
+}
+
+/* 1,024 listeners fit: each has a slot, and the policy steers to every one. */
+SM_TEST(policy_1024_members)
+{
+	int unslotted = -1;
+
+	if (many_listeners(1024, &unslotted) != SM_PASS ||
+	    !ASSERT_EQ(unslotted, 0, "members without a slot") ||
+	    !ASSERT_EQ(warnings, 0, "warnings"))
+		return SM_FAIL;
+	return SM_PASS;
+}
+
+/*
+ * 1,100 listeners: the 76 beyond the slots are registered without one, one
+ * warning says so, and new SYNs go by the kernel's hash: none starves.
+ */
+SM_TEST(policy_beyond_limit_degrades)
+{
+	int unslotted = -1;
+
+	if (many_listeners(1100, &unslotted) != SM_PASS ||
+	    !ASSERT_EQ(unslotted, 1100 - 1024, "members without a slot") ||
+	    !ASSERT_EQ(warnings, 1, "warnings"))
+		return SM_FAIL;
+	return SM_PASS;
 }
