@@ -4,7 +4,8 @@
  *
  * New SYN (ctx->migrating_sk == NULL):
  *   1. a wake-up connection (source port in "kick") goes to its slot;
- *   2. no registered member: the kernel's hash decides;
+ *   2. no registered member, or an active member beyond the slots
+ *      (SM_MAX_MEMBERS): the kernel's hash decides;
  *   3. else an active member (hash, or weighted when weights differ),
  *      never a draining one; a holder only when no member is active;
  *   4. nothing selectable (stale table): the kernel's hash decides.
@@ -96,7 +97,11 @@ struct {
 /* keep a mask the compiler would drop: the verifier needs its bound */
 #define SM_BOUND(x) asm volatile("" : "+r"(x))
 #else
-#define SM_TRY_MAX SM_MAX_MEMBERS
+/* Members tried per list, from the hashed start on: the verifier walks each
+ * iteration, and a bound of SM_MAX_MEMBERS would pass its 1M instructions.
+ * Only a run of more than this many stale or mismatched members in a row
+ * ends a search early (then the next list, or the kernel's hash). */
+#define SM_TRY_MAX 128
 #define SM_UNROLL
 #define SM_LOOP_EXIT break
 #define SM_TRY_FN    __noinline
@@ -136,7 +141,7 @@ static __always_inline __u32 weighted_pick(const struct sm_table *t, __u32 r)
 	int i;
 
 	SM_UNROLL
-	for (i = 0; i < 8; i++) {
+	for (i = 0; i < SM_WPICK_STEPS; i++) {
 		if (lo >= hi)
 			SM_LOOP_EXIT;
 		mid = (lo + hi) / 2;
@@ -240,7 +245,9 @@ static __always_inline int on_syn(struct sk_reuseport_md *ctx, const struct sm_t
 		}
 	}
 
-	if (t->n_registered == 0) {
+	/* nobody registered, or more listeners than slots: the kernel's hash
+	 * over every listener, so that none beyond the limit starves */
+	if (t->n_registered == 0 || t->n_unslotted) {
 		g = group_stats();
 		if (g && is_syn)
 			__sync_fetch_and_add(&g->syn_kernel_hash, 1);

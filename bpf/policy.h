@@ -19,7 +19,13 @@
 
 #include <linux/types.h>
 
-#define SM_MAX_MEMBERS 128
+/* Listeners with a slot in a group (a power of 2). Members beyond it are
+ * registered without one (slot SM_NO_SLOT): while an active member has
+ * none, new SYNs go by the kernel's hash over every listener. */
+#define SM_MAX_MEMBERS 1024
+#define SM_NO_SLOT     0xffffffffu
+/* Steps of the binary search over cumulative weights: log2(SM_MAX_MEMBERS) + 1. */
+#define SM_WPICK_STEPS 11
 
 enum sm_role {
 	SM_ROLE_ACTIVE = 1,
@@ -39,7 +45,8 @@ struct sm_member {
 	__u32 generation;
 	__u32 weight;
 	__u32 compat;
-	__u32 pid; /* registering process, for status */
+	__u32 pid;	   /* the listener's owner, for status and stale members */
+	__u64 owner_start; /* its start time (clock ticks since boot), 0 if unknown */
 };
 
 /* Kinds of migration, as the program sees them. */
@@ -79,6 +86,7 @@ struct sm_table {
 	__u32 n_holder;
 	__u32 total_weight; /* 0: plain hash over active members */
 	__u32 newest_gen;
+	__u32 n_unslotted;	      /* active members without a slot: SYNs by the kernel's hash */
 	__u32 active[SM_MAX_MEMBERS]; /* slot numbers */
 	__u32 cumw[SM_MAX_MEMBERS];   /* cumulative weights of active[] */
 	__u32 newest[SM_MAX_MEMBERS];

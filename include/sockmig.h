@@ -156,7 +156,10 @@ struct sockmig_group_opts {
  * state and attaching the policy program when it is the first.
  * The socket must be bound with SO_REUSEPORT (it need not listen yet).
  * @return a handle, or NULL with errno set (EINVAL: not a TCP socket with
- * SO_REUSEPORT bound to a port; ENOENT: no bpffs; EPERM: no privileges).
+ * SO_REUSEPORT bound to a port; ENOENT: no bpffs; EPERM: no privileges,
+ * or a pin root or group directory that is not a 0700 directory of the
+ * caller; a root caller moves a pin root of another user aside instead,
+ * see libsockmig(3)).
  */
 SOCKMIG_API struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts *opts);
 
@@ -217,10 +220,15 @@ SOCKMIG_API const char *sockmig_role_str(enum sockmig_role role);
 struct sockmig_member_opts {
 	size_t sz;
 	enum sockmig_role role; /**< default active */
-	uint32_t generation;	/**< default 0 */
-	uint32_t weight;	/**< default 1; 0 means 1 */
+	/** Default 0. Generations compare as serial numbers: one is newer
+	 *  than another when ahead of it by less than 2^31 (start times in
+	 *  clock ticks may wrap). */
+	uint32_t generation;
+	uint32_t weight; /**< default 1; 0 means 1 */
 	/** The process that owns the listener (default: the caller); shown
-	 *  by status and used to forget members whose owner is gone. */
+	 *  by status and used to forget members that stopped listening and
+	 *  whose owner is gone (no such pid, or a pid reused by a process of
+	 *  another start time). */
 	uint32_t pid;
 	size_t : 0;
 };
@@ -229,16 +237,24 @@ struct sockmig_member_opts {
 /**
  * Register listener @p fd (of this group) as a member. Its listener
  * settings are recorded for the migration check. Registering a member
- * again updates its role, generation and weight.
- * @return 0; -EXDEV if @p fd is not in this group; -ENOSPC when the group
- * is full; -EBUSY when @p fd does not listen yet (call after listen()).
+ * again updates its role, generation and weight. A call that fails leaves
+ * the group as it was.
+ * A group has 1,024 slots: a listener beyond them is registered without
+ * one (its slot reads UINT32_MAX) and, while such a member is active, new
+ * SYNs go by the kernel's hash over every listener of the group (draining
+ * members included) rather than starve it; one warning is logged.
+ * @return 0; -EXDEV if @p fd is not in this group; -ENOSPC when the
+ * group's state is full (4,096 members, live or not); -EBUSY when @p fd
+ * does not listen yet (call after listen()).
  */
 SOCKMIG_API int sockmig_member_add(struct sockmig_group *g, int fd,
 				   const struct sockmig_member_opts *opts);
 
 /**
  * Change the role, generation or weight of the member whose socket cookie
- * is @p cookie (for members of other processes).
+ * is @p cookie (for members of other processes). A field left 0 keeps its
+ * value: a role or weight change keeps the member's generation (to set
+ * generation 0, register the listener again with sockmig_member_add()).
  * @return 0, -ENOENT when no such member.
  */
 SOCKMIG_API int sockmig_member_set(struct sockmig_group *g, uint64_t cookie,
@@ -297,7 +313,7 @@ SOCKMIG_API int sockmig_counters_read(struct sockmig_group *g, uint64_t cookie,
 /** One member, as sockmig_members() reports it. */
 struct sockmig_member_info {
 	uint64_t cookie;
-	uint32_t slot;
+	uint32_t slot; /**< UINT32_MAX: beyond the group's 1,024 slots */
 	enum sockmig_role role;
 	uint32_t generation;
 	uint32_t weight;

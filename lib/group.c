@@ -172,13 +172,92 @@ static int parse_group_name(const char *name, struct sm_addr *a)
 	return inet_pton(AF_INET6, host, &a->v6.sin6_addr) == 1 ? 0 : -EINVAL;
 }
 
-/* The pin root must sit on bpffs, be a directory of ours, and be private. */
-static int check_root(const char *root)
+/* A directory of ours that nobody else may change: owned by the caller,
+ * mode without group or other bits. */
+static bool dir_private(const struct stat *st)
+{
+	return S_ISDIR(st->st_mode) && st->st_uid == geteuid() && !(st->st_mode & 077);
+}
+
+/*
+ * Every directory above the pin root: owned by root or the caller, and
+ * writable by others only with the sticky bit (then nobody else can move
+ * or replace what we create in it).
+ */
+static int check_ancestors(const char *root)
+{
+	char path[PATH_MAX], *slash;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s", root);
+	while ((slash = strrchr(path, '/'))) {
+		if (slash == path)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		if (stat(path, &st) < 0)
+			return sm_fail(errno == ENOENT ? ENOENT : errno, "cannot stat %s: %s", path,
+				       strerror(errno));
+		if (!S_ISDIR(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+		    ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
+			return sm_fail(EPERM,
+				       "%s is not safe for the pin root: owned by uid %u, mode %o "
+				       "(it must be owned by root and writable by others only "
+				       "with the sticky bit)",
+				       path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		if (slash == path)
+			break;
+	}
+	return 0;
+}
+
+/*
+ * A pin root that is not a private directory of ours (another user made it
+ * first on a bpffs mounted 1777, or it is a symlink): root, or its owner,
+ * swaps it atomically with a fresh private directory and leaves it, as it
+ * was, under "<root>-foreign-<uid>-<inode>". Anyone else is refused.
+ */
+static int replace_root(const char *root, const struct stat *st)
+{
+	char fresh[PATH_MAX + 64];
+
+	if (geteuid() != 0 && st->st_uid != geteuid())
+		return sm_fail(EPERM, "%s must be a directory owned by uid %u with mode 0700", root,
+			       (unsigned)geteuid());
+	snprintf(fresh, sizeof(fresh), "%s-foreign-%u-%llu", root, (unsigned)st->st_uid,
+		 (unsigned long long)st->st_ino);
+	if (mkdir(fresh, 0700) < 0)
+		return sm_fail(errno, "cannot create %s: %s", fresh, strerror(errno));
+	if (renameat2(AT_FDCWD, fresh, AT_FDCWD, root, RENAME_EXCHANGE) < 0) {
+		int err = errno;
+
+		rmdir(fresh);
+		return sm_fail(err, "cannot move %s (uid %u, mode %o) away: %s", root,
+			       (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777),
+			       strerror(err));
+	}
+	sm_log(SOCKMIG_WARN,
+	       "libsockmig: %s was not a private directory of uid %u (uid %u, mode %o): moved to "
+	       "%s\n",
+	       root, (unsigned)geteuid(), (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777),
+	       fresh);
+	return 0;
+}
+
+/*
+ * The pin root must sit on bpffs, under directories nobody else can change,
+ * and be a private directory of ours, made here if missing (*made then set).
+ * It is never removed: an empty root left in place keeps others from making
+ * it first.
+ */
+static int check_root(const char *root, bool *made)
 {
 	char parent[PATH_MAX], *slash;
 	struct statfs sfs;
 	struct stat st;
+	int err;
 
+	*made = false;
 	snprintf(parent, sizeof(parent), "%s", root);
 	slash = strrchr(parent, '/');
 	if (slash && slash != parent)
@@ -186,13 +265,41 @@ static int check_root(const char *root)
 	if (statfs(parent, &sfs) < 0 || sfs.f_type != BPF_FS_MAGIC)
 		return sm_fail(ENOENT, "no BPF filesystem at %s (mount -t bpf bpf %s)", parent,
 			       parent);
-	if (mkdir(root, 0700) < 0 && errno != EEXIST)
-		return sm_fail(errno, "cannot create %s: %s", root, strerror(errno));
+	err = check_ancestors(root);
+	if (err)
+		return err;
+	for (int tries = 0; tries < 3; tries++) {
+		if (mkdir(root, 0700) == 0)
+			*made = true;
+		else if (errno != EEXIST)
+			return sm_fail(errno, "cannot create %s: %s", root, strerror(errno));
+		if (lstat(root, &st) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return sm_fail(errno, "cannot stat %s: %s", root, strerror(errno));
+		}
+		if (dir_private(&st))
+			return 0;
+		*made = false;
+		err = replace_root(root, &st);
+		if (err)
+			return err;
+	}
+	return sm_fail(EAGAIN, "%s keeps changing", root);
+}
+
+/* For readers (list, open by name): the root as it is, never made or moved. */
+static int root_readable(const char *root)
+{
+	struct stat st;
+
 	if (lstat(root, &st) < 0)
-		return sm_fail(errno, "cannot stat %s: %s", root, strerror(errno));
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
-		return sm_fail(EPERM, "%s must be a directory owned by uid %u with mode 0700", root,
-			       (unsigned)geteuid());
+		return errno == ENOENT
+			       ? -ENOENT
+			       : sm_fail(errno, "cannot stat %s: %s", root, strerror(errno));
+	if (!dir_private(&st) && !(S_ISDIR(st.st_mode) && st.st_uid == 0 && !(st.st_mode & 022)))
+		return sm_fail(EPERM, "%s is not sockmig's (uid %u, mode %o): not read", root,
+			       (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 	return 0;
 }
 
@@ -230,19 +337,27 @@ static void unlock_group(struct sockmig_group *g)
 static int open_dir_locked(struct sockmig_group *g)
 {
 	struct stat a, b;
+	bool made;
 
 	for (int tries = 0; tries < 5; tries++) {
 		if (mkdir(g->path, 0700) < 0 && errno != EEXIST) {
-			/* another process removed the empty root: make it again */
-			if (errno == ENOENT && mkdir(g->root, 0700) == 0)
+			/* the root went (an older version removed it): check it again */
+			if (errno == ENOENT && check_root(g->root, &made) == 0)
 				continue;
 			return sm_fail(errno, "cannot create %s: %s", g->path, strerror(errno));
 		}
-		g->dirfd = open(g->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		g->dirfd = open(g->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (g->dirfd < 0) {
 			if (errno == ENOENT)
 				continue;
 			return sm_fail(errno, "cannot open %s: %s", g->path, strerror(errno));
+		}
+		if (fstat(g->dirfd, &b) < 0 || !dir_private(&b)) {
+			close(g->dirfd);
+			g->dirfd = -1;
+			return sm_fail(EPERM,
+				       "%s must be a directory owned by uid %u with mode 0700",
+				       g->path, (unsigned)geteuid());
 		}
 		if (lock_group(g))
 			return -errno;
@@ -320,6 +435,66 @@ static int load_policy(struct sockmig_group *g, bool legacy)
 	return policy_bpf__load(g->skel);
 }
 
+/* Map id of @fd, 0 when unreadable. */
+static __u32 map_id(int fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		return 0;
+	return info.id;
+}
+
+/*
+ * Whether program @prog_fd reads only the group's maps as this handle holds
+ * them. After part of the pins went, a new map stands where the program
+ * still reads the old one: user space would write what it never sees.
+ */
+static bool prog_reads_our_maps(const struct sockmig_group *g, int prog_fd)
+{
+	int fds[] = {g->fd_members, g->fd_state,  g->fd_counters, g->fd_table,
+		     g->fd_tabidx,  g->fd_gstats, g->fd_kick};
+	__u32 ours[sizeof(fds) / sizeof(fds[0])], ids[16] = {0};
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		ours[i] = map_id(fds[i]);
+	memset(&info, 0, sizeof(info));
+	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
+	info.map_ids = (__u64)(unsigned long)ids;
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) < 0 ||
+	    info.nr_map_ids > sizeof(ids) / sizeof(ids[0]))
+		return false;
+	for (__u32 i = 0; i < info.nr_map_ids; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < sizeof(ours) / sizeof(ours[0]); j++)
+			found |= ours[j] && ours[j] == ids[i];
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static void close_pinned(struct sockmig_group *g)
+{
+	int *fds[] = {&g->fd_members, &g->fd_state,  &g->fd_counters, &g->fd_table,
+		      &g->fd_tabidx,  &g->fd_gstats, &g->fd_kick,     &g->prog_fd};
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+	g->own_fds = false;
+}
+
+/* The group's maps and program: the pins as they are when they agree, else
+ * the missing maps made again and the program loaded and pinned again, so
+ * that it reads the maps user space writes. Under the group lock. */
 static int load_pinned(struct sockmig_group *g)
 {
 	char pin[PATH_MAX + 32];
@@ -330,7 +505,24 @@ static int load_pinned(struct sockmig_group *g)
 		if (err < 0)
 			return err;
 		g->policy = err;
-		return 0;
+		if (prog_reads_our_maps(g, g->prog_fd))
+			return 0;
+		sm_log(SOCKMIG_WARN,
+		       "libsockmig: the program pinned for group %s reads maps that are no longer "
+		       "pinned: loading it again\n",
+		       g->name);
+		close_pinned(g);
+	}
+
+	/* a program left pinned says which policy the group runs */
+	snprintf(pin, sizeof(pin), "%s/prog", g->path);
+	fd = bpf_obj_get(pin);
+	if (fd >= 0) {
+		err = sm_policy_of_prog(fd, g->policy, g->name);
+		close(fd);
+		if (err < 0)
+			return err;
+		g->policy = err;
 	}
 
 	err = load_policy(g, g->policy == SOCKMIG_POLICY_LEGACY);
@@ -349,8 +541,21 @@ static int load_pinned(struct sockmig_group *g)
 			       strerror(-err),
 			       -err == EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)" : "");
 
-	snprintf(pin, sizeof(pin), "%s/prog", g->path);
+	g->fd_members = bpf_map__fd(g->skel->maps.members);
+	g->fd_state = bpf_map__fd(g->skel->maps.state);
+	g->fd_counters = bpf_map__fd(g->skel->maps.counters);
+	g->fd_table = bpf_map__fd(g->skel->maps.table);
+	g->fd_tabidx = bpf_map__fd(g->skel->maps.tabidx);
+	g->fd_gstats = bpf_map__fd(g->skel->maps.gstats);
+	g->fd_kick = bpf_map__fd(g->skel->maps.kick);
 	fd = bpf_obj_get(pin);
+	if (fd >= 0 && !prog_reads_our_maps(g, fd)) {
+		/* pinned over the maps that went: ours replaces it */
+		close(fd);
+		fd = -1;
+		if (unlink(pin) < 0)
+			return sm_fail(errno, "cannot replace %s: %s", pin, strerror(errno));
+	}
 	if (fd < 0) {
 		err = bpf_obj_pin(bpf_program__fd(g->skel->progs.sockmig_policy), pin);
 		if (err)
@@ -360,13 +565,6 @@ static int load_pinned(struct sockmig_group *g)
 			return sm_fail(errno, "dup: %s", strerror(errno));
 	}
 	g->prog_fd = fd;
-	g->fd_members = bpf_map__fd(g->skel->maps.members);
-	g->fd_state = bpf_map__fd(g->skel->maps.state);
-	g->fd_counters = bpf_map__fd(g->skel->maps.counters);
-	g->fd_table = bpf_map__fd(g->skel->maps.table);
-	g->fd_tabidx = bpf_map__fd(g->skel->maps.tabidx);
-	g->fd_gstats = bpf_map__fd(g->skel->maps.gstats);
-	g->fd_kick = bpf_map__fd(g->skel->maps.kick);
 	return 0;
 }
 
@@ -435,6 +633,17 @@ static int cmp_slot(const void *a, const void *b)
 	return (int)x->m.slot - (int)y->m.slot;
 }
 
+/*
+ * Generations compare as serial numbers (RFC 1982): @a is newer than @b when
+ * it is ahead by less than 2^31. Start times in clock ticks, as attach and
+ * the shim use, wrap after 497 days of uptime at 100 Hz; a generation that
+ * wrapped to a small number is still the newer one.
+ */
+static bool gen_newer(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) > 0;
+}
+
 /* Write the selection table for members @recs (sorted here by slot). */
 static int write_table(struct sockmig_group *g, struct member_rec *recs, int n)
 {
@@ -450,13 +659,15 @@ static int write_table(struct sockmig_group *g, struct member_rec *recs, int n)
 	for (int i = 0; i < n; i++) {
 		const struct sm_member *m = &recs[i].m;
 
+		if (m->slot == SM_NO_SLOT && m->role == SM_ROLE_ACTIVE)
+			t->n_unslotted++;
 		if (!recs[i].live || m->slot >= SM_MAX_MEMBERS)
 			continue;
 		t->n_registered++;
 		t->cookie[m->slot] = recs[i].cookie;
 		t->compat[m->slot] = m->compat;
 		if (m->role == SM_ROLE_ACTIVE) {
-			if (t->n_active == 0 || m->generation > t->newest_gen)
+			if (t->n_active == 0 || gen_newer(m->generation, t->newest_gen))
 				t->newest_gen = m->generation;
 			sum += m->weight;
 			t->cumw[t->n_active] = sum;
@@ -510,6 +721,48 @@ static int rebuild_table(struct sockmig_group *g)
 	return err;
 }
 
+/* Start time of process @pid in clock ticks since boot (field 22 of
+ * /proc/PID/stat), 0 when it cannot be read. */
+static uint64_t process_start(uint32_t pid)
+{
+	char path[64], buf[512], *p;
+	unsigned long long start = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* the command name may hold spaces and parentheses: start after the last ')' */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1,
+			 " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+			 "%*d %*d %*d %llu",
+			 &start) != 1)
+		return 0;
+	return start;
+}
+
+/* Whether the process that registered member @m is gone: no such pid, or
+ * the pid now belongs to another process (another start time). */
+static bool owner_gone(const struct sm_member *m)
+{
+	uint64_t now;
+
+	if (kill((pid_t)m->pid, 0) < 0 && errno == ESRCH)
+		return true;
+	if (!m->owner_start)
+		return false;
+	now = process_start(m->pid);
+	return now && now != m->owner_start;
+}
+
 /* Forget members that stopped listening and whose process is gone. */
 static void collect_stale(struct sockmig_group *g)
 {
@@ -522,7 +775,7 @@ static void collect_stale(struct sockmig_group *g)
 	for (int i = 0; i < n; i++) {
 		if (recs[i].live || !recs[i].m.pid)
 			continue;
-		if (kill((pid_t)recs[i].m.pid, 0) == 0 || errno != ESRCH)
+		if (!owner_gone(&recs[i].m))
 			continue;
 		bpf_map_delete_elem(g->fd_state, &recs[i].cookie);
 		bpf_map_delete_elem(g->fd_counters, &recs[i].cookie);
@@ -581,15 +834,23 @@ struct sockmig_group *sockmig_group_open_name(const char *name,
 	}
 	snprintf(g->name, sizeof(g->name), "%s", name);
 	snprintf(g->path, sizeof(g->path), "%s/%s", g->root, g->name);
+	err = root_readable(g->root);
+	if (err == -EPERM)
+		goto free_group;
 	snprintf(pin, sizeof(pin), "%s/state", g->path);
 	if (stat(pin, &st) < 0) {
 		err = sm_fail(errno == EACCES ? EPERM : ENOENT, "no sockmig group %s in %s%s", name,
 			      g->root, errno == EACCES ? " (needs root)" : "");
 		goto free_group;
 	}
-	g->dirfd = open(g->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	g->dirfd = open(g->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (g->dirfd < 0) {
 		err = sm_fail(errno, "cannot open %s: %s", g->path, strerror(errno));
+		goto free_group;
+	}
+	if (fstat(g->dirfd, &st) < 0 || !dir_private(&st)) {
+		err = sm_fail(EPERM, "%s is not a private directory of uid %u: not read", g->path,
+			      (unsigned)geteuid());
 		goto free_group;
 	}
 	err = lock_group(g);
@@ -617,6 +878,8 @@ int sockmig_group_list(const struct sockmig_group_opts *opts, char (*names)[SOCK
 	if (!OPTS_VALID(opts, sockmig_group_opts))
 		return -EINVAL;
 	root = pin_root_of(opts);
+	if (root_readable(root) == -EPERM)
+		return 0; /* none of ours can be in it (warned) */
 	d = opendir(root);
 	if (!d)
 		return errno == ENOENT
@@ -636,6 +899,7 @@ int sockmig_group_list(const struct sockmig_group_opts *opts, char (*names)[SOCK
 struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts *opts)
 {
 	struct sockmig_group *g = group_alloc(opts);
+	bool made_root = false;
 	int err;
 
 	if (!g)
@@ -643,7 +907,7 @@ struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts
 	err = group_name(fd, &g->addr, g->name, sizeof(g->name));
 	if (err)
 		goto free_group;
-	err = check_root(g->root);
+	err = check_root(g->root, &made_root);
 	if (err)
 		goto free_group;
 	snprintf(g->path, sizeof(g->path), "%s/%s", g->root, g->name);
@@ -668,7 +932,8 @@ unlock:
 	/* leave nothing behind that we may have created (empty dirs only) */
 	if (g->path[0])
 		rmdir(g->path);
-	rmdir(g->root);
+	if (made_root)
+		rmdir(g->root);
 free_group:
 	sockmig_group_close(g);
 	errno = -err;
@@ -761,13 +1026,27 @@ static int find_free_slot(struct sockmig_group *g, int fd, uint32_t *slot)
 			return sm_fail(errno, "cannot add fd %d to the group's socket array: %s",
 				       fd, strerror(errno));
 	}
-	return sm_fail(ENOSPC, "group %s is full (%d members)", g->name, SM_MAX_MEMBERS);
+	return -ENOSPC;
+}
+
+static void warn_unslotted(const struct sockmig_group *g)
+{
+	static bool warned;
+
+	if (warned)
+		return;
+	warned = true;
+	sm_log(SOCKMIG_WARN,
+	       "libsockmig: group %s has more than %d listeners: new SYNs go by the kernel's "
+	       "hash (draining members included) while one beyond the limit is active\n",
+	       g->name, SM_MAX_MEMBERS);
 }
 
 int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_member_opts *opts)
 {
 	struct sm_counters zero_counters = {0};
 	struct sm_member m = {0}, old;
+	bool had_state, new_slot = false, new_counters;
 	uint64_t cookie;
 	int err;
 
@@ -792,24 +1071,51 @@ int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_mem
 	m.pid = OPTS_GET(opts, pid, 0);
 	if (!m.pid)
 		m.pid = (uint32_t)getpid();
+	m.owner_start = process_start(m.pid);
 
 	err = lock_group(g);
 	if (err)
 		return err;
-	if (bpf_map_lookup_elem(g->fd_state, &cookie, &old) == 0 &&
-	    slot_cookie(g, old.slot) == cookie)
+	had_state = bpf_map_lookup_elem(g->fd_state, &cookie, &old) == 0;
+	if (had_state && slot_cookie(g, old.slot) == cookie) {
 		m.slot = old.slot;
-	else if ((err = find_free_slot(g, fd, &m.slot)))
-		goto unlock;
-	bpf_map_update_elem(g->fd_counters, &cookie, &zero_counters, BPF_NOEXIST);
+	} else {
+		err = find_free_slot(g, fd, &m.slot);
+		if (err == -ENOSPC) {
+			/* more listeners than slots: registered without one, and the
+			 * group's SYNs go by the kernel's hash while it is active */
+			m.slot = SM_NO_SLOT;
+			warn_unslotted(g);
+		} else if (err) {
+			goto unlock;
+		} else {
+			new_slot = true;
+		}
+	}
+	new_counters =
+		bpf_map_update_elem(g->fd_counters, &cookie, &zero_counters, BPF_NOEXIST) == 0;
 	if (bpf_map_update_elem(g->fd_state, &cookie, &m, BPF_ANY) < 0) {
 		err = sm_fail(errno, "cannot record member %llu: %s", (unsigned long long)cookie,
 			      strerror(errno));
-		goto unlock;
+		goto undo;
 	}
 	err = sockmig_group_attach(g, fd);
+	if (err)
+		goto undo;
+	err = rebuild_table(g);
 	if (!err)
-		err = rebuild_table(g);
+		goto unlock;
+undo:
+	/* leave the group as it was: no slot, state or counters of a failed add */
+	if (had_state)
+		bpf_map_update_elem(g->fd_state, &cookie, &old, BPF_ANY);
+	else
+		bpf_map_delete_elem(g->fd_state, &cookie);
+	if (new_counters)
+		bpf_map_delete_elem(g->fd_counters, &cookie);
+	if (new_slot && slot_cookie(g, m.slot) == cookie)
+		bpf_map_delete_elem(g->fd_members, &m.slot);
+	rebuild_table(g);
 unlock:
 	unlock_group(g);
 	return err;
@@ -831,9 +1137,11 @@ int sockmig_member_set(struct sockmig_group *g, uint64_t cookie,
 			      (unsigned long long)cookie, g->name);
 		goto unlock;
 	}
+	/* 0 leaves a field as it is: a role change keeps the generation */
 	if (OPTS_GET(opts, role, 0))
 		m.role = OPTS_GET(opts, role, m.role);
-	m.generation = OPTS_GET(opts, generation, m.generation);
+	if (OPTS_GET(opts, generation, 0))
+		m.generation = OPTS_GET(opts, generation, m.generation);
 	if (OPTS_GET(opts, weight, 0))
 		m.weight = OPTS_GET(opts, weight, m.weight);
 	if (bpf_map_update_elem(g->fd_state, &cookie, &m, BPF_EXIST) < 0)
@@ -1159,7 +1467,7 @@ static void unpin_all(struct sockmig_group *g)
 		closedir(d);
 	}
 	rmdir(g->path);
-	rmdir(g->root); /* only if no other group is left */
+	/* the root stays (see check_root()) */
 	sm_handoff_forget(g->name);
 }
 

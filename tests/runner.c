@@ -37,6 +37,15 @@ static const struct {
 
 static volatile sig_atomic_t timed_out;
 
+/* The network namespace each case ran in: a group pinned for one of them
+ * that is still there at the end was left by this run, whether or not the
+ * namespace is still alive (a process that escaped the case keeps it). */
+static struct {
+	unsigned long ino;
+	int i;
+} our_ns[4096];
+static int n_our_ns;
+
 static void on_alarm(int sig)
 {
 	(void)sig;
@@ -46,7 +55,9 @@ static void on_alarm(int sig)
 static int run_case(int i, int limit, bool verbose, double *secs)
 {
 	struct timespec t0, t1;
-	int out, status = 0, rc;
+	unsigned long ino;
+	struct stat st;
+	int out, status = 0, rc, nsp[2];
 	pid_t pid;
 	char buf[4096];
 	ssize_t n;
@@ -54,6 +65,10 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 	out = memfd_create("sockmig-test", MFD_CLOEXEC);
 	if (out < 0)
 		return SM_FAIL;
+	if (pipe2(nsp, O_CLOEXEC | O_NONBLOCK) < 0) {
+		close(out);
+		return SM_FAIL;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	fflush(stdout);
 	pid = fork();
@@ -74,8 +89,17 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 			printf("cannot bring lo up\n");
 			_exit(SM_FAIL);
 		}
+		if (stat("/proc/self/ns/net", &st) == 0) {
+			unsigned long ino = st.st_ino;
+
+			if (write(nsp[1], &ino, sizeof(ino)) != sizeof(ino))
+				printf("cannot report the namespace\n");
+		}
+		close(nsp[0]);
+		close(nsp[1]);
 		_exit(cases[i].fn());
 	}
+	close(nsp[1]);
 	timed_out = 0;
 	alarm((unsigned)limit);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -87,6 +111,12 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 	}
 	alarm(0);
 	kill(-pid, SIGKILL); /* what the case started and left behind */
+	if (read(nsp[0], &ino, sizeof(ino)) == sizeof(ino) &&
+	    n_our_ns < (int)(sizeof(our_ns) / sizeof(our_ns[0]))) {
+		our_ns[n_our_ns].ino = ino;
+		our_ns[n_our_ns++].i = i;
+	}
+	close(nsp[0]);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	*secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (WIFEXITED(status))
@@ -175,7 +205,6 @@ static void remove_group_dir(const char *name)
 	if (d)
 		closedir(d);
 	rmdir(path);
-	rmdir(SOCKMIG_PIN_ROOT);
 }
 
 static bool selected(const char *name, int argc, char **argv)
@@ -242,14 +271,21 @@ int main(int argc, char **argv)
 	int na = pinned_entries(after, 64), leaked = 0;
 
 	for (int i = 0; i < na; i++) {
+		unsigned long ns = strtoul(after[i], NULL, 10);
+		const char *by = NULL;
 		bool known = false;
 
 		for (int j = 0; j < nbefore; j++)
 			known |= strcmp(after[i], before[j]) == 0;
-		/* a group of a namespace still alive belongs to someone else
-		 * (another run, a real server): not ours to judge */
-		if (!known && !netns_alive(strtoul(after[i], NULL, 10))) {
-			printf("  left in %s: %s (removed now)\n", SOCKMIG_PIN_ROOT, after[i]);
+		for (int j = 0; j < n_our_ns && !by; j++)
+			if (our_ns[j].ino == ns)
+				by = cases[our_ns[j].i].name;
+		/* ours: a case's namespace, alive or not; or a namespace gone
+		 * (one a case made inside its own). A group of another live
+		 * namespace belongs to someone else (a real server). */
+		if (!known && (by || !netns_alive(ns))) {
+			printf("  left in %s: %s%s%s (removed now)\n", SOCKMIG_PIN_ROOT, after[i],
+			       by ? " by " : "", by ? by : "");
 			remove_group_dir(after[i]);
 			leaked++;
 		}

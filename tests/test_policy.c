@@ -5,10 +5,15 @@
  * its refusal, the missing wake-up workaround, two processes sharing a
  * group, leave, and bad input. Each case counts connections exactly.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <bpf/bpf.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -693,4 +698,587 @@ SM_TEST(policy_defers_to_kernel_without_registered_target)
 	    !ASSERT_EQ(d.migrate_success, 20, "TCPMigrateReqSuccess"))
 		return SM_FAIL;
 	return SM_PASS;
+}
+
+/*
+ * sockmig_member_set() with only a role or a weight keeps the generation:
+ * A (gen 1) has 30 children queued; B and C are gen 2; C's weight changes
+ * and A is marked draining by cookie, then A closes: its children go to
+ * B and C, the newest generation, and both generations read back as set.
+ */
+SM_TEST(policy_member_set_keeps_generation)
+{
+	int l[3] = {-1, -1, -1}, per[3] = {0}, ret = SM_FAIL, fd;
+	struct sockmig_group *g = NULL;
+	struct sockmig_member_info info[3];
+	struct burst *c = calloc(1, sizeof(*c));
+	SOCKMIG_OPTS(sockmig_member_opts, w3, .weight = 3);
+
+	if (!c)
+		return SM_FAIL;
+	for (int i = 0; i < 3; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A (gen 1)"))
+		goto out;
+	if (!ASSERT_OK(burst_start(c, AF_INET, PORT, 30, false), "clients") ||
+	    !ASSERT_EQ(burst_connected(c, 2000), 30, "connected") ||
+	    !ASSERT_TRUE(burst_wait_queue(l[0], 30, 2000), "queued on A"))
+		goto out;
+	if (!ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 2, 1), "register B (gen 2)") ||
+	    !ASSERT_OK(add(g, l[2], SOCKMIG_ROLE_ACTIVE, 2, 1), "register C (gen 2)") ||
+	    !ASSERT_OK(sockmig_member_set(g, sockmig_cookie(l[2]), &w3), "C weight 3") ||
+	    !ASSERT_OK(set_role(g, l[0], SOCKMIG_ROLE_DRAINING), "A draining"))
+		goto out;
+	if (!ASSERT_EQ(sockmig_members(g, info, 3), 3, "members"))
+		goto out;
+	for (int i = 0; i < 3; i++) {
+		int k = info[i].cookie == sockmig_cookie(l[0])	 ? 0
+			: info[i].cookie == sockmig_cookie(l[1]) ? 1
+								 : 2;
+
+		printf("member %d: role %s, generation %u, weight %u\n", k,
+		       sockmig_role_str(info[i].role), info[i].generation, info[i].weight);
+		if (!ASSERT_EQ(info[i].generation, k == 0 ? 1 : 2, "generation kept") ||
+		    !ASSERT_EQ(info[i].weight, k == 2 ? 3 : 1, "weight"))
+			goto out;
+	}
+	close(l[0]);
+	l[0] = -1;
+	for (int i = 1; i < 3; i++) {
+		per[i] = burst_accept_queue(l[i]);
+		while ((fd = accept4(l[i], NULL, NULL, SOCK_CLOEXEC)) >= 0)
+			close(fd);
+	}
+	printf("after A closed: B %d, C %d\n", per[1], per[2]);
+	if (!ASSERT_EQ(per[1] + per[2], 30, "B + C") ||
+	    !ASSERT_GT(per[2], 0, "C (newest) got some"))
+		goto out;
+	ret = SM_PASS;
+out:
+	burst_close(c);
+	free(c);
+	cleanup(g, l, 3);
+	return ret;
+}
+
+/* A bpffs of the case's own, mounted with @opts in a private mount
+ * namespace (the machine's /sys/fs/bpf is not touched); its path in @dir. */
+static bool own_bpffs(char *dir, const char *opts)
+{
+	strcpy(dir, "/tmp/sockmig-bpffs-XXXXXX");
+	if (!ASSERT_OK(unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)") ||
+	    !ASSERT_OK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / rprivate") ||
+	    !ASSERT_TRUE(mkdtemp(dir), "mkdtemp"))
+		return false;
+	if (!ASSERT_OK(mount("bpf", dir, "bpf", 0, opts), "mount bpffs")) {
+		rmdir(dir);
+		return false;
+	}
+	return true;
+}
+
+static void own_bpffs_gone(const char *dir)
+{
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+}
+
+/* Run @fn(@arg) as uid 65534 in a child; its exit status (0 for success). */
+static int as_nobody(int (*fn)(const char *), const char *arg)
+{
+	int status = 0;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+			_exit(2);
+		_exit(fn(arg) ? 1 : 0);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static int squat(const char *root)
+{
+	return mkdir(root, 0777) < 0 ? -errno : 0;
+}
+
+/*
+ * bpffs mounted 1777 (as scripts/deps used to): uid 65534 makes the pin
+ * root first. Root must still open a group there (the squatter's directory
+ * moved aside, a private root in its place) and the policy must steer; the
+ * root stays when the last group goes, so that the window does not reopen.
+ */
+SM_TEST(policy_pin_root_squatted_by_other_uid)
+{
+	int l[2] = {-1, -1}, per[2] = {0}, ret = SM_FAIL, foreign = 0;
+	char dir[64], root[128];
+	struct sockmig_group *g = NULL;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	SOCKMIG_OPTS(sockmig_group_opts, go, .pin_root = root);
+
+	if (!own_bpffs(dir, "mode=1777"))
+		return SM_FAIL;
+	snprintf(root, sizeof(root), "%s/sockmig", dir);
+	if (!ASSERT_EQ(as_nobody(squat, root), 0, "uid 65534 makes the pin root") ||
+	    !ASSERT_OK(stat(root, &st), "stat root") || !ASSERT_EQ(st.st_uid, 65534, "its owner"))
+		goto out;
+	for (int i = 0; i < 2; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], &go);
+	if (!ASSERT_TRUE(g, sockmig_last_error()))
+		goto out;
+	if (!ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
+	    !ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_DRAINING, 1, 1), "register B draining") ||
+	    !ASSERT_EQ(burst(AF_INET, l, 2, 100, per), 100, "accepted") ||
+	    !ASSERT_EQ(per[0], 100, "A (the policy steers)") ||
+	    !ASSERT_EQ(steered(g, l[0]), 100, "A steered"))
+		goto out;
+	if (!ASSERT_OK(lstat(root, &st), "stat root") || !ASSERT_EQ(st.st_uid, 0, "root's owner") ||
+	    !ASSERT_EQ(st.st_mode & 07777, 0700, "root's mode"))
+		goto out;
+	d = opendir(dir);
+	while (d && (de = readdir(d)))
+		if (strncmp(de->d_name, "sockmig-foreign-65534-", 22) == 0)
+			foreign++;
+	if (d)
+		closedir(d);
+	if (!ASSERT_EQ(foreign, 1, "the squatter's directory, moved aside"))
+		goto out;
+	/* the last group goes: the root stays, and nobody cannot take it */
+	sockmig_group_destroy(g);
+	sockmig_group_close(g);
+	g = NULL;
+	if (!ASSERT_OK(lstat(root, &st), "root after the last group") ||
+	    !ASSERT_EQ(st.st_uid, 0, "still root's") ||
+	    !ASSERT_EQ(as_nobody(squat, root), 1, "uid 65534 cannot make it again"))
+		goto out;
+	ret = SM_PASS;
+out:
+	cleanup(g, l, 2);
+	own_bpffs_gone(dir);
+	return ret;
+}
+
+/*
+ * Part of a group's pins removed (here the selection table): the next open
+ * makes new maps for what is missing, and the program it attaches must
+ * read those, not the old ones. A and B active; the table pins go; a new
+ * handle marks B draining: B must get no SYN.
+ */
+SM_TEST(policy_partly_removed_pins)
+{
+	int l[2] = {-1, -1}, per[2] = {0}, ret = SM_FAIL;
+	struct sockmig_group *g = NULL, *g2 = NULL;
+	char pin[512];
+
+	for (int i = 0; i < 2; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
+	    !ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 1, 1), "register B"))
+		goto out;
+	snprintf(pin, sizeof(pin), "%s/table", sockmig_group_path(g));
+	if (!ASSERT_OK(unlink(pin), "unlink table"))
+		goto out;
+	snprintf(pin, sizeof(pin), "%s/tabidx", sockmig_group_path(g));
+	if (!ASSERT_OK(unlink(pin), "unlink tabidx"))
+		goto out;
+	g2 = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g2, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g2, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A again") ||
+	    !ASSERT_OK(set_role(g2, l[1], SOCKMIG_ROLE_DRAINING), "B draining"))
+		goto out;
+	if (!ASSERT_EQ(burst(AF_INET, l, 2, 200, per), 200, "accepted"))
+		goto out;
+	printf("A %d, B (draining) %d\n", per[0], per[1]);
+	if (!ASSERT_EQ(per[1], 0, "B draining") || !ASSERT_EQ(steered(g2, l[0]), 200, "A steered"))
+		goto out;
+	ret = SM_PASS;
+out:
+	sockmig_group_close(g);
+	cleanup(g2, l, 2);
+	return ret;
+}
+
+/*
+ * Generations are start times in clock ticks: they wrap after 497 days of
+ * uptime. A (closing) and B have generation 0xffffff00, C has 5, taken
+ * after the wrap: A's 30 children must go to C, the newest.
+ */
+SM_TEST(policy_generation_wrap)
+{
+	int l[3] = {-1, -1, -1}, per[3] = {0}, ret = SM_FAIL, fd;
+	struct sockmig_group *g = NULL;
+	struct burst *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return SM_FAIL;
+	for (int i = 0; i < 3; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 0xffffff00u, 1), "register A") ||
+	    !ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_DRAINING, 0xffffff00u, 1), "register B"))
+		goto out;
+	if (!ASSERT_OK(burst_start(c, AF_INET, PORT, 30, false), "clients") ||
+	    !ASSERT_EQ(burst_connected(c, 2000), 30, "connected") ||
+	    !ASSERT_TRUE(burst_wait_queue(l[0], 30, 2000), "queued on A"))
+		goto out;
+	if (!ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 0xffffff00u, 1), "B active") ||
+	    !ASSERT_OK(add(g, l[2], SOCKMIG_ROLE_ACTIVE, 5, 1), "register C (after the wrap)"))
+		goto out;
+	close(l[0]);
+	l[0] = -1;
+	for (int i = 1; i < 3; i++) {
+		per[i] = burst_accept_queue(l[i]);
+		while ((fd = accept4(l[i], NULL, NULL, SOCK_CLOEXEC)) >= 0)
+			close(fd);
+	}
+	printf("after A closed: B (0xffffff00) %d, C (5) %d\n", per[1], per[2]);
+	if (!ASSERT_EQ(per[1], 0, "B") || !ASSERT_EQ(per[2], 30, "C, the newest"))
+		goto out;
+	ret = SM_PASS;
+out:
+	burst_close(c);
+	free(c);
+	cleanup(g, l, 3);
+	return ret;
+}
+
+static int wait_byte(int fd)
+{
+	char ch;
+
+	return read(fd, &ch, 1) == 1 ? 0 : 1;
+}
+
+/* A child that waits until pipe @p is closed; its pid. */
+static pid_t idle_child(const int *p)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		close(p[1]);
+		_exit(wait_byte(p[0]));
+	}
+	return pid;
+}
+
+/* In a new pid namespace, as its pid 1, with its own /proc. */
+static int pid_reuse_body(void)
+{
+	int l[2] = {-1, -1}, p[2], ret = SM_FAIL, status, n;
+	struct sockmig_group *g = NULL, *g2 = NULL;
+	struct sockmig_member_info info[4];
+	pid_t x, y;
+	FILE *f;
+
+	if (!ASSERT_OK(mount("proc", "/proc", "proc", 0, NULL), "mount /proc") ||
+	    !ASSERT_OK(pipe(p), "pipe"))
+		return SM_FAIL;
+	for (int i = 0; i < 2; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	x = idle_child(p);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) || !ASSERT_EQ(x, 2, "X is pid 2"))
+		goto out;
+	SOCKMIG_OPTS(sockmig_member_opts, ox, .pid = (uint32_t)x);
+	if (!ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A (ours)") ||
+	    !ASSERT_OK(sockmig_member_add(g, l[1], &ox), "register B (owned by X)"))
+		goto out;
+	/* B stops listening and X exits; Y gets X's pid */
+	close(l[1]);
+	l[1] = -1;
+	kill(x, SIGKILL);
+	waitpid(x, &status, 0);
+	f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+	if (!ASSERT_TRUE(f, "ns_last_pid"))
+		goto out;
+	fprintf(f, "1");
+	fclose(f);
+	burst_sleep_ms(30); /* start times count clock ticks (10 ms) */
+	y = idle_child(p);
+	if (!ASSERT_EQ(y, x, "Y got X's pid"))
+		goto out;
+	n = sockmig_members(g, info, 4);
+	if (!ASSERT_EQ(n, 2, "members before the next open"))
+		goto out;
+	/* the next open forgets members whose owner is gone */
+	g2 = sockmig_group_open(l[0], NULL);
+	n = sockmig_members(g, info, 4);
+	printf("members after the open: %d\n", n);
+	if (!ASSERT_TRUE(g2, sockmig_last_error()) ||
+	    !ASSERT_EQ(n, 1, "B forgotten although its pid lives") ||
+	    !ASSERT_EQ(info[0].cookie, sockmig_cookie(l[0]), "A kept"))
+		goto out;
+	ret = SM_PASS;
+out:
+	close(p[1]); /* the idle children exit */
+	while (wait(&status) > 0)
+		;
+	sockmig_group_close(g2);
+	cleanup(g, l, 2);
+	return ret;
+}
+
+/*
+ * PID reuse: a member that stopped listening is forgotten when its owner
+ * is gone, also when its pid has been given to another process since.
+ */
+SM_TEST(policy_stale_member_pid_reuse)
+{
+	int status = 0;
+	pid_t pid;
+
+	if (!ASSERT_OK(unshare(CLONE_NEWPID | CLONE_NEWNS), "unshare(CLONE_NEWPID)") ||
+	    !ASSERT_OK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / rprivate"))
+		return SM_FAIL;
+	pid = fork();
+	if (pid == 0)
+		_exit(pid_reuse_body());
+	if (!ASSERT_TRUE(pid > 0 && waitpid(pid, &status, 0) == pid, "pid 1 of the namespace"))
+		return SM_FAIL;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : SM_FAIL;
+}
+
+/*
+ * A member_add that fails after taking a slot (the listener has
+ * SO_LOCK_FILTER: the policy cannot be attached through it) leaves
+ * nothing: no slot in the socket array, no member.
+ */
+SM_TEST(policy_failed_add_frees_slot)
+{
+	int l[2] = {-1, -1}, ret = SM_FAIL, one = 1, mfd = -1, held = 0;
+	struct sockmig_group *g = NULL;
+	struct sockmig_member_info info[4];
+	uint32_t key, *prev = NULL;
+	uint64_t cookie, val;
+	char pin[512];
+
+	for (int i = 0; i < 2; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
+	    !ASSERT_OK(setsockopt(l[1], SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)),
+		       "SO_LOCK_FILTER on B") ||
+	    !ASSERT_ERR(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 1, 1), EPERM, "register B"))
+		goto out;
+	printf("B: %s\n", sockmig_last_error());
+	cookie = sockmig_cookie(l[1]);
+	snprintf(pin, sizeof(pin), "%s/members", sockmig_group_path(g));
+	mfd = bpf_obj_get(pin);
+	if (!ASSERT_OK(mfd, "members map"))
+		goto out;
+	for (int i = 0; i < 4096 && bpf_map_get_next_key(mfd, prev, &key) == 0; i++) {
+		if (bpf_map_lookup_elem(mfd, &key, &val) == 0 && val == cookie)
+			held++;
+		prev = &key;
+	}
+	if (!ASSERT_EQ(held, 0, "slots holding B") ||
+	    !ASSERT_EQ(sockmig_members(g, info, 4), 1, "members") ||
+	    !ASSERT_EQ(info[0].cookie, sockmig_cookie(l[0]), "A"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (mfd >= 0)
+		close(mfd);
+	cleanup(g, l, 2);
+	return ret;
+}
+
+static int warnings;
+
+static int count_warnings(enum sockmig_log_level level, const char *fmt, va_list ap)
+{
+	(void)fmt;
+	(void)ap;
+	if (level == SOCKMIG_WARN)
+		warnings++;
+	return 0;
+}
+
+/*
+ * @nl active listeners in one group, all registered: bursts of 2,048
+ * clients, 24 per listener in all, every one accepted; every listener must
+ * get at least one. Sets *unslotted to the members beyond the slots.
+ */
+static int many_listeners(int nl, int *unslotted)
+{
+	struct rlimit rl = {nl + 8192, nl + 8192};
+	struct sockmig_group *g = NULL;
+	struct sockmig_member_info *info = calloc((size_t)nl, sizeof(*info));
+	int *l = calloc((size_t)nl, sizeof(*l)), *per = calloc((size_t)nl, sizeof(*per));
+	int ret = SM_FAIL, total = 0, want = 24 * nl, min = -1, n;
+
+	if (!info || !l || !per || !ASSERT_OK(setrlimit(RLIMIT_NOFILE, &rl), "RLIMIT_NOFILE"))
+		goto out;
+	for (int i = 0; i < nl; i++)
+		l[i] = -1;
+	for (int i = 0; i < nl; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 128, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()))
+		goto out;
+	warnings = 0;
+	sockmig_set_print(count_warnings);
+	for (int i = 0; i < nl; i++)
+		if (!ASSERT_OK(add(g, l[i], SOCKMIG_ROLE_ACTIVE, 1, 1), "register"))
+			goto out;
+	sockmig_set_print(NULL);
+	n = sockmig_members(g, info, nl);
+	*unslotted = 0;
+	for (int i = 0; i < n && i < nl; i++)
+		*unslotted += info[i].slot == UINT32_MAX;
+	if (!ASSERT_EQ(n, nl, "members"))
+		goto out;
+	while (total < want) {
+		int b = want - total < 2048 ? want - total : 2048;
+
+		if (!ASSERT_EQ(burst(AF_INET, l, nl, b, per), b, "burst accepted"))
+			goto out;
+		total += b;
+	}
+	for (int i = 0; i < nl; i++)
+		if (min < 0 || per[i] < min)
+			min = per[i];
+	printf("%d listeners (%d without a slot, %d warning(s)): %d connections, fewest on one "
+	       "listener %d\n",
+	       nl, *unslotted, warnings, total, min);
+	if (!ASSERT_EQ(total, want, "accepted") || !ASSERT_GT(min, 0, "fewest SYNs on a listener"))
+		goto out;
+	ret = SM_PASS;
+out:
+	sockmig_set_print(NULL);
+	if (l)
+		cleanup(g, l, nl);
+	free(info);
+	free(l);
+	free(per);
+	return ret;
+}
+
+/* 1,024 listeners fit: each has a slot, and the policy steers to every one. */
+SM_TEST(policy_1024_members)
+{
+	int unslotted = -1;
+
+	if (many_listeners(1024, &unslotted) != SM_PASS ||
+	    !ASSERT_EQ(unslotted, 0, "members without a slot") ||
+	    !ASSERT_EQ(warnings, 0, "warnings"))
+		return SM_FAIL;
+	return SM_PASS;
+}
+
+/*
+ * 1,100 listeners: the 76 beyond the slots are registered without one, one
+ * warning says so, and new SYNs go by the kernel's hash: none starves.
+ */
+SM_TEST(policy_beyond_limit_degrades)
+{
+	int unslotted = -1;
+
+	if (many_listeners(1100, &unslotted) != SM_PASS ||
+	    !ASSERT_EQ(unslotted, 1100 - 1024, "members without a slot") ||
+	    !ASSERT_EQ(warnings, 1, "warnings"))
+		return SM_FAIL;
+	return SM_PASS;
+}
+
+/*
+ * Run only by runner_left_clean_exact (through SOCKMIG_TEST_LEAK_FIXTURE):
+ * leaves a group pinned and its namespace alive, held by a process that
+ * escaped the case's process group; its pid goes to the file named there.
+ */
+SM_TEST(runner_leak_fixture)
+{
+	const char *pidfile = getenv("SOCKMIG_TEST_LEAK_FIXTURE");
+	struct sockmig_group *g;
+	pid_t pid;
+	FILE *f;
+	int a;
+
+	if (!pidfile)
+		return SKIP("runs only under runner_left_clean_exact");
+	a = burst_listener(AF_INET, PORT, 16, 0);
+	g = sockmig_group_open(a, NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, a, SOCKMIG_ROLE_ACTIVE, 1, 1), "register"))
+		return SM_FAIL;
+	pid = fork();
+	if (pid == 0) {
+		setsid();
+		sleep(10); /* bounded: the parent case kills it first */
+		_exit(0);
+	}
+	f = fopen(pidfile, "w");
+	if (!f) {
+		printf("cannot write %s: %s\n", pidfile, strerror(errno));
+		return SM_FAIL;
+	}
+	fprintf(f, "%d\n", (int)pid);
+	fclose(f);
+	return SM_PASS;
+}
+
+/*
+ * The runner's bpffs_left_clean check: a group left by a case must be
+ * found even while the case's namespace is still alive.
+ */
+SM_TEST(runner_left_clean_exact)
+{
+	char pidfile[] = "/tmp/sockmig-leak-XXXXXX", out[8192];
+	int fd = mkstemp(pidfile), p[2], status = -1, ret = SM_FAIL, leaker = 0;
+	ssize_t n, len = 0;
+	pid_t pid;
+	FILE *f;
+
+	if (!ASSERT_OK(fd, "mkstemp") || !ASSERT_OK(pipe2(p, O_CLOEXEC), "pipe"))
+		return SM_FAIL;
+	close(fd);
+	pid = fork();
+	if (pid == 0) {
+		dup2(p[1], STDOUT_FILENO);
+		dup2(p[1], STDERR_FILENO);
+		setenv("SOCKMIG_TEST_LEAK_FIXTURE", pidfile, 1);
+		execl("/proc/self/exe", "test_sockmig", "-t", "10", "runner_leak_fixture",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	while (len < (ssize_t)sizeof(out) - 1 &&
+	       (n = read(p[0], out + len, sizeof(out) - 1 - (size_t)len)) > 0)
+		len += n;
+	out[len] = '\0';
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	f = fopen(pidfile, "r");
+	if (f && fscanf(f, "%d", &leaker) == 1 && leaker > 0)
+		kill(leaker, SIGKILL);
+	if (f)
+		fclose(f);
+	unlink(pidfile);
+	printf("%s", out);
+	if (!ASSERT_TRUE(leaker > 0, "the fixture left a process") ||
+	    !ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1, "the run failed") ||
+	    !ASSERT_TRUE(strstr(out, "FAIL bpffs_left_clean"), "bpffs_left_clean failed") ||
+	    !ASSERT_TRUE(strstr(out, "by runner_leak_fixture"), "names the case"))
+		goto out;
+	ret = SM_PASS;
+out:
+	return ret;
 }
