@@ -368,9 +368,7 @@ int do_attach(int argc, char **argv)
 	static struct scanner sc;
 	struct sigaction sa = {.sa_handler = on_stop};
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "p:P:g:1kfi:h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "p:P:g:1kfi:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (!parse_u64("--pid", optarg, 1, 4194304, &v))
@@ -514,9 +512,7 @@ int do_detach(int argc, char **argv)
 	uint64_t v;
 	int port = 0, opt, n, done = 0;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "P:h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "P:h", opts)) != -1) {
 		if (opt == 'P') {
 			if (!parse_u64("--port", optarg, 1, 65535, &v)) {
 				free(names);
@@ -533,7 +529,12 @@ int do_detach(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!port || optind < argc) {
+	if (optind < argc) {
+		cli_error("detach: unexpected argument '%s'", argv[optind]);
+		free(names);
+		return 2;
+	}
+	if (!port) {
 		cli_error("detach: give --port P");
 		free(names);
 		return 2;

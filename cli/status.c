@@ -63,7 +63,7 @@ struct netns_info {
 
 static void status_usage(FILE *f)
 {
-	fprintf(f, "Usage: sockmig [-j] status [--port P] [--addr A]\n"
+	fprintf(f, "Usage: sockmig status [--port P] [--addr A] [-j]\n"
 		   "  -p, --port P   only listeners on port P (1-65535)\n"
 		   "  -a, --addr A   only listeners bound to IPv4 or IPv6 address A\n");
 }
@@ -104,9 +104,7 @@ static int parse_args(int argc, char **argv, struct status_opts *o, bool *help)
 	int opt;
 
 	memset(o, 0, sizeof(*o));
-	optind = 0; /* restart getopt after main's pass */
-	opterr = 0; /* our own messages: one line each */
-	while ((opt = getopt_long(argc, argv, ":p:a:h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "p:a:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (!parse_u64("--port", optarg, 1, 65535, &v))
@@ -120,16 +118,8 @@ static int parse_args(int argc, char **argv, struct status_opts *o, bool *help)
 		case 'h':
 			*help = true;
 			return 0;
-		case ':':
-			cli_error("status: %s needs a value", argv[optind - 1]);
-			return 2;
 		default:
-			if (optopt)
-				cli_error("status: unknown option '-%c' (sockmig status --help)",
-					  optopt);
-			else
-				cli_error("status: unknown option '%s' (sockmig status --help)",
-					  argv[optind - 1]);
+			cli_bad_option("status", argv);
 			return 2;
 		}
 	}

@@ -209,9 +209,7 @@ int do_watch(int argc, char **argv)
 
 	if (!w)
 		return 1;
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "P:i:c:h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "P:i:c:h", opts)) != -1) {
 		switch (opt) {
 		case 'P':
 			if (!parse_u64("--port", optarg, 1, 65535, &v))

@@ -152,6 +152,163 @@ SM_TEST(cli_bad_input_one_error_line)
 	return SM_PASS;
 }
 
+/* Exit 2 and one "Error: " line on stderr, nothing on stdout. */
+static bool one_error(const char *args)
+{
+	char out[4096], err[4096];
+	int st = run(args, out, sizeof(out), err, sizeof(err));
+
+	return ASSERT_EQ(st, 2, args) && ASSERT_EQ(lines(err), 1, "one line on stderr") &&
+	       ASSERT_TRUE(strncmp(err, "Error: ", 7) == 0, "it starts with Error:") &&
+	       ASSERT_EQ(strlen(out), 0, "nothing on stdout");
+}
+
+/*
+ * Every subcommand with an unknown option, a missing value, each kind of
+ * bad number and an extra argument; and the options before the command.
+ * Each fails while its options are read: nothing runs.
+ */
+SM_TEST(cli_bad_input_every_subcommand)
+{
+	static const struct {
+		const char *cmd;    /* with what it needs besides the bad part */
+		const char *numopt; /* an option taking a number, or NULL */
+		const char *tail;   /* after it all (run: the command) */
+	} cmds[] = {
+		{"attach", "--port", ""},
+		{"detach", "--port", ""},
+		{"drain --cookie 1", "--port", ""},
+		{"watch", "--interval", ""},
+		{"hold", "--port", ""},
+		{"run", "--port", " -- true"},
+		{"reload", "--port", ""},
+		{"bench storm", "--workers", ""},
+		{"demo", "--clients", ""},
+		{"status", "--port", ""},
+		{"probe", NULL, ""},
+		{"help", NULL, ""},
+	};
+	static const char *const numbers[] = {"' 80'", "+80", "0x50", "99999999", "-1", "''"};
+	static const char *const global[] = {
+		"--bogus",
+		"-x status",
+		"",
+		"--json=1 status",
+		"--ver",
+		"nosuchcommand",
+		"help nosuchcommand",
+		"help status extra",
+	};
+	char args[256];
+
+	if (!have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const char *c = cmds[i].cmd, *t = cmds[i].tail;
+
+		snprintf(args, sizeof(args), "%s --bogus%s", c, t);
+		if (!one_error(args))
+			return SM_FAIL;
+		snprintf(args, sizeof(args), "%s -Y%s", c, t);
+		if (!one_error(args))
+			return SM_FAIL;
+		snprintf(args, sizeof(args), "%s --help=1%s", c, t);
+		if (!one_error(args))
+			return SM_FAIL;
+		/* run's first argument is the server's command */
+		snprintf(args, sizeof(args), "%s%s extra", c,
+			 strcmp(c, "run") == 0 ? " --port 1 --bogus --" : "");
+		if (strcmp(c, "help") == 0)
+			snprintf(args, sizeof(args), "help status extra");
+		if (!one_error(args))
+			return SM_FAIL;
+		if (!cmds[i].numopt)
+			continue;
+		snprintf(args, sizeof(args), "%s %s", c, cmds[i].numopt);
+		if (!one_error(args))
+			return SM_FAIL;
+		snprintf(args, sizeof(args), "%s %.3s", c, cmds[i].numopt + 1);
+		if (!one_error(args))
+			return SM_FAIL;
+		for (size_t j = 0; j < sizeof(numbers) / sizeof(numbers[0]); j++) {
+			snprintf(args, sizeof(args), "%s %s %s%s", c, cmds[i].numopt, numbers[j],
+				 t);
+			if (!one_error(args))
+				return SM_FAIL;
+			/* --opt=val is the same option */
+			snprintf(args, sizeof(args), "%s %s=%s%s", c, cmds[i].numopt, numbers[j],
+				 t);
+			if (!one_error(args))
+				return SM_FAIL;
+		}
+	}
+	for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++)
+		if (!one_error(global[i]))
+			return SM_FAIL;
+	return SM_PASS;
+}
+
+/* -j and -v before or after the command, as bpftool and ip take them. */
+SM_TEST(cli_global_options_anywhere)
+{
+	static const char *const ok[] = {
+		"-j status",	      "status -j",    "status --json", "status --port 1 -j",
+		"status -j --port=1", "-v status -j", "probe -j",      "status -v",
+	};
+	static const char *const bad[] = {
+		"attach --port 0 -j",  "status --bogus --json", "reload -j --port=1",
+		"drain --cookie 1 -j", "watch -j --port x",
+	};
+	char out[4096], err[4096];
+
+	if (!have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		bool json = strstr(ok[i], "-j") || strstr(ok[i], "--json");
+
+		if (!ASSERT_EQ(run(ok[i], out, sizeof(out), err, sizeof(err)), 0, ok[i]) ||
+		    (json && !ASSERT_TRUE(json_check(out, "isinstance(j, (list, dict))"),
+					  "JSON on stdout")))
+			return SM_FAIL;
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (!ASSERT_GT(run(bad[i], out, sizeof(out), err, sizeof(err)), 0, bad[i]) ||
+		    !ASSERT_TRUE(json_check(out, "'error' in j"), "{\"error\": ...}") ||
+		    !ASSERT_EQ(strlen(err), 0, "nothing on stderr"))
+			return SM_FAIL;
+	return SM_PASS;
+}
+
+/* --help, -h and help COMMAND: the usage on stdout, exit 0. */
+SM_TEST(cli_help_every_subcommand)
+{
+	static const char *const cmds[] = {
+		"probe", "demo", "attach", "detach", "drain",  "watch",
+		"hold",	 "run",	 "reload", "bench",  "status", "help",
+	};
+	static const char *const forms[] = {"%s --help", "%s -h", "help %s", "%s --help -j"};
+	char out[4096], err[4096], args[128], usage[64];
+
+	if (!have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		snprintf(usage, sizeof(usage), "Usage: sockmig %s", cmds[i]);
+		for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
+			snprintf(args, sizeof(args), forms[f], cmds[i]);
+			if (!ASSERT_EQ(run(args, out, sizeof(out), err, sizeof(err)), 0, args) ||
+			    !ASSERT_TRUE(
+				    strstr(out, strcmp(cmds[i], "help") ? usage : "Usage: sockmig"),
+				    "the usage on stdout") ||
+			    !ASSERT_EQ(strlen(err), 0, "nothing on stderr"))
+				return SM_FAIL;
+		}
+	}
+	if (!ASSERT_EQ(run("--help", out, sizeof(out), err, sizeof(err)), 0, "--help") ||
+	    !ASSERT_TRUE(strstr(out, "Usage: sockmig"), "the usage on stdout"))
+		return SM_FAIL;
+	return SM_PASS;
+}
+
 SM_TEST(cli_probe_json)
 {
 	char out[4096], err[4096];
