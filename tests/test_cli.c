@@ -5,7 +5,10 @@
  * gets one clear error line and a non-zero exit.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -446,4 +449,81 @@ SM_TEST(cli_attach_refused_without_ptrace_rights)
 	    !ASSERT_TRUE(strstr(err, "ptrace") || strstr(err, "needs root"), "names the rights"))
 		return SM_FAIL;
 	return SM_PASS;
+}
+
+/* Does something listen on 127.0.0.1:@port? */
+static bool answers(int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = burst_addr(AF_INET, port, &ss);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&ss, len) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/*
+ * The hidden worker of the bench's run strategy served forever once its
+ * supervisor was gone. Its parent here is a child of the case, killed with
+ * SIGKILL; the case is the subreaper that inherits the worker and reaps it.
+ */
+SM_TEST(storm_worker_exits_with_parent)
+{
+	char port[16];
+	pid_t parent, worker = -1;
+	int p[2], st, ret = SM_FAIL;
+	unsigned long long end;
+
+	if (!have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 || pipe(p) < 0)
+		return SM_FAIL;
+	snprintf(port, sizeof(port), "%d", CPORT + 1);
+	parent = fork();
+	if (parent == 0) {
+		pid_t w = fork();
+
+		if (w == 0) {
+			execl(tool, tool, "__storm-worker", "4", port, (char *)NULL);
+			_exit(127);
+		}
+		if (write(p[1], &w, sizeof(w)) != sizeof(w))
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	if (!ASSERT_EQ(read(p[0], &worker, sizeof(worker)), sizeof(worker), "the worker's pid"))
+		goto out;
+	end = burst_now_ms() + 2000;
+	while (!answers(CPORT + 1) && burst_now_ms() < end)
+		burst_sleep_ms(10);
+	if (!ASSERT_TRUE(answers(CPORT + 1), "the worker serves"))
+		goto out;
+	kill(parent, SIGKILL);
+	waitpid(parent, &st, 0);
+	parent = -1;
+	/* it stops as on SIGTERM: nothing to finish, it exits at once */
+	end = burst_now_ms() + 3000;
+	while (waitpid(worker, &st, WNOHANG) == 0 && burst_now_ms() < end)
+		burst_sleep_ms(10);
+	if (!ASSERT_EQ(kill(worker, 0), -1, "the worker has exited") ||
+	    !ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit 0") ||
+	    !ASSERT_TRUE(!answers(CPORT + 1), "nothing listens"))
+		goto out;
+	worker = -1;
+	ret = SM_PASS;
+out:
+	if (parent > 0) {
+		kill(parent, SIGKILL);
+		waitpid(parent, NULL, 0);
+	}
+	if (worker > 0 && kill(worker, 0) == 0) {
+		kill(worker, SIGKILL);
+		waitpid(worker, NULL, 0);
+	}
+	close(p[0]);
+	return ret;
 }
