@@ -507,40 +507,32 @@ int do_detach(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	char(*names)[SOCKMIG_NAME_MAX] = calloc(256, SOCKMIG_NAME_MAX);
+	char(*names)[SOCKMIG_NAME_MAX] = NULL;
 	struct sm_listener *ls = NULL;
 	uint64_t v;
 	int port = 0, opt, n, done = 0;
 
 	while ((opt = cli_getopt(argc, argv, "P:h", opts)) != -1) {
 		if (opt == 'P') {
-			if (!parse_u64("--port", optarg, 1, 65535, &v)) {
-				free(names);
+			if (!parse_u64("--port", optarg, 1, 65535, &v))
 				return 2;
-			}
 			port = (int)v;
 		} else if (opt == 'h') {
 			printf("Usage: sockmig detach --port P\n");
-			free(names);
 			return 0;
 		} else {
 			cli_bad_option("detach", argv);
-			free(names);
 			return 2;
 		}
 	}
 	if (optind < argc) {
 		cli_error("detach: unexpected argument '%s'", argv[optind]);
-		free(names);
 		return 2;
 	}
 	if (!port) {
 		cli_error("detach: give --port P");
-		free(names);
 		return 2;
 	}
-	if (!names)
-		return 1;
 	stop_daemon(port);
 	n = sm_diag_listeners(0, port, &ls);
 	for (int i = 0; i < n; i++) {
@@ -567,18 +559,12 @@ int do_detach(int argc, char **argv)
 		}
 	}
 	free(ls);
-	/* groups whose listeners are all gone: remove their pins too */
-	n = sockmig_group_list(NULL, names, 256);
-	for (int i = 0; i < n && i < 256; i++) {
-		const char *dash = strrchr(names[i], '-');
-		struct sockmig_group *g;
-		struct stat st;
+	/* groups whose listeners are all gone: remove their pins too (this
+	 * network namespace's groups of this port only) */
+	n = cli_group_names(port, &names);
+	for (int i = 0; i < n; i++) {
+		struct sockmig_group *g = sockmig_group_open_name(names[i], NULL);
 
-		/* this network namespace's groups of this port only */
-		if (!dash || atoi(dash + 1) != port || stat("/proc/thread-self/ns/net", &st) < 0 ||
-		    strtoull(names[i], NULL, 10) != (unsigned long long)st.st_ino)
-			continue;
-		g = sockmig_group_open_name(names[i], NULL);
 		if (g) {
 			sockmig_group_destroy(g);
 			sockmig_group_close(g);

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sockmig.h"
+
 extern bool json_output;
 
 /* Print "Error: ..." on stderr, or {"error": "..."} on stdout with -j. */
@@ -42,6 +44,10 @@ void cli_set_verbose(void);
 /* Parse a whole decimal number in [min, max] (digits only: no sign, space or
  * base prefix); false (and an error) if not. */
 bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* The pinned groups of this network namespace (of @port, unless 0), however
+ * many: their count and *@names (free() it), or a negative errno. */
+int cli_group_names(int port, char (**names)[SOCKMIG_NAME_MAX]);
 
 int do_probe(int argc, char **argv);
 int do_demo(int argc, char **argv);

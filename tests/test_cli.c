@@ -527,3 +527,92 @@ out:
 	close(p[0]);
 	return ret;
 }
+
+#define PIN_DIR	 "/sys/fs/bpf/sockmig"
+#define N_DECOYS 300 /* before and after the group: beyond 256 either way */
+
+/* Directories named as groups of a network namespace that cannot exist
+ * (inode 1); @first: the first of their numbers. */
+static bool decoys(int first, bool make)
+{
+	char path[128];
+
+	for (int i = first; i < first + N_DECOYS; i++) {
+		snprintf(path, sizeof(path), PIN_DIR "/1-tcp4-127_0_0_1-%d", i);
+		if (make && mkdir(path, 0700) < 0) {
+			printf("mkdir %s: %s\n", path, strerror(errno));
+			return false;
+		}
+		if (!make)
+			rmdir(path);
+	}
+	return true;
+}
+
+/*
+ * watch and detach read the pinned groups 256 names at a time and missed
+ * the others: 600 groups of another namespace around this one's, then
+ * watch must report it and detach must remove it.
+ */
+SM_TEST(watch_sees_more_than_256_groups)
+{
+	SOCKMIG_OPTS(sockmig_member_opts, mo, .generation = 1);
+	int fd = burst_listener(AF_INET, CPORT + 2, 16, 0), ret = SM_FAIL, n;
+	char out[8192], err[4096], args[128], name[SOCKMIG_NAME_MAX] = "", check[256];
+	struct sockmig_group *g = NULL;
+	char(*names)[SOCKMIG_NAME_MAX] = calloc(1024, SOCKMIG_NAME_MAX);
+	bool pinned;
+
+	if (!names || !ASSERT_OK(fd, "listener"))
+		goto out;
+	if (!have_tool()) {
+		ret = SKIP("no .output/sockmig: run from the repository root");
+		goto out;
+	}
+	mkdir(PIN_DIR, 0700);
+	if (!ASSERT_TRUE(decoys(0, true), "decoys before"))
+		goto out;
+	g = sockmig_group_open(fd, NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(sockmig_member_add(g, fd, &mo), "registered"))
+		goto out;
+	snprintf(name, sizeof(name), "%s", sockmig_group_name(g));
+	sockmig_group_close(g);
+	g = NULL;
+	if (!ASSERT_TRUE(decoys(N_DECOYS, true), "decoys after"))
+		goto out;
+	snprintf(args, sizeof(args), "-j watch --port %d --count 1 --interval 10", CPORT + 2);
+	snprintf(check, sizeof(check),
+		 "any(x.get('group') == '%s' for x in (j if "
+		 "isinstance(j, list) else [j]))",
+		 name);
+	if (!ASSERT_EQ(run(args, out, sizeof(out), err, sizeof(err)), 0, "watch") ||
+	    !ASSERT_TRUE(json_check(out, check), "watch reports the group"))
+		goto out;
+	/* its listener gone, only the pinned names tell detach of the group */
+	close(fd);
+	fd = -1;
+	snprintf(args, sizeof(args), "detach --port %d", CPORT + 2);
+	if (!ASSERT_EQ(run(args, out, sizeof(out), err, sizeof(err)), 0, "detach"))
+		goto out;
+	n = sockmig_group_list(NULL, names, 1024);
+	pinned = false;
+	for (int i = 0; i < n && i < 1024; i++)
+		pinned |= strcmp(names[i], name) == 0;
+	if (!ASSERT_TRUE(!pinned, "detach removed the group"))
+		goto out;
+	ret = SM_PASS;
+out:
+	decoys(0, false);
+	decoys(N_DECOYS, false);
+	if (name[0]) {
+		g = sockmig_group_open_name(name, NULL);
+		if (g)
+			sockmig_group_destroy(g);
+	}
+	sockmig_group_close(g);
+	if (fd >= 0)
+		close(fd);
+	free(names);
+	return ret;
+}
