@@ -11,6 +11,7 @@
  * registered as they appear, members that stopped listening are forgotten
  * a few seconds later (their half-open requests may still move).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -34,6 +35,8 @@
 
 #define RUN_DIR		"/run/sockmig"
 #define FORGET_AFTER_MS 5000
+#define SKIP_FIRST_MS	100   /* a listener not registered: first retry */
+#define SKIP_MAX_MS	30000 /* and at most this long between two */
 
 int take_listener(const struct sm_listener *l, bool quiet)
 {
@@ -273,6 +276,78 @@ static int write_pidfile(int port)
 	return 0;
 }
 
+/* The fds of @pid that hold one of the @n listeners: its owners, as
+ * sm_diag_owners() finds them, from /proc/PID/fd alone. */
+static void pid_owners(struct sm_listener *ls, int n, pid_t pid)
+{
+	char path[64], link[64];
+	struct dirent *de;
+	DIR *fds;
+
+	for (int i = 0; i < n; i++)
+		ls[i].nowners = ls[i].owners_total = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	fds = opendir(path);
+	while (fds && (de = readdir(fds))) {
+		unsigned long ino;
+		ssize_t len;
+		char *end;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		len = readlinkat(dirfd(fds), de->d_name, link, sizeof(link) - 1);
+		if (len < 9)
+			continue;
+		link[len] = '\0';
+		if (strncmp(link, "socket:[", 8) != 0)
+			continue;
+		ino = strtoul(link + 8, &end, 10);
+		for (int i = 0; i < n && *end == ']'; i++) {
+			if (ls[i].inode != ino)
+				continue;
+			if (ls[i].nowners < SM_DIAG_MAX_OWNERS) {
+				ls[i].owners[ls[i].nowners].pid = pid;
+				ls[i].owners[ls[i].nowners].fd = atoi(de->d_name);
+				ls[i].nowners++;
+			}
+			ls[i].owners_total++;
+		}
+	}
+	if (fds)
+		closedir(fds);
+}
+
+static struct skipped *skipped_of(struct scanner *sc, uint64_t cookie)
+{
+	for (int j = 0; j < sc->nskip; j++)
+		if (sc->skip[j].cookie == cookie)
+			return &sc->skip[j];
+	return NULL;
+}
+
+/* @cookie was not registered: not before a backoff, doubled each time. */
+static void skip_listener(struct scanner *sc, uint64_t cookie, unsigned long long now)
+{
+	struct skipped *s = skipped_of(sc, cookie);
+
+	if (!s) {
+		/* full: the one to be retried soonest makes room */
+		if (sc->nskip == SCANNER_SKIP_MAX) {
+			s = &sc->skip[0];
+			for (int j = 1; j < sc->nskip; j++)
+				if (sc->skip[j].retry_ms < s->retry_ms)
+					s = &sc->skip[j];
+		} else {
+			s = &sc->skip[sc->nskip++];
+		}
+		s->cookie = cookie;
+		s->backoff_ms = SKIP_FIRST_MS;
+	} else if (s->backoff_ms < SKIP_MAX_MS) {
+		s->backoff_ms *= 2;
+	}
+	s->retry_ms = now + s->backoff_ms;
+}
+
 int scanner_scan(struct scanner *sc)
 {
 	struct sm_listener *ls = NULL;
@@ -280,17 +355,34 @@ int scanner_scan(struct scanner *sc)
 	int n, registered = 0;
 	unsigned long long now = now_ms();
 
-	/* the /proc scan for owners only when there is a socket we have not seen */
 	n = sm_diag_dump(0, sc->port, &ls);
 	if (n < 0)
 		return n;
+	/* forget skipped listeners that are gone */
+	for (int j = 0; j < sc->nskip; j++) {
+		bool present = false;
+
+		for (int i = 0; i < n && !present; i++)
+			present = ls[i].cookie == sc->skip[j].cookie;
+		if (!present)
+			sc->skip[j--] = sc->skip[--sc->nskip];
+	}
+	/* owners only when there is a socket to try: new, or its backoff over;
+	 * with --pid, only that process's fds tell (it must hold the listener) */
 	for (int i = 0; i < n; i++) {
-		bool seen = false;
+		const struct skipped *s = skipped_of(sc, ls[i].cookie);
+		bool seen = s && s->retry_ms > now;
 
 		for (int j = 0; j < sc->nk && !seen; j++)
 			seen = k[j].cookie == ls[i].cookie;
 		if (!seen) {
-			sm_diag_owners(ls, n);
+			if (sc->pid)
+				pid_owners(ls, n, sc->pid);
+			else
+				sm_diag_owners(ls, n);
+			sc->owner_scans++;
+			cli_debug("scan %lu for the owners of %d listeners (%s)", sc->owner_scans,
+				  n, sc->pid ? "one process" : "every process");
 			break;
 		}
 	}
@@ -303,23 +395,31 @@ int scanner_scan(struct scanner *sc)
 			k[j].gone_ms = now;
 	}
 	for (int i = 0; i < n; i++) {
+		struct skipped *s = skipped_of(sc, ls[i].cookie);
 		bool seen = false;
 
-		if (sc->pid && !owned_by(&ls[i], sc->pid))
-			continue;
 		for (int j = 0; j < sc->nk; j++)
 			seen |= k[j].cookie == ls[i].cookie;
-		if (seen || sc->nk >= SCANNER_MAX)
+		if (seen || sc->nk >= SCANNER_MAX || (s && s->retry_ms > now))
 			continue;
-		if (register_listener(&ls[i], sc->gen, sc->quiet, &k[sc->nk]) == 0) {
-			sc->nk++;
-			registered++;
-			if (!sc->quiet)
-				printf("registered %s port %d cookie %llu (pid %d fd %d)\n",
-				       ls[i].family == AF_INET ? "tcp4" : "tcp6", ls[i].port,
-				       (unsigned long long)ls[i].cookie, (int)ls[i].owners[0].pid,
-				       ls[i].owners[0].fd);
+		if (sc->pid && !owned_by(&ls[i], sc->pid)) {
+			skip_listener(sc, ls[i].cookie, now);
+			continue;
 		}
+		/* a retry says nothing: its error was said the first time */
+		if (register_listener(&ls[i], sc->gen, sc->quiet || s, &k[sc->nk]) < 0) {
+			skip_listener(sc, ls[i].cookie, now);
+			continue;
+		}
+		if (s)
+			*s = sc->skip[--sc->nskip];
+		sc->nk++;
+		registered++;
+		if (!sc->quiet)
+			printf("registered %s port %d cookie %llu (pid %d fd %d)\n",
+			       ls[i].family == AF_INET ? "tcp4" : "tcp6", ls[i].port,
+			       (unsigned long long)ls[i].cookie, (int)ls[i].owners[0].pid,
+			       ls[i].owners[0].fd);
 	}
 	if (registered && !sc->keep_old)
 		drain_older(k, sc->nk, sc->quiet);

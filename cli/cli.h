@@ -41,6 +41,9 @@ void cli_bad_option(const char *cmd, char **argv);
 /* -v: the library's and libbpf's debug log (main.c). */
 void cli_set_verbose(void);
 
+/* One "debug: ..." line on stderr under -v. */
+void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Parse a whole decimal number in [min, max] (digits only: no sign, space or
  * base prefix); false (and an error) if not. */
 bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *out);

@@ -6,6 +6,7 @@
  */
 #include <bpf/libbpf.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -34,6 +35,19 @@ void cli_set_verbose(void)
 {
 	verbose = 1;
 	libbpf_set_print(print_libbpf);
+}
+
+void cli_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!verbose)
+		return;
+	va_start(ap, fmt);
+	fprintf(stderr, "debug: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
 }
 
 static int do_help(int argc, char **argv);

@@ -4,6 +4,7 @@
  * detach on listeners of the test, JSON that parses, and bad input that
  * gets one clear error line and a non-zero exit.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -614,5 +615,159 @@ out:
 	if (fd >= 0)
 		close(fd);
 	free(names);
+	return ret;
+}
+
+/* Start `sockmig ARGS...` with stderr into @errpath; its pid, or -1. */
+static pid_t spawn_tool(const char *errpath, char *const args[])
+{
+	char *argv[16] = {tool};
+	pid_t pid;
+
+	for (int i = 0; i < 14 && args[i]; i++)
+		argv[i + 1] = args[i];
+	pid = fork();
+	if (pid == 0) {
+		int e = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		if (e < 0 || null < 0 || dup2(e, STDERR_FILENO) < 0 ||
+		    dup2(null, STDOUT_FILENO) < 0)
+			_exit(126);
+		execv(tool, argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Let @pid run @ms, stop it with SIGTERM; then how many lines of @path
+ * hold each of @what[0..n). */
+static void stop_and_count(pid_t pid, int ms, const char *path, const char *const *what,
+			   int *counts, int n)
+{
+	char line[512];
+	FILE *f;
+
+	burst_sleep_ms(ms);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	memset(counts, 0, sizeof(*counts) * (size_t)n);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		printf("  %s", line);
+		for (int i = 0; i < n; i++)
+			counts[i] += strstr(line, what[i]) != NULL;
+	}
+	if (f)
+		fclose(f);
+	unlink(path);
+}
+
+/* A plain listener (no SO_REUSEPORT) on 127.0.0.2:@port. */
+static int plain_listener(int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sin.sin_addr.s_addr = htonl(0x7f000002);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 8) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * attach --foreground logged one error per interval for a listener it
+ * cannot register (here one without SO_REUSEPORT beside the attached
+ * group), and scanned /proc for its owners each time: one line in 3 s
+ * now, and a few scans (a backoff). attach --pid looks at that process's
+ * fds only, whatever else listens (the case's own listener, as sshd's).
+ */
+SM_TEST(attach_unregistrable_listener_logged_once)
+{
+	static const char *const what[] = {"Error: ", "debug: scan ", "every process"};
+	int port = CPORT + 3, a = burst_listener(AF_INET, port, 16, 0), c = plain_listener(port);
+	char errpath[64], portarg[16], pidarg[16], *args[12];
+	int counts[3], ret = SM_FAIL, p[2] = {-1, -1};
+	pid_t pid, server = -1;
+
+	if (!have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (!ASSERT_OK(a, "reuseport listener") || !ASSERT_OK(c, "plain listener"))
+		goto out;
+	snprintf(errpath, sizeof(errpath), "/tmp/sockmig-attach-%d.err", (int)getpid());
+	snprintf(portarg, sizeof(portarg), "%d", port);
+	memcpy(args,
+	       (char *[]){"-v", "attach", "--port", portarg, "--foreground", "--interval", "100",
+			  NULL},
+	       8 * sizeof(char *));
+	pid = spawn_tool(errpath, args);
+	if (!ASSERT_GT(pid, 0, "attach"))
+		goto out;
+	stop_and_count(pid, 3000, errpath, what, counts, 3);
+	if (!ASSERT_EQ(counts[0], 1, "one error line in 3 s") ||
+	    !ASSERT_GT(counts[1], 0, "owner scans counted") ||
+	    !ASSERT_LE(counts[1], 7, "owner scans with a backoff, not one per interval"))
+		goto out;
+
+	/* --pid: a server process of its own; the case's listeners are others' */
+	if (pipe(p) < 0)
+		goto out;
+	server = fork();
+	if (server == 0) {
+		int s;
+		char x = 1;
+
+		close(a);
+		close(c);
+		s = burst_listener(AF_INET, port + 1, 16, 0);
+
+		if (s < 0 || write(p[1], &x, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	{
+		char x;
+
+		if (!ASSERT_EQ(read(p[0], &x, 1), 1, "server listens"))
+			goto out;
+	}
+	snprintf(pidarg, sizeof(pidarg), "%d", (int)server);
+	memcpy(args,
+	       (char *[]){"-v", "attach", "--pid", pidarg, "--foreground", "--interval", "100",
+			  NULL},
+	       8 * sizeof(char *));
+	pid = spawn_tool(errpath, args);
+	if (!ASSERT_GT(pid, 0, "attach --pid"))
+		goto out;
+	stop_and_count(pid, 1500, errpath, what, counts, 3);
+	if (!ASSERT_EQ(counts[0], 0, "no error") || !ASSERT_GT(counts[1], 0, "scans") ||
+	    !ASSERT_EQ(counts[2], 0, "--pid scans its process only") ||
+	    !ASSERT_LE(counts[1], 7, "the other listeners are not looked at each interval"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (server > 0) {
+		kill(server, SIGKILL);
+		waitpid(server, NULL, 0);
+	}
+	if (p[0] >= 0) {
+		close(p[0]);
+		close(p[1]);
+	}
+	/* the groups attach registered stay pinned until detached */
+	for (int q = port; q <= port + 1; q++) {
+		char out[1024], err[1024], cmd[64];
+
+		snprintf(cmd, sizeof(cmd), "detach --port %d", q);
+		run(cmd, out, sizeof(out), err, sizeof(err));
+	}
+	if (a >= 0)
+		close(a);
+	if (c >= 0)
+		close(c);
 	return ret;
 }
