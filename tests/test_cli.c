@@ -6,11 +6,15 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -769,5 +773,67 @@ out:
 		close(a);
 	if (c >= 0)
 		close(c);
+	return ret;
+}
+
+/*
+ * status asked SO_REUSEPORT of a group of one listener on a copy taken
+ * with pidfd_getfd(): held while the server closed its own, the copy made
+ * status the listener's last holder. Under a seccomp filter that refuses
+ * pidfd_getfd, status still tells a SO_REUSEPORT listener from a plain
+ * one, so it takes none.
+ */
+SM_TEST(status_takes_no_listener)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_getfd, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+	int a = burst_listener(AF_INET, CPORT + 5, 16, 0), b = plain_listener(CPORT + 5);
+	char out[8192], path[64], check[512];
+	int st, fd, ret = SM_FAIL;
+	ssize_t n;
+	pid_t pid;
+
+	if (!have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (!ASSERT_OK(a, "reuseport listener") || !ASSERT_OK(b, "plain listener"))
+		goto out;
+	snprintf(path, sizeof(path), "/tmp/sockmig-status-%d.out", (int)getpid());
+	pid = fork();
+	if (pid == 0) {
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 ||
+		    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+			_exit(126);
+		execl(tool, tool, "status", "-j", (char *)NULL);
+		_exit(127);
+	}
+	if (!ASSERT_GT(pid, 0, "fork") || !ASSERT_EQ(waitpid(pid, &st, 0), pid, "wait") ||
+	    !ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status exits 0"))
+		goto out;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, out, sizeof(out) - 1) : -1;
+	out[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+	printf("%s", out);
+	snprintf(check, sizeof(check),
+		 "[g['reuseport'] for g in j if g['local'] == '127.0.0.1:%d'] == [True] and "
+		 "not [g for g in j if g['local'] == '127.0.0.2:%d']",
+		 CPORT + 5, CPORT + 5);
+	if (!ASSERT_TRUE(json_check(out, check), "the SO_REUSEPORT listener shown, not the other"))
+		goto out;
+	ret = SM_PASS;
+out:
+	unlink(path);
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
 	return ret;
 }
