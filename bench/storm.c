@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -365,8 +366,14 @@ static void progress_line(const struct lg_result *r, void *arg)
 
 void storm_worker(int family, int port)
 {
-	int fd = burst_listener(family, port, 4096, 0);
+	pid_t parent = getppid();
+	int fd;
 
+	/* bounded by its supervisor: SIGTERM (a graceful stop) when it dies,
+	 * and no start at all if it died before this line */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || parent == 1 || getppid() != parent)
+		_exit(1);
+	fd = burst_listener(family, port, 4096, 0);
 	if (fd < 0)
 		_exit(1);
 	worker_main(fd);

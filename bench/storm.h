@@ -72,8 +72,9 @@ struct storm_result {
 	char error[200];
 };
 
-/* `sockmig __storm-worker PORT FAMILY`: one worker of the run strategy,
- * with a listener of its own. Does not return. */
+/* `sockmig __storm-worker FAMILY PORT` (FAMILY 4 or 6): one worker of the
+ * run strategy, with a listener of its own; stops as on SIGTERM when its
+ * parent (sockmig run) dies. Does not return. */
 void storm_worker(int family, int port);
 
 /* Run one strategy in a forked child with its own network namespace.

@@ -11,6 +11,7 @@
  * registered as they appear, members that stopped listening are forgotten
  * a few seconds later (their half-open requests may still move).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -34,6 +35,8 @@
 #endif
 
 #define FORGET_AFTER_MS 5000
+#define SKIP_FIRST_MS	100   /* a listener not registered: first retry */
+#define SKIP_MAX_MS	30000 /* and at most this long between two */
 
 int take_listener(const struct sm_listener *l, bool quiet)
 {
@@ -254,6 +257,78 @@ unsigned long long now_ms(void)
 	return (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000;
 }
 
+/* The fds of @pid that hold one of the @n listeners: its owners, as
+ * sm_diag_owners() finds them, from /proc/PID/fd alone. */
+static void pid_owners(struct sm_listener *ls, int n, pid_t pid)
+{
+	char path[64], link[64];
+	struct dirent *de;
+	DIR *fds;
+
+	for (int i = 0; i < n; i++)
+		ls[i].nowners = ls[i].owners_total = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	fds = opendir(path);
+	while (fds && (de = readdir(fds))) {
+		unsigned long ino;
+		ssize_t len;
+		char *end;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		len = readlinkat(dirfd(fds), de->d_name, link, sizeof(link) - 1);
+		if (len < 9)
+			continue;
+		link[len] = '\0';
+		if (strncmp(link, "socket:[", 8) != 0)
+			continue;
+		ino = strtoul(link + 8, &end, 10);
+		for (int i = 0; i < n && *end == ']'; i++) {
+			if (ls[i].inode != ino)
+				continue;
+			if (ls[i].nowners < SM_DIAG_MAX_OWNERS) {
+				ls[i].owners[ls[i].nowners].pid = pid;
+				ls[i].owners[ls[i].nowners].fd = atoi(de->d_name);
+				ls[i].nowners++;
+			}
+			ls[i].owners_total++;
+		}
+	}
+	if (fds)
+		closedir(fds);
+}
+
+static struct skipped *skipped_of(struct scanner *sc, uint64_t cookie)
+{
+	for (int j = 0; j < sc->nskip; j++)
+		if (sc->skip[j].cookie == cookie)
+			return &sc->skip[j];
+	return NULL;
+}
+
+/* @cookie was not registered: not before a backoff, doubled each time. */
+static void skip_listener(struct scanner *sc, uint64_t cookie, unsigned long long now)
+{
+	struct skipped *s = skipped_of(sc, cookie);
+
+	if (!s) {
+		/* full: the one to be retried soonest makes room */
+		if (sc->nskip == SCANNER_SKIP_MAX) {
+			s = &sc->skip[0];
+			for (int j = 1; j < sc->nskip; j++)
+				if (sc->skip[j].retry_ms < s->retry_ms)
+					s = &sc->skip[j];
+		} else {
+			s = &sc->skip[sc->nskip++];
+		}
+		s->cookie = cookie;
+		s->backoff_ms = SKIP_FIRST_MS;
+	} else if (s->backoff_ms < SKIP_MAX_MS) {
+		s->backoff_ms *= 2;
+	}
+	s->retry_ms = now + s->backoff_ms;
+}
+
 int scanner_scan(struct scanner *sc)
 {
 	struct sm_listener *ls = NULL;
@@ -261,17 +336,34 @@ int scanner_scan(struct scanner *sc)
 	int n, registered = 0;
 	unsigned long long now = now_ms();
 
-	/* the /proc scan for owners only when there is a socket we have not seen */
 	n = sm_diag_dump(0, sc->port, &ls);
 	if (n < 0)
 		return n;
+	/* forget skipped listeners that are gone */
+	for (int j = 0; j < sc->nskip; j++) {
+		bool present = false;
+
+		for (int i = 0; i < n && !present; i++)
+			present = ls[i].cookie == sc->skip[j].cookie;
+		if (!present)
+			sc->skip[j--] = sc->skip[--sc->nskip];
+	}
+	/* owners only when there is a socket to try: new, or its backoff over;
+	 * with --pid, only that process's fds tell (it must hold the listener) */
 	for (int i = 0; i < n; i++) {
-		bool seen = false;
+		const struct skipped *s = skipped_of(sc, ls[i].cookie);
+		bool seen = s && s->retry_ms > now;
 
 		for (int j = 0; j < sc->nk && !seen; j++)
 			seen = k[j].cookie == ls[i].cookie;
 		if (!seen) {
-			sm_diag_owners(ls, n);
+			if (sc->pid)
+				pid_owners(ls, n, sc->pid);
+			else
+				sm_diag_owners(ls, n);
+			sc->owner_scans++;
+			cli_debug("scan %lu for the owners of %d listeners (%s)", sc->owner_scans,
+				  n, sc->pid ? "one process" : "every process");
 			break;
 		}
 	}
@@ -284,23 +376,31 @@ int scanner_scan(struct scanner *sc)
 			k[j].gone_ms = now;
 	}
 	for (int i = 0; i < n; i++) {
+		struct skipped *s = skipped_of(sc, ls[i].cookie);
 		bool seen = false;
 
-		if (sc->pid && !owned_by(&ls[i], sc->pid))
-			continue;
 		for (int j = 0; j < sc->nk; j++)
 			seen |= k[j].cookie == ls[i].cookie;
-		if (seen || sc->nk >= SCANNER_MAX)
+		if (seen || sc->nk >= SCANNER_MAX || (s && s->retry_ms > now))
 			continue;
-		if (register_listener(&ls[i], sc->gen, sc->quiet, &k[sc->nk]) == 0) {
-			sc->nk++;
-			registered++;
-			if (!sc->quiet)
-				printf("registered %s port %d cookie %llu (pid %d fd %d)\n",
-				       ls[i].family == AF_INET ? "tcp4" : "tcp6", ls[i].port,
-				       (unsigned long long)ls[i].cookie, (int)ls[i].owners[0].pid,
-				       ls[i].owners[0].fd);
+		if (sc->pid && !owned_by(&ls[i], sc->pid)) {
+			skip_listener(sc, ls[i].cookie, now);
+			continue;
 		}
+		/* a retry says nothing: its error was said the first time */
+		if (register_listener(&ls[i], sc->gen, sc->quiet || s, &k[sc->nk]) < 0) {
+			skip_listener(sc, ls[i].cookie, now);
+			continue;
+		}
+		if (s)
+			*s = sc->skip[--sc->nskip];
+		sc->nk++;
+		registered++;
+		if (!sc->quiet)
+			printf("registered %s port %d cookie %llu (pid %d fd %d)\n",
+			       ls[i].family == AF_INET ? "tcp4" : "tcp6", ls[i].port,
+			       (unsigned long long)ls[i].cookie, (int)ls[i].owners[0].pid,
+			       ls[i].owners[0].fd);
 	}
 	if (registered && !sc->keep_old)
 		drain_older(k, sc->nk, sc->quiet);
@@ -350,9 +450,7 @@ int do_attach(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_stop}, hup = {.sa_handler = on_hup};
 	struct pidfile pf = {.fd = -1};
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "p:P:g:1kfi:h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "p:P:g:1kfi:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (!parse_u64("--pid", optarg, 1, 4194304, &v))
@@ -487,37 +585,32 @@ int do_detach(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	char(*names)[SOCKMIG_NAME_MAX] = calloc(256, SOCKMIG_NAME_MAX);
+	char(*names)[SOCKMIG_NAME_MAX] = NULL;
 	struct sm_listener *ls = NULL;
 	uint64_t v;
 	int port = 0, opt, n, done = 0;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "P:h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "P:h", opts)) != -1) {
 		if (opt == 'P') {
-			if (!parse_u64("--port", optarg, 1, 65535, &v)) {
-				free(names);
+			if (!parse_u64("--port", optarg, 1, 65535, &v))
 				return 2;
-			}
 			port = (int)v;
 		} else if (opt == 'h') {
 			printf("Usage: sockmig detach --port P\n");
-			free(names);
 			return 0;
 		} else {
 			cli_bad_option("detach", argv);
-			free(names);
 			return 2;
 		}
 	}
-	if (!port || optind < argc) {
-		cli_error("detach: give --port P");
-		free(names);
+	if (optind < argc) {
+		cli_error("detach: unexpected argument '%s'", argv[optind]);
 		return 2;
 	}
-	if (!names)
-		return 1;
+	if (!port) {
+		cli_error("detach: give --port P");
+		return 2;
+	}
 	stop_daemon(port);
 	n = sm_diag_listeners(0, port, &ls);
 	for (int i = 0; i < n; i++) {
@@ -544,18 +637,12 @@ int do_detach(int argc, char **argv)
 		}
 	}
 	free(ls);
-	/* groups whose listeners are all gone: remove their pins too */
-	n = sockmig_group_list(NULL, names, 256);
-	for (int i = 0; i < n && i < 256; i++) {
-		const char *dash = strrchr(names[i], '-');
-		struct sockmig_group *g;
-		struct stat st;
+	/* groups whose listeners are all gone: remove their pins too (this
+	 * network namespace's groups of this port only) */
+	n = cli_group_names(port, &names);
+	for (int i = 0; i < n; i++) {
+		struct sockmig_group *g = sockmig_group_open_name(names[i], NULL);
 
-		/* this network namespace's groups of this port only */
-		if (!dash || atoi(dash + 1) != port || stat("/proc/thread-self/ns/net", &st) < 0 ||
-		    strtoull(names[i], NULL, 10) != (unsigned long long)st.st_ino)
-			continue;
-		g = sockmig_group_open_name(names[i], NULL);
 		if (g) {
 			sockmig_group_destroy(g);
 			sockmig_group_close(g);

@@ -38,7 +38,17 @@ struct known {
 	char group[SOCKMIG_NAME_MAX];
 };
 
-#define SCANNER_MAX 1024
+#define SCANNER_MAX	 1024
+#define SCANNER_SKIP_MAX 256
+
+/* A listener the scanner could not register (no SO_REUSEPORT, group full,
+ * another user's) or that is not --pid's: not looked at again before
+ * retry_ms, with a backoff that doubles on each failure. */
+struct skipped {
+	uint64_t cookie;
+	unsigned long long retry_ms;
+	unsigned int backoff_ms;
+};
 
 /* What attach does on every interval, for attach, hold and run. */
 struct scanner {
@@ -49,12 +59,17 @@ struct scanner {
 	bool quiet;
 	int nk;
 	struct known k[SCANNER_MAX];
+	int nskip;
+	struct skipped skip[SCANNER_SKIP_MAX];
+	unsigned long owner_scans; /* of /proc (or of --pid's fds) for owners */
 };
 
 /*
- * One scan: register the listeners (of port/pid) not seen before, mark
- * older generations draining when a newer one appeared (unless keep_old),
- * forget members that stopped listening a few seconds ago.
+ * One scan: register the listeners (of port/pid) not seen before (one it
+ * failed to register or that is not pid's: once its backoff ran out, with
+ * an error line the first time only), mark older generations draining
+ * when a newer one appeared (unless keep_old), forget members that
+ * stopped listening a few seconds ago.
  * Returns the number registered, or a negative errno.
  */
 int scanner_scan(struct scanner *sc);

@@ -92,9 +92,7 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
 	uint64_t v;
 	int opt;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "w:n:t:r:c:s:6h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "w:n:t:r:c:s:6h", opts)) != -1) {
 		switch (opt) {
 		case 'w':
 			if (!parse_u64("--workers", optarg, 1, 256, &v))

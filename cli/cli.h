@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sockmig.h"
+
 extern bool json_output;
 
 /* Print "Error: ..." on stderr, or {"error": "..."} on stdout with -j. */
@@ -22,11 +24,33 @@ void jw_bool(const char *key, bool val);
 void jw_null(const char *key);
 void jw_end(void); /* final newline */
 
-/* After getopt_long() returned '?' (with opterr = 0): one error line. */
+struct option;
+
+/*
+ * getopt_long() for a subcommand, with the global options -j/--json and
+ * -v/--verbose accepted anywhere (handled here, never returned), --opt=val
+ * for every long option, and no message of getopt's own: after it returns
+ * '?' or ':', cli_bad_option() prints the one error line.
+ */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+
+/* After cli_getopt() returned '?' or ':': one error line. @cmd NULL: the
+ * global options before the command. */
 void cli_bad_option(const char *cmd, char **argv);
 
-/* Parse a whole decimal number in [min, max]; false (and an error) if not. */
+/* -v: the library's and libbpf's debug log (main.c). */
+void cli_set_verbose(void);
+
+/* One "debug: ..." line on stderr under -v. */
+void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parse a whole decimal number in [min, max] (digits only: no sign, space or
+ * base prefix); false (and an error) if not. */
 bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* The pinned groups of this network namespace (of @port, unless 0), however
+ * many: their count and *@names (free() it), or a negative errno. */
+int cli_group_names(int port, char (**names)[SOCKMIG_NAME_MAX]);
 
 int do_probe(int argc, char **argv);
 int do_demo(int argc, char **argv);

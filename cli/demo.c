@@ -7,6 +7,7 @@
  * sockmig's policy (the listener is drained, then closed).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,28 +268,39 @@ static int demo_child(int run, int nl, int n, struct demo_result *r)
 	return r->error[0] ? -1 : 0;
 }
 
-static void usage(void)
-{
-	fprintf(stderr, "Usage: sockmig demo [--listeners N] [--clients N]\n");
-}
-
 int do_demo(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{"listeners", required_argument, NULL, 'l'},
+		{"clients", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
 	struct demo_result r[RUN_MAX];
 	uint64_t nl = 4, n = 400;
+	int opt;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--listeners") == 0 && i + 1 < argc) {
-			if (!parse_u64("--listeners", argv[++i], 2, MAX_LISTENERS, &nl))
+	while ((opt = cli_getopt(argc, argv, "l:c:h", opts)) != -1) {
+		switch (opt) {
+		case 'l':
+			if (!parse_u64("--listeners", optarg, 2, MAX_LISTENERS, &nl))
 				return 2;
-		} else if (strcmp(argv[i], "--clients") == 0 && i + 1 < argc) {
-			if (!parse_u64("--clients", argv[++i], 1, 4000, &n))
+			break;
+		case 'c':
+			if (!parse_u64("--clients", optarg, 1, 4000, &n))
 				return 2;
-		} else {
-			cli_error("demo: unknown argument '%s'", argv[i]);
-			usage();
+			break;
+		case 'h':
+			printf("Usage: sockmig demo [--listeners N] [--clients N]\n");
+			return 0;
+		default:
+			cli_bad_option("demo", argv);
 			return 2;
 		}
+	}
+	if (optind < argc) {
+		cli_error("demo: unexpected argument '%s'", argv[optind]);
+		return 2;
 	}
 	if (geteuid() != 0) {
 		cli_error("demo needs root (network namespaces and BPF)");

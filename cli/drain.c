@@ -131,9 +131,7 @@ int do_drain(int argc, char **argv)
 	pid_t pid = 0;
 	bool now = false, wait = false;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "p:c:P:nwt:h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "p:c:P:nwt:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (!parse_u64("--pid", optarg, 1, 4194304, &v))

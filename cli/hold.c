@@ -167,7 +167,7 @@ int do_hold(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "P:a:u:i:fh", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "P:a:u:i:fh", opts)) != -1) {
 		switch (opt) {
 		case 'P':
 			if (!parse_u64("--port", optarg, 1, 65535, &v))

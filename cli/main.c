@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * sockmig: keyword subcommands from a table (unique prefixes accepted),
- * global flags before the command: -j (JSON), -v (debug log), -V, -h.
+ * global flags: -j (JSON) and -v (debug log) before or after the command
+ * (cli_getopt()), -V and -h before it.
  */
 #include <bpf/libbpf.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -29,6 +31,25 @@ static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, ap);
 }
 
+void cli_set_verbose(void)
+{
+	verbose = 1;
+	libbpf_set_print(print_libbpf);
+}
+
+void cli_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!verbose)
+		return;
+	va_start(ap, fmt);
+	fprintf(stderr, "debug: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+}
+
 static int do_help(int argc, char **argv);
 
 static const struct cmd {
@@ -48,8 +69,29 @@ static const struct cmd {
 	{"reload", do_reload, "ask the sockmig run of a port for a generational reload"},
 	{"bench", do_bench, "reload-storm benchmark: naive, sysctl and policy side by side"},
 	{"status", do_status, "SO_REUSEPORT groups, members, owners, queues, sockmig state"},
-	{"help", do_help, "this list"},
+	{"help", do_help, "this list, or help COMMAND: that command's options"},
 };
+
+/* The command @name is, or is the unique prefix of; NULL after an error. */
+static const struct cmd *find_cmd(const char *name)
+{
+	const struct cmd *found = NULL;
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strncmp(cmds[i].name, name, strlen(name)) != 0)
+			continue;
+		if (strcmp(cmds[i].name, name) == 0)
+			return &cmds[i];
+		if (found) {
+			cli_error("'%s' is ambiguous", name);
+			return NULL;
+		}
+		found = &cmds[i];
+	}
+	if (!found)
+		cli_error("unknown command '%s' (sockmig help lists them)", name);
+	return found;
+}
 
 static void usage(FILE *f)
 {
@@ -63,32 +105,54 @@ static void usage(FILE *f)
 
 static int do_help(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	usage(stdout);
-	return 0;
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct cmd *c;
+	char *sub[3] = {NULL, "--help", NULL};
+	int opt;
+
+	while ((opt = cli_getopt(argc, argv, "h", opts)) != -1) {
+		if (opt != 'h') {
+			cli_bad_option("help", argv);
+			return 2;
+		}
+	}
+	if (optind == argc) {
+		usage(stdout);
+		return 0;
+	}
+	if (optind + 1 < argc) {
+		cli_error("help: unexpected argument '%s'", argv[optind + 1]);
+		return 2;
+	}
+	/* help COMMAND is COMMAND --help */
+	c = find_cmd(argv[optind]);
+	if (!c)
+		return 2;
+	if (c->fn == do_help) {
+		usage(stdout);
+		return 0;
+	}
+	sub[0] = (char *)c->name;
+	return c->fn(2, sub);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const struct cmd *found = NULL;
+	const struct cmd *found;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "+jvVh", opts, NULL)) != -1) {
+	sockmig_set_print(print_debug);
+	libbpf_set_print(NULL);
+	while ((opt = cli_getopt(argc, argv, "+Vh", opts)) != -1) {
 		switch (opt) {
-		case 'j':
-			json_output = true;
-			break;
-		case 'v':
-			verbose = 1;
-			break;
 		case 'V':
 			printf("sockmig %s\n", sockmig_version());
 			return 0;
@@ -96,37 +160,21 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
+			cli_bad_option(NULL, argv);
 			return 2;
 		}
 	}
-	sockmig_set_print(print_debug);
-	libbpf_set_print(verbose ? print_libbpf : NULL);
 	if (optind >= argc) {
-		usage(stderr);
+		cli_error("give a command (sockmig help lists them)");
 		return 2;
 	}
 	/* not a command for people: a worker of sockmig bench's run strategy */
 	if (strcmp(argv[optind], "__storm-worker") == 0 && argc - optind == 3)
 		storm_worker(atoi(argv[optind + 1]) == 6 ? AF_INET6 : AF_INET,
 			     atoi(argv[optind + 2]));
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		if (strncmp(cmds[i].name, argv[optind], strlen(argv[optind])) != 0)
-			continue;
-		if (strcmp(cmds[i].name, argv[optind]) == 0) {
-			found = &cmds[i];
-			break;
-		}
-		if (found) {
-			cli_error("'%s' is ambiguous", argv[optind]);
-			return 2;
-		}
-		found = &cmds[i];
-	}
-	if (!found) {
-		cli_error("unknown command '%s' (sockmig help lists them)", argv[optind]);
+	found = find_cmd(argv[optind]);
+	if (!found)
 		return 2;
-	}
 	optind++;
 	return found->fn(argc - optind + 1, argv + optind - 1);
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Error printing and a minimal JSON writer for -j. */
+#include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,32 +124,119 @@ bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint
 	unsigned long long v;
 	char *end;
 
+	/* strtoull() alone takes " 80", "+80" and "-1" (as 2^64 - 1) */
 	errno = 0;
-	if (!s || !*s || *s == '-') {
+	if (!s || !isdigit((unsigned char)*s)) {
 		cli_error("%s: '%s' is not a number", what, s ? s : "");
 		return false;
 	}
 	v = strtoull(s, &end, 10);
-	if (errno || *end) {
+	if (*end) {
 		cli_error("%s: '%s' is not a number", what, s);
 		return false;
 	}
-	if (v < min || v > max) {
-		cli_error("%s: %llu is out of range (%llu to %llu)", what, v,
-			  (unsigned long long)min, (unsigned long long)max);
+	if (errno || v < min || v > max) {
+		cli_error("%s: %s is out of range (%llu to %llu)", what, s, (unsigned long long)min,
+			  (unsigned long long)max);
 		return false;
 	}
 	*out = v;
 	return true;
 }
 
+#define MAX_LONGOPTS 40
+
+static const struct option global_opts[] = {
+	{"json", no_argument, NULL, 'j'},
+	{"verbose", no_argument, NULL, 'v'},
+};
+
+/* The table of the last cli_getopt() call: the subcommand's and ours. */
+static struct option all_opts[MAX_LONGOPTS];
+static int last_ret;
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+	static char **parsing;
+	char shorts[80];
+	size_t n = 0, g;
+	int opt;
+
+	/* a new argv: getopt starts afresh, in the order this table asks for */
+	if (argv != parsing) {
+		parsing = argv;
+		optind = 0;
+	}
+	opterr = 0;
+	/* "+" (stop at the first argument) stays first; ":" tells a missing value */
+	snprintf(shorts, sizeof(shorts), "%s:jv%s", *shortopts == '+' ? "+" : "",
+		 shortopts + (*shortopts == '+') + (shortopts[*shortopts == '+'] == ':'));
+	for (; longopts && longopts[n].name && n < MAX_LONGOPTS - 3; n++)
+		all_opts[n] = longopts[n];
+	for (g = 0; g < sizeof(global_opts) / sizeof(global_opts[0]); g++)
+		all_opts[n + g] = global_opts[g];
+	memset(&all_opts[n + g], 0, sizeof(all_opts[0]));
+	/* a first pass for -j alone: an error before it is JSON as well */
+	if (optind == 0) {
+		while ((opt = getopt_long(argc, argv, shorts, all_opts, NULL)) != -1)
+			if (opt == 'j')
+				json_output = true;
+		optind = 0;
+	}
+	for (;;) {
+		opt = getopt_long(argc, argv, shorts, all_opts, NULL);
+		if (opt == 'j')
+			json_output = true;
+		else if (opt == 'v')
+			cli_set_verbose();
+		else
+			break;
+	}
+	last_ret = opt;
+	return opt;
+}
+
+/* How many options of the last table @name (without "--", up to '=' or its
+ * end) is a prefix of, and whether one is exactly it. */
+static int long_matches(const char *name, bool *exact)
+{
+	size_t len = strcspn(name, "=");
+	int n = 0;
+
+	*exact = false;
+	for (const struct option *o = all_opts; o->name; o++) {
+		if (strncmp(o->name, name, len) != 0)
+			continue;
+		n++;
+		if (strlen(o->name) == len)
+			*exact = true;
+	}
+	return n;
+}
+
 void cli_bad_option(const char *cmd, char **argv)
 {
-	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	char where[64], help[64];
+	bool exact = false;
+	int matches = 0;
 
-	if (optopt && strchr(arg, optopt) && arg[0] == '-' && arg[1] != '-' && !arg[2])
-		cli_error("%s: option '%s' needs a value (sockmig %s --help)", cmd, arg, cmd);
+	snprintf(where, sizeof(where), "%s%s", cmd ? cmd : "", cmd ? ": " : "");
+	snprintf(help, sizeof(help), "sockmig %s%s", cmd ? cmd : "", cmd ? " --help" : "help");
+	if (strncmp(arg, "--", 2) == 0 && arg[2])
+		matches = long_matches(arg + 2, &exact);
+	if (last_ret == ':' && strncmp(arg, "--", 2) == 0)
+		cli_error("%s%s needs a value", where, arg);
+	else if (last_ret == ':')
+		cli_error("%s-%c needs a value", where, optopt);
+	else if (optopt && matches && strchr(arg, '='))
+		cli_error("%soption '%.*s' takes no value (%s)", where, (int)strcspn(arg, "="), arg,
+			  help);
+	else if (optopt)
+		cli_error("%sunknown option '-%c' (%s)", where, optopt, help);
+	else if (matches > 1 && !exact)
+		cli_error("%soption '%.*s' is ambiguous (%s)", where, (int)strcspn(arg, "="), arg,
+			  help);
 	else
-		cli_error("%s: unknown option or missing value '%s' (sockmig %s --help)", cmd, arg,
-			  cmd);
+		cli_error("%sunknown option '%.*s' (%s)", where, (int)strcspn(arg, "="), arg, help);
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* sockmig probe: what this kernel does, found by behaviour. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,11 +23,23 @@ static void jw_tri(const char *key, enum sockmig_tristate t)
 
 int do_probe(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
 	struct sockmig_probe p;
-	int err;
+	int err, opt;
 
-	if (argc > 1) {
-		cli_error("probe takes no arguments ('%s')", argv[1]);
+	while ((opt = cli_getopt(argc, argv, "h", opts)) != -1) {
+		if (opt == 'h') {
+			printf("Usage: sockmig probe [-j]\n");
+			return 0;
+		}
+		cli_bad_option("probe", argv);
+		return 2;
+	}
+	if (optind < argc) {
+		cli_error("probe takes no arguments ('%s')", argv[optind]);
 		return 2;
 	}
 	err = sockmig_probe(&p);

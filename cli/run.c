@@ -769,7 +769,7 @@ int do_run(int argc, char **argv)
 	r.ready_after_ms = 500;
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+P:a:u:w:sg:t:m:nS:AHR:h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "+P:a:u:w:sg:t:m:nS:AHR:h", opts)) != -1) {
 		switch (opt) {
 		case 'P':
 			if (!parse_u64("--port", optarg, 1, 65535, &v))
@@ -1004,15 +1004,33 @@ out_pidfile:
  * sockmig run that holds its pid file locked, never a pid a stale file names. */
 int do_reload(int argc, char **argv)
 {
-	uint64_t v;
+	static const struct option opts[] = {
+		{"port", required_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	uint64_t v = 0;
 	pid_t pid;
+	int opt;
 
-	if (argc != 3 || strcmp(argv[1], "--port") != 0) {
+	while ((opt = cli_getopt(argc, argv, "P:h", opts)) != -1) {
+		switch (opt) {
+		case 'P':
+			if (!parse_u64("--port", optarg, 1, 65535, &v))
+				return 2;
+			break;
+		case 'h':
+			printf("Usage: sockmig reload --port P\n");
+			return 0;
+		default:
+			cli_bad_option("reload", argv);
+			return 2;
+		}
+	}
+	if (!v || optind < argc) {
 		cli_error("reload: give --port P");
 		return 2;
 	}
-	if (!parse_u64("--port", argv[2], 1, 65535, &v))
-		return 2;
 	pid = pidfile_owner("run", (int)v);
 	if (!pid) {
 		cli_error("no sockmig run supervises port %d", (int)v);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +26,10 @@
 #include "sockmig.h"
 
 #define UNKNOWN (-1)
+
+#ifndef SO_BINDTOIFINDEX
+#define SO_BINDTOIFINDEX 62
+#endif
 
 struct status_opts {
 	int port;
@@ -63,7 +68,7 @@ struct netns_info {
 
 static void status_usage(FILE *f)
 {
-	fprintf(f, "Usage: sockmig [-j] status [--port P] [--addr A]\n"
+	fprintf(f, "Usage: sockmig status [--port P] [--addr A] [-j]\n"
 		   "  -p, --port P   only listeners on port P (1-65535)\n"
 		   "  -a, --addr A   only listeners bound to IPv4 or IPv6 address A\n");
 }
@@ -104,9 +109,7 @@ static int parse_args(int argc, char **argv, struct status_opts *o, bool *help)
 	int opt;
 
 	memset(o, 0, sizeof(*o));
-	optind = 0; /* restart getopt after main's pass */
-	opterr = 0; /* our own messages: one line each */
-	while ((opt = getopt_long(argc, argv, ":p:a:h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "p:a:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (!parse_u64("--port", optarg, 1, 65535, &v))
@@ -120,16 +123,8 @@ static int parse_args(int argc, char **argv, struct status_opts *o, bool *help)
 		case 'h':
 			*help = true;
 			return 0;
-		case ':':
-			cli_error("status: %s needs a value", argv[optind - 1]);
-			return 2;
 		default:
-			if (optopt)
-				cli_error("status: unknown option '-%c' (sockmig status --help)",
-					  optopt);
-			else
-				cli_error("status: unknown option '%s' (sockmig status --help)",
-					  argv[optind - 1]);
+			cli_bad_option("status", argv);
 			return 2;
 		}
 	}
@@ -218,21 +213,55 @@ static int read_sysctl_int(const char *path)
 	return v;
 }
 
-/* SO_REUSEPORT of a listener, asked of a copy taken from one of its owners. */
+/*
+ * SO_REUSEPORT of a listener, without a copy of it: a copy that status
+ * held while the server closed its own would make status the listener's
+ * last holder, and its close the one that stops it. Instead a socket of
+ * the listener's user (its fsuid: the uid the kernel compares) binds the
+ * same address and port: the kernel lets it only when both have
+ * SO_REUSEPORT. The socket never listens, so it joins no group.
+ */
 static int has_reuseport(const struct sm_listener *l)
 {
-	for (int i = 0; i < l->nowners; i++) {
-		int fd = sm_diag_take(l, i), val = 0, ok;
-		socklen_t len = sizeof(val);
+	struct sockaddr_storage ss = {0};
+	uid_t me = geteuid();
+	int fd, one = 1, ret = UNKNOWN;
+	socklen_t len;
 
-		if (fd < 0)
-			continue; /* refused (no ptrace rights) or gone: try another */
-		ok = getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &val, &len);
-		close(fd);
-		if (ok == 0)
-			return val ? 1 : 0;
+	if (l->uid != me && me != 0)
+		return UNKNOWN;
+	if (l->uid != me)
+		setfsuid(l->uid);
+	fd = socket(l->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l->uid != me)
+		setfsuid(me);
+	if (fd < 0)
+		return UNKNOWN;
+	if (l->family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)l->port);
+		sin->sin_addr = l->addr.v4;
+		len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)l->port);
+		sin6->sin6_addr = l->addr.v6;
+		len = sizeof(*sin6);
 	}
-	return UNKNOWN;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0 &&
+	    (!l->ifindex ||
+	     setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &l->ifindex, sizeof(l->ifindex)) == 0)) {
+		if (bind(fd, (struct sockaddr *)&ss, len) == 0)
+			ret = 1;
+		else if (errno == EADDRINUSE)
+			ret = 0;
+	}
+	close(fd);
+	return ret;
 }
 
 /* The pinned group names; NULL and ns->state 0 when bpffs is not readable. */

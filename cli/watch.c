@@ -17,7 +17,6 @@
 #include "cli.h"
 #include "sockmig.h"
 
-#define MAX_GROUPS  64
 #define MAX_MEMBERS 512
 #define MAX_GENS    64
 
@@ -162,34 +161,33 @@ static void sample(struct watched *w, const struct sockmig_netstat *ns, bool rep
 	free(m);
 }
 
-/* Groups of this network namespace (and port, if given). */
-static int list_groups(int port, struct watched *w, int *nw)
+/* Groups of this network namespace (and port, if given), however many:
+ * the new ones join *@w; -1 when they cannot be read. */
+static int list_groups(int port, struct watched **w, int *nw, int *cap)
 {
-	char(*names)[SOCKMIG_NAME_MAX] = calloc(256, SOCKMIG_NAME_MAX);
-	struct stat st;
-	int n;
+	char(*names)[SOCKMIG_NAME_MAX];
+	int n = cli_group_names(port, &names);
 
-	if (!names || stat("/proc/thread-self/ns/net", &st) < 0) {
-		free(names);
-		return -1;
-	}
-	n = sockmig_group_list(NULL, names, 256);
-	for (int i = 0; i < n && i < 256; i++) {
-		const char *dash = strrchr(names[i], '-');
+	for (int i = 0; i < n; i++) {
 		bool known = false;
 
-		if (strtoull(names[i], NULL, 10) != (unsigned long long)st.st_ino ||
-		    (port && (!dash || atoi(dash + 1) != port)))
+		for (int j = 0; j < *nw && !known; j++)
+			known = strcmp((*w)[j].name, names[i]) == 0;
+		if (known)
 			continue;
-		for (int j = 0; j < *nw; j++)
-			known |= strcmp(w[j].name, names[i]) == 0;
-		if (!known && *nw < MAX_GROUPS) {
-			memset(&w[*nw], 0, sizeof(w[0]));
-			snprintf(w[(*nw)++].name, SOCKMIG_NAME_MAX, "%s", names[i]);
+		if (*nw == *cap) {
+			struct watched *bigger = realloc(*w, (size_t)(*cap * 2) * sizeof(**w));
+
+			if (!bigger)
+				break;
+			*w = bigger;
+			*cap *= 2;
 		}
+		memset(&(*w)[*nw], 0, sizeof(**w));
+		snprintf((*w)[(*nw)++].name, SOCKMIG_NAME_MAX, "%s", names[i]);
 	}
 	free(names);
-	return n < 0 ? n : 0;
+	return n < 0 ? -1 : 0;
 }
 
 int do_watch(int argc, char **argv)
@@ -203,15 +201,13 @@ int do_watch(int argc, char **argv)
 	};
 	struct sigaction sa = {.sa_handler = on_stop};
 	struct sockmig_netstat ns0, ns1, d;
-	struct watched *w = calloc(MAX_GROUPS, sizeof(*w));
+	int opt, port = 0, nw = 0, cap = 16;
+	struct watched *w = calloc((size_t)cap, sizeof(*w));
 	uint64_t v, interval = 1000, count = 0;
-	int opt, port = 0, nw = 0;
 
 	if (!w)
 		return 1;
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "P:i:c:h", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "P:i:c:h", opts)) != -1) {
 		switch (opt) {
 		case 'P':
 			if (!parse_u64("--port", optarg, 1, 65535, &v))
@@ -246,7 +242,7 @@ int do_watch(int argc, char **argv)
 	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	list_groups(port, w, &nw);
+	list_groups(port, &w, &nw, &cap);
 	for (int i = 0; i < nw; i++) {
 		sample(&w[i], &ns0, false);
 		w[i].last = w[i].total;
@@ -262,7 +258,7 @@ int do_watch(int argc, char **argv)
 		sockmig_netstat_read(&ns1);
 		sockmig_netstat_delta(&ns0, &ns1, &d);
 		ns0 = ns1;
-		list_groups(port, w, &nw);
+		list_groups(port, &w, &nw, &cap);
 		now = time(NULL);
 		strftime(stamp, sizeof(stamp), "%H:%M:%S", localtime(&now));
 		for (int i = 0; i < nw; i++) {
