@@ -56,6 +56,7 @@ int do_probe(int argc, char **argv);
 int do_demo(int argc, char **argv);
 int do_bench(int argc, char **argv);
 int do_status(int argc, char **argv);
+int do_metrics(int argc, char **argv);
 int do_attach(int argc, char **argv);
 int do_detach(int argc, char **argv);
 int do_drain(int argc, char **argv);

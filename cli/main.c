@@ -69,6 +69,7 @@ static const struct cmd {
 	{"reload", do_reload, "ask the sockmig run of a port for a generational reload"},
 	{"bench", do_bench, "reload-storm benchmark: naive, sysctl and policy side by side"},
 	{"status", do_status, "SO_REUSEPORT groups, members, owners, queues, sockmig state"},
+	{"metrics", do_metrics, "Prometheus metrics of the groups and the kernel"},
 	{"help", do_help, "this list, or help COMMAND: that command's options"},
 };
 
