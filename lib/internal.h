@@ -57,4 +57,9 @@ SM_HIDDEN int sm_lo_up(void);
 
 SM_HIDDEN unsigned long long sm_now_ns(void);
 
+/* The probe's migration step with no program, in the calling thread's
+ * netns (for tests: with tcp_migrate_req at 0 nothing moves, and the
+ * answer must still come, SOCKMIG_NO, without blocking). */
+SM_HIDDEN enum sockmig_tristate sm_probe_try_migrate_sysctl(int port);
+
 #endif
