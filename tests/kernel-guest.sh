@@ -5,7 +5,8 @@
 # machine-readable line per set:
 #   SMK set=NAME rc=RC secs=S passed=P failed=F skipped=K info=WORD
 # Usage: tests/kernel-guest.sh SET...   (probe demo matrix legacy runhold
-# shim integration). The output of a set that fails is printed before
+# shim integration; case:FILTER runs those cases verbosely, sh:FILE runs a
+# script of yours from the host's file system). The output of a set that fails is printed before
 # its line; a set never runs longer than SMK_SET_TIMEOUT seconds.
 set -u
 out=.output
@@ -48,6 +49,8 @@ for set in "$@"; do
 	runhold) run_set runhold "$out/test_sockmig" -t "$case_limit" run_ hold_ ;;
 	shim) run_set shim "$out/test_sockmig" -t "$case_limit" preload_ ;;
 	integration) run_set integration "$out/test_sockmig" -t "$case_limit" integration_ ;;
+	case:*) SMK_VERBOSE=1 run_set "$set" "$out/test_sockmig" -v -t "$case_limit" "${set#case:}" ;;
+	sh:*) SMK_VERBOSE=1 run_set "$set" sh "${set#sh:}" ;;
 	*) echo "SMK set=$set rc=2 secs=0 passed=- failed=- skipped=- info=unknown-set" ;;
 	esac
 done
