@@ -62,4 +62,8 @@ SM_HIDDEN unsigned long long sm_now_ns(void);
  * answer must still come, SOCKMIG_NO, without blocking). */
 SM_HIDDEN enum sockmig_tristate sm_probe_try_migrate_sysctl(int port);
 
+/* 1: the verifier loads a migrate program (5.14+); 0: it does not;
+ * -EPERM: not allowed to load BPF. Asked once per process. */
+SM_HIDDEN int sm_verifier_loads_migrate(void);
+
 #endif

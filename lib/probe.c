@@ -26,6 +26,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -126,6 +127,34 @@ static struct probe_bpf *load_one(const char *name, int *err)
 		return NULL;
 	}
 	return skel;
+}
+
+/*
+ * Whether this kernel's verifier loads a migrate program at all, asked
+ * with the probe's 3-instruction one and remembered for the process. The
+ * policy program is far larger: a verifier without migrating_sk (5.10)
+ * walks many of its states before it reaches that field and rejects it,
+ * seconds of work on every group open (and twice: libbpf loads again for
+ * the log).
+ */
+int sm_verifier_loads_migrate(void)
+{
+	static atomic_int known; /* 0 not asked, 1 yes, 2 no */
+	struct probe_bpf *skel;
+	int err, k = atomic_load(&known);
+
+	if (k)
+		return k == 1;
+	skel = load_one("probe_migrate", &err);
+	if (!skel) {
+		if (err == -EPERM)
+			return err; /* no rights says nothing about the verifier */
+		atomic_store(&known, 2);
+		return 0;
+	}
+	probe_bpf__destroy(skel);
+	atomic_store(&known, 1);
+	return 1;
 }
 
 static enum sockmig_tristate try_select(struct sockmig_probe *p, int port)

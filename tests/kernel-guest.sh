@@ -34,7 +34,7 @@ run_set() {
 		[ -n "$info" ] || info=none
 	fi
 	if [ "$rc" != 0 ] || [ "${f:-0}" != 0 ] || [ -n "${SMK_VERBOSE:-}" ] || [ "$name" = probe ]; then
-		sed "s/^/[$name] /" "$log"
+		sed "s|^|[$name] |" "$log"
 	fi
 	echo "SMK set=$name rc=$rc secs=$secs passed=${p:--} failed=${f:--} skipped=${k:--} info=$info"
 }
