@@ -52,7 +52,7 @@ PRELOAD    := $(OUTPUT)/libsockmig-preload.so
 PRELOAD_SRCS := $(wildcard preload/*.c)
 
 .PHONY: all deps check demo bench asan asan-check lint format format-check cppcheck \
-        clean install deb check-deb
+        clean install deb check-deb check-kernels
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -131,6 +131,13 @@ $(TESTRUN): $(TEST_OBJS) $(filter-out $(OUTPUT)/bench/main.o,$(BENCH_OBJS)) $(LI
 # The README's test command. T=name runs the cases whose name contains it.
 check: deps all
 	$(Q)$(TESTRUN) $(T)
+
+# The kernel matrix: Debian 11's 5.10, 12's 6.1, 13's 6.12 booted in QEMU,
+# and the host; one kernel x result table (scripts/kernels). FULL=1 runs
+# every set, KERNELS="6.1 host" and SETS="probe demo" choose.
+check-kernels: deps all
+	$(Q)scripts/kernels $(if $(FULL),--full) $(if $(KERNELS),-k "$(KERNELS)") \
+		$(if $(SETS),-s "$(SETS)") $(if $(LOCK),-l "$(LOCK)")
 
 # The README's main job: the side-by-side reset count in a private netns.
 demo: deps $(SOCKMIG)

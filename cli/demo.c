@@ -5,6 +5,13 @@
  * in their accept queues; one listener closes; the rest serve. Run three
  * times: with nothing (tcp_migrate_req=0), with the bare sysctl, and with
  * sockmig's policy (the listener is drained, then closed).
+ *
+ * On a kernel that cannot migrate (the probe says select-only: 4.19 to
+ * 5.13, Debian 11's 5.10) sockmig's column is what it does there: the
+ * legacy drain (no SYN for the old listener, wait for its handshakes,
+ * the old process serves its queue, then closes), and the restart
+ * columns keep the listener across the gap as `sockmig run` does there
+ * (listener hand-off) instead of a holder.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +34,9 @@ enum demo_mode { DEMO_NONE, DEMO_SYSCTL, DEMO_POLICY, DEMO_MODES };
 
 static const char *const demo_names[] = {"nothing", "sysctl", "sockmig policy"};
 
+/* The kernel cannot migrate: legacy drain and listener hand-off. */
+static bool demo_legacy;
+
 struct demo_result {
 	int ok, reset, refused, other, queued_on_closed;
 	unsigned long long migrate_success, migrate_failure, policy_migrated, policy_cancelled;
@@ -45,8 +55,9 @@ static int demo_run(enum demo_mode mode, int nl, int nclients, struct demo_resul
 	struct sockmig_group *g = NULL;
 	struct sockmig_netstat ns0, ns1, d;
 	struct sockmig_drain_report rep;
+	struct sockmig_legacy_drain_report lrep;
 	struct burst *c = NULL;
-	int l[MAX_LISTENERS], ret = -1;
+	int l[MAX_LISTENERS], served[MAX_LISTENERS] = {0}, ret = -1;
 
 	for (int i = 0; i < nl; i++)
 		l[i] = -1;
@@ -97,7 +108,17 @@ static int demo_run(enum demo_mode mode, int nl, int nclients, struct demo_resul
 	}
 	r->queued_on_closed = burst_accept_queue(l[0]);
 	sockmig_netstat_read(&ns0);
-	if (mode == DEMO_POLICY) {
+	if (mode == DEMO_POLICY && demo_legacy) {
+		/* No SYN for l[0] any more, none in flight; it serves its
+		 * queue with the others, then closes. */
+		if (sockmig_member_drain_legacy(g, l[0], NULL, &lrep) < 0) {
+			snprintf(r->error, sizeof(r->error), "%s", sockmig_last_error());
+			goto out;
+		}
+		burst_serve(c, l, nl, served, 5000);
+		r->policy_migrated = (unsigned long long)served[0];
+		sockmig_member_leave(g, l[0]);
+	} else if (mode == DEMO_POLICY) {
 		if (sockmig_member_drain(g, l[0], NULL, &rep) < 0) {
 			snprintf(r->error, sizeof(r->error), "%s", sockmig_last_error());
 			goto out;
@@ -144,7 +165,8 @@ static int demo_restart(bool holder, bool crash, int n, struct demo_result *r)
 	struct sockaddr_storage ss;
 	socklen_t len = burst_addr(AF_INET, DEMO_PORT, &ss);
 	struct burst *c = calloc(1, sizeof(*c));
-	int a, b = -1, ret = -1;
+	int a, b = -1, keep = -1, ret = -1;
+	bool handoff = holder && demo_legacy;
 	pid_t child = -1;
 
 	if (!c)
@@ -154,6 +176,8 @@ static int demo_restart(bool holder, bool crash, int n, struct demo_result *r)
 		free(c);
 		return demo_fail(r, "cannot set up a network namespace (run as root)", errno);
 	}
+	if (handoff)
+		holder = false; /* no holder can take a queue here: keep the listener */
 	if (holder) {
 		h = sockmig_holder_open((struct sockaddr *)&ss, len, NULL);
 		if (!h) {
@@ -191,7 +215,9 @@ static int demo_restart(bool holder, bool crash, int n, struct demo_result *r)
 	}
 	burst_wait_queue(a, n, 2000);
 	r->queued_on_closed = burst_accept_queue(a);
-	close(a); /* the child's copy, if any, is the last one now */
+	if (handoff)
+		keep = dup(a); /* the supervisor's copy: the listener never closes */
+	close(a);	       /* the child's copy, if any, is the last one now */
 	if (crash) {
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
@@ -199,7 +225,7 @@ static int demo_restart(bool holder, bool crash, int n, struct demo_result *r)
 	/* the gap: nobody serves the port for 1 s, and N more clients come */
 	burst_start(c, AF_INET, DEMO_PORT, n, false);
 	burst_sleep_ms(1000);
-	b = burst_listener(AF_INET, DEMO_PORT, 4096, 0);
+	b = handoff ? keep : burst_listener(AF_INET, DEMO_PORT, 4096, 0);
 	if (holder) {
 		SOCKMIG_OPTS(sockmig_member_opts, mo, .generation = 2);
 
@@ -277,7 +303,9 @@ int do_demo(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct demo_result r[RUN_MAX];
+	struct sockmig_probe p = {0};
 	uint64_t nl = 4, n = 400;
+	const char *mode;
 	int opt;
 
 	while ((opt = cli_getopt(argc, argv, "l:c:h", opts)) != -1) {
@@ -306,6 +334,10 @@ int do_demo(int argc, char **argv)
 		cli_error("demo needs root (network namespaces and BPF)");
 		return 1;
 	}
+	mode = getenv("SOCKMIG_MODE");
+	if ((sockmig_probe(&p) == 0 && p.mode != SOCKMIG_MODE_NATIVE) ||
+	    (mode && strcmp(mode, "legacy") == 0))
+		demo_legacy = true;
 	for (int m = 0; m < RUN_MAX; m++) {
 		if (demo_child(m, (int)nl, (int)n, &r[m]) < 0) {
 			cli_error("demo (run %d): %s", m, r[m].error);
@@ -348,7 +380,16 @@ int do_demo(int argc, char **argv)
 		       "wait in\n   their accept queues; one listener closes; the others serve "
 		       "what is left.\n\n",
 		       DEMO_PORT, (unsigned long long)nl, (unsigned long long)n);
-		printf("%-28s %12s %12s %16s\n", "", demo_names[0], demo_names[1], demo_names[2]);
+		if (demo_legacy)
+			printf("%s:\nsockmig drains the old listener before it closes (legacy "
+			       "mode)\n"
+			       "and keeps the listener across restarts (listener hand-off, as\n"
+			       "sockmig run does there).\n\n",
+			       p.mode == SOCKMIG_MODE_NATIVE
+				       ? "Legacy mode forced (SOCKMIG_MODE=legacy)"
+				       : "This kernel cannot migrate (sockmig probe: select-only)");
+		printf("%-28s %12s %12s %16s\n", "", demo_names[0], demo_names[1],
+		       demo_legacy ? "sockmig legacy" : demo_names[2]);
 #define ROW(label, field, fmt)                                                                     \
 	printf("%-28s %12" fmt " %12" fmt " %16" fmt "\n", label, r[0].field, r[1].field,          \
 	       r[2].field)
@@ -359,7 +400,8 @@ int do_demo(int argc, char **argv)
 		ROW("TCPMigrateReqSuccess", migrate_success, "llu");
 		ROW("TCPMigrateReqFailure", migrate_failure, "llu");
 #undef ROW
-		printf("%-28s %12s %12s %16llu\n", "policy: migrated", "-", "-",
+		printf("%-28s %12s %12s %16llu\n",
+		       demo_legacy ? "served by the drained one" : "policy: migrated", "-", "-",
 		       (unsigned long long)r[2].policy_migrated);
 		printf("%-28s %12s %12s %16llu\n", "policy: cancelled", "-", "-",
 		       (unsigned long long)r[2].policy_cancelled);
@@ -369,7 +411,9 @@ int do_demo(int argc, char **argv)
 		       (unsigned long long)n / 2, (unsigned long long)n / 2);
 		printf("%-28s %12s %12s %12s %12s\n", "", "stop-start", "stop-start", "kill -9",
 		       "kill -9");
-		printf("%-28s %12s %12s %12s %12s\n", "", "nothing", "holder", "nothing", "holder");
+		printf("%-28s %12s %12s %12s %12s\n", "", "nothing",
+		       demo_legacy ? "hand-off" : "holder", "nothing",
+		       demo_legacy ? "hand-off" : "holder");
 #define ROW2(label, field)                                                                         \
 	printf("%-28s %12d %12d %12d %12d\n", label, r[3].field, r[4].field, r[5].field, r[6].field)
 		ROW2("clients served", ok);

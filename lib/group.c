@@ -525,6 +525,13 @@ static int load_pinned(struct sockmig_group *g)
 		g->policy = err;
 	}
 
+	if (g->policy == SOCKMIG_POLICY_AUTO && sm_verifier_loads_migrate() == 0) {
+		/* decided by a 3-instruction program, not by the policy's
+		 * slow rejection on 5.10's verifier */
+		sm_log(SOCKMIG_INFO,
+		       "libsockmig: the kernel loads no migrate program: legacy mode\n");
+		g->policy = SOCKMIG_POLICY_LEGACY;
+	}
 	err = load_policy(g, g->policy == SOCKMIG_POLICY_LEGACY);
 	if (err && g->policy == SOCKMIG_POLICY_AUTO && err != -EPERM) {
 		/* no migrate program on this kernel (4.19 to 5.13): legacy mode */

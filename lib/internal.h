@@ -64,4 +64,13 @@ SM_HIDDEN unsigned long long sm_now_ns(void);
 /* Wait one RCU grace period (membarrier), or 20 ms where it is refused. */
 SM_HIDDEN void sm_rcu_grace(void);
 
+/* The probe's migration step with no program, in the calling thread's
+ * netns (for tests: with tcp_migrate_req at 0 nothing moves, and the
+ * answer must still come, SOCKMIG_NO, without blocking). */
+SM_HIDDEN enum sockmig_tristate sm_probe_try_migrate_sysctl(int port);
+
+/* 1: the verifier loads a migrate program (5.14+); 0: it does not;
+ * -EPERM: not allowed to load BPF. Asked once per process. */
+SM_HIDDEN int sm_verifier_loads_migrate(void);
+
 #endif

@@ -11,6 +11,12 @@
  *            once with net.ipv4.tcp_migrate_req=1 and no program.
  *   wake-up: B is in an epoll set before shutdown(A); the migrated child
  *            must make epoll_wait() report B (CVE-2026-46015 when not).
+ *
+ * Nothing here blocks: every socket is non-blocking and every wait is a
+ * poll() with a time limit, so a kernel that does not do what a step
+ * expects (5.10.y's tcp_migrate_req file with nothing behind it) gets a
+ * "no" or, when a step could not even be set up, "unknown", in bounded
+ * time.
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -20,6 +26,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -31,6 +38,8 @@
 #include "probe.skel.h"
 
 #define PROBE_PORT 40111
+/* Upper bound of each wait: a connect, a child reaching a queue. */
+#define PROBE_WAIT_MS 1000
 
 const char *sockmig_mode_str(enum sockmig_mode mode)
 {
@@ -51,7 +60,7 @@ static int listener(int port, bool do_listen)
 	int fd, one = 1;
 
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
@@ -63,16 +72,23 @@ static int listener(int port, bool do_listen)
 	return fd;
 }
 
-static int client(int port)
+/* A connected client, or -1 when the handshake did not end in @ms. */
+static int client(int port, int ms)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-	int fd;
+	struct pollfd p = {.events = POLLOUT};
+	socklen_t len = sizeof(int);
+	int fd, soerr = 0;
 
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+		return fd;
+	p.fd = fd;
+	if (errno != EINPROGRESS || poll(&p, 1, ms) != 1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0 || soerr) {
 		close(fd);
 		return -1;
 	}
@@ -113,6 +129,34 @@ static struct probe_bpf *load_one(const char *name, int *err)
 	return skel;
 }
 
+/*
+ * Whether this kernel's verifier loads a migrate program at all, asked
+ * with the probe's 3-instruction one and remembered for the process. The
+ * policy program is far larger: a verifier without migrating_sk (5.10)
+ * walks many of its states before it reaches that field and rejects it,
+ * seconds of work on every group open (and twice: libbpf loads again for
+ * the log).
+ */
+int sm_verifier_loads_migrate(void)
+{
+	static atomic_int known; /* 0 not asked, 1 yes, 2 no */
+	struct probe_bpf *skel;
+	int err, k = atomic_load(&known);
+
+	if (k)
+		return k == 1;
+	skel = load_one("probe_migrate", &err);
+	if (!skel) {
+		if (err == -EPERM)
+			return err; /* no rights says nothing about the verifier */
+		atomic_store(&known, 2);
+		return 0;
+	}
+	probe_bpf__destroy(skel);
+	atomic_store(&known, 1);
+	return 1;
+}
+
 static enum sockmig_tristate try_select(struct sockmig_probe *p, int port)
 {
 	enum sockmig_tristate res = SOCKMIG_NO;
@@ -134,8 +178,12 @@ static enum sockmig_tristate try_select(struct sockmig_probe *p, int port)
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.target), &zero, &val, BPF_ANY) < 0 ||
 	    attach(a, skel->progs.probe_select) < 0)
 		goto out;
-	c = client(port);
-	if (c >= 0 && readable(b, 1000)) {
+	c = client(port, PROBE_WAIT_MS);
+	if (c < 0) {
+		res = SOCKMIG_UNKNOWN;
+		goto out;
+	}
+	if (readable(b, PROBE_WAIT_MS)) {
 		conn = accept4(b, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (conn >= 0) {
 			res = SOCKMIG_YES;
@@ -155,12 +203,14 @@ out:
 
 /*
  * Queue a child on A, let B join, shut A down. With @skel, its migrate
- * program is attached; without, the netns sysctl must be on.
+ * program is attached; without, the netns sysctl must be on. YES: the
+ * child was on B; NO: B's queue was empty; UNKNOWN: a step before the
+ * shutdown failed, so the kernel was not asked.
  */
 static enum sockmig_tristate try_migrate(struct probe_bpf *skel, int port,
 					 enum sockmig_tristate *wakeup)
 {
-	enum sockmig_tristate res = SOCKMIG_NO;
+	enum sockmig_tristate res = SOCKMIG_UNKNOWN;
 	struct epoll_event ev = {.events = EPOLLIN};
 	int a, b = -1, c = -1, ep = -1, conn, n;
 	uint32_t zero = 0;
@@ -171,8 +221,8 @@ static enum sockmig_tristate try_migrate(struct probe_bpf *skel, int port,
 		return SOCKMIG_UNKNOWN;
 	if (skel && attach(a, skel->progs.probe_migrate) < 0)
 		goto out;
-	c = client(port);
-	if (c < 0 || !readable(a, 1000))
+	c = client(port, PROBE_WAIT_MS);
+	if (c < 0 || !readable(a, PROBE_WAIT_MS))
 		goto out;
 	b = listener(port, true);
 	if (b < 0)
@@ -185,13 +235,18 @@ static enum sockmig_tristate try_migrate(struct probe_bpf *skel, int port,
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, b, &ev) < 0)
 		goto out;
 	shutdown(a, SHUT_RDWR);
+	/* Migration at shutdown is synchronous: the child is on B now or
+	 * never; the wait only tells whether B's waiter was woken. */
 	n = epoll_wait(ep, &ev, 1, 100);
+	/* B is non-blocking: an empty queue is EAGAIN, not a wait. */
 	conn = accept4(b, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (conn >= 0) {
 		res = SOCKMIG_YES;
 		if (wakeup)
 			*wakeup = n > 0 ? SOCKMIG_YES : SOCKMIG_NO;
 		close(conn);
+	} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		res = SOCKMIG_NO;
 	}
 out:
 	if (ep >= 0)
@@ -202,6 +257,11 @@ out:
 		close(b);
 	close(a);
 	return res;
+}
+
+enum sockmig_tristate sm_probe_try_migrate_sysctl(int port)
+{
+	return try_migrate(NULL, port, NULL);
 }
 
 static int write_sysctl(const char *path, const char *val)
@@ -257,11 +317,22 @@ static void *probe_thread(void *arg)
 		p->mode = SOCKMIG_MODE_NATIVE;
 		snprintf(p->reason, sizeof(p->reason),
 			 "a queued child moved to a sibling under a migrate program");
+	} else if (p->bpf_select == SOCKMIG_YES && p->migrate_bpf == SOCKMIG_UNKNOWN) {
+		p->mode = SOCKMIG_MODE_SELECT;
+		snprintf(p->reason, sizeof(p->reason),
+			 "a migrate program loads, but no child could be queued within %d ms to "
+			 "test it: undecided, so sockmig's legacy mode",
+			 PROBE_WAIT_MS);
 	} else if (p->bpf_select == SOCKMIG_YES) {
 		p->mode = SOCKMIG_MODE_SELECT;
 		snprintf(p->reason, sizeof(p->reason),
 			 "select programs work, but no child moved under a migrate program: "
 			 "sockmig's legacy mode");
+	} else if (p->bpf_select == SOCKMIG_UNKNOWN) {
+		p->mode = SOCKMIG_MODE_NONE;
+		snprintf(p->reason, sizeof(p->reason),
+			 "undecided: no client connected within %d ms to test the select program",
+			 PROBE_WAIT_MS);
 	} else {
 		p->mode = SOCKMIG_MODE_NONE;
 		snprintf(p->reason, sizeof(p->reason), "no sk_reuseport program could be used: %s",

@@ -136,7 +136,9 @@ static int gap_run(bool with_holder)
 	reply = probe_reply(RPORT, 1000);
 	if (with_holder) {
 		holder = spawn_sockmig(&e, "hold.log", hold);
-		burst_sleep_ms(300);
+		/* it probes and loads its program first: slow under emulation */
+		for (int t = 0; t < 100 && log_count(&e, "hold.log", "holding port") < 1; t++)
+			burst_sleep_ms(100);
 		if (!ASSERT_EQ(log_count(&e, "hold.log", "holding port"), 1, "sockmig hold runs"))
 			goto out;
 	}
