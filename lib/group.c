@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <net/if.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
@@ -113,8 +114,9 @@ static uint64_t socket_netns(int fd)
 /* Name a group from what the kernel groups by: netns, family, address, port. */
 static int group_name(int fd, struct sm_addr *a, char *buf, size_t len)
 {
+	char dev[IFNAMSIZ] = "";
 	int val = 0, err;
-	socklen_t vlen = sizeof(val);
+	socklen_t vlen = sizeof(val), dlen;
 	const void *addr;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &val, &vlen) < 0)
@@ -130,6 +132,15 @@ static int group_name(int fd, struct sm_addr *a, char *buf, size_t len)
 		return sm_fail(EINVAL, "fd %d has no SO_REUSEPORT: it cannot share a group", fd);
 	if (sm_addr_port(a) == 0)
 		return sm_fail(EINVAL, "fd %d is not bound to a port", fd);
+	/* The kernel keeps listeners bound to a device in a reuseport group of
+	 * their own, apart from the unbound ones at the same address and port;
+	 * a name made of address and port cannot tell the two apart. */
+	dlen = sizeof(dev);
+	if (getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &dlen) == 0 && dlen > 0 && dev[0])
+		return sm_fail(EOPNOTSUPP,
+			       "fd %d is bound to device %s (SO_BINDTODEVICE): not supported, its "
+			       "group could not be told from the unbound listeners'",
+			       fd, dev);
 	addr = a->family == AF_INET ? (const void *)&a->v4.sin_addr
 				    : (const void *)&a->v6.sin6_addr;
 	return sockmig_group_name_for(a->family, addr, sm_addr_port(a), socket_netns(fd), buf, len);

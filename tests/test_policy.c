@@ -570,6 +570,43 @@ out:
 	return ret;
 }
 
+/* A listener bound to a device is in a kernel reuseport group of its own;
+ * a sockmig group is named by address and port only: refused, never mixed
+ * with the unbound listeners' group. */
+SM_TEST(group_refuses_device_bound_listener)
+{
+	int a = burst_listener(AF_INET, PORT, 16, 0), one = 1, ret = SM_FAIL;
+	int d = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockmig_group *g = NULL, *gd;
+	struct sockaddr_storage ss;
+
+	if (!ASSERT_OK(setsockopt(d, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), "reuseport") ||
+	    !ASSERT_OK(setsockopt(d, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3), "SO_BINDTODEVICE lo") ||
+	    !ASSERT_OK(bind(d, (struct sockaddr *)&ss, burst_addr(AF_INET, PORT, &ss)), "bind") ||
+	    !ASSERT_OK(listen(d, 16), "listen"))
+		goto out;
+	g = sockmig_group_open(a, NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_ERR(sockmig_member_add(g, d, NULL), EOPNOTSUPP, "device-bound member"))
+		goto out;
+	printf("%s\n", sockmig_last_error());
+	gd = sockmig_group_open(d, NULL);
+	if (gd)
+		sockmig_group_close(gd);
+	if (!ASSERT_TRUE(!gd && errno == EOPNOTSUPP, "group of a device-bound listener") ||
+	    !ASSERT_TRUE(strstr(sockmig_last_error(), "SO_BINDTODEVICE"), "message"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (g) {
+		sockmig_group_destroy(g);
+		sockmig_group_close(g);
+	}
+	close(a);
+	close(d);
+	return ret;
+}
+
 SM_TEST(group_open_unprivileged_leaves_nothing)
 {
 	struct sockmig_group *g;
