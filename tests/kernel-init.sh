@@ -43,6 +43,13 @@ for d in /tmp /run /var/tmp /var/log /var/lib/nginx /var/lib/haproxy /var/cache;
 	[ -d $r$d ] && mount -t tmpfs -o mode=1777 tmpfs $r$d
 done
 mkdir -p $r/var/log/nginx $r/var/lib/nginx/body $r/run/haproxy 2>/dev/null
+# the tree under test comes as a share of its own: a checkout under /tmp
+# (hidden by the tmpfs above) or on another mount is seen as well
+mkdir -p $r/tmp/smk-tree
+if mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose smktree \
+	$r/tmp/smk-tree; then
+	top=/tmp/smk-tree
+fi
 
 if [ ! -f "$r$top/tests/kernel-guest.sh" ]; then
 	echo "SMK-ERROR $top is not visible in the guest"
