@@ -70,22 +70,7 @@ int take_listener(const struct sm_listener *l, bool quiet)
 
 uint32_t process_generation(pid_t pid)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long start = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
-		/* after "comm)": state is field 3, starttime field 22 */
-		sscanf(p + 2,
-		       "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
-		       "%*d %*d %llu",
-		       &start);
-	fclose(f);
-	return (uint32_t)start;
+	return (uint32_t)proc_start_time(pid);
 }
 
 /* A listener's generation: the start time of its oldest owner, the process
