@@ -21,6 +21,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "attach.h"
@@ -119,10 +121,93 @@ static int64_t member_generation(struct sockmig_group *g, uint64_t cookie, enum 
 	return gen;
 }
 
+/* Remember some owners of @l other than ourselves, to ask kcmp() later. */
+static void note_owners(struct known *k, const struct sm_listener *l)
+{
+	k->nown = 0;
+	for (int i = 0; i < l->nowners && k->nown < KNOWN_OWNERS; i++) {
+		if (l->owners[i].pid == getpid())
+			continue;
+		k->own[k->nown].pid = l->owners[i].pid;
+		k->own[k->nown].fd = l->owners[i].fd;
+		k->nown++;
+	}
+}
+
+/* One of the owners noted still holds the file that @k->fd refers to. */
+static bool still_held(const struct known *k)
+{
+	for (int i = 0; i < k->nown; i++)
+		if (syscall(SYS_kcmp, getpid(), k->own[i].pid, KCMP_FILE, k->fd, k->own[i].fd) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The server let go of listener @k (closed it, exited, crashed) and only
+ * attach holds it: drain it now, the way the server would have had to
+ * (no new SYN, the handshakes in flight finish, then shutdown: its queue
+ * migrates), then close it. Nothing is reset at the server's close.
+ */
+static void release_listener(struct known *k, bool quiet)
+{
+	struct sockmig_group *g = sockmig_group_open_name(k->group, NULL);
+	struct sockmig_drain_report rep = {0};
+	int err = -ENOENT;
+
+	if (g) {
+		err = sockmig_member_drain(g, k->fd, NULL, &rep);
+		sockmig_group_close(g);
+	}
+	if (!quiet) {
+		if (err == 0)
+			printf("released cookie %llu: its server let go; drained: %llu migrated, "
+			       "%u in flight left, waited %.1f ms\n",
+			       (unsigned long long)k->cookie,
+			       (unsigned long long)(rep.migrated[SOCKMIG_KIND_ESTABLISHED] +
+						    rep.migrated[SOCKMIG_KIND_TFO]),
+			       rep.inflight_left, (double)rep.wait_ns / 1e6);
+		else
+			printf("released cookie %llu: its server let go; not drained: %s\n",
+			       (unsigned long long)k->cookie, sockmig_last_error());
+	}
+	close(k->fd);
+	k->fd = -1;
+}
+
+/* Listeners attach holds whose owners all let go: drained and closed. A
+ * full owner scan confirms it (a process forked after the registration
+ * may hold one too) before anything is drained. */
+static void release_let_go(struct scanner *sc, struct sm_listener *ls, int n)
+{
+	bool scanned = false;
+
+	for (int j = 0; j < sc->nk; j++) {
+		struct known *k = &sc->k[j];
+		struct sm_listener *l = NULL;
+
+		if (k->fd < 0 || still_held(k))
+			continue;
+		for (int i = 0; i < n && !l; i++)
+			if (ls[i].cookie == k->cookie)
+				l = &ls[i];
+		if (l && !scanned) {
+			sm_diag_owners(ls, n);
+			sc->owner_scans++;
+			scanned = true;
+		}
+		if (l)
+			note_owners(k, l);
+		if (k->nown && still_held(k))
+			continue;
+		release_listener(k, sc->quiet);
+	}
+}
+
 /* Register listener @l (taken from the first owner that lets us), or just
  * re-attach the policy when it is a member already (keeping its role: it
  * may be draining). Fills k's group, generation and role. */
-static int register_listener(const struct sm_listener *l, int64_t generation, bool quiet,
+static int register_listener(const struct sm_listener *l, int64_t generation, bool quiet, bool hold,
 			     struct known *k)
 {
 	enum sockmig_role role = SOCKMIG_ROLE_ACTIVE;
@@ -175,7 +260,14 @@ static int register_listener(const struct sm_listener *l, int64_t generation, bo
 	k->gone_ms = 0;
 	snprintf(k->group, sizeof(k->group), "%s", sockmig_group_name(g));
 	sockmig_group_close(g);
-	close(fd);
+	k->fd = -1;
+	k->nown = 0;
+	if (hold && err >= 0) {
+		k->fd = fd;
+		note_owners(k, l);
+	} else {
+		close(fd);
+	}
 	return err < 0 ? -1 : 0;
 }
 
@@ -357,8 +449,13 @@ int scanner_scan(struct scanner *sc)
 
 		for (int i = 0; i < n; i++)
 			present |= ls[i].cookie == k[j].cookie;
-		if (!present && !k[j].gone_ms)
+		if (!present && !k[j].gone_ms) {
 			k[j].gone_ms = now;
+			if (k[j].fd >= 0) { /* shut down: its queue has moved */
+				close(k[j].fd);
+				k[j].fd = -1;
+			}
+		}
 	}
 	for (int i = 0; i < n; i++) {
 		struct skipped *s = skipped_of(sc, ls[i].cookie);
@@ -373,7 +470,8 @@ int scanner_scan(struct scanner *sc)
 			continue;
 		}
 		/* a retry says nothing: its error was said the first time */
-		if (register_listener(&ls[i], sc->gen, sc->quiet || s, &k[sc->nk]) < 0) {
+		if (register_listener(&ls[i], sc->gen, sc->quiet || s, sc->hold_refs, &k[sc->nk]) <
+		    0) {
 			skip_listener(sc, ls[i].cookie, now);
 			continue;
 		}
@@ -389,6 +487,8 @@ int scanner_scan(struct scanner *sc)
 	}
 	if (registered && !sc->keep_old)
 		drain_older(k, sc->nk, sc->quiet);
+	if (sc->hold_refs)
+		release_let_go(sc, ls, n);
 	/* forget members gone for a while: their requests have moved by now */
 	for (int j = 0; j < sc->nk; j++) {
 		struct sockmig_group *g;
@@ -489,6 +589,9 @@ int do_attach(int argc, char **argv)
 	sc.pid = pid;
 	sc.gen = gen;
 	sc.keep_old = keep_old;
+	/* the daemon keeps a reference to each listener (not --once: nobody
+	 * would be left to drain it) */
+	sc.hold_refs = !once;
 	n = scanner_scan(&sc);
 	if (n < 0) {
 		cli_error("cannot list listening sockets: %s", strerror(-n));
@@ -646,6 +749,8 @@ int do_detach(int argc, char **argv)
 void scanner_leave_all(struct scanner *sc)
 {
 	for (int j = 0; j < sc->nk; j++) {
+		if (sc->k[j].fd >= 0)
+			close(sc->k[j].fd);
 		struct sockmig_group *g = sockmig_group_open_name(sc->k[j].group, NULL);
 
 		if (g) {

@@ -22,6 +22,8 @@ uint32_t process_generation(pid_t pid);
 
 unsigned long long now_ms(void);
 
+#define KNOWN_OWNERS 8
+
 /* A listener registered by a scanner. */
 struct known {
 	uint64_t cookie;
@@ -36,6 +38,15 @@ struct known {
 	bool drained;		    /* marked draining */
 	unsigned long long gone_ms; /* 0 while listening */
 	char group[SOCKMIG_NAME_MAX];
+	/* With hold_refs, attach's own reference to the listener (-1: none):
+	 * the server's close() then ends nothing, and attach drains the
+	 * listener (an announced close) once no owner holds it any more. */
+	int fd;
+	int nown;
+	struct {
+		pid_t pid;
+		int fd;
+	} own[KNOWN_OWNERS]; /* some owners, to ask kcmp() whether they hold it */
 };
 
 #define SCANNER_MAX	 1024
@@ -52,10 +63,11 @@ struct skipped {
 
 /* What attach does on every interval, for attach, hold and run. */
 struct scanner {
-	int port;      /* 0: every port */
-	pid_t pid;     /* 0: every process */
-	int64_t gen;   /* -1: each listener's process start time */
-	bool keep_old; /* do not drain older generations */
+	int port;	/* 0: every port */
+	pid_t pid;	/* 0: every process */
+	int64_t gen;	/* -1: each listener's process start time */
+	bool keep_old;	/* do not drain older generations */
+	bool hold_refs; /* keep a reference to each listener (attach's daemon) */
 	bool quiet;
 	int nk;
 	struct known k[SCANNER_MAX];
@@ -75,7 +87,7 @@ struct scanner {
 int scanner_scan(struct scanner *sc);
 
 /* Unregister everything the scanner registered (the last member's leave
- * removes the group's pins). */
+ * removes the group's pins) and close the references it held. */
 void scanner_leave_all(struct scanner *sc);
 
 #endif

@@ -86,6 +86,15 @@ static int reload_run(enum imode m, struct ienv *e, const struct server_ops *ops
 		if (!ASSERT_TRUE(n >= ops->log_min, "the server's log"))
 			ret = SM_FAIL;
 	}
+	if (ret == SM_PASS && m == I_ATTACH) {
+		/* attach holds every listener: a server's close ends none of them,
+		 * attach drains each one its server let go of (an announced close) */
+		int n = log_count(e, "attach.log", "released cookie");
+
+		printf("listeners attach drained after their server let go: %d\n", n);
+		if (!ASSERT_GT(n, 0, "listeners released by attach"))
+			ret = SM_FAIL;
+	}
 	if (ret != SM_PASS)
 		show_log(e, m == I_ATTACH ? "attach.log" : ops->log);
 out:
