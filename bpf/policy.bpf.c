@@ -4,8 +4,10 @@
  *
  * New SYN (ctx->migrating_sk == NULL):
  *   1. a wake-up connection (source port in "kick") goes to its slot;
- *   2. no registered member, or an active member beyond the slots
- *      (SM_MAX_MEMBERS): the kernel's hash decides;
+ *   2. no registered member, an active member beyond the slots
+ *      (SM_MAX_MEMBERS), or the maintainer's lease expired (it set one
+ *      and stopped renewing it: crashed, killed, stopped): the kernel's
+ *      hash decides, over every live listener;
  *   3. else an active member (hash, or weighted when weights differ),
  *      never a draining one; a holder only when no member is active;
  *   4. nothing selectable (stale table): the kernel's hash decides.
@@ -83,6 +85,13 @@ struct {
 	__type(value, __u32);
 } kick SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SM_LEASE_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} lease SEC(".maps");
+
 #define MASK(i) ((i) & (SM_MAX_MEMBERS - 1))
 
 #ifdef SOCKMIG_LEGACY
@@ -118,6 +127,25 @@ static __always_inline struct sm_gstats *group_stats(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&gstats, &zero);
+}
+
+/* The maintainer set a lease and it ran out: the registered set may miss
+ * listeners that appeared since (counted when @count). */
+static __always_inline int lease_expired(int count)
+{
+	__u32 k = SM_LEASE_EXPIRES;
+	__u64 *exp, *n;
+
+	exp = bpf_map_lookup_elem(&lease, &k);
+	if (!exp || !*exp || bpf_ktime_get_ns() <= *exp)
+		return 0;
+	if (count) {
+		k = SM_LEASE_SYN_PASSED;
+		n = bpf_map_lookup_elem(&lease, &k);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+	}
+	return 1;
 }
 
 static __always_inline int select_slot(struct sk_reuseport_md *ctx, __u32 slot)
@@ -245,6 +273,10 @@ static __always_inline int on_syn(struct sk_reuseport_md *ctx, const struct sm_t
 		}
 	}
 
+	/* nobody maintains the registration any more: the kernel's hash over
+	 * every live listener, so that none registered after it stopped starves */
+	if (lease_expired(is_syn))
+		return SK_PASS;
 	/* nobody registered, or more listeners than slots: the kernel's hash
 	 * over every listener, so that none beyond the limit starves */
 	if (t->n_registered == 0 || t->n_unslotted) {

@@ -10,6 +10,7 @@
  *   tabidx    ARRAY[1]             which table copy is current
  *   gstats    ARRAY[1]             struct sm_gstats
  *   kick      HASH                 client source port -> slot (wake-ups)
+ *   lease     ARRAY[2]             the maintainer's lease (SM_LEASE_*)
  *
  * User space owns state and the tables (rebuilt under the group lock);
  * the program only reads them and writes counters.
@@ -74,6 +75,19 @@ struct sm_gstats {
 	__u64 mig_unknown;     /* closing listener not registered */
 	__u64 select_failed;   /* bpf_sk_select_reuseport() errors */
 };
+
+/*
+ * The lease of the process that keeps the registration current (sockmig
+ * attach): lease[SM_LEASE_EXPIRES] is the CLOCK_MONOTONIC time in ns
+ * (bpf_ktime_get_ns()) after which the registered set is not trusted for
+ * new SYNs, 0 for no lease; user space renews it without the group lock.
+ * lease[SM_LEASE_SYN_PASSED] counts the SYNs left to the kernel's hash
+ * because the lease had expired (a map of its own rather than a field of
+ * struct sm_gstats, so that groups pinned before it stay reusable).
+ */
+#define SM_LEASE_EXPIRES    0
+#define SM_LEASE_SYN_PASSED 1
+#define SM_LEASE_MAX	    2
 
 /*
  * The selection table, rebuilt by user space whenever a member changes.

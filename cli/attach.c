@@ -4,12 +4,16 @@
  *
  * attach finds the server's listeners through sock_diag, takes each one
  * from its process with pidfd_getfd() (the rights of ptrace), opens its
- * group, registers it (generation: its process's start time) and attaches
- * the policy, then closes the copy it took: holding it would keep a
- * listener alive after its server closed it. Unless --once, it stays and
- * keeps the registration current: new listeners of the group are
- * registered as they appear, members that stopped listening are forgotten
- * a few seconds later (their half-open requests may still move).
+ * group, registers it (generation: by default the ctime of its owner's
+ * executable, see --generation-by) and attaches the policy. With --once it
+ * closes the copy it took; the daemon keeps it, so that the server's
+ * close() ends nothing: it drains the listener once no owner holds it.
+ * The daemon keeps the registration current: new listeners of the group
+ * are registered as they appear, members that stopped listening are
+ * forgotten a few seconds later (their half-open requests may still move).
+ * It holds a lease on each group and renews it on every scan: should it
+ * die or stop, new SYNs go by the kernel's hash once the lease runs out.
+ * A clean stop (SIGTERM, SIGINT) unregisters every member it registered.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -75,18 +79,165 @@ uint32_t process_generation(pid_t pid)
 	return (uint32_t)proc_start_time(pid);
 }
 
-/* A listener's generation: the start time of its oldest owner, the process
- * that created it (a pre-fork master, not the worker it was given to). */
-static uint32_t listener_generation(const struct sm_listener *l)
+/* The executable of @pid: its file's identity and its generation, the
+ * file's ctime in seconds (when it was installed: a new file, or a file
+ * replaced, is newer). A replaced executable (the process runs a deleted
+ * file: its unlink changed the ctime) counts from its mtime, which the
+ * unlink left alone. false when /proc/PID/exe cannot be read. */
+static bool exe_of(pid_t pid, dev_t *dev, ino_t *ino, uint32_t *gen)
 {
-	uint32_t gen = 0, g;
+	static const char deleted[] = " (deleted)";
+	char path[64], target[PATH_MAX];
+	struct stat st;
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st) < 0)
+		return false;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	*gen = (uint32_t)st.st_ctim.tv_sec;
+	len = readlink(path, target, sizeof(target) - 1);
+	if (len > (ssize_t)strlen(deleted)) {
+		target[len] = '\0';
+		if (strcmp(target + len - strlen(deleted), deleted) == 0 &&
+		    st.st_mtim.tv_sec < st.st_ctim.tv_sec)
+			*gen = (uint32_t)st.st_mtim.tv_sec;
+	}
+	return true;
+}
+
+/* The parent of @pid, 0 when unknown. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	int ppid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		sscanf(p + 2, "%*c %d", &ppid);
+	fclose(f);
+	return (pid_t)ppid;
+}
+
+/* The start time of the oldest ancestor of @pid (itself included) that
+ * runs the same executable without a break: a pre-fork server's master. */
+static uint32_t tree_generation(pid_t pid)
+{
+	dev_t dev, pdev;
+	ino_t ino, pino;
+	uint32_t gen;
+	pid_t up;
+
+	if (!exe_of(pid, &dev, &ino, &gen))
+		return process_generation(pid);
+	for (int depth = 0; depth < 64; depth++) {
+		up = parent_of(pid);
+		if (up <= 1 || !exe_of(up, &pdev, &pino, &gen) || pdev != dev || pino != ino)
+			break;
+		pid = up;
+	}
+	return process_generation(pid);
+}
+
+uint32_t generation_of(pid_t pid, enum gen_by mode)
+{
+	dev_t dev;
+	ino_t ino;
+	uint32_t gen;
+
+	switch (mode) {
+	case GEN_BY_PROCESS:
+		return process_generation(pid);
+	case GEN_BY_TREE:
+		return tree_generation(pid);
+	case GEN_BY_EXE:
+	case GEN_BY_NONE:
+		break;
+	}
+	return exe_of(pid, &dev, &ino, &gen) ? gen : 0;
+}
+
+/* A listener's generation: that of its oldest owner, the process that
+ * created it (a pre-fork master, not the worker it was given to). */
+static uint32_t listener_generation(const struct sm_listener *l, enum gen_by mode)
+{
+	unsigned long long start, first = 0;
+	pid_t oldest = 0;
 
 	for (int i = 0; i < l->nowners; i++) {
-		g = process_generation(l->owners[i].pid);
-		if (g && (!gen || g < gen))
-			gen = g;
+		start = proc_start_time(l->owners[i].pid);
+		if (start && (!first || start < first)) {
+			first = start;
+			oldest = l->owners[i].pid;
+		}
 	}
-	return gen;
+	return oldest ? generation_of(oldest, mode) : 0;
+}
+
+/* ---- the lease ----------------------------------------------------------- */
+
+/* Lengthen the lease of every group the scanner registered in. */
+void scanner_renew(struct scanner *sc)
+{
+	for (int i = 0; i < sc->nlease && sc->lease_ms; i++)
+		sockmig_group_set_lease(sc->lease[i].g, sc->lease_ms);
+}
+
+/* Keep @g (just opened for a registration) to renew its lease: it replaces
+ * a handle of the same name (the group may have been pinned anew). Takes
+ * @g; false when it could not (then the caller closes it). */
+static bool lease_adopt(struct scanner *sc, struct sockmig_group *g)
+{
+	struct lease_ref *r = NULL, *more;
+
+	sockmig_group_set_lease(g, sc->lease_ms);
+	for (int i = 0; i < sc->nlease && !r; i++)
+		if (strcmp(sc->lease[i].name, sockmig_group_name(g)) == 0)
+			r = &sc->lease[i];
+	if (!r) {
+		more = realloc(sc->lease, (size_t)(sc->nlease + 1) * sizeof(*more));
+		if (!more)
+			return false;
+		sc->lease = more;
+		r = &sc->lease[sc->nlease++];
+		snprintf(r->name, sizeof(r->name), "%s", sockmig_group_name(g));
+	} else {
+		sockmig_group_close(r->g);
+	}
+	r->g = g;
+	return true;
+}
+
+/* Nothing of the scanner's is left in group @name: remove its lease. */
+static void lease_drop(struct scanner *sc, const char *name)
+{
+	for (int j = 0; j < sc->nk; j++)
+		if (strcmp(sc->k[j].group, name) == 0)
+			return;
+	for (int i = 0; i < sc->nlease; i++) {
+		if (strcmp(sc->lease[i].name, name) != 0)
+			continue;
+		sockmig_group_set_lease(sc->lease[i].g, 0);
+		sockmig_group_close(sc->lease[i].g);
+		sc->lease[i] = sc->lease[--sc->nlease];
+		return;
+	}
+}
+
+/* A registration by a scanner without a lease (attach --once, hold, run)
+ * maintains the group from now on: a lease left expired by an attach
+ * daemon that died would make the policy ignore it. */
+static void lease_clear_expired(struct sockmig_group *g)
+{
+	struct sockmig_lease le;
+
+	if (sockmig_group_lease(g, &le) == 0 && le.expired)
+		sockmig_group_set_lease(g, 0);
 }
 
 /* The pinned group of @l in this network namespace, if there is one. */
@@ -201,15 +352,19 @@ static void release_let_go(struct scanner *sc, struct sm_listener *ls, int n)
 		if (k->nown && still_held(k))
 			continue;
 		release_listener(k, sc->quiet);
+		/* a drain may wait up to its deadline: the lease must outlast it */
+		scanner_renew(sc);
 	}
 }
 
 /* Register listener @l (taken from the first owner that lets us), or just
  * re-attach the policy when it is a member already (keeping its role: it
  * may be draining). Fills k's group, generation and role. */
-static int register_listener(const struct sm_listener *l, int64_t generation, bool quiet, bool hold,
+static int register_listener(struct scanner *sc, const struct sm_listener *l, bool quiet,
 			     struct known *k)
 {
+	int64_t generation = sc->gen;
+	bool hold = sc->hold_refs;
 	enum sockmig_role role = SOCKMIG_ROLE_ACTIVE;
 	struct sockmig_group *g;
 	int64_t have;
@@ -244,7 +399,7 @@ static int register_listener(const struct sm_listener *l, int64_t generation, bo
 	} else {
 		SOCKMIG_OPTS(sockmig_member_opts, mo,
 			     .generation = generation >= 0 ? (uint32_t)generation
-							   : listener_generation(l),
+							   : listener_generation(l, sc->gen_by),
 			     .pid = (uint32_t)l->owners[0].pid);
 		k->gen = mo.generation;
 		k->holder = false;
@@ -259,7 +414,10 @@ static int register_listener(const struct sm_listener *l, int64_t generation, bo
 	k->owner = l->owners[0].pid;
 	k->gone_ms = 0;
 	snprintf(k->group, sizeof(k->group), "%s", sockmig_group_name(g));
-	sockmig_group_close(g);
+	if (err >= 0 && !sc->lease_ms)
+		lease_clear_expired(g);
+	if (err < 0 || !sc->lease_ms || !lease_adopt(sc, g))
+		sockmig_group_close(g);
 	k->fd = -1;
 	k->nown = 0;
 	if (hold && err >= 0) {
@@ -283,7 +441,7 @@ static bool owned_by(const struct sm_listener *l, pid_t pid)
  * A newer generation appeared in a group: mark the live members of older
  * generations draining, so that new SYNs go to the new server only and the
  * old one's close moves nothing but its queue (a reload, done the way
- * sockmig_member_drain() would do it). Skipped with --keep-old.
+ * sockmig_member_drain() would do it). Skipped with --generation-by none.
  */
 static void drain_older(struct known *k, int nk, bool quiet)
 {
@@ -408,11 +566,13 @@ static void skip_listener(struct scanner *sc, uint64_t cookie, unsigned long lon
 
 int scanner_scan(struct scanner *sc)
 {
+	char name[SOCKMIG_NAME_MAX];
 	struct sm_listener *ls = NULL;
 	struct known *k = sc->k;
 	int n, registered = 0;
 	unsigned long long now = now_ms();
 
+	scanner_renew(sc);
 	n = sm_diag_dump(0, sc->port, &ls);
 	if (n < 0)
 		return n;
@@ -470,8 +630,7 @@ int scanner_scan(struct scanner *sc)
 			continue;
 		}
 		/* a retry says nothing: its error was said the first time */
-		if (register_listener(&ls[i], sc->gen, sc->quiet || s, sc->hold_refs, &k[sc->nk]) <
-		    0) {
+		if (register_listener(sc, &ls[i], sc->quiet || s, &k[sc->nk]) < 0) {
 			skip_listener(sc, ls[i].cookie, now);
 			continue;
 		}
@@ -485,7 +644,7 @@ int scanner_scan(struct scanner *sc)
 			       (unsigned long long)ls[i].cookie, (int)ls[i].owners[0].pid,
 			       ls[i].owners[0].fd);
 	}
-	if (registered && !sc->keep_old)
+	if (registered && sc->gen_by != GEN_BY_NONE)
 		drain_older(k, sc->nk, sc->quiet);
 	if (sc->hold_refs)
 		release_let_go(sc, ls, n);
@@ -500,8 +659,11 @@ int scanner_scan(struct scanner *sc)
 			sockmig_member_leave_cookie(g, k[j].cookie);
 			sockmig_group_close(g);
 		}
+		snprintf(name, sizeof(name), "%s", k[j].group);
 		k[j--] = k[--sc->nk];
+		lease_drop(sc, name);
 	}
+	scanner_renew(sc);
 	free(ls);
 	fflush(stdout);
 	return registered;
@@ -509,8 +671,41 @@ int scanner_scan(struct scanner *sc)
 
 static void attach_usage(FILE *f)
 {
-	fprintf(f, "Usage: sockmig attach (--pid PID [--port P] | --port P) [--generation G]\n"
-		   "                      [--once] [--keep-old] [--foreground] [--interval MS]\n");
+	fprintf(f,
+		"Usage: sockmig attach (--pid PID [--port P] | --port P) [options]\n"
+		"  -p, --pid PID           the server process whose listeners to register\n"
+		"  -P, --port P            the port whose listeners to register (every process)\n"
+		"  -b, --generation-by M   generations by exe (default), tree, process or none\n"
+		"  -g, --generation G      register every listener with generation G\n"
+		"  -k, --keep-old          the same as --generation-by none\n"
+		"  -1, --once              register and exit: no daemon, no lease\n"
+		"  -f, --foreground        stay in the foreground and log to stdout\n"
+		"  -i, --interval MS       scan every MS ms (default 100), lease max(2 s, 10 x MS)\n"
+		"  -h, --help              this help\n");
+}
+
+/* The lease of an attach daemon scanning every @interval ms: long enough
+ * that a slow scan (a drain waits up to 1 s) never lets it run out, short
+ * enough that listeners added after a crash wait a few seconds at most. */
+static uint32_t lease_for(uint64_t interval)
+{
+	return interval * 10 > 2000 ? (uint32_t)(interval * 10) : 2000;
+}
+
+static bool parse_gen_by(const char *arg, enum gen_by *out)
+{
+	static const char *const names[] = {[GEN_BY_PROCESS] = "process",
+					    [GEN_BY_EXE] = "exe",
+					    [GEN_BY_TREE] = "tree",
+					    [GEN_BY_NONE] = "none"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(arg, names[i]) == 0) {
+			*out = (enum gen_by)i;
+			return true;
+		}
+	cli_error("--generation-by: '%s' is not exe, tree, process or none", arg);
+	return false;
 }
 
 int do_attach(int argc, char **argv)
@@ -521,6 +716,7 @@ int do_attach(int argc, char **argv)
 		{"generation", required_argument, NULL, 'g'},
 		{"once", no_argument, NULL, '1'},
 		{"keep-old", no_argument, NULL, 'k'},
+		{"generation-by", required_argument, NULL, 'b'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"interval", required_argument, NULL, 'i'},
 		{"help", no_argument, NULL, 'h'},
@@ -529,13 +725,14 @@ int do_attach(int argc, char **argv)
 	uint64_t v, interval = 100;
 	int64_t gen = -1;
 	pid_t pid = 0;
-	int port = 0, opt, n;
-	bool once = false, fg = false, keep_old = false;
+	int port = 0, opt, n, left;
+	bool once = false, fg = false, keep_old = false, by_given = false;
+	enum gen_by by = GEN_BY_EXE;
 	static struct scanner sc;
 	struct sigaction sa = {.sa_handler = on_stop}, hup = {.sa_handler = on_hup};
 	struct pidfile pf = {.fd = -1};
 
-	while ((opt = cli_getopt(argc, argv, "p:P:g:1kfi:h", opts)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "p:P:g:1kb:fi:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (!parse_u64("--pid", optarg, 1, 4194304, &v))
@@ -557,6 +754,11 @@ int do_attach(int argc, char **argv)
 			break;
 		case 'k':
 			keep_old = true;
+			break;
+		case 'b':
+			if (!parse_gen_by(optarg, &by))
+				return 2;
+			by_given = true;
 			break;
 		case 'f':
 			fg = true;
@@ -581,6 +783,13 @@ int do_attach(int argc, char **argv)
 		cli_error("attach: give --pid PID, --port P or both");
 		return 2;
 	}
+	if (keep_old && by_given && by != GEN_BY_NONE) {
+		cli_error("attach: --keep-old is --generation-by none, not with --generation-by %s",
+			  by == GEN_BY_EXE ? "exe" : by == GEN_BY_TREE ? "tree" : "process");
+		return 2;
+	}
+	if (keep_old)
+		by = GEN_BY_NONE;
 	if (pid && kill(pid, 0) < 0 && errno == ESRCH) {
 		cli_error("--pid: no process %d", (int)pid);
 		return 1;
@@ -588,10 +797,12 @@ int do_attach(int argc, char **argv)
 	sc.port = port;
 	sc.pid = pid;
 	sc.gen = gen;
-	sc.keep_old = keep_old;
+	sc.gen_by = by;
 	/* the daemon keeps a reference to each listener (not --once: nobody
-	 * would be left to drain it) */
+	 * would be left to drain it), and a lease on each group: nobody would
+	 * renew one of --once */
 	sc.hold_refs = !once;
+	sc.lease_ms = once ? 0 : lease_for(interval);
 	n = scanner_scan(&sc);
 	if (n < 0) {
 		cli_error("cannot list listening sockets: %s", strerror(-n));
@@ -650,6 +861,14 @@ int do_attach(int argc, char **argv)
 			scanner_scan(&sc);
 		}
 	}
+	/* nobody keeps the registration current any more: unregister it all,
+	 * so that the policy leaves new SYNs to the kernel's hash over every
+	 * listener rather than to a set that no longer changes */
+	left = scanner_stop(&sc);
+	printf("stopped: %d member%s unregistered; the policy stays attached and leaves new "
+	       "connections to the kernel's hash (sockmig detach --port P removes it)\n",
+	       left, left == 1 ? "" : "s");
+	fflush(stdout);
 	pidfile_release(&pf);
 	return 0;
 }
@@ -661,9 +880,17 @@ int do_attach(int argc, char **argv)
 static void stop_daemon(int port)
 {
 	pid_t pid = pidfile_owner("attach", port);
+	unsigned long long start = proc_start_time(pid), end = now_ms() + 5000;
+	struct timespec nap = {0, 10000000};
 
-	if (pid > 0)
-		kill(pid, SIGTERM);
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	/* until it unregistered what it had (a scan under way could otherwise
+	 * attach the policy again after us); at most 5 s */
+	while (start && proc_start_time(pid) == start && pidfile_owner("attach", port) == pid &&
+	       now_ms() < end)
+		nanosleep(&nap, NULL);
 }
 
 int do_detach(int argc, char **argv)
@@ -684,7 +911,9 @@ int do_detach(int argc, char **argv)
 				return 2;
 			port = (int)v;
 		} else if (opt == 'h') {
-			printf("Usage: sockmig detach --port P\n");
+			printf("Usage: sockmig detach --port P\n"
+			       "  -P, --port P    the port: stop its attach daemon, detach the policy\n"
+			       "  -h, --help      this help\n");
 			return 0;
 		} else {
 			cli_bad_option("detach", argv);
@@ -714,7 +943,10 @@ int do_detach(int argc, char **argv)
 		/* give the kernel group its default selection back */
 		fd = take_listener(&ls[i], true);
 		if (fd >= 0) {
-			setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, NULL, 0);
+			/* the program stays attached after attach's clean stop,
+			 * with no group pinned: removing it is detaching too */
+			if (setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, NULL, 0) == 0)
+				done++;
 			close(fd);
 		}
 		g = sockmig_group_open_name(name, NULL);
@@ -759,4 +991,37 @@ void scanner_leave_all(struct scanner *sc)
 		}
 	}
 	sc->nk = 0;
+}
+
+int scanner_stop(struct scanner *sc)
+{
+	struct sm_listener *ls = NULL;
+	int n, left = 0;
+
+	/* the last release pass: listeners whose owners let go are drained */
+	n = sm_diag_dump(0, sc->port, &ls);
+	if (n >= 0 && sc->hold_refs)
+		release_let_go(sc, ls, n);
+	free(ls);
+	for (int j = 0; j < sc->nk; j++) {
+		struct sockmig_group *g;
+
+		if (sc->k[j].fd >= 0)
+			close(sc->k[j].fd);
+		/* a holder is its hold daemon's (or run's) to remove */
+		g = sc->k[j].holder ? NULL : sockmig_group_open_name(sc->k[j].group, NULL);
+		if (g) {
+			left += sockmig_member_leave_cookie(g, sc->k[j].cookie) == 0;
+			sockmig_group_close(g);
+		}
+	}
+	sc->nk = 0;
+	for (int i = 0; i < sc->nlease; i++) {
+		sockmig_group_set_lease(sc->lease[i].g, 0);
+		sockmig_group_close(sc->lease[i].g);
+	}
+	free(sc->lease);
+	sc->lease = NULL;
+	sc->nlease = 0;
+	return left;
 }

@@ -61,14 +61,33 @@ struct skipped {
 	unsigned int backoff_ms;
 };
 
+/* Where a listener's generation comes from (--generation-by). */
+enum gen_by {
+	GEN_BY_PROCESS = 0, /* its oldest owner's start time (hold, run) */
+	GEN_BY_EXE,	    /* its oldest owner's executable: the file's ctime */
+	GEN_BY_TREE,	    /* the start of the oldest ancestor running the same executable */
+	GEN_BY_NONE,	    /* as exe, but older generations are never drained */
+};
+
+/* A group whose lease the scanner renews. */
+struct lease_ref {
+	char name[SOCKMIG_NAME_MAX];
+	struct sockmig_group *g;
+};
+
 /* What attach does on every interval, for attach, hold and run. */
 struct scanner {
-	int port;	/* 0: every port */
-	pid_t pid;	/* 0: every process */
-	int64_t gen;	/* -1: each listener's process start time */
-	bool keep_old;	/* do not drain older generations */
-	bool hold_refs; /* keep a reference to each listener (attach's daemon) */
+	int port;	    /* 0: every port */
+	pid_t pid;	    /* 0: every process */
+	int64_t gen;	    /* -1: from gen_by */
+	enum gen_by gen_by; /* GEN_BY_NONE: do not drain older generations */
+	bool hold_refs;	    /* keep a reference to each listener (attach's daemon) */
 	bool quiet;
+	/* > 0: set a lease of this many ms on every group registered in, and
+	 * renew it on every scan (attach's daemon) */
+	uint32_t lease_ms;
+	int nlease;
+	struct lease_ref *lease;
 	int nk;
 	struct known k[SCANNER_MAX];
 	int nskip;
@@ -89,5 +108,17 @@ int scanner_scan(struct scanner *sc);
 /* Unregister everything the scanner registered (the last member's leave
  * removes the group's pins) and close the references it held. */
 void scanner_leave_all(struct scanner *sc);
+
+/* Renew the lease of every group the scanner registered in (lease_ms). */
+void scanner_renew(struct scanner *sc);
+
+/* attach's clean stop: one last release pass (listeners whose owners let
+ * go are drained), then every member it registered leaves (no drain, the
+ * server's listeners untouched) and its leases are removed. Returns the
+ * number of members that left. */
+int scanner_stop(struct scanner *sc);
+
+/* The generation of a listener owned by @pid, by @mode. */
+uint32_t generation_of(pid_t pid, enum gen_by mode);
 
 #endif

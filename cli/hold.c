@@ -188,8 +188,15 @@ int do_hold(int argc, char **argv)
 			fg = true;
 			break;
 		case 'h':
-			printf("Usage: sockmig hold --port P [--addr A] [--user U] [--foreground] "
-			       "[--interval MS]\n");
+			printf("Usage: sockmig hold --port P [options]\n"
+			       "  -P, --port P          the port to hold while no server listens\n"
+			       "  -a, --addr A          the holder's address (default: the server's, "
+			       "else 0.0.0.0)\n"
+			       "  -u, --user U          open the holder as user U (the server's uid)\n"
+			       "  -i, --interval MS     scan for server listeners every MS ms "
+			       "(default 20)\n"
+			       "  -f, --foreground      stay in the foreground and log to stdout\n"
+			       "  -h, --help            this help\n");
 			return 0;
 		default:
 			cli_bad_option("hold", argv);

@@ -208,6 +208,36 @@ SOCKMIG_API const char *sockmig_group_path(const struct sockmig_group *g);
  */
 SOCKMIG_API int sockmig_group_attach(struct sockmig_group *g, int fd);
 
+/*
+ * The lease: a process that keeps a group's registration current for
+ * servers that do not register themselves (sockmig attach) sets a lease
+ * and renews it while it runs. When it is set and has run out (that
+ * process crashed, was killed or stopped), the policy trusts the
+ * registered set no more for new SYNs: they go by the kernel's hash over
+ * every live listener of the group, so that none that appeared since
+ * starves (draining members get SYNs again too, until the lease is
+ * renewed). Migrations still follow the registered set. Servers that
+ * maintain their own membership set no lease (the default: 0).
+ */
+
+/**
+ * Set the group's lease to run out @p ms from now (CLOCK_MONOTONIC);
+ * calling it again renews it; 0 removes the lease. Takes no lock: cheap
+ * enough for every renewal interval. @return 0 or a negative errno.
+ */
+SOCKMIG_API int sockmig_group_set_lease(struct sockmig_group *g, uint32_t ms);
+
+/** A group's lease, as sockmig_group_lease() reads it. */
+struct sockmig_lease {
+	bool set;	     /**< a lease was set (and not removed) */
+	bool expired;	     /**< set and run out: new SYNs by the kernel's hash */
+	uint64_t left_ms;    /**< time left, 0 when expired or not set */
+	uint64_t syn_passed; /**< SYNs left to the kernel's hash on expiry */
+};
+
+/** Read the group's lease into @p out. @return 0 or a negative errno. */
+SOCKMIG_API int sockmig_group_lease(struct sockmig_group *g, struct sockmig_lease *out);
+
 enum sockmig_role {
 	SOCKMIG_ROLE_ACTIVE = 1,
 	SOCKMIG_ROLE_DRAINING = 2,

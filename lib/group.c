@@ -45,7 +45,7 @@ struct sockmig_group {
 	struct policy_bpf *skel;
 	int dirfd;
 	int prog_fd;
-	int fd_members, fd_state, fd_counters, fd_table, fd_tabidx, fd_gstats, fd_kick;
+	int fd_members, fd_state, fd_counters, fd_table, fd_tabidx, fd_gstats, fd_kick, fd_lease;
 	bool own_fds; /* the map fds are ours (from the pins), not the skeleton's */
 	enum sockmig_wake wake;
 	int policy; /* enum sockmig_policy: asked for, then in force */
@@ -403,10 +403,10 @@ int sockmig_group_attach(struct sockmig_group *g, int fd)
  * of every open after the first. 0, or -ENOENT when one is missing. */
 static int get_pinned(struct sockmig_group *g)
 {
-	static const char *const names[] = {"members", "state",	 "counters", "table",
-					    "tabidx",  "gstats", "kick",     "prog"};
-	int *fds[] = {&g->fd_members, &g->fd_state,  &g->fd_counters, &g->fd_table,
-		      &g->fd_tabidx,  &g->fd_gstats, &g->fd_kick,     &g->prog_fd};
+	static const char *const names[] = {"members", "state", "counters", "table", "tabidx",
+					    "gstats",  "kick",	"lease",    "prog"};
+	int *fds[] = {&g->fd_members, &g->fd_state, &g->fd_counters, &g->fd_table, &g->fd_tabidx,
+		      &g->fd_gstats,  &g->fd_kick,  &g->fd_lease,    &g->prog_fd};
 	char pin[PATH_MAX + 32];
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -460,13 +460,16 @@ static __u32 map_id(int fd)
 
 /*
  * Whether program @prog_fd reads only the group's maps as this handle holds
- * them. After part of the pins went, a new map stands where the program
- * still reads the old one: user space would write what it never sees.
+ * them, the lease among them. After part of the pins went, a new map stands
+ * where the program still reads the old one: user space would write what
+ * it never sees. A program pinned by a version without the lease reads no
+ * lease map: it is replaced too (re-attached as members register again).
  */
 static bool prog_reads_our_maps(const struct sockmig_group *g, int prog_fd)
 {
 	int fds[] = {g->fd_members, g->fd_state,  g->fd_counters, g->fd_table,
-		     g->fd_tabidx,  g->fd_gstats, g->fd_kick};
+		     g->fd_tabidx,  g->fd_gstats, g->fd_kick,	  g->fd_lease};
+	bool lease = false;
 	__u32 ours[sizeof(fds) / sizeof(fds[0])], ids[16] = {0};
 	struct bpf_prog_info info;
 	__u32 len = sizeof(info);
@@ -486,14 +489,15 @@ static bool prog_reads_our_maps(const struct sockmig_group *g, int prog_fd)
 			found |= ours[j] && ours[j] == ids[i];
 		if (!found)
 			return false;
+		lease |= ids[i] == map_id(g->fd_lease);
 	}
-	return true;
+	return lease;
 }
 
 static void close_pinned(struct sockmig_group *g)
 {
-	int *fds[] = {&g->fd_members, &g->fd_state,  &g->fd_counters, &g->fd_table,
-		      &g->fd_tabidx,  &g->fd_gstats, &g->fd_kick,     &g->prog_fd};
+	int *fds[] = {&g->fd_members, &g->fd_state, &g->fd_counters, &g->fd_table, &g->fd_tabidx,
+		      &g->fd_gstats,  &g->fd_kick,  &g->fd_lease,    &g->prog_fd};
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
@@ -566,6 +570,7 @@ static int load_pinned(struct sockmig_group *g)
 	g->fd_tabidx = bpf_map__fd(g->skel->maps.tabidx);
 	g->fd_gstats = bpf_map__fd(g->skel->maps.gstats);
 	g->fd_kick = bpf_map__fd(g->skel->maps.kick);
+	g->fd_lease = bpf_map__fd(g->skel->maps.lease);
 	fd = bpf_obj_get(pin);
 	if (fd >= 0 && !prog_reads_our_maps(g, fd)) {
 		/* pinned over the maps that went: ours replaces it */
@@ -964,7 +969,7 @@ void sockmig_group_close(struct sockmig_group *g)
 		return;
 	if (g->own_fds) {
 		int fds[] = {g->fd_members, g->fd_state,  g->fd_counters, g->fd_table,
-			     g->fd_tabidx,  g->fd_gstats, g->fd_kick};
+			     g->fd_tabidx,  g->fd_gstats, g->fd_kick,	  g->fd_lease};
 
 		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 			if (fds[i] >= 0)
@@ -991,6 +996,42 @@ const char *sockmig_group_path(const struct sockmig_group *g)
 enum sockmig_policy sockmig_group_policy(const struct sockmig_group *g)
 {
 	return (enum sockmig_policy)g->policy;
+}
+
+int sockmig_group_set_lease(struct sockmig_group *g, uint32_t ms)
+{
+	uint32_t k = SM_LEASE_EXPIRES;
+	uint64_t exp = ms ? sm_now_ns() + (uint64_t)ms * 1000000ull : 0;
+
+	if (!g)
+		return sm_fail(EINVAL, "lease: no group");
+	/* one element of an array map: no lock, the program sees the old
+	 * value or the new one */
+	if (bpf_map_update_elem(g->fd_lease, &k, &exp, BPF_ANY) < 0)
+		return sm_fail(errno, "cannot write the lease of group %s: %s", g->name,
+			       strerror(errno));
+	return 0;
+}
+
+int sockmig_group_lease(struct sockmig_group *g, struct sockmig_lease *out)
+{
+	uint32_t k = SM_LEASE_EXPIRES;
+	uint64_t exp = 0, passed = 0, now;
+
+	if (!g || !out)
+		return sm_fail(EINVAL, "lease: no group or no result");
+	if (bpf_map_lookup_elem(g->fd_lease, &k, &exp) < 0)
+		return sm_fail(errno, "cannot read the lease of group %s: %s", g->name,
+			       strerror(errno));
+	k = SM_LEASE_SYN_PASSED;
+	bpf_map_lookup_elem(g->fd_lease, &k, &passed);
+	now = sm_now_ns();
+	memset(out, 0, sizeof(*out));
+	out->set = exp != 0;
+	out->expired = exp && now > exp;
+	out->left_ms = exp && now < exp ? (exp - now + 999999) / 1000000 : 0;
+	out->syn_passed = passed;
+	return 0;
 }
 
 static uint32_t listener_compat(int fd, int family)

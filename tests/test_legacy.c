@@ -1002,6 +1002,7 @@ static void check_prog(const struct bpf_program *prog, struct obj_check *r)
 				   in[i].imm != BPF_FUNC_map_delete_elem &&
 				   in[i].imm != BPF_FUNC_skb_load_bytes &&
 				   in[i].imm != BPF_FUNC_skb_load_bytes_relative &&
+				   in[i].imm != BPF_FUNC_ktime_get_ns &&
 				   in[i].imm != BPF_FUNC_sk_select_reuseport) {
 				printf("insn %zu calls helper %d\n", i, in[i].imm);
 				r->bad_helpers++;
