@@ -677,7 +677,7 @@ static void attach_usage(FILE *f)
 		"  -P, --port P            the port whose listeners to register (every process)\n"
 		"  -b, --generation-by M   generations by exe (default), tree, process or none\n"
 		"  -g, --generation G      register every listener with generation G\n"
-		"  -k, --keep-old          the same as --generation-by none\n"
+		"  -k, --keep-old          never drain older generations (as -b none)\n"
 		"  -1, --once              register and exit: no daemon, no lease\n"
 		"  -f, --foreground        stay in the foreground and log to stdout\n"
 		"  -i, --interval MS       scan every MS ms (default 100), lease max(2 s, 10 x MS)\n"

@@ -5,7 +5,8 @@
  * Usage: static_server PORT. One SO_REUSEPORT listener on 127.0.0.1:PORT;
  * every connection gets one HTTP/1.0 reply once its request's headers are
  * in; SIGUSR1 or SIGTERM closes the listener, the connections in flight are finished,
- * and the server exits (the way haproxy -sf retires an old process).
+ * and the server exits (the way haproxy -sf retires an old process) after
+ * one line on stdout: "pid PID served N" (the replies it sent).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -13,6 +14,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -35,7 +37,7 @@ int main(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_usr1};
 	struct epoll_event ev, evs[64];
 	static char got[65536][4];
-	int lfd, ep, one = 1, open_conns = 0, idle = 0;
+	int lfd, ep, one = 1, open_conns = 0, idle = 0, served = 0;
 
 	if (argc != 2)
 		return 2;
@@ -69,8 +71,10 @@ int main(int argc, char **argv)
 			close(lfd);
 			lfd = -1;
 		}
-		if (lfd < 0 && (open_conns == 0 || idle > 100))
+		if (lfd < 0 && (open_conns == 0 || idle > 100)) {
+			dprintf(STDOUT_FILENO, "pid %d served %d\n", (int)getpid(), served);
 			return 0;
+		}
 		n = epoll_wait(ep, evs, 64, 20);
 		idle = n > 0 ? 0 : idle + 1;
 		for (int i = 0; i < n; i++) {
@@ -108,6 +112,8 @@ int main(int argc, char **argv)
 				}
 				if (write(fd, REPLY, strlen(REPLY)) < 0)
 					r = 0;
+				else
+					served++;
 			}
 			close(fd);
 			open_conns--;
