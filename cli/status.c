@@ -51,6 +51,8 @@ struct group {
 	struct sockmig_member_info *mi;
 	int nmi;
 	const char *policy; /* "native" / "legacy" program of the pinned group */
+	bool have_lease;
+	struct sockmig_lease lease; /* attach's, see sockmig_group_set_lease() */
 };
 
 /* What holds for the whole network namespace and kernel. */
@@ -311,6 +313,7 @@ static void read_pinned(struct group *gr)
 		return;
 	}
 	gr->policy = sockmig_policy_str(sockmig_group_policy(g));
+	gr->have_lease = sockmig_group_lease(g, &gr->lease) == 0;
 	n = sockmig_members(g, NULL, 0);
 	if (n > 0) {
 		gr->mi = calloc((size_t)n, sizeof(*gr->mi));
@@ -457,6 +460,15 @@ static void json_group(const struct group *gr, const struct netns_info *ns)
 	else
 		jw_str("sockmig_state", "readable");
 	jw_i64("registered_without_listener", unmatched(gr));
+	if (gr->have_lease && gr->lease.set) {
+		jw_open("lease", '{');
+		jw_bool("expired", gr->lease.expired);
+		jw_u64("left_ms", gr->lease.left_ms);
+		jw_u64("syn_passed", gr->lease.syn_passed);
+		jw_close('}');
+	} else {
+		jw_null("lease");
+	}
 	if (ns->probed) {
 		jw_open("kernel", '{');
 		jw_str("mode", sockmig_mode_str(ns->probe.mode));
@@ -622,6 +634,13 @@ static void table_group(struct table *t, const struct group *gr, const struct ne
 	else
 		snprintf(state, sizeof(state), "sockmig group %s (%s policy, %d registered)",
 			 gr->name, gr->policy ? gr->policy : "?", gr->nmi);
+	if (gr->have_lease && gr->lease.expired) {
+		size_t len = strlen(state);
+
+		snprintf(state + len, sizeof(state) - len,
+			 ", attach's lease expired: new SYNs by the kernel's hash (%llu so far)",
+			 (unsigned long long)gr->lease.syn_passed);
+	}
 	if (ns->probed)
 		snprintf(kernel, sizeof(kernel), "kernel %s, wake-up %s",
 			 sockmig_mode_str(ns->probe.mode), tri_str(ns->probe.migrate_wakeup));

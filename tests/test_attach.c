@@ -194,10 +194,21 @@ static int stopped_then_grown(int sig)
 	for (int i = 0; i < 4; i++)
 		if (!ASSERT_GT(served[i], 0, "every live listener gets connections"))
 			goto out;
-	if (sig == SIGKILL &&
-	    (!ASSERT_OK(sockmig_group_lease(g, &le), "read the lease") ||
-	     !ASSERT_EQ(le.syn_passed, ACLIENTS, "SYNs left to the kernel's hash, counted")))
-		goto out;
+	if (sig == SIGKILL) {
+		char cmd[700];
+
+		if (!ASSERT_OK(sockmig_group_lease(g, &le), "read the lease") ||
+		    !ASSERT_EQ(le.syn_passed, ACLIENTS, "SYNs left to the kernel's hash, counted"))
+			goto out;
+		snprintf(cmd, sizeof(cmd),
+			 "%s -j status --port %d | python3 -c 'import json,sys; j=json.load(sys.stdin); "
+			 "print([g[\"lease\"] for g in j]); sys.exit(0 if len(j)==1 and "
+			 "j[0][\"lease\"][\"expired\"] and j[0][\"lease\"][\"syn_passed\"]==%d "
+			 "else 1)'",
+			 e.sockmig, APORT, ACLIENTS);
+		if (!ASSERT_EQ(system(cmd), 0, "status shows the lease expired and its count"))
+			goto out;
+	}
 	ret = SM_PASS;
 out:
 	if (ret != SM_PASS)
