@@ -680,7 +680,7 @@ static void attach_usage(FILE *f)
 		"  -k, --keep-old          never drain older generations (as -b none)\n"
 		"  -1, --once              register and exit: no daemon, no lease\n"
 		"  -f, --foreground        stay in the foreground and log to stdout\n"
-		"  -i, --interval MS       scan every MS ms (default 100), lease max(2 s, 10 x MS)\n"
+		"  -i, --interval MS       scan every MS ms (100); lease max(2 s, 10 x MS)\n"
 		"  -h, --help              this help\n");
 }
 
@@ -785,7 +785,9 @@ int do_attach(int argc, char **argv)
 	}
 	if (keep_old && by_given && by != GEN_BY_NONE) {
 		cli_error("attach: --keep-old is --generation-by none, not with --generation-by %s",
-			  by == GEN_BY_EXE ? "exe" : by == GEN_BY_TREE ? "tree" : "process");
+			  by == GEN_BY_EXE    ? "exe"
+			  : by == GEN_BY_TREE ? "tree"
+					      : "process");
 		return 2;
 	}
 	if (keep_old)
@@ -912,7 +914,7 @@ int do_detach(int argc, char **argv)
 			port = (int)v;
 		} else if (opt == 'h') {
 			printf("Usage: sockmig detach --port P\n"
-			       "  -P, --port P    the port: stop its attach daemon, detach the policy\n"
+			       "  -P, --port P    stop the port's attach, detach its policy\n"
 			       "  -h, --help      this help\n");
 			return 0;
 		} else {

@@ -189,14 +189,12 @@ int do_hold(int argc, char **argv)
 			break;
 		case 'h':
 			printf("Usage: sockmig hold --port P [options]\n"
-			       "  -P, --port P          the port to hold while no server listens\n"
-			       "  -a, --addr A          the holder's address (default: the server's, "
-			       "else 0.0.0.0)\n"
-			       "  -u, --user U          open the holder as user U (the server's uid)\n"
-			       "  -i, --interval MS     scan for server listeners every MS ms "
-			       "(default 20)\n"
-			       "  -f, --foreground      stay in the foreground and log to stdout\n"
-			       "  -h, --help            this help\n");
+			       "  -P, --port P       the port to hold while no server listens\n"
+			       "  -a, --addr A       the holder's address (default: the server's)\n"
+			       "  -u, --user U       open the holder as U (the server's uid)\n"
+			       "  -i, --interval MS  look for server listeners every MS ms (20)\n"
+			       "  -f, --foreground   stay in the foreground, log to stdout\n"
+			       "  -h, --help         this help\n");
 			return 0;
 		default:
 			cli_bad_option("hold", argv);

@@ -164,12 +164,14 @@ static int stopped_then_grown(int sig)
 	if (sig == SIGTERM) {
 		char cmd[700];
 
-		if (!ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "attach stops") ||
+		if (!ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+				 "attach stops") ||
 		    !ASSERT_EQ(log_count(&e, "attach.log", "stopped: 2 members unregistered"), 1,
 			       "one line says it unregistered both"))
 			goto out;
 		snprintf(cmd, sizeof(cmd),
-			 "%s -j status --port %d | python3 -c 'import json,sys; j=json.load(sys.stdin); "
+			 "%s -j status --port %d | python3 -c 'import json,sys; "
+			 "j=json.load(sys.stdin); "
 			 "ms=[m for g in j for m in g[\"members\"]]; print(len(ms), \"listeners\", "
 			 "sum(m[\"sockmig\"] is not None for m in ms), \"registered\"); "
 			 "sys.exit(0 if len(ms)==2 and all(m[\"sockmig\"] is None for m in ms) "
@@ -201,7 +203,8 @@ static int stopped_then_grown(int sig)
 		    !ASSERT_EQ(le.syn_passed, ACLIENTS, "SYNs left to the kernel's hash, counted"))
 			goto out;
 		snprintf(cmd, sizeof(cmd),
-			 "%s -j status --port %d | python3 -c 'import json,sys; j=json.load(sys.stdin); "
+			 "%s -j status --port %d | python3 -c 'import json,sys; "
+			 "j=json.load(sys.stdin); "
 			 "print([g[\"lease\"] for g in j]); sys.exit(0 if len(j)==1 and "
 			 "j[0][\"lease\"][\"expired\"] and j[0][\"lease\"][\"syn_passed\"]==%d "
 			 "else 1)'",
@@ -286,8 +289,8 @@ static bool prefork_run(struct ienv *e, const char *by, int *served, struct lg_r
 {
 	char bin[128], portarg[16];
 	char *def[] = {"attach", "--port", portarg, "--foreground", NULL};
-	char *with[] = {"attach", "--port", portarg, "--foreground", "--generation-by", (char *)by,
-			NULL};
+	char *with[] = {"attach",	   "--port",   portarg, "--foreground",
+			"--generation-by", (char *)by, NULL};
 	pid_t w[NWORKERS] = {0}, lpid;
 	int reply, rfd;
 
@@ -337,7 +340,8 @@ SM_TEST(attach_prefork_workers_share_fairly)
 	    !ASSERT_EQ(total, r.count[LG_OK] + 2, "replies counted"))
 		goto out;
 	for (int i = 0; i < NWORKERS; i++)
-		if (!ASSERT_TRUE(served[i] * 2 * NWORKERS >= total && served[i] * NWORKERS <= 2 * total,
+		if (!ASSERT_TRUE(served[i] * 2 * NWORKERS >= total &&
+					 served[i] * NWORKERS <= 2 * total,
 				 "within 2x of the fair share"))
 			goto out;
 	ret = SM_PASS;
@@ -432,7 +436,8 @@ SM_TEST(attach_new_executable_drains_old_deployment)
 	if (!ASSERT_TRUE(g, "the group"))
 		goto out;
 	for (int i = 0; i < 4; i++)
-		if (!ASSERT_EQ(role_of(g, w[i]), i == 2 ? SOCKMIG_ROLE_ACTIVE : SOCKMIG_ROLE_DRAINING,
+		if (!ASSERT_EQ(role_of(g, w[i]),
+			       i == 2 ? SOCKMIG_ROLE_ACTIVE : SOCKMIG_ROLE_DRAINING,
 			       i == 2 ? "B's worker active" : "A's workers draining"))
 			goto out;
 	if (ASSERT_GT(probe_reply(APORT, 3000), 0, "B answers"))
@@ -476,10 +481,10 @@ static bool help_lists(const struct ienv *e, const char *cmd, const char *const 
 SM_TEST(attach_hold_detach_help_lists_options)
 {
 	static const char *const attach[] = {
-		"--pid ",     "--port ",      "--generation-by ", "--generation G", "--keep-old",
-		"--once",     "--foreground", "--interval ",	  "--help",	    NULL};
-	static const char *const hold[] = {"--port ",	    "--addr ", "--user ", "--interval ",
-					   "--foreground", "--help", NULL};
+		"--pid ", "--port ",	  "--generation-by ", "--generation G", "--keep-old",
+		"--once", "--foreground", "--interval ",      "--help",		NULL};
+	static const char *const hold[] = {"--port ",	   "--addr ", "--user ", "--interval ",
+					   "--foreground", "--help",  NULL};
 	static const char *const detach[] = {"--port ", "--help", NULL};
 	char sh[800];
 	int ret = SM_FAIL;
