@@ -47,15 +47,28 @@
 static void run_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: sockmig run --port P [--addr A] [--user U] [--workers N] [--stop-start]\n"
-		"                   [--grace SECS] [--ready-timeout SECS] [--max-old N]\n"
-		"                   [--no-holder] [--stop-signal SIG] [--socket-activation]\n"
-		"                   [--handoff] [--ready-after MS] -- COMMAND [ARGS...]\n");
+		"Usage: sockmig run --port P [OPTIONS] -- COMMAND [ARGS...]\n"
+		"Supervise a server that listens on port P: restarts, crashes and reloads\n"
+		"(SIGHUP, or sockmig reload --port P) without a dropped connection.\n"
+		"  --port P              the port the server listens on (required)\n"
+		"  --addr A              the server's address; the holder covers the first start\n"
+		"  --user U              the server's user, when it is not run's (for the holder)\n"
+		"  --workers N           N identical processes of COMMAND (default 1)\n"
+		"  --stop-start          stop the old generation before the new one starts\n"
+		"  --grace SECS          SIGKILL an old generation after SECS (default 10)\n"
+		"  --ready-timeout SECS  a new generation not ready by then is killed (default 10)\n"
+		"  --max-old N           old generations stopping at once (default 1)\n"
+		"  --stop-signal SIG     TERM (default), QUIT, INT, USR1, USR2 or WINCH\n"
+		"  --no-holder           no holder listener (crashes then refuse connections)\n"
+		"  --socket-activation   run owns the listener, given as fd 3 (LISTEN_FDS)\n"
+		"  --handoff             the same, and the shim hands it to the server's bind()\n"
+		"  --ready-after MS      without READY=1, ready after MS (default 500; fd 3 modes)\n"
+		"  -h, --help            this help\n");
 }
 
 /* libsockmig-preload.so: $SOCKMIG_PRELOAD, else beside this binary, else
  * in ../lib from it. false when none exists. */
-static bool find_preload(char *out, size_t size)
+bool run_find_preload(char *out, size_t size)
 {
 	const char *env = getenv("SOCKMIG_PRELOAD");
 	char exe[400], *slash;
@@ -250,7 +263,7 @@ int do_run(int argc, char **argv)
 			r.handoff = true;
 		}
 	}
-	if (r.handoff && !find_preload(r.preload, sizeof(r.preload))) {
+	if (r.handoff && !run_find_preload(r.preload, sizeof(r.preload))) {
 		if (getenv("SOCKMIG_PRELOAD") && *getenv("SOCKMIG_PRELOAD"))
 			cli_error("run: --handoff: SOCKMIG_PRELOAD=%s: %s", r.preload,
 				  strerror(errno));
@@ -308,6 +321,7 @@ int do_run(int argc, char **argv)
 	r.sc.gen = -1;
 	r.sc.quiet = true;
 	run_gens_adopt(&r);
+	sockmig_netstat_read(&r.ns_mark); /* the reports count from here */
 	r.first_start = now_ms();
 	run_start_generation(&r);
 	pfd[0].fd = sfd;
@@ -338,6 +352,15 @@ int do_run(int argc, char **argv)
 		}
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 			run_reaped(&r, pid, status);
+		if (r.refused && !r.stopping) {
+			/* said in one line: stop as after --ready-timeout */
+			r.stopping = true;
+			r.gave_up = true;
+			for (int i = 0; i < MAX_GENS; i++)
+				if (r.g[i].state != G_FREE && r.g[i].state != G_STOPPING &&
+				    !r.g[i].adopted)
+					run_stop_generation(&r, &r.g[i]);
+		}
 		if (r.gave_up && !r.stopping) {
 			if (r.last_status >= 0)
 				cli_error("run: %s was not ready within %llu s (%u attempts; the "
@@ -359,7 +382,8 @@ int do_run(int argc, char **argv)
 		if (r.gens_dirty)
 			run_gens_save(&r);
 	}
-	if (r.use_holder)
+	run_report_flush(&r, true);
+	if (r.use_holder && r.h.lh)
 		holder_close(&r.h, false);
 	if (run_busy_adopted(&r)) {
 		/* a killed run's server still listens: its registration stays */
@@ -369,7 +393,9 @@ int do_run(int argc, char **argv)
 	}
 	run_gens_save(&r);
 	if (!r.gave_up)
-		printf("stopped: %u reloads, %u failed\n", r.reloads, r.failed_reloads);
+		printf(r.failed_reloads ? "stopped: %u reloads, %u rolled back\n"
+					: "stopped: %u reloads, none rolled back\n",
+		       r.reloads, r.failed_reloads);
 	ret = r.gave_up ? 1 : 0;
 out_notify:
 	if (r.notify_name[0])
@@ -399,7 +425,11 @@ int do_reload(int argc, char **argv)
 				return 2;
 			break;
 		case 'h':
-			printf("Usage: sockmig reload --port P\n");
+			printf("Usage: sockmig reload --port P\n"
+			       "Start the next generation of the sockmig run that supervises port P\n"
+			       "(its SIGHUP).\n"
+			       "  --port P    the port of that sockmig run (required)\n"
+			       "  -h, --help  this help\n");
 			return 0;
 		default:
 			cli_bad_option("reload", argv);

@@ -5,6 +5,7 @@
 #define SOCKMIG_CLI_RUN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "attach.h"
@@ -15,6 +16,7 @@
 #define MAX_GENS    16
 #define MAX_WORKERS 64
 #define TICK_MS	    20
+#define GEN_LISTENERS 16
 
 enum gstate { G_FREE, G_STARTING, G_READY, G_STOPPING };
 
@@ -27,8 +29,22 @@ struct generation {
 	unsigned long long started, ready, stopping, kill_at;
 	bool notified; /* READY=1 came */
 	bool adopted;  /* a previous run's processes, not our children */
-	struct sockmig_counters moved;
-	struct sockmig_netstat ns0;
+	/* its listeners, noted while its processes were alive: the policy's
+	 * counters of each are read for its report */
+	int nck;
+	struct {
+		uint64_t cookie;
+		char group[SOCKMIG_NAME_MAX];
+	} ck[GEN_LISTENERS];
+};
+
+/* What the generations stopped since the last report moved, by the
+ * policy's counters of their listeners. */
+struct run_pending {
+	int n;		/* generations */
+	unsigned id;	/* the last of them */
+	unsigned long long took_ms;
+	uint64_t out[SOCKMIG_KIND_MAX], cancelled, deferred;
 };
 
 struct runner {
@@ -46,7 +62,9 @@ struct runner {
 	unsigned next_id, reloads, failed_reloads;
 	int notify_fd;
 	char notify_name[160];
-	unsigned long long backoff_ms, restart_at;
+	/* a dead worker restarts at restart_at, after backoff_ms, which goes
+	 * back to 100 ms once the server served 10 s since its last restart */
+	unsigned long long backoff_ms, restart_at, last_restart;
 	/* no generation of ours serves: start one at start_at; until one has
 	 * been ready (ever_ready), give up ready_ms after the first start */
 	unsigned long long start_at, first_start;
@@ -56,6 +74,16 @@ struct runner {
 	struct pidfile pf;
 	char gens_path[160]; /* our generations' "PID STARTTIME", for the next run */
 	bool gens_dirty;
+	/* reports: the kernel's counters and the holder's hand-overs at the
+	 * last one (or run's start), what stopped since */
+	struct sockmig_netstat ns_mark;
+	uint64_t holder_mark;
+	struct run_pending pend;
+	/* the server's listeners that sockmig cannot cover: looked at until */
+	unsigned long long check_at;
+	bool refused;	    /* one that cannot be covered nor handed off: stop */
+	bool holder_late;   /* --addr: the holder waits for the server's listener */
+	bool addr_warned;   /* said that the server is not on --addr */
 };
 
 void run_sd_notify(const char *msg);
@@ -72,8 +100,26 @@ void run_tick(struct runner *r);
 bool run_busy(const struct runner *r);
 bool run_busy_adopted(const struct runner *r);
 
+bool run_own_ready(const struct runner *r);
+int run_count_state(const struct runner *r, enum gstate st);
+
+/* run.c */
+bool run_find_preload(char *out, size_t size);
+
 /* run_report.c */
-void run_gen_counters(struct runner *r, struct generation *g);
-void run_report_stopped(const struct runner *r, struct generation *g);
+/* Note the listeners of each generation (after a scan registered some). */
+void run_note_listeners(struct runner *r);
+/* Generation @g drained and stopped (no process left): its counters. */
+void run_gen_finished(struct runner *r, struct generation *g);
+/* Print the report once the reload is complete (@now: whatever remains). */
+void run_report_flush(struct runner *r, bool now);
+/*
+ * A starting generation @st that does not listen in a way sockmig can
+ * cover (no SO_REUSEPORT, another uid, another address): hand its listener
+ * over (--handoff) when possible, else refuse (r->refused), with one line.
+ */
+void run_check_listeners(struct runner *r, struct generation *st);
+/* The server's registered listener @k is not where the holder is (--addr). */
+void run_check_addr(struct runner *r, const struct known *k);
 
 #endif

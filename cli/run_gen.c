@@ -17,6 +17,10 @@
 #include "cli.h"
 #include "run.h"
 
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS	 5000
+#define BACKOFF_RESET_MS 10000
+
 /* ---- sd_notify, to systemd and from the children ------------------------- */
 
 void run_sd_notify(const char *msg)
@@ -140,7 +144,7 @@ struct generation *run_gen_state(struct runner *r, enum gstate st)
 	return best;
 }
 
-static int count_state(const struct runner *r, enum gstate st)
+int run_count_state(const struct runner *r, enum gstate st)
 {
 	int n = 0;
 
@@ -237,6 +241,7 @@ struct generation *run_start_generation(struct runner *r)
 		g->start[w] = proc_start_time(g->pid[w]);
 	}
 	r->start_at = 0;
+	r->last_restart = g->started;
 	r->attempts++;
 	run_gens_save(r); /* now: run may be killed at any moment */
 	return g;
@@ -253,7 +258,7 @@ static int gen_live(const struct generation *g)
 }
 
 /* A generation of ours is ready (not one adopted from a previous run). */
-static bool own_ready(const struct runner *r)
+bool run_own_ready(const struct runner *r)
 {
 	for (int i = 0; i < MAX_GENS; i++)
 		if (r->g[i].state == G_READY && !r->g[i].adopted)
@@ -300,7 +305,7 @@ static void schedule_start(struct runner *r, unsigned long long now)
 	r->start_at = now + r->backoff_ms;
 	if (!r->ever_ready && r->start_at > r->first_start + r->ready_ms)
 		r->start_at = r->first_start + r->ready_ms;
-	r->backoff_ms = r->backoff_ms * 2 > 5000 ? 5000 : r->backoff_ms * 2;
+	r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
 
 static void signal_gen(struct generation *g, int sig)
@@ -348,7 +353,6 @@ void run_stop_generation(struct runner *r, struct generation *g)
 	g->state = G_STOPPING;
 	g->stopping = now_ms();
 	g->kill_at = g->stopping + r->grace_ms;
-	sockmig_netstat_read(&g->ns0);
 	if (r->listen_fd < 0 && (r->h.lh || run_gen_state(r, G_READY)))
 		drain_generation(r, g);
 	signal_gen(g, r->stop_sig);
@@ -361,7 +365,7 @@ static void gen_finish(struct runner *r, struct generation *g)
 		return;
 	if (g->state == G_STOPPING) {
 		if (g->ready)
-			run_report_stopped(r, g);
+			run_gen_finished(r, g);
 		g->state = G_FREE;
 	} else if (g->adopted) {
 		g->state = G_FREE; /* the previous run's server went by itself */
@@ -375,24 +379,39 @@ static void start_failed(struct runner *r, struct generation *g, int status)
 	struct generation *cur = run_gen_state(r, G_READY);
 
 	r->last_status = status;
-	if (!own_ready(r)) {
+	if (!run_own_ready(r)) {
 		/* nothing of ours serves: try again (the holder covers) */
+		unsigned long long in;
+
 		schedule_start(r, now);
-		if (!r->ever_ready && r->start_at == r->first_start + r->ready_ms)
+		in = r->start_at > now ? r->start_at - now : 0;
+		if (status >= 0 && !r->ever_ready && r->h.lh && !r->h.follow && !r->holder_late) {
+			/* a server without SO_REUSEPORT cannot bind next to the
+			 * holder (EADDRINUSE): the next start goes without it */
+			holder_close(&r->h, false);
+			r->holder_late = true;
 			fprintf(stderr,
-				"sockmig run: generation %u %s before it was ready; "
-				"--ready-timeout in %llu ms\n",
-				g->id, status >= 0 ? "exited" : "was not ready", r->start_at - now);
-		else if (status >= 0)
+				"sockmig run: the server exited (status %d) before it listened, "
+				"while the holder held port %d (--addr); starting it again "
+				"without the holder in %llu ms, in case it does not set "
+				"SO_REUSEPORT\n",
+				status, r->port, in);
+		} else if (status >= 0) {
 			fprintf(stderr,
-				"sockmig run: generation %u exited (status %d) before it was "
-				"ready; starting again in %llu ms\n",
-				g->id, status, r->start_at - now);
-		else
+				"sockmig run: the server exited (status %d) before it listened on "
+				"port %d; %s %llu ms\n",
+				status, r->port,
+				!r->ever_ready && r->start_at == r->first_start + r->ready_ms
+					? "--ready-timeout in"
+					: "starting it again in",
+				in);
+		} else {
 			fprintf(stderr,
-				"sockmig run: generation %u not ready after %llu ms; starting "
-				"again in %llu ms\n",
-				g->id, r->ready_ms, r->start_at - now);
+				"sockmig run: server did not start listening on port %d within "
+				"%llu ms (generation %u)%s\n",
+				r->port, now - g->started, g->id,
+				r->ever_ready ? "; starting it again" : "");
+		}
 		fflush(stderr);
 	} else if (status >= 0) {
 		printf("reload %u failed: generation %u exited (status %d) before it was ready; "
@@ -441,7 +460,7 @@ void run_reaped(struct runner *r, pid_t pid, int status)
 					r->backoff_ms);
 				g->pid[w] = -1; /* to restart */
 				r->restart_at = now_ms() + r->backoff_ms;
-				r->backoff_ms = r->backoff_ms * 2 > 5000 ? 5000 : r->backoff_ms * 2;
+				r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 			}
 		}
 		gen_finish(r, g);
@@ -455,12 +474,20 @@ void run_tick(struct runner *r)
 	unsigned long long now = now_ms();
 	int before = r->sc.nk;
 
-	if (r->listen_fd < 0 && scanner_scan(&r->sc) > 0 && r->use_holder) {
-		for (int j = before; j < r->sc.nk; j++)
+	if (r->listen_fd < 0 && scanner_scan(&r->sc) > 0) {
+		run_note_listeners(r);
+		for (int j = before; j < r->sc.nk && r->use_holder; j++)
 			if (!r->sc.k[j].holder) {
+				run_check_addr(r, &r->sc.k[j]);
 				holder_server_joined(&r->h, &r->sc.k[j]);
 				break;
 			}
+	}
+	/* a server listener sockmig cannot cover: hand it off, or refuse */
+	if (st && r->listen_fd < 0 && !gen_listens(r, st)) {
+		run_check_listeners(r, st);
+		if (r->refused)
+			return;
 	}
 	/* the previous run's processes are not our children: look */
 	for (int i = 0; i < MAX_GENS; i++)
@@ -475,6 +502,7 @@ void run_tick(struct runner *r)
 				cur->pid[w] = start_worker(r);
 				cur->start[w] = proc_start_time(cur->pid[w]);
 			}
+		r->last_restart = now;
 		run_gens_save(r);
 	}
 	if (!st && r->start_at && now >= r->start_at && !r->stopping) {
@@ -484,8 +512,10 @@ void run_tick(struct runner *r)
 		}
 		st = run_start_generation(r);
 	}
-	if (cur && now - cur->ready > 10000)
-		r->backoff_ms = 100;
+	/* up for 10 s since the last (re)start of a worker: no crash loop */
+	if (cur && !r->restart_at && now - cur->ready >= BACKOFF_RESET_MS &&
+	    now - r->last_restart >= BACKOFF_RESET_MS)
+		r->backoff_ms = BACKOFF_FIRST_MS;
 	/* with socket activation nothing new listens: READY=1, or alive a while */
 	if (st && (st->notified || (r->listen_fd < 0 ? gen_listens(r, st)
 						     : now - st->started >= r->ready_after_ms))) {
@@ -494,10 +524,8 @@ void run_tick(struct runner *r)
 		r->ever_ready = true;
 		printf("generation %u ready in %llu ms\n", st->id, now - st->started);
 		fflush(stdout);
-		if (cur) {
-			run_gen_counters(r, cur);
+		if (cur)
 			run_stop_generation(r, cur);
-		}
 		run_sd_notify("READY=1");
 	} else if (st && now - st->started > r->ready_ms) {
 		start_failed(r, st, -1);
@@ -506,8 +534,6 @@ void run_tick(struct runner *r)
 	}
 	for (int i = 0; i < MAX_GENS; i++)
 		if (r->g[i].state == G_STOPPING) {
-			if (r->g[i].ready)
-				run_gen_counters(r, &r->g[i]);
 			if (now >= r->g[i].kill_at)
 				signal_gen(&r->g[i], SIGKILL);
 			gen_finish(r, &r->g[i]);
@@ -517,13 +543,14 @@ void run_tick(struct runner *r)
 		cur = run_gen_state(r, G_READY);
 		if (r->stop_start && cur) {
 			run_stop_generation(r, cur);
-		} else if (count_state(r, G_STOPPING) < r->max_old) {
+		} else if (run_count_state(r, G_STOPPING) < r->max_old) {
 			r->reload_pending = false;
 			r->reloads++;
 			run_sd_notify("RELOADING=1");
 			run_start_generation(r);
 		}
 	}
+	run_report_flush(r, false);
 }
 
 /* A generation is left (@r->gave_up: one of ours; adopted ones stay). */
