@@ -56,13 +56,15 @@ static void run_usage(FILE *f)
 		"  --workers N           N identical processes of COMMAND (default 1)\n"
 		"  --stop-start          stop the old generation before the new one starts\n"
 		"  --grace SECS          SIGKILL an old generation after SECS (default 10)\n"
-		"  --ready-timeout SECS  a new generation not ready by then is killed (default 10)\n"
+		"  --ready-timeout SECS  a new generation not ready by then is killed (default "
+		"10)\n"
 		"  --max-old N           old generations stopping at once (default 1)\n"
 		"  --stop-signal SIG     TERM (default), QUIT, INT, USR1, USR2 or WINCH\n"
 		"  --no-holder           no holder listener (crashes then refuse connections)\n"
 		"  --socket-activation   run owns the listener, given as fd 3 (LISTEN_FDS)\n"
 		"  --handoff             the same, and the shim hands it to the server's bind()\n"
-		"  --ready-after MS      without READY=1, ready after MS (default 500; fd 3 modes)\n"
+		"  --ready-after MS      without READY=1, ready after MS (default 500; fd 3 "
+		"modes)\n"
 		"  -h, --help            this help\n");
 }
 
@@ -426,7 +428,8 @@ int do_reload(int argc, char **argv)
 			break;
 		case 'h':
 			printf("Usage: sockmig reload --port P\n"
-			       "Start the next generation of the sockmig run that supervises port P\n"
+			       "Start the next generation of the sockmig run that supervises port "
+			       "P\n"
 			       "(its SIGHUP).\n"
 			       "  --port P    the port of that sockmig run (required)\n"
 			       "  -h, --help  this help\n");

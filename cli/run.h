@@ -13,9 +13,9 @@
 #include "pidfile.h"
 #include "sockmig.h"
 
-#define MAX_GENS    16
-#define MAX_WORKERS 64
-#define TICK_MS	    20
+#define MAX_GENS      16
+#define MAX_WORKERS   64
+#define TICK_MS	      20
 #define GEN_LISTENERS 16
 
 enum gstate { G_FREE, G_STARTING, G_READY, G_STOPPING };
@@ -41,8 +41,8 @@ struct generation {
 /* What the generations stopped since the last report moved, by the
  * policy's counters of their listeners. */
 struct run_pending {
-	int n;		/* generations */
-	unsigned id;	/* the last of them */
+	int n;	     /* generations */
+	unsigned id; /* the last of them */
 	unsigned long long took_ms;
 	uint64_t out[SOCKMIG_KIND_MAX], cancelled, deferred;
 };
@@ -81,9 +81,9 @@ struct runner {
 	struct run_pending pend;
 	/* the server's listeners that sockmig cannot cover: looked at until */
 	unsigned long long check_at;
-	bool refused;	    /* one that cannot be covered nor handed off: stop */
-	bool holder_late;   /* --addr: the holder waits for the server's listener */
-	bool addr_warned;   /* said that the server is not on --addr */
+	bool refused;	  /* one that cannot be covered nor handed off: stop */
+	bool holder_late; /* --addr: the holder waits for the server's listener */
+	bool addr_warned; /* said that the server is not on --addr */
 };
 
 void run_sd_notify(const char *msg);

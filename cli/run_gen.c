@@ -460,7 +460,9 @@ void run_reaped(struct runner *r, pid_t pid, int status)
 					r->backoff_ms);
 				g->pid[w] = -1; /* to restart */
 				r->restart_at = now_ms() + r->backoff_ms;
-				r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+				r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS
+							? BACKOFF_MAX_MS
+							: r->backoff_ms * 2;
 			}
 		}
 		gen_finish(r, g);

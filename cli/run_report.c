@@ -20,7 +20,6 @@
 #include "diag.h"
 #include "run.h"
 
-
 #define CHECK_EVERY_MS 200
 
 void run_note_listeners(struct runner *r)
@@ -89,7 +88,8 @@ void run_report_flush(struct runner *r, bool now)
 		ns = r->ns_mark;
 	sockmig_netstat_delta(&r->ns_mark, &ns, &d);
 	if (d.migrate_failure || d.embryonic_rsts)
-		snprintf(lost, sizeof(lost), "kernel: %llu TCPMigrateReqFailure, %llu EmbryonicRsts",
+		snprintf(lost, sizeof(lost),
+			 "kernel: %llu TCPMigrateReqFailure, %llu EmbryonicRsts",
 			 (unsigned long long)d.migrate_failure,
 			 (unsigned long long)d.embryonic_rsts);
 	printf("%s report: generation %u%s drained and stopped in %llu ms: migrated %llu "
