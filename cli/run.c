@@ -40,643 +40,37 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "attach.h"
 #include "cli.h"
-#include "hold.h"
-#include "pidfile.h"
+#include "run.h"
 #include "sockmig.h"
-
-#define MAX_GENS    16
-#define MAX_WORKERS 64
-#define TICK_MS	    20
-
-enum gstate { G_FREE, G_STARTING, G_READY, G_STOPPING };
-
-struct generation {
-	enum gstate state;
-	unsigned id;
-	int nw;
-	pid_t pid[MAX_WORKERS];		       /* 0: gone; -1: dead, to restart */
-	unsigned long long start[MAX_WORKERS]; /* each one's start time: its identity */
-	unsigned long long started, ready, stopping, kill_at;
-	bool notified; /* READY=1 came */
-	bool adopted;  /* a previous run's processes, not our children */
-	struct sockmig_counters moved;
-	struct sockmig_netstat ns0;
-};
-
-struct runner {
-	char **cmd;
-	int workers, port, max_old, stop_sig;
-	unsigned long long grace_ms, ready_ms;
-	bool stop_start, use_holder, reload_pending, stopping;
-	int listen_fd; /* --socket-activation: ours, passed to every generation */
-	bool handoff;  /* and the shim in every generation puts it in place at bind() */
-	char preload[512];
-	unsigned long long ready_after_ms;
-	struct holder h;
-	struct scanner sc;
-	struct generation g[MAX_GENS];
-	unsigned next_id, reloads, failed_reloads;
-	int notify_fd;
-	char notify_name[160];
-	unsigned long long backoff_ms, restart_at;
-	/* no generation of ours serves: start one at start_at; until one has
-	 * been ready (ever_ready), give up ready_ms after the first start */
-	unsigned long long start_at, first_start;
-	bool ever_ready, gave_up;
-	unsigned attempts;
-	int last_status; /* of the last start that failed; -1: not ready in time */
-	struct pidfile pf;
-	char gens_path[160]; /* our generations' "PID STARTTIME", for the next run */
-	bool gens_dirty;
-};
-
-/* ---- sd_notify, to systemd and from the children ------------------------- */
-
-static void sd_notify_msg(const char *msg)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	socklen_t len;
-	int fd;
-
-	if (!path || !*path || strlen(path) >= sizeof(sun.sun_path))
-		return;
-	memcpy(sun.sun_path, path, strlen(path));
-	if (sun.sun_path[0] == '@')
-		sun.sun_path[0] = '\0';
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0) {
-		/* systemd is gone: nothing to tell */
-	}
-	close(fd);
-}
-
-/*
- * The datagram socket the children get as NOTIFY_SOCKET: a file in run's
- * private directory (0700), which no other user can reach, squat or flood
- * (an abstract name could be bound first by anyone in the namespace).
- */
-static int notify_open(struct runner *r)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	int fd, one = 1, err;
-
-	err = rundir_file(r->notify_name, sizeof(r->notify_name), "run-%d.notify", r->port);
-	if (err) {
-		errno = -err;
-		return -1;
-	}
-	if (strlen(r->notify_name) >= sizeof(sun.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(sun.sun_path, r->notify_name, strlen(r->notify_name));
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
-	unlink(r->notify_name); /* a killed run's: the pid file's lock is ours */
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static pid_t parent_of(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	int ppid = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
-		sscanf(p + 2, "%*c %d", &ppid);
-	fclose(f);
-	return ppid;
-}
-
-/* The generation @pid belongs to: one of its workers or their descendants. */
-static struct generation *gen_of_pid(struct runner *r, pid_t pid)
-{
-	for (int depth = 0; pid > 1 && depth < 6; depth++) {
-		for (int i = 0; i < MAX_GENS; i++)
-			for (int w = 0; r->g[i].state != G_FREE && w < r->g[i].nw; w++)
-				if (r->g[i].pid[w] == pid)
-					return &r->g[i];
-		pid = parent_of(pid);
-	}
-	return NULL;
-}
-
-static void notify_read(struct runner *r)
-{
-	char buf[512], ctl[CMSG_SPACE(sizeof(struct ucred))];
-	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf) - 1};
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = ctl,
-			    .msg_controllen = sizeof(ctl)};
-	struct cmsghdr *c;
-	struct generation *g;
-	ssize_t n;
-
-	while ((n = recvmsg(r->notify_fd, &mh, 0)) >= 0) {
-		struct ucred cred = {0};
-
-		buf[n] = '\0';
-		for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS)
-				memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-		g = cred.pid ? gen_of_pid(r, cred.pid) : NULL;
-		if (g && strstr(buf, "READY=1"))
-			g->notified = true;
-		mh.msg_controllen = sizeof(ctl);
-	}
-}
-
-/* ---- generations ------------------------------------------------------------ */
-
-static struct generation *gen_state(struct runner *r, enum gstate st)
-{
-	struct generation *best = NULL;
-
-	for (int i = 0; i < MAX_GENS; i++)
-		if (r->g[i].state == st && (!best || r->g[i].id > best->id))
-			best = &r->g[i];
-	return best;
-}
-
-static int count_state(const struct runner *r, enum gstate st)
-{
-	int n = 0;
-
-	for (int i = 0; i < MAX_GENS; i++)
-		n += r->g[i].state == st;
-	return n;
-}
-
-static pid_t start_worker(struct runner *r)
-{
-	pid_t pid;
-
-	r->gens_dirty = true;
-	pid = fork();
-
-	if (pid == 0) {
-		sigset_t all;
-
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		setenv("NOTIFY_SOCKET", r->notify_name, 1);
-		if (r->listen_fd >= 0) {
-			/* systemd's socket activation protocol: the listener is fd 3 */
-			char pid[16];
-
-			if (r->listen_fd == 3 ? fcntl(3, F_SETFD, 0) < 0
-					      : dup2(r->listen_fd, 3) < 0)
-				_exit(127);
-			snprintf(pid, sizeof(pid), "%d", (int)getpid());
-			setenv("LISTEN_FDS", "1", 1);
-			setenv("LISTEN_PID", pid, 1);
-			setenv("LISTEN_FDNAMES", "sockmig", 1);
-		}
-		if (r->handoff) {
-			const char *old = getenv("LD_PRELOAD");
-			char pre[1100];
-
-			snprintf(pre, sizeof(pre), "%s%s%s", r->preload, old && *old ? ":" : "",
-				 old ? old : "");
-			setenv("LD_PRELOAD", pre, 1);
-			setenv("SOCKMIG_HANDOFF", "1", 1);
-		}
-		execvp(r->cmd[0], r->cmd);
-		fprintf(stderr, "sockmig run: cannot run %s: %s\n", r->cmd[0], strerror(errno));
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Our generations' processes, for a run that starts after this one was
- * killed; removed when none is left. */
-static void gens_save(struct runner *r)
-{
-	char tmp[176];
-	int n = 0;
-	FILE *f;
-
-	r->gens_dirty = false;
-	if (!r->gens_path[0])
-		return;
-	snprintf(tmp, sizeof(tmp), "%s.new", r->gens_path);
-	f = fopen(tmp, "we");
-	if (!f)
-		return;
-	for (int i = 0; i < MAX_GENS; i++)
-		for (int w = 0; r->g[i].state != G_FREE && w < r->g[i].nw; w++)
-			if (r->g[i].pid[w] > 0 && r->g[i].start[w]) {
-				fprintf(f, "%d %llu\n", (int)r->g[i].pid[w], r->g[i].start[w]);
-				n++;
-			}
-	if (fclose(f) != 0 || !n || rename(tmp, r->gens_path) < 0) {
-		unlink(tmp);
-		if (!n)
-			unlink(r->gens_path);
-	}
-}
-
-static struct generation *start_generation(struct runner *r)
-{
-	struct generation *g = NULL;
-
-	for (int i = 0; i < MAX_GENS && !g; i++)
-		if (r->g[i].state == G_FREE)
-			g = &r->g[i];
-	if (!g)
-		return NULL;
-	memset(g, 0, sizeof(*g));
-	g->state = G_STARTING;
-	g->id = ++r->next_id;
-	g->started = now_ms();
-	g->nw = r->workers;
-	for (int w = 0; w < r->workers; w++) {
-		g->pid[w] = start_worker(r);
-		g->start[w] = proc_start_time(g->pid[w]);
-	}
-	r->start_at = 0;
-	r->attempts++;
-	gens_save(r); /* now: run may be killed at any moment */
-	return g;
-}
-
-/* Its processes still alive (a dead worker waiting for its restart is not). */
-static int gen_live(const struct generation *g)
-{
-	int live = 0;
-
-	for (int w = 0; w < g->nw; w++)
-		live += g->pid[w] > 0;
-	return live;
-}
-
-/* A generation of ours is ready (not one adopted from a previous run). */
-static bool own_ready(const struct runner *r)
-{
-	for (int i = 0; i < MAX_GENS; i++)
-		if (r->g[i].state == G_READY && !r->g[i].adopted)
-			return true;
-	return false;
-}
-
-/*
- * The processes a killed run left serving, still the same processes (pid
- * and start time): generation 0, ready, not our children. They are stopped
- * like any older generation once generation 1 is ready.
- */
-static void gens_adopt(struct runner *r)
-{
-	struct generation *g = &r->g[0];
-	unsigned long long start;
-	FILE *f = fopen(r->gens_path, "re");
-	int pid;
-
-	if (!f)
-		return;
-	memset(g, 0, sizeof(*g));
-	while (g->nw < MAX_WORKERS && fscanf(f, "%d %llu", &pid, &start) == 2)
-		if (pid > 0 && pid != getpid() && proc_start_time(pid) == start) {
-			g->pid[g->nw] = pid;
-			g->start[g->nw++] = start;
-		}
-	fclose(f);
-	if (!g->nw)
-		return;
-	g->state = G_READY;
-	g->adopted = true;
-	g->started = g->ready = now_ms();
-	printf("adopted %d process%s of a killed sockmig run (pid %d%s): stopped once generation "
-	       "1 is ready\n",
-	       g->nw, g->nw > 1 ? "es" : "", (int)g->pid[0], g->nw > 1 ? ", ..." : "");
-	fflush(stdout);
-}
-
-/* Nothing of ours serves: start again after the backoff. Before the first
- * generation was ever ready, not past the ready timeout. */
-static void schedule_start(struct runner *r, unsigned long long now)
-{
-	r->start_at = now + r->backoff_ms;
-	if (!r->ever_ready && r->start_at > r->first_start + r->ready_ms)
-		r->start_at = r->first_start + r->ready_ms;
-	r->backoff_ms = r->backoff_ms * 2 > 5000 ? 5000 : r->backoff_ms * 2;
-}
-
-static void signal_gen(struct generation *g, int sig)
-{
-	for (int w = 0; w < g->nw; w++)
-		if (g->pid[w] > 0)
-			kill(g->pid[w], sig);
-}
-
-/* Does a listener of @g's processes (or their children) serve the port? */
-static bool gen_listens(struct runner *r, struct generation *g)
-{
-	for (int j = 0; j < r->sc.nk; j++)
-		if (!r->sc.k[j].holder && !r->sc.k[j].gone_ms &&
-		    gen_of_pid(r, r->sc.k[j].owner) == g)
-			return true;
-	return false;
-}
-
-/* Sum what @g's listeners migrated, from the group, while they are known. */
-static void gen_counters(struct runner *r, struct generation *g)
-{
-	memset(&g->moved, 0, sizeof(g->moved));
-	for (int j = 0; j < r->sc.nk; j++) {
-		struct sockmig_counters c;
-		struct sockmig_group *grp;
-
-		if (r->sc.k[j].holder || gen_of_pid(r, r->sc.k[j].owner) != g)
-			continue;
-		grp = sockmig_group_open_name(r->sc.k[j].group, NULL);
-		if (grp && sockmig_counters_read(grp, r->sc.k[j].cookie, &c) == 0) {
-			for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
-				g->moved.migrated_out[k] += c.migrated_out[k];
-			g->moved.cancel_mismatch += c.cancel_mismatch;
-			g->moved.deferred += c.deferred;
-		}
-		sockmig_group_close(grp);
-	}
-}
-
-/* No new SYN to @g's listeners: the holder (or the next generation) takes
- * them, so the server's close moves only its queue (a listener closing
- * while SYNs still reach it can lose one in the kernel's close path). */
-static void drain_generation(struct runner *r, struct generation *g)
-{
-	SOCKMIG_OPTS(sockmig_member_opts, mo, .role = SOCKMIG_ROLE_DRAINING);
-
-	for (int j = 0; j < r->sc.nk; j++) {
-		struct sockmig_group *grp;
-
-		if (r->sc.k[j].holder || r->sc.k[j].drained || r->sc.k[j].gone_ms ||
-		    gen_of_pid(r, r->sc.k[j].owner) != g)
-			continue;
-		grp = sockmig_group_open_name(r->sc.k[j].group, NULL);
-		if (grp && sockmig_member_set(grp, r->sc.k[j].cookie, &mo) == 0)
-			r->sc.k[j].drained = true;
-		sockmig_group_close(grp);
-	}
-}
-
-static void stop_generation(struct runner *r, struct generation *g)
-{
-	for (int w = 0; w < g->nw; w++)
-		if (g->pid[w] < 0)
-			g->pid[w] = 0; /* dead, waiting for its restart: nothing to stop */
-	g->state = G_STOPPING;
-	g->stopping = now_ms();
-	g->kill_at = g->stopping + r->grace_ms;
-	sockmig_netstat_read(&g->ns0);
-	if (r->listen_fd < 0 && (r->h.lh || gen_state(r, G_READY)))
-		drain_generation(r, g);
-	signal_gen(g, r->stop_sig);
-}
-
-static void report_stopped(const struct runner *r, struct generation *g)
-{
-	struct sockmig_netstat ns, d;
-	uint64_t moved = 0;
-
-	if (r->listen_fd >= 0) {
-		printf("reload report: generation %u stopped in %llu ms; the listener is "
-		       "sockmig run's: nothing to migrate\n",
-		       g->id, now_ms() - g->stopping);
-		fflush(stdout);
-		return;
-	}
-	sockmig_netstat_read(&ns);
-	sockmig_netstat_delta(&g->ns0, &ns, &d);
-	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
-		moved += g->moved.migrated_out[k];
-	printf("reload report: generation %u drained and stopped in %llu ms: migrated %llu, "
-	       "cancelled %llu, deferred %llu;"
-	       " kernel: %llu failed migrations, %llu embryonic resets\n",
-	       g->id, now_ms() - g->stopping, (unsigned long long)moved,
-	       (unsigned long long)g->moved.cancel_mismatch, (unsigned long long)g->moved.deferred,
-	       (unsigned long long)d.migrate_failure, (unsigned long long)d.embryonic_rsts);
-	fflush(stdout);
-}
-
-/* A stopping generation with no process left is gone. */
-static void gen_finish(struct runner *r, struct generation *g)
-{
-	if (g->state == G_FREE || gen_live(g))
-		return;
-	if (g->state == G_STOPPING) {
-		if (g->ready)
-			report_stopped(r, g);
-		g->state = G_FREE;
-	} else if (g->adopted) {
-		g->state = G_FREE; /* the previous run's server went by itself */
-	}
-}
-
-/* A start failed (@status: its exit status, -1: not ready in time). */
-static void start_failed(struct runner *r, struct generation *g, int status)
-{
-	unsigned long long now = now_ms();
-	struct generation *cur = gen_state(r, G_READY);
-
-	r->last_status = status;
-	if (!own_ready(r)) {
-		/* nothing of ours serves: try again (the holder covers) */
-		schedule_start(r, now);
-		if (!r->ever_ready && r->start_at == r->first_start + r->ready_ms)
-			fprintf(stderr,
-				"sockmig run: generation %u %s before it was ready; "
-				"--ready-timeout in %llu ms\n",
-				g->id, status >= 0 ? "exited" : "was not ready", r->start_at - now);
-		else if (status >= 0)
-			fprintf(stderr,
-				"sockmig run: generation %u exited (status %d) before it was "
-				"ready; starting again in %llu ms\n",
-				g->id, status, r->start_at - now);
-		else
-			fprintf(stderr,
-				"sockmig run: generation %u not ready after %llu ms; starting "
-				"again in %llu ms\n",
-				g->id, r->ready_ms, r->start_at - now);
-		fflush(stderr);
-	} else if (status >= 0) {
-		printf("reload %u failed: generation %u exited (status %d) before it was ready; "
-		       "generation %u keeps serving\n",
-		       r->reloads, g->id, status, cur ? cur->id : 0);
-	} else {
-		printf("reload %u failed: generation %u not ready after %llu ms; generation %u "
-		       "keeps serving\n",
-		       r->reloads, g->id, r->ready_ms, cur ? cur->id : 0);
-	}
-	fflush(stdout);
-	r->failed_reloads += r->ever_ready;
-	signal_gen(g, SIGKILL);
-	g->state = G_STOPPING;
-	g->stopping = now;
-	g->kill_at = now;
-}
-
-/* A child exited (or an adopted process is gone): which generation, and
- * what it means. */
-static void reaped(struct runner *r, pid_t pid, int status)
-{
-	for (int i = 0; i < MAX_GENS; i++) {
-		struct generation *g = &r->g[i];
-
-		for (int w = 0; g->state != G_FREE && w < g->nw; w++) {
-			if (g->pid[w] != pid)
-				continue;
-			g->pid[w] = 0;
-			r->gens_dirty = true;
-			if (g->adopted) {
-				/* not ours to restart */
-			} else if (g->state == G_STARTING) {
-				/* exited before it was ready: roll back */
-				start_failed(r, g,
-					     WIFEXITED(status) ? WEXITSTATUS(status)
-							       : 128 + WTERMSIG(status));
-			} else if (g->state == G_READY && !r->stopping) {
-				/* died: start it again after the backoff (the holder covers) */
-				fprintf(stderr,
-					"sockmig run: worker %d of generation %u died (%s %d); "
-					"restarting in %llu ms\n",
-					(int)pid, g->id, WIFSIGNALED(status) ? "signal" : "status",
-					WIFSIGNALED(status) ? WTERMSIG(status)
-							    : WEXITSTATUS(status),
-					r->backoff_ms);
-				g->pid[w] = -1; /* to restart */
-				r->restart_at = now_ms() + r->backoff_ms;
-				r->backoff_ms = r->backoff_ms * 2 > 5000 ? 5000 : r->backoff_ms * 2;
-			}
-		}
-		gen_finish(r, g);
-	}
-}
-
-/* Every tick: readiness, restarts, escalation, pending reloads. */
-static void tick(struct runner *r)
-{
-	struct generation *cur = gen_state(r, G_READY), *st = gen_state(r, G_STARTING);
-	unsigned long long now = now_ms();
-	int before = r->sc.nk;
-
-	if (r->listen_fd < 0 && scanner_scan(&r->sc) > 0 && r->use_holder) {
-		for (int j = before; j < r->sc.nk; j++)
-			if (!r->sc.k[j].holder) {
-				holder_server_joined(&r->h, &r->sc.k[j]);
-				break;
-			}
-	}
-	/* the previous run's processes are not our children: look */
-	for (int i = 0; i < MAX_GENS; i++)
-		for (int w = 0; r->g[i].adopted && r->g[i].state != G_FREE && w < r->g[i].nw; w++)
-			if (r->g[i].pid[w] > 0 &&
-			    proc_start_time(r->g[i].pid[w]) != r->g[i].start[w])
-				reaped(r, r->g[i].pid[w], 0);
-	if (cur && r->restart_at && now >= r->restart_at) {
-		r->restart_at = 0;
-		for (int w = 0; w < cur->nw; w++)
-			if (cur->pid[w] == -1) {
-				cur->pid[w] = start_worker(r);
-				cur->start[w] = proc_start_time(cur->pid[w]);
-			}
-		gens_save(r);
-	}
-	if (!st && r->start_at && now >= r->start_at && !r->stopping) {
-		if (!r->ever_ready && now >= r->first_start + r->ready_ms) {
-			r->gave_up = true;
-			return;
-		}
-		st = start_generation(r);
-	}
-	if (cur && now - cur->ready > 10000)
-		r->backoff_ms = 100;
-	/* with socket activation nothing new listens: READY=1, or alive a while */
-	if (st && (st->notified || (r->listen_fd < 0 ? gen_listens(r, st)
-						     : now - st->started >= r->ready_after_ms))) {
-		st->state = G_READY;
-		st->ready = now;
-		r->ever_ready = true;
-		printf("generation %u ready in %llu ms\n", st->id, now - st->started);
-		fflush(stdout);
-		if (cur) {
-			gen_counters(r, cur);
-			stop_generation(r, cur);
-		}
-		sd_notify_msg("READY=1");
-	} else if (st && now - st->started > r->ready_ms) {
-		start_failed(r, st, -1);
-		if (r->ever_ready)
-			sd_notify_msg("READY=1");
-	}
-	for (int i = 0; i < MAX_GENS; i++)
-		if (r->g[i].state == G_STOPPING) {
-			if (r->g[i].ready)
-				gen_counters(r, &r->g[i]);
-			if (now >= r->g[i].kill_at)
-				signal_gen(&r->g[i], SIGKILL);
-			gen_finish(r, &r->g[i]);
-		}
-	/* a reload asked for: one at a time, and not past the bound */
-	if (r->reload_pending && !gen_state(r, G_STARTING) && !r->stopping) {
-		cur = gen_state(r, G_READY);
-		if (r->stop_start && cur) {
-			stop_generation(r, cur);
-		} else if (count_state(r, G_STOPPING) < r->max_old) {
-			r->reload_pending = false;
-			r->reloads++;
-			sd_notify_msg("RELOADING=1");
-			start_generation(r);
-		}
-	}
-}
-
-/* A generation is left (@r->gave_up: one of ours; adopted ones stay). */
-static bool busy(const struct runner *r)
-{
-	for (int i = 0; i < MAX_GENS; i++)
-		if (r->g[i].state != G_FREE && !(r->gave_up && r->g[i].adopted))
-			return true;
-	return false;
-}
-
-/* Processes of a killed run are still alive. */
-static bool busy_adopted(const struct runner *r)
-{
-	for (int i = 0; i < MAX_GENS; i++)
-		if (r->g[i].state != G_FREE && r->g[i].adopted && gen_live(&r->g[i]))
-			return true;
-	return false;
-}
 
 static void run_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: sockmig run --port P [--addr A] [--user U] [--workers N] [--stop-start]\n"
-		"                   [--grace SECS] [--ready-timeout SECS] [--max-old N]\n"
-		"                   [--no-holder] [--stop-signal SIG] [--socket-activation]\n"
-		"                   [--handoff] [--ready-after MS] -- COMMAND [ARGS...]\n");
+		"Usage: sockmig run --port P [OPTIONS] -- COMMAND [ARGS...]\n"
+		"Supervise a server that listens on port P: restarts, crashes and reloads\n"
+		"(SIGHUP, or sockmig reload --port P) without a dropped connection.\n"
+		"  --port P              the port the server listens on (required)\n"
+		"  --addr A              the server's address; the holder covers the first start\n"
+		"  --user U              the server's user, when it is not run's (for the holder)\n"
+		"  --workers N           N identical processes of COMMAND (default 1)\n"
+		"  --stop-start          stop the old generation before the new one starts\n"
+		"  --grace SECS          SIGKILL an old generation after SECS (default 10)\n"
+		"  --ready-timeout SECS  a new generation not ready by then is killed (default "
+		"10)\n"
+		"  --max-old N           old generations stopping at once (default 1)\n"
+		"  --stop-signal SIG     TERM (default), QUIT, INT, USR1, USR2 or WINCH\n"
+		"  --no-holder           no holder listener (crashes then refuse connections)\n"
+		"  --socket-activation   run owns the listener, given as fd 3 (LISTEN_FDS)\n"
+		"  --handoff             the same, and the shim hands it to the server's bind()\n"
+		"  --ready-after MS      without READY=1, ready after MS (default 500; fd 3 "
+		"modes)\n"
+		"  -h, --help            this help\n");
 }
 
 /* libsockmig-preload.so: $SOCKMIG_PRELOAD, else beside this binary, else
  * in ../lib from it. false when none exists. */
-static bool find_preload(char *out, size_t size)
+bool run_find_preload(char *out, size_t size)
 {
 	const char *env = getenv("SOCKMIG_PRELOAD");
 	char exe[400], *slash;
@@ -871,7 +265,7 @@ int do_run(int argc, char **argv)
 			r.handoff = true;
 		}
 	}
-	if (r.handoff && !find_preload(r.preload, sizeof(r.preload))) {
+	if (r.handoff && !run_find_preload(r.preload, sizeof(r.preload))) {
 		if (getenv("SOCKMIG_PRELOAD") && *getenv("SOCKMIG_PRELOAD"))
 			cli_error("run: --handoff: SOCKMIG_PRELOAD=%s: %s", r.preload,
 				  strerror(errno));
@@ -914,7 +308,7 @@ int do_run(int argc, char **argv)
 		}
 	}
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	r.notify_fd = notify_open(&r);
+	r.notify_fd = run_notify_open(&r);
 	if (sfd < 0 || r.notify_fd < 0) {
 		cli_error("run: cannot set up signals or the notify socket %s: %s", r.notify_name,
 			  strerror(errno));
@@ -928,9 +322,10 @@ int do_run(int argc, char **argv)
 	r.sc.port = r.port;
 	r.sc.gen = -1;
 	r.sc.quiet = true;
-	gens_adopt(&r);
+	run_gens_adopt(&r);
+	sockmig_netstat_read(&r.ns_mark); /* the reports count from here */
 	r.first_start = now_ms();
-	start_generation(&r);
+	run_start_generation(&r);
 	pfd[0].fd = sfd;
 	pfd[0].events = POLLIN;
 	pfd[1].fd = r.notify_fd;
@@ -942,23 +337,32 @@ int do_run(int argc, char **argv)
 
 		poll(pfd, 2, TICK_MS);
 		if (pfd[1].revents)
-			notify_read(&r);
+			run_notify_read(&r);
 		while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo == SIGHUP && !r.stopping) {
 				r.reload_pending = true;
 			} else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
 				if (!r.stopping) {
 					r.stopping = true;
-					sd_notify_msg("STOPPING=1");
+					run_sd_notify("STOPPING=1");
 					for (int i = 0; i < MAX_GENS; i++)
 						if (r.g[i].state != G_FREE &&
 						    r.g[i].state != G_STOPPING)
-							stop_generation(&r, &r.g[i]);
+							run_stop_generation(&r, &r.g[i]);
 				}
 			}
 		}
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-			reaped(&r, pid, status);
+			run_reaped(&r, pid, status);
+		if (r.refused && !r.stopping) {
+			/* said in one line: stop as after --ready-timeout */
+			r.stopping = true;
+			r.gave_up = true;
+			for (int i = 0; i < MAX_GENS; i++)
+				if (r.g[i].state != G_FREE && r.g[i].state != G_STOPPING &&
+				    !r.g[i].adopted)
+					run_stop_generation(&r, &r.g[i]);
+		}
 		if (r.gave_up && !r.stopping) {
 			if (r.last_status >= 0)
 				cli_error("run: %s was not ready within %llu s (%u attempts; the "
@@ -972,25 +376,28 @@ int do_run(int argc, char **argv)
 			for (int i = 0; i < MAX_GENS; i++)
 				if (r.g[i].state != G_FREE && r.g[i].state != G_STOPPING &&
 				    !r.g[i].adopted)
-					stop_generation(&r, &r.g[i]);
+					run_stop_generation(&r, &r.g[i]);
 		}
-		if (r.stopping && !busy(&r))
+		if (r.stopping && !run_busy(&r))
 			break;
-		tick(&r);
+		run_tick(&r);
 		if (r.gens_dirty)
-			gens_save(&r);
+			run_gens_save(&r);
 	}
-	if (r.use_holder)
+	run_report_flush(&r, true);
+	if (r.use_holder && r.h.lh)
 		holder_close(&r.h, false);
-	if (busy_adopted(&r)) {
+	if (run_busy_adopted(&r)) {
 		/* a killed run's server still listens: its registration stays */
 		printf("sockmig run: the killed run's processes keep serving port %d\n", r.port);
 	} else {
 		scanner_leave_all(&r.sc); /* nothing of ours stays pinned */
 	}
-	gens_save(&r);
+	run_gens_save(&r);
 	if (!r.gave_up)
-		printf("stopped: %u reloads, %u failed\n", r.reloads, r.failed_reloads);
+		printf(r.failed_reloads ? "stopped: %u reloads, %u rolled back\n"
+					: "stopped: %u reloads, none rolled back\n",
+		       r.reloads, r.failed_reloads);
 	ret = r.gave_up ? 1 : 0;
 out_notify:
 	if (r.notify_name[0])
@@ -1020,7 +427,12 @@ int do_reload(int argc, char **argv)
 				return 2;
 			break;
 		case 'h':
-			printf("Usage: sockmig reload --port P\n");
+			printf("Usage: sockmig reload --port P\n"
+			       "Start the next generation of the sockmig run that supervises port "
+			       "P\n"
+			       "(its SIGHUP).\n"
+			       "  --port P    the port of that sockmig run (required)\n"
+			       "  -h, --help  this help\n");
 			return 0;
 		default:
 			cli_bad_option("reload", argv);

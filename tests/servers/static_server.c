@@ -2,7 +2,10 @@
 /*
  * A server of the tests, built with cc -static at test time: it cannot
  * take an LD_PRELOAD shim, so only sockmig attach can protect it.
- * Usage: static_server PORT. One SO_REUSEPORT listener on 127.0.0.1:PORT;
+ * Usage: static_server PORT. One SO_REUSEPORT listener on 127.0.0.1:PORT
+ * (without SO_REUSEPORT when TEST_NO_REUSEPORT is set, as many servers do;
+ * TEST_ACCEPT_PAUSE_US=N pauses N us between two rounds of its loop, so
+ * that its accept queue is never empty under load and its close migrates);
  * every connection gets one HTTP/1.0 reply once its request's headers are
  * in; SIGUSR1 or SIGTERM closes the listener, the connections in flight are finished,
  * and the server exits (the way haproxy -sf retires an old process) after
@@ -37,7 +40,8 @@ int main(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_usr1};
 	struct epoll_event ev, evs[64];
 	static char got[65536][4];
-	int lfd, ep, one = 1, open_conns = 0, idle = 0, served = 0;
+	int lfd, ep, one = !getenv("TEST_NO_REUSEPORT"), open_conns = 0, idle = 0, served = 0;
+	int pause_us = getenv("TEST_ACCEPT_PAUSE_US") ? atoi(getenv("TEST_ACCEPT_PAUSE_US")) : 0;
 
 	if (argc != 2)
 		return 2;
@@ -64,6 +68,8 @@ int main(int argc, char **argv)
 	for (;;) {
 		int n;
 
+		if (pause_us && !retire)
+			usleep((useconds_t)pause_us);
 		if (retire && lfd >= 0) {
 			/* as real servers do: out of the epoll set first (another
 			 * process may hold a copy of the file for a moment) */
