@@ -418,6 +418,7 @@ static void metrics_usage(FILE *f)
 		   "textfile collector\n"
 		   "  -i, --interval MS      with --textfile: write again every MS ms (until "
 		   "SIGTERM)\n"
+		   "  -h, --help             this text\n"
 		   "Without --listen or --textfile: once on stdout.\n");
 }
 
