@@ -418,14 +418,26 @@ struct sockmig_event {
 /** Events the ring of a group holds (older ones are overwritten). */
 #define SOCKMIG_EVENT_RING 256
 
-/** Where a group's event ring stands. */
+/** Buckets of the drain-duration histogram (struct sockmig_event_ring). */
+#define SOCKMIG_DRAIN_BUCKETS 11
+/** Their upper bounds in ns: 1, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5 s. */
+#define SOCKMIG_DRAIN_BUCKET_NS                                                                    \
+	{1000000ull,   5000000ull,   10000000ull,  25000000ull,	 50000000ull, 100000000ull,        \
+	 250000000ull, 500000000ull, 1000000000ull, 2500000000ull, 5000000000ull}
+
+/** Where a group's event ring stands, and every drain since the group was made. */
 struct sockmig_event_ring {
-	uint64_t head; /**< seq of the newest event, 0 when none */
+	uint64_t head; /**< seq of the newest event = drains recorded, 0 when none */
 	/** Identity of the ring: it changes when the group was removed (its
 	 *  last member left) and made again, and its seq started over. 0 when
 	 *  the group has no ring yet. */
 	uint64_t id;
 	uint32_t capacity; /**< SOCKMIG_EVENT_RING */
+	/** Sum of every drain's duration_ns (not only those the ring still holds). */
+	uint64_t duration_sum_ns;
+	/** Drains whose duration_ns was <= each bound of SOCKMIG_DRAIN_BUCKET_NS
+	 *  (cumulative, as Prometheus buckets; all of them: head). */
+	uint64_t duration_le[SOCKMIG_DRAIN_BUCKETS];
 };
 
 /**

@@ -6,8 +6,9 @@
  *
  * An ARRAY map pinned as "events" in the group's directory, made by user
  * space alone (the policy program never reads it): SOCKMIG_EVENT_RING
- * entries, plus one at index SOCKMIG_EVENT_RING whose seq is the head (the
- * newest event's seq). Event seq s lives at index (s - 1) % SOCKMIG_EVENT_RING.
+ * entries, plus one at index SOCKMIG_EVENT_RING, struct ring_head: the
+ * newest event's seq and the duration histogram of every drain. Event seq
+ * s lives at index (s - 1) % SOCKMIG_EVENT_RING.
  * Written and read under the group lock.
  */
 #include <bpf/bpf.h>
@@ -21,6 +22,22 @@
 
 #define EVENTS_PIN "events"
 #define HEAD_KEY   SOCKMIG_EVENT_RING
+
+/* The entry at HEAD_KEY, in an entry's room. */
+struct ring_head {
+	uint64_t seq;
+	uint64_t sum_ns;
+	uint64_t le[SOCKMIG_DRAIN_BUCKETS];
+};
+_Static_assert(sizeof(struct ring_head) <= sizeof(struct sockmig_event),
+	       "the ring's head fits in an entry");
+
+union ring_entry {
+	struct sockmig_event ev;
+	struct ring_head head;
+};
+
+static const uint64_t bucket_ns[SOCKMIG_DRAIN_BUCKETS] = SOCKMIG_DRAIN_BUCKET_NS;
 
 /* Whether @fd is a ring of this version's layout; its map id in *id. */
 static bool ring_ok(int fd, uint64_t *id)
@@ -75,19 +92,19 @@ static int ring_open(struct sockmig_group *g, bool create, uint64_t *id)
 	return fd;
 }
 
-static uint64_t ring_head(int fd)
+static void ring_head(int fd, struct ring_head *h)
 {
-	struct sockmig_event h;
+	union ring_entry e;
 	__u32 key = HEAD_KEY;
 
-	if (bpf_map_lookup_elem(fd, &key, &h) < 0)
-		return 0;
-	return h.seq;
+	if (bpf_map_lookup_elem(fd, &key, &e) < 0)
+		memset(&e, 0, sizeof(e));
+	*h = e.head;
 }
 
 int sm_event_record_locked(struct sockmig_group *g, struct sockmig_event *ev)
 {
-	struct sockmig_event h = {0};
+	union ring_entry h;
 	struct timespec ts;
 	__u32 key, hk = HEAD_KEY;
 	int fd = ring_open(g, true, NULL), err = 0;
@@ -96,9 +113,13 @@ int sm_event_record_locked(struct sockmig_group *g, struct sockmig_event *ev)
 		return fd;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ev->time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	ev->seq = ring_head(fd) + 1;
+	memset(&h, 0, sizeof(h));
+	ring_head(fd, &h.head);
+	ev->seq = ++h.head.seq;
 	key = (__u32)((ev->seq - 1) % SOCKMIG_EVENT_RING);
-	h.seq = ev->seq;
+	h.head.sum_ns += ev->duration_ns;
+	for (int b = 0; b < SOCKMIG_DRAIN_BUCKETS; b++)
+		h.head.le[b] += ev->duration_ns <= bucket_ns[b];
 	/* the event first, then the head that makes it visible */
 	if (bpf_map_update_elem(fd, &key, ev, BPF_ANY) < 0 ||
 	    bpf_map_update_elem(fd, &hk, &h, BPF_ANY) < 0)
@@ -133,8 +154,13 @@ int sockmig_group_event_ring(struct sockmig_group *g, struct sockmig_event_ring 
 		return err;
 	fd = ring_open(g, false, &id);
 	if (fd >= 0) {
-		out->head = ring_head(fd);
+		struct ring_head h;
+
+		ring_head(fd, &h);
+		out->head = h.seq;
 		out->id = id;
+		out->duration_sum_ns = h.sum_ns;
+		memcpy(out->duration_le, h.le, sizeof(out->duration_le));
 		close(fd);
 	}
 	sm_group_unlock(g);
@@ -144,6 +170,7 @@ int sockmig_group_event_ring(struct sockmig_group *g, struct sockmig_event_ring 
 int sockmig_group_events(struct sockmig_group *g, uint64_t after_seq, struct sockmig_event *out,
 			 int n)
 {
+	struct ring_head h;
 	uint64_t head, first;
 	int fd, got = 0, err;
 
@@ -155,7 +182,8 @@ int sockmig_group_events(struct sockmig_group *g, uint64_t after_seq, struct soc
 	fd = ring_open(g, false, NULL);
 	if (fd < 0)
 		goto unlock; /* no drain yet */
-	head = ring_head(fd);
+	ring_head(fd, &h);
+	head = h.seq;
 	first = after_seq + 1;
 	if (head > SOCKMIG_EVENT_RING && first < head - SOCKMIG_EVENT_RING + 1)
 		first = head - SOCKMIG_EVENT_RING + 1; /* the older ones were overwritten */

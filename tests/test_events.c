@@ -137,12 +137,15 @@ SM_TEST(events_ring_records_every_drain)
 				 "times"))
 			goto out;
 	}
-	if (!ASSERT_EQ(sockmig_group_events(g, 2, ev, 8), 1, "after seq 2: one") ||
-	    !ASSERT_EQ(ev[0].seq, 3, "seq 3") ||
-	    !ASSERT_EQ(sockmig_group_events(g, 0, ev, 2), 2, "at most n") ||
-	    !ASSERT_EQ(sockmig_group_events(g, 3, ev, 8), 0, "none after the head") ||
+	if (!ASSERT_EQ(sockmig_group_events(g, 2, ev + 4, 4), 1, "after seq 2: one") ||
+	    !ASSERT_EQ(ev[4].seq, 3, "seq 3") ||
+	    !ASSERT_EQ(sockmig_group_events(g, 0, ev + 4, 2), 2, "at most n") ||
+	    !ASSERT_EQ(sockmig_group_events(g, 3, ev + 4, 4), 0, "none after the head") ||
 	    !ASSERT_OK(sockmig_group_event_ring(g, &r1), "ring") ||
-	    !ASSERT_EQ(r1.head, 3, "head") || !ASSERT_TRUE(r1.id != 0, "an id"))
+	    !ASSERT_EQ(r1.head, 3, "head") || !ASSERT_TRUE(r1.id != 0, "an id") ||
+	    !ASSERT_EQ(r1.duration_sum_ns, ev[0].duration_ns + ev[1].duration_ns + ev[2].duration_ns,
+		       "the durations' sum") ||
+	    !ASSERT_EQ(r1.duration_le[SOCKMIG_DRAIN_BUCKETS - 1], 3, "all within 5 s"))
 		goto out;
 	/* a legacy drain (on a native group: no shutdown, accept until empty) */
 	{
