@@ -56,7 +56,16 @@ PRELOAD_SRCS := $(wildcard preload/*.c)
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(LIBA) $(LIBSO) $(SOCKMIG) $(TESTRUN) $(if $(PRELOAD_SRCS),$(PRELOAD))
+all: $(LIBA) $(LIBSO) $(SOCKMIG) $(TESTRUN) $(if $(PRELOAD_SRCS),$(PRELOAD)) \
+     $(patsubst man/%,$(OUTPUT)/man/man8/%,$(wildcard man/*.8)) \
+     $(patsubst man/%,$(OUTPUT)/man/man3/%,$(wildcard man/*.3))
+
+# The man pages laid out as man(1) searches them, for a checkout:
+# MANPATH=$PWD/.output/man: man sockmig-run
+$(OUTPUT)/man/man8/%.8: man/%.8
+	$(Q)install -D -m 0644 $< $@
+$(OUTPUT)/man/man3/%.3: man/%.3
+	$(Q)install -D -m 0644 $< $@
 
 # Installs what the build and the tests need on Debian 12 (as root), and
 # mounts bpffs; does nothing when all is there.

@@ -319,7 +319,12 @@ int do_demo(int argc, char **argv)
 				return 2;
 			break;
 		case 'h':
-			printf("Usage: sockmig demo [--listeners N] [--clients N]\n");
+			printf("Usage: sockmig demo [--listeners N] [--clients N]\n"
+			       "  -l, --listeners N  listeners in the group (2-%d, default 4)\n"
+			       "  -c, --clients N    connections per run (1-4000, default 400)\n"
+			       "  -j, --json         JSON output\n"
+			       "  -h, --help         this text\n",
+			       MAX_LISTENERS);
 			return 0;
 		default:
 			cli_bad_option("demo", argv);

@@ -34,7 +34,15 @@ struct target {
 static void drain_usage(FILE *f)
 {
 	fprintf(f, "Usage: sockmig drain (--pid PID | --cookie C) [--port P] [--now]\n"
-		   "                     [--wait] [--timeout SECS]\n");
+		   "                     [--wait] [--timeout SECS]\n"
+		   "  -p, --pid PID       the listeners of process PID\n"
+		   "  -c, --cookie C      the listener with socket cookie C\n"
+		   "  -P, --port P        only listeners on port P (1-65535)\n"
+		   "  -n, --now           shut the listeners down now (migrate their queues)\n"
+		   "  -w, --wait          wait until their accept queues are empty\n"
+		   "  -t, --timeout SECS  with --wait: at most SECS seconds (1-3600, default 30)\n"
+		   "  -j, --json          JSON output\n"
+		   "  -h, --help          this text\n");
 }
 
 static int group_of(const struct sm_listener *l, char *buf, size_t len)

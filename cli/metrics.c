@@ -62,6 +62,7 @@ struct scrape {
 	struct sockmig_member_info **mi; /* per group, NULL when unreadable */
 	int *nmi;
 	const char **policy;
+	struct sockmig_event_ring *ring; /* per group: drains since it was made */
 };
 
 static void scrape_free(struct scrape *s)
@@ -71,6 +72,7 @@ static void scrape_free(struct scrape *s)
 	free(s->mi);
 	free(s->nmi);
 	free(s->policy);
+	free(s->ring);
 	free(s->names);
 }
 
@@ -83,7 +85,8 @@ static int scrape_read(struct scrape *s, int port)
 	s->mi = calloc((size_t)s->ngroups + 1, sizeof(*s->mi));
 	s->nmi = calloc((size_t)s->ngroups + 1, sizeof(*s->nmi));
 	s->policy = calloc((size_t)s->ngroups + 1, sizeof(*s->policy));
-	if (!s->mi || !s->nmi || !s->policy) {
+	s->ring = calloc((size_t)s->ngroups + 1, sizeof(*s->ring));
+	if (!s->mi || !s->nmi || !s->policy || !s->ring) {
 		scrape_free(s);
 		return -ENOMEM;
 	}
@@ -100,6 +103,7 @@ static int scrape_read(struct scrape *s, int port)
 		if (s->nmi[i] > MAX_MEMBERS)
 			s->nmi[i] = MAX_MEMBERS;
 		s->policy[i] = sockmig_policy_str(sockmig_group_policy(g));
+		sockmig_group_event_ring(g, &s->ring[i]);
 		sockmig_group_close(g);
 	}
 	return 0;
@@ -166,6 +170,37 @@ static void migrated_family(FILE *f, const struct scrape *s, bool in)
 									     .migrated_out[k]));
 }
 
+/* Per group, from its event ring: every drain through the library since
+ * the group was made (a group made again starts over: a counter reset). */
+static void drain_families(FILE *f, const struct scrape *s)
+{
+	static const uint64_t bound_ns[SOCKMIG_DRAIN_BUCKETS] = SOCKMIG_DRAIN_BUCKET_NS;
+	const char *h = "sockmig_drain_duration_seconds";
+
+	family_help(f, "sockmig_drains_total", "counter",
+		    "Drains of members through libsockmig (drain, holder rotation, reload).");
+	for (int i = 0; i < s->ngroups; i++)
+		fprintf(f, "sockmig_drains_total{group=\"%s\",port=\"%s\"} %llu\n", s->names[i],
+			name_port(s->names[i]), (unsigned long long)s->ring[i].head);
+	family_help(f, h, "histogram",
+		    "Duration of each drain: from the mark (no new SYN) to the listener's "
+		    "shutdown, its queue migrated.");
+	for (int i = 0; i < s->ngroups; i++) {
+		const struct sockmig_event_ring *r = &s->ring[i];
+		const char *n = s->names[i], *p = name_port(s->names[i]);
+
+		for (int b = 0; b < SOCKMIG_DRAIN_BUCKETS; b++)
+			fprintf(f, "%s_bucket{group=\"%s\",port=\"%s\",le=\"%g\"} %llu\n", h, n, p,
+				(double)bound_ns[b] / 1e9, (unsigned long long)r->duration_le[b]);
+		fprintf(f, "%s_bucket{group=\"%s\",port=\"%s\",le=\"+Inf\"} %llu\n", h, n, p,
+			(unsigned long long)r->head);
+		fprintf(f, "%s_sum{group=\"%s\",port=\"%s\"} %.9f\n", h, n, p,
+			(double)r->duration_sum_ns / 1e9);
+		fprintf(f, "%s_count{group=\"%s\",port=\"%s\"} %llu\n", h, n, p,
+			(unsigned long long)r->head);
+	}
+}
+
 static void write_metrics(FILE *f, const struct scrape *s)
 {
 	static const enum sockmig_role roles[] = {SOCKMIG_ROLE_ACTIVE, SOCKMIG_ROLE_DRAINING,
@@ -218,6 +253,7 @@ static void write_metrics(FILE *f, const struct scrape *s)
 		      "Wake-up connections sent to this member (kernels without the wake-up "
 		      "of migrated children).",
 		      v_kicked);
+	drain_families(f, s);
 	if (sockmig_netstat_read(&ns) == 0) {
 		const struct {
 			const char *name, *help;
@@ -418,6 +454,7 @@ static void metrics_usage(FILE *f)
 		   "textfile collector\n"
 		   "  -i, --interval MS      with --textfile: write again every MS ms (until "
 		   "SIGTERM)\n"
+		   "  -h, --help             this text\n"
 		   "Without --listen or --textfile: once on stdout.\n");
 }
 

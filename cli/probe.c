@@ -32,7 +32,9 @@ int do_probe(int argc, char **argv)
 
 	while ((opt = cli_getopt(argc, argv, "h", opts)) != -1) {
 		if (opt == 'h') {
-			printf("Usage: sockmig probe [-j]\n");
+			printf("Usage: sockmig probe [-j]\n"
+			       "  -j, --json  JSON output\n"
+			       "  -h, --help  this text\n");
 			return 0;
 		}
 		cli_bad_option("probe", argv);

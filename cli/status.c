@@ -72,7 +72,9 @@ static void status_usage(FILE *f)
 {
 	fprintf(f, "Usage: sockmig status [--port P] [--addr A] [-j]\n"
 		   "  -p, --port P   only listeners on port P (1-65535)\n"
-		   "  -a, --addr A   only listeners bound to IPv4 or IPv6 address A\n");
+		   "  -a, --addr A   only listeners bound to IPv4 or IPv6 address A\n"
+		   "  -j, --json     JSON output\n"
+		   "  -h, --help     this text\n");
 }
 
 static bool parse_addr(const char *s, struct status_opts *o)

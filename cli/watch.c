@@ -2,8 +2,11 @@
 /*
  * sockmig watch: one line per interval and group with what the policy
  * steered, migrated, cancelled and deferred, and the network namespace's
- * kernel counters (migrations, drops, resets); and a report when a
- * generation has finished draining (all its listeners stopped listening).
+ * kernel counters (migrations, drops, resets); every drain from the
+ * group's event ring (lib/events.c), which outlives the drained member;
+ * a report when a generation has finished draining (all its listeners
+ * stopped listening); and at the end, the totals: drains, what they
+ * migrated, and the kernel's TCPMigrateReqSuccess/Failure over the watch.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -31,12 +34,19 @@ struct gen_state {
 
 struct watched {
 	char name[SOCKMIG_NAME_MAX];
+	uint64_t ring_id, seq;	      /* the event ring read up to seq */
+	uint64_t drains, drain_migrated; /* in this interval, from the ring */
 	struct sockmig_counters total, last;
 	struct gen_state gens[MAX_GENS];
 	int ngens;
 };
 
 static volatile sig_atomic_t stop_watch;
+
+/* Over the whole watch, every group. */
+static struct {
+	uint64_t drains, lost, migrated;
+} totals;
 
 static void on_stop(int sig)
 {
@@ -161,6 +171,101 @@ static void sample(struct watched *w, const struct sockmig_netstat *ns, bool rep
 	free(m);
 }
 
+static void print_drain(struct watched *w, const struct sockmig_event *e)
+{
+	const char *group = w->name;
+	uint64_t m = 0;
+
+	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
+		m += e->migrated[k];
+	totals.drains++;
+	totals.migrated += m;
+	w->drains++;
+	w->drain_migrated += m;
+	if (json_output) {
+		jw_open(NULL, '{');
+		jw_str("event", "drain");
+		jw_str("group", group);
+		jw_u64("seq", e->seq);
+		jw_u64("time_ns", e->time_ns);
+		jw_u64("cookie", e->cookie);
+		jw_str("type", e->type == SOCKMIG_EVENT_DRAIN_LEGACY ? "legacy" : "native");
+		jw_str("role", sockmig_role_str((enum sockmig_role)e->role));
+		jw_u64("generation", e->generation);
+		jw_u64("pid", e->pid);
+		jw_u64("wait_ns", e->wait_ns);
+		jw_u64("inflight_left", e->inflight_left);
+		jw_u64("duration_ns", e->duration_ns);
+		jw_u64("migrated", m);
+		jw_u64("established", e->migrated[SOCKMIG_KIND_ESTABLISHED]);
+		jw_u64("tfo", e->migrated[SOCKMIG_KIND_TFO]);
+		jw_u64("req_timer", e->migrated[SOCKMIG_KIND_REQ_TIMER]);
+		jw_u64("req_ack", e->migrated[SOCKMIG_KIND_REQ_ACK]);
+		jw_u64("cancelled", e->cancelled);
+		jw_u64("deferred", e->deferred);
+		jw_close('}');
+		jw_end();
+		return;
+	}
+	printf("drain: %s #%llu cookie %llu generation %u (%s%s): waited %.1f ms, %u in flight "
+	       "left, drained in %.1f ms; migrated %llu (established %llu, tfo %llu, req-timer "
+	       "%llu, req-ack %llu), cancelled %llu, deferred %llu\n",
+	       group, (unsigned long long)e->seq, (unsigned long long)e->cookie, e->generation,
+	       sockmig_role_str((enum sockmig_role)e->role),
+	       e->type == SOCKMIG_EVENT_DRAIN_LEGACY ? ", legacy" : "", (double)e->wait_ns / 1e6,
+	       e->inflight_left, (double)e->duration_ns / 1e6, (unsigned long long)m,
+	       (unsigned long long)e->migrated[0], (unsigned long long)e->migrated[1],
+	       (unsigned long long)e->migrated[2], (unsigned long long)e->migrated[3],
+	       (unsigned long long)e->cancelled, (unsigned long long)e->deferred);
+}
+
+/* Print the drains of @w's ring not seen yet; with !report only skip to its head. */
+static void read_events(struct watched *w, bool report)
+{
+	struct sockmig_group *g = sockmig_group_open_name(w->name, NULL);
+	struct sockmig_event ev[32];
+	struct sockmig_event_ring r;
+	int n;
+
+	if (!g)
+		return; /* gone: its ring went with it */
+	if (sockmig_group_event_ring(g, &r) < 0 || !r.id)
+		goto out;
+	if (r.id != w->ring_id) {
+		/* a ring first seen, or the group made again: all of it is new */
+		w->ring_id = r.id;
+		w->seq = 0;
+	}
+	if (!report) {
+		w->seq = r.head;
+		goto out;
+	}
+	while ((n = sockmig_group_events(g, w->seq, ev, 32)) > 0) {
+		if (ev[0].seq > w->seq + 1) {
+			uint64_t lost = ev[0].seq - w->seq - 1;
+
+			totals.lost += lost;
+			if (json_output) {
+				jw_open(NULL, '{');
+				jw_str("event", "events-lost");
+				jw_str("group", w->name);
+				jw_u64("lost", lost);
+				jw_close('}');
+				jw_end();
+			} else {
+				printf("drain: %s: the event ring overflowed (%d events): %llu drains "
+				       "lost\n",
+				       w->name, SOCKMIG_EVENT_RING, (unsigned long long)lost);
+			}
+		}
+		for (int i = 0; i < n; i++)
+			print_drain(w, &ev[i]);
+		w->seq = ev[n - 1].seq;
+	}
+out:
+	sockmig_group_close(g);
+}
+
 /* Groups of this network namespace (and port, if given), however many:
  * the new ones join *@w; -1 when they cannot be read. */
 static int list_groups(int port, struct watched **w, int *nw, int *cap)
@@ -200,7 +305,7 @@ int do_watch(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct sigaction sa = {.sa_handler = on_stop};
-	struct sockmig_netstat ns0, ns1, d;
+	struct sockmig_netstat ns0, ns1, d, start;
 	int opt, port = 0, nw = 0, cap = 16;
 	struct watched *w = calloc((size_t)cap, sizeof(*w));
 	uint64_t v, interval = 1000, count = 0;
@@ -223,7 +328,14 @@ int do_watch(int argc, char **argv)
 				goto usage;
 			break;
 		case 'h':
-			printf("Usage: sockmig watch [--port P] [--interval MS] [--count N]\n");
+			printf("Usage: sockmig watch [--port P] [--interval MS] [--count N]\n"
+			       "  -P, --port P       only the groups of port P (1-65535)\n"
+			       "  -i, --interval MS  one line per group every MS ms (10-3600000, "
+			       "default 1000)\n"
+			       "  -c, --count N      stop after N intervals (default: at SIGINT or "
+			       "SIGTERM)\n"
+			       "  -j, --json         JSON lines\n"
+			       "  -h, --help         this text\n");
 			free(w);
 			return 0;
 		default:
@@ -245,9 +357,23 @@ int do_watch(int argc, char **argv)
 	list_groups(port, &w, &nw, &cap);
 	for (int i = 0; i < nw; i++) {
 		sample(&w[i], &ns0, false);
+		read_events(&w[i], false);
 		w[i].last = w[i].total;
 	}
+	start = ns0;
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* from here on, every drain and migration is counted */
+	if (json_output) {
+		jw_open(NULL, '{');
+		jw_str("event", "start");
+		jw_u64("groups", (uint64_t)nw);
+		jw_u64("interval_ms", interval);
+		jw_close('}');
+		jw_end();
+	} else {
+		printf("watch: %d group%s, every %llu ms\n", nw, nw == 1 ? "" : "s",
+		       (unsigned long long)interval);
+	}
 	for (uint64_t round = 0; !stop_watch && (!count || round < count); round++) {
 		struct timespec ts = {.tv_sec = (time_t)(interval / 1000),
 				      .tv_nsec = (long)(interval % 1000) * 1000000L};
@@ -264,6 +390,7 @@ int do_watch(int argc, char **argv)
 		for (int i = 0; i < nw; i++) {
 			const struct sockmig_counters *t = &w[i].total, *l = &w[i].last;
 
+			read_events(&w[i], true);
 			sample(&w[i], &ns1, true);
 			if (json_output) {
 				jw_open(NULL, '{');
@@ -271,6 +398,8 @@ int do_watch(int argc, char **argv)
 				jw_str("group", w[i].name);
 				jw_u64("steered", sub(t->steered, l->steered));
 				jw_u64("migrated", sub(migrated(t), migrated(l)));
+				jw_u64("drains", w[i].drains);
+				jw_u64("drain_migrated", w[i].drain_migrated);
 				jw_u64("cancelled", sub(t->cancel_mismatch, l->cancel_mismatch));
 				jw_u64("deferred", sub(t->deferred, l->deferred));
 				jw_u64("TCPMigrateReqSuccess", d.migrate_success);
@@ -283,7 +412,7 @@ int do_watch(int argc, char **argv)
 				jw_end();
 			} else {
 				printf("%s %s steered %llu migrated %llu cancelled %llu deferred "
-				       "%llu"
+				       "%llu drains %llu (migrated %llu)"
 				       " | kernel: migrated %llu failed %llu drops %llu overflows "
 				       "%llu "
 				       "embryonic-rst %llu abort-on-close %llu\n",
@@ -291,6 +420,8 @@ int do_watch(int argc, char **argv)
 				       sub(migrated(t), migrated(l)),
 				       sub(t->cancel_mismatch, l->cancel_mismatch),
 				       sub(t->deferred, l->deferred),
+				       (unsigned long long)w[i].drains,
+				       (unsigned long long)w[i].drain_migrated,
 				       (unsigned long long)d.migrate_success,
 				       (unsigned long long)d.migrate_failure,
 				       (unsigned long long)d.listen_drops,
@@ -299,9 +430,29 @@ int do_watch(int argc, char **argv)
 				       (unsigned long long)d.abort_on_close);
 			}
 			w[i].last = w[i].total;
+			w[i].drains = w[i].drain_migrated = 0;
 		}
 		if (!nw && !json_output)
 			printf("%s no attached group%s\n", stamp, port ? " on that port" : "");
+	}
+	/* the last round ran after the signal: the totals cover the whole watch */
+	sockmig_netstat_delta(&start, &ns0, &d);
+	if (json_output) {
+		jw_open(NULL, '{');
+		jw_str("event", "total");
+		jw_u64("drains", totals.drains);
+		jw_u64("lost", totals.lost);
+		jw_u64("migrated", totals.migrated);
+		jw_u64("TCPMigrateReqSuccess", d.migrate_success);
+		jw_u64("TCPMigrateReqFailure", d.migrate_failure);
+		jw_close('}');
+		jw_end();
+	} else {
+		printf("total: %llu drains (%llu lost to the ring), migrated %llu | kernel: migrated "
+		       "%llu failed %llu\n",
+		       (unsigned long long)totals.drains, (unsigned long long)totals.lost,
+		       (unsigned long long)totals.migrated,
+		       (unsigned long long)d.migrate_success, (unsigned long long)d.migrate_failure);
 	}
 	free(w);
 	return 0;

@@ -410,6 +410,80 @@ SOCKMIG_API int sockmig_member_drain(struct sockmig_group *g, int fd,
 				     const struct sockmig_drain_opts *opts,
 				     struct sockmig_drain_report *report);
 
+/** What an event of a group's ring records (struct sockmig_event.type). */
+enum sockmig_event_type {
+	SOCKMIG_EVENT_DRAIN = 1,	/**< sockmig_member_drain() shut a member down */
+	SOCKMIG_EVENT_DRAIN_LEGACY = 2, /**< sockmig_member_drain_legacy() finished */
+};
+
+/**
+ * One drain, as the group's event ring keeps it. Every drain through the
+ * library (sockmig_member_drain() with the shutdown, a legacy drain, a
+ * holder's rotation, which drains the old holder) records one, under the
+ * group lock, in a ring pinned in the group's directory ("events", mode
+ * 0600): unlike the member and its counters, it stays after the member
+ * left. A drain with no_shutdown records nothing (the kernel migrates at
+ * the owner's close, not in the drain).
+ */
+struct sockmig_event {
+	uint64_t seq;	  /**< 1, 2, ... in the group's ring */
+	uint64_t time_ns; /**< CLOCK_REALTIME when the drain ended */
+	uint64_t cookie;  /**< the drained listener */
+	uint32_t type;	  /**< enum sockmig_event_type */
+	uint32_t role;	  /**< its role before the drain (enum sockmig_role) */
+	uint32_t generation;
+	uint32_t pid;		/**< the member's owner */
+	uint32_t inflight_left; /**< handshakes still in flight at the end of the wait */
+	uint32_t flags;		/**< 0 */
+	uint64_t wait_ns;	/**< mark (no new SYN) to the end of the wait */
+	uint64_t duration_ns;	/**< the whole drain: mark to shutdown done */
+	/** The member's migrated_out counters right after the drain, per kind:
+	 *  what the policy moved away from it (it closes once, so this is what
+	 *  its drain migrated; requests in flight past the deadline move later). */
+	uint64_t migrated[SOCKMIG_KIND_MAX];
+	uint64_t cancelled; /**< its cancel_mismatch then */
+	uint64_t deferred;  /**< its deferred then */
+};
+
+/** Events the ring of a group holds (older ones are overwritten). */
+#define SOCKMIG_EVENT_RING 256
+
+/** Buckets of the drain-duration histogram (struct sockmig_event_ring). */
+#define SOCKMIG_DRAIN_BUCKETS 11
+/** Their upper bounds in ns: 1, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5 s. */
+#define SOCKMIG_DRAIN_BUCKET_NS                                                                    \
+	{1000000ull,   5000000ull,   10000000ull,  25000000ull,	 50000000ull, 100000000ull,        \
+	 250000000ull, 500000000ull, 1000000000ull, 2500000000ull, 5000000000ull}
+
+/** Where a group's event ring stands, and every drain since the group was made. */
+struct sockmig_event_ring {
+	uint64_t head; /**< seq of the newest event = drains recorded, 0 when none */
+	/** Identity of the ring: it changes when the group was removed (its
+	 *  last member left) and made again, and its seq started over. 0 when
+	 *  the group has no ring yet. */
+	uint64_t id;
+	uint32_t capacity; /**< SOCKMIG_EVENT_RING */
+	/** Sum of every drain's duration_ns (not only those the ring still holds). */
+	uint64_t duration_sum_ns;
+	/** Drains whose duration_ns was <= each bound of SOCKMIG_DRAIN_BUCKET_NS
+	 *  (cumulative, as Prometheus buckets; all of them: head). */
+	uint64_t duration_le[SOCKMIG_DRAIN_BUCKETS];
+};
+
+/**
+ * Copy the events of group @p g with seq > @p after_seq, oldest first, at
+ * most @p n, into @p out. Events lost to the ring's overwriting show as a
+ * gap: out[0].seq - after_seq - 1 were lost when that is > 0 (read again
+ * from out[n-1].seq when @p n were returned).
+ * @return the number copied (0 when none, or the group has no ring yet),
+ * or a negative errno.
+ */
+SOCKMIG_API int sockmig_group_events(struct sockmig_group *g, uint64_t after_seq,
+				     struct sockmig_event *out, int n);
+
+/** Fill @p out with the ring's head and identity. @return 0 or a negative errno. */
+SOCKMIG_API int sockmig_group_event_ring(struct sockmig_group *g, struct sockmig_event_ring *out);
+
 /* ---- legacy mode: kernels without socket migration (4.19 to 5.13) ------ */
 
 /*

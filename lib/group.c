@@ -344,6 +344,16 @@ static void unlock_group(struct sockmig_group *g)
 	flock(g->dirfd, LOCK_UN);
 }
 
+int sm_group_lock(struct sockmig_group *g)
+{
+	return lock_group(g);
+}
+
+void sm_group_unlock(struct sockmig_group *g)
+{
+	unlock_group(g);
+}
+
 /* Open and lock the group directory; retry if it is removed under us. */
 static int open_dir_locked(struct sockmig_group *g)
 {
@@ -1212,6 +1222,19 @@ unlock:
 	return err;
 }
 
+int sm_member_get(struct sockmig_group *g, uint64_t cookie, uint32_t *role, uint32_t *generation,
+		  uint32_t *pid)
+{
+	struct sm_member m;
+
+	if (bpf_map_lookup_elem(g->fd_state, &cookie, &m) < 0)
+		return -ENOENT;
+	*role = m.role;
+	*generation = m.generation;
+	*pid = m.pid;
+	return 0;
+}
+
 int sockmig_counters_read(struct sockmig_group *g, uint64_t cookie, struct sockmig_counters *out)
 {
 	struct sm_counters c;
@@ -1369,7 +1392,8 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 	struct sm_counters *before = NULL, *after = NULL, self0 = {0}, self1 = {0};
 	struct sockmig_netstat ns0, ns1;
 	struct member_rec *recs = NULL, *self = NULL;
-	uint64_t cookie, t0;
+	struct sockmig_event ev = {.type = SOCKMIG_EVENT_DRAIN};
+	uint64_t cookie, t0, t_mark;
 	bool wake;
 	int n = 0, others = 0, err;
 
@@ -1406,6 +1430,11 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 		goto unlock;
 	}
 	/* 1. no new SYN for it */
+	ev.cookie = cookie;
+	ev.role = self->m.role;
+	ev.generation = self->m.generation;
+	ev.pid = self->m.pid;
+	t_mark = sm_now_ns();
 	self->m.role = SM_ROLE_DRAINING;
 	if (bpf_map_update_elem(g->fd_state, &cookie, &self->m, BPF_EXIST) < 0) {
 		err = sm_fail(errno, "cannot update member: %s", strerror(errno));
@@ -1458,6 +1487,16 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 		rep.migrated[k] = self1.mig_out[k] - self0.mig_out[k];
 	rep.cancelled = self1.cancel_mismatch - self0.cancel_mismatch;
 	rep.deferred = self1.deferred - self0.deferred;
+
+	/* the drain's record, which outlives the member and its counters */
+	ev.wait_ns = rep.wait_ns;
+	ev.inflight_left = rep.inflight_left;
+	ev.duration_ns = sm_now_ns() - t_mark;
+	for (int k = 0; k < SM_KIND_MAX; k++)
+		ev.migrated[k] = self1.mig_out[k];
+	ev.cancelled = self1.cancel_mismatch;
+	ev.deferred = self1.deferred;
+	sm_event_record_locked(g, &ev); /* a failure is logged; the drain happened */
 
 	/* 4. where the kernel may not wake the targets, wake them ourselves */
 	if (wake) {

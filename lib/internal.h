@@ -73,4 +73,16 @@ SM_HIDDEN enum sockmig_tristate sm_probe_try_migrate_sysctl(int port);
  * -EPERM: not allowed to load BPF. Asked once per process. */
 SM_HIDDEN int sm_verifier_loads_migrate(void);
 
+/* The group lock (flock on its directory), for code outside group.c. */
+SM_HIDDEN int sm_group_lock(struct sockmig_group *g);
+SM_HIDDEN void sm_group_unlock(struct sockmig_group *g);
+/* Role, generation and owner of member @cookie; -ENOENT when not one. */
+SM_HIDDEN int sm_member_get(struct sockmig_group *g, uint64_t cookie, uint32_t *role,
+			    uint32_t *generation, uint32_t *pid);
+
+/* Record drain @ev (seq and time filled in here) in the group's event
+ * ring (lib/events.c), made on first use; with and without the lock held. */
+SM_HIDDEN int sm_event_record_locked(struct sockmig_group *g, struct sockmig_event *ev);
+SM_HIDDEN int sm_event_record(struct sockmig_group *g, struct sockmig_event *ev);
+
 #endif

@@ -493,6 +493,8 @@ int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
 				struct sockmig_legacy_drain_report *report)
 {
 	struct sockmig_legacy_drain_report rep;
+	struct sockmig_event ev = {.type = SOCKMIG_EVENT_DRAIN_LEGACY};
+	bool have_ev;
 	sockmig_accept_fn on_accept;
 	struct sockmig_counters c0, c1;
 	struct sockmig_netstat ns0, ns1;
@@ -532,6 +534,8 @@ int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
 	receivers.on = OPTS_GET(opts, wake_receivers, false);
 	receivers.n = 0;
 	sockmig_netstat_read(&ns0);
+
+	have_ev = sm_member_get(g, rep.cookie, &ev.role, &ev.generation, &ev.pid) == 0;
 
 	/* 1. no new SYN for it */
 	{
@@ -645,6 +649,20 @@ join:
 	sockmig_netstat_read(&ns1);
 	sockmig_netstat_delta(&ns0, &ns1, &rep.netstat);
 	rep.elapsed_ns = sm_now_ns() - t0;
+	if (!err && have_ev) {
+		/* the drain's record, which outlives the member and its counters */
+		ev.cookie = rep.cookie;
+		ev.wait_ns = rep.wait_ns;
+		ev.inflight_left = rep.abandoned;
+		ev.duration_ns = sm_now_ns() - t_mark;
+		if (sockmig_counters_read(g, rep.cookie, &c1) == 0) {
+			for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
+				ev.migrated[k] = c1.migrated_out[k];
+			ev.cancelled = c1.cancel_mismatch;
+			ev.deferred = c1.deferred;
+		}
+		sm_event_record(g, &ev); /* a failure is logged; the drain happened */
+	}
 close_rf:
 	close(rf->fd);
 free_rf:

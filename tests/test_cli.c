@@ -317,6 +317,57 @@ SM_TEST(cli_help_every_subcommand)
 	return SM_PASS;
 }
 
+/* Whether @help has a line describing option @opt ("  -x, --opt ..." or
+ * "      --opt ..."), not only the usage line. */
+static bool help_describes(const char *help, const char *opt)
+{
+	char pat[64];
+
+	snprintf(pat, sizeof(pat), ", %s", opt);
+	if (strstr(help, pat))
+		return true;
+	snprintf(pat, sizeof(pat), "\n      %s", opt);
+	return strstr(help, pat) != NULL;
+}
+
+/*
+ * --help lists every option of the command, one line each (watch, demo,
+ * probe and drain printed only the usage line). The options are those
+ * each command's getopt table accepts.
+ */
+SM_TEST(cli_help_lists_every_option)
+{
+	static const struct {
+		const char *cmd, *opts[16];
+	} cmds[] = {
+		{"status", {"--port", "--addr", "--json", "--help"}},
+		{"watch", {"--port", "--interval", "--count", "--json", "--help"}},
+		{"drain",
+		 {"--pid", "--cookie", "--port", "--now", "--wait", "--timeout", "--json", "--help"}},
+		{"demo", {"--listeners", "--clients", "--json", "--help"}},
+		{"probe", {"--json", "--help"}},
+		{"bench",
+		 {"--workers", "--conns", "--secs", "--restart-rate", "--concurrency", "--rate",
+		  "--strategies", "--ipv6", "--phases", "--phase-secs", "--short", "--gap", "--json",
+		  "--help"}},
+		{"metrics", {"--port", "--listen", "--textfile", "--interval", "--help"}},
+		{"help", {"--json", "--verbose", "--version", "--help"}},
+	};
+	char out[8192], err[4096], args[64];
+
+	if (!have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		snprintf(args, sizeof(args), "%s --help", cmds[i].cmd);
+		if (!ASSERT_EQ(run(args, out, sizeof(out), err, sizeof(err)), 0, args))
+			return SM_FAIL;
+		for (int o = 0; cmds[i].opts[o]; o++)
+			if (!ASSERT_TRUE(help_describes(out, cmds[i].opts[o]), cmds[i].opts[o]))
+				return SM_FAIL;
+	}
+	return SM_PASS;
+}
+
 SM_TEST(cli_probe_json)
 {
 	char out[4096], err[4096];

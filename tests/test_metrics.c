@@ -148,6 +148,7 @@ SM_TEST(metrics_prometheus_scrape_agrees_with_status)
 	struct sockmig_group *g = NULL;
 	int l[2] = {-1, -1}, ret = SM_FAIL, queued_a;
 	long long steered = -1, out = -1, success = -1, b_steered = -1, b_in = -1;
+	long long drains = -1, drain_count = -1, drain_le_inf = -1, drain_le_5s = -1;
 	char q_b_steered[160], q_b_in[160];
 	pid_t metrics = -1, prom = -1;
 	FILE *f;
@@ -217,14 +218,22 @@ SM_TEST(metrics_prometheus_scrape_agrees_with_status)
 	snprintf(q_b_in, sizeof(q_b_in),
 		 "sum(sockmig_member_migrated_in_total%%7Bmember%%3D%%22%llu%%22%%7D)",
 		 (unsigned long long)sockmig_cookie(l[1]));
-	for (int i = 0; i < 120 && (steered < 0 || out < 0 || success < 0 || b_in < 0); i++) {
+	for (int i = 0; i < 120 && (steered < 0 || out < 0 || success < 0 || b_in < 0 ||
+				    drain_count < 0 || drain_le_5s < 0);
+	     i++) {
 		burst_sleep_ms(250);
 		steered = prom_query("sum(sockmig_member_syn_steered_total)");
 		out = prom_query("sum(sockmig_member_migrated_out_total)");
 		success = prom_query("sockmig_kernel_tcp_migrate_req_success_total");
 		b_steered = prom_query(q_b_steered);
 		b_in = prom_query(q_b_in);
+		drains = prom_query("sum(sockmig_drains_total)");
+		drain_count = prom_query("sum(sockmig_drain_duration_seconds_count)");
+		drain_le_inf = prom_query("sum(sockmig_drain_duration_seconds_bucket%7Ble%3D%22%2BInf%22%7D)");
+		drain_le_5s = prom_query("sum(sockmig_drain_duration_seconds_bucket%7Ble%3D%225%22%7D)");
 	}
+	printf("PromQL: drains %lld, drain durations counted %lld (le +Inf %lld, le 5 s %lld)\n",
+	       drains, drain_count, drain_le_inf, drain_le_5s);
 	printf("PromQL: steered %lld (B %lld), migrated out %lld, into B %lld, "
 	       "TCPMigrateReqSuccess %lld\n",
 	       steered, b_steered, out, b_in, success);
@@ -243,6 +252,12 @@ SM_TEST(metrics_prometheus_scrape_agrees_with_status)
 	    !ASSERT_EQ(b_in, json_sum(status, "migrated_in"), "PromQL = status: into B") ||
 	    !ASSERT_EQ(success, json_sum(status, "TCPMigrateReqSuccess"),
 		       "PromQL = status: TCPMigrateReqSuccess"))
+		goto out;
+	/* A's drain, from the group's event ring: it stays after A left */
+	if (!ASSERT_EQ(drains, 1, "sockmig_drains_total") ||
+	    !ASSERT_EQ(drain_count, 1, "sockmig_drain_duration_seconds_count") ||
+	    !ASSERT_EQ(drain_le_inf, 1, "le=+Inf bucket") ||
+	    !ASSERT_EQ(drain_le_5s, 1, "le=5 bucket (the drain waits at most 1 s)"))
 		goto out;
 	if (!ASSERT_OK(system("promtool check rules examples/prometheus/sockmig.rules.yml"),
 		       "the example alerting rules"))
