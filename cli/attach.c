@@ -805,9 +805,29 @@ int do_attach(int argc, char **argv)
 	 * renew one of --once */
 	sc.hold_refs = !once;
 	sc.lease_ms = once ? 0 : lease_for(interval);
+	/* the pid file first: a second daemon of the port registers nothing,
+	 * and in the foreground the file names this process before its first
+	 * "registered" line */
+	if (port && !once) {
+		pid_t owner;
+		int err = pidfile_acquire(&pf, "attach", port, &owner);
+
+		if (err == -EBUSY) {
+			cli_error("sockmig attach (pid %d) already watches port %d", (int)owner,
+				  port);
+			return 1;
+		} else if (err) {
+			cli_error("attach: cannot write its pid file %s: %s", pf.path,
+				  strerror(-err));
+			return 1;
+		}
+		if (fg)
+			pidfile_write(&pf);
+	}
 	n = scanner_scan(&sc);
 	if (n < 0) {
 		cli_error("cannot list listening sockets: %s", strerror(-n));
+		pidfile_release(&pf);
 		return 1;
 	}
 	if (sc.nk == 0) {
@@ -825,24 +845,12 @@ int do_attach(int argc, char **argv)
 				(int)pid, port ? " on that port" : "");
 		else
 			cli_error("port %d has no listener that sockmig could register", port);
+		scanner_stop(&sc);
+		pidfile_release(&pf);
 		return 1;
 	}
 	if (once)
 		return 0;
-	if (port) {
-		pid_t owner;
-		int err = pidfile_acquire(&pf, "attach", port, &owner);
-
-		if (err == -EBUSY) {
-			cli_error("sockmig attach (pid %d) already watches port %d", (int)owner,
-				  port);
-			return 1;
-		} else if (err) {
-			cli_error("attach: cannot write its pid file %s: %s", pf.path,
-				  strerror(-err));
-			return 1;
-		}
-	}
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &hup, NULL);
@@ -851,7 +859,7 @@ int do_attach(int argc, char **argv)
 		pidfile_release(&pf);
 		return 1;
 	}
-	if (port)
+	if (port && !fg)
 		pidfile_write(&pf);
 	while (!stop_attach) {
 		struct timespec ts = {.tv_sec = (time_t)(interval / 1000),

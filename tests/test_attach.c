@@ -87,6 +87,20 @@ static int wait_status(pid_t pid, int ms)
 	return -1;
 }
 
+/* SIGTERM to the attach daemon of @e: true when it stopped within 10 s
+ * (it is killed otherwise). */
+static bool stop_attach_daemon(struct ienv *e)
+{
+	int st;
+
+	if (e->attach <= 0)
+		return true;
+	kill(e->attach, SIGTERM);
+	st = wait_status(e->attach, 10000);
+	e->attach = 0;
+	return ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "attach stops");
+}
+
 /* The pinned group of 127.0.0.1:@port in this network namespace, or NULL. */
 static struct sockmig_group *group_here(int port)
 {
@@ -304,12 +318,14 @@ static bool prefork_run(struct ienv *e, const char *by, int *served, struct lg_r
 		/* a start time of its own, in clock ticks, for the baseline */
 		burst_sleep_ms(30);
 	}
+	printf("%llu ms: %d workers registered\n", burst_now_ms() % 1000000, NWORKERS);
 	reply = probe_reply(APORT, 3000);
 	if (!ASSERT_GT(reply, 0, "the workers answer"))
 		return false;
 	rfd = start_load(APORT, reply, 3.0, &lpid);
 	if (!ASSERT_TRUE(finish_load(rfd, lpid, r), "load result"))
 		return false;
+	printf("%llu ms: load done\n", burst_now_ms() % 1000000);
 	print_result("prefork", I_ATTACH, r, 0);
 	for (int i = 0; i < NWORKERS; i++)
 		kill(w[i], SIGTERM);
@@ -318,7 +334,8 @@ static bool prefork_run(struct ienv *e, const char *by, int *served, struct lg_r
 		served[i] = served_by(e, w[i]);
 		printf("worker %d (pid %d) served %d\n", i, (int)w[i], served[i]);
 	}
-	return true;
+	printf("%llu ms: workers stopped\n", burst_now_ms() % 1000000);
+	return stop_attach_daemon(e);
 }
 
 /* Default options: every worker gets within 2x of its fair share. */
@@ -440,7 +457,7 @@ SM_TEST(attach_new_executable_drains_old_deployment)
 			       i == 2 ? SOCKMIG_ROLE_ACTIVE : SOCKMIG_ROLE_DRAINING,
 			       i == 2 ? "B's worker active" : "A's workers draining"))
 			goto out;
-	if (ASSERT_GT(probe_reply(APORT, 3000), 0, "B answers"))
+	if (ASSERT_GT(probe_reply(APORT, 3000), 0, "B answers") && stop_attach_daemon(&e))
 		ret = SM_PASS;
 out:
 	if (ret != SM_PASS)

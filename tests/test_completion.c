@@ -31,6 +31,8 @@ SM_TEST(completion_commands_options_values)
 		{"status --port ", "32123"},
 		{"bench --strategies naive,po", "naive,policy"},
 		{"run --stop-signal QU", "QUIT"},
+		{"attach --generation-by ", "exe none process tree"},
+		{"attach --gen", "--generation --generation-by"},
 		{"run --port 32123 -- bash", "bash bashbug"},
 		{"probe --port ", ""}, /* probe has no --port: nothing */
 	};
