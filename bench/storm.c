@@ -29,8 +29,8 @@
 #define MAX_FD		65536
 #define RETIRE_AFTER_MS 3000 /* half-open requests of a drained member move within it */
 
-static const char *const strategy_names[] = {"naive",  "sysctl",  "policy", "stopstart", "holder",
-					     "run",    "legacy",  "handoff", "attach", "shim"};
+static const char *const strategy_names[] = {"naive", "sysctl", "policy",  "stopstart", "holder",
+					     "run",   "legacy", "handoff", "attach",	"shim"};
 
 const char *storm_strategy_str(enum storm_strategy s)
 {
@@ -229,13 +229,13 @@ struct storm {
 	uint64_t tot_in, tot_out, tot_deferred, tot_cancel;
 	struct pending pend[4096];
 	int npend;
-	int registered;		      /* attach: listeners it registered */
-	uint64_t reg[REG_RING];	      /* the last of them */
+	int registered;		/* attach: listeners it registered */
+	uint64_t reg[REG_RING]; /* the last of them */
 	uint64_t nreg;
-	pid_t ready_pid;	      /* shim: the last worker that said it listens */
-	uint64_t ready_cookie;	      /* and its listener */
-	uint64_t closed, drained;     /* shim: old listeners closed, and drained */
-	uint64_t gens_ready;	      /* run: generations ready (the first, reloads) */
+	pid_t ready_pid;	  /* shim: the last worker that said it listens */
+	uint64_t ready_cookie;	  /* and its listener */
+	uint64_t closed, drained; /* shim: old listeners closed, and drained */
+	uint64_t gens_ready;	  /* run: generations ready (the first, reloads) */
 };
 
 /* In a forked child: close the supervisor's copies of the listeners, but
@@ -515,8 +515,7 @@ static void watch_poll(struct storm *s, bool final)
 			seen_fold(s, j--);
 	/* a migration counts on both sides; the shim's members leave at their
 	 * close, with the counters of what left them: the targets' then tell */
-	s->r->policy_migrated =
-		(s->tot_out > s->tot_in ? s->tot_out : s->tot_in) + s->tot_deferred;
+	s->r->policy_migrated = (s->tot_out > s->tot_in ? s->tot_out : s->tot_in) + s->tot_deferred;
 	s->r->policy_cancelled = s->tot_cancel;
 }
 
@@ -1022,15 +1021,16 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 		}
 		attach_overdue(s, 0);
 		if (s->attach_died)
-			snprintf(r->error, sizeof(r->error), "sockmig attach exited during the run");
+			snprintf(r->error, sizeof(r->error),
+				 "sockmig attach exited during the run");
 	}
 	if (o->strategy == ST_SHIM) {
 		for (int i = 0; i < 60 && s->closed < s->r->restarts; i++)
 			lines_read(s, 50);
 		lines_read(s, 0);
 		/* a close that was not a drain (or not yet done) */
-		s->r->restart_errors += s->r->restarts - (s->drained < s->r->restarts ? s->drained
-										     : s->r->restarts);
+		s->r->restart_errors += s->r->restarts -
+					(s->drained < s->r->restarts ? s->drained : s->r->restarts);
 	}
 	if (o->strategy == ST_RUN || o->strategy == ST_HANDOFF) {
 		/* the reloads done (SIGHUPs during a reload are one reload) */

@@ -38,6 +38,7 @@ static void bench_usage(FILE *f)
 		   "  -s, --strategies LIST  of naive,sysctl,policy,stopstart,holder,run,legacy,\n"
 		   "                         handoff,attach,shim\n"
 		   "                         (default naive,sysctl,policy; --short: all)\n"
+		   "      --gap MS           stopstart, holder: nobody listens this long\n"
 		   "  -6, --ipv6             IPv6 (::1) instead of 127.0.0.1\n"
 		   "      --phases N         cost: alternating phases (2-64, default 10)\n"
 		   "      --phase-secs S     cost: seconds per phase (default 3)\n"
