@@ -350,6 +350,7 @@ static int bench_cost(struct bench_cfg *c)
 		       c->o.workers, c->o.concurrency, (unsigned long long)c->phases,
 		       (unsigned long long)c->phase_secs);
 	c->o.restart_rate = 0;
+	c->o.strategy = ST_POLICY; /* its workers: not the last storm's */
 	if (storm_cost(&c->o, (int)c->phases, (double)c->phase_secs, &r) < 0) {
 		cli_error("bench cost: %s", r.error);
 		return 1;
