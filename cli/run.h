@@ -103,9 +103,6 @@ bool run_busy_adopted(const struct runner *r);
 bool run_own_ready(const struct runner *r);
 int run_count_state(const struct runner *r, enum gstate st);
 
-/* run.c */
-bool run_find_preload(char *out, size_t size);
-
 /* run_report.c */
 /* Note the listeners of each generation (after a scan registered some). */
 void run_note_listeners(struct runner *r);
