@@ -42,6 +42,7 @@
 
 #include "attach.h"
 #include "cli.h"
+#include "diag.h"
 #include "hold.h"
 #include "pidfile.h"
 #include "sockmig.h"
@@ -368,6 +369,56 @@ static void gens_adopt(struct runner *r)
 	fflush(stdout);
 }
 
+/* Whether listener @l is bound to the address of @ss (port aside). */
+static bool same_addr(const struct sm_listener *l, const struct sockaddr_storage *ss)
+{
+	if (l->family != ss->ss_family)
+		return false;
+	if (l->family == AF_INET)
+		return memcmp(&l->addr.v4, &((const struct sockaddr_in *)ss)->sin_addr,
+			      sizeof(l->addr.v4)) == 0;
+	return memcmp(&l->addr.v6, &((const struct sockaddr_in6 *)ss)->sin6_addr,
+		      sizeof(l->addr.v6)) == 0;
+}
+
+/*
+ * --handoff after a killed run: the processes adopted from it still hold
+ * the listener that run made, and whatever waits in its queue. Another
+ * listener of ours would leave that queue to be reset when they stop (no
+ * kernel migrates it there); the same socket, taken from them
+ * (pidfd_getfd), stays open in run when they close it. The fd, or -1.
+ */
+static int adopt_listener(struct runner *r)
+{
+	const struct generation *g = &r->g[0];
+	struct sm_listener *ls = NULL;
+	int n, fd = -1;
+
+	if (!g->adopted)
+		return -1;
+	n = sm_diag_listeners(r->h.addr.ss_family, r->port, &ls);
+	for (int i = 0; i < n && fd < 0; i++) {
+		if (!same_addr(&ls[i], &r->h.addr))
+			continue;
+		for (int o = 0; o < ls[i].nowners && fd < 0; o++)
+			for (int w = 0; w < g->nw && fd < 0; w++) {
+				if (ls[i].owners[o].pid != g->pid[w])
+					continue;
+				fd = sm_diag_take(&ls[i], o);
+				if (fd >= 0)
+					printf("sockmig run: took the killed run's listener from "
+					       "pid "
+					       "%d: what waits in it stays\n",
+					       (int)g->pid[w]);
+				else
+					fd = -1;
+			}
+	}
+	free(ls);
+	fflush(stdout);
+	return fd;
+}
+
 /* Nothing of ours serves: start again after the backoff. Before the first
  * generation was ever ready, not past the ready timeout. */
 static void schedule_start(struct runner *r, unsigned long long now)
@@ -607,9 +658,11 @@ static void tick(struct runner *r)
 	}
 	if (cur && now - cur->ready > 10000)
 		r->backoff_ms = 100;
-	/* with socket activation nothing new listens: READY=1, or alive a while */
+	/* with socket activation nothing new listens: READY=1, or alive a while
+	 * (a generation started in this tick started after @now: no
+	 * subtraction from @now, which would wrap) */
 	if (st && (st->notified || (r->listen_fd < 0 ? gen_listens(r, st)
-						     : now - st->started >= r->ready_after_ms))) {
+						     : now >= st->started + r->ready_after_ms))) {
 		st->state = G_READY;
 		st->ready = now;
 		r->ever_ready = true;
@@ -620,7 +673,7 @@ static void tick(struct runner *r)
 			stop_generation(r, cur);
 		}
 		sd_notify_msg("READY=1");
-	} else if (st && now - st->started > r->ready_ms) {
+	} else if (st && now > st->started + r->ready_ms) {
 		start_failed(r, st, -1);
 		if (r->ever_ready)
 			sd_notify_msg("READY=1");
@@ -705,11 +758,8 @@ static bool find_preload(char *out, size_t size)
 	return access(out, R_OK) == 0;
 }
 
-/*
- * Whether the kernel migrates under a policy here; when not, one line in
- * @why. SOCKMIG_MODE=legacy answers no without asking (the tests).
- */
-static bool native_migration(char *why, size_t size)
+/* Whether the kernel migrates under a policy here (cli.h). */
+bool cli_native_migration(char *why, size_t size)
 {
 	const char *mode = getenv("SOCKMIG_MODE");
 	struct sockmig_probe p;
@@ -862,7 +912,7 @@ int do_run(int argc, char **argv)
 	if (r.listen_fd < 0) {
 		char why[200];
 
-		if (!native_migration(why, sizeof(why))) {
+		if (!cli_native_migration(why, sizeof(why))) {
 			printf("sockmig run: no native migration (%s): handing the listener to "
 			       "every generation (--handoff)\n",
 			       why);
@@ -898,17 +948,24 @@ int do_run(int argc, char **argv)
 		pidfile_release(&r.pf);
 		return 1;
 	}
+	r.sc.port = r.port;
+	r.sc.gen = -1;
+	r.sc.quiet = true;
+	gens_adopt(&r);
 	if (r.listen_fd == 0) {
 		/* no BPF at all: the listener is ours and never closes, every
-		 * generation inherits it (for servers that take LISTEN_FDS) */
+		 * generation inherits it (for servers that take LISTEN_FDS); a
+		 * killed run's, when its processes still hold it */
 		int one = 1;
 
 		r.use_holder = false;
-		r.listen_fd = socket(r.h.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (r.listen_fd < 0 ||
-		    setsockopt(r.listen_fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-		    bind(r.listen_fd, (struct sockaddr *)&r.h.addr, r.h.alen) < 0 ||
-		    listen(r.listen_fd, 4096) < 0) {
+		r.listen_fd = adopt_listener(&r);
+		if (r.listen_fd < 0 &&
+		    ((r.listen_fd = socket(r.h.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) <
+			     0 ||
+		     setsockopt(r.listen_fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+		     bind(r.listen_fd, (struct sockaddr *)&r.h.addr, r.h.alen) < 0 ||
+		     listen(r.listen_fd, 4096) < 0)) {
 			cli_error("run: cannot listen on port %d: %s", r.port, strerror(errno));
 			goto out_pidfile;
 		}
@@ -925,10 +982,6 @@ int do_run(int argc, char **argv)
 	 * in another group, and what waited on it could not move) */
 	if (r.use_holder && !r.h.follow && holder_open(&r.h) < 0)
 		goto out_notify;
-	r.sc.port = r.port;
-	r.sc.gen = -1;
-	r.sc.quiet = true;
-	gens_adopt(&r);
 	r.first_start = now_ms();
 	start_generation(&r);
 	pfd[0].fd = sfd;
