@@ -83,8 +83,18 @@ static int reload_run(enum imode m, struct ienv *e, const struct server_ops *ops
 		int n = log_count(e, ops->log, ops->log_needle);
 
 		printf("'%s' in the server's log: %d\n", ops->log_needle, n);
-		if (!ASSERT_TRUE(n >= ops->log_min, "the server's log"))
+		if (!ASSERT_TRUE(n >= ops->log_min, "the server's log")) {
+			char cmd[256];
+
+			/* what the shim said instead */
+			snprintf(cmd, sizeof(cmd),
+				 "grep -a 'drain\\|closed\\|shutdown' %s/%s | sort | uniq -c | "
+				 "sort -rn | head -12",
+				 e->dir, ops->log);
+			if (system(cmd) < 0)
+				printf("cannot read the log\n");
 			ret = SM_FAIL;
+		}
 	}
 	if (ret == SM_PASS && m == I_ATTACH) {
 		/* attach holds every listener: a server's close ends none of them,
