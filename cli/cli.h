@@ -52,6 +52,11 @@ bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint
  * many: their count and *@names (free() it), or a negative errno. */
 int cli_group_names(int port, char (**names)[SOCKMIG_NAME_MAX]);
 
+/* Whether the kernel migrates under a policy here (sockmig_probe() says
+ * native); when not, one line in @why. SOCKMIG_MODE=legacy answers no
+ * without asking (the tests). */
+bool cli_native_migration(char *why, size_t size);
+
 int do_probe(int argc, char **argv);
 int do_demo(int argc, char **argv);
 int do_bench(int argc, char **argv);

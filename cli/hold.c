@@ -158,6 +158,7 @@ int do_hold(int argc, char **argv)
 	static struct scanner sc;
 	struct sigaction sa = {.sa_handler = on_stop}, hup = {.sa_handler = on_hup};
 	const char *addr = NULL, *user = NULL;
+	char why[256];
 	struct pidfile pf = {.fd = -1};
 	struct holder h;
 	pid_t owner;
@@ -207,6 +208,14 @@ int do_hold(int argc, char **argv)
 	}
 	if (holder_config(&h, addr, port, user) < 0)
 		return 2;
+	/* a holder keeps a queue only where the kernel migrates it: elsewhere a
+	 * server's close resets it whatever holds the group */
+	if (!cli_native_migration(why, sizeof(why))) {
+		cli_error("hold: no native migration here (%s): a holder would keep nothing; "
+			  "use sockmig run, which keeps the listener itself",
+			  why);
+		return 1;
+	}
 	err = pidfile_acquire(&pf, "hold", port, &owner);
 	if (err == -EBUSY) {
 		cli_error("sockmig hold (pid %d) already holds port %d", (int)owner, port);

@@ -99,11 +99,8 @@ bool run_find_preload(char *out, size_t size)
 	return access(out, R_OK) == 0;
 }
 
-/*
- * Whether the kernel migrates under a policy here; when not, one line in
- * @why. SOCKMIG_MODE=legacy answers no without asking (the tests).
- */
-static bool native_migration(char *why, size_t size)
+/* Whether the kernel migrates under a policy here (cli.h). */
+bool cli_native_migration(char *why, size_t size)
 {
 	const char *mode = getenv("SOCKMIG_MODE");
 	struct sockmig_probe p;
@@ -256,7 +253,7 @@ int do_run(int argc, char **argv)
 	if (r.listen_fd < 0) {
 		char why[200];
 
-		if (!native_migration(why, sizeof(why))) {
+		if (!cli_native_migration(why, sizeof(why))) {
 			printf("sockmig run: no native migration (%s): handing the listener to "
 			       "every generation (--handoff)\n",
 			       why);
@@ -292,17 +289,24 @@ int do_run(int argc, char **argv)
 		pidfile_release(&r.pf);
 		return 1;
 	}
+	r.sc.port = r.port;
+	r.sc.gen = -1;
+	r.sc.quiet = true;
+	run_gens_adopt(&r);
 	if (r.listen_fd == 0) {
 		/* no BPF at all: the listener is ours and never closes, every
-		 * generation inherits it (for servers that take LISTEN_FDS) */
+		 * generation inherits it (for servers that take LISTEN_FDS); a
+		 * killed run's, when its processes still hold it */
 		int one = 1;
 
 		r.use_holder = false;
-		r.listen_fd = socket(r.h.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (r.listen_fd < 0 ||
-		    setsockopt(r.listen_fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-		    bind(r.listen_fd, (struct sockaddr *)&r.h.addr, r.h.alen) < 0 ||
-		    listen(r.listen_fd, 4096) < 0) {
+		r.listen_fd = run_adopt_listener(&r);
+		if (r.listen_fd < 0 &&
+		    ((r.listen_fd = socket(r.h.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) <
+			     0 ||
+		     setsockopt(r.listen_fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+		     bind(r.listen_fd, (struct sockaddr *)&r.h.addr, r.h.alen) < 0 ||
+		     listen(r.listen_fd, 4096) < 0)) {
 			cli_error("run: cannot listen on port %d: %s", r.port, strerror(errno));
 			goto out_pidfile;
 		}
@@ -319,10 +323,6 @@ int do_run(int argc, char **argv)
 	 * in another group, and what waited on it could not move) */
 	if (r.use_holder && !r.h.follow && holder_open(&r.h) < 0)
 		goto out_notify;
-	r.sc.port = r.port;
-	r.sc.gen = -1;
-	r.sc.quiet = true;
-	run_gens_adopt(&r);
 	sockmig_netstat_read(&r.ns_mark); /* the reports count from here */
 	r.first_start = now_ms();
 	run_start_generation(&r);

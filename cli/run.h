@@ -95,6 +95,7 @@ struct generation *run_start_generation(struct runner *r);
 void run_stop_generation(struct runner *r, struct generation *g);
 void run_gens_save(struct runner *r);
 void run_gens_adopt(struct runner *r);
+int run_adopt_listener(struct runner *r);
 void run_reaped(struct runner *r, pid_t pid, int status);
 void run_tick(struct runner *r);
 bool run_busy(const struct runner *r);

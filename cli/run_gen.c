@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "diag.h"
 #include "run.h"
 
 #define BACKOFF_FIRST_MS 100
@@ -264,6 +265,55 @@ bool run_own_ready(const struct runner *r)
 		if (r->g[i].state == G_READY && !r->g[i].adopted)
 			return true;
 	return false;
+}
+
+/* Whether listener @l is bound to the address of @ss (port aside). */
+static bool same_addr(const struct sm_listener *l, const struct sockaddr_storage *ss)
+{
+	if (l->family != ss->ss_family)
+		return false;
+	if (l->family == AF_INET)
+		return memcmp(&l->addr.v4, &((const struct sockaddr_in *)ss)->sin_addr,
+			      sizeof(l->addr.v4)) == 0;
+	return memcmp(&l->addr.v6, &((const struct sockaddr_in6 *)ss)->sin6_addr,
+		      sizeof(l->addr.v6)) == 0;
+}
+
+/*
+ * --handoff after a killed run: the processes adopted from it still hold
+ * the listener that run made, and whatever waits in its queue. Another
+ * listener of ours would leave that queue to be reset when they stop (no
+ * kernel migrates it there); the same socket, taken from them
+ * (pidfd_getfd), stays open in run when they close it. The fd, or -1.
+ */
+int run_adopt_listener(struct runner *r)
+{
+	const struct generation *g = &r->g[0];
+	struct sm_listener *ls = NULL;
+	int n, fd = -1;
+
+	if (!g->adopted)
+		return -1;
+	n = sm_diag_listeners(r->h.addr.ss_family, r->port, &ls);
+	for (int i = 0; i < n && fd < 0; i++) {
+		if (!same_addr(&ls[i], &r->h.addr))
+			continue;
+		for (int o = 0; o < ls[i].nowners && fd < 0; o++)
+			for (int w = 0; w < g->nw && fd < 0; w++) {
+				if (ls[i].owners[o].pid != g->pid[w])
+					continue;
+				fd = sm_diag_take(&ls[i], o);
+				if (fd >= 0)
+					printf("sockmig run: took the killed run's listener from "
+					       "pid %d: what waits in it stays\n",
+					       (int)g->pid[w]);
+				else
+					fd = -1;
+			}
+	}
+	free(ls);
+	fflush(stdout);
+	return fd;
 }
 
 /*
@@ -518,9 +568,11 @@ void run_tick(struct runner *r)
 	if (cur && !r->restart_at && now - cur->ready >= BACKOFF_RESET_MS &&
 	    now - r->last_restart >= BACKOFF_RESET_MS)
 		r->backoff_ms = BACKOFF_FIRST_MS;
-	/* with socket activation nothing new listens: READY=1, or alive a while */
+	/* with socket activation nothing new listens: READY=1, or alive a while
+	 * (a generation started in this tick started after @now: no
+	 * subtraction from @now, which would wrap) */
 	if (st && (st->notified || (r->listen_fd < 0 ? gen_listens(r, st)
-						     : now - st->started >= r->ready_after_ms))) {
+						     : now >= st->started + r->ready_after_ms))) {
 		st->state = G_READY;
 		st->ready = now;
 		r->ever_ready = true;
@@ -529,7 +581,7 @@ void run_tick(struct runner *r)
 		if (cur)
 			run_stop_generation(r, cur);
 		run_sd_notify("READY=1");
-	} else if (st && now - st->started > r->ready_ms) {
+	} else if (st && now > st->started + r->ready_ms) {
 		start_failed(r, st, -1);
 		if (r->ever_ready)
 			run_sd_notify("READY=1");

@@ -13,6 +13,7 @@
 
 #include "harness.h"
 #include "itest.h"
+#include "sockmig.h"
 #include "util.h"
 
 const char *const imode_names[] = {"none", "attach", "shim"};
@@ -70,17 +71,29 @@ void stop_all(struct ienv *e)
 	e->attach = 0;
 }
 
-/* One HTTP exchange; returns the reply's length (the server closes). */
+/* One HTTP exchange; returns the reply's length (the server closes).
+ * Every call is bounded by what is left of @timeout_ms (SO_SNDTIMEO bounds
+ * connect() too): a server that takes the connection and never answers
+ * makes this return -1, not hang. */
 int probe_reply(int port, int timeout_ms)
 {
 	unsigned long long end = burst_now_ms() + (unsigned long long)timeout_ms;
 	struct sockaddr_storage ss;
 	socklen_t len = burst_addr(AF_INET, port, &ss);
+	unsigned long long left;
+	struct timeval tv;
 	char buf[4096];
 	int total, n, fd;
 
-	while (burst_now_ms() < end) {
+	while ((left = burst_now_ms()) < end) {
+		left = end - left;
+		tv.tv_sec = (time_t)(left / 1000);
+		tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
 		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		if (connect(fd, (struct sockaddr *)&ss, len) == 0 &&
 		    write(fd, HTTP_REQUEST, strlen(HTTP_REQUEST)) > 0) {
 			total = 0;
@@ -253,9 +266,18 @@ int judge(enum imode m, const struct lg_result *r)
 
 	if (!ASSERT_GT(r->started, 1000, "connections made"))
 		return SM_FAIL;
-	if (m == I_NONE)
+	if (m == I_NONE) {
+		char why[200];
+
+		/* the baseline races reloads: on a machine too slow for the race
+		 * (measured) no failure proves nothing either way */
+		if (failed == 0 && machine_too_slow(why, sizeof(why)))
+			return SKIP("the baseline saw no failure in %llu connections, so it "
+				    "cannot show that the case can fail here: %s",
+				    (unsigned long long)r->started, why);
 		return ASSERT_GT(failed, 0, "baseline failures (the test can fail)") ? SM_PASS
 										     : SM_FAIL;
+	}
 	return ASSERT_EQ(failed, 0, "failed connections with sockmig") ? SM_PASS : SM_FAIL;
 }
 

@@ -4,6 +4,8 @@
 # in a guest booted by scripts/kernels (or on the host), and prints one
 # machine-readable line per set:
 #   SMK set=NAME rc=RC secs=S passed=P failed=F skipped=K info=WORD
+# after one line per skipped case with its reason:
+#   SMK-SKIP set=NAME CASE: REASON
 # Usage: tests/kernel-guest.sh SET...   (probe demo matrix legacy runhold
 # shim integration; case:FILTER runs those cases verbosely, sh:FILE runs a
 # script of yours from the host's file system). The output of a set that fails is printed before
@@ -36,6 +38,9 @@ run_set() {
 	if [ "$rc" != 0 ] || [ "${f:-0}" != 0 ] || [ -n "${SMK_VERBOSE:-}" ] || [ "$name" = probe ]; then
 		sed "s|^|[$name] |" "$log"
 	fi
+	# every skip with its reason (the runner prints the reason first)
+	awk -v set="$name" '/^  SKIP: / { why = substr($0, 9) }
+		/^skip / { print "SMK-SKIP set=" set " " $2 ": " why; why = "" }' "$log"
 	echo "SMK set=$name rc=$rc secs=$secs passed=${p:--} failed=${f:--} skipped=${k:--} info=$info"
 }
 

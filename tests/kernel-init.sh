@@ -39,8 +39,13 @@ mount -t devpts devpts $r/dev/pts
 mount -t tmpfs tmpfs $r/dev/shm
 mount -t bpf bpf $r/sys/fs/bpf
 mount -t tmpfs tmpfs $r/sys/fs/cgroup 2>/dev/null
-for d in /tmp /run /var/tmp /var/log /var/lib/nginx /var/lib/haproxy /var/cache; do
+# /tmp and /var/tmp as on the host; the others (/run above all: the
+# hand-off endpoints refuse a /run that others can write) root's alone
+for d in /tmp /var/tmp; do
 	[ -d $r$d ] && mount -t tmpfs -o mode=1777 tmpfs $r$d
+done
+for d in /run /var/log /var/lib/nginx /var/lib/haproxy /var/cache; do
+	[ -d $r$d ] && mount -t tmpfs -o mode=0755 tmpfs $r$d
 done
 mkdir -p $r/var/log/nginx $r/var/lib/nginx/body $r/run/haproxy 2>/dev/null
 # the tree under test comes as a share of its own: a checkout under /tmp

@@ -112,7 +112,33 @@ static bool wait_serving(int port)
 	return probe_reply(port, 3000) > 0;
 }
 
+static int wait_exit(pid_t pid, int ms);
+
 /* ---- stop, 2 s gap, start ------------------------------------------------ */
+
+/*
+ * Where nothing migrates a holder keeps nothing: hold refuses to start, with
+ * one Error line that points at sockmig run, and exits 1.
+ */
+static int hold_refused(struct ienv *e, char *const hold[], const char *why)
+{
+	pid_t pid = spawn_sockmig(e, "hold.log", hold);
+	int st = wait_exit(pid, 10000);
+
+	printf("no native migration (%s): hold must refuse\n", why);
+	if (st == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	if (ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1, "hold exits 1") &&
+	    ASSERT_EQ(log_count(e, "hold.log", "Error: hold: no native migration here"), 1,
+		      "one Error line") &&
+	    ASSERT_EQ(log_count(e, "hold.log", "sockmig run"), 1, "it names sockmig run") &&
+	    ASSERT_EQ(log_count(e, "hold.log", "holding port"), 0, "it holds nothing"))
+		return SM_PASS;
+	show_log(e, "hold.log");
+	return SM_FAIL;
+}
 
 static int gap_run(bool with_holder)
 {
@@ -121,6 +147,7 @@ static int gap_run(bool with_holder)
 	char bin[128], port[16];
 	char *srv[] = {bin, port, NULL};
 	char *hold[] = {"hold", "--port", port, "--addr", "127.0.0.1", "--foreground", NULL};
+	char why[200];
 	int ret = SM_FAIL, reply, rfd;
 	pid_t lpid, cur, holder = 0;
 
@@ -131,6 +158,11 @@ static int gap_run(bool with_holder)
 		return SKIP("cannot build the test server (cc)");
 	}
 	snprintf(port, sizeof(port), "%d", RPORT);
+	if (with_holder && !kernel_migrates(why, sizeof(why))) {
+		ret = hold_refused(&e, hold, why);
+		teardown(&e, RPORT);
+		return ret;
+	}
 	cur = spawn(&e, srv, false);
 	if (!ASSERT_TRUE(wait_serving(RPORT), "the server answers"))
 		goto out;
@@ -401,6 +433,7 @@ SM_TEST(run_back_to_back_reloads)
 	struct runenv re = {0};
 	struct lg_result r;
 	char *extra[] = {"--max-old", "1", NULL};
+	char why[200];
 	int ret = SM_FAIL, rfd, most = 0, n, done = 0;
 	unsigned long long end;
 	pid_t lpid;
@@ -433,10 +466,17 @@ SM_TEST(run_back_to_back_reloads)
 	       done, log_count(&re.e, "run.log", "ready in"),
 	       log_count(&re.e, "run.log", "reload report"), most);
 	if (!ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") ||
-	    !ASSERT_EQ(done, RELOADS, "reloads asked") ||
-	    !ASSERT_EQ(log_count(&re.e, "run.log", "ready in"), RELOADS + 1, "generations") ||
+	    !ASSERT_EQ(log_count(&re.e, "run.log", "ready in"), done + 1, "generations") ||
 	    !ASSERT_EQ(log_count(&re.e, "run.log", "failed: generation"), 0, "failed reloads") ||
 	    !ASSERT_TRUE(most <= 1 + 1 + 1, "current + starting + at most --max-old stopping"))
+		goto out;
+	/* the rate is the machine's: a slow one (measured) skips, saying so */
+	if (done < RELOADS && machine_too_slow(why, sizeof(why))) {
+		ret = SKIP("%d of %d reloads in %d s, every one served (0 failed of %llu): %s",
+			   done, RELOADS, RELOAD_SECS, (unsigned long long)r.started, why);
+		goto out;
+	}
+	if (!ASSERT_EQ(done, RELOADS, "reloads asked"))
 		goto out;
 	ret = SM_PASS;
 out:
@@ -489,47 +529,71 @@ out:
 
 /*
  * sockmig run with @args (nginx on RPORT, stop-then-start) started in *run:
- * 4 SIGHUPs 1.2 s apart under load; every connection served, 5
+ * @n SIGHUPs 1.2 s apart under load; every connection served, @n + 1
  * generations. false after a failed assertion (the log is shown).
  */
-static bool nginx_restarts(struct ienv *e, char *const args[], const char *what, pid_t *run)
+static bool nginx_restarts(struct ienv *e, char *const args[], const char *what, int n, pid_t *run)
 {
 	struct lg_result r;
 	int reply, rfd;
 	pid_t lpid;
 
 	*run = spawn_sockmig(e, "run.log", args);
-	reply = probe_reply(RPORT, 3000);
+	/* run probes the kernel first: seconds under emulation */
+	reply = probe_reply(RPORT, 20000);
 	if (!ASSERT_GT(reply, 0, "nginx answers under sockmig run"))
 		goto fail;
-	rfd = start_load(RPORT, reply, 6.0, &lpid);
-	for (int i = 0; i < 4; i++) {
+	rfd = start_load(RPORT, reply, 1.2 * (n + 1), &lpid);
+	for (int i = 0; i < n; i++) {
 		burst_sleep_ms(1200);
 		kill(*run, SIGHUP);
 	}
 	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
 		goto fail;
-	print_result(what, I_NONE, &r, 4);
+	print_result(what, I_NONE, &r, n);
 	if (ASSERT_GT(r.started, 5000, "connections") &&
 	    ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") &&
-	    ASSERT_EQ(log_count(e, "run.log", "ready in"), 5, "generations"))
+	    ASSERT_EQ(log_count(e, "run.log", "ready in"), n + 1, "generations"))
 		return true;
 fail:
 	show_log(e, "run.log");
 	return false;
 }
 
-/* nginx, not written for sockmig, restarted stop-then-start by sockmig run:
- * every restart leaves the port without nginx for a moment; the holder
- * keeps the clients. */
+/* nginx, not written for sockmig, restarted stop-then-start by sockmig run
+ * 20 times: every restart leaves the port without nginx for a moment; the
+ * holder keeps the clients (where nothing migrates, run's own listener,
+ * which never closes). */
 SM_TEST(run_stop_start_nginx)
 {
 	struct ienv e;
 	char conf[128], port[16];
-	char *args[] = {"run",	       "--port",  port, "--stop-start", "--stop-signal",
-			"QUIT",	       "--grace", "5",	"--",		"nginx",
-			"-c",	       conf,	  "-p", e.dir,		"-g",
-			"daemon off;", NULL};
+	char *native[] = {"run",	 "--port",  port, "--stop-start", "--stop-signal",
+			  "QUIT",	 "--grace", "5",  "--",		  "nginx",
+			  "-c",		 conf,	    "-p", e.dir,	  "-g",
+			  "daemon off;", NULL};
+	/* where nothing migrates run keeps the listener itself: on the address
+	 * nginx binds, or the shim does not put it in place (and says so) */
+	char *handoff[] = {"run",
+			   "--port",
+			   port,
+			   "--addr",
+			   "127.0.0.1",
+			   "--stop-start",
+			   "--stop-signal",
+			   "QUIT",
+			   "--grace",
+			   "5",
+			   "--",
+			   "nginx",
+			   "-c",
+			   conf,
+			   "-p",
+			   e.dir,
+			   "-g",
+			   "daemon off;",
+			   NULL};
+	char why[200];
 	int ret = SM_FAIL;
 	pid_t run = 0;
 
@@ -539,7 +603,9 @@ SM_TEST(run_stop_start_nginx)
 		return SKIP("no .output/sockmig: run from the repository root");
 	snprintf(conf, sizeof(conf), "%s/nginx.conf", e.dir);
 	snprintf(port, sizeof(port), "%d", RPORT);
-	if (nginx_conf(&e, 2, RPORT) && nginx_restarts(&e, args, "run --stop-start nginx", &run))
+	if (nginx_conf(&e, 2, RPORT) &&
+	    nginx_restarts(&e, kernel_migrates(why, sizeof(why)) ? native : handoff,
+			   "run --stop-start nginx", 20, &run))
 		ret = SM_PASS;
 	if (run > 0)
 		stop_sockmig(run);
@@ -615,7 +681,7 @@ SM_TEST(run_handoff_nginx_without_bpf)
 	waitpid(srv, NULL, 0);
 
 	setenv("SOCKMIG_MODE", "legacy", 1);
-	if (!nginx_restarts(&e, args, "run --handoff (chosen) nginx", &run))
+	if (!nginx_restarts(&e, args, "run --handoff (chosen) nginx", 4, &run))
 		goto out;
 	if (ASSERT_EQ(log_count(&e, "run.log", "no native migration (SOCKMIG_MODE=legacy)"), 1,
 		      "run chose the hand-off") &&
@@ -983,7 +1049,7 @@ SM_TEST(run_killed_then_restart_fails)
 	struct runenv re = {.wrap = true};
 	char *args[] = {"run",	"--port", re.port, "--ready-timeout", "1", "--",
 			re.cmd, re.port,  NULL};
-	char path[160];
+	char path[160], why[200];
 	pid_t orphan = 0, run2;
 	int ret, st;
 
@@ -1011,7 +1077,8 @@ SM_TEST(run_killed_then_restart_fails)
 	    !ASSERT_EQ(log_count(&re.e, "run2.log", "Error: "), 1, "one error line") ||
 	    !ASSERT_TRUE(alive(orphan), "the killed run's server still runs") ||
 	    !ASSERT_TRUE(probe_reply(RPORT, 1000) > 0, "and serves") ||
-	    !ASSERT_EQ(groups_here(), 1, "its group stays pinned") ||
+	    !ASSERT_EQ(groups_here(), kernel_migrates(why, sizeof(why)) ? 1 : 0,
+		       "its group stays pinned (none where run keeps the listener)") ||
 	    !ASSERT_EQ(pidfile_pid("run-35000.gens"), orphan, "and recorded"))
 		goto out;
 	ret = SM_PASS;
@@ -1213,9 +1280,14 @@ static int killed_then_restarted(const char *kind)
 	char *hold[] = {"hold", "--port", port, "--addr", "127.0.0.1", "--foreground", NULL};
 	char **args = strcmp(kind, "attach") == 0 ? attach : hold;
 	const char *ready = args == attach ? "registered" : "holding port";
+	char why[200];
 	pid_t d[3] = {0};
 	int ret = SM_FAIL, st, fd;
 
+	if (args == hold && !kernel_migrates(why, sizeof(why)))
+		return SKIP("hold refuses to start where nothing migrates (%s): "
+			    "hold_stop_start_gap_holder checks that",
+			    why);
 	if (!setup(&e, I_NONE))
 		return SKIP("no .output/sockmig: run from the repository root");
 	if (!build_test_server(&e, false, bin, sizeof(bin))) {
