@@ -331,7 +331,8 @@ static bool holds_listener(pid_t pid)
 {
 	char path[64], link[64], line[512];
 	unsigned long ino, listening[64];
-	int n = 0, st;
+	unsigned int st;
+	int n = 0;
 	struct dirent *de;
 	FILE *f = fopen("/proc/net/tcp", "re");
 	DIR *d;
