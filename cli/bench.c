@@ -35,14 +35,15 @@ static void bench_usage(FILE *f)
 		   "  -r, --restart-rate R   worker restarts per second (0-1000, default 20)\n"
 		   "  -c, --concurrency C    connections in flight (1-10000, default 64)\n"
 		   "      --rate R           new connections per second (default 0: closed loop)\n"
-		   "  -s, --strategies LIST  comma-separated: naive sysctl policy stopstart holder run "
+		   "  -s, --strategies LIST  comma-separated: naive sysctl policy stopstart holder "
+		   "run "
 		   "legacy handoff attach shim (default naive,sysctl,policy; --short: all)\n"
-		   "      --gap MS           stopstart, holder: nobody listens this long\n"
 		   "  -6, --ipv6             IPv6 (::1) instead of 127.0.0.1\n"
 		   "      --phases N         cost: alternating phases (2-64, default 10)\n"
 		   "      --phase-secs S     cost: seconds per phase (default 3)\n"
 		   "      --short            the short run of make bench (under a minute)\n"
-		   "      --gap MS           stopstart, holder: ms with no server listening (0-10000, default 0)\n"
+		   "      --gap MS           stopstart, holder: ms with no server listening "
+		   "(0-10000, default 0)\n"
 		   "  -j, --json             JSON output\n"
 		   "  -h, --help             this text\n");
 }

@@ -34,7 +34,7 @@ struct gen_state {
 
 struct watched {
 	char name[SOCKMIG_NAME_MAX];
-	uint64_t ring_id, seq;	      /* the event ring read up to seq */
+	uint64_t ring_id, seq;		 /* the event ring read up to seq */
 	uint64_t drains, drain_migrated; /* in this interval, from the ring */
 	struct sockmig_counters total, last;
 	struct gen_state gens[MAX_GENS];
@@ -253,7 +253,8 @@ static void read_events(struct watched *w, bool report)
 				jw_close('}');
 				jw_end();
 			} else {
-				printf("drain: %s: the event ring overflowed (%d events): %llu drains "
+				printf("drain: %s: the event ring overflowed (%d events): %llu "
+				       "drains "
 				       "lost\n",
 				       w->name, SOCKMIG_EVENT_RING, (unsigned long long)lost);
 			}
@@ -448,11 +449,12 @@ int do_watch(int argc, char **argv)
 		jw_close('}');
 		jw_end();
 	} else {
-		printf("total: %llu drains (%llu lost to the ring), migrated %llu | kernel: migrated "
+		printf("total: %llu drains (%llu lost to the ring), migrated %llu | kernel: "
+		       "migrated "
 		       "%llu failed %llu\n",
 		       (unsigned long long)totals.drains, (unsigned long long)totals.lost,
-		       (unsigned long long)totals.migrated,
-		       (unsigned long long)d.migrate_success, (unsigned long long)d.migrate_failure);
+		       (unsigned long long)totals.migrated, (unsigned long long)d.migrate_success,
+		       (unsigned long long)d.migrate_failure);
 	}
 	free(w);
 	return 0;

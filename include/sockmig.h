@@ -452,8 +452,10 @@ struct sockmig_event {
 #define SOCKMIG_DRAIN_BUCKETS 11
 /** Their upper bounds in ns: 1, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5 s. */
 #define SOCKMIG_DRAIN_BUCKET_NS                                                                    \
-	{1000000ull,   5000000ull,   10000000ull,  25000000ull,	 50000000ull, 100000000ull,        \
-	 250000000ull, 500000000ull, 1000000000ull, 2500000000ull, 5000000000ull}
+	{                                                                                          \
+		1000000ull, 5000000ull, 10000000ull, 25000000ull, 50000000ull, 100000000ull,       \
+			250000000ull, 500000000ull, 1000000000ull, 2500000000ull, 5000000000ull    \
+	}
 
 /** Where a group's event ring stands, and every drain since the group was made. */
 struct sockmig_event_ring {

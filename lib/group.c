@@ -1594,6 +1594,40 @@ static int leave_locked(struct sockmig_group *g, uint64_t cookie, int fd)
 	return 0;
 }
 
+int sm_group_collect(struct sockmig_group *g, uint32_t exiting)
+{
+	struct member_rec *recs;
+	uint64_t key;
+	int n, err = lock_group(g);
+
+	if (err)
+		return err;
+	recs = read_members(g, &n);
+	if (!recs) {
+		err = sm_fail(ENOMEM, "out of memory");
+		goto unlock;
+	}
+	for (int i = 0; i < n; i++) {
+		if (recs[i].live || !recs[i].m.pid)
+			continue;
+		if (recs[i].m.pid != exiting && !owner_gone(&recs[i].m))
+			continue;
+		bpf_map_delete_elem(g->fd_state, &recs[i].cookie);
+		bpf_map_delete_elem(g->fd_counters, &recs[i].cookie);
+	}
+	free(recs);
+	if (bpf_map_get_next_key(g->fd_state, NULL, &key) == 0) {
+		err = rebuild_table(g);
+		goto unlock;
+	}
+	/* nobody left: the group goes, as at the last member's leave */
+	unpin_all(g);
+	err = 1;
+unlock:
+	unlock_group(g);
+	return err;
+}
+
 int sockmig_member_leave_cookie(struct sockmig_group *g, uint64_t cookie)
 {
 	int err = lock_group(g);

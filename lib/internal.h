@@ -80,6 +80,12 @@ SM_HIDDEN void sm_group_unlock(struct sockmig_group *g);
 SM_HIDDEN int sm_member_get(struct sockmig_group *g, uint64_t cookie, uint32_t *role,
 			    uint32_t *generation, uint32_t *pid);
 
+/* Forget the members that no longer listen and whose owner is gone or is
+ * @exiting (a process in its exit, 0: none), and remove the group when no
+ * member is left, as the last leave does. 1 when removed, 0 when members
+ * remain, or a negative errno. */
+SM_HIDDEN int sm_group_collect(struct sockmig_group *g, uint32_t exiting);
+
 /* Record drain @ev (seq and time filled in here) in the group's event
  * ring (lib/events.c), made on first use; with and without the lock held. */
 SM_HIDDEN int sm_event_record_locked(struct sockmig_group *g, struct sockmig_event *ev);

@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "internal.h" /* sm_group_collect(), linked in */
 #include "shim.h"
 
 #ifndef CAP_BPF
@@ -700,4 +701,57 @@ void shim_listeners_exit(void)
 	n = shim_table_fds(fds, SHIM_MAX_FDS);
 	for (int i = 0; i < n; i++)
 		shim_listener_release(fds[i], op_close, NULL);
+}
+
+/*
+ * A master that registered the listeners and gave them to its workers
+ * (haproxy -W, nginx) closes its own fds early, without leaving (the
+ * workers still hold the sockets), or re-executes itself and forgets them
+ * (haproxy -W's master does, into its wait mode); the workers may die by
+ * a signal, which runs no shim code. Its member then stayed in the group,
+ * with nobody left to remove it or the group: the pins outlived the
+ * server. At exit, in every group of this network namespace, the members
+ * that no longer listen and whose owner is gone, or is this process, are
+ * forgotten; a group with no member left is removed, as the last leave
+ * removes it. A member still listening (a worker alive, a new
+ * generation's) keeps its group. Only a process that may load BPF looks.
+ */
+void shim_groups_exit(void)
+{
+	char(*names)[SOCKMIG_NAME_MAX] = NULL, prefix[32];
+	libbpf_print_fn_t old;
+	struct stat st;
+	int n;
+
+	if (atomic_load(&inactive) || !bpf_privileged() ||
+	    stat("/proc/thread-self/ns/net", &st) < 0)
+		return;
+	snprintf(prefix, sizeof(prefix), "%lu-", (unsigned long)st.st_ino);
+	old = quiet_begin();
+	n = sockmig_group_list(NULL, NULL, 0);
+	if (n > 0)
+		names = calloc((size_t)n, sizeof(*names));
+	if (names)
+		n = sockmig_group_list(NULL, names, n);
+	for (int i = 0; names && i < n; i++) {
+		struct shim_entry e;
+		struct sockmig_group *g;
+		int rc;
+
+		if (strncmp(names[i], prefix, strlen(prefix)) != 0)
+			continue;
+		memset(&e, 0, sizeof(e));
+		snprintf(e.group, sizeof(e.group), "%s", names[i]);
+		g = open_group(&e);
+		if (!g)
+			continue; /* gone already: its last member left */
+		rc = sm_group_collect(g, (uint32_t)getpid());
+		if (rc == 1)
+			shim_debug("exit: group %s had no member left: removed", names[i]);
+		else if (rc < 0 && !lock_timed_out())
+			shim_debug("exit: group %s: %s", names[i], sockmig_last_error());
+		sockmig_group_close(g);
+	}
+	free(names);
+	quiet_end(old);
 }

@@ -303,6 +303,9 @@ __attribute__((destructor)) static void shim_dtor(void)
 		shim_busy--;
 		if (atomic_load_explicit(&shim_ntracked, memory_order_acquire) > 0)
 			shim_listeners_exit();
+		shim_busy++;
+		shim_groups_exit();
+		shim_busy--;
 	}
 	errno = err;
 }

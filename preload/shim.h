@@ -148,6 +148,10 @@ int shim_listener_shutdown(int fd, int how);
 /* At exit(): release every tracked listener whose last reference this
  * process holds. */
 void shim_listeners_exit(void);
+/* At exit, after shim_listeners_exit(): the groups of this network
+ * namespace lose the members nobody listens with any more whose owner is
+ * gone or this process, and go when none is left. */
+void shim_groups_exit(void);
 
 /* At load: track the listeners inherited across exec. */
 void shim_listeners_adopt(void);

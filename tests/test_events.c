@@ -133,8 +133,7 @@ SM_TEST(events_ring_records_every_drain)
 		    !ASSERT_EQ(ev[i].pid, (uint32_t)getpid(), "owner") ||
 		    !ASSERT_EQ(ev[i].migrated[SOCKMIG_KIND_ESTABLISHED], QUEUED, "its queue") ||
 		    !ASSERT_EQ(ev[i].inflight_left, 0, "nothing left in flight") ||
-		    !ASSERT_TRUE(ev[i].duration_ns >= ev[i].wait_ns && ev[i].time_ns,
-				 "times"))
+		    !ASSERT_TRUE(ev[i].duration_ns >= ev[i].wait_ns && ev[i].time_ns, "times"))
 			goto out;
 	}
 	if (!ASSERT_EQ(sockmig_group_events(g, 2, ev + 4, 4), 1, "after seq 2: one") ||
@@ -143,7 +142,8 @@ SM_TEST(events_ring_records_every_drain)
 	    !ASSERT_EQ(sockmig_group_events(g, 3, ev + 4, 4), 0, "none after the head") ||
 	    !ASSERT_OK(sockmig_group_event_ring(g, &r1), "ring") ||
 	    !ASSERT_EQ(r1.head, 3, "head") || !ASSERT_TRUE(r1.id != 0, "an id") ||
-	    !ASSERT_EQ(r1.duration_sum_ns, ev[0].duration_ns + ev[1].duration_ns + ev[2].duration_ns,
+	    !ASSERT_EQ(r1.duration_sum_ns,
+		       ev[0].duration_ns + ev[1].duration_ns + ev[2].duration_ns,
 		       "the durations' sum") ||
 	    !ASSERT_EQ(r1.duration_le[SOCKMIG_DRAIN_BUCKETS - 1], 3, "all within 5 s"))
 		goto out;
@@ -153,7 +153,8 @@ SM_TEST(events_ring_records_every_drain)
 		int nl = burst_listener(AF_INET, EPORT, 1024, 0);
 
 		if (!ASSERT_OK(add_member(g, nl, 5), "gen 5") ||
-		    !ASSERT_OK(sockmig_member_drain_legacy(g, l, &lo, NULL), sockmig_last_error()) ||
+		    !ASSERT_OK(sockmig_member_drain_legacy(g, l, &lo, NULL),
+			       sockmig_last_error()) ||
 		    !ASSERT_EQ(sockmig_group_events(g, 3, ev, 8), 1, "one more") ||
 		    !ASSERT_EQ(ev[0].type, SOCKMIG_EVENT_DRAIN_LEGACY, "legacy drain") ||
 		    !ASSERT_EQ(ev[0].generation, 4, "its generation")) {

@@ -15,6 +15,7 @@
  *   static   a statically linked server of the tests (built here with
  *            cc -static), replaced the way haproxy is: attach only.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -334,4 +335,136 @@ SM_TEST(integration_static_binary_none)
 SM_TEST(integration_static_binary_attach)
 {
 	return static_run(I_ATTACH);
+}
+
+/* ---- haproxy -W under the shim: nothing left pinned after the stop ------------- */
+
+/* Pinned groups of this network namespace. */
+static int netns_groups(void)
+{
+	char(*names)[SOCKMIG_NAME_MAX] = calloc(1024, SOCKMIG_NAME_MAX), prefix[32];
+	struct stat st;
+	int n, mine = 0;
+
+	if (!names || stat("/proc/thread-self/ns/net", &st) < 0) {
+		free(names);
+		return -1;
+	}
+	snprintf(prefix, sizeof(prefix), "%lu-", (unsigned long)st.st_ino);
+	n = sockmig_group_list(NULL, names, 1024);
+	for (int i = 0; i < n && i < 1024; i++)
+		mine += strncmp(names[i], prefix, strlen(prefix)) == 0;
+	free(names);
+	return n < 0 ? n : mine;
+}
+
+/* Whether process @pid holds a listening TCP socket of this namespace. */
+static bool holds_listener(pid_t pid)
+{
+	char path[64], link[64], line[512];
+	unsigned long ino, listening[64];
+	unsigned int st;
+	int n = 0;
+	struct dirent *de;
+	FILE *f = fopen("/proc/net/tcp", "re");
+	DIR *d;
+	bool found = false;
+
+	while (f && fgets(line, sizeof(line), f) && n < 64)
+		if (sscanf(line, " %*d: %*x:%*x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*d %lu", &st,
+			   &ino) == 2 &&
+		    st == 0x0A)
+			listening[n++] = ino;
+	if (f)
+		fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	while (d && !found && (de = readdir(d))) {
+		char fdp[600];
+		ssize_t len;
+
+		snprintf(fdp, sizeof(fdp), "%s/%s", path, de->d_name);
+		len = readlink(fdp, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino) != 1)
+			continue;
+		for (int i = 0; i < n; i++)
+			found |= listening[i] == ino;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/*
+ * haproxy -W (master-worker) under the shim, stopped (SIGTERM, as
+ * systemctl stop does, then SIGINT, in a second run): the master
+ * registered the listener, then re-executed itself into its wait mode
+ * (its image forgot the listener), and the worker, which held it, was
+ * killed by a signal: no shim code ran at the last close, and the group
+ * stayed pinned with a member nobody would remove. Nothing of this
+ * namespace may stay pinned once the master has exited.
+ */
+SM_TEST(shim_haproxy_master_worker_stop_leaves_no_group)
+{
+	static const int sigs[] = {SIGTERM, SIGINT};
+	char cfg[128], *argv[] = {"haproxy", "-W", "-f", cfg, "-db", NULL};
+	int ret = SM_FAIL, reply = -1;
+	struct ienv e;
+	FILE *f;
+
+	if (access("/usr/sbin/haproxy", X_OK) < 0)
+		return SKIP("haproxy is not installed (scripts/deps installs it)");
+	if (!setup(&e, I_SHIM))
+		return SKIP("no .output/sockmig or preload shim: run from the repository root");
+	snprintf(cfg, sizeof(cfg), "%s/haproxy.cfg", e.dir);
+	f = fopen(cfg, "w");
+	if (!f)
+		goto out;
+	fprintf(f,
+		"global\n\tmaxconn 400\n\tnbthread 1\n"
+		"defaults\n\tmode http\n\ttimeout connect 2s\n\ttimeout client 5s\n"
+		"\ttimeout server 5s\n"
+		"frontend fe\n\tbind 127.0.0.1:%d\n"
+		"\thttp-request return status 200 content-type text/plain string ok\n",
+		IPORT);
+	fclose(f);
+	for (size_t s = 0; s < sizeof(sigs) / sizeof(sigs[0]); s++) {
+		pid_t master = spawn(&e, argv, true);
+		int st = 0, groups, waited = 0;
+
+		reply = -1;
+		for (int i = 0; i < 100 && reply <= 0; i++) {
+			burst_sleep_ms(50);
+			reply = probe_reply(IPORT, 500);
+		}
+		/* the master lets go of the listener (its re-exec into wait mode) */
+		for (int i = 0; i < 200 && reply > 0 && holds_listener(master); i++)
+			burst_sleep_ms(25);
+		groups = netns_groups();
+		printf("%s: master %d, reply %d bytes, %d group(s) pinned while serving\n",
+		       strsignal(sigs[s]), (int)master, reply, groups);
+		if (!ASSERT_GT(reply, 0, "haproxy -W serves") ||
+		    !ASSERT_TRUE(!holds_listener(master), "only the worker holds the listener") ||
+		    !ASSERT_EQ(groups, 1, "its listener registered by the shim"))
+			goto out;
+		kill(master, sigs[s]);
+		while (waitpid(master, &st, WNOHANG) == 0 && waited++ < 800)
+			burst_sleep_ms(25);
+		printf("the master exited after %d ms\n", waited * 25);
+		if (!ASSERT_TRUE(waited <= 800, "the master exited"))
+			goto out;
+		e.nprocs = 0;
+		groups = netns_groups();
+		if (!ASSERT_EQ(groups, 0, "no group left pinned after the stop"))
+			goto out;
+	}
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		show_log(&e, "log");
+	teardown(&e, IPORT);
+	return ret;
 }

@@ -229,8 +229,10 @@ SM_TEST(metrics_prometheus_scrape_agrees_with_status)
 		b_in = prom_query(q_b_in);
 		drains = prom_query("sum(sockmig_drains_total)");
 		drain_count = prom_query("sum(sockmig_drain_duration_seconds_count)");
-		drain_le_inf = prom_query("sum(sockmig_drain_duration_seconds_bucket%7Ble%3D%22%2BInf%22%7D)");
-		drain_le_5s = prom_query("sum(sockmig_drain_duration_seconds_bucket%7Ble%3D%225%22%7D)");
+		drain_le_inf = prom_query(
+			"sum(sockmig_drain_duration_seconds_bucket%7Ble%3D%22%2BInf%22%7D)");
+		drain_le_5s =
+			prom_query("sum(sockmig_drain_duration_seconds_bucket%7Ble%3D%225%22%7D)");
 	}
 	printf("PromQL: drains %lld, drain durations counted %lld (le +Inf %lld, le 5 s %lld)\n",
 	       drains, drain_count, drain_le_inf, drain_le_5s);
