@@ -143,7 +143,7 @@ check-kernels: deps all
 demo: deps $(SOCKMIG)
 	$(Q)$(SOCKMIG) demo
 
-bench: deps $(SOCKMIG)
+bench: deps $(SOCKMIG) $(PRELOAD)
 	$(Q)$(SOCKMIG) bench --short
 
 # Sanitizer build in its own output tree, then the whole suite under it.

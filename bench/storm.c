@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,8 +29,8 @@
 #define MAX_FD		65536
 #define RETIRE_AFTER_MS 3000 /* half-open requests of a drained member move within it */
 
-static const char *const strategy_names[] = {"naive",  "sysctl", "policy", "stopstart",
-					     "holder", "run",	 "legacy", "handoff"};
+static const char *const strategy_names[] = {"naive", "sysctl", "policy",  "stopstart", "holder",
+					     "run",   "legacy", "handoff", "attach",	"shim"};
 
 const char *storm_strategy_str(enum storm_strategy s)
 {
@@ -49,6 +52,24 @@ static volatile sig_atomic_t worker_stop;
 static struct sockmig_group *worker_group;
 static struct storm_legacy_stats *legacy_stats;
 static unsigned short worker_got[MAX_FD];
+/* an exec'd worker of the shim strategy: "ready" and "closed" on stderr */
+static bool worker_report;
+
+/* One line on stderr in one write(): the lines of every worker share a pipe. */
+static void worker_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void worker_say(const char *fmt, ...)
+{
+	char buf[128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(STDERR_FILENO, buf, (size_t)n) < 0) {
+		/* the storm is gone: nobody to tell */
+	}
+}
 
 struct worker_conns {
 	int ep;
@@ -106,8 +127,13 @@ static void worker_main(int lfd)
 								 &w, legacy_stats);
 		}
 		if (worker_stop && lfd >= 0 && storm_legacy_drain_end(drain)) {
+			uint64_t t0 = sm_now_ns();
+
 			drain = NULL;
-			close(lfd);
+			close(lfd); /* under the shim: its drain */
+			if (worker_report)
+				worker_say("closed %d %" PRIu64 "\n", (int)getpid(),
+					   (uint64_t)((sm_now_ns() - t0) / 1000));
 			lfd = -1;
 			deadline = burst_now_ms() + 2000;
 		}
@@ -146,8 +172,34 @@ static void worker_main(int lfd)
 
 struct worker {
 	pid_t pid;
-	int fd;
+	int fd;		 /* the supervisor's copy of its listener; -1: exec'd */
+	uint64_t cookie; /* exec'd (shim): its listener's, as it said */
 };
+
+/* The lines a helper process writes on a pipe: attach's stdout, the shim
+ * workers' stderr, run's stdout. */
+struct lines {
+	int fd;
+	bool eof;
+	size_t len;
+	char buf[8192];
+};
+
+/* A closed listener that attach has not drained yet: since when. */
+struct pending {
+	uint64_t cookie;
+	uint64_t at_ns;
+};
+
+/* The last counters read of a member of a group that the storm does not
+ * manage (attach, shim): they go when the member leaves. */
+struct seen {
+	uint64_t cookie, in, out, deferred, cancel;
+	bool live;
+};
+
+#define MAX_SEEN 4096
+#define REG_RING 4096
 
 struct retired {
 	uint64_t cookie;
@@ -164,7 +216,26 @@ struct storm {
 	struct retired ret[4096];
 	int nret;
 	struct sockmig_holder *h;
-	pid_t run; /* the run strategy's sockmig run */
+	pid_t run;    /* the run strategy's sockmig run */
+	pid_t attach; /* the attach strategy's sockmig attach */
+	bool attach_died;
+	struct lines rep; /* attach's or run's stdout; the shim workers' stderr */
+	int rep_w;	  /* shim: the write end, each worker's stderr */
+	/* attach, shim: the group, opened by name, for its counters */
+	struct sockmig_group *watch;
+	struct sockmig_member_info *mbuf;
+	struct seen *seen;
+	int nseen;
+	uint64_t tot_in, tot_out, tot_deferred, tot_cancel;
+	struct pending pend[4096];
+	int npend;
+	int registered;		/* attach: listeners it registered */
+	uint64_t reg[REG_RING]; /* the last of them */
+	uint64_t nreg;
+	pid_t ready_pid;	  /* shim: the last worker that said it listens */
+	uint64_t ready_cookie;	  /* and its listener */
+	uint64_t closed, drained; /* shim: old listeners closed, and drained */
+	uint64_t gens_ready;	  /* run: generations ready (the first, reloads) */
 };
 
 /* In a forked child: close the supervisor's copies of the listeners, but
@@ -176,10 +247,15 @@ static void close_listeners(const struct storm *s, int keep)
 			close(s->w[i].fd);
 }
 
+static int start_shim_worker(struct storm *s, struct worker *w);
+
 static int start_worker(struct storm *s, struct worker *w)
 {
-	int fd = burst_listener(s->o->family, s->o->port, 4096, 0);
+	int fd;
 
+	if (s->o->strategy == ST_SHIM)
+		return start_shim_worker(s, w);
+	fd = burst_listener(s->o->family, s->o->port, 4096, 0);
 	if (fd < 0) {
 		snprintf(s->r->error, sizeof(s->r->error), "listener: %s", strerror(-fd));
 		return -1;
@@ -236,6 +312,285 @@ static void forget_retired(struct storm *s, unsigned long long older_than)
 		forget_member(s, s->ret[k++].cookie);
 	memmove(s->ret, s->ret + k, (size_t)(s->nret - k) * sizeof(s->ret[0]));
 	s->nret -= k;
+}
+
+/* ---- helper processes' lines, and a group the storm does not manage -------- */
+
+static void on_line(struct storm *s, char *line)
+{
+	unsigned long long cookie, us;
+	int pid;
+	char *p;
+
+	switch (s->o->strategy) {
+	case ST_ATTACH:
+		if (strncmp(line, "registered ", 11) == 0) {
+			s->registered++;
+			p = strstr(line, " cookie ");
+			if (p && sscanf(p, " cookie %llu", &cookie) == 1)
+				s->reg[s->nreg++ % REG_RING] = cookie;
+		} else if (sscanf(line, "released cookie %llu:", &cookie) == 1) {
+			bool drained = strstr(line, "; drained:") != NULL;
+
+			for (int i = 0; i < s->npend; i++) {
+				if (s->pend[i].cookie != cookie)
+					continue;
+				if (drained)
+					lg_hist_add(&s->r->drain_us,
+						    (sm_now_ns() - s->pend[i].at_ns) / 1000);
+				s->pend[i] = s->pend[--s->npend];
+				break;
+			}
+			if (!drained)
+				s->r->restart_errors++;
+		}
+		break;
+	case ST_SHIM:
+		if (sscanf(line, "ready %d %llu", &pid, &cookie) == 2) {
+			s->ready_pid = pid;
+			s->ready_cookie = cookie;
+		} else if (sscanf(line, "closed %d %llu", &pid, &us) == 2) {
+			s->closed++;
+			lg_hist_add(&s->r->drain_us, us);
+		} else if ((p = strstr(line, "closed, last reference: ")) != NULL) {
+			if (strncmp(p + 24, "drained:", 8) == 0)
+				s->drained++;
+		} else if (strncmp(line, "sockmig-preload: inactive", 25) == 0) {
+			snprintf(s->r->error, sizeof(s->r->error), "the shim: %s", line + 17);
+		} else if (strncmp(line, "sockmig-preload: ", 17) != 0) {
+			fprintf(stderr, "%s\n", line); /* the worker's own complaint */
+		}
+		break;
+	default: /* run, handoff */
+		if (strncmp(line, "generation ", 11) == 0 && strstr(line, " ready in "))
+			s->gens_ready++;
+		break;
+	}
+}
+
+/* Read what @s->rep has now (waiting up to @wait_ms for it), line by line. */
+static void lines_read(struct storm *s, int wait_ms)
+{
+	struct lines *l = &s->rep;
+	struct pollfd pfd = {.fd = l->fd, .events = POLLIN};
+	ssize_t n;
+	char *nl;
+
+	if (l->fd < 0 || l->eof || poll(&pfd, 1, wait_ms) <= 0)
+		return;
+	for (;;) {
+		n = read(l->fd, l->buf + l->len, sizeof(l->buf) - 1 - l->len);
+		if (n == 0)
+			l->eof = true;
+		if (n <= 0)
+			break;
+		l->len += (size_t)n;
+		l->buf[l->len] = '\0';
+		while ((nl = memchr(l->buf, '\n', l->len)) != NULL) {
+			*nl = '\0';
+			on_line(s, l->buf);
+			l->len -= (size_t)(nl + 1 - l->buf);
+			memmove(l->buf, nl + 1, l->len);
+		}
+		if (l->len == sizeof(l->buf) - 1)
+			l->len = 0; /* a line longer than that: not one of ours */
+	}
+}
+
+/* A pipe for a helper's output: the read end in @s->rep (non-blocking),
+ * the write end returned. Both close on exec. */
+static int lines_open(struct storm *s)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	s->rep.fd = p[0];
+	s->rep.len = 0;
+	s->rep.eof = false;
+	return p[1];
+}
+
+static bool attach_registered(const struct storm *s, uint64_t cookie)
+{
+	for (uint64_t i = 0; i < s->nreg && i < REG_RING; i++)
+		if (s->reg[i] == cookie)
+			return true;
+	return false;
+}
+
+/*
+ * attach: old listeners closed @older_than_ns ago and not drained. One that
+ * attach never registered (it lived less than attach's scans take) had no
+ * SYN steered to it by the policy: nothing to drain, counted apart. One it
+ * registered and did not drain is a restart error.
+ */
+static void attach_overdue(struct storm *s, uint64_t older_than_ns)
+{
+	uint64_t now = sm_now_ns();
+
+	for (int i = 0; i < s->npend; i++) {
+		if (now - s->pend[i].at_ns < older_than_ns)
+			continue;
+		if (attach_registered(s, s->pend[i].cookie))
+			s->r->restart_errors++;
+		else
+			s->r->attach_unregistered++;
+		s->pend[i--] = s->pend[--s->npend];
+	}
+}
+
+/* attach, shim: open the port's group by name, as attach and the shim name
+ * it, to read its members' counters. */
+static int watch_open(struct storm *s)
+{
+	char name[SOCKMIG_NAME_MAX];
+	struct in6_addr a6 = IN6ADDR_LOOPBACK_INIT;
+	struct in_addr a4 = {.s_addr = htonl(INADDR_LOOPBACK)};
+	struct stat st;
+
+	if (stat("/proc/thread-self/ns/net", &st) < 0 ||
+	    sockmig_group_name_for(s->o->family, s->o->family == AF_INET6 ? (void *)&a6 : &a4,
+				   s->o->port, st.st_ino, name, sizeof(name)) < 0)
+		return -1;
+	s->mbuf = calloc(MAX_SEEN, sizeof(*s->mbuf));
+	s->seen = calloc(MAX_SEEN, sizeof(*s->seen));
+	s->watch = sockmig_group_open_name(name, NULL);
+	if (!s->watch || !s->mbuf || !s->seen) {
+		snprintf(s->r->error, sizeof(s->r->error), "group %s: %s", name,
+			 sockmig_last_error());
+		return -1;
+	}
+	return 0;
+}
+
+static void seen_fold(struct storm *s, int i)
+{
+	s->tot_in += s->seen[i].in;
+	s->tot_out += s->seen[i].out;
+	s->tot_deferred += s->seen[i].deferred;
+	s->tot_cancel += s->seen[i].cancel;
+	s->seen[i] = s->seen[--s->nseen];
+}
+
+/* Read the counters of every member; those of a member that left since the
+ * last read are final. With @final, all of them are. */
+static void watch_poll(struct storm *s, bool final)
+{
+	int n;
+
+	if (!s->watch)
+		return;
+	n = sockmig_members(s->watch, s->mbuf, MAX_SEEN);
+	if (n > MAX_SEEN)
+		n = MAX_SEEN;
+	for (int j = 0; j < s->nseen; j++)
+		s->seen[j].live = false;
+	for (int i = 0; i < n; i++) {
+		const struct sockmig_counters *c = &s->mbuf[i].counters;
+		struct seen *e = NULL;
+
+		for (int j = 0; j < s->nseen && !e; j++)
+			if (s->seen[j].cookie == s->mbuf[i].cookie)
+				e = &s->seen[j];
+		if (!e && s->nseen == MAX_SEEN)
+			continue;
+		if (!e) {
+			e = &s->seen[s->nseen++];
+			memset(e, 0, sizeof(*e));
+			e->cookie = s->mbuf[i].cookie;
+		}
+		e->live = true;
+		e->in = e->out = 0;
+		for (int k = 0; k < SOCKMIG_KIND_MAX; k++) {
+			e->in += c->migrated_in[k];
+			e->out += c->migrated_out[k];
+		}
+		e->deferred = c->deferred;
+		e->cancel = c->cancel_mismatch;
+	}
+	for (int j = 0; j < s->nseen; j++)
+		if (final || !s->seen[j].live)
+			seen_fold(s, j--);
+	/* a migration counts on both sides; the shim's members leave at their
+	 * close, with the counters of what left them: the targets' then tell */
+	s->r->policy_migrated = (s->tot_out > s->tot_in ? s->tot_out : s->tot_in) + s->tot_deferred;
+	s->r->policy_cancelled = s->tot_cancel;
+}
+
+/* shim: a worker exec'd under the preload shim, with a listener of its own;
+ * returns once it listens (its "ready" line). */
+static int start_shim_worker(struct storm *s, struct worker *w)
+{
+	char port[16], family[8];
+	unsigned long long until = burst_now_ms() + 5000;
+	pid_t pid;
+
+	snprintf(port, sizeof(port), "%d", s->o->port);
+	snprintf(family, sizeof(family), "%d", s->o->family == AF_INET6 ? 6 : 4);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		if (dup2(s->rep_w, STDERR_FILENO) < 0)
+			_exit(127);
+		setenv("LD_PRELOAD", s->o->preload, 1);
+		setenv("SOCKMIG_DEBUG", "1", 1); /* its drains, one line each */
+		execl("/proc/self/exe", "sockmig", "__storm-worker", family, port, "report",
+		      (char *)NULL);
+		_exit(127);
+	}
+	while (s->ready_pid != pid && burst_now_ms() < until && !s->r->error[0])
+		lines_read(s, 50);
+	if (s->ready_pid != pid) {
+		if (!s->r->error[0])
+			snprintf(s->r->error, sizeof(s->r->error),
+				 "a worker under the shim did not listen within 5 s");
+		kill(pid, SIGKILL);
+		return -1;
+	}
+	w->pid = pid;
+	w->fd = -1;
+	w->cookie = s->ready_cookie;
+	return 0;
+}
+
+/* attach: `sockmig attach --port P --foreground`, the binary that runs this
+ * (its defaults otherwise); returns once it registered every listener. */
+static int start_attach(struct storm *s)
+{
+	char port[16];
+	unsigned long long until = burst_now_ms() + 10000;
+	int w = lines_open(s);
+
+	if (w < 0)
+		return -1;
+	snprintf(port, sizeof(port), "%d", s->o->port);
+	s->attach = fork();
+	if (s->attach < 0) {
+		close(w);
+		return -1;
+	}
+	if (s->attach == 0) {
+		/* not a copy of the listeners: attach must see their owners let go */
+		close_listeners(s, -1);
+		if (dup2(w, STDOUT_FILENO) < 0 || prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+			_exit(127);
+		execl("/proc/self/exe", "sockmig", "attach", "--port", port, "--foreground",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(w);
+	while (s->registered < s->o->workers && burst_now_ms() < until && !s->rep.eof)
+		lines_read(s, 50);
+	if (s->registered < s->o->workers) {
+		snprintf(s->r->error, sizeof(s->r->error),
+			 "sockmig attach registered %d of %d listeners%s", s->registered,
+			 s->o->workers, s->rep.eof ? " and exited" : " in 10 s");
+		return -1;
+	}
+	return 0;
 }
 
 /* Stop-then-start: every worker goes, nobody listens for gap_ms, every
@@ -305,6 +660,19 @@ static int restart_one(struct storm *s)
 		s->ret[s->nret].cookie = sockmig_cookie(old.fd);
 		s->ret[s->nret++].at_ms = burst_now_ms();
 		close(old.fd);
+	} else if (s->o->strategy == ST_ATTACH) {
+		/* closed without warning (here and in the worker at SIGTERM):
+		 * only attach's reference keeps it, until attach drains it */
+		watch_poll(s, false);
+		attach_overdue(s, 5000000000ull);
+		if (s->npend < (int)(sizeof(s->pend) / sizeof(s->pend[0]))) {
+			s->pend[s->npend].cookie = sockmig_cookie(old.fd);
+			s->pend[s->npend++].at_ns = sm_now_ns();
+		}
+		close(old.fd);
+	} else if (s->o->strategy == ST_SHIM) {
+		/* the worker closes its own listener at SIGTERM */
+		watch_poll(s, false);
 	} else {
 		close(old.fd);
 	}
@@ -314,10 +682,15 @@ static int restart_one(struct storm *s)
 	return 0;
 }
 
-static void reap(bool block)
+static void reap(struct storm *s, bool block)
 {
-	while (waitpid(-1, NULL, block ? 0 : WNOHANG) > 0)
-		;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, NULL, block ? 0 : WNOHANG)) > 0)
+		if (pid == s->attach) {
+			s->attach = 0;
+			s->attach_died = true;
+		}
 }
 
 static bool read_full(int fd, void *buf, size_t len)
@@ -364,7 +737,7 @@ static void progress_line(const struct lg_result *r, void *arg)
 		r->elapsed);
 }
 
-void storm_worker(int family, int port)
+void storm_worker(int family, int port, bool report)
 {
 	pid_t parent = getppid();
 	int fd;
@@ -376,6 +749,9 @@ void storm_worker(int family, int port)
 	fd = burst_listener(family, port, 4096, 0);
 	if (fd < 0)
 		_exit(1);
+	worker_report = report;
+	if (report)
+		worker_say("ready %d %" PRIu64 "\n", (int)getpid(), (uint64_t)sockmig_cookie(fd));
 	worker_main(fd);
 }
 
@@ -391,12 +767,13 @@ static int start_run(struct storm *s)
 	snprintf(port, sizeof(port), "%d", s->o->port);
 	snprintf(family, sizeof(family), "%d", s->o->family == AF_INET6 ? 6 : 4);
 	snprintf(workers, sizeof(workers), "%d", s->o->workers);
+	int out = lines_open(s); /* its "generation N ready" lines count reloads */
+
+	if (out < 0)
+		return -1;
 	s->run = fork();
 	if (s->run == 0) {
-		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-		if (null >= 0)
-			dup2(null, STDOUT_FILENO);
+		dup2(out, STDOUT_FILENO);
 		if (s->o->strategy == ST_HANDOFF)
 			execl("/proc/self/exe", "sockmig", "run", "--port", port, "--workers",
 			      workers, "--grace", "5", "--handoff", "--stop-start", "--addr", lo,
@@ -408,6 +785,7 @@ static int start_run(struct storm *s)
 			      family, port, (char *)NULL);
 		_exit(127);
 	}
+	close(out);
 	/* ready when it answers */
 	for (int i = 0; i < 300; i++) {
 		int fd = socket(s->o->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -419,7 +797,7 @@ static int start_run(struct storm *s)
 			close(fd);
 		if (ok)
 			return 0;
-		burst_sleep_ms(10);
+		lines_read(s, 10);
 	}
 	snprintf(s->r->error, sizeof(s->r->error), "sockmig run did not start its workers");
 	return -1;
@@ -502,9 +880,14 @@ static int open_group(struct storm *s, int fd)
 
 static void stop_all(struct storm *s)
 {
+	if (s->attach > 0) {
+		kill(s->attach, SIGTERM);
+		waitpid(s->attach, NULL, 0);
+		s->attach = 0;
+	}
 	if (s->run > 0) {
 		kill(s->run, SIGTERM);
-		waitpid(s->run, NULL, 0);
+		waitpid(s->run, NULL, 0); /* its output pipe stays open meanwhile */
 		s->run = 0;
 	}
 	if (s->h) {
@@ -517,7 +900,21 @@ static void stop_all(struct storm *s)
 		if (s->w[i].pid > 0)
 			kill(s->w[i].pid, SIGTERM);
 	}
-	reap(true);
+	reap(s, true);
+	if (s->watch) { /* attach and the shim leave their group pinned */
+		sockmig_group_destroy(s->watch);
+		sockmig_group_close(s->watch);
+		s->watch = NULL;
+	}
+	if (s->rep.fd >= 0)
+		close(s->rep.fd);
+	if (s->rep_w >= 0)
+		close(s->rep_w);
+	s->rep.fd = s->rep_w = -1;
+	free(s->mbuf);
+	free(s->seen);
+	s->mbuf = NULL;
+	s->seen = NULL;
 }
 
 static void storm_child(const struct storm_opts *o, struct storm_result *r)
@@ -526,7 +923,7 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 	struct sockmig_netstat ns0, ns1;
 	unsigned long long next, now;
 	double period = o->restart_rate > 0 ? 1000.0 / o->restart_rate : 0;
-	struct pollfd pfd;
+	struct pollfd pfd[2];
 	pid_t lpid;
 	int rfd, probe_fd;
 
@@ -535,6 +932,7 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 	s->o = o;
 	s->r = r;
 	s->gen = 1;
+	s->rep.fd = s->rep_w = -1;
 	for (int i = 0; i < o->workers; i++)
 		s->w[i].fd = -1;
 	if (o->strategy == ST_LEGACY && !(legacy_stats = storm_legacy_stats_new())) {
@@ -557,6 +955,8 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 			goto out;
 		}
 	}
+	if (o->strategy == ST_SHIM && (s->rep_w = lines_open(s)) < 0)
+		goto out;
 	if (o->strategy == ST_RUN || o->strategy == ST_HANDOFF) {
 		if (start_run(s) < 0)
 			goto out;
@@ -565,6 +965,10 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 			if (start_worker(s, &s->w[i]) < 0)
 				goto out;
 	}
+	if (o->strategy == ST_ATTACH && start_attach(s) < 0)
+		goto out;
+	if ((o->strategy == ST_ATTACH || o->strategy == ST_SHIM) && watch_open(s) < 0)
+		goto out;
 	sockmig_netstat_read(&ns0);
 	rfd = start_load(s, o->max_secs, o->max_conns, &lpid);
 	if (rfd < 0) {
@@ -572,14 +976,21 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 		goto out;
 	}
 	next = burst_now_ms() + (unsigned long long)period;
-	pfd.fd = rfd;
-	pfd.events = POLLIN;
+	pfd[0].fd = rfd;
+	pfd[0].events = POLLIN;
+	pfd[1].events = POLLIN;
 	for (;;) {
 		now = burst_now_ms();
 		int wait = period > 0 ? (next > now ? (int)(next - now) : 0) : 1000;
 
-		if (poll(&pfd, 1, wait) > 0)
-			break;
+		pfd[1].fd = s->rep.eof ? -1 : s->rep.fd;
+		pfd[0].revents = pfd[1].revents = 0;
+		if (poll(pfd, 2, wait) > 0) {
+			if (pfd[0].revents)
+				break;
+			lines_read(s, 0);
+			continue;
+		}
 		now = burst_now_ms();
 		if (period > 0 && now >= next) {
 			if (o->strategy == ST_RUN || o->strategy == ST_HANDOFF)
@@ -596,17 +1007,42 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 				forget_retired(s, now - RETIRE_AFTER_MS);
 		}
 		if (o->strategy != ST_RUN && o->strategy != ST_HANDOFF)
-			reap(false);
+			reap(s, false);
 	}
 	if (!read_full(rfd, &r->load, sizeof(r->load)))
 		snprintf(r->error, sizeof(r->error), "the load generator failed");
 	close(rfd);
 	waitpid(lpid, NULL, 0);
+	if (o->strategy == ST_ATTACH) {
+		/* the last old listeners: attach drains them at its next scan */
+		for (int i = 0; i < 60 && s->npend; i++) {
+			lines_read(s, 50);
+			attach_overdue(s, 1000000000ull);
+		}
+		attach_overdue(s, 0);
+		if (s->attach_died)
+			snprintf(r->error, sizeof(r->error),
+				 "sockmig attach exited during the run");
+	}
+	if (o->strategy == ST_SHIM) {
+		for (int i = 0; i < 60 && s->closed < s->r->restarts; i++)
+			lines_read(s, 50);
+		lines_read(s, 0);
+		/* a close that was not a drain (or not yet done) */
+		s->r->restart_errors += s->r->restarts -
+					(s->drained < s->r->restarts ? s->drained : s->r->restarts);
+	}
+	if (o->strategy == ST_RUN || o->strategy == ST_HANDOFF) {
+		/* the reloads done (SIGHUPs during a reload are one reload) */
+		lines_read(s, 0);
+		s->r->restarts = s->gens_ready > 1 ? s->gens_ready - 1 : 0;
+	}
 	/* let the last requests of drained members move before counting */
-	if (s->g && s->nret)
+	if ((s->g && s->nret) || s->watch)
 		burst_sleep_ms(100);
 	sockmig_netstat_read(&ns1);
 	sockmig_netstat_delta(&ns0, &ns1, &r->netstat);
+	watch_poll(s, true);
 	if (legacy_stats) {
 		struct storm_legacy_stats ls;
 
@@ -699,6 +1135,7 @@ static void cost_child(const struct storm_opts *o, void *res)
 	s->o = o;
 	s->r = &sr;
 	s->gen = 1;
+	s->rep.fd = s->rep_w = -1;
 	for (int i = 0; i < o->workers; i++)
 		s->w[i].fd = -1;
 	probe_fd = burst_listener(o->family, o->port, 16, 0);

@@ -15,7 +15,13 @@
  *           under the policy to the newest generation), then close.
  *   legacy  the legacy policy (nothing migrates, tcp_migrate_req=0): the old
  *           worker, on SIGTERM, drains its own listener with
- *           sockmig_member_drain_legacy() and serves what it accepted.
+ *           sockmig_member_drain_legacy() and serves what it accepted;
+ *   attach  close the old listener as naive does (no sockmig in the server),
+ *           with a `sockmig attach --port P` daemon beside it: attach holds
+ *           every registered listener and drains it when its owners let go;
+ *   shim    each worker is exec'd (`__storm-worker`) under the preload shim
+ *           with a listener of its own; the old one is stopped and closes
+ *           its listener without warning: the shim makes that close a drain.
  * Meanwhile a forked load generator makes one new connection per request.
  * Everything runs in a network namespace of its own, made by storm_run().
  */
@@ -37,6 +43,8 @@ enum storm_strategy {
 	ST_RUN,	      /* the workers under `sockmig run`, SIGHUP per restart */
 	ST_LEGACY,    /* legacy policy: each old worker drains itself (storm_legacy.h) */
 	ST_HANDOFF,   /* `sockmig run --handoff --stop-start`: no BPF, run keeps the listener */
+	ST_ATTACH,    /* naive closes, protected by a `sockmig attach` daemon only */
+	ST_SHIM,      /* exec'd workers under libsockmig-preload.so, naive closes */
 	ST_NSTRATEGIES
 };
 
@@ -56,26 +64,32 @@ struct storm_opts {
 	uint32_t rate;	      /* new connections per second; 0: closed loop */
 	bool progress;	      /* a progress line on stderr */
 	int gap_ms;	      /* stopstart/holder: nobody listens this long */
+	char preload[512];    /* shim: libsockmig-preload.so */
 };
 
 struct storm_result {
 	struct lg_result load;
 	uint64_t restarts;
 	uint64_t restart_errors;
-	struct lg_hist drain_us; /* from "drain it" to its queue migrated and closed */
+	/* from "drain it" to its queue migrated and closed; attach: from the
+	 * server's close to attach's drain done; shim: the server's close() */
+	struct lg_hist drain_us;
 	uint64_t policy_migrated;
 	uint64_t policy_cancelled;
 	uint64_t legacy_accepted;	/* legacy: connections the drains accepted */
 	uint64_t legacy_inflight;	/* legacy: handshakes in flight at the drains */
 	uint64_t legacy_abandoned;	/* legacy: left at a deadline */
+	uint64_t attach_unregistered;	/* attach: closed before it registered them */
 	struct sockmig_netstat netstat; /* TcpExt delta over the run */
 	char error[200];
 };
 
-/* `sockmig __storm-worker FAMILY PORT` (FAMILY 4 or 6): one worker of the
- * run strategy, with a listener of its own; stops as on SIGTERM when its
- * parent (sockmig run) dies. Does not return. */
-void storm_worker(int family, int port);
+/* `sockmig __storm-worker FAMILY PORT [report]` (FAMILY 4 or 6): one worker
+ * of the run and shim strategies, with a listener of its own; stops as on
+ * SIGTERM when its parent (sockmig run, the storm) dies. With @report, it
+ * writes "ready PID COOKIE" on stderr once it listens and "closed PID US"
+ * once its listener's close() returned. Does not return. */
+void storm_worker(int family, int port, bool report);
 
 /* Run one strategy in a forked child with its own network namespace.
  * Returns 0, or -1 with r->error set. */

@@ -36,8 +36,9 @@ static void bench_usage(FILE *f)
 		   "  -c, --concurrency C    connections in flight (1-10000, default 64)\n"
 		   "      --rate R           new connections per second (default 0: closed loop)\n"
 		   "  -s, --strategies LIST  of naive,sysctl,policy,stopstart,holder,run,legacy,\n"
-		   "                         handoff\n"
+		   "                         handoff,attach,shim\n"
 		   "                         (default naive,sysctl,policy; --short: all)\n"
+		   "      --gap MS           stopstart, holder: nobody listens this long\n"
 		   "  -6, --ipv6             IPv6 (::1) instead of 127.0.0.1\n"
 		   "      --phases N         cost: alternating phases (2-64, default 10)\n"
 		   "      --phase-secs S     cost: seconds per phase (default 3)\n"
@@ -55,7 +56,7 @@ static int parse_strategies(struct bench_cfg *c, const char *arg)
 
 		if (s < 0) {
 			cli_error("--strategies: unknown strategy '%s' (naive, sysctl, policy, "
-				  "stopstart, holder, run, legacy, handoff)",
+				  "stopstart, holder, run, legacy, handoff, attach, shim)",
 				  tok);
 			free(dup);
 			return -1;
@@ -220,6 +221,7 @@ static void json_storm(const char *name, const struct storm_result *r)
 	jw_u64("legacy_accepted", r->legacy_accepted);
 	jw_u64("legacy_inflight", r->legacy_inflight);
 	jw_u64("legacy_abandoned", r->legacy_abandoned);
+	jw_u64("attach_unregistered", r->attach_unregistered);
 	jw_close('}');
 }
 
@@ -262,6 +264,7 @@ static void print_storm_table(struct storm_result *r, const bool *on)
 	} while (0)
 	ROW("connections", r[i_].load.started);
 	ROW("worker restarts", r[i_].restarts);
+	ROW("restart errors", r[i_].restart_errors);
 	for (int k = 0; k < LG_NOUTCOMES; k++)
 		ROW(outcome_labels[k], r[i_].load.count[k]);
 	ROW("FAILED (not ok)", failed_of(&r[i_].load));
@@ -289,6 +292,7 @@ static void print_storm_table(struct storm_result *r, const bool *on)
 	ROW("legacy: accepted by drains", r[i_].legacy_accepted);
 	ROW("legacy: in flight at drains", r[i_].legacy_inflight);
 	ROW("legacy: abandoned", r[i_].legacy_abandoned);
+	ROW("attach: never registered", r[i_].attach_unregistered);
 #undef ROW
 }
 
@@ -346,6 +350,7 @@ static int bench_cost(struct bench_cfg *c)
 		       c->o.workers, c->o.concurrency, (unsigned long long)c->phases,
 		       (unsigned long long)c->phase_secs);
 	c->o.restart_rate = 0;
+	c->o.strategy = ST_POLICY; /* its workers: not the last storm's */
 	if (storm_cost(&c->o, (int)c->phases, (double)c->phase_secs, &r) < 0) {
 		cli_error("bench cost: %s", r.error);
 		return 1;
@@ -463,6 +468,16 @@ int do_bench(int argc, char **argv)
 			c.run[i] = true;
 		c.phases = 4;
 		c.phase_secs = 2;
+	}
+	if (c.run[ST_SHIM] && !find_preload(c.o.preload, sizeof(c.o.preload))) {
+		if (!c.short_run) {
+			cli_error("bench: the shim strategy needs libsockmig-preload.so (not in "
+				  "SOCKMIG_PRELOAD, beside sockmig, in ../lib or %s)",
+				  SOCKMIG_PRELOADDIR);
+			return 1;
+		}
+		fprintf(stderr, "bench: no libsockmig-preload.so: the shim strategy is left out\n");
+		c.run[ST_SHIM] = false;
 	}
 	if (strcmp(mode, "storm") == 0) {
 		int ret = bench_storm(&c);

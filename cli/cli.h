@@ -65,4 +65,9 @@ int do_hold(int argc, char **argv);
 int do_run(int argc, char **argv);
 int do_reload(int argc, char **argv);
 
+/* libsockmig-preload.so into @out: $SOCKMIG_PRELOAD, else beside this
+ * binary, else in ../lib from it, else where make install puts it. false
+ * when none is there. */
+bool find_preload(char *out, size_t size);
+
 #endif

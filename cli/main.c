@@ -170,9 +170,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/* not a command for people: a worker of sockmig bench's run strategy */
-	if (strcmp(argv[optind], "__storm-worker") == 0 && argc - optind == 3)
+	if (strcmp(argv[optind], "__storm-worker") == 0 &&
+	    (argc - optind == 3 || (argc - optind == 4 && !strcmp(argv[optind + 3], "report"))))
 		storm_worker(atoi(argv[optind + 1]) == 6 ? AF_INET6 : AF_INET,
-			     atoi(argv[optind + 2]));
+			     atoi(argv[optind + 2]), argc - optind == 4);
 	found = find_cmd(argv[optind]);
 	if (!found)
 		return 2;

@@ -676,7 +676,7 @@ static void run_usage(FILE *f)
 
 /* libsockmig-preload.so: $SOCKMIG_PRELOAD, else beside this binary, else
  * in ../lib from it. false when none exists. */
-static bool find_preload(char *out, size_t size)
+bool find_preload(char *out, size_t size)
 {
 	const char *env = getenv("SOCKMIG_PRELOAD");
 	char exe[400], *slash;

@@ -533,6 +533,69 @@ out:
 	return ret;
 }
 
+/* Entries under @dir (-1: cannot read it). */
+static int dir_entries(const char *dir)
+{
+	char cmd[256];
+	FILE *f;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "ls -A %s 2>/dev/null | wc -l", dir);
+	f = popen(cmd, "r");
+	if (f) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = -1;
+		pclose(f);
+	}
+	return n;
+}
+
+/*
+ * The bench's attach and shim strategies, tiny: a server that closes its
+ * old listeners without warning, protected only by a `sockmig attach`
+ * daemon, or by the preload shim. Every connection ok, every old listener
+ * drained (no restart error), and nothing left behind: no pinned group, no
+ * attach daemon, no pid file.
+ */
+SM_TEST(bench_attach_shim_zero_failed)
+{
+	char *out = malloc(65536), err[8192];
+	int pins, rc, ret = SM_FAIL;
+
+	if (!out)
+		return SM_FAIL;
+	if (!have_tool()) {
+		free(out);
+		return SKIP("no .output/sockmig: run from the repository root");
+	}
+	pins = dir_entries("/sys/fs/bpf/sockmig");
+	rc = run("--json bench -s attach,shim --conns 4000 --secs 4 --rate 2000 --restart-rate 20",
+		 out, 65536, err, sizeof(err));
+	if (!ASSERT_EQ(rc, 0, "bench exit status") ||
+	    !ASSERT_TRUE(json_check(out, "[s['strategy'] for s in j['strategies']] == "
+					 "['attach', 'shim']"),
+			 "both strategies ran") ||
+	    !ASSERT_TRUE(json_check(out, "all(s['failed'] == 0 and s['connections'] == 4000 "
+					 "for s in j['strategies'])"),
+			 "0 failed of 4000 each") ||
+	    !ASSERT_TRUE(json_check(out, "all(s['restarts'] >= 20 and s['restart_errors'] == 0 "
+					 "for s in j['strategies'])"),
+			 "restarts, none in error") ||
+	    !ASSERT_TRUE(json_check(out, "all(s['drain_us']['n'] > 0 for s in j['strategies'])"),
+			 "old listeners drained") ||
+	    !ASSERT_TRUE(json_check(out, "all(s['drain_us']['n'] + s.get('attach_unregistered', "
+					 "0) == s['restarts'] for s in j['strategies'])"),
+			 "every old listener drained (or never registered by attach)") ||
+	    !ASSERT_EQ(dir_entries("/sys/fs/bpf/sockmig"), pins, "no pinned group left") ||
+	    !ASSERT_EQ(system("pgrep -f 'sockmig attach --port 808[0] --foreground' >/dev/null"),
+		       256, "no attach daemon left"))
+		goto out;
+	ret = SM_PASS;
+out:
+	free(out);
+	return ret;
+}
+
 #define PIN_DIR	 "/sys/fs/bpf/sockmig"
 #define N_DECOYS 300 /* before and after the group: beyond 256 either way */
 
