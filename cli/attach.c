@@ -62,6 +62,12 @@ int take_listener(const struct sm_listener *l, bool quiet)
 	}
 	if (quiet)
 		return -1;
+	/* the owner exited or closed it since the scan: an expected race */
+	if (fd == -ESRCH || fd == -EBADF || fd == -ESTALE) {
+		cli_debug("cannot take fd %d of pid %d: %s (it let go since the scan)",
+			  l->owners[0].fd, (int)l->owners[0].pid, strerror(-fd));
+		return -1;
+	}
 	if (fd == -EPERM)
 		cli_error(
 			"cannot take fd %d of pid %d: not permitted (pidfd_getfd needs the rights "
@@ -326,6 +332,48 @@ static void release_listener(struct known *k, bool quiet)
 	k->fd = -1;
 }
 
+/* @k's noted owners let go of it: true when a full owner scan finds no
+ * other process holding it either (one forked after the registration, or
+ * given the fd), then @k is drained and closed. Otherwise the owners found
+ * are noted, for kcmp() next time. */
+static bool confirm_release(struct scanner *sc, struct known *k)
+{
+	struct sm_listener *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return false;
+	l->cookie = k->cookie;
+	l->inode = k->inode;
+	sm_diag_owners(l, 1);
+	sc->owner_scans++;
+	note_owners(k, l);
+	free(l);
+	if (k->nown && still_held(k))
+		return false;
+	release_listener(k, sc->quiet);
+	/* a drain may wait up to its deadline: the lease must outlast it */
+	scanner_renew(sc);
+	return true;
+}
+
+int scanner_release(struct scanner *sc)
+{
+	int released = 0;
+
+	if (!sc->hold_refs)
+		return 0;
+	for (int j = 0; j < sc->nk; j++) {
+		struct known *k = &sc->k[j];
+
+		if (k->fd < 0 || still_held(k))
+			continue;
+		released += confirm_release(sc, k);
+	}
+	if (released)
+		fflush(stdout);
+	return released;
+}
+
 /* Listeners attach holds whose owners all let go: drained and closed. A
  * full owner scan confirms it (a process forked after the registration
  * may hold one too) before anything is drained. */
@@ -412,6 +460,7 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 	k->family = l->family;
 	memcpy(&k->addr, &l->addr, sizeof(k->addr));
 	k->owner = l->owners[0].pid;
+	k->inode = l->inode;
 	k->gone_ms = 0;
 	snprintf(k->group, sizeof(k->group), "%s", sockmig_group_name(g));
 	if (err >= 0 && !sc->lease_ms)
@@ -681,6 +730,8 @@ static void attach_usage(FILE *f)
 		"  -1, --once              register and exit: no daemon, no lease\n"
 		"  -f, --foreground        stay in the foreground and log to stdout\n"
 		"  -i, --interval MS       scan every MS ms (100); lease max(2 s, 10 x MS)\n"
+		"  -r, --release-interval MS  check every MS ms (5) whether a server let go\n"
+		"                          of a listener, and drain it then\n"
 		"  -h, --help              this help\n");
 }
 
@@ -719,10 +770,11 @@ int do_attach(int argc, char **argv)
 		{"generation-by", required_argument, NULL, 'b'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"interval", required_argument, NULL, 'i'},
+		{"release-interval", required_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	uint64_t v, interval = 100;
+	uint64_t v, interval = 100, release_ms = 5;
 	int64_t gen = -1;
 	pid_t pid = 0;
 	int port = 0, opt, n, left;
@@ -732,7 +784,7 @@ int do_attach(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_stop}, hup = {.sa_handler = on_hup};
 	struct pidfile pf = {.fd = -1};
 
-	while ((opt = cli_getopt(argc, argv, "p:P:g:1kb:fi:h", opts)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "p:P:g:1kb:fi:r:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (!parse_u64("--pid", optarg, 1, 4194304, &v))
@@ -765,6 +817,10 @@ int do_attach(int argc, char **argv)
 			break;
 		case 'i':
 			if (!parse_u64("--interval", optarg, 10, 60000, &interval))
+				return 2;
+			break;
+		case 'r':
+			if (!parse_u64("--release-interval", optarg, 1, 60000, &release_ms))
 				return 2;
 			break;
 		case 'h':
@@ -861,15 +917,23 @@ int do_attach(int argc, char **argv)
 	}
 	if (port && !fg)
 		pidfile_write(&pf);
+	sc.quiet = !fg;
 	while (!stop_attach) {
-		struct timespec ts = {.tv_sec = (time_t)(interval / 1000),
-				      .tv_nsec = (long)(interval % 1000) * 1000000L};
+		unsigned long long next = now_ms() + interval;
 
-		nanosleep(&ts, NULL);
-		if (!stop_attach) {
-			sc.quiet = !fg;
-			scanner_scan(&sc);
+		/* the release check every release_ms (a server's close is
+		 * drained within it), the full scan every interval */
+		for (unsigned long long t = now_ms(); t < next && !stop_attach; t = now_ms()) {
+			uint64_t nap = next - t < release_ms ? next - t : release_ms;
+			struct timespec ts = {.tv_sec = (time_t)(nap / 1000),
+					      .tv_nsec = (long)(nap % 1000) * 1000000L};
+
+			nanosleep(&ts, NULL);
+			if (!stop_attach && nap == release_ms)
+				scanner_release(&sc);
 		}
+		if (!stop_attach)
+			scanner_scan(&sc);
 	}
 	/* nobody keeps the registration current any more: unregister it all,
 	 * so that the policy leaves new SYNs to the kernel's hash over every

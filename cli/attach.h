@@ -34,6 +34,7 @@ struct known {
 	} addr;
 	uint32_t gen;
 	pid_t owner;
+	uint32_t inode;		    /* of the socket, to find its owners again */
 	bool holder;		    /* a holder: never drained, never "newest" */
 	bool drained;		    /* marked draining */
 	unsigned long long gone_ms; /* 0 while listening */
@@ -104,6 +105,12 @@ struct scanner {
  * Returns the number registered, or a negative errno.
  */
 int scanner_scan(struct scanner *sc);
+
+/* Between two scans (hold_refs): each held listener whose noted owners
+ * all let go (kcmp() against attach's own fd, cheap) is confirmed by an
+ * owner scan of that socket alone, then drained and closed at once.
+ * Returns the number released. */
+int scanner_release(struct scanner *sc);
 
 /* Unregister everything the scanner registered (the last member's leave
  * removes the group's pins) and close the references it held. */
