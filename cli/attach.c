@@ -332,52 +332,28 @@ static void release_listener(struct known *k, bool quiet)
 	k->fd = -1;
 }
 
-/* @k's noted owners let go of it: true when a full owner scan finds no
- * other process holding it either (one forked after the registration, or
- * given the fd), then @k is drained and closed. Otherwise the owners found
- * are noted, for kcmp() next time. */
-static bool confirm_release(struct scanner *sc, struct known *k)
-{
-	struct sm_listener *l = calloc(1, sizeof(*l));
-
-	if (!l)
-		return false;
-	l->cookie = k->cookie;
-	l->inode = k->inode;
-	sm_diag_owners(l, 1);
-	sc->owner_scans++;
-	note_owners(k, l);
-	free(l);
-	if (k->nown && still_held(k))
-		return false;
-	release_listener(k, sc->quiet);
-	/* a drain may wait up to its deadline: the lease must outlast it */
-	scanner_renew(sc);
-	return true;
-}
-
 int scanner_release(struct scanner *sc)
 {
-	int released = 0;
-
 	if (!sc->hold_refs)
 		return 0;
 	for (int j = 0; j < sc->nk; j++) {
-		struct known *k = &sc->k[j];
+		const struct known *k = &sc->k[j];
 
-		if (k->fd < 0 || still_held(k))
-			continue;
-		released += confirm_release(sc, k);
+		/* a scan registers the listeners that replace it first (the
+		 * drain of the last registered one would be refused), then
+		 * confirms that no other process holds it, and drains it */
+		if (k->fd >= 0 && !still_held(k)) {
+			scanner_scan(sc);
+			return 1;
+		}
 	}
-	if (released)
-		fflush(stdout);
-	return released;
+	return 0;
 }
 
 /* Listeners attach holds whose owners all let go: drained and closed. A
  * full owner scan confirms it (a process forked after the registration
  * may hold one too) before anything is drained. */
-static void release_let_go(struct scanner *sc, struct sm_listener *ls, int n)
+static void release_let_go(struct scanner *sc, struct sm_listener *ls, int n, bool fresh)
 {
 	bool scanned = false;
 
@@ -390,7 +366,9 @@ static void release_let_go(struct scanner *sc, struct sm_listener *ls, int n)
 		for (int i = 0; i < n && !l; i++)
 			if (ls[i].cookie == k->cookie)
 				l = &ls[i];
-		if (l && !scanned) {
+		/* the owners found in this scan after k's let-go was seen: no
+		 * process could have come to hold it unseen since */
+		if (l && !scanned && !(fresh && k->let_go)) {
 			sm_diag_owners(ls, n);
 			sc->owner_scans++;
 			scanned = true;
@@ -460,7 +438,6 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 	k->family = l->family;
 	memcpy(&k->addr, &l->addr, sizeof(k->addr));
 	k->owner = l->owners[0].pid;
-	k->inode = l->inode;
 	k->gone_ms = 0;
 	snprintf(k->group, sizeof(k->group), "%s", sockmig_group_name(g));
 	if (err >= 0 && !sc->lease_ms)
@@ -620,8 +597,13 @@ int scanner_scan(struct scanner *sc)
 	struct known *k = sc->k;
 	int n, registered = 0;
 	unsigned long long now = now_ms();
+	bool fresh = false; /* every process's owners of ls read in this scan */
 
 	scanner_renew(sc);
+	/* before the owner scan: the listeners attach holds whose noted
+	 * owners let go of them (that scan then confirms it) */
+	for (int j = 0; j < sc->nk; j++)
+		k[j].let_go = k[j].fd >= 0 && !still_held(&k[j]);
 	n = sm_diag_dump(0, sc->port, &ls);
 	if (n < 0)
 		return n;
@@ -643,10 +625,12 @@ int scanner_scan(struct scanner *sc)
 		for (int j = 0; j < sc->nk && !seen; j++)
 			seen = k[j].cookie == ls[i].cookie;
 		if (!seen) {
-			if (sc->pid)
+			if (sc->pid) {
 				pid_owners(ls, n, sc->pid);
-			else
+			} else {
 				sm_diag_owners(ls, n);
+				fresh = true;
+			}
 			sc->owner_scans++;
 			cli_debug("scan %lu for the owners of %d listeners (%s)", sc->owner_scans,
 				  n, sc->pid ? "one process" : "every process");
@@ -696,7 +680,7 @@ int scanner_scan(struct scanner *sc)
 	if (registered && sc->gen_by != GEN_BY_NONE)
 		drain_older(k, sc->nk, sc->quiet);
 	if (sc->hold_refs)
-		release_let_go(sc, ls, n);
+		release_let_go(sc, ls, n, fresh);
 	/* forget members gone for a while: their requests have moved by now */
 	for (int j = 0; j < sc->nk; j++) {
 		struct sockmig_group *g;
@@ -1075,7 +1059,7 @@ int scanner_stop(struct scanner *sc)
 	/* the last release pass: listeners whose owners let go are drained */
 	n = sm_diag_dump(0, sc->port, &ls);
 	if (n >= 0 && sc->hold_refs)
-		release_let_go(sc, ls, n);
+		release_let_go(sc, ls, n, false);
 	free(ls);
 	for (int j = 0; j < sc->nk; j++) {
 		struct sockmig_group *g;

@@ -43,6 +43,7 @@ struct known {
 	 * the server's close() then ends nothing, and attach drains the
 	 * listener (an announced close) once no owner holds it any more. */
 	int fd;
+	bool let_go; /* its noted owners let go of it (seen at a scan's start) */
 	int nown;
 	struct {
 		pid_t pid;
@@ -106,10 +107,11 @@ struct scanner {
  */
 int scanner_scan(struct scanner *sc);
 
-/* Between two scans (hold_refs): each held listener whose noted owners
- * all let go (kcmp() against attach's own fd, cheap) is confirmed by an
- * owner scan of that socket alone, then drained and closed at once.
- * Returns the number released. */
+/* Between two scans (hold_refs): when the noted owners of a listener
+ * attach holds all let go of it (kcmp() against attach's own fd: cheap),
+ * a scan now (the new listeners registered first, then the owner scan
+ * that confirms nobody else holds it, then its drain). Returns 1 when it
+ * scanned, 0 otherwise. */
 int scanner_release(struct scanner *sc);
 
 /* Unregister everything the scanner registered (the last member's leave
