@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -335,9 +336,17 @@ static void on_line(struct storm *s, char *line)
 			for (int i = 0; i < s->npend; i++) {
 				if (s->pend[i].cookie != cookie)
 					continue;
-				if (drained)
-					lg_hist_add(&s->r->drain_us,
-						    (sm_now_ns() - s->pend[i].at_ns) / 1000);
+				if (drained) {
+					uint64_t us = (sm_now_ns() - s->pend[i].at_ns) / 1000;
+					const char *w = strstr(line, " waited ");
+					double wait_ms = 0;
+
+					lg_hist_add(&s->r->drain_us, us);
+					if (w && sscanf(w, " waited %lf ms", &wait_ms) == 1 &&
+					    wait_ms * 1000 < (double)us)
+						lg_hist_add(&s->r->release_us,
+							    us - (uint64_t)(wait_ms * 1000));
+				}
 				s->pend[i] = s->pend[--s->npend];
 				break;
 			}
@@ -881,8 +890,13 @@ static int open_group(struct storm *s, int fd)
 static void stop_all(struct storm *s)
 {
 	if (s->attach > 0) {
+		struct rusage ru = {0};
+
 		kill(s->attach, SIGTERM);
-		waitpid(s->attach, NULL, 0);
+		if (wait4(s->attach, NULL, 0, &ru) == s->attach)
+			s->r->attach_cpu_ms =
+				(uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+				(uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 		s->attach = 0;
 	}
 	if (s->run > 0) {

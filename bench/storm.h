@@ -74,12 +74,14 @@ struct storm_result {
 	/* from "drain it" to its queue migrated and closed; attach: from the
 	 * server's close to attach's drain done; shim: the server's close() */
 	struct lg_hist drain_us;
+	struct lg_hist release_us; /* attach: from the server's close to the drain's start */
 	uint64_t policy_migrated;
 	uint64_t policy_cancelled;
 	uint64_t legacy_accepted;	/* legacy: connections the drains accepted */
 	uint64_t legacy_inflight;	/* legacy: handshakes in flight at the drains */
 	uint64_t legacy_abandoned;	/* legacy: left at a deadline */
 	uint64_t attach_unregistered;	/* attach: closed before it registered them */
+	uint64_t attach_cpu_ms;		/* attach: its user + system CPU time over the run */
 	struct sockmig_netstat netstat; /* TcpExt delta over the run */
 	char error[200];
 };

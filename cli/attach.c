@@ -62,6 +62,12 @@ int take_listener(const struct sm_listener *l, bool quiet)
 	}
 	if (quiet)
 		return -1;
+	/* the owner exited or closed it since the scan: an expected race */
+	if (fd == -ESRCH || fd == -EBADF || fd == -ESTALE) {
+		cli_debug("cannot take fd %d of pid %d: %s (it let go since the scan)",
+			  l->owners[0].fd, (int)l->owners[0].pid, strerror(-fd));
+		return -1;
+	}
 	if (fd == -EPERM)
 		cli_error(
 			"cannot take fd %d of pid %d: not permitted (pidfd_getfd needs the rights "
@@ -326,10 +332,28 @@ static void release_listener(struct known *k, bool quiet)
 	k->fd = -1;
 }
 
+int scanner_release(struct scanner *sc)
+{
+	if (!sc->hold_refs)
+		return 0;
+	for (int j = 0; j < sc->nk; j++) {
+		const struct known *k = &sc->k[j];
+
+		/* a scan registers the listeners that replace it first (the
+		 * drain of the last registered one would be refused), then
+		 * confirms that no other process holds it, and drains it */
+		if (k->fd >= 0 && !still_held(k)) {
+			scanner_scan(sc);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Listeners attach holds whose owners all let go: drained and closed. A
  * full owner scan confirms it (a process forked after the registration
  * may hold one too) before anything is drained. */
-static void release_let_go(struct scanner *sc, struct sm_listener *ls, int n)
+static void release_let_go(struct scanner *sc, struct sm_listener *ls, int n, bool fresh)
 {
 	bool scanned = false;
 
@@ -342,7 +366,9 @@ static void release_let_go(struct scanner *sc, struct sm_listener *ls, int n)
 		for (int i = 0; i < n && !l; i++)
 			if (ls[i].cookie == k->cookie)
 				l = &ls[i];
-		if (l && !scanned) {
+		/* the owners found in this scan after k's let-go was seen: no
+		 * process could have come to hold it unseen since */
+		if (l && !scanned && !(fresh && k->let_go)) {
 			sm_diag_owners(ls, n);
 			sc->owner_scans++;
 			scanned = true;
@@ -571,8 +597,13 @@ int scanner_scan(struct scanner *sc)
 	struct known *k = sc->k;
 	int n, registered = 0;
 	unsigned long long now = now_ms();
+	bool fresh = false; /* every process's owners of ls read in this scan */
 
 	scanner_renew(sc);
+	/* before the owner scan: the listeners attach holds whose noted
+	 * owners let go of them (that scan then confirms it) */
+	for (int j = 0; j < sc->nk; j++)
+		k[j].let_go = k[j].fd >= 0 && !still_held(&k[j]);
 	n = sm_diag_dump(0, sc->port, &ls);
 	if (n < 0)
 		return n;
@@ -594,10 +625,12 @@ int scanner_scan(struct scanner *sc)
 		for (int j = 0; j < sc->nk && !seen; j++)
 			seen = k[j].cookie == ls[i].cookie;
 		if (!seen) {
-			if (sc->pid)
+			if (sc->pid) {
 				pid_owners(ls, n, sc->pid);
-			else
+			} else {
 				sm_diag_owners(ls, n);
+				fresh = true;
+			}
 			sc->owner_scans++;
 			cli_debug("scan %lu for the owners of %d listeners (%s)", sc->owner_scans,
 				  n, sc->pid ? "one process" : "every process");
@@ -647,7 +680,7 @@ int scanner_scan(struct scanner *sc)
 	if (registered && sc->gen_by != GEN_BY_NONE)
 		drain_older(k, sc->nk, sc->quiet);
 	if (sc->hold_refs)
-		release_let_go(sc, ls, n);
+		release_let_go(sc, ls, n, fresh);
 	/* forget members gone for a while: their requests have moved by now */
 	for (int j = 0; j < sc->nk; j++) {
 		struct sockmig_group *g;
@@ -681,6 +714,8 @@ static void attach_usage(FILE *f)
 		"  -1, --once              register and exit: no daemon, no lease\n"
 		"  -f, --foreground        stay in the foreground and log to stdout\n"
 		"  -i, --interval MS       scan every MS ms (100); lease max(2 s, 10 x MS)\n"
+		"  -r, --release-interval MS  check every MS ms (5) whether a server let go\n"
+		"                          of a listener, and drain it then\n"
 		"  -h, --help              this help\n");
 }
 
@@ -719,10 +754,11 @@ int do_attach(int argc, char **argv)
 		{"generation-by", required_argument, NULL, 'b'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"interval", required_argument, NULL, 'i'},
+		{"release-interval", required_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	uint64_t v, interval = 100;
+	uint64_t v, interval = 100, release_ms = 5;
 	int64_t gen = -1;
 	pid_t pid = 0;
 	int port = 0, opt, n, left;
@@ -732,7 +768,7 @@ int do_attach(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_stop}, hup = {.sa_handler = on_hup};
 	struct pidfile pf = {.fd = -1};
 
-	while ((opt = cli_getopt(argc, argv, "p:P:g:1kb:fi:h", opts)) != -1) {
+	while ((opt = cli_getopt(argc, argv, "p:P:g:1kb:fi:r:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (!parse_u64("--pid", optarg, 1, 4194304, &v))
@@ -765,6 +801,10 @@ int do_attach(int argc, char **argv)
 			break;
 		case 'i':
 			if (!parse_u64("--interval", optarg, 10, 60000, &interval))
+				return 2;
+			break;
+		case 'r':
+			if (!parse_u64("--release-interval", optarg, 1, 60000, &release_ms))
 				return 2;
 			break;
 		case 'h':
@@ -861,15 +901,23 @@ int do_attach(int argc, char **argv)
 	}
 	if (port && !fg)
 		pidfile_write(&pf);
+	sc.quiet = !fg;
 	while (!stop_attach) {
-		struct timespec ts = {.tv_sec = (time_t)(interval / 1000),
-				      .tv_nsec = (long)(interval % 1000) * 1000000L};
+		unsigned long long next = now_ms() + interval;
 
-		nanosleep(&ts, NULL);
-		if (!stop_attach) {
-			sc.quiet = !fg;
-			scanner_scan(&sc);
+		/* the release check every release_ms (a server's close is
+		 * drained within it), the full scan every interval */
+		for (unsigned long long t = now_ms(); t < next && !stop_attach; t = now_ms()) {
+			uint64_t nap = next - t < release_ms ? next - t : release_ms;
+			struct timespec ts = {.tv_sec = (time_t)(nap / 1000),
+					      .tv_nsec = (long)(nap % 1000) * 1000000L};
+
+			nanosleep(&ts, NULL);
+			if (!stop_attach && nap == release_ms)
+				scanner_release(&sc);
 		}
+		if (!stop_attach)
+			scanner_scan(&sc);
 	}
 	/* nobody keeps the registration current any more: unregister it all,
 	 * so that the policy leaves new SYNs to the kernel's hash over every
@@ -1011,7 +1059,7 @@ int scanner_stop(struct scanner *sc)
 	/* the last release pass: listeners whose owners let go are drained */
 	n = sm_diag_dump(0, sc->port, &ls);
 	if (n >= 0 && sc->hold_refs)
-		release_let_go(sc, ls, n);
+		release_let_go(sc, ls, n, false);
 	free(ls);
 	for (int j = 0; j < sc->nk; j++) {
 		struct sockmig_group *g;

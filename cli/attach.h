@@ -34,6 +34,7 @@ struct known {
 	} addr;
 	uint32_t gen;
 	pid_t owner;
+	uint32_t inode;		    /* of the socket, to find its owners again */
 	bool holder;		    /* a holder: never drained, never "newest" */
 	bool drained;		    /* marked draining */
 	unsigned long long gone_ms; /* 0 while listening */
@@ -42,6 +43,7 @@ struct known {
 	 * the server's close() then ends nothing, and attach drains the
 	 * listener (an announced close) once no owner holds it any more. */
 	int fd;
+	bool let_go; /* its noted owners let go of it (seen at a scan's start) */
 	int nown;
 	struct {
 		pid_t pid;
@@ -104,6 +106,13 @@ struct scanner {
  * Returns the number registered, or a negative errno.
  */
 int scanner_scan(struct scanner *sc);
+
+/* Between two scans (hold_refs): when the noted owners of a listener
+ * attach holds all let go of it (kcmp() against attach's own fd: cheap),
+ * a scan now (the new listeners registered first, then the owner scan
+ * that confirms nobody else holds it, then its drain). Returns 1 when it
+ * scanned, 0 otherwise. */
+int scanner_release(struct scanner *sc);
 
 /* Unregister everything the scanner registered (the last member's leave
  * removes the group's pins) and close the references it held. */

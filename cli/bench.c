@@ -225,6 +225,7 @@ static void json_storm(const char *name, const struct storm_result *r)
 	jw_u64("legacy_inflight", r->legacy_inflight);
 	jw_u64("legacy_abandoned", r->legacy_abandoned);
 	jw_u64("attach_unregistered", r->attach_unregistered);
+	jw_u64("attach_cpu_ms", r->attach_cpu_ms);
 	jw_close('}');
 }
 
@@ -284,6 +285,8 @@ static void print_storm_table(struct storm_result *r, const bool *on)
 	ROW("drains", r[i_].drain_us.n);
 	ROW("drain p50 (us)", lg_hist_value_at(&r[i_].drain_us, 50));
 	ROW("drain p99 (us)", lg_hist_value_at(&r[i_].drain_us, 99));
+	ROW("attach: close to drain p50 (us)", lg_hist_value_at(&r[i_].release_us, 50));
+	ROW("attach: close to drain p99 (us)", lg_hist_value_at(&r[i_].release_us, 99));
 	ROW("TCPMigrateReqSuccess", r[i_].netstat.migrate_success);
 	ROW("TCPMigrateReqFailure", r[i_].netstat.migrate_failure);
 	ROW("ListenDrops", r[i_].netstat.listen_drops);
@@ -296,6 +299,7 @@ static void print_storm_table(struct storm_result *r, const bool *on)
 	ROW("legacy: in flight at drains", r[i_].legacy_inflight);
 	ROW("legacy: abandoned", r[i_].legacy_abandoned);
 	ROW("attach: never registered", r[i_].attach_unregistered);
+	ROW("attach: CPU (ms)", r[i_].attach_cpu_ms);
 #undef ROW
 }
 
