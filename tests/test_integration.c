@@ -52,7 +52,9 @@ struct server_ops {
 	int log_min;
 };
 
-static int reload_run(enum imode m, struct ienv *e, const struct server_ops *ops)
+#define BASELINE_AGAIN (-100)
+
+static int reload_once(enum imode m, struct ienv *e, const struct server_ops *ops, bool may_retry)
 {
 	struct lg_result r;
 	char why[200];
@@ -80,6 +82,10 @@ static int reload_run(enum imode m, struct ienv *e, const struct server_ops *ops
 	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
 		goto out;
 	print_result(ops->name, m, &r, ops->reloads);
+	if (m == I_NONE && may_retry && r.started == r.count[LG_OK]) {
+		ret = BASELINE_AGAIN;
+		goto out;
+	}
 	if (m == I_ATTACH && r.started != r.count[LG_OK] && !kernel_migrates(why, sizeof(why))) {
 		/* attach holds a listener its server closed, but where nothing
 		 * migrates nobody can take what waits in it: an unmodified
@@ -122,6 +128,26 @@ static int reload_run(enum imode m, struct ienv *e, const struct server_ops *ops
 out:
 	teardown(e, IPORT);
 	return ret;
+}
+
+/*
+ * The baseline shows that the case can fail: a reload without sockmig
+ * resets what waits in a closing listener, but whether anything waits
+ * there at that instant is chance (about 1 run of 30 of nginx's 10
+ * reloads saw none). A baseline that saw no failure is run again, at most
+ * three times in all; a case with sockmig runs once and must lose nothing.
+ */
+static int reload_run(enum imode m, struct ienv *e, const struct server_ops *ops)
+{
+	for (int attempt = 1;; attempt++) {
+		int ret = reload_once(m, e, ops, m == I_NONE && attempt < 3);
+
+		if (ret != BASELINE_AGAIN)
+			return ret;
+		printf("baseline attempt %d saw no failure: again\n", attempt);
+		if (!setup(e, m))
+			return SKIP("cannot set up the baseline again");
+	}
 }
 
 /* ---- haproxy -sf -------------------------------------------------------------- */
