@@ -132,8 +132,10 @@ bool shim_delegate(int fd, const struct shim_entry *e)
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct shim_entry m = *e;
 	struct iovec iov = {&m, sizeof(m)};
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf)};
 	struct cmsghdr *c;
 
 	if (chan_tx < 0 || getpid() == maker || !fd_ino(chan_tx, tx_ino))

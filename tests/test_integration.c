@@ -255,8 +255,8 @@ static void nginx_reload(struct ienv *e, void *st, int i)
 static int nginx_run(enum imode m, const char *log_needle, int log_min)
 {
 	struct nginx n = {.shim = m == I_SHIM};
-	struct server_ops ops = {"nginx",      "error.log", 10,	 500, nginx_start, nginx_reload,
-				 &n,	       log_needle,  log_min};
+	struct server_ops ops = {"nginx",      "error.log", 10,		500,	nginx_start,
+				 nginx_reload, &n,	    log_needle, log_min};
 	struct ienv e;
 
 	if (access("/usr/sbin/nginx", X_OK) < 0)
