@@ -17,8 +17,11 @@
  * copy is the last reference, drains, closes and leaves as the last
  * holder does; when not, it only closes its copy. A send that fails (the
  * root process gone: refused) leaves the plain close, as before.
- * Limit: a server that closes the pair's fds behind the shim ends the
- * hand-over (checked by inode before each use).
+ * A child forked while the thread holds a copy closes its own copy of it.
+ * Limits: a server that closes the pair's fds behind the shim ends the
+ * hand-over (checked by inode before each use); a fork in the instant
+ * between recvmsg() and the thread noting the fd (after checking it)
+ * leaves the copy in that child.
  */
 #include <errno.h>
 #include <signal.h>
@@ -32,6 +35,10 @@
 static int chan_rx = -1, chan_tx = -1;
 static unsigned long rx_ino, tx_ino;
 static pid_t maker;
+/* the copy the thread is deciding on: a child forked meanwhile closes its
+ * own copy of it (it would hold the listener for its whole life) */
+static _Atomic int deciding = -1;
+static _Atomic unsigned long deciding_ino;
 
 static bool fd_ino(int fd, unsigned long ino)
 {
@@ -78,8 +85,11 @@ static void *receiver(void *arg)
 			shim_real.close(fd);
 			continue;
 		}
+		atomic_store(&deciding_ino, e.ino);
+		atomic_store(&deciding, fd);
 		shim_debug("fd %d: listener handed over by a process that cannot tell", fd);
 		shim_listener_release_entry(fd, &e, op_close, NULL);
+		atomic_store(&deciding, -1);
 	}
 	return NULL;
 }
@@ -120,6 +130,11 @@ fail:
 
 void shim_delegate_atfork_child(void)
 {
+	int fd = atomic_exchange(&deciding, -1);
+
+	/* the parent's copy, not ours (unless its number was reused) */
+	if (fd >= 0 && shim_fd_is_socket(fd, atomic_load(&deciding_ino)))
+		shim_real.close(fd);
 	/* the receiving end is the maker's alone: with a copy here, sends
 	 * would succeed after the maker is gone and hold the listener */
 	if (chan_rx >= 0 && fd_ino(chan_rx, rx_ino))
