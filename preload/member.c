@@ -417,6 +417,7 @@ void shim_listener_listen(int fd)
 	shim_debug("fd %d registered in group %s: active, generation %u, pid %d", fd, e.group, gen,
 		   (int)getpid());
 	shim_defer_start();
+	shim_delegate_start();
 	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY && endpoint_of(e.ino) < 0) {
 		int ep = sockmig_handoff_listen(g, fd);
 
@@ -491,8 +492,10 @@ void shim_listeners_adopt(void)
 	}
 	if (d)
 		closedir(d);
-	if (atomic_load(&shim_ntracked) > 0)
+	if (atomic_load(&shim_ntracked) > 0) {
 		shim_defer_start();
+		shim_delegate_start();
+	}
 }
 
 /* ---- drain -------------------------------------------------------------- */
@@ -600,7 +603,7 @@ int shim_listener_release_entry(int fd, const struct shim_entry *e, shim_op_fn o
 		refs = locked ? shim_refs_others(e->ino, fd) : -1;
 		if (refs > 0)
 			shim_debug("fd %d closed: not the last reference to its socket", fd);
-		else if (refs < 0)
+		else if (refs < 0 && !(locked && shim_delegate(fd, e)))
 			shim_debug("fd %d closed: cannot tell whether other processes hold its "
 				   "socket: closed only",
 				   fd);

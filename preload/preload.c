@@ -693,6 +693,7 @@ static void atfork_child(void)
 	shim_decide_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	shim_member_atfork_child();
 	shim_defer_atfork_child();
+	shim_delegate_atfork_child();
 	errno = err;
 }
 

@@ -213,6 +213,16 @@ void shim_refs_unlock(int fd);
  * process: > 0 some, 0 none, < 0 unknown (a process could not be read). */
 int shim_refs_others(unsigned long ino, int fd);
 
+/* ---- decisions handed to a root ancestor (delegate.c) ------------------ */
+
+/* In a root process, at its first registration or adoption (before it
+ * forks): the channel and the thread that decides for its children. */
+void shim_delegate_start(void);
+void shim_delegate_atfork_child(void);
+/* Under the decision lock on @fd, before its plain close: hand a copy of
+ * @fd (entry @e) to the root ancestor that decides. True when sent. */
+bool shim_delegate(int fd, const struct shim_entry *e);
+
 /* ---- messages --------------------------------------------------------- */
 
 /* One line "sockmig-preload: ..." on stderr, in one write(). */

@@ -279,10 +279,11 @@ static void nginx_reload(struct ienv *e, void *st, int i)
 	burst_sleep_ms(500);
 }
 
-static int nginx_run(enum imode m)
+static int nginx_run(enum imode m, const char *log_needle, int log_min)
 {
 	struct nginx n = {.shim = m == I_SHIM};
-	struct server_ops ops = {"nginx", "error.log", 10, 500, nginx_start, nginx_reload, &n};
+	struct server_ops ops = {"nginx",      "error.log", 10,		500,	nginx_start,
+				 nginx_reload, &n,	    log_needle, log_min};
 	struct ienv e;
 
 	if (access("/usr/sbin/nginx", X_OK) < 0)
@@ -294,17 +295,33 @@ static int nginx_run(enum imode m)
 
 SM_TEST(integration_nginx_shrink_grow_none)
 {
-	return nginx_run(I_NONE);
+	return nginx_run(I_NONE, NULL, 0);
 }
 
 SM_TEST(integration_nginx_shrink_grow_attach)
 {
-	return nginx_run(I_ATTACH);
+	return nginx_run(I_ATTACH, NULL, 0);
 }
 
 SM_TEST(integration_nginx_shrink_grow_shim)
 {
-	return nginx_run(I_SHIM);
+	return nginx_run(I_SHIM, NULL, 0);
+}
+
+/*
+ * The same in legacy mode (a 4.19 to 5.13 kernel): nothing migrates, so
+ * the listener a shrink leaves behind must be drained by the last process
+ * that closes it. The root master closes its copy first; the old worker
+ * that closes the last one runs as nobody and cannot read the master's
+ * fds in /proc: it learns from the master's shim (memory shared across
+ * fork) that the master let go. Each of the 5 shrinks (4 -> 1 workers)
+ * leaves 3 listeners, each drained by its old worker.
+ */
+SM_TEST(integration_nginx_shrink_grow_shim_legacy)
+{
+	setenv("SOCKMIG_MODE", "legacy", 1);
+	setenv("SOCKMIG_DEBUG", "1", 1);
+	return nginx_run(I_SHIM, "closed, last reference: drained (legacy)", 15);
 }
 
 /* ---- a statically linked server: attach only -------------------------------- */

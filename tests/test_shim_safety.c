@@ -13,6 +13,9 @@
  *                   SIGALRM handler while the main loop mallocs hard
  *   signalfrom P N  the same, all closed by one closefrom() in the handler
  *   daemon P        listen, daemon(1, 1), close in the daemon
+ *   worker P FIRST  listen as root, fork a child that becomes uid 65534;
+ *                   FIRST "parent": the parent closes, then the child;
+ *                   "child": the child closes, the parent still listens
  *   setuid P SHIM   dlopen(SHIM), listen and close through its symbols
  *   unshare P       close_range(3, ~0U, CLOSE_RANGE_UNSHARE), then bind P
  *   dup2 P          dup2() a file onto fds 3..31, then bind P
@@ -53,7 +56,9 @@ static const char prog_src[] =
 	"#include <stdlib.h>\n"
 	"#include <string.h>\n"
 	"#include <sys/auxv.h>\n"
+	"#include <sys/prctl.h>\n"
 	"#include <sys/socket.h>\n"
+	"#include <sys/wait.h>\n"
 	"#include <sys/time.h>\n"
 	"#include <time.h>\n"
 	"#include <unistd.h>\n"
@@ -196,6 +201,39 @@ static const char prog_src[] =
 	"    memset(&it, 0, sizeof(it));\n"
 	"    setitimer(ITIMER_REAL, &it, NULL);\n"
 	"    say(\"closed %d\", (int)nclosed);\n"
+	"  } else if (!strcmp(mode, \"worker\")) {\n"
+	"    int first = !strcmp(argv[3], \"parent\"), pp[2], v = 0;\n"
+	"    socklen_t vl = sizeof(v);\n"
+	"    char b;\n"
+	"    pid_t c;\n"
+	"\n"
+	"    fd = listener(port);\n"
+	"    if (pipe(pp) < 0 || (c = fork()) < 0)\n"
+	"      return 2;\n"
+	"    if (c == 0) {\n"
+	"      if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)\n"
+	"        say(\"error setuid: %s\", strerror(errno));\n"
+	"      prctl(PR_SET_DUMPABLE, 1, 0, 0, 0); /* as nginx's workers */\n"
+	"      if (first && read(pp[0], &b, 1) != 1)\n"
+	"        return 2;\n"
+	"      close(fd);\n"
+	"      say(\"child closed\");\n"
+	"      _exit(0);\n"
+	"    }\n"
+	"    if (first) {\n"
+	"      close(fd);\n"
+	"      say(\"parent closed\");\n"
+	"      if (write(pp[1], \"x\", 1) != 1)\n"
+	"        return 2;\n"
+	"    }\n"
+	"    waitpid(c, NULL, 0);\n"
+	"    usleep(500000); /* the decision made for the child */\n"
+	"    if (!first) {\n"
+	"      getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl);\n"
+	"      say(\"listening %d\", v);\n"
+	"      close(fd);\n"
+	"    }\n"
+	"    say(\"done\");\n"
 	"  } else if (!strcmp(mode, \"daemon\")) {\n"
 	"    fd = listener(port);\n"
 	"    say(\"ready\");\n"
@@ -701,6 +739,66 @@ out:
 		group_cleanup(&x, PORT);
 	ctx_cleanup(&x);
 	return ret;
+}
+
+/*
+ * A root parent and a child that became uid 65534 (nginx's master and
+ * workers) share a listener. The child cannot read the parent's fds in
+ * /proc, so on its own it cannot tell whether its close is the last: it
+ * hands the decision to the parent's shim. @first "parent": the parent
+ * closed first, the child's close is the last reference and is drained
+ * (the shim of the branch before this failed: "closed only", no drain).
+ * "child": the parent still holds the socket, which must stay listening
+ * and undrained until the parent's own close, its last reference.
+ */
+static int worker_case(const char *first)
+{
+	static const char *const env[] = {"SOCKMIG_DEBUG=1", NULL};
+	struct proc p = {.pid = 0, .in = -1, .out = -1};
+	bool parent_first = !strcmp(first, "parent");
+	char args[64];
+	struct ctx x;
+	int ret = ctx_setup(&x);
+
+	if (ret != SM_PASS)
+		return ret;
+	ret = SM_FAIL;
+	snprintf(args, sizeof(args), "worker %d %s", PORT, first);
+	if (!ASSERT_TRUE(proc_start(&x, &p, "worker", x.prog, true, false, env, -1, args),
+			 "start") ||
+	    !ASSERT_TRUE(proc_expect(&p, "child closed", NULL, 0, 5000), "the child closed") ||
+	    (!parent_first &&
+	     !ASSERT_TRUE(proc_expect(&p, "listening 1", NULL, 0, 5000), "still listening")) ||
+	    !ASSERT_TRUE(proc_expect(&p, "done", NULL, 0, 5000), "done") ||
+	    !ASSERT_EQ(proc_wait(&p), 0, "exit code"))
+		goto out;
+	proc_stderr(&p, NULL);
+	if (!ASSERT_EQ(proc_stderr(&p, "handed to process"), 1,
+		       "the child handed its close to the parent") ||
+	    !ASSERT_EQ(proc_stderr(&p, "closed, last reference"), 1, "one last reference") ||
+	    !ASSERT_EQ(proc_stderr(&p, "not the last reference"), 1,
+		       "one close that was not the last") ||
+	    !ASSERT_EQ(group_exists(&x, PORT), false, "no group left"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		proc_stderr(&p, NULL);
+	proc_kill(&p);
+	if (ret != SM_PASS)
+		group_cleanup(&x, PORT);
+	ctx_cleanup(&x);
+	return ret;
+}
+
+SM_TEST(shim_root_parent_closed_first)
+{
+	return worker_case("parent");
+}
+
+SM_TEST(shim_root_parent_still_holds)
+{
+	return worker_case("child");
 }
 
 /*
