@@ -113,23 +113,6 @@ static bool exe_of(pid_t pid, dev_t *dev, ino_t *ino, uint32_t *gen)
 	return true;
 }
 
-/* The parent of @pid, 0 when unknown. */
-static pid_t parent_of(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	int ppid = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
-		sscanf(p + 2, "%*c %d", &ppid);
-	fclose(f);
-	return (pid_t)ppid;
-}
-
 /* The start time of the oldest ancestor of @pid (itself included) that
  * runs the same executable without a break: a pre-fork server's master. */
 static uint32_t tree_generation(pid_t pid)
@@ -142,7 +125,7 @@ static uint32_t tree_generation(pid_t pid)
 	if (!exe_of(pid, &dev, &ino, &gen))
 		return process_generation(pid);
 	for (int depth = 0; depth < 64; depth++) {
-		up = parent_of(pid);
+		up = proc_parent(pid);
 		if (up <= 1 || !exe_of(up, &pdev, &pino, &gen) || pdev != dev || pino != ino)
 			break;
 		pid = up;

@@ -79,26 +79,51 @@ int rundir_file(char *buf, size_t len, const char *fmt, ...)
 	return 0;
 }
 
-unsigned long long proc_start_time(pid_t pid)
+/* /proc/PID/stat's state, parent and start time; false when it is gone. */
+static bool proc_stat(pid_t pid, char *state, int *ppid, unsigned long long *start)
 {
-	char path[64], buf[1024], *p, state = 0;
-	unsigned long long start = 0;
+	char path[64], buf[1024], *p;
+	bool ok = false;
 	FILE *f;
 
+	*state = 0;
+	*ppid = 0;
+	*start = 0;
 	if (pid <= 0)
-		return 0;
+		return false;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
-		return 0;
+		return false;
 	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
-		/* after "comm)": state is field 3, starttime field 22 */
-		sscanf(p + 2,
-		       "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
-		       "%*d %*d %llu",
-		       &state, &start);
+		/* after "comm)": state is field 3, ppid 4, starttime 22 */
+		ok = sscanf(p + 2,
+			    "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+			    "%*d %*d %llu",
+			    state, ppid, start) == 3;
 	fclose(f);
+	return ok;
+}
+
+unsigned long long proc_start_time(pid_t pid)
+{
+	unsigned long long start;
+	char state;
+	int ppid;
+
+	if (!proc_stat(pid, &state, &ppid, &start))
+		return 0;
 	return state == 'Z' || state == 'X' ? 0 : start;
+}
+
+pid_t proc_parent(pid_t pid)
+{
+	unsigned long long start;
+	char state;
+	int ppid;
+
+	proc_stat(pid, &state, &ppid, &start);
+	return (pid_t)ppid;
 }
 
 /* "PID STARTTIME" of @fd's file: the pid when it is still that process. */

@@ -48,4 +48,7 @@ pid_t pidfile_owner(const char *kind, int port);
  * zombie. */
 unsigned long long proc_start_time(pid_t pid);
 
+/* The parent of @pid, 0 when unknown. */
+pid_t proc_parent(pid_t pid);
+
 #endif

@@ -78,22 +78,6 @@ int run_notify_open(struct runner *r)
 	return fd;
 }
 
-static pid_t parent_of(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	int ppid = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
-		sscanf(p + 2, "%*c %d", &ppid);
-	fclose(f);
-	return ppid;
-}
-
 /* The generation @pid belongs to: one of its workers or their descendants. */
 struct generation *run_gen_of_pid(struct runner *r, pid_t pid)
 {
@@ -102,7 +86,7 @@ struct generation *run_gen_of_pid(struct runner *r, pid_t pid)
 			for (int w = 0; r->g[i].state != G_FREE && w < r->g[i].nw; w++)
 				if (r->g[i].pid[w] == pid)
 					return &r->g[i];
-		pid = parent_of(pid);
+		pid = proc_parent(pid);
 	}
 	return NULL;
 }
