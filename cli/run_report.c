@@ -118,51 +118,6 @@ static void where(const struct sm_listener *l, char *buf, size_t len)
 	snprintf(buf, len, l->family == AF_INET6 ? "[%s]:%d" : "%s:%d", a, l->port);
 }
 
-/*
- * Whether listener @l has SO_REUSEPORT (1, 0, -1: cannot tell), without
- * taking it: a socket of its user (fsuid: the uid the kernel compares)
- * binds the same address and port, which the kernel allows only when both
- * have SO_REUSEPORT. It never listens, so it joins no group.
- */
-static int reuseport_of(const struct sm_listener *l)
-{
-	struct sockaddr_storage ss = {0};
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	uid_t me = geteuid();
-	int fd, one = 1, ret = -1;
-
-	if (l->uid != me && me != 0)
-		return -1;
-	if (l->uid != me)
-		setfsuid(l->uid);
-	fd = socket(l->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l->uid != me)
-		setfsuid(me);
-	if (fd < 0)
-		return -1;
-	if (l->family == AF_INET) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)l->port);
-		sin->sin_addr = l->addr.v4;
-	} else {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)l->port);
-		sin6->sin6_addr = l->addr.v6;
-	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0 &&
-	    (!l->ifindex ||
-	     setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &l->ifindex, sizeof(l->ifindex)) == 0)) {
-		if (bind(fd, (struct sockaddr *)&ss,
-			 l->family == AF_INET ? sizeof(*sin) : sizeof(*sin6)) == 0)
-			ret = 1;
-		else if (errno == EADDRINUSE)
-			ret = 0;
-	}
-	close(fd);
-	return ret;
-}
-
 static bool registered(const struct runner *r, uint64_t cookie)
 {
 	for (int j = 0; j < r->sc.nk; j++)
@@ -218,7 +173,7 @@ void run_check_listeners(struct runner *r, struct generation *st)
 		}
 	}
 	/* another reason than SO_REUSEPORT (a scan to come): not ours to judge */
-	if (!l || reuseport_of(l) != 0) {
+	if (!l || sm_diag_reuseport(l) != 0) {
 		free(ls);
 		return;
 	}

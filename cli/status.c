@@ -217,57 +217,6 @@ static int read_sysctl_int(const char *path)
 	return v;
 }
 
-/*
- * SO_REUSEPORT of a listener, without a copy of it: a copy that status
- * held while the server closed its own would make status the listener's
- * last holder, and its close the one that stops it. Instead a socket of
- * the listener's user (its fsuid: the uid the kernel compares) binds the
- * same address and port: the kernel lets it only when both have
- * SO_REUSEPORT. The socket never listens, so it joins no group.
- */
-static int has_reuseport(const struct sm_listener *l)
-{
-	struct sockaddr_storage ss = {0};
-	uid_t me = geteuid();
-	int fd, one = 1, ret = UNKNOWN;
-	socklen_t len;
-
-	if (l->uid != me && me != 0)
-		return UNKNOWN;
-	if (l->uid != me)
-		setfsuid(l->uid);
-	fd = socket(l->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l->uid != me)
-		setfsuid(me);
-	if (fd < 0)
-		return UNKNOWN;
-	if (l->family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)l->port);
-		sin->sin_addr = l->addr.v4;
-		len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)l->port);
-		sin6->sin6_addr = l->addr.v6;
-		len = sizeof(*sin6);
-	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0 &&
-	    (!l->ifindex ||
-	     setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &l->ifindex, sizeof(l->ifindex)) == 0)) {
-		if (bind(fd, (struct sockaddr *)&ss, len) == 0)
-			ret = 1;
-		else if (errno == EADDRINUSE)
-			ret = 0;
-	}
-	close(fd);
-	return ret;
-}
-
 /* The pinned group names; NULL and ns->state 0 when bpffs is not readable. */
 static char (*pinned_names(struct netns_info *ns, int *n))[SOCKMIG_NAME_MAX]
 {
@@ -745,7 +694,7 @@ static int find_groups(struct sm_listener *ls, int n, struct netns_info *ns, str
 			if (strcmp(names[k], gr->name) == 0)
 				gr->pinned = 1;
 		/* two TCP listeners share an address and port only with SO_REUSEPORT */
-		gr->reuseport = gr->count >= 2 ? 1 : has_reuseport(&ls[i]);
+		gr->reuseport = gr->count >= 2 ? 1 : sm_diag_reuseport(&ls[i]);
 		gr->show = gr->count >= 2 || gr->pinned == 1 || gr->reuseport == 1;
 		ng++;
 		i = j;

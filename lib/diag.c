@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -349,4 +351,43 @@ int sm_diag_take(const struct sm_listener *l, int i)
 	(void)i;
 	return -ENOSYS;
 #endif
+}
+
+int sm_diag_reuseport(const struct sm_listener *l)
+{
+	struct sockaddr_storage ss = {0};
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	uid_t me = geteuid();
+	int fd, one = 1, ret = -1;
+
+	if (l->uid != me && me != 0)
+		return -1;
+	if (l->uid != me)
+		setfsuid(l->uid);
+	fd = socket(l->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l->uid != me)
+		setfsuid(me);
+	if (fd < 0)
+		return -1;
+	if (l->family == AF_INET) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)l->port);
+		sin->sin_addr = l->addr.v4;
+	} else {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)l->port);
+		sin6->sin6_addr = l->addr.v6;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0 &&
+	    (!l->ifindex ||
+	     setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &l->ifindex, sizeof(l->ifindex)) == 0)) {
+		if (bind(fd, (struct sockaddr *)&ss,
+			 l->family == AF_INET ? sizeof(*sin) : sizeof(*sin6)) == 0)
+			ret = 1;
+		else if (errno == EADDRINUSE)
+			ret = 0;
+	}
+	close(fd);
+	return ret;
 }

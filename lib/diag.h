@@ -80,4 +80,14 @@ SM_HIDDEN int sm_diag_owners(struct sm_listener *v, int n);
  */
 SM_HIDDEN int sm_diag_take(const struct sm_listener *l, int i);
 
+/*
+ * Whether listener @l has SO_REUSEPORT, without a copy of it (a copy held
+ * while the server closes its own would make the caller the listener's
+ * last holder): a socket of the listener's user (fsuid: the uid the kernel
+ * compares) binds the same address and port, which the kernel allows only
+ * when both have SO_REUSEPORT. It never listens, so it joins no group.
+ * @return 1, 0, or -1 when it cannot tell (another user's, not root).
+ */
+SM_HIDDEN int sm_diag_reuseport(const struct sm_listener *l);
+
 #endif
