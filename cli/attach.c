@@ -274,12 +274,41 @@ static void note_owners(struct known *k, const struct sm_listener *l)
 	}
 }
 
-/* One of the owners noted still holds the file that @k->fd refers to. */
+/*
+ * Whether kcmp() answers here (a kernel without CONFIG_KCMP, or a seccomp
+ * profile that refuses it, does not): asked once, about our own fd.
+ */
+static bool kcmp_usable(int fd)
+{
+	static int ok = -1;
+
+	if (ok < 0) {
+		ok = syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, fd, fd) == 0;
+		if (!ok)
+			printf("kcmp() is not available (%s): a let-go is seen at the next scan\n",
+			       strerror(errno));
+	}
+	return ok;
+}
+
+/*
+ * One of the owners noted still holds the file that @k->fd refers to. Only
+ * an answer that they do not (the process is gone: ESRCH; the fd is
+ * closed: EBADF; another file: kcmp's 1 or 2) counts as a let-go; any
+ * other error is "cannot tell", which is "held": a listener its server
+ * still uses is never drained. Without kcmp, the owners the last /proc
+ * scan found are the answer.
+ */
 static bool still_held(const struct known *k)
 {
-	for (int i = 0; i < k->nown; i++)
-		if (syscall(SYS_kcmp, getpid(), k->own[i].pid, KCMP_FILE, k->fd, k->own[i].fd) == 0)
+	if (!kcmp_usable(k->fd))
+		return k->nown > 0;
+	for (int i = 0; i < k->nown; i++) {
+		long r = syscall(SYS_kcmp, getpid(), k->own[i].pid, KCMP_FILE, k->fd, k->own[i].fd);
+
+		if (r == 0 || (r < 0 && errno != ESRCH && errno != EBADF))
 			return true;
+	}
 	return false;
 }
 
@@ -344,7 +373,8 @@ static void release_let_go(struct scanner *sc, struct sm_listener *ls, int n, bo
 		struct known *k = &sc->k[j];
 		struct sm_listener *l = NULL;
 
-		if (k->fd < 0 || still_held(k))
+		/* without kcmp, every scan asks /proc instead */
+		if (k->fd < 0 || (kcmp_usable(k->fd) && still_held(k)))
 			continue;
 		for (int i = 0; i < n && !l; i++)
 			if (ls[i].cookie == k->cookie)

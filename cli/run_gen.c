@@ -549,8 +549,8 @@ void run_tick(struct runner *r)
 		st = run_start_generation(r);
 	}
 	/* up for 10 s since the last (re)start of a worker: no crash loop */
-	if (cur && !r->restart_at && now - cur->ready >= BACKOFF_RESET_MS &&
-	    now - r->last_restart >= BACKOFF_RESET_MS)
+	if (cur && !r->restart_at && now >= cur->ready + BACKOFF_RESET_MS &&
+	    now >= r->last_restart + BACKOFF_RESET_MS)
 		r->backoff_ms = BACKOFF_FIRST_MS;
 	/* with socket activation nothing new listens: READY=1, or alive a while
 	 * (a generation started in this tick started after @now: no

@@ -13,6 +13,7 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,6 +380,10 @@ int sm_diag_reuseport(const struct sm_listener *l)
 		sin6->sin6_port = htons((uint16_t)l->port);
 		sin6->sin6_addr = l->addr.v6;
 	}
+	/* v6 only: an IPv4 listener on the same port must not answer for a
+	 * dual-stack [::] one */
+	if (l->family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0 &&
 	    (!l->ifindex ||
 	     setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &l->ifindex, sizeof(l->ifindex)) == 0)) {

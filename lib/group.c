@@ -1023,6 +1023,20 @@ int sockmig_group_set_lease(struct sockmig_group *g, uint32_t ms)
 	return 0;
 }
 
+/*
+ * A registration by anyone but the lease's holder (who renews it before it
+ * registers) finds an expired lease of a holder that died: the group is
+ * maintained again, by whoever registers, so the table is followed again.
+ */
+static void clear_expired_lease(struct sockmig_group *g)
+{
+	uint32_t k = SM_LEASE_EXPIRES;
+	uint64_t exp = 0, zero = 0;
+
+	if (bpf_map_lookup_elem(g->fd_lease, &k, &exp) == 0 && exp && sm_now_ns() > exp)
+		bpf_map_update_elem(g->fd_lease, &k, &zero, BPF_ANY);
+}
+
 int sockmig_group_lease(struct sockmig_group *g, struct sockmig_lease *out)
 {
 	uint32_t k = SM_LEASE_EXPIRES;
@@ -1127,6 +1141,7 @@ int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_mem
 	cookie = sockmig_cookie(fd);
 	if (!cookie)
 		return sm_fail(errno, "cannot read the cookie of fd %d: %s", fd, strerror(errno));
+	clear_expired_lease(g);
 	m.role = OPTS_GET(opts, role, SOCKMIG_ROLE_ACTIVE);
 	if (!m.role)
 		m.role = SOCKMIG_ROLE_ACTIVE;
@@ -1598,7 +1613,7 @@ int sm_group_collect(struct sockmig_group *g, uint32_t exiting)
 {
 	struct member_rec *recs;
 	uint64_t key;
-	int n, err = lock_group(g);
+	int n, removed = 0, err = lock_group(g);
 
 	if (err)
 		return err;
@@ -1614,8 +1629,13 @@ int sm_group_collect(struct sockmig_group *g, uint32_t exiting)
 			continue;
 		bpf_map_delete_elem(g->fd_state, &recs[i].cookie);
 		bpf_map_delete_elem(g->fd_counters, &recs[i].cookie);
+		removed++;
 	}
 	free(recs);
+	/* a group with no member that this collect did not empty is being
+	 * made (opened, its first member not added yet): not ours to remove */
+	if (!removed)
+		goto unlock;
 	if (bpf_map_get_next_key(g->fd_state, NULL, &key) == 0) {
 		err = rebuild_table(g);
 		goto unlock;

@@ -24,6 +24,7 @@
  * leaves the copy in that child.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -53,18 +54,97 @@ static int op_close(int fd, void *arg)
 	return shim_real.close(fd);
 }
 
+/*
+ * The fd of one message with exactly one fd; every other fd it carried
+ * (more cmsgs, more fds in one) closed, so that a child cannot fill our
+ * fd table. -1 when it carried not exactly one.
+ */
+static int one_fd(struct msghdr *msg)
+{
+	int fd = -1, count = 0;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		size_t nfd;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(f));
+			if (count++ == 0)
+				fd = f;
+			else
+				shim_real.close(f);
+		}
+	}
+	if (count != 1 || (msg->msg_flags & MSG_CTRUNC)) {
+		if (fd >= 0)
+			shim_real.close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* One "Name:" line of a /proc status file into @out. */
+static bool status_line(const char *path, const char *name, char *out, size_t size)
+{
+	char buf[4096];
+	ssize_t n;
+	char *p, *end;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	shim_real.close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strstr(buf, name);
+	if (!p)
+		return false;
+	end = strchr(p, '\n');
+	if (!end || (size_t)(end - p) >= size)
+		return false;
+	memcpy(out, p, (size_t)(end - p));
+	out[end - p] = '\0';
+	return true;
+}
+
+/*
+ * This thread decides as root only while the process is what it was when
+ * the thread was made: capabilities, seccomp and no_new_privs are per
+ * thread, and a server that dropped them (libcap, a seccomp filter without
+ * TSYNC) must not keep a thread that did not. Compared with the thread
+ * group leader's.
+ */
+static bool same_privileges(void)
+{
+	static const char *const names[] = {
+		"Uid:", "Gid:", "CapEff:", "CapPrm:", "CapBnd:", "NoNewPrivs:", "Seccomp:"};
+	char a[256], b[256];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!status_line("/proc/self/status", names[i], a, sizeof(a)) ||
+		    !status_line("/proc/thread-self/status", names[i], b, sizeof(b)) ||
+		    strcmp(a, b) != 0)
+			return false;
+	return true;
+}
+
 static void *receiver(void *arg)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct shim_entry e;
-	struct cmsghdr *c;
+	char cbuf[CMSG_SPACE(4 * sizeof(int))];
+	struct shim_entry e, sent;
 	ssize_t n;
 	int fd;
 
 	(void)arg;
 	shim_busy = 1; /* its own calls go straight to libc */
 	while (fd_ino(chan_rx, rx_ino)) {
-		struct iovec iov = {&e, sizeof(e)};
+		struct iovec iov = {&sent, sizeof(sent)};
 		struct msghdr msg = {.msg_iov = &iov,
 				     .msg_iovlen = 1,
 				     .msg_control = cbuf,
@@ -75,13 +155,23 @@ static void *receiver(void *arg)
 			continue;
 		if (n < 0)
 			break;
-		c = CMSG_FIRSTHDR(&msg);
-		if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-		    c->cmsg_len != CMSG_LEN(sizeof(int)))
+		fd = one_fd(&msg);
+		if (fd < 0)
 			continue;
-		memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-		e.group[sizeof(e.group) - 1] = '\0';
-		if (n != (ssize_t)sizeof(e) || !shim_fd_is_socket(fd, e.ino)) {
+		if (!same_privileges()) {
+			/* the server gave up privileges this thread still has:
+			 * no more decisions here (a child's send then fails and
+			 * its close stays plain) */
+			shim_real.close(fd);
+			shim_real.close(chan_rx);
+			chan_rx = -1;
+			break;
+		}
+		/* only the socket is trusted, not what the child said of it:
+		 * the entry (group, cookie) is computed from the fd itself, so
+		 * a child can make this process decide on a socket it holds,
+		 * never on another member */
+		if (n != (ssize_t)sizeof(sent) || !shim_entry_of_fd(fd, &e) || e.ino != sent.ino) {
 			shim_real.close(fd);
 			continue;
 		}

@@ -417,7 +417,10 @@ void shim_listener_listen(int fd)
 	shim_debug("fd %d registered in group %s: active, generation %u, pid %d", fd, e.group, gen,
 		   (int)getpid());
 	shim_defer_start();
-	shim_delegate_start();
+	/* where the kernel migrates, a plain last close loses nothing: no
+	 * root thread is worth it there */
+	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY)
+		shim_delegate_start();
 	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY && endpoint_of(e.ino) < 0) {
 		int ep = sockmig_handoff_listen(g, fd);
 
@@ -465,6 +468,19 @@ static int group_of(int fd, char *name)
 					      sock_netns(fd), name, SOCKMIG_NAME_MAX);
 	return sockmig_group_name_for(ss.ss_family, &sin6->sin6_addr, ntohs(sin6->sin6_port),
 				      sock_netns(fd), name, SOCKMIG_NAME_MAX);
+}
+
+bool shim_entry_of_fd(int fd, struct shim_entry *e)
+{
+	struct stat st;
+
+	memset(e, 0, sizeof(*e));
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || !tcp_reuseport_listener(fd) ||
+	    !is_listening(fd) || group_of(fd, e->group) < 0)
+		return false;
+	e->ino = st.st_ino;
+	e->cookie = sockmig_cookie(fd);
+	return e->cookie != 0;
 }
 
 void shim_listeners_adopt(void)

@@ -113,6 +113,9 @@ int shim_listener_release(int fd, shim_op_fn op, void *arg);
 /* The same for a listener already out of the table: its entry @e, on
  * @fd, which @op makes go away. */
 int shim_listener_release_entry(int fd, const struct shim_entry *e, shim_op_fn op, void *arg);
+/* @fd's entry computed from the socket alone (a TCP SO_REUSEPORT
+ * listener); false when it is none. */
+bool shim_entry_of_fd(int fd, struct shim_entry *e);
 
 /* Longest wait for a group's lock held by another process (ms): past it,
  * the call goes on without sockmig. */

@@ -753,7 +753,9 @@ out:
  */
 static int worker_case(const char *first)
 {
-	static const char *const env[] = {"SOCKMIG_DEBUG=1", NULL};
+	/* legacy: where the kernel migrates, a plain last close loses
+	 * nothing and no decision is handed over */
+	static const char *const env[] = {"SOCKMIG_DEBUG=1", "SOCKMIG_MODE=legacy", NULL};
 	struct proc p = {.pid = 0, .in = -1, .out = -1};
 	bool parent_first = !strcmp(first, "parent");
 	char args[64];
