@@ -417,10 +417,9 @@ void shim_listener_listen(int fd)
 	shim_debug("fd %d registered in group %s: active, generation %u, pid %d", fd, e.group, gen,
 		   (int)getpid());
 	shim_defer_start();
-	/* where the kernel migrates, a plain last close loses nothing: no
-	 * root thread is worth it there */
-	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY)
-		shim_delegate_start();
+	/* natively too: a plain last close leaves its handshakes in flight to
+	 * the kernel's close race; a drain waits for them */
+	shim_delegate_start();
 	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY && endpoint_of(e.ino) < 0) {
 		int ep = sockmig_handoff_listen(g, fd);
 
