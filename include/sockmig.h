@@ -732,6 +732,7 @@ struct sockmig_holder_opts {
 	const char *pin_root;
 	size_t : 0;
 };
+#define sockmig_holder_opts__last_field pin_root
 
 /**
  * Open a holder: a listener of its own on @p addr (with SO_REUSEPORT),
