@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h> /* memset, for SOCKMIG_OPTS() */
 #include <sys/socket.h>
 #include <sys/types.h>
 
