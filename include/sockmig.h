@@ -138,6 +138,20 @@ enum sockmig_wake {
 	SOCKMIG_WAKE_NEVER = 2,
 };
 
+/** Which policy program serves a group (see "legacy mode" below). */
+enum sockmig_policy {
+	/** Environment SOCKMIG_MODE=native|legacy|auto decides; else native
+	 *  when the kernel's verifier loads the migrate program, legacy when
+	 *  it does not (the kernels sockmig_probe() calls select-only). */
+	SOCKMIG_POLICY_AUTO = 0,
+	/** Select-or-migrate program (5.14+): the kernel migrates. */
+	SOCKMIG_POLICY_NATIVE = 1,
+	/** Select program only (4.19+); drain with
+	 *  sockmig_member_drain_legacy(). Forced, it is what the tests use on
+	 *  newer kernels (with net.ipv4.tcp_migrate_req=0). */
+	SOCKMIG_POLICY_LEGACY = 2,
+};
+
 struct sockmig_group_opts {
 	size_t sz;
 	/** bpffs directory for groups; default SOCKMIG_PIN_ROOT. */
@@ -145,9 +159,9 @@ struct sockmig_group_opts {
 	/** Wake the targets of migrations made at close with a connection of
 	 *  their own (needed on kernels with the missing wake-up). */
 	enum sockmig_wake wake_targets;
-	/** Which policy program: enum sockmig_policy (see "legacy mode"
-	 *  below); default SOCKMIG_POLICY_AUTO. */
-	int policy;
+	/** Which policy program; default SOCKMIG_POLICY_AUTO. (It was an
+	 *  int: the enum has the same size and offset.) */
+	enum sockmig_policy policy;
 	size_t : 0;
 };
 #define sockmig_group_opts__last_field policy
@@ -499,20 +513,6 @@ SOCKMIG_API int sockmig_group_event_ring(struct sockmig_group *g, struct sockmig
  * have completed is reset, so long as the handshakes in flight finish
  * before the deadline and one other active member or holder listens.
  */
-
-/** Which policy program serves a group. */
-enum sockmig_policy {
-	/** Environment SOCKMIG_MODE=native|legacy|auto decides; else native
-	 *  when the kernel's verifier loads the migrate program, legacy when
-	 *  it does not (the kernels sockmig_probe() calls select-only). */
-	SOCKMIG_POLICY_AUTO = 0,
-	/** Select-or-migrate program (5.14+): the kernel migrates. */
-	SOCKMIG_POLICY_NATIVE = 1,
-	/** Select program only (4.19+); drain with
-	 *  sockmig_member_drain_legacy(). Forced, it is what the tests use on
-	 *  newer kernels (with net.ipv4.tcp_migrate_req=0). */
-	SOCKMIG_POLICY_LEGACY = 2,
-};
 
 /** Name of a policy: "auto", "native", "legacy". */
 SOCKMIG_API const char *sockmig_policy_str(enum sockmig_policy policy);
