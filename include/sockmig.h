@@ -279,15 +279,21 @@ struct sockmig_member_opts {
 };
 #define sockmig_member_opts__last_field pid
 
+/** Slots of a group's socket array: members beyond them have none. */
+#define SOCKMIG_SLOTS 1024
+/** The slot of a member registered without one. */
+#define SOCKMIG_NO_SLOT UINT32_MAX
+
 /**
  * Register listener @p fd (of this group) as a member. Its listener
  * settings are recorded for the migration check. Registering a member
  * again updates its role, generation and weight. A call that fails leaves
  * the group as it was.
- * A group has 1,024 slots: a listener beyond them is registered without
- * one (its slot reads UINT32_MAX) and, while such a member is active, new
- * SYNs go by the kernel's hash over every listener of the group (draining
- * members included) rather than starve it; one warning is logged.
+ * A group has SOCKMIG_SLOTS (1,024) slots: a listener beyond them is
+ * registered without one (its slot reads SOCKMIG_NO_SLOT) and, while such
+ * a member is active, new SYNs go by the kernel's hash over every listener
+ * of the group (draining members included) rather than starve it; one
+ * warning is logged.
  * @return 0; -EXDEV if @p fd is not in this group; -ENOSPC when the
  * group's state is full (4,096 members, live or not); -EBUSY when @p fd
  * does not listen yet (call after listen()).
@@ -358,7 +364,7 @@ SOCKMIG_API int sockmig_counters_read(struct sockmig_group *g, uint64_t cookie,
 /** One member, as sockmig_members() reports it. */
 struct sockmig_member_info {
 	uint64_t cookie;
-	uint32_t slot; /**< UINT32_MAX: beyond the group's 1,024 slots */
+	uint32_t slot; /**< SOCKMIG_NO_SLOT: beyond the group's slots */
 	enum sockmig_role role;
 	uint32_t generation;
 	uint32_t weight;
