@@ -23,7 +23,9 @@
  * return 0 or a positive count on success and a negative errno on failure
  * (errno is set too); functions returning a pointer return NULL and set
  * errno. Options structs start with their size: declare them with
- * SOCKMIG_OPTS() so that old and new callers both work.
+ * SOCKMIG_OPTS() so that old and new callers both work (a NULL options
+ * pointer means every default; bytes past the fields this library knows
+ * must be zero, else the call fails with EINVAL).
  */
 #ifndef SOCKMIG_H
 #define SOCKMIG_H
@@ -62,6 +64,8 @@ enum sockmig_log_level {
 	SOCKMIG_DEBUG,
 };
 
+/** A log callback: one message of @p level, as a printf format and its
+ *  arguments. Its return value is ignored. */
 typedef int (*sockmig_print_fn)(enum sockmig_log_level level, const char *fmt, va_list ap);
 
 /**
@@ -71,7 +75,8 @@ typedef int (*sockmig_print_fn)(enum sockmig_log_level level, const char *fmt, v
  */
 SOCKMIG_API sockmig_print_fn sockmig_set_print(sockmig_print_fn fn);
 
-/** Return a static message for the last failed call of this thread. */
+/** The message of the last failed call of the calling thread ("" before
+ *  any): a buffer of that thread, valid until its next failed call. */
 SOCKMIG_API const char *sockmig_last_error(void);
 
 /* ---- capability probe -------------------------------------------------- */
@@ -220,6 +225,7 @@ SOCKMIG_API const char *sockmig_group_path(const struct sockmig_group *g);
  * (Re)attach the policy program to the group through member socket @p fd.
  * sockmig_group_open() does it; call this for a listener that may have
  * started a new kernel group (all old members had closed).
+ * @return 0 or a negative errno.
  */
 SOCKMIG_API int sockmig_group_attach(struct sockmig_group *g, int fd);
 
@@ -357,7 +363,8 @@ SOCKMIG_API void sockmig_netstat_delta(const struct sockmig_netstat *before,
 				       const struct sockmig_netstat *after,
 				       struct sockmig_netstat *out);
 
-/** Read the counters of the member with socket cookie @p cookie. */
+/** Read the counters of the member with socket cookie @p cookie.
+ *  @return 0; -ENOENT when no such member. */
 SOCKMIG_API int sockmig_counters_read(struct sockmig_group *g, uint64_t cookie,
 				      struct sockmig_counters *out);
 
@@ -706,12 +713,14 @@ SOCKMIG_API int sockmig_member_kick(struct sockmig_group *g, uint64_t cookie);
 /**
  * Unregister member @p fd (the socket is left as it is). When no member
  * is left, the group's pinned state is removed.
- * @return 0 or a negative errno.
+ * @return 0; -ENOENT when @p fd is not a member; -EINVAL when it is not a
+ * socket; or another negative errno.
  */
 SOCKMIG_API int sockmig_member_leave(struct sockmig_group *g, int fd);
 
 /**
  * Unregister the member with cookie @p cookie (see sockmig_member_leave()).
+ * @return 0; -ENOENT when no such member; or another negative errno.
  */
 SOCKMIG_API int sockmig_member_leave_cookie(struct sockmig_group *g, uint64_t cookie);
 
@@ -749,8 +758,10 @@ struct sockmig_holder_opts {
  * wait in its accept queue (it never accepts). Call sockmig_holder_rotate()
  * when a server listener has joined (and is registered active): what waited
  * on the holder then migrates to the server.
- * @return a handle, or NULL with errno set (EADDRINUSE: the port is held by
- * a listener of another user or without SO_REUSEPORT; see set_ids).
+ * @return a handle, or NULL with errno set (EINVAL: not an IPv4 or IPv6
+ * address, or bad @p opts; EADDRINUSE: the port is held by a listener of
+ * another user or without SO_REUSEPORT, see set_ids; as
+ * sockmig_group_open() and sockmig_member_add() otherwise).
  */
 SOCKMIG_API struct sockmig_holder *sockmig_holder_open(const struct sockaddr *addr, socklen_t len,
 						       const struct sockmig_holder_opts *opts);
@@ -764,11 +775,11 @@ SOCKMIG_API struct sockmig_holder *sockmig_holder_open(const struct sockaddr *ad
 SOCKMIG_API int sockmig_holder_rotate(struct sockmig_holder *h, const struct sockaddr *addr,
 				      socklen_t len, uint64_t *moved);
 
-/** Socket cookie of the current holder listener. */
+/** Socket cookie of the current holder listener (0 when @p h is NULL). */
 SOCKMIG_API uint64_t sockmig_holder_cookie(const struct sockmig_holder *h);
 
 /** Close the holder (draining it into the active members first when
- *  @p migrate), leave the group, and free the handle. */
+ *  @p migrate), leave the group, and free the handle (NULL: nothing). */
 SOCKMIG_API void sockmig_holder_close(struct sockmig_holder *h, bool migrate);
 
 /** Version string of the library. */
