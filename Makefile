@@ -50,13 +50,15 @@ SOCKMIG    := $(OUTPUT)/sockmig
 TESTRUN    := $(OUTPUT)/test_sockmig
 PRELOAD    := $(OUTPUT)/libsockmig-preload.so
 PRELOAD_SRCS := $(wildcard preload/*.c)
+# The public header compiled alone (tests/header/).
+HEADER_CHECK := $(patsubst tests/header/%.c,$(OUTPUT)/tests/header/%.o,$(wildcard tests/header/*.c))
 
 .PHONY: all deps check demo bench asan asan-check lint format format-check cppcheck \
         clean install deb check-deb check-kernels
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(LIBA) $(LIBSO) $(SOCKMIG) $(TESTRUN) $(if $(PRELOAD_SRCS),$(PRELOAD)) \
+all: $(LIBA) $(LIBSO) $(SOCKMIG) $(TESTRUN) $(if $(PRELOAD_SRCS),$(PRELOAD)) $(HEADER_CHECK) \
      $(patsubst man/%,$(OUTPUT)/man/man8/%,$(wildcard man/*.8)) \
      $(patsubst man/%,$(OUTPUT)/man/man3/%,$(wildcard man/*.3))
 
@@ -115,6 +117,13 @@ $(PRELOAD): $(PRELOAD_SRCS) $(wildcard preload/*.h) preload/preload.map $(LIB_OB
 		-Wl,--version-script=preload/preload.map \
 		$(PRELOAD_SRCS) $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS) -ldl
 
+# The public header compiled as a user's file would include it: alone,
+# ISO C11 without _GNU_SOURCE, every warning an error (tests/header/).
+$(OUTPUT)/tests/header/%.o: tests/header/%.c include/sockmig.h
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -std=c11 -Wall -Wextra -Werror -Iinclude -c $< -o $@
+
 # The test table: every SM_TEST(name) in tests/*.c, in file order.
 $(OUTPUT)/tests/cases.inc: $(TEST_SRCS) | $(OUTPUT)/tests
 	$(call msg,GEN,$@)
@@ -164,7 +173,7 @@ asan-check: deps asan
 	$(Q)ASAN_OPTIONS=detect_leaks=1 $(OUTPUT)/asan/test_sockmig $(T)
 
 FORMAT_SRCS = $(wildcard include/*.h lib/*.[ch] bpf/*.[ch] cli/*.[ch] tests/*.[ch] \
-                         tests/bpf/*.c bench/*.[ch] preload/*.[ch])
+                         tests/bpf/*.c tests/header/*.c bench/*.[ch] preload/*.[ch])
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)
 format-check:

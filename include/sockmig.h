@@ -23,7 +23,9 @@
  * return 0 or a positive count on success and a negative errno on failure
  * (errno is set too); functions returning a pointer return NULL and set
  * errno. Options structs start with their size: declare them with
- * SOCKMIG_OPTS() so that old and new callers both work.
+ * SOCKMIG_OPTS() so that old and new callers both work (a NULL options
+ * pointer means every default; bytes past the fields this library knows
+ * must be zero, else the call fails with EINVAL).
  */
 #ifndef SOCKMIG_H
 #define SOCKMIG_H
@@ -32,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h> /* memset, for SOCKMIG_OPTS() */
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -61,6 +64,8 @@ enum sockmig_log_level {
 	SOCKMIG_DEBUG,
 };
 
+/** A log callback: one message of @p level, as a printf format and its
+ *  arguments. Its return value is ignored. */
 typedef int (*sockmig_print_fn)(enum sockmig_log_level level, const char *fmt, va_list ap);
 
 /**
@@ -70,7 +75,8 @@ typedef int (*sockmig_print_fn)(enum sockmig_log_level level, const char *fmt, v
  */
 SOCKMIG_API sockmig_print_fn sockmig_set_print(sockmig_print_fn fn);
 
-/** Return a static message for the last failed call of this thread. */
+/** The message of the last failed call of the calling thread ("" before
+ *  any): a buffer of that thread, valid until its next failed call. */
 SOCKMIG_API const char *sockmig_last_error(void);
 
 /* ---- capability probe -------------------------------------------------- */
@@ -137,6 +143,20 @@ enum sockmig_wake {
 	SOCKMIG_WAKE_NEVER = 2,
 };
 
+/** Which policy program serves a group (see "legacy mode" below). */
+enum sockmig_policy {
+	/** Environment SOCKMIG_MODE=native|legacy|auto decides; else native
+	 *  when the kernel's verifier loads the migrate program, legacy when
+	 *  it does not (the kernels sockmig_probe() calls select-only). */
+	SOCKMIG_POLICY_AUTO = 0,
+	/** Select-or-migrate program (5.14+): the kernel migrates. */
+	SOCKMIG_POLICY_NATIVE = 1,
+	/** Select program only (4.19+); drain with
+	 *  sockmig_member_drain_legacy(). Forced, it is what the tests use on
+	 *  newer kernels (with net.ipv4.tcp_migrate_req=0). */
+	SOCKMIG_POLICY_LEGACY = 2,
+};
+
 struct sockmig_group_opts {
 	size_t sz;
 	/** bpffs directory for groups; default SOCKMIG_PIN_ROOT. */
@@ -144,9 +164,9 @@ struct sockmig_group_opts {
 	/** Wake the targets of migrations made at close with a connection of
 	 *  their own (needed on kernels with the missing wake-up). */
 	enum sockmig_wake wake_targets;
-	/** Which policy program: enum sockmig_policy (see "legacy mode"
-	 *  below); default SOCKMIG_POLICY_AUTO. */
-	int policy;
+	/** Which policy program; default SOCKMIG_POLICY_AUTO. (It was an
+	 *  int: the enum has the same size and offset.) */
+	enum sockmig_policy policy;
 	size_t : 0;
 };
 #define sockmig_group_opts__last_field policy
@@ -205,6 +225,7 @@ SOCKMIG_API const char *sockmig_group_path(const struct sockmig_group *g);
  * (Re)attach the policy program to the group through member socket @p fd.
  * sockmig_group_open() does it; call this for a listener that may have
  * started a new kernel group (all old members had closed).
+ * @return 0 or a negative errno.
  */
 SOCKMIG_API int sockmig_group_attach(struct sockmig_group *g, int fd);
 
@@ -264,15 +285,21 @@ struct sockmig_member_opts {
 };
 #define sockmig_member_opts__last_field pid
 
+/** Slots of a group's socket array: members beyond them have none. */
+#define SOCKMIG_SLOTS 1024
+/** The slot of a member registered without one. */
+#define SOCKMIG_NO_SLOT UINT32_MAX
+
 /**
  * Register listener @p fd (of this group) as a member. Its listener
  * settings are recorded for the migration check. Registering a member
  * again updates its role, generation and weight. A call that fails leaves
  * the group as it was.
- * A group has 1,024 slots: a listener beyond them is registered without
- * one (its slot reads UINT32_MAX) and, while such a member is active, new
- * SYNs go by the kernel's hash over every listener of the group (draining
- * members included) rather than starve it; one warning is logged.
+ * A group has SOCKMIG_SLOTS (1,024) slots: a listener beyond them is
+ * registered without one (its slot reads SOCKMIG_NO_SLOT) and, while such
+ * a member is active, new SYNs go by the kernel's hash over every listener
+ * of the group (draining members included) rather than starve it; one
+ * warning is logged.
  * @return 0; -EXDEV if @p fd is not in this group; -ENOSPC when the
  * group's state is full (4,096 members, live or not); -EBUSY when @p fd
  * does not listen yet (call after listen()).
@@ -336,14 +363,15 @@ SOCKMIG_API void sockmig_netstat_delta(const struct sockmig_netstat *before,
 				       const struct sockmig_netstat *after,
 				       struct sockmig_netstat *out);
 
-/** Read the counters of the member with socket cookie @p cookie. */
+/** Read the counters of the member with socket cookie @p cookie.
+ *  @return 0; -ENOENT when no such member. */
 SOCKMIG_API int sockmig_counters_read(struct sockmig_group *g, uint64_t cookie,
 				      struct sockmig_counters *out);
 
 /** One member, as sockmig_members() reports it. */
 struct sockmig_member_info {
 	uint64_t cookie;
-	uint32_t slot; /**< UINT32_MAX: beyond the group's 1,024 slots */
+	uint32_t slot; /**< SOCKMIG_NO_SLOT: beyond the group's slots */
 	enum sockmig_role role;
 	uint32_t generation;
 	uint32_t weight;
@@ -498,20 +526,6 @@ SOCKMIG_API int sockmig_group_event_ring(struct sockmig_group *g, struct sockmig
  * have completed is reset, so long as the handshakes in flight finish
  * before the deadline and one other active member or holder listens.
  */
-
-/** Which policy program serves a group. */
-enum sockmig_policy {
-	/** Environment SOCKMIG_MODE=native|legacy|auto decides; else native
-	 *  when the kernel's verifier loads the migrate program, legacy when
-	 *  it does not (the kernels sockmig_probe() calls select-only). */
-	SOCKMIG_POLICY_AUTO = 0,
-	/** Select-or-migrate program (5.14+): the kernel migrates. */
-	SOCKMIG_POLICY_NATIVE = 1,
-	/** Select program only (4.19+); drain with
-	 *  sockmig_member_drain_legacy(). Forced, it is what the tests use on
-	 *  newer kernels (with net.ipv4.tcp_migrate_req=0). */
-	SOCKMIG_POLICY_LEGACY = 2,
-};
 
 /** Name of a policy: "auto", "native", "legacy". */
 SOCKMIG_API const char *sockmig_policy_str(enum sockmig_policy policy);
@@ -699,12 +713,14 @@ SOCKMIG_API int sockmig_member_kick(struct sockmig_group *g, uint64_t cookie);
 /**
  * Unregister member @p fd (the socket is left as it is). When no member
  * is left, the group's pinned state is removed.
- * @return 0 or a negative errno.
+ * @return 0; -ENOENT when @p fd is not a member; -EINVAL when it is not a
+ * socket; or another negative errno.
  */
 SOCKMIG_API int sockmig_member_leave(struct sockmig_group *g, int fd);
 
 /**
  * Unregister the member with cookie @p cookie (see sockmig_member_leave()).
+ * @return 0; -ENOENT when no such member; or another negative errno.
  */
 SOCKMIG_API int sockmig_member_leave_cookie(struct sockmig_group *g, uint64_t cookie);
 
@@ -732,6 +748,7 @@ struct sockmig_holder_opts {
 	const char *pin_root;
 	size_t : 0;
 };
+#define sockmig_holder_opts__last_field pin_root
 
 /**
  * Open a holder: a listener of its own on @p addr (with SO_REUSEPORT),
@@ -741,8 +758,10 @@ struct sockmig_holder_opts {
  * wait in its accept queue (it never accepts). Call sockmig_holder_rotate()
  * when a server listener has joined (and is registered active): what waited
  * on the holder then migrates to the server.
- * @return a handle, or NULL with errno set (EADDRINUSE: the port is held by
- * a listener of another user or without SO_REUSEPORT; see set_ids).
+ * @return a handle, or NULL with errno set (EINVAL: not an IPv4 or IPv6
+ * address, or bad @p opts; EADDRINUSE: the port is held by a listener of
+ * another user or without SO_REUSEPORT, see set_ids; as
+ * sockmig_group_open() and sockmig_member_add() otherwise).
  */
 SOCKMIG_API struct sockmig_holder *sockmig_holder_open(const struct sockaddr *addr, socklen_t len,
 						       const struct sockmig_holder_opts *opts);
@@ -756,11 +775,11 @@ SOCKMIG_API struct sockmig_holder *sockmig_holder_open(const struct sockaddr *ad
 SOCKMIG_API int sockmig_holder_rotate(struct sockmig_holder *h, const struct sockaddr *addr,
 				      socklen_t len, uint64_t *moved);
 
-/** Socket cookie of the current holder listener. */
+/** Socket cookie of the current holder listener (0 when @p h is NULL). */
 SOCKMIG_API uint64_t sockmig_holder_cookie(const struct sockmig_holder *h);
 
 /** Close the holder (draining it into the active members first when
- *  @p migrate), leave the group, and free the handle. */
+ *  @p migrate), leave the group, and free the handle (NULL: nothing). */
 SOCKMIG_API void sockmig_holder_close(struct sockmig_holder *h, bool migrate);
 
 /** Version string of the library. */

@@ -114,10 +114,8 @@ struct sockmig_holder *sockmig_holder_open(const struct sockaddr *addr, socklen_
 		sm_fail(EINVAL, "the holder needs an IPv4 or IPv6 address and port");
 		return NULL;
 	}
-	if (opts && opts->sz < sizeof(size_t)) {
-		sm_fail(EINVAL, "sockmig_holder_opts: bad sz");
+	if (!OPTS_VALID(opts, sockmig_holder_opts))
 		return NULL;
-	}
 	h = calloc(1, sizeof(*h));
 	if (!h) {
 		errno = ENOMEM;
@@ -128,14 +126,13 @@ struct sockmig_holder *sockmig_holder_open(const struct sockaddr *addr, socklen_
 	h->backlog = 65535;
 	h->fd = -1;
 	h->gopts.sz = sizeof(h->gopts);
-	if (opts) {
-		h->set_ids = opts->set_ids;
-		h->uid = opts->uid;
-		h->gid = opts->gid;
-		if (opts->backlog > 0)
-			h->backlog = opts->backlog;
-		h->gopts.pin_root = opts->pin_root;
-	}
+	/* a caller built against an older header passes a smaller sz */
+	h->set_ids = OPTS_GET(opts, set_ids, false);
+	h->uid = OPTS_GET(opts, uid, 0);
+	h->gid = OPTS_GET(opts, gid, 0);
+	if (OPTS_GET(opts, backlog, 0) > 0)
+		h->backlog = OPTS_GET(opts, backlog, 0);
+	h->gopts.pin_root = OPTS_GET(opts, pin_root, NULL);
 	fd = holder_join(h);
 	if (fd < 0) {
 		free(h);
