@@ -90,7 +90,7 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-$(OUTPUT)/lib/%.o: lib/%.c include/sockmig.h lib/internal.h $(SKELS) | $(OUTPUT)/lib
+$(OUTPUT)/lib/%.o: lib/%.c include/sockmig.h $(wildcard lib/*.h) $(SKELS) | $(OUTPUT)/lib
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
@@ -175,7 +175,7 @@ cppcheck: $(SKELS) $(OUTPUT)/tests/cases.inc
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--inline-suppr --suppress=missingIncludeSystem --std=c11 -D__linux__ \
 		-D_GNU_SOURCE -Iinclude -Ibpf -Ilib -Itests -Ibench -I$(OUTPUT) \
-		--suppress=unknownMacro:lib/probe.c --suppress=unknownMacro:lib/group.c \
+		--suppress=unknownMacro:lib/probe.c --suppress=unknownMacro:lib/pin.c \
 		lib cli tests/*.c bench $(wildcard preload)
 lint: format-check cppcheck
 	$(call msg,SHCHECK,scripts)
