@@ -98,7 +98,7 @@ $(OUTPUT)/cli/%.o: cli/%.c include/sockmig.h $(wildcard cli/*.h bench/*.h) | $(O
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ibench -c $< -o $@
 
-$(OUTPUT)/tests/%.o: tests/%.c include/sockmig.h $(wildcard tests/*.h) $(SKELS) \
+$(OUTPUT)/tests/%.o: tests/%.c include/sockmig.h $(wildcard tests/*.h) lib/table.h $(SKELS) \
 		$(OUTPUT)/tests/cases.inc | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Itests -Ibench -I$(OUTPUT)/tests -c $< -o $@
@@ -115,10 +115,12 @@ $(PRELOAD): $(PRELOAD_SRCS) $(wildcard preload/*.h) preload/preload.map $(LIB_OB
 		-Wl,--version-script=preload/preload.map \
 		$(PRELOAD_SRCS) $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS) -ldl
 
-# The test table: every SM_TEST(name) in tests/*.c, in file order.
+# The test table: every SM_TEST(name) in tests/*.c, in file order;
+# SM_PURE_TEST(name) marks a case that needs neither root nor a netns.
 $(OUTPUT)/tests/cases.inc: $(TEST_SRCS) | $(OUTPUT)/tests
 	$(call msg,GEN,$@)
-	$(Q)sed -n 's/^SM_[A-Z_]*(\([a-z0-9_]*\).*/SM_CASE(\1)/p' $(TEST_SRCS) > $@
+	$(Q)sed -n -e 's/^SM_PURE_TEST(\([a-z0-9_]*\).*/SM_CASE(\1, 1)/p; t' \
+		-e 's/^SM_[A-Z_]*(\([a-z0-9_]*\).*/SM_CASE(\1, 0)/p' $(TEST_SRCS) > $@
 
 $(LIBA): $(LIB_OBJS)
 	$(call msg,AR,$@)
