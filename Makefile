@@ -92,7 +92,7 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-$(OUTPUT)/lib/%.o: lib/%.c include/sockmig.h lib/internal.h $(SKELS) | $(OUTPUT)/lib
+$(OUTPUT)/lib/%.o: lib/%.c include/sockmig.h $(wildcard lib/*.h) $(SKELS) | $(OUTPUT)/lib
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
@@ -100,7 +100,7 @@ $(OUTPUT)/cli/%.o: cli/%.c include/sockmig.h $(wildcard cli/*.h bench/*.h) | $(O
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ibench -c $< -o $@
 
-$(OUTPUT)/tests/%.o: tests/%.c include/sockmig.h $(wildcard tests/*.h) $(SKELS) \
+$(OUTPUT)/tests/%.o: tests/%.c include/sockmig.h $(wildcard tests/*.h) lib/table.h $(SKELS) \
 		$(OUTPUT)/tests/cases.inc | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Itests -Ibench -I$(OUTPUT)/tests -c $< -o $@
@@ -124,10 +124,12 @@ $(OUTPUT)/tests/header/%.o: tests/header/%.c include/sockmig.h
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -std=c11 -Wall -Wextra -Werror -Iinclude -c $< -o $@
 
-# The test table: every SM_TEST(name) in tests/*.c, in file order.
+# The test table: every SM_TEST(name) in tests/*.c, in file order;
+# SM_PURE_TEST(name) marks a case that needs neither root nor a netns.
 $(OUTPUT)/tests/cases.inc: $(TEST_SRCS) | $(OUTPUT)/tests
 	$(call msg,GEN,$@)
-	$(Q)sed -n 's/^SM_[A-Z_]*(\([a-z0-9_]*\).*/SM_CASE(\1)/p' $(TEST_SRCS) > $@
+	$(Q)sed -n -e 's/^SM_PURE_TEST(\([a-z0-9_]*\).*/SM_CASE(\1, 1)/p; t' \
+		-e 's/^SM_[A-Z_]*(\([a-z0-9_]*\).*/SM_CASE(\1, 0)/p' $(TEST_SRCS) > $@
 
 $(LIBA): $(LIB_OBJS)
 	$(call msg,AR,$@)
@@ -184,7 +186,7 @@ cppcheck: $(SKELS) $(OUTPUT)/tests/cases.inc
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--inline-suppr --suppress=missingIncludeSystem --std=c11 -D__linux__ \
 		-D_GNU_SOURCE -Iinclude -Ibpf -Ilib -Itests -Ibench -I$(OUTPUT) \
-		--suppress=unknownMacro:lib/probe.c --suppress=unknownMacro:lib/group.c \
+		--suppress=unknownMacro:lib/probe.c --suppress=unknownMacro:lib/pin.c \
 		lib cli tests/*.c bench $(wildcard preload)
 lint: format-check cppcheck
 	$(call msg,SHCHECK,scripts)

@@ -73,7 +73,7 @@ SM_HIDDEN enum sockmig_tristate sm_probe_try_migrate_sysctl(int port);
  * -EPERM: not allowed to load BPF. Asked once per process. */
 SM_HIDDEN int sm_verifier_loads_migrate(void);
 
-/* The group lock (flock on its directory), for code outside group.c. */
+/* The group lock (flock on its directory, lib/pin.c). */
 SM_HIDDEN int sm_group_lock(struct sockmig_group *g);
 SM_HIDDEN void sm_group_unlock(struct sockmig_group *g);
 /* Role, generation and owner of member @cookie; -ENOENT when not one. */

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Legacy mode (lib/legacy.c), as lib/group.c uses it; not installed. */
+/*
+ * Legacy mode (lib/legacy.c, refs.c, handoff.c): what the group's files
+ * use of it, and what the three share; not installed.
+ */
 #ifndef SOCKMIG_LEGACY_H
 #define SOCKMIG_LEGACY_H
 
@@ -27,5 +30,35 @@ SM_HIDDEN int sm_legacy_drain_wait(struct sockmig_group *g, int fd, bool force,
 /* The group is gone: remove the hand-off endpoints left in its directory
  * by processes that are gone, and the directory once empty. */
 SM_HIDDEN void sm_handoff_forget(const char *group);
+
+/* Between legacy.c, refs.c and handoff.c. */
+
+/* The listener's line of /proc/net/tcp{,6}, read again and again. */
+struct refs_file {
+	int fd;		   /* /proc/thread-self/net/tcp or tcp6 */
+	unsigned long ino; /* the listener's socket inode */
+	char buf[16384];
+};
+
+/* Open the /proc/net/tcp of listener @sock's family and netns. */
+SM_HIDDEN int sm_refs_open(struct refs_file *r, int sock);
+/* The listener's reference count and accept queue; -ENOENT when it does
+ * not listen. */
+SM_HIDDEN int sm_refs_read(struct refs_file *r, unsigned *refs, unsigned *queued);
+/* Longest life of a request on listener @fd, in ms. */
+SM_HIDDEN uint32_t sm_synack_budget_ms(int fd);
+
+/* The TCP state of socket @fd (TCP_INFO), -1 when unreadable. */
+SM_HIDDEN int sm_sock_state(int fd);
+
+/* The members that took connections through sockmig_handoff_accept()
+ * during the legacy drain running on this thread (handoff.c). */
+#define SM_RECEIVERS_MAX 64
+struct sm_receivers {
+	bool on;
+	int n;
+	uint64_t cookie[SM_RECEIVERS_MAX];
+};
+SM_HIDDEN extern __thread struct sm_receivers sm_receivers;
 
 #endif

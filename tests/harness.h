@@ -6,6 +6,10 @@
  * namespace (lo up) with a time limit, shows a case's output only when it
  * fails, and ends with "Summary: N passed, N failed, N skipped".
  *
+ * SM_PURE_TEST(name) declares a case that needs neither root nor a network
+ * namespace (a pure function's unit test): the runner forks it as it is,
+ * and runs it without root when only such cases are chosen.
+ *
  * A case returns SM_PASS, SM_FAIL or SM_SKIP. The ASSERT_* macros log
  * what was expected and evaluate to a bool, so a case can jump to its
  * cleanup:   if (!ASSERT_EQ(served, 10, "served")) goto close_servers;
@@ -20,7 +24,8 @@
 
 enum { SM_PASS = 0, SM_FAIL = 1, SM_SKIP = 77 };
 
-#define SM_TEST(name) int test_##name(void)
+#define SM_TEST(name)	   int test_##name(void)
+#define SM_PURE_TEST(name) int test_##name(void)
 
 /* Print a reason and return SM_SKIP. */
 #define SKIP(...)                                                                                  \

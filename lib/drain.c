@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The drain of a native group's member: no new SYN for it, the handshakes
+ * in flight finished, then its shutdown, which makes the kernel migrate
+ * its queue under the policy; and the wake-up connections (kick) for
+ * targets that the kernel may not wake. Legacy groups drain in legacy.c.
+ */
+#include <bpf/bpf.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "group_priv.h"
+#include "legacy.h"
+#include "policy.h"
+
+#define DRAIN_DEADLINE_MS 1000 /* default wait for the handshakes in flight */
+
+/*
+ * Make one connection that the policy steers to @slot, so that its owner
+ * is woken even where the kernel queued migrated children silently.
+ */
+static int kick_slot(struct sockmig_group *g, uint32_t slot)
+{
+	struct sm_addr dst, src;
+	struct pollfd pfd;
+	uint16_t sport;
+	int s, err = 0;
+
+	sm_addr_connectable(&g->addr, &dst);
+	src = dst;
+	if (src.family == AF_INET)
+		src.v4.sin_port = 0;
+	else
+		src.v6.sin6_port = 0;
+	s = socket(dst.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	if (bind(s, &src.sa, src.len) < 0 || sm_sock_addr(s, &src) < 0) {
+		err = -errno;
+		goto close_sock;
+	}
+	sport = (uint16_t)sm_addr_port(&src);
+	if (bpf_map_update_elem(g->fd_kick, &sport, &slot, BPF_ANY) < 0) {
+		err = -errno;
+		goto close_sock;
+	}
+	if (connect(s, &dst.sa, dst.len) < 0 && errno != EINPROGRESS) {
+		err = -errno;
+	} else {
+		pfd.fd = s;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, 1000) != 1)
+			err = -ETIMEDOUT;
+	}
+	bpf_map_delete_elem(g->fd_kick, &sport);
+close_sock:
+	close(s);
+	return err;
+}
+
+static enum sockmig_tristate need_wake(struct sockmig_group *g)
+{
+	static enum sockmig_tristate probed = SOCKMIG_UNKNOWN;
+	struct sockmig_probe p;
+	const char *env;
+
+	if (g->wake != SOCKMIG_WAKE_AUTO)
+		return g->wake == SOCKMIG_WAKE_ALWAYS ? SOCKMIG_YES : SOCKMIG_NO;
+	env = secure_getenv("SOCKMIG_WAKE");
+	if (env && *env)
+		return *env == '1' ? SOCKMIG_YES : SOCKMIG_NO;
+	if (probed == SOCKMIG_UNKNOWN) {
+		/* Unknown stays "wake": a spurious connection costs less than
+		 * children nobody accepts. */
+		probed = SOCKMIG_YES;
+		if (sockmig_probe(&p) == 0 && p.migrate_wakeup == SOCKMIG_YES)
+			probed = SOCKMIG_NO;
+	}
+	return probed;
+}
+
+/* Counters of the live members of @recs (zeros where unreadable). */
+static void read_counters(struct sockmig_group *g, const struct member_rec *recs, int n,
+			  struct sm_counters *out)
+{
+	for (int i = 0; i < n; i++)
+		if (!recs[i].live ||
+		    bpf_map_lookup_elem(g->fd_counters, &recs[i].cookie, &out[i]) < 0)
+			memset(&out[i], 0, sizeof(out[i]));
+}
+
+/*
+ * Wait until no handshake is in flight for listener @fd (it was just
+ * marked draining), at most @deadline_ms (0: DRAIN_DEADLINE_MS). A final
+ * ACK that the kernel processes while the listener closes is reset
+ * without migration (inet_child_forget(), no TcpExt counter): only a
+ * listener with no request left cannot meet that race. First one RCU
+ * grace period, so that every SYN steered to it before the mark has made
+ * its request; then the listener's reference count, each request holding
+ * one. What is left at the deadline still migrates at its SYN+ACK timer
+ * or final ACK; only the race stays open for it.
+ */
+static void wait_inflight(int fd, uint32_t deadline_ms, struct sockmig_drain_report *rep)
+{
+	unsigned long long t0 = sm_now_ns(), end;
+	struct timespec ts = {0, 0};
+	long step_us = 100;
+	int left;
+
+	if (!deadline_ms)
+		deadline_ms = DRAIN_DEADLINE_MS;
+	end = t0 + (unsigned long long)deadline_ms * 1000000ull;
+	sm_rcu_grace();
+	for (;;) {
+		left = sockmig_listener_inflight(fd);
+		if (left <= 0 || sm_now_ns() >= end)
+			break;
+		ts.tv_nsec = step_us * 1000;
+		nanosleep(&ts, NULL);
+		if (step_us < 10000)
+			step_us *= 2;
+	}
+	rep->inflight_left = left > 0 ? (uint32_t)left : 0;
+	rep->wait_ns = sm_now_ns() - t0;
+}
+
+int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_drain_opts *opts,
+			 struct sockmig_drain_report *report)
+{
+	struct sockmig_drain_report rep = {0};
+	struct sm_counters *before = NULL, *after = NULL, self0 = {0}, self1 = {0};
+	struct sockmig_netstat ns0, ns1;
+	struct member_rec *recs = NULL, *self = NULL;
+	struct sockmig_event ev = {.type = SOCKMIG_EVENT_DRAIN};
+	uint64_t cookie, t0, t_mark;
+	bool wake;
+	int n = 0, others = 0, err;
+
+	if (!OPTS_VALID(opts, sockmig_drain_opts))
+		return -EINVAL;
+	/* nothing migrates: wait for the handshakes in flight instead */
+	if (g->policy == SOCKMIG_POLICY_LEGACY && !OPTS_GET(opts, no_shutdown, false))
+		return sm_legacy_drain_wait(g, fd, OPTS_GET(opts, force, false), report);
+	cookie = sockmig_cookie(fd);
+	err = sm_group_lock(g);
+	if (err)
+		return err;
+	recs = sm_read_members(g, &n);
+	if (!recs) {
+		err = sm_fail(ENOMEM, "out of memory");
+		goto unlock;
+	}
+	for (int i = 0; i < n; i++) {
+		if (recs[i].cookie == cookie)
+			self = &recs[i];
+		else if (recs[i].live &&
+			 (recs[i].m.role == SM_ROLE_ACTIVE || recs[i].m.role == SM_ROLE_HOLDER))
+			others++;
+	}
+	if (!cookie || !self) {
+		err = sm_fail(ENOENT, "fd %d is not a member of group %s", fd, g->name);
+		goto unlock;
+	}
+	if (!others && self->m.role == SM_ROLE_ACTIVE && !OPTS_GET(opts, force, false)) {
+		err = sm_fail(EBUSY,
+			      "refusing to drain the last active member of group %s: no other "
+			      "active member or holder could take its connections",
+			      g->name);
+		goto unlock;
+	}
+	/* 1. no new SYN for it */
+	ev.cookie = cookie;
+	ev.role = self->m.role;
+	ev.generation = self->m.generation;
+	ev.pid = self->m.pid;
+	t_mark = sm_now_ns();
+	self->m.role = SM_ROLE_DRAINING;
+	if (bpf_map_update_elem(g->fd_state, &cookie, &self->m, BPF_EXIST) < 0) {
+		err = sm_fail(errno, "cannot update member: %s", strerror(errno));
+		goto unlock;
+	}
+	err = sm_write_table(g, recs, n); /* sorts recs: self is stale from here */
+	if (err)
+		goto unlock;
+	rep.cookie = cookie;
+	if (OPTS_GET(opts, no_shutdown, false))
+		goto unlock;
+
+	/* 2. let the handshakes in flight for it finish, without the lock */
+	sm_group_unlock(g);
+	free(recs);
+	recs = NULL;
+	wait_inflight(fd, OPTS_GET(opts, deadline_ms, 0), &rep);
+	err = sm_group_lock(g);
+	if (err)
+		goto out;
+	recs = sm_read_members(g, &n);
+	if (!recs) {
+		err = sm_fail(ENOMEM, "out of memory");
+		goto unlock;
+	}
+
+	/* 3. shut it down: the kernel migrates its queue under the policy */
+	wake = need_wake(g) == SOCKMIG_YES;
+	if (wake) {
+		before = calloc((size_t)n, sizeof(*before));
+		after = calloc((size_t)n, sizeof(*after));
+		if (!before || !after) {
+			err = sm_fail(ENOMEM, "out of memory");
+			goto unlock;
+		}
+		read_counters(g, recs, n, before);
+	}
+	bpf_map_lookup_elem(g->fd_counters, &cookie, &self0);
+	sockmig_netstat_read(&ns0);
+	t0 = sm_now_ns();
+	if (shutdown(fd, SHUT_RDWR) < 0 && errno != ENOTCONN) {
+		err = sm_fail(errno, "shutdown of fd %d: %s", fd, strerror(errno));
+		goto unlock;
+	}
+	rep.elapsed_ns = sm_now_ns() - t0;
+	bpf_map_lookup_elem(g->fd_counters, &cookie, &self1);
+	sockmig_netstat_read(&ns1);
+	sockmig_netstat_delta(&ns0, &ns1, &rep.netstat);
+	for (int k = 0; k < SM_KIND_MAX; k++)
+		rep.migrated[k] = self1.mig_out[k] - self0.mig_out[k];
+	rep.cancelled = self1.cancel_mismatch - self0.cancel_mismatch;
+	rep.deferred = self1.deferred - self0.deferred;
+
+	/* the drain's record, which outlives the member and its counters */
+	ev.wait_ns = rep.wait_ns;
+	ev.inflight_left = rep.inflight_left;
+	ev.duration_ns = sm_now_ns() - t_mark;
+	for (int k = 0; k < SM_KIND_MAX; k++)
+		ev.migrated[k] = self1.mig_out[k];
+	ev.cancelled = self1.cancel_mismatch;
+	ev.deferred = self1.deferred;
+	sm_event_record_locked(g, &ev); /* a failure is logged; the drain happened */
+
+	/* 4. where the kernel may not wake the targets, wake them ourselves */
+	if (wake) {
+		read_counters(g, recs, n, after);
+		for (int i = 0; i < n; i++) {
+			if (recs[i].cookie == cookie ||
+			    after[i].mig_in[SM_KIND_ESTABLISHED] + after[i].mig_in[SM_KIND_TFO] ==
+				    before[i].mig_in[SM_KIND_ESTABLISHED] +
+					    before[i].mig_in[SM_KIND_TFO])
+				continue;
+			if (kick_slot(g, recs[i].m.slot) == 0)
+				rep.kicked++;
+		}
+	}
+unlock:
+	sm_group_unlock(g);
+out:
+	free(recs);
+	free(before);
+	free(after);
+	if (!err && report)
+		*report = rep;
+	return err;
+}
+
+int sockmig_member_kick(struct sockmig_group *g, uint64_t cookie)
+{
+	struct member_rec *recs;
+	int n = 0, err = -ENOENT;
+
+	if (!g || !cookie)
+		return sm_fail(EINVAL, "kick: no group or no cookie");
+	recs = sm_read_members(g, &n);
+	if (!recs)
+		return sm_fail(ENOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		if (recs[i].cookie != cookie)
+			continue;
+		err = recs[i].live ? kick_slot(g, recs[i].m.slot) : -ENOTCONN;
+		break;
+	}
+	free(recs);
+	if (err == -ENOENT)
+		return sm_fail(ENOENT, "kick: no member with cookie %llu",
+			       (unsigned long long)cookie);
+	if (err)
+		return sm_fail(-err, "kick of member %llu: %s", (unsigned long long)cookie,
+			       strerror(-err));
+	return 0;
+}

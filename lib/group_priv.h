@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The group handle and what the group's files share: group.c (names,
+ * open, close, lease), pin.c (pin root, lock, program), member.c, table.c
+ * and drain.c; not installed.
+ */
+#ifndef SOCKMIG_GROUP_PRIV_H
+#define SOCKMIG_GROUP_PRIV_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+#include "table.h"
+
+struct policy_bpf;
+
+struct sockmig_group {
+	struct policy_bpf *skel;
+	int dirfd;
+	int prog_fd;
+	int fd_members, fd_state, fd_counters, fd_table, fd_tabidx, fd_gstats, fd_kick, fd_lease;
+	bool own_fds; /* the map fds are ours (from the pins), not the skeleton's */
+	enum sockmig_wake wake;
+	int policy; /* enum sockmig_policy: asked for, then in force */
+	struct sm_addr addr;
+	char name[SOCKMIG_NAME_MAX];
+	char path[PATH_MAX + 128];
+	char root[PATH_MAX];
+};
+
+/* pin.c */
+
+/* A directory of ours that nobody else may change. */
+SM_HIDDEN bool sm_dir_private(const struct stat *st);
+/* The pin root checked (bpffs, safe ancestors, private), made if missing
+ * (*made then set). */
+SM_HIDDEN int sm_check_root(const char *root, bool *made);
+/* For readers: the root as it is, never made or moved; -ENOENT, -EPERM. */
+SM_HIDDEN int sm_root_readable(const char *root);
+/* Open and lock the group directory (made if missing). */
+SM_HIDDEN int sm_open_dir_locked(struct sockmig_group *g);
+/* The group's maps and program, from the pins or loaded again; locked. */
+SM_HIDDEN int sm_load_pinned(struct sockmig_group *g);
+/* Remove the group's pins and directory (the root stays). */
+SM_HIDDEN void sm_unpin_all(struct sockmig_group *g);
+
+/* group.c */
+
+/* fd must be a listening socket of this group. */
+SM_HIDDEN int sm_check_member_fd(struct sockmig_group *g, int fd);
+
+/* member.c */
+
+/* Forget members that stopped listening and whose process is gone. */
+SM_HIDDEN void sm_collect_stale(struct sockmig_group *g);
+
+#endif
