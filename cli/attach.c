@@ -32,13 +32,8 @@
 #include "attach.h"
 #include "cli.h"
 #include "diag.h"
-#include "internal.h"
 #include "pidfile.h"
 #include "sockmig.h"
-
-#ifndef SO_DETACH_REUSEPORT_BPF
-#define SO_DETACH_REUSEPORT_BPF 68
-#endif
 
 #define FORGET_AFTER_MS 5000
 #define SKIP_FIRST_MS	100   /* a listener not registered: first retry */
@@ -245,20 +240,12 @@ static struct sockmig_group *open_group_of(const struct sm_listener *l)
  * is none), and its role. */
 static int64_t member_generation(struct sockmig_group *g, uint64_t cookie, enum sockmig_role *role)
 {
-	struct sockmig_member_info *m = calloc(512, sizeof(*m));
-	int64_t gen = -1;
-	int n;
+	struct sockmig_member_info m;
 
-	if (!m)
+	if (sockmig_member_get(g, cookie, &m) < 0)
 		return -1;
-	n = sockmig_members(g, m, 512);
-	for (int i = 0; i < n && i < 512; i++)
-		if (m[i].cookie == cookie) {
-			gen = m[i].generation;
-			*role = m[i].role;
-		}
-	free(m);
-	return gen;
+	*role = m.role;
+	return m.generation;
 }
 
 /* Remember some owners of @l other than ourselves, to ask kcmp() later. */
@@ -1016,7 +1003,7 @@ int do_detach(int argc, char **argv)
 		if (fd >= 0) {
 			/* the program stays attached after attach's clean stop,
 			 * with no group pinned: removing it is detaching too */
-			if (setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, NULL, 0) == 0)
+			if (sockmig_group_detach(fd) == 0)
 				done++;
 			close(fd);
 		}
