@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "sockmig.h"
 
 /* Large enough for any dump skb: the kernel sizes them at most 32 KiB. */
 #define DIAG_BUF 32768
