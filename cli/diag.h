@@ -70,6 +70,11 @@ int sm_diag_parse(const void *buf, size_t len, int family, int port, struct sm_l
  */
 int sm_diag_owners(struct sm_listener *v, int n);
 
+/* sm_diag_owners() from /proc/@pid/fd alone: the fds of that one process
+ * that hold one of the @n listeners (none when it cannot be read).
+ * @return 0, -EINVAL for a @pid <= 0, or -ENOMEM. */
+int sm_diag_owners_of(struct sm_listener *v, int n, pid_t pid);
+
 /*
  * A copy of the listener that owner @i of @l holds (pidfd_getfd(): the
  * rights of ptrace over it), checked to be the same socket (cookie).
