@@ -240,7 +240,7 @@ SOCKMIG_API int sockmig_group_attach(struct sockmig_group *g, int fd);
  * through any socket of the group (SO_DETACH_REUSEPORT_BPF). The pinned
  * state of a sockmig group is not touched (see sockmig_group_destroy()).
  * @return 0; -ENOENT when no program was attached; -EINVAL when @p fd has
- * no SO_REUSEPORT; -ENOTSOCK, -EBADF.
+ * no SO_REUSEPORT; -ENOPROTOOPT before Linux 5.3; -ENOTSOCK, -EBADF.
  */
 SOCKMIG_API int sockmig_group_detach(int fd);
 

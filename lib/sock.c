@@ -104,7 +104,9 @@ void sm_rcu_grace(void)
 
 int sockmig_group_detach(int fd)
 {
-	if (setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, NULL, 0) < 0)
+	int unused = 0; /* the kernel wants an int, and ignores it */
+
+	if (setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused, sizeof(unused)) < 0)
 		return sm_fail(errno, "cannot detach the program of fd %d's group: %s", fd,
 			       strerror(errno));
 	return 0;
