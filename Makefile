@@ -19,7 +19,7 @@ COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 # Flags the build needs whatever CFLAGS the caller gives.
 SM_CFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation \
               -D_GNU_SOURCE -DSOCKMIG_VERSION='"$(VERSION)"' -DSOCKMIG_PRELOADDIR='"$(PRELOADDIR)"' \
-              -Iinclude -Ibpf -Ilib -I$(OUTPUT) $(CPPFLAGS)
+              -Iinclude -Ibpf -I$(OUTPUT) $(CPPFLAGS)
 LDLIBS     += -lbpf -lelf -lz -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf \
               $(if $(MULTIARCH),-I/usr/include/$(MULTIARCH))
@@ -32,20 +32,28 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-LIB_SRCS   := $(wildcard lib/*.c)
+# lib/*_test.c: white-box tests of the library's pure parts, linked into
+# the test runner with the file they test, never into the library.
+LIB_TESTS  := $(wildcard lib/*_test.c)
+LIB_SRCS   := $(filter-out $(LIB_TESTS),$(wildcard lib/*.c))
 CLI_SRCS   := $(wildcard cli/*.c)
-TEST_SRCS  := $(wildcard tests/*.c)
+TEST_SRCS  := $(wildcard tests/*.c) $(LIB_TESTS)
 BENCH_SRCS := $(wildcard bench/*.c)
 BPF_SRCS   := $(wildcard bpf/*.bpf.c) $(wildcard tests/bpf/*.bpf.c)
 SKELS      := $(patsubst %.bpf.c,$(OUTPUT)/%.skel.h,$(notdir $(BPF_SRCS)))
 
 LIB_OBJS   := $(patsubst lib/%.c,$(OUTPUT)/lib/%.o,$(LIB_SRCS))
 CLI_OBJS   := $(patsubst cli/%.c,$(OUTPUT)/cli/%.o,$(CLI_SRCS))
-TEST_OBJS  := $(patsubst tests/%.c,$(OUTPUT)/tests/%.o,$(TEST_SRCS))
+TEST_OBJS  := $(patsubst tests/%.c,$(OUTPUT)/tests/%.o,$(wildcard tests/*.c)) \
+              $(patsubst lib/%.c,$(OUTPUT)/tests/lib/%.o,$(LIB_TESTS)) \
+              $(OUTPUT)/lib/table_build.o
 BENCH_OBJS := $(patsubst bench/%.c,$(OUTPUT)/bench/%.o,$(BENCH_SRCS))
 
 LIBA       := $(OUTPUT)/libsockmig.a
 LIBSO      := $(OUTPUT)/libsockmig.so
+# The soname, beside it: what sockmig and the test runner load from their
+# own directory (rpath $ORIGIN), so that a checkout runs without install.
+LIBSO0     := $(OUTPUT)/libsockmig.so.0
 SOCKMIG    := $(OUTPUT)/sockmig
 TESTRUN    := $(OUTPUT)/test_sockmig
 PRELOAD    := $(OUTPUT)/libsockmig-preload.so
@@ -58,7 +66,7 @@ HEADER_CHECK := $(patsubst tests/header/%.c,$(OUTPUT)/tests/header/%.o,$(wildcar
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(LIBA) $(LIBSO) $(SOCKMIG) $(TESTRUN) $(if $(PRELOAD_SRCS),$(PRELOAD)) $(HEADER_CHECK) \
+all: $(LIBA) $(LIBSO) $(LIBSO0) $(SOCKMIG) $(TESTRUN) $(if $(PRELOAD_SRCS),$(PRELOAD)) $(HEADER_CHECK) \
      $(patsubst man/%,$(OUTPUT)/man/man8/%,$(wildcard man/*.8)) \
      $(patsubst man/%,$(OUTPUT)/man/man3/%,$(wildcard man/*.3))
 
@@ -94,16 +102,22 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 
 $(OUTPUT)/lib/%.o: lib/%.c include/sockmig.h $(wildcard lib/*.h) $(SKELS) | $(OUTPUT)/lib
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ilib -fPIC -fvisibility=hidden -c $< -o $@
 
 $(OUTPUT)/cli/%.o: cli/%.c include/sockmig.h $(wildcard cli/*.h bench/*.h) | $(OUTPUT)/cli
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ibench -c $< -o $@
 
-$(OUTPUT)/tests/%.o: tests/%.c include/sockmig.h $(wildcard tests/*.h) lib/table.h $(SKELS) \
+$(OUTPUT)/tests/%.o: tests/%.c include/sockmig.h $(wildcard tests/*.h cli/diag.h) $(SKELS) \
 		$(OUTPUT)/tests/cases.inc | $(OUTPUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Itests -Ibench -I$(OUTPUT)/tests -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Itests -Ibench -Icli -I$(OUTPUT)/tests -c $< -o $@
+
+$(OUTPUT)/tests/lib/%.o: lib/%.c include/sockmig.h $(wildcard lib/*.h tests/*.h) $(SKELS) \
+		$(OUTPUT)/tests/cases.inc | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ilib -Itests -I$(OUTPUT)/tests -c $< -o $@
 
 $(OUTPUT)/bench/%.o: bench/%.c include/sockmig.h $(wildcard bench/*.h) | $(OUTPUT)/bench
 	$(call msg,CC,$@)
@@ -140,13 +154,34 @@ $(LIBSO): $(LIB_OBJS) lib/libsockmig.map
 	$(Q)$(CC) -shared -Wl,--version-script=lib/libsockmig.map -Wl,-soname,libsockmig.so.0 \
 		$(LDFLAGS) $(LIB_OBJS) -o $@ $(LDLIBS)
 
-$(SOCKMIG): $(CLI_OBJS) $(filter-out $(OUTPUT)/bench/main.o,$(BENCH_OBJS)) $(LIBA)
-	$(call msg,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(LIBSO0): $(LIBSO)
+	$(Q)ln -sf libsockmig.so $@
 
-$(TESTRUN): $(TEST_OBJS) $(filter-out $(OUTPUT)/bench/main.o,$(BENCH_OBJS)) $(LIBA)
+# sockmig and the test runner use the public API only: linked against the
+# shared library, found beside them ($ORIGIN) in the build tree. The tests
+# link the command's sock_diag code (cli/diag.c) too.
+CMD_OBJS   := $(CLI_OBJS) $(filter-out $(OUTPUT)/bench/main.o,$(BENCH_OBJS))
+$(SOCKMIG): $(CMD_OBJS) $(LIBSO) | $(LIBSO0)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -Wl,-rpath,'$$ORIGIN' $(CMD_OBJS) -L$(OUTPUT) -lsockmig -o $@ $(LDLIBS)
+
+TESTRUN_OBJS := $(TEST_OBJS) $(OUTPUT)/cli/diag.o \
+                $(filter-out $(OUTPUT)/bench/main.o,$(BENCH_OBJS))
+$(TESTRUN): $(TESTRUN_OBJS) $(LIBSO) | $(LIBSO0)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -Wl,-rpath,'$$ORIGIN' $(TESTRUN_OBJS) -L$(OUTPUT) -lsockmig -o $@ \
+		$(LDLIBS)
+
+# The installed sockmig: linked again, without the build tree's $ORIGIN,
+# with a RUNPATH of LIBDIR only where the loader does not look by itself
+# (none for /usr/lib/<triplet>: the Debian packages).
+SYS_LIBDIRS  := /lib /usr/lib /lib64 /usr/lib64 $(if $(MULTIARCH),/lib/$(MULTIARCH) /usr/lib/$(MULTIARCH))
+INST_RPATH   := $(if $(filter $(SYS_LIBDIRS),$(patsubst %/,%,$(LIBDIR))),,-Wl,-rpath,$(LIBDIR))
+.PHONY: $(OUTPUT)/install/sockmig
+$(OUTPUT)/install/sockmig: $(CMD_OBJS) $(LIBSO) | $(LIBSO0)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $(INST_RPATH) $(CMD_OBJS) -L$(OUTPUT) -lsockmig -o $@ $(LDLIBS)
 
 # The README's test command. T=name runs the cases whose name contains it.
 check: deps all
@@ -185,7 +220,7 @@ cppcheck: $(SKELS) $(OUTPUT)/tests/cases.inc
 	$(call msg,CPPCHECK,tree)
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--inline-suppr --suppress=missingIncludeSystem --std=c11 -D__linux__ \
-		-D_GNU_SOURCE -Iinclude -Ibpf -Ilib -Itests -Ibench -I$(OUTPUT) \
+		-D_GNU_SOURCE -Iinclude -Ibpf -Ilib -Itests -Ibench -Icli -I$(OUTPUT) \
 		--suppress=unknownMacro:lib/probe.c --suppress=unknownMacro:lib/pin.c \
 		lib cli tests/*.c bench $(wildcard preload)
 lint: format-check cppcheck
@@ -196,11 +231,11 @@ lint: format-check cppcheck
 # The library, its development files, the shim, the command, the man pages
 # and the pkg-config file. LIBDIR is baked into sockmig (where run finds
 # the shim) and into libsockmig.pc.
-install: all $(OUTPUT)/libsockmig.pc
+install: all $(OUTPUT)/libsockmig.pc $(OUTPUT)/install/sockmig
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PRELOADDIR) \
 		$(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(COMPLETIONDIR)
-	install -m 0755 $(SOCKMIG) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(OUTPUT)/install/sockmig $(DESTDIR)$(BINDIR)/
 	install -m 0644 completion/sockmig $(DESTDIR)$(COMPLETIONDIR)/
 	install -m 0644 $(LIBA) $(DESTDIR)$(LIBDIR)/
 	install -m 0644 $(LIBSO) $(DESTDIR)$(LIBDIR)/libsockmig.so.$(VERSION)

@@ -70,6 +70,12 @@ int burst_accept_queue(int lfd);
 bool burst_wait_queue(int lfd, int n, int timeout_ms);
 
 void burst_sleep_ms(int ms);
+/* CLOCK_MONOTONIC in ms and in ns. */
 unsigned long long burst_now_ms(void);
+unsigned long long burst_now_ns(void);
+
+/* Bring lo up in the calling thread's network namespace (a new one starts
+ * with it down): 0 or a negative errno. */
+int burst_lo_up(void);
 
 #endif

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The reference server and its restart storm; see storm.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,13 +19,8 @@
 #include <unistd.h>
 
 #include "burst.h"
-#include "internal.h"
 #include "storm.h"
 #include "storm_legacy.h"
-
-#ifndef SO_DETACH_REUSEPORT_BPF
-#define SO_DETACH_REUSEPORT_BPF 68
-#endif
 
 #define MAX_WORKERS	256
 #define MAX_FD		65536
@@ -128,13 +124,13 @@ static void worker_main(int lfd)
 								 &w, legacy_stats);
 		}
 		if (worker_stop && lfd >= 0 && storm_legacy_drain_end(drain)) {
-			uint64_t t0 = sm_now_ns();
+			uint64_t t0 = burst_now_ns();
 
 			drain = NULL;
 			close(lfd); /* under the shim: its drain */
 			if (worker_report)
 				worker_say("closed %d %" PRIu64 "\n", (int)getpid(),
-					   (uint64_t)((sm_now_ns() - t0) / 1000));
+					   (uint64_t)((burst_now_ns() - t0) / 1000));
 			lfd = -1;
 			deadline = burst_now_ms() + 2000;
 		}
@@ -337,7 +333,7 @@ static void on_line(struct storm *s, char *line)
 				if (s->pend[i].cookie != cookie)
 					continue;
 				if (drained) {
-					uint64_t us = (sm_now_ns() - s->pend[i].at_ns) / 1000;
+					uint64_t us = (burst_now_ns() - s->pend[i].at_ns) / 1000;
 					const char *w = strstr(line, " waited ");
 					double wait_ms = 0;
 
@@ -437,7 +433,7 @@ static bool attach_registered(const struct storm *s, uint64_t cookie)
  */
 static void attach_overdue(struct storm *s, uint64_t older_than_ns)
 {
-	uint64_t now = sm_now_ns();
+	uint64_t now = burst_now_ns();
 
 	for (int i = 0; i < s->npend; i++) {
 		if (now - s->pend[i].at_ns < older_than_ns)
@@ -653,11 +649,11 @@ static int restart_one(struct storm *s)
 	if (s->o->strategy == ST_POLICY) {
 		uint64_t cookie = sockmig_cookie(old.fd);
 
-		t0 = sm_now_ns();
+		t0 = burst_now_ns();
 		if (sockmig_member_drain(s->g, old.fd, NULL, &rep) < 0)
 			s->r->restart_errors++;
 		close(old.fd);
-		lg_hist_add(&s->r->drain_us, (sm_now_ns() - t0) / 1000);
+		lg_hist_add(&s->r->drain_us, (burst_now_ns() - t0) / 1000);
 		if (s->nret == (int)(sizeof(s->ret) / sizeof(s->ret[0])))
 			forget_retired(s, s->ret[0].at_ms);
 		s->ret[s->nret].cookie = cookie;
@@ -676,7 +672,7 @@ static int restart_one(struct storm *s)
 		attach_overdue(s, 5000000000ull);
 		if (s->npend < (int)(sizeof(s->pend) / sizeof(s->pend[0]))) {
 			s->pend[s->npend].cookie = sockmig_cookie(old.fd);
-			s->pend[s->npend++].at_ns = sm_now_ns();
+			s->pend[s->npend++].at_ns = burst_now_ns();
 		}
 		close(old.fd);
 	} else if (s->o->strategy == ST_SHIM) {
@@ -859,7 +855,7 @@ static int netns_setup(const struct storm_opts *o, char *err, size_t errlen)
 			 strerror(errno));
 		return -1;
 	}
-	if (sm_lo_up() < 0 ||
+	if (burst_lo_up() < 0 ||
 	    burst_sysctl("net/ipv4/tcp_migrate_req", o->strategy == ST_SYSCTL ? "1" : "0") < 0) {
 		snprintf(err, errlen, "cannot set up the network namespace");
 		return -1;
@@ -1169,7 +1165,7 @@ static void cost_child(const struct storm_opts *o, void *res)
 		if (on)
 			sockmig_group_attach(s->g, s->w[0].fd);
 		else
-			setsockopt(s->w[0].fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, NULL, 0);
+			sockmig_group_detach(s->w[0].fd);
 		rfd = start_load(s, a->phase_secs, ~0ull >> 1, &lpid);
 		if (rfd < 0 || !read_full(rfd, lr, sizeof(*lr))) {
 			snprintf(a->r.error, sizeof(a->r.error), "the load generator failed");

@@ -32,13 +32,8 @@
 #include "attach.h"
 #include "cli.h"
 #include "diag.h"
-#include "internal.h"
 #include "pidfile.h"
 #include "sockmig.h"
-
-#ifndef SO_DETACH_REUSEPORT_BPF
-#define SO_DETACH_REUSEPORT_BPF 68
-#endif
 
 #define FORGET_AFTER_MS 5000
 #define SKIP_FIRST_MS	100   /* a listener not registered: first retry */
@@ -245,20 +240,12 @@ static struct sockmig_group *open_group_of(const struct sm_listener *l)
  * is none), and its role. */
 static int64_t member_generation(struct sockmig_group *g, uint64_t cookie, enum sockmig_role *role)
 {
-	struct sockmig_member_info *m = calloc(512, sizeof(*m));
-	int64_t gen = -1;
-	int n;
+	struct sockmig_member_info m;
 
-	if (!m)
+	if (sockmig_member_get(g, cookie, &m) < 0)
 		return -1;
-	n = sockmig_members(g, m, 512);
-	for (int i = 0; i < n && i < 512; i++)
-		if (m[i].cookie == cookie) {
-			gen = m[i].generation;
-			*role = m[i].role;
-		}
-	free(m);
-	return gen;
+	*role = m.role;
+	return m.generation;
 }
 
 /* Remember some owners of @l other than ourselves, to ask kcmp() later. */
@@ -531,47 +518,6 @@ unsigned long long now_ms(void)
 	return (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000;
 }
 
-/* The fds of @pid that hold one of the @n listeners: its owners, as
- * sm_diag_owners() finds them, from /proc/PID/fd alone. */
-static void pid_owners(struct sm_listener *ls, int n, pid_t pid)
-{
-	char path[64], link[64];
-	struct dirent *de;
-	DIR *fds;
-
-	for (int i = 0; i < n; i++)
-		ls[i].nowners = ls[i].owners_total = 0;
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	fds = opendir(path);
-	while (fds && (de = readdir(fds))) {
-		unsigned long ino;
-		ssize_t len;
-		char *end;
-
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		len = readlinkat(dirfd(fds), de->d_name, link, sizeof(link) - 1);
-		if (len < 9)
-			continue;
-		link[len] = '\0';
-		if (strncmp(link, "socket:[", 8) != 0)
-			continue;
-		ino = strtoul(link + 8, &end, 10);
-		for (int i = 0; i < n && *end == ']'; i++) {
-			if (ls[i].inode != ino)
-				continue;
-			if (ls[i].nowners < SM_DIAG_MAX_OWNERS) {
-				ls[i].owners[ls[i].nowners].pid = pid;
-				ls[i].owners[ls[i].nowners].fd = atoi(de->d_name);
-				ls[i].nowners++;
-			}
-			ls[i].owners_total++;
-		}
-	}
-	if (fds)
-		closedir(fds);
-}
-
 static struct skipped *skipped_of(struct scanner *sc, uint64_t cookie)
 {
 	for (int j = 0; j < sc->nskip; j++)
@@ -639,7 +585,7 @@ int scanner_scan(struct scanner *sc)
 			seen = k[j].cookie == ls[i].cookie;
 		if (!seen) {
 			if (sc->pid) {
-				pid_owners(ls, n, sc->pid);
+				sm_diag_owners_of(ls, n, sc->pid);
 			} else {
 				sm_diag_owners(ls, n);
 				fresh = true;
@@ -1016,7 +962,7 @@ int do_detach(int argc, char **argv)
 		if (fd >= 0) {
 			/* the program stays attached after attach's clean stop,
 			 * with no group pinned: removing it is detaching too */
-			if (setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, NULL, 0) == 0)
+			if (sockmig_group_detach(fd) == 0)
 				done++;
 			close(fd);
 		}

@@ -79,6 +79,18 @@ SOCKMIG_API sockmig_print_fn sockmig_set_print(sockmig_print_fn fn);
  *  any): a buffer of that thread, valid until its next failed call. */
 SOCKMIG_API const char *sockmig_last_error(void);
 
+/**
+ * Bound every wait of this process for a group's lock to @p ms ms (the
+ * lock every change of a group's members takes, held by one process at a
+ * time); past it the call fails with -ETIMEDOUT. @p ms < 0 (the default):
+ * wait as long as it takes; 0: fail at once when another process holds it.
+ * For code that must not block behind another process (the preload shim,
+ * inside a server's listen() and close(): a stopped process holding the
+ * lock would stop the server). Process-wide; set it before other threads
+ * use groups. @return the previous bound (-1: none).
+ */
+SOCKMIG_API int sockmig_set_lock_wait(int ms);
+
 /* ---- capability probe -------------------------------------------------- */
 
 enum sockmig_mode {
@@ -129,6 +141,20 @@ SOCKMIG_API int sockmig_probe(struct sockmig_probe *out);
 
 /** Name of a mode: "none", "select-only", "native". */
 SOCKMIG_API const char *sockmig_mode_str(enum sockmig_mode mode);
+
+/**
+ * The migration step of sockmig_probe() without a program, in the calling
+ * thread's network namespace as it is (its net.ipv4.tcp_migrate_req is
+ * neither read nor changed): a child queued on a listener A of
+ * 127.0.0.1:@p port (SO_REUSEPORT), a listener B joins, A is shut down.
+ * It never blocks: every wait is bounded (about 2 s in all), so a kernel
+ * that migrates nothing answers too.
+ * @return SOCKMIG_YES: the child was found on B (the kernel migrated it by
+ * the sysctl); SOCKMIG_NO: it was not; SOCKMIG_UNKNOWN: the step could not
+ * be set up (@p port not in 1-65535, taken by a listener without
+ * SO_REUSEPORT, lo down, no client connected within 1 s).
+ */
+SOCKMIG_API enum sockmig_tristate sockmig_probe_migrate_sysctl(int port);
 
 /* ---- groups and members ------------------------------------------------ */
 
@@ -228,6 +254,16 @@ SOCKMIG_API const char *sockmig_group_path(const struct sockmig_group *g);
  * @return 0 or a negative errno.
  */
 SOCKMIG_API int sockmig_group_attach(struct sockmig_group *g, int fd);
+
+/**
+ * Give the kernel's SO_REUSEPORT group of listener @p fd its own selection
+ * back: detach the program attached to it (sockmig's policy or any other),
+ * through any socket of the group (SO_DETACH_REUSEPORT_BPF). The pinned
+ * state of a sockmig group is not touched (see sockmig_group_destroy()).
+ * @return 0; -ENOENT when no program was attached; -EINVAL when @p fd has
+ * no SO_REUSEPORT; -ENOPROTOOPT before Linux 5.3; -ENOTSOCK, -EBADF.
+ */
+SOCKMIG_API int sockmig_group_detach(int fd);
 
 /*
  * The lease: a process that keeps a group's registration current for
@@ -385,6 +421,14 @@ struct sockmig_member_info {
  * @return the number of members (may exceed @p max), or a negative errno.
  */
 SOCKMIG_API int sockmig_members(struct sockmig_group *g, struct sockmig_member_info *out, int max);
+
+/**
+ * Read the member with socket cookie @p cookie into @p out (the fields of
+ * sockmig_members(), counters included), whatever its number of members.
+ * @return 0, or -ENOENT when the group has no such member.
+ */
+SOCKMIG_API int sockmig_member_get(struct sockmig_group *g, uint64_t cookie,
+				   struct sockmig_member_info *out);
 
 /** What a drain did. */
 struct sockmig_drain_report {
@@ -723,6 +767,19 @@ SOCKMIG_API int sockmig_member_leave(struct sockmig_group *g, int fd);
  * @return 0; -ENOENT when no such member; or another negative errno.
  */
 SOCKMIG_API int sockmig_member_leave_cookie(struct sockmig_group *g, uint64_t cookie);
+
+/**
+ * Forget the members that no longer listen (sockmig_member_info.listening
+ * false) and whose owner is gone (no such pid, or a pid reused by a process
+ * of another start time) or is @p exiting (a process in its exit, usually
+ * the caller's own pid; 0: none); a member registered with pid 0 is kept.
+ * When that leaves no member, the group's pinned state is removed, as at
+ * the last sockmig_member_leave(); a group with no member before the call
+ * (one being made) is left alone.
+ * @return 1 when the group was removed, 0 when it was not, or a negative
+ * errno (-ETIMEDOUT: see sockmig_set_lock_wait()).
+ */
+SOCKMIG_API int sockmig_group_collect(struct sockmig_group *g, uint32_t exiting);
 
 /**
  * Remove every pinned object of the group, whatever its members.

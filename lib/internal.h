@@ -21,8 +21,7 @@ SM_HIDDEN void sm_log(enum sockmig_log_level level, const char *fmt, ...)
 SM_HIDDEN int sm_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Longest wait for a group's lock, in ms; < 0 (the default): no limit.
- * The preload shim bounds it, so that a stopped holder cannot block the
- * server's listen() or close(); past it the call fails with ETIMEDOUT. */
+ * Set by sockmig_set_lock_wait(). */
 SM_HIDDEN extern int sm_lock_wait_ms;
 
 /* Options structs: a caller built against an older header passes a
@@ -64,11 +63,6 @@ SM_HIDDEN unsigned long long sm_now_ns(void);
 /* Wait one RCU grace period (membarrier), or 20 ms where it is refused. */
 SM_HIDDEN void sm_rcu_grace(void);
 
-/* The probe's migration step with no program, in the calling thread's
- * netns (for tests: with tcp_migrate_req at 0 nothing moves, and the
- * answer must still come, SOCKMIG_NO, without blocking). */
-SM_HIDDEN enum sockmig_tristate sm_probe_try_migrate_sysctl(int port);
-
 /* 1: the verifier loads a migrate program (5.14+); 0: it does not;
  * -EPERM: not allowed to load BPF. Asked once per process. */
 SM_HIDDEN int sm_verifier_loads_migrate(void);
@@ -79,12 +73,6 @@ SM_HIDDEN void sm_group_unlock(struct sockmig_group *g);
 /* Role, generation and owner of member @cookie; -ENOENT when not one. */
 SM_HIDDEN int sm_member_get(struct sockmig_group *g, uint64_t cookie, uint32_t *role,
 			    uint32_t *generation, uint32_t *pid);
-
-/* Forget the members that no longer listen and whose owner is gone or is
- * @exiting (a process in its exit, 0: none), and remove the group when no
- * member is left, as the last leave does. 1 when removed, 0 when members
- * remain, or a negative errno. */
-SM_HIDDEN int sm_group_collect(struct sockmig_group *g, uint32_t exiting);
 
 /* Record drain @ev (seq and time filled in here) in the group's event
  * ring (lib/events.c), made on first use; with and without the lock held. */

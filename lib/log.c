@@ -83,3 +83,11 @@ const char *sockmig_version(void)
 {
 	return SOCKMIG_VERSION;
 }
+
+int sockmig_set_lock_wait(int ms)
+{
+	int old = sm_lock_wait_ms;
+
+	sm_lock_wait_ms = ms < 0 ? -1 : ms;
+	return old;
+}

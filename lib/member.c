@@ -337,7 +337,7 @@ static int leave_locked(struct sockmig_group *g, uint64_t cookie, int fd)
 	return 0;
 }
 
-int sm_group_collect(struct sockmig_group *g, uint32_t exiting)
+int sockmig_group_collect(struct sockmig_group *g, uint32_t exiting)
 {
 	struct member_rec *recs;
 	uint64_t key;
@@ -400,4 +400,23 @@ int sockmig_member_leave(struct sockmig_group *g, int fd)
 	err = leave_locked(g, cookie, fd);
 	sm_group_unlock(g);
 	return err;
+}
+
+int sockmig_member_get(struct sockmig_group *g, uint64_t cookie, struct sockmig_member_info *out)
+{
+	struct sm_member m;
+
+	if (bpf_map_lookup_elem(g->fd_state, &cookie, &m) < 0)
+		return sm_fail(ENOENT, "no member with cookie %llu in group %s",
+			       (unsigned long long)cookie, g->name);
+	memset(out, 0, sizeof(*out));
+	out->cookie = cookie;
+	out->slot = m.slot;
+	out->role = m.role;
+	out->generation = m.generation;
+	out->weight = m.weight;
+	out->pid = m.pid;
+	out->listening = sm_slot_cookie(g, m.slot) == cookie;
+	sockmig_counters_read(g, cookie, &out->counters);
+	return 0;
 }

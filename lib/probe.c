@@ -259,8 +259,12 @@ out:
 	return res;
 }
 
-enum sockmig_tristate sm_probe_try_migrate_sysctl(int port)
+enum sockmig_tristate sockmig_probe_migrate_sysctl(int port)
 {
+	if (port <= 0 || port > 65535) {
+		sm_fail(EINVAL, "port %d is not in 1-65535", port);
+		return SOCKMIG_UNKNOWN;
+	}
 	return try_migrate(NULL, port, NULL);
 }
 

@@ -12,6 +12,10 @@
 
 #include "internal.h"
 
+#ifndef SO_DETACH_REUSEPORT_BPF
+#define SO_DETACH_REUSEPORT_BPF 68
+#endif
+
 #define GRACE_SLEEP_MS 20 /* when membarrier() cannot wait for a grace period */
 
 int sm_sock_addr(int fd, struct sm_addr *a)
@@ -96,4 +100,14 @@ void sm_rcu_grace(void)
 	       strerror(errno), GRACE_SLEEP_MS);
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+int sockmig_group_detach(int fd)
+{
+	int unused = 0; /* the kernel wants an int, and ignores it */
+
+	if (setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused, sizeof(unused)) < 0)
+		return sm_fail(errno, "cannot detach the program of fd %d's group: %s", fd,
+			       strerror(errno));
+	return 0;
 }

@@ -21,7 +21,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h" /* sm_group_collect(), linked in */
 #include "shim.h"
 
 #ifndef CAP_BPF
@@ -763,7 +762,7 @@ void shim_groups_exit(void)
 		g = open_group(&e);
 		if (!g)
 			continue; /* gone already: its last member left */
-		rc = sm_group_collect(g, (uint32_t)getpid());
+		rc = sockmig_group_collect(g, (uint32_t)getpid());
 		if (rc == 1)
 			shim_debug("exit: group %s had no member left: removed", names[i]);
 		else if (rc < 0 && !lock_timed_out())

@@ -77,7 +77,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
 #include "shim.h"
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
@@ -241,7 +240,7 @@ static void init_once_fn(void)
 	/* glibc's own forks (daemon(3), system(3)...) do not go through the
 	 * interposed fork(): the child's bookkeeping runs from here */
 	pthread_atfork(NULL, NULL, atfork_child);
-	sm_lock_wait_ms = SHIM_LOCK_WAIT_MS;
+	sockmig_set_lock_wait(SHIM_LOCK_WAIT_MS);
 
 	shim_cfg.disabled = env_true("SOCKMIG_DISABLE");
 	shim_cfg.quiet = env_true("SOCKMIG_QUIET");

@@ -18,9 +18,9 @@
 
 #include <bpf/libbpf.h>
 
+#include "burst.h"
 #include "harness.h"
 #include "sockmig.h"
-#include "internal.h"
 
 #define SM_CASE(name, pure) int test_##name(void);
 #include "cases.inc"
@@ -114,7 +114,7 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 			       strerror(errno));
 			_exit(SM_FAIL);
 		}
-		if (sm_lo_up() < 0) {
+		if (burst_lo_up() < 0) {
 			printf("cannot bring lo up\n");
 			_exit(SM_FAIL);
 		}

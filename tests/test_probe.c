@@ -12,8 +12,9 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "burst.h"
 #include "harness.h"
-#include "internal.h"
+#include "sockmig.h"
 
 #define STEP_PORT     40411
 #define STEP_LIMIT_MS 3000
@@ -26,7 +27,7 @@ struct step {
 static void *step_thread(void *arg)
 {
 	struct step *s = arg;
-	int res = sm_probe_try_migrate_sysctl(s->port);
+	int res = sockmig_probe_migrate_sysctl(s->port);
 
 	if (write(s->pipe[1], &res, sizeof(res)) != sizeof(res))
 		return NULL;
@@ -51,7 +52,7 @@ static int timed_step(int port, unsigned long long *ms)
 {
 	struct step s = {.port = port};
 	struct pollfd p = {.events = POLLIN};
-	unsigned long long t0 = sm_now_ns();
+	unsigned long long t0 = burst_now_ns();
 	pthread_t th;
 	int res = -2;
 
@@ -62,7 +63,7 @@ static int timed_step(int port, unsigned long long *ms)
 		pthread_join(th, NULL);
 	else
 		pthread_detach(th);
-	*ms = (sm_now_ns() - t0) / 1000000;
+	*ms = (burst_now_ns() - t0) / 1000000;
 	return res;
 }
 
@@ -98,4 +99,35 @@ SM_TEST(probe_migration_step_sees_migration)
 	if (res == SOCKMIG_NO)
 		return SKIP("the sysctl file is here but nothing migrated (5.10.y's knob only)");
 	return ASSERT_EQ(res, SOCKMIG_YES, "the child moved to B") ? SM_PASS : SM_FAIL;
+}
+
+/* The step through the public header, on input it cannot use: the answer
+ * is "unknown" (the kernel was not asked), never a guess. */
+SM_TEST(probe_migration_step_unknown_without_a_port)
+{
+	int taken;
+
+	if (!ASSERT_EQ(sockmig_probe_migrate_sysctl(0), SOCKMIG_UNKNOWN, "port 0") ||
+	    !ASSERT_EQ(errno, EINVAL, "errno") ||
+	    !ASSERT_EQ(sockmig_probe_migrate_sysctl(65536), SOCKMIG_UNKNOWN, "port 65536") ||
+	    !ASSERT_EQ(sockmig_probe_migrate_sysctl(-1), SOCKMIG_UNKNOWN, "port -1"))
+		return SM_FAIL;
+	/* a listener without SO_REUSEPORT holds the port: A cannot bind */
+	taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (!ASSERT_OK(taken, "socket"))
+		return SM_FAIL;
+	{
+		struct sockaddr_storage ss;
+		socklen_t len = burst_addr(AF_INET, STEP_PORT + 2, &ss);
+
+		if (!ASSERT_OK(bind(taken, (struct sockaddr *)&ss, len), "bind") ||
+		    !ASSERT_OK(listen(taken, 8), "listen") ||
+		    !ASSERT_EQ(sockmig_probe_migrate_sysctl(STEP_PORT + 2), SOCKMIG_UNKNOWN,
+			       "port taken")) {
+			close(taken);
+			return SM_FAIL;
+		}
+	}
+	close(taken);
+	return SM_PASS;
 }

@@ -513,6 +513,84 @@ out:
 	return ret;
 }
 
+/* sm_diag_owners_of(): the owners among one process's fds only. A child
+ * holds A (inherited, same fd number) and B (its own). */
+SM_TEST(status_diag_owners_of_one_process)
+{
+	int a = -1, up[2] = {-1, -1}, down[2] = {-1, -1}, b_fd = -1, n, matches, ret = SM_FAIL;
+	struct sm_listener *v = NULL;
+	const struct sm_listener *la, *lb;
+	pid_t child = -1;
+	uint64_t b_cookie = 0;
+
+	if (!ASSERT_OK(a = listener(AF_INET, P_GROUP, true, 16), "A") ||
+	    !ASSERT_OK(pipe2(up, O_CLOEXEC), "pipe") || !ASSERT_OK(pipe2(down, O_CLOEXEC), "pipe"))
+		goto out;
+	child = fork();
+	if (child == 0) {
+		int b = listener(AF_INET, P_V6, true, 16);
+		uint64_t msg[2] = {(uint64_t)b, b >= 0 ? sockmig_cookie(b) : 0};
+		char c;
+
+		close(up[0]);
+		close(down[1]);
+		if (write(up[1], msg, sizeof(msg)) != sizeof(msg))
+			_exit(1);
+		while (read(down[0], &c, 1) < 0 && errno == EINTR)
+			; /* until the parent closes its end */
+		_exit(0);
+	}
+	if (!ASSERT_OK(child, "fork"))
+		goto out;
+	close(up[1]);
+	close(down[0]);
+	up[1] = down[0] = -1;
+	{
+		uint64_t msg[2];
+
+		if (!ASSERT_EQ(read(up[0], msg, sizeof(msg)), sizeof(msg), "child's listener") ||
+		    !ASSERT_TRUE((int64_t)msg[0] >= 0, "child listens"))
+			goto out;
+		b_fd = (int)msg[0];
+		b_cookie = msg[1];
+	}
+
+	n = sm_diag_dump(AF_INET, 0, &v);
+	if (!ASSERT_EQ(n, 2, "listeners") ||
+	    !ASSERT_EQ(v[0].nowners + v[1].nowners, 0, "no owners"))
+		goto out;
+	la = by_cookie(v, n, sockmig_cookie(a), &matches);
+	lb = by_cookie(v, n, b_cookie, &matches);
+	if (!ASSERT_TRUE(la && lb, "A and B listed"))
+		goto out;
+
+	/* ours: A only */
+	if (!ASSERT_OK(sm_diag_owners_of(v, n, getpid()), "our fds") ||
+	    !ASSERT_EQ(la->nowners, 1, "A's owners") || !ASSERT_EQ(la->owners_total, 1, "all") ||
+	    !ASSERT_EQ(la->owners[0].pid, getpid(), "A's owner") ||
+	    !ASSERT_EQ(la->owners[0].fd, a, "A's fd") || !ASSERT_EQ(lb->nowners, 0, "B: not ours"))
+		goto out;
+	/* the child's: A (inherited) and B; the previous answer is replaced */
+	if (!ASSERT_OK(sm_diag_owners_of(v, n, child), "the child's fds") ||
+	    !ASSERT_EQ(la->nowners, 1, "A's owners") || !ASSERT_EQ(la->owners_total, 1, "all") ||
+	    !ASSERT_EQ(la->owners[0].pid, child, "A's owner") ||
+	    !ASSERT_EQ(la->owners[0].fd, a, "A's fd in the child") ||
+	    !ASSERT_EQ(lb->nowners, 1, "B's owners") ||
+	    !ASSERT_EQ(lb->owners[0].pid, child, "B's") ||
+	    !ASSERT_EQ(lb->owners[0].fd, b_fd, "B's fd"))
+		goto out;
+	if (!ASSERT_ERR(sm_diag_owners_of(v, n, 0), EINVAL, "pid 0") ||
+	    !ASSERT_ERR(sm_diag_owners_of(v, n, -1), EINVAL, "pid -1"))
+		goto out;
+	ret = SM_PASS;
+out:
+	free(v);
+	close_all((int[]){a, up[0], up[1], down[0], down[1]}, 5);
+	if (child > 0)
+		waitpid(child, NULL, 0);
+	return ret;
+}
+
 /* ---- the binary's output -------------------------------------------------- */
 
 /* The summary json_summary() prints for the group (registered with

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "sockmig.h"
 
 /* Large enough for any dump skb: the kernel sizes them at most 32 KiB. */
 #define DIAG_BUF 32768
@@ -284,12 +285,14 @@ static void scan_fds(DIR *fds, pid_t pid, struct sm_listener *v, const int *orde
 	}
 }
 
-int sm_diag_owners(struct sm_listener *v, int n)
+/* The owners of @n listeners among the fds of process @only, or of every
+ * process when @only is 0. */
+static int fill_owners(struct sm_listener *v, int n, pid_t only)
 {
 	char path[64];
 	struct dirent *de;
 	int *order;
-	DIR *proc;
+	DIR *proc = NULL, *fds;
 
 	for (int i = 0; i < n; i++)
 		v[i].nowners = v[i].owners_total = 0;
@@ -301,6 +304,16 @@ int sm_diag_owners(struct sm_listener *v, int n)
 	for (int i = 0; i < n; i++)
 		order[i] = i;
 	qsort_r(order, (size_t)n, sizeof(*order), cmp_inode, v);
+	if (only > 0) {
+		snprintf(path, sizeof(path), "/proc/%d/fd", (int)only);
+		fds = opendir(path);
+		if (fds) {
+			scan_fds(fds, only, v, order, n);
+			closedir(fds);
+		}
+		free(order);
+		return 0;
+	}
 	proc = opendir("/proc");
 	if (!proc) {
 		int err = -errno;
@@ -311,7 +324,6 @@ int sm_diag_owners(struct sm_listener *v, int n)
 	while ((de = readdir(proc))) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
-		DIR *fds;
 
 		if (*end || pid <= 0)
 			continue;
@@ -325,6 +337,16 @@ int sm_diag_owners(struct sm_listener *v, int n)
 	closedir(proc);
 	free(order);
 	return 0;
+}
+
+int sm_diag_owners(struct sm_listener *v, int n)
+{
+	return fill_owners(v, n, 0);
+}
+
+int sm_diag_owners_of(struct sm_listener *v, int n, pid_t pid)
+{
+	return pid > 0 ? fill_owners(v, n, pid) : -EINVAL;
 }
 
 int sm_diag_take(const struct sm_listener *l, int i)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * TCP listeners of the calling thread's network namespace, as sock_diag
- * reports them, with the processes that hold them. Internal to sockmig
- * (status, attach); not installed.
+ * reports them, with the processes that hold them: the sockmig command's
+ * own (status, attach, drain, hold, run), not the library's; the tests
+ * link it too.
  */
 #ifndef SOCKMIG_DIAG_H
 #define SOCKMIG_DIAG_H
@@ -11,8 +12,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <netinet/in.h>
-
-#include "internal.h"
 
 /* Owners kept per listener; owners_total counts them all. */
 #define SM_DIAG_MAX_OWNERS 16
@@ -47,11 +46,11 @@ struct sm_listener {
  * @return the number found (>= 0) and *out (caller frees; NULL when 0),
  * or a negative errno.
  */
-SM_HIDDEN int sm_diag_listeners(int family, int port, struct sm_listener **out);
+int sm_diag_listeners(int family, int port, struct sm_listener **out);
 
 /* sm_diag_listeners() without the owners (nowners 0): no /proc scan, for
  * callers that poll and need owners only for sockets they have not seen. */
-SM_HIDDEN int sm_diag_dump(int family, int port, struct sm_listener **out);
+int sm_diag_dump(int family, int port, struct sm_listener **out);
 
 /*
  * Parse @len bytes of a sock_diag dump reply (netlink messages, as one
@@ -62,14 +61,19 @@ SM_HIDDEN int sm_diag_dump(int family, int port, struct sm_listener **out);
  * come, or a negative errno: the one NLMSG_ERROR carried, -EBADMSG for a
  * truncated or malformed message, -ENOMEM.
  */
-SM_HIDDEN int sm_diag_parse(const void *buf, size_t len, int family, int port,
-			    struct sm_listener **v, int *n, int *cap);
+int sm_diag_parse(const void *buf, size_t len, int family, int port, struct sm_listener **v, int *n,
+		  int *cap);
 
 /*
  * Fill the owners of @n listeners from one scan of /proc/<pid>/fd.
  * @return 0, or a negative errno when /proc cannot be read at all.
  */
-SM_HIDDEN int sm_diag_owners(struct sm_listener *v, int n);
+int sm_diag_owners(struct sm_listener *v, int n);
+
+/* sm_diag_owners() from /proc/@pid/fd alone: the fds of that one process
+ * that hold one of the @n listeners (none when it cannot be read).
+ * @return 0, -EINVAL for a @pid <= 0, or -ENOMEM. */
+int sm_diag_owners_of(struct sm_listener *v, int n, pid_t pid);
 
 /*
  * A copy of the listener that owner @i of @l holds (pidfd_getfd(): the
@@ -78,7 +82,7 @@ SM_HIDDEN int sm_diag_owners(struct sm_listener *v, int n);
  * -ESRCH (the process is gone), -EBADF (the fd is closed), -ESTALE (the
  * fd now holds another file), -ENOSYS.
  */
-SM_HIDDEN int sm_diag_take(const struct sm_listener *l, int i);
+int sm_diag_take(const struct sm_listener *l, int i);
 
 /*
  * Whether listener @l has SO_REUSEPORT, without a copy of it (a copy held
@@ -88,6 +92,6 @@ SM_HIDDEN int sm_diag_take(const struct sm_listener *l, int i);
  * when both have SO_REUSEPORT. It never listens, so it joins no group.
  * @return 1, 0, or -1 when it cannot tell (another user's, not root).
  */
-SM_HIDDEN int sm_diag_reuseport(const struct sm_listener *l);
+int sm_diag_reuseport(const struct sm_listener *l);
 
 #endif
