@@ -50,13 +50,16 @@ SOCKMIG    := $(OUTPUT)/sockmig
 TESTRUN    := $(OUTPUT)/test_sockmig
 PRELOAD    := $(OUTPUT)/libsockmig-preload.so
 PRELOAD_SRCS := $(wildcard preload/*.c)
+# The programs the tests run (tests/servers/), built next to the runner.
+TEST_SERVERS := $(addprefix $(OUTPUT)/tests/servers/,prefork shim_prog static_server \
+                  dynamic_server)
 
 .PHONY: all deps check demo bench asan asan-check lint format format-check cppcheck \
         clean install deb check-deb check-kernels
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(LIBA) $(LIBSO) $(SOCKMIG) $(TESTRUN) $(if $(PRELOAD_SRCS),$(PRELOAD)) \
+all: $(LIBA) $(LIBSO) $(SOCKMIG) $(TESTRUN) $(TEST_SERVERS) $(if $(PRELOAD_SRCS),$(PRELOAD)) \
      $(patsubst man/%,$(OUTPUT)/man/man8/%,$(wildcard man/*.8)) \
      $(patsubst man/%,$(OUTPUT)/man/man3/%,$(wildcard man/*.3))
 
@@ -115,10 +118,28 @@ $(PRELOAD): $(PRELOAD_SRCS) $(wildcard preload/*.h) preload/preload.map $(LIB_OB
 		-Wl,--version-script=preload/preload.map \
 		$(PRELOAD_SRCS) $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS) -ldl
 
-# The test table: every SM_TEST(name) in tests/*.c, in file order.
+# The test table: every SM_TEST(name) in tests/*.c, in file order, as
+# SM_CASE(name, 0); SM_PURE(name) (no root, no netns) as SM_CASE(name, 1).
 $(OUTPUT)/tests/cases.inc: $(TEST_SRCS) | $(OUTPUT)/tests
 	$(call msg,GEN,$@)
-	$(Q)sed -n 's/^SM_[A-Z_]*(\([a-z0-9_]*\).*/SM_CASE(\1)/p' $(TEST_SRCS) > $@
+	$(Q)sed -n -e 's/^SM_PURE(\([a-z0-9_]*\).*/SM_CASE(\1, 1)/p;t' \
+		-e 's/^SM_[A-Z_]*(\([a-z0-9_]*\).*/SM_CASE(\1, 0)/p' $(TEST_SRCS) > $@
+
+# The test programs, with the flags the tests once gave cc at run time
+# whatever CFLAGS says (never a sanitizer build: the shim is preloaded into
+# them); the static server must be static (no LD_PRELOAD can reach it).
+$(OUTPUT)/tests/servers/prefork: tests/servers/prefork.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) -O2 -Wall -o $@ $<
+$(OUTPUT)/tests/servers/shim_prog: tests/servers/shim_prog.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) -O2 -Wall -o $@ $< -ldl -lpthread
+$(OUTPUT)/tests/servers/static_server: tests/servers/static_server.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) -static -O2 -o $@ $< && ! ldd $@ >/dev/null 2>&1
+$(OUTPUT)/tests/servers/dynamic_server: tests/servers/static_server.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) -O2 -o $@ $<
 
 $(LIBA): $(LIB_OBJS)
 	$(call msg,AR,$@)

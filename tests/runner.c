@@ -3,7 +3,9 @@
  * Test runner: each case in a forked child, in a private network
  * namespace with lo up, output captured and shown only on failure,
  * killed after its time limit. Usage: test_sockmig [-v] [-t SECS] [FILTER...]
- * runs the cases whose name contains one of the FILTERs (all without).
+ * runs the cases whose name contains one of the FILTERs (all without);
+ * test_sockmig -l [FILTER...] lists them. A pure case (SM_PURE) runs
+ * without a namespace, and is all a user other than root may run.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -22,15 +24,16 @@
 #include "sockmig.h"
 #include "internal.h"
 
-#define SM_CASE(name) int test_##name(void);
+#define SM_CASE(name, pure) int test_##name(void);
 #include "cases.inc"
 #undef SM_CASE
 
 static const struct {
 	const char *name;
 	int (*fn)(void);
+	bool pure; /* SM_PURE: no root, no network namespace */
 } cases[] = {
-#define SM_CASE(name) {#name, test_##name},
+#define SM_CASE(name, pure) {#name, test_##name, pure},
 #include "cases.inc"
 #undef SM_CASE
 };
@@ -102,6 +105,8 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 			dup2(out, STDERR_FILENO);
 		}
 		setvbuf(stdout, NULL, _IONBF, 0);
+		if (cases[i].pure) /* no namespace of its own to report */
+			_exit(cases[i].fn());
 		if (unshare(CLONE_NEWNET) < 0) {
 			printf("cannot create a network namespace: %s (run as root)\n",
 			       strerror(errno));
@@ -236,12 +241,15 @@ static bool selected(const char *name, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	int passed = 0, failed = 0, skipped = 0, limit = 60, opt;
-	bool verbose = false;
+	bool verbose = false, list = false;
 	struct sigaction sa = {.sa_handler = on_alarm};
 	double secs;
 
-	while ((opt = getopt(argc, argv, "vt:")) != -1) {
+	while ((opt = getopt(argc, argv, "lvt:")) != -1) {
 		switch (opt) {
+		case 'l':
+			list = true;
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -249,14 +257,25 @@ int main(int argc, char **argv)
 			limit = atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-v] [-t SECS] [FILTER...]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-l] [-v] [-t SECS] [FILTER...]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (geteuid() != 0) {
-		fprintf(stderr, "Error: the tests need root (network namespaces, BPF)\n");
-		return 2;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (!selected(cases[i].name, argc - optind, argv + optind))
+			continue;
+		if (list) {
+			printf("%s%s\n", cases[i].name, cases[i].pure ? " pure" : "");
+		} else if (!cases[i].pure && geteuid() != 0) {
+			fprintf(stderr,
+				"Error: the tests need root (network namespaces, BPF); %s is not "
+				"pure (test_sockmig -l: the cases another user may run)\n",
+				cases[i].name);
+			return 2;
+		}
 	}
+	if (list)
+		return 0;
 	static char before[64][128];
 	int nbefore = pinned_entries(before, 64);
 

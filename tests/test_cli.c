@@ -176,7 +176,7 @@ static bool one_error(const char *args)
  * bad number and an extra argument; and the options before the command.
  * Each fails while its options are read: nothing runs.
  */
-SM_TEST(cli_bad_input_every_subcommand)
+SM_PURE(cli_bad_input_every_subcommand)
 {
 	static const struct {
 		const char *cmd;    /* with what it needs besides the bad part */
@@ -288,7 +288,7 @@ SM_TEST(cli_global_options_anywhere)
 }
 
 /* --help, -h and help COMMAND: the usage on stdout, exit 0. */
-SM_TEST(cli_help_every_subcommand)
+SM_PURE(cli_help_every_subcommand)
 {
 	static const char *const cmds[] = {
 		"probe", "demo", "attach", "detach", "drain",  "watch",
@@ -335,7 +335,7 @@ static bool help_describes(const char *help, const char *opt)
  * probe and drain printed only the usage line). The options are those
  * each command's getopt table accepts.
  */
-SM_TEST(cli_help_lists_every_option)
+SM_PURE(cli_help_lists_every_option)
 {
 	static const struct {
 		const char *cmd, *opts[16];

@@ -617,7 +617,7 @@ free_result:
 	return ret;
 }
 
-SM_TEST(loadgen_bad_options)
+SM_PURE(loadgen_bad_options)
 {
 	struct lg_result *r = calloc(1, sizeof(*r));
 	struct lg_opts o;
@@ -664,7 +664,7 @@ static bool near(uint64_t got, uint64_t want, const char *what)
 	return false;
 }
 
-SM_TEST(loadgen_hist)
+SM_PURE(loadgen_hist)
 {
 	struct lg_hist *h = calloc(3, sizeof(*h)), *a, *b;
 	int ret = SM_FAIL;
@@ -723,7 +723,7 @@ free_hists:
 	return ret;
 }
 
-SM_TEST(loadgen_result_merge)
+SM_PURE(loadgen_result_merge)
 {
 	struct lg_result *r = calloc(3, sizeof(*r)), *a, *b;
 	int ret = SM_FAIL;

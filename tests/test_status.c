@@ -308,7 +308,7 @@ static int parse(const void *buf, size_t len, int family, int port, struct sm_li
 	return sm_diag_parse(buf, len, family, port, v, n, &cap);
 }
 
-SM_TEST(status_diag_parse_built_reply)
+SM_PURE(status_diag_parse_built_reply)
 {
 	struct reply *r = calloc(1, sizeof(*r)), *bad = calloc(1, sizeof(*bad));
 	struct sm_listener *v = NULL;
