@@ -184,7 +184,7 @@ asan:
 asan-check: deps asan
 	$(Q)ASAN_OPTIONS=detect_leaks=1 $(OUTPUT)/asan/test_sockmig $(T)
 
-FORMAT_SRCS = $(wildcard include/*.h lib/*.[ch] bpf/*.[ch] cli/*.[ch] tests/*.[ch] \
+FORMAT_SRCS = $(wildcard include/*.h lib/*.[ch] bpf/*.[ch] cli/*.[ch] tests/*.[ch] tests/servers/*.c \
                          tests/bpf/*.c bench/*.[ch] preload/*.[ch])
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)
@@ -197,7 +197,7 @@ cppcheck: $(SKELS) $(OUTPUT)/tests/cases.inc
 		--inline-suppr --suppress=missingIncludeSystem --std=c11 -D__linux__ \
 		-D_GNU_SOURCE -Iinclude -Ibpf -Ilib -Itests -Ibench -I$(OUTPUT) \
 		--suppress=unknownMacro:lib/probe.c --suppress=unknownMacro:lib/group.c \
-		lib cli tests/*.c bench $(wildcard preload)
+		lib cli tests/*.c tests/servers/*.c bench $(wildcard preload)
 lint: format-check cppcheck
 	$(call msg,SHCHECK,scripts)
 	$(Q)if command -v shellcheck >/dev/null; then \

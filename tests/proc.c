@@ -183,6 +183,30 @@ int tp_children_of(pid_t ppid)
 	return n;
 }
 
+pid_t tp_find_child(pid_t ppid)
+{
+	char path[64], buf[256], *p;
+	struct dirent *de;
+	pid_t found = 0;
+	DIR *d = opendir("/proc");
+
+	while (d && (de = readdir(d)) && !found) {
+		FILE *f;
+		int pp;
+
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "r");
+		if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+		    sscanf(p + 2, "%*c %d", &pp) == 1 && pp == ppid)
+			found = atoi(de->d_name);
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 unsigned long long tp_start_time(pid_t pid, bool live)
 {
 	char path[64], buf[1024], *p, state = 0;

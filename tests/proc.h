@@ -38,6 +38,8 @@ int tp_wait_exit(pid_t pid, int ms);
 
 /* Processes whose parent is @ppid. */
 int tp_children_of(pid_t ppid);
+/* One child process of @ppid, or 0. */
+pid_t tp_find_child(pid_t ppid);
 
 /* Field 22 of /proc/PID/stat (the start time), 0 when there is no such
  * process; with @live, 0 for a zombie too. */

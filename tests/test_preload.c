@@ -54,7 +54,7 @@ static int prefork_reload(struct pl_ctx *x, bool preload, bool legacy, int port)
 	/* a kernel that cannot migrate gets legacy mode without being told:
 	 * the shim's half is then the legacy one (SOCKMIG_MODE=legacy keeps
 	 * the members' check below, which asks for the native layout) */
-	bool as_legacy = legacy || !kernel_migrates(why, sizeof(why));
+	bool as_legacy = legacy || !tu_kernel_migrates(why, sizeof(why));
 	struct sockmig_member_info info[4];
 	struct sockmig_netstat ns0, ns1, d;
 	struct tp_proc old = TP_PROC_INIT, new = old;
@@ -254,7 +254,7 @@ SM_TEST(preload_dup_close_is_not_last)
 	tp_proc_stderr(&s, NULL);
 	if (!ASSERT_EQ(tp_proc_stderr(&s, "not the last reference"), 1, "the first close") ||
 	    !ASSERT_EQ(
-		    tp_proc_stderr(&s, kernel_migrates(why, sizeof(why))
+		    tp_proc_stderr(&s, tu_kernel_migrates(why, sizeof(why))
 					       ? "last reference: drained: 0 migrated"
 					       : "last reference: drained (legacy): 0 handed off"),
 		    1, "the second") ||
@@ -323,7 +323,7 @@ SM_TEST(preload_fork_close_is_not_last)
 	if (!ASSERT_EQ(c->count[BURST_OK], 40, "served") ||
 	    !ASSERT_EQ(served[0], 0, "by the holder"))
 		goto out;
-	if (!kernel_migrates(why, sizeof(why))) {
+	if (!tu_kernel_migrates(why, sizeof(why))) {
 		/* a holder takes a queue only where the kernel migrates it: the
 		 * worker's last close is preload_legacy_reload_hands_off's */
 		printf("no native migration here (%s): the master's close was not the "
@@ -396,7 +396,7 @@ static int old_goes_away(const char *how)
 	int ret = pl_setup(&x);
 	/* where nothing migrates the shim is in legacy mode by itself: the
 	 * queue is handed off to the new server's endpoint instead */
-	bool native = kernel_migrates(why, sizeof(why));
+	bool native = tu_kernel_migrates(why, sizeof(why));
 
 	if (ret != SM_PASS) {
 		free(c);
