@@ -8,7 +8,8 @@
  * SM_PURE(name) declares a pure case instead (a parser, a formatter: no
  * root, no network, no BPF): the runner forks it without a namespace, and
  * a user other than root may run such cases, and only those
- * (test_sockmig -l lists every case, "pure" after the pure ones).
+ * (test_sockmig -l lists every case, "pure" after the pure ones; -p, or
+ * make check T=-p, runs only those).
  *
  * A case returns SM_PASS, SM_FAIL or SM_SKIP. The ASSERT_* macros log
  * what was expected and evaluate to a bool, so a case can jump to its

@@ -4,8 +4,9 @@
  * namespace with lo up, output captured and shown only on failure,
  * killed after its time limit. Usage: test_sockmig [-v] [-t SECS] [FILTER...]
  * runs the cases whose name contains one of the FILTERs (all without);
- * test_sockmig -l [FILTER...] lists them. A pure case (SM_PURE) runs
- * without a namespace, and is all a user other than root may run.
+ * test_sockmig -l [FILTER...] lists them, -p keeps only the pure ones. A
+ * pure case (SM_PURE) runs without a namespace, and is all a user other
+ * than root may run: make check T=-p.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -241,14 +242,17 @@ static bool selected(const char *name, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	int passed = 0, failed = 0, skipped = 0, limit = 60, opt;
-	bool verbose = false, list = false;
+	bool verbose = false, list = false, pure = false;
 	struct sigaction sa = {.sa_handler = on_alarm};
 	double secs;
 
-	while ((opt = getopt(argc, argv, "lvt:")) != -1) {
+	while ((opt = getopt(argc, argv, "lpvt:")) != -1) {
 		switch (opt) {
 		case 'l':
 			list = true;
+			break;
+		case 'p':
+			pure = true;
 			break;
 		case 'v':
 			verbose = true;
@@ -257,12 +261,14 @@ int main(int argc, char **argv)
 			limit = atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-l] [-v] [-t SECS] [FILTER...]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-l] [-p] [-v] [-t SECS] [FILTER...]\n",
+				argv[0]);
 			return 2;
 		}
 	}
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (!selected(cases[i].name, argc - optind, argv + optind))
+		if (!selected(cases[i].name, argc - optind, argv + optind) ||
+		    (pure && !cases[i].pure))
 			continue;
 		if (list) {
 			printf("%s%s\n", cases[i].name, cases[i].pure ? " pure" : "");
@@ -285,7 +291,8 @@ int main(int argc, char **argv)
 	if (!verbose)
 		libbpf_set_print(NULL);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (!selected(cases[i].name, argc - optind, argv + optind))
+		if (!selected(cases[i].name, argc - optind, argv + optind) ||
+		    (pure && !cases[i].pure))
 			continue;
 		switch (run_case((int)i, limit, verbose, &secs)) {
 		case SM_PASS:
