@@ -60,13 +60,17 @@ PRELOAD    := $(OUTPUT)/libsockmig-preload.so
 PRELOAD_SRCS := $(wildcard preload/*.c)
 # The public header compiled alone (tests/header/).
 HEADER_CHECK := $(patsubst tests/header/%.c,$(OUTPUT)/tests/header/%.o,$(wildcard tests/header/*.c))
+# The programs the tests run (tests/servers/), built next to the runner.
+TEST_SERVERS := $(addprefix $(OUTPUT)/tests/servers/,prefork shim_prog static_server \
+                  dynamic_server)
 
 .PHONY: all deps check demo bench asan asan-check lint format format-check cppcheck \
         clean install deb check-deb check-kernels
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(LIBA) $(LIBSO) $(LIBSO0) $(SOCKMIG) $(TESTRUN) $(if $(PRELOAD_SRCS),$(PRELOAD)) $(HEADER_CHECK) \
+all: $(LIBA) $(LIBSO) $(LIBSO0) $(SOCKMIG) $(TESTRUN) $(TEST_SERVERS) $(if $(PRELOAD_SRCS),$(PRELOAD)) \
+     $(HEADER_CHECK) \
      $(patsubst man/%,$(OUTPUT)/man/man8/%,$(wildcard man/*.8)) \
      $(patsubst man/%,$(OUTPUT)/man/man3/%,$(wildcard man/*.3))
 
@@ -138,12 +142,28 @@ $(OUTPUT)/tests/header/%.o: tests/header/%.c include/sockmig.h
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -std=c11 -Wall -Wextra -Werror -Iinclude -c $< -o $@
 
-# The test table: every SM_TEST(name) in tests/*.c, in file order;
-# SM_PURE_TEST(name) marks a case that needs neither root nor a netns.
+# The test table: every SM_TEST(name) in tests/*.c, in file order, as
+# SM_CASE(name, 0); SM_PURE(name) (no root, no netns) as SM_CASE(name, 1).
 $(OUTPUT)/tests/cases.inc: $(TEST_SRCS) | $(OUTPUT)/tests
 	$(call msg,GEN,$@)
-	$(Q)sed -n -e 's/^SM_PURE_TEST(\([a-z0-9_]*\).*/SM_CASE(\1, 1)/p; t' \
+	$(Q)sed -n -e 's/^SM_PURE(\([a-z0-9_]*\).*/SM_CASE(\1, 1)/p;t' \
 		-e 's/^SM_[A-Z_]*(\([a-z0-9_]*\).*/SM_CASE(\1, 0)/p' $(TEST_SRCS) > $@
+
+# The test programs, with the flags the tests once gave cc at run time
+# whatever CFLAGS says (never a sanitizer build: the shim is preloaded into
+# them); the static server must be static (no LD_PRELOAD can reach it).
+$(OUTPUT)/tests/servers/prefork: tests/servers/prefork.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) -O2 -Wall -o $@ $<
+$(OUTPUT)/tests/servers/shim_prog: tests/servers/shim_prog.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) -O2 -Wall -o $@ $< -ldl -lpthread
+$(OUTPUT)/tests/servers/static_server: tests/servers/static_server.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) -static -O2 -o $@ $< && ! ldd $@ >/dev/null 2>&1
+$(OUTPUT)/tests/servers/dynamic_server: tests/servers/static_server.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) -O2 -o $@ $<
 
 $(LIBA): $(LIB_OBJS)
 	$(call msg,AR,$@)
@@ -209,7 +229,7 @@ asan:
 asan-check: deps asan
 	$(Q)ASAN_OPTIONS=detect_leaks=1 $(OUTPUT)/asan/test_sockmig $(T)
 
-FORMAT_SRCS = $(wildcard include/*.h lib/*.[ch] bpf/*.[ch] cli/*.[ch] tests/*.[ch] \
+FORMAT_SRCS = $(wildcard include/*.h lib/*.[ch] bpf/*.[ch] cli/*.[ch] tests/*.[ch] tests/servers/*.c \
                          tests/bpf/*.c tests/header/*.c bench/*.[ch] preload/*.[ch])
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)
@@ -222,7 +242,7 @@ cppcheck: $(SKELS) $(OUTPUT)/tests/cases.inc
 		--inline-suppr --suppress=missingIncludeSystem --std=c11 -D__linux__ \
 		-D_GNU_SOURCE -Iinclude -Ibpf -Ilib -Itests -Ibench -Icli -I$(OUTPUT) \
 		--suppress=unknownMacro:lib/probe.c --suppress=unknownMacro:lib/pin.c \
-		lib cli tests/*.c bench $(wildcard preload)
+		lib cli tests/*.c tests/servers/*.c bench $(wildcard preload)
 lint: format-check cppcheck
 	$(call msg,SHCHECK,scripts)
 	$(Q)if command -v shellcheck >/dev/null; then \

@@ -89,7 +89,7 @@ static void set_u32(__u32 *arr, const __u32 *vals, int n)
  * compat by slot, holders go to holder[]; a member that lost its slot
  * counts for nothing, an active one without a slot counts in n_unslotted.
  */
-SM_PURE_TEST(table_build_roles_exact)
+SM_PURE(table_build_roles_exact)
 {
 	struct member_rec recs[] = {
 		REC(101, 3, A, 5, 1, SM_COMPAT_INET6, true),
@@ -135,7 +135,7 @@ SM_PURE_TEST(table_build_roles_exact)
  * serial numbers (one that wrapped past 2^32 is newer), and newest[] lists
  * its members in slot order.
  */
-SM_PURE_TEST(table_build_newest_generation_exact)
+SM_PURE(table_build_newest_generation_exact)
 {
 	struct member_rec recs[] = {
 		REC(16, 5, H, 200, 1, 0, true), REC(15, 4, D, 100, 1, 0, true),
@@ -187,7 +187,7 @@ SM_PURE_TEST(table_build_newest_generation_exact)
  * total_weight is that sum when their weights differ, 0 (the plain hash)
  * when they are all the first live active member's.
  */
-SM_PURE_TEST(table_build_cumulative_weights_exact)
+SM_PURE(table_build_cumulative_weights_exact)
 {
 	struct member_rec recs[] = {
 		REC(34, 4, H, 1, 7, 0, true), REC(33, 3, D, 1, 50, 0, true),

@@ -5,10 +5,11 @@
  * order. The runner forks every case into its own private network
  * namespace (lo up) with a time limit, shows a case's output only when it
  * fails, and ends with "Summary: N passed, N failed, N skipped".
- *
- * SM_PURE_TEST(name) declares a case that needs neither root nor a network
- * namespace (a pure function's unit test): the runner forks it as it is,
- * and runs it without root when only such cases are chosen.
+ * SM_PURE(name) declares a pure case instead (a parser, a formatter: no
+ * root, no network, no BPF): the runner forks it without a namespace, and
+ * a user other than root may run such cases, and only those
+ * (test_sockmig -l lists every case, "pure" after the pure ones; -p, or
+ * make check T=-p, runs only those).
  *
  * A case returns SM_PASS, SM_FAIL or SM_SKIP. The ASSERT_* macros log
  * what was expected and evaluate to a bool, so a case can jump to its
@@ -24,8 +25,8 @@
 
 enum { SM_PASS = 0, SM_FAIL = 1, SM_SKIP = 77 };
 
-#define SM_TEST(name)	   int test_##name(void)
-#define SM_PURE_TEST(name) int test_##name(void)
+#define SM_TEST(name) int test_##name(void)
+#define SM_PURE(name) int test_##name(void)
 
 /* Print a reason and return SM_SKIP. */
 #define SKIP(...)                                                                                  \

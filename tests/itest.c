@@ -13,10 +13,11 @@
 
 #include "harness.h"
 #include "itest.h"
+#include "proc.h"
 #include "sockmig.h"
 #include "util.h"
 
-const char *const imode_names[] = {"none", "attach", "shim"};
+const char *const it_mode_names[] = {"none", "attach", "shim"};
 
 static bool find_tools(struct ienv *e)
 {
@@ -30,31 +31,19 @@ static bool find_tools(struct ienv *e)
 }
 
 /* Start argv[0] with output to dir/log; LD_PRELOAD in shim mode. */
-pid_t spawn(struct ienv *e, char *const argv[], bool preload)
+pid_t it_spawn(struct ienv *e, char *const argv[], bool preload)
 {
 	char log[128];
 	pid_t pid;
-	int fd;
 
 	snprintf(log, sizeof(log), "%s/log", e->dir);
-	pid = fork();
-	if (pid == 0) {
-		fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		if (preload)
-			setenv("LD_PRELOAD", e->preload, 1);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
+	pid = tp_spawn(log, argv, preload ? e->preload : NULL);
 	if (pid > 0 && e->nprocs < MAX_PROCS)
 		e->procs[e->nprocs++] = pid;
 	return pid;
 }
 
-void stop_all(struct ienv *e)
+void it_stop_all(struct ienv *e)
 {
 	for (int i = 0; i < e->nprocs; i++)
 		kill(e->procs[i], SIGTERM);
@@ -75,7 +64,7 @@ void stop_all(struct ienv *e)
  * Every call is bounded by what is left of @timeout_ms (SO_SNDTIMEO bounds
  * connect() too): a server that takes the connection and never answers
  * makes this return -1, not hang. */
-int probe_reply(int port, int timeout_ms)
+int it_probe_reply(int port, int timeout_ms)
 {
 	unsigned long long end = burst_now_ms() + (unsigned long long)timeout_ms;
 	struct sockaddr_storage ss;
@@ -110,7 +99,8 @@ int probe_reply(int port, int timeout_ms)
 	return -1;
 }
 
-int start_load_rate(int port, int reply_len, double secs, unsigned rate, int timeout_ms, pid_t *pid)
+int it_start_load_rate(int port, int reply_len, double secs, unsigned rate, int timeout_ms,
+		       pid_t *pid)
 {
 	int p[2];
 
@@ -147,12 +137,12 @@ int start_load_rate(int port, int reply_len, double secs, unsigned rate, int tim
 	return p[0];
 }
 
-int start_load(int port, int reply_len, double secs, pid_t *pid)
+int it_start_load(int port, int reply_len, double secs, pid_t *pid)
 {
-	return start_load_rate(port, reply_len, secs, 0, 4000, pid);
+	return it_start_load_rate(port, reply_len, secs, 0, 4000, pid);
 }
 
-bool finish_load(int rfd, pid_t pid, struct lg_result *r)
+bool it_finish_load(int rfd, pid_t pid, struct lg_result *r)
 {
 	size_t got = 0;
 	ssize_t n;
@@ -164,11 +154,11 @@ bool finish_load(int rfd, pid_t pid, struct lg_result *r)
 	return got == sizeof(*r);
 }
 
-void print_result(const char *what, enum imode m, const struct lg_result *r, int reloads)
+void it_print_result(const char *what, enum imode m, const struct lg_result *r, int reloads)
 {
 	printf("%s/%s: %llu connections, %d reloads: ok %llu, refused %llu, reset %llu+%llu, "
 	       "eof %llu, timeout %llu, other %llu\n",
-	       what, imode_names[m], (unsigned long long)r->started, reloads,
+	       what, it_mode_names[m], (unsigned long long)r->started, reloads,
 	       (unsigned long long)r->count[LG_OK], (unsigned long long)r->count[LG_REFUSED],
 	       (unsigned long long)r->count[LG_RESET_BEFORE_REQUEST],
 	       (unsigned long long)r->count[LG_RESET_AFTER_REQUEST],
@@ -176,32 +166,20 @@ void print_result(const char *what, enum imode m, const struct lg_result *r, int
 	       (unsigned long long)r->count[LG_OTHER]);
 }
 
-bool start_attach(struct ienv *e, int port)
+bool it_start_attach(struct ienv *e, int port)
 {
-	char portarg[16];
+	char portarg[16], log[128];
 	char *argv[] = {e->sockmig,	"attach",     "--port", portarg,
 			"--foreground", "--interval", "20",	NULL};
 
 	snprintf(portarg, sizeof(portarg), "%d", port);
-	e->attach = fork();
-	if (e->attach == 0) {
-		char log[128];
-		int fd;
-
-		snprintf(log, sizeof(log), "%s/attach.log", e->dir);
-		fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
+	snprintf(log, sizeof(log), "%s/attach.log", e->dir);
+	e->attach = tp_spawn(log, argv, NULL);
 	burst_sleep_ms(300);
 	return e->attach > 0 && waitpid(e->attach, NULL, WNOHANG) == 0;
 }
 
-void detach(struct ienv *e, int port)
+void it_detach(struct ienv *e, int port)
 {
 	char cmd[700];
 
@@ -210,7 +188,7 @@ void detach(struct ienv *e, int port)
 		printf("detach failed\n");
 }
 
-int log_count(const struct ienv *e, const char *name, const char *what)
+int it_log_count(const struct ienv *e, const char *name, const char *what)
 {
 	char path[128], line[1024];
 	FILE *f;
@@ -226,7 +204,7 @@ int log_count(const struct ienv *e, const char *name, const char *what)
 	return n;
 }
 
-void show_log(const struct ienv *e, const char *name)
+void it_show_log(const struct ienv *e, const char *name)
 {
 	char cmd[200];
 
@@ -235,7 +213,7 @@ void show_log(const struct ienv *e, const char *name)
 		return;
 }
 
-bool setup(struct ienv *e, enum imode m)
+bool it_setup(struct ienv *e, enum imode m)
 {
 	memset(e, 0, sizeof(*e));
 	e->mode = m;
@@ -247,20 +225,20 @@ bool setup(struct ienv *e, enum imode m)
 	return burst_sysctl("net/ipv4/tcp_migrate_req", "0") == 0;
 }
 
-void teardown(struct ienv *e, int port)
+void it_teardown(struct ienv *e, int port)
 {
 	char cmd[128];
 
-	stop_all(e);
+	it_stop_all(e);
 	if (e->mode != I_NONE)
-		detach(e, port);
+		it_detach(e, port);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
 	if (system(cmd) < 0)
 		printf("cannot remove %s\n", e->dir);
 }
 
 /* Judge a run: the baseline must show failures, sockmig none. */
-int judge(enum imode m, const struct lg_result *r)
+int it_judge(enum imode m, const struct lg_result *r)
 {
 	uint64_t failed = r->started - r->count[LG_OK];
 
@@ -271,7 +249,7 @@ int judge(enum imode m, const struct lg_result *r)
 
 		/* the baseline races reloads: on a machine too slow for the race
 		 * (measured) no failure proves nothing either way */
-		if (failed == 0 && machine_too_slow(why, sizeof(why)))
+		if (failed == 0 && tu_machine_too_slow(why, sizeof(why)))
 			return SKIP("the baseline saw no failure in %llu connections, so it "
 				    "cannot show that the case can fail here: %s",
 				    (unsigned long long)r->started, why);
@@ -281,22 +259,13 @@ int judge(enum imode m, const struct lg_result *r)
 	return ASSERT_EQ(failed, 0, "failed connections with sockmig") ? SM_PASS : SM_FAIL;
 }
 
-bool build_test_server(const struct ienv *e, bool static_link, char *bin, size_t len)
+bool it_test_server(const struct ienv *e, bool static_link, char *bin, size_t len)
 {
-	char cmd[512];
-	int st;
-
 	snprintf(bin, len, "%s/test_server", e->dir);
-	snprintf(cmd, sizeof(cmd), "cc %s -O2 -o %s tests/servers/static_server.c 2>&1%s%s",
-		 static_link ? "-static" : "", bin, static_link ? " && ! ldd " : "",
-		 static_link ? bin : "");
-	if (static_link)
-		strncat(cmd, " >/dev/null 2>&1", sizeof(cmd) - strlen(cmd) - 1);
-	st = system(cmd);
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	return tp_server_copy(static_link ? "static_server" : "dynamic_server", bin);
 }
 
-bool nginx_conf(const struct ienv *e, int workers, int port)
+bool it_nginx_conf(const struct ienv *e, int workers, int port)
 {
 	char path[128];
 	FILE *f;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Helpers of the integration tests: real servers under a new-connection-
- * per-request load, sockmig's commands, exact outcomes. */
+/* Helpers of the integration tests (every name here starts with it_):
+ * real servers under a new-connection-per-request load, sockmig's
+ * commands, exact outcomes. */
 #ifndef SOCKMIG_TESTS_ITEST_H
 #define SOCKMIG_TESTS_ITEST_H
 
@@ -14,7 +15,7 @@
 #define MAX_PROCS    64
 
 enum imode { I_NONE, I_ATTACH, I_SHIM };
-extern const char *const imode_names[];
+extern const char *const it_mode_names[];
 
 struct ienv {
 	enum imode mode;
@@ -26,34 +27,34 @@ struct ienv {
 };
 
 /* A temp dir, the tools, tcp_migrate_req=0. false: skip the case. */
-bool setup(struct ienv *e, enum imode m);
+bool it_setup(struct ienv *e, enum imode m);
 /* Stop what the case started, detach, remove the temp dir. */
-void teardown(struct ienv *e, int port);
+void it_teardown(struct ienv *e, int port);
 /* Start argv (output to dir/log), with the shim if @preload. */
-pid_t spawn(struct ienv *e, char *const argv[], bool preload);
-void stop_all(struct ienv *e);
+pid_t it_spawn(struct ienv *e, char *const argv[], bool preload);
+void it_stop_all(struct ienv *e);
 /* One HTTP exchange on loopback @port: the reply's length, or -1. */
-int probe_reply(int port, int timeout_ms);
+int it_probe_reply(int port, int timeout_ms);
 /* The load in a forked child (concurrency 32, or @rate conn/s when > 0);
  * returns the pipe its result comes back on. */
-int start_load(int port, int reply_len, double secs, pid_t *pid);
-int start_load_rate(int port, int reply_len, double secs, unsigned rate, int timeout_ms,
-		    pid_t *pid);
-bool finish_load(int rfd, pid_t pid, struct lg_result *r);
-void print_result(const char *what, enum imode m, const struct lg_result *r, int reloads);
+int it_start_load(int port, int reply_len, double secs, pid_t *pid);
+int it_start_load_rate(int port, int reply_len, double secs, unsigned rate, int timeout_ms,
+		       pid_t *pid);
+bool it_finish_load(int rfd, pid_t pid, struct lg_result *r);
+void it_print_result(const char *what, enum imode m, const struct lg_result *r, int reloads);
 /* `sockmig attach --port P --foreground` in the background. */
-bool start_attach(struct ienv *e, int port);
-void detach(struct ienv *e, int port);
-void show_log(const struct ienv *e, const char *name);
+bool it_start_attach(struct ienv *e, int port);
+void it_detach(struct ienv *e, int port);
+void it_show_log(const struct ienv *e, const char *name);
 /* Lines of dir/@name that contain @what. */
-int log_count(const struct ienv *e, const char *name, const char *what);
+int it_log_count(const struct ienv *e, const char *name, const char *what);
 /* The baseline (I_NONE) must fail, sockmig must not. */
-int judge(enum imode m, const struct lg_result *r);
-/* Build tests/servers/static_server.c into dir (static when asked).
- * Returns false when it cannot. */
-bool build_test_server(const struct ienv *e, bool static_link, char *bin, size_t len);
+int it_judge(enum imode m, const struct lg_result *r);
+/* tests/servers/static_server.c as make built it (static when asked),
+ * copied to dir/test_server (@bin). Returns false when it cannot. */
+bool it_test_server(const struct ienv *e, bool static_link, char *bin, size_t len);
 
 /* dir/nginx.conf: @workers workers, `listen 127.0.0.1:@port reuseport`. */
-bool nginx_conf(const struct ienv *e, int workers, int port);
+bool it_nginx_conf(const struct ienv *e, int workers, int port);
 
 #endif

@@ -3,7 +3,10 @@
  * Test runner: each case in a forked child, in a private network
  * namespace with lo up, output captured and shown only on failure,
  * killed after its time limit. Usage: test_sockmig [-v] [-t SECS] [FILTER...]
- * runs the cases whose name contains one of the FILTERs (all without).
+ * runs the cases whose name contains one of the FILTERs (all without);
+ * test_sockmig -l [FILTER...] lists them, -p keeps only the pure ones. A
+ * pure case (SM_PURE) runs without a namespace, and is all a user other
+ * than root may run: make check T=-p.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -29,7 +32,7 @@
 static const struct {
 	const char *name;
 	int (*fn)(void);
-	bool pure; /* SM_PURE_TEST: run as it is, without a netns or root */
+	bool pure; /* SM_PURE: no root, no network namespace */
 } cases[] = {
 #define SM_CASE(name, pure) {#name, test_##name, pure},
 #include "cases.inc"
@@ -243,12 +246,18 @@ static bool selected(const char *name, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	int passed = 0, failed = 0, skipped = 0, limit = 60, opt;
-	bool verbose = false;
+	bool verbose = false, list = false, pure = false;
 	struct sigaction sa = {.sa_handler = on_alarm};
 	double secs;
 
-	while ((opt = getopt(argc, argv, "vt:")) != -1) {
+	while ((opt = getopt(argc, argv, "lpvt:")) != -1) {
 		switch (opt) {
+		case 'l':
+			list = true;
+			break;
+		case 'p':
+			pure = true;
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -256,17 +265,27 @@ int main(int argc, char **argv)
 			limit = atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-v] [-t SECS] [FILTER...]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-l] [-p] [-v] [-t SECS] [FILTER...]\n",
+				argv[0]);
 			return 2;
 		}
 	}
-	/* without root, only pure cases can run */
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]) && geteuid() != 0; i++) {
-		if (!cases[i].pure && selected(cases[i].name, argc - optind, argv + optind)) {
-			fprintf(stderr, "Error: the tests need root (network namespaces, BPF)\n");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (!selected(cases[i].name, argc - optind, argv + optind) ||
+		    (pure && !cases[i].pure))
+			continue;
+		if (list) {
+			printf("%s%s\n", cases[i].name, cases[i].pure ? " pure" : "");
+		} else if (!cases[i].pure && geteuid() != 0) {
+			fprintf(stderr,
+				"Error: the tests need root (network namespaces, BPF); %s is not "
+				"pure (test_sockmig -l: the cases another user may run)\n",
+				cases[i].name);
 			return 2;
 		}
 	}
+	if (list)
+		return 0;
 	static char before[64][128];
 	int nbefore = pinned_entries(before, 64);
 
@@ -276,7 +295,8 @@ int main(int argc, char **argv)
 	if (!verbose)
 		libbpf_set_print(NULL);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (!selected(cases[i].name, argc - optind, argv + optind))
+		if (!selected(cases[i].name, argc - optind, argv + optind) ||
+		    (pure && !cases[i].pure))
 			continue;
 		switch (run_case((int)i, limit, verbose, &secs)) {
 		case SM_PASS:

@@ -63,7 +63,7 @@ static bool wait_log_lines(const struct ienv *e, const char *log, const char *wh
 {
 	unsigned long long end = burst_now_ms() + (unsigned long long)ms;
 
-	while (log_count(e, log, what) < n) {
+	while (it_log_count(e, log, what) < n) {
 		if (burst_now_ms() > end)
 			return false;
 		burst_sleep_ms(10);
@@ -157,7 +157,7 @@ static int stopped_then_grown(int sig)
 	struct ienv e;
 	pid_t a;
 
-	if (!setup(&e, I_ATTACH))
+	if (!it_setup(&e, I_ATTACH))
 		return SKIP("no .output/sockmig: run from the repository root");
 	snprintf(pidarg, sizeof(pidarg), "%d", (int)getpid());
 	snprintf(portarg, sizeof(portarg), "%d", APORT);
@@ -180,7 +180,7 @@ static int stopped_then_grown(int sig)
 
 		if (!ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 				 "attach stops") ||
-		    !ASSERT_EQ(log_count(&e, "attach.log", "stopped: 2 members unregistered"), 1,
+		    !ASSERT_EQ(it_log_count(&e, "attach.log", "stopped: 2 members unregistered"), 1,
 			       "one line says it unregistered both"))
 			goto out;
 		snprintf(cmd, sizeof(cmd),
@@ -229,7 +229,7 @@ static int stopped_then_grown(int sig)
 	ret = SM_PASS;
 out:
 	if (ret != SM_PASS)
-		show_log(&e, "attach.log");
+		it_show_log(&e, "attach.log");
 	if (a > 0) {
 		kill(a, SIGKILL);
 		waitpid(a, NULL, 0);
@@ -238,7 +238,7 @@ out:
 	for (int i = 0; i < 4; i++)
 		if (l[i] >= 0)
 			close(l[i]);
-	teardown(&e, APORT);
+	it_teardown(&e, APORT);
 	return ret;
 }
 
@@ -282,9 +282,9 @@ static pid_t start_worker(struct ienv *e, const char *bin, int i, char *const ar
 	pid_t pid;
 
 	snprintf(port, sizeof(port), "%d", APORT);
-	pid = spawn(e, argv, false);
+	pid = it_spawn(e, argv, false);
 	if (i == 0) {
-		if (!ASSERT_GT(probe_reply(APORT, 3000), 0, "the first worker answers"))
+		if (!ASSERT_GT(it_probe_reply(APORT, 3000), 0, "the first worker answers"))
 			return -1;
 		e->attach = attach_spawn(e, "attach.log", args);
 	}
@@ -309,7 +309,7 @@ static bool prefork_run(struct ienv *e, const char *by, int *served, struct lg_r
 	int reply, rfd;
 
 	snprintf(portarg, sizeof(portarg), "%d", APORT);
-	if (!build_test_server(e, false, bin, sizeof(bin)))
+	if (!it_test_server(e, false, bin, sizeof(bin)))
 		return false;
 	for (int i = 0; i < NWORKERS; i++) {
 		w[i] = start_worker(e, bin, i, by ? with : def);
@@ -319,14 +319,14 @@ static bool prefork_run(struct ienv *e, const char *by, int *served, struct lg_r
 		burst_sleep_ms(30);
 	}
 	printf("%llu ms: %d workers registered\n", burst_now_ms() % 1000000, NWORKERS);
-	reply = probe_reply(APORT, 3000);
+	reply = it_probe_reply(APORT, 3000);
 	if (!ASSERT_GT(reply, 0, "the workers answer"))
 		return false;
-	rfd = start_load(APORT, reply, 3.0, &lpid);
-	if (!ASSERT_TRUE(finish_load(rfd, lpid, r), "load result"))
+	rfd = it_start_load(APORT, reply, 3.0, &lpid);
+	if (!ASSERT_TRUE(it_finish_load(rfd, lpid, r), "load result"))
 		return false;
 	printf("%llu ms: load done\n", burst_now_ms() % 1000000);
-	print_result("prefork", I_ATTACH, r, 0);
+	it_print_result("prefork", I_ATTACH, r, 0);
 	for (int i = 0; i < NWORKERS; i++)
 		kill(w[i], SIGTERM);
 	for (int i = 0; i < NWORKERS; i++) {
@@ -346,14 +346,14 @@ SM_TEST(attach_prefork_workers_share_fairly)
 	struct lg_result r;
 	struct ienv e;
 
-	if (!setup(&e, I_ATTACH))
+	if (!it_setup(&e, I_ATTACH))
 		return SKIP("no .output/sockmig: run from the repository root");
 	if (!prefork_run(&e, NULL, served, &r))
 		goto out;
 	for (int i = 0; i < NWORKERS; i++)
 		total += served[i];
 	/* every reply counted: the load's, and the two probes' */
-	if (judge(I_ATTACH, &r) != SM_PASS ||
+	if (it_judge(I_ATTACH, &r) != SM_PASS ||
 	    !ASSERT_EQ(total, r.count[LG_OK] + 2, "replies counted"))
 		goto out;
 	for (int i = 0; i < NWORKERS; i++)
@@ -364,8 +364,8 @@ SM_TEST(attach_prefork_workers_share_fairly)
 	ret = SM_PASS;
 out:
 	if (ret != SM_PASS)
-		show_log(&e, "attach.log");
-	teardown(&e, APORT);
+		it_show_log(&e, "attach.log");
+	it_teardown(&e, APORT);
 	return ret;
 }
 
@@ -378,7 +378,7 @@ SM_TEST(attach_prefork_by_process_starves)
 	struct lg_result r;
 	struct ienv e;
 
-	if (!setup(&e, I_ATTACH))
+	if (!it_setup(&e, I_ATTACH))
 		return SKIP("no .output/sockmig: run from the repository root");
 	if (!prefork_run(&e, "process", served, &r))
 		goto out;
@@ -388,13 +388,13 @@ SM_TEST(attach_prefork_by_process_starves)
 		starved += served[i] * 2 * NWORKERS < total;
 	printf("workers below half their fair share: %d\n", starved);
 	if (ASSERT_EQ(starved, NWORKERS - 1, "every older worker starved (the baseline)") &&
-	    ASSERT_EQ(log_count(&e, "attach.log", "draining cookie"), NWORKERS - 1,
+	    ASSERT_EQ(it_log_count(&e, "attach.log", "draining cookie"), NWORKERS - 1,
 		      "attach drained every older worker"))
 		ret = SM_PASS;
 out:
 	if (ret != SM_PASS)
-		show_log(&e, "attach.log");
-	teardown(&e, APORT);
+		it_show_log(&e, "attach.log");
+	it_teardown(&e, APORT);
 	return ret;
 }
 
@@ -426,10 +426,11 @@ SM_TEST(attach_new_executable_drains_old_deployment)
 	int ret = SM_FAIL;
 	struct ienv e;
 
-	if (!setup(&e, I_ATTACH))
+	if (!it_setup(&e, I_ATTACH))
 		return SKIP("no .output/sockmig: run from the repository root");
 	snprintf(portarg, sizeof(portarg), "%d", APORT);
-	if (!ASSERT_TRUE(build_test_server(&e, false, bin, sizeof(bin)), "build the server") ||
+	if (!ASSERT_TRUE(it_test_server(&e, false, bin, sizeof(bin)),
+			 "the test server (make builds it)") ||
 	    !ASSERT_OK(stat(bin, &st), "stat the server"))
 		goto out;
 	w[0] = start_worker(&e, bin, 0, args);
@@ -457,13 +458,13 @@ SM_TEST(attach_new_executable_drains_old_deployment)
 			       i == 2 ? SOCKMIG_ROLE_ACTIVE : SOCKMIG_ROLE_DRAINING,
 			       i == 2 ? "B's worker active" : "A's workers draining"))
 			goto out;
-	if (ASSERT_GT(probe_reply(APORT, 3000), 0, "B answers") && stop_attach_daemon(&e))
+	if (ASSERT_GT(it_probe_reply(APORT, 3000), 0, "B answers") && stop_attach_daemon(&e))
 		ret = SM_PASS;
 out:
 	if (ret != SM_PASS)
-		show_log(&e, "attach.log");
+		it_show_log(&e, "attach.log");
 	sockmig_group_close(g);
-	teardown(&e, APORT);
+	it_teardown(&e, APORT);
 	return ret;
 }
 
@@ -521,7 +522,7 @@ SM_TEST(attach_close_drained_before_next_scan)
 	uint64_t cookie;
 	struct ienv e;
 
-	if (!setup(&e, I_ATTACH))
+	if (!it_setup(&e, I_ATTACH))
 		return SKIP("no .output/sockmig: run from the repository root");
 	snprintf(pidarg, sizeof(pidarg), "%d", (int)getpid());
 	snprintf(portarg, sizeof(portarg), "%d", APORT);
@@ -541,17 +542,17 @@ SM_TEST(attach_close_drained_before_next_scan)
 			 "drained within 2 s of the close, scans 5 s apart"))
 		goto out;
 	printf("drained %llu ms after the close\n", burst_now_ms() - closed);
-	if (!ASSERT_EQ(log_count(&e, "attach.log", "released cookie"), 1, "only that one") ||
+	if (!ASSERT_EQ(it_log_count(&e, "attach.log", "released cookie"), 1, "only that one") ||
 	    !serve_all(&l[1], 1, served) || !stop_attach_daemon(&e))
 		goto out;
 	ret = SM_PASS;
 out:
 	if (ret != SM_PASS)
-		show_log(&e, "attach.log");
+		it_show_log(&e, "attach.log");
 	for (int i = 0; i < 2; i++)
 		if (l[i] >= 0)
 			close(l[i]);
-	teardown(&e, APORT);
+	it_teardown(&e, APORT);
 	return ret;
 }
 
@@ -568,7 +569,7 @@ SM_TEST(attach_hold_detach_help_lists_options)
 	int ret = SM_FAIL;
 	struct ienv e;
 
-	if (!setup(&e, I_NONE))
+	if (!it_setup(&e, I_NONE))
 		return SKIP("no .output/sockmig: run from the repository root");
 	if (!help_lists(&e, "attach", attach) || !help_lists(&e, "hold", hold) ||
 	    !help_lists(&e, "detach", detach))
@@ -583,6 +584,6 @@ SM_TEST(attach_hold_detach_help_lists_options)
 	if (ASSERT_EQ(system(sh), 0, "bad --generation-by values refused"))
 		ret = SM_PASS;
 out:
-	teardown(&e, APORT);
+	it_teardown(&e, APORT);
 	return ret;
 }

@@ -12,8 +12,9 @@
  *            process to close its listener and go;
  *   nginx    `listen ... reuseport`, worker_processes 4, reloaded (HUP) to 1
  *            worker and back to 4: the master closes three listeners;
- *   static   a statically linked server of the tests (built here with
- *            cc -static), replaced the way haproxy is: attach only.
+ *   static   a statically linked server of the tests (make builds
+ *            tests/servers/static_server.c with -static), replaced the
+ *            way haproxy is: attach only.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -63,30 +64,30 @@ static int reload_once(enum imode m, struct ienv *e, const struct server_ops *op
 
 	if (ops->start(e, ops->st) <= 0)
 		goto out;
-	reply = probe_reply(IPORT, 3000);
+	reply = it_probe_reply(IPORT, 3000);
 	if (!ASSERT_GT(reply, 0, "the server answers")) {
-		show_log(e, ops->log);
+		it_show_log(e, ops->log);
 		goto out;
 	}
-	if (m == I_ATTACH && !ASSERT_TRUE(start_attach(e, IPORT), "sockmig attach runs")) {
-		show_log(e, "attach.log");
+	if (m == I_ATTACH && !ASSERT_TRUE(it_start_attach(e, IPORT), "sockmig attach runs")) {
+		it_show_log(e, "attach.log");
 		goto out;
 	}
-	rfd = start_load(IPORT, reply, ops->reloads * ops->interval_ms / 1000.0 + 1.0, &lpid);
+	rfd = it_start_load(IPORT, reply, ops->reloads * ops->interval_ms / 1000.0 + 1.0, &lpid);
 	burst_sleep_ms(500);
 	for (int i = 0; i < ops->reloads; i++) {
 		ops->reload(e, ops->st, i);
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
 	}
-	if (!ASSERT_TRUE(finish_load(rfd, lpid, &r), "load result"))
+	if (!ASSERT_TRUE(it_finish_load(rfd, lpid, &r), "load result"))
 		goto out;
-	print_result(ops->name, m, &r, ops->reloads);
+	it_print_result(ops->name, m, &r, ops->reloads);
 	if (m == I_NONE && may_retry && r.started == r.count[LG_OK]) {
 		ret = BASELINE_AGAIN;
 		goto out;
 	}
-	if (m == I_ATTACH && r.started != r.count[LG_OK] && !kernel_migrates(why, sizeof(why))) {
+	if (m == I_ATTACH && r.started != r.count[LG_OK] && !tu_kernel_migrates(why, sizeof(why))) {
 		/* attach holds a listener its server closed, but where nothing
 		 * migrates nobody can take what waits in it: an unmodified
 		 * server has no hand-off endpoint (README, Legacy mode) */
@@ -96,9 +97,9 @@ static int reload_once(enum imode m, struct ienv *e, const struct server_ops *op
 			   (unsigned long long)r.started);
 		goto out;
 	}
-	ret = judge(m, &r);
+	ret = it_judge(m, &r);
 	if (ret == SM_PASS && ops->log_needle) {
-		int n = log_count(e, ops->log, ops->log_needle);
+		int n = it_log_count(e, ops->log, ops->log_needle);
 
 		printf("'%s' in the server's log: %d\n", ops->log_needle, n);
 		if (!ASSERT_TRUE(n >= ops->log_min, "the server's log")) {
@@ -117,16 +118,16 @@ static int reload_once(enum imode m, struct ienv *e, const struct server_ops *op
 	if (ret == SM_PASS && m == I_ATTACH) {
 		/* attach holds every listener: a server's close ends none of them,
 		 * attach drains each one its server let go of (an announced close) */
-		int n = log_count(e, "attach.log", "released cookie");
+		int n = it_log_count(e, "attach.log", "released cookie");
 
 		printf("listeners attach drained after their server let go: %d\n", n);
 		if (!ASSERT_GT(n, 0, "listeners released by attach"))
 			ret = SM_FAIL;
 	}
 	if (ret != SM_PASS)
-		show_log(e, m == I_ATTACH ? "attach.log" : ops->log);
+		it_show_log(e, m == I_ATTACH ? "attach.log" : ops->log);
 out:
-	teardown(e, IPORT);
+	it_teardown(e, IPORT);
 	return ret;
 }
 
@@ -145,7 +146,7 @@ static int reload_run(enum imode m, struct ienv *e, const struct server_ops *ops
 		if (ret != BASELINE_AGAIN)
 			return ret;
 		printf("baseline attempt %d saw no failure: again\n", attempt);
-		if (!setup(e, m))
+		if (!it_setup(e, m))
 			return SKIP("cannot set up the baseline again");
 	}
 }
@@ -176,7 +177,7 @@ static pid_t haproxy_start(struct ienv *e, void *st)
 		"\thttp-request return status 200 content-type text/plain string ok\n",
 		IPORT);
 	fclose(f);
-	h->cur = spawn(e, argv, h->shim);
+	h->cur = it_spawn(e, argv, h->shim);
 	return h->cur;
 }
 
@@ -191,7 +192,7 @@ static void haproxy_reload(struct ienv *e, void *st, int i)
 
 	(void)i;
 	snprintf(oldpid, sizeof(oldpid), "%d", (int)old);
-	h->cur = spawn(e, argv, h->shim);
+	h->cur = it_spawn(e, argv, h->shim);
 	/* the reload is done when the old process has gone (the new one
 	 * listens and told it to): at once on hardware, seconds under
 	 * emulation, where a new reload before that would only stack up
@@ -213,7 +214,7 @@ static int haproxy_run(enum imode m, const char *log_needle, int log_min)
 
 	if (access("/usr/sbin/haproxy", X_OK) < 0)
 		return SKIP("haproxy is not installed (scripts/deps installs it)");
-	if (!setup(&e, m))
+	if (!it_setup(&e, m))
 		return SKIP("no .output/sockmig or preload shim: run from the repository root");
 	return reload_run(m, &e, &ops);
 }
@@ -262,9 +263,9 @@ static pid_t nginx_start(struct ienv *e, void *st)
 	char *argv[] = {"nginx", "-c", n->conf, "-p", e->dir, "-g", "daemon off;", NULL};
 
 	snprintf(n->conf, sizeof(n->conf), "%s/nginx.conf", e->dir);
-	if (!nginx_conf(e, 4, IPORT))
+	if (!it_nginx_conf(e, 4, IPORT))
 		return -1;
-	n->master = spawn(e, argv, n->shim);
+	n->master = it_spawn(e, argv, n->shim);
 	return n->master;
 }
 
@@ -274,7 +275,7 @@ static void nginx_reload(struct ienv *e, void *st, int i)
 {
 	struct nginx *n = st;
 
-	nginx_conf(e, i % 2 ? 4 : 1, IPORT);
+	it_nginx_conf(e, i % 2 ? 4 : 1, IPORT);
 	kill(n->master, SIGHUP);
 	burst_sleep_ms(500);
 }
@@ -288,7 +289,7 @@ static int nginx_run(enum imode m, const char *log_needle, int log_min)
 
 	if (access("/usr/sbin/nginx", X_OK) < 0)
 		return SKIP("nginx is not installed (scripts/deps installs it)");
-	if (!setup(&e, m))
+	if (!it_setup(&e, m))
 		return SKIP("no .output/sockmig or preload shim: run from the repository root");
 	return reload_run(m, &e, &ops);
 }
@@ -337,7 +338,7 @@ static pid_t static_start(struct ienv *e, void *st)
 	char *argv[] = {s->bin, s->port, NULL};
 
 	snprintf(s->port, sizeof(s->port), "%d", IPORT);
-	s->cur = spawn(e, argv, false);
+	s->cur = it_spawn(e, argv, false);
 	return s->cur;
 }
 
@@ -346,7 +347,7 @@ static void static_reload(struct ienv *e, void *st, int i)
 {
 	struct static_srv *s = st;
 	char *argv[] = {s->bin, s->port, NULL};
-	pid_t next = spawn(e, argv, false);
+	pid_t next = it_spawn(e, argv, false);
 
 	(void)i;
 	burst_sleep_ms(30);
@@ -361,11 +362,11 @@ static int static_run(enum imode m)
 	struct server_ops ops = {"static", "log", 20, 200, static_start, static_reload, &s};
 	struct ienv e;
 
-	if (!setup(&e, m))
+	if (!it_setup(&e, m))
 		return SKIP("no .output/sockmig: run from the repository root");
-	if (!build_test_server(&e, true, s.bin, sizeof(s.bin))) {
-		teardown(&e, IPORT);
-		return SKIP("cannot build a static binary here (libc6-dev with libc.a needed)");
+	if (!it_test_server(&e, true, s.bin, sizeof(s.bin))) {
+		it_teardown(&e, IPORT);
+		return SKIP("no static test server: make builds it");
 	}
 	return reload_run(m, &e, &ops);
 }
@@ -460,7 +461,7 @@ SM_TEST(shim_haproxy_master_worker_stop_leaves_no_group)
 
 	if (access("/usr/sbin/haproxy", X_OK) < 0)
 		return SKIP("haproxy is not installed (scripts/deps installs it)");
-	if (!setup(&e, I_SHIM))
+	if (!it_setup(&e, I_SHIM))
 		return SKIP("no .output/sockmig or preload shim: run from the repository root");
 	snprintf(cfg, sizeof(cfg), "%s/haproxy.cfg", e.dir);
 	f = fopen(cfg, "w");
@@ -475,13 +476,13 @@ SM_TEST(shim_haproxy_master_worker_stop_leaves_no_group)
 		IPORT);
 	fclose(f);
 	for (size_t s = 0; s < sizeof(sigs) / sizeof(sigs[0]); s++) {
-		pid_t master = spawn(&e, argv, true);
+		pid_t master = it_spawn(&e, argv, true);
 		int st = 0, groups, waited = 0;
 
 		reply = -1;
 		for (int i = 0; i < 100 && reply <= 0; i++) {
 			burst_sleep_ms(50);
-			reply = probe_reply(IPORT, 500);
+			reply = it_probe_reply(IPORT, 500);
 		}
 		/* the master lets go of the listener (its re-exec into wait mode) */
 		for (int i = 0; i < 200 && reply > 0 && holds_listener(master); i++)
@@ -507,7 +508,7 @@ SM_TEST(shim_haproxy_master_worker_stop_leaves_no_group)
 	ret = SM_PASS;
 out:
 	if (ret != SM_PASS)
-		show_log(&e, "log");
-	teardown(&e, IPORT);
+		it_show_log(&e, "log");
+	it_teardown(&e, IPORT);
 	return ret;
 }

@@ -2,7 +2,8 @@
 /*
  * The load generator (bench/loadgen.c): exact outcome counts against
  * servers that answer, reset, close early, never answer or are absent;
- * the bounds of a run; the histogram.
+ * the bounds of a run. Its options, histogram and merge (pure cases) are
+ * test_loadgen_pure.c's.
  *
  * Each server is a child forked by the case, listening before the fork (so
  * no connection can come before it is ready), serving a fixed number of
@@ -613,146 +614,6 @@ SM_TEST(loadgen_rate)
 stop_server:
 	srv_stop(&s);
 free_result:
-	free(r);
-	return ret;
-}
-
-SM_TEST(loadgen_bad_options)
-{
-	struct lg_result *r = calloc(1, sizeof(*r));
-	struct lg_opts o;
-	int ret = SM_FAIL;
-
-	if (!r)
-		return SM_FAIL;
-	opts_init(&o, AF_INET, 0, 1);
-	if (!ASSERT_ERR(lg_run(&o, r), EINVAL, "max_conns 0"))
-		goto free_result;
-	opts_init(&o, AF_INET, 1, 1);
-	o.max_secs = 0;
-	if (!ASSERT_ERR(lg_run(&o, r), EINVAL, "max_secs 0"))
-		goto free_result;
-	opts_init(&o, AF_INET, 1, 0);
-	if (!ASSERT_ERR(lg_run(&o, r), EINVAL, "concurrency 0"))
-		goto free_result;
-	opts_init(&o, AF_INET, 1, 1);
-	o.reply_len = 0;
-	if (!ASSERT_ERR(lg_run(&o, r), EINVAL, "reply_len 0"))
-		goto free_result;
-	opts_init(&o, AF_INET, 1, 1);
-	o.timeout_ms = 0;
-	if (!ASSERT_ERR(lg_run(&o, r), EINVAL, "timeout_ms 0"))
-		goto free_result;
-	opts_init(&o, AF_INET, 1, 1);
-	o.dst.ss_family = AF_UNIX;
-	if (!ASSERT_ERR(lg_run(&o, r), EINVAL, "AF_UNIX target") ||
-	    !ASSERT_EQ(r->started, 0, "nothing started"))
-		goto free_result;
-	ret = SM_PASS;
-free_result:
-	free(r);
-	return ret;
-}
-
-/* true <= reported <= true + true / 16: the bucket precision */
-static bool near(uint64_t got, uint64_t want, const char *what)
-{
-	if (got >= want && got <= want + want / 16)
-		return true;
-	printf("%s: %llu, expected %llu .. %llu\n", what, (unsigned long long)got,
-	       (unsigned long long)want, (unsigned long long)(want + want / 16));
-	return false;
-}
-
-SM_TEST(loadgen_hist)
-{
-	struct lg_hist *h = calloc(3, sizeof(*h)), *a, *b;
-	int ret = SM_FAIL;
-
-	if (!h)
-		return SM_FAIL;
-	a = h + 1;
-	b = h + 2;
-	if (!ASSERT_EQ(lg_hist_value_at(h, 50), 0, "empty p50") ||
-	    !ASSERT_EQ(lg_hist_max(h), 0, "empty max"))
-		goto free_hists;
-	/* 1..100000 once each, split into two histograms merged afterwards */
-	for (uint64_t v = 1; v <= 100000; v++)
-		lg_hist_add(v % 2 ? a : b, v);
-	lg_hist_merge(h, a);
-	lg_hist_merge(h, b);
-	if (!ASSERT_EQ(h->n, 100000, "samples") || !ASSERT_EQ(lg_hist_max(h), 100000, "max") ||
-	    !ASSERT_EQ(h->sum, 100000ull * 100001 / 2, "sum") ||
-	    !near(lg_hist_value_at(h, 50), 50000, "p50") ||
-	    !near(lg_hist_value_at(h, 99), 99000, "p99") ||
-	    !near(lg_hist_value_at(h, 99.9), 99900, "p99.9") ||
-	    !near(lg_hist_value_at(h, 1), 1000, "p1") ||
-	    !ASSERT_EQ(lg_hist_value_at(h, 0), 1, "p0") ||
-	    !ASSERT_EQ(lg_hist_value_at(h, 100), 100000, "p100"))
-		goto free_hists;
-
-	/* small values are exact; a skewed set: 990 x 10 us, 10 x 5000 us */
-	memset(h, 0, sizeof(*h));
-	for (int i = 0; i < 990; i++)
-		lg_hist_add(h, 10);
-	for (int i = 0; i < 10; i++)
-		lg_hist_add(h, 5000);
-	if (!ASSERT_EQ(lg_hist_value_at(h, 50), 10, "skewed p50") ||
-	    !ASSERT_EQ(lg_hist_value_at(h, 99), 10, "skewed p99") ||
-	    !ASSERT_EQ(lg_hist_value_at(h, 99.9), 5000, "skewed p99.9 (capped at max)"))
-		goto free_hists;
-
-	/* the extremes fit */
-	memset(h, 0, sizeof(*h));
-	lg_hist_add(h, 0);
-	lg_hist_add(h, UINT64_MAX);
-	if (!ASSERT_EQ(lg_hist_value_at(h, 50), 0, "p50 of {0, max}") ||
-	    !ASSERT_TRUE(lg_hist_value_at(h, 99) == UINT64_MAX, "p99 of {0, max}"))
-		goto free_hists;
-
-	if (!ASSERT_TRUE(!strcmp(lg_outcome_str(LG_OK), "ok") &&
-				 !strcmp(lg_outcome_str(LG_RESET_BEFORE_REQUEST),
-					 "reset-before-request") &&
-				 !strcmp(lg_outcome_str(LG_OTHER), "other") &&
-				 !strcmp(lg_outcome_str(LG_NOUTCOMES), "?"),
-			 "outcome names"))
-		goto free_hists;
-	ret = SM_PASS;
-free_hists:
-	free(h);
-	return ret;
-}
-
-SM_TEST(loadgen_result_merge)
-{
-	struct lg_result *r = calloc(3, sizeof(*r)), *a, *b;
-	int ret = SM_FAIL;
-
-	if (!r)
-		return SM_FAIL;
-	a = r + 1;
-	b = r + 2;
-	a->started = 10;
-	a->count[LG_OK] = 7;
-	a->count[LG_OTHER] = 3;
-	a->last_other_errno = EADDRNOTAVAIL;
-	a->elapsed = 2;
-	lg_hist_add(&a->reply_us, 100);
-	b->started = 5;
-	b->count[LG_OK] = 5;
-	b->elapsed = 3;
-	lg_hist_add(&b->reply_us, 300);
-	lg_result_merge(r, a);
-	lg_result_merge(r, b);
-	if (!ASSERT_EQ(r->started, 15, "started") || !ASSERT_EQ(r->count[LG_OK], 12, "ok") ||
-	    !ASSERT_EQ(r->count[LG_OTHER], 3, "other") ||
-	    !ASSERT_EQ(r->last_other_errno, EADDRNOTAVAIL, "last other errno") ||
-	    !ASSERT_TRUE(r->elapsed == 3, "elapsed: the longest") ||
-	    !ASSERT_EQ(r->reply_us.n, 2, "reply samples") ||
-	    !ASSERT_EQ(lg_hist_max(&r->reply_us), 300, "reply max"))
-		goto free_results;
-	ret = SM_PASS;
-free_results:
 	free(r);
 	return ret;
 }

@@ -4,8 +4,8 @@
  * close a listener in a signal handler, become a daemon with daemon(3),
  * run setuid, close or replace the shim's private fds, meet a stopped
  * process that holds a group's lock, close two listeners at once while a
- * legacy drain waits. Each case drives one small program (below, built
- * with cc at run time, one mode per case) and has its baseline: the shim
+ * legacy drain waits. Each case drives one small program
+ * (tests/servers/shim_prog.c, built by make, one mode per case) and has its baseline: the shim
  * of the main branch fails it.
  *
  * Program modes (stdout: one line per step, "WORD ..."):
@@ -37,312 +37,15 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "preload.h"
 #include "sockmig.h"
 #include "util.h"
 
 #define PORT 34000
 
-static const char prog_src[] =
-	"#define _GNU_SOURCE\n"
-	"#include <dlfcn.h>\n"
-	"#include <errno.h>\n"
-	"#include <fcntl.h>\n"
-	"#include <netinet/in.h>\n"
-	"#include <poll.h>\n"
-	"#include <pthread.h>\n"
-	"#include <signal.h>\n"
-	"#include <stdarg.h>\n"
-	"#include <stdio.h>\n"
-	"#include <stdlib.h>\n"
-	"#include <string.h>\n"
-	"#include <sys/auxv.h>\n"
-	"#include <sys/prctl.h>\n"
-	"#include <sys/socket.h>\n"
-	"#include <sys/wait.h>\n"
-	"#include <sys/time.h>\n"
-	"#include <time.h>\n"
-	"#include <unistd.h>\n"
-	"#include <linux/close_range.h>\n"
-	"\n"
-	"static int (*do_listen)(int, int) = listen;\n"
-	"static int (*do_close)(int) = close;\n"
-	"static volatile sig_atomic_t nclosed, from;\n"
-	"static int lfd[16], nl;\n"
-	"\n"
-	"static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));\n"
-	"static void say(const char *fmt, ...)\n"
-	"{\n"
-	"  char b[256];\n"
-	"  va_list ap;\n"
-	"  int n;\n"
-	"\n"
-	"  va_start(ap, fmt);\n"
-	"  n = vsnprintf(b, sizeof(b) - 1, fmt, ap);\n"
-	"  va_end(ap);\n"
-	"  b[n++] = '\\n';\n"
-	"  if (write(1, b, (size_t)n) < 0)\n"
-	"    _exit(3);\n"
-	"}\n"
-	"\n"
-	"static long now_ms(void)\n"
-	"{\n"
-	"  struct timespec t;\n"
-	"\n"
-	"  clock_gettime(CLOCK_MONOTONIC, &t);\n"
-	"  return t.tv_sec * 1000 + t.tv_nsec / 1000000;\n"
-	"}\n"
-	"\n"
-	"static int sock(int port, int reuse, int do_bind)\n"
-	"{\n"
-	"  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};\n"
-	"  int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1, r;\n"
-	"\n"
-	"  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);\n"
-	"  if (reuse)\n"
-	"    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));\n"
-	"  if (!do_bind)\n"
-	"    return fd;\n"
-	"  r = bind(fd, (struct sockaddr *)&a, sizeof(a));\n"
-	"  say(\"bind %d %s\", r, r ? strerror(errno) : \"ok\");\n"
-	"  return r ? -1 : fd;\n"
-	"}\n"
-	"\n"
-	"static int listener(int port)\n"
-	"{\n"
-	"  int fd = sock(port, 1, 1);\n"
-	"\n"
-	"  if (fd < 0 || do_listen(fd, 128) < 0) {\n"
-	"    say(\"error listen: %s\", strerror(errno));\n"
-	"    exit(2);\n"
-	"  }\n"
-	"  return fd;\n"
-	"}\n"
-	"\n"
-	"static void wait_line(void)\n"
-	"{\n"
-	"  char c;\n"
-	"\n"
-	"  while (read(0, &c, 1) == 1 && c != '\\n')\n"
-	"    ;\n"
-	"}\n"
-	"\n"
-	"static void on_alarm(int sig)\n"
-	"{\n"
-	"  (void)sig;\n"
-	"  if (from && nclosed < nl) {\n"
-	"    closefrom(lfd[0]);\n"
-	"    nclosed = nl;\n"
-	"  } else if (nclosed < nl) {\n"
-	"    close(lfd[nclosed]);\n"
-	"    nclosed++;\n"
-	"  }\n"
-	"}\n"
-	"\n"
-	"/* blocks above the tcache and below the mmap threshold: every malloc\n"
-	" * and free takes the arena's lock */\n"
-	"static void malloc_hard(long until)\n"
-	"{\n"
-	"  void *keep[64] = {0};\n"
-	"  unsigned int r = 1;\n"
-	"\n"
-	"  while (now_ms() < until) {\n"
-	"    for (int i = 0; i < 64; i++) {\n"
-	"      r = r * 1103515245u + 12345u;\n"
-	"      free(keep[i]);\n"
-	"      keep[i] = malloc(2048 + (r >> 8) % 60000);\n"
-	"      if (keep[i])\n"
-	"        memset(keep[i], 1, 64);\n"
-	"    }\n"
-	"    if (nclosed >= nl)\n"
-	"      break;\n"
-	"  }\n"
-	"  for (int i = 0; i < 64; i++)\n"
-	"    free(keep[i]);\n"
-	"}\n"
-	"\n"
-	"static void *close_first(void *arg)\n"
-	"{\n"
-	"  long t0 = now_ms();\n"
-	"\n"
-	"  (void)arg;\n"
-	"  close(lfd[0]);\n"
-	"  say(\"closedA ms=%ld\", now_ms() - t0);\n"
-	"  return NULL;\n"
-	"}\n"
-	"\n"
-	"static void serve_one(int fd)\n"
-	"{\n"
-	"  struct pollfd p = {.fd = fd, .events = POLLIN};\n"
-	"  int c = -1;\n"
-	"\n"
-	"  if (poll(&p, 1, 3000) == 1)\n"
-	"    c = accept(fd, NULL, NULL);\n"
-	"  say(\"accept %s\", c >= 0 ? \"ok\" : \"none\");\n"
-	"}\n"
-	"\n"
-	"int main(int argc, char **argv)\n"
-	"{\n"
-	"  const char *mode = argc > 2 ? argv[1] : \"\";\n"
-	"  int port = argc > 2 ? atoi(argv[2]) : 0, fd, r;\n"
-	"  long t0;\n"
-	"\n"
-	"  if (!strcmp(mode, \"signal\") || !strcmp(mode, \"signalfrom\")) {\n"
-	"    struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};\n"
-	"    struct itimerval it = {{0, 20000}, {0, 20000}};\n"
-	"\n"
-	"    nl = atoi(argv[3]);\n"
-	"    from = !strcmp(mode, \"signalfrom\");\n"
-	"    for (int i = 0; i < nl; i++)\n"
-	"      lfd[i] = listener(port + i);\n"
-	"    sigaction(SIGALRM, &sa, NULL);\n"
-	"    say(\"ready\");\n"
-	"    setitimer(ITIMER_REAL, &it, NULL);\n"
-	"    malloc_hard(now_ms() + 3000);\n"
-	"    memset(&it, 0, sizeof(it));\n"
-	"    setitimer(ITIMER_REAL, &it, NULL);\n"
-	"    say(\"closed %d\", (int)nclosed);\n"
-	"  } else if (!strcmp(mode, \"worker\")) {\n"
-	"    int first = !strcmp(argv[3], \"parent\"), pp[2], v = 0;\n"
-	"    socklen_t vl = sizeof(v);\n"
-	"    char b;\n"
-	"    pid_t c;\n"
-	"\n"
-	"    fd = listener(port);\n"
-	"    if (pipe(pp) < 0 || (c = fork()) < 0)\n"
-	"      return 2;\n"
-	"    if (c == 0) {\n"
-	"      if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)\n"
-	"        say(\"error setuid: %s\", strerror(errno));\n"
-	"      prctl(PR_SET_DUMPABLE, 1, 0, 0, 0); /* as nginx's workers */\n"
-	"      if (first && read(pp[0], &b, 1) != 1)\n"
-	"        return 2;\n"
-	"      close(fd);\n"
-	"      say(\"child closed\");\n"
-	"      _exit(0);\n"
-	"    }\n"
-	"    if (first) {\n"
-	"      close(fd);\n"
-	"      say(\"parent closed\");\n"
-	"      if (write(pp[1], \"x\", 1) != 1)\n"
-	"        return 2;\n"
-	"    }\n"
-	"    waitpid(c, NULL, 0);\n"
-	"    usleep(500000); /* the decision made for the child */\n"
-	"    if (!first) {\n"
-	"      getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl);\n"
-	"      say(\"listening %d\", v);\n"
-	"      close(fd);\n"
-	"    }\n"
-	"    say(\"done\");\n"
-	"  } else if (!strcmp(mode, \"daemon\")) {\n"
-	"    fd = listener(port);\n"
-	"    say(\"ready\");\n"
-	"    if (daemon(1, 1) < 0)\n"
-	"      say(\"error daemon: %s\", strerror(errno));\n"
-	"    say(\"daemon %d\", (int)getpid());\n"
-	"    close(fd);\n"
-	"    say(\"closed\");\n"
-	"  } else if (!strcmp(mode, \"setuid\")) {\n"
-	"    void *h = dlopen(argv[3], RTLD_NOW | RTLD_LOCAL);\n"
-	"\n"
-	"    if (!h || !(do_listen = (int (*)(int, int))dlsym(h, \"listen\")) ||\n"
-	"        !(do_close = (int (*)(int))dlsym(h, \"close\"))) {\n"
-	"      say(\"error dlopen: %s\", dlerror());\n"
-	"      return 2;\n"
-	"    }\n"
-	"    fd = listener(port);\n"
-	"    say(\"listened secure=%lu euid=%d\", getauxval(AT_SECURE), (int)geteuid());\n"
-	"    wait_line();\n"
-	"    do_close(fd);\n"
-	"    say(\"closed\");\n"
-	"  } else if (!strcmp(mode, \"unshare\") || !strcmp(mode, \"dup2\")) {\n"
-	"    if (!strcmp(mode, \"unshare\")) {\n"
-	"      r = close_range(3, ~0U, CLOSE_RANGE_UNSHARE);\n"
-	"      for (int i = 0; i < 16; i++)\n"
-	"        open(\"/dev/null\", O_RDONLY);\n"
-	"    } else {\n"
-	"      int log = open(\"/dev/null\", O_WRONLY);\n"
-	"\n"
-	"      r = 0;\n"
-	"      for (int i = 3; i < 32; i++)\n"
-	"        if (i != log && dup2(log, i) < 0)\n"
-	"          r = -1;\n"
-	"    }\n"
-	"    say(\"cleared %d\", r);\n"
-	"    fd = sock(port, 0, 1);\n"
-	"    if (fd < 0)\n"
-	"      return 2;\n"
-	"    r = listen(fd, 128);\n"
-	"    say(\"listen %d %s\", r, r ? strerror(errno) : \"ok\");\n"
-	"    if (r == 0)\n"
-	"      serve_one(fd);\n"
-	"  } else if (!strcmp(mode, \"lock\")) {\n"
-	"    t0 = now_ms();\n"
-	"    fd = listener(port);\n"
-	"    say(\"listened ms=%ld\", now_ms() - t0);\n"
-	"    t0 = now_ms();\n"
-	"    close(fd);\n"
-	"    say(\"closed ms=%ld\", now_ms() - t0);\n"
-	"  } else if (!strcmp(mode, \"two\")) {\n"
-	"    pthread_t t;\n"
-	"\n"
-	"    lfd[0] = listener(port);\n"
-	"    lfd[1] = listener(atoi(argv[3]));\n"
-	"    say(\"ready\");\n"
-	"    wait_line();\n"
-	"    pthread_create(&t, NULL, close_first, NULL);\n"
-	"    usleep(300000);\n"
-	"    t0 = now_ms();\n"
-	"    close(lfd[1]);\n"
-	"    say(\"closedB ms=%ld\", now_ms() - t0);\n"
-	"    pthread_join(t, NULL);\n"
-	"  } else {\n"
-	"    say(\"error mode\");\n"
-	"    return 2;\n"
-	"  }\n"
-	"  say(\"bye\");\n"
-	"  return 0;\n"
-	"}\n";
+/* ---- the program, run ------------------------------------------------------- */
 
-/* ---- the program, built and run -------------------------------------------- */
-
-struct ctx {
-	char dir[64];
-	char prog[128];
-	char shim[PATH_MAX];
-	unsigned long netns;
-};
-
-struct proc {
-	pid_t pid;
-	int in, out;
-	char err[128];
-	size_t len;
-	char buf[4096];
-};
-
-/* The shim of the normal build: next to the runner, or one directory up
- * for the sanitizer runner (.output/asan/), whose own is never preloaded. */
-static bool find_shim(char *out)
-{
-	char dir[PATH_MAX], cand[PATH_MAX + 32], *slash;
-	ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
-
-	if (n <= 0)
-		return false;
-	dir[n] = '\0';
-	slash = strrchr(dir, '/');
-	if (!slash)
-		return false;
-	*slash = '\0';
-	slash = strrchr(dir, '/');
-	if (slash && strcmp(slash, "/asan") == 0)
-		*slash = '\0';
-	snprintf(cand, sizeof(cand), "%s/libsockmig-preload.so", dir);
-	return access(cand, R_OK) == 0 && realpath(cand, out);
-}
-
-static void ctx_cleanup(struct ctx *x)
+static void ctx_cleanup(struct pl_ctx *x)
 {
 	char cmd[128];
 	pid_t pid;
@@ -360,16 +63,14 @@ static void ctx_cleanup(struct ctx *x)
 	x->dir[0] = '\0';
 }
 
-static int ctx_setup(struct ctx *x)
+/* The shim, a temp dir, the program copied there as x->server. */
+static int ctx_setup(struct pl_ctx *x)
 {
-	char src[160];
 	struct stat st;
-	int status = 0, fd;
-	pid_t pid;
 
 	memset(x, 0, sizeof(*x));
 	signal(SIGPIPE, SIG_IGN);
-	if (!find_shim(x->shim))
+	if (!tp_find_shim(x->shim))
 		return SKIP("no libsockmig-preload.so of the normal build next to the runner");
 	if (stat("/proc/self/ns/net", &st) < 0)
 		return SM_FAIL;
@@ -379,149 +80,42 @@ static int ctx_setup(struct ctx *x)
 		x->dir[0] = '\0';
 		return SM_FAIL;
 	}
-	snprintf(src, sizeof(src), "%s/prog.c", x->dir);
-	snprintf(x->prog, sizeof(x->prog), "%s/prog", x->dir);
-	fd = open(src, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, prog_src, strlen(prog_src)) != (ssize_t)strlen(prog_src)) {
-		if (fd >= 0)
-			close(fd);
-		goto fail;
-	}
-	close(fd);
-	pid = fork();
-	if (pid == 0) {
-		execlp("cc", "cc", "-O2", "-Wall", "-o", x->prog, src, "-ldl", "-lpthread",
-		       (char *)NULL);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		goto fail;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+	snprintf(x->server, sizeof(x->server), "%s/prog", x->dir);
+	if (!tp_server_copy("shim_prog", x->server)) {
 		ctx_cleanup(x);
-		return SKIP("no C compiler (cc) to build the test program");
+		return SM_FAIL;
 	}
-	if (!ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "cc"))
-		goto fail;
 	return SM_PASS;
-fail:
-	ctx_cleanup(x);
-	return SM_FAIL;
 }
 
-/*
- * Run @path with @args (space-separated), the shim preloaded when
- * @preload, the variables @env (NULL-terminated), as uid 65534 when
- * @nobody, with @fd3 as fd 3 when >= 0 (and LISTEN_FDS/LISTEN_PID).
- */
-static bool proc_start(struct ctx *x, struct proc *p, const char *name, const char *path,
+/* Run @path with @args, the shim preloaded when @preload: tp_proc_start(). */
+static bool proc_start(struct pl_ctx *x, struct tp_proc *p, const char *name, const char *path,
 		       bool preload, bool nobody, const char *const *env, int fd3, const char *args)
 {
-	char argbuf[256], pre[PATH_MAX + 16], lpid[32], *argv[12], *envp[16], *save = NULL, *tok;
-	int in[2], out[2], errfd, na = 0, ne = 0;
-
-	memset(p, 0, sizeof(*p));
-	p->in = p->out = -1;
-	snprintf(p->err, sizeof(p->err), "%s/%s.stderr", x->dir, name);
-	snprintf(argbuf, sizeof(argbuf), "%s", args);
-	argv[na++] = (char *)path;
-	for (tok = strtok_r(argbuf, " ", &save); tok && na < 11; tok = strtok_r(NULL, " ", &save))
-		argv[na++] = tok;
-	argv[na] = NULL;
-	envp[ne++] = "PATH=/usr/bin:/bin";
-	snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", x->shim);
-	if (preload)
-		envp[ne++] = pre;
-	for (int i = 0; env && env[i] && ne < 12; i++)
-		envp[ne++] = (char *)env[i];
-	envp[ne] = NULL;
-	if (pipe2(in, O_CLOEXEC) < 0)
-		return false;
-	if (pipe2(out, O_CLOEXEC) < 0) {
-		close(in[0]);
-		close(in[1]);
-		return false;
-	}
-	errfd = open(p->err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	p->pid = fork();
-	if (p->pid == 0) {
-		setpgid(0, 0);
-		signal(SIGPIPE, SIG_DFL);
-		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(errfd, 2) < 0)
-			_exit(126);
-		if (fd3 >= 0) {
-			if (dup2(fd3, 3) < 0)
-				_exit(126);
-			snprintf(lpid, sizeof(lpid), "LISTEN_PID=%d", (int)getpid());
-			envp[ne++] = "LISTEN_FDS=1";
-			envp[ne++] = lpid;
-			envp[ne] = NULL;
-		}
-		if (nobody && (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
-			       setresuid(65534, 65534, 65534) < 0))
-			_exit(126);
-		execve(path, argv, envp);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	if (errfd >= 0)
-		close(errfd);
-	p->in = in[1];
-	p->out = out[0];
-	return p->pid > 0;
+	return tp_proc_start(p, x->dir, name, path, preload ? x->shim : NULL, nobody, env, fd3,
+			     args);
 }
 
 /* Wait up to @ms for a line starting with @word; copy it to @line. */
-static bool proc_expect(struct proc *p, const char *word, char *line, size_t len, int ms)
+static bool proc_expect(struct tp_proc *p, const char *word, char *line, size_t len, int ms)
 {
-	unsigned long long end = burst_now_ms() + (unsigned long long)ms, now;
-	struct pollfd pf = {.fd = p->out, .events = POLLIN};
-	char *nl;
-	ssize_t n;
+	unsigned long long end = burst_now_ms() + (unsigned long long)ms;
+	char got[sizeof(p->buf)];
 
-	for (;;) {
-		while ((nl = memchr(p->buf, '\n', p->len))) {
-			size_t l = (size_t)(nl - p->buf) + 1;
-			bool match;
-
-			*nl = '\0';
-			printf("  | %s\n", p->buf);
-			match = strncmp(p->buf, word, strlen(word)) == 0;
-			if (match && line)
-				snprintf(line, len, "%s", p->buf);
-			p->len -= l;
-			memmove(p->buf, p->buf + l, p->len);
-			if (match)
-				return true;
+	while (tp_proc_line(p, got, sizeof(got), end)) {
+		printf("  | %s\n", got);
+		if (strncmp(got, word, strlen(word)) == 0) {
+			if (line)
+				snprintf(line, len, "%s", got);
+			return true;
 		}
-		now = burst_now_ms();
-		if (p->out < 0 || now >= end || poll(&pf, 1, (int)(end - now)) <= 0)
-			break;
-		n = read(p->out, p->buf + p->len, sizeof(p->buf) - p->len - 1);
-		if (n <= 0)
-			break;
-		p->len += (size_t)n;
 	}
 	printf("  no '%s' line within %d ms\n", word, ms);
 	return false;
 }
 
-static void proc_kill(struct proc *p)
-{
-	if (p->pid > 0) {
-		kill(-p->pid, SIGKILL);
-		waitpid(p->pid, NULL, 0);
-		p->pid = 0;
-	}
-	if (p->in >= 0)
-		close(p->in);
-	if (p->out >= 0)
-		close(p->out);
-	p->in = p->out = -1;
-}
-
 /* Exit code within 5 s, or -1 (then killed). */
-static int proc_wait(struct proc *p)
+static int proc_wait(struct tp_proc *p)
 {
 	unsigned long long end = burst_now_ms() + 5000;
 	int status = 0;
@@ -530,67 +124,15 @@ static int proc_wait(struct proc *p)
 	while ((r = waitpid(p->pid, &status, WNOHANG)) == 0 && burst_now_ms() < end)
 		burst_sleep_ms(5);
 	if (r != p->pid) {
-		proc_kill(p);
+		tp_proc_kill(p);
 		return -1;
 	}
 	p->pid = 0;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* Lines of the stderr of @p holding @needle; all of it is printed. */
-static int proc_stderr(struct proc *p, const char *needle)
-{
-	char buf[16384], *line, *save = NULL;
-	int fd = open(p->err, O_RDONLY | O_CLOEXEC), count = 0;
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-
-	if (fd >= 0)
-		close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (!needle)
-			printf("  2> %s\n", line);
-		else if (strstr(line, needle))
-			count++;
-	}
-	return count;
-}
-
 /* ---- groups ---------------------------------------------------------------- */
 
-static void group_name(const struct ctx *x, int port, char *name)
-{
-	struct in_addr lo = {htonl(INADDR_LOOPBACK)};
-
-	sockmig_group_name_for(AF_INET, &lo, port, x->netns, name, SOCKMIG_NAME_MAX);
-}
-
-static bool group_exists(const struct ctx *x, int port)
-{
-	char name[SOCKMIG_NAME_MAX], path[PATH_MAX];
-	struct stat st;
-
-	group_name(x, port, name);
-	snprintf(path, sizeof(path), "%s/%s", SOCKMIG_PIN_ROOT, name);
-	return stat(path, &st) == 0;
-}
-
-static void group_cleanup(const struct ctx *x, int port)
-{
-	char name[SOCKMIG_NAME_MAX];
-	struct sockmig_group *g;
-
-	group_name(x, port, name);
-	g = sockmig_group_open_name(name, NULL);
-	if (g) {
-		sockmig_group_destroy(g);
-		sockmig_group_close(g);
-	}
-}
-
-/* A holder of the test process in the group of @port (made @legacy). */
 static int holder_start(int port, bool legacy, struct sockmig_group **g)
 {
 	SOCKMIG_OPTS(sockmig_group_opts, go,
@@ -644,16 +186,16 @@ static int field_ms(const char *line)
 static int signal_case(const char *mode)
 {
 	static const char *const env[] = {"SOCKMIG_DEBUG=1", NULL};
-	struct proc p = {.pid = 0, .in = -1, .out = -1};
+	struct tp_proc p = {.pid = 0, .in = -1, .out = -1};
 	char args[64], line[128];
-	struct ctx x;
+	struct pl_ctx x;
 	int ret = ctx_setup(&x), n = -1;
 
 	if (ret != SM_PASS)
 		return ret;
 	ret = SM_FAIL;
 	snprintf(args, sizeof(args), "%s %d %d", mode, PORT, N_SIGNAL);
-	if (!ASSERT_TRUE(proc_start(&x, &p, "signal", x.prog, true, false, env, -1, args),
+	if (!ASSERT_TRUE(proc_start(&x, &p, "signal", x.server, true, false, env, -1, args),
 			 "start") ||
 	    !ASSERT_TRUE(proc_expect(&p, "ready", NULL, 0, 5000), "listening"))
 		goto out;
@@ -664,21 +206,21 @@ static int signal_case(const char *mode)
 	if (!ASSERT_EQ(n, N_SIGNAL, "listeners closed by the handler") ||
 	    !ASSERT_EQ(proc_wait(&p), 0, "exit code"))
 		goto out;
-	proc_stderr(&p, NULL);
-	if (!ASSERT_EQ(proc_stderr(&p, "closed, last reference"), N_SIGNAL,
+	tp_proc_stderr(&p, NULL);
+	if (!ASSERT_EQ(tp_proc_stderr(&p, "closed, last reference"), N_SIGNAL,
 		       "each close decided by the helper: the last reference") ||
-	    !ASSERT_EQ(proc_stderr(&p, "left group"), N_SIGNAL, "and out of its group"))
+	    !ASSERT_EQ(tp_proc_stderr(&p, "left group"), N_SIGNAL, "and out of its group"))
 		goto out;
 	for (int i = 0; i < N_SIGNAL; i++)
-		if (!ASSERT_EQ(group_exists(&x, PORT + i), false, "no group left"))
+		if (!ASSERT_EQ(pl_group_exists(&x, PORT + i), false, "no group left"))
 			goto out;
 	ret = SM_PASS;
 out:
-	proc_kill(&p);
+	tp_proc_kill(&p);
 	if (ret != SM_PASS) {
-		proc_stderr(&p, NULL);
+		tp_proc_stderr(&p, NULL);
 		for (int i = 0; i < N_SIGNAL; i++)
-			group_cleanup(&x, PORT + i);
+			pl_group_cleanup(&x, PORT + i);
 	}
 	ctx_cleanup(&x);
 	return ret;
@@ -705,38 +247,38 @@ SM_TEST(shim_signal_handler_closefrom)
 SM_TEST(shim_daemon3_registers)
 {
 	static const char *const env[] = {"SOCKMIG_DEBUG=1", NULL};
-	struct proc p = {.pid = 0, .in = -1, .out = -1};
+	struct tp_proc p = {.pid = 0, .in = -1, .out = -1};
 	char args[64], line[128];
-	struct ctx x;
+	struct pl_ctx x;
 	int ret = ctx_setup(&x), dpid = -1;
 
 	if (ret != SM_PASS)
 		return ret;
 	ret = SM_FAIL;
 	snprintf(args, sizeof(args), "daemon %d", PORT);
-	if (!ASSERT_TRUE(proc_start(&x, &p, "daemon", x.prog, true, false, env, -1, args),
+	if (!ASSERT_TRUE(proc_start(&x, &p, "daemon", x.server, true, false, env, -1, args),
 			 "start") ||
 	    !ASSERT_TRUE(proc_expect(&p, "ready", NULL, 0, 5000), "listening") ||
-	    !ASSERT_TRUE(group_exists(&x, PORT), "registered at listen()") ||
+	    !ASSERT_TRUE(pl_group_exists(&x, PORT), "registered at listen()") ||
 	    !ASSERT_TRUE(proc_expect(&p, "daemon", line, sizeof(line), 5000), "daemon"))
 		goto out;
 	sscanf(line, "daemon %d", &dpid);
 	if (!ASSERT_TRUE(proc_expect(&p, "bye", NULL, 0, 5000), "closed in the daemon"))
 		goto out;
 	burst_sleep_ms(50); /* its exit */
-	proc_stderr(&p, NULL);
-	if (!ASSERT_EQ(proc_stderr(&p, "closed, last reference"), 1,
+	tp_proc_stderr(&p, NULL);
+	if (!ASSERT_EQ(tp_proc_stderr(&p, "closed, last reference"), 1,
 		       "the daemon decided at its close: the last reference") ||
-	    !ASSERT_EQ(proc_stderr(&p, "left group"), 1, "and left the group") ||
-	    !ASSERT_EQ(group_exists(&x, PORT), false, "no group left"))
+	    !ASSERT_EQ(tp_proc_stderr(&p, "left group"), 1, "and left the group") ||
+	    !ASSERT_EQ(pl_group_exists(&x, PORT), false, "no group left"))
 		goto out;
 	ret = SM_PASS;
 out:
 	if (dpid > 0 && ret != SM_PASS)
 		kill(dpid, SIGKILL);
-	proc_kill(&p);
+	tp_proc_kill(&p);
 	if (ret != SM_PASS)
-		group_cleanup(&x, PORT);
+		pl_group_cleanup(&x, PORT);
 	ctx_cleanup(&x);
 	return ret;
 }
@@ -756,17 +298,17 @@ static int worker_case(const char *first)
 	/* legacy: where the kernel migrates, a plain last close loses
 	 * nothing and no decision is handed over */
 	static const char *const env[] = {"SOCKMIG_DEBUG=1", "SOCKMIG_MODE=legacy", NULL};
-	struct proc p = {.pid = 0, .in = -1, .out = -1};
+	struct tp_proc p = {.pid = 0, .in = -1, .out = -1};
 	bool parent_first = !strcmp(first, "parent");
 	char args[64];
-	struct ctx x;
+	struct pl_ctx x;
 	int ret = ctx_setup(&x);
 
 	if (ret != SM_PASS)
 		return ret;
 	ret = SM_FAIL;
 	snprintf(args, sizeof(args), "worker %d %s", PORT, first);
-	if (!ASSERT_TRUE(proc_start(&x, &p, "worker", x.prog, true, false, env, -1, args),
+	if (!ASSERT_TRUE(proc_start(&x, &p, "worker", x.server, true, false, env, -1, args),
 			 "start") ||
 	    !ASSERT_TRUE(proc_expect(&p, "child closed", NULL, 0, 5000), "the child closed") ||
 	    (!parent_first &&
@@ -774,21 +316,21 @@ static int worker_case(const char *first)
 	    !ASSERT_TRUE(proc_expect(&p, "done", NULL, 0, 5000), "done") ||
 	    !ASSERT_EQ(proc_wait(&p), 0, "exit code"))
 		goto out;
-	proc_stderr(&p, NULL);
-	if (!ASSERT_EQ(proc_stderr(&p, "handed to process"), 1,
+	tp_proc_stderr(&p, NULL);
+	if (!ASSERT_EQ(tp_proc_stderr(&p, "handed to process"), 1,
 		       "the child handed its close to the parent") ||
-	    !ASSERT_EQ(proc_stderr(&p, "closed, last reference"), 1, "one last reference") ||
-	    !ASSERT_EQ(proc_stderr(&p, "not the last reference"), 1,
+	    !ASSERT_EQ(tp_proc_stderr(&p, "closed, last reference"), 1, "one last reference") ||
+	    !ASSERT_EQ(tp_proc_stderr(&p, "not the last reference"), 1,
 		       "one close that was not the last") ||
-	    !ASSERT_EQ(group_exists(&x, PORT), false, "no group left"))
+	    !ASSERT_EQ(pl_group_exists(&x, PORT), false, "no group left"))
 		goto out;
 	ret = SM_PASS;
 out:
 	if (ret != SM_PASS)
-		proc_stderr(&p, NULL);
-	proc_kill(&p);
+		tp_proc_stderr(&p, NULL);
+	tp_proc_kill(&p);
 	if (ret != SM_PASS)
-		group_cleanup(&x, PORT);
+		pl_group_cleanup(&x, PORT);
 	ctx_cleanup(&x);
 	return ret;
 }
@@ -815,9 +357,9 @@ SM_TEST(shim_root_parent_still_holds)
 SM_TEST(shim_setuid_inactive)
 {
 	static const char *const env[] = {"SOCKMIG_DEBUG=1", "SOCKMIG_GENERATION=7", NULL};
-	struct proc p = {.pid = 0, .in = -1, .out = -1};
+	struct tp_proc p = {.pid = 0, .in = -1, .out = -1};
 	char args[PATH_MAX + 64], suid[160];
-	struct ctx x;
+	struct pl_ctx x;
 	int ret = ctx_setup(&x), src, dst;
 	ssize_t n;
 	char buf[65536];
@@ -827,7 +369,7 @@ SM_TEST(shim_setuid_inactive)
 	ret = SM_FAIL;
 	/* a setuid-root copy of the program */
 	snprintf(suid, sizeof(suid), "%s/prog-suid", x.dir);
-	src = open(x.prog, O_RDONLY | O_CLOEXEC);
+	src = open(x.server, O_RDONLY | O_CLOEXEC);
 	dst = open(suid, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
 	while (src >= 0 && dst >= 0 && (n = read(src, buf, sizeof(buf))) > 0)
 		if (write(dst, buf, (size_t)n) != n)
@@ -843,19 +385,19 @@ SM_TEST(shim_setuid_inactive)
 	    !ASSERT_TRUE(proc_expect(&p, "listened secure=1 euid=0", NULL, 0, 5000),
 			 "listening, setuid root, AT_SECURE"))
 		goto out;
-	if (!ASSERT_EQ(group_exists(&x, PORT), false, "no group made for the caller") ||
+	if (!ASSERT_EQ(pl_group_exists(&x, PORT), false, "no group made for the caller") ||
 	    !ASSERT_TRUE(write(p.in, "go\n", 3) == 3, "go") ||
 	    !ASSERT_TRUE(proc_expect(&p, "bye", NULL, 0, 5000), "closed") ||
 	    !ASSERT_EQ(proc_wait(&p), 0, "exit code"))
 		goto out;
-	proc_stderr(&p, NULL);
-	if (!ASSERT_EQ(proc_stderr(&p, "sockmig"), 0, "no line from the shim"))
+	tp_proc_stderr(&p, NULL);
+	if (!ASSERT_EQ(tp_proc_stderr(&p, "sockmig"), 0, "no line from the shim"))
 		goto out;
 	ret = SM_PASS;
 out:
-	proc_kill(&p);
+	tp_proc_kill(&p);
 	if (ret != SM_PASS)
-		group_cleanup(&x, PORT);
+		pl_group_cleanup(&x, PORT);
 	ctx_cleanup(&x);
 	return ret;
 }
@@ -872,10 +414,10 @@ out:
 static int handoff_case(const char *mode)
 {
 	static const char *const env[] = {"SOCKMIG_HANDOFF=1", "SOCKMIG_DEBUG=1", NULL};
-	struct proc p = {.pid = 0, .in = -1, .out = -1};
+	struct tp_proc p = {.pid = 0, .in = -1, .out = -1};
 	struct burst *c = calloc(1, sizeof(*c));
 	char args[64];
-	struct ctx x;
+	struct pl_ctx x;
 	int ret = ctx_setup(&x), l = -1;
 
 	if (ret != SM_PASS) {
@@ -886,7 +428,7 @@ static int handoff_case(const char *mode)
 	l = burst_listener(AF_INET, PORT, 128, 0);
 	snprintf(args, sizeof(args), "%s %d", mode, PORT);
 	if (!c || !ASSERT_OK(l, "supervisor's listener") ||
-	    !ASSERT_TRUE(proc_start(&x, &p, mode, x.prog, true, false, env, l, args), "start") ||
+	    !ASSERT_TRUE(proc_start(&x, &p, mode, x.server, true, false, env, l, args), "start") ||
 	    !ASSERT_TRUE(proc_expect(&p, "cleared 0", NULL, 0, 5000), "fds cleared") ||
 	    !ASSERT_TRUE(proc_expect(&p, "bind 0 ok", NULL, 0, 5000), "bind") ||
 	    !ASSERT_TRUE(proc_expect(&p, "listen 0 ok", NULL, 0, 5000),
@@ -902,8 +444,8 @@ static int handoff_case(const char *mode)
 	ret = SM_PASS;
 out:
 	if (ret != SM_PASS)
-		proc_stderr(&p, NULL);
-	proc_kill(&p);
+		tp_proc_stderr(&p, NULL);
+	tp_proc_kill(&p);
 	if (l >= 0)
 		close(l);
 	if (c) {
@@ -931,10 +473,10 @@ SM_TEST(shim_dup2_onto_private_fd)
  */
 SM_TEST(shim_stopped_lock_holder_fails_open)
 {
-	struct proc p = {.pid = 0, .in = -1, .out = -1};
+	struct tp_proc p = {.pid = 0, .in = -1, .out = -1};
 	char name[SOCKMIG_NAME_MAX], path[PATH_MAX], args[64], line[128];
 	struct sockmig_group *g = NULL;
-	struct ctx x;
+	struct pl_ctx x;
 	int ret = ctx_setup(&x), h = -1, status;
 	pid_t locker = -1;
 
@@ -944,7 +486,7 @@ SM_TEST(shim_stopped_lock_holder_fails_open)
 	h = holder_start(PORT, false, &g);
 	if (!ASSERT_OK(h, "group made by a holder"))
 		goto out;
-	group_name(&x, PORT, name);
+	pl_group_name(&x, PORT, name);
 	snprintf(path, sizeof(path), "%s/%s", SOCKMIG_PIN_ROOT, name);
 	locker = fork();
 	if (locker == 0) {
@@ -960,7 +502,7 @@ SM_TEST(shim_stopped_lock_holder_fails_open)
 			 "lock holder stopped"))
 		goto out;
 	snprintf(args, sizeof(args), "lock %d", PORT);
-	if (!ASSERT_TRUE(proc_start(&x, &p, "lock", x.prog, true, false, NULL, -1, args),
+	if (!ASSERT_TRUE(proc_start(&x, &p, "lock", x.server, true, false, NULL, -1, args),
 			 "start") ||
 	    !ASSERT_TRUE(proc_expect(&p, "listened", line, sizeof(line), 5000),
 			 "listen() returned") ||
@@ -969,21 +511,21 @@ SM_TEST(shim_stopped_lock_holder_fails_open)
 	    !ASSERT_LE(field_ms(line), 2000, "close() ms") ||
 	    !ASSERT_EQ(proc_wait(&p), 0, "exit code"))
 		goto out;
-	proc_stderr(&p, NULL);
-	if (!ASSERT_EQ(proc_stderr(&p, "calls go on without sockmig"), 1, "said once") ||
-	    !ASSERT_EQ(proc_stderr(&p, "sockmig"), 1, "and nothing else"))
+	tp_proc_stderr(&p, NULL);
+	if (!ASSERT_EQ(tp_proc_stderr(&p, "calls go on without sockmig"), 1, "said once") ||
+	    !ASSERT_EQ(tp_proc_stderr(&p, "sockmig"), 1, "and nothing else"))
 		goto out;
 	ret = SM_PASS;
 out:
 	if (ret != SM_PASS)
-		proc_stderr(&p, NULL);
-	proc_kill(&p);
+		tp_proc_stderr(&p, NULL);
+	tp_proc_kill(&p);
 	if (locker > 0) {
 		kill(locker, SIGKILL);
 		waitpid(locker, NULL, 0);
 	}
 	holder_stop(g, h);
-	group_cleanup(&x, PORT);
+	pl_group_cleanup(&x, PORT);
 	ctx_cleanup(&x);
 	return ret;
 }
@@ -998,12 +540,12 @@ out:
 SM_TEST(shim_legacy_drain_bounded_unlocked)
 {
 	static const char *const env[] = {"SOCKMIG_MODE=legacy", "SOCKMIG_DEBUG=1", NULL};
-	struct proc p = {.pid = 0, .in = -1, .out = -1};
+	struct tp_proc p = {.pid = 0, .in = -1, .out = -1};
 	struct burst *c = calloc(1, sizeof(*c));
 	struct ackdrop_bpf *ad = NULL;
 	struct sockmig_group *g = NULL;
 	char args[64], line[128];
-	struct ctx x;
+	struct pl_ctx x;
 	int ret = ctx_setup(&x), h = -1;
 
 	if (ret != SM_PASS) {
@@ -1014,7 +556,8 @@ SM_TEST(shim_legacy_drain_bounded_unlocked)
 	h = holder_start(PORT, true, &g);
 	snprintf(args, sizeof(args), "two %d %d", PORT, PORT + 1);
 	if (!c || !ASSERT_OK(h, "holder") ||
-	    !ASSERT_TRUE(proc_start(&x, &p, "two", x.prog, true, false, env, -1, args), "start") ||
+	    !ASSERT_TRUE(proc_start(&x, &p, "two", x.server, true, false, env, -1, args),
+			 "start") ||
 	    !ASSERT_TRUE(proc_expect(&p, "ready", NULL, 0, 5000), "listening") ||
 	    !ASSERT_TRUE(ad = tu_ackdrop_attach(PORT), "ACK dropper"))
 		goto out;
@@ -1032,14 +575,14 @@ SM_TEST(shim_legacy_drain_bounded_unlocked)
 	    !ASSERT_LE(field_ms(line), 4000, "A's close ms") ||
 	    !ASSERT_EQ(proc_wait(&p), 0, "exit code"))
 		goto out;
-	proc_stderr(&p, NULL);
-	if (!ASSERT_EQ(proc_stderr(&p, "1 abandoned"), 1, "A's drain ended at its bound"))
+	tp_proc_stderr(&p, NULL);
+	if (!ASSERT_EQ(tp_proc_stderr(&p, "1 abandoned"), 1, "A's drain ended at its bound"))
 		goto out;
 	ret = SM_PASS;
 out:
 	if (ret != SM_PASS)
-		proc_stderr(&p, NULL);
-	proc_kill(&p);
+		tp_proc_stderr(&p, NULL);
+	tp_proc_kill(&p);
 	if (ad)
 		tu_ackdrop_detach(ad);
 	if (c) {
@@ -1047,8 +590,8 @@ out:
 		free(c);
 	}
 	holder_stop(g, h);
-	group_cleanup(&x, PORT);
-	group_cleanup(&x, PORT + 1);
+	pl_group_cleanup(&x, PORT);
+	pl_group_cleanup(&x, PORT + 1);
 	ctx_cleanup(&x);
 	return ret;
 }

@@ -49,7 +49,7 @@ void tu_ackdrop_detach(struct ackdrop_bpf *s)
 	ackdrop_bpf__destroy(s);
 }
 
-bool kernel_migrates(char *why, size_t size)
+bool tu_kernel_migrates(char *why, size_t size)
 {
 	const char *mode = getenv("SOCKMIG_MODE");
 	struct sockmig_probe p = {0};
@@ -95,7 +95,7 @@ static double exec_ms(void)
 		 : 1e9;
 }
 
-bool machine_too_slow(char *why, size_t size)
+bool tu_machine_too_slow(char *why, size_t size)
 {
 	double ms = exec_ms();
 

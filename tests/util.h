@@ -17,7 +17,7 @@ void tu_ackdrop_detach(struct ackdrop_bpf *s);
 
 /* Whether this kernel migrates a closed listener's queue (sockmig_probe():
  * native, and no SOCKMIG_MODE=legacy); when not, one line in @why. */
-bool kernel_migrates(char *why, size_t size);
+bool tu_kernel_migrates(char *why, size_t size);
 
 /*
  * The precondition of the cases whose verdict depends on speed (a baseline
@@ -28,6 +28,6 @@ bool kernel_migrates(char *why, size_t size);
  * that reason where the rest cannot be met. Measured, never assumed.
  */
 #define SLOW_EXEC_MS 10
-bool machine_too_slow(char *why, size_t size);
+bool tu_machine_too_slow(char *why, size_t size);
 
 #endif

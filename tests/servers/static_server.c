@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * A server of the tests, built with cc -static at test time: it cannot
+ * A server of the tests, built by make with -static (and without, as
+ * dynamic_server, for the cases that need no static binary): static, it cannot
  * take an LD_PRELOAD shim, so only sockmig attach can protect it.
  * Usage: static_server PORT. One SO_REUSEPORT listener on 127.0.0.1:PORT
  * (without SO_REUSEPORT when TEST_NO_REUSEPORT is set, as many servers do;

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Helpers of the tests of sockmig hold and sockmig run: sockmig in the
+ * background, the test server under sockmig run; see runtest.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+#include "proc.h"
+#include "runtest.h"
+#include "sockmig.h"
+#include "util.h"
+
+/* Start `sockmig ARGS...` in the background, output to dir/NAME. */
+pid_t rt_spawn_sockmig(struct ienv *e, const char *log, char *const args[])
+{
+	char *argv[32];
+	char path[128];
+	int n = 0;
+
+	argv[n++] = e->sockmig;
+	for (int i = 0; args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	snprintf(path, sizeof(path), "%s/%s", e->dir, log);
+	return tp_spawn(path, argv, NULL);
+}
+
+bool rt_wait_serving(int port)
+{
+	return it_probe_reply(port, 3000) > 0;
+}
+
+/* Wait up to @ms for @n lines of dir/@log that contain @what. */
+bool rt_wait_log(const struct ienv *e, const char *log, const char *what, int n, int ms)
+{
+	for (int t = 0; t < ms / 10 && it_log_count(e, log, what) < n; t++)
+		burst_sleep_ms(10);
+	return it_log_count(e, log, what) >= n;
+}
+
+/* SM_PASS once the server answers under sockmig run and generation 1 is ready; SM_SKIP when the
+ * tools are missing; SM_FAIL (the log shown) when run does not serve. */
+int rt_run_start(struct runenv *re, char *const extra[])
+{
+	char *args[24];
+	int n = 0;
+
+	if (!it_setup(&re->e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (!it_test_server(&re->e, false, re->bin, sizeof(re->bin)))
+		return SKIP("no test server: make builds it");
+	snprintf(re->port, sizeof(re->port), "%d", RPORT);
+	snprintf(re->cmd, sizeof(re->cmd), "%s", re->bin);
+	if (re->wrap) {
+		FILE *f;
+
+		snprintf(re->cmd, sizeof(re->cmd), "%s/server.sh", re->e.dir);
+		f = fopen(re->cmd, "w");
+		if (!f) {
+			printf("cannot write %s: %s\n", re->cmd, strerror(errno));
+			return SM_FAIL;
+		}
+		fprintf(f,
+			"#!/bin/sh\n[ -e %s/fail ] && exit 3\n"
+			"[ -e %s/crash ] && exec timeout -s KILL 2 %s \"$@\"\n"
+			"exec %s \"$@\"\n",
+			re->e.dir, re->e.dir, re->bin, re->bin);
+		fclose(f);
+		chmod(re->cmd, 0700);
+	}
+	args[n++] = "run";
+	args[n++] = "--port";
+	args[n++] = re->port;
+	args[n++] = "--grace";
+	args[n++] = "5";
+	for (int i = 0; extra && extra[i] && n < 18; i++)
+		args[n++] = extra[i];
+	args[n++] = "--";
+	args[n++] = re->cmd;
+	args[n++] = re->port;
+	args[n] = NULL;
+	re->run = rt_spawn_sockmig(&re->e, "run.log", args);
+	re->reply = it_probe_reply(RPORT, 3000);
+	if (ASSERT_GT(re->reply, 0, "the server answers under sockmig run") &&
+	    ASSERT_TRUE(rt_wait_log(&re->e, "run.log", "ready in", 1, 2000), "generation 1 ready"))
+		return SM_PASS;
+	it_show_log(&re->e, "run.log");
+	return SM_FAIL;
+}
+
+void rt_run_stop(struct runenv *re)
+{
+	tp_stop(re->run);
+	it_teardown(&re->e, RPORT);
+}
+
+/* @name in the directory of sockmig's daemons for this network namespace. */
+void rt_daemon_file(char *buf, size_t len, const char *name)
+{
+	struct stat st = {0};
+
+	stat("/proc/self/ns/net", &st);
+	snprintf(buf, len, "/run/sockmig/%llu/%s", (unsigned long long)st.st_ino, name);
+}
+
+/* The sockmig groups pinned for this network namespace (other namespaces'
+ * are other tests' or real servers'). */
+int rt_groups_here(void)
+{
+	char names[64][SOCKMIG_NAME_MAX], prefix[32];
+	struct stat st = {0};
+	int n, here = 0;
+
+	stat("/proc/self/ns/net", &st);
+	snprintf(prefix, sizeof(prefix), "%llu-", (unsigned long long)st.st_ino);
+	n = sockmig_group_list(NULL, names, 64);
+	for (int i = 0; i < n && i < 64; i++)
+		here += strncmp(names[i], prefix, strlen(prefix)) == 0;
+	return here;
+}
+
+/* The pid a daemon's file names, or 0. */
+pid_t rt_pidfile_pid(const char *name)
+{
+	char path[160];
+	int pid = 0;
+	FILE *f;
+
+	rt_daemon_file(path, sizeof(path), name);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return pid;
+}
+
+bool rt_alive(pid_t pid)
+{
+	return tp_start_time(pid, true) != 0;
+}
+
+bool rt_wait_gone(pid_t pid, int ms)
+{
+	for (int t = 0; t < ms / 10 && rt_alive(pid); t++)
+		burst_sleep_ms(10);
+	return !rt_alive(pid);
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Helpers of the tests of sockmig hold and sockmig run (tests/test_run*.c;
+ * every function here starts with rt_): sockmig started in the background
+ * with its output in a log, and tests/servers/static_server.c under
+ * sockmig run on RPORT.
+ */
+#ifndef SOCKMIG_TESTS_RUNTEST_H
+#define SOCKMIG_TESTS_RUNTEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "itest.h"
+
+#define RPORT	35000
+#define RUN_BIN "./.output/sockmig"
+
+struct runenv {
+	struct ienv e;
+	char bin[128], port[16], cmd[160];
+	bool wrap; /* run the server through a script that fails once dir/fail exists */
+	pid_t run;
+	int reply;
+};
+
+/* Start `sockmig ARGS...` in the background, output to dir/@log. */
+pid_t rt_spawn_sockmig(struct ienv *e, const char *log, char *const args[]);
+/* The server on @port answers within 3 s. */
+bool rt_wait_serving(int port);
+/* Wait up to @ms for @n lines of dir/@log that contain @what. */
+bool rt_wait_log(const struct ienv *e, const char *log, const char *what, int n, int ms);
+/* SM_PASS once the server answers under sockmig run and generation 1 is
+ * ready; SM_SKIP when the tools are missing; SM_FAIL (the log shown) when
+ * run does not serve. */
+int rt_run_start(struct runenv *re, char *const extra[]);
+/* Stop sockmig run, then what the case started (it_teardown()). */
+void rt_run_stop(struct runenv *re);
+/* @name in the directory of sockmig's daemons for this network namespace. */
+void rt_daemon_file(char *buf, size_t len, const char *name);
+/* The sockmig groups pinned for this network namespace (other namespaces'
+ * are other tests' or real servers'). */
+int rt_groups_here(void);
+/* The pid a daemon's file names, or 0. */
+pid_t rt_pidfile_pid(const char *name);
+/* @pid exists and is no zombie. */
+bool rt_alive(pid_t pid);
+/* Wait up to @ms for @pid to be gone. */
+bool rt_wait_gone(pid_t pid, int ms);
+
+#endif
