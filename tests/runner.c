@@ -248,7 +248,18 @@ int main(int argc, char **argv)
 	int passed = 0, failed = 0, skipped = 0, limit = 60, opt;
 	bool verbose = false, list = false, pure = false;
 	struct sigaction sa = {.sa_handler = on_alarm};
+	static const int inherited[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+	sigset_t none;
 	double secs;
+
+	/* The cases and the servers they start see default signal handling,
+	 * whatever started the runner: nohup, a CI shell or a job control-less
+	 * script leave SIGINT and SIGQUIT ignored, which exec keeps, and a
+	 * server told to stop with SIGINT would not. */
+	for (size_t i = 0; i < sizeof(inherited) / sizeof(inherited[0]); i++)
+		signal(inherited[i], SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 
 	while ((opt = getopt(argc, argv, "lpvt:")) != -1) {
 		switch (opt) {
