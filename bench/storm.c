@@ -1167,6 +1167,30 @@ static int prog_stats_read(int fd, struct prog_stats *st, char *err, size_t errl
 	return 0;
 }
 
+/* An sk_reuseport program that only returns SK_PASS: what any program costs
+ * here (the call and the statistics' clock reads), the floor under the
+ * policy's own cost. Its fd, or -1 with @err set. */
+static int empty_prog(char *err, size_t errlen)
+{
+	const struct bpf_insn insns[] = {
+		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = SK_PASS},
+		{.code = BPF_JMP | BPF_EXIT},
+	};
+	struct bpf_prog_load_opts po;
+	int fd;
+
+	memset(&po, 0, sizeof(po));
+	po.sz = sizeof(po);
+	po.expected_attach_type = BPF_SK_REUSEPORT_SELECT;
+	fd = bpf_prog_load(BPF_PROG_TYPE_SK_REUSEPORT, "sm_empty", "Dual BSD/GPL", insns,
+			   sizeof(insns) / sizeof(insns[0]), &po);
+
+	if (fd < 0)
+		snprintf(err, errlen, "cannot load an empty sk_reuseport program: %s",
+			 strerror(errno));
+	return fd;
+}
+
 /* Members of the migration step, and the clients queued on them. */
 #define MIG_LISTENERS 4
 #define MIG_CLIENTS   2000
@@ -1269,7 +1293,7 @@ static void cost_child(const struct storm_opts *o, void *res)
 	struct lg_result *lr = calloc(1, sizeof(*lr));
 	struct prog_stats st0, st1;
 	double secs[2] = {0}, ok[2] = {0};
-	int probe_fd, rfd, stats_fd = -1, pfd = -1;
+	int probe_fd, rfd, stats_fd = -1, pfd = -1, efd = -1;
 	pid_t lpid;
 
 	if (!s || !lr || netns_setup(o, a->r.error, sizeof(a->r.error)) < 0)
@@ -1333,6 +1357,28 @@ static void cost_child(const struct storm_opts *o, void *res)
 	}
 	a->r.rate_off = secs[0] > 0 ? ok[0] / secs[0] : 0;
 	a->r.rate_on = secs[1] > 0 ? ok[1] / secs[1] : 0;
+	/* one more phase, with the empty program: the floor */
+	efd = empty_prog(a->r.error, sizeof(a->r.error));
+	if (efd < 0 || prog_stats_read(efd, &st0, a->r.error, sizeof(a->r.error)) < 0)
+		goto out;
+	if (setsockopt(s->w[0].fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &efd, sizeof(efd)) < 0) {
+		snprintf(a->r.error, sizeof(a->r.error), "cannot attach the empty program: %s",
+			 strerror(errno));
+		goto out;
+	}
+	rfd = start_load(s, a->phase_secs, ~0ull >> 1, &lpid);
+	if (rfd < 0 || !read_full(rfd, lr, sizeof(*lr))) {
+		snprintf(a->r.error, sizeof(a->r.error), "the load generator failed");
+		goto out;
+	}
+	close(rfd);
+	waitpid(lpid, NULL, 0);
+	if (prog_stats_read(efd, &st1, a->r.error, sizeof(a->r.error)) < 0)
+		goto out;
+	a->r.empty_ns = st1.ns - st0.ns;
+	a->r.empty_runs = st1.runs - st0.runs;
+	a->r.failed += lr->started - lr->count[LG_OK];
+	sockmig_group_detach(s->w[0].fd);
 	cost_migration(o, o->port + 1, &a->r);
 out:
 	if (s) {
@@ -1344,6 +1390,8 @@ out:
 	}
 	if (pfd >= 0)
 		close(pfd);
+	if (efd >= 0)
+		close(efd);
 	if (stats_fd >= 0)
 		close(stats_fd);
 	free(s);
