@@ -101,13 +101,22 @@ int storm_run(const struct storm_opts *o, struct storm_result *r);
  * Policy cost: the same N workers, no restarts; phases alternate between
  * no program (the kernel's hash) and sockmig's policy, each a closed-loop
  * load of phase_secs. rate_off / rate_on are in connections per second,
- * summed over the phases of each kind.
+ * summed over the phases of each kind. The program's own cost comes from
+ * the kernel's BPF statistics (enabled for the run): syn_ns over syn_runs
+ * is its run time per SYN over the "on" phases; empty_ns over empty_runs
+ * the same for a program that only returns SK_PASS, in one more phase (the
+ * floor: the call and the statistics' own clock reads); mig_ns over
+ * mig_runs per migrated child, in a last step where members with full
+ * accept queues close (migrated: the children the policy counted there).
  */
 struct cost_result {
 	int phases;
 	double rate_off, rate_on;
 	double phase_rate[64];
 	uint64_t failed;
+	uint64_t syn_ns, syn_runs;
+	uint64_t empty_ns, empty_runs;
+	uint64_t mig_ns, mig_runs, migrated;
 	char error[200];
 };
 int storm_cost(const struct storm_opts *o, int phases, double phase_secs, struct cost_result *r);

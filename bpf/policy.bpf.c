@@ -3,13 +3,16 @@
  * sockmig's select-or-migrate policy for one SO_REUSEPORT group.
  *
  * New SYN (ctx->migrating_sk == NULL):
- *   1. a wake-up connection (source port in "kick") goes to its slot;
+ *   1. a wake-up connection (source port in "kick", looked up only while
+ *      the table says one is pending) goes to its slot;
  *   2. no registered member, an active member beyond the slots
  *      (SM_MAX_MEMBERS), or the maintainer's lease expired (it set one
  *      and stopped renewing it: crashed, killed, stopped): the kernel's
  *      hash decides, over every live listener;
  *   3. else an active member (hash, or weighted when weights differ),
- *      never a draining one; a holder only when no member is active;
+ *      never a draining one; a holder only when no member is active. The
+ *      hashed member is tried first, inline; only when it cannot be
+ *      selected (a stale table) does the search go on through the list;
  *   4. nothing selectable (stale table): the kernel's hash decides.
  * Migration (ctx->migrating_sk != NULL, ctx->sk is the closing listener):
  *   an active member of the newest generation, then any active member
@@ -25,16 +28,12 @@
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
+#include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "policy.h"
 
-#define AF_INET6	 10
-#define TCP_ESTABLISHED	 1
-#define TCP_SYN_RECV	 3
-#define TCP_NEW_SYN_RECV 12
-#define TH_SYN		 0x02
-#define TH_ACK		 0x10
+#define AF_INET6 10 /* <sys/socket.h>, which a BPF program does not include */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
@@ -181,7 +180,9 @@ static __always_inline __u32 weighted_pick(const struct sm_table *t, __u32 r)
 	return lo;
 }
 
-enum { LIST_ACTIVE, LIST_NEWEST, LIST_HOLDER };
+/* Lists of the table; LIST_ACTIVE_NEXT: the active list after its start
+ * member, which the SYN path has tried already. */
+enum { LIST_ACTIVE, LIST_NEWEST, LIST_HOLDER, LIST_ACTIVE_NEXT };
 
 #define TRY_NONE     (-1)
 #define TRY_MISMATCH (-2)
@@ -198,25 +199,26 @@ static __always_inline const struct sm_table *current_table(void)
 }
 
 /*
- * Try the members of one list of the current table from index start on;
- * compat_mask holds the settings (low half) and which of them count
- * (high half). Returns the slot selected, TRY_MISMATCH when the only candidates left
- * had other settings, or TRY_NONE. A member equal to skip_cookie, or
- * whose settings differ from compat under mask, is passed over. A global
- * function, so that the verifier checks the loop once.
+ * Try the members of one list of the current table from index start on
+ * (from start + 1 for LIST_ACTIVE_NEXT); compat_mask holds the settings
+ * (low half) and which of them count (high half). Returns the slot selected,
+ * TRY_MISMATCH when the only candidates left had other settings, or
+ * TRY_NONE. A member equal to skip_cookie, or whose settings differ from
+ * compat under mask, is passed over. A global function in the native
+ * program, so that the verifier checks the loop once.
  */
 SM_TRY_FN int try_list(struct sk_reuseport_md *ctx, __u32 which, __u32 start, __u64 skip_cookie,
 		       __u64 compat_mask)
 {
 	const struct sm_table *t = current_table();
 	__u32 compat = (__u32)compat_mask, mask = compat_mask >> 32;
+	__u32 j, n, slot, idx, first = which == LIST_ACTIVE_NEXT;
 	const __u32 *list;
-	__u32 j, n, slot, idx;
 	int mismatch = 0, found = TRY_NONE;
 
 	if (!t || !ctx)
 		return TRY_NONE;
-	if (which == LIST_ACTIVE) {
+	if (which == LIST_ACTIVE || which == LIST_ACTIVE_NEXT) {
 		list = t->active;
 		n = t->n_active;
 	} else if (which == LIST_NEWEST) {
@@ -232,6 +234,8 @@ SM_TRY_FN int try_list(struct sk_reuseport_md *ctx, __u32 which, __u32 start, __
 	for (j = 0; j < SM_TRY_MAX; j++) {
 		if (j >= n || found >= 0)
 			SM_LOOP_EXIT;
+		if (j < first)
+			continue;
 		idx = (start + j) % n;
 		SM_BOUND(idx);
 		slot = MASK(list[MASK(idx)]);
@@ -249,20 +253,36 @@ SM_TRY_FN int try_list(struct sk_reuseport_md *ctx, __u32 which, __u32 start, __
 	return mismatch ? TRY_MISMATCH : TRY_NONE;
 }
 
+/* The TCP flags and source port of the packet: read in place when its
+ * header is in the linear part (always, for a TCP SYN that reached the
+ * listener lookup), else copied. 0, or -1 when there is no header. */
+static __always_inline int tcp_header(struct sk_reuseport_md *ctx, __u32 *flags, __u16 *sport)
+{
+	const struct tcphdr *th = (const void *)(long)ctx->data;
+	struct tcphdr copy;
+
+	if ((const void *)(th + 1) > (const void *)(long)ctx->data_end) {
+		if (bpf_skb_load_bytes(ctx, 0, &copy, sizeof(copy)))
+			return -1;
+		th = &copy;
+	}
+	*flags = tcp_flag_word(th);
+	*sport = bpf_ntohs(th->source);
+	return 0;
+}
+
 static __always_inline int on_syn(struct sk_reuseport_md *ctx, const struct sm_table *t)
 {
 	struct sm_counters *c;
 	struct sm_gstats *g;
-	__u8 hdr[14];
-	__u32 *kslot, start;
+	__u32 *kslot, flags, start;
 	__u16 sport;
 	int slot, is_syn = 0;
 
-	if (bpf_skb_load_bytes(ctx, 0, hdr, sizeof(hdr)) == 0) {
-		is_syn = (hdr[13] & (TH_SYN | TH_ACK)) == TH_SYN;
-		__builtin_memcpy(&sport, hdr, sizeof(sport));
-		sport = bpf_ntohs(sport);
-		if (is_syn) {
+	if (tcp_header(ctx, &flags, &sport) == 0) {
+		is_syn = (flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+		/* a wake-up connection: only while user space has one pending */
+		if (is_syn && t->kick_pending) {
 			kslot = bpf_map_lookup_elem(&kick, &sport);
 			if (kslot && !select_slot(ctx, MASK(*kslot))) {
 				c = member_counters(t->cookie[MASK(*kslot)]);
@@ -292,7 +312,12 @@ static __always_inline int on_syn(struct sk_reuseport_md *ctx, const struct sm_t
 			start = weighted_pick(t, ctx->hash % t->total_weight);
 		else
 			start = ctx->hash % t->n_active;
-		slot = try_list(ctx, LIST_ACTIVE, start, 0, 0);
+		/* the hashed member first, without a call (try_list's first try) */
+		if (start >= t->n_active)
+			start = 0;
+		slot = MASK(t->active[MASK(start)]);
+		if (select_slot(ctx, slot))
+			slot = try_list(ctx, LIST_ACTIVE_NEXT, start, 0, 0);
 	}
 	if (slot < 0 && t->n_holder)
 		slot = try_list(ctx, LIST_HOLDER, ctx->hash % t->n_holder, 0, 0);
@@ -323,9 +348,9 @@ static __always_inline int on_migrate(struct sk_reuseport_md *ctx, const struct 
 
 	if (!child || !ctx->sk)
 		return SK_PASS;
-	if (child->state == TCP_ESTABLISHED)
+	if (child->state == BPF_TCP_ESTABLISHED)
 		kind = SM_KIND_ESTABLISHED;
-	else if (child->state == TCP_SYN_RECV)
+	else if (child->state == BPF_TCP_SYN_RECV)
 		kind = SM_KIND_TFO;
 	else if (ctx->len == 0)
 		kind = SM_KIND_REQ_TIMER;

@@ -105,6 +105,11 @@ struct sm_table {
 	__u32 cumw[SM_MAX_MEMBERS];   /* cumulative weights of active[] */
 	__u32 newest[SM_MAX_MEMBERS];
 	__u32 holder[SM_MAX_MEMBERS];
+	/* "kick" holds an entry: SYNs look their source port up there. In
+	 * the 4 bytes of padding before cookie[] (see lib/abi_check.c): every
+	 * other field keeps its offset and the table its size, so that a group
+	 * pinned by an earlier version runs on (its program ignores the flag). */
+	__u32 kick_pending;
 	__u64 cookie[SM_MAX_MEMBERS]; /* by slot */
 	__u32 compat[SM_MAX_MEMBERS]; /* by slot */
 };

@@ -349,7 +349,7 @@ static int bench_storm(struct bench_cfg *c)
 static int bench_cost(struct bench_cfg *c)
 {
 	struct cost_result r;
-	double ratio;
+	double ratio, syn_ns, empty_ns, mig_ns;
 
 	if (!json_output)
 		printf("sockmig bench cost: %d workers, concurrency %u, %llu alternating phases of "
@@ -363,6 +363,9 @@ static int bench_cost(struct bench_cfg *c)
 		return 1;
 	}
 	ratio = r.rate_off > 0 ? r.rate_on / r.rate_off : 0;
+	syn_ns = r.syn_runs ? (double)r.syn_ns / (double)r.syn_runs : 0;
+	mig_ns = r.mig_runs ? (double)r.mig_ns / (double)r.mig_runs : 0;
+	empty_ns = r.empty_runs ? (double)r.empty_ns / (double)r.empty_runs : 0;
 	if (json_output) {
 		jw_open(NULL, '{');
 		jw_str("mode", "cost");
@@ -375,6 +378,13 @@ static int bench_cost(struct bench_cfg *c)
 		jw_f64("rate_on", r.rate_on);
 		jw_f64("ratio", ratio);
 		jw_u64("failed", r.failed);
+		jw_f64("policy_ns_per_syn", syn_ns);
+		jw_u64("policy_syn_runs", r.syn_runs);
+		jw_f64("empty_ns_per_syn", empty_ns);
+		jw_u64("empty_syn_runs", r.empty_runs);
+		jw_f64("policy_ns_per_migration", mig_ns);
+		jw_u64("policy_migration_runs", r.mig_runs);
+		jw_u64("migrated", r.migrated);
 		jw_close('}');
 		jw_end();
 	} else {
@@ -384,6 +394,12 @@ static int bench_cost(struct bench_cfg *c)
 		printf("\nno program   %10.0f conn/s\npolicy       %10.0f conn/s\n"
 		       "ratio        %10.3f (target >= 0.98)\nfailed       %10llu\n",
 		       r.rate_off, r.rate_on, ratio, (unsigned long long)r.failed);
+		printf("\npolicy ns/run (SYN)        %8.1f over %llu runs (target <= 60)\n"
+		       "empty program ns/run (SYN) %8.1f over %llu runs (the floor)\n"
+		       "policy ns/run (migration)  %8.1f over %llu runs, %llu children migrated\n",
+		       syn_ns, (unsigned long long)r.syn_runs, empty_ns,
+		       (unsigned long long)r.empty_runs, mig_ns, (unsigned long long)r.mig_runs,
+		       (unsigned long long)r.migrated);
 	}
 	return 0;
 }

@@ -26,6 +26,15 @@ SAME(SOCKMIG_KIND_REQ_TIMER, SM_KIND_REQ_TIMER);
 SAME(SOCKMIG_KIND_REQ_ACK, SM_KIND_REQ_ACK);
 SAME(SOCKMIG_KIND_MAX, SM_KIND_MAX);
 
+/* The pending-kick flag took the padding before cookie[]: the table keeps
+ * the layout and size that groups pinned by earlier versions have. */
+_Static_assert(__builtin_offsetof(struct sm_table, kick_pending) + sizeof(__u32) ==
+		       __builtin_offsetof(struct sm_table, cookie),
+	       "kick_pending fills the padding before cookie[]");
+_Static_assert(sizeof(struct sm_table) ==
+		       7 * 4 + 4 * 4 * SM_MAX_MEMBERS + 4 + 8 * SM_MAX_MEMBERS + 4 * SM_MAX_MEMBERS,
+	       "struct sm_table keeps its size");
+
 /* struct sockmig_counters is struct sm_counters under public names, field
  * for field, in the same order. */
 #define SAME_COUNTER(pub, bpf)                                                                     \

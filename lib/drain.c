@@ -20,7 +20,8 @@
 
 /*
  * Make one connection that the policy steers to @slot, so that its owner
- * is woken even where the kernel queued migrated children silently.
+ * is woken even where the kernel queued migrated children silently. Under
+ * the lock: the table says when a kick is pending.
  */
 static int kick_slot(struct sockmig_group *g, uint32_t slot)
 {
@@ -47,6 +48,10 @@ static int kick_slot(struct sockmig_group *g, uint32_t slot)
 		err = -errno;
 		goto close_sock;
 	}
+	/* the program looks "kick" up only while the table says so */
+	err = sm_rebuild_table(g);
+	if (err)
+		goto unkick;
 	if (connect(s, &dst.sa, dst.len) < 0 && errno != EINPROGRESS) {
 		err = -errno;
 	} else {
@@ -55,7 +60,9 @@ static int kick_slot(struct sockmig_group *g, uint32_t slot)
 		if (poll(&pfd, 1, 1000) != 1)
 			err = -ETIMEDOUT;
 	}
+unkick:
 	bpf_map_delete_elem(g->fd_kick, &sport);
+	sm_rebuild_table(g);
 close_sock:
 	close(s);
 	return err;
@@ -271,15 +278,22 @@ int sockmig_member_kick(struct sockmig_group *g, uint64_t cookie)
 
 	if (!g || !cookie)
 		return sm_fail(EINVAL, "kick: no group or no cookie");
+	err = sm_group_lock(g);
+	if (err)
+		return err;
+	err = -ENOENT;
 	recs = sm_read_members(g, &n);
-	if (!recs)
+	if (!recs) {
+		sm_group_unlock(g);
 		return sm_fail(ENOMEM, "out of memory");
+	}
 	for (int i = 0; i < n; i++) {
 		if (recs[i].cookie != cookie)
 			continue;
 		err = recs[i].live ? kick_slot(g, recs[i].m.slot) : -ENOTCONN;
 		break;
 	}
+	sm_group_unlock(g);
 	free(recs);
 	if (err == -ENOENT)
 		return sm_fail(ENOENT, "kick: no member with cookie %llu",

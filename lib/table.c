@@ -69,12 +69,14 @@ int sm_write_table(struct sockmig_group *g, struct member_rec *recs, int n)
 {
 	struct sm_table *t;
 	uint32_t zero = 0, cur = 0, next;
+	uint16_t kick_port;
 	int err = 0;
 
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return sm_fail(ENOMEM, "out of memory");
-	sm_table_build(t, recs, n);
+	/* a wake-up connection pending (kick_slot(), drain.c): SYNs look there */
+	sm_table_build(t, recs, n, bpf_map_get_next_key(g->fd_kick, NULL, &kick_port) == 0);
 	bpf_map_lookup_elem(g->fd_tabidx, &zero, &cur);
 	next = (cur & 1) ^ 1;
 	if (bpf_map_update_elem(g->fd_table, &next, t, BPF_ANY) < 0 ||

@@ -20,8 +20,10 @@ struct member_rec {
 };
 
 /* The selection table for members @recs (sorted here by slot) into @t,
- * zeroed by the caller. Pure: no map, no fd, no allocation. */
-SM_HIDDEN void sm_table_build(struct sm_table *t, struct member_rec *recs, int n);
+ * zeroed by the caller; @kick_pending: a wake-up connection is pending (an
+ * entry in "kick"). Pure: no map, no fd, no allocation. */
+SM_HIDDEN void sm_table_build(struct sm_table *t, struct member_rec *recs, int n,
+			      bool kick_pending);
 
 /* qsort() order of member_rec by slot. */
 SM_HIDDEN int sm_cmp_slot(const void *a, const void *b);

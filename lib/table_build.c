@@ -28,9 +28,11 @@ static bool gen_newer(uint32_t a, uint32_t b)
 
 /*
  * The selection table for members @recs (sorted here by slot) into @t,
- * zeroed by the caller. Pure: no map, no fd, no allocation.
+ * zeroed by the caller; @kick_pending: a wake-up connection is pending, the
+ * program looks SYNs up in "kick" only then. Pure: no map, no fd, no
+ * allocation.
  */
-void sm_table_build(struct sm_table *t, struct member_rec *recs, int n)
+void sm_table_build(struct sm_table *t, struct member_rec *recs, int n, bool kick_pending)
 {
 	uint32_t sum = 0;
 	bool weighted = false;
@@ -78,4 +80,5 @@ void sm_table_build(struct sm_table *t, struct member_rec *recs, int n)
 			    recs[j].m.generation == t->newest_gen)
 				t->newest[t->n_newest++] = s;
 	}
+	t->kick_pending = kick_pending;
 }

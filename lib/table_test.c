@@ -48,6 +48,7 @@ static bool table_eq(const char *set, const struct sm_table *got, const struct s
 	ok &= field_eq(set, "total_weight", -1, got->total_weight, want->total_weight);
 	ok &= field_eq(set, "newest_gen", -1, got->newest_gen, want->newest_gen);
 	ok &= field_eq(set, "n_unslotted", -1, got->n_unslotted, want->n_unslotted);
+	ok &= field_eq(set, "kick_pending", -1, got->kick_pending, want->kick_pending);
 	for (int i = 0; i < SM_MAX_MEMBERS; i++) {
 		ok &= field_eq(set, "active", i, got->active[i], want->active[i]);
 		ok &= field_eq(set, "cumw", i, got->cumw[i], want->cumw[i]);
@@ -71,7 +72,7 @@ static bool check(const char *set, struct member_rec *recs, int n, struct sm_tab
 		free(want);
 		return false;
 	}
-	sm_table_build(got, recs, n);
+	sm_table_build(got, recs, n, want->kick_pending);
 	ok = table_eq(set, got, want);
 	free(got);
 	free(want);
@@ -233,5 +234,39 @@ SM_PURE(table_build_cumulative_weights_exact)
 		set_u32(want->newest, (const __u32[]){1, 2}, 2);
 	}
 	ok &= check("equal weights", equal, N_RECS(equal), want);
+	return ok ? SM_PASS : SM_FAIL;
+}
+
+/*
+ * A wake-up connection pending: the table says so (the program looks SYNs
+ * up in "kick" only then), and everything else is built as without it.
+ */
+SM_PURE(table_build_kick_pending_exact)
+{
+	struct member_rec recs[] = {
+		REC(52, 1, A, 3, 1, 0, true),
+		REC(51, 0, D, 3, 1, 0, true),
+	};
+	struct sm_table *want = calloc(1, sizeof(*want));
+	bool ok = true;
+
+	if (want) {
+		want->kick_pending = 1;
+		want->n_registered = 2;
+		want->cookie[0] = 51;
+		want->cookie[1] = 52;
+		want->n_active = 1;
+		want->active[0] = 1;
+		want->cumw[0] = 1;
+		want->newest_gen = 3;
+		want->n_newest = 1;
+		want->newest[0] = 1;
+	}
+	ok &= check("kick pending", recs, N_RECS(recs), want);
+
+	want = calloc(1, sizeof(*want));
+	if (want)
+		want->kick_pending = 1;
+	ok &= check("kick pending, no member", recs, 0, want);
 	return ok ? SM_PASS : SM_FAIL;
 }

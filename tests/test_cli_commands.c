@@ -305,6 +305,40 @@ out:
 	return ret;
 }
 
+/*
+ * bench cost reads the program's own cost from the kernel's BPF statistics:
+ * its runs over the "on" phases (one per SYN), and in the migration step
+ * one run per migrated child, exactly the children the policy counted.
+ */
+SM_TEST(bench_cost_reports_program_cost)
+{
+	char *out = malloc(65536), err[8192];
+	int rc, ret = SM_FAIL;
+
+	if (!out)
+		return SM_FAIL;
+	if (!ct_have_tool()) {
+		free(out);
+		return SKIP("no .output/sockmig: run from the repository root");
+	}
+	rc = ct_run("--json bench cost --phases 2 --phase-secs 1", out, 65536, err, sizeof(err));
+	if (!ASSERT_EQ(rc, 0, "bench exit status") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['policy_syn_runs'] > 1000 and "
+					    "j['policy_ns_per_syn'] > 0"),
+			 "runs and ns per SYN") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['migrated'] >= 1500 and "
+					    "j['policy_migration_runs'] == j['migrated'] and "
+					    "j['policy_ns_per_migration'] > 0"),
+			 "one run per migrated child"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		printf("stdout: %s\nstderr: %s\n", out, err);
+	free(out);
+	return ret;
+}
+
 #define PIN_DIR	 "/sys/fs/bpf/sockmig"
 #define N_DECOYS 300 /* before and after the group: beyond 256 either way */
 

@@ -904,6 +904,106 @@ out:
 	return ret;
 }
 
+/* Slot of member @fd, -1 when it is not one. */
+static int slot_of(struct sockmig_group *g, int fd)
+{
+	struct sockmig_member_info info[8];
+	int n = sockmig_members(g, info, 8);
+
+	for (int i = 0; i < n && i < 8; i++)
+		if (info[i].cookie == sockmig_cookie(fd))
+			return (int)info[i].slot;
+	return -1;
+}
+
+/*
+ * SYN counters belong to the member, not to its slot: A gets 50 SYNs,
+ * closes without leaving (the kernel frees its slot) and stays registered;
+ * C takes A's slot and gets 40 (B is draining). A keeps 50 and C has 40.
+ */
+SM_TEST(policy_syn_counters_survive_slot_reuse)
+{
+	int l[3] = {-1, -1, -1}, per[3] = {0}, ret = SM_FAIL, slot_a;
+	struct sockmig_counters ca = {0}, cc = {0};
+	struct sockmig_group *g = NULL;
+	uint64_t cookie_a;
+
+	for (int i = 0; i < 2; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
+	    !ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_DRAINING, 1, 1), "register B (draining)") ||
+	    !ASSERT_EQ(burst(AF_INET, l, 2, 50, per), 50, "accepted") ||
+	    !ASSERT_EQ(per[0], 50, "all on A"))
+		goto out;
+	cookie_a = sockmig_cookie(l[0]);
+	slot_a = slot_of(g, l[0]);
+	close(l[0]);
+	l[0] = -1;
+	if (!ASSERT_OK(l[2] = burst_listener(AF_INET, PORT, 1024, 0), "listener C") ||
+	    !ASSERT_OK(add(g, l[2], SOCKMIG_ROLE_ACTIVE, 2, 1), "register C") ||
+	    !ASSERT_EQ(slot_of(g, l[2]), slot_a, "C in A's slot"))
+		goto out;
+	memset(per, 0, sizeof(per));
+	if (!ASSERT_EQ(burst(AF_INET, &l[1], 2, 40, &per[1]), 40, "accepted") ||
+	    !ASSERT_EQ(per[2], 40, "all on C"))
+		goto out;
+	if (!ASSERT_OK(sockmig_counters_read(g, cookie_a, &ca), "A's counters") ||
+	    !ASSERT_OK(sockmig_counters_read(g, sockmig_cookie(l[2]), &cc), "C's counters"))
+		goto out;
+	printf("slot %d: A steered %llu, C steered %llu\n", slot_a, (unsigned long long)ca.steered,
+	       (unsigned long long)cc.steered);
+	if (!ASSERT_EQ(ca.steered, 50, "A keeps its 50") ||
+	    !ASSERT_EQ(cc.steered, 40, "C has its 40") || !ASSERT_EQ(steered(g, l[1]), 0, "B"))
+		goto out;
+	ret = SM_PASS;
+out:
+	cleanup(g, l, 3);
+	return ret;
+}
+
+/*
+ * A wake-up connection goes to the member asked for, whatever the hash
+ * says, and counts as kicked, not steered: 20 kicks of B, with A and B
+ * active, put 20 connections in B's queue and none in A's.
+ */
+SM_TEST(policy_kick_goes_to_its_member)
+{
+	int l[2] = {-1, -1}, ret = SM_FAIL;
+	struct sockmig_counters ca = {0}, cb = {0};
+	struct sockmig_group *g = NULL;
+
+	for (int i = 0; i < 2; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
+	    !ASSERT_OK(add(g, l[1], SOCKMIG_ROLE_ACTIVE, 1, 1), "register B"))
+		goto out;
+	for (int i = 0; i < 20; i++)
+		if (!ASSERT_OK(sockmig_member_kick(g, sockmig_cookie(l[1])), sockmig_last_error()))
+			goto out;
+	if (!ASSERT_TRUE(burst_wait_queue(l[1], 20, 2000), "20 queued on B") ||
+	    !ASSERT_EQ(burst_accept_queue(l[1]), 20, "exactly 20 on B") ||
+	    !ASSERT_EQ(burst_accept_queue(l[0]), 0, "none on A") ||
+	    !ASSERT_OK(sockmig_counters_read(g, sockmig_cookie(l[0]), &ca), "A's counters") ||
+	    !ASSERT_OK(sockmig_counters_read(g, sockmig_cookie(l[1]), &cb), "B's counters"))
+		goto out;
+	printf("A kicked %llu steered %llu, B kicked %llu steered %llu\n",
+	       (unsigned long long)ca.kicked, (unsigned long long)ca.steered,
+	       (unsigned long long)cb.kicked, (unsigned long long)cb.steered);
+	if (!ASSERT_EQ(cb.kicked, 20, "B kicked") || !ASSERT_EQ(cb.steered, 0, "B steered") ||
+	    !ASSERT_EQ(ca.kicked + ca.steered, 0, "A"))
+		goto out;
+	ret = SM_PASS;
+out:
+	cleanup(g, l, 2);
+	return ret;
+}
+
 /*
  * Part of a group's pins removed (here the selection table): the next open
  * makes new maps for what is missing, and the program it attaches must
