@@ -99,20 +99,37 @@ int it_probe_reply(int port, int timeout_ms)
 	return -1;
 }
 
+static volatile int load_stop;
+
+static void load_stop_asked(int sig)
+{
+	(void)sig;
+	load_stop = 1;
+}
+
 int it_start_load_rate(int port, int reply_len, double secs, unsigned rate, int timeout_ms,
 		       pid_t *pid)
 {
+	sigset_t usr1, old;
 	int p[2];
 
 	if (pipe(p) < 0)
 		return -1;
+	/* SIGUSR1 (it_stop_load) stays pending until the child can take it */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
 	*pid = fork();
 	if (*pid == 0) {
+		struct sigaction sa = {.sa_handler = load_stop_asked};
 		struct lg_opts o = {0};
 		struct lg_result *r = calloc(1, sizeof(*r));
 		size_t done = 0;
 
+		sigaction(SIGUSR1, &sa, NULL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		close(p[0]);
+		o.stop = &load_stop;
 		o.dstlen = burst_addr(AF_INET, port, &o.dst);
 		o.max_conns = 10000000;
 		o.max_secs = secs;
@@ -133,8 +150,14 @@ int it_start_load_rate(int port, int reply_len, double secs, unsigned rate, int 
 		}
 		_exit(0);
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(p[1]);
 	return p[0];
+}
+
+void it_stop_load(pid_t pid)
+{
+	kill(pid, SIGUSR1);
 }
 
 int it_start_load(int port, int reply_len, double secs, pid_t *pid)

@@ -40,6 +40,9 @@ int it_probe_reply(int port, int timeout_ms);
 int it_start_load(int port, int reply_len, double secs, pid_t *pid);
 int it_start_load_rate(int port, int reply_len, double secs, unsigned rate, int timeout_ms,
 		       pid_t *pid);
+/* Ask the load to start no more connections: it finishes those in flight
+ * and reports (it_finish_load) before its time is up. */
+void it_stop_load(pid_t pid);
 bool it_finish_load(int rfd, pid_t pid, struct lg_result *r);
 void it_print_result(const char *what, enum imode m, const struct lg_result *r, int reloads);
 /* `sockmig attach --port P --foreground` in the background. */
