@@ -619,8 +619,8 @@ int shim_listener_release_entry(int fd, const struct shim_entry *e, shim_op_fn o
 			shim_debug("fd %d closed: not the last reference to its socket", fd);
 		else if (refs < 0 && !(locked && shim_delegate(fd, e)))
 			shim_debug("fd %d closed: cannot tell whether other processes hold its "
-				   "socket: closed only",
-				   fd);
+				   "socket (%s): closed only",
+				   fd, shim_refs_why);
 	}
 	last = have && refs == 0;
 	if (last) {

@@ -31,6 +31,8 @@
 /* How long a close waits for another holder's decision. */
 #define LOCK_WAIT_MS 2000
 
+__thread char shim_refs_why[96];
+
 bool shim_refs_lock(int fd)
 {
 	struct timespec nap = {0, 20000};
@@ -43,9 +45,16 @@ bool shim_refs_lock(int fd)
 		fl.l_whence = SEEK_SET;
 		if (shim_real.fcntl(fd, F_SETLK, &fl) == 0)
 			return true;
-		if ((errno != EAGAIN && errno != EACCES && errno != EINTR) ||
-		    waited_ns >= LOCK_WAIT_MS * 1000000L)
+		if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
+			snprintf(shim_refs_why, sizeof(shim_refs_why), "its lock: %s",
+				 strerror(errno));
 			return false;
+		}
+		if (waited_ns >= LOCK_WAIT_MS * 1000000L) {
+			snprintf(shim_refs_why, sizeof(shim_refs_why),
+				 "another process held its lock for %d ms", LOCK_WAIT_MS);
+			return false;
+		}
 		/* another holder decides: it takes a scan, rarely a drain */
 		nanosleep(&nap, NULL);
 		waited_ns += nap.tv_nsec;
@@ -86,10 +95,17 @@ static int holds(int procfd, const char *pid, int skip, const char *want, size_t
 
 	snprintf(path, sizeof(path), "%s/fd", pid);
 	dfd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return errno == ENOENT || errno == ESRCH ? 0 : -1; /* gone: holds nothing */
+	if (dfd < 0 && (errno == ENOENT || errno == ESRCH))
+		return 0; /* gone: holds nothing */
+	if (dfd < 0) {
+		snprintf(shim_refs_why, sizeof(shim_refs_why), "/proc/%s/fd: %s", pid,
+			 strerror(errno));
+		return -1;
+	}
 	d = fdopendir(dfd);
 	if (!d) {
+		snprintf(shim_refs_why, sizeof(shim_refs_why), "/proc/%s/fd: %s", pid,
+			 strerror(errno));
 		shim_real.close(dfd);
 		return -1;
 	}
@@ -115,8 +131,10 @@ int shim_refs_others(unsigned long ino, int fd)
 	wlen = (size_t)snprintf(want, sizeof(want), "socket:[%lu]", ino);
 	snprintf(self, sizeof(self), "%d", (int)getpid());
 	proc = opendir("/proc");
-	if (!proc)
+	if (!proc) {
+		snprintf(shim_refs_why, sizeof(shim_refs_why), "/proc: %s", strerror(errno));
 		return -1;
+	}
 	/* this process first (a dup), then its parent (a pre-fork master, a
 	 * fork-per-connection server: /proc lists fds in ascending order, and
 	 * listeners come early), then every process */

@@ -215,6 +215,9 @@ void shim_refs_unlock(int fd);
 /* References to the socket with inode @ino other than fd @fd of this
  * process: > 0 some, 0 none, < 0 unknown (a process could not be read). */
 int shim_refs_others(unsigned long ino, int fd);
+/* Why the last shim_refs_lock() or shim_refs_others() of this thread
+ * could not answer (for the debug line). */
+extern __thread char shim_refs_why[96];
 
 /* ---- decisions handed to a root ancestor (delegate.c) ------------------ */
 
