@@ -1,16 +1,25 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* The XDP ACK dropper of the tests, what the kernel can do; see util.h. */
+/* The XDP ACK dropper of the tests, what the kernel can do, groups and
+ * members; see util.h. */
+#include <arpa/inet.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ackdrop.skel.h"
+#include "harness.h"
 #include "sockmig.h"
 #include "util.h"
 
@@ -106,4 +115,77 @@ bool tu_machine_too_slow(char *why, size_t size)
 		 "(emulated?)",
 		 ms, SLOW_EXEC_MS);
 	return true;
+}
+
+/* ---- groups and members ---- */
+
+/* Open a connection burst of n clients and count where they were queued:
+ * per[i] += children accepted from lfds[i]. Returns the total accepted. */
+int tu_burst(int family, const int *lfds, int nl, int n, int *per)
+{
+	struct burst *c = calloc(1, sizeof(*c));
+	int total = 0, fd;
+
+	if (!c)
+		return -1;
+	if (burst_start(c, family, TU_BURST_PORT, n, false) == 0 && burst_connected(c, 3000) == n) {
+		unsigned long long end = burst_now_ms() + 3000;
+
+		while (total < n && burst_now_ms() < end) {
+			for (int i = 0; i < nl; i++) {
+				while ((fd = accept4(lfds[i], NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+					struct linger lg = {1, 0};
+
+					setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+					close(fd);
+					per[i]++;
+					total++;
+				}
+			}
+			if (total < n)
+				burst_sleep_ms(1);
+		}
+	}
+	for (int k = 0; k < c->n; k++) {
+		struct linger lg = {1, 0};
+
+		if (c->fd[k] >= 0)
+			setsockopt(c->fd[k], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	burst_close(c);
+	free(c);
+	return total;
+}
+
+int tu_add(struct sockmig_group *g, int fd, enum sockmig_role role, uint32_t gen, uint32_t weight)
+{
+	SOCKMIG_OPTS(sockmig_member_opts, o, .role = role, .generation = gen, .weight = weight);
+
+	return sockmig_member_add(g, fd, &o);
+}
+
+int tu_set_role(struct sockmig_group *g, int fd, enum sockmig_role role)
+{
+	SOCKMIG_OPTS(sockmig_member_opts, o, .role = role);
+
+	return sockmig_member_set(g, sockmig_cookie(fd), &o);
+}
+
+uint64_t tu_steered(struct sockmig_group *g, int fd)
+{
+	struct sockmig_counters c = {0};
+
+	sockmig_counters_read(g, sockmig_cookie(fd), &c);
+	return c.steered;
+}
+
+void tu_cleanup(struct sockmig_group *g, int *fds, int n)
+{
+	if (g) {
+		sockmig_group_destroy(g);
+		sockmig_group_close(g);
+	}
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 }

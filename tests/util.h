@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Helpers of the tests: the bursts of bench/burst.h and the ACK dropper. */
+/* Helpers of the tests (every name here starts with tu_): the bursts of
+ * bench/burst.h and the ACK dropper, groups and members. */
 #ifndef SOCKMIG_TESTS_UTIL_H
 #define SOCKMIG_TESTS_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "burst.h"
+#include "sockmig.h"
 
 /* The XDP ACK dropper on lo. */
 struct ackdrop_bpf;
@@ -29,5 +33,21 @@ bool tu_kernel_migrates(char *why, size_t size);
  */
 #define SLOW_EXEC_MS 10
 bool tu_machine_too_slow(char *why, size_t size);
+
+/* ---- groups and members (on TU_BURST_PORT) ---- */
+
+#define TU_BURST_PORT 32000
+
+/* Open a connection burst of n clients and count where they were queued:
+ * per[i] += children accepted from lfds[i]. Returns the total accepted. */
+int tu_burst(int family, const int *lfds, int nl, int n, int *per);
+/* Register @fd with @role, @gen and @weight. */
+int tu_add(struct sockmig_group *g, int fd, enum sockmig_role role, uint32_t gen, uint32_t weight);
+/* Set the role of member @fd. */
+int tu_set_role(struct sockmig_group *g, int fd, enum sockmig_role role);
+/* The SYNs steered to member @fd. */
+uint64_t tu_steered(struct sockmig_group *g, int fd);
+/* Destroy and close @g (when not NULL), close the fds >= 0 of @fds. */
+void tu_cleanup(struct sockmig_group *g, int *fds, int n);
 
 #endif
