@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The XDP ACK dropper of the tests, what the kernel can do, groups and
- * members; see util.h. */
+ * members, legacy drains; see util.h. */
 #include <arpa/inet.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
@@ -188,4 +188,136 @@ void tu_cleanup(struct sockmig_group *g, int *fds, int n)
 	for (int i = 0; i < n; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+}
+
+/* ---- legacy drains ---- */
+
+int tu_sink_accept(int fd, void *ctx)
+{
+	struct tu_sink *s = ctx;
+	int err = 0;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->n < TU_SINK_MAX)
+		s->fd[s->n++] = fd;
+	else
+		err = -ENOSPC;
+	pthread_mutex_unlock(&s->mu);
+	if (err)
+		close(fd);
+	return err;
+}
+
+/* Answer every connection of the sink (read BURST_REQUEST, write
+ * BURST_REPLY, close). Returns how many were answered. */
+int tu_sink_serve(struct tu_sink *s, int timeout_ms)
+{
+	unsigned long long end = burst_now_ms() + (unsigned long long)timeout_ms;
+	const int reqlen = (int)strlen(BURST_REQUEST);
+	int *got = calloc((size_t)s->n + 1, sizeof(*got)), left = s->n, answered = 0;
+	struct pollfd *p = calloc((size_t)s->n + 1, sizeof(*p));
+
+	if (!got || !p)
+		goto out;
+	for (int i = 0; i < s->n; i++)
+		fcntl(s->fd[i], F_SETFL, fcntl(s->fd[i], F_GETFL) | O_NONBLOCK);
+	while (left > 0 && burst_now_ms() < end) {
+		for (int i = 0; i < s->n; i++) {
+			p[i].fd = s->fd[i];
+			p[i].events = POLLIN;
+			p[i].revents = 0;
+		}
+		if (poll(p, (nfds_t)s->n, 20) <= 0)
+			continue;
+		for (int i = 0; i < s->n; i++) {
+			char buf[256];
+			ssize_t n;
+
+			if (s->fd[i] < 0 || !p[i].revents)
+				continue;
+			n = read(s->fd[i], buf, sizeof(buf));
+			if (n > 0)
+				got[i] += (int)n;
+			if (n > 0 && got[i] >= reqlen &&
+			    write(s->fd[i], BURST_REPLY, strlen(BURST_REPLY)) > 0)
+				answered++;
+			if (n == 0 || (n < 0 && errno != EAGAIN) || got[i] >= reqlen) {
+				close(s->fd[i]);
+				s->fd[i] = -1;
+				left--;
+			}
+		}
+	}
+out:
+	for (int i = 0; i < s->n; i++)
+		if (s->fd[i] >= 0)
+			close(s->fd[i]);
+	s->n = 0;
+	free(got);
+	free(p);
+	return answered;
+}
+
+struct sockmig_group *tu_open_legacy(int fd)
+{
+	SOCKMIG_OPTS(sockmig_group_opts, go, .policy = SOCKMIG_POLICY_LEGACY);
+	struct sockmig_group *g = sockmig_group_open(fd, &go);
+
+	if (g && sockmig_group_policy(g) != SOCKMIG_POLICY_LEGACY) {
+		printf("group policy %s, expected legacy\n",
+		       sockmig_policy_str(sockmig_group_policy(g)));
+		sockmig_group_close(g);
+		return NULL;
+	}
+	return g;
+}
+
+int tu_add_gen(struct sockmig_group *g, int fd, uint32_t gen)
+{
+	SOCKMIG_OPTS(sockmig_member_opts, o, .generation = gen);
+
+	return sockmig_member_add(g, fd, &o);
+}
+
+void tu_legacy_report(const struct sockmig_legacy_drain_report *r)
+{
+	printf("drain: inflight_start %u queued_start %u late_syns %u accepted %llu refused %llu "
+	       "abandoned %u deadline_hit %d deadline %u ms wait %.1f ms elapsed %.1f ms\n",
+	       r->inflight_start, r->queued_start, r->late_syns, (unsigned long long)r->accepted,
+	       (unsigned long long)r->refused, r->abandoned, r->deadline_hit, r->deadline_ms,
+	       (double)r->wait_ns / 1e6, (double)r->elapsed_ns / 1e6);
+}
+
+static void *drain_thread(void *arg)
+{
+	struct tu_drain_job *j = arg;
+
+	if (j->legacy)
+		j->err = sockmig_member_drain_legacy(j->g, j->fd, &j->opts, &j->rep);
+	else
+		j->err = sockmig_member_drain(j->g, j->fd, NULL, &j->nrep);
+	return NULL;
+}
+
+int tu_drain_start(struct tu_drain_job *j)
+{
+	int err = pthread_create(&j->th, NULL, drain_thread, j);
+
+	return err ? -err : 0;
+}
+
+int tu_drain_join(struct tu_drain_job *j)
+{
+	pthread_join(j->th, NULL);
+	if (j->legacy)
+		tu_legacy_report(&j->rep);
+	return j->err;
+}
+
+bool tu_listening(int fd)
+{
+	int val = 0;
+	socklen_t len = sizeof(val);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) == 0 && val;
 }

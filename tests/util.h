@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* Helpers of the tests (every name here starts with tu_): the bursts of
- * bench/burst.h and the ACK dropper, groups and members. */
+ * bench/burst.h and the ACK dropper, groups and members, legacy drains. */
 #ifndef SOCKMIG_TESTS_UTIL_H
 #define SOCKMIG_TESTS_UTIL_H
 
@@ -49,5 +49,47 @@ int tu_set_role(struct sockmig_group *g, int fd, enum sockmig_role role);
 uint64_t tu_steered(struct sockmig_group *g, int fd);
 /* Destroy and close @g (when not NULL), close the fds >= 0 of @fds. */
 void tu_cleanup(struct sockmig_group *g, int *fds, int n);
+
+/* ---- legacy drains ---- */
+
+#define TU_SINK_MAX 4096
+
+/* The connections a drain accepted, for the test to answer. */
+struct tu_sink {
+	pthread_mutex_t mu;
+	int fd[TU_SINK_MAX];
+	int n;
+};
+
+/* The on_accept of a drain: keep @fd in the sink @ctx. */
+int tu_sink_accept(int fd, void *ctx);
+/* Answer every connection of the sink (read BURST_REQUEST, write
+ * BURST_REPLY, close). Returns how many were answered. */
+int tu_sink_serve(struct tu_sink *s, int timeout_ms);
+/* A group of @fd with the legacy policy, or NULL (said). */
+struct sockmig_group *tu_open_legacy(int fd);
+/* Register @fd with generation @gen. */
+int tu_add_gen(struct sockmig_group *g, int fd, uint32_t gen);
+/* Print a legacy drain's report. */
+void tu_legacy_report(const struct sockmig_legacy_drain_report *r);
+
+/* A drain in a thread, so that the test can release held ACKs meanwhile. */
+struct tu_drain_job {
+	struct sockmig_group *g;
+	int fd;
+	bool legacy; /* sockmig_member_drain_legacy(); else sockmig_member_drain() */
+	struct sockmig_legacy_drain_opts opts;
+	struct sockmig_legacy_drain_report rep;
+	struct sockmig_drain_report nrep;
+	int err;
+	pthread_t th;
+};
+
+/* Start @j's drain in its thread; 0 or -errno. */
+int tu_drain_start(struct tu_drain_job *j);
+/* Wait for it (the report printed when legacy); the drain's result. */
+int tu_drain_join(struct tu_drain_job *j);
+/* Does @fd listen? */
+bool tu_listening(int fd);
 
 #endif
