@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The XDP ACK dropper of the tests, what the kernel can do, groups and
- * members, legacy drains; see util.h. */
+ * members, legacy drains, hand-off endpoints; see util.h. */
 #include <arpa/inet.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
@@ -320,4 +320,109 @@ bool tu_listening(int fd)
 	socklen_t len = sizeof(val);
 
 	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) == 0 && val;
+}
+
+/* ---- hand-off endpoints ---- */
+
+int tu_tcp_listener(int type, int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+	int one = 1, s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (s < 0)
+		return -1;
+	if (setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(s, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    (type == SOCK_STREAM && listen(s, 128) < 0)) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+int tu_tcp_connect(int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (s >= 0 && connect(s, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+/* One connection accepted from @a or @b, waiting up to 1 s. */
+int tu_accept_either(int a, int b)
+{
+	struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
+
+	if (poll(p, b >= 0 ? 2 : 1, 1000) <= 0)
+		return -1;
+	return accept4(p[0].revents ? a : b, NULL, NULL, SOCK_CLOEXEC);
+}
+
+bool tu_handoff_open(struct tu_handoff *s)
+{
+	SOCKMIG_OPTS(sockmig_group_opts, go, .policy = SOCKMIG_POLICY_LEGACY);
+	SOCKMIG_OPTS(sockmig_member_opts, m1, .generation = 1);
+	SOCKMIG_OPTS(sockmig_member_opts, m2, .generation = 2);
+
+	if (s->a < 0)
+		s->a = tu_tcp_listener(SOCK_STREAM, TU_HANDOFF_PORT);
+	if (!ASSERT_OK(s->a, "listener A"))
+		return false;
+	s->g = sockmig_group_open(s->a, &go);
+	if (!ASSERT_TRUE(s->g != NULL, sockmig_last_error()) ||
+	    !ASSERT_EQ(sockmig_group_policy(s->g), SOCKMIG_POLICY_LEGACY, "legacy group") ||
+	    !ASSERT_OK(sockmig_member_add(s->g, s->a, &m1), "add A"))
+		return false;
+	s->b = tu_tcp_listener(SOCK_STREAM, TU_HANDOFF_PORT);
+	return ASSERT_OK(s->b, "listener B") &&
+	       ASSERT_OK(sockmig_member_add(s->g, s->b, &m2), "add B");
+}
+
+void tu_handoff_close(struct tu_handoff *s)
+{
+	if (s->hfd >= 0)
+		sockmig_handoff_close(s->hfd);
+	if (s->g) {
+		sockmig_group_destroy(s->g);
+		sockmig_group_close(s->g);
+	}
+	if (s->a >= 0)
+		close(s->a);
+	if (s->b >= 0)
+		close(s->b);
+}
+
+/* Every hand-off waiting at @hfd. */
+void tu_recv_all(int hfd, struct tu_recv_count *rc)
+{
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_in sin;
+		socklen_t len = sizeof(sin);
+		struct tcp_info ti;
+		socklen_t tlen = sizeof(ti);
+		int c = sockmig_handoff_recv(hfd);
+
+		if (c == -EAGAIN)
+			return;
+		if (c == -EBADMSG)
+			rc->refused++;
+		else if (c == -EPERM)
+			rc->perm++;
+		if (c < 0)
+			continue;
+		if (getsockname(c, (struct sockaddr *)&sin, &len) == 0 &&
+		    sin.sin_family == AF_INET && ntohs(sin.sin_port) == TU_HANDOFF_PORT &&
+		    getsockopt(c, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0 &&
+		    ti.tcpi_state == TCP_ESTABLISHED)
+			rc->conn++;
+		else
+			rc->other++;
+		close(c);
+	}
 }

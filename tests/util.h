@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* Helpers of the tests (every name here starts with tu_): the bursts of
- * bench/burst.h and the ACK dropper, groups and members, legacy drains. */
+ * bench/burst.h and the ACK dropper, groups and members, legacy drains,
+ * hand-off endpoints. */
 #ifndef SOCKMIG_TESTS_UTIL_H
 #define SOCKMIG_TESTS_UTIL_H
 
@@ -91,5 +92,38 @@ int tu_drain_start(struct tu_drain_job *j);
 int tu_drain_join(struct tu_drain_job *j);
 /* Does @fd listen? */
 bool tu_listening(int fd);
+
+/* ---- hand-off endpoints (on TU_HANDOFF_PORT of 127.0.0.1) ---- */
+
+#define TU_HANDOFF_PORT 18640
+
+/* A socket of @type with SO_REUSEPORT bound to 127.0.0.1:@port (listening
+ * when SOCK_STREAM), or -1. */
+int tu_tcp_listener(int type, int port);
+/* A connection to 127.0.0.1:@port, or -1. */
+int tu_tcp_connect(int port);
+/* One connection accepted from @a or @b, waiting up to 1 s. */
+int tu_accept_either(int a, int b);
+
+/* A legacy group of listeners A (generation 1) and B (2), B's endpoint. */
+struct tu_handoff {
+	struct sockmig_group *g;
+	int a, b, hfd;
+};
+
+/* Open the group of s->a (made when < 0) and add A and B; false: said. */
+bool tu_handoff_open(struct tu_handoff *s);
+/* Close the endpoint, destroy the group, close A and B. */
+void tu_handoff_close(struct tu_handoff *s);
+
+struct tu_recv_count {
+	int conn;    /* TCP connections of the group's port, established */
+	int other;   /* anything else returned */
+	int refused; /* -EBADMSG */
+	int perm;    /* -EPERM */
+};
+
+/* Every hand-off waiting at @hfd. */
+void tu_recv_all(int hfd, struct tu_recv_count *rc);
 
 #endif
