@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Helpers of the integration tests: real servers, a load, and sockmig's
- * commands, in the case's network namespace; see itest.h. */
+ * commands, in the case's network namespace; the load generator's test
+ * server; see itest.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -308,4 +313,210 @@ bool it_nginx_conf(const struct ienv *e, int workers, int port)
 		workers, e->dir, e->dir, e->dir, e->dir, e->dir, e->dir, e->dir, port);
 	fclose(f);
 	return true;
+}
+
+/* ---- the load generator's test server ---- */
+
+/* a server child lives no longer than this */
+#define SRV_ALARM_SECS 40
+
+static void fill_addr(struct sockaddr_storage *ss, socklen_t *len, int family, uint16_t port)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		sin6->sin6_addr = in6addr_loopback;
+		*len = sizeof(*sin6);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		*len = sizeof(*sin);
+	}
+}
+
+static void close_rst(int fd)
+{
+	struct linger lin = {.l_onoff = 1, .l_linger = 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+	close(fd);
+}
+
+/* Read a request of REQ_LEN bytes: true when all came. */
+static bool read_request(int fd)
+{
+	char buf[REQ_LEN];
+	size_t got = 0;
+
+	while (got < REQ_LEN) {
+		ssize_t n = read(fd, buf, REQ_LEN - got);
+
+		if (n <= 0)
+			return false;
+		got += (size_t)n;
+	}
+	return true;
+}
+
+static void write_all(int fd, size_t len)
+{
+	char buf[REPLY_LEN];
+	size_t off = 0;
+
+	memset(buf, 'r', sizeof(buf));
+	while (off < len) {
+		ssize_t n = send(fd, buf, len - off, MSG_NOSIGNAL);
+
+		if (n <= 0)
+			return;
+		off += (size_t)n;
+	}
+}
+
+/* The server child: serve up to max connections, then wait to be killed. */
+static void __attribute__((noreturn)) serve(int lfd, enum srv_mode mode, uint64_t max)
+{
+	static int held[64];
+	unsigned int nheld = 0;
+
+	alarm(SRV_ALARM_SECS);
+	for (uint64_t i = 0; i < max; i++) {
+		int fd = accept(lfd, NULL, NULL);
+
+		if (fd < 0) {
+			printf("server: accept: %s\n", strerror(errno));
+			_exit(1);
+		}
+		switch (mode) {
+		case SRV_NORMAL:
+			if (read_request(fd))
+				write_all(fd, REPLY_LEN);
+			close(fd);
+			break;
+		case SRV_RESET_AFTER_READ:
+			read_request(fd);
+			close_rst(fd);
+			break;
+		case SRV_RESET_AT_ACCEPT:
+			close_rst(fd);
+			break;
+		case SRV_HALF_REPLY:
+			if (read_request(fd))
+				write_all(fd, REPLY_LEN / 2);
+			close(fd);
+			break;
+		case SRV_HOLD:
+			if (nheld < sizeof(held) / sizeof(held[0]))
+				held[nheld++] = fd;
+			else
+				close(fd);
+			break;
+		}
+	}
+	for (;;)
+		pause();
+}
+
+/*
+ * Listen on the loopback of family at LG_PORT (with a fastopen queue when
+ * tfo_qlen) and fork a server child.
+ */
+int it_srv_start_tfo(struct srv *s, int family, enum srv_mode mode, uint64_t max, int tfo_qlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int lfd, one = 1, err;
+
+	s->pid = -1;
+	fill_addr(&ss, &len, family, LG_PORT);
+	lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		return -errno;
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (tfo_qlen &&
+	    setsockopt(lfd, IPPROTO_TCP, TCP_FASTOPEN, &tfo_qlen, sizeof(tfo_qlen)) < 0) {
+		err = -errno;
+		goto close_listener;
+	}
+	if (bind(lfd, (struct sockaddr *)&ss, len) < 0 || listen(lfd, 1024) < 0) {
+		err = -errno;
+		goto close_listener;
+	}
+	fflush(stdout);
+	s->pid = fork();
+	if (s->pid < 0) {
+		err = -errno;
+		goto close_listener;
+	}
+	if (s->pid == 0)
+		serve(lfd, mode, max);
+	err = 0;
+close_listener:
+	close(lfd);
+	return err;
+}
+
+int it_srv_start(struct srv *s, int family, enum srv_mode mode, uint64_t max)
+{
+	return it_srv_start_tfo(s, family, mode, max, 0);
+}
+
+void it_srv_stop(struct srv *s)
+{
+	if (s->pid <= 0)
+		return;
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, NULL, 0);
+	s->pid = -1;
+}
+
+static const char lg_request[REQ_LEN] =
+	"GET / one connection per request, padded to 64 bytes.....\n";
+
+void it_lg_opts(struct lg_opts *o, int family, uint64_t conns, uint32_t concurrency)
+{
+	memset(o, 0, sizeof(*o));
+	fill_addr(&o->dst, &o->dstlen, family, LG_PORT);
+	o->max_conns = conns;
+	o->max_secs = 20;
+	o->concurrency = concurrency;
+	o->request = lg_request;
+	o->request_len = REQ_LEN;
+	o->reply_len = REPLY_LEN;
+	o->timeout_ms = 5000;
+}
+
+uint64_t it_lg_total(const struct lg_result *r)
+{
+	uint64_t sum = 0;
+
+	for (int i = 0; i < LG_NOUTCOMES; i++)
+		sum += r->count[i];
+	return sum;
+}
+
+void it_lg_print(const struct lg_result *r)
+{
+	printf("started %llu in %.3f s:", (unsigned long long)r->started, r->elapsed);
+	for (int i = 0; i < LG_NOUTCOMES; i++)
+		printf(" %s %llu", lg_outcome_str(i), (unsigned long long)r->count[i]);
+	printf(" (last other errno: %s)\n", strerror(r->last_other_errno));
+}
+
+/* Run o; expect every one of its max_conns connections to end as outcome. */
+bool it_lg_expect(const struct lg_opts *o, struct lg_result *r, enum lg_outcome outcome)
+{
+	bool ok = ASSERT_OK(lg_run(o, r), "lg_run");
+
+	it_lg_print(r);
+	ok = ok && ASSERT_EQ(r->started, o->max_conns, "connections started");
+	ok = ok && ASSERT_EQ(it_lg_total(r), r->started, "outcomes counted");
+	ok = ok && ASSERT_EQ(r->count[outcome], o->max_conns, lg_outcome_str(outcome));
+	return ok;
 }

@@ -6,6 +6,7 @@
 #define SOCKMIG_TESTS_ITEST_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "loadgen.h"
@@ -59,5 +60,43 @@ bool it_test_server(const struct ienv *e, bool static_link, char *bin, size_t le
 
 /* dir/nginx.conf: @workers workers, `listen 127.0.0.1:@port reuseport`. */
 bool it_nginx_conf(const struct ienv *e, int workers, int port);
+
+/*
+ * The load generator's own tests (tests/test_loadgen*.c): a server child
+ * forked by the case, listening before the fork (so no connection can come
+ * before it is ready), serving a fixed number of connections one at a time
+ * with blocking calls, killed by its own alarm if the case forgets it, and
+ * killed by the case at the end; lg_opts for it.
+ */
+#define LG_PORT	  18080
+#define REQ_LEN	  64
+#define REPLY_LEN 256
+
+enum srv_mode {
+	SRV_NORMAL,	      /* read the request, write the reply, close */
+	SRV_RESET_AFTER_READ, /* read the request, close with SO_LINGER {1, 0} */
+	SRV_RESET_AT_ACCEPT,  /* close with SO_LINGER {1, 0} before reading */
+	SRV_HALF_REPLY,	      /* read the request, write half the reply, close */
+	SRV_HOLD,	      /* accept, keep the socket open, never read */
+};
+
+struct srv {
+	pid_t pid;
+};
+
+/* Listen on the loopback of @family at LG_PORT (with a fastopen queue when
+ * @tfo_qlen) and fork a server child serving up to @max connections in
+ * @mode; 0 or -errno. */
+int it_srv_start_tfo(struct srv *s, int family, enum srv_mode mode, uint64_t max, int tfo_qlen);
+int it_srv_start(struct srv *s, int family, enum srv_mode mode, uint64_t max);
+void it_srv_stop(struct srv *s);
+/* @conns connections to LG_PORT, @concurrency at once, REQ_LEN bytes each,
+ * REPLY_LEN back, 20 s and 5 s a connection at most. */
+void it_lg_opts(struct lg_opts *o, int family, uint64_t conns, uint32_t concurrency);
+/* The outcomes counted in @r. */
+uint64_t it_lg_total(const struct lg_result *r);
+void it_lg_print(const struct lg_result *r);
+/* Run o; expect every one of its max_conns connections to end as outcome. */
+bool it_lg_expect(const struct lg_opts *o, struct lg_result *r, enum lg_outcome outcome);
 
 #endif

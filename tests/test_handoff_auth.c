@@ -15,78 +15,29 @@
  *      connection sent after them is returned; and with the directory
  *      opened up by mistake, a sender of uid 65534 is refused by its
  *      credentials.
- *   3. a group directory that another uid owns, or others may write, is
- *      refused by the receiver (a hard error) and by the sender;
- *   4. the preload shim, whose endpoint cannot be opened there, says why
- *      and leaves the listener out of the group instead of registering a
- *      member nothing can be handed to.
+ * The group's directory and the shim are test_handoff_dir.c's.
  */
 #include <fcntl.h>
-#include <arpa/inet.h>
 #include <grp.h>
-#include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sockmig.h>
 
 #include "harness.h"
+#include "util.h"
 
-#define PORT	 18640
+#define PORT	 TU_HANDOFF_PORT
 #define NOBODY	 65534
 #define RUNDIR	 "/run/sockmig/handoff"
 #define N_CLIENT 20
-
-static int tcp_listener(int type, int port)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-	int one = 1, s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (s < 0)
-		return -1;
-	if (setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    bind(s, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    (type == SOCK_STREAM && listen(s, 128) < 0)) {
-		close(s);
-		return -1;
-	}
-	return s;
-}
-
-static int tcp_connect(int port)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (s >= 0 && connect(s, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
-		close(s);
-		return -1;
-	}
-	return s;
-}
-
-/* One connection accepted from @a or @b, waiting up to 1 s. */
-static int accept_either(int a, int b)
-{
-	struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
-
-	if (poll(p, b >= 0 ? 2 : 1, 1000) <= 0)
-		return -1;
-	return accept4(p[0].revents ? a : b, NULL, NULL, SOCK_CLOEXEC);
-}
 
 static int send_fd(int s, int fd)
 {
@@ -234,47 +185,6 @@ static int attacker_finish(struct attacker *at)
 	return n;
 }
 
-/* ---- the group ------------------------------------------------------------ */
-
-struct setup {
-	struct sockmig_group *g;
-	int a, b, hfd;
-};
-
-static bool setup_open(struct setup *s)
-{
-	SOCKMIG_OPTS(sockmig_group_opts, go, .policy = SOCKMIG_POLICY_LEGACY);
-	SOCKMIG_OPTS(sockmig_member_opts, m1, .generation = 1);
-	SOCKMIG_OPTS(sockmig_member_opts, m2, .generation = 2);
-
-	if (s->a < 0)
-		s->a = tcp_listener(SOCK_STREAM, PORT);
-	if (!ASSERT_OK(s->a, "listener A"))
-		return false;
-	s->g = sockmig_group_open(s->a, &go);
-	if (!ASSERT_TRUE(s->g != NULL, sockmig_last_error()) ||
-	    !ASSERT_EQ(sockmig_group_policy(s->g), SOCKMIG_POLICY_LEGACY, "legacy group") ||
-	    !ASSERT_OK(sockmig_member_add(s->g, s->a, &m1), "add A"))
-		return false;
-	s->b = tcp_listener(SOCK_STREAM, PORT);
-	return ASSERT_OK(s->b, "listener B") &&
-	       ASSERT_OK(sockmig_member_add(s->g, s->b, &m2), "add B");
-}
-
-static void setup_close(struct setup *s)
-{
-	if (s->hfd >= 0)
-		sockmig_handoff_close(s->hfd);
-	if (s->g) {
-		sockmig_group_destroy(s->g);
-		sockmig_group_close(s->g);
-	}
-	if (s->a >= 0)
-		close(s->a);
-	if (s->b >= 0)
-		close(s->b);
-}
-
 /* ---- 1. squat ------------------------------------------------------------- */
 
 struct squat {
@@ -330,7 +240,7 @@ static int squat(void *arg, int stop)
 
 SM_TEST(handoff_squatter_gets_nothing)
 {
-	struct setup s = {.a = -1, .b = -1, .hfd = -1};
+	struct tu_handoff s = {.a = -1, .b = -1, .hfd = -1};
 	struct attacker at = {0};
 	struct squat q;
 	SOCKMIG_OPTS(sockmig_legacy_drain_opts, lo, .on_accept = sockmig_handoff_accept,
@@ -340,11 +250,11 @@ SM_TEST(handoff_squatter_gets_nothing)
 
 	for (int i = 0; i < N_CLIENT; i++)
 		cl[i] = -1;
-	s.a = tcp_listener(SOCK_STREAM, PORT);
+	s.a = tu_tcp_listener(SOCK_STREAM, PORT);
 	/* the clients wait in A's queue before B exists */
 	for (int i = 0; i < N_CLIENT; i++)
-		cl[i] = tcp_connect(PORT);
-	if (!setup_open(&s))
+		cl[i] = tu_tcp_connect(PORT);
+	if (!tu_handoff_open(&s))
 		goto out;
 	q.cookie = sockmig_cookie(s.b);
 	snprintf(q.group, sizeof(q.group), "%s", sockmig_group_name(s.g));
@@ -396,7 +306,7 @@ out:
 	for (int i = 0; i < N_CLIENT; i++)
 		if (cl[i] >= 0)
 			close(cl[i]);
-	setup_close(&s);
+	tu_handoff_close(&s);
 	return ret;
 }
 
@@ -433,52 +343,16 @@ static int inject(void *arg, int stop)
 	return sent;
 }
 
-struct recv_count {
-	int conn;    /* TCP connections of the group's port, established */
-	int other;   /* anything else returned */
-	int refused; /* -EBADMSG */
-	int perm;    /* -EPERM */
-};
-
-/* Every hand-off waiting at @hfd. */
-static void recv_all(int hfd, struct recv_count *rc)
-{
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_in sin;
-		socklen_t len = sizeof(sin);
-		struct tcp_info ti;
-		socklen_t tlen = sizeof(ti);
-		int c = sockmig_handoff_recv(hfd);
-
-		if (c == -EAGAIN)
-			return;
-		if (c == -EBADMSG)
-			rc->refused++;
-		else if (c == -EPERM)
-			rc->perm++;
-		if (c < 0)
-			continue;
-		if (getsockname(c, (struct sockaddr *)&sin, &len) == 0 &&
-		    sin.sin_family == AF_INET && ntohs(sin.sin_port) == PORT &&
-		    getsockopt(c, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0 &&
-		    ti.tcpi_state == TCP_ESTABLISHED)
-			rc->conn++;
-		else
-			rc->other++;
-		close(c);
-	}
-}
-
 SM_TEST(handoff_refuses_foreign_fds)
 {
-	struct setup s = {.a = -1, .b = -1, .hfd = -1};
+	struct tu_handoff s = {.a = -1, .b = -1, .hfd = -1};
 	struct attacker at = {0};
 	struct inject in = {.fd = -1};
-	struct recv_count rc = {0};
+	struct tu_recv_count rc = {0};
 	int other = -1, cl = -1, cl2 = -1, conn = -1, sent = -1, ret = SM_FAIL;
 	char dir[sizeof(in.addr.sun_path)], path[sizeof(in.addr.sun_path)];
 
-	if (!setup_open(&s))
+	if (!tu_handoff_open(&s))
 		goto out;
 	s.hfd = sockmig_handoff_listen(s.g, s.b);
 	in.len = sizeof(in.addr);
@@ -490,7 +364,7 @@ SM_TEST(handoff_refuses_foreign_fds)
 	if (!ASSERT_TRUE(attacker_start(&at, inject, &in), "attacker"))
 		goto out;
 	sent = attacker_finish(&at);
-	recv_all(s.hfd, &rc);
+	tu_recv_all(s.hfd, &rc);
 	printf("attacker sent %d; returned %d connections, %d others; refused %d + %d\n", sent,
 	       rc.conn, rc.other, rc.refused, rc.perm);
 	if (!ASSERT_EQ(rc.other, 0, "attacker's file returned as a connection") ||
@@ -499,24 +373,25 @@ SM_TEST(handoff_refuses_foreign_fds)
 
 	/* a sender allowed to: the file, a UDP socket of the port, a TCP
 	 * connection of another port, a listener; then a real connection */
-	other = tcp_listener(SOCK_STREAM, PORT + 1);
-	cl = tcp_connect(PORT + 1);
-	conn = other >= 0 ? accept_either(other, -1) : -1;
+	other = tu_tcp_listener(SOCK_STREAM, PORT + 1);
+	cl = tu_tcp_connect(PORT + 1);
+	conn = other >= 0 ? tu_accept_either(other, -1) : -1;
 	if (!ASSERT_OK(conn, "a connection of another port") ||
 	    !ASSERT_OK(sockmig_handoff_accept(open("/dev/null", O_RDONLY), s.g), "send a file") ||
-	    !ASSERT_OK(sockmig_handoff_accept(tcp_listener(SOCK_DGRAM, PORT), s.g), "send UDP") ||
+	    !ASSERT_OK(sockmig_handoff_accept(tu_tcp_listener(SOCK_DGRAM, PORT), s.g),
+		       "send UDP") ||
 	    !ASSERT_OK(sockmig_handoff_accept(conn, s.g), "send another port's connection") ||
 	    !ASSERT_OK(sockmig_handoff_accept(dup(s.a), s.g), "send a listener"))
 		goto out;
 	conn = -1;
-	cl2 = tcp_connect(PORT);
-	conn = cl2 >= 0 ? accept_either(s.a, s.b) : -1;
+	cl2 = tu_tcp_connect(PORT);
+	conn = cl2 >= 0 ? tu_accept_either(s.a, s.b) : -1;
 	if (!ASSERT_OK(conn, "a connection of the group") ||
 	    !ASSERT_OK(sockmig_handoff_accept(conn, s.g), "send it"))
 		goto out;
 	conn = -1;
 	memset(&rc, 0, sizeof(rc));
-	recv_all(s.hfd, &rc);
+	tu_recv_all(s.hfd, &rc);
 	printf("returned %d connections, %d others; refused %d + %d\n", rc.conn, rc.other,
 	       rc.refused, rc.perm);
 	if (!ASSERT_EQ(rc.other, 0, "foreign fds returned") ||
@@ -531,8 +406,8 @@ SM_TEST(handoff_refuses_foreign_fds)
 	*strrchr(dir, '/') = '\0';
 	if (cl2 >= 0)
 		close(cl2);
-	cl2 = tcp_connect(PORT);
-	in.fd = cl2 >= 0 ? accept_either(s.a, s.b) : -1;
+	cl2 = tu_tcp_connect(PORT);
+	in.fd = cl2 >= 0 ? tu_accept_either(s.a, s.b) : -1;
 	/* the attacker's working directory is the group's: the levels above,
 	 * private to root (/run/sockmig), are not on its way */
 	at.cwd = dir;
@@ -549,7 +424,7 @@ SM_TEST(handoff_refuses_foreign_fds)
 	chmod(path, 0600);
 	chmod(dir, 0700);
 	memset(&rc, 0, sizeof(rc));
-	recv_all(s.hfd, &rc);
+	tu_recv_all(s.hfd, &rc);
 	printf("attacker sent %d; returned %d connections, %d others; refused %d + %d\n", sent,
 	       rc.conn, rc.other, rc.refused, rc.perm);
 	if (!ASSERT_EQ(sent, 1, "sent by uid 65534 through the open directory") ||
@@ -567,222 +442,6 @@ out:
 			if (fds[i] >= 0)
 				close(fds[i]);
 	}
-	setup_close(&s);
-	return ret;
-}
-
-/* ---- 3. unsafe directory ---------------------------------------------------- */
-
-SM_TEST(handoff_refuses_unsafe_directory)
-{
-	static const struct {
-		const char *what;
-		uid_t uid;
-		mode_t mode;
-		bool link;
-	} bad[] = {
-		{"owned by uid 65534", NOBODY, 0700, false},
-		{"mode 0755", 0, 0755, false},
-		{"mode 0770", 0, 0770, false},
-		{"a symbolic link", 0, 0700, true},
-	};
-	struct setup s = {.a = -1, .b = -1, .hfd = -1};
-	struct recv_count rc = {0};
-	char dir[256], elsewhere[] = "/tmp/sockmig-handoff-XXXXXX";
-	int cl = -1, conn, err, ret = SM_FAIL;
-	bool made_elsewhere = false;
-
-	if (!setup_open(&s))
-		goto out;
-	snprintf(dir, sizeof(dir), "%s/%s", RUNDIR, sockmig_group_name(s.g));
-	mkdir("/run/sockmig", 0700);
-	mkdir(RUNDIR, 0755);
-	if (!ASSERT_TRUE(mkdtemp(elsewhere) != NULL, "a directory elsewhere"))
-		goto out;
-	made_elsewhere = true;
-	/* the receiver: a hard error, no endpoint */
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		if (bad[i].link)
-			err = symlink(elsewhere, dir);
-		else
-			err = mkdir(dir, 0700) < 0 || chown(dir, bad[i].uid, (gid_t)-1) < 0 ||
-					      chmod(dir, bad[i].mode) < 0
-				      ? -1
-				      : 0;
-		if (!ASSERT_OK(err, bad[i].what))
-			goto out;
-		s.hfd = sockmig_handoff_listen(s.g, s.b);
-		printf("%s: %s\n", bad[i].what, s.hfd < 0 ? sockmig_last_error() : "endpoint open");
-		if (bad[i].link ? unlink(dir) : rmdir(dir)) {
-			printf("%s: cannot remove it: %s\n", dir, strerror(errno));
-			goto out;
-		}
-		if (!ASSERT_TRUE(s.hfd < 0, "an endpoint in it"))
-			goto out;
-	}
-	/* the sender: nothing goes to an endpoint whose directory others can
-	 * reach */
-	s.hfd = sockmig_handoff_listen(s.g, s.b);
-	if (!ASSERT_OK(s.hfd, "B's endpoint") || !ASSERT_OK(chmod(dir, 0755), "chmod 0755"))
-		goto out;
-	cl = tcp_connect(PORT);
-	conn = cl >= 0 ? accept_either(s.a, s.b) : -1;
-	err = sockmig_handoff_accept(conn, s.g);
-	printf("send through a directory of mode 0755: %s\n", err ? sockmig_last_error() : "sent");
-	chmod(dir, 0700);
-	recv_all(s.hfd, &rc);
-	if (!ASSERT_OK(conn, "a connection") || !ASSERT_TRUE(err < 0, "sent") ||
-	    !ASSERT_EQ(rc.conn + rc.other, 0, "received"))
-		goto out;
-	if (cl >= 0)
-		close(cl);
-	cl = tcp_connect(PORT);
-	conn = cl >= 0 ? accept_either(s.a, s.b) : -1;
-	if (!ASSERT_OK(conn, "a connection") ||
-	    !ASSERT_OK(sockmig_handoff_accept(conn, s.g), "send once the directory is 0700"))
-		goto out;
-	recv_all(s.hfd, &rc);
-	if (!ASSERT_EQ(rc.conn, 1, "received") || !ASSERT_EQ(rc.other, 0, "others"))
-		goto out;
-	ret = SM_PASS;
-out:
-	if (cl >= 0)
-		close(cl);
-	setup_close(&s);
-	if (made_elsewhere)
-		rmdir(elsewhere);
-	return ret;
-}
-
-/* ---- 4. the shim ------------------------------------------------------------ */
-
-/* The normal build of the shim, next to the runner (.output/ or, for the
- * sanitizer runner, one directory up). */
-static bool shim_path(char *out, size_t len)
-{
-	char dir[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
-	char *slash;
-
-	if (n <= 0)
-		return false;
-	dir[n] = '\0';
-	slash = strrchr(dir, '/');
-	if (!slash)
-		return false;
-	*slash = '\0';
-	slash = strrchr(dir, '/');
-	if (slash && strcmp(slash, "/asan") == 0)
-		*slash = '\0';
-	snprintf(out, len, "%s/libsockmig-preload.so", dir);
-	return access(out, R_OK) == 0;
-}
-
-SM_TEST(handoff_shim_endpoint_failure_is_loud)
-{
-	static const char script[] = "import socket, sys\n"
-				     "s = socket.socket()\n"
-				     "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n"
-				     "s.bind(('127.0.0.1', int(sys.argv[1])))\n"
-				     "s.listen(16)\n"
-				     "print('ready', flush=True)\n"
-				     "sys.stdin.read()\n";
-	char shim[PATH_MAX], pre[PATH_MAX + 16], name[SOCKMIG_NAME_MAX], dir[256], port[16];
-	char err[4096] = "", line[16] = "";
-	struct in_addr lo = {.s_addr = htonl(INADDR_LOOPBACK)};
-	struct sockmig_group *g = NULL;
-	struct stat st;
-	int in[2] = {-1, -1}, out[2] = {-1, -1}, efd = -1, members = -1, ret = SM_FAIL;
-	bool made = false;
-	pid_t pid = -1;
-
-	if (!shim_path(shim, sizeof(shim)))
-		return SKIP("no libsockmig-preload.so next to the runner");
-	if (access("/usr/bin/python3", X_OK) < 0)
-		return SKIP("no /usr/bin/python3 to run under the shim");
-	if (!ASSERT_OK(stat("/proc/self/ns/net", &st), "netns") ||
-	    !ASSERT_OK(
-		    sockmig_group_name_for(AF_INET, &lo, PORT + 2, st.st_ino, name, sizeof(name)),
-		    "group name"))
-		return SM_FAIL;
-	/* the group's directory is another uid's before the server starts */
-	snprintf(dir, sizeof(dir), "%s/%s", RUNDIR, name);
-	mkdir("/run/sockmig", 0700);
-	mkdir(RUNDIR, 0755);
-	made = mkdir(dir, 0700) == 0;
-	if (!ASSERT_TRUE(made, "the group's directory") ||
-	    !ASSERT_OK(chown(dir, NOBODY, NOBODY), "chown it to uid 65534"))
-		goto out;
-	snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", shim);
-	snprintf(port, sizeof(port), "%d", PORT + 2);
-	efd = memfd_create("stderr", 0);
-	if (!ASSERT_OK(efd, "memfd") || !ASSERT_OK(pipe2(in, O_CLOEXEC), "pipe") ||
-	    !ASSERT_OK(pipe2(out, O_CLOEXEC), "pipe"))
-		goto out;
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		char *argv[] = {"python3", "-c", (char *)script, port, NULL};
-		char *envp[] = {pre, "SOCKMIG_MODE=legacy", "PATH=/usr/bin:/bin", NULL};
-
-		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(efd, 2) < 0)
-			_exit(126);
-		execve("/usr/bin/python3", argv, envp);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	in[0] = out[1] = -1;
-	{
-		struct pollfd p = {.fd = out[0], .events = POLLIN};
-
-		if (!ASSERT_OK(pid, "fork") ||
-		    !ASSERT_TRUE(poll(&p, 1, 10000) > 0 && read(out[0], line, 5) == 5 &&
-					 strncmp(line, "ready", 5) == 0,
-				 "server ready"))
-			goto out;
-	}
-	g = sockmig_group_open_name(name, NULL);
-	members = g ? sockmig_members(g, NULL, 0) : 0;
-	ret = SM_PASS;
-out:
-	if (in[1] >= 0)
-		close(in[1]); /* the server exits */
-	if (pid > 0) {
-		int status;
-
-		for (int i = 0; i < 500 && waitpid(pid, &status, WNOHANG) == 0; i++) {
-			struct timespec ts = {0, 10 * 1000000L};
-
-			nanosleep(&ts, NULL);
-		}
-		if (waitpid(pid, &status, WNOHANG) == 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-		}
-	}
-	if (efd >= 0) {
-		ssize_t n = pread(efd, err, sizeof(err) - 1, 0);
-
-		err[n > 0 ? n : 0] = '\0';
-		printf("server's stderr:\n%s", err);
-		close(efd);
-	}
-	if (ret == SM_PASS &&
-	    (!ASSERT_EQ(members, 0, "members registered by the shim") ||
-	     !ASSERT_TRUE(strstr(err, "belongs to uid 65534") != NULL, "the shim says why")))
-		ret = SM_FAIL;
-	if (g) {
-		sockmig_group_destroy(g);
-		sockmig_group_close(g);
-	}
-	for (int i = 0; i < 2; i++) {
-		if (in[i] >= 0)
-			close(in[i]);
-		if (out[i] >= 0)
-			close(out[i]);
-	}
-	if (made)
-		rmdir(dir);
+	tu_handoff_close(&s);
 	return ret;
 }
