@@ -39,13 +39,24 @@
 /* At exit, how long to wait for the helper's release under way. */
 #define FLUSH_WAIT_MS 3000
 
-enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_BUSY };
+/* How long a range close waits for the helper's release in progress:
+ * outside a handler, and inside one (where the helper may need a lock
+ * the handler interrupted, so the wait must end). */
+#define RANGE_WAIT_MS	      3000
+#define RANGE_WAIT_HANDLER_MS 200
+
+/* HELD: filled during a range close, released only after it */
+enum { SLOT_FREE, SLOT_FILLING, SLOT_HELD, SLOT_READY, SLOT_BUSY };
 
 static struct {
 	_Atomic int state;
-	int fd; /* the private dup */
+	int fd;	   /* the private dup */
+	pid_t tid; /* HELD: the thread whose range close holds it */
 	struct shim_entry e;
 } slots[SHIM_MAX_DEFERRED];
+
+/* this thread is inside a close_range()/closefrom() */
+static __thread int in_range __attribute__((tls_model("initial-exec")));
 
 static _Atomic unsigned int seq; /* bumped at each deferral: the futex */
 static _Atomic pid_t helper_pid; /* the process whose helper runs */
@@ -71,6 +82,12 @@ static int op_close(int fd, void *arg)
 {
 	(void)arg;
 	return shim_real.close(fd);
+}
+
+static void wake_helper(void)
+{
+	atomic_fetch_add(&seq, 1);
+	syscall(SYS_futex, &seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 static void release_slot(int i)
@@ -168,9 +185,15 @@ int shim_release(int fd, shim_op_fn op, void *arg)
 	slots[i].e.ino = e.ino;
 	slots[i].e.cookie = e.cookie;
 	memcpy(slots[i].e.group, e.group, sizeof(e.group));
-	atomic_store(&slots[i].state, SLOT_READY);
-	atomic_fetch_add(&seq, 1);
-	syscall(SYS_futex, &seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	if (in_range) {
+		/* the helper's own fds (the /proc scan, the group's maps)
+		 * would be in the range still to close: it starts after */
+		slots[i].tid = (pid_t)syscall(SYS_gettid);
+		atomic_store(&slots[i].state, SLOT_HELD);
+	} else {
+		atomic_store(&slots[i].state, SLOT_READY);
+		wake_helper();
+	}
 	shim_busy--;
 	errno = err;
 	return ret;
@@ -181,6 +204,11 @@ void shim_defer_flush(void)
 	struct timespec ms = {0, 1000000};
 	bool busy = true;
 
+	for (int i = 0; i < SHIM_MAX_DEFERRED; i++) {
+		int want = SLOT_HELD; /* a range close that never ended */
+
+		atomic_compare_exchange_strong(&slots[i].state, &want, SLOT_READY);
+	}
 	release_ready();
 	for (int t = 0; busy && t < FLUSH_WAIT_MS; t++) {
 		busy = false;
@@ -207,10 +235,49 @@ void shim_defer_atfork_child(void)
 }
 
 /*
- * close_range() or closefrom() right after a deferred close (the same
- * handler closing every fd above 2) must not close the dups the helper is
- * about to release: the range is closed around them.
+ * A close_range() or closefrom() must not close what the helper has open
+ * in this shared fd table: the dups it is about to release, and the fds
+ * of a release in progress (its /proc scan, the group's maps). So a range
+ * close waits, bounded, for a release in progress to end; the tracked
+ * listeners in the range are deferred but held (shim_release) until the
+ * range is closed, around the dups, and only then go to the helper.
  */
+void shim_defer_range_begin(void)
+{
+	struct timespec ms = {0, 1000000};
+	int limit = shim_maybe_in_handler() ? RANGE_WAIT_HANDLER_MS : RANGE_WAIT_MS;
+	bool busy = true;
+
+	in_range++;
+	if (atomic_load(&helper_pid) != getpid())
+		return;
+	for (int t = 0; busy && t < limit; t++) {
+		busy = false;
+		for (int i = 0; i < SHIM_MAX_DEFERRED; i++)
+			busy |= atomic_load(&slots[i].state) == SLOT_BUSY;
+		if (busy)
+			nanosleep(&ms, NULL);
+	}
+}
+
+void shim_defer_range_end(void)
+{
+	pid_t me = (pid_t)syscall(SYS_gettid);
+	bool any = false;
+
+	if (--in_range > 0)
+		return;
+	for (int i = 0; i < SHIM_MAX_DEFERRED; i++) {
+		int want = SLOT_HELD;
+
+		if (slots[i].tid == me &&
+		    atomic_compare_exchange_strong(&slots[i].state, &want, SLOT_READY))
+			any = true;
+	}
+	if (any)
+		wake_helper();
+}
+
 int shim_defer_close_range(unsigned int first, unsigned int last, int flags)
 {
 	unsigned int keep[SHIM_MAX_DEFERRED] = {0}, lo = first;

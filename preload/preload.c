@@ -721,26 +721,37 @@ static void release_range(unsigned int first, unsigned int last)
 
 SHIM_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
+	int ret, err;
+
 	shim_init();
+	shim_defer_range_begin();
 	/* CLOEXEC closes nothing now; UNSHARE closes in a private copy of the
 	 * fd table, the listeners stay open in the shared one */
 	if (!fast() && !(flags & (int)(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) && table_owner())
 		release_range(first, last);
 	if (handing_off())
-		return shim_inherit_close_range(first, last, flags);
-	return shim_defer_close_range(first, last, flags);
+		ret = shim_inherit_close_range(first, last, flags);
+	else
+		ret = shim_defer_close_range(first, last, flags);
+	err = errno;
+	shim_defer_range_end();
+	errno = err;
+	return ret;
 }
 
 SHIM_EXPORT void closefrom(int lowfd)
 {
+	int err;
+
 	shim_init();
+	shim_defer_range_begin();
 	if (!fast() && lowfd >= 0 && table_owner())
 		release_range((unsigned int)lowfd, ~0U);
-	if (handing_off() && lowfd >= 0) {
+	if (handing_off() && lowfd >= 0)
 		shim_inherit_close_range((unsigned int)lowfd, ~0U, 0);
-		return;
-	}
-	if (lowfd >= 0 && shim_defer_close_range((unsigned int)lowfd, ~0U, 0) == 0)
-		return;
-	shim_real.closefrom(lowfd);
+	else if (lowfd < 0 || shim_defer_close_range((unsigned int)lowfd, ~0U, 0) != 0)
+		shim_real.closefrom(lowfd);
+	err = errno;
+	shim_defer_range_end();
+	errno = err;
 }

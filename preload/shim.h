@@ -142,6 +142,11 @@ void shim_defer_start(void);
 void shim_defer_flush(void);
 /* close_range() that leaves the dups of deferred releases open. */
 int shim_defer_close_range(unsigned int first, unsigned int last, int flags);
+/* Around a whole close_range()/closefrom(): wait (bounded) for a release
+ * in progress, hold the releases deferred inside, hand them to the helper
+ * at the end. Async-signal-safe. */
+void shim_defer_range_begin(void);
+void shim_defer_range_end(void);
 /* In the child of fork(): the parent's deferred work is not its own. */
 void shim_defer_atfork_child(void);
 
