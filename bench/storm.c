@@ -303,7 +303,7 @@ int storm_netns_setup(const struct storm_opts *o, char *err, size_t errlen)
 			 strerror(errno));
 		return -1;
 	}
-	if (burst_lo_up() < 0 ||
+	if (sockmig_lo_up() < 0 ||
 	    burst_sysctl("net/ipv4/tcp_migrate_req", o->strategy == ST_SYSCTL ? "1" : "0") < 0) {
 		snprintf(err, errlen, "cannot set up the network namespace");
 		return -1;
