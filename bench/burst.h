@@ -74,8 +74,4 @@ void burst_sleep_ms(int ms);
 unsigned long long burst_now_ms(void);
 unsigned long long burst_now_ns(void);
 
-/* Bring lo up in the calling thread's network namespace (a new one starts
- * with it down): 0 or a negative errno. */
-int burst_lo_up(void);
-
 #endif

@@ -5,7 +5,7 @@
  * hash, and how both scale with the number of workers.
  *
  *   sockmig bench [storm] [OPTIONS]   strategies side by side (default)
- *   sockmig bench cost [OPTIONS]      accept rate, policy on / off, alternating
+ *   sockmig bench cost [OPTIONS]      accept rate, policy on / off, in pairs
  *   sockmig bench scale [OPTIONS]     policy storm for 2 to 64 workers
  */
 #include <getopt.h>
@@ -349,11 +349,12 @@ static int bench_storm(struct bench_cfg *c)
 static int bench_cost(struct bench_cfg *c)
 {
 	struct cost_result r;
-	double ratio, syn_ns, empty_ns, mig_ns;
+	double syn_ns, empty_ns, mig_ns;
 
 	if (!json_output)
-		printf("sockmig bench cost: %d workers, concurrency %u, %llu alternating phases of "
-		       "%llu s (off = no program, the kernel's hash; on = sockmig's policy)\n\n",
+		printf("sockmig bench cost: %d workers, concurrency %u, %llu phases of %llu s in "
+		       "pairs off-on, on-off, ... after one not counted (off = no program, the "
+		       "kernel's hash; on = sockmig's policy)\n\n",
 		       c->o.workers, c->o.concurrency, (unsigned long long)c->phases,
 		       (unsigned long long)c->phase_secs);
 	c->o.restart_rate = 0;
@@ -362,7 +363,6 @@ static int bench_cost(struct bench_cfg *c)
 		cli_error("bench cost: %s", r.error);
 		return 1;
 	}
-	ratio = r.rate_off > 0 ? r.rate_on / r.rate_off : 0;
 	syn_ns = r.syn_runs ? (double)r.syn_ns / (double)r.syn_runs : 0;
 	mig_ns = r.mig_runs ? (double)r.mig_ns / (double)r.mig_runs : 0;
 	empty_ns = r.empty_runs ? (double)r.empty_ns / (double)r.empty_runs : 0;
@@ -370,13 +370,23 @@ static int bench_cost(struct bench_cfg *c)
 		jw_open(NULL, '{');
 		jw_str("mode", "cost");
 		jw_u64("workers", (uint64_t)c->o.workers);
+		jw_f64("warmup_rate", r.warmup_rate);
 		jw_open("phase_rates", '[');
 		for (int i = 0; i < r.phases; i++)
 			jw_f64(NULL, r.phase_rate[i]);
 		jw_close(']');
+		jw_open("phase_on", '[');
+		for (int i = 0; i < r.phases; i++)
+			jw_bool(NULL, r.phase_on[i]);
+		jw_close(']');
+		jw_open("pair_ratios", '[');
+		for (int i = 0; i < r.pairs; i++)
+			jw_f64(NULL, r.pair_ratio[i]);
+		jw_close(']');
 		jw_f64("rate_off", r.rate_off);
 		jw_f64("rate_on", r.rate_on);
-		jw_f64("ratio", ratio);
+		jw_f64("ratio", r.ratio);
+		jw_f64("ratio_pooled", r.ratio_pooled);
 		jw_u64("failed", r.failed);
 		jw_f64("policy_ns_per_syn", syn_ns);
 		jw_u64("policy_syn_runs", r.syn_runs);
@@ -388,12 +398,20 @@ static int bench_cost(struct bench_cfg *c)
 		jw_close('}');
 		jw_end();
 	} else {
-		for (int i = 0; i < r.phases; i++)
-			printf("phase %2d  %-3s %10.0f conn/s\n", i + 1, i % 2 ? "on" : "off",
+		printf("warm-up   off %10.0f conn/s (not counted)\n", r.warmup_rate);
+		for (int i = 0; i < r.phases; i++) {
+			printf("phase %2d  %-3s %10.0f conn/s", i + 1, r.phase_on[i] ? "on" : "off",
 			       r.phase_rate[i]);
+			if (i % 2 && i / 2 < r.pairs)
+				printf("   pair %2d: %.3f", i / 2 + 1, r.pair_ratio[i / 2]);
+			printf("\n");
+		}
 		printf("\nno program   %10.0f conn/s\npolicy       %10.0f conn/s\n"
-		       "ratio        %10.3f (target >= 0.98)\nfailed       %10llu\n",
-		       r.rate_off, r.rate_on, ratio, (unsigned long long)r.failed);
+		       "pooled ratio %10.3f\n"
+		       "ratio        %10.3f (median of %d pairs' ratios; target >= 0.98)\n"
+		       "failed       %10llu\n",
+		       r.rate_off, r.rate_on, r.ratio_pooled, r.ratio, r.pairs,
+		       (unsigned long long)r.failed);
 		printf("\npolicy ns/run (SYN)        %8.1f over %llu runs (target <= 60)\n"
 		       "empty program ns/run (SYN) %8.1f over %llu runs (the floor)\n"
 		       "policy ns/run (migration)  %8.1f over %llu runs, %llu children migrated\n",

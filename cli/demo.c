@@ -64,7 +64,7 @@ static int demo_run(enum demo_mode mode, int nl, int nclients, struct demo_resul
 		return demo_fail(r, "cannot create a network namespace (run as root)", errno);
 	if (burst_sysctl("net/ipv4/tcp_migrate_req", mode == DEMO_SYSCTL ? "1" : "0") < 0)
 		return demo_fail(r, "sysctl", errno);
-	if (burst_lo_up() < 0)
+	if (sockmig_lo_up() < 0)
 		return demo_fail(r, "cannot bring lo up", EIO);
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -170,7 +170,7 @@ static int demo_restart(bool holder, bool crash, int n, struct demo_result *r)
 
 	if (!c)
 		return demo_fail(r, "calloc", ENOMEM);
-	if (unshare(CLONE_NEWNET) < 0 || burst_lo_up() < 0 ||
+	if (unshare(CLONE_NEWNET) < 0 || sockmig_lo_up() < 0 ||
 	    burst_sysctl("net/ipv4/tcp_migrate_req", "0") < 0) {
 		free(c);
 		return demo_fail(r, "cannot set up a network namespace (run as root)", errno);

@@ -356,6 +356,14 @@ SOCKMIG_API int sockmig_member_set(struct sockmig_group *g, uint64_t cookie,
 /** Socket cookie of @p fd (SO_COOKIE), 0 on error. */
 SOCKMIG_API uint64_t sockmig_cookie(int fd);
 
+/**
+ * Bring the loopback interface up in the calling thread's network namespace
+ * (a new namespace starts with lo down: 127.0.0.1 and ::1 unreachable), as
+ * sockmig_probe() does in its scratch one. Needs CAP_NET_ADMIN there; does
+ * nothing to an interface already up. @return 0 or a negative errno.
+ */
+SOCKMIG_API int sockmig_lo_up(void);
+
 /** Migration kinds, as counted. */
 enum sockmig_kind {
 	SOCKMIG_KIND_ESTABLISHED = 0, /**< accept-queue child, at close */

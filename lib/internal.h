@@ -57,7 +57,6 @@ SM_HIDDEN void sm_addr_connectable(const struct sm_addr *a, struct sm_addr *out)
 SM_HIDDEN void sm_addr_str(const struct sm_addr *a, char *buf, size_t len);
 
 /* Bring lo up in the calling thread's network namespace. */
-SM_HIDDEN int sm_lo_up(void);
 
 SM_HIDDEN unsigned long long sm_now_ns(void);
 /* Wait one RCU grace period (membarrier), or 20 ms where it is refused. */

@@ -292,7 +292,7 @@ static void *probe_thread(void *arg)
 			 strerror(errno));
 		return NULL;
 	}
-	if (sm_lo_up() < 0) {
+	if (sockmig_lo_up() < 0) {
 		snprintf(p->reason, sizeof(p->reason), "cannot bring lo up in the scratch netns");
 		return NULL;
 	}

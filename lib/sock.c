@@ -53,7 +53,7 @@ void sm_addr_str(const struct sm_addr *a, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
-int sm_lo_up(void)
+int sockmig_lo_up(void)
 {
 	struct ifreq ifr;
 	int fd, err = 0;

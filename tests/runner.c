@@ -117,7 +117,7 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 			       strerror(errno));
 			_exit(SM_FAIL);
 		}
-		if (burst_lo_up() < 0) {
+		if (sockmig_lo_up() < 0) {
 			printf("cannot bring lo up\n");
 			_exit(SM_FAIL);
 		}

@@ -3,13 +3,15 @@
  * The library services that sockmig, the bench and the preload shim once
  * reached through headers private to lib/, called here through the
  * public one only: a member read by cookie, the program detached from a
- * kernel group, the collection of members whose owner is gone, and the
- * bound on a wait for a group's lock. Exact results; each case in its own
- * network namespace.
+ * kernel group, the collection of members whose owner is gone, the
+ * bound on a wait for a group's lock, and lo brought up in a namespace.
+ * Exact results; each case in its own network namespace.
  */
 #include <fcntl.h>
+#include <net/if.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -331,6 +333,49 @@ out:
 		sockmig_group_destroy(g);
 		sockmig_group_close(g);
 	}
+	if (l >= 0)
+		close(l);
+	return ret;
+}
+
+/* lo's flags in this namespace, after taking it down if @down; -1 on error. */
+static int lo_flags(bool down)
+{
+	struct ifreq ifr = {.ifr_name = "lo"};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = -1;
+
+	if (fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags &= down ? ~IFF_UP : ~0;
+		if (!down || ioctl(fd, SIOCSIFFLAGS, &ifr) == 0)
+			ret = ifr.ifr_flags & 0xffff;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* What the bench, the demo and the runner bring up in their namespaces.
+ * While lo is down a connect to 127.0.0.1 waits for SYN retransmits: the
+ * flag, not a connect, tells that it is down. */
+SM_TEST(api_lo_up_brings_loopback_up)
+{
+	int l = burst_listener(AF_INET, PORT, 64, 0), ret = SM_FAIL, f;
+
+	if (!ASSERT_OK(l, "listener") || !ASSERT_EQ(connect_n(PORT, 1), 1, "lo up: connects") ||
+	    !ASSERT_EQ(drain_queue(l), 1, "queued") || !ASSERT_OK(f = lo_flags(true), "lo down") ||
+	    !ASSERT_EQ(f & IFF_UP, 0, "lo is down") ||
+	    !ASSERT_OK(sockmig_lo_up(), "sockmig_lo_up") ||
+	    !ASSERT_OK(f = lo_flags(false), "flags") ||
+	    !ASSERT_EQ(f & IFF_UP, IFF_UP, "lo up again") ||
+	    !ASSERT_EQ(connect_n(PORT, 3), 3, "up again: connects") ||
+	    !ASSERT_EQ(drain_queue(l), 3, "queued") ||
+	    !ASSERT_OK(sockmig_lo_up(), "sockmig_lo_up, already up") ||
+	    !ASSERT_OK(f = lo_flags(false), "flags") ||
+	    !ASSERT_EQ(f & IFF_UP, IFF_UP, "still up") ||
+	    !ASSERT_EQ(connect_n(PORT, 1), 1, "still connects"))
+		goto out;
+	ret = SM_PASS;
+out:
 	if (l >= 0)
 		close(l);
 	return ret;

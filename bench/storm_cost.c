@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* sockmig bench cost: the policy's accept rate against the kernel's hash,
+ * and its program's run time from the kernel's BPF statistics; see storm.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "burst.h"
+#include "storm_priv.h"
+
+struct cost_args {
+	struct cost_result r;
+	int phases;
+	double phase_secs;
+};
+
+/* The run time the kernel counted for the group's program (bpf_stats). */
+struct prog_stats {
+	uint64_t ns, runs;
+};
+
+/* The program pinned for group @g, or -1 with @err set. */
+static int prog_of(struct sockmig_group *g, char *err, size_t errlen)
+{
+	char pin[4096];
+	int fd;
+
+	snprintf(pin, sizeof(pin), "%s/prog", sockmig_group_path(g));
+	fd = bpf_obj_get(pin);
+	if (fd < 0)
+		snprintf(err, errlen, "cannot open the group's program %s: %s", pin,
+			 strerror(errno));
+	return fd;
+}
+
+static int prog_stats_read(int fd, struct prog_stats *st, char *err, size_t errlen)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
+		snprintf(err, errlen, "cannot read the program's run-time statistics: %s",
+			 strerror(errno));
+		return -1;
+	}
+	st->ns = info.run_time_ns;
+	st->runs = info.run_cnt;
+	return 0;
+}
+
+/* An sk_reuseport program that only returns SK_PASS: what any program costs
+ * here (the call and the statistics' clock reads), the floor under the
+ * policy's own cost. Its fd, or -1 with @err set. */
+static int empty_prog(char *err, size_t errlen)
+{
+	const struct bpf_insn insns[] = {
+		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = SK_PASS},
+		{.code = BPF_JMP | BPF_EXIT},
+	};
+	struct bpf_prog_load_opts po;
+	int fd;
+
+	memset(&po, 0, sizeof(po));
+	po.sz = sizeof(po);
+	po.expected_attach_type = BPF_SK_REUSEPORT_SELECT;
+	fd = bpf_prog_load(BPF_PROG_TYPE_SK_REUSEPORT, "sm_empty", "Dual BSD/GPL", insns,
+			   sizeof(insns) / sizeof(insns[0]), &po);
+
+	if (fd < 0)
+		snprintf(err, errlen, "cannot load an empty sk_reuseport program: %s",
+			 strerror(errno));
+	return fd;
+}
+
+/* Members of the migration step, and the clients queued on them. */
+#define MIG_LISTENERS 4
+#define MIG_CLIENTS   2000
+
+/*
+ * The migration path's cost: MIG_LISTENERS members of a group of their own
+ * (the next port), none accepting, MIG_CLIENTS connections queued on them;
+ * then every member but the last closes, and the kernel migrates each
+ * queued child under the policy (one run per child, kind "established").
+ * The stats' delta over the closes is the migration runs' alone: no SYN
+ * arrives meanwhile.
+ */
+static int cost_migration(const struct storm_opts *o, int prog_port, struct cost_result *r)
+{
+	SOCKMIG_OPTS(sockmig_member_opts, mo, .role = SOCKMIG_ROLE_ACTIVE, .generation = 1);
+	struct sockmig_member_info mi[MIG_LISTENERS];
+	struct burst *c = calloc(1, sizeof(*c));
+	struct sockmig_group *g = NULL;
+	struct prog_stats s0, s1;
+	int l[MIG_LISTENERS], pfd = -1, queued = 0, n, ret = -1;
+
+	for (int i = 0; i < MIG_LISTENERS; i++)
+		l[i] = -1;
+	if (!c)
+		goto out;
+	for (int i = 0; i < MIG_LISTENERS; i++) {
+		l[i] = burst_listener(o->family, prog_port, MIG_CLIENTS, 0);
+		if (l[i] < 0) {
+			snprintf(r->error, sizeof(r->error), "migration step: no listener: %s",
+				 strerror(-l[i]));
+			goto out;
+		}
+	}
+	g = sockmig_group_open(l[0], NULL);
+	for (int i = 0; g && i < MIG_LISTENERS; i++)
+		if (sockmig_member_add(g, l[i], &mo) < 0) {
+			sockmig_group_destroy(g);
+			sockmig_group_close(g);
+			g = NULL;
+		}
+	if (!g) {
+		snprintf(r->error, sizeof(r->error), "migration step: %s", sockmig_last_error());
+		goto out;
+	}
+	pfd = prog_of(g, r->error, sizeof(r->error));
+	if (pfd < 0)
+		goto out;
+	if (burst_start(c, o->family, prog_port, MIG_CLIENTS, false) < 0 ||
+	    burst_connected(c, 5000) != MIG_CLIENTS) {
+		snprintf(r->error, sizeof(r->error), "migration step: the clients did not connect");
+		goto out;
+	}
+	for (int tries = 0; tries < 500 && queued != MIG_CLIENTS; tries++) {
+		queued = 0;
+		for (int i = 0; i < MIG_LISTENERS; i++)
+			queued += burst_accept_queue(l[i]);
+		if (queued != MIG_CLIENTS)
+			burst_sleep_ms(10);
+	}
+	if (queued != MIG_CLIENTS) {
+		snprintf(r->error, sizeof(r->error), "migration step: %d of %d clients queued",
+			 queued, MIG_CLIENTS);
+		goto out;
+	}
+	if (prog_stats_read(pfd, &s0, r->error, sizeof(r->error)) < 0)
+		goto out;
+	for (int i = 0; i < MIG_LISTENERS - 1; i++) {
+		close(l[i]);
+		l[i] = -1;
+	}
+	if (prog_stats_read(pfd, &s1, r->error, sizeof(r->error)) < 0)
+		goto out;
+	r->mig_ns = s1.ns - s0.ns;
+	r->mig_runs = s1.runs - s0.runs;
+	n = sockmig_members(g, mi, MIG_LISTENERS);
+	for (int i = 0; i < n && i < MIG_LISTENERS; i++)
+		r->migrated += mi[i].counters.migrated_out[SOCKMIG_KIND_ESTABLISHED];
+	ret = 0;
+out:
+	for (int i = 0; i < MIG_LISTENERS; i++)
+		if (l[i] >= 0)
+			close(l[i]);
+	if (g) {
+		sockmig_group_destroy(g);
+		sockmig_group_close(g);
+	}
+	if (pfd >= 0)
+		close(pfd);
+	if (c)
+		burst_close(c);
+	free(c);
+	return ret;
+}
+
+/* One closed-loop load of @secs on the workers: its outcome in @lr, its
+ * failed connections added to @r's. */
+static int cost_load(const struct storm *s, double secs, struct lg_result *lr,
+		     struct cost_result *r)
+{
+	pid_t lpid;
+	int rfd = storm_start_load(s, secs, ~0ull >> 1, &lpid);
+
+	if (rfd < 0 || !storm_read_full(rfd, lr, sizeof(*lr))) {
+		snprintf(r->error, sizeof(r->error), "the load generator failed");
+		return -1;
+	}
+	close(rfd);
+	waitpid(lpid, NULL, 0);
+	r->failed += lr->started - lr->count[LG_OK];
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Each pair's ratio (its "on" phase's rate over its "off" one's) and their
+ * median; the rates of each kind over all the phases, and their ratio. */
+static void cost_ratios(struct cost_result *r, const double secs[2], const double ok[2])
+{
+	double sorted[32] = {0};
+	int n = r->phases / 2;
+
+	for (int p = 0; p < n; p++) {
+		double a = r->phase_rate[2 * p], b = r->phase_rate[2 * p + 1];
+
+		r->pair_ratio[p] = r->phase_on[2 * p] ? (b > 0 ? a / b : 0) : (a > 0 ? b / a : 0);
+		sorted[p] = r->pair_ratio[p];
+	}
+	r->pairs = n;
+	qsort(sorted, (size_t)n, sizeof(sorted[0]), cmp_double);
+	if (n)
+		r->ratio = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+	r->rate_off = secs[0] > 0 ? ok[0] / secs[0] : 0;
+	r->rate_on = secs[1] > 0 ? ok[1] / secs[1] : 0;
+	r->ratio_pooled = r->rate_off > 0 ? r->rate_on / r->rate_off : 0;
+}
+
+static void cost_child(const struct storm_opts *o, void *res)
+{
+	struct cost_args *a = res;
+	struct storm_result sr = {0};
+	struct storm *s = calloc(1, sizeof(*s));
+	struct lg_result *lr = calloc(1, sizeof(*lr));
+	struct prog_stats st0, st1;
+	double secs[2] = {0}, ok[2] = {0};
+	int probe_fd, stats_fd = -1, pfd = -1, efd = -1;
+
+	if (!s || !lr || storm_netns_setup(o, a->r.error, sizeof(a->r.error)) < 0)
+		goto out;
+	/* run_time_ns and run_cnt count while this descriptor is open */
+	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	if (stats_fd < 0) {
+		snprintf(a->r.error, sizeof(a->r.error),
+			 "cannot enable the kernel's BPF run-time statistics: %s (needs "
+			 "CAP_SYS_ADMIN and Linux 5.8 or later)",
+			 strerror(errno));
+		goto out;
+	}
+	s->o = o;
+	s->r = &sr;
+	s->gen = 1;
+	s->rep.fd = s->rep_w = -1;
+	for (int i = 0; i < o->workers; i++)
+		s->w[i].fd = -1;
+	probe_fd = burst_listener(o->family, o->port, 16, 0);
+	if (probe_fd < 0 || storm_open_group(s, probe_fd) < 0) {
+		snprintf(a->r.error, sizeof(a->r.error), "%s", sr.error);
+		goto out;
+	}
+	close(probe_fd);
+	pfd = prog_of(s->g, a->r.error, sizeof(a->r.error));
+	if (pfd < 0)
+		goto out;
+	for (int i = 0; i < o->workers; i++)
+		if (storm_start_worker(s, &s->w[i]) < 0) {
+			snprintf(a->r.error, sizeof(a->r.error), "%s", sr.error);
+			goto out;
+		}
+	/*
+	 * A phase first that does not count: the namespace's first ~28,000
+	 * connections (its ephemeral ports) find their 4-tuples free, every
+	 * later one a TIME_WAIT left by the server's close; the first counted
+	 * phase would run faster than the others for that alone.
+	 */
+	sockmig_group_detach(s->w[0].fd);
+	if (cost_load(s, a->phase_secs, lr, &a->r) < 0)
+		goto out;
+	a->r.warmup_rate = (double)lr->count[LG_OK] / lr->elapsed;
+	for (int ph = 0; ph < a->phases && ph < 64; ph++) {
+		/* pairs off-on, on-off, off-on, ...: a drift over the run, or
+		 * a cost of coming first or second, falls on both kinds alike */
+		int on = (ph % 2) ^ (ph / 2 % 2);
+
+		if (on)
+			sockmig_group_attach(s->g, s->w[0].fd);
+		else
+			sockmig_group_detach(s->w[0].fd);
+		if (on && prog_stats_read(pfd, &st0, a->r.error, sizeof(a->r.error)) < 0)
+			goto out;
+		if (cost_load(s, a->phase_secs, lr, &a->r) < 0)
+			goto out;
+		if (on && prog_stats_read(pfd, &st1, a->r.error, sizeof(a->r.error)) < 0)
+			goto out;
+		if (on) {
+			a->r.syn_ns += st1.ns - st0.ns;
+			a->r.syn_runs += st1.runs - st0.runs;
+		}
+		secs[on] += lr->elapsed;
+		ok[on] += (double)lr->count[LG_OK];
+		a->r.phase_rate[ph] = (double)lr->count[LG_OK] / lr->elapsed;
+		a->r.phase_on[ph] = on;
+		a->r.phases = ph + 1;
+	}
+	cost_ratios(&a->r, secs, ok);
+	/* one more phase, with the empty program: the floor */
+	efd = empty_prog(a->r.error, sizeof(a->r.error));
+	if (efd < 0 || prog_stats_read(efd, &st0, a->r.error, sizeof(a->r.error)) < 0)
+		goto out;
+	if (setsockopt(s->w[0].fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &efd, sizeof(efd)) < 0) {
+		snprintf(a->r.error, sizeof(a->r.error), "cannot attach the empty program: %s",
+			 strerror(errno));
+		goto out;
+	}
+	if (cost_load(s, a->phase_secs, lr, &a->r) < 0 ||
+	    prog_stats_read(efd, &st1, a->r.error, sizeof(a->r.error)) < 0)
+		goto out;
+	a->r.empty_ns = st1.ns - st0.ns;
+	a->r.empty_runs = st1.runs - st0.runs;
+	sockmig_group_detach(s->w[0].fd);
+	cost_migration(o, o->port + 1, &a->r);
+out:
+	if (s) {
+		storm_stop_all(s);
+		if (s->g) {
+			sockmig_group_destroy(s->g);
+			sockmig_group_close(s->g);
+		}
+	}
+	if (pfd >= 0)
+		close(pfd);
+	if (efd >= 0)
+		close(efd);
+	if (stats_fd >= 0)
+		close(stats_fd);
+	free(s);
+	free(lr);
+}
+
+int storm_cost(const struct storm_opts *o, int phases, double phase_secs, struct cost_result *r)
+{
+	struct cost_args *a = calloc(1, sizeof(*a));
+	int err;
+
+	if (!a)
+		return -1;
+	a->phases = phases;
+	a->phase_secs = phase_secs;
+	err = storm_in_child(cost_child, o, a, sizeof(*a), a->r.error, sizeof(a->r.error));
+	*r = a->r;
+	free(a);
+	return err;
+}
