@@ -34,7 +34,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h> /* memset, for SOCKMIG_OPTS() */
+#include <netinet/in.h> /* struct in_addr, in6_addr */
+#include <string.h>	/* memset, for SOCKMIG_OPTS() */
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -236,6 +237,61 @@ SOCKMIG_API int sockmig_group_list(const struct sockmig_group_opts *opts,
  */
 SOCKMIG_API int sockmig_group_name_for(int family, const void *addr, int port, uint64_t netns,
 				       char *buf, size_t len);
+
+/**
+ * A group's identity: the kernel puts listeners in one SO_REUSEPORT group
+ * by network namespace, family, address and port; the pinned directory's
+ * name spells the same. Callers build or read it with the functions below
+ * and never parse names.
+ */
+struct sockmig_group_id {
+	uint64_t netns; /**< the network namespace's inode (stat of ns/net) */
+	int family;	/**< AF_INET or AF_INET6 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;			     /**< the bound address (network order) */
+	uint16_t port;		     /**< the bound port (host order) */
+	char name[SOCKMIG_NAME_MAX]; /**< the group's directory name */
+};
+
+/** The calling thread's network namespace inode, or 0 when unknown. */
+SOCKMIG_API uint64_t sockmig_netns_self(void);
+
+/**
+ * Fill @p id for a listener of @p family bound to @p addr (struct in_addr
+ * or struct in6_addr) and @p port in network namespace @p netns (0: the
+ * calling thread's). @return 0 or -EINVAL.
+ */
+SOCKMIG_API int sockmig_group_id_make(int family, const void *addr, int port, uint64_t netns,
+				      struct sockmig_group_id *id);
+
+/** Fill @p id from a group name. @return 0 or -EINVAL (not a group name). */
+SOCKMIG_API int sockmig_group_id_parse(const char *name, struct sockmig_group_id *id);
+
+/**
+ * Fill @p id for the TCP socket @p fd (another process's too, taken with
+ * pidfd_getfd(): its own network namespace counts). @return 0, -EINVAL
+ * (not a TCP socket with SO_REUSEPORT bound to a port), -EOPNOTSUPP
+ * (bound to a device).
+ */
+SOCKMIG_API int sockmig_group_id_of_fd(int fd, struct sockmig_group_id *id);
+
+/** The identity of an open group. @return 0 or -EINVAL. */
+SOCKMIG_API int sockmig_group_id_get(const struct sockmig_group *g, struct sockmig_group_id *id);
+
+/** Open the existing group @p id (as sockmig_group_open_name()). */
+SOCKMIG_API struct sockmig_group *sockmig_group_open_id(const struct sockmig_group_id *id,
+							const struct sockmig_group_opts *opts);
+
+/**
+ * List the pinned groups of network namespace @p netns (0: any) and port
+ * @p port (0: any), sorted by name, the first @p max into @p out; entries
+ * of the pin root that are not group names are skipped.
+ * @return the number that match (may exceed @p max), or a negative errno.
+ */
+SOCKMIG_API int sockmig_group_list_ids(const struct sockmig_group_opts *opts, uint64_t netns,
+				       int port, struct sockmig_group_id *out, int max);
 
 /** Free the handle; pinned state stays (see sockmig_member_leave()). */
 SOCKMIG_API void sockmig_group_close(struct sockmig_group *g);

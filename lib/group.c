@@ -81,13 +81,11 @@ static uint64_t socket_netns(int fd)
 		if (ok == 0)
 			return st.st_ino;
 	}
-	if (stat("/proc/thread-self/ns/net", &st) < 0)
-		return 0;
-	return st.st_ino;
+	return sockmig_netns_self();
 }
 
 /* Name a group from what the kernel groups by: netns, family, address, port. */
-static int group_name(int fd, struct sm_addr *a, char *buf, size_t len)
+int sm_group_name_of_fd(int fd, struct sm_addr *a, uint64_t *netns, char *buf, size_t len)
 {
 	char dev[IFNAMSIZ] = "";
 	int val = 0, err;
@@ -118,18 +116,23 @@ static int group_name(int fd, struct sm_addr *a, char *buf, size_t len)
 			       fd, dev);
 	addr = a->family == AF_INET ? (const void *)&a->v4.sin_addr
 				    : (const void *)&a->v6.sin6_addr;
-	return sockmig_group_name_for(a->family, addr, sm_addr_port(a), socket_netns(fd), buf, len);
+	*netns = socket_netns(fd);
+	return sockmig_group_name_for(a->family, addr, sm_addr_port(a), *netns, buf, len);
 }
 
 /* The address and port a group's name spells. */
-static int parse_group_name(const char *name, struct sm_addr *a)
+int sm_parse_group_name(const char *name, struct sm_addr *a, uint64_t *netns)
 {
-	char host[INET6_ADDRSTRLEN + 1];
+	char host[INET6_ADDRSTRLEN + 1], *end;
 	const char *p = strchr(name, '-'), *last = strrchr(name, '-');
 	size_t hl;
 	int port;
 
 	memset(a, 0, sizeof(*a));
+	errno = 0;
+	*netns = strtoull(name, &end, 10);
+	if (errno || end != p || end == name || *netns == 0)
+		return -EINVAL;
 	if (!p || strncmp(p, "-tcp", 4) != 0 || (p[4] != '4' && p[4] != '6') || p[5] != '-' ||
 	    last <= p + 5)
 		return -EINVAL;
@@ -213,7 +216,7 @@ struct sockmig_group *sockmig_group_open_name(const char *name,
 
 	if (!g)
 		return NULL;
-	if (!name || strchr(name, '/') || parse_group_name(name, &g->addr) < 0) {
+	if (!name || strchr(name, '/') || sm_parse_group_name(name, &g->addr, &g->netns) < 0) {
 		err = sm_fail(EINVAL, "'%s' is not a sockmig group name", name ? name : "");
 		goto free_group;
 	}
@@ -289,7 +292,7 @@ struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts
 
 	if (!g)
 		return NULL;
-	err = group_name(fd, &g->addr, g->name, sizeof(g->name));
+	err = sm_group_name_of_fd(fd, &g->addr, &g->netns, g->name, sizeof(g->name));
 	if (err)
 		goto free_group;
 	err = sm_check_root(g->root, &made_root);
@@ -401,9 +404,10 @@ int sm_check_member_fd(struct sockmig_group *g, int fd)
 {
 	struct sm_addr a;
 	char name[sizeof(g->name)];
+	uint64_t netns;
 	int err;
 
-	err = group_name(fd, &a, name, sizeof(name));
+	err = sm_group_name_of_fd(fd, &a, &netns, name, sizeof(name));
 	if (err)
 		return err;
 	if (strcmp(name, g->name) != 0)

@@ -25,6 +25,7 @@ struct sockmig_group {
 	enum sockmig_wake wake;
 	int policy; /* enum sockmig_policy: asked for, then in force */
 	struct sm_addr addr;
+	uint64_t netns; /* the network namespace's inode */
 	char name[SOCKMIG_NAME_MAX];
 	char path[PATH_MAX + 128];
 	char root[PATH_MAX];
@@ -50,6 +51,12 @@ SM_HIDDEN void sm_unpin_all(struct sockmig_group *g);
 
 /* fd must be a listening socket of this group. */
 SM_HIDDEN int sm_check_member_fd(struct sockmig_group *g, int fd);
+/* The group of TCP listener @fd (SO_REUSEPORT, bound, no device): its
+ * address, netns and name; one error line when it has none. */
+SM_HIDDEN int sm_group_name_of_fd(int fd, struct sm_addr *a, uint64_t *netns, char *buf,
+				  size_t len);
+/* What a group name spells: -EINVAL when it is not one. */
+SM_HIDDEN int sm_parse_group_name(const char *name, struct sm_addr *a, uint64_t *netns);
 
 /* member.c */
 
