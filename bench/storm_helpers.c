@@ -150,20 +150,18 @@ void storm_attach_overdue(struct storm *s, uint64_t older_than_ns)
  * it, to read its members' counters. */
 int storm_watch_open(struct storm *s)
 {
-	char name[SOCKMIG_NAME_MAX];
 	struct in6_addr a6 = IN6ADDR_LOOPBACK_INIT;
 	struct in_addr a4 = {.s_addr = htonl(INADDR_LOOPBACK)};
-	struct stat st;
+	struct sockmig_group_id id;
 
-	if (stat("/proc/thread-self/ns/net", &st) < 0 ||
-	    sockmig_group_name_for(s->o->family, s->o->family == AF_INET6 ? (void *)&a6 : &a4,
-				   s->o->port, st.st_ino, name, sizeof(name)) < 0)
+	if (sockmig_group_id_make(s->o->family, s->o->family == AF_INET6 ? (void *)&a6 : &a4,
+				  s->o->port, 0, &id) < 0)
 		return -1;
 	s->mbuf = calloc(MAX_SEEN, sizeof(*s->mbuf));
 	s->seen = calloc(MAX_SEEN, sizeof(*s->seen));
-	s->watch = sockmig_group_open_name(name, NULL);
+	s->watch = sockmig_group_open_id(&id, NULL);
 	if (!s->watch || !s->mbuf || !s->seen) {
-		snprintf(s->r->error, sizeof(s->r->error), "group %s: %s", name,
+		snprintf(s->r->error, sizeof(s->r->error), "group %s: %s", id.name,
 			 sockmig_last_error());
 		return -1;
 	}

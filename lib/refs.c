@@ -60,13 +60,12 @@ static void *open_in_ns(void *arg)
 static int open_for_socket(int sock, const char *path)
 {
 	struct ns_open a = {.path = path, .fd = -1};
-	struct stat sns, tns;
+	struct stat sns;
 	pthread_t th;
 	int err;
 
 	a.nsfd = ioctl(sock, SIOCGSKNS);
-	if (a.nsfd < 0 || fstat(a.nsfd, &sns) < 0 || stat("/proc/thread-self/ns/net", &tns) < 0 ||
-	    sns.st_ino == tns.st_ino) {
+	if (a.nsfd < 0 || fstat(a.nsfd, &sns) < 0 || sns.st_ino == sockmig_netns_self()) {
 		if (a.nsfd >= 0)
 			close(a.nsfd);
 		a.fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -104,14 +104,12 @@ static bool stop_attach_daemon(struct ienv *e)
 /* The pinned group of 127.0.0.1:@port in this network namespace, or NULL. */
 static struct sockmig_group *group_here(int port)
 {
-	char name[SOCKMIG_NAME_MAX];
 	struct in_addr lo = {htonl(INADDR_LOOPBACK)};
-	struct stat st;
+	struct sockmig_group_id id;
 
-	if (stat("/proc/thread-self/ns/net", &st) < 0 ||
-	    sockmig_group_name_for(AF_INET, &lo, port, st.st_ino, name, sizeof(name)) < 0)
+	if (sockmig_group_id_make(AF_INET, &lo, port, 0, &id) < 0)
 		return NULL;
-	return sockmig_group_open_name(name, NULL);
+	return sockmig_group_open_id(&id, NULL);
 }
 
 /* @ACLIENTS connections to @port, served by the @nl listeners: true when

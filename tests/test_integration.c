@@ -386,20 +386,9 @@ SM_TEST(integration_static_binary_attach)
 /* Pinned groups of this network namespace. */
 static int netns_groups(void)
 {
-	char(*names)[SOCKMIG_NAME_MAX] = calloc(1024, SOCKMIG_NAME_MAX), prefix[32];
-	struct stat st;
-	int n, mine = 0;
+	uint64_t self = sockmig_netns_self();
 
-	if (!names || stat("/proc/thread-self/ns/net", &st) < 0) {
-		free(names);
-		return -1;
-	}
-	snprintf(prefix, sizeof(prefix), "%lu-", (unsigned long)st.st_ino);
-	n = sockmig_group_list(NULL, names, 1024);
-	for (int i = 0; i < n && i < 1024; i++)
-		mine += strncmp(names[i], prefix, strlen(prefix)) == 0;
-	free(names);
-	return n < 0 ? n : mine;
+	return self ? sockmig_group_list_ids(NULL, self, 0, NULL, 0) : -1;
 }
 
 /* Whether process @pid holds a listening TCP socket of this namespace. */

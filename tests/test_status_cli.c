@@ -174,13 +174,12 @@ static void expected_summary(char *buf, size_t len, const int *g, int v6, struct
 {
 	struct in_addr lo = {htonl(INADDR_LOOPBACK)};
 	struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
-	char name[SOCKMIG_NAME_MAX];
+	struct sockmig_group_id id;
+	const char *name = id.name;
 	int order[3] = {0, 1, 2};
 	size_t off = 0;
-	struct stat st;
 
-	stat("/proc/thread-self/ns/net", &st);
-	sockmig_group_name_for(AF_INET, &lo, P_GROUP, st.st_ino, name, sizeof(name));
+	sockmig_group_id_make(AF_INET, &lo, P_GROUP, 0, &id);
 	off += (size_t)snprintf(buf + off, len - off, "G 127.0.0.1:%d 3 %s True readable %s\n",
 				P_GROUP, sg ? "True" : "False", name);
 	/* members in order of cookie */
@@ -206,7 +205,7 @@ static void expected_summary(char *buf, size_t len, const int *g, int v6, struct
 		else
 			off += (size_t)snprintf(buf + off, len - off, " - - -\n");
 	}
-	sockmig_group_name_for(AF_INET6, &lo6, P_V6, st.st_ino, name, sizeof(name));
+	sockmig_group_id_make(AF_INET6, &lo6, P_V6, 0, &id);
 	off += (size_t)snprintf(buf + off, len - off, "G [::1]:%d 1 False True readable %s\n", P_V6,
 				name);
 	snprintf(buf + off, len - off, "M %llu 0 64 %d:%d - - -\n",
