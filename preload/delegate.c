@@ -17,18 +17,32 @@
  * copy is the last reference, drains, closes and leaves as the last
  * holder does; when not, it only closes its copy. A send that fails (the
  * root process gone: refused) leaves the plain close, as before.
- * A child forked while the thread holds a copy closes its own copy of it.
+ *
+ * The copy the thread holds is in the fd table of the whole process: a
+ * child forked while it is there holds the listener too, and the thread's
+ * scan finds that child and only closes its copy; the child's copy is then
+ * the last reference and goes without a drain (closed by the child, at
+ * once or at its exit), resetting the queue. A pre-fork master forks
+ * exactly then: the old workers hand their listeners over right after a
+ * reload, the next reload forks new workers. So fork() waits while the
+ * thread holds a copy (a pthread_atfork() handler; the thread receives
+ * and decides under `holding`), at most FORK_WAIT_MS: the decision and
+ * its drain, which has its own deadline. Past that wait the fork goes on;
+ * a child forked during a decision then closes its copy of the fd
+ * (`deciding`), which leaves the decision right unless the thread's scan
+ * saw the child before that.
  * Limits: a server that closes the pair's fds behind the shim ends the
- * hand-over (checked by inode before each use); a fork in the instant
- * between recvmsg() and the thread noting the fd (after checking it)
- * leaves the copy in that child.
+ * hand-over (checked by inode before each use); vfork() and posix_spawn()
+ * run no fork handlers: such a child holds the copy until its exec.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -40,6 +54,15 @@ static pid_t maker;
  * own copy of it (it would hold the listener for its whole life) */
 static _Atomic int deciding = -1;
 static _Atomic unsigned long deciding_ino;
+
+/* Held by the thread from the receipt of a copy to its close; fork()
+ * waits for it (at most FORK_WAIT_MS, the longest decision: a lock wait
+ * and a legacy drain). */
+#define FORK_WAIT_MS (SHIM_LEGACY_DRAIN_MS + 2 * SHIM_LOCK_WAIT_MS)
+static pthread_mutex_t holding = PTHREAD_MUTEX_INITIALIZER;
+static bool atfork_set;
+/* per thread: two threads may fork at once, one after the other */
+static __thread bool fork_held;
 
 static bool fd_ino(int fd, unsigned long ino)
 {
@@ -134,10 +157,30 @@ static bool same_privileges(void)
 	return true;
 }
 
+/* A copy @fd received with @sent (@n bytes): decide on it, close it. */
+static void decide(int fd, const struct shim_entry *sent, ssize_t n)
+{
+	struct shim_entry e;
+
+	/* only the socket is trusted, not what the child said of it: the
+	 * entry (group, cookie) is computed from the fd itself, so a child
+	 * can make this process decide on a socket it holds, never on
+	 * another member */
+	if (n != (ssize_t)sizeof(*sent) || !shim_entry_of_fd(fd, &e) || e.ino != sent->ino) {
+		shim_real.close(fd);
+		return;
+	}
+	atomic_store(&deciding_ino, e.ino);
+	atomic_store(&deciding, fd);
+	shim_debug("fd %d: listener handed over by a process that cannot tell", fd);
+	shim_listener_release_entry(fd, &e, op_close, NULL);
+	atomic_store(&deciding, -1);
+}
+
 static void *receiver(void *arg)
 {
 	char cbuf[CMSG_SPACE(4 * sizeof(int))];
-	struct shim_entry e, sent;
+	struct shim_entry sent;
 	ssize_t n;
 	int fd;
 
@@ -150,38 +193,61 @@ static void *receiver(void *arg)
 				     .msg_control = cbuf,
 				     .msg_controllen = sizeof(cbuf)};
 
-		n = recvmsg(chan_rx, &msg, MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
+		struct pollfd p = {.fd = chan_rx, .events = POLLIN};
+
+		/* wait outside `holding`, receive and decide under it */
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
 			break;
+		pthread_mutex_lock(&holding);
+		n = recvmsg(chan_rx, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		if (n < 0) {
+			pthread_mutex_unlock(&holding);
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			break;
+		}
 		fd = one_fd(&msg);
-		if (fd < 0)
-			continue;
-		if (!same_privileges()) {
+		if (fd >= 0 && !same_privileges()) {
 			/* the server gave up privileges this thread still has:
 			 * no more decisions here (a child's send then fails and
 			 * its close stays plain) */
 			shim_real.close(fd);
 			shim_real.close(chan_rx);
 			chan_rx = -1;
+			pthread_mutex_unlock(&holding);
 			break;
 		}
-		/* only the socket is trusted, not what the child said of it:
-		 * the entry (group, cookie) is computed from the fd itself, so
-		 * a child can make this process decide on a socket it holds,
-		 * never on another member */
-		if (n != (ssize_t)sizeof(sent) || !shim_entry_of_fd(fd, &e) || e.ino != sent.ino) {
-			shim_real.close(fd);
-			continue;
-		}
-		atomic_store(&deciding_ino, e.ino);
-		atomic_store(&deciding, fd);
-		shim_debug("fd %d: listener handed over by a process that cannot tell", fd);
-		shim_listener_release_entry(fd, &e, op_close, NULL);
-		atomic_store(&deciding, -1);
+		if (fd >= 0)
+			decide(fd, &sent, n);
+		pthread_mutex_unlock(&holding);
 	}
 	return NULL;
+}
+
+/* In the maker, before fork(): wait until the thread holds no copy. */
+static void fork_prepare(void)
+{
+	struct timespec until;
+	int err = errno;
+
+	fork_held = false;
+	if (getpid() == maker && chan_rx >= 0 && clock_gettime(CLOCK_REALTIME, &until) == 0) {
+		until.tv_sec += FORK_WAIT_MS / 1000;
+		until.tv_nsec += (FORK_WAIT_MS % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		fork_held = pthread_mutex_timedlock(&holding, &until) == 0;
+	}
+	errno = err;
+}
+
+static void fork_parent(void)
+{
+	if (fork_held)
+		pthread_mutex_unlock(&holding);
+	fork_held = false;
 }
 
 void shim_delegate_start(void)
@@ -204,6 +270,8 @@ void shim_delegate_start(void)
 	chan_rx = sv[0];
 	chan_tx = sv[1];
 	maker = getpid();
+	if (!atfork_set && pthread_atfork(fork_prepare, fork_parent, NULL) == 0)
+		atfork_set = true; /* registered once: children inherit it */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (pthread_create(&t, NULL, receiver, NULL) == 0) {
@@ -222,6 +290,8 @@ void shim_delegate_atfork_child(void)
 {
 	int fd = atomic_exchange(&deciding, -1);
 
+	holding = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+	fork_held = false;
 	/* the parent's copy, not ours (unless its number was reused) */
 	if (fd >= 0 && shim_fd_is_socket(fd, atomic_load(&deciding_ino)))
 		shim_real.close(fd);

@@ -5,27 +5,17 @@
  * close. Every function here runs with shim_busy set, so the library's
  * own calls to close(), shutdown() and listen() go straight to libc.
  */
-#include <arpa/inet.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
-#include <linux/sockios.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
-
-#ifndef CAP_BPF
-#define CAP_BPF 39
-#endif
 
 static atomic_bool inactive;
 
@@ -106,196 +96,6 @@ static void go_inactive(const char *why)
 		shim_say("inactive: %s", why);
 }
 
-/* ---- hand-off endpoints (legacy groups) --------------------------------- */
-
-/*
- * Listener inode -> this process's hand-off endpoint (sockmig_handoff_listen),
- * for the listeners registered in a legacy group. Written under
- * shim_decide_lock, read without it (accept()).
- */
-#define SHIM_MAX_ENDPOINTS 64
-static struct {
-	_Atomic unsigned long ino; /* 0: free */
-	_Atomic int ep;
-} endpoints[SHIM_MAX_ENDPOINTS];
-_Atomic int shim_nendpoints;
-
-static int endpoint_of(unsigned long ino)
-{
-	for (int i = 0; i < SHIM_MAX_ENDPOINTS; i++)
-		if (atomic_load_explicit(&endpoints[i].ino, memory_order_acquire) == ino)
-			return atomic_load_explicit(&endpoints[i].ep, memory_order_relaxed);
-	return -1;
-}
-
-static void endpoint_add(unsigned long ino, int ep)
-{
-	for (int i = 0; i < SHIM_MAX_ENDPOINTS; i++) {
-		if (atomic_load(&endpoints[i].ino))
-			continue;
-		atomic_store_explicit(&endpoints[i].ep, ep, memory_order_relaxed);
-		atomic_store_explicit(&endpoints[i].ino, ino, memory_order_release);
-		atomic_fetch_add(&shim_nendpoints, 1);
-		return;
-	}
-	sockmig_handoff_close(ep); /* full: this listener takes no hand-off */
-}
-
-/* This process no longer holds the socket @ino: its endpoint goes; its
- * name too when no process holds the socket any more (@last). */
-static void endpoint_drop(unsigned long ino, bool last)
-{
-	for (int i = 0; i < SHIM_MAX_ENDPOINTS; i++) {
-		int ep;
-
-		if (atomic_load(&endpoints[i].ino) != ino)
-			continue;
-		atomic_store(&endpoints[i].ino, 0);
-		atomic_fetch_sub(&shim_nendpoints, 1);
-		ep = atomic_load(&endpoints[i].ep);
-		if (last)
-			sockmig_handoff_close(ep);
-		else
-			shim_real.close(ep);
-		return;
-	}
-}
-
-/* Another tracked fd of this process refers to socket @ino. */
-static bool holds_socket(unsigned long ino)
-{
-	int fds[SHIM_MAX_FDS], n = shim_table_fds(fds, SHIM_MAX_FDS);
-	struct shim_entry o;
-
-	for (int i = 0; i < n; i++)
-		if (shim_table_get(fds[i], &o, false) && o.ino == ino)
-			return true;
-	return false;
-}
-
-int shim_handoff_take(int fd, struct sockaddr *addr, socklen_t *len, int flags)
-{
-	struct shim_entry e;
-	int ep, c, fl;
-
-	if (!shim_table_get(fd, &e, false) || (ep = endpoint_of(e.ino)) < 0)
-		return -1;
-	shim_busy++;
-	/* a refused hand-off (wrong sender, not a connection of this
-	 * listener) was closed: say so and take the next */
-	for (int i = 0; i < 16; i++) {
-		c = sockmig_handoff_recv(ep);
-		if (c >= 0 || c == -EAGAIN || c == -EBADF)
-			break;
-		shim_say("fd %d: %s", fd, sockmig_last_error());
-	}
-	if (c >= 0) {
-		/* as accept4(@flags) makes it */
-		shim_real.fcntl(c, F_SETFD, (flags & SOCK_CLOEXEC) ? FD_CLOEXEC : 0);
-		fl = shim_real.fcntl(c, F_GETFL);
-		if (fl >= 0)
-			shim_real.fcntl(c, F_SETFL,
-					(flags & SOCK_NONBLOCK) ? fl | O_NONBLOCK
-								: fl & ~O_NONBLOCK);
-		if (addr && len && getpeername(c, addr, len) < 0)
-			*len = 0;
-		shim_debug("fd %d: accept() took connection fd %d handed off by a drain", fd, c);
-	}
-	shim_busy--;
-	return c >= 0 ? c : -1;
-}
-
-/* ---- facts about sockets and this process ----------------------------- */
-
-static int sockopt_int(int fd, int level, int name)
-{
-	int val = 0;
-	socklen_t len = sizeof(val);
-
-	if (getsockopt(fd, level, name, &val, &len) < 0)
-		return -1;
-	return val;
-}
-
-static bool is_listening(int fd)
-{
-	return sockopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN) == 1;
-}
-
-bool shim_fd_is_socket(int fd, unsigned long ino)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == ino;
-}
-
-/* The socket's network namespace; the thread's when the kernel will not
- * say (as the library does). */
-static unsigned long sock_netns(int fd)
-{
-	struct stat st;
-	int ns = ioctl(fd, SIOCGSKNS);
-	unsigned long ino = 0;
-
-	if (ns < 0)
-		return stat("/proc/thread-self/ns/net", &st) == 0 ? st.st_ino : 0;
-	if (fstat(ns, &st) == 0)
-		ino = st.st_ino;
-	shim_real.close(ns);
-	return ino;
-}
-
-/* CAP_NET_ADMIN and CAP_BPF (or CAP_SYS_ADMIN) in the effective set, as
- * loading a networking BPF program needs. */
-static bool bpf_privileged(void)
-{
-	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-	struct __user_cap_data_struct data[2];
-	uint64_t eff;
-
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capget, &hdr, data) < 0)
-		return true; /* cannot tell: let the library try */
-	eff = (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
-	return (eff & (1ULL << CAP_NET_ADMIN)) &&
-	       (eff & ((1ULL << CAP_BPF) | (1ULL << CAP_SYS_ADMIN)));
-}
-
-/*
- * Generation: this process's start time in clock ticks since boot (field
- * 22 of /proc/self/stat), so that a process started later is a newer
- * generation; SOCKMIG_GENERATION overrides. 32 bits of ticks at 100 Hz
- * last 497 days of uptime.
- */
-static uint32_t process_generation(void)
-{
-	char buf[1024], *p;
-	ssize_t n;
-	int fd, field;
-
-	if (shim_cfg.have_generation)
-		return shim_cfg.generation;
-	fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	shim_real.close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* the command name (field 2) may hold spaces and parentheses */
-	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	for (field = 2; field < 22 && p; field++) {
-		p = strchr(p + 1, ' ');
-		if (p)
-			while (p[1] == ' ')
-				p++;
-	}
-	return p ? (uint32_t)strtoull(p + 1, NULL, 10) : 0;
-}
-
 /* ---- wake-ups ----------------------------------------------------------- */
 
 /*
@@ -344,15 +144,6 @@ void shim_member_atfork_child(void)
 
 /* ---- registration ------------------------------------------------------- */
 
-static bool tcp_reuseport_listener(int fd)
-{
-	int dom = sockopt_int(fd, SOL_SOCKET, SO_DOMAIN);
-
-	return (dom == AF_INET || dom == AF_INET6) &&
-	       sockopt_int(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP &&
-	       sockopt_int(fd, SOL_SOCKET, SO_REUSEPORT) == 1;
-}
-
 void shim_listener_listen(int fd)
 {
 	struct shim_entry e;
@@ -363,19 +154,19 @@ void shim_listener_listen(int fd)
 	uint32_t gen;
 	int err;
 
-	if (!tcp_reuseport_listener(fd))
+	if (!shim_tcp_reuseport_listener(fd))
 		return;
-	if (atomic_load(&probing) && sock_netns(fd) != probe_netns)
+	if (atomic_load(&probing) && shim_sock_netns(fd) != probe_netns)
 		return; /* the probe's own listener */
 	if (atomic_load(&inactive) || fstat(fd, &st) < 0)
 		return;
-	if (!bpf_privileged()) {
+	if (!shim_bpf_privileged()) {
 		go_inactive("no privilege to load the policy program (needs CAP_BPF and "
 			    "CAP_NET_ADMIN, or root)");
 		return;
 	}
 	pthread_once(&wake_once, decide_wake);
-	gen = process_generation();
+	gen = shim_process_generation();
 
 	pthread_mutex_lock(&shim_decide_lock);
 	if (shim_table_full() && shim_table_find(fd) < 0) {
@@ -419,7 +210,7 @@ void shim_listener_listen(int fd)
 	/* natively too: a plain last close leaves its handshakes in flight to
 	 * the kernel's close race; a drain waits for them */
 	shim_delegate_start();
-	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY && endpoint_of(e.ino) < 0) {
+	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY && shim_endpoint_of(e.ino) < 0) {
 		int ep = sockmig_handoff_listen(g, fd);
 
 		if (ep < 0) {
@@ -433,7 +224,7 @@ void shim_listener_listen(int fd)
 			go_inactive(why);
 			goto close_group;
 		}
-		endpoint_add(e.ino, ep);
+		shim_endpoint_add(e.ino, ep);
 		shim_debug("fd %d: legacy group: hand-off endpoint open", fd);
 	}
 close_group:
@@ -452,35 +243,6 @@ unlock:
  * bpffs: whether they are members is found at that close (the drain of a
  * socket that is not one is refused and nothing happens).
  */
-static int group_of(int fd, char *name)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return -1;
-	if (ss.ss_family == AF_INET)
-		return sockmig_group_name_for(AF_INET, &sin->sin_addr, ntohs(sin->sin_port),
-					      sock_netns(fd), name, SOCKMIG_NAME_MAX);
-	return sockmig_group_name_for(ss.ss_family, &sin6->sin6_addr, ntohs(sin6->sin6_port),
-				      sock_netns(fd), name, SOCKMIG_NAME_MAX);
-}
-
-bool shim_entry_of_fd(int fd, struct shim_entry *e)
-{
-	struct stat st;
-
-	memset(e, 0, sizeof(*e));
-	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || !tcp_reuseport_listener(fd) ||
-	    !is_listening(fd) || group_of(fd, e->group) < 0)
-		return false;
-	e->ino = st.st_ino;
-	e->cookie = sockmig_cookie(fd);
-	return e->cookie != 0;
-}
-
 void shim_listeners_adopt(void)
 {
 	struct shim_entry e;
@@ -494,10 +256,10 @@ void shim_listeners_adopt(void)
 			continue;
 		fd = atoi(de->d_name);
 		if (fd == dirfd(d) || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
-		    !tcp_reuseport_listener(fd) || !is_listening(fd))
+		    !shim_tcp_reuseport_listener(fd) || !shim_is_listening(fd))
 			continue;
 		memset(&e, 0, sizeof(e));
-		if (group_of(fd, e.group) < 0)
+		if (shim_group_of(fd, e.group) < 0)
 			continue;
 		e.ino = st.st_ino;
 		e.cookie = sockmig_cookie(fd);
@@ -534,7 +296,7 @@ static int drain(struct sockmig_group *g, int fd, const char *when)
 	struct sockmig_drain_report rep;
 	int err;
 
-	if (!is_listening(fd)) {
+	if (!shim_is_listening(fd)) {
 		shim_debug("fd %d %s: not listening, nothing to drain", fd, when);
 		return -ENOTCONN;
 	}
@@ -638,8 +400,8 @@ int shim_listener_release_entry(int fd, const struct shim_entry *e, shim_op_fn o
 		shim_refs_unlock(fd); /* the call failed: the fd is still ours */
 	if (last)
 		pthread_mutex_lock(&shim_decide_lock);
-	if (have && !shim_fd_is_socket(fd, e->ino) && !holds_socket(e->ino))
-		endpoint_drop(e->ino, locked && refs == 0);
+	if (have && !shim_fd_is_socket(fd, e->ino) && !shim_holds_socket(e->ino))
+		shim_endpoint_drop(e->ino, locked && refs == 0);
 	pthread_mutex_unlock(&shim_decide_lock);
 	if (g) {
 		if (sockmig_member_leave_cookie(g, e->cookie) == 0)
@@ -675,7 +437,8 @@ int shim_listener_shutdown(int fd, int how)
 		return shim_real.shutdown(fd, how);
 	shim_busy++;
 	/* no shim_decide_lock: a drain can take seconds (see above) */
-	if (shim_table_get(fd, &e, false) && shim_fd_is_socket(fd, e.ino) && is_listening(fd)) {
+	if (shim_table_get(fd, &e, false) && shim_fd_is_socket(fd, e.ino) &&
+	    shim_is_listening(fd)) {
 		old = quiet_begin();
 		g = open_group(&e);
 		if (g) {
@@ -740,7 +503,7 @@ void shim_groups_exit(void)
 	struct stat st;
 	int n;
 
-	if (atomic_load(&inactive) || !bpf_privileged() ||
+	if (atomic_load(&inactive) || !shim_bpf_privileged() ||
 	    stat("/proc/thread-self/ns/net", &st) < 0)
 		return;
 	snprintf(prefix, sizeof(prefix), "%lu-", (unsigned long)st.st_ino);

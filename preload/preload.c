@@ -63,10 +63,8 @@
  * the shim off. Every interposer returns what the real call returned,
  * with its errno, and leaves errno alone on success.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -74,7 +72,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -88,7 +85,6 @@
 #define SHIM_SA(a) (a)
 #endif
 
-struct shim_real shim_real;
 struct shim_config shim_cfg = {.wake = -1};
 __thread int shim_busy __attribute__((tls_model("initial-exec")));
 
@@ -106,85 +102,6 @@ static bool table_owner(void)
 	return getpid() == atomic_load_explicit(&table_pid, memory_order_relaxed);
 }
 
-/* ---- fallbacks: raw system calls, should dlsym() ever fail ------------ */
-
-static int sys_close(int fd)
-{
-	return (int)syscall(SYS_close, fd);
-}
-
-static int sys_listen(int fd, int backlog)
-{
-	return (int)syscall(SYS_listen, fd, backlog);
-}
-
-static int sys_shutdown(int fd, int how)
-{
-	return (int)syscall(SYS_shutdown, fd, how);
-}
-
-static int sys_bind(int fd, const struct sockaddr *sa, socklen_t len)
-{
-	return (int)syscall(SYS_bind, fd, sa, len);
-}
-
-static int sys_dup(int fd)
-{
-	return (int)syscall(SYS_dup, fd);
-}
-
-static int sys_dup3(int oldfd, int newfd, int flags)
-{
-	return (int)syscall(SYS_dup3, oldfd, newfd, flags);
-}
-
-static int sys_fcntl(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	return (int)syscall(SYS_fcntl, fd, cmd, arg);
-}
-
-static int sys_dup2(int oldfd, int newfd)
-{
-	if (oldfd == newfd)
-		return sys_fcntl(oldfd, F_GETFD) < 0 ? -1 : newfd;
-	return sys_dup3(oldfd, newfd, 0);
-}
-
-static pid_t sys_fork(void)
-{
-#ifdef SYS_fork
-	return (pid_t)syscall(SYS_fork);
-#else
-	return (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-#endif
-}
-
-static int sys_close_range(unsigned int first, unsigned int last, int flags)
-{
-	return (int)syscall(SYS_close_range, first, last, flags);
-}
-
-static int sys_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
-{
-	return (int)syscall(SYS_accept4, fd, sa, len, flags);
-}
-
-static int sys_accept(int fd, struct sockaddr *sa, socklen_t *len)
-{
-	return sys_accept4(fd, sa, len, 0);
-}
-
-static void sys_closefrom(int lowfd)
-{
-	sys_close_range((unsigned int)lowfd, ~0U, 0);
-}
-
 /* ---- initialisation --------------------------------------------------- */
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -199,31 +116,12 @@ static bool env_true(const char *name)
 	return v && *v && strcmp(v, "0") != 0;
 }
 
-#define RESOLVE(name, fallback)                                                                    \
-	do {                                                                                       \
-		void *sym_ = dlsym(RTLD_NEXT, #name);                                              \
-		shim_real.name = sym_ ? (__typeof__(shim_real.name))sym_ : (fallback);             \
-	} while (0)
-
 static void init_once_fn(void)
 {
 	const char *v;
 	char *end;
 
-	RESOLVE(close, sys_close);
-	RESOLVE(listen, sys_listen);
-	RESOLVE(shutdown, sys_shutdown);
-	RESOLVE(bind, sys_bind);
-	RESOLVE(dup, sys_dup);
-	RESOLVE(dup2, sys_dup2);
-	RESOLVE(dup3, sys_dup3);
-	RESOLVE(fcntl, sys_fcntl);
-	RESOLVE(fcntl64, sys_fcntl);
-	RESOLVE(fork, sys_fork);
-	RESOLVE(close_range, sys_close_range);
-	RESOLVE(closefrom, sys_closefrom);
-	RESOLVE(accept, sys_accept);
-	RESOLVE(accept4, sys_accept4);
+	shim_real_resolve();
 
 	/*
 	 * A setuid or setgid program (or one with file capabilities): its
@@ -327,122 +225,6 @@ void shim_say(const char *fmt, ...)
 	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
 		errno = err; /* nothing else to do with a closed stderr */
 	errno = err;
-}
-
-/* ---- the table of tracked fds ----------------------------------------- */
-
-static struct shim_entry table[SHIM_MAX_FDS];
-static _Atomic int table_hi; /* entries [0, table_hi) have been used */
-_Atomic int shim_ntracked;
-static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-pthread_mutex_t shim_decide_lock = PTHREAD_MUTEX_INITIALIZER;
-
-int shim_table_find(int fd)
-{
-	int hi;
-
-	if (fd < 0 || fd == INT_MAX ||
-	    atomic_load_explicit(&shim_ntracked, memory_order_acquire) == 0)
-		return -1;
-	hi = atomic_load_explicit(&table_hi, memory_order_acquire);
-	for (int i = 0; i < hi; i++)
-		if (atomic_load_explicit(&table[i].fdp1, memory_order_acquire) == fd + 1)
-			return i;
-	return -1;
-}
-
-bool shim_table_get(int fd, struct shim_entry *out, bool take)
-{
-	int i;
-
-	pthread_mutex_lock(&table_lock);
-	i = shim_table_find(fd);
-	if (i >= 0) {
-		atomic_store_explicit(&out->fdp1, fd + 1, memory_order_relaxed);
-		out->ino = table[i].ino;
-		out->cookie = table[i].cookie;
-		memcpy(out->group, table[i].group, sizeof(out->group));
-		if (take) {
-			atomic_store_explicit(&table[i].fdp1, 0, memory_order_release);
-			atomic_fetch_sub_explicit(&shim_ntracked, 1, memory_order_acq_rel);
-		}
-	}
-	pthread_mutex_unlock(&table_lock);
-	return i >= 0;
-}
-
-bool shim_table_put(int fd, const struct shim_entry *e)
-{
-	int i, hi, free_i = -1;
-	bool ok = true;
-
-	if (fd < 0 || fd == INT_MAX)
-		return false;
-	pthread_mutex_lock(&table_lock);
-	i = shim_table_find(fd);
-	hi = atomic_load_explicit(&table_hi, memory_order_relaxed);
-	if (i < 0) {
-		for (int k = 0; k < hi && free_i < 0; k++)
-			if (!atomic_load_explicit(&table[k].fdp1, memory_order_relaxed))
-				free_i = k;
-		if (free_i < 0 && hi < SHIM_MAX_FDS)
-			free_i = hi;
-	}
-	if (i >= 0) {
-		/* the same fd again (listen() twice): refresh it, readers see the fd
-		 * throughout */
-		table[i].ino = e->ino;
-		table[i].cookie = e->cookie;
-		memcpy(table[i].group, e->group, sizeof(table[i].group));
-	} else if (free_i >= 0) {
-		table[free_i].ino = e->ino;
-		table[free_i].cookie = e->cookie;
-		memcpy(table[free_i].group, e->group, sizeof(table[free_i].group));
-		/* count first: a reader that finds the fd must not see 0 tracked */
-		atomic_fetch_add_explicit(&shim_ntracked, 1, memory_order_acq_rel);
-		atomic_store_explicit(&table[free_i].fdp1, fd + 1, memory_order_release);
-		if (free_i == hi)
-			atomic_store_explicit(&table_hi, hi + 1, memory_order_release);
-	} else {
-		ok = false;
-	}
-	pthread_mutex_unlock(&table_lock);
-	return ok;
-}
-
-bool shim_table_full(void)
-{
-	return atomic_load_explicit(&shim_ntracked, memory_order_acquire) >= SHIM_MAX_FDS;
-}
-
-int shim_table_fds(int *fds, int max)
-{
-	int n = 0, hi, v;
-
-	/* lock-free: may run in a signal handler (close_range) */
-	hi = atomic_load_explicit(&table_hi, memory_order_acquire);
-	for (int i = 0; i < hi && n < max; i++) {
-		v = atomic_load_explicit(&table[i].fdp1, memory_order_acquire);
-		if (v)
-			fds[n++] = v - 1;
-	}
-	return n;
-}
-
-bool shim_table_take_nolock(int fd, struct shim_entry *out)
-{
-	int i = shim_table_find(fd), want = fd + 1;
-
-	if (i < 0)
-		return false;
-	out->ino = table[i].ino;
-	out->cookie = table[i].cookie;
-	memcpy(out->group, table[i].group, sizeof(out->group));
-	if (!atomic_compare_exchange_strong(&table[i].fdp1, &want, 0))
-		return false; /* another thread took it first */
-	atomic_store_explicit(&out->fdp1, fd + 1, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&shim_ntracked, 1, memory_order_acq_rel);
-	return true;
 }
 
 /* Nothing tracked, or the shim's own code calling: straight through. */
@@ -688,8 +470,7 @@ static void atfork_child(void)
 	int err = errno;
 
 	atomic_store_explicit(&table_pid, getpid(), memory_order_relaxed);
-	table_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
-	shim_decide_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+	shim_table_atfork_child();
 	shim_member_atfork_child();
 	shim_defer_atfork_child();
 	shim_delegate_atfork_child();
@@ -702,7 +483,7 @@ SHIM_EXPORT pid_t fork(void)
 
 	shim_init();
 	pid = shim_real.fork();
-	if (pid == 0 && shim_real.fork == sys_fork)
+	if (pid == 0 && shim_real_fork_is_raw())
 		atfork_child();
 	return pid;
 }

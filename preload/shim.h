@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Internals of libsockmig-preload.so, shared by its four files:
- *   preload.c  the interposers, the real symbols, the configuration and
- *              the lock-free table of tracked listener fds;
- *   member.c   what happens to a listener: registration at listen(),
- *              drain and leave at its last close, drain at shutdown();
- *   refs.c     "is this the last reference to the socket?", across
- *              processes;
- *   inherit.c  the listener a supervisor hands down (SOCKMIG_HANDOFF=1),
- *              put in place of the server's own at bind().
+ * Internals of libsockmig-preload.so, shared by its files:
+ *   preload.c   the interposers and the configuration;
+ *   real.c      the real symbols (raw system calls as fallbacks);
+ *   table.c     the lock-free table of tracked listener fds;
+ *   member.c    what happens to a listener: registration at listen(),
+ *               drain and leave at its last close, drain at shutdown();
+ *   endpoint.c  the hand-off endpoints of legacy groups, and accept();
+ *   sockinfo.c  facts about sockets and this process;
+ *   refs.c      "is this the last reference to the socket?", across
+ *               processes;
+ *   delegate.c  decisions handed to a root ancestor;
+ *   defer.c     work out of signal handlers;
+ *   inherit.c   the listener a supervisor hands down (SOCKMIG_HANDOFF=1),
+ *               put in place of the server's own at bind().
  * Everything here is hidden (-fvisibility=hidden); the version script
  * preload/preload.map exports only the interposers.
  */
@@ -42,6 +47,10 @@ struct shim_real {
 	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
 };
 extern struct shim_real shim_real;
+/* Fill shim_real (real.c); the raw system call where dlsym() fails. */
+void shim_real_resolve(void);
+/* fork() is the raw system call, which runs no fork handlers. */
+bool shim_real_fork_is_raw(void);
 
 /* Configuration, read once from the environment. */
 struct shim_config {
@@ -66,7 +75,7 @@ void shim_init(void);
  */
 extern __thread int shim_busy __attribute__((tls_model("initial-exec")));
 
-/* ---- the table of tracked listener fds (preload.c) ------------------- */
+/* ---- the table of tracked listener fds (table.c) --------------------- */
 
 #define SHIM_MAX_FDS 512
 
@@ -92,6 +101,8 @@ bool shim_table_full(void);
 int shim_table_fds(int *fds, int max);
 /* Lock-free (for signal handlers): copy @fd's entry into @out and free it. */
 bool shim_table_take_nolock(int fd, struct shim_entry *out);
+/* In the child of fork(): fresh table and decision locks. */
+void shim_table_atfork_child(void);
 
 /* Serializes the slow paths of this process (registration, release,
  * shutdown); taken before the table's own lock. */
@@ -113,9 +124,6 @@ int shim_listener_release(int fd, shim_op_fn op, void *arg);
 /* The same for a listener already out of the table: its entry @e, on
  * @fd, which @op makes go away. */
 int shim_listener_release_entry(int fd, const struct shim_entry *e, shim_op_fn op, void *arg);
-/* @fd's entry computed from the socket alone (a TCP SO_REUSEPORT
- * listener); false when it is none. */
-bool shim_entry_of_fd(int fd, struct shim_entry *e);
 
 /* Longest wait for a group's lock held by another process (ms): past it,
  * the call goes on without sockmig. */
@@ -176,8 +184,36 @@ extern _Atomic int shim_nendpoints;
  * made it (and its peer address in @addr), or -1 when none waits. */
 int shim_handoff_take(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
+/* The hand-off endpoint of listener @ino in this process, or -1
+ * (endpoint.c). */
+int shim_endpoint_of(unsigned long ino);
+/* Note endpoint @ep of listener @ino (closed when the table is full). */
+void shim_endpoint_add(unsigned long ino, int ep);
+/* This process no longer holds the socket @ino: its endpoint goes; its
+ * name too when no process holds the socket any more (@last). */
+void shim_endpoint_drop(unsigned long ino, bool last);
+/* Another tracked fd of this process refers to socket @ino. */
+bool shim_holds_socket(unsigned long ino);
+
+/* ---- facts about sockets and this process (sockinfo.c) ---------------- */
+
 /* The socket behind @fd is still the socket with inode @ino. */
 bool shim_fd_is_socket(int fd, unsigned long ino);
+bool shim_is_listening(int fd);
+/* A TCP socket (IPv4 or IPv6) with SO_REUSEPORT. */
+bool shim_tcp_reuseport_listener(int fd);
+/* The socket's network namespace; the thread's when the kernel will not
+ * say. */
+unsigned long shim_sock_netns(int fd);
+/* CAP_NET_ADMIN and CAP_BPF (or CAP_SYS_ADMIN) in the effective set. */
+bool shim_bpf_privileged(void);
+/* This process's generation: its start time, or SOCKMIG_GENERATION. */
+uint32_t shim_process_generation(void);
+/* The name of @fd's group into @name (SOCKMIG_NAME_MAX); < 0 when none. */
+int shim_group_of(int fd, char *name);
+/* @fd's entry computed from the socket alone (a TCP SO_REUSEPORT
+ * listener); false when it is none. */
+bool shim_entry_of_fd(int fd, struct shim_entry *e);
 
 /* ---- inherited listeners (inherit.c) ---------------------------------- */
 

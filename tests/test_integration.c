@@ -314,9 +314,9 @@ SM_TEST(integration_nginx_shrink_grow_shim)
  * the listener a shrink leaves behind must be drained by the last process
  * that closes it. The root master closes its copy first; the old worker
  * that closes the last one runs as nobody and cannot read the master's
- * fds in /proc: it learns from the master's shim (memory shared across
- * fork) that the master let go. Each of the 5 shrinks (4 -> 1 workers)
- * leaves 3 listeners, each drained by its old worker.
+ * fds in /proc: it hands its listener to the master's shim, which decides
+ * and drains (and the master's next fork waits for that decision). Each of
+ * the 5 shrinks (4 -> 1 workers) leaves 3 listeners, each drained so.
  */
 SM_TEST(integration_nginx_shrink_grow_shim_legacy)
 {

@@ -16,6 +16,8 @@
  *   worker P FIRST  listen as root, fork a child that becomes uid 65534;
  *                   FIRST "parent": the parent closes, then the child;
  *                   "child": the child closes, the parent still listens
+ *   handfork P      "worker parent", and the parent forks the moment its
+ *                   shim holds the listener the child handed over
  *   setuid P SHIM   dlopen(SHIM), listen and close through its symbols
  *   unshare P       close_range(3, ~0U, CLOSE_RANGE_UNSHARE), then bind P
  *   dup2 P          dup2() a file onto fds 3..31, then bind P
@@ -343,6 +345,65 @@ SM_TEST(shim_root_parent_closed_first)
 SM_TEST(shim_root_parent_still_holds)
 {
 	return worker_case("child");
+}
+
+/*
+ * The same hand-over, and the parent forks the moment its shim received the
+ * child's listener (a master that reloads again while its old workers hand
+ * their listeners over). The copy the shim decides on is in the fd table
+ * that fork() copies: the branch before this left it in the new child,
+ * whose holding made the shim's decision "not the last reference" (no
+ * drain; the child's copy closed later, its queue reset). Now fork() waits
+ * for the decision: the child holds no copy, the close is the last
+ * reference, drained, and the group goes.
+ */
+SM_TEST(shim_fork_during_handover)
+{
+	static const char *const env[] = {"SOCKMIG_DEBUG=1", "SOCKMIG_MODE=legacy", NULL};
+	struct tp_proc p = {.pid = 0, .in = -1, .out = -1};
+	unsigned long long end;
+	char args[64], line[256];
+	int copy = -1, made = 0, done = 0;
+	struct pl_ctx x;
+	int ret = ctx_setup(&x);
+
+	if (ret != SM_PASS)
+		return ret;
+	ret = SM_FAIL;
+	snprintf(args, sizeof(args), "handfork %d", PORT);
+	if (!ASSERT_TRUE(proc_start(&x, &p, "handfork", x.server, true, false, env, -1, args),
+			 "start"))
+		goto out;
+	/* the lines of the three processes come in any order */
+	end = burst_now_ms() + 8000;
+	while (!done && tp_proc_line(&p, line, sizeof(line), end)) {
+		printf("  | %s\n", line);
+		made |= !strcmp(line, "fork made");
+		if (!strncmp(line, "copy ", 5))
+			copy = atoi(line + 5);
+		done = !strcmp(line, "done");
+	}
+	if (!ASSERT_TRUE(done, "done") || !ASSERT_EQ(proc_wait(&p), 0, "exit code") ||
+	    !ASSERT_TRUE(made, "forked while the shim held the listener"))
+		goto out;
+	tp_proc_stderr(&p, NULL);
+	if (!ASSERT_EQ(copy, 0, "the forked child holds no copy of the listener") ||
+	    !ASSERT_EQ(tp_proc_stderr(&p, "handed to process"), 1,
+		       "the child handed its close to the parent") ||
+	    !ASSERT_EQ(tp_proc_stderr(&p, "closed, last reference"), 1, "one last reference") ||
+	    !ASSERT_EQ(tp_proc_stderr(&p, "not the last reference"), 1,
+		       "one close that was not the last (the parent's own)") ||
+	    !ASSERT_EQ(pl_group_exists(&x, PORT), false, "no group left"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		tp_proc_stderr(&p, NULL);
+	tp_proc_kill(&p);
+	if (ret != SM_PASS)
+		pl_group_cleanup(&x, PORT);
+	ctx_cleanup(&x);
+	return ret;
 }
 
 /*

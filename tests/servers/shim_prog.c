@@ -12,6 +12,9 @@
  *   worker P FIRST  listen as root, fork a child that becomes uid 65534;
  *                   FIRST "parent": the parent closes, then the child;
  *                   "child": the child closes, the parent still listens
+ *   handfork P      "worker parent", and the parent forks the moment its
+ *                   shim holds the listener the child handed over; the
+ *                   forked child says whether it holds it ("copy N")
  *   setuid P SHIM   dlopen(SHIM), listen and close through its symbols
  *   unshare P       close_range(3, ~0U, CLOSE_RANGE_UNSHARE), then bind P
  *   dup2 P          dup2() a file onto fds 3..31, then bind P
@@ -34,6 +37,7 @@
 #include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/time.h>
 #include <time.h>
@@ -92,6 +96,18 @@ static int listener(int port)
 		exit(2);
 	}
 	return fd;
+}
+
+/* This process has an fd below 64 on the socket with inode @ino (fstat:
+ * a few microseconds for all, to fork as soon as one appears). */
+static int holds(unsigned long ino)
+{
+	struct stat st;
+
+	for (int fd = 3; fd < 64; fd++)
+		if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == ino)
+			return 1;
+	return 0;
 }
 
 static void wait_line(void)
@@ -210,6 +226,46 @@ int main(int argc, char **argv)
 			say("listening %d", v);
 			close(fd);
 		}
+		say("done");
+	} else if (!strcmp(mode, "handfork")) {
+		struct stat st;
+		char b;
+		pid_t w, c = -1;
+		int pp[2];
+
+		fd = listener(port);
+		if (fstat(fd, &st) < 0 || pipe(pp) < 0 || (w = fork()) < 0)
+			return 2;
+		if (w == 0) {
+			if (setresgid(65534, 65534, 65534) < 0 ||
+			    setresuid(65534, 65534, 65534) < 0)
+				say("error setuid: %s", strerror(errno));
+			prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+			if (read(pp[0], &b, 1) != 1)
+				return 2;
+			close(fd);
+			say("child closed");
+			_exit(0);
+		}
+		close(fd);
+		say("parent closed");
+		if (write(pp[1], "x", 1) != 1)
+			return 2;
+		/* the shim's copy of the child's listener appears here: fork
+		 * at once, as a master reloading then would */
+		for (t0 = now_ms(); c < 0 && now_ms() - t0 < 3000;)
+			if (holds(st.st_ino))
+				c = fork();
+		if (c == 0) {
+			usleep(300000); /* the parent's shim decides meanwhile */
+			say("copy %d", holds(st.st_ino));
+			_exit(0);
+		}
+		say(c > 0 ? "fork made" : "fork missed");
+		waitpid(w, NULL, 0);
+		if (c > 0)
+			waitpid(c, NULL, 0);
+		usleep(500000);
 		say("done");
 	} else if (!strcmp(mode, "daemon")) {
 		fd = listener(port);
