@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Shared by attach, detach and drain: taking another process's sockets. */
+/* Shared by attach, detach, drain, hold and run: taking another process's
+ * sockets, and the scanner that registers them (scanner*.c). */
 #ifndef SOCKMIG_CLI_ATTACH_H
 #define SOCKMIG_CLI_ATTACH_H
 
@@ -129,5 +130,20 @@ int scanner_stop(struct scanner *sc);
 
 /* The generation of a listener owned by @pid, by @mode. */
 uint32_t generation_of(pid_t pid, enum gen_by mode);
+
+/* A listener's generation: that of its oldest owner (scanner_gen.c). */
+uint32_t listener_generation(const struct sm_listener *l, enum gen_by mode);
+
+/* The let-go checks of attach's kept references (scanner_release.c). */
+
+/* Note some owners of @l other than ourselves in @k, to ask kcmp() later. */
+void note_owners(struct known *k, const struct sm_listener *l);
+
+/* Whether one of the owners noted in @k still holds its listener. */
+bool still_held(const struct known *k);
+
+/* Drain and close the listeners attach holds whose owners let go of them
+ * (@ls: this scan's @n listeners; @fresh: their owners were read in it). */
+void release_let_go(struct scanner *sc, struct sm_listener *ls, int n, bool fresh);
 
 #endif
