@@ -30,6 +30,9 @@
 #include "pidfile.h"
 #include "sockmig.h"
 
+/* attach's start-up: scans again when nothing registered for a race */
+#define START_RESCANS 3
+
 static volatile sig_atomic_t stop_attach;
 
 static void on_stop(int sig)
@@ -83,6 +86,68 @@ static bool parse_gen_by(const char *arg, enum gen_by *out)
 		}
 	cli_error("--generation-by: '%s' is not exe, tree, process or none", arg);
 	return false;
+}
+
+/*
+ * The first scan, its reasons kept for one line. When it registered nothing
+ * and some owner let go of a listener between the scan and the take (a
+ * server still starting: a listener closed, or replaced under the same fd),
+ * it scans again once each such listener may be retried (the scanner's
+ * backoff: 0.1, 0.2, 0.4 s), at most START_RESCANS times.
+ */
+static int first_scan(struct scanner *sc)
+{
+	int n;
+
+	sc->collect = true;
+	n = scanner_scan(sc);
+	for (int t = 0; n >= 0 && sc->nk == 0 && sc->nrace && t < START_RESCANS; t++) {
+		unsigned long long until = 0;
+		struct timespec nap = {0, 10000000};
+
+		for (int j = 0; j < sc->nskip; j++)
+			if (sc->skip[j].retry_ms > until)
+				until = sc->skip[j].retry_ms;
+		while (now_ms() < until)
+			nanosleep(&nap, NULL);
+		cli_debug("nothing registered, %d listener%s let go since the scan: scan again",
+			  sc->nrace, sc->nrace == 1 ? "" : "s");
+		sc->nrace = 0;
+		n = scanner_scan(sc);
+	}
+	sc->collect = false;
+	/* some registered: the others' reasons, a line each */
+	for (int i = 0; i < sc->nwhy && sc->nk; i++) {
+		if (sc->why[i].race)
+			cli_debug("%s (it let go since the scan)", sc->why[i].text);
+		else
+			cli_error("%s", sc->why[i].text);
+	}
+	return n;
+}
+
+/* Nothing registered: one error line, with what each listener tried said. */
+static void say_none_registered(const struct scanner *sc, pid_t pid, int port)
+{
+	char fddir[64], why[SCANNER_WHY_MAX * (SCANNER_WHY_LEN + 2) + 64] = "";
+	size_t len = 0;
+
+	for (int i = 0; i < sc->nwhy && len < sizeof(why); i++)
+		len += (size_t)snprintf(why + len, sizeof(why) - len, "%s%s", i ? "; " : ": ",
+					sc->why[i].text);
+	if (!sc->ntried && !pid)
+		snprintf(why, sizeof(why), ": nothing listens on it in this network namespace");
+	snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
+	if (pid && access(fddir, R_OK) < 0 && errno == EACCES)
+		cli_error("cannot see the sockets of pid %d: not permitted (sockmig needs "
+			  "the rights of ptrace over it: root, or its owner where "
+			  "kernel.yama.ptrace_scope allows)",
+			  (int)pid);
+	else if (pid)
+		cli_error("pid %d has no SO_REUSEPORT listener%s that sockmig could register%s",
+			  (int)pid, port ? " on that port" : "", why);
+	else
+		cli_error("port %d has no listener that sockmig could register%s", port, why);
 }
 
 int do_attach(int argc, char **argv)
@@ -206,27 +271,14 @@ int do_attach(int argc, char **argv)
 		if (fg)
 			pidfile_write(&pf);
 	}
-	n = scanner_scan(&sc);
+	n = first_scan(&sc);
 	if (n < 0) {
 		cli_error("cannot list listening sockets: %s", strerror(-n));
 		pidfile_release(&pf);
 		return 1;
 	}
 	if (sc.nk == 0) {
-		char fddir[64];
-
-		snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
-		if (pid && access(fddir, R_OK) < 0 && errno == EACCES)
-			cli_error("cannot see the sockets of pid %d: not permitted (sockmig needs "
-				  "the rights of ptrace over it: root, or its owner where "
-				  "kernel.yama.ptrace_scope allows)",
-				  (int)pid);
-		else if (pid)
-			cli_error(
-				"pid %d has no SO_REUSEPORT listener%s that sockmig could register",
-				(int)pid, port ? " on that port" : "");
-		else
-			cli_error("port %d has no listener that sockmig could register", port);
+		say_none_registered(&sc, pid, port);
 		scanner_stop(&sc);
 		pidfile_release(&pf);
 		return 1;

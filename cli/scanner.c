@@ -8,6 +8,7 @@
  * The let-go checks are in scanner_release.c, generations in scanner_gen.c.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,40 +25,102 @@
 #define SKIP_FIRST_MS	100   /* a listener not registered: first retry */
 #define SKIP_MAX_MS	30000 /* and at most this long between two */
 
-int take_listener(const struct sm_listener *l, bool quiet)
+/* What one failed pidfd_getfd() of an owner's fd says. */
+static const char *take_error(int err)
 {
-	int fd = -EBADF;
+	switch (err) {
+	case -ESRCH:
+		return "gone (ESRCH: the process exited)";
+	case -EBADF:
+		return "gone (EBADF: the fd was closed)";
+	case -ESTALE:
+		return "changed (ESTALE: the fd is another socket now)";
+	case -EPERM:
+		return "not permitted (pidfd_getfd needs the rights of ptrace over it: root, or "
+		       "its "
+		       "owner where kernel.yama.ptrace_scope allows)";
+	default:
+		return strerror(-err);
+	}
+}
+
+bool take_race(int err)
+{
+	return err == -ESRCH || err == -EBADF || err == -ESTALE;
+}
+
+int take_listener_why(const struct sm_listener *l, char *why, size_t size)
+{
+	int fd = -ENOENT, err = 0;
+	size_t len = 0;
 
 	if (l->nowners == 0) {
-		if (!quiet)
-			cli_error(
-				"port %d: cannot see which process holds cookie %llu (needs root)",
-				l->port, (unsigned long long)l->cookie);
-		return -1;
+		snprintf(why, size,
+			 "port %d: cannot see which process holds cookie %llu (needs root)",
+			 l->port, (unsigned long long)l->cookie);
+		return -ENOENT;
 	}
+	why[0] = '\0';
 	for (int i = 0; i < l->nowners; i++) {
 		fd = sm_diag_take(l, i);
 		if (fd >= 0)
 			return fd;
+		/* every owner tried, by what it said; a race only if all were */
+		if (!err || take_race(err))
+			err = fd;
+		if (len < size)
+			len += (size_t)snprintf(why + len, size - len, "%sfd %d of pid %d: %s",
+						i ? ", " : "", l->owners[i].fd,
+						(int)l->owners[i].pid, take_error(fd));
 	}
-	if (quiet)
-		return -1;
+	return err;
+}
+
+int take_listener(const struct sm_listener *l, bool quiet)
+{
+	char why[SCANNER_WHY_LEN];
+	int fd = take_listener_why(l, why, sizeof(why));
+
+	if (fd >= 0 || quiet)
+		return fd >= 0 ? fd : -1;
 	/* the owner exited or closed it since the scan: an expected race */
-	if (fd == -ESRCH || fd == -EBADF || fd == -ESTALE) {
-		cli_debug("cannot take fd %d of pid %d: %s (it let go since the scan)",
-			  l->owners[0].fd, (int)l->owners[0].pid, strerror(-fd));
-		return -1;
-	}
-	if (fd == -EPERM)
-		cli_error(
-			"cannot take fd %d of pid %d: not permitted (pidfd_getfd needs the rights "
-			"of ptrace over it: root, or its owner where kernel.yama.ptrace_scope "
-			"allows)",
-			l->owners[0].fd, (int)l->owners[0].pid);
+	if (take_race(fd))
+		cli_debug("cannot take %s (it let go since the scan)", why);
+	else if (l->nowners == 0)
+		cli_error("%s", why);
 	else
-		cli_error("cannot take fd %d of pid %d: %s", l->owners[0].fd, (int)l->owners[0].pid,
-			  strerror(-fd));
+		cli_error("cannot take %s", why);
 	return -1;
+}
+
+/* Why a listener was not registered: said now (an error line, a debug line
+ * for a race), or, while sc->collect, kept (once) for attach's start-up. */
+static void __attribute__((format(printf, 4, 5)))
+scanner_why(struct scanner *sc, bool quiet, bool race, const char *fmt, ...)
+{
+	char text[SCANNER_WHY_LEN];
+	va_list ap;
+
+	sc->nrace += race;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (!sc->collect) {
+		if (quiet)
+			return;
+		if (race)
+			cli_debug("%s (it let go since the scan)", text);
+		else
+			cli_error("%s", text);
+		return;
+	}
+	for (int i = 0; i < sc->nwhy; i++)
+		if (strcmp(sc->why[i].text, text) == 0)
+			return;
+	if (sc->nwhy < SCANNER_WHY_MAX) {
+		snprintf(sc->why[sc->nwhy].text, sizeof(sc->why[0].text), "%s", text);
+		sc->why[sc->nwhy++].race = race;
+	}
 }
 
 /* ---- the lease ----------------------------------------------------------- */
@@ -154,6 +217,7 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 	int64_t generation = sc->gen;
 	bool hold = sc->hold_refs;
 	enum sockmig_role role = SOCKMIG_ROLE_ACTIVE;
+	char why[SCANNER_WHY_LEN];
 	struct sockmig_group *g;
 	int64_t have;
 	int fd, err;
@@ -164,17 +228,21 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 	 * group is opened by name when it exists (loading the program takes
 	 * milliseconds), and the socket is taken just for the registration.
 	 */
+	sc->ntried++;
 	g = open_group_of(l);
-	fd = take_listener(l, quiet);
+	fd = take_listener_why(l, why, sizeof(why));
 	if (fd < 0) {
+		if (l->nowners == 0)
+			scanner_why(sc, quiet, false, "%s", why);
+		else
+			scanner_why(sc, quiet, take_race(fd), "cannot take %s", why);
 		sockmig_group_close(g);
 		return -1;
 	}
 	if (!g)
 		g = sockmig_group_open(fd, NULL);
 	if (!g) {
-		if (!quiet)
-			cli_error("port %d: %s", l->port, sockmig_last_error());
+		scanner_why(sc, quiet, false, "port %d: %s", l->port, sockmig_last_error());
 		close(fd);
 		return -1;
 	}
@@ -194,8 +262,8 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 		k->drained = false;
 		err = sockmig_member_add(g, fd, &mo);
 	}
-	if (err < 0 && !quiet)
-		cli_error("port %d: %s", l->port, sockmig_last_error());
+	if (err < 0)
+		scanner_why(sc, quiet, false, "port %d: %s", l->port, sockmig_last_error());
 	k->cookie = l->cookie;
 	k->family = l->family;
 	memcpy(&k->addr, &l->addr, sizeof(k->addr));
