@@ -178,14 +178,12 @@ int do_attach(int argc, char **argv)
 	while ((opt = cli_getopt(argc, argv, "p:P:g:1kb:fi:r:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (!parse_u64("--pid", optarg, 1, 4194304, &v))
+			if (!parse_pid(optarg, &pid))
 				return 2;
-			pid = (pid_t)v;
 			break;
 		case 'P':
-			if (!parse_u64("--port", optarg, 1, 65535, &v))
+			if (!parse_port(optarg, &port))
 				return 2;
-			port = (int)v;
 			break;
 		case 'g':
 			if (!parse_u64("--generation", optarg, 0, UINT32_MAX, &v))
@@ -222,10 +220,8 @@ int do_attach(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		cli_error("attach: unexpected argument '%s'", argv[optind]);
+	if (!cli_no_more_args("attach", argc, argv))
 		return 2;
-	}
 	if (!pid && !port) {
 		cli_error("attach: give --pid PID, --port P or both");
 		return 2;
@@ -239,10 +235,8 @@ int do_attach(int argc, char **argv)
 	}
 	if (keep_old)
 		by = GEN_BY_NONE;
-	if (pid && kill(pid, 0) < 0 && errno == ESRCH) {
-		cli_error("--pid: no process %d", (int)pid);
+	if (pid && !cli_pid_exists(pid))
 		return 1;
-	}
 	sc.port = port;
 	sc.pid = pid;
 	sc.gen = gen;

@@ -45,14 +45,12 @@ int do_detach(int argc, char **argv)
 	};
 	char(*names)[SOCKMIG_NAME_MAX] = NULL;
 	struct sm_listener *ls = NULL;
-	uint64_t v;
 	int port = 0, opt, n, done = 0;
 
 	while ((opt = cli_getopt(argc, argv, "P:h", opts)) != -1) {
 		if (opt == 'P') {
-			if (!parse_u64("--port", optarg, 1, 65535, &v))
+			if (!parse_port(optarg, &port))
 				return 2;
-			port = (int)v;
 		} else if (opt == 'h') {
 			printf("Usage: sockmig detach --port P\n"
 			       "  -P, --port P    stop the port's attach, detach its policy\n"
@@ -63,10 +61,8 @@ int do_detach(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		cli_error("detach: unexpected argument '%s'", argv[optind]);
+	if (!cli_no_more_args("detach", argc, argv))
 		return 2;
-	}
 	if (!port) {
 		cli_error("detach: give --port P");
 		return 2;

@@ -80,16 +80,14 @@ static int parse_args(int argc, char **argv, struct status_opts *o, bool *help)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	uint64_t v;
 	int opt;
 
 	memset(o, 0, sizeof(*o));
 	while ((opt = cli_getopt(argc, argv, "p:a:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (!parse_u64("--port", optarg, 1, 65535, &v))
+			if (!parse_port(optarg, &o->port))
 				return 2;
-			o->port = (int)v;
 			break;
 		case 'a':
 			if (!parse_addr(optarg, o))
@@ -103,10 +101,8 @@ static int parse_args(int argc, char **argv, struct status_opts *o, bool *help)
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		cli_error("status: unexpected argument '%s'", argv[optind]);
+	if (!cli_no_more_args("status", argc, argv))
 		return 2;
-	}
 	return 0;
 }
 

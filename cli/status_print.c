@@ -82,11 +82,6 @@ static uint64_t sum_kinds(const uint64_t *v)
 	return s;
 }
 
-static const char *tri_str(enum sockmig_tristate t)
-{
-	return t == SOCKMIG_YES ? "yes" : t == SOCKMIG_NO ? "no" : "unknown";
-}
-
 /* ---- JSON ---------------------------------------------------------------- */
 
 static void jw_tri(const char *key, int v)
@@ -195,9 +190,7 @@ static void json_group(const struct group *gr, const struct netns_info *ns)
 	if (ns->probed) {
 		jw_open("kernel", '{');
 		jw_str("mode", sockmig_mode_str(ns->probe.mode));
-		jw_tri("wakeup", ns->probe.migrate_wakeup == SOCKMIG_UNKNOWN
-					 ? UNKNOWN
-					 : ns->probe.migrate_wakeup == SOCKMIG_YES);
+		jw_tristate("wakeup", ns->probe.migrate_wakeup);
 		jw_str("reason", ns->probe.reason);
 		jw_close('}');
 	} else {
@@ -366,7 +359,7 @@ static void table_group(struct table *t, const struct group *gr, const struct ne
 	}
 	if (ns->probed)
 		snprintf(kernel, sizeof(kernel), "kernel %s, wake-up %s",
-			 sockmig_mode_str(ns->probe.mode), tri_str(ns->probe.migrate_wakeup));
+			 sockmig_mode_str(ns->probe.mode), tristate_str(ns->probe.migrate_wakeup));
 	else
 		snprintf(kernel, sizeof(kernel), "kernel not probed (needs root)");
 	if (ns->migrate_req == UNKNOWN)
