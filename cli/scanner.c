@@ -36,9 +36,8 @@ static const char *take_error(int err)
 	case -ESTALE:
 		return "changed (ESTALE: the fd is another socket now)";
 	case -EPERM:
-		return "not permitted (pidfd_getfd needs the rights of ptrace over it: root, or "
-		       "its "
-		       "owner where kernel.yama.ptrace_scope allows)";
+		return "not permitted (pidfd_getfd needs the rights of ptrace over it: "
+		       "root, or its owner where kernel.yama.ptrace_scope allows)";
 	default:
 		return strerror(-err);
 	}
@@ -51,7 +50,7 @@ bool take_race(int err)
 
 int take_listener_why(const struct sm_listener *l, char *why, size_t size)
 {
-	int fd = -ENOENT, err = 0;
+	int fd, err = 0;
 	size_t len = 0;
 
 	if (l->nowners == 0) {
