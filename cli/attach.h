@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Shared by attach, detach and drain: taking another process's sockets. */
+/* Shared by attach, detach, drain, hold and run: taking another process's
+ * sockets, and the scanner that registers them (scanner*.c). */
 #ifndef SOCKMIG_CLI_ATTACH_H
 #define SOCKMIG_CLI_ATTACH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
 #include <sys/types.h>
@@ -14,8 +16,18 @@ struct sm_listener;
 
 /* A copy of listener @l from the first of its owners that lets us take it
  * (pidfd_getfd: the rights of ptrace), or -1 after one error line unless
- * @quiet. */
+ * @quiet (a debug line for a race: see take_race()). */
 int take_listener(const struct sm_listener *l, bool quiet);
+
+/* The same, silent: a copy of @l, or a negative errno with, in @why, each
+ * owner tried and what it said ("fd 5 of pid 123: gone (EBADF: ...)"), or
+ * that no owner is visible (-ENOENT). */
+int take_listener_why(const struct sm_listener *l, char *why, size_t size);
+
+/* Whether take_listener_why()'s @err is a race: the owner let go of the
+ * listener since the scan (ESRCH, EBADF, or ESTALE: the fd is another
+ * socket now). */
+bool take_race(int err);
 
 /* The start time of @pid in clock ticks since boot (its generation). */
 uint32_t process_generation(pid_t pid);
@@ -53,6 +65,8 @@ struct known {
 
 #define SCANNER_MAX	 1024
 #define SCANNER_SKIP_MAX 256
+#define SCANNER_WHY_MAX	 8
+#define SCANNER_WHY_LEN	 320
 
 /* A listener the scanner could not register (no SO_REUSEPORT, group full,
  * another user's) or that is not --pid's: not looked at again before
@@ -95,6 +109,15 @@ struct scanner {
 	int nskip;
 	struct skipped skip[SCANNER_SKIP_MAX];
 	unsigned long owner_scans; /* of /proc (or of --pid's fds) for owners */
+	/* attach's start-up: the reasons listeners were not registered are
+	 * kept in why[] (each once) rather than said as they come; ntried
+	 * counts the listeners tried, nrace the races seen */
+	bool collect;
+	int ntried, nrace, nwhy;
+	struct {
+		char text[SCANNER_WHY_LEN];
+		bool race;
+	} why[SCANNER_WHY_MAX];
 };
 
 /*
@@ -129,5 +152,20 @@ int scanner_stop(struct scanner *sc);
 
 /* The generation of a listener owned by @pid, by @mode. */
 uint32_t generation_of(pid_t pid, enum gen_by mode);
+
+/* A listener's generation: that of its oldest owner (scanner_gen.c). */
+uint32_t listener_generation(const struct sm_listener *l, enum gen_by mode);
+
+/* The let-go checks of attach's kept references (scanner_release.c). */
+
+/* Note some owners of @l other than ourselves in @k, to ask kcmp() later. */
+void note_owners(struct known *k, const struct sm_listener *l);
+
+/* Whether one of the owners noted in @k still holds its listener. */
+bool still_held(const struct known *k);
+
+/* Drain and close the listeners attach holds whose owners let go of them
+ * (@ls: this scan's @n listeners; @fresh: their owners were read in it). */
+void release_let_go(struct scanner *sc, struct sm_listener *ls, int n, bool fresh);
 
 #endif

@@ -158,10 +158,8 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
 			return -1;
 		}
 	}
-	if (optind < argc) {
-		cli_error("bench: unexpected argument '%s'", argv[optind]);
+	if (!cli_no_more_args("bench", argc, argv))
 		return -1;
-	}
 	return 0;
 }
 
@@ -212,12 +210,7 @@ static void json_storm(const char *name, const struct storm_result *r)
 	json_hist("reply_us", &r->load.reply_us);
 	json_hist("drain_us", &r->drain_us);
 	jw_open("kernel", '{');
-	jw_u64("TCPMigrateReqSuccess", r->netstat.migrate_success);
-	jw_u64("TCPMigrateReqFailure", r->netstat.migrate_failure);
-	jw_u64("ListenDrops", r->netstat.listen_drops);
-	jw_u64("ListenOverflows", r->netstat.listen_overflows);
-	jw_u64("EmbryonicRsts", r->netstat.embryonic_rsts);
-	jw_u64("TCPAbortOnClose", r->netstat.abort_on_close);
+	jw_netstat(&r->netstat);
 	jw_close('}');
 	jw_u64("policy_migrated", r->policy_migrated);
 	jw_u64("policy_cancelled", r->policy_cancelled);

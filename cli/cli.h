@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "sockmig.h"
 
@@ -23,6 +24,13 @@ void jw_f64(const char *key, double val);
 void jw_bool(const char *key, bool val);
 void jw_null(const char *key);
 void jw_end(void); /* final newline */
+/* true or false, null when unknown */
+void jw_tristate(const char *key, enum sockmig_tristate t);
+/* The kernel's TcpExt counters of @ns, by their names, in the open object. */
+void jw_netstat(const struct sockmig_netstat *ns);
+
+/* "yes", "no" or "unknown". */
+const char *tristate_str(enum sockmig_tristate t);
 
 struct option;
 
@@ -47,6 +55,18 @@ void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parse a whole decimal number in [min, max] (digits only: no sign, space or
  * base prefix); false (and an error) if not. */
 bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* --port (1-65535) and --pid (1-4194304, the kernel's pid_max limit), the
+ * same way: false after one error line. */
+bool parse_port(const char *s, int *port);
+bool parse_pid(const char *s, pid_t *pid);
+
+/* After a subcommand's options: true when no argument is left, else false
+ * after one error line ("CMD: unexpected argument 'X'"). */
+bool cli_no_more_args(const char *cmd, int argc, char **argv);
+
+/* Whether process @pid exists; false after "--pid: no process PID". */
+bool cli_pid_exists(pid_t pid);
 
 /* The pinned groups of this network namespace (of @port, unless 0), however
  * many: their count and *@names (free() it), or a negative errno. */

@@ -330,10 +330,8 @@ int do_demo(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		cli_error("demo: unexpected argument '%s'", argv[optind]);
+	if (!cli_no_more_args("demo", argc, argv))
 		return 2;
-	}
 	if (geteuid() != 0) {
 		cli_error("demo needs root (network namespaces and BPF)");
 		return 1;

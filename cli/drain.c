@@ -134,7 +134,7 @@ int do_drain(int argc, char **argv)
 	};
 	struct target *t = NULL;
 	struct sm_listener *ls = NULL;
-	uint64_t v, cookie = 0, timeout = 30;
+	uint64_t cookie = 0, timeout = 30;
 	int opt, port = 0, n, nt = 0, ret = 0;
 	pid_t pid = 0;
 	bool now = false, wait = false;
@@ -142,18 +142,16 @@ int do_drain(int argc, char **argv)
 	while ((opt = cli_getopt(argc, argv, "p:c:P:nwt:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (!parse_u64("--pid", optarg, 1, 4194304, &v))
+			if (!parse_pid(optarg, &pid))
 				return 2;
-			pid = (pid_t)v;
 			break;
 		case 'c':
 			if (!parse_u64("--cookie", optarg, 1, UINT64_MAX, &cookie))
 				return 2;
 			break;
 		case 'P':
-			if (!parse_u64("--port", optarg, 1, 65535, &v))
+			if (!parse_port(optarg, &port))
 				return 2;
-			port = (int)v;
 			break;
 		case 'n':
 			now = true;
@@ -177,10 +175,8 @@ int do_drain(int argc, char **argv)
 		cli_error("drain: give --pid PID or --cookie C");
 		return 2;
 	}
-	if (pid && kill(pid, 0) < 0 && errno == ESRCH) {
-		cli_error("--pid: no process %d", (int)pid);
+	if (pid && !cli_pid_exists(pid))
 		return 1;
-	}
 	n = sm_diag_listeners(0, port, &ls);
 	if (n < 0) {
 		cli_error("cannot list listening sockets: %s", strerror(-n));

@@ -162,7 +162,7 @@ int do_hold(int argc, char **argv)
 	struct pidfile pf = {.fd = -1};
 	struct holder h;
 	pid_t owner;
-	uint64_t v, interval = 20;
+	uint64_t interval = 20;
 	int opt, port = 0, before, err;
 	bool fg = false;
 
@@ -171,9 +171,8 @@ int do_hold(int argc, char **argv)
 	while ((opt = cli_getopt(argc, argv, "P:a:u:i:fh", opts)) != -1) {
 		switch (opt) {
 		case 'P':
-			if (!parse_u64("--port", optarg, 1, 65535, &v))
+			if (!parse_port(optarg, &port))
 				return 2;
-			port = (int)v;
 			break;
 		case 'a':
 			addr = optarg;

@@ -471,16 +471,15 @@ int do_metrics(int argc, char **argv)
 	const char *listen_at = NULL, *textfile = NULL;
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
-	uint64_t v, interval = 0;
+	uint64_t interval = 0;
 	struct sigaction sa = {.sa_handler = on_stop};
 	int opt, port = 0;
 
 	while ((opt = cli_getopt(argc, argv, "p:l:f:i:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (!parse_u64("--port", optarg, 1, 65535, &v))
+			if (!parse_port(optarg, &port))
 				goto usage;
-			port = (int)v;
 			break;
 		case 'l':
 			listen_at = optarg;
@@ -500,10 +499,8 @@ int do_metrics(int argc, char **argv)
 			goto usage;
 		}
 	}
-	if (optind < argc) {
-		cli_error("metrics: unexpected argument '%s'", argv[optind]);
+	if (!cli_no_more_args("metrics", argc, argv))
 		goto usage;
-	}
 	if (listen_at && textfile) {
 		cli_error("metrics: --listen and --textfile exclude each other");
 		goto usage;

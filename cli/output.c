@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Error printing and a minimal JSON writer for -j. */
+/* Error printing, a minimal JSON writer for -j, and the parsing of the
+ * options several subcommands share. */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +114,29 @@ void jw_null(const char *key)
 	fputs("null", stdout);
 }
 
+void jw_tristate(const char *key, enum sockmig_tristate t)
+{
+	if (t == SOCKMIG_UNKNOWN)
+		jw_null(key);
+	else
+		jw_bool(key, t == SOCKMIG_YES);
+}
+
+void jw_netstat(const struct sockmig_netstat *ns)
+{
+	jw_u64("TCPMigrateReqSuccess", ns->migrate_success);
+	jw_u64("TCPMigrateReqFailure", ns->migrate_failure);
+	jw_u64("ListenDrops", ns->listen_drops);
+	jw_u64("ListenOverflows", ns->listen_overflows);
+	jw_u64("EmbryonicRsts", ns->embryonic_rsts);
+	jw_u64("TCPAbortOnClose", ns->abort_on_close);
+}
+
+const char *tristate_str(enum sockmig_tristate t)
+{
+	return t == SOCKMIG_YES ? "yes" : t == SOCKMIG_NO ? "no" : "unknown";
+}
+
 void jw_end(void)
 {
 	putchar('\n');
@@ -142,6 +167,42 @@ bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint
 	}
 	*out = v;
 	return true;
+}
+
+bool parse_port(const char *s, int *port)
+{
+	uint64_t v;
+
+	if (!parse_u64("--port", s, 1, 65535, &v))
+		return false;
+	*port = (int)v;
+	return true;
+}
+
+bool parse_pid(const char *s, pid_t *pid)
+{
+	uint64_t v;
+
+	if (!parse_u64("--pid", s, 1, 4194304, &v))
+		return false;
+	*pid = (pid_t)v;
+	return true;
+}
+
+bool cli_no_more_args(const char *cmd, int argc, char **argv)
+{
+	if (optind >= argc)
+		return true;
+	cli_error("%s: unexpected argument '%s'", cmd, argv[optind]);
+	return false;
+}
+
+bool cli_pid_exists(pid_t pid)
+{
+	if (kill(pid, 0) == 0 || errno != ESRCH)
+		return true;
+	cli_error("--pid: no process %d", (int)pid);
+	return false;
 }
 
 #define MAX_LONGOPTS 40

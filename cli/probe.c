@@ -8,19 +8,6 @@
 #include "cli.h"
 #include "sockmig.h"
 
-static const char *tri(enum sockmig_tristate t)
-{
-	return t == SOCKMIG_YES ? "yes" : t == SOCKMIG_NO ? "no" : "unknown";
-}
-
-static void jw_tri(const char *key, enum sockmig_tristate t)
-{
-	if (t == SOCKMIG_UNKNOWN)
-		jw_null(key);
-	else
-		jw_bool(key, t == SOCKMIG_YES);
-}
-
 int do_probe(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -58,11 +45,11 @@ int do_probe(int argc, char **argv)
 								 : "none");
 		jw_str("reason", p.reason);
 		jw_str("run", p.mode == SOCKMIG_MODE_NATIVE ? "policy" : "handoff");
-		jw_tri("bpf_select", p.bpf_select);
-		jw_tri("bpf_migrate", p.bpf_migrate);
-		jw_tri("migrate_bpf", p.migrate_bpf);
-		jw_tri("migrate_sysctl", p.migrate_sysctl);
-		jw_tri("migrate_wakeup", p.migrate_wakeup);
+		jw_tristate("bpf_select", p.bpf_select);
+		jw_tristate("bpf_migrate", p.bpf_migrate);
+		jw_tristate("migrate_bpf", p.migrate_bpf);
+		jw_tristate("migrate_sysctl", p.migrate_sysctl);
+		jw_tristate("migrate_wakeup", p.migrate_wakeup);
 		jw_bool("sysctl_file", p.sysctl_file);
 		jw_bool("bpffs", p.bpffs);
 		jw_i64("bpf_errno", p.bpf_errno);
@@ -80,11 +67,11 @@ int do_probe(int argc, char **argv)
 		       p.mode == SOCKMIG_MODE_NATIVE
 			       ? "policy and holder (the kernel migrates)"
 			       : "listener hand-off (run keeps the listener; no BPF)");
-		printf("select program   %s\n", tri(p.bpf_select));
-		printf("migrate program  %s (verifier)\n", tri(p.bpf_migrate));
-		printf("migration, bpf   %s\n", tri(p.migrate_bpf));
-		printf("migration, sysctl %s\n", tri(p.migrate_sysctl));
-		printf("wake-up at close %s%s\n", tri(p.migrate_wakeup),
+		printf("select program   %s\n", tristate_str(p.bpf_select));
+		printf("migrate program  %s (verifier)\n", tristate_str(p.bpf_migrate));
+		printf("migration, bpf   %s\n", tristate_str(p.migrate_bpf));
+		printf("migration, sysctl %s\n", tristate_str(p.migrate_sysctl));
+		printf("wake-up at close %s%s\n", tristate_str(p.migrate_wakeup),
 		       p.migrate_wakeup == SOCKMIG_NO
 			       ? " (missing wake-up, CVE-2026-46015: sockmig wakes the targets)"
 			       : "");

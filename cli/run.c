@@ -163,9 +163,8 @@ int do_run(int argc, char **argv)
 	while ((opt = cli_getopt(argc, argv, "+P:a:u:w:sg:t:m:nS:AHR:h", opts)) != -1) {
 		switch (opt) {
 		case 'P':
-			if (!parse_u64("--port", optarg, 1, 65535, &v))
+			if (!parse_port(optarg, &r.port))
 				return 2;
-			r.port = (int)v;
 			break;
 		case 'a':
 			addr = optarg;
@@ -416,14 +415,13 @@ int do_reload(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	uint64_t v = 0;
 	pid_t pid;
-	int opt;
+	int opt, port = 0;
 
 	while ((opt = cli_getopt(argc, argv, "P:h", opts)) != -1) {
 		switch (opt) {
 		case 'P':
-			if (!parse_u64("--port", optarg, 1, 65535, &v))
+			if (!parse_port(optarg, &port))
 				return 2;
 			break;
 		case 'h':
@@ -439,13 +437,13 @@ int do_reload(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!v || optind < argc) {
+	if (!port || optind < argc) {
 		cli_error("reload: give --port P");
 		return 2;
 	}
-	pid = pidfile_owner("run", (int)v);
+	pid = pidfile_owner("run", port);
 	if (!pid) {
-		cli_error("no sockmig run supervises port %d", (int)v);
+		cli_error("no sockmig run supervises port %d", port);
 		return 1;
 	}
 	if (kill(pid, SIGHUP) < 0) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* sockmig run's state, shared by cli/run*.c: run.c (options, the loop,
- * reload), run_gen.c (generations), run_report.c (reports, listener checks). */
+ * reload), run_gen.c (generations), run_notify.c (sd_notify), run_report.c
+ * (reports, listener checks). */
 #ifndef SOCKMIG_CLI_RUN_H
 #define SOCKMIG_CLI_RUN_H
 

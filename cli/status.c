@@ -7,12 +7,12 @@
  * A group is the TCP listeners sharing family, address and port (two TCP
  * listeners can share them only with SO_REUSEPORT). Listeners come from
  * sock_diag, which anyone may dump; owners from /proc (a non-root user sees
- * its own processes); sockmig state from bpffs (root only).
+ * its own processes); sockmig state from bpffs (root only). status.c
+ * gathers it all, status_print.c prints it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +24,7 @@
 #include "cli.h"
 #include "diag.h"
 #include "sockmig.h"
-
-#define UNKNOWN (-1)
+#include "status.h"
 
 #ifndef SO_BINDTOIFINDEX
 #define SO_BINDTOIFINDEX 62
@@ -38,34 +37,6 @@ struct status_opts {
 		struct in_addr v4;
 		struct in6_addr v6;
 	} addr;
-};
-
-struct group {
-	const struct sm_listener *l; /* its listeners, sorted by cookie */
-	int count;
-	char name[SOCKMIG_NAME_MAX];
-	int pinned;    /* 1, 0, UNKNOWN (bpffs not readable) */
-	int reuseport; /* 1, 0, UNKNOWN */
-	bool show;
-	char error[160]; /* why a pinned group could not be read */
-	struct sockmig_member_info *mi;
-	int nmi;
-	const char *policy; /* "native" / "legacy" program of the pinned group */
-	bool have_lease;
-	struct sockmig_lease lease; /* attach's, see sockmig_group_set_lease() */
-};
-
-/* What holds for the whole network namespace and kernel. */
-struct netns_info {
-	uint64_t ino;
-	bool root;
-	int state; /* pinned groups: 1 readable, 0 not (see state_msg) */
-	char state_msg[160];
-	bool probed;
-	struct sockmig_probe probe;
-	int migrate_req; /* net.ipv4.tcp_migrate_req, UNKNOWN if absent */
-	bool have_netstat;
-	struct sockmig_netstat ns;
 };
 
 static void status_usage(FILE *f)
@@ -109,16 +80,14 @@ static int parse_args(int argc, char **argv, struct status_opts *o, bool *help)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	uint64_t v;
 	int opt;
 
 	memset(o, 0, sizeof(*o));
 	while ((opt = cli_getopt(argc, argv, "p:a:h", opts)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (!parse_u64("--port", optarg, 1, 65535, &v))
+			if (!parse_port(optarg, &o->port))
 				return 2;
-			o->port = (int)v;
 			break;
 		case 'a':
 			if (!parse_addr(optarg, o))
@@ -132,10 +101,8 @@ static int parse_args(int argc, char **argv, struct status_opts *o, bool *help)
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		cli_error("status: unexpected argument '%s'", argv[optind]);
+	if (!cli_no_more_args("status", argc, argv))
 		return 2;
-	}
 	return 0;
 }
 
@@ -164,44 +131,6 @@ static bool same_group(const struct sm_listener *x, const struct sm_listener *y)
 {
 	return x->family == y->family && x->port == y->port &&
 	       memcmp(&x->addr, &y->addr, addr_len(x->family)) == 0;
-}
-
-static void addr_str(const struct sm_listener *l, char *buf, size_t len)
-{
-	if (!inet_ntop(l->family, &l->addr, buf, (socklen_t)len))
-		snprintf(buf, len, "?");
-}
-
-/* "127.0.0.1:80", "[::1]:80", with "%dev" for a listener bound to a device. */
-static void local_str(const struct sm_listener *l, bool dev, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN], ifname[IF_NAMESIZE + 1] = "";
-
-	addr_str(l, host, sizeof(host));
-	if (dev && l->ifindex) {
-		ifname[0] = '%';
-		if (!if_indextoname(l->ifindex, ifname + 1))
-			snprintf(ifname, sizeof(ifname), "%%%u", l->ifindex);
-	}
-	snprintf(buf, len, l->family == AF_INET6 ? "[%s%s]:%d" : "%s%s:%d", host, ifname, l->port);
-}
-
-static void comm_of(pid_t pid, char *buf, size_t len)
-{
-	char path[64];
-	size_t n;
-	FILE *f;
-
-	snprintf(buf, len, "?");
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	if (fgets(buf, (int)len, f)) {
-		n = strcspn(buf, "\n");
-		buf[n] = '\0';
-	}
-	fclose(f);
 }
 
 static int read_sysctl_int(const char *path)
@@ -278,391 +207,6 @@ static void read_pinned(struct group *gr)
 	sockmig_group_close(g);
 }
 
-static const struct sockmig_member_info *member_of(const struct group *gr, uint64_t cookie)
-{
-	for (int i = 0; i < gr->nmi; i++)
-		if (gr->mi[i].cookie == cookie)
-			return &gr->mi[i];
-	return NULL;
-}
-
-/* Registered members whose listener is not in the dump. */
-static int unmatched(const struct group *gr)
-{
-	int n = 0;
-
-	for (int i = 0; i < gr->nmi; i++) {
-		bool found = false;
-
-		for (int j = 0; j < gr->count && !found; j++)
-			found = gr->l[j].cookie == gr->mi[i].cookie;
-		n += !found;
-	}
-	return n;
-}
-
-static uint64_t sum_kinds(const uint64_t *v)
-{
-	uint64_t s = 0;
-
-	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
-		s += v[k];
-	return s;
-}
-
-static const char *tri_str(enum sockmig_tristate t)
-{
-	return t == SOCKMIG_YES ? "yes" : t == SOCKMIG_NO ? "no" : "unknown";
-}
-
-/* ---- JSON ---------------------------------------------------------------- */
-
-static void jw_tri(const char *key, int v)
-{
-	if (v == UNKNOWN)
-		jw_null(key);
-	else
-		jw_bool(key, v == 1);
-}
-
-static void json_sockmig(const struct sockmig_member_info *m)
-{
-	const struct sockmig_counters *c = &m->counters;
-
-	jw_open("sockmig", '{');
-	jw_u64("slot", m->slot);
-	jw_str("role", sockmig_role_str(m->role));
-	jw_u64("generation", m->generation);
-	jw_u64("weight", m->weight);
-	jw_u64("pid", m->pid);
-	jw_u64("steered", c->steered);
-	jw_u64("migrated_in", sum_kinds(c->migrated_in));
-	jw_u64("migrated_out", sum_kinds(c->migrated_out));
-	jw_u64("cancelled", c->cancel_mismatch);
-	jw_u64("deferred", c->deferred);
-	jw_u64("kicked", c->kicked);
-	jw_open("migrated_in_by_kind", '{');
-	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
-		jw_u64(sockmig_kind_str((enum sockmig_kind)k), c->migrated_in[k]);
-	jw_close('}');
-	jw_open("migrated_out_by_kind", '{');
-	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
-		jw_u64(sockmig_kind_str((enum sockmig_kind)k), c->migrated_out[k]);
-	jw_close('}');
-	jw_close('}');
-}
-
-static void json_member(const struct group *gr, const struct sm_listener *l)
-{
-	const struct sockmig_member_info *m = member_of(gr, l->cookie);
-	char comm[64];
-
-	jw_open(NULL, '{');
-	jw_u64("cookie", l->cookie);
-	jw_u64("inode", l->inode);
-	jw_u64("uid", l->uid);
-	jw_u64("queue", l->queue);
-	jw_u64("backlog", l->backlog);
-	jw_u64("ifindex", l->ifindex);
-	jw_open("owners", '[');
-	for (int i = 0; i < l->nowners; i++) {
-		comm_of(l->owners[i].pid, comm, sizeof(comm));
-		jw_open(NULL, '{');
-		jw_i64("pid", l->owners[i].pid);
-		jw_i64("fd", l->owners[i].fd);
-		jw_str("comm", comm);
-		jw_close('}');
-	}
-	jw_close(']');
-	/* 0 with owners hidden: processes of other users */
-	jw_i64("owners_total", l->owners_total);
-	if (m)
-		json_sockmig(m);
-	else
-		jw_null("sockmig");
-	jw_close('}');
-}
-
-static void json_group(const struct group *gr, const struct netns_info *ns)
-{
-	const struct sm_listener *l = &gr->l[0];
-	char host[INET6_ADDRSTRLEN], local[INET6_ADDRSTRLEN + 32];
-
-	addr_str(l, host, sizeof(host));
-	local_str(l, false, local, sizeof(local));
-	jw_open(NULL, '{');
-	jw_str("family", l->family == AF_INET ? "tcp4" : "tcp6");
-	jw_str("addr", host);
-	jw_i64("port", l->port);
-	jw_str("local", local);
-	jw_u64("netns", ns->ino);
-	jw_i64("nmembers", gr->count);
-	jw_tri("reuseport", gr->reuseport);
-	jw_str("sockmig_group", gr->name);
-	if (gr->policy)
-		jw_str("policy", gr->policy);
-	else
-		jw_null("policy");
-	jw_tri("pinned", gr->pinned);
-	if (!ns->state)
-		jw_str("sockmig_state", ns->state_msg);
-	else if (gr->error[0])
-		jw_str("sockmig_state", gr->error);
-	else
-		jw_str("sockmig_state", "readable");
-	jw_i64("registered_without_listener", unmatched(gr));
-	if (gr->have_lease && gr->lease.set) {
-		jw_open("lease", '{');
-		jw_bool("expired", gr->lease.expired);
-		jw_u64("left_ms", gr->lease.left_ms);
-		jw_u64("syn_passed", gr->lease.syn_passed);
-		jw_close('}');
-	} else {
-		jw_null("lease");
-	}
-	if (ns->probed) {
-		jw_open("kernel", '{');
-		jw_str("mode", sockmig_mode_str(ns->probe.mode));
-		jw_tri("wakeup", ns->probe.migrate_wakeup == SOCKMIG_UNKNOWN
-					 ? UNKNOWN
-					 : ns->probe.migrate_wakeup == SOCKMIG_YES);
-		jw_str("reason", ns->probe.reason);
-		jw_close('}');
-	} else {
-		jw_null("kernel");
-	}
-	if (ns->migrate_req == UNKNOWN)
-		jw_null("tcp_migrate_req");
-	else
-		jw_i64("tcp_migrate_req", ns->migrate_req);
-	if (ns->have_netstat) {
-		jw_open("netstat", '{');
-		jw_u64("TCPMigrateReqSuccess", ns->ns.migrate_success);
-		jw_u64("TCPMigrateReqFailure", ns->ns.migrate_failure);
-		jw_close('}');
-	} else {
-		jw_null("netstat");
-	}
-	jw_open("members", '[');
-	for (int i = 0; i < gr->count; i++)
-		json_member(gr, &gr->l[i]);
-	jw_close(']');
-	jw_close('}');
-}
-
-/* ---- columns --------------------------------------------------------------- */
-
-enum {
-	C_RECVQ,
-	C_SENDQ,
-	C_LOCAL,
-	C_COOKIE,
-	C_ROLE,
-	C_GEN,
-	C_WEIGHT,
-	C_STEERED,
-	C_MIGIN,
-	C_MIGOUT,
-	C_CANCEL,
-	C_PROCESS,
-	NCOL
-};
-
-static const char *const col_name[NCOL] = {
-	"Recv-Q", "Send-Q",  "Local Address:Port",
-	"Cookie", "Role",    "Gen",
-	"Weight", "Steered", "MigIn",
-	"MigOut", "Cancel",  "Process",
-};
-
-/* A line of the table: a group heading (text) or a member (cells). */
-struct line {
-	char *text;
-	char *cell[NCOL];
-};
-
-struct table {
-	struct line *lines;
-	int n, cap;
-	size_t width[NCOL];
-};
-
-static struct line *table_add(struct table *t)
-{
-	if (t->n == t->cap) {
-		int ncap = t->cap ? t->cap * 2 : 16;
-		struct line *nl = realloc(t->lines, (size_t)ncap * sizeof(*nl));
-
-		if (!nl)
-			return NULL;
-		t->lines = nl;
-		t->cap = ncap;
-	}
-	memset(&t->lines[t->n], 0, sizeof(t->lines[0]));
-	return &t->lines[t->n++];
-}
-
-static char *fmt_u64(uint64_t v)
-{
-	char *s = NULL;
-
-	if (asprintf(&s, "%llu", (unsigned long long)v) < 0)
-		return NULL;
-	return s;
-}
-
-/* "nginx(pid=12,fd=6),nginx(pid=13,fd=6)", "?" when none is visible. */
-static char *owners_str(const struct sm_listener *l)
-{
-	size_t cap = 64 + (size_t)l->nowners * 64, len = 0;
-	char *s = malloc(cap), comm[64];
-
-	if (!s)
-		return NULL;
-	s[0] = '\0';
-	for (int i = 0; i < l->nowners; i++) {
-		comm_of(l->owners[i].pid, comm, sizeof(comm));
-		len += (size_t)snprintf(s + len, cap - len, "%s%s(pid=%d,fd=%d)", i ? "," : "",
-					comm, (int)l->owners[i].pid, l->owners[i].fd);
-	}
-	if (l->owners_total > l->nowners)
-		snprintf(s + len, cap - len, ",+%d more", l->owners_total - l->nowners);
-	if (!l->nowners)
-		snprintf(s, cap, "?");
-	return s;
-}
-
-static void table_member(struct table *t, const struct group *gr, const struct sm_listener *l,
-			 const struct netns_info *ns)
-{
-	const struct sockmig_member_info *m = member_of(gr, l->cookie);
-	struct line *ln = table_add(t);
-	char local[INET6_ADDRSTRLEN + IF_NAMESIZE + 32];
-	/* not registered: "-"; sockmig state unreadable: "?" */
-	const char *none = ns->state && !gr->error[0] ? "-" : "?";
-
-	if (!ln)
-		return;
-	local_str(l, true, local, sizeof(local));
-	ln->cell[C_RECVQ] = fmt_u64(l->queue);
-	ln->cell[C_SENDQ] = fmt_u64(l->backlog);
-	ln->cell[C_LOCAL] = strdup(local);
-	ln->cell[C_COOKIE] = fmt_u64(l->cookie);
-	ln->cell[C_PROCESS] = owners_str(l);
-	if (m) {
-		ln->cell[C_ROLE] = strdup(sockmig_role_str(m->role));
-		ln->cell[C_GEN] = fmt_u64(m->generation);
-		ln->cell[C_WEIGHT] = fmt_u64(m->weight);
-		ln->cell[C_STEERED] = fmt_u64(m->counters.steered);
-		ln->cell[C_MIGIN] = fmt_u64(sum_kinds(m->counters.migrated_in));
-		ln->cell[C_MIGOUT] = fmt_u64(sum_kinds(m->counters.migrated_out));
-		ln->cell[C_CANCEL] = fmt_u64(m->counters.cancel_mismatch);
-	} else {
-		for (int c = C_ROLE; c <= C_CANCEL; c++)
-			ln->cell[c] = strdup(none);
-	}
-}
-
-static void table_group(struct table *t, const struct group *gr, const struct netns_info *ns)
-{
-	char local[INET6_ADDRSTRLEN + 32], state[256], kernel[128], migreq[32], nstat[96];
-	struct line *ln = table_add(t);
-	int stale = unmatched(gr);
-
-	if (!ln)
-		return;
-	local_str(&gr->l[0], false, local, sizeof(local));
-	if (!ns->state)
-		snprintf(state, sizeof(state), "sockmig state: %s", ns->state_msg);
-	else if (gr->pinned != 1)
-		snprintf(state, sizeof(state), "no sockmig group");
-	else if (gr->error[0])
-		snprintf(state, sizeof(state), "sockmig group %s: %s", gr->name, gr->error);
-	else if (stale)
-		snprintf(state, sizeof(state),
-			 "sockmig group %s (%s policy, %d registered, %d without listener)",
-			 gr->name, gr->policy ? gr->policy : "?", gr->nmi, stale);
-	else
-		snprintf(state, sizeof(state), "sockmig group %s (%s policy, %d registered)",
-			 gr->name, gr->policy ? gr->policy : "?", gr->nmi);
-	if (gr->have_lease && gr->lease.expired) {
-		size_t len = strlen(state);
-
-		snprintf(state + len, sizeof(state) - len,
-			 ", attach's lease expired: new SYNs by the kernel's hash (%llu so far)",
-			 (unsigned long long)gr->lease.syn_passed);
-	}
-	if (ns->probed)
-		snprintf(kernel, sizeof(kernel), "kernel %s, wake-up %s",
-			 sockmig_mode_str(ns->probe.mode), tri_str(ns->probe.migrate_wakeup));
-	else
-		snprintf(kernel, sizeof(kernel), "kernel not probed (needs root)");
-	if (ns->migrate_req == UNKNOWN)
-		snprintf(migreq, sizeof(migreq), "tcp_migrate_req absent");
-	else
-		snprintf(migreq, sizeof(migreq), "tcp_migrate_req=%d", ns->migrate_req);
-	if (ns->have_netstat)
-		snprintf(nstat, sizeof(nstat),
-			 "TCPMigrateReqSuccess=%llu TCPMigrateReqFailure=%llu",
-			 (unsigned long long)ns->ns.migrate_success,
-			 (unsigned long long)ns->ns.migrate_failure);
-	else
-		snprintf(nstat, sizeof(nstat), "TcpExt not readable");
-	if (asprintf(&ln->text,
-		     "%s %s netns %llu: %d member%s, SO_REUSEPORT %s, %s\n"
-		     "  %s; %s; %s",
-		     gr->l[0].family == AF_INET ? "tcp4" : "tcp6", local,
-		     (unsigned long long)ns->ino, gr->count, gr->count == 1 ? "" : "s",
-		     gr->reuseport == 1	  ? "yes"
-		     : gr->reuseport == 0 ? "no"
-					  : "unknown",
-		     state, kernel, migreq, nstat) < 0)
-		ln->text = NULL;
-}
-
-/* The last column is not padded. */
-static void print_cell(int c, size_t width, const char *s)
-{
-	if (c == NCOL - 1)
-		printf("%s\n", s);
-	else
-		printf("%-*s ", (int)width, s);
-}
-
-static void table_print(struct table *t)
-{
-	for (int c = 0; c < NCOL; c++)
-		t->width[c] = strlen(col_name[c]);
-	for (int i = 0; i < t->n; i++)
-		for (int c = 0; c < NCOL; c++)
-			if (t->lines[i].cell[c] && strlen(t->lines[i].cell[c]) > t->width[c])
-				t->width[c] = strlen(t->lines[i].cell[c]);
-	for (int c = 0; c < NCOL; c++)
-		print_cell(c, t->width[c], col_name[c]);
-	for (int i = 0; i < t->n; i++) {
-		const struct line *ln = &t->lines[i];
-
-		if (!ln->cell[C_LOCAL]) {
-			if (ln->text)
-				printf("%s\n", ln->text);
-			continue;
-		}
-		for (int c = 0; c < NCOL; c++) {
-			print_cell(c, t->width[c], ln->cell[c] ? ln->cell[c] : "?");
-		}
-	}
-}
-
-static void table_free(struct table *t)
-{
-	for (int i = 0; i < t->n; i++) {
-		free(t->lines[i].text);
-		for (int c = 0; c < NCOL; c++)
-			free(t->lines[i].cell[c]);
-	}
-	free(t->lines);
-}
-
 /* ---- the command ----------------------------------------------------------- */
 
 static bool wanted_addr(const struct sm_listener *l, const struct status_opts *o)
@@ -709,7 +253,6 @@ int do_status(int argc, char **argv)
 	struct netns_info ns;
 	struct sm_listener *ls = NULL;
 	struct group *gs = NULL;
-	struct table t = {0};
 	sockmig_print_fn prev;
 	bool help = false, any = false;
 	struct stat st;
@@ -759,24 +302,10 @@ int do_status(int argc, char **argv)
 	}
 	sockmig_set_print(prev);
 
-	if (json_output) {
-		jw_open(NULL, '[');
-		for (int i = 0; i < ng; i++)
-			if (gs[i].show)
-				json_group(&gs[i], &ns);
-		jw_close(']');
-		jw_end();
-	} else {
-		for (int i = 0; i < ng; i++) {
-			if (!gs[i].show)
-				continue;
-			table_group(&t, &gs[i], &ns);
-			for (int j = 0; j < gs[i].count; j++)
-				table_member(&t, &gs[i], &gs[i].l[j], &ns);
-		}
-		table_print(&t);
-		table_free(&t);
-	}
+	if (json_output)
+		status_json(gs, ng, &ns);
+	else
+		status_table(gs, ng, &ns);
 	for (int i = 0; i < ng; i++)
 		free(gs[i].mi);
 	free(gs);

@@ -309,16 +309,15 @@ int do_watch(int argc, char **argv)
 	struct sockmig_netstat ns0, ns1, d, start;
 	int opt, port = 0, nw = 0, cap = 16;
 	struct watched *w = calloc((size_t)cap, sizeof(*w));
-	uint64_t v, interval = 1000, count = 0;
+	uint64_t interval = 1000, count = 0;
 
 	if (!w)
 		return 1;
 	while ((opt = cli_getopt(argc, argv, "P:i:c:h", opts)) != -1) {
 		switch (opt) {
 		case 'P':
-			if (!parse_u64("--port", optarg, 1, 65535, &v))
+			if (!parse_port(optarg, &port))
 				goto usage;
-			port = (int)v;
 			break;
 		case 'i':
 			if (!parse_u64("--interval", optarg, 10, 3600000, &interval))
@@ -344,10 +343,8 @@ int do_watch(int argc, char **argv)
 			goto usage;
 		}
 	}
-	if (optind < argc) {
-		cli_error("watch: unexpected argument '%s'", argv[optind]);
+	if (!cli_no_more_args("watch", argc, argv))
 		goto usage;
-	}
 	if (sockmig_netstat_read(&ns0) < 0) {
 		cli_error("%s", sockmig_last_error());
 		free(w);
@@ -403,12 +400,7 @@ int do_watch(int argc, char **argv)
 				jw_u64("drain_migrated", w[i].drain_migrated);
 				jw_u64("cancelled", sub(t->cancel_mismatch, l->cancel_mismatch));
 				jw_u64("deferred", sub(t->deferred, l->deferred));
-				jw_u64("TCPMigrateReqSuccess", d.migrate_success);
-				jw_u64("TCPMigrateReqFailure", d.migrate_failure);
-				jw_u64("ListenDrops", d.listen_drops);
-				jw_u64("ListenOverflows", d.listen_overflows);
-				jw_u64("EmbryonicRsts", d.embryonic_rsts);
-				jw_u64("TCPAbortOnClose", d.abort_on_close);
+				jw_netstat(&d);
 				jw_close('}');
 				jw_end();
 			} else {

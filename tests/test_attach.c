@@ -13,10 +13,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -462,6 +467,71 @@ out:
 	if (ret != SM_PASS)
 		it_show_log(&e, "attach.log");
 	sockmig_group_close(g);
+	it_teardown(&e, APORT);
+	return ret;
+}
+
+/* ---- start-up errors ------------------------------------------------------- */
+
+/*
+ * attach's start-up said only "pid P has no SO_REUSEPORT listener ... that
+ * sockmig could register" when every take of a listener failed with a race
+ * (ESRCH, EBADF, ESTALE: its owner let go since the scan), and said why at
+ * debug level only. Here every pidfd_getfd() of attach fails with EBADF (a
+ * seccomp filter): one error line names the listener's fd, this process
+ * and the reason, after 3 scans again (a server still starting would have
+ * been registered by one): 4 owner scans in all, exit 1.
+ */
+SM_TEST(attach_says_why_nothing_was_registered)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_getfd, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EBADF),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+	char pidarg[16], portarg[16], path[160], want[96];
+	int l, st = -1, ret = SM_FAIL;
+	struct ienv e;
+	pid_t pid;
+
+	if (!it_setup(&e, I_ATTACH))
+		return SKIP("no .output/sockmig: run from the repository root");
+	l = burst_listener(AF_INET, APORT, 16, 0);
+	if (!ASSERT_OK(l, "listener"))
+		goto out;
+	snprintf(pidarg, sizeof(pidarg), "%d", (int)getpid());
+	snprintf(portarg, sizeof(portarg), "%d", APORT);
+	snprintf(path, sizeof(path), "%s/attach.log", e.dir);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0 ||
+		    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+			_exit(126);
+		execl(e.sockmig, e.sockmig, "-v", "attach", "--pid", pidarg, "--port", portarg,
+		      "--once", (char *)NULL);
+		_exit(127);
+	}
+	if (!ASSERT_GT(pid, 0, "fork"))
+		goto out;
+	st = wait_status(pid, 10000);
+	snprintf(want, sizeof(want),
+		 "that sockmig could register: cannot take fd %d of pid %d: gone (EBADF", l,
+		 (int)getpid());
+	if (ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit 1") &&
+	    ASSERT_EQ(it_log_count(&e, "attach.log", "Error: "), 1, "one error line") &&
+	    ASSERT_EQ(it_log_count(&e, "attach.log", want), 1, "it names fd, pid and reason") &&
+	    ASSERT_EQ(it_log_count(&e, "attach.log", "debug: scan "), 4,
+		      "the first scan, and 3 again"))
+		ret = SM_PASS;
+out:
+	it_show_log(&e, "attach.log");
+	if (l >= 0)
+		close(l);
 	it_teardown(&e, APORT);
 	return ret;
 }
