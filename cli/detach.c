@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,14 +69,11 @@ int do_detach(int argc, char **argv)
 	stop_daemon(port);
 	n = sm_diag_listeners(0, port, &ls);
 	for (int i = 0; i < n; i++) {
-		char name[SOCKMIG_NAME_MAX];
-		struct stat st;
+		struct sockmig_group_id id;
 		struct sockmig_group *g;
 		int fd = -1;
 
-		stat("/proc/thread-self/ns/net", &st);
-		if (sockmig_group_name_for(ls[i].family, &ls[i].addr, ls[i].port, st.st_ino, name,
-					   sizeof(name)) < 0)
+		if (sockmig_group_id_make(ls[i].family, &ls[i].addr, ls[i].port, 0, &id) < 0)
 			continue;
 		/* give the kernel group its default selection back */
 		fd = take_listener(&ls[i], true);
@@ -88,7 +84,7 @@ int do_detach(int argc, char **argv)
 				done++;
 			close(fd);
 		}
-		g = sockmig_group_open_name(name, NULL);
+		g = sockmig_group_open_id(&id, NULL);
 		if (g) {
 			sockmig_group_destroy(g);
 			sockmig_group_close(g);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,11 +46,12 @@ static void drain_usage(FILE *f)
 
 static int group_of(const struct sm_listener *l, char *buf, size_t len)
 {
-	struct stat st;
+	struct sockmig_group_id id;
+	int err = sockmig_group_id_make(l->family, &l->addr, l->port, 0, &id);
 
-	if (stat("/proc/thread-self/ns/net", &st) < 0)
-		return -errno;
-	return sockmig_group_name_for(l->family, &l->addr, l->port, st.st_ino, buf, len);
+	if (!err)
+		snprintf(buf, len, "%s", id.name);
+	return err;
 }
 
 /* Drain one listener; 0, or -1 after an error line. */

@@ -1,49 +1,38 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* The pinned groups of this network namespace, all of them. */
+/* The pinned groups of this network namespace (of one port), sorted. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 
 int cli_group_names(int port, char (**out)[SOCKMIG_NAME_MAX])
 {
-	char(*names)[SOCKMIG_NAME_MAX] = NULL;
-	int max = 64, n, kept = 0;
-	struct stat st;
+	uint64_t self = sockmig_netns_self();
+	struct sockmig_group_id *ids = NULL;
+	char(*names)[SOCKMIG_NAME_MAX];
+	int n, max = 0;
 
 	*out = NULL;
-	if (stat("/proc/thread-self/ns/net", &st) < 0)
-		return -errno;
+	if (!self)
+		return -ENOENT;
 	/* the list may grow between two reads: read again until it fits */
 	for (;;) {
-		char(*bigger)[SOCKMIG_NAME_MAX] = realloc(names, (size_t)max * SOCKMIG_NAME_MAX);
-
-		if (!bigger) {
-			free(names);
-			return -ENOMEM;
-		}
-		names = bigger;
-		n = sockmig_group_list(NULL, names, max);
-		if (n < 0) {
-			free(names);
-			return n;
-		}
-		if (n <= max)
+		n = sockmig_group_list_ids(NULL, self, port, ids, max);
+		if (n < 0 || n <= max)
 			break;
+		free(ids);
 		max = n + 16;
+		ids = calloc((size_t)max, sizeof(*ids));
+		if (!ids)
+			return -ENOMEM;
 	}
-	for (int i = 0; i < n; i++) {
-		const char *dash = strrchr(names[i], '-');
-		char *end;
-
-		/* NETNS-tcpF-ADDR-PORT */
-		if (strtoull(names[i], &end, 10) != (unsigned long long)st.st_ino || *end != '-' ||
-		    (port && (!dash || strtol(dash + 1, NULL, 10) != port)))
-			continue;
-		memmove(names[kept++], names[i], SOCKMIG_NAME_MAX);
-	}
+	names = n >= 0 ? calloc((size_t)n + 1, SOCKMIG_NAME_MAX) : NULL;
+	if (n >= 0 && !names)
+		n = -ENOMEM;
+	for (int i = 0; i < n; i++)
+		memcpy(names[i], ids[i].name, SOCKMIG_NAME_MAX);
+	free(ids);
 	*out = names;
-	return kept;
+	return n;
 }

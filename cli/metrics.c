@@ -48,17 +48,10 @@ static void family_help(FILE *f, const char *name, const char *type, const char 
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* The port of a group name NETNS-tcpF-ADDR-PORT. */
-static const char *name_port(const char *name)
-{
-	const char *dash = strrchr(name, '-');
-
-	return dash ? dash + 1 : "";
-}
-
 struct scrape {
 	int ngroups;
 	char (*names)[SOCKMIG_NAME_MAX];
+	char (*ports)[8];		 /* per group: its port, as a label */
 	struct sockmig_member_info **mi; /* per group, NULL when unreadable */
 	int *nmi;
 	const char **policy;
@@ -74,6 +67,7 @@ static void scrape_free(struct scrape *s)
 	free(s->policy);
 	free(s->ring);
 	free(s->names);
+	free(s->ports);
 }
 
 static int scrape_read(struct scrape *s, int port)
@@ -86,12 +80,17 @@ static int scrape_read(struct scrape *s, int port)
 	s->nmi = calloc((size_t)s->ngroups + 1, sizeof(*s->nmi));
 	s->policy = calloc((size_t)s->ngroups + 1, sizeof(*s->policy));
 	s->ring = calloc((size_t)s->ngroups + 1, sizeof(*s->ring));
-	if (!s->mi || !s->nmi || !s->policy || !s->ring) {
+	s->ports = calloc((size_t)s->ngroups + 1, sizeof(*s->ports));
+	if (!s->mi || !s->nmi || !s->policy || !s->ring || !s->ports) {
 		scrape_free(s);
 		return -ENOMEM;
 	}
 	for (int i = 0; i < s->ngroups; i++) {
 		struct sockmig_group *g = sockmig_group_open_name(s->names[i], NULL);
+		struct sockmig_group_id id;
+
+		if (sockmig_group_id_parse(s->names[i], &id) == 0)
+			snprintf(s->ports[i], sizeof(s->ports[i]), "%u", id.port);
 
 		if (!g)
 			continue;
@@ -117,8 +116,7 @@ static void member_family(FILE *f, const struct scrape *s, const char *name, con
 	for (int i = 0; i < s->ngroups; i++)
 		for (int j = 0; j < s->nmi[i]; j++)
 			fprintf(f, "%s{group=\"%s\",port=\"%s\",member=\"%llu\"} %llu\n", name,
-				s->names[i], name_port(s->names[i]),
-				(unsigned long long)s->mi[i][j].cookie,
+				s->names[i], s->ports[i], (unsigned long long)s->mi[i][j].cookie,
 				(unsigned long long)value(&s->mi[i][j]));
 }
 
@@ -162,7 +160,7 @@ static void migrated_family(FILE *f, const struct scrape *s, bool in)
 				fprintf(f,
 					"%s{group=\"%s\",port=\"%s\",member=\"%llu\",kind=\"%s\"} "
 					"%llu\n",
-					name, s->names[i], name_port(s->names[i]),
+					name, s->names[i], s->ports[i],
 					(unsigned long long)s->mi[i][j].cookie, kind_label[k],
 					(unsigned long long)(in ? s->mi[i][j].counters
 									     .migrated_in[k]
@@ -181,13 +179,13 @@ static void drain_families(FILE *f, const struct scrape *s)
 		    "Drains of members through libsockmig (drain, holder rotation, reload).");
 	for (int i = 0; i < s->ngroups; i++)
 		fprintf(f, "sockmig_drains_total{group=\"%s\",port=\"%s\"} %llu\n", s->names[i],
-			name_port(s->names[i]), (unsigned long long)s->ring[i].head);
+			s->ports[i], (unsigned long long)s->ring[i].head);
 	family_help(f, h, "histogram",
 		    "Duration of each drain: from the mark (no new SYN) to the listener's "
 		    "shutdown, its queue migrated.");
 	for (int i = 0; i < s->ngroups; i++) {
 		const struct sockmig_event_ring *r = &s->ring[i];
-		const char *n = s->names[i], *p = name_port(s->names[i]);
+		const char *n = s->names[i], *p = s->ports[i];
 
 		for (int b = 0; b < SOCKMIG_DRAIN_BUCKETS; b++)
 			fprintf(f, "%s_bucket{group=\"%s\",port=\"%s\",le=\"%g\"} %llu\n", h, n, p,
@@ -211,8 +209,7 @@ static void write_metrics(FILE *f, const struct scrape *s)
 		    "A pinned group of this network namespace and its policy program.");
 	for (int i = 0; i < s->ngroups; i++)
 		fprintf(f, "sockmig_group_info{group=\"%s\",port=\"%s\",policy=\"%s\"} 1\n",
-			s->names[i], name_port(s->names[i]),
-			s->policy[i] ? s->policy[i] : "unknown");
+			s->names[i], s->ports[i], s->policy[i] ? s->policy[i] : "unknown");
 	family_help(f, "sockmig_group_members", "gauge", "Registered members, by role.");
 	for (int i = 0; i < s->ngroups; i++)
 		for (size_t r = 0; r < sizeof(roles) / sizeof(roles[0]); r++) {
@@ -222,7 +219,7 @@ static void write_metrics(FILE *f, const struct scrape *s)
 				n += s->mi[i][j].role == roles[r];
 			fprintf(f,
 				"sockmig_group_members{group=\"%s\",port=\"%s\",role=\"%s\"} %d\n",
-				s->names[i], name_port(s->names[i]), sockmig_role_str(roles[r]), n);
+				s->names[i], s->ports[i], sockmig_role_str(roles[r]), n);
 		}
 	family_help(f, "sockmig_member_info", "gauge",
 		    "A member: its role and the pid that registered it.");
@@ -231,8 +228,7 @@ static void write_metrics(FILE *f, const struct scrape *s)
 			fprintf(f,
 				"sockmig_member_info{group=\"%s\",port=\"%s\",member=\"%llu\","
 				"role=\"%s\",pid=\"%u\"} 1\n",
-				s->names[i], name_port(s->names[i]),
-				(unsigned long long)s->mi[i][j].cookie,
+				s->names[i], s->ports[i], (unsigned long long)s->mi[i][j].cookie,
 				sockmig_role_str(s->mi[i][j].role), s->mi[i][j].pid);
 	member_family(f, s, "sockmig_member_generation", "gauge", "The member's generation.",
 		      v_generation);

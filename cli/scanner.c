@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -186,13 +185,11 @@ static void lease_clear_expired(struct sockmig_group *g)
 /* The pinned group of @l in this network namespace, if there is one. */
 static struct sockmig_group *open_group_of(const struct sm_listener *l)
 {
-	char name[SOCKMIG_NAME_MAX];
-	struct stat st;
+	struct sockmig_group_id id;
 
-	if (stat("/proc/thread-self/ns/net", &st) < 0 ||
-	    sockmig_group_name_for(l->family, &l->addr, l->port, st.st_ino, name, sizeof(name)) < 0)
+	if (sockmig_group_id_make(l->family, &l->addr, l->port, 0, &id) < 0)
 		return NULL;
-	return sockmig_group_open_name(name, NULL);
+	return sockmig_group_open_id(&id, NULL);
 }
 
 /* The generation a member of @g with @cookie is registered with (-1 if it

@@ -255,7 +255,6 @@ int do_status(int argc, char **argv)
 	struct group *gs = NULL;
 	sockmig_print_fn prev;
 	bool help = false, any = false;
-	struct stat st;
 	int n, ng = 0, kept = 0, err;
 
 	err = parse_args(argc, argv, &o, &help);
@@ -266,8 +265,7 @@ int do_status(int argc, char **argv)
 	}
 	memset(&ns, 0, sizeof(ns));
 	ns.root = geteuid() == 0;
-	if (stat("/proc/thread-self/ns/net", &st) == 0)
-		ns.ino = st.st_ino;
+	ns.ino = sockmig_netns_self();
 	n = sm_diag_listeners(o.family, o.port, &ls);
 	if (n < 0) {
 		cli_error("cannot list the TCP listeners (sock_diag): %s", strerror(-n));

@@ -114,15 +114,13 @@ static unsigned long probe_netns;
 static void decide_wake(void)
 {
 	struct sockmig_probe p;
-	struct stat st;
 	int err;
 
 	if (shim_cfg.wake >= 0) {
 		wake_mode = shim_cfg.wake ? SOCKMIG_WAKE_ALWAYS : SOCKMIG_WAKE_NEVER;
 		return;
 	}
-	if (stat("/proc/thread-self/ns/net", &st) == 0)
-		probe_netns = st.st_ino;
+	probe_netns = sockmig_netns_self();
 	atomic_store(&probing, true);
 	err = sockmig_probe(&p);
 	atomic_store(&probing, false);
@@ -498,40 +496,37 @@ void shim_listeners_exit(void)
  */
 void shim_groups_exit(void)
 {
-	char(*names)[SOCKMIG_NAME_MAX] = NULL, prefix[32];
+	struct sockmig_group_id *ids = NULL;
+	uint64_t self = sockmig_netns_self();
 	libbpf_print_fn_t old;
-	struct stat st;
 	int n;
 
-	if (atomic_load(&inactive) || !shim_bpf_privileged() ||
-	    stat("/proc/thread-self/ns/net", &st) < 0)
+	if (atomic_load(&inactive) || !shim_bpf_privileged() || !self)
 		return;
-	snprintf(prefix, sizeof(prefix), "%lu-", (unsigned long)st.st_ino);
 	old = quiet_begin();
-	n = sockmig_group_list(NULL, NULL, 0);
+	n = sockmig_group_list_ids(NULL, self, 0, NULL, 0);
 	if (n > 0)
-		names = calloc((size_t)n, sizeof(*names));
-	if (names)
-		n = sockmig_group_list(NULL, names, n);
-	for (int i = 0; names && i < n; i++) {
+		ids = calloc((size_t)n, sizeof(*ids));
+	if (ids)
+		n = sockmig_group_list_ids(NULL, self, 0, ids, n);
+	for (int i = 0; ids && i < n; i++) {
+		const char *name = ids[i].name;
 		struct shim_entry e;
 		struct sockmig_group *g;
 		int rc;
 
-		if (strncmp(names[i], prefix, strlen(prefix)) != 0)
-			continue;
 		memset(&e, 0, sizeof(e));
-		snprintf(e.group, sizeof(e.group), "%s", names[i]);
+		snprintf(e.group, sizeof(e.group), "%s", name);
 		g = open_group(&e);
 		if (!g)
 			continue; /* gone already: its last member left */
 		rc = sockmig_group_collect(g, (uint32_t)getpid());
 		if (rc == 1)
-			shim_debug("exit: group %s had no member left: removed", names[i]);
+			shim_debug("exit: group %s had no member left: removed", name);
 		else if (rc < 0 && !lock_timed_out())
-			shim_debug("exit: group %s: %s", names[i], sockmig_last_error());
+			shim_debug("exit: group %s: %s", name, sockmig_last_error());
 		sockmig_group_close(g);
 	}
-	free(names);
+	free(ids);
 	quiet_end(old);
 }

@@ -53,7 +53,7 @@ unsigned long shim_sock_netns(int fd)
 	unsigned long ino = 0;
 
 	if (ns < 0)
-		return stat("/proc/thread-self/ns/net", &st) == 0 ? st.st_ino : 0;
+		return sockmig_netns_self();
 	if (fstat(ns, &st) == 0)
 		ino = st.st_ino;
 	shim_real.close(ns);

@@ -328,7 +328,11 @@ int main(int argc, char **argv)
 	int na = pinned_entries(after, 64), leaked = 0;
 
 	for (int i = 0; i < na; i++) {
-		unsigned long ns = strtoul(after[i], NULL, 10);
+		struct sockmig_group_id id;
+		/* a group's namespace; another entry's leading number */
+		unsigned long ns = sockmig_group_id_parse(after[i], &id) == 0
+					   ? (unsigned long)id.netns
+					   : strtoul(after[i], NULL, 10);
 		const char *by = NULL;
 		bool known = false;
 
