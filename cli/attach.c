@@ -45,9 +45,10 @@ int take_listener(const struct sm_listener *l, bool quiet)
 
 	if (l->nowners == 0) {
 		if (!quiet)
-			cli_error(
-				"port %d: cannot see which process holds cookie %llu (needs root)",
-				l->port, (unsigned long long)l->cookie);
+			cli_error("port %d: cannot see which process holds cookie %llu (another "
+				  "user's "
+				  "/proc/PID/fd needs CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)",
+				  l->port, (unsigned long long)l->cookie);
 		return -1;
 	}
 	for (int i = 0; i < l->nowners; i++) {
@@ -66,8 +67,8 @@ int take_listener(const struct sm_listener *l, bool quiet)
 	if (fd == -EPERM)
 		cli_error(
 			"cannot take fd %d of pid %d: not permitted (pidfd_getfd needs the rights "
-			"of ptrace over it: root, or its owner where kernel.yama.ptrace_scope "
-			"allows)",
+			"of ptrace over it: CAP_SYS_PTRACE, or its owner where "
+			"kernel.yama.ptrace_scope allows)",
 			l->owners[0].fd, (int)l->owners[0].pid);
 	else
 		cli_error("cannot take fd %d of pid %d: %s", l->owners[0].fd, (int)l->owners[0].pid,
@@ -835,14 +836,14 @@ int do_attach(int argc, char **argv)
 		snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
 		if (pid && access(fddir, R_OK) < 0 && errno == EACCES)
 			cli_error("cannot see the sockets of pid %d: not permitted (sockmig needs "
-				  "the rights of ptrace over it: root, or its owner where "
-				  "kernel.yama.ptrace_scope allows)",
+				  "the rights of ptrace over it: CAP_DAC_READ_SEARCH and "
+				  "CAP_SYS_PTRACE, or its owner)",
 				  (int)pid);
 		else if (pid)
 			cli_error(
 				"pid %d has no SO_REUSEPORT listener%s that sockmig could register",
 				(int)pid, port ? " on that port" : "");
-		else
+		else if (!cli_errors) /* else each listener's error said why */
 			cli_error("port %d has no listener that sockmig could register", port);
 		scanner_stop(&sc);
 		pidfile_release(&pf);

@@ -245,8 +245,9 @@ static unsigned long sock_netns(int fd)
 	return ino;
 }
 
-/* CAP_NET_ADMIN and CAP_BPF (or CAP_SYS_ADMIN) in the effective set, as
- * loading a networking BPF program needs. */
+/* CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) in the effective set, as
+ * loading the policy program needs (the verifier refuses it without
+ * CAP_PERFMON); CAP_NET_ADMIN is not needed. */
 static bool bpf_privileged(void)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
@@ -257,8 +258,8 @@ static bool bpf_privileged(void)
 	if (syscall(SYS_capget, &hdr, data) < 0)
 		return true; /* cannot tell: let the library try */
 	eff = (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
-	return (eff & (1ULL << CAP_NET_ADMIN)) &&
-	       (eff & ((1ULL << CAP_BPF) | (1ULL << CAP_SYS_ADMIN)));
+	return (eff & (1ULL << CAP_SYS_ADMIN)) ||
+	       ((eff & (1ULL << CAP_BPF)) && (eff & (1ULL << CAP_PERFMON)));
 }
 
 /*
@@ -371,7 +372,7 @@ void shim_listener_listen(int fd)
 		return;
 	if (!bpf_privileged()) {
 		go_inactive("no privilege to load the policy program (needs CAP_BPF and "
-			    "CAP_NET_ADMIN, or root)");
+			    "CAP_PERFMON, or root)");
 		return;
 	}
 	pthread_once(&wake_once, decide_wake);
