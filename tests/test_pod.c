@@ -14,6 +14,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -143,4 +144,18 @@ SM_TEST(pod_restart_no_sidecar)
 SM_TEST(pod_restart_sidecar_own_pidns)
 {
 	return pod_restart(SIDECAR_OWN_PIDNS);
+}
+
+/* The example manifests and rules parse as YAML (python3-yaml). */
+SM_PURE(examples_yaml_parse)
+{
+	const char *cmd = "python3 -c 'import sys, yaml\n"
+			  "for f in sys.argv[1:]:\n"
+			  "    docs = [d for d in yaml.safe_load_all(open(f)) if d]\n"
+			  "    assert docs, f\n"
+			  "    print(f, len(docs))' examples/k8s/*.yaml examples/prometheus/*.yml";
+
+	if (system("python3 -c 'import yaml' 2>/dev/null") != 0)
+		return SKIP("no python3-yaml");
+	return ASSERT_EQ(system(cmd), 0, "every file parses") ? SM_PASS : SM_FAIL;
 }
