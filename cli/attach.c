@@ -140,8 +140,8 @@ static void say_none_registered(const struct scanner *sc, pid_t pid, int port)
 	snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
 	if (pid && access(fddir, R_OK) < 0 && errno == EACCES)
 		cli_error("cannot see the sockets of pid %d: not permitted (sockmig needs "
-			  "the rights of ptrace over it: root, or its owner where "
-			  "kernel.yama.ptrace_scope allows)",
+			  "the rights of ptrace over it: CAP_DAC_READ_SEARCH and "
+			  "CAP_SYS_PTRACE, or its owner)",
 			  (int)pid);
 	else if (pid)
 		cli_error("pid %d has no SO_REUSEPORT listener%s that sockmig could register%s",

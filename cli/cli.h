@@ -13,6 +13,8 @@ extern bool json_output;
 
 /* Print "Error: ..." on stderr, or {"error": "..."} on stdout with -j. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The Error lines cli_error() printed so far. */
+extern int cli_errors;
 
 /* A small JSON writer: nesting and commas are tracked for the caller. */
 void jw_open(const char *key, char bracket); /* key NULL inside arrays / at top */

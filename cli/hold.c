@@ -163,7 +163,7 @@ int do_hold(int argc, char **argv)
 	struct holder h;
 	pid_t owner;
 	uint64_t interval = 20;
-	int opt, port = 0, before, err;
+	int opt, port = 0, before, err = 0;
 	bool fg = false;
 
 	optind = 1;
@@ -235,11 +235,12 @@ int do_hold(int argc, char **argv)
 		if (sm_diag_dump(0, port, &ls) > 0) {
 			k.family = ls[0].family;
 			memcpy(&k.addr, &ls[0].addr, sizeof(k.addr));
-			holder_server_joined(&h, &k); /* opens it there */
+			err = holder_server_joined(&h, &k); /* opens it there */
 		}
 		free(ls);
 	}
-	if (!h.lh && holder_open(&h) < 0) {
+	/* a failed open there said why: not a second time here */
+	if (!h.lh && (err < 0 || holder_open(&h) < 0)) {
 		pidfile_release(&pf);
 		return 1;
 	}

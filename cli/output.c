@@ -34,11 +34,14 @@ static void json_escaped(const char *s)
 	putchar('"');
 }
 
+int cli_errors;
+
 void cli_error(const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
 
+	cli_errors++;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);

@@ -80,5 +80,10 @@ int do_probe(int argc, char **argv)
 		printf("bpffs            %s\n",
 		       p.bpffs ? "/sys/fs/bpf" : "not mounted (mount -t bpf bpf /sys/fs/bpf)");
 	}
-	return p.mode == SOCKMIG_MODE_NONE && p.migrate_bpf == SOCKMIG_UNKNOWN ? 1 : 0;
+	if (p.mode != SOCKMIG_MODE_NONE)
+		return 0;
+	/* nothing usable: why, on stderr too (it names a missing capability) */
+	if (!json_output)
+		cli_error("probe: %s", p.reason);
+	return 1;
 }

@@ -36,7 +36,7 @@ static const char *take_error(int err)
 		return "changed (ESTALE: the fd is another socket now)";
 	case -EPERM:
 		return "not permitted (pidfd_getfd needs the rights of ptrace over it: "
-		       "root, or its owner where kernel.yama.ptrace_scope allows)";
+		       "CAP_SYS_PTRACE, or its owner where kernel.yama.ptrace_scope allows)";
 	default:
 		return strerror(-err);
 	}
@@ -54,7 +54,8 @@ int take_listener_why(const struct sm_listener *l, char *why, size_t size)
 
 	if (l->nowners == 0) {
 		snprintf(why, size,
-			 "port %d: cannot see which process holds cookie %llu (needs root)",
+			 "port %d: cannot see which process holds cookie %llu (another user's "
+			 "/proc/PID/fd needs CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)",
 			 l->port, (unsigned long long)l->cookie);
 		return -ENOENT;
 	}

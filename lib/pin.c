@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -153,6 +155,31 @@ int sm_root_readable(const char *root)
 		return sm_fail(EPERM, "%s is not sockmig's (uid %u, mode %o): not read", root,
 			       (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 	return 0;
+}
+
+/*
+ * The capability a process without CAP_SYS_ADMIN lacks to load the policy,
+ * or NULL: CAP_BPF for any BPF object, and CAP_PERFMON, without which the
+ * verifier refuses the program (EACCES; measured on 6.18). CAP_NET_ADMIN
+ * is not used.
+ */
+static const char *missing_cap(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+	uint64_t eff;
+
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return NULL;
+	eff = (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
+	if (eff & (1ULL << CAP_SYS_ADMIN))
+		return NULL;
+	if (!(eff & (1ULL << CAP_BPF)))
+		return "CAP_BPF";
+	if (!(eff & (1ULL << CAP_PERFMON)))
+		return "CAP_PERFMON";
+	return NULL;
 }
 
 int sm_lock_wait_ms = -1;
@@ -371,7 +398,8 @@ int sm_load_pinned(struct sockmig_group *g)
 		g->policy = err;
 	}
 
-	if (g->policy == SOCKMIG_POLICY_AUTO && sm_verifier_loads_migrate() == 0) {
+	if (g->policy == SOCKMIG_POLICY_AUTO && sm_verifier_loads_migrate() == 0 &&
+	    !missing_cap()) {
 		/* decided by a 3-instruction program, not by the policy's
 		 * slow rejection on 5.10's verifier */
 		sm_log(SOCKMIG_INFO,
@@ -379,6 +407,8 @@ int sm_load_pinned(struct sockmig_group *g)
 		g->policy = SOCKMIG_POLICY_LEGACY;
 	}
 	err = load_policy(g, g->policy == SOCKMIG_POLICY_LEGACY);
+	if (err == -EACCES && missing_cap())
+		err = -EPERM; /* the verifier's refusal of an unprivileged loader */
 	if (err && g->policy == SOCKMIG_POLICY_AUTO && err != -EPERM) {
 		/* no migrate program on this kernel (4.19 to 5.13): legacy mode */
 		sm_log(SOCKMIG_INFO,
@@ -389,10 +419,12 @@ int sm_load_pinned(struct sockmig_group *g)
 	}
 	if (!err && g->policy == SOCKMIG_POLICY_AUTO)
 		g->policy = SOCKMIG_POLICY_NATIVE;
+	if (err == -EPERM)
+		return sm_fail(EPERM, "cannot load the policy program: %s (needs %s, or root)",
+			       strerror(EPERM),
+			       missing_cap() ? missing_cap() : "CAP_BPF and CAP_PERFMON");
 	if (err)
-		return sm_fail(-err == EPERM ? EPERM : -err, "cannot load the policy program: %s%s",
-			       strerror(-err),
-			       -err == EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)" : "");
+		return sm_fail(-err, "cannot load the policy program: %s", strerror(-err));
 
 	g->fd_members = bpf_map__fd(g->skel->maps.members);
 	g->fd_state = bpf_map__fd(g->skel->maps.state);

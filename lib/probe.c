@@ -2,7 +2,11 @@
 /*
  * The capability probe: what this kernel does, found by behaviour in a
  * scratch network namespace owned by one short-lived thread (a netns is
- * per thread, so the caller's namespace is never touched).
+ * per thread, so the caller's namespace is never touched). Without
+ * CAP_SYS_ADMIN for that namespace (a service given only CAP_BPF and
+ * CAP_NET_ADMIN), the select and migrate steps run in the caller's own
+ * namespace, on 127.0.0.1 ports the kernel picks, and the sysctl step,
+ * which would change that namespace's net.ipv4.tcp_migrate_req, is not run.
  *
  *   select:  A and B listen, slot 0 = B, a select program attached;
  *            a client must land on B.
@@ -31,6 +35,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -54,6 +59,18 @@ const char *sockmig_mode_str(enum sockmig_mode mode)
 	return "none";
 }
 
+/* The port @fd is bound to (a listener bound to port 0 got one). */
+static int bound_port(int fd)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	if (getsockname(fd, (struct sockaddr *)&sin, &len) < 0)
+		return -1;
+	return ntohs(sin.sin_port);
+}
+
+/* Port 0: one the kernel picks (then ask bound_port() for siblings). */
 static int listener(int port, bool do_listen)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -63,9 +80,12 @@ static int listener(int port, bool do_listen)
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	/* listen(2) by its syscall: an LD_PRELOAD shim's listen() must not take
+	 * the probe's listeners for its server's, which they look like when
+	 * the probe runs in the caller's netns (no CAP_SYS_ADMIN) */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
 	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    (do_listen && listen(fd, 8) < 0)) {
+	    (do_listen && syscall(SYS_listen, fd, 8) < 0)) {
 		close(fd);
 		return -1;
 	}
@@ -171,7 +191,9 @@ static enum sockmig_tristate try_select(struct sockmig_probe *p, int port)
 		return SOCKMIG_NO;
 	}
 	a = listener(port, true);
-	b = listener(port, true);
+	if (a >= 0 && !port)
+		port = bound_port(a);
+	b = port > 0 ? listener(port, true) : -1;
 	if (a < 0 || b < 0)
 		goto out;
 	val = (uint64_t)b;
@@ -219,6 +241,8 @@ static enum sockmig_tristate try_migrate(struct probe_bpf *skel, int port,
 	a = listener(port, true);
 	if (a < 0)
 		return SOCKMIG_UNKNOWN;
+	if (!port && (port = bound_port(a)) <= 0)
+		goto out;
 	if (skel && attach(a, skel->progs.probe_migrate) < 0)
 		goto out;
 	c = client(port, PROBE_WAIT_MS);
@@ -284,19 +308,23 @@ static void *probe_thread(void *arg)
 {
 	struct sockmig_probe *p = arg;
 	struct probe_bpf *skel;
-	int err;
+	bool scratch = true; /* else the caller's netns: ports the kernel picks */
+	int err, port = PROBE_PORT;
 
 	if (unshare(CLONE_NEWNET) < 0) {
+		if (errno != EPERM) {
+			snprintf(p->reason, sizeof(p->reason),
+				 "cannot create a scratch network namespace: %s", strerror(errno));
+			return NULL;
+		}
+		scratch = false;
+		port = 0;
+	} else if (sockmig_lo_up() < 0) {
 		snprintf(p->reason, sizeof(p->reason),
-			 "cannot create a scratch network namespace: %s (needs CAP_SYS_ADMIN)",
-			 strerror(errno));
+			 "cannot bring lo up in the scratch netns (needs CAP_NET_ADMIN)");
 		return NULL;
 	}
-	if (sockmig_lo_up() < 0) {
-		snprintf(p->reason, sizeof(p->reason), "cannot bring lo up in the scratch netns");
-		return NULL;
-	}
-	p->bpf_select = try_select(p, PROBE_PORT);
+	p->bpf_select = try_select(p, port);
 
 	skel = load_one("probe_migrate", &err);
 	p->bpf_migrate = skel ? SOCKMIG_YES : SOCKMIG_NO;
@@ -305,12 +333,14 @@ static void *probe_thread(void *arg)
 	else if (!skel && !p->bpf_errno)
 		p->bpf_errno = -err;
 	if (skel) {
-		p->migrate_bpf = try_migrate(skel, PROBE_PORT + 1, &p->migrate_wakeup);
+		p->migrate_bpf = try_migrate(skel, port ? port + 1 : 0, &p->migrate_wakeup);
 		probe_bpf__destroy(skel);
 	} else {
 		p->migrate_bpf = SOCKMIG_NO;
 	}
-	if (p->sysctl_file && write_sysctl("/proc/sys/net/ipv4/tcp_migrate_req", "1") == 0)
+	if (!scratch)
+		p->migrate_sysctl = SOCKMIG_UNKNOWN; /* not this netns's sysctl to change */
+	else if (p->sysctl_file && write_sysctl("/proc/sys/net/ipv4/tcp_migrate_req", "1") == 0)
 		p->migrate_sysctl =
 			try_migrate(NULL, PROBE_PORT + 2,
 				    p->migrate_bpf == SOCKMIG_YES ? NULL : &p->migrate_wakeup);
@@ -320,7 +350,8 @@ static void *probe_thread(void *arg)
 	if (p->migrate_bpf == SOCKMIG_YES) {
 		p->mode = SOCKMIG_MODE_NATIVE;
 		snprintf(p->reason, sizeof(p->reason),
-			 "a queued child moved to a sibling under a migrate program");
+			 "a queued child moved to a sibling under a migrate program%s",
+			 scratch ? "" : "; probed in this netns (no CAP_SYS_ADMIN)");
 	} else if (p->bpf_select == SOCKMIG_YES && p->migrate_bpf == SOCKMIG_UNKNOWN) {
 		p->mode = SOCKMIG_MODE_SELECT;
 		snprintf(p->reason, sizeof(p->reason),
@@ -340,7 +371,7 @@ static void *probe_thread(void *arg)
 	} else {
 		p->mode = SOCKMIG_MODE_NONE;
 		snprintf(p->reason, sizeof(p->reason), "no sk_reuseport program could be used: %s",
-			 p->bpf_errno == EPERM ? "not permitted (needs CAP_BPF and CAP_NET_ADMIN)"
+			 p->bpf_errno == EPERM ? "not permitted (needs CAP_BPF)"
 					       : strerror(p->bpf_errno ? p->bpf_errno : EINVAL));
 	}
 	return NULL;

@@ -160,7 +160,7 @@ void shim_listener_listen(int fd)
 		return;
 	if (!shim_bpf_privileged()) {
 		go_inactive("no privilege to load the policy program (needs CAP_BPF and "
-			    "CAP_NET_ADMIN, or root)");
+			    "CAP_PERFMON, or root)");
 		return;
 	}
 	pthread_once(&wake_once, decide_wake);

@@ -60,8 +60,9 @@ unsigned long shim_sock_netns(int fd)
 	return ino;
 }
 
-/* CAP_NET_ADMIN and CAP_BPF (or CAP_SYS_ADMIN) in the effective set, as
- * loading a networking BPF program needs. */
+/* CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) in the effective set, as
+ * loading the policy program needs (the verifier refuses it without
+ * CAP_PERFMON); CAP_NET_ADMIN is not needed. */
 bool shim_bpf_privileged(void)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
@@ -72,8 +73,8 @@ bool shim_bpf_privileged(void)
 	if (syscall(SYS_capget, &hdr, data) < 0)
 		return true; /* cannot tell: let the library try */
 	eff = (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
-	return (eff & (1ULL << CAP_NET_ADMIN)) &&
-	       (eff & ((1ULL << CAP_BPF) | (1ULL << CAP_SYS_ADMIN)));
+	return (eff & (1ULL << CAP_SYS_ADMIN)) ||
+	       ((eff & (1ULL << CAP_BPF)) && (eff & (1ULL << CAP_PERFMON)));
 }
 
 /*

@@ -1,0 +1,493 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Least privilege, measured: each command run as uid 65534 (nobody)
+ * holding only the capabilities the README's table gives it
+ * (setpriv --reuid --inh-caps --ambient-caps --bounding-set), and again
+ * with each of them removed, which must fail with one Error line naming
+ * the one removed. Each case has a private mount namespace with a tmpfs
+ * that holds a bpffs mounted 0700 (as systemd mounts /sys/fs/bpf) and
+ * owned by nobody, used as its pin root (SOCKMIG_PIN_ROOT), and nobody's
+ * XDG_RUNTIME_DIR for the pid files; nothing of it outlives the case.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include "clitest.h"
+#include "harness.h"
+#include "proc.h"
+#include "util.h"
+
+#define KPORT  36100
+#define NOBODY 65534
+
+struct capenv {
+	char dir[64];  /* a tmpfs in this case's own mount namespace */
+	char bpf[96];  /* a bpffs in it, nobody's, mode 0700 */
+	char run[96];  /* nobody's XDG_RUNTIME_DIR */
+	char srv[600]; /* the static test server */
+	char out[8192], err[8192];
+};
+
+static bool cap_setup(struct capenv *e)
+{
+	char cwd[400];
+
+	memset(e, 0, sizeof(*e));
+	if (!ct_have_tool() || !getcwd(cwd, sizeof(cwd)))
+		return false;
+	snprintf(e->srv, sizeof(e->srv), "%s/.output/tests/servers/static_server", cwd);
+	snprintf(e->dir, sizeof(e->dir), "/tmp/smcaps.XXXXXX");
+	if (!ASSERT_OK(unshare(CLONE_NEWNS), "a mount namespace") ||
+	    !ASSERT_OK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "private mounts") ||
+	    !ASSERT_TRUE(mkdtemp(e->dir) != NULL, "mkdtemp") ||
+	    !ASSERT_OK(mount("tmpfs", e->dir, "tmpfs", 0, "mode=0755"), "tmpfs"))
+		return false;
+	snprintf(e->bpf, sizeof(e->bpf), "%s/bpf", e->dir);
+	snprintf(e->run, sizeof(e->run), "%s/run", e->dir);
+	return ASSERT_OK(mkdir(e->bpf, 0700), "mkdir bpf") &&
+	       ASSERT_OK(mount("bpf", e->bpf, "bpf", 0, "mode=0700"), "bpffs") &&
+	       ASSERT_OK(chown(e->bpf, NOBODY, NOBODY), "chown bpffs") &&
+	       ASSERT_OK(mkdir(e->run, 0700), "mkdir run") &&
+	       ASSERT_OK(chown(e->run, NOBODY, NOBODY), "chown run");
+}
+
+static void cap_teardown(struct capenv *e)
+{
+	if (!e->dir[0] || strchr(e->dir, 'X'))
+		return;
+	umount2(e->dir, MNT_DETACH);
+	rmdir(e->dir);
+}
+
+/* The setpriv prefix: uid @uid, only @caps ("+bpf,+perfmon", or ""). */
+static void cap_prefix(char *buf, size_t len, int uid, const char *caps)
+{
+	const char *sep = *caps ? "," : "";
+
+	snprintf(buf, len,
+		 "setpriv --reuid=%d --regid=%d --clear-groups --inh-caps=-all%s%s "
+		 "--ambient-caps=-all%s%s --bounding-set=-all%s%s",
+		 uid, uid, sep, caps, sep, caps, sep, caps);
+}
+
+/* Run `sockmig ARGS` as nobody with @caps; stdout, stderr in e->out, e->err.
+ * Returns the exit status, or -1. */
+static int cap_run(struct capenv *e, const char *caps, const char *args)
+{
+	char pre[400], cmd[2048], of[128], ef[128];
+	int st, fd;
+	ssize_t n;
+
+	cap_prefix(pre, sizeof(pre), NOBODY, caps);
+	snprintf(of, sizeof(of), "%s/out", e->dir);
+	snprintf(ef, sizeof(ef), "%s/err", e->dir);
+	snprintf(cmd, sizeof(cmd),
+		 "%s env SOCKMIG_PIN_ROOT=%s/sockmig XDG_RUNTIME_DIR=%s timeout 30 %s %s "
+		 ">%s 2>%s",
+		 pre, e->bpf, e->run, ct_tool, args, of, ef);
+	st = system(cmd);
+	e->out[0] = e->err[0] = '\0';
+	fd = open(of, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && (n = read(fd, e->out, sizeof(e->out) - 1)) >= 0)
+		e->out[n] = '\0';
+	if (fd >= 0)
+		close(fd);
+	fd = open(ef, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && (n = read(fd, e->err, sizeof(e->err) - 1)) >= 0)
+		e->err[n] = '\0';
+	if (fd >= 0)
+		close(fd);
+	printf("[%s] sockmig %s: exit %d\n%s%s", caps, args, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+	       e->out, e->err);
+	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Start, in the background, @cmd (a shell string) as @uid with @caps,
+ * its output into @log under the case's directory. */
+static pid_t cap_spawn(struct capenv *e, int uid, const char *caps, const char *cmd,
+		       const char *log)
+{
+	char pre[400], full[2048];
+	pid_t pid;
+
+	cap_prefix(pre, sizeof(pre), uid, caps);
+	snprintf(full, sizeof(full),
+		 "exec %s env SOCKMIG_PIN_ROOT=%s/sockmig XDG_RUNTIME_DIR=%s %s >%s/%s 2>&1", pre,
+		 e->bpf, e->run, cmd, e->dir, log);
+	pid = fork();
+	if (pid == 0) {
+		setpgid(0, 0);
+		execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Does something accept connections on 127.0.0.1:@port within @ms? */
+static bool cap_wait_listen(int port, int ms)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = burst_addr(AF_INET, port, &ss);
+
+	for (int t = 0; t <= ms; t += 20) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&ss, len) == 0;
+
+		if (fd >= 0)
+			close(fd);
+		if (ok)
+			return true;
+		burst_sleep_ms(20);
+	}
+	return false;
+}
+
+static void cap_stop(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(-pid, SIGTERM);
+	if (tp_wait_exit(pid, 3000) == -1) {
+		kill(-pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+/* Does @log (under the case's directory) contain @what, within @ms? */
+static bool cap_log_has(struct capenv *e, const char *log, const char *what, int ms)
+{
+	char path[160], buf[8192];
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, log);
+	for (int t = 0; t <= ms; t += 20) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+		if (fd >= 0)
+			close(fd);
+		if (n > 0) {
+			buf[n] = '\0';
+			if (strstr(buf, what))
+				return true;
+		}
+		burst_sleep_ms(20);
+	}
+	return false;
+}
+
+/* Groups pinned in the case's pin root. */
+static int cap_groups(struct capenv *e)
+{
+	char path[160];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/sockmig", e->bpf);
+	d = opendir(path);
+	while (d && (de = readdir(d)))
+		n += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* @caps without the one named @drop ("+perfmon" out of "+bpf,+perfmon"). */
+static void caps_without(char *buf, size_t len, const char *caps, const char *drop)
+{
+	char tmp[256], *save = NULL;
+
+	buf[0] = '\0';
+	snprintf(tmp, sizeof(tmp), "%s", caps);
+	for (char *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (strcmp(t, drop) == 0)
+			continue;
+		snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", buf[0] ? "," : "", t);
+	}
+}
+
+/* CAP_SYS_PTRACE from "+sys_ptrace". */
+static void cap_name(char *buf, size_t len, const char *cap)
+{
+	snprintf(buf, len, "CAP_");
+	for (const char *c = cap + 1; *c && strlen(buf) + 1 < len; c++) {
+		size_t l = strlen(buf);
+
+		buf[l] = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
+		buf[l + 1] = '\0';
+	}
+}
+
+/*
+ * `sockmig ARGS` with each capability of @caps removed in turn: exit 1,
+ * one line on stderr, an Error line that names the capability removed.
+ */
+static bool refused_without_each(struct capenv *e, const char *caps, const char *args)
+{
+	char tmp[256], less[256], name[64], *save = NULL;
+
+	snprintf(tmp, sizeof(tmp), "%s", caps);
+	for (char *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		caps_without(less, sizeof(less), caps, t);
+		cap_name(name, sizeof(name), t);
+		if (!ASSERT_EQ(cap_run(e, less, args), 1, "exit 1 without it") ||
+		    !ASSERT_EQ(ct_lines(e->err), 1, "one line") ||
+		    !ASSERT_TRUE(strncmp(e->err, "Error: ", 7) == 0, "an Error line") ||
+		    !ASSERT_TRUE(strstr(e->err, name) != NULL, "it names the capability"))
+			return false;
+	}
+	return true;
+}
+
+static bool migrates(void)
+{
+	char why[200];
+
+	return tu_kernel_migrates(why, sizeof(why));
+}
+
+/* probe: CAP_BPF in the caller's netns; a scratch netns with CAP_SYS_ADMIN
+ * and CAP_NET_ADMIN. */
+SM_TEST(caps_probe)
+{
+	struct capenv e;
+	int ret = SM_FAIL;
+
+	if (!migrates())
+		return SKIP("the kernel does not migrate: no native mode to reach");
+	if (!cap_setup(&e)) {
+		cap_teardown(&e);
+		return ct_have_tool() ? SM_FAIL : SKIP("no .output/sockmig");
+	}
+	if (ASSERT_EQ(cap_run(&e, "+bpf", "probe"), 0, "probe with CAP_BPF") &&
+	    ASSERT_TRUE(strstr(e.out, "mode             native") != NULL, "native") &&
+	    ASSERT_TRUE(strstr(e.out, "probed in this netns") != NULL, "in the caller's netns") &&
+	    refused_without_each(&e, "+bpf", "probe") &&
+	    ASSERT_EQ(cap_run(&e, "+sys_admin,+net_admin", "probe"), 0, "probe, scratch netns") &&
+	    ASSERT_TRUE(strstr(e.out, "mode             native") != NULL, "native") &&
+	    ASSERT_TRUE(strstr(e.out, "probed in this netns") == NULL, "in a scratch netns") &&
+	    ASSERT_EQ(cap_run(&e, "+sys_admin", "probe"), 1, "no CAP_NET_ADMIN") &&
+	    ASSERT_EQ(ct_lines(e.err), 1, "one line") &&
+	    ASSERT_TRUE(strstr(e.err, "Error: ") && strstr(e.err, "CAP_NET_ADMIN"), "names it"))
+		ret = SM_PASS;
+	cap_teardown(&e);
+	return ret;
+}
+
+/* hold, a server of the same uid: CAP_BPF and CAP_PERFMON; status, watch,
+ * metrics and drain read and change its group with none (this kernel). */
+SM_TEST(caps_hold_status_drain)
+{
+	char cmd[700], args[160], log[32];
+	struct capenv e;
+	pid_t srv = 0, hold = 0;
+	int ret = SM_FAIL;
+
+	if (!migrates())
+		return SKIP("the kernel does not migrate: hold refuses to start");
+	if (!cap_setup(&e)) {
+		cap_teardown(&e);
+		return ct_have_tool() ? SM_FAIL : SKIP("no .output/sockmig");
+	}
+	snprintf(cmd, sizeof(cmd), "%s %d", e.srv, KPORT);
+	srv = cap_spawn(&e, NOBODY, "", cmd, "srv.log");
+	if (!ASSERT_TRUE(cap_wait_listen(KPORT, 3000), "the server listens"))
+		goto out;
+	snprintf(cmd, sizeof(cmd), "%s hold --port %d --addr 127.0.0.1 --foreground", ct_tool,
+		 KPORT);
+	hold = cap_spawn(&e, NOBODY, "+bpf,+perfmon", cmd, "hold.log");
+	snprintf(log, sizeof(log), "(pid %d fd", (int)srv);
+	if (!ASSERT_TRUE(cap_log_has(&e, "hold.log", "holding port", 10000), "hold runs") ||
+	    !ASSERT_TRUE(cap_log_has(&e, "hold.log", log, 3000), "it registers the server") ||
+	    !ASSERT_EQ(cap_groups(&e), 1, "one group pinned in nobody's root"))
+		goto out;
+	snprintf(args, sizeof(args), "hold --port %d --addr 127.0.0.1 --foreground", KPORT + 1);
+	if (!refused_without_each(&e, "+bpf,+perfmon", args))
+		goto out;
+	if (!ASSERT_EQ(cap_run(&e, "", "status"), 0, "status with none") ||
+	    !ASSERT_TRUE(strstr(e.out, "active") && strstr(e.out, "holder"), "both members") ||
+	    !ASSERT_EQ(cap_run(&e, "", "watch --interval 100 --count 1"), 0, "watch with none") ||
+	    !ASSERT_TRUE(strstr(e.out, "steered") != NULL, "watch counts"))
+		goto out;
+	snprintf(args, sizeof(args), "metrics --textfile %s/m.prom", e.run);
+	if (!ASSERT_EQ(cap_run(&e, "", args), 0, "metrics with none"))
+		goto out;
+	snprintf(args, sizeof(args), "drain --pid %d", (int)srv);
+	if (!ASSERT_EQ(cap_run(&e, "", args), 0, "drain with none"))
+		goto out;
+	ret = SM_PASS;
+out:
+	cap_stop(hold);
+	cap_stop(srv);
+	cap_teardown(&e);
+	return ret;
+}
+
+/* attach, a server of another uid: CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and
+ * CAP_DAC_READ_SEARCH (its /proc/PID/fd); of the same uid, the first two. */
+SM_TEST(caps_attach)
+{
+	const char *caps = "+bpf,+perfmon,+sys_ptrace,+dac_read_search";
+	char cmd[700], args[160];
+	struct capenv e;
+	pid_t srv = 0, own = 0;
+	int ret = SM_FAIL;
+
+	if (!migrates())
+		return SKIP("the kernel does not migrate");
+	if (!cap_setup(&e)) {
+		cap_teardown(&e);
+		return ct_have_tool() ? SM_FAIL : SKIP("no .output/sockmig");
+	}
+	snprintf(cmd, sizeof(cmd), "%s %d", e.srv, KPORT);
+	srv = cap_spawn(&e, 1, "", cmd, "srv.log"); /* uid 1: daemon */
+	snprintf(cmd, sizeof(cmd), "%s %d", e.srv, KPORT + 1);
+	own = cap_spawn(&e, NOBODY, "", cmd, "own.log");
+	if (!ASSERT_TRUE(cap_wait_listen(KPORT, 3000) && cap_wait_listen(KPORT + 1, 3000),
+			 "the servers listen"))
+		goto out;
+	snprintf(args, sizeof(args), "attach --port %d --once", KPORT);
+	if (!refused_without_each(&e, caps, args) ||
+	    !ASSERT_EQ(cap_run(&e, caps, args), 0, "attach, another uid") ||
+	    !ASSERT_TRUE(strstr(e.out, "registered tcp4") != NULL, "registered"))
+		goto out;
+	snprintf(args, sizeof(args), "attach --port %d --once", KPORT + 1);
+	if (!ASSERT_EQ(cap_run(&e, "+bpf,+perfmon", args), 0, "attach, the same uid") ||
+	    !ASSERT_TRUE(strstr(e.out, "registered tcp4") != NULL, "registered") ||
+	    !ASSERT_EQ(cap_groups(&e), 2, "two groups pinned"))
+		goto out;
+	ret = SM_PASS;
+out:
+	cap_stop(srv);
+	cap_stop(own);
+	cap_teardown(&e);
+	return ret;
+}
+
+/* run: CAP_BPF and CAP_PERFMON for the policy and the holder; without
+ * CAP_BPF it hands its listener over (no privilege needed), saying why. */
+SM_TEST(caps_run)
+{
+	static const char *const sets[] = {"+bpf,+perfmon", "+perfmon", "+bpf"};
+	static const char *const says[] = {"generation 1 ready", "(needs CAP_BPF)", "CAP_PERFMON"};
+	char cmd[900], log[32];
+	struct capenv e;
+	pid_t run = 0;
+	int ret = SM_FAIL;
+
+	if (!migrates())
+		return SKIP("the kernel does not migrate: run hands its listener over");
+	if (!cap_setup(&e)) {
+		cap_teardown(&e);
+		return ct_have_tool() ? SM_FAIL : SKIP("no .output/sockmig");
+	}
+	for (int i = 0; i < 3; i++) {
+		snprintf(cmd, sizeof(cmd), "%s run --port %d -- %s %d", ct_tool, KPORT + i, e.srv,
+			 KPORT + i);
+		snprintf(log, sizeof(log), "run%d.log", i);
+		run = cap_spawn(&e, NOBODY, sets[i], cmd, log);
+		if (!ASSERT_TRUE(cap_log_has(&e, log, says[i], 10000), says[i]) ||
+		    !ASSERT_EQ(cap_groups(&e), i == 0, "a group pinned only by the first run"))
+			goto out;
+		if (i == 1 && !ASSERT_TRUE(cap_log_has(&e, log, "generation 1 ready", 5000),
+					   "it serves, handing its listener over"))
+			goto out;
+		cap_stop(run);
+		run = 0;
+	}
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS) {
+		snprintf(cmd, sizeof(cmd), "cat %s/run*.log", e.dir);
+		if (system(cmd) < 0)
+			printf("no log\n");
+	}
+	cap_stop(run);
+	cap_teardown(&e);
+	return ret;
+}
+
+/* demo and bench make network namespaces, sysctls and servers: root only,
+ * said in one line even with every capability. */
+SM_TEST(caps_demo_bench_need_root)
+{
+	const char *all = "+sys_admin,+net_admin,+bpf,+perfmon";
+	struct capenv e;
+	int ret = SM_FAIL;
+
+	if (!cap_setup(&e)) {
+		cap_teardown(&e);
+		return ct_have_tool() ? SM_FAIL : SKIP("no .output/sockmig");
+	}
+	if (ASSERT_EQ(cap_run(&e, all, "demo"), 1, "demo") &&
+	    ASSERT_EQ(ct_lines(e.err), 1, "one line") &&
+	    ASSERT_TRUE(strstr(e.err, "Error: demo needs root") != NULL, "says root") &&
+	    ASSERT_EQ(cap_run(&e, all, "bench"), 1, "bench") &&
+	    ASSERT_EQ(ct_lines(e.err), 1, "one line") &&
+	    ASSERT_TRUE(strstr(e.err, "Error: bench needs root") != NULL, "says root"))
+		ret = SM_PASS;
+	cap_teardown(&e);
+	return ret;
+}
+
+/* The shim in a server of its own uid: CAP_BPF and CAP_PERFMON in the
+ * server; without one, one line naming both, and the server serves on. */
+SM_TEST(caps_shim)
+{
+	char cmd[1200], cwd[400];
+	struct capenv e;
+	pid_t srv = 0;
+	int ret = SM_FAIL;
+
+	if (!migrates())
+		return SKIP("the kernel does not migrate");
+	if (!cap_setup(&e) || !getcwd(cwd, sizeof(cwd))) {
+		cap_teardown(&e);
+		return ct_have_tool() ? SM_FAIL : SKIP("no .output/sockmig");
+	}
+	for (int i = 0; i < 3; i++) {
+		const char *caps = i == 0 ? "+bpf,+perfmon" : i == 1 ? "+bpf" : "+perfmon";
+
+		snprintf(cmd, sizeof(cmd),
+			 "env LD_PRELOAD=%s/.output/libsockmig-preload.so "
+			 "%s/.output/tests/servers/dynamic_server %d",
+			 cwd, cwd, KPORT + i);
+		srv = cap_spawn(&e, NOBODY, caps, cmd, i ? "srv2.log" : "srv.log");
+		if (!ASSERT_TRUE(cap_wait_listen(KPORT + i, 3000), "the server listens"))
+			goto out;
+		burst_sleep_ms(100);
+		if (i == 0 && !ASSERT_EQ(cap_groups(&e), 1, "the shim registered it"))
+			goto out;
+		if (i > 0 &&
+		    (!ASSERT_TRUE(cap_log_has(&e, "srv2.log", "inactive: no privilege", 2000),
+				  "the shim says so") ||
+		     !ASSERT_TRUE(
+			     cap_log_has(&e, "srv2.log", i == 1 ? "CAP_PERFMON" : "CAP_BPF", 0),
+			     "it names the capability") ||
+		     !ASSERT_EQ(cap_groups(&e), 1, "no group of its own")))
+			goto out;
+		kill(-srv, SIGKILL);
+		waitpid(srv, NULL, 0);
+		srv = 0;
+	}
+	ret = SM_PASS;
+out:
+	if (srv > 0) {
+		kill(-srv, SIGKILL);
+		waitpid(srv, NULL, 0);
+	}
+	cap_teardown(&e);
+	return ret;
+}

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * A pod: one network namespace (the case's) shared by "containers", each
+ * with its own mount namespace (unshare -m). A container restart keeps the
+ * network namespace. The server container is stopped, left down 2 s and
+ * started again under 5,000 conn/s, every client counted:
+ *   - with `sockmig hold` in a sidecar container that shares the pod's
+ *     pid namespace (Kubernetes: shareProcessNamespace): 0 failed;
+ *   - without the sidecar: failed;
+ *   - with a sidecar in a pid namespace of its own (unshare -p): it cannot
+ *     see the server's process, so it cannot take (register) its listener
+ *     and says so; its holder, the group's only member, takes every SYN
+ *     and clients time out: worse than no sidecar.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "itest.h"
+#include "proc.h"
+#include "runtest.h"
+#include "util.h"
+
+#define UNSHARE "/usr/bin/unshare"
+
+/* Start a container running @argv; its pid (unshare's) in *@ctr, its
+ * command's in the return value (0 when it did not start). */
+static pid_t container(struct ienv *e, const char *log, bool own_pidns, char *const argv[],
+		       pid_t *ctr)
+{
+	char path[128];
+	char *full[16] = {UNSHARE, "-m", "-f"};
+	int n = 3;
+	pid_t child = 0;
+
+	if (own_pidns) {
+		full[n++] = "-p";
+		full[n++] = "--mount-proc";
+	}
+	for (int i = 0; argv[i] && n < 15; i++)
+		full[n++] = argv[i];
+	full[n] = NULL;
+	snprintf(path, sizeof(path), "%s/%s", e->dir, log);
+	*ctr = tp_spawn(path, full, NULL);
+	for (int t = 0; t < 100 && *ctr > 0 && !(child = tp_find_child(*ctr)); t++)
+		burst_sleep_ms(10);
+	return child;
+}
+
+static void container_stop(pid_t ctr, pid_t child, int sig)
+{
+	if (child > 0)
+		kill(child, sig);
+	if (ctr > 0 && tp_wait_exit(ctr, 5000) == -1) {
+		kill(ctr, SIGKILL);
+		waitpid(ctr, NULL, 0);
+	}
+}
+
+enum sidecar { NO_SIDECAR, SIDECAR, SIDECAR_OWN_PIDNS };
+
+static int pod_restart(enum sidecar sc)
+{
+	struct ienv e;
+	struct lg_result r;
+	char bin[128], port[16], why[200];
+	char *srv[] = {bin, port, NULL};
+	char *hold[] = {e.sockmig, "hold",	"--port",	port,
+			"--addr",  "127.0.0.1", "--foreground", NULL};
+	pid_t sctr = 0, spid, hctr = 0, hpid = 0, lpid;
+	int ret = SM_FAIL, reply, rfd;
+	long long failed;
+
+	if (sc != NO_SIDECAR && !tu_kernel_migrates(why, sizeof(why)))
+		return SKIP("%s: hold refuses to start (hold_stop_start_gap_holder)", why);
+	if (access(UNSHARE, X_OK) < 0)
+		return SKIP("no %s", UNSHARE);
+	if (!it_setup(&e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (!it_test_server(&e, false, bin, sizeof(bin))) {
+		it_teardown(&e, RPORT);
+		return SKIP("no test server: make builds it");
+	}
+	snprintf(port, sizeof(port), "%d", RPORT);
+	spid = container(&e, "server1.log", false, srv, &sctr);
+	if (!ASSERT_GT(spid, 0, "the server container") ||
+	    !ASSERT_TRUE(rt_wait_serving(RPORT), "the server answers"))
+		goto out;
+	reply = it_probe_reply(RPORT, 1000);
+	if (sc != NO_SIDECAR) {
+		hpid = container(&e, "hold.log", sc == SIDECAR_OWN_PIDNS, hold, &hctr);
+		if (!ASSERT_TRUE(rt_wait_log(&e, "hold.log", "holding port", 1, 10000),
+				 "the sidecar holds"))
+			goto out;
+		burst_sleep_ms(200); /* a few scans */
+	}
+	/* 5,000 conn/s for 5 s; the server container is down from 1.5 s to 3.5 s */
+	rfd = it_start_load_rate(RPORT, reply, 5.0, 5000, 6000, &lpid);
+	burst_sleep_ms(1500);
+	container_stop(sctr, spid, SIGTERM);
+	sctr = 0;
+	burst_sleep_ms(2000);
+	spid = container(&e, "server2.log", false, srv, &sctr);
+	if (!ASSERT_TRUE(it_finish_load(rfd, lpid, &r), "load result"))
+		goto out;
+	it_print_result(sc == NO_SIDECAR ? "pod, no sidecar"
+			: sc == SIDECAR	 ? "pod, sidecar"
+					 : "pod, sidecar in its own pid ns",
+			I_NONE, &r, 1);
+	failed = r.started - r.count[LG_OK];
+	if (!ASSERT_GT(r.started, sc == SIDECAR_OWN_PIDNS ? 0 : 15000, "connections made"))
+		goto out;
+	if (sc == SIDECAR && ASSERT_EQ(failed, 0, "failed with the sidecar"))
+		ret = SM_PASS;
+	if (sc == NO_SIDECAR && ASSERT_GT(failed, 0, "failed without it"))
+		ret = SM_PASS;
+	if (sc == SIDECAR_OWN_PIDNS && ASSERT_GT(failed, 0, "failed: it took nothing") &&
+	    ASSERT_GT(it_log_count(&e, "hold.log", "cannot see which process holds"), 0,
+		      "the sidecar says why"))
+		ret = SM_PASS;
+	if (ret != SM_PASS)
+		it_show_log(&e, "hold.log");
+out:
+	container_stop(hctr, hpid, SIGTERM);
+	container_stop(sctr, spid, SIGTERM);
+	it_teardown(&e, RPORT);
+	return ret;
+}
+
+SM_TEST(pod_restart_sidecar)
+{
+	return pod_restart(SIDECAR);
+}
+
+SM_TEST(pod_restart_no_sidecar)
+{
+	return pod_restart(NO_SIDECAR);
+}
+
+SM_TEST(pod_restart_sidecar_own_pidns)
+{
+	return pod_restart(SIDECAR_OWN_PIDNS);
+}
+
+/* The example manifests and rules parse as YAML (python3-yaml). */
+SM_PURE(examples_yaml_parse)
+{
+	const char *cmd = "python3 -c 'import sys, yaml\n"
+			  "for f in sys.argv[1:]:\n"
+			  "    docs = [d for d in yaml.safe_load_all(open(f)) if d]\n"
+			  "    assert docs, f\n"
+			  "    print(f, len(docs))' examples/k8s/*.yaml examples/prometheus/*.yml";
+
+	if (system("python3 -c 'import yaml' 2>/dev/null") != 0)
+		return SKIP("no python3-yaml");
+	return ASSERT_EQ(system(cmd), 0, "every file parses") ? SM_PASS : SM_FAIL;
+}
