@@ -245,6 +245,7 @@ struct sockmig_group *sockmig_group_open_name(const char *name,
 	sm_group_unlock(g);
 	if (err)
 		goto free_group;
+	sm_decide_wake(g);
 	return g;
 free_group:
 	sockmig_group_close(g);
@@ -309,6 +310,7 @@ struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts
 			goto unlock;
 	}
 	sm_group_unlock(g);
+	sm_decide_wake(g);
 	sm_log(SOCKMIG_DEBUG, "libsockmig: opened group %s\n", g->name);
 	return g;
 

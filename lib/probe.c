@@ -43,15 +43,13 @@
 
 const char *sockmig_mode_str(enum sockmig_mode mode)
 {
-	switch (mode) {
-	case SOCKMIG_MODE_NATIVE:
-		return "native";
-	case SOCKMIG_MODE_SELECT:
-		return "select-only";
-	case SOCKMIG_MODE_NONE:
-		break;
-	}
-	return "none";
+	static const char *const names[] = {
+		[SOCKMIG_MODE_NONE] = "none",
+		[SOCKMIG_MODE_SELECT] = "select-only",
+		[SOCKMIG_MODE_NATIVE] = "native",
+	};
+
+	return (unsigned)mode < sizeof(names) / sizeof(names[0]) ? names[mode] : "none";
 }
 
 static int listener(int port, bool do_listen)
@@ -280,22 +278,80 @@ static int write_sysctl(const char *path, const char *val)
 	return n < 0 ? -errno : 0;
 }
 
+/* Make the calling thread's scratch network namespace, lo up; else say why. */
+static bool scratch_netns(struct sockmig_probe *p)
+{
+	if (unshare(CLONE_NEWNET) < 0) {
+		snprintf(p->reason, sizeof(p->reason),
+			 "cannot create a scratch network namespace: %s (needs CAP_SYS_ADMIN)",
+			 strerror(errno));
+		return false;
+	}
+	if (sm_lo_up() < 0) {
+		snprintf(p->reason, sizeof(p->reason), "cannot bring lo up in the scratch netns");
+		return false;
+	}
+	return true;
+}
+
+/* Run @fn on @p in a thread of its own (its netns goes with it). */
+static int probe_in_thread(void *(*fn)(void *), struct sockmig_probe *p)
+{
+	pthread_t th;
+	int err = pthread_create(&th, NULL, fn, p);
+
+	if (err)
+		return sm_fail(err, "cannot start the probe thread: %s", strerror(err));
+	pthread_join(th, NULL);
+	return 0;
+}
+
+/* The wake-up step alone: the migrate program's migration, and whether it
+ * woke the target's epoll waiter. */
+static void *wake_thread(void *arg)
+{
+	struct sockmig_probe *p = arg;
+	struct probe_bpf *skel;
+	int err;
+
+	if (!scratch_netns(p))
+		return NULL;
+	skel = load_one("probe_migrate", &err);
+	if (!skel)
+		return NULL;
+	p->migrate_bpf = try_migrate(skel, PROBE_PORT + 1, &p->migrate_wakeup);
+	probe_bpf__destroy(skel);
+	return NULL;
+}
+
+enum sockmig_tristate sm_kernel_wakes_migrated(void)
+{
+	static atomic_int known; /* 0 not asked, else the answer + 2 */
+	struct sockmig_probe p;
+	int k = atomic_load(&known);
+
+	if (k)
+		return (enum sockmig_tristate)(k - 2);
+	memset(&p, 0, sizeof(p));
+	p.migrate_bpf = p.migrate_wakeup = SOCKMIG_UNKNOWN;
+	if (probe_in_thread(wake_thread, &p) < 0)
+		return SOCKMIG_UNKNOWN; /* asked again at the next open */
+	atomic_store(&known, (int)p.migrate_wakeup + 2);
+	sm_log(SOCKMIG_DEBUG, "libsockmig: migrated children %s their listener's waiter\n",
+	       p.migrate_wakeup == SOCKMIG_YES	? "wake"
+	       : p.migrate_wakeup == SOCKMIG_NO ? "do not wake"
+						: "may not wake");
+	return p.migrate_wakeup;
+}
+
 static void *probe_thread(void *arg)
 {
 	struct sockmig_probe *p = arg;
 	struct probe_bpf *skel;
 	int err;
 
-	if (unshare(CLONE_NEWNET) < 0) {
-		snprintf(p->reason, sizeof(p->reason),
-			 "cannot create a scratch network namespace: %s (needs CAP_SYS_ADMIN)",
-			 strerror(errno));
+	if (!scratch_netns(p))
 		return NULL;
-	}
-	if (sm_lo_up() < 0) {
-		snprintf(p->reason, sizeof(p->reason), "cannot bring lo up in the scratch netns");
-		return NULL;
-	}
 	p->bpf_select = try_select(p, PROBE_PORT);
 
 	skel = load_one("probe_migrate", &err);
@@ -351,7 +407,6 @@ int sockmig_probe(struct sockmig_probe *out)
 	struct sockmig_probe p;
 	struct utsname u;
 	struct statfs sfs;
-	pthread_t th;
 	int err;
 
 	memset(&p, 0, sizeof(p));
@@ -363,10 +418,9 @@ int sockmig_probe(struct sockmig_probe *out)
 	p.sysctl_file = access("/proc/sys/net/ipv4/tcp_migrate_req", F_OK) == 0;
 	p.bpffs = statfs("/sys/fs/bpf", &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC;
 
-	err = pthread_create(&th, NULL, probe_thread, &p);
+	err = probe_in_thread(probe_thread, &p);
 	if (err)
-		return sm_fail(err, "cannot start the probe thread: %s", strerror(err));
-	pthread_join(th, NULL);
+		return err;
 	*out = p;
 	return 0;
 }
