@@ -140,11 +140,31 @@ static void wait_inflight(int fd, uint32_t deadline_ms, struct sockmig_drain_rep
 	rep->wait_ns = sm_now_ns() - t0;
 }
 
+void sm_drain_event(struct sockmig_event *ev, const struct sockmig_member_info *was,
+		    const struct sockmig_drain_report *rep, const struct sockmig_counters *c,
+		    uint64_t t_mark)
+{
+	ev->cookie = was->cookie;
+	ev->role = was->role;
+	ev->generation = was->generation;
+	ev->pid = was->pid;
+	ev->wait_ns = rep->wait_ns;
+	ev->inflight_left = rep->inflight_left;
+	ev->duration_ns = sm_now_ns() - t_mark;
+	if (!c)
+		return;
+	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
+		ev->migrated[k] = c->migrated_out[k];
+	ev->cancelled = c->cancel_mismatch;
+	ev->deferred = c->deferred;
+}
+
 /* The native drain of member @fd (cookie @cookie), into @rep. */
 static int drain_native(struct sockmig_group *g, int fd, uint64_t cookie,
 			const struct sm_drain_args *a, struct sockmig_drain_report *rep)
 {
-	struct sm_counters *before = NULL, *after = NULL, self0 = {0}, self1 = {0};
+	struct sm_counters *before = NULL, *after = NULL;
+	struct sockmig_counters self0 = {0}, self1 = {0}; /* struct sm_counters, abi_check.c */
 	struct sockmig_netstat ns0, ns1;
 	struct member_rec *recs = NULL;
 	struct sockmig_event ev = {.type = SOCKMIG_EVENT_DRAIN};
@@ -186,23 +206,11 @@ static int drain_native(struct sockmig_group *g, int fd, uint64_t cookie,
 	bpf_map_lookup_elem(g->fd_counters, &cookie, &self1);
 	sockmig_netstat_read(&ns1);
 	sockmig_netstat_delta(&ns0, &ns1, &rep->netstat);
-	for (int k = 0; k < SM_KIND_MAX; k++)
-		rep->migrated[k] = self1.mig_out[k] - self0.mig_out[k];
+	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
+		rep->migrated[k] = self1.migrated_out[k] - self0.migrated_out[k];
 	rep->cancelled = self1.cancel_mismatch - self0.cancel_mismatch;
 	rep->deferred = self1.deferred - self0.deferred;
-
-	/* the drain's record, which outlives the member and its counters */
-	ev.cookie = cookie;
-	ev.role = was.role;
-	ev.generation = was.generation;
-	ev.pid = was.pid;
-	ev.wait_ns = rep->wait_ns;
-	ev.inflight_left = rep->inflight_left;
-	ev.duration_ns = sm_now_ns() - t_mark;
-	for (int k = 0; k < SM_KIND_MAX; k++)
-		ev.migrated[k] = self1.mig_out[k];
-	ev.cancelled = self1.cancel_mismatch;
-	ev.deferred = self1.deferred;
+	sm_drain_event(&ev, &was, rep, &self1, t_mark);
 	sm_event_record_locked(g, &ev); /* a failure is logged; the drain happened */
 
 	/* 4. where the kernel may not wake the targets, wake them ourselves */

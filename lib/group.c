@@ -32,15 +32,13 @@
 
 const char *sockmig_role_str(enum sockmig_role role)
 {
-	switch (role) {
-	case SOCKMIG_ROLE_ACTIVE:
-		return "active";
-	case SOCKMIG_ROLE_DRAINING:
-		return "draining";
-	case SOCKMIG_ROLE_HOLDER:
-		return "holder";
-	}
-	return "?";
+	static const char *const names[] = {
+		[SOCKMIG_ROLE_ACTIVE] = "active",
+		[SOCKMIG_ROLE_DRAINING] = "draining",
+		[SOCKMIG_ROLE_HOLDER] = "holder",
+	};
+
+	return (unsigned)role < sizeof(names) / sizeof(names[0]) && names[role] ? names[role] : "?";
 }
 
 const char *sockmig_kind_str(enum sockmig_kind kind)

@@ -384,19 +384,8 @@ join:
 	rep->elapsed_ns = rep->total_ns = sm_now_ns() - t0;
 	if (!err) {
 		/* the drain's record, which outlives the member and its counters */
-		ev.cookie = cookie;
-		ev.role = was.role;
-		ev.generation = was.generation;
-		ev.pid = was.pid;
-		ev.wait_ns = rep->wait_ns;
-		ev.inflight_left = rep->inflight_left;
-		ev.duration_ns = sm_now_ns() - t_mark;
-		if (sockmig_counters_read(g, cookie, &c1) == 0) {
-			for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
-				ev.migrated[k] = c1.migrated_out[k];
-			ev.cancelled = c1.cancel_mismatch;
-			ev.deferred = c1.deferred;
-		}
+		sm_drain_event(&ev, &was, rep,
+			       sockmig_counters_read(g, cookie, &c1) == 0 ? &c1 : NULL, t_mark);
 		sm_event_record(g, &ev); /* a failure is logged; the drain happened */
 	}
 close_rf:
@@ -431,18 +420,17 @@ int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
 	}
 	if (err || !report)
 		return err;
-	memset(report, 0, sizeof(*report));
-	report->cookie = r.cookie;
-	report->inflight_start = r.inflight_start;
-	report->queued_start = r.queued_start;
-	report->late_syns = r.late_syns;
-	report->accepted = r.accepted;
-	report->refused = r.refused;
-	report->abandoned = r.inflight_left;
-	report->deadline_hit = r.deadline_hit;
-	report->deadline_ms = r.deadline_ms;
-	report->wait_ns = r.wait_ns;
-	report->elapsed_ns = r.elapsed_ns;
-	report->netstat = r.netstat;
+	*report = (struct sockmig_legacy_drain_report){.cookie = r.cookie,
+						       .inflight_start = r.inflight_start,
+						       .queued_start = r.queued_start,
+						       .late_syns = r.late_syns,
+						       .accepted = r.accepted,
+						       .refused = r.refused,
+						       .abandoned = r.inflight_left,
+						       .deadline_hit = r.deadline_hit,
+						       .deadline_ms = r.deadline_ms,
+						       .wait_ns = r.wait_ns,
+						       .elapsed_ns = r.elapsed_ns,
+						       .netstat = r.netstat};
 	return 0;
 }

@@ -38,6 +38,13 @@ struct sm_drain_args {
 SM_HIDDEN int sm_drain(struct sockmig_group *g, int fd, const struct sockmig_drain_opts *opts,
 		       bool legacy, struct sockmig_drain_report *report);
 
+/* The record of a drain of member @was (its role, generation and owner
+ * before the drain) in @ev, of the type set there: its report's wait, and
+ * @c, its counters right after the drain (NULL: unread) (drain.c). */
+SM_HIDDEN void sm_drain_event(struct sockmig_event *ev, const struct sockmig_member_info *was,
+			      const struct sockmig_drain_report *rep,
+			      const struct sockmig_counters *c, uint64_t t_mark);
+
 /* The legacy drain of member @fd (cookie @cookie): mark, grace period,
  * accept until no handshake is in flight or the deadline, then shutdown
  * (legacy.c). Fills @rep. */

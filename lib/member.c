@@ -146,6 +146,18 @@ static void warn_unslotted(const struct sockmig_group *g)
 	       g->name, SM_MAX_MEMBERS);
 }
 
+/* Member @cookie's fields in @out (not listening, no counters). */
+static void member_info(uint64_t cookie, const struct sm_member *m, struct sockmig_member_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->cookie = cookie;
+	out->slot = m->slot;
+	out->role = m->role;
+	out->generation = m->generation;
+	out->weight = m->weight;
+	out->pid = m->pid;
+}
+
 /*
  * Whether member @cookie, of role @from, may become @to: the one check
  * every change of role makes (drain, sockmig_member_set(), a registration
@@ -276,20 +288,6 @@ int sm_lock_members(struct sockmig_group *g, struct member_rec **recs, int *n)
 	return sm_fail(ENOMEM, "out of memory");
 }
 
-/* Change member @cookie to @m (its role checked) and make the table say so;
- * under the lock. */
-static int update_member_locked(struct sockmig_group *g, uint64_t cookie,
-				const struct sm_member *old, const struct sm_member *m, bool force)
-{
-	int err = check_role_change(g, cookie, old->role, m->role, force);
-
-	if (err)
-		return err;
-	if (bpf_map_update_elem(g->fd_state, &cookie, m, BPF_EXIST) < 0)
-		return sm_fail(errno, "cannot update member: %s", strerror(errno));
-	return sm_rebuild_table(g);
-}
-
 static int lookup_member(struct sockmig_group *g, uint64_t cookie, struct sm_member *m)
 {
 	if (cookie && bpf_map_lookup_elem(g->fd_state, &cookie, m) == 0)
@@ -298,8 +296,13 @@ static int lookup_member(struct sockmig_group *g, uint64_t cookie, struct sm_mem
 		       g->name);
 }
 
-int sm_member_set_role(struct sockmig_group *g, uint64_t cookie, enum sockmig_role role, bool force,
-		       struct sockmig_member_info *was)
+/*
+ * The one change of a member's role, generation and weight (0 keeps each)
+ * under the lock, the role checked; *@was (may be NULL): the member before.
+ */
+static int change_member(struct sockmig_group *g, uint64_t cookie, uint32_t role,
+			 uint32_t generation, uint32_t weight, bool force,
+			 struct sockmig_member_info *was)
 {
 	struct sm_member old, m;
 	int err = sm_group_lock(g);
@@ -310,52 +313,46 @@ int sm_member_set_role(struct sockmig_group *g, uint64_t cookie, enum sockmig_ro
 	if (err)
 		goto unlock;
 	m = old;
-	m.role = role;
-	err = update_member_locked(g, cookie, &old, &m, force);
-	if (err || !was)
+	if (role)
+		m.role = role;
+	if (generation)
+		m.generation = generation;
+	if (weight)
+		m.weight = weight;
+	err = check_role_change(g, cookie, old.role, m.role, force);
+	if (err)
 		goto unlock;
-	memset(was, 0, sizeof(*was));
-	was->cookie = cookie;
-	was->slot = old.slot;
-	was->role = old.role;
-	was->generation = old.generation;
-	was->weight = old.weight;
-	was->pid = old.pid;
+	if (bpf_map_update_elem(g->fd_state, &cookie, &m, BPF_EXIST) < 0) {
+		err = sm_fail(errno, "cannot update member: %s", strerror(errno));
+		goto unlock;
+	}
+	err = sm_rebuild_table(g);
+	if (!err && was)
+		member_info(cookie, &old, was);
 unlock:
 	sm_group_unlock(g);
 	return err;
 }
 
+int sm_member_set_role(struct sockmig_group *g, uint64_t cookie, enum sockmig_role role, bool force,
+		       struct sockmig_member_info *was)
+{
+	return change_member(g, cookie, role, 0, 0, force, was);
+}
+
 int sockmig_member_set(struct sockmig_group *g, uint64_t cookie,
 		       const struct sockmig_member_opts *opts)
 {
-	struct sm_member old, m;
 	uint32_t role;
-	int err;
 
 	if (!OPTS_VALID(opts, sockmig_member_opts))
 		return -EINVAL;
 	role = OPTS_GET(opts, role, 0);
 	if (role && (role < SOCKMIG_ROLE_ACTIVE || role > SOCKMIG_ROLE_HOLDER))
 		return sm_fail(EINVAL, "unknown role %u", role);
-	err = sm_group_lock(g);
-	if (err)
-		return err;
-	err = lookup_member(g, cookie, &old);
-	if (err)
-		goto unlock;
 	/* 0 leaves a field as it is: a role change keeps the generation */
-	m = old;
-	if (role)
-		m.role = role;
-	if (OPTS_GET(opts, generation, 0))
-		m.generation = OPTS_GET(opts, generation, m.generation);
-	if (OPTS_GET(opts, weight, 0))
-		m.weight = OPTS_GET(opts, weight, m.weight);
-	err = update_member_locked(g, cookie, &old, &m, false);
-unlock:
-	sm_group_unlock(g);
-	return err;
+	return change_member(g, cookie, role, OPTS_GET(opts, generation, 0),
+			     OPTS_GET(opts, weight, 0), false, NULL);
 }
 
 int sockmig_counters_read(struct sockmig_group *g, uint64_t cookie, struct sockmig_counters *out)
@@ -385,13 +382,7 @@ int sockmig_members(struct sockmig_group *g, struct sockmig_member_info *out, in
 		return sm_fail(ENOMEM, "out of memory");
 	qsort(recs, n, sizeof(*recs), sm_cmp_slot);
 	for (int i = 0; i < n && i < max; i++) {
-		memset(&out[i], 0, sizeof(out[i]));
-		out[i].cookie = recs[i].cookie;
-		out[i].slot = recs[i].m.slot;
-		out[i].role = recs[i].m.role;
-		out[i].generation = recs[i].m.generation;
-		out[i].weight = recs[i].m.weight;
-		out[i].pid = recs[i].m.pid;
+		member_info(recs[i].cookie, &recs[i].m, &out[i]);
 		out[i].listening = recs[i].live;
 		sockmig_counters_read(g, recs[i].cookie, &out[i].counters);
 	}
@@ -491,13 +482,7 @@ int sockmig_member_get(struct sockmig_group *g, uint64_t cookie, struct sockmig_
 	if (bpf_map_lookup_elem(g->fd_state, &cookie, &m) < 0)
 		return sm_fail(ENOENT, "no member with cookie %llu in group %s",
 			       (unsigned long long)cookie, g->name);
-	memset(out, 0, sizeof(*out));
-	out->cookie = cookie;
-	out->slot = m.slot;
-	out->role = m.role;
-	out->generation = m.generation;
-	out->weight = m.weight;
-	out->pid = m.pid;
+	member_info(cookie, &m, out);
 	out->listening = sm_slot_cookie(g, m.slot) == cookie;
 	sockmig_counters_read(g, cookie, &out->counters);
 	return 0;

@@ -93,6 +93,14 @@ static int client(int port, int ms)
 	return fd;
 }
 
+/* Close the fds of @fd that are open (>= 0). */
+static void close_all(const int *fd, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+}
+
 static bool readable(int fd, int ms)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -189,12 +197,7 @@ static enum sockmig_tristate try_select(struct sockmig_probe *p, int port)
 		}
 	}
 out:
-	if (c >= 0)
-		close(c);
-	if (b >= 0)
-		close(b);
-	if (a >= 0)
-		close(a);
+	close_all((int[]){c, b, a}, 3);
 	probe_bpf__destroy(skel);
 	return res;
 }
@@ -247,13 +250,7 @@ static enum sockmig_tristate try_migrate(struct probe_bpf *skel, int port,
 		res = SOCKMIG_NO;
 	}
 out:
-	if (ep >= 0)
-		close(ep);
-	if (c >= 0)
-		close(c);
-	if (b >= 0)
-		close(b);
-	close(a);
+	close_all((int[]){ep, c, b, a}, 4);
 	return res;
 }
 
@@ -306,21 +303,26 @@ static int probe_in_thread(void *(*fn)(void *), struct sockmig_probe *p)
 	return 0;
 }
 
-/* The wake-up step alone: the migrate program's migration, and whether it
- * woke the target's epoll waiter. */
-static void *wake_thread(void *arg)
+/* A migration under the migrate program, and whether it woke the
+ * target's epoll waiter; false (*err set) when the program does not load. */
+static bool migrate_step(struct sockmig_probe *p, int *err)
 {
-	struct sockmig_probe *p = arg;
-	struct probe_bpf *skel;
-	int err;
+	struct probe_bpf *skel = load_one("probe_migrate", err);
 
-	if (!scratch_netns(p))
-		return NULL;
-	skel = load_one("probe_migrate", &err);
 	if (!skel)
-		return NULL;
+		return false;
 	p->migrate_bpf = try_migrate(skel, PROBE_PORT + 1, &p->migrate_wakeup);
 	probe_bpf__destroy(skel);
+	return true;
+}
+
+/* The wake-up step alone. */
+static void *wake_thread(void *arg)
+{
+	int err;
+
+	if (scratch_netns(arg))
+		migrate_step(arg, &err);
 	return NULL;
 }
 
@@ -347,25 +349,21 @@ enum sockmig_tristate sm_kernel_wakes_migrated(void)
 static void *probe_thread(void *arg)
 {
 	struct sockmig_probe *p = arg;
-	struct probe_bpf *skel;
-	int err;
+	bool loaded;
+	int err = 0;
 
 	if (!scratch_netns(p))
 		return NULL;
 	p->bpf_select = try_select(p, PROBE_PORT);
 
-	skel = load_one("probe_migrate", &err);
-	p->bpf_migrate = skel ? SOCKMIG_YES : SOCKMIG_NO;
-	if (!skel && !p->bpf_errno && p->bpf_select == SOCKMIG_YES)
+	loaded = migrate_step(p, &err);
+	p->bpf_migrate = loaded ? SOCKMIG_YES : SOCKMIG_NO;
+	if (!loaded && !p->bpf_errno && p->bpf_select == SOCKMIG_YES)
 		p->bpf_errno = 0; /* select works: the verifier just lacks migration */
-	else if (!skel && !p->bpf_errno)
+	else if (!loaded && !p->bpf_errno)
 		p->bpf_errno = -err;
-	if (skel) {
-		p->migrate_bpf = try_migrate(skel, PROBE_PORT + 1, &p->migrate_wakeup);
-		probe_bpf__destroy(skel);
-	} else {
+	if (!loaded)
 		p->migrate_bpf = SOCKMIG_NO;
-	}
 	if (p->sysctl_file && write_sysctl("/proc/sys/net/ipv4/tcp_migrate_req", "1") == 0)
 		p->migrate_sysctl =
 			try_migrate(NULL, PROBE_PORT + 2,
