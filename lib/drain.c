@@ -274,6 +274,7 @@ int sm_drain(struct sockmig_group *g, int fd, const struct sockmig_drain_opts *o
 		return sm_fail(ENOENT, "fd %d is not a member of group %s", fd, g->name);
 	if (legacy && !a.no_shutdown)
 		return sm_drain_legacy(g, fd, cookie, &a, report);
+	/* native, or only the mark (the same in either policy) */
 	report->policy = legacy ? SOCKMIG_POLICY_LEGACY : SOCKMIG_POLICY_NATIVE;
 	report->cookie = cookie;
 	err = drain_native(g, fd, cookie, &a, report);
