@@ -54,7 +54,6 @@ static int demo_run(enum demo_mode mode, int nl, int nclients, struct demo_resul
 	struct sockmig_group *g = NULL;
 	struct sockmig_netstat ns0, ns1, d;
 	struct sockmig_drain_report rep;
-	struct sockmig_legacy_drain_report lrep;
 	struct burst *c = NULL;
 	int l[MAX_LISTENERS], served[MAX_LISTENERS] = {0}, ret = -1;
 
@@ -107,20 +106,17 @@ static int demo_run(enum demo_mode mode, int nl, int nclients, struct demo_resul
 	}
 	r->queued_on_closed = burst_accept_queue(l[0]);
 	sockmig_netstat_read(&ns0);
-	if (mode == DEMO_POLICY && demo_legacy) {
-		/* No SYN for l[0] any more, none in flight; it serves its
-		 * queue with the others, then closes. */
-		if (sockmig_member_drain_legacy(g, l[0], NULL, &lrep) < 0) {
-			snprintf(r->error, sizeof(r->error), "%s", sockmig_last_error());
-			goto out;
-		}
-		burst_serve(c, l, nl, served, 5000);
-		r->policy_migrated = (unsigned long long)served[0];
-		sockmig_member_leave(g, l[0]);
-	} else if (mode == DEMO_POLICY) {
+	if (mode == DEMO_POLICY) {
+		/* native: l[0]'s queue migrates at its shutdown; legacy: no SYN
+		 * for it any more, none in flight, and it serves its queue with
+		 * the others, then closes */
 		if (sockmig_member_drain(g, l[0], NULL, &rep) < 0) {
 			snprintf(r->error, sizeof(r->error), "%s", sockmig_last_error());
 			goto out;
+		}
+		if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY) {
+			burst_serve(c, l, nl, served, 5000);
+			r->policy_migrated = (unsigned long long)served[0];
 		}
 		for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
 			r->policy_migrated += rep.migrated[k];

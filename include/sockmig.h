@@ -163,8 +163,10 @@ struct sockmig_group;
 
 /** When drains wake the owners of the listeners that took connections. */
 enum sockmig_wake {
-	/** Ask sockmig_probe() once per process (environment SOCKMIG_WAKE=0|1
-	 *  overrides): wake only where the kernel misses the wake-up. */
+	/** Wake only where the kernel misses the wake-up, decided when the
+	 *  group is opened (never inside a drain): environment
+	 *  SOCKMIG_WAKE=0|1, else the wake-up step of sockmig_probe() alone,
+	 *  run once per process by the first open of a native group. */
 	SOCKMIG_WAKE_AUTO = 0,
 	SOCKMIG_WAKE_ALWAYS = 1,
 	SOCKMIG_WAKE_NEVER = 2,
@@ -178,9 +180,9 @@ enum sockmig_policy {
 	SOCKMIG_POLICY_AUTO = 0,
 	/** Select-or-migrate program (5.14+): the kernel migrates. */
 	SOCKMIG_POLICY_NATIVE = 1,
-	/** Select program only (4.19+); drain with
-	 *  sockmig_member_drain_legacy(). Forced, it is what the tests use on
-	 *  newer kernels (with net.ipv4.tcp_migrate_req=0). */
+	/** Select program only (4.19+); sockmig_member_drain() drains without
+	 *  migration there. Forced, it is what the tests use on newer kernels
+	 *  (with net.ipv4.tcp_migrate_req=0). */
 	SOCKMIG_POLICY_LEGACY = 2,
 };
 
@@ -385,8 +387,8 @@ struct sockmig_member_opts {
 /**
  * Register listener @p fd (of this group) as a member. Its listener
  * settings are recorded for the migration check. Registering a member
- * again updates its role, generation and weight. A call that fails leaves
- * the group as it was.
+ * again updates its role, generation and weight (a role change checked as
+ * in sockmig_member_set()). A call that fails leaves the group as it was.
  * A group has SOCKMIG_SLOTS (1,024) slots: a listener beyond them is
  * registered without one (its slot reads SOCKMIG_NO_SLOT) and, while such
  * a member is active, new SYNs go by the kernel's hash over every listener
@@ -394,7 +396,7 @@ struct sockmig_member_opts {
  * warning is logged.
  * @return 0; -EXDEV if @p fd is not in this group; -ENOSPC when the
  * group's state is full (4,096 members, live or not); -EBUSY when @p fd
- * does not listen yet (call after listen()).
+ * does not listen yet (call after listen()); -EBUSY as sockmig_member_set().
  */
 SOCKMIG_API int sockmig_member_add(struct sockmig_group *g, int fd,
 				   const struct sockmig_member_opts *opts);
@@ -404,7 +406,14 @@ SOCKMIG_API int sockmig_member_add(struct sockmig_group *g, int fd,
  * is @p cookie (for members of other processes). A field left 0 keeps its
  * value: a role or weight change keeps the member's generation (to set
  * generation 0, register the listener again with sockmig_member_add()).
- * @return 0, -ENOENT when no such member.
+ * Every change of role goes through one check, the one
+ * sockmig_member_drain() makes: an active member is made draining only
+ * while another member that still listens is active or a holder (else no
+ * listener would be left for new SYNs, and the kernel's hash would give
+ * them to it again). Register the new member first, then mark the old one.
+ * @return 0; -ENOENT when no such member; -EBUSY when the change would
+ * leave no active member or holder (the member is left as it was);
+ * -EINVAL for an unknown role.
  */
 SOCKMIG_API int sockmig_member_set(struct sockmig_group *g, uint64_t cookie,
 				   const struct sockmig_member_opts *opts);
@@ -501,46 +510,122 @@ struct sockmig_drain_report {
 	uint64_t migrated[SOCKMIG_KIND_MAX];
 	uint64_t cancelled; /**< cancelled: every target had other settings */
 	uint64_t deferred;  /**< no registered target: the kernel's hash chose */
-	/** Wake-up connections made to targets (missing wake-up workaround). */
+	/** Wake-up connections made: native, to the targets of its migrations
+	 *  (missing wake-up workaround); legacy, to the members that took its
+	 *  hand-offs (opts->wake_receivers). */
 	uint32_t kicked;
-	struct sockmig_netstat netstat; /**< TcpExt delta around the shutdown */
-	uint64_t elapsed_ns;		/**< the shutdown: migration of the queue */
+	/** TcpExt delta around the shutdown (legacy: around the drain) */
+	struct sockmig_netstat netstat;
+	/** Native: the shutdown (the migration of the queue); legacy: the
+	 *  whole call. */
+	uint64_t elapsed_ns;
 	/** Time from the mark (no new SYN) to the shutdown: one RCU grace
 	 *  period, then until no handshake was in flight or the deadline. */
 	uint64_t wait_ns;
 	/** Handshakes still in flight at the shutdown (the deadline passed):
 	 *  they migrate later, but a final ACK processed during the shutdown
-	 *  itself is reset by the kernel. 0 when the drain was exact. */
+	 *  itself is reset by the kernel. 0 when the drain was exact. In a
+	 *  legacy drain: those left at the deadline, reset when the listener
+	 *  stops (an upper bound: see sockmig_listener_inflight()). */
 	uint32_t inflight_left;
+	/*
+	 * The fields below came with the legacy drain's options in struct
+	 * sockmig_drain_opts (on_accept to keep_listening): the library writes
+	 * them only for a caller whose opts->sz covers them (as SOCKMIG_OPTS()
+	 * sets it), so that a report of an older size is never overrun. With
+	 * NULL opts or older ones, only the fields above are written.
+	 */
+	/** Which drain ran: SOCKMIG_POLICY_NATIVE (the queue migrated at the
+	 *  shutdown) or SOCKMIG_POLICY_LEGACY (nothing migrates: the drain
+	 *  waited, and accepted what on_accept or the hand-off took). */
+	enum sockmig_policy policy;
+	uint32_t deadline_ms; /**< the deadline used */
+	bool deadline_hit;    /**< the wait for the handshakes in flight ran to it */
+	/** Legacy: when no SYN could reach the listener any more, its
+	 *  handshakes in flight and its accept queue. */
+	uint32_t inflight_start;
+	uint32_t queued_start;
+	/** Legacy: SYNs steered to it by a selection that had read the table
+	 *  before it was marked draining (already in inflight_start). */
+	uint32_t late_syns;
+	/** Legacy: connections accepted and given to on_accept or handed off;
+	 *  refused: on_accept or the hand-off failed (the client is reset). */
+	uint64_t accepted;
+	uint64_t refused;
+	/** The whole call, in either drain (elapsed_ns is the shutdown alone
+	 *  in a native drain). */
+	uint64_t total_ns;
 };
+
+/**
+ * Called by a legacy drain with each connection it accepts from the
+ * draining listener; @p fd is then the callee's (it closes it on error).
+ * Return 0, or a negative errno: the connection is counted as refused.
+ */
+typedef int (*sockmig_accept_fn)(int fd, void *ctx);
 
 struct sockmig_drain_opts {
 	size_t sz;
-	/** Only stop steering SYNs (role draining); do not shut down. */
+	/** Only stop steering SYNs (role draining): no wait, no accept, no
+	 *  shutdown; the kernel migrates the queue at the owner's close. */
 	bool no_shutdown;
 	/** Drain even the last active member when no holder exists. */
 	bool force;
-	/** Longest wait for the handshakes in flight before the shutdown, in
-	 *  ms; 0: 1000. */
+	/** Longest wait for the handshakes in flight, in ms. 0: native, 1000;
+	 *  legacy, the listener's SYN+ACK retry budget plus 1 s (past it the
+	 *  kernel has dropped every request the listener had:
+	 *  tcp_synack_retries, or TCP_SYNCNT when set, or TCP_DEFER_ACCEPT's
+	 *  rounds when larger; 63 s for the default 5 retries). */
 	uint32_t deadline_ms;
+	/* Legacy drains only (a native group migrates its queue instead): */
+	/** Where every connection accepted from the listener goes: the old
+	 *  process's own serving loop, or sockmig_handoff_accept() (with a
+	 *  handle of the group as @p ctx). NULL and no hand-off: the library
+	 *  only waits for the handshakes in flight and does not shut the
+	 *  listener down; the caller accepts until EAGAIN, then closes. */
+	sockmig_accept_fn on_accept;
+	void *ctx;
+	/** Hand every accepted connection to a live member, as
+	 *  sockmig_handoff_accept() with this group (not with on_accept). */
+	bool handoff;
+	/** At the end, sockmig_member_kick() once each member that took
+	 *  connections handed off by this drain (handoff, or on_accept being
+	 *  sockmig_handoff_accept() itself), for processes that serve
+	 *  hand-offs from accept() (the preload shim); a member whose
+	 *  endpoint is full is kicked at once. */
+	bool wake_receivers;
+	/** Wait (and accept) as a full drain does, but do not shut the
+	 *  listener down at the end: the caller closes it (a native group's
+	 *  kernel then migrates the queue at that close). */
+	bool keep_listening;
 	size_t : 0;
 };
-#define sockmig_drain_opts__last_field deadline_ms
+#define sockmig_drain_opts__last_field keep_listening
 
 /**
- * Drain member @p fd: stop steering new SYNs to it, wait one RCU grace
- * period and until no handshake is in flight for it (at most
- * opts->deadline_ms), then shutdown() it so that the kernel migrates its
- * accept queue under the policy. Waiting first closes the kernel's one
- * unmigrated case: a final ACK processed while the listener closes is
- * reset (see inflight_left in the report). The group is not locked
- * while it waits. The caller closes @p fd.
- * In a legacy group (see sockmig_group_policy()) nothing can migrate: it
- * stops SYNs and waits for the handshakes in flight, as
- * sockmig_member_drain_legacy() without on_accept, and does not shut @p fd
- * down: accept until EAGAIN before closing it.
- * @return 0; -EBUSY when @p fd is the last active member and no holder
- * exists (nothing could take its connections); -ENOENT when not a member.
+ * Drain member @p fd, the one way for either policy; the library picks the
+ * drain by the group's policy (sockmig_group_policy(); report->policy says
+ * which ran).
+ * Native: stop steering new SYNs to it, wait one RCU grace period and
+ * until no handshake is in flight for it (at most opts->deadline_ms), then
+ * shutdown() it so that the kernel migrates its accept queue under the
+ * policy. Waiting first closes the kernel's one unmigrated case: a final
+ * ACK processed while the listener closes is reset (see inflight_left in
+ * the report). Where the kernel misses the wake-up of migrated children
+ * (decided when the group was opened, see enum sockmig_wake), each member
+ * that took some gets one connection of its own (report->kicked).
+ * Legacy (nothing can migrate): the drain of the original proposal, made
+ * exact, described at sockmig_member_drain_legacy(): mark, grace period,
+ * accept everything to opts->on_accept (or hand it off, opts->handoff)
+ * until no handshake is in flight or the deadline, then shutdown(). With
+ * neither on_accept nor handoff it only waits for the handshakes in flight
+ * and does not shut @p fd down: accept until EAGAIN before closing it.
+ * Either way opts->no_shutdown only marks the member draining, and the
+ * group is not locked while the drain waits. The caller closes @p fd.
+ * @return 0 (also when the deadline passed); -EBUSY when @p fd is the last
+ * active member and no holder exists (nothing could take its
+ * connections); -ENOENT when not a member; -EINVAL (bad opts, or both
+ * on_accept and handoff).
  */
 SOCKMIG_API int sockmig_member_drain(struct sockmig_group *g, int fd,
 				     const struct sockmig_drain_opts *opts,
@@ -548,8 +633,8 @@ SOCKMIG_API int sockmig_member_drain(struct sockmig_group *g, int fd,
 
 /** What an event of a group's ring records (struct sockmig_event.type). */
 enum sockmig_event_type {
-	SOCKMIG_EVENT_DRAIN = 1,	/**< sockmig_member_drain() shut a member down */
-	SOCKMIG_EVENT_DRAIN_LEGACY = 2, /**< sockmig_member_drain_legacy() finished */
+	SOCKMIG_EVENT_DRAIN = 1,	/**< a native drain shut a member down */
+	SOCKMIG_EVENT_DRAIN_LEGACY = 2, /**< a legacy drain finished */
 };
 
 /**
@@ -558,8 +643,9 @@ enum sockmig_event_type {
  * holder's rotation, which drains the old holder) records one, under the
  * group lock, in a ring pinned in the group's directory ("events", mode
  * 0600): unlike the member and its counters, it stays after the member
- * left. A drain with no_shutdown records nothing (the kernel migrates at
- * the owner's close, not in the drain).
+ * left. A drain with no_shutdown records nothing, nor does a native one
+ * with keep_listening (the kernel migrates at the owner's close, not in
+ * the drain).
  */
 struct sockmig_event {
 	uint64_t seq;	  /**< 1, 2, ... in the group's ring */
@@ -656,14 +742,6 @@ SOCKMIG_API enum sockmig_policy sockmig_group_policy(const struct sockmig_group 
  */
 SOCKMIG_API int sockmig_listener_inflight(int fd);
 
-/**
- * Called by sockmig_member_drain_legacy() with each connection it accepts
- * from the draining listener; @p fd is then the callee's (it closes it on
- * error). Return 0, or a negative errno: the connection is counted as
- * refused.
- */
-typedef int (*sockmig_accept_fn)(int fd, void *ctx);
-
 struct sockmig_legacy_drain_opts {
 	size_t sz;
 	/** Where every connection accepted from the listener goes: the old
@@ -716,6 +794,12 @@ struct sockmig_legacy_drain_report {
 };
 
 /**
+ * Kept for programs written before sockmig_member_drain() took the legacy
+ * drain's options: new code calls sockmig_member_drain(). This wrapper
+ * runs the legacy drain on a group of either policy (on a native one too,
+ * where it migrates nothing) with the same options (no_shutdown here is
+ * opts->keep_listening there) and reports in the older struct
+ * (abandoned is report->inflight_left there).
  * Drain member @p fd of a group of either policy, without migration:
  *   1. mark it draining: the program steers no new SYN to it;
  *   2. wait one RCU grace period (membarrier(MEMBARRIER_CMD_GLOBAL)), so
@@ -797,8 +881,8 @@ SOCKMIG_API int sockmig_handoff_recv(int hfd);
 SOCKMIG_API int sockmig_handoff_close(int hfd);
 
 /**
- * A sockmig_accept_fn for sockmig_member_drain_legacy(), with the group as
- * @p ctx: pass @p fd to the endpoint of an active, listening member of the
+ * A sockmig_accept_fn for a legacy drain, with the group as @p ctx (what
+ * sockmig_drain_opts.handoff does without it): pass @p fd to the endpoint of an active, listening member of the
  * newest generation that has one (waiting up to 1 s while its queue is
  * full), and close it here. An endpoint whose directory or process is not
  * owned by root or the group's uid is not used. @return 0, or a negative errno when no member

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The drain of a native group's member: no new SYN for it, the handshakes
- * in flight finished, then its shutdown, which makes the kernel migrate
- * its queue under the policy; and the wake-up connections (kick) for
- * targets that the kernel may not wake. Legacy groups drain in legacy.c.
+ * The one drain, sockmig_member_drain(): its options read once, the
+ * drain picked by the group's policy. Here the native one: no new SYN for
+ * the member, the handshakes in flight finished, then its shutdown, which
+ * makes the kernel migrate its queue under the policy; and the wake-up
+ * connections (kick) for targets that the kernel may not wake, decided
+ * when the group opens. The legacy drain, which migrates nothing, is in
+ * legacy.c.
  */
 #include <bpf/bpf.h>
 #include <poll.h>
@@ -68,25 +71,26 @@ close_sock:
 	return err;
 }
 
-static enum sockmig_tristate need_wake(struct sockmig_group *g)
+void sm_decide_wake(struct sockmig_group *g)
 {
-	static enum sockmig_tristate probed = SOCKMIG_UNKNOWN;
-	struct sockmig_probe p;
 	const char *env;
 
-	if (g->wake != SOCKMIG_WAKE_AUTO)
-		return g->wake == SOCKMIG_WAKE_ALWAYS ? SOCKMIG_YES : SOCKMIG_NO;
-	env = secure_getenv("SOCKMIG_WAKE");
-	if (env && *env)
-		return *env == '1' ? SOCKMIG_YES : SOCKMIG_NO;
-	if (probed == SOCKMIG_UNKNOWN) {
-		/* Unknown stays "wake": a spurious connection costs less than
-		 * children nobody accepts. */
-		probed = SOCKMIG_YES;
-		if (sockmig_probe(&p) == 0 && p.migrate_wakeup == SOCKMIG_YES)
-			probed = SOCKMIG_NO;
+	if (g->policy != SOCKMIG_POLICY_NATIVE) {
+		g->wake_targets = false; /* nothing migrates */
+		return;
 	}
-	return probed;
+	if (g->wake != SOCKMIG_WAKE_AUTO) {
+		g->wake_targets = g->wake == SOCKMIG_WAKE_ALWAYS;
+		return;
+	}
+	env = secure_getenv("SOCKMIG_WAKE");
+	if (env && *env) {
+		g->wake_targets = *env == '1';
+		return;
+	}
+	/* Unknown stays "wake": a spurious connection costs less than
+	 * children nobody accepts. */
+	g->wake_targets = sm_kernel_wakes_migrated() != SOCKMIG_YES;
 }
 
 /* Counters of the live members of @recs (zeros where unreadable). */
@@ -131,88 +135,58 @@ static void wait_inflight(int fd, uint32_t deadline_ms, struct sockmig_drain_rep
 			step_us *= 2;
 	}
 	rep->inflight_left = left > 0 ? (uint32_t)left : 0;
+	rep->deadline_hit = left > 0;
+	rep->deadline_ms = deadline_ms;
 	rep->wait_ns = sm_now_ns() - t0;
 }
 
-int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_drain_opts *opts,
-			 struct sockmig_drain_report *report)
+void sm_drain_event(struct sockmig_event *ev, const struct sockmig_member_info *was,
+		    const struct sockmig_drain_report *rep, const struct sockmig_counters *c,
+		    uint64_t t_mark)
 {
-	struct sockmig_drain_report rep = {0};
-	struct sm_counters *before = NULL, *after = NULL, self0 = {0}, self1 = {0};
-	struct sockmig_netstat ns0, ns1;
-	struct member_rec *recs = NULL, *self = NULL;
-	struct sockmig_event ev = {.type = SOCKMIG_EVENT_DRAIN};
-	uint64_t cookie, t0, t_mark;
-	bool wake;
-	int n = 0, others = 0, err;
+	ev->cookie = was->cookie;
+	ev->role = was->role;
+	ev->generation = was->generation;
+	ev->pid = was->pid;
+	ev->wait_ns = rep->wait_ns;
+	ev->inflight_left = rep->inflight_left;
+	ev->duration_ns = sm_now_ns() - t_mark;
+	if (!c)
+		return;
+	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
+		ev->migrated[k] = c->migrated_out[k];
+	ev->cancelled = c->cancel_mismatch;
+	ev->deferred = c->deferred;
+}
 
-	if (!OPTS_VALID(opts, sockmig_drain_opts))
-		return -EINVAL;
-	/* nothing migrates: wait for the handshakes in flight instead */
-	if (g->policy == SOCKMIG_POLICY_LEGACY && !OPTS_GET(opts, no_shutdown, false))
-		return sm_legacy_drain_wait(g, fd, OPTS_GET(opts, force, false), report);
-	cookie = sockmig_cookie(fd);
-	err = sm_group_lock(g);
-	if (err)
-		return err;
-	recs = sm_read_members(g, &n);
-	if (!recs) {
-		err = sm_fail(ENOMEM, "out of memory");
-		goto unlock;
-	}
-	for (int i = 0; i < n; i++) {
-		if (recs[i].cookie == cookie)
-			self = &recs[i];
-		else if (recs[i].live &&
-			 (recs[i].m.role == SM_ROLE_ACTIVE || recs[i].m.role == SM_ROLE_HOLDER))
-			others++;
-	}
-	if (!cookie || !self) {
-		err = sm_fail(ENOENT, "fd %d is not a member of group %s", fd, g->name);
-		goto unlock;
-	}
-	if (!others && self->m.role == SM_ROLE_ACTIVE && !OPTS_GET(opts, force, false)) {
-		err = sm_fail(EBUSY,
-			      "refusing to drain the last active member of group %s: no other "
-			      "active member or holder could take its connections",
-			      g->name);
-		goto unlock;
-	}
+/* The native drain of member @fd (cookie @cookie), into @rep. */
+static int drain_native(struct sockmig_group *g, int fd, uint64_t cookie,
+			const struct sm_drain_args *a, struct sockmig_drain_report *rep)
+{
+	struct sm_counters *before = NULL, *after = NULL;
+	struct sockmig_counters self0 = {0}, self1 = {0}; /* struct sm_counters, abi_check.c */
+	struct sockmig_netstat ns0, ns1;
+	struct member_rec *recs = NULL;
+	struct sockmig_event ev = {.type = SOCKMIG_EVENT_DRAIN};
+	struct sockmig_member_info was;
+	uint64_t t0, t_mark = sm_now_ns();
+	int n = 0, err;
+
 	/* 1. no new SYN for it */
-	ev.cookie = cookie;
-	ev.role = self->m.role;
-	ev.generation = self->m.generation;
-	ev.pid = self->m.pid;
-	t_mark = sm_now_ns();
-	self->m.role = SM_ROLE_DRAINING;
-	if (bpf_map_update_elem(g->fd_state, &cookie, &self->m, BPF_EXIST) < 0) {
-		err = sm_fail(errno, "cannot update member: %s", strerror(errno));
-		goto unlock;
-	}
-	err = sm_write_table(g, recs, n); /* sorts recs: self is stale from here */
-	if (err)
-		goto unlock;
-	rep.cookie = cookie;
-	if (OPTS_GET(opts, no_shutdown, false))
-		goto unlock;
+	err = sm_member_set_role(g, cookie, SOCKMIG_ROLE_DRAINING, a->force, &was);
+	if (err || a->no_shutdown)
+		return err;
 
 	/* 2. let the handshakes in flight for it finish, without the lock */
-	sm_group_unlock(g);
-	free(recs);
-	recs = NULL;
-	wait_inflight(fd, OPTS_GET(opts, deadline_ms, 0), &rep);
-	err = sm_group_lock(g);
+	wait_inflight(fd, a->deadline_ms, rep);
+	if (a->keep_listening)
+		return 0;
+	err = sm_lock_members(g, &recs, &n);
 	if (err)
-		goto out;
-	recs = sm_read_members(g, &n);
-	if (!recs) {
-		err = sm_fail(ENOMEM, "out of memory");
-		goto unlock;
-	}
+		return err;
 
 	/* 3. shut it down: the kernel migrates its queue under the policy */
-	wake = need_wake(g) == SOCKMIG_YES;
-	if (wake) {
+	if (g->wake_targets) {
 		before = calloc((size_t)n, sizeof(*before));
 		after = calloc((size_t)n, sizeof(*after));
 		if (!before || !after) {
@@ -228,27 +202,19 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 		err = sm_fail(errno, "shutdown of fd %d: %s", fd, strerror(errno));
 		goto unlock;
 	}
-	rep.elapsed_ns = sm_now_ns() - t0;
+	rep->elapsed_ns = sm_now_ns() - t0;
 	bpf_map_lookup_elem(g->fd_counters, &cookie, &self1);
 	sockmig_netstat_read(&ns1);
-	sockmig_netstat_delta(&ns0, &ns1, &rep.netstat);
-	for (int k = 0; k < SM_KIND_MAX; k++)
-		rep.migrated[k] = self1.mig_out[k] - self0.mig_out[k];
-	rep.cancelled = self1.cancel_mismatch - self0.cancel_mismatch;
-	rep.deferred = self1.deferred - self0.deferred;
-
-	/* the drain's record, which outlives the member and its counters */
-	ev.wait_ns = rep.wait_ns;
-	ev.inflight_left = rep.inflight_left;
-	ev.duration_ns = sm_now_ns() - t_mark;
-	for (int k = 0; k < SM_KIND_MAX; k++)
-		ev.migrated[k] = self1.mig_out[k];
-	ev.cancelled = self1.cancel_mismatch;
-	ev.deferred = self1.deferred;
+	sockmig_netstat_delta(&ns0, &ns1, &rep->netstat);
+	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
+		rep->migrated[k] = self1.migrated_out[k] - self0.migrated_out[k];
+	rep->cancelled = self1.cancel_mismatch - self0.cancel_mismatch;
+	rep->deferred = self1.deferred - self0.deferred;
+	sm_drain_event(&ev, &was, rep, &self1, t_mark);
 	sm_event_record_locked(g, &ev); /* a failure is logged; the drain happened */
 
 	/* 4. where the kernel may not wake the targets, wake them ourselves */
-	if (wake) {
+	if (g->wake_targets) {
 		read_counters(g, recs, n, after);
 		for (int i = 0; i < n; i++) {
 			if (recs[i].cookie == cookie ||
@@ -257,36 +223,94 @@ int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_d
 					    before[i].mig_in[SM_KIND_TFO])
 				continue;
 			if (kick_slot(g, recs[i].m.slot) == 0)
-				rep.kicked++;
+				rep->kicked++;
 		}
 	}
 unlock:
 	sm_group_unlock(g);
-out:
 	free(recs);
 	free(before);
 	free(after);
+	return err;
+}
+
+/* The drain's options, read once; a hand-off to sockmig_handoff_accept()
+ * is the drain's own, so that it knows who took what. */
+static int drain_args(struct sockmig_group *g, const struct sockmig_drain_opts *opts,
+		      struct sm_drain_args *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->no_shutdown = OPTS_GET(opts, no_shutdown, false);
+	a->force = OPTS_GET(opts, force, false);
+	a->deadline_ms = OPTS_GET(opts, deadline_ms, 0);
+	a->on_accept = OPTS_GET(opts, on_accept, NULL);
+	a->ctx = OPTS_GET(opts, ctx, NULL);
+	a->wake_receivers = OPTS_GET(opts, wake_receivers, false);
+	a->keep_listening = OPTS_GET(opts, keep_listening, false);
+	if (OPTS_GET(opts, handoff, false)) {
+		if (a->on_accept)
+			return sm_fail(EINVAL, "drain: on_accept and handoff are one or the other");
+		a->handoff = g;
+	} else if (a->on_accept == sockmig_handoff_accept && a->ctx) {
+		a->handoff = a->ctx;
+		a->on_accept = NULL;
+	}
+	return 0;
+}
+
+int sm_drain(struct sockmig_group *g, int fd, const struct sockmig_drain_opts *opts, bool legacy,
+	     struct sockmig_drain_report *report)
+{
+	struct sm_drain_args a;
+	uint64_t cookie, t0 = sm_now_ns();
+	int err;
+
+	memset(report, 0, sizeof(*report));
+	err = drain_args(g, opts, &a);
+	if (err)
+		return err;
+	cookie = sockmig_cookie(fd);
+	if (!cookie)
+		return sm_fail(ENOENT, "fd %d is not a member of group %s", fd, g->name);
+	if (legacy && !a.no_shutdown)
+		return sm_drain_legacy(g, fd, cookie, &a, report);
+	/* native, or only the mark (the same in either policy) */
+	report->policy = legacy ? SOCKMIG_POLICY_LEGACY : SOCKMIG_POLICY_NATIVE;
+	report->cookie = cookie;
+	err = drain_native(g, fd, cookie, &a, report);
+	report->total_ns = sm_now_ns() - t0;
+	return err;
+}
+
+int sockmig_member_drain(struct sockmig_group *g, int fd, const struct sockmig_drain_opts *opts,
+			 struct sockmig_drain_report *report)
+{
+	/* the report grew with the options: a caller whose options stop
+	 * before keep_listening has the older, shorter report */
+	const size_t v0 = offsetof(struct sockmig_drain_report, inflight_left) + sizeof(uint32_t);
+	const size_t opts_v1 = offsetof(struct sockmig_drain_opts, keep_listening) + sizeof(bool);
+	struct sockmig_drain_report rep;
+	int err;
+
+	if (!OPTS_VALID(opts, sockmig_drain_opts))
+		return -EINVAL;
+	err = sm_drain(g, fd, opts, g->policy == SOCKMIG_POLICY_LEGACY, &rep);
 	if (!err && report)
-		*report = rep;
+		memcpy(report, &rep, opts && opts->sz >= opts_v1 ? sizeof(rep) : v0);
 	return err;
 }
 
 int sockmig_member_kick(struct sockmig_group *g, uint64_t cookie)
 {
 	struct member_rec *recs;
-	int n = 0, err = -ENOENT;
+	int n = 0, err;
 
 	if (!g || !cookie)
 		return sm_fail(EINVAL, "kick: no group or no cookie");
-	err = sm_group_lock(g);
+	err = sm_lock_members(g, &recs, &n);
 	if (err)
 		return err;
 	err = -ENOENT;
-	recs = sm_read_members(g, &n);
-	if (!recs) {
-		sm_group_unlock(g);
-		return sm_fail(ENOMEM, "out of memory");
-	}
 	for (int i = 0; i < n; i++) {
 		if (recs[i].cookie != cookie)
 			continue;

@@ -32,15 +32,13 @@
 
 const char *sockmig_role_str(enum sockmig_role role)
 {
-	switch (role) {
-	case SOCKMIG_ROLE_ACTIVE:
-		return "active";
-	case SOCKMIG_ROLE_DRAINING:
-		return "draining";
-	case SOCKMIG_ROLE_HOLDER:
-		return "holder";
-	}
-	return "?";
+	static const char *const names[] = {
+		[SOCKMIG_ROLE_ACTIVE] = "active",
+		[SOCKMIG_ROLE_DRAINING] = "draining",
+		[SOCKMIG_ROLE_HOLDER] = "holder",
+	};
+
+	return (unsigned)role < sizeof(names) / sizeof(names[0]) && names[role] ? names[role] : "?";
 }
 
 const char *sockmig_kind_str(enum sockmig_kind kind)
@@ -248,6 +246,7 @@ struct sockmig_group *sockmig_group_open_name(const char *name,
 	sm_group_unlock(g);
 	if (err)
 		goto free_group;
+	sm_decide_wake(g);
 	return g;
 free_group:
 	sockmig_group_close(g);
@@ -312,6 +311,7 @@ struct sockmig_group *sockmig_group_open(int fd, const struct sockmig_group_opts
 			goto unlock;
 	}
 	sm_group_unlock(g);
+	sm_decide_wake(g);
 	sm_log(SOCKMIG_DEBUG, "libsockmig: opened group %s\n", g->name);
 	return g;
 

@@ -23,6 +23,9 @@ struct sockmig_group {
 	int fd_members, fd_state, fd_counters, fd_table, fd_tabidx, fd_gstats, fd_kick, fd_lease;
 	bool own_fds; /* the map fds are ours (from the pins), not the skeleton's */
 	enum sockmig_wake wake;
+	/* drains wake the targets of their migrations: wake decided at the
+	 * open (sm_decide_wake()), never in a drain */
+	bool wake_targets;
 	int policy; /* enum sockmig_policy: asked for, then in force */
 	struct sm_addr addr;
 	uint64_t netns; /* the network namespace's inode */
@@ -62,5 +65,15 @@ SM_HIDDEN int sm_parse_group_name(const char *name, struct sm_addr *a, uint64_t 
 
 /* Forget members that stopped listening and whose process is gone. */
 SM_HIDDEN void sm_collect_stale(struct sockmig_group *g);
+/* Take the group lock and read the members: 0 with the lock held and
+ * *recs set (the caller frees it and unlocks), or a negative errno with
+ * the lock not held. */
+SM_HIDDEN int sm_lock_members(struct sockmig_group *g, struct member_rec **recs, int *n);
+
+/* drain.c */
+
+/* Decide once, as the group opens, whether its drains wake the targets of
+ * their migrations (g->wake_targets): never a probe inside a drain. */
+SM_HIDDEN void sm_decide_wake(struct sockmig_group *g);
 
 #endif

@@ -518,27 +518,25 @@ static int cmp_generation_desc(const void *a, const void *b)
 	return x->generation < y->generation ? 1 : x->generation > y->generation ? -1 : 0;
 }
 
-/*
- * The members that took connections through sockmig_handoff_accept()
- * during the drain running on this thread, for opts->wake_receivers (the
- * drain calls on_accept on its own thread).
- */
-__thread struct sm_receivers sm_receivers;
-
-static void note_receiver(uint64_t cookie)
+/* Note in @rx (NULL: nobody asked) that member @cookie took a connection. */
+static void note_receiver(struct sm_receivers *rx, uint64_t cookie)
 {
-	if (!sm_receivers.on)
+	if (!rx)
 		return;
-	for (int i = 0; i < sm_receivers.n; i++)
-		if (sm_receivers.cookie[i] == cookie)
+	for (int i = 0; i < rx->n; i++)
+		if (rx->cookie[i] == cookie)
 			return;
-	if (sm_receivers.n < SM_RECEIVERS_MAX)
-		sm_receivers.cookie[sm_receivers.n++] = cookie;
+	if (rx->n < SM_RECEIVERS_MAX)
+		rx->cookie[rx->n++] = cookie;
 }
 
 int sockmig_handoff_accept(int fd, void *ctx)
 {
-	struct sockmig_group *g = ctx;
+	return sm_handoff_give(ctx, fd, NULL);
+}
+
+int sm_handoff_give(struct sockmig_group *g, int fd, struct sm_receivers *rx)
+{
 	const char *group = g ? sockmig_group_name(g) : "";
 	struct sockmig_member_info *m;
 	int n, err = -ENOENT, busy = -1, last = 0, tried = 0;
@@ -559,7 +557,7 @@ int sockmig_handoff_accept(int fd, void *ctx)
 		if (m[i].role != SOCKMIG_ROLE_ACTIVE || !m[i].listening)
 			continue;
 		e = handoff_send(group, m[i].cookie, fd, 0);
-		if (e == -EAGAIN && sm_receivers.on) {
+		if (e == -EAGAIN && rx) {
 			/* its queue is full (net.unix.max_dgram_qlen): it serves
 			 * hand-offs from accept(), wake it now */
 			sockmig_member_kick(g, m[i].cookie);
@@ -568,7 +566,7 @@ int sockmig_handoff_accept(int fd, void *ctx)
 		tried++;
 		last = e;
 		if (e == 0) {
-			note_receiver(m[i].cookie);
+			note_receiver(rx, m[i].cookie);
 			err = 0;
 			break;
 		}
@@ -577,7 +575,7 @@ int sockmig_handoff_accept(int fd, void *ctx)
 	}
 	/* every endpoint busy: wait for the first that was */
 	if (err && busy >= 0 && handoff_send(group, m[busy].cookie, fd, 1000) == 0) {
-		note_receiver(m[busy].cookie);
+		note_receiver(rx, m[busy].cookie);
 		err = 0;
 	}
 	free(m);

@@ -65,13 +65,21 @@ SM_HIDDEN void sm_rcu_grace(void);
 /* 1: the verifier loads a migrate program (5.14+); 0: it does not;
  * -EPERM: not allowed to load BPF. Asked once per process. */
 SM_HIDDEN int sm_verifier_loads_migrate(void);
+/* Whether children migrated at close wake the target's epoll waiter: the
+ * wake-up step of sockmig_probe() alone (lib/probe.c), asked once per
+ * process (SOCKMIG_UNKNOWN without the rights for its scratch netns). */
+SM_HIDDEN enum sockmig_tristate sm_kernel_wakes_migrated(void);
 
 /* The group lock (flock on its directory, lib/pin.c). */
 SM_HIDDEN int sm_group_lock(struct sockmig_group *g);
 SM_HIDDEN void sm_group_unlock(struct sockmig_group *g);
-/* Role, generation and owner of member @cookie; -ENOENT when not one. */
-SM_HIDDEN int sm_member_get(struct sockmig_group *g, uint64_t cookie, uint32_t *role,
-			    uint32_t *generation, uint32_t *pid);
+/* Make member @cookie's role @role under the group lock (lib/member.c),
+ * the check that every change of role makes included: an active member
+ * becomes draining only while another live member is active or a holder
+ * (-EBUSY otherwise, unless @force). *@was (may be NULL): the member as it
+ * was (its counters left zero). -ENOENT when no such member. */
+SM_HIDDEN int sm_member_set_role(struct sockmig_group *g, uint64_t cookie, enum sockmig_role role,
+				 bool force, struct sockmig_member_info *was);
 
 /* Record drain @ev (seq and time filled in here) in the group's event
  * ring (lib/events.c), made on first use; with and without the lock held. */

@@ -196,9 +196,18 @@ static void tfo_free(struct tfo_set *t)
 	free(t->fd);
 }
 
-/* Accept until EAGAIN, each connection to @fn. */
-static int accept_all(int lfd, sockmig_accept_fn fn, void *ctx, bool track_tfo, struct tfo_set *tfo,
-		      struct sockmig_legacy_drain_report *rep)
+/* One accepted connection to where the drain sends them: the hand-off
+ * (noting the member that took it for wake_receivers) or on_accept. */
+static int give(const struct sm_drain_args *a, int c, struct sm_receivers *rx)
+{
+	if (a->handoff)
+		return sm_handoff_give(a->handoff, c, a->wake_receivers ? rx : NULL);
+	return a->on_accept(c, a->ctx);
+}
+
+/* Accept until EAGAIN, each connection to give(). */
+static int accept_all(int lfd, const struct sm_drain_args *a, bool track_tfo, struct tfo_set *tfo,
+		      struct sm_receivers *rx, struct sockmig_drain_report *rep)
 {
 	for (;;) {
 		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -212,7 +221,7 @@ static int accept_all(int lfd, sockmig_accept_fn fn, void *ctx, bool track_tfo, 
 		}
 		if (track_tfo && sm_sock_state(c) == TCP_SYN_RECV)
 			tfo_add(tfo, c);
-		if (fn(c, ctx) < 0)
+		if (give(a, c, rx) < 0)
 			rep->refused++;
 		else
 			rep->accepted++;
@@ -227,34 +236,26 @@ static bool has_fastopen(int fd)
 	return getsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &val, &len) == 0 && val > 0;
 }
 
-int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
-				const struct sockmig_legacy_drain_opts *opts,
-				struct sockmig_legacy_drain_report *report)
+int sm_drain_legacy(struct sockmig_group *g, int fd, uint64_t cookie, const struct sm_drain_args *a,
+		    struct sockmig_drain_report *rep)
 {
-	struct sockmig_legacy_drain_report rep;
 	struct sockmig_event ev = {.type = SOCKMIG_EVENT_DRAIN_LEGACY};
-	bool have_ev;
-	sockmig_accept_fn on_accept;
+	struct sockmig_member_info was;
 	struct sockmig_counters c0, c1;
 	struct sockmig_netstat ns0, ns1;
 	struct refs_file *rf = NULL;
+	struct sm_receivers rx = {0};
 	struct tfo_set tfo = {0};
 	atomic_bool grace_done = false;
 	unsigned long long t0 = sm_now_ns(), t_mark, deadline_at;
 	unsigned refs = 0, queued = 0, prev_refs = ~0u, prev_queued = ~0u;
-	bool have_c, track_tfo, grace_thread_ok;
+	bool accepting = a->on_accept || a->handoff, have_c, track_tfo, grace_thread_ok;
 	int flags = -1, err, step_ms = 1;
 	pthread_t grace;
-	void *ctx;
 
-	if (!OPTS_VALID(opts, sockmig_legacy_drain_opts))
-		return -EINVAL;
-	memset(&rep, 0, sizeof(rep));
-	on_accept = OPTS_GET(opts, on_accept, NULL);
-	ctx = OPTS_GET(opts, ctx, NULL);
-	rep.cookie = sockmig_cookie(fd);
-	if (!rep.cookie)
-		return sm_fail(EINVAL, "fd %d is not a socket", fd);
+	memset(rep, 0, sizeof(*rep));
+	rep->policy = SOCKMIG_POLICY_LEGACY;
+	rep->cookie = cookie;
 	rf = calloc(1, sizeof(*rf));
 	if (!rf)
 		return sm_fail(ENOMEM, "out of memory");
@@ -266,35 +267,26 @@ int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
 		err = sm_fail(EINVAL, "fd %d does not listen", fd);
 		goto close_rf;
 	}
-	rep.deadline_ms = OPTS_GET(opts, deadline_ms, 0);
-	if (!rep.deadline_ms)
-		rep.deadline_ms = sm_synack_budget_ms(fd) + 1000;
-	track_tfo = on_accept && has_fastopen(fd);
-	sm_receivers.on = OPTS_GET(opts, wake_receivers, false);
-	sm_receivers.n = 0;
+	rep->deadline_ms = a->deadline_ms;
+	if (!rep->deadline_ms)
+		rep->deadline_ms = sm_synack_budget_ms(fd) + 1000;
+	track_tfo = accepting && has_fastopen(fd);
 	sockmig_netstat_read(&ns0);
 
-	have_ev = sm_member_get(g, rep.cookie, &ev.role, &ev.generation, &ev.pid) == 0;
-
 	/* 1. no new SYN for it */
-	{
-		SOCKMIG_OPTS(sockmig_drain_opts, dopts, .no_shutdown = true,
-			     .force = OPTS_GET(opts, force, false));
-
-		err = sockmig_member_drain(g, fd, &dopts, NULL);
-		if (err)
-			goto close_rf;
-	}
+	err = sm_member_set_role(g, cookie, SOCKMIG_ROLE_DRAINING, a->force, &was);
+	if (err)
+		goto close_rf;
 	t_mark = sm_now_ns();
-	deadline_at = t_mark + (unsigned long long)rep.deadline_ms * 1000000ull;
-	have_c = sockmig_counters_read(g, rep.cookie, &c0) == 0;
+	deadline_at = t_mark + (unsigned long long)rep->deadline_ms * 1000000ull;
+	have_c = sockmig_counters_read(g, cookie, &c0) == 0;
 
 	/* 2. a grace period, accepting meanwhile */
 	grace_thread_ok = pthread_create(&grace, NULL, grace_thread, &grace_done) == 0;
 	if (!grace_thread_ok)
 		grace_thread(&grace_done);
 
-	if (on_accept) {
+	if (accepting) {
 		flags = fcntl(fd, F_GETFL);
 		if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
 			err = sm_fail(errno, "fd %d: cannot make it non-blocking: %s", fd,
@@ -315,13 +307,13 @@ int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
 			err = sm_refs_read(rf, &refs, &queued);
 			if (!err) {
 				pending = (long long)refs - 1 - queued - tfo_pending(&tfo);
-				rep.inflight_start = pending > 0 ? (uint32_t)pending : 0;
-				rep.queued_start = queued;
+				rep->inflight_start = pending > 0 ? (uint32_t)pending : 0;
+				rep->queued_start = queued;
 			}
 			first = false;
 		}
-		if (on_accept) {
-			err = accept_all(fd, on_accept, ctx, track_tfo, &tfo, &rep);
+		if (accepting) {
+			err = accept_all(fd, a, track_tfo, &tfo, &rx, rep);
 			if (err)
 				break;
 		}
@@ -330,23 +322,23 @@ int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
 			err = sm_fail(ENOTCONN, "fd %d stopped listening during the drain", fd);
 			break;
 		}
-		if (on_accept)
+		if (accepting)
 			pending = (long long)refs - 1 - tfo_pending(&tfo);
 		else
 			pending = (long long)refs - 1 - queued;
 		/* without accepting, the queue is read apart from the count:
 		 * believe it once two readings agree */
 		if (settled && pending <= 0 &&
-		    (on_accept || (refs == prev_refs && queued == prev_queued)))
+		    (accepting || (refs == prev_refs && queued == prev_queued)))
 			break;
 		if (sm_now_ns() >= deadline_at) {
-			rep.deadline_hit = true;
-			rep.abandoned = pending > 0 ? (uint32_t)pending : 0;
+			rep->deadline_hit = true;
+			rep->inflight_left = pending > 0 ? (uint32_t)pending : 0;
 			break;
 		}
 		prev_refs = refs;
 		prev_queued = queued;
-		if (on_accept) {
+		if (accepting) {
 			struct pollfd p = {.fd = fd, .events = POLLIN};
 
 			poll(&p, 1, step_ms);
@@ -358,27 +350,29 @@ int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
 		if (settled && step_ms < POLL_MAX_MS)
 			step_ms++;
 	}
-	rep.wait_ns = sm_now_ns() - t_mark;
-	if (have_c && sockmig_counters_read(g, rep.cookie, &c1) == 0)
-		rep.late_syns = (uint32_t)(c1.steered - c0.steered);
+	rep->wait_ns = sm_now_ns() - t_mark;
+	if (have_c && sockmig_counters_read(g, cookie, &c1) == 0)
+		rep->late_syns = (uint32_t)(c1.steered - c0.steered);
 
 	/* 4. nothing left in flight: what is queued, then no more listening */
-	if (on_accept && !err) {
-		err = accept_all(fd, on_accept, ctx, track_tfo, &tfo, &rep);
-		if (!err && rep.deadline_hit && sm_refs_read(rf, &refs, &queued) == 0) {
+	if (accepting && !err) {
+		err = accept_all(fd, a, track_tfo, &tfo, &rx, rep);
+		if (!err && rep->deadline_hit && sm_refs_read(rf, &refs, &queued) == 0) {
 			/* what completed meanwhile was accepted: count what is left */
 			long long left = (long long)refs - 1 - tfo_pending(&tfo);
 
-			rep.abandoned = left > 0 ? (uint32_t)left : 0;
+			rep->inflight_left = left > 0 ? (uint32_t)left : 0;
 		}
-		if (!err && !OPTS_GET(opts, no_shutdown, false) && shutdown(fd, SHUT_RDWR) < 0 &&
-		    errno != ENOTCONN)
+		if (!err && !a->keep_listening && shutdown(fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
 			err = sm_fail(errno, "shutdown of fd %d: %s", fd, strerror(errno));
 	}
 	/* 5. wake the processes that got connections and only poll listeners */
-	for (int i = 0; !err && i < sm_receivers.n; i++)
-		if (sockmig_member_kick(g, sm_receivers.cookie[i]) < 0)
+	for (int i = 0; !err && i < rx.n; i++) {
+		if (sockmig_member_kick(g, rx.cookie[i]) < 0)
 			sm_log(SOCKMIG_WARN, "%s", sockmig_last_error());
+		else
+			rep->kicked++;
+	}
 join:
 	if (grace_thread_ok)
 		pthread_join(grace, NULL);
@@ -386,45 +380,57 @@ join:
 		fcntl(fd, F_SETFL, flags);
 	tfo_free(&tfo);
 	sockmig_netstat_read(&ns1);
-	sockmig_netstat_delta(&ns0, &ns1, &rep.netstat);
-	rep.elapsed_ns = sm_now_ns() - t0;
-	if (!err && have_ev) {
+	sockmig_netstat_delta(&ns0, &ns1, &rep->netstat);
+	rep->elapsed_ns = rep->total_ns = sm_now_ns() - t0;
+	if (!err) {
 		/* the drain's record, which outlives the member and its counters */
-		ev.cookie = rep.cookie;
-		ev.wait_ns = rep.wait_ns;
-		ev.inflight_left = rep.abandoned;
-		ev.duration_ns = sm_now_ns() - t_mark;
-		if (sockmig_counters_read(g, rep.cookie, &c1) == 0) {
-			for (int k = 0; k < SOCKMIG_KIND_MAX; k++)
-				ev.migrated[k] = c1.migrated_out[k];
-			ev.cancelled = c1.cancel_mismatch;
-			ev.deferred = c1.deferred;
-		}
+		sm_drain_event(&ev, &was, rep,
+			       sockmig_counters_read(g, cookie, &c1) == 0 ? &c1 : NULL, t_mark);
 		sm_event_record(g, &ev); /* a failure is logged; the drain happened */
 	}
 close_rf:
 	close(rf->fd);
 free_rf:
 	free(rf);
-	sm_receivers.on = false;
-	if (!err && report)
-		*report = rep;
 	return err;
 }
 
-int sm_legacy_drain_wait(struct sockmig_group *g, int fd, bool force,
-			 struct sockmig_drain_report *report)
+/* The compatibility wrapper: the legacy drain through the one drain's
+ * options, its report in the older struct. */
+int sockmig_member_drain_legacy(struct sockmig_group *g, int fd,
+				const struct sockmig_legacy_drain_opts *opts,
+				struct sockmig_legacy_drain_report *report)
 {
-	SOCKMIG_OPTS(sockmig_legacy_drain_opts, o, .force = force);
-	struct sockmig_legacy_drain_report lr;
+	struct sockmig_drain_report r;
 	int err;
 
-	err = sockmig_member_drain_legacy(g, fd, &o, &lr);
-	if (!err && report) {
-		memset(report, 0, sizeof(*report));
-		report->cookie = lr.cookie;
-		report->netstat = lr.netstat;
-		report->elapsed_ns = lr.elapsed_ns;
+	if (!OPTS_VALID(opts, sockmig_legacy_drain_opts))
+		return -EINVAL;
+	if (!sockmig_cookie(fd))
+		return sm_fail(EINVAL, "fd %d is not a socket", fd);
+	{
+		SOCKMIG_OPTS(sockmig_drain_opts, o, .on_accept = OPTS_GET(opts, on_accept, NULL),
+			     .ctx = OPTS_GET(opts, ctx, NULL),
+			     .deadline_ms = OPTS_GET(opts, deadline_ms, 0),
+			     .keep_listening = OPTS_GET(opts, no_shutdown, false),
+			     .force = OPTS_GET(opts, force, false),
+			     .wake_receivers = OPTS_GET(opts, wake_receivers, false));
+
+		err = sm_drain(g, fd, &o, true, &r);
 	}
-	return err;
+	if (err || !report)
+		return err;
+	*report = (struct sockmig_legacy_drain_report){.cookie = r.cookie,
+						       .inflight_start = r.inflight_start,
+						       .queued_start = r.queued_start,
+						       .late_syns = r.late_syns,
+						       .accepted = r.accepted,
+						       .refused = r.refused,
+						       .abandoned = r.inflight_left,
+						       .deadline_hit = r.deadline_hit,
+						       .deadline_ms = r.deadline_ms,
+						       .wait_ns = r.wait_ns,
+						       .elapsed_ns = r.elapsed_ns,
+						       .netstat = r.netstat};
+	return 0;
 }

@@ -22,10 +22,34 @@ SM_HIDDEN int sm_policy_requested(int opt);
  * the policy, or -EEXIST when another one was forced. */
 SM_HIDDEN int sm_policy_of_prog(int prog_fd, int requested, const char *group);
 
-/* sockmig_member_drain() of a legacy group: stop SYNs, wait for the
- * handshakes in flight, no shutdown. */
-SM_HIDDEN int sm_legacy_drain_wait(struct sockmig_group *g, int fd, bool force,
-				   struct sockmig_drain_report *report);
+/* A drain's options, read once from struct sockmig_drain_opts (drain.c). */
+struct sm_drain_args {
+	sockmig_accept_fn on_accept; /* NULL: no accept, or the hand-off */
+	void *ctx;
+	/* hand accepted connections to the live members of this group */
+	struct sockmig_group *handoff;
+	uint32_t deadline_ms; /* 0: the drain's default */
+	bool force, no_shutdown, keep_listening, wake_receivers;
+};
+
+/* sockmig_member_drain() with @legacy the drain to run whatever the
+ * group's policy (sockmig_member_drain_legacy()); the whole report is
+ * written (drain.c). */
+SM_HIDDEN int sm_drain(struct sockmig_group *g, int fd, const struct sockmig_drain_opts *opts,
+		       bool legacy, struct sockmig_drain_report *report);
+
+/* The record of a drain of member @was (its role, generation and owner
+ * before the drain) in @ev, of the type set there: its report's wait, and
+ * @c, its counters right after the drain (NULL: unread) (drain.c). */
+SM_HIDDEN void sm_drain_event(struct sockmig_event *ev, const struct sockmig_member_info *was,
+			      const struct sockmig_drain_report *rep,
+			      const struct sockmig_counters *c, uint64_t t_mark);
+
+/* The legacy drain of member @fd (cookie @cookie): mark, grace period,
+ * accept until no handshake is in flight or the deadline, then shutdown
+ * (legacy.c). Fills @rep. */
+SM_HIDDEN int sm_drain_legacy(struct sockmig_group *g, int fd, uint64_t cookie,
+			      const struct sm_drain_args *a, struct sockmig_drain_report *rep);
 
 /* The group is gone: remove the hand-off endpoints left in its directory
  * by processes that are gone, and the directory once empty. */
@@ -51,14 +75,17 @@ SM_HIDDEN uint32_t sm_synack_budget_ms(int fd);
 /* The TCP state of socket @fd (TCP_INFO), -1 when unreadable. */
 SM_HIDDEN int sm_sock_state(int fd);
 
-/* The members that took connections through sockmig_handoff_accept()
- * during the legacy drain running on this thread (handoff.c). */
+/* The members that took connections handed off by one drain, to wake at
+ * its end: owned by that drain, passed to the hand-off explicitly. */
 #define SM_RECEIVERS_MAX 64
 struct sm_receivers {
-	bool on;
 	int n;
 	uint64_t cookie[SM_RECEIVERS_MAX];
 };
-SM_HIDDEN extern __thread struct sm_receivers sm_receivers;
+
+/* sockmig_handoff_accept() to the members of @g; with @rx (a drain's
+ * wake_receivers), the member that took @fd is noted there, and one whose
+ * endpoint is full is kicked at once (handoff.c). */
+SM_HIDDEN int sm_handoff_give(struct sockmig_group *g, int fd, struct sm_receivers *rx);
 
 #endif

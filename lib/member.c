@@ -146,6 +146,49 @@ static void warn_unslotted(const struct sockmig_group *g)
 	       g->name, SM_MAX_MEMBERS);
 }
 
+/* Member @cookie's fields in @out (not listening, no counters). */
+static void member_info(uint64_t cookie, const struct sm_member *m, struct sockmig_member_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->cookie = cookie;
+	out->slot = m->slot;
+	out->role = m->role;
+	out->generation = m->generation;
+	out->weight = m->weight;
+	out->pid = m->pid;
+}
+
+/*
+ * Whether member @cookie, of role @from, may become @to: the one check
+ * every change of role makes (drain, sockmig_member_set(), a registration
+ * again), under the lock. An active member becomes draining only while
+ * another live member is active or a holder: else no listener is left for
+ * new SYNs and its queue (the kernel's hash would give them to it again).
+ */
+static int check_role_change(struct sockmig_group *g, uint64_t cookie, uint32_t from, uint32_t to,
+			     bool force)
+{
+	struct member_rec *recs;
+	int n, others = 0;
+
+	if (force || from != SM_ROLE_ACTIVE || to != SM_ROLE_DRAINING)
+		return 0;
+	recs = sm_read_members(g, &n);
+	if (!recs)
+		return sm_fail(ENOMEM, "out of memory");
+	for (int i = 0; i < n; i++)
+		if (recs[i].cookie != cookie && recs[i].live &&
+		    (recs[i].m.role == SM_ROLE_ACTIVE || recs[i].m.role == SM_ROLE_HOLDER))
+			others++;
+	free(recs);
+	if (others)
+		return 0;
+	return sm_fail(EBUSY,
+		       "refusing to drain the last active member of group %s: no other active "
+		       "member or holder could take its connections",
+		       g->name);
+}
+
 int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_member_opts *opts)
 {
 	struct sm_counters zero_counters = {0};
@@ -182,6 +225,12 @@ int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_mem
 	if (err)
 		return err;
 	had_state = bpf_map_lookup_elem(g->fd_state, &cookie, &old) == 0;
+	/* registered again: a role change like any other */
+	if (had_state) {
+		err = check_role_change(g, cookie, old.role, m.role, false);
+		if (err)
+			goto unlock;
+	}
 	if (had_state && sm_slot_cookie(g, old.slot) == cookie) {
 		m.slot = old.slot;
 	} else {
@@ -226,49 +275,84 @@ unlock:
 	return err;
 }
 
-int sockmig_member_set(struct sockmig_group *g, uint64_t cookie,
-		       const struct sockmig_member_opts *opts)
+int sm_lock_members(struct sockmig_group *g, struct member_rec **recs, int *n)
 {
-	struct sm_member m;
-	int err;
+	int err = sm_group_lock(g);
 
-	if (!OPTS_VALID(opts, sockmig_member_opts))
-		return -EINVAL;
-	err = sm_group_lock(g);
 	if (err)
 		return err;
-	if (bpf_map_lookup_elem(g->fd_state, &cookie, &m) < 0) {
-		err = sm_fail(ENOENT, "no member with cookie %llu in group %s",
-			      (unsigned long long)cookie, g->name);
+	*recs = sm_read_members(g, n);
+	if (*recs)
+		return 0;
+	sm_group_unlock(g);
+	return sm_fail(ENOMEM, "out of memory");
+}
+
+static int lookup_member(struct sockmig_group *g, uint64_t cookie, struct sm_member *m)
+{
+	if (cookie && bpf_map_lookup_elem(g->fd_state, &cookie, m) == 0)
+		return 0;
+	return sm_fail(ENOENT, "no member with cookie %llu in group %s", (unsigned long long)cookie,
+		       g->name);
+}
+
+/*
+ * The one change of a member's role, generation and weight (0 keeps each)
+ * under the lock, the role checked; *@was (may be NULL): the member before.
+ */
+static int change_member(struct sockmig_group *g, uint64_t cookie, uint32_t role,
+			 uint32_t generation, uint32_t weight, bool force,
+			 struct sockmig_member_info *was)
+{
+	struct sm_member old, m;
+	int err = sm_group_lock(g);
+
+	if (err)
+		return err;
+	err = lookup_member(g, cookie, &old);
+	if (err)
+		goto unlock;
+	m = old;
+	if (role)
+		m.role = role;
+	if (generation)
+		m.generation = generation;
+	if (weight)
+		m.weight = weight;
+	err = check_role_change(g, cookie, old.role, m.role, force);
+	if (err)
+		goto unlock;
+	if (bpf_map_update_elem(g->fd_state, &cookie, &m, BPF_EXIST) < 0) {
+		err = sm_fail(errno, "cannot update member: %s", strerror(errno));
 		goto unlock;
 	}
-	/* 0 leaves a field as it is: a role change keeps the generation */
-	if (OPTS_GET(opts, role, 0))
-		m.role = OPTS_GET(opts, role, m.role);
-	if (OPTS_GET(opts, generation, 0))
-		m.generation = OPTS_GET(opts, generation, m.generation);
-	if (OPTS_GET(opts, weight, 0))
-		m.weight = OPTS_GET(opts, weight, m.weight);
-	if (bpf_map_update_elem(g->fd_state, &cookie, &m, BPF_EXIST) < 0)
-		err = sm_fail(errno, "cannot update member: %s", strerror(errno));
-	else
-		err = sm_rebuild_table(g);
+	err = sm_rebuild_table(g);
+	if (!err && was)
+		member_info(cookie, &old, was);
 unlock:
 	sm_group_unlock(g);
 	return err;
 }
 
-int sm_member_get(struct sockmig_group *g, uint64_t cookie, uint32_t *role, uint32_t *generation,
-		  uint32_t *pid)
+int sm_member_set_role(struct sockmig_group *g, uint64_t cookie, enum sockmig_role role, bool force,
+		       struct sockmig_member_info *was)
 {
-	struct sm_member m;
+	return change_member(g, cookie, role, 0, 0, force, was);
+}
 
-	if (bpf_map_lookup_elem(g->fd_state, &cookie, &m) < 0)
-		return -ENOENT;
-	*role = m.role;
-	*generation = m.generation;
-	*pid = m.pid;
-	return 0;
+int sockmig_member_set(struct sockmig_group *g, uint64_t cookie,
+		       const struct sockmig_member_opts *opts)
+{
+	uint32_t role;
+
+	if (!OPTS_VALID(opts, sockmig_member_opts))
+		return -EINVAL;
+	role = OPTS_GET(opts, role, 0);
+	if (role && (role < SOCKMIG_ROLE_ACTIVE || role > SOCKMIG_ROLE_HOLDER))
+		return sm_fail(EINVAL, "unknown role %u", role);
+	/* 0 leaves a field as it is: a role change keeps the generation */
+	return change_member(g, cookie, role, OPTS_GET(opts, generation, 0),
+			     OPTS_GET(opts, weight, 0), false, NULL);
 }
 
 int sockmig_counters_read(struct sockmig_group *g, uint64_t cookie, struct sockmig_counters *out)
@@ -298,13 +382,7 @@ int sockmig_members(struct sockmig_group *g, struct sockmig_member_info *out, in
 		return sm_fail(ENOMEM, "out of memory");
 	qsort(recs, n, sizeof(*recs), sm_cmp_slot);
 	for (int i = 0; i < n && i < max; i++) {
-		memset(&out[i], 0, sizeof(out[i]));
-		out[i].cookie = recs[i].cookie;
-		out[i].slot = recs[i].m.slot;
-		out[i].role = recs[i].m.role;
-		out[i].generation = recs[i].m.generation;
-		out[i].weight = recs[i].m.weight;
-		out[i].pid = recs[i].m.pid;
+		member_info(recs[i].cookie, &recs[i].m, &out[i]);
 		out[i].listening = recs[i].live;
 		sockmig_counters_read(g, recs[i].cookie, &out[i].counters);
 	}
@@ -341,15 +419,10 @@ int sockmig_group_collect(struct sockmig_group *g, uint32_t exiting)
 {
 	struct member_rec *recs;
 	uint64_t key;
-	int n, removed = 0, err = sm_group_lock(g);
+	int n, removed = 0, err = sm_lock_members(g, &recs, &n);
 
 	if (err)
 		return err;
-	recs = sm_read_members(g, &n);
-	if (!recs) {
-		err = sm_fail(ENOMEM, "out of memory");
-		goto unlock;
-	}
 	for (int i = 0; i < n; i++) {
 		if (recs[i].live || !recs[i].m.pid)
 			continue;
@@ -409,13 +482,7 @@ int sockmig_member_get(struct sockmig_group *g, uint64_t cookie, struct sockmig_
 	if (bpf_map_lookup_elem(g->fd_state, &cookie, &m) < 0)
 		return sm_fail(ENOENT, "no member with cookie %llu in group %s",
 			       (unsigned long long)cookie, g->name);
-	memset(out, 0, sizeof(*out));
-	out->cookie = cookie;
-	out->slot = m.slot;
-	out->role = m.role;
-	out->generation = m.generation;
-	out->weight = m.weight;
-	out->pid = m.pid;
+	member_info(cookie, &m, out);
 	out->listening = sm_slot_cookie(g, m.slot) == cookie;
 	sockmig_counters_read(g, cookie, &out->counters);
 	return 0;

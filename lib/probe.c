@@ -48,15 +48,13 @@
 
 const char *sockmig_mode_str(enum sockmig_mode mode)
 {
-	switch (mode) {
-	case SOCKMIG_MODE_NATIVE:
-		return "native";
-	case SOCKMIG_MODE_SELECT:
-		return "select-only";
-	case SOCKMIG_MODE_NONE:
-		break;
-	}
-	return "none";
+	static const char *const names[] = {
+		[SOCKMIG_MODE_NONE] = "none",
+		[SOCKMIG_MODE_SELECT] = "select-only",
+		[SOCKMIG_MODE_NATIVE] = "native",
+	};
+
+	return (unsigned)mode < sizeof(names) / sizeof(names[0]) ? names[mode] : "none";
 }
 
 /* The port @fd is bound to (a listener bound to port 0 got one). */
@@ -113,6 +111,14 @@ static int client(int port, int ms)
 		return -1;
 	}
 	return fd;
+}
+
+/* Close the fds of @fd that are open (>= 0). */
+static void close_all(const int *fd, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
 }
 
 static bool readable(int fd, int ms)
@@ -213,12 +219,7 @@ static enum sockmig_tristate try_select(struct sockmig_probe *p, int port)
 		}
 	}
 out:
-	if (c >= 0)
-		close(c);
-	if (b >= 0)
-		close(b);
-	if (a >= 0)
-		close(a);
+	close_all((int[]){c, b, a}, 3);
 	probe_bpf__destroy(skel);
 	return res;
 }
@@ -273,13 +274,7 @@ static enum sockmig_tristate try_migrate(struct probe_bpf *skel, int port,
 		res = SOCKMIG_NO;
 	}
 out:
-	if (ep >= 0)
-		close(ep);
-	if (c >= 0)
-		close(c);
-	if (b >= 0)
-		close(b);
-	close(a);
+	close_all((int[]){ep, c, b, a}, 4);
 	return res;
 }
 
@@ -304,40 +299,104 @@ static int write_sysctl(const char *path, const char *val)
 	return n < 0 ? -errno : 0;
 }
 
-static void *probe_thread(void *arg)
+/* Make the calling thread's scratch network namespace, lo up; else say
+ * why. Without CAP_SYS_ADMIN (EPERM) the caller's own namespace serves,
+ * on ports the kernel picks: *port 0 then, and *scratch false. */
+static bool scratch_netns(struct sockmig_probe *p, bool *scratch, int *port)
 {
-	struct sockmig_probe *p = arg;
-	struct probe_bpf *skel;
-	bool scratch = true; /* else the caller's netns: ports the kernel picks */
-	int err, port = PROBE_PORT;
-
+	*scratch = true;
+	*port = PROBE_PORT;
 	if (unshare(CLONE_NEWNET) < 0) {
 		if (errno != EPERM) {
 			snprintf(p->reason, sizeof(p->reason),
 				 "cannot create a scratch network namespace: %s", strerror(errno));
-			return NULL;
+			return false;
 		}
-		scratch = false;
-		port = 0;
+		*scratch = false;
+		*port = 0;
 	} else if (sockmig_lo_up() < 0) {
 		snprintf(p->reason, sizeof(p->reason),
 			 "cannot bring lo up in the scratch netns (needs CAP_NET_ADMIN)");
-		return NULL;
+		return false;
 	}
+	return true;
+}
+
+/* Run @fn on @p in a thread of its own (its netns goes with it). */
+static int probe_in_thread(void *(*fn)(void *), struct sockmig_probe *p)
+{
+	pthread_t th;
+	int err = pthread_create(&th, NULL, fn, p);
+
+	if (err)
+		return sm_fail(err, "cannot start the probe thread: %s", strerror(err));
+	pthread_join(th, NULL);
+	return 0;
+}
+
+/* A migration under the migrate program on @port (0: any), and whether it
+ * woke the target's epoll waiter; false (*err set) when the program does
+ * not load. */
+static bool migrate_step(struct sockmig_probe *p, int port, int *err)
+{
+	struct probe_bpf *skel = load_one("probe_migrate", err);
+
+	if (!skel)
+		return false;
+	p->migrate_bpf = try_migrate(skel, port, &p->migrate_wakeup);
+	probe_bpf__destroy(skel);
+	return true;
+}
+
+/* The wake-up step alone. */
+static void *wake_thread(void *arg)
+{
+	bool scratch;
+	int err, port;
+
+	if (scratch_netns(arg, &scratch, &port))
+		migrate_step(arg, port ? port + 1 : 0, &err);
+	return NULL;
+}
+
+enum sockmig_tristate sm_kernel_wakes_migrated(void)
+{
+	static atomic_int known; /* 0 not asked, else the answer + 2 */
+	struct sockmig_probe p;
+	int k = atomic_load(&known);
+
+	if (k)
+		return (enum sockmig_tristate)(k - 2);
+	memset(&p, 0, sizeof(p));
+	p.migrate_bpf = p.migrate_wakeup = SOCKMIG_UNKNOWN;
+	if (probe_in_thread(wake_thread, &p) < 0)
+		return SOCKMIG_UNKNOWN; /* asked again at the next open */
+	atomic_store(&known, (int)p.migrate_wakeup + 2);
+	sm_log(SOCKMIG_DEBUG, "libsockmig: migrated children %s their listener's waiter\n",
+	       p.migrate_wakeup == SOCKMIG_YES	? "wake"
+	       : p.migrate_wakeup == SOCKMIG_NO ? "do not wake"
+						: "may not wake");
+	return p.migrate_wakeup;
+}
+
+static void *probe_thread(void *arg)
+{
+	struct sockmig_probe *p = arg;
+	bool loaded, scratch;
+	int err = 0, port;
+
+	if (!scratch_netns(p, &scratch, &port))
+		return NULL;
 	p->bpf_select = try_select(p, port);
 
-	skel = load_one("probe_migrate", &err);
-	p->bpf_migrate = skel ? SOCKMIG_YES : SOCKMIG_NO;
-	if (!skel && !p->bpf_errno && p->bpf_select == SOCKMIG_YES)
+	loaded = migrate_step(p, port ? port + 1 : 0, &err);
+	p->bpf_migrate = loaded ? SOCKMIG_YES : SOCKMIG_NO;
+	if (!loaded && !p->bpf_errno && p->bpf_select == SOCKMIG_YES)
 		p->bpf_errno = 0; /* select works: the verifier just lacks migration */
-	else if (!skel && !p->bpf_errno)
+	else if (!loaded && !p->bpf_errno)
 		p->bpf_errno = -err;
-	if (skel) {
-		p->migrate_bpf = try_migrate(skel, port ? port + 1 : 0, &p->migrate_wakeup);
-		probe_bpf__destroy(skel);
-	} else {
+	if (!loaded)
 		p->migrate_bpf = SOCKMIG_NO;
-	}
 	if (!scratch)
 		p->migrate_sysctl = SOCKMIG_UNKNOWN; /* not this netns's sysctl to change */
 	else if (p->sysctl_file && write_sysctl("/proc/sys/net/ipv4/tcp_migrate_req", "1") == 0)
@@ -382,7 +441,6 @@ int sockmig_probe(struct sockmig_probe *out)
 	struct sockmig_probe p;
 	struct utsname u;
 	struct statfs sfs;
-	pthread_t th;
 	int err;
 
 	memset(&p, 0, sizeof(p));
@@ -394,10 +452,9 @@ int sockmig_probe(struct sockmig_probe *out)
 	p.sysctl_file = access("/proc/sys/net/ipv4/tcp_migrate_req", F_OK) == 0;
 	p.bpffs = statfs("/sys/fs/bpf", &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC;
 
-	err = pthread_create(&th, NULL, probe_thread, &p);
+	err = probe_in_thread(probe_thread, &p);
 	if (err)
-		return sm_fail(err, "cannot start the probe thread: %s", strerror(err));
-	pthread_join(th, NULL);
+		return err;
 	*out = p;
 	return 0;
 }

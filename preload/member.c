@@ -288,9 +288,17 @@ static struct sockmig_group *open_group(const struct shim_entry *e)
 	return g;
 }
 
-/* Drain @fd's member; 0 when its queue has moved and it is shut down. */
+/* Drain @fd's member; 0 when its queue has moved (legacy: was handed to a
+ * live member) and it is shut down. */
 static int drain(struct sockmig_group *g, int fd, const char *when)
 {
+	/* legacy: nothing migrates, the library takes the queue and hands it
+	 * to a live member; the server waits in its close(): not for the
+	 * whole SYN+ACK retry budget (63 s), what is left is reported */
+	SOCKMIG_OPTS(sockmig_drain_opts, o, .handoff = true, .wake_receivers = true,
+		     .deadline_ms = sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY
+					    ? SHIM_LEGACY_DRAIN_MS
+					    : 0);
 	struct sockmig_drain_report rep;
 	int err;
 
@@ -298,29 +306,16 @@ static int drain(struct sockmig_group *g, int fd, const char *when)
 		shim_debug("fd %d %s: not listening, nothing to drain", fd, when);
 		return -ENOTCONN;
 	}
-	if (sockmig_group_policy(g) == SOCKMIG_POLICY_LEGACY) {
-		/* nothing migrates: take the queue and hand it to a live member;
-		 * the server waits in its close(): not for the whole SYN+ACK
-		 * retry budget (63 s), what is left is reported */
-		SOCKMIG_OPTS(sockmig_legacy_drain_opts, lo, .on_accept = sockmig_handoff_accept,
-			     .ctx = g, .wake_receivers = true, .deadline_ms = SHIM_LEGACY_DRAIN_MS);
-		struct sockmig_legacy_drain_report lr;
-
-		err = sockmig_member_drain_legacy(g, fd, &lo, &lr);
-		if (err)
-			shim_debug("fd %d %s: not drained: %s", fd, when, sockmig_last_error());
-		else
-			shim_debug("fd %d %s: drained (legacy): %llu handed off, %llu refused, %u "
-				   "abandoned",
-				   fd, when, (unsigned long long)lr.accepted,
-				   (unsigned long long)lr.refused, lr.abandoned);
-		return err;
-	}
-	err = sockmig_member_drain(g, fd, NULL, &rep);
+	err = sockmig_member_drain(g, fd, &o, &rep);
 	if (err && lock_timed_out())
 		return err;
 	if (err)
 		shim_debug("fd %d %s: not drained: %s", fd, when, sockmig_last_error());
+	else if (rep.policy == SOCKMIG_POLICY_LEGACY)
+		shim_debug("fd %d %s: drained (legacy): %llu handed off, %llu refused, %u "
+			   "abandoned",
+			   fd, when, (unsigned long long)rep.accepted,
+			   (unsigned long long)rep.refused, rep.inflight_left);
 	else
 		shim_debug("fd %d %s: drained: %llu migrated, %llu cancelled, %u woken", fd, when,
 			   (unsigned long long)(rep.migrated[SOCKMIG_KIND_ESTABLISHED] +

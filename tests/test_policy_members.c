@@ -173,8 +173,10 @@ static int pid_reuse_body(void)
 	for (int i = 0; i < 2; i++)
 		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
 			goto out;
-	g = sockmig_group_open(l[0], NULL);
+	/* X first: the group's open may run a thread (the wake-up check),
+	 * which takes a pid of the namespace too */
 	x = idle_child(p);
+	g = sockmig_group_open(l[0], NULL);
 	if (!ASSERT_TRUE(g, sockmig_last_error()) || !ASSERT_EQ(x, 2, "X is pid 2"))
 		goto out;
 	SOCKMIG_OPTS(sockmig_member_opts, ox, .pid = (uint32_t)x);
