@@ -41,6 +41,7 @@ TEST_SRCS  := $(wildcard tests/*.c) $(LIB_TESTS)
 BENCH_SRCS := $(wildcard bench/*.c)
 BPF_SRCS   := $(wildcard bpf/*.bpf.c) $(wildcard tests/bpf/*.bpf.c)
 SKELS      := $(patsubst %.bpf.c,$(OUTPUT)/%.skel.h,$(notdir $(BPF_SRCS)))
+PUBLIC_HDRS := include/sockmig.h $(wildcard include/sockmig/*.h)
 
 LIB_OBJS   := $(patsubst lib/%.c,$(OUTPUT)/lib/%.o,$(LIB_SRCS))
 CLI_OBJS   := $(patsubst cli/%.c,$(OUTPUT)/cli/%.o,$(CLI_SRCS))
@@ -104,32 +105,32 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-$(OUTPUT)/lib/%.o: lib/%.c include/sockmig.h $(wildcard lib/*.h) $(SKELS) | $(OUTPUT)/lib
+$(OUTPUT)/lib/%.o: lib/%.c $(PUBLIC_HDRS) $(wildcard lib/*.h) $(SKELS) | $(OUTPUT)/lib
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ilib -fPIC -fvisibility=hidden -c $< -o $@
 
-$(OUTPUT)/cli/%.o: cli/%.c include/sockmig.h $(wildcard cli/*.h bench/*.h) | $(OUTPUT)/cli
+$(OUTPUT)/cli/%.o: cli/%.c $(PUBLIC_HDRS) $(wildcard cli/*.h bench/*.h) | $(OUTPUT)/cli
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ibench -c $< -o $@
 
-$(OUTPUT)/tests/%.o: tests/%.c include/sockmig.h $(wildcard tests/*.h cli/diag.h) $(SKELS) \
+$(OUTPUT)/tests/%.o: tests/%.c $(PUBLIC_HDRS) $(wildcard tests/*.h cli/diag.h) $(SKELS) \
 		$(OUTPUT)/tests/cases.inc | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Itests -Ibench -Icli -I$(OUTPUT)/tests -c $< -o $@
 
-$(OUTPUT)/tests/lib/%.o: lib/%.c include/sockmig.h $(wildcard lib/*.h tests/*.h) $(SKELS) \
+$(OUTPUT)/tests/lib/%.o: lib/%.c $(PUBLIC_HDRS) $(wildcard lib/*.h tests/*.h) $(SKELS) \
 		$(OUTPUT)/tests/cases.inc | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ilib -Itests -I$(OUTPUT)/tests -c $< -o $@
 
-$(OUTPUT)/bench/%.o: bench/%.c include/sockmig.h $(wildcard bench/*.h) | $(OUTPUT)/bench
+$(OUTPUT)/bench/%.o: bench/%.c $(PUBLIC_HDRS) $(wildcard bench/*.h) | $(OUTPUT)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -Ibench -c $< -o $@
 
 # The LD_PRELOAD shim: the library linked in, only its interposers exported.
 $(PRELOAD): $(PRELOAD_SRCS) $(wildcard preload/*.h) preload/preload.map $(LIB_OBJS) \
-		include/sockmig.h
+		$(PUBLIC_HDRS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $(SM_CFLAGS) -fPIC -shared -fvisibility=hidden -Wl,-z,defs \
 		-Wl,--version-script=preload/preload.map \
@@ -137,7 +138,7 @@ $(PRELOAD): $(PRELOAD_SRCS) $(wildcard preload/*.h) preload/preload.map $(LIB_OB
 
 # The public header compiled as a user's file would include it: alone,
 # ISO C11 without _GNU_SOURCE, every warning an error (tests/header/).
-$(OUTPUT)/tests/header/%.o: tests/header/%.c include/sockmig.h
+$(OUTPUT)/tests/header/%.o: tests/header/%.c $(PUBLIC_HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -std=c11 -Wall -Wextra -Werror -Iinclude -c $< -o $@
@@ -229,7 +230,7 @@ asan:
 asan-check: deps asan
 	$(Q)ASAN_OPTIONS=detect_leaks=1 $(OUTPUT)/asan/test_sockmig $(T)
 
-FORMAT_SRCS = $(wildcard include/*.h lib/*.[ch] bpf/*.[ch] cli/*.[ch] tests/*.[ch] tests/servers/*.c \
+FORMAT_SRCS = $(wildcard include/*.h include/sockmig/*.h lib/*.[ch] bpf/*.[ch] cli/*.[ch] tests/*.[ch] tests/servers/*.c \
                          tests/bpf/*.c tests/header/*.c bench/*.[ch] preload/*.[ch])
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)
@@ -253,7 +254,7 @@ lint: format-check cppcheck
 # the shim) and into libsockmig.pc.
 install: all $(OUTPUT)/libsockmig.pc $(OUTPUT)/install/sockmig
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PRELOADDIR) \
-		$(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(INCLUDEDIR)/sockmig \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(COMPLETIONDIR)
 	install -m 0755 $(OUTPUT)/install/sockmig $(DESTDIR)$(BINDIR)/
 	install -m 0644 completion/sockmig $(DESTDIR)$(COMPLETIONDIR)/
@@ -264,6 +265,7 @@ install: all $(OUTPUT)/libsockmig.pc $(OUTPUT)/install/sockmig
 	install -m 0644 $(PRELOAD) $(DESTDIR)$(PRELOADDIR)/
 	install -m 0644 $(OUTPUT)/libsockmig.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 	install -m 0644 include/sockmig.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 0644 include/sockmig/*.h $(DESTDIR)$(INCLUDEDIR)/sockmig/
 	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
 
