@@ -28,7 +28,6 @@
 #include "group_priv.h"
 #include "legacy.h"
 #include "policy.h"
-#include "policy.skel.h"
 
 const char *sockmig_role_str(enum sockmig_role role)
 {
@@ -344,7 +343,7 @@ void sockmig_group_close(struct sockmig_group *g)
 		close(g->prog_fd);
 	if (g->dirfd >= 0)
 		close(g->dirfd);
-	policy_bpf__destroy(g->skel);
+	sm_policy_close(g->bpf);
 	free(g);
 }
 

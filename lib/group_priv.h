@@ -14,14 +14,14 @@
 #include "internal.h"
 #include "table.h"
 
-struct policy_bpf;
+struct sm_policy_obj;
 
 struct sockmig_group {
-	struct policy_bpf *skel;
+	struct sm_policy_obj *bpf; /* the policy object this handle loaded, or NULL */
 	int dirfd;
 	int prog_fd;
 	int fd_members, fd_state, fd_counters, fd_table, fd_tabidx, fd_gstats, fd_kick, fd_lease;
-	bool own_fds; /* the map fds are ours (from the pins), not the skeleton's */
+	bool own_fds; /* the map fds are ours (from the pins), not the object's */
 	enum sockmig_wake wake;
 	/* drains wake the targets of their migrations: wake decided at the
 	 * open (sm_decide_wake()), never in a drain */

@@ -45,32 +45,55 @@ const char *sockmig_policy_str(enum sockmig_policy policy)
 	return "?";
 }
 
-struct policy_bpf *sm_policy_open(bool legacy)
+/*
+ * Two plain skeletons of one source: policy.bpf.c (select or migrate) and
+ * policy_legacy.bpf.c (the same file compiled for kernels without
+ * migration). Both define the same maps by name; the caller sees the
+ * object and its one program, whichever it is.
+ */
+struct sm_policy_obj *sm_policy_open(bool legacy)
 {
-	struct policy_bpf *obj;
-	int err;
+	struct sm_policy_obj *p = calloc(1, sizeof(*p));
 
-	if (!legacy)
-		return policy_bpf__open();
-	obj = calloc(1, sizeof(*obj));
-	if (!obj) {
+	if (!p) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	err = policy_bpf__create_skeleton(obj);
-	if (!err) {
-		/* The legacy object has the same maps by name; its one program
-		 * takes the native one's place in the skeleton. */
-		obj->skeleton->data = (void *)policy_legacy_bpf__elf_bytes(&obj->skeleton->data_sz);
-		obj->skeleton->progs[0].name = LEGACY_PROG_NAME;
-		err = bpf_object__open_skeleton(obj->skeleton, NULL);
+	if (legacy) {
+		p->legacy = policy_legacy_bpf__open();
+		if (p->legacy) {
+			p->obj = p->legacy->obj;
+			p->prog = p->legacy->progs.sockmig_legacy;
+		}
+	} else {
+		p->native = policy_bpf__open();
+		if (p->native) {
+			p->obj = p->native->obj;
+			p->prog = p->native->progs.sockmig_policy;
+		}
 	}
-	if (err) {
-		policy_bpf__destroy(obj);
-		errno = -err;
+	if (!p->obj) {
+		int err = errno;
+
+		free(p);
+		errno = err;
 		return NULL;
 	}
-	return obj;
+	return p;
+}
+
+int sm_policy_load(struct sm_policy_obj *p)
+{
+	return p->legacy ? policy_legacy_bpf__load(p->legacy) : policy_bpf__load(p->native);
+}
+
+void sm_policy_close(struct sm_policy_obj *p)
+{
+	if (!p)
+		return;
+	policy_legacy_bpf__destroy(p->legacy);
+	policy_bpf__destroy(p->native);
+	free(p);
 }
 
 int sm_policy_requested(int opt)

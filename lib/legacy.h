@@ -8,11 +8,26 @@
 
 #include "internal.h"
 
+struct bpf_object;
+struct bpf_program;
 struct policy_bpf;
+struct policy_legacy_bpf;
 
-/* The policy skeleton: the native object, or the legacy one in its place
- * (same maps, its select program as progs.sockmig_policy). */
-SM_HIDDEN struct policy_bpf *sm_policy_open(bool legacy);
+/* The policy object: one of two skeletons, the native (select or migrate)
+ * or the legacy (select only), with the same maps by name. */
+struct sm_policy_obj {
+	struct policy_bpf *native;	  /* set for the native policy */
+	struct policy_legacy_bpf *legacy; /* set for the legacy policy */
+	struct bpf_object *obj;		  /* its object */
+	struct bpf_program *prog;	  /* its one program */
+};
+
+/* Open (not load) the native or the legacy object; NULL and errno set. */
+SM_HIDDEN struct sm_policy_obj *sm_policy_open(bool legacy);
+/* Load it; 0 or a negative errno. */
+SM_HIDDEN int sm_policy_load(struct sm_policy_obj *p);
+/* Close it; NULL is fine. */
+SM_HIDDEN void sm_policy_close(struct sm_policy_obj *p);
 
 /* The policy asked for by the options' value @opt, else by SOCKMIG_MODE;
  * -EINVAL for an unknown @opt. */

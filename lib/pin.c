@@ -24,7 +24,6 @@
 
 #include "group_priv.h"
 #include "legacy.h"
-#include "policy.skel.h"
 
 /* A directory of ours that nobody else may change: owned by the caller,
  * mode without group or other bits. */
@@ -257,18 +256,32 @@ int sockmig_group_attach(struct sockmig_group *g, int fd)
 	return 0;
 }
 
+/* The group's pins by name: its maps, then its program. */
+static const char *const pin_names[] = {"members", "state", "counters", "table", "tabidx",
+					"gstats",  "kick",  "lease",	"prog"};
+#define N_PINS (sizeof(pin_names) / sizeof(pin_names[0]))
+#define N_MAPS (N_PINS - 1)
+
+/* Where the fd of each pin of pin_names[] goes in the handle. */
+static void pin_slots(struct sockmig_group *g, int *slots[N_PINS])
+{
+	int *s[] = {&g->fd_members, &g->fd_state, &g->fd_counters, &g->fd_table, &g->fd_tabidx,
+		    &g->fd_gstats,  &g->fd_kick,  &g->fd_lease,	   &g->prog_fd};
+
+	_Static_assert(sizeof(s) / sizeof(s[0]) == N_PINS, "one slot per pin");
+	memcpy(slots, s, sizeof(s));
+}
+
 /* The group's pins as they are, without loading anything: the fast path
  * of every open after the first. 0, or -ENOENT when one is missing. */
 static int get_pinned(struct sockmig_group *g)
 {
-	static const char *const names[] = {"members", "state", "counters", "table", "tabidx",
-					    "gstats",  "kick",	"lease",    "prog"};
-	int *fds[] = {&g->fd_members, &g->fd_state, &g->fd_counters, &g->fd_table, &g->fd_tabidx,
-		      &g->fd_gstats,  &g->fd_kick,  &g->fd_lease,    &g->prog_fd};
+	int *fds[N_PINS];
 	char pin[PATH_MAX + 32];
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(pin, sizeof(pin), "%s/%s", g->path, names[i]);
+	pin_slots(g, fds);
+	for (size_t i = 0; i < N_PINS; i++) {
+		snprintf(pin, sizeof(pin), "%s/%s", g->path, pin_names[i]);
 		*fds[i] = bpf_obj_get(pin);
 		if (*fds[i] < 0) {
 			for (size_t j = 0; j < i; j++) {
@@ -290,18 +303,19 @@ static int load_policy(struct sockmig_group *g, bool legacy)
 	char pin[PATH_MAX + 32];
 	int err;
 
-	policy_bpf__destroy(g->skel);
-	g->skel = sm_policy_open(legacy);
-	if (!g->skel)
-		return sm_fail(errno, "cannot open the policy program: %s", strerror(errno));
-	bpf_object__for_each_map(map, g->skel->obj)
+	sm_policy_close(g->bpf);
+	g->bpf = sm_policy_open(legacy);
+	if (!g->bpf)
+		return sm_fail(errno, "cannot open the %s policy program: %s",
+			       legacy ? "legacy" : "native", strerror(errno));
+	bpf_object__for_each_map(map, g->bpf->obj)
 	{
 		snprintf(pin, sizeof(pin), "%s/%s", g->path, bpf_map__name(map));
 		err = bpf_map__set_pin_path(map, pin);
 		if (err)
 			return sm_fail(-err, "cannot set pin path %s", pin);
 	}
-	return policy_bpf__load(g->skel);
+	return sm_policy_load(g->bpf);
 }
 
 /* Map id of @fd, 0 when unreadable. */
@@ -354,10 +368,10 @@ static bool prog_reads_our_maps(const struct sockmig_group *g, int prog_fd)
 
 static void close_pinned(struct sockmig_group *g)
 {
-	int *fds[] = {&g->fd_members, &g->fd_state, &g->fd_counters, &g->fd_table, &g->fd_tabidx,
-		      &g->fd_gstats,  &g->fd_kick,  &g->fd_lease,    &g->prog_fd};
+	int *fds[N_PINS];
 
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+	pin_slots(g, fds);
+	for (size_t i = 0; i < N_PINS; i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
 		*fds[i] = -1;
@@ -370,6 +384,7 @@ static void close_pinned(struct sockmig_group *g)
  * that it reads the maps user space writes. Under the group lock. */
 int sm_load_pinned(struct sockmig_group *g)
 {
+	int *slots[N_PINS];
 	char pin[PATH_MAX + 32];
 	int err, fd;
 
@@ -426,14 +441,14 @@ int sm_load_pinned(struct sockmig_group *g)
 	if (err)
 		return sm_fail(-err, "cannot load the policy program: %s", strerror(-err));
 
-	g->fd_members = bpf_map__fd(g->skel->maps.members);
-	g->fd_state = bpf_map__fd(g->skel->maps.state);
-	g->fd_counters = bpf_map__fd(g->skel->maps.counters);
-	g->fd_table = bpf_map__fd(g->skel->maps.table);
-	g->fd_tabidx = bpf_map__fd(g->skel->maps.tabidx);
-	g->fd_gstats = bpf_map__fd(g->skel->maps.gstats);
-	g->fd_kick = bpf_map__fd(g->skel->maps.kick);
-	g->fd_lease = bpf_map__fd(g->skel->maps.lease);
+	/* the maps by name, so that either object serves */
+	pin_slots(g, slots);
+	for (size_t i = 0; i < N_MAPS; i++) {
+		*slots[i] = bpf_object__find_map_fd_by_name(g->bpf->obj, pin_names[i]);
+		if (*slots[i] < 0)
+			return sm_fail(ENOENT, "the %s policy program has no map %s",
+				       sockmig_policy_str(g->policy), pin_names[i]);
+	}
 	fd = bpf_obj_get(pin);
 	if (fd >= 0 && !prog_reads_our_maps(g, fd)) {
 		/* pinned over the maps that went: ours replaces it */
@@ -443,10 +458,10 @@ int sm_load_pinned(struct sockmig_group *g)
 			return sm_fail(errno, "cannot replace %s: %s", pin, strerror(errno));
 	}
 	if (fd < 0) {
-		err = bpf_obj_pin(bpf_program__fd(g->skel->progs.sockmig_policy), pin);
+		err = bpf_obj_pin(bpf_program__fd(g->bpf->prog), pin);
 		if (err)
 			return sm_fail(errno, "cannot pin %s: %s", pin, strerror(errno));
-		fd = fcntl(bpf_program__fd(g->skel->progs.sockmig_policy), F_DUPFD_CLOEXEC, 3);
+		fd = fcntl(bpf_program__fd(g->bpf->prog), F_DUPFD_CLOEXEC, 3);
 		if (fd < 0)
 			return sm_fail(errno, "dup: %s", strerror(errno));
 	}

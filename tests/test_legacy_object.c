@@ -248,3 +248,37 @@ out:
 	policy_bpf__destroy(nat);
 	return ret;
 }
+
+/* The library opens either object and takes the group's maps by name: the
+ * legacy object must define the native one's maps, alike, and no other. */
+SM_TEST(legacy_object_has_the_native_maps)
+{
+	struct policy_legacy_bpf *l = policy_legacy_bpf__open();
+	struct policy_bpf *nat = policy_bpf__open();
+	const struct bpf_map *m, *lm;
+	int n_nat = 0, n_leg = 0, ret = SM_FAIL;
+
+	if (!ASSERT_TRUE(l && nat, "open the objects"))
+		goto out;
+	bpf_object__for_each_map(m, nat->obj)
+	{
+		n_nat++;
+		lm = bpf_object__find_map_by_name(l->obj, bpf_map__name(m));
+		if (!ASSERT_TRUE(lm != NULL, bpf_map__name(m)) ||
+		    !ASSERT_EQ(bpf_map__type(lm), bpf_map__type(m), "type") ||
+		    !ASSERT_EQ(bpf_map__key_size(lm), bpf_map__key_size(m), "key size") ||
+		    !ASSERT_EQ(bpf_map__value_size(lm), bpf_map__value_size(m), "value size") ||
+		    !ASSERT_EQ(bpf_map__max_entries(lm), bpf_map__max_entries(m), "max entries") ||
+		    !ASSERT_EQ(bpf_map__map_flags(lm), bpf_map__map_flags(m), "flags"))
+			goto out;
+	}
+	bpf_object__for_each_map(lm, l->obj) n_leg++;
+	if (!ASSERT_EQ(n_nat, 8, "the group's eight maps") ||
+	    !ASSERT_EQ(n_leg, n_nat, "no map of its own"))
+		goto out;
+	ret = SM_PASS;
+out:
+	policy_legacy_bpf__destroy(l);
+	policy_bpf__destroy(nat);
+	return ret;
+}
