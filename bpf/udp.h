@@ -74,7 +74,7 @@ struct smu_config {
 	__u32 working_pinned;  /* user space only: working_gen was set by hand */
 	__u64 idle_timeout_ns; /* a flow idle longer is new again; 0: never */
 	__u32 working_gen;     /* user space only: the generation set by hand */
-	__u32 pad;
+	__u32 slots_hw;	       /* user space only: slots [slots_hw, SMU_MAX_MEMBERS) never used */
 };
 
 /*

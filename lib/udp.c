@@ -377,14 +377,22 @@ struct uslot {
 	bool live; /* the socket array holds the socket of s.cookie */
 };
 
-/* Read every slot; a slot whose socket has closed is emptied (its flows
- * then fall to the working generation: their cookie no longer matches). */
-static int read_slots(struct sockmig_udp_group *g, struct uslot *u)
+/* Read the slots in use (below the config's high-water mark; the rest
+ * are zero); a slot whose socket has closed is emptied (its flows then
+ * fall to the working generation: their cookie no longer matches).
+ * *@hw: the mark. */
+static int read_slots(struct sockmig_udp_group *g, struct uslot *u, uint32_t *hw)
 {
+	uint32_t zero = 0;
+	struct smu_config c;
 	uint64_t cookie;
 
-	for (uint32_t i = 0; i < SMU_MAX_MEMBERS; i++) {
-		memset(&u[i], 0, sizeof(u[i]));
+	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &c) < 0)
+		return sm_fail(errno, "cannot read the config of %s: %s", g->base.name,
+			       strerror(errno));
+	*hw = c.slots_hw > SMU_MAX_MEMBERS ? SMU_MAX_MEMBERS : c.slots_hw;
+	memset(u, 0, SMU_MAX_MEMBERS * sizeof(*u));
+	for (uint32_t i = 0; i < *hw; i++) {
 		if (bpf_map_lookup_elem(g->fd[UFD_SLOTS], &i, &u[i].s) < 0)
 			return sm_fail(errno, "cannot read slot %u of %s: %s", i, g->base.name,
 				       strerror(errno));
@@ -398,6 +406,20 @@ static int read_slots(struct sockmig_udp_group *g, struct uslot *u)
 		}
 	}
 	return 0;
+}
+
+/* Raise the high-water mark of the slots to cover @slot. */
+static int raise_hw(struct sockmig_udp_group *g, uint32_t slot)
+{
+	uint32_t zero = 0;
+	struct smu_config c;
+
+	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &c) < 0)
+		return -errno;
+	if (c.slots_hw > slot)
+		return 0;
+	c.slots_hw = slot + 1;
+	return bpf_map_update_elem(g->fd[UFD_CONFIG], &zero, &c, BPF_ANY) < 0 ? -errno : 0;
 }
 
 /* The working generation: the one set by hand while it has a live active
@@ -462,6 +484,7 @@ static int with_slots(struct sockmig_udp_group *g,
 		      int (*fn)(struct sockmig_udp_group *g, struct uslot *u, void *arg), void *arg)
 {
 	struct uslot *u;
+	uint32_t hw;
 	int err, ret;
 
 	if (!g)
@@ -472,7 +495,7 @@ static int with_slots(struct sockmig_udp_group *g,
 	err = sm_group_lock(&g->base);
 	if (err)
 		goto out;
-	ret = read_slots(g, u);
+	ret = read_slots(g, u, &hw);
 	if (ret >= 0)
 		ret = fn(g, u, arg);
 	err = ret < 0 ? ret : rebuild(g, u);
@@ -512,8 +535,12 @@ static int add_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
 	if (slot == SMU_MAX_MEMBERS)
 		return sm_fail(ENOSPC, "UDP group %s has no free slot (%d sockets)", g->base.name,
 			       SMU_MAX_MEMBERS);
-	/* the slot's owner first: a flow of the socket that held it before
-	 * never matches the new one */
+	/* the mark first (a slot above it is never read), then the slot's
+	 * owner: a flow of the socket that held it before never matches the
+	 * new one */
+	if (raise_hw(g, slot) < 0)
+		return sm_fail(errno, "cannot write the config of %s: %s", g->base.name,
+			       strerror(errno));
 	if (bpf_map_update_elem(g->fd[UFD_SLOTS], &slot, &a->s, BPF_ANY) < 0)
 		return sm_fail(errno, "cannot write slot %u: %s", slot, strerror(errno));
 	if (bpf_map_update_elem(g->fd[UFD_MEMBERS], &slot, &v, BPF_NOEXIST) < 0) {

@@ -15,12 +15,13 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,7 +32,7 @@
 #define NFLOWS	  1000
 #define MAX_FLOWS 2000
 #define MAX_SOCK  128
-#define FLIPS	  45
+#define FLIPS	  60
 
 struct msg {
 	uint32_t flow;
@@ -52,9 +53,11 @@ struct rig {
 	pthread_t th;
 	bool running;
 	/* clients */
+	int cep; /* their epoll (data: the flow) */
 	int cli[MAX_FLOWS];
-	int first[MAX_FLOWS]; /* generation of the first answer, -1 before */
-	int last[MAX_FLOWS];  /* generation of the latest answer */
+	uint32_t got[MAX_FLOWS]; /* seq of the latest answer */
+	int first[MAX_FLOWS];	 /* generation of the first answer, -1 before */
+	int last[MAX_FLOWS];	 /* generation of the latest answer */
 	long sent, answered, misrouted, lost;
 };
 
@@ -144,6 +147,9 @@ static int rig_start(struct rig *r, int family, bool sockmig, enum sockmig_udp_m
 {
 	memset(r, 0, sizeof(*r));
 	r->ep = -1;
+	r->cep = epoll_create1(EPOLL_CLOEXEC);
+	if (r->cep < 0)
+		return -1;
 	for (int i = 0; i < MAX_FLOWS; i++) {
 		r->cli[i] = -1;
 		r->first[i] = r->last[i] = -1;
@@ -194,6 +200,8 @@ static void rig_stop(struct rig *r)
 			close(r->cli[i]);
 	if (r->ep >= 0)
 		close(r->ep);
+	if (r->cep >= 0)
+		close(r->cep);
 	if (r->g) {
 		sockmig_udp_group_destroy(r->g);
 		sockmig_udp_group_close(r->g);
@@ -203,10 +211,13 @@ static void rig_stop(struct rig *r)
 /* Client @i's socket, connected to the rig's address (made on first use). */
 static int client(struct rig *r, int i)
 {
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+
 	if (r->cli[i] >= 0)
 		return r->cli[i];
 	r->cli[i] = socket(r->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (r->cli[i] >= 0 && connect(r->cli[i], (struct sockaddr *)&r->addr, r->alen) < 0) {
+	if (r->cli[i] >= 0 && (connect(r->cli[i], (struct sockaddr *)&r->addr, r->alen) < 0 ||
+			       epoll_ctl(r->cep, EPOLL_CTL_ADD, r->cli[i], &ev) < 0)) {
 		close(r->cli[i]);
 		r->cli[i] = -1;
 	}
@@ -214,54 +225,48 @@ static int client(struct rig *r, int i)
 }
 
 /* One datagram from each flow in [from, to), then every answer (within
- * 2 s): the owner recorded at a flow's first answer, misroutes counted. */
+ * 5 s): the owner recorded at a flow's first answer, misroutes counted. */
 static int rig_round(struct rig *r, int from, int to, uint32_t seq)
 {
-	struct pollfd *p = calloc((size_t)(to - from), sizeof(*p));
+	struct epoll_event ev[256];
 	int waiting = 0;
 	uint64_t end;
 
-	if (!p)
-		return -1;
 	for (int i = from; i < to; i++) {
 		struct msg m = {.flow = (uint32_t)i, .seq = seq};
 		int fd = client(r, i);
 
-		p[i - from].fd = -1;
 		if (fd < 0 || send(fd, &m, sizeof(m), 0) != sizeof(m)) {
 			printf("client %d: %s\n", i, strerror(errno));
-			free(p);
 			return -1;
 		}
-		p[i - from].fd = fd;
-		p[i - from].events = POLLIN;
 		r->sent++;
 		waiting++;
 	}
-	end = now_ms() + 2000;
+	end = now_ms() + 5000;
 	while (waiting > 0 && now_ms() < end) {
-		if (poll(p, (nfds_t)(to - from), 100) < 0)
-			break;
-		for (int i = from; i < to; i++) {
-			struct pollfd *q = &p[i - from];
+		int n = epoll_wait(r->cep, ev, 256, 100);
+
+		for (int j = 0; j < n; j++) {
+			int i = (int)ev[j].data.u32;
 			struct msg m;
 
-			if (q->fd < 0 || !(q->revents & POLLIN))
-				continue;
-			if (recv(q->fd, &m, sizeof(m), 0) != sizeof(m) || m.seq != seq)
-				continue;
-			q->fd = -1;
-			waiting--;
-			r->answered++;
-			if (r->first[i] < 0)
-				r->first[i] = (int)m.gen;
-			else if ((int)m.gen != r->first[i])
-				r->misrouted++;
-			r->last[i] = (int)m.gen;
+			while (recv(r->cli[i], &m, sizeof(m), 0) == sizeof(m)) {
+				/* an answer of an earlier round came late: lost then */
+				if (m.seq != seq || r->got[i] == seq || i < from || i >= to)
+					continue;
+				r->got[i] = seq;
+				waiting--;
+				r->answered++;
+				if (r->first[i] < 0)
+					r->first[i] = (int)m.gen;
+				else if ((int)m.gen != r->first[i])
+					r->misrouted++;
+				r->last[i] = (int)m.gen;
+			}
 		}
 	}
 	r->lost += waiting;
-	free(p);
 	return 0;
 }
 
@@ -295,21 +300,29 @@ static long udp_rcvbuf_errors(void)
 	return v;
 }
 
-/* ---- 1,000 flows across 45 flips -------------------------------------- */
+/* ---- 1,000 flows across 60 flips, 40 of them with every flow started ---- */
 
 struct flipper {
 	struct rig *r;
+	atomic_int rounds; /* rounds the clients finished */
 	atomic_int flips;
-	atomic_bool failed;
+	atomic_bool failed, stop;
 };
 
+/* Flip i (a socket of generation i + 2 joins, and is registered when the
+ * rig has a group) once the clients have finished 2 (i + 1) rounds: every
+ * flow sends between two flips, and a flip happens while a round is in
+ * flight, whatever the speed of the machine. */
 static void *flip_thread(void *arg)
 {
 	struct flipper *f = arg;
-	struct timespec nap = {0, 20 * 1000000};
+	struct timespec nap = {0, 200000};
 
-	for (int i = 0; i < FLIPS; i++) {
-		nanosleep(&nap, NULL);
+	for (int i = 0; i < FLIPS && !atomic_load(&f->stop); i++) {
+		while (atomic_load(&f->rounds) < 2 * (i + 1) && !atomic_load(&f->stop))
+			nanosleep(&nap, NULL);
+		if (atomic_load(&f->stop))
+			break;
 		if (rig_add(f->r, (uint32_t)i + 2) < 0) {
 			atomic_store(&f->failed, true);
 			break;
@@ -320,11 +333,10 @@ static void *flip_thread(void *arg)
 }
 
 /*
- * Flows start over the first 20 flips (50 after each) and send until two
- * rounds after the last flip; a new generation's socket joins every 20 ms
- * (and, with a group, is registered: the working generation). The number
- * of answers from a generation other than the flow's owner; -1 when the
- * run itself failed.
+ * Flows start over the first 20 flips (NFLOWS / 20 after each) and send
+ * one datagram per round until two rounds after the last flip (at least
+ * 2 * FLIPS + 2 rounds). The number of answers from a generation other
+ * than the flow's owner; -1 when the run itself failed.
  */
 static long flip_run(struct rig *r, long *rounds)
 {
@@ -332,11 +344,11 @@ static long flip_run(struct rig *r, long *rounds)
 	pthread_t th;
 	int after = 0, started;
 	uint32_t seq = 0;
-	uint64_t end = now_ms() + 20000;
+	uint64_t end = now_ms() + 40000;
 
 	if (rig_add(r, 1) < 0 || pthread_create(&th, NULL, flip_thread, &f) != 0)
 		return -1;
-	while (after < 2 && now_ms() < end && seq < 2000) {
+	while (after < 2 && now_ms() < end) {
 		int done = atomic_load(&f.flips);
 
 		started = (done + 1) * (NFLOWS / 20);
@@ -344,9 +356,11 @@ static long flip_run(struct rig *r, long *rounds)
 			started = NFLOWS;
 		if (rig_round(r, 0, started, ++seq) < 0)
 			break;
+		atomic_fetch_add(&f.rounds, 1);
 		if (done == FLIPS || atomic_load(&f.failed))
 			after++;
 	}
+	atomic_store(&f.stop, true);
 	pthread_join(th, NULL);
 	*rounds = seq;
 	if (atomic_load(&f.failed) || atomic_load(&f.flips) != FLIPS || after < 2)
@@ -374,7 +388,7 @@ SM_TEST(udp_flips_flow_mode_keeps_every_flow_with_its_owner)
 		gens += seen[i];
 	if (!ASSERT_OK(mis, "run") || !ASSERT_EQ(mis, 0, "answers from a non-owning generation") ||
 	    !ASSERT_EQ(r.lost, 0, "datagrams unanswered") ||
-	    !ASSERT_GT(rounds, 40, "rounds (datagrams per flow)") ||
+	    !ASSERT_GT(rounds, 2 * FLIPS, "rounds (datagrams per flow)") ||
 	    /* owners spread over the generations that were working when flows started */
 	    !ASSERT_GT(gens, 15, "generations owning flows") ||
 	    !ASSERT_OK(sockmig_udp_stats_read(r.g, &st), "stats") ||
@@ -407,7 +421,7 @@ SM_TEST(udp_flips_naive_reuseport_misroutes)
 	/* the baseline the flow mode is measured against: the kernel's hash
 	 * moves established flows whenever a socket joins */
 	if (!ASSERT_OK(mis, "run") || !ASSERT_GT(mis, 0, "answers from a non-owning generation") ||
-	    !ASSERT_GT(rounds, 40, "rounds"))
+	    !ASSERT_GT(rounds, 2 * FLIPS, "rounds"))
 		goto out;
 	ret = SM_PASS;
 out:
@@ -655,5 +669,60 @@ out:
 	for (int i = 0; i < 4; i++)
 		if ((int[]){u, plain, far, tcp}[i] >= 0)
 			close((int[]){u, plain, far, tcp}[i]);
+	return ret;
+}
+
+/* Two network namespaces with the same address and port: two groups, and
+ * neither sees the other's members or flows. */
+SM_TEST(udp_groups_of_two_netns_are_apart)
+{
+	struct sockmig_udp_stats st;
+	struct rig r;
+	int ret = SM_FAIL, status = -1, p[2] = {-1, -1};
+	char other[SOCKMIG_NAME_MAX] = "";
+	pid_t pid;
+
+	if (!ASSERT_OK(rig_start(&r, AF_INET, true, SOCKMIG_UDP_MODE_FLOW, 0), "rig") ||
+	    !ASSERT_OK(rig_add(&r, 1), "generation 1") ||
+	    !ASSERT_OK(rig_round(&r, 0, 10, 1), "round") || !ASSERT_OK(pipe(p), "pipe"))
+		goto out;
+	pid = fork();
+	if (pid == 0) {
+		struct sockmig_udp_group *g;
+		int rc = 1;
+
+		close(p[0]);
+		if (unshare(CLONE_NEWNET) == 0) {
+			g = sockmig_udp_group_open((struct sockaddr *)&r.addr, r.alen, NULL);
+			if (g) {
+				if (write(p[1], sockmig_udp_group_name(g),
+					  strlen(sockmig_udp_group_name(g))) > 0 &&
+				    sockmig_udp_members(g, NULL, 0) == 0 &&
+				    sockmig_udp_stats_read(g, &st) == 0 && st.new_flows == 0)
+					rc = 0;
+				sockmig_udp_group_destroy(g);
+				sockmig_udp_group_close(g);
+			}
+		}
+		_exit(rc);
+	}
+	close(p[1]);
+	p[1] = -1;
+	if (!ASSERT_TRUE(read(p[0], other, sizeof(other) - 1) > 0, "the other's name") ||
+	    !ASSERT_TRUE(pid > 0 && waitpid(pid, &status, 0) == pid, "child") ||
+	    !ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			 "the other namespace's group is empty") ||
+	    !ASSERT_TRUE(strcmp(other, sockmig_udp_group_name(r.g)) != 0, "two names") ||
+	    !ASSERT_OK(sockmig_udp_stats_read(r.g, &st), "stats") ||
+	    !ASSERT_EQ(st.new_flows, 10, "this namespace's flows") ||
+	    !ASSERT_EQ(sockmig_udp_members(r.g, NULL, 0), 1, "this namespace's members"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	rig_stop(&r);
 	return ret;
 }
