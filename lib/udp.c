@@ -146,8 +146,10 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max)
 	{
 		snprintf(pin, sizeof(pin), "%s/%s", g->base.path, bpf_map__name(map));
 		err = bpf_map__set_pin_path(map, pin);
-		if (err)
+		if (err) {
+			sm_fail(-err, "cannot set pin path %s", pin);
 			goto out;
+		}
 	}
 	err = bpf_map__set_max_entries(skel->maps.flows, flow_max);
 	if (!err)

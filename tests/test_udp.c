@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -145,6 +146,17 @@ static void rig_close_sock(struct rig *r, int k)
 static int rig_start(struct rig *r, int family, bool sockmig, enum sockmig_udp_mode mode,
 		     uint32_t idle_ms)
 {
+	struct rlimit rl;
+
+	/* MAX_FLOWS clients and MAX_SOCK echo sockets: more than the 1,024 fds
+	 * a boot without a login leaves (the kernel matrix's guests) */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
+		rl.rlim_cur = 4096;
+		if (rl.rlim_max < rl.rlim_cur)
+			rl.rlim_max = rl.rlim_cur;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			printf("cannot raise RLIMIT_NOFILE to 4096: %s\n", strerror(errno));
+	}
 	memset(r, 0, sizeof(*r));
 	r->ep = -1;
 	r->cep = epoll_create1(EPOLL_CLOEXEC);
