@@ -1029,6 +1029,24 @@ struct sockmig_udp_stats {
 /** Read the group's counters into @p out. @return 0 or a negative errno. */
 SOCKMIG_API int sockmig_udp_stats_read(struct sockmig_udp_group *g, struct sockmig_udp_stats *out);
 
+/** Flows owned by one generation, as sockmig_udp_flows() counts them. */
+struct sockmig_udp_flow_count {
+	uint32_t generation;
+	uint64_t flows;
+};
+
+/**
+ * Count the flows of the group's table that still belong to a live socket
+ * and were seen within the idle timeout, by the generation of their owner
+ * (at the flow's learning): up to @p max generations into @p out, oldest
+ * first. It reads the whole table (one lookup per entry, up to flow_max):
+ * for status and reports, not for every datagram.
+ * @return the number of generations (may exceed @p max), or a negative
+ * errno.
+ */
+SOCKMIG_API int sockmig_udp_flows(struct sockmig_udp_group *g, struct sockmig_udp_flow_count *out,
+				  int max);
+
 /** Version string of the library. */
 SOCKMIG_API const char *sockmig_version(void);
 

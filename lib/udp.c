@@ -744,3 +744,70 @@ out:
 	free(t);
 	return err;
 }
+
+/* Add one flow of generation @gen to the counts @c (@n of them, sorted
+ * oldest first, at most SMU_MAX_MEMBERS: one per live member at most). */
+static void count_flow(struct sockmig_udp_flow_count *c, int *n, uint32_t gen)
+{
+	int i = 0;
+
+	while (i < *n && gen_newer(gen, c[i].generation))
+		i++;
+	if (i < *n && c[i].generation == gen) {
+		c[i].flows++;
+		return;
+	}
+	if (*n >= SMU_MAX_MEMBERS)
+		return;
+	memmove(&c[i + 1], &c[i], (size_t)(*n - i) * sizeof(*c));
+	c[i].generation = gen;
+	c[i].flows = 1;
+	(*n)++;
+}
+
+struct count_arg {
+	struct sockmig_udp_flow_count *out;
+	int max;
+};
+
+static int flows_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
+{
+	struct count_arg *l = arg;
+	struct sockmig_udp_flow_count *c;
+	struct smu_flow_key k, next;
+	struct smu_flow f;
+	struct smu_config cfg;
+	uint32_t zero = 0;
+	uint64_t now = sm_now_ns();
+	void *prev = NULL;
+	int n = 0;
+
+	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &cfg) < 0)
+		return sm_fail(errno, "cannot read the config: %s", strerror(errno));
+	c = calloc(SMU_MAX_MEMBERS, sizeof(*c));
+	if (!c)
+		return sm_fail(ENOMEM, "out of memory");
+	while (bpf_map_get_next_key(g->fd[UFD_FLOWS], prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(g->fd[UFD_FLOWS], &k, &f) < 0)
+			continue; /* gone meanwhile */
+		if (f.slot >= SMU_MAX_MEMBERS || !u[f.slot].live || u[f.slot].s.cookie != f.cookie)
+			continue;
+		/* bpf_ktime_get_ns() and sm_now_ns() are both CLOCK_MONOTONIC */
+		if (cfg.idle_timeout_ns && now > f.last_ns && now - f.last_ns > cfg.idle_timeout_ns)
+			continue;
+		count_flow(c, &n, f.generation);
+	}
+	if (l->out)
+		memcpy(l->out, c, (size_t)(n < l->max ? n : l->max) * sizeof(*c));
+	free(c);
+	return n;
+}
+
+int sockmig_udp_flows(struct sockmig_udp_group *g, struct sockmig_udp_flow_count *out, int max)
+{
+	struct count_arg l = {.out = out, .max = out ? max : 0};
+
+	return with_slots(g, flows_locked, &l);
+}

@@ -380,6 +380,45 @@ static long flip_run(struct rig *r, long *rounds)
 	return r->misrouted;
 }
 
+/* The group's table holds, per generation, the flows whose first answer
+ * came from it (and no other): 0 or -1. */
+static int flows_match(struct rig *r)
+{
+	struct sockmig_udp_flow_count fc[MAX_SOCK];
+	long want[MAX_SOCK + 2] = {0}, total = 0;
+	int n = sockmig_udp_flows(r->g, fc, MAX_SOCK);
+
+	for (int i = 0; i < MAX_FLOWS; i++)
+		if (r->first[i] >= 0 && r->first[i] < MAX_SOCK + 2)
+			want[r->first[i]]++;
+	if (n < 0 || n > MAX_SOCK) {
+		printf("sockmig_udp_flows: %d\n", n);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (fc[i].generation >= MAX_SOCK + 2 ||
+		    (long)fc[i].flows != want[fc[i].generation]) {
+			printf("generation %u: %llu flows in the table, %ld answered by it first\n",
+			       fc[i].generation, (unsigned long long)fc[i].flows,
+			       fc[i].generation < MAX_SOCK + 2 ? want[fc[i].generation] : -1L);
+			return -1;
+		}
+		total += (long)fc[i].flows;
+		if (i && fc[i].generation <= fc[i - 1].generation) {
+			printf("generations out of order\n");
+			return -1;
+		}
+	}
+	for (int i = 0; i < MAX_SOCK + 2; i++)
+		total -= want[i];
+	if (total) {
+		printf("%ld flows answered first by a generation the table does not list\n",
+		       -total);
+		return -1;
+	}
+	return 0;
+}
+
 SM_TEST(udp_flips_flow_mode_keeps_every_flow_with_its_owner)
 {
 	struct sockmig_udp_stats st;
@@ -411,7 +450,8 @@ SM_TEST(udp_flips_flow_mode_keeps_every_flow_with_its_owner)
 		       0, "no other path") ||
 	    !ASSERT_EQ(st.working_generation, FLIPS + 1, "working generation") ||
 	    !ASSERT_EQ(st.n_active, FLIPS + 1, "active members") ||
-	    !ASSERT_EQ(udp_rcvbuf_errors(), 0, "UdpRcvbufErrors"))
+	    !ASSERT_EQ(udp_rcvbuf_errors(), 0, "UdpRcvbufErrors") ||
+	    !ASSERT_OK(flows_match(&r), "the table's flows"))
 		goto out;
 	ret = SM_PASS;
 out:
@@ -459,7 +499,8 @@ SM_TEST(udp_flips_mode_none_moves_flows_to_the_working_generation)
 	    !ASSERT_EQ(r.lost, 0, "datagrams unanswered") ||
 	    !ASSERT_OK(sockmig_udp_stats_read(r.g, &st), "stats") ||
 	    !ASSERT_EQ(st.stateless, r.sent, "every datagram stateless") ||
-	    !ASSERT_EQ(st.new_flows + st.flow_hits + st.kernel_hash, 0, "no flow path"))
+	    !ASSERT_EQ(st.new_flows + st.flow_hits + st.kernel_hash, 0, "no flow path") ||
+	    !ASSERT_EQ(sockmig_udp_flows(r.g, NULL, 0), 0, "no flow learned"))
 		goto out;
 	for (int i = 0; i < NFLOWS; i++)
 		if (!ASSERT_EQ(r.last[i], FLIPS + 1, "last answer by the working generation"))
@@ -522,7 +563,8 @@ static int new_flows_case(int family)
 	for (int i = WAVES * WAVE + WAVE; i < WAVES * WAVE + 2 * WAVE; i++)
 		if (!ASSERT_EQ(r.first[i], WAVES + 1, "a new flow after the drain"))
 			goto out;
-	if (!ASSERT_EQ(r.misrouted, 0, "misrouted") || !ASSERT_EQ(r.lost, 0, "unanswered"))
+	if (!ASSERT_EQ(r.misrouted, 0, "misrouted") || !ASSERT_EQ(r.lost, 0, "unanswered") ||
+	    !ASSERT_OK(flows_match(&r), "the table's flows"))
 		goto out;
 	ret = SM_PASS;
 out:
@@ -544,6 +586,7 @@ SM_TEST(udp_closed_owner_flows_fall_to_the_working_generation)
 {
 	struct sockmig_udp_stats st;
 	struct sockmig_udp_member_info mi[4];
+	struct sockmig_udp_flow_count fc[4];
 	struct rig r;
 	int ret = SM_FAIL, old;
 	const int n = 300;
@@ -566,6 +609,10 @@ SM_TEST(udp_closed_owner_flows_fall_to_the_working_generation)
 	for (int i = 0; i < n; i++)
 		if (!ASSERT_EQ(r.last[i], 2, "moved to the working generation"))
 			goto out;
+	if (!ASSERT_EQ(sockmig_udp_flows(r.g, fc, 4), 1, "generations owning flows") ||
+	    !ASSERT_EQ(fc[0].generation, 2, "generation 2") ||
+	    !ASSERT_EQ(fc[0].flows, n, "its flows"))
+		goto out;
 	if (!ASSERT_OK(sockmig_udp_stats_read(r.g, &st), "stats") ||
 	    !ASSERT_EQ(st.new_flows, n, "new flows") || !ASSERT_EQ(st.fallbacks, n, "fallbacks") ||
 	    !ASSERT_EQ(st.flow_hits, 2 * n, "hits") ||
@@ -596,9 +643,10 @@ SM_TEST(udp_idle_flows_expire_to_the_working_generation)
 	for (int i = 0; i < n; i++)
 		if (!ASSERT_EQ(r.last[i], 1, "within the timeout"))
 			goto out;
-	/* idle for twice the timeout: new flows again */
+	/* idle for twice the timeout: no flow is counted, and they are new again */
 	nanosleep(&nap, NULL);
-	if (!ASSERT_OK(rig_round(&r, 0, n, 3), "round 3") || !ASSERT_EQ(r.lost, 0, "unanswered"))
+	if (!ASSERT_EQ(sockmig_udp_flows(r.g, NULL, 0), 0, "flows after the timeout") ||
+	    !ASSERT_OK(rig_round(&r, 0, n, 3), "round 3") || !ASSERT_EQ(r.lost, 0, "unanswered"))
 		goto out;
 	for (int i = 0; i < n; i++)
 		if (!ASSERT_EQ(r.last[i], 2, "after the timeout"))
