@@ -60,6 +60,7 @@ struct rig {
 	int first[MAX_FLOWS];	 /* generation of the first answer, -1 before */
 	int last[MAX_FLOWS];	 /* generation of the latest answer */
 	long sent, answered, misrouted, lost;
+	unsigned long long drops0; /* softnet backlog drops at the start */
 };
 
 static uint64_t now_ms(void)
@@ -143,10 +144,29 @@ static void rig_close_sock(struct rig *r, int k)
 	r->srv[k] = -1;
 }
 
+/* Datagrams the kernel dropped for a full input backlog (netdev_max_backlog:
+ * loopback queues every datagram there), all CPUs: the second column of
+ * /proc/net/softnet_stat. */
+static unsigned long long backlog_drops(void)
+{
+	FILE *f = fopen("/proc/net/softnet_stat", "r");
+	unsigned long long sum = 0;
+	unsigned int processed, dropped;
+	char line[512];
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%x %x", &processed, &dropped) == 2)
+			sum += dropped;
+	if (f)
+		fclose(f);
+	return sum;
+}
+
 static int rig_start(struct rig *r, int family, bool sockmig, enum sockmig_udp_mode mode,
 		     uint32_t idle_ms)
 {
 	memset(r, 0, sizeof(*r));
+	r->drops0 = backlog_drops();
 	r->ep = -1;
 	r->cep = epoll_create1(EPOLL_CLOEXEC);
 	if (r->cep < 0)
@@ -245,6 +265,19 @@ static void rig_stop(struct rig *r)
 		sockmig_udp_group_destroy(r->g);
 		sockmig_udp_group_close(r->g);
 	}
+}
+
+/* The unanswered datagrams that no backlog drop since the rig started
+ * explains (the rig's own load can overflow the backlog on a slow machine:
+ * 1,000 datagrams sent at once; that is loss on loopback, not routing). */
+static long unexplained_lost(struct rig *r)
+{
+	unsigned long long drops = backlog_drops() - r->drops0;
+
+	if (r->lost)
+		printf("%ld datagrams unanswered, %llu dropped by the input backlog meanwhile\n",
+		       r->lost, drops);
+	return r->lost > (long)drops ? r->lost - (long)drops : 0;
 }
 
 /* Client @i's socket, connected to the rig's address (made on first use). */
@@ -465,7 +498,7 @@ SM_TEST(udp_flips_flow_mode_keeps_every_flow_with_its_owner)
 	for (int i = 0; i < FLIPS + 2; i++)
 		gens += seen[i];
 	if (!ASSERT_OK(mis, "run") || !ASSERT_EQ(mis, 0, "answers from a non-owning generation") ||
-	    !ASSERT_EQ(r.lost, 0, "datagrams unanswered") ||
+	    !ASSERT_EQ(unexplained_lost(&r), 0, "datagrams unanswered") ||
 	    !ASSERT_GT(rounds, 2 * FLIPS, "rounds (datagrams per flow)") ||
 	    /* owners spread over the generations that were working when flows started */
 	    !ASSERT_GT(gens, 15, "generations owning flows") ||
@@ -523,7 +556,7 @@ SM_TEST(udp_flips_mode_none_moves_flows_to_the_working_generation)
 	/* stateless: what the flow table is for; every datagram to the working
 	 * generation, so the last round is answered by the last one alone */
 	if (!ASSERT_OK(mis, "run") || !ASSERT_GT(mis, 0, "answers from a non-owning generation") ||
-	    !ASSERT_EQ(r.lost, 0, "datagrams unanswered") ||
+	    !ASSERT_EQ(unexplained_lost(&r), 0, "datagrams unanswered") ||
 	    !ASSERT_OK(sockmig_udp_stats_read(r.g, &st), "stats") ||
 	    !ASSERT_EQ(st.stateless, r.sent, "every datagram stateless") ||
 	    !ASSERT_EQ(st.new_flows + st.flow_hits + st.kernel_hash, 0, "no flow path") ||
@@ -567,7 +600,7 @@ static int new_flows_case(int family)
 	}
 	if (!ASSERT_OK(rig_round(&r, 0, WAVES * WAVE, ++seq), "last round") ||
 	    !ASSERT_EQ(r.misrouted, 0, "old flows answered elsewhere") ||
-	    !ASSERT_EQ(r.lost, 0, "unanswered") ||
+	    !ASSERT_EQ(unexplained_lost(&r), 0, "unanswered") ||
 	    !ASSERT_OK(sockmig_udp_stats_read(r.g, &st), "stats") ||
 	    !ASSERT_EQ(st.new_flows, WAVES * WAVE, "new flows") ||
 	    !ASSERT_EQ(st.flow_hits, r.sent - WAVES * WAVE, "hits") ||
@@ -591,7 +624,8 @@ static int new_flows_case(int family)
 	for (int i = WAVES * WAVE + WAVE; i < WAVES * WAVE + 2 * WAVE; i++)
 		if (!ASSERT_EQ(r.first[i], WAVES + 1, "a new flow after the drain"))
 			goto out;
-	if (!ASSERT_EQ(r.misrouted, 0, "misrouted") || !ASSERT_EQ(r.lost, 0, "unanswered") ||
+	if (!ASSERT_EQ(r.misrouted, 0, "misrouted") ||
+	    !ASSERT_EQ(unexplained_lost(&r), 0, "unanswered") ||
 	    !ASSERT_OK(flows_match(&r), "the table's flows"))
 		goto out;
 	ret = SM_PASS;
@@ -632,7 +666,8 @@ SM_TEST(udp_closed_owner_flows_fall_to_the_working_generation)
 	 * fallback, then as hits of their new owner */
 	rig_close_sock(&r, old);
 	if (!ASSERT_OK(rig_round(&r, 0, n, 3), "round 3") ||
-	    !ASSERT_OK(rig_round(&r, 0, n, 4), "round 4") || !ASSERT_EQ(r.lost, 0, "unanswered"))
+	    !ASSERT_OK(rig_round(&r, 0, n, 4), "round 4") ||
+	    !ASSERT_EQ(unexplained_lost(&r), 0, "unanswered"))
 		goto out;
 	for (int i = 0; i < n; i++)
 		if (!ASSERT_EQ(r.last[i], 2, "moved to the working generation"))
@@ -674,7 +709,8 @@ SM_TEST(udp_idle_flows_expire_to_the_working_generation)
 	/* idle for twice the timeout: no flow is counted, and they are new again */
 	nanosleep(&nap, NULL);
 	if (!ASSERT_EQ(sockmig_udp_flows(r.g, NULL, 0), 0, "flows after the timeout") ||
-	    !ASSERT_OK(rig_round(&r, 0, n, 3), "round 3") || !ASSERT_EQ(r.lost, 0, "unanswered"))
+	    !ASSERT_OK(rig_round(&r, 0, n, 3), "round 3") ||
+	    !ASSERT_EQ(unexplained_lost(&r), 0, "unanswered"))
 		goto out;
 	for (int i = 0; i < n; i++)
 		if (!ASSERT_EQ(r.last[i], 2, "after the timeout"))
