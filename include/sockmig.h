@@ -162,6 +162,7 @@ SOCKMIG_API enum sockmig_tristate sockmig_probe_migrate_sysctl(int port);
 #include <sockmig/member.h>
 #include <sockmig/legacy.h>
 #include <sockmig/holder.h>
+#include <sockmig/udp.h>
 
 #ifdef __cplusplus
 }

@@ -82,3 +82,31 @@ SAME(sizeof(struct sockmig_group_opts), sizeof(struct sm_group_opts_v0));
 /* The drain-duration histogram: one bound per bucket. */
 SAME(sizeof((const unsigned long long[])SOCKMIG_DRAIN_BUCKET_NS) / sizeof(unsigned long long),
      SOCKMIG_DRAIN_BUCKETS);
+
+/* UDP groups (bpf/udp.h): modes and roles pass through as numbers, the
+ * slots and the reserved generation are the program's, and struct
+ * sockmig_udp_stats starts with struct smu_stats under public names. */
+#include "udp.h"
+SAME(SOCKMIG_UDP_MODE_FLOW, SMU_MODE_FLOW);
+SAME(SOCKMIG_UDP_MODE_NONE, SMU_MODE_NONE);
+SAME(SOCKMIG_ROLE_ACTIVE, SMU_ROLE_ACTIVE);
+SAME(SOCKMIG_ROLE_DRAINING, SMU_ROLE_DRAINING);
+SAME(SOCKMIG_UDP_SLOTS, SMU_MAX_MEMBERS);
+_Static_assert((SMU_MAX_MEMBERS & (SMU_MAX_MEMBERS - 1)) == 0, "SMU_MAX_MEMBERS is a power of 2");
+#define SAME_UDP_STAT(f)                                                                           \
+	SAME(offsetof(struct sockmig_udp_stats, f), offsetof(struct smu_stats, f));                \
+	SAME(sizeof(((struct sockmig_udp_stats *)0)->f), sizeof(((struct smu_stats *)0)->f))
+SAME_UDP_STAT(new_flows);
+SAME_UDP_STAT(flow_hits);
+SAME_UDP_STAT(fallbacks);
+SAME_UDP_STAT(expired);
+SAME_UDP_STAT(stateless);
+SAME_UDP_STAT(kernel_hash);
+SAME_UDP_STAT(not_learned);
+SAME_UDP_STAT(parse_failed);
+SAME(offsetof(struct sockmig_udp_stats, working_generation), sizeof(struct smu_stats));
+/* the flow key: the full 4-tuple, 40 bytes, no padding the program leaves unset */
+_Static_assert(sizeof(struct smu_flow_key) == 4 + 2 + 2 + 16 + 16, "smu_flow_key is packed");
+/* the longest UDP group name fits as the TCP one does ("udp6" as long as "tcp6") */
+_Static_assert(sizeof("18446744073709551615-udp6-") == sizeof("18446744073709551615-tcp6-"),
+	       "UDP group names are as long as TCP ones");

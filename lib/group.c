@@ -272,7 +272,9 @@ int sockmig_group_list(const struct sockmig_group_opts *opts, char (*names)[SOCK
 			       ? 0
 			       : sm_fail(errno, "cannot read %s: %s", root, strerror(errno));
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		/* UDP groups (lib/udp.c) share the root but are not TCP groups */
+		if (de->d_name[0] == '.' || strstr(de->d_name, "-udp4-") ||
+		    strstr(de->d_name, "-udp6-"))
 			continue;
 		if (n < max)
 			snprintf(names[n], SOCKMIG_NAME_MAX, "%s", de->d_name);

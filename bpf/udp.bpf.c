@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmig's UDP group program: a plain sk_reuseport select program (what
+ * 4.19 and later load; UDP has nothing to migrate), run for every datagram
+ * that reaches the group.
+ *
+ * Mode flow (struct smu_config.mode):
+ *   1. the datagram's 4-tuple is looked up in "flows";
+ *   2. known, seen within the idle timeout, and its owner still in its
+ *      slot (the slot's cookie is the one learned, and the socket array
+ *      still holds a socket there: a closed socket leaves it empty): to
+ *      the owner, whatever its generation or role;
+ *   3. known but its owner gone: to the working generation, and the flow
+ *      is learned again for its new owner (a fallback);
+ *   4. known but idle past the timeout, or unknown: a new flow, to the
+ *      working generation (hash over its members), learned on this, its
+ *      first datagram, before any reply.
+ * Mode none: every datagram to the working generation (hash).
+ * When no live active member can be selected (stale table), the kernel's
+ * hash chooses over every socket of the group.
+ *
+ * Loops are unrolled (no back-edge: 4.19 loads it) with at most
+ * SMU_TRY_MAX tries per list.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "udp.h"
+
+#define AF_INET	 2 /* <sys/socket.h>, which a BPF program does not include */
+#define AF_INET6 10
+
+struct {
+	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
+	__uint(max_entries, SMU_MAX_MEMBERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} members SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SMU_MAX_MEMBERS);
+	__type(key, __u32);
+	__type(value, struct smu_slot);
+} slots SEC(".maps");
+
+/* max_entries set by user space before load (sockmig_udp_group_opts.flow_max) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct smu_flow_key);
+	__type(value, struct smu_flow);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct smu_table);
+} table SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} tabidx SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct smu_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct smu_stats);
+} stats SEC(".maps");
+
+#define MASK(i) ((i) & (SMU_MAX_MEMBERS - 1))
+/* hide a value from the compiler, so that it keeps the mask after it:
+ * the verifier needs that bound */
+#define BOUND(x) asm volatile("" : "+r"(x))
+
+static __always_inline const struct smu_table *current_table(void)
+{
+	__u32 zero = 0, *idx, i;
+
+	idx = bpf_map_lookup_elem(&tabidx, &zero);
+	if (!idx)
+		return 0;
+	i = *idx & 1;
+	return bpf_map_lookup_elem(&table, &i);
+}
+
+/*
+ * Select a member of the working list (@active 0) or of the active list
+ * (@active 1), from the hashed index on, trying at most SMU_TRY_MAX of
+ * them. The slot selected, or -1.
+ */
+static __always_inline int pick(struct sk_reuseport_md *ctx, const struct smu_table *t, int active)
+{
+	__u32 n = active ? t->n_active : t->n_working, start, idx, slot;
+	const __u32 *list = active ? t->active : t->working;
+	int found = -1, i;
+
+	if (n == 0 || n > SMU_MAX_MEMBERS)
+		return -1;
+	start = ctx->hash % n;
+#pragma unroll
+	for (i = 0; i < SMU_TRY_MAX; i++) {
+		if ((__u32)i >= n || found >= 0)
+			continue;
+		idx = (start + i) % n;
+		BOUND(idx); /* forget idx < n, which the mask then keeps bounded */
+		idx = MASK(idx);
+		slot = MASK(list[idx]);
+		if (bpf_sk_select_reuseport(ctx, &members, &slot, 0) == 0)
+			found = (int)slot;
+	}
+	return found;
+}
+
+/* The working generation, else any active member; -1: none selectable. */
+static __always_inline int pick_working(struct sk_reuseport_md *ctx, const struct smu_table *t)
+{
+	int slot = pick(ctx, t, 0);
+
+	if (slot < 0)
+		slot = pick(ctx, t, 1);
+	return slot;
+}
+
+/* The datagram's 4-tuple; 0, or -1 when a header cannot be read. */
+static __always_inline int flow_key(struct sk_reuseport_md *ctx, struct smu_flow_key *k)
+{
+	const struct udphdr *uh = (const void *)(long)ctx->data;
+	struct udphdr ucopy;
+
+	if ((const void *)(uh + 1) > (const void *)(long)ctx->data_end) {
+		if (bpf_skb_load_bytes(ctx, 0, &ucopy, sizeof(ucopy)))
+			return -1;
+		uh = &ucopy;
+	}
+	k->sport = uh->source;
+	k->dport = uh->dest;
+	if (ctx->eth_protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes_relative(ctx, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
+			return -1;
+		k->family = AF_INET;
+		k->saddr[0] = ip.saddr;
+		k->daddr[0] = ip.daddr;
+		return 0;
+	}
+	if (ctx->eth_protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes_relative(ctx, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
+			return -1;
+		k->family = AF_INET6;
+		__builtin_memcpy(k->saddr, &ip6.saddr, sizeof(k->saddr));
+		__builtin_memcpy(k->daddr, &ip6.daddr, sizeof(k->daddr));
+		return 0;
+	}
+	return -1;
+}
+
+/* Whether the owner recorded in @f still holds its slot; it is then selected. */
+static __always_inline int owner_selected(struct sk_reuseport_md *ctx, const struct smu_flow *f)
+{
+	__u32 slot = MASK(f->slot);
+	struct smu_slot *s = bpf_map_lookup_elem(&slots, &slot);
+
+	if (!s || s->cookie != f->cookie)
+		return 0;
+	return bpf_sk_select_reuseport(ctx, &members, &slot, 0) == 0;
+}
+
+/* Record that flow @k belongs to the socket of @slot from now on. */
+static __always_inline void learn(const struct smu_flow_key *k, struct smu_flow *f, __u32 slot,
+				  __u64 now, struct smu_stats *st)
+{
+	__u32 s = MASK(slot);
+	struct smu_slot *who = bpf_map_lookup_elem(&slots, &s);
+	struct smu_flow nf = {};
+
+	nf.cookie = who ? who->cookie : 0;
+	nf.generation = who ? who->generation : 0;
+	nf.slot = s;
+	nf.last_ns = now;
+	if (f) {
+		/* known flow: its entry is rewritten in place */
+		*f = nf;
+		return;
+	}
+	if (bpf_map_update_elem(&flows, k, &nf, BPF_ANY) && st)
+		st->not_learned++;
+}
+
+/* What a datagram that its flow's owner does not take is. */
+enum { WHY_STATELESS, WHY_NEW, WHY_FALLBACK, WHY_EXPIRED };
+
+SEC("sk_reuseport")
+int sockmig_udp(struct sk_reuseport_md *ctx)
+{
+	const struct smu_table *t;
+	struct smu_config *cfg;
+	struct smu_flow_key k = {};
+	struct smu_stats *st;
+	struct smu_flow *f = 0;
+	__u32 zero = 0;
+	__u64 now = 0;
+	int slot, why = WHY_STATELESS;
+
+	if (ctx->ip_protocol != IPPROTO_UDP)
+		return SK_PASS;
+	t = current_table();
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	st = bpf_map_lookup_elem(&stats, &zero);
+	if (!t || !cfg || !st)
+		return SK_PASS;
+
+	if (cfg->mode == SMU_MODE_FLOW) {
+		if (flow_key(ctx, &k)) {
+			st->parse_failed++;
+			return SK_PASS;
+		}
+		now = bpf_ktime_get_ns();
+		f = bpf_map_lookup_elem(&flows, &k);
+		if (!f) {
+			why = WHY_NEW;
+		} else if (cfg->idle_timeout_ns && now - f->last_ns > cfg->idle_timeout_ns) {
+			why = WHY_EXPIRED;
+		} else if (owner_selected(ctx, f)) {
+			f->last_ns = now;
+			st->flow_hits++;
+			return SK_PASS;
+		} else {
+			why = WHY_FALLBACK;
+		}
+	}
+
+	slot = pick_working(ctx, t);
+	if (slot < 0) {
+		st->kernel_hash++;
+		return SK_PASS;
+	}
+	if (why == WHY_STATELESS) {
+		st->stateless++;
+		return SK_PASS;
+	}
+	if (why == WHY_NEW)
+		st->new_flows++;
+	else if (why == WHY_EXPIRED)
+		st->expired++;
+	else
+		st->fallbacks++;
+	learn(&k, f, (__u32)slot, now, st);
+	return SK_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Types shared by the UDP group program (udp.bpf.c) and libsockmig
+ * (lib/udp.c).
+ *
+ * One UDP group = one SO_REUSEPORT group of UDP sockets = one directory in
+ * bpffs, next to the TCP groups under the same pin root, named
+ * "<netns>-udp4|udp6-<address>-<port>", holding:
+ *   members   REUSEPORT_SOCKARRAY  slot -> socket
+ *   slots     ARRAY                slot -> struct smu_slot (who is in it)
+ *   flows     LRU_HASH             struct smu_flow_key -> struct smu_flow
+ *   table     ARRAY[2]             double-buffered struct smu_table
+ *   tabidx    ARRAY[1]             which table copy is current
+ *   config    ARRAY[1]             struct smu_config
+ *   stats     PERCPU_ARRAY[1]      struct smu_stats
+ *
+ * User space owns slots, table and config (written under the group lock);
+ * the program reads them, learns flows and counts.
+ */
+#ifndef SOCKMIG_BPF_UDP_H
+#define SOCKMIG_BPF_UDP_H
+
+#include <linux/types.h>
+
+/* Sockets with a slot in a UDP group (a power of 2). */
+#define SMU_MAX_MEMBERS 4096
+/* Members tried per list when the one hashed to has closed since the
+ * table was built. */
+#define SMU_TRY_MAX 8
+
+/* How the group finds the owner of a datagram (struct smu_config.mode). */
+enum smu_mode {
+	SMU_MODE_FLOW = 1, /* learned 4-tuple table */
+	SMU_MODE_NONE = 2, /* stateless: the working generation only */
+};
+
+enum smu_role {
+	SMU_ROLE_ACTIVE = 1,
+	SMU_ROLE_DRAINING = 2,
+};
+
+/* Who holds a slot; cookie 0: nobody. */
+struct smu_slot {
+	__u64 cookie;
+	__u32 generation;
+	__u32 role;
+	__u32 pid;
+	__u32 pad;
+};
+
+/* A flow: the full 4-tuple as the datagram carries it, in network byte
+ * order; IPv4 addresses in addr[0] (the rest zero), family AF_INET or
+ * AF_INET6 by the packet's IP version (a v4 datagram to a v6 socket is
+ * AF_INET). No hash of it is ever the key. */
+struct smu_flow_key {
+	__u32 family;
+	__u16 sport;
+	__u16 dport;
+	__u32 saddr[4];
+	__u32 daddr[4];
+};
+
+/* Its owner: the socket of @slot whose cookie was @cookie when it was
+ * learned; @last_ns: bpf_ktime_get_ns() of its latest datagram. */
+struct smu_flow {
+	__u64 cookie;
+	__u64 last_ns;
+	__u32 slot;
+	__u32 generation;
+};
+
+struct smu_config {
+	__u32 mode;	       /* enum smu_mode; 0 until the group's maker sets it */
+	__u32 working_pinned;  /* user space only: working_gen was set by hand */
+	__u64 idle_timeout_ns; /* a flow idle longer is new again; 0: never */
+	__u32 working_gen;     /* user space only: the generation set by hand */
+	__u32 slots_hw;	       /* user space only: slots [slots_hw, SMU_MAX_MEMBERS) never used */
+};
+
+/*
+ * The selection table, rebuilt by user space whenever a member changes:
+ * slots of the live active members of the working generation, then of
+ * every live active member (the fallback while the first list's sockets
+ * are all gone). Entries past n_* are not read.
+ */
+struct smu_table {
+	__u32 working_gen;
+	__u32 n_working;
+	__u32 n_active;
+	__u32 pad;
+	__u32 working[SMU_MAX_MEMBERS];
+	__u32 active[SMU_MAX_MEMBERS];
+};
+
+/* Counters of the group, per CPU (summed by user space). */
+struct smu_stats {
+	__u64 new_flows;    /* first datagram of a flow: learned, to the working generation */
+	__u64 flow_hits;    /* datagram of a known flow, to the socket that owns it */
+	__u64 fallbacks;    /* known flow whose owner had closed: to the working generation */
+	__u64 expired;	    /* known flow idle past the timeout: learned again as new */
+	__u64 stateless;    /* mode none: to the working generation */
+	__u64 kernel_hash;  /* no live active member selectable: the kernel's hash chose */
+	__u64 not_learned;  /* the flow table refused the entry (selected all the same) */
+	__u64 parse_failed; /* no readable IP or UDP header: the kernel's hash chose */
+};
+
+#endif

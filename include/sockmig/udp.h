@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/**
+ * @file sockmig/udp.h
+ * libsockmig: UDP groups, where flows stay with the socket that owns them.
+ * Part of the public API: include <sockmig.h>, which includes this file
+ * with what it needs; not on its own.
+ */
+#ifndef SOCKMIG_PUBLIC_UDP_H
+#define SOCKMIG_PUBLIC_UDP_H
+
+#ifndef SOCKMIG_H
+#error "include <sockmig.h>, not <sockmig/udp.h>"
+#endif
+
+/* ---- UDP groups ---------------------------------------------------------- */
+
+/*
+ * A *UDP group* is the kernel's SO_REUSEPORT group of the UDP sockets bound
+ * to one address and port of a network namespace (QUIC, DNS, any datagram
+ * server). A server "reloads" by binding new sockets in the same group; the
+ * kernel's hash then moves datagrams of established flows to the new
+ * sockets, whose process does not know them. A UDP group's select program
+ * (any kernel from 4.19: UDP needs no migration) keeps them where they
+ * belong. Its sockets are registered as *members* with a generation:
+ *
+ * - the *working generation* takes every new flow (hash over its
+ *   members): the newest generation with an active member, unless one was
+ *   set with sockmig_udp_set_working();
+ * - mode SOCKMIG_UDP_MODE_FLOW (the default): each flow (the datagram's
+ *   full 4-tuple and IP version, never a hash of it) is learned when its
+ *   first datagram is received and assigned, so every later datagram goes
+ *   to the socket that got the first, whatever its generation or role,
+ *   while that socket lives; once it has closed, the flow falls to the
+ *   working generation and is learned again there; a flow idle past the
+ *   group's timeout is new again. The table is an LRU map of flow_max
+ *   entries: beyond that many live flows the least recently seen are
+ *   forgotten (and counted as new when they come back);
+ * - mode SOCKMIG_UDP_MODE_NONE: stateless, every datagram to the working
+ *   generation.
+ * When no registered socket can be selected (none is active, or all those
+ * registered closed since), the kernel's hash chooses over every socket of
+ * the group. The state is pinned under the same root as TCP groups, in
+ * "<netns>-udp4-<address>-<port>" (udp6 for IPv6); sockmig_group_list()
+ * does not list it.
+ */
+
+struct sockmig_udp_group;
+
+/** How a UDP group finds the owner of a datagram. */
+enum sockmig_udp_mode {
+	/** A new group: SOCKMIG_UDP_MODE_FLOW; an existing one: as it is. */
+	SOCKMIG_UDP_MODE_DEFAULT = 0,
+	SOCKMIG_UDP_MODE_FLOW = 1, /**< flows learned on receive, by 4-tuple */
+	SOCKMIG_UDP_MODE_NONE = 2, /**< stateless: the working generation only */
+};
+
+/** Name of a mode: "default", "flow", "none". */
+SOCKMIG_API const char *sockmig_udp_mode_str(enum sockmig_udp_mode mode);
+
+/** idle_timeout_ms: flows never expire by time (the LRU alone forgets them). */
+#define SOCKMIG_UDP_NO_EXPIRY UINT32_MAX
+
+struct sockmig_udp_group_opts {
+	size_t sz;
+	/** bpffs directory for groups; default SOCKMIG_PIN_ROOT. */
+	const char *pin_root;
+	/** Chosen by the group's maker; opening an existing group with another
+	 *  mode fails with EEXIST. */
+	enum sockmig_udp_mode mode;
+	/** A flow idle longer than this is a new flow at its next datagram
+	 *  (to the working generation). 0: 30,000 for a new group, and an
+	 *  existing group's value kept; any other value replaces the group's. */
+	uint32_t idle_timeout_ms;
+	/** Entries of a new group's flow table (at most 2^24); 0: 65,536.
+	 *  Fixed when the group is made. */
+	uint32_t flow_max;
+	size_t : 0;
+};
+#define sockmig_udp_group_opts__last_field flow_max
+
+/**
+ * Open the UDP group of @p addr (struct sockaddr_in or sockaddr_in6 with a
+ * port; the wildcard address is a group of its own) in the calling
+ * thread's network namespace, making its pinned state when it is the
+ * first. No socket is needed: the program is attached by the first
+ * sockmig_udp_member_add().
+ * @return a handle, or NULL with errno set (EINVAL: bad address or
+ * options; EEXIST: another mode; ENOENT: no bpffs; EPERM: no privileges,
+ * or a pin root or group directory that is not a 0700 directory of the
+ * caller).
+ */
+SOCKMIG_API struct sockmig_udp_group *
+sockmig_udp_group_open(const struct sockaddr *addr, socklen_t len,
+		       const struct sockmig_udp_group_opts *opts);
+
+/** Free the handle; the pinned state and the program stay. */
+SOCKMIG_API void sockmig_udp_group_close(struct sockmig_udp_group *g);
+
+/** Remove the group's pinned state (the program stays attached to the
+ *  kernel's group until its last socket closes). @return 0 or a negative
+ *  errno. */
+SOCKMIG_API int sockmig_udp_group_destroy(struct sockmig_udp_group *g);
+
+/** The group's directory name, e.g. "4026531840-udp4-127_0_0_1-4433". */
+SOCKMIG_API const char *sockmig_udp_group_name(const struct sockmig_udp_group *g);
+
+/** The group's mode (SOCKMIG_UDP_MODE_FLOW or SOCKMIG_UDP_MODE_NONE). */
+SOCKMIG_API enum sockmig_udp_mode sockmig_udp_group_mode(struct sockmig_udp_group *g);
+
+/** Sockets of a UDP group (slots of its socket array). */
+#define SOCKMIG_UDP_SLOTS 4096
+/** sockmig_udp_set_working(): the newest generation with an active member. */
+#define SOCKMIG_UDP_GEN_NEWEST UINT32_MAX
+
+struct sockmig_udp_member_opts {
+	size_t sz;
+	/** Default 0; SOCKMIG_UDP_GEN_NEWEST is reserved. Generations compare
+	 *  as serial numbers (newer: ahead by less than 2^31). */
+	uint32_t generation;
+	/** The socket's owner, for the member list (default: the caller). */
+	uint32_t pid;
+	size_t : 0;
+};
+#define sockmig_udp_member_opts__last_field pid
+
+/**
+ * Register UDP socket @p fd, bound with SO_REUSEPORT to the group's address
+ * and port, as an active member of opts->generation, and attach the
+ * group's program to the kernel's group through it. From then on it takes
+ * new flows when its generation is the working one; a newer generation
+ * than every other active member's becomes the working one (a flip).
+ * Registering it again sets its generation and makes it active again.
+ * @return 0; -EINVAL (not a bound UDP socket with SO_REUSEPORT, or a
+ * reserved generation); -EXDEV (another address, port or network
+ * namespace); -ENOSPC (SOCKMIG_UDP_SLOTS live members); another errno.
+ */
+SOCKMIG_API int sockmig_udp_member_add(struct sockmig_udp_group *g, int fd,
+				       const struct sockmig_udp_member_opts *opts);
+
+/**
+ * Make @p generation the working generation (new flows go to its active
+ * members), e.g. to roll back to an older one; SOCKMIG_UDP_GEN_NEWEST
+ * returns to the newest. A generation set by hand that has no live active
+ * member left (closed, or drained) is replaced by the newest.
+ * @return 0; -ENOENT when it has no live active member.
+ */
+SOCKMIG_API int sockmig_udp_set_working(struct sockmig_udp_group *g, uint32_t generation);
+
+/**
+ * Drain @p generation: its members take no new flow from now on; the flows
+ * they own stay with them while their sockets live (close a socket when its
+ * flows have ended: its remaining flows then fall to the working
+ * generation). @return the number of members drained; -ENOENT when it has
+ * no live active member; -EBUSY when no active member of another
+ * generation would be left.
+ */
+SOCKMIG_API int sockmig_udp_generation_drain(struct sockmig_udp_group *g, uint32_t generation);
+
+/** One live member, as sockmig_udp_members() reports it. */
+struct sockmig_udp_member_info {
+	uint64_t cookie;
+	uint32_t slot;
+	uint32_t generation;
+	enum sockmig_role role; /**< SOCKMIG_ROLE_ACTIVE or SOCKMIG_ROLE_DRAINING */
+	uint32_t pid;
+};
+
+/**
+ * List up to @p max live members (sockets still open) into @p out; members
+ * whose socket has closed are forgotten here.
+ * @return the number of live members (may exceed @p max), or a negative errno.
+ */
+SOCKMIG_API int sockmig_udp_members(struct sockmig_udp_group *g,
+				    struct sockmig_udp_member_info *out, int max);
+
+/** A UDP group's counters (datagrams, since the group was made). */
+struct sockmig_udp_stats {
+	/** First datagram of a flow, learned for the working generation. */
+	uint64_t new_flows;
+	/** Datagrams of a known flow, to the socket that owns it. */
+	uint64_t flow_hits;
+	/** Datagrams of a known flow whose owner had closed: to the working
+	 *  generation (the flow is learned again there). */
+	uint64_t fallbacks;
+	/** Datagrams of a flow idle past the timeout: learned again as new. */
+	uint64_t expired;
+	/** Mode none: datagrams to the working generation. */
+	uint64_t stateless;
+	/** No registered socket selectable: the kernel's hash chose. */
+	uint64_t kernel_hash;
+	/** The flow table refused an entry (the datagram was delivered). */
+	uint64_t not_learned;
+	/** No readable IP or UDP header: the kernel's hash chose. */
+	uint64_t parse_failed;
+	/** The table in force: the working generation, its live active
+	 *  members, and every live active member. */
+	uint32_t working_generation;
+	uint32_t n_working;
+	uint32_t n_active;
+};
+
+/** Read the group's counters into @p out. @return 0 or a negative errno. */
+SOCKMIG_API int sockmig_udp_stats_read(struct sockmig_udp_group *g, struct sockmig_udp_stats *out);
+
+/** Flows owned by one generation, as sockmig_udp_flows() counts them. */
+struct sockmig_udp_flow_count {
+	uint32_t generation;
+	uint64_t flows;
+};
+
+/**
+ * Count the flows of the group's table that still belong to a live socket
+ * and were seen within the idle timeout, by the generation of their owner
+ * (at the flow's learning): up to @p max generations into @p out, oldest
+ * first. It reads the whole table (one lookup per entry, up to flow_max):
+ * for status and reports, not for every datagram.
+ * @return the number of generations (may exceed @p max), or a negative
+ * errno.
+ */
+SOCKMIG_API int sockmig_udp_flows(struct sockmig_udp_group *g, struct sockmig_udp_flow_count *out,
+				  int max);
+
+#endif /* SOCKMIG_PUBLIC_UDP_H */
