@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * sockmig attach as an operator runs it: stopped without detach (cleanly,
- * or killed: the lease), generations that follow the server's deployment
- * rather than each process's start, and its --help.
+ * or killed: the lease), what it says when it registers nothing, a closed
+ * listener drained before the next scan, and its --help. Pre-fork servers
+ * under attach are in test_attach_prefork.c; the shared helpers in
+ * attach_rig.c.
  *
  * The stop cases register the test's own listeners (--pid of this
  * process), stop attach, add listeners and count, per listener, exactly
- * which connections each one served. The pre-fork cases run
- * tests/servers/static_server.c as separate worker processes started one
- * after the other, under attach with its default options and interval.
+ * which connections each one served.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,95 +27,14 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "attach_rig.h"
 #include "harness.h"
 #include "itest.h"
 #include "loadgen.h"
 #include "sockmig.h"
 #include "util.h"
 
-#define APORT	 34600
 #define ACLIENTS 400
-#define NWORKERS 4
-
-/* `sockmig ARGS...` in the background, output to e->dir/@log. */
-static pid_t attach_spawn(struct ienv *e, const char *log, char *const args[])
-{
-	char *argv[16];
-	char path[160];
-	pid_t pid;
-	int n = 0, fd;
-
-	argv[n++] = e->sockmig;
-	for (int i = 0; args[i] && n < 15; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	snprintf(path, sizeof(path), "%s/%s", e->dir, log);
-	pid = fork();
-	if (pid == 0) {
-		fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Until dir/@log holds @n lines with @what, at most @ms. */
-static bool wait_log_lines(const struct ienv *e, const char *log, const char *what, int n, int ms)
-{
-	unsigned long long end = burst_now_ms() + (unsigned long long)ms;
-
-	while (it_log_count(e, log, what) < n) {
-		if (burst_now_ms() > end)
-			return false;
-		burst_sleep_ms(10);
-	}
-	return true;
-}
-
-/* Its exit status, or -1 when it still runs after @ms (then killed). */
-static int wait_status(pid_t pid, int ms)
-{
-	unsigned long long end = burst_now_ms() + (unsigned long long)ms;
-	int st;
-
-	while (burst_now_ms() < end) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return st;
-		burst_sleep_ms(10);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
-
-/* SIGTERM to the attach daemon of @e: true when it stopped within 10 s
- * (it is killed otherwise). */
-static bool stop_attach_daemon(struct ienv *e)
-{
-	int st;
-
-	if (e->attach <= 0)
-		return true;
-	kill(e->attach, SIGTERM);
-	st = wait_status(e->attach, 10000);
-	e->attach = 0;
-	return ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "attach stops");
-}
-
-/* The pinned group of 127.0.0.1:@port in this network namespace, or NULL. */
-static struct sockmig_group *group_here(int port)
-{
-	struct in_addr lo = {htonl(INADDR_LOOPBACK)};
-	struct sockmig_group_id id;
-
-	if (sockmig_group_id_make(AF_INET, &lo, port, 0, &id) < 0)
-		return NULL;
-	return sockmig_group_open_id(&id, NULL);
-}
 
 /* @ACLIENTS connections to @port, served by the @nl listeners: true when
  * every one was served, each listener's share in served[]. */
@@ -128,7 +47,7 @@ static bool serve_all(const int *lfds, int nl, int *served)
 	if (!c)
 		return false;
 	memset(served, 0, sizeof(*served) * (size_t)nl);
-	ok = ASSERT_OK(burst_start(c, AF_INET, APORT, ACLIENTS, false), "clients") &&
+	ok = ASSERT_OK(burst_start(c, AF_INET, AR_PORT, ACLIENTS, false), "clients") &&
 	     ASSERT_EQ(burst_connected(c, 3000), ACLIENTS, "connected");
 	if (ok)
 		burst_serve(c, lfds, nl, served, 5000);
@@ -163,20 +82,20 @@ static int stopped_then_grown(int sig)
 	if (!it_setup(&e, I_ATTACH))
 		return SKIP("no .output/sockmig: run from the repository root");
 	snprintf(pidarg, sizeof(pidarg), "%d", (int)getpid());
-	snprintf(portarg, sizeof(portarg), "%d", APORT);
-	l[0] = burst_listener(AF_INET, APORT, 1024, 0);
-	l[1] = burst_listener(AF_INET, APORT, 1024, 0);
-	a = attach_spawn(&e, "attach.log", args);
-	if (!ASSERT_TRUE(wait_log_lines(&e, "attach.log", "registered", 2, 3000),
+	snprintf(portarg, sizeof(portarg), "%d", AR_PORT);
+	l[0] = burst_listener(AF_INET, AR_PORT, 1024, 0);
+	l[1] = burst_listener(AF_INET, AR_PORT, 1024, 0);
+	a = ar_spawn(&e, "attach.log", args);
+	if (!ASSERT_TRUE(ar_wait_log_lines(&e, "attach.log", "registered", 2, 3000),
 			 "both listeners registered"))
 		goto out;
-	g = group_here(APORT);
+	g = ar_group_here(AR_PORT);
 	if (!ASSERT_TRUE(g, "the group is pinned") ||
 	    !ASSERT_OK(sockmig_group_lease(g, &le), "read the lease") ||
 	    !ASSERT_TRUE(le.set && !le.expired, "attach holds a lease"))
 		goto out;
 	kill(a, sig);
-	st = wait_status(a, 5000);
+	st = ar_wait_status(a, 5000);
 	a = 0;
 	if (sig == SIGTERM) {
 		char cmd[700];
@@ -193,7 +112,7 @@ static int stopped_then_grown(int sig)
 			 "sum(m[\"sockmig\"] is not None for m in ms), \"registered\"); "
 			 "sys.exit(0 if len(ms)==2 and all(m[\"sockmig\"] is None for m in ms) "
 			 "else 1)'",
-			 e.sockmig, APORT);
+			 e.sockmig, AR_PORT);
 		if (!ASSERT_EQ(system(cmd), 0, "status: no registered member"))
 			goto out;
 	} else {
@@ -206,8 +125,8 @@ static int stopped_then_grown(int sig)
 		if (!ASSERT_TRUE(le.expired, "the lease of the killed attach runs out"))
 			goto out;
 	}
-	l[2] = burst_listener(AF_INET, APORT, 1024, 0);
-	l[3] = burst_listener(AF_INET, APORT, 1024, 0);
+	l[2] = burst_listener(AF_INET, AR_PORT, 1024, 0);
+	l[3] = burst_listener(AF_INET, AR_PORT, 1024, 0);
 	if (!serve_all(l, 4, served))
 		goto out;
 	for (int i = 0; i < 4; i++)
@@ -225,7 +144,7 @@ static int stopped_then_grown(int sig)
 			 "print([g[\"lease\"] for g in j]); sys.exit(0 if len(j)==1 and "
 			 "j[0][\"lease\"][\"expired\"] and j[0][\"lease\"][\"syn_passed\"]==%d "
 			 "else 1)'",
-			 e.sockmig, APORT, ACLIENTS);
+			 e.sockmig, AR_PORT, ACLIENTS);
 		if (!ASSERT_EQ(system(cmd), 0, "status shows the lease expired and its count"))
 			goto out;
 	}
@@ -241,7 +160,7 @@ out:
 	for (int i = 0; i < 4; i++)
 		if (l[i] >= 0)
 			close(l[i]);
-	it_teardown(&e, APORT);
+	it_teardown(&e, AR_PORT);
 	return ret;
 }
 
@@ -253,222 +172,6 @@ SM_TEST(attach_stopped_then_listeners_added)
 SM_TEST(attach_killed_lease_runs_out)
 {
 	return stopped_then_grown(SIGKILL);
-}
-
-/* ---- pre-fork servers of separate processes ------------------------------- */
-
-/* "pid PID served N" lines of the workers' log: N of @pid, -1 if none. */
-static int served_by(const struct ienv *e, pid_t pid)
-{
-	char path[128], line[256];
-	int p, n, got = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/log", e->dir);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "pid %d served %d", &p, &n) == 2 && p == (int)pid)
-			got = n;
-	fclose(f);
-	return got;
-}
-
-/* Start @bin as worker @i (its own SO_REUSEPORT listener), then wait until
- * attach registered it: workers start one after the other. The first one
- * starts attach (@args) once it answers: attach needs a listener. */
-static pid_t start_worker(struct ienv *e, const char *bin, int i, char *const args[])
-{
-	char port[16];
-	char *argv[] = {(char *)bin, port, NULL};
-	pid_t pid;
-
-	snprintf(port, sizeof(port), "%d", APORT);
-	pid = it_spawn(e, argv, false);
-	if (i == 0) {
-		if (!ASSERT_GT(it_probe_reply(APORT, 3000), 0, "the first worker answers"))
-			return -1;
-		e->attach = attach_spawn(e, "attach.log", args);
-	}
-	if (!ASSERT_TRUE(wait_log_lines(e, "attach.log", "registered", i + 1, 5000),
-			 "attach registered the new worker"))
-		return -1;
-	return pid;
-}
-
-/*
- * NWORKERS workers of one binary, started one after the other under
- * `sockmig attach --port P` (its default interval, and @by when given),
- * under load: the share each one served. true when all ran as planned.
- */
-static bool prefork_run(struct ienv *e, const char *by, int *served, struct lg_result *r)
-{
-	char bin[128], portarg[16];
-	char *def[] = {"attach", "--port", portarg, "--foreground", NULL};
-	char *with[] = {"attach",	   "--port",   portarg, "--foreground",
-			"--generation-by", (char *)by, NULL};
-	pid_t w[NWORKERS] = {0}, lpid;
-	int reply, rfd;
-
-	snprintf(portarg, sizeof(portarg), "%d", APORT);
-	if (!it_test_server(e, false, bin, sizeof(bin)))
-		return false;
-	for (int i = 0; i < NWORKERS; i++) {
-		w[i] = start_worker(e, bin, i, by ? with : def);
-		if (w[i] <= 0)
-			return false;
-		/* a start time of its own, in clock ticks, for the baseline */
-		burst_sleep_ms(30);
-	}
-	printf("%llu ms: %d workers registered\n", burst_now_ms() % 1000000, NWORKERS);
-	reply = it_probe_reply(APORT, 3000);
-	if (!ASSERT_GT(reply, 0, "the workers answer"))
-		return false;
-	rfd = it_start_load(APORT, reply, 3.0, &lpid);
-	if (!ASSERT_TRUE(it_finish_load(rfd, lpid, r), "load result"))
-		return false;
-	printf("%llu ms: load done\n", burst_now_ms() % 1000000);
-	it_print_result("prefork", I_ATTACH, r, 0);
-	for (int i = 0; i < NWORKERS; i++)
-		kill(w[i], SIGTERM);
-	for (int i = 0; i < NWORKERS; i++) {
-		wait_status(w[i], 5000);
-		served[i] = served_by(e, w[i]);
-		printf("worker %d (pid %d) served %d\n", i, (int)w[i], served[i]);
-	}
-	printf("%llu ms: workers stopped\n", burst_now_ms() % 1000000);
-	return stop_attach_daemon(e);
-}
-
-/* Default options: every worker gets within 2x of its fair share. */
-SM_TEST(attach_prefork_workers_share_fairly)
-{
-	int served[NWORKERS], ret = SM_FAIL;
-	long long total = 0;
-	struct lg_result r;
-	struct ienv e;
-
-	if (!it_setup(&e, I_ATTACH))
-		return SKIP("no .output/sockmig: run from the repository root");
-	if (!prefork_run(&e, NULL, served, &r))
-		goto out;
-	for (int i = 0; i < NWORKERS; i++)
-		total += served[i];
-	/* every reply counted: the load's, and the two probes' */
-	if (it_judge(I_ATTACH, &r) != SM_PASS ||
-	    !ASSERT_EQ(total, r.count[LG_OK] + 2, "replies counted"))
-		goto out;
-	for (int i = 0; i < NWORKERS; i++)
-		if (!ASSERT_TRUE(served[i] * 2 * NWORKERS >= total &&
-					 served[i] * NWORKERS <= 2 * total,
-				 "within 2x of the fair share"))
-			goto out;
-	ret = SM_PASS;
-out:
-	if (ret != SM_PASS)
-		it_show_log(&e, "attach.log");
-	it_teardown(&e, APORT);
-	return ret;
-}
-
-/* The baseline: generations by process start time starve the older workers
- * (what attach did by default before): the test above can fail. */
-SM_TEST(attach_prefork_by_process_starves)
-{
-	int served[NWORKERS], ret = SM_FAIL, starved = 0;
-	long long total = 0;
-	struct lg_result r;
-	struct ienv e;
-
-	if (!it_setup(&e, I_ATTACH))
-		return SKIP("no .output/sockmig: run from the repository root");
-	if (!prefork_run(&e, "process", served, &r))
-		goto out;
-	for (int i = 0; i < NWORKERS; i++)
-		total += served[i];
-	for (int i = 0; i < NWORKERS; i++)
-		starved += served[i] * 2 * NWORKERS < total;
-	printf("workers below half their fair share: %d\n", starved);
-	if (ASSERT_EQ(starved, NWORKERS - 1, "every older worker starved (the baseline)") &&
-	    ASSERT_EQ(it_log_count(&e, "attach.log", "draining cookie"), NWORKERS - 1,
-		      "attach drained every older worker"))
-		ret = SM_PASS;
-out:
-	if (ret != SM_PASS)
-		it_show_log(&e, "attach.log");
-	it_teardown(&e, APORT);
-	return ret;
-}
-
-/* The role of @pid's member, 0 when none. */
-static int role_of(struct sockmig_group *g, pid_t pid)
-{
-	struct sockmig_member_info m[16];
-	int n = sockmig_members(g, m, 16), role = 0;
-
-	for (int i = 0; i < n && i < 16; i++)
-		if (m[i].pid == (uint32_t)pid)
-			role = m[i].role;
-	return role;
-}
-
-/*
- * A new executable is a new deployment: two workers of binary A, then one
- * of B (a copy: a new file, installed later), then a late worker of A.
- * attach (default options) drains the three of A, whatever their start
- * times, and keeps B's active.
- */
-SM_TEST(attach_new_executable_drains_old_deployment)
-{
-	char bin[128], bin2[160], portarg[16], cmd[400];
-	char *args[] = {"attach", "--port", portarg, "--foreground", NULL};
-	pid_t w[4] = {0};
-	struct sockmig_group *g = NULL;
-	struct stat st;
-	int ret = SM_FAIL;
-	struct ienv e;
-
-	if (!it_setup(&e, I_ATTACH))
-		return SKIP("no .output/sockmig: run from the repository root");
-	snprintf(portarg, sizeof(portarg), "%d", APORT);
-	if (!ASSERT_TRUE(it_test_server(&e, false, bin, sizeof(bin)),
-			 "the test server (make builds it)") ||
-	    !ASSERT_OK(stat(bin, &st), "stat the server"))
-		goto out;
-	w[0] = start_worker(&e, bin, 0, args);
-	w[1] = start_worker(&e, bin, 1, args);
-	if (w[0] <= 0 || w[1] <= 0)
-		goto out;
-	/* generations count in seconds of ctime: B is installed a second later */
-	while (time(NULL) <= st.st_ctim.tv_sec)
-		burst_sleep_ms(20);
-	snprintf(bin2, sizeof(bin2), "%s-b", bin);
-	snprintf(cmd, sizeof(cmd), "cp %s %s", bin, bin2);
-	if (!ASSERT_EQ(system(cmd), 0, "cp"))
-		goto out;
-	w[2] = start_worker(&e, bin2, 2, args);
-	w[3] = start_worker(&e, bin, 3, args);
-	if (w[2] <= 0 || w[3] <= 0 ||
-	    !ASSERT_TRUE(wait_log_lines(&e, "attach.log", "draining cookie", 3, 3000),
-			 "three workers drained"))
-		goto out;
-	g = group_here(APORT);
-	if (!ASSERT_TRUE(g, "the group"))
-		goto out;
-	for (int i = 0; i < 4; i++)
-		if (!ASSERT_EQ(role_of(g, w[i]),
-			       i == 2 ? SOCKMIG_ROLE_ACTIVE : SOCKMIG_ROLE_DRAINING,
-			       i == 2 ? "B's worker active" : "A's workers draining"))
-			goto out;
-	if (ASSERT_GT(it_probe_reply(APORT, 3000), 0, "B answers") && stop_attach_daemon(&e))
-		ret = SM_PASS;
-out:
-	if (ret != SM_PASS)
-		it_show_log(&e, "attach.log");
-	sockmig_group_close(g);
-	it_teardown(&e, APORT);
-	return ret;
 }
 
 /* ---- start-up errors ------------------------------------------------------- */
@@ -498,11 +201,11 @@ SM_TEST(attach_says_why_nothing_was_registered)
 
 	if (!it_setup(&e, I_ATTACH))
 		return SKIP("no .output/sockmig: run from the repository root");
-	l = burst_listener(AF_INET, APORT, 16, 0);
+	l = burst_listener(AF_INET, AR_PORT, 16, 0);
 	if (!ASSERT_OK(l, "listener"))
 		goto out;
 	snprintf(pidarg, sizeof(pidarg), "%d", (int)getpid());
-	snprintf(portarg, sizeof(portarg), "%d", APORT);
+	snprintf(portarg, sizeof(portarg), "%d", AR_PORT);
 	snprintf(path, sizeof(path), "%s/attach.log", e.dir);
 	pid = fork();
 	if (pid == 0) {
@@ -518,7 +221,7 @@ SM_TEST(attach_says_why_nothing_was_registered)
 	}
 	if (!ASSERT_GT(pid, 0, "fork"))
 		goto out;
-	st = wait_status(pid, 10000);
+	st = ar_wait_status(pid, 10000);
 	snprintf(want, sizeof(want),
 		 "that sockmig could register: cannot take fd %d of pid %d: gone (EBADF", l,
 		 (int)getpid());
@@ -532,7 +235,7 @@ out:
 	it_show_log(&e, "attach.log");
 	if (l >= 0)
 		close(l);
-	it_teardown(&e, APORT);
+	it_teardown(&e, AR_PORT);
 	return ret;
 }
 
@@ -593,12 +296,12 @@ SM_TEST(attach_close_drained_before_next_scan)
 	if (!it_setup(&e, I_ATTACH))
 		return SKIP("no .output/sockmig: run from the repository root");
 	snprintf(pidarg, sizeof(pidarg), "%d", (int)getpid());
-	snprintf(portarg, sizeof(portarg), "%d", APORT);
-	l[0] = burst_listener(AF_INET, APORT, 1024, 0);
-	l[1] = burst_listener(AF_INET, APORT, 1024, 0);
+	snprintf(portarg, sizeof(portarg), "%d", AR_PORT);
+	l[0] = burst_listener(AF_INET, AR_PORT, 1024, 0);
+	l[1] = burst_listener(AF_INET, AR_PORT, 1024, 0);
 	cookie = sockmig_cookie(l[0]);
-	e.attach = attach_spawn(&e, "attach.log", args);
-	if (!ASSERT_TRUE(wait_log_lines(&e, "attach.log", "registered", 2, 3000),
+	e.attach = ar_spawn(&e, "attach.log", args);
+	if (!ASSERT_TRUE(ar_wait_log_lines(&e, "attach.log", "registered", 2, 3000),
 			 "both listeners registered"))
 		goto out;
 	snprintf(line, sizeof(line), "released cookie %llu: its server let go; drained",
@@ -606,12 +309,12 @@ SM_TEST(attach_close_drained_before_next_scan)
 	closed = burst_now_ms();
 	close(l[0]);
 	l[0] = -1;
-	if (!ASSERT_TRUE(wait_log_lines(&e, "attach.log", line, 1, 2000),
+	if (!ASSERT_TRUE(ar_wait_log_lines(&e, "attach.log", line, 1, 2000),
 			 "drained within 2 s of the close, scans 5 s apart"))
 		goto out;
 	printf("drained %llu ms after the close\n", burst_now_ms() - closed);
 	if (!ASSERT_EQ(it_log_count(&e, "attach.log", "released cookie"), 1, "only that one") ||
-	    !serve_all(&l[1], 1, served) || !stop_attach_daemon(&e))
+	    !serve_all(&l[1], 1, served) || !ar_stop_daemon(&e))
 		goto out;
 	ret = SM_PASS;
 out:
@@ -620,7 +323,7 @@ out:
 	for (int i = 0; i < 2; i++)
 		if (l[i] >= 0)
 			close(l[i]);
-	it_teardown(&e, APORT);
+	it_teardown(&e, AR_PORT);
 	return ret;
 }
 
@@ -648,10 +351,10 @@ SM_TEST(attach_hold_detach_help_lists_options)
 		 "test \"$(grep -c '^Error: ' %s/err)\" = 1 && test \"$(wc -l < %s/err)\" = 1 && "
 		 "%s attach --port %d --keep-old --generation-by exe 2>%s/err; test $? = 2 && "
 		 "test \"$(grep -c '^Error: ' %s/err)\" = 1",
-		 e.sockmig, APORT, e.dir, e.dir, e.dir, e.sockmig, APORT, e.dir, e.dir);
+		 e.sockmig, AR_PORT, e.dir, e.dir, e.dir, e.sockmig, AR_PORT, e.dir, e.dir);
 	if (ASSERT_EQ(system(sh), 0, "bad --generation-by values refused"))
 		ret = SM_PASS;
 out:
-	it_teardown(&e, APORT);
+	it_teardown(&e, AR_PORT);
 	return ret;
 }

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What lib/udp.c (open, close, destroy, member checks) and lib/udp_member.c
+ * (slots, working generation, drains, lists, counters) share: the UDP
+ * group handle and its map indexes; not installed.
+ */
+#ifndef SOCKMIG_UDP_PRIV_H
+#define SOCKMIG_UDP_PRIV_H
+
+#include "group_priv.h"
+#include "udp.h"
+
+enum {
+	UFD_MEMBERS,
+	UFD_SLOTS,
+	UFD_FLOWS,
+	UFD_TABLE,
+	UFD_TABIDX,
+	UFD_CONFIG,
+	UFD_STATS,
+	UFD_PROG,
+	UFD_N
+};
+
+struct sockmig_udp_group {
+	/* path, root, name, dirfd for pin.c's directory and lock code; none
+	 * of its TCP maps is used (their fds stay -1) */
+	struct sockmig_group base;
+	int fd[UFD_N];
+	uint64_t netns;
+};
+
+/* fd must be a UDP socket with SO_REUSEPORT bound to the group's address
+ * and port in the group's network namespace (lib/udp.c). */
+SM_HIDDEN int sm_udp_check_member_fd(struct sockmig_udp_group *g, int fd);
+
+#endif /* SOCKMIG_UDP_PRIV_H */
