@@ -1,10 +1,17 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Helpers of the tests of sockmig hold and sockmig run: sockmig in the
  * background, the test server under sockmig run; see runtest.h. */
+#include <dirent.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "proc.h"
@@ -148,4 +155,81 @@ bool rt_wait_gone(pid_t pid, int ms)
 	for (int t = 0; t < ms / 10 && rt_alive(pid); t++)
 		burst_sleep_ms(10);
 	return !rt_alive(pid);
+}
+
+/*
+ * Whether fd @fd of @pid is a connection the client will lose when @pid
+ * dies: a connected socket (not a listener) to which nothing was written
+ * yet. A connection that has its reply in the send queue is finished by the
+ * kernel after the process dies: the client gets it all, then the FIN.
+ */
+static bool will_be_lost(pid_t pid, int fd)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), copy, listening = -1;
+	struct tcp_info ti = {0};
+	socklen_t len = sizeof(listening), tlen = sizeof(ti);
+	bool lost;
+
+	if (pidfd < 0)
+		return false;
+	copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	close(pidfd);
+	if (copy < 0)
+		return false;
+	lost = getsockopt(copy, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
+	       listening == 0 && getsockopt(copy, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0 &&
+	       ti.tcpi_bytes_sent == 0;
+	close(copy);
+	return lost;
+}
+
+/* The connections @pid holds that die with it; see will_be_lost(). */
+static int doomed_connections(pid_t pid)
+{
+	char dir[64], path[320], link[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (strncmp(link, "socket:", 7) == 0)
+			n += will_be_lost(pid, atoi(de->d_name));
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+long long rt_kill9_counted(pid_t victim)
+{
+	long long doomed;
+
+	kill(victim, SIGSTOP);
+	burst_sleep_ms(20);
+	doomed = doomed_connections(victim);
+	kill(victim, SIGKILL);
+	return doomed;
+}
+
+bool rt_killed_judge(const struct lg_result *r, long long doomed, long long min_started)
+{
+	long long closerace = (long long)r->count[LG_RESET_BEFORE_REQUEST];
+
+	printf("unanswered connections of the server when it was killed: %lld, "
+	       "handshakes reset at close: %lld\n",
+	       doomed, closerace);
+	return ASSERT_GT(r->started, min_started, "connections") &&
+	       ASSERT_LE(closerace, 3, "handshakes reset at close") &&
+	       ASSERT_EQ(r->started - r->count[LG_OK], doomed + closerace,
+			 "failed connections = unanswered ones of the killed server + "
+			 "handshakes reset at close");
 }

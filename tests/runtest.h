@@ -48,5 +48,22 @@ pid_t rt_pidfile_pid(const char *name);
 bool rt_alive(pid_t pid);
 /* Wait up to @ms for @pid to be gone. */
 bool rt_wait_gone(pid_t pid, int ms);
+/*
+ * Kill @victim with SIGKILL and return how many connections die with it:
+ * the ones it had accepted and not answered (accepted connections never
+ * move), counted from its fds while it is stopped (SIGSTOP) just before.
+ */
+long long rt_kill9_counted(pid_t victim);
+/*
+ * The load @r around a SIGKILL that rt_kill9_counted() said cost @doomed:
+ * more than @min_started connections, and every one served but the @doomed
+ * ones and the handshakes the kernel itself resets as the listener closes
+ * (a final ACK processed on the other CPU while the listener stops:
+ * inet_child_forget()). No counter records the latter, but the client sees
+ * them reset before it could send its request, which never happens to an
+ * accepted connection: the server resets only when it dies with the
+ * request unread. Prints both counts; false after a failed assertion.
+ */
+bool rt_killed_judge(const struct lg_result *r, long long doomed, long long min_started);
 
 #endif

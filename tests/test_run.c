@@ -136,93 +136,23 @@ SM_TEST(hold_stop_start_gap_holder)
 /* ---- sockmig run ----------------------------------------------------------- */
 
 /*
- * Whether fd @fd of @pid is a connection the client will lose when @pid
- * dies: a connected socket (not a listener) to which nothing was written
- * yet. A connection that has its reply in the send queue is finished by the
- * kernel after the process dies: the client gets it all, then the FIN.
- */
-static bool will_be_lost(pid_t pid, int fd)
-{
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), copy, listening = -1;
-	struct tcp_info ti = {0};
-	socklen_t len = sizeof(listening), tlen = sizeof(ti);
-	bool lost;
-
-	if (pidfd < 0)
-		return false;
-	copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
-	close(pidfd);
-	if (copy < 0)
-		return false;
-	lost = getsockopt(copy, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
-	       listening == 0 && getsockopt(copy, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0 &&
-	       ti.tcpi_bytes_sent == 0;
-	close(copy);
-	return lost;
-}
-
-/* The connections @pid holds that die with it; see will_be_lost(). */
-static int doomed_connections(pid_t pid)
-{
-	char dir[64], path[320], link[64];
-	struct dirent *de;
-	int n = 0;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-	d = opendir(dir);
-	while (d && (de = readdir(d))) {
-		ssize_t len;
-
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		len = readlink(path, link, sizeof(link) - 1);
-		if (len <= 0)
-			continue;
-		link[len] = '\0';
-		if (strncmp(link, "socket:", 7) == 0)
-			n += will_be_lost(pid, atoi(de->d_name));
-	}
-	if (d)
-		closedir(d);
-	return n;
-}
-
-/*
- * Kill the server under sockmig run with SIGKILL, then collect the load.
- * Every connection must have been served but those that die with the
- * server: the ones it had accepted and not answered (accepted connections
- * never move), counted from its fds after SIGSTOP, and the handshakes the
- * kernel itself resets as the listener closes (a final ACK processed on
- * the other CPU while the listener stops: inet_child_forget()). No counter
- * records the latter, but the client sees them reset before it could send
- * its request, which never happens to an accepted connection: the server
- * resets only when it dies with the request unread. false after a failed
- * assertion.
+ * Kill the server under sockmig run with SIGKILL, then collect the load:
+ * every connection served but those that die with the server (see
+ * rt_killed_judge()). false after a failed assertion.
  */
 static bool kill9_and_load(struct runenv *re, int rfd, pid_t lpid, struct lg_result *r,
 			   const char *what)
 {
 	pid_t victim = tp_find_child(re->run);
-	long long doomed, closerace;
+	long long doomed;
 
 	if (!ASSERT_GT(victim, 0, "found the server"))
 		return false;
-	kill(victim, SIGSTOP);
-	burst_sleep_ms(20);
-	doomed = doomed_connections(victim);
-	kill(victim, SIGKILL);
+	doomed = rt_kill9_counted(victim);
 	if (!ASSERT_TRUE(it_finish_load(rfd, lpid, r), "load result"))
 		return false;
 	it_print_result(what, I_NONE, r, 1);
-	closerace = (long long)r->count[LG_RESET_BEFORE_REQUEST];
-	printf("unanswered connections of the server when it was killed: %lld, "
-	       "handshakes reset at close: %lld\n",
-	       doomed, closerace);
-	return ASSERT_GT(r->started, 10000, "connections") &&
-	       ASSERT_LE(closerace, 3, "handshakes reset at close") &&
-	       ASSERT_EQ(r->started - r->count[LG_OK], doomed + closerace,
-			 "failed connections = unanswered ones of the killed server + "
-			 "handshakes reset at close");
+	return rt_killed_judge(r, doomed, 10000);
 }
 
 SM_TEST(run_restarts_a_killed_server)
