@@ -203,20 +203,25 @@ static int many_listeners(int nl, int *unslotted)
 		*unslotted += info[i].slot == UINT32_MAX;
 	if (!ASSERT_EQ(n, nl, "members"))
 		goto out;
-	while (total < want) {
-		int b = want - total < 2048 ? want - total : 2048;
+	/* the kernel's hash spreads unevenly (the fewest on one listener was
+	 * 2 to 6 of a mean of 24, once 0): past the 24 per listener, more
+	 * bursts until every listener had one, bounded at 4 times as many; a
+	 * listener the policy starves never gets one */
+	while (total < want || (min == 0 && total < 4 * want)) {
+		int b = total < want && want - total < 2048 ? want - total : 2048;
 
 		if (!ASSERT_EQ(tu_burst(AF_INET, l, nl, b, per), b, "burst accepted"))
 			goto out;
 		total += b;
+		min = -1;
+		for (int i = 0; i < nl; i++)
+			if (min < 0 || per[i] < min)
+				min = per[i];
 	}
-	for (int i = 0; i < nl; i++)
-		if (min < 0 || per[i] < min)
-			min = per[i];
 	printf("%d listeners (%d without a slot, %d warning(s)): %d connections, fewest on one "
 	       "listener %d\n",
 	       nl, *unslotted, warnings, total, min);
-	if (!ASSERT_EQ(total, want, "accepted") || !ASSERT_GT(min, 0, "fewest SYNs on a listener"))
+	if (!ASSERT_GT(min, 0, "fewest SYNs on a listener"))
 		goto out;
 	ret = SM_PASS;
 out:
