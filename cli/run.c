@@ -27,9 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <linux/capability.h>
 #include <poll.h>
-#include <sys/syscall.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,24 +100,9 @@ bool run_find_preload(char *out, size_t size)
 }
 
 /* Whether the kernel migrates under a policy here (cli.h). */
-/* CAP_BPF without CAP_PERFMON (nor CAP_SYS_ADMIN): the probe's programs
- * load, the policy program does not. */
-static bool perfmon_missing(void)
-{
-	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-	struct __user_cap_data_struct data[2];
-	uint64_t eff;
-
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capget, &hdr, data) < 0)
-		return false;
-	eff = (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
-	return !(eff & (1ULL << CAP_SYS_ADMIN)) && !(eff & (1ULL << CAP_PERFMON));
-}
-
 bool cli_native_migration(char *why, size_t size)
 {
-	const char *mode = getenv("SOCKMIG_MODE");
+	const char *mode = getenv("SOCKMIG_MODE"), *missing;
 	struct sockmig_probe p;
 	int err;
 
@@ -132,12 +115,13 @@ bool cli_native_migration(char *why, size_t size)
 		snprintf(why, size, "the kernel could not be probed: %s", strerror(-err));
 		return false;
 	}
-	if (p.mode == SOCKMIG_MODE_NATIVE && !perfmon_missing())
+	missing = sockmig_missing_cap();
+	if (p.mode == SOCKMIG_MODE_NATIVE && !missing)
 		return true;
-	snprintf(why, size, "%s",
-		 p.mode == SOCKMIG_MODE_NATIVE
-			 ? "the verifier refuses the policy program without CAP_PERFMON"
-			 : p.reason);
+	if (p.mode == SOCKMIG_MODE_NATIVE)
+		snprintf(why, size, "the policy program cannot be loaded without %s", missing);
+	else
+		snprintf(why, size, "%s", p.reason);
 	return false;
 }
 

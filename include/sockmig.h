@@ -157,6 +157,14 @@ SOCKMIG_API const char *sockmig_mode_str(enum sockmig_mode mode);
  */
 SOCKMIG_API enum sockmig_tristate sockmig_probe_migrate_sysctl(int port);
 
+/**
+ * The capability the calling thread lacks to load the policy program:
+ * "CAP_BPF" (any BPF object), then "CAP_PERFMON" (the verifier refuses the
+ * program without it); NULL when it has both, or CAP_SYS_ADMIN, or when
+ * its capabilities cannot be read (the load then says).
+ */
+SOCKMIG_API const char *sockmig_missing_cap(void);
+
 /* The API by subject; <sockmig.h> is the one header to include. */
 #include <sockmig/group.h>
 #include <sockmig/member.h>

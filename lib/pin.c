@@ -156,13 +156,7 @@ int sm_root_readable(const char *root)
 	return 0;
 }
 
-/*
- * The capability a process without CAP_SYS_ADMIN lacks to load the policy,
- * or NULL: CAP_BPF for any BPF object, and CAP_PERFMON, without which the
- * verifier refuses the program (EACCES; measured on 6.18). CAP_NET_ADMIN
- * is not used.
- */
-static const char *missing_cap(void)
+const char *sockmig_missing_cap(void)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct data[2];
@@ -414,7 +408,7 @@ int sm_load_pinned(struct sockmig_group *g)
 	}
 
 	if (g->policy == SOCKMIG_POLICY_AUTO && sm_verifier_loads_migrate() == 0 &&
-	    !missing_cap()) {
+	    !sockmig_missing_cap()) {
 		/* decided by a 3-instruction program, not by the policy's
 		 * slow rejection on 5.10's verifier */
 		sm_log(SOCKMIG_INFO,
@@ -422,7 +416,7 @@ int sm_load_pinned(struct sockmig_group *g)
 		g->policy = SOCKMIG_POLICY_LEGACY;
 	}
 	err = load_policy(g, g->policy == SOCKMIG_POLICY_LEGACY);
-	if (err == -EACCES && missing_cap())
+	if (err == -EACCES && sockmig_missing_cap())
 		err = -EPERM; /* the verifier's refusal of an unprivileged loader */
 	if (err && g->policy == SOCKMIG_POLICY_AUTO && err != -EPERM) {
 		/* no migrate program on this kernel (4.19 to 5.13): legacy mode */
@@ -437,7 +431,8 @@ int sm_load_pinned(struct sockmig_group *g)
 	if (err == -EPERM)
 		return sm_fail(EPERM, "cannot load the policy program: %s (needs %s, or root)",
 			       strerror(EPERM),
-			       missing_cap() ? missing_cap() : "CAP_BPF and CAP_PERFMON");
+			       sockmig_missing_cap() ? sockmig_missing_cap()
+						     : "CAP_BPF and CAP_PERFMON");
 	if (err)
 		return sm_fail(-err, "cannot load the policy program: %s", strerror(-err));
 

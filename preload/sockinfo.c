@@ -6,21 +6,15 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
-
-#ifndef CAP_BPF
-#define CAP_BPF 39
-#endif
 
 static int sockopt_int(int fd, int level, int name)
 {
@@ -65,16 +59,7 @@ unsigned long shim_sock_netns(int fd)
  * CAP_PERFMON); CAP_NET_ADMIN is not needed. */
 bool shim_bpf_privileged(void)
 {
-	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-	struct __user_cap_data_struct data[2];
-	uint64_t eff;
-
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capget, &hdr, data) < 0)
-		return true; /* cannot tell: let the library try */
-	eff = (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
-	return (eff & (1ULL << CAP_SYS_ADMIN)) ||
-	       ((eff & (1ULL << CAP_BPF)) && (eff & (1ULL << CAP_PERFMON)));
+	return sockmig_missing_cap() == NULL; /* cannot tell: the library tries */
 }
 
 /*

@@ -8,12 +8,15 @@
  * Exact results; each case in its own network namespace.
  */
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <net/if.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -381,4 +384,50 @@ out:
 	if (l >= 0)
 		close(l);
 	return ret;
+}
+
+/* Drop @caps from this process's effective set (a forked child's). */
+static bool drop_effective(uint64_t caps)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return false;
+	data[0].effective &= ~(uint32_t)caps;
+	data[1].effective &= ~(uint32_t)(caps >> 32);
+	return syscall(SYS_capset, &hdr, data) == 0;
+}
+
+/* In a child: the answer with @caps dropped is @want (NULL or a name). */
+static bool missing_with(uint64_t caps, const char *want)
+{
+	int st = -1;
+	pid_t c = fork();
+
+	if (c == 0) {
+		const char *m;
+
+		if (!drop_effective(caps))
+			_exit(3);
+		m = sockmig_missing_cap();
+		_exit(want ? !(m && strcmp(m, want) == 0) : m != NULL);
+	}
+	return c > 0 && waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+SM_TEST(api_missing_cap_names_the_capability)
+{
+	const uint64_t admin = 1ULL << CAP_SYS_ADMIN, bpf = 1ULL << CAP_BPF,
+		       perfmon = 1ULL << CAP_PERFMON;
+
+	if (!ASSERT_TRUE(sockmig_missing_cap() == NULL, "root lacks nothing") ||
+	    !ASSERT_TRUE(missing_with(perfmon, NULL), "CAP_SYS_ADMIN covers CAP_PERFMON") ||
+	    !ASSERT_TRUE(missing_with(admin, NULL), "CAP_BPF and CAP_PERFMON suffice") ||
+	    !ASSERT_TRUE(missing_with(admin | perfmon, "CAP_PERFMON"), "no CAP_PERFMON") ||
+	    !ASSERT_TRUE(missing_with(admin | bpf, "CAP_BPF"), "no CAP_BPF") ||
+	    !ASSERT_TRUE(missing_with(admin | bpf | perfmon, "CAP_BPF"), "CAP_BPF first"))
+		return SM_FAIL;
+	return SM_PASS;
 }
