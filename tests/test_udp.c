@@ -107,6 +107,18 @@ static long flip_run(struct ur_rig *r, long *rounds)
 		return -1;
 	while (after < 2 && ur_now_ms() < end) {
 		int done = atomic_load(&f.flips);
+		uint64_t wait_end = ur_now_ms() + 5000;
+		struct timespec nap = {0, 200000};
+
+		/* a flip that is due is waited for, bounded: a flipper that lagged
+		 * (ASan, a loaded machine) would otherwise flip twice between two
+		 * rounds, and two batches of new flows would start under one
+		 * generation */
+		while (done < FLIPS && seq >= 2u * (uint32_t)(done + 1) &&
+		       !atomic_load(&f.failed) && ur_now_ms() < wait_end) {
+			nanosleep(&nap, NULL);
+			done = atomic_load(&f.flips);
+		}
 
 		started = (done + 1) * (NFLOWS / 20);
 		if (started > NFLOWS)
