@@ -332,11 +332,15 @@ struct static_srv {
 	pid_t cur;
 };
 
+/* The binary is copied into the attempt's own directory, which the
+ * teardown removes: each attempt (a baseline may run three) copies it. */
 static pid_t static_start(struct ienv *e, void *st)
 {
 	struct static_srv *s = st;
 	char *argv[] = {s->bin, s->port, NULL};
 
+	if (!it_test_server(e, true, s->bin, sizeof(s->bin)))
+		return -1;
 	snprintf(s->port, sizeof(s->port), "%d", IPORT);
 	s->cur = it_spawn(e, argv, false);
 	return s->cur;
