@@ -78,6 +78,20 @@ static void on_alarm(int sig)
 	timed_out = 1;
 }
 
+/*
+ * The cases listen on fixed ports from 10000 to 40999, and the kernel's
+ * default ephemeral range starts at 32768: a client's connect() to a port
+ * nobody listens on at that instant (a server starting, a baseline's
+ * reload) may then be given that very port and connect to itself, on
+ * loopback. It reads its own request back (a "reply"), and holds the port
+ * so the server's bind() fails with EADDRINUSE. In each case's namespace
+ * the ephemeral range starts above every test port.
+ */
+static bool ephemeral_ports_apart(void)
+{
+	return burst_sysctl("net/ipv4/ip_local_port_range", "41000 60999") == 0;
+}
+
 static int run_case(int i, int limit, bool verbose, double *secs)
 {
 	struct timespec t0, t1;
@@ -119,6 +133,11 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 		}
 		if (sockmig_lo_up() < 0) {
 			printf("cannot bring lo up\n");
+			_exit(SM_FAIL);
+		}
+		if (!ephemeral_ports_apart()) {
+			printf("cannot keep ephemeral ports from the test ports: %s\n",
+			       strerror(errno));
 			_exit(SM_FAIL);
 		}
 		if (stat("/proc/self/ns/net", &st) == 0) {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The runner's own check: a group that a case leaves pinned is found and named. */
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -94,4 +96,42 @@ SM_TEST(runner_left_clean_exact)
 	ret = SM_PASS;
 out:
 	return ret;
+}
+
+/*
+ * Each case's namespace keeps its ephemeral ports above the test ports
+ * (10000 to 40999): else a client's connect() to a test port nobody
+ * listens on at that instant may be given that very port and connect to
+ * itself, and the server's bind() then fails (one CI run lost haproxy
+ * so). Shown here with a range of one port, then the case's own range.
+ */
+SM_TEST(runner_ephemeral_ports_above_test_ports)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = burst_addr(AF_INET, 33000, &ss);
+	unsigned int lo = 0, hi = 0;
+	int fd, l, one = 1;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+	bool selfconn;
+
+	if (!ASSERT_TRUE(f && fscanf(f, "%u %u", &lo, &hi) == 2, "read the port range"))
+		return SM_FAIL;
+	fclose(f);
+	if (!ASSERT_GT(lo, 40999, "first ephemeral port above the test ports"))
+		return SM_FAIL;
+	/* the cause, with the kernel's default range narrowed to the port */
+	if (!ASSERT_OK(burst_sysctl("net/ipv4/ip_local_port_range", "33000 33000"), "narrow"))
+		return SM_FAIL;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	selfconn = fd >= 0 && connect(fd, (struct sockaddr *)&ss, len) == 0;
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (!ASSERT_TRUE(selfconn, "a connect() to a free port in the range meets itself") ||
+	    !ASSERT_TRUE(bind(l, (struct sockaddr *)&ss, len) < 0 && errno == EADDRINUSE,
+			 "and the server's bind() then fails"))
+		return SM_FAIL;
+	close(fd);
+	close(l);
+	return SM_PASS;
 }
