@@ -144,11 +144,14 @@ $(OUTPUT)/tests/header/%.o: tests/header/%.c $(PUBLIC_HDRS)
 	$(Q)$(CC) $(CFLAGS) -std=c11 -Wall -Wextra -Werror -Iinclude -c $< -o $@
 
 # The test table: every SM_TEST(name) in tests/*.c, in file order, as
-# SM_CASE(name, 0); SM_PURE(name) (no root, no netns) as SM_CASE(name, 1).
+# SM_CASE(name, 0, 0); SM_PURE(name) (no root, no netns) as
+# SM_CASE(name, 1, 0); SM_LONG(name, SECS) (a time limit of its own) as
+# SM_CASE(name, 0, SECS).
 $(OUTPUT)/tests/cases.inc: $(TEST_SRCS) | $(OUTPUT)/tests
 	$(call msg,GEN,$@)
-	$(Q)sed -n -e 's/^SM_PURE(\([a-z0-9_]*\).*/SM_CASE(\1, 1)/p;t' \
-		-e 's/^SM_[A-Z_]*(\([a-z0-9_]*\).*/SM_CASE(\1, 0)/p' $(TEST_SRCS) > $@
+	$(Q)sed -n -e 's/^SM_PURE(\([a-z0-9_]*\).*/SM_CASE(\1, 1, 0)/p;t' \
+		-e 's/^SM_LONG(\([a-z0-9_]*\), *\([0-9]*\)).*/SM_CASE(\1, 0, \2)/p;t' \
+		-e 's/^SM_[A-Z_]*(\([a-z0-9_]*\).*/SM_CASE(\1, 0, 0)/p' $(TEST_SRCS) > $@
 
 # The test programs, with the flags the tests once gave cc at run time
 # whatever CFLAGS says (never a sanitizer build: the shim is preloaded into

@@ -9,7 +9,8 @@
  * root, no network, no BPF): the runner forks it without a namespace, and
  * a user other than root may run such cases, and only those
  * (test_sockmig -l lists every case, "pure" after the pure ones; -p, or
- * make check T=-p, runs only those).
+ * make check T=-p, runs only those). SM_LONG(name, secs) declares a case
+ * with a time limit of its own, for a bound longer than the default.
  *
  * A case returns SM_PASS, SM_FAIL or SM_SKIP. The ASSERT_* macros log
  * what was expected and evaluate to a bool, so a case can jump to its
@@ -27,6 +28,9 @@ enum { SM_PASS = 0, SM_FAIL = 1, SM_SKIP = 77 };
 
 #define SM_TEST(name) int test_##name(void)
 #define SM_PURE(name) int test_##name(void)
+/* A case whose bound (a count it must reach, on a slow machine) is longer
+ * than the runner's default time limit: @secs is its own. */
+#define SM_LONG(name, secs) int test_##name(void)
 
 /* Print a reason and return SM_SKIP. */
 #define SKIP(...)                                                                                  \

@@ -25,7 +25,7 @@
 #include "harness.h"
 #include "sockmig.h"
 
-#define SM_CASE(name, pure) int test_##name(void);
+#define SM_CASE(name, pure, limit) int test_##name(void);
 #include "cases.inc"
 #undef SM_CASE
 
@@ -33,8 +33,9 @@ static const struct {
 	const char *name;
 	int (*fn)(void);
 	bool pure; /* SM_PURE: no root, no network namespace */
+	int limit; /* SM_LONG: seconds, when longer than the default */
 } cases[] = {
-#define SM_CASE(name, pure) {#name, test_##name, pure},
+#define SM_CASE(name, pure, limit) {#name, test_##name, pure, limit},
 #include "cases.inc"
 #undef SM_CASE
 };
@@ -109,6 +110,8 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 		close(out);
 		return SM_FAIL;
 	}
+	if (cases[i].limit > limit)
+		limit = cases[i].limit;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	fflush(stdout);
 	pid = fork();
