@@ -18,7 +18,6 @@
  * A clean stop (SIGTERM, SIGINT) unregisters every member it registered.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,81 +151,41 @@ static void say_none_registered(const struct scanner *sc, pid_t pid, int port)
 
 int do_attach(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"pid", required_argument, NULL, 'p'},
-		{"port", required_argument, NULL, 'P'},
-		{"generation", required_argument, NULL, 'g'},
-		{"once", no_argument, NULL, '1'},
-		{"keep-old", no_argument, NULL, 'k'},
-		{"generation-by", required_argument, NULL, 'b'},
-		{"foreground", no_argument, NULL, 'f'},
-		{"interval", required_argument, NULL, 'i'},
-		{"release-interval", required_argument, NULL, 'r'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	uint64_t v, interval = 100, release_ms = 5;
+	uint64_t genv = UINT64_MAX, interval = 100, release_ms = 5;
 	int64_t gen = -1;
 	pid_t pid = 0;
-	int port = 0, opt, n, left;
-	bool once = false, fg = false, keep_old = false, by_given = false;
+	int port = 0, n, left;
+	bool once = false, fg = false, keep_old = false;
+	const char *by_arg = NULL;
+	const struct cli_opt opts[] = {
+		{"pid", 'p', CLI_PID, &pid},
+		{"port", 'P', CLI_PORT, &port},
+		{"generation", 'g', CLI_U64, &genv, 0, UINT32_MAX},
+		{"once", '1', CLI_FLAG, &once},
+		{"keep-old", 'k', CLI_FLAG, &keep_old},
+		{"generation-by", 'b', CLI_STR, &by_arg},
+		{"foreground", 'f', CLI_FLAG, &fg},
+		{"interval", 'i', CLI_U64, &interval, 10, 60000},
+		{"release-interval", 'r', CLI_U64, &release_ms, 1, 60000},
+		{0},
+	};
 	enum gen_by by = GEN_BY_EXE;
 	static struct scanner sc;
 	struct sigaction sa = {.sa_handler = on_stop}, hup = {.sa_handler = on_hup};
 	struct pidfile pf = {.fd = -1};
 
-	while ((opt = cli_getopt(argc, argv, "p:P:g:1kb:fi:r:h", opts)) != -1) {
-		switch (opt) {
-		case 'p':
-			if (!parse_pid(optarg, &pid))
-				return 2;
-			break;
-		case 'P':
-			if (!parse_port(optarg, &port))
-				return 2;
-			break;
-		case 'g':
-			if (!parse_u64("--generation", optarg, 0, UINT32_MAX, &v))
-				return 2;
-			gen = (int64_t)v;
-			break;
-		case '1':
-			once = true;
-			break;
-		case 'k':
-			keep_old = true;
-			break;
-		case 'b':
-			if (!parse_gen_by(optarg, &by))
-				return 2;
-			by_given = true;
-			break;
-		case 'f':
-			fg = true;
-			break;
-		case 'i':
-			if (!parse_u64("--interval", optarg, 10, 60000, &interval))
-				return 2;
-			break;
-		case 'r':
-			if (!parse_u64("--release-interval", optarg, 1, 60000, &release_ms))
-				return 2;
-			break;
-		case 'h':
-			attach_usage(stdout);
-			return 0;
-		default:
-			cli_bad_option("attach", argv);
-			return 2;
-		}
-	}
-	if (!cli_no_more_args("attach", argc, argv))
+	n = cli_parse("attach", argc, argv, opts, 0, attach_usage);
+	if (n <= 0)
+		return n == 0 ? 0 : 2;
+	if (by_arg && !parse_gen_by(by_arg, &by))
 		return 2;
+	if (genv != UINT64_MAX)
+		gen = (int64_t)genv;
 	if (!pid && !port) {
 		cli_error("attach: give --pid PID, --port P or both");
 		return 2;
 	}
-	if (keep_old && by_given && by != GEN_BY_NONE) {
+	if (keep_old && by_arg && by != GEN_BY_NONE) {
 		cli_error("attach: --keep-old is --generation-by none, not with --generation-by %s",
 			  by == GEN_BY_EXE    ? "exe"
 			  : by == GEN_BY_TREE ? "tree"

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "sockmig.h"
@@ -62,6 +63,37 @@ bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint
  * same way: false after one error line. */
 bool parse_port(const char *s, int *port);
 bool parse_pid(const char *s, pid_t *pid);
+
+/* One option of a subcommand's table, for cli_parse(). */
+enum cli_kind {
+	CLI_FLAG, /* bool *: set */
+	CLI_STR,  /* const char **: the value as given */
+	CLI_PORT, /* int *: parse_port() */
+	CLI_PID,  /* pid_t *: parse_pid() */
+	CLI_U64,  /* uint64_t *: parse_u64() in [min, max], named --NAME */
+};
+
+struct cli_opt {
+	const char *name; /* the long option, without "--" */
+	int key;	  /* its short option character */
+	enum cli_kind kind;
+	void *dst;
+	uint64_t min, max; /* CLI_U64 */
+};
+
+/* cli_parse() flags: operands may follow the options (the command checks
+ * them); CLI_OPERANDS_FIRST: and the first operand ends the options. */
+#define CLI_OPERANDS	   1u
+#define CLI_OPERANDS_FIRST 2u
+
+/*
+ * Parse a subcommand's options by @opts (ended by an entry without a
+ * name), and -h/--help, which prints @usage on stdout. Without a flag, an
+ * operand is an error. Returns the index of the first operand (argc when
+ * none): go on; 0: the help was printed (exit 0); -1 after one error line.
+ */
+int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts, unsigned flags,
+	      void (*usage)(FILE *f));
 
 /* After a subcommand's options: true when no argument is left, else false
  * after one error line ("CMD: unexpected argument 'X'"). */

@@ -14,7 +14,6 @@
  * (listener hand-off) instead of a holder.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,45 +288,33 @@ static int demo_child(int run, int nl, int n, struct demo_result *r)
 	return r->error[0] ? -1 : 0;
 }
 
+static void demo_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: sockmig demo [--listeners N] [--clients N]\n"
+		"  -l, --listeners N  listeners in the group (2-%d, default 4)\n"
+		"  -c, --clients N    connections per run (1-4000, default 400)\n"
+		"  -j, --json         JSON output\n"
+		"  -h, --help         this text\n",
+		MAX_LISTENERS);
+}
+
 int do_demo(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"listeners", required_argument, NULL, 'l'},
-		{"clients", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	struct demo_result r[RUN_MAX];
 	struct sockmig_probe p = {0};
 	uint64_t nl = 4, n = 400;
 	const char *mode;
-	int opt;
+	int rc;
+	const struct cli_opt opts[] = {
+		{"listeners", 'l', CLI_U64, &nl, 2, MAX_LISTENERS},
+		{"clients", 'c', CLI_U64, &n, 1, 4000},
+		{0},
+	};
 
-	while ((opt = cli_getopt(argc, argv, "l:c:h", opts)) != -1) {
-		switch (opt) {
-		case 'l':
-			if (!parse_u64("--listeners", optarg, 2, MAX_LISTENERS, &nl))
-				return 2;
-			break;
-		case 'c':
-			if (!parse_u64("--clients", optarg, 1, 4000, &n))
-				return 2;
-			break;
-		case 'h':
-			printf("Usage: sockmig demo [--listeners N] [--clients N]\n"
-			       "  -l, --listeners N  listeners in the group (2-%d, default 4)\n"
-			       "  -c, --clients N    connections per run (1-4000, default 400)\n"
-			       "  -j, --json         JSON output\n"
-			       "  -h, --help         this text\n",
-			       MAX_LISTENERS);
-			return 0;
-		default:
-			cli_bad_option("demo", argv);
-			return 2;
-		}
-	}
-	if (!cli_no_more_args("demo", argc, argv))
-		return 2;
+	rc = cli_parse("demo", argc, argv, opts, 0, demo_usage);
+	if (rc <= 0)
+		return rc == 0 ? 0 : 2;
 	if (geteuid() != 0) {
 		cli_error("demo needs root (network namespaces and BPF)");
 		return 1;

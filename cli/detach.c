@@ -4,7 +4,6 @@
  * port its kernel's default selection back (the program detached) and
  * remove the port's pinned groups.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,33 +34,26 @@ static void stop_daemon(int port)
 		nanosleep(&nap, NULL);
 }
 
+static void detach_usage(FILE *f)
+{
+	fprintf(f, "Usage: sockmig detach --port P\n"
+		   "  -P, --port P    stop the port's attach, detach its policy\n"
+		   "  -h, --help      this help\n");
+}
+
 int do_detach(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"port", required_argument, NULL, 'P'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	char(*names)[SOCKMIG_NAME_MAX] = NULL;
 	struct sm_listener *ls = NULL;
-	int port = 0, opt, n, done = 0;
+	int port = 0, n, done = 0;
+	const struct cli_opt opts[] = {
+		{"port", 'P', CLI_PORT, &port},
+		{0},
+	};
 
-	while ((opt = cli_getopt(argc, argv, "P:h", opts)) != -1) {
-		if (opt == 'P') {
-			if (!parse_port(optarg, &port))
-				return 2;
-		} else if (opt == 'h') {
-			printf("Usage: sockmig detach --port P\n"
-			       "  -P, --port P    stop the port's attach, detach its policy\n"
-			       "  -h, --help      this help\n");
-			return 0;
-		} else {
-			cli_bad_option("detach", argv);
-			return 2;
-		}
-	}
-	if (!cli_no_more_args("detach", argc, argv))
-		return 2;
+	n = cli_parse("detach", argc, argv, opts, 0, detach_usage);
+	if (n <= 0)
+		return n == 0 ? 0 : 2;
 	if (!port) {
 		cli_error("detach: give --port P");
 		return 2;

@@ -6,7 +6,6 @@
  * they are closed, and says what migrated.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,52 +125,26 @@ static void wait_targets(struct target *t, int n, uint64_t timeout_s)
 
 int do_drain(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"pid", required_argument, NULL, 'p'},	{"cookie", required_argument, NULL, 'c'},
-		{"port", required_argument, NULL, 'P'}, {"now", no_argument, NULL, 'n'},
-		{"wait", no_argument, NULL, 'w'},	{"timeout", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},	{NULL, 0, NULL, 0},
-	};
 	struct target *t = NULL;
 	struct sm_listener *ls = NULL;
 	uint64_t cookie = 0, timeout = 30;
-	int opt, port = 0, n, nt = 0, ret = 0;
+	int port = 0, n, nt = 0, ret = 0;
 	pid_t pid = 0;
 	bool now = false, wait = false;
+	const struct cli_opt opts[] = {
+		{"pid", 'p', CLI_PID, &pid},
+		{"cookie", 'c', CLI_U64, &cookie, 1, UINT64_MAX},
+		{"port", 'P', CLI_PORT, &port},
+		{"now", 'n', CLI_FLAG, &now},
+		{"wait", 'w', CLI_FLAG, &wait},
+		{"timeout", 't', CLI_U64, &timeout, 1, 3600},
+		{0},
+	};
 
-	while ((opt = cli_getopt(argc, argv, "p:c:P:nwt:h", opts)) != -1) {
-		switch (opt) {
-		case 'p':
-			if (!parse_pid(optarg, &pid))
-				return 2;
-			break;
-		case 'c':
-			if (!parse_u64("--cookie", optarg, 1, UINT64_MAX, &cookie))
-				return 2;
-			break;
-		case 'P':
-			if (!parse_port(optarg, &port))
-				return 2;
-			break;
-		case 'n':
-			now = true;
-			break;
-		case 'w':
-			wait = true;
-			break;
-		case 't':
-			if (!parse_u64("--timeout", optarg, 1, 3600, &timeout))
-				return 2;
-			break;
-		case 'h':
-			drain_usage(stdout);
-			return 0;
-		default:
-			cli_bad_option("drain", argv);
-			return 2;
-		}
-	}
-	if (optind < argc || (!pid && !cookie)) {
+	n = cli_parse("drain", argc, argv, opts, CLI_OPERANDS, drain_usage);
+	if (n <= 0)
+		return n == 0 ? 0 : 2;
+	if (n < argc || (!pid && !cookie)) {
 		cli_error("drain: give --pid PID or --cookie C");
 		return 2;
 	}

@@ -2,7 +2,6 @@
 /* sockmig hold: the holder role's mechanics; see hold.h. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -144,17 +143,19 @@ static const struct known *new_server(const struct scanner *sc, int before)
 	return NULL;
 }
 
+static void hold_usage(FILE *f)
+{
+	fprintf(f, "Usage: sockmig hold --port P [options]\n"
+		   "  -P, --port P       the port to hold while no server listens\n"
+		   "  -a, --addr A       the holder's address (default: the server's)\n"
+		   "  -u, --user U       open the holder as U (the server's uid)\n"
+		   "  -i, --interval MS  look for server listeners every MS ms (20)\n"
+		   "  -f, --foreground   stay in the foreground, log to stdout\n"
+		   "  -h, --help         this help\n");
+}
+
 int do_hold(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"port", required_argument, NULL, 'P'},
-		{"addr", required_argument, NULL, 'a'},
-		{"user", required_argument, NULL, 'u'},
-		{"interval", required_argument, NULL, 'i'},
-		{"foreground", no_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	static struct scanner sc;
 	struct sigaction sa = {.sa_handler = on_stop}, hup = {.sa_handler = on_hup};
 	const char *addr = NULL, *user = NULL;
@@ -163,45 +164,18 @@ int do_hold(int argc, char **argv)
 	struct holder h;
 	pid_t owner;
 	uint64_t interval = 20;
-	int opt, port = 0, before, err = 0;
+	int n, port = 0, before, err = 0;
 	bool fg = false;
+	const struct cli_opt opts[] = {
+		{"port", 'P', CLI_PORT, &port},	    {"addr", 'a', CLI_STR, &addr},
+		{"user", 'u', CLI_STR, &user},	    {"interval", 'i', CLI_U64, &interval, 5, 60000},
+		{"foreground", 'f', CLI_FLAG, &fg}, {0},
+	};
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = cli_getopt(argc, argv, "P:a:u:i:fh", opts)) != -1) {
-		switch (opt) {
-		case 'P':
-			if (!parse_port(optarg, &port))
-				return 2;
-			break;
-		case 'a':
-			addr = optarg;
-			break;
-		case 'u':
-			user = optarg;
-			break;
-		case 'i':
-			if (!parse_u64("--interval", optarg, 5, 60000, &interval))
-				return 2;
-			break;
-		case 'f':
-			fg = true;
-			break;
-		case 'h':
-			printf("Usage: sockmig hold --port P [options]\n"
-			       "  -P, --port P       the port to hold while no server listens\n"
-			       "  -a, --addr A       the holder's address (default: the server's)\n"
-			       "  -u, --user U       open the holder as U (the server's uid)\n"
-			       "  -i, --interval MS  look for server listeners every MS ms (20)\n"
-			       "  -f, --foreground   stay in the foreground, log to stdout\n"
-			       "  -h, --help         this help\n");
-			return 0;
-		default:
-			cli_bad_option("hold", argv);
-			return 2;
-		}
-	}
-	if (!port || optind < argc) {
+	n = cli_parse("hold", argc, argv, opts, CLI_OPERANDS, hold_usage);
+	if (n <= 0)
+		return n == 0 ? 0 : 2;
+	if (!port || n < argc) {
 		cli_error("hold: give --port P");
 		return 2;
 	}

@@ -11,7 +11,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -456,46 +455,24 @@ static void metrics_usage(FILE *f)
 
 int do_metrics(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"port", required_argument, NULL, 'p'},
-		{"listen", required_argument, NULL, 'l'},
-		{"textfile", required_argument, NULL, 'f'},
-		{"interval", required_argument, NULL, 'i'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *listen_at = NULL, *textfile = NULL;
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	uint64_t interval = 0;
 	struct sigaction sa = {.sa_handler = on_stop};
-	int opt, port = 0;
+	int n, port = 0;
+	const struct cli_opt opts[] = {
+		{"port", 'p', CLI_PORT, &port},
+		{"listen", 'l', CLI_STR, &listen_at},
+		{"textfile", 'f', CLI_STR, &textfile},
+		{"interval", 'i', CLI_U64, &interval, 100, 3600000},
+		{0},
+	};
 
-	while ((opt = cli_getopt(argc, argv, "p:l:f:i:h", opts)) != -1) {
-		switch (opt) {
-		case 'p':
-			if (!parse_port(optarg, &port))
-				goto usage;
-			break;
-		case 'l':
-			listen_at = optarg;
-			break;
-		case 'f':
-			textfile = optarg;
-			break;
-		case 'i':
-			if (!parse_u64("--interval", optarg, 100, 3600000, &interval))
-				goto usage;
-			break;
-		case 'h':
-			metrics_usage(stdout);
-			return 0;
-		default:
-			cli_bad_option("metrics", argv);
-			goto usage;
-		}
-	}
-	if (!cli_no_more_args("metrics", argc, argv))
+	n = cli_parse("metrics", argc, argv, opts, 0, metrics_usage);
+	if (n == 0)
+		return 0;
+	if (n < 0)
 		goto usage;
 	if (listen_at && textfile) {
 		cli_error("metrics: --listen and --textfile exclude each other");

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* sockmig probe: what this kernel does, found by behaviour. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -8,27 +7,24 @@
 #include "cli.h"
 #include "sockmig.h"
 
+static void probe_usage(FILE *f)
+{
+	fprintf(f, "Usage: sockmig probe [-j]\n"
+		   "  -j, --json  JSON output\n"
+		   "  -h, --help  this text\n");
+}
+
 int do_probe(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
+	static const struct cli_opt opts[] = {{0}};
 	struct sockmig_probe p;
-	int err, opt;
+	int err;
 
-	while ((opt = cli_getopt(argc, argv, "h", opts)) != -1) {
-		if (opt == 'h') {
-			printf("Usage: sockmig probe [-j]\n"
-			       "  -j, --json  JSON output\n"
-			       "  -h, --help  this text\n");
-			return 0;
-		}
-		cli_bad_option("probe", argv);
-		return 2;
-	}
-	if (optind < argc) {
-		cli_error("probe takes no arguments ('%s')", argv[optind]);
+	err = cli_parse("probe", argc, argv, opts, CLI_OPERANDS, probe_usage);
+	if (err <= 0)
+		return err == 0 ? 0 : 2;
+	if (err < argc) {
+		cli_error("probe takes no arguments ('%s')", argv[err]);
 		return 2;
 	}
 	err = sockmig_probe(&p);

@@ -26,7 +26,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -125,124 +124,70 @@ bool cli_native_migration(char *why, size_t size)
 	return false;
 }
 
+/* --stop-signal NAME: its number, or 0 after one error line. */
+static int stop_signal(const char *name)
+{
+	static const struct {
+		const char *name;
+		int sig;
+	} sigs[] = {{"TERM", SIGTERM}, {"QUIT", SIGQUIT}, {"INT", SIGINT},
+		    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"WINCH", SIGWINCH}};
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (strcmp(name, sigs[i].name) == 0)
+			return sigs[i].sig;
+	cli_error("--stop-signal: '%s' is not one of TERM, QUIT, INT, USR1, USR2, WINCH", name);
+	return 0;
+}
+
 int do_run(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"port", required_argument, NULL, 'P'},
-		{"addr", required_argument, NULL, 'a'},
-		{"user", required_argument, NULL, 'u'},
-		{"workers", required_argument, NULL, 'w'},
-		{"stop-start", no_argument, NULL, 's'},
-		{"grace", required_argument, NULL, 'g'},
-		{"ready-timeout", required_argument, NULL, 't'},
-		{"max-old", required_argument, NULL, 'm'},
-		{"no-holder", no_argument, NULL, 'n'},
-		{"stop-signal", required_argument, NULL, 'S'},
-		{"socket-activation", no_argument, NULL, 'A'},
-		{"ready-after", required_argument, NULL, 'R'},
-		{"handoff", no_argument, NULL, 'H'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	static struct runner r;
-	const char *addr = NULL, *user = NULL;
+	const char *addr = NULL, *user = NULL, *sig = NULL;
 	struct pollfd pfd[2];
 	sigset_t mask;
-	uint64_t v;
-	int opt, sfd, err, ret = 1;
+	uint64_t workers = 1, max_old = 1, grace = 10, ready = 10, ready_after = 500;
+	bool no_holder = false, activation = false;
+	int optend, sfd, err, ret = 1;
 	pid_t owner;
+	const struct cli_opt opts[] = {
+		{"port", 'P', CLI_PORT, &r.port},
+		{"addr", 'a', CLI_STR, &addr},
+		{"user", 'u', CLI_STR, &user},
+		{"workers", 'w', CLI_U64, &workers, 1, MAX_WORKERS},
+		{"stop-start", 's', CLI_FLAG, &r.stop_start},
+		{"grace", 'g', CLI_U64, &grace, 0, 3600},
+		{"ready-timeout", 't', CLI_U64, &ready, 1, 3600},
+		{"max-old", 'm', CLI_U64, &max_old, 1, MAX_GENS - 2},
+		{"no-holder", 'n', CLI_FLAG, &no_holder},
+		{"stop-signal", 'S', CLI_STR, &sig},
+		{"socket-activation", 'A', CLI_FLAG, &activation},
+		{"ready-after", 'R', CLI_U64, &ready_after, 0, 600000},
+		{"handoff", 'H', CLI_FLAG, &r.handoff},
+		{0},
+	};
 
 	memset(&r, 0, sizeof(r));
-	r.workers = 1;
-	r.max_old = 1;
-	r.grace_ms = 10000;
-	r.ready_ms = 10000;
-	r.use_holder = true;
+	optend = cli_parse("run", argc, argv, opts, CLI_OPERANDS_FIRST, run_usage);
+	if (optend <= 0)
+		return optend == 0 ? 0 : 2;
+	r.workers = (int)workers;
+	r.max_old = (int)max_old;
+	r.grace_ms = grace * 1000;
+	r.ready_ms = ready * 1000;
+	r.use_holder = !no_holder;
 	r.backoff_ms = 100;
-	r.stop_sig = SIGTERM;
-	r.listen_fd = -1;
-	r.ready_after_ms = 500;
-	optind = 1;
-	opterr = 0;
-	while ((opt = cli_getopt(argc, argv, "+P:a:u:w:sg:t:m:nS:AHR:h", opts)) != -1) {
-		switch (opt) {
-		case 'P':
-			if (!parse_port(optarg, &r.port))
-				return 2;
-			break;
-		case 'a':
-			addr = optarg;
-			break;
-		case 'u':
-			user = optarg;
-			break;
-		case 'w':
-			if (!parse_u64("--workers", optarg, 1, MAX_WORKERS, &v))
-				return 2;
-			r.workers = (int)v;
-			break;
-		case 's':
-			r.stop_start = true;
-			break;
-		case 'g':
-			if (!parse_u64("--grace", optarg, 0, 3600, &v))
-				return 2;
-			r.grace_ms = v * 1000;
-			break;
-		case 't':
-			if (!parse_u64("--ready-timeout", optarg, 1, 3600, &v))
-				return 2;
-			r.ready_ms = v * 1000;
-			break;
-		case 'm':
-			if (!parse_u64("--max-old", optarg, 1, MAX_GENS - 2, &v))
-				return 2;
-			r.max_old = (int)v;
-			break;
-		case 'n':
-			r.use_holder = false;
-			break;
-		case 'A':
-			r.listen_fd = 0; /* opened below */
-			break;
-		case 'H':
-			r.listen_fd = 0;
-			r.handoff = true;
-			break;
-		case 'R':
-			if (!parse_u64("--ready-after", optarg, 0, 600000, &v))
-				return 2;
-			r.ready_after_ms = v;
-			break;
-		case 'S':
-			r.stop_sig = strcmp(optarg, "TERM") == 0    ? SIGTERM
-				     : strcmp(optarg, "QUIT") == 0  ? SIGQUIT
-				     : strcmp(optarg, "INT") == 0   ? SIGINT
-				     : strcmp(optarg, "USR1") == 0  ? SIGUSR1
-				     : strcmp(optarg, "USR2") == 0  ? SIGUSR2
-				     : strcmp(optarg, "WINCH") == 0 ? SIGWINCH
-								    : 0;
-			if (!r.stop_sig) {
-				cli_error(
-					"--stop-signal: '%s' is not one of TERM, QUIT, INT, USR1, "
-					"USR2, WINCH",
-					optarg);
-				return 2;
-			}
-			break;
-		case 'h':
-			run_usage(stdout);
-			return 0;
-		default:
-			cli_bad_option("run", argv);
-			return 2;
-		}
-	}
+	r.stop_sig = sig ? stop_signal(sig) : SIGTERM;
+	if (!r.stop_sig)
+		return 2;
+	/* --socket-activation or --handoff: the listener is opened below */
+	r.listen_fd = activation || r.handoff ? 0 : -1;
+	r.ready_after_ms = ready_after;
 	if (!r.port) {
 		cli_error("run: give --port P (the port the server listens on)");
 		return 2;
 	}
-	if (optind >= argc) {
+	if (optend >= argc) {
 		cli_error("run: give the server's command after --");
 		return 2;
 	}
@@ -250,7 +195,7 @@ int do_run(int argc, char **argv)
 		cli_error("run: --stop-start needs the holder (drop --no-holder)");
 		return 2;
 	}
-	r.cmd = argv + optind;
+	r.cmd = argv + optend;
 	if (holder_config(&r.h, addr, r.port, user) < 0)
 		return 2;
 	if (r.listen_fd < 0) {
@@ -412,36 +357,28 @@ out_pidfile:
 
 /* sockmig reload --port P: SIGHUP to the supervisor of that port: the live
  * sockmig run that holds its pid file locked, never a pid a stale file names. */
+static void reload_usage(FILE *f)
+{
+	fprintf(f, "Usage: sockmig reload --port P\n"
+		   "Start the next generation of the sockmig run that supervises port P\n"
+		   "(its SIGHUP).\n"
+		   "  --port P    the port of that sockmig run (required)\n"
+		   "  -h, --help  this help\n");
+}
+
 int do_reload(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"port", required_argument, NULL, 'P'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	pid_t pid;
-	int opt, port = 0;
+	int n, port = 0;
+	const struct cli_opt opts[] = {
+		{"port", 'P', CLI_PORT, &port},
+		{0},
+	};
 
-	while ((opt = cli_getopt(argc, argv, "P:h", opts)) != -1) {
-		switch (opt) {
-		case 'P':
-			if (!parse_port(optarg, &port))
-				return 2;
-			break;
-		case 'h':
-			printf("Usage: sockmig reload --port P\n"
-			       "Start the next generation of the sockmig run that supervises port "
-			       "P\n"
-			       "(its SIGHUP).\n"
-			       "  --port P    the port of that sockmig run (required)\n"
-			       "  -h, --help  this help\n");
-			return 0;
-		default:
-			cli_bad_option("reload", argv);
-			return 2;
-		}
-	}
-	if (!port || optind < argc) {
+	n = cli_parse("reload", argc, argv, opts, CLI_OPERANDS, reload_usage);
+	if (n <= 0)
+		return n == 0 ? 0 : 2;
+	if (!port || n < argc) {
 		cli_error("reload: give --port P");
 		return 2;
 	}
