@@ -46,7 +46,7 @@ int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts
 
 	if (flags & CLI_OPERANDS_FIRST)
 		shorts[s++] = '+';
-	for (; opts[n].name && n < MAX_OPTS; n++) {
+	for (; n < MAX_OPTS && opts[n].name; n++) {
 		lo[n] = (struct option){opts[n].name,
 					opts[n].kind == CLI_FLAG ? no_argument : required_argument,
 					NULL, opts[n].key};
