@@ -535,7 +535,8 @@ static int probe(struct qs *q, const uint8_t *cid, uint32_t seq)
  * generation 0 to 255 in turn takes the same slot (the one before closed).
  * Each one's CID reaches it, and the CID of the one before, same slot,
  * another generation, falls to B (stale, then on the client's 4-tuple);
- * at the end only the last one's CID of the 256 reaches it.
+ * at the end only the last one's CID of the 256 reaches it, and still
+ * does once it is draining.
  */
 SM_TEST(udp_quic_lb_tells_256_generations_of_a_slot_apart)
 {
@@ -570,9 +571,13 @@ SM_TEST(udp_quic_lb_tells_256_generations_of_a_slot_apart)
 		if (!ASSERT_TRUE(seen[g], "every generation decoded") ||
 		    !ASSERT_EQ(probe(&q, cid[g], ++seq), g == GENS - 1 ? x : b, "at the end"))
 			goto out;
+	/* a draining member keeps its CIDs */
+	if (!ASSERT_EQ(sockmig_udp_generation_drain(q.g, GENS - 1), 1, "drain") ||
+	    !ASSERT_EQ(probe(&q, cid[GENS - 1], ++seq), x, "a draining member's CID"))
+		goto out;
 	if (!ASSERT_EQ(q.lost, 0, "lost") ||
 	    !ASSERT_OK(sockmig_quic_stats_read(q.g, &qst), "quic stats") ||
-	    !ASSERT_EQ(qst.hits, GENS + 1, "hits") ||
+	    !ASSERT_EQ(qst.hits, GENS + 2, "hits") ||
 	    !ASSERT_EQ(qst.stale, 2 * (GENS - 1), "stale") || !ASSERT_EQ(qst.other, 0, "other"))
 		goto out;
 	ret = SM_PASS;
