@@ -16,6 +16,15 @@
  *      working generation (hash over its members), learned on this, its
  *      first datagram, before any reply.
  * Mode none: every datagram to the working generation (hash).
+ * Mode quic-lb: the QUIC destination connection ID of the datagram (short
+ * header: at payload offset 1, the group's CID length; long header: its
+ * length at offset 5, the CID at 6) names a slot and a generation
+ * (udp.h): when its config rotation bits and length are the group's and
+ * the slot holds a live socket of that generation, to it, whatever its
+ * role or the 4-tuple (a client's new address or port is followed);
+ * otherwise (a client's Initial, another config, a member gone) as mode
+ * flow, on the 4-tuple, so that an Initial flight of several datagrams
+ * stays on the socket that took its first.
  * When no live active member can be selected (stale table), the kernel's
  * hash chooses over every socket of the group.
  *
@@ -207,6 +216,54 @@ static __always_inline void learn(const struct smu_flow_key *k, struct smu_flow 
 		st->not_learned++;
 }
 
+/* Payload offsets of a QUIC datagram, from the UDP header. */
+#define QUIC_OFF       8 /* first octet */
+#define QUIC_SHORT_CID (QUIC_OFF + 1)
+#define QUIC_LONG_DCIL (QUIC_OFF + 5)
+#define QUIC_LONG_CID  (QUIC_OFF + 6)
+
+/* Mode quic-lb: select the member that the datagram's destination CID
+ * names. 1: selected (counted); 0: not routable by its CID (counted), the
+ * caller goes on as mode flow. Every read is bpf_skb_load_bytes(), which
+ * checks the datagram's length. */
+static __always_inline int quic_route(struct sk_reuseport_md *ctx, const struct smu_config *cfg,
+				      struct smu_stats *st)
+{
+	__u32 len = cfg->quic_cid_len, off = QUIC_SHORT_CID, slot, gen;
+	__u8 first, dcil, cid[4], last;
+	struct smu_slot *s;
+
+	if (len < SMU_QUIC_CID_MIN || len > SMU_QUIC_CID_MAX ||
+	    bpf_skb_load_bytes(ctx, QUIC_OFF, &first, 1))
+		goto other;
+	if (first & 0x80) {
+		/* long header: the DCID's own length, which must be ours */
+		if (bpf_skb_load_bytes(ctx, QUIC_LONG_DCIL, &dcil, 1) || dcil != len)
+			goto other;
+		off = QUIC_LONG_CID;
+	}
+	/* the CID's first 4 octets, and its last one: it is whole */
+	if (bpf_skb_load_bytes(ctx, off, cid, sizeof(cid)) ||
+	    bpf_skb_load_bytes(ctx, off + len - 1, &last, 1))
+		goto other;
+	if ((__u32)(cid[0] >> 5) != cfg->quic_cr || (__u32)(cid[0] & 0x1f) != len - 1)
+		goto other;
+	slot = ((__u32)cid[1] << 4) | (cid[2] >> 4);
+	gen = ((__u32)(cid[2] & 0x0f) << 8) | cid[3];
+	slot = MASK(slot);
+	s = bpf_map_lookup_elem(&slots, &slot);
+	if (s && s->cookie && (s->generation & SMU_QUIC_GEN_MASK) == gen &&
+	    bpf_sk_select_reuseport(ctx, &members, &slot, 0) == 0) {
+		st->quic_hits++;
+		return 1;
+	}
+	st->quic_stale++;
+	return 0;
+other:
+	st->quic_other++;
+	return 0;
+}
+
 /* What a datagram that its flow's owner does not take is. */
 enum { WHY_STATELESS, WHY_NEW, WHY_FALLBACK, WHY_EXPIRED };
 
@@ -230,7 +287,9 @@ int sockmig_udp(struct sk_reuseport_md *ctx)
 	if (!t || !cfg || !st)
 		return SK_PASS;
 
-	if (cfg->mode == SMU_MODE_FLOW) {
+	if (cfg->mode == SMU_MODE_QUIC_LB && quic_route(ctx, cfg, st))
+		return SK_PASS;
+	if (cfg->mode == SMU_MODE_FLOW || cfg->mode == SMU_MODE_QUIC_LB) {
 		if (flow_key(ctx, &k)) {
 			st->parse_failed++;
 			return SK_PASS;

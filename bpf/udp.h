@@ -30,9 +30,24 @@
 
 /* How the group finds the owner of a datagram (struct smu_config.mode). */
 enum smu_mode {
-	SMU_MODE_FLOW = 1, /* learned 4-tuple table */
-	SMU_MODE_NONE = 2, /* stateless: the working generation only */
+	SMU_MODE_FLOW = 1,    /* learned 4-tuple table */
+	SMU_MODE_NONE = 2,    /* stateless: the working generation only */
+	SMU_MODE_QUIC_LB = 3, /* QUIC: the server's connection ID, else as flow */
 };
+
+/*
+ * QUIC-LB connection IDs (plaintext, draft-ietf-quic-load-balancers), as
+ * lib/quic_lb.c mints them, SMU_QUIC_CID_MIN to SMU_QUIC_CID_MAX octets:
+ *   octet 0     config rotation (3 high bits), CID length - 1 (5 low bits)
+ *   octets 1-3  server ID: slot (12 bits) << 12 | generation (low 12 bits)
+ *   octets 4-   nonce (random)
+ * The program reads octets 0 to 3 only (and checks that the CID is whole).
+ */
+#define SMU_QUIC_CID_MIN  8
+#define SMU_QUIC_CID_MAX  20
+#define SMU_QUIC_CR_MAX	  6 /* 7: "unroutable" in the draft */
+#define SMU_QUIC_GEN_BITS 12
+#define SMU_QUIC_GEN_MASK ((1u << SMU_QUIC_GEN_BITS) - 1)
 
 enum smu_role {
 	SMU_ROLE_ACTIVE = 1,
@@ -75,6 +90,8 @@ struct smu_config {
 	__u64 idle_timeout_ns; /* a flow idle longer is new again; 0: never */
 	__u32 working_gen;     /* user space only: the generation set by hand */
 	__u32 slots_hw;	       /* user space only: slots [slots_hw, SMU_MAX_MEMBERS) never used */
+	__u32 quic_cid_len;    /* mode quic-lb: length of the server's CIDs */
+	__u32 quic_cr;	       /* mode quic-lb: config rotation bits of its CIDs */
 };
 
 /*
@@ -102,6 +119,9 @@ struct smu_stats {
 	__u64 kernel_hash;  /* no live active member selectable: the kernel's hash chose */
 	__u64 not_learned;  /* the flow table refused the entry (selected all the same) */
 	__u64 parse_failed; /* no readable IP or UDP header: the kernel's hash chose */
+	__u64 quic_hits;    /* quic-lb: DCID of a live member of its generation, to it */
+	__u64 quic_stale;   /* quic-lb: DCID of this config whose member is gone: as flow */
+	__u64 quic_other;   /* quic-lb: no DCID of this config (client's, too short): as flow */
 };
 
 #endif

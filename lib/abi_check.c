@@ -104,7 +104,20 @@ SAME_UDP_STAT(stateless);
 SAME_UDP_STAT(kernel_hash);
 SAME_UDP_STAT(not_learned);
 SAME_UDP_STAT(parse_failed);
-SAME(offsetof(struct sockmig_udp_stats, working_generation), sizeof(struct smu_stats));
+SAME(offsetof(struct sockmig_udp_stats, working_generation), offsetof(struct smu_stats, quic_hits));
+/* mode quic-lb: its constants are the program's; its counters are struct
+ * sockmig_quic_stats, the tail of struct smu_stats */
+SAME(SOCKMIG_UDP_MODE_QUIC_LB, SMU_MODE_QUIC_LB);
+SAME(SOCKMIG_QUIC_CID_MIN, SMU_QUIC_CID_MIN);
+SAME(SOCKMIG_QUIC_CID_MAX, SMU_QUIC_CID_MAX);
+SAME(SOCKMIG_QUIC_CONFIG_MAX, SMU_QUIC_CR_MAX);
+SAME(SOCKMIG_QUIC_GEN_BITS, SMU_QUIC_GEN_BITS);
+SAME(sizeof(struct sockmig_quic_stats),
+     sizeof(struct smu_stats) - offsetof(struct smu_stats, quic_hits));
+SAME(offsetof(struct sockmig_quic_stats, stale) - offsetof(struct sockmig_quic_stats, hits),
+     offsetof(struct smu_stats, quic_stale) - offsetof(struct smu_stats, quic_hits));
+SAME(offsetof(struct sockmig_quic_stats, other) - offsetof(struct sockmig_quic_stats, hits),
+     offsetof(struct smu_stats, quic_other) - offsetof(struct smu_stats, quic_hits));
 /* the flow key: the full 4-tuple, 40 bytes, no padding the program leaves unset */
 _Static_assert(sizeof(struct smu_flow_key) == 4 + 2 + 2 + 16 + 16, "smu_flow_key is packed");
 /* the longest UDP group name fits as the TCP one does ("udp6" as long as "tcp6") */

@@ -160,24 +160,54 @@ out:
 	return err < 0 ? err : 0;
 }
 
+/* Mode quic-lb's CID config: checked at open, set by the group's maker
+ * (@c: the group's config, mode already set), compared by later opens. */
+static int set_quic_config(struct sockmig_udp_group *g, const struct sockmig_udp_group_opts *opts,
+			   struct smu_config *c, bool made)
+{
+	uint32_t len = OPTS_GET(opts, quic_cid_len, 0), cr = OPTS_GET(opts, quic_config_id, 0);
+
+	if (c->mode != SMU_MODE_QUIC_LB) {
+		if (len || cr)
+			return sm_fail(EINVAL, "UDP group %s: QUIC CID options need mode quic-lb",
+				       g->base.name);
+		return 0;
+	}
+	if (made) {
+		c->quic_cid_len = len ? len : SOCKMIG_QUIC_CID_DEFAULT;
+		c->quic_cr = cr;
+	} else if (len && (len != c->quic_cid_len || cr != c->quic_cr)) {
+		return sm_fail(EEXIST,
+			       "UDP group %s mints %u-octet CIDs of config %u, not %u-octet of %u",
+			       g->base.name, c->quic_cid_len, c->quic_cr, len, cr);
+	}
+	return 0;
+}
+
 /* The group's mode and timeout: set by its maker, checked by later opens. */
 static int set_config(struct sockmig_udp_group *g, const struct sockmig_udp_group_opts *opts)
 {
 	uint32_t zero = 0, mode = OPTS_GET(opts, mode, SOCKMIG_UDP_MODE_DEFAULT);
 	uint32_t idle = OPTS_GET(opts, idle_timeout_ms, 0);
 	struct smu_config c;
+	bool made = false;
+	int err;
 
 	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &c) < 0)
 		return sm_fail(errno, "cannot read the config of %s: %s", g->base.name,
 			       strerror(errno));
 	if (c.mode == 0) {
 		c.mode = mode ? mode : SOCKMIG_UDP_MODE_FLOW;
+		made = true;
 		if (!idle)
 			idle = UDP_DEFAULT_IDLE_MS;
 	} else if (mode && mode != c.mode) {
 		return sm_fail(EEXIST, "UDP group %s runs mode %s, not %s", g->base.name,
 			       sockmig_udp_mode_str(c.mode), sockmig_udp_mode_str(mode));
 	}
+	err = set_quic_config(g, opts, &c, made);
+	if (err)
+		return err;
 	if (idle)
 		c.idle_timeout_ns = idle == SOCKMIG_UDP_NO_EXPIRY ? 0 : (uint64_t)idle * 1000000ull;
 	if (bpf_map_update_elem(g->fd[UFD_CONFIG], &zero, &c, BPF_ANY) < 0)
@@ -195,6 +225,8 @@ const char *sockmig_udp_mode_str(enum sockmig_udp_mode mode)
 		return "flow";
 	case SOCKMIG_UDP_MODE_NONE:
 		return "none";
+	case SOCKMIG_UDP_MODE_QUIC_LB:
+		return "quic-lb";
 	}
 	return "?";
 }
@@ -219,7 +251,7 @@ struct sockmig_udp_group *sockmig_udp_group_open(const struct sockaddr *addr, so
 {
 	struct sockmig_udp_group *g;
 	const char *root;
-	uint32_t mode, flow_max;
+	uint32_t mode, flow_max, cid_len, cr;
 	bool made_root = false, made_dir = false;
 	struct stat st;
 	int err;
@@ -230,8 +262,20 @@ struct sockmig_udp_group *sockmig_udp_group_open(const struct sockaddr *addr, so
 	}
 	mode = OPTS_GET(opts, mode, SOCKMIG_UDP_MODE_DEFAULT);
 	flow_max = OPTS_GET(opts, flow_max, 0);
-	if (mode > SOCKMIG_UDP_MODE_NONE) {
+	cid_len = OPTS_GET(opts, quic_cid_len, 0);
+	cr = OPTS_GET(opts, quic_config_id, 0);
+	if (mode > SOCKMIG_UDP_MODE_QUIC_LB) {
 		errno = -sm_fail(EINVAL, "unknown UDP group mode %u", mode);
+		return NULL;
+	}
+	if (cid_len && (cid_len < SOCKMIG_QUIC_CID_MIN || cid_len > SOCKMIG_QUIC_CID_MAX)) {
+		errno = -sm_fail(EINVAL, "QUIC CID length %u is not within %d to %d", cid_len,
+				 SOCKMIG_QUIC_CID_MIN, SOCKMIG_QUIC_CID_MAX);
+		return NULL;
+	}
+	if (cr > SOCKMIG_QUIC_CONFIG_MAX) {
+		errno = -sm_fail(EINVAL, "QUIC config rotation id %u is above %d", cr,
+				 SOCKMIG_QUIC_CONFIG_MAX);
 		return NULL;
 	}
 	if (flow_max > UDP_FLOW_MAX_LIMIT) {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * What lib/udp.c (open, close, destroy, member checks) and lib/udp_member.c
- * (slots, working generation, drains, lists, counters) share: the UDP
- * group handle and its map indexes; not installed.
+ * What lib/udp.c (open, close, destroy, member checks), lib/udp_member.c
+ * (slots, working generation, drains, lists, counters) and lib/quic_lb.c
+ * (mode quic-lb's connection IDs) share: the UDP group handle and its map
+ * indexes; not installed.
  */
 #ifndef SOCKMIG_UDP_PRIV_H
 #define SOCKMIG_UDP_PRIV_H

@@ -105,7 +105,7 @@ void ur_close_sock(struct ur_rig *r, int k)
 /* Datagrams the kernel dropped for a full input backlog (netdev_max_backlog:
  * loopback queues every datagram there), all CPUs: the second column of
  * /proc/net/softnet_stat. */
-static unsigned long long backlog_drops(void)
+unsigned long long ur_backlog_drops(void)
 {
 	FILE *f = fopen("/proc/net/softnet_stat", "r");
 	unsigned long long sum = 0;
@@ -124,7 +124,7 @@ int ur_start(struct ur_rig *r, int family, bool sockmig, enum sockmig_udp_mode m
 	     uint32_t idle_ms)
 {
 	memset(r, 0, sizeof(*r));
-	r->drops0 = backlog_drops();
+	r->drops0 = ur_backlog_drops();
 	r->ep = -1;
 	r->cep = epoll_create1(EPOLL_CLOEXEC);
 	if (r->cep < 0)
@@ -213,7 +213,7 @@ void ur_stop(struct ur_rig *r)
  * 1,000 datagrams sent at once; that is loss on loopback, not routing). */
 long ur_unexplained_lost(struct ur_rig *r)
 {
-	unsigned long long drops = backlog_drops() - r->drops0;
+	unsigned long long drops = ur_backlog_drops() - r->drops0;
 
 	if (r->lost)
 		printf("%ld datagrams unanswered, %llu dropped by the input backlog meanwhile\n",

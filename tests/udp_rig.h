@@ -60,6 +60,9 @@ int ur_start(struct ur_rig *r, int family, bool sockmig, enum sockmig_udp_mode m
 /* Raise RLIMIT_NOFILE to @need when it is lower; -EMFILE when not allowed. */
 int ur_enough_fds(rlim_t need);
 void ur_stop(struct ur_rig *r);
+/* Datagrams the kernel dropped for a full input backlog, all CPUs (loopback
+ * queues every datagram there): /proc/net/softnet_stat's second column. */
+unsigned long long ur_backlog_drops(void);
 /* The unanswered datagrams that no input backlog drop since the start
  * explains. */
 long ur_unexplained_lost(struct ur_rig *r);

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * UDP groups in mode quic-lb: the connection IDs that the group's program
+ * (bpf/udp.bpf.c) routes by, QUIC-LB's plaintext layout with a 3-octet
+ * server ID (include/sockmig/udp.h, bpf/udp.h): minting one for a member
+ * (its slot and generation read from the group's maps), building and
+ * decoding one (pure), and the mode's counters.
+ */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "udp_priv.h"
+
+int sockmig_quic_cid_build(const struct sockmig_quic_cid_info *info, uint8_t *cid, size_t len)
+{
+	uint32_t sid, n;
+
+	if (!info || !cid)
+		return sm_fail(EINVAL, "QUIC CID: no description or no buffer");
+	n = info->len;
+	if (n < SMU_QUIC_CID_MIN || n > SMU_QUIC_CID_MAX)
+		return sm_fail(EINVAL, "QUIC CID length %u is not within %d to %d", n,
+			       SMU_QUIC_CID_MIN, SMU_QUIC_CID_MAX);
+	if (len < n)
+		return sm_fail(EINVAL, "QUIC CID: %zu octets of room for a %u-octet CID", len, n);
+	if (info->config_id > SMU_QUIC_CR_MAX)
+		return sm_fail(EINVAL, "QUIC config rotation id %u is above %d", info->config_id,
+			       SMU_QUIC_CR_MAX);
+	if (info->slot >= SMU_MAX_MEMBERS)
+		return sm_fail(EINVAL, "QUIC CID: slot %u is not below %d", info->slot,
+			       SMU_MAX_MEMBERS);
+	/* the nonce first: nothing is written when it fails */
+	if (getrandom(cid + 4, n - 4, 0) != (ssize_t)(n - 4))
+		return sm_fail(errno ? errno : EIO, "QUIC CID: no random nonce: %s",
+			       strerror(errno ? errno : EIO));
+	sid = info->slot << SMU_QUIC_GEN_BITS | (info->generation & SMU_QUIC_GEN_MASK);
+	cid[0] = (uint8_t)(info->config_id << 5 | (n - 1));
+	cid[1] = (uint8_t)(sid >> 16);
+	cid[2] = (uint8_t)(sid >> 8);
+	cid[3] = (uint8_t)sid;
+	return (int)n;
+}
+
+int sockmig_quic_cid_decode(const uint8_t *cid, size_t len, struct sockmig_quic_cid_info *out)
+{
+	uint32_t sid;
+
+	if (!cid || !out)
+		return sm_fail(EINVAL, "QUIC CID: no CID or no result");
+	if (len < SMU_QUIC_CID_MIN || len > SMU_QUIC_CID_MAX)
+		return sm_fail(EINVAL, "QUIC CID length %zu is not within %d to %d", len,
+			       SMU_QUIC_CID_MIN, SMU_QUIC_CID_MAX);
+	if ((size_t)(cid[0] & 0x1f) + 1 != len)
+		return sm_fail(EINVAL, "QUIC CID: its first octet says %d octets, not %zu",
+			       (cid[0] & 0x1f) + 1, len);
+	if ((cid[0] >> 5) > SMU_QUIC_CR_MAX)
+		return sm_fail(EINVAL, "QUIC CID: config rotation 7 (unroutable)");
+	sid = (uint32_t)cid[1] << 16 | (uint32_t)cid[2] << 8 | cid[3];
+	memset(out, 0, sizeof(*out));
+	out->config_id = cid[0] >> 5;
+	out->slot = sid >> SMU_QUIC_GEN_BITS;
+	out->generation = sid & SMU_QUIC_GEN_MASK;
+	out->len = (uint32_t)len;
+	return 0;
+}
+
+/* The slot of live member @cookie of @g and its struct smu_slot; -ENOENT. */
+static int member_slot(struct sockmig_udp_group *g, uint64_t cookie, const struct smu_config *c,
+		       struct smu_slot *s)
+{
+	uint32_t hw = c->slots_hw > SMU_MAX_MEMBERS ? SMU_MAX_MEMBERS : c->slots_hw;
+	uint64_t live;
+
+	for (uint32_t i = 0; i < hw; i++) {
+		if (bpf_map_lookup_elem(g->fd[UFD_SLOTS], &i, s) < 0 || s->cookie != cookie)
+			continue;
+		/* the socket array holds it: the socket is open */
+		if (bpf_map_lookup_elem(g->fd[UFD_MEMBERS], &i, &live) == 0 && live == cookie)
+			return (int)i;
+	}
+	return -ENOENT;
+}
+
+int sockmig_quic_cid_encode(struct sockmig_udp_group *g, int fd, uint8_t *cid, size_t len)
+{
+	struct sockmig_quic_cid_info info;
+	struct smu_config c;
+	struct smu_slot s;
+	uint32_t zero = 0;
+	uint64_t cookie;
+	int slot;
+
+	if (!g || !cid)
+		return sm_fail(EINVAL, "QUIC CID: no group or no buffer");
+	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &c) < 0)
+		return sm_fail(errno, "cannot read the config of %s: %s", g->base.name,
+			       strerror(errno));
+	if (c.mode != SMU_MODE_QUIC_LB)
+		return sm_fail(EINVAL, "UDP group %s runs mode %s, not quic-lb: no CIDs",
+			       g->base.name, sockmig_udp_mode_str(c.mode));
+	if (len < c.quic_cid_len)
+		return sm_fail(EINVAL, "QUIC CID: %zu octets of room, group %s mints %u", len,
+			       g->base.name, c.quic_cid_len);
+	cookie = sockmig_cookie(fd);
+	if (!cookie)
+		return sm_fail(errno ? errno : EINVAL, "cannot read the cookie of fd %d: %s", fd,
+			       strerror(errno ? errno : EINVAL));
+	slot = member_slot(g, cookie, &c, &s);
+	if (slot < 0)
+		return sm_fail(ENOENT, "fd %d is not a live member of UDP group %s", fd,
+			       g->base.name);
+	info.config_id = c.quic_cr;
+	info.slot = (uint32_t)slot;
+	info.generation = s.generation;
+	info.len = c.quic_cid_len;
+	return sockmig_quic_cid_build(&info, cid, len);
+}
+
+int sockmig_quic_stats_read(struct sockmig_udp_group *g, struct sockmig_quic_stats *out)
+{
+	struct smu_stats *per;
+	uint32_t zero = 0;
+	int ncpu, err = 0;
+
+	if (!g || !out)
+		return sm_fail(EINVAL, "QUIC stats: no group or no result");
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0)
+		return sm_fail(-ncpu, "cannot count the possible CPUs");
+	per = calloc((size_t)ncpu, sizeof(*per));
+	if (!per)
+		return sm_fail(ENOMEM, "out of memory");
+	if (bpf_map_lookup_elem(g->fd[UFD_STATS], &zero, per) < 0) {
+		err = sm_fail(errno, "cannot read the counters of %s: %s", g->base.name,
+			      strerror(errno));
+		goto out;
+	}
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < ncpu; i++) {
+		out->hits += per[i].quic_hits;
+		out->stale += per[i].quic_stale;
+		out->other += per[i].quic_other;
+	}
+out:
+	free(per);
+	return err;
+}
