@@ -20,7 +20,7 @@
 #include "udp_priv.h"
 
 #define NSOCK  2
-#define WINDOW 256 /* datagrams sent and not read yet, at most */
+#define WINDOW 2048 /* datagrams sent and not read yet, at most */
 
 struct cost {
 	struct udp_cost_result *r;
