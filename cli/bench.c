@@ -7,6 +7,8 @@
  *   sockmig bench [storm] [OPTIONS]   strategies side by side (default)
  *   sockmig bench cost [OPTIONS]      accept rate, policy on / off, in pairs
  *   sockmig bench scale [OPTIONS]     policy storm for 2 to 64 workers
+ *   sockmig bench udp [OPTIONS]       UDP groups under flips (cli/bench_udp.c)
+ *   sockmig bench udp-cost [OPTIONS]  UDP packet rate, flow program on / off
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 
 #include "cli.h"
 #include "storm.h"
+#include "udp_bench.h"
 
 struct bench_cfg {
 	struct storm_opts o;
@@ -29,6 +32,7 @@ struct bench_cfg {
 static void bench_usage(FILE *f)
 {
 	fprintf(f, "Usage: sockmig bench [storm|cost|scale] [OPTIONS]\n"
+		   "       sockmig bench udp|udp-cost [OPTIONS] (sockmig bench udp --help)\n"
 		   "  -w, --workers N        workers in the group (1-256, default 4)\n"
 		   "  -n, --conns N          connections per strategy at most (default 200000)\n"
 		   "  -t, --secs S           seconds per strategy at most (default 10)\n"
@@ -489,6 +493,8 @@ int do_bench(int argc, char **argv)
 		argc--;
 		argv++;
 	}
+	if (strcmp(mode, "udp") == 0 || strcmp(mode, "udp-cost") == 0)
+		return bench_udp(mode, argc, argv);
 	if (parse_args(&c, argc, argv) < 0)
 		return 2;
 	if (geteuid() != 0) {
@@ -525,6 +531,6 @@ int do_bench(int argc, char **argv)
 		return bench_cost(&c);
 	if (strcmp(mode, "scale") == 0)
 		return bench_scale(&c);
-	cli_error("bench: unknown mode '%s' (storm, cost, scale)", mode);
+	cli_error("bench: unknown mode '%s' (storm, cost, scale, udp, udp-cost)", mode);
 	return 2;
 }

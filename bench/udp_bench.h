@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * sockmig bench udp and udp-cost: UDP groups under generation flips, built
+ * on the public API only (<sockmig.h>). The files:
+ *   udp_flows.c  the flows bench: a server group of generations, flows of
+ *                connected clients, flips; one strategy per run, in a
+ *                forked child with a network namespace of its own;
+ *   udp_side.c   its server (a thread per generation) and its clients;
+ *   udp_cost.c   the packet rate with and without the flow program, and
+ *                the program's run time per datagram (bpf_stats).
+ * cli/bench_udp.c parses the options and prints the results.
+ */
+#ifndef SOCKMIG_BENCH_UDP_BENCH_H
+#define SOCKMIG_BENCH_UDP_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum udp_strategy {
+	UB_NAIVE, /* plain SO_REUSEPORT, no program: the kernel's hash */
+	UB_FLOW,  /* a UDP group, SOCKMIG_UDP_MODE_FLOW */
+	UB_NONE,  /* a UDP group, SOCKMIG_UDP_MODE_NONE (stateless) */
+	/*
+	 * The quic-lb strategy (QUIC-LB connection IDs, issue 13) goes here:
+	 * one more value before UB_NSTRATEGIES, its name in udp_strategy_str()
+	 * and its group opened in udp_flows.c's ub_group_open(); the clients
+	 * then carry a connection ID in their datagrams (struct ub_dgram).
+	 */
+	UB_NSTRATEGIES
+};
+
+const char *udp_strategy_str(enum udp_strategy s);
+/* -1 if @name is no strategy. */
+int udp_strategy_parse(const char *name);
+
+struct udp_bench_opts {
+	enum udp_strategy strategy;
+	int port;	   /* the group's, on 127.0.0.1 */
+	uint32_t flows;	   /* concurrent flows */
+	uint32_t rate;	   /* datagrams per second per flow */
+	uint32_t flip_ms;  /* a flip every this many ms */
+	uint32_t secs;	   /* the load's length */
+	uint32_t flow_ms;  /* a flow's life: then a new flow (new 4-tuple) replaces it */
+	uint32_t grace_ms; /* an old generation is closed this long after its flip */
+};
+
+/* Most generations alive at once (grace_ms / flip_ms + 2 at most). */
+#define UB_MAX_LIVE 256
+/* Most flows over a run (flows, renewed every flow_ms, for secs). */
+#define UB_MAX_FLOWS_TOTAL 8000000ull
+
+/* Flows a run makes in all: each slot's first and its renewals. */
+uint64_t udp_bench_flows_total(const struct udp_bench_opts *o);
+
+struct udp_bench_result {
+	uint64_t flows;			   /* flows that sent (each its own 4-tuple) */
+	uint64_t sent;			   /* datagrams the clients sent */
+	uint64_t send_errors;		   /* send() refused: not sent */
+	uint64_t received;		   /* datagrams the server read */
+	uint64_t misroutes;		   /* read by a generation that does not own the flow */
+	uint64_t lost;			   /* sent, never read */
+	uint64_t flips;			   /* new generations bound (and registered) */
+	uint64_t closed;		   /* old generations closed after their grace */
+	uint64_t rcvbuf_errors, in_errors; /* Udp: deltas of the namespace */
+	uint64_t new_flows, flow_hits, fallbacks, stateless, kernel_hash; /* the group's */
+	double elapsed;							  /* seconds of load */
+	char error[200];
+};
+
+/* One strategy in a forked child with its own network namespace.
+ * Returns 0, or -1 with r->error set. */
+int udp_bench_run(const struct udp_bench_opts *o, struct udp_bench_result *r);
+
+/*
+ * Packet rate: one connected client blasts @count datagrams per phase (at
+ * most a window of them unread) at a group of two sockets of one
+ * generation; a first phase with no program does not count, then @phases
+ * phases in pairs off-on, on-off, ... (no program / the flow program).
+ * Rates in datagrams per second; pair_ratio[p] on over off in pair p, ratio
+ * their median; ns/runs: the flow program's run time over the "on"
+ * phases from the kernel's BPF statistics; empty_*: an SK_PASS program's,
+ * one more phase (the floor).
+ */
+struct udp_cost_result {
+	int phases, pairs;
+	double warmup_rate;
+	double phase_rate[64];
+	bool phase_on[64];
+	double pair_ratio[32];
+	double ratio, rate_off, rate_on;
+	uint64_t lost; /* datagrams sent and not read, all phases */
+	uint64_t ns, runs, empty_ns, empty_runs;
+	char error[200];
+};
+int udp_cost_run(int port, int phases, uint64_t count, struct udp_cost_result *r);
+
+/* cli/bench_udp.c: `sockmig bench udp|udp-cost ...`; the exit status. */
+int bench_udp(const char *mode, int argc, char **argv);
+
+#endif

@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The UDP bench's two sides (see udp_bench.h). The server: one SO_REUSEPORT
+ * socket per generation, each read by a thread of its own that counts the
+ * datagrams and checks each one's flow against owner[], where the first
+ * generation to read a datagram of a flow stakes its claim. The clients:
+ * one thread, o->flows connected sockets at o->rate datagrams per second
+ * each; a flow lives o->flow_ms, then a new flow (a new socket, on a
+ * 4-tuple the run never used before) takes its place.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "udp_priv.h"
+
+#define BATCH 64
+
+uint64_t ub_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void ub_sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int ub_server_socket(const struct sockaddr_in *addr)
+{
+	int one = 1, buf = 4 << 20;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)) < 0 ||
+	    bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* One datagram read by generation @gn: its flow's owner claimed or checked. */
+static void account(struct ub_gen *gn, const struct ub_dgram *d, uint64_t *mis)
+{
+	uint32_t want = 0;
+
+	if (d->flow >= gn->b->nflows) {
+		(*mis)++; /* no flow of this run: not its owner either */
+		return;
+	}
+	if (!atomic_compare_exchange_strong(&gn->b->owner[d->flow], &want, gn->gen) &&
+	    want != gn->gen)
+		(*mis)++;
+}
+
+static void *serve(void *arg)
+{
+	struct ub_gen *gn = arg;
+	struct ub_dgram d[BATCH];
+	struct mmsghdr m[BATCH];
+	struct iovec iov[BATCH];
+	struct pollfd p = {.fd = gn->fd, .events = POLLIN};
+
+	memset(m, 0, sizeof(m));
+	for (int i = 0; i < BATCH; i++) {
+		iov[i].iov_base = &d[i];
+		iov[i].iov_len = sizeof(d[i]);
+		m[i].msg_hdr.msg_iov = &iov[i];
+		m[i].msg_hdr.msg_iovlen = 1;
+	}
+	while (!atomic_load(&gn->stop)) {
+		int n;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		while ((n = recvmmsg(gn->fd, m, BATCH, MSG_DONTWAIT, NULL)) > 0) {
+			uint64_t mis = 0, got = 0;
+
+			for (int i = 0; i < n; i++)
+				if (m[i].msg_len == sizeof(d[i])) {
+					account(gn, &d[i], &mis);
+					got++;
+				}
+			atomic_fetch_add_explicit(&gn->received, got, memory_order_relaxed);
+			if (mis)
+				atomic_fetch_add_explicit(&gn->misroutes, mis,
+							  memory_order_relaxed);
+		}
+	}
+	return NULL;
+}
+
+int ub_gen_start(struct ub_gen *gn)
+{
+	atomic_store(&gn->stop, false);
+	atomic_store(&gn->received, 0);
+	atomic_store(&gn->misroutes, 0);
+	if (pthread_create(&gn->th, NULL, serve, gn) != 0)
+		return -1;
+	gn->running = true;
+	return 0;
+}
+
+void ub_gen_close(struct ub *b, struct ub_gen *gn)
+{
+	if (gn->running) {
+		atomic_store(&gn->stop, true);
+		pthread_join(gn->th, NULL);
+		gn->running = false;
+	}
+	if (gn->fd >= 0)
+		close(gn->fd);
+	gn->fd = -1;
+	b->received += atomic_load(&gn->received);
+	b->misroutes += atomic_load(&gn->misroutes);
+	atomic_store(&gn->received, 0);
+	atomic_store(&gn->misroutes, 0);
+	gn->used = false;
+}
+
+uint64_t ub_received(struct ub *b)
+{
+	uint64_t n = b->received;
+
+	for (int i = 0; i < UB_MAX_LIVE; i++)
+		if (b->gens[i].used)
+			n += atomic_load(&b->gens[i].received);
+	return n;
+}
+
+/* ---- the clients ---------------------------------------------------------- */
+
+/* Source ports of the flows: each address of 127.1.0.0/16 gives this many. */
+#define PORT_BASE 20000
+#define PORTS_PER 40000
+
+/* A connected socket for flow @id, from an address and port no other flow
+ * of the run uses: no flow inherits an older one's 4-tuple (and its place
+ * in a flow table). */
+static int flow_socket(struct ub *b, uint64_t id)
+{
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	src.sin_addr.s_addr = htonl(0x7f010000u + 1 + (uint32_t)(id / PORTS_PER));
+	src.sin_port = htons((uint16_t)(PORT_BASE + id % PORTS_PER));
+	if (fd >= 0 && (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
+			connect(fd, (struct sockaddr *)&b->addr, sizeof(b->addr)) < 0)) {
+		snprintf(b->client_error, sizeof(b->client_error), "flow %llu: %s",
+			 (unsigned long long)id, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (fd < 0)
+		snprintf(b->client_error, sizeof(b->client_error), "flow socket: %s",
+			 strerror(errno));
+	return fd;
+}
+
+struct slot {
+	int fd;
+	uint64_t flow, seq, start, next;
+};
+
+static void *clients(void *arg)
+{
+	struct ub *b = arg;
+	const struct udp_bench_opts *o = b->o;
+	uint64_t period = 1000000000ull / o->rate, life = (uint64_t)o->flow_ms * 1000000ull;
+	uint64_t t0 = ub_now_ns(), end = t0 + (uint64_t)o->secs * 1000000000ull, id = 0;
+	struct slot *s = calloc(o->flows, sizeof(*s));
+
+	for (uint32_t i = 0; s && i < o->flows; i++)
+		s[i].fd = -1;
+	/* staggered: sends spread over a period, renewals over a life */
+	for (uint32_t i = 0; s && i < o->flows; i++) {
+		s[i].flow = id++;
+		s[i].fd = flow_socket(b, s[i].flow);
+		if (s[i].fd < 0)
+			goto out;
+		s[i].start = t0 - life * i / o->flows;
+		s[i].next = t0 + period * i / o->flows;
+	}
+	for (uint64_t now = ub_now_ns(); s && now < end; now = ub_now_ns()) {
+		for (uint32_t i = 0; i < o->flows; i++) {
+			struct ub_dgram d;
+
+			if (now - s[i].start >= life) {
+				close(s[i].fd);
+				if (id >= b->nflows)
+					goto out; /* cannot be: nflows covers the run */
+				s[i].flow = id++;
+				s[i].seq = 0;
+				s[i].start = now;
+				s[i].fd = flow_socket(b, s[i].flow);
+				if (s[i].fd < 0)
+					goto out;
+			}
+			if (s[i].next > now)
+				continue;
+			d.flow = s[i].flow;
+			d.seq = s[i].seq++;
+			if (send(s[i].fd, &d, sizeof(d), 0) == sizeof(d)) {
+				atomic_fetch_add_explicit(&b->sent, 1, memory_order_relaxed);
+				if (!d.seq)
+					atomic_fetch_add(&b->flows_started, 1);
+			} else {
+				atomic_fetch_add_explicit(&b->send_errors, 1, memory_order_relaxed);
+			}
+			/* behind (a loaded machine): skip, never burst */
+			s[i].next += period;
+			if (s[i].next <= now)
+				s[i].next = now + period;
+		}
+		ub_sleep_ns(500000);
+	}
+out:
+	for (uint32_t i = 0; s && i < o->flows; i++)
+		if (s[i].fd >= 0)
+			close(s[i].fd);
+	if (!s)
+		snprintf(b->client_error, sizeof(b->client_error), "out of memory");
+	free(s);
+	atomic_store(&b->client_done, true);
+	return NULL;
+}
+
+int ub_client_start(struct ub *b)
+{
+	if (pthread_create(&b->cth, NULL, clients, b) != 0)
+		return -1;
+	b->client_running = true;
+	return 0;
+}
+
+void ub_client_join(struct ub *b)
+{
+	if (b->client_running)
+		pthread_join(b->cth, NULL);
+	b->client_running = false;
+}
+
+/* ---- the namespace ---------------------------------------------------------- */
+
+int ub_snmp_read(uint64_t *rcvbuf_errors, uint64_t *in_errors)
+{
+	FILE *f = fopen("/proc/thread-self/net/snmp", "r");
+	char head[1024] = "", line[1024];
+	int found = 0;
+
+	*rcvbuf_errors = *in_errors = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		char *hs, *vs, *h, *v;
+
+		if (strncmp(line, "Udp:", 4) != 0)
+			continue;
+		if (!head[0]) {
+			memcpy(head, line, sizeof(head));
+			continue;
+		}
+		h = strtok_r(head, " \n", &hs);
+		v = strtok_r(line, " \n", &vs);
+		for (; h && v; h = strtok_r(NULL, " \n", &hs), v = strtok_r(NULL, " \n", &vs)) {
+			if (strcmp(h, "RcvbufErrors") == 0 && ++found)
+				*rcvbuf_errors = strtoull(v, NULL, 10);
+			else if (strcmp(h, "InErrors") == 0 && ++found)
+				*in_errors = strtoull(v, NULL, 10);
+		}
+		break;
+	}
+	if (f)
+		fclose(f);
+	return found == 2 ? 0 : -1;
+}
+
+int ub_netns_setup(uint64_t fds, char *err, size_t errlen)
+{
+	struct rlimit rl;
+
+	if (unshare(CLONE_NEWNET) < 0) {
+		snprintf(err, errlen, "cannot create a network namespace: %s (run as root)",
+			 strerror(errno));
+		return -1;
+	}
+	if (sockmig_lo_up() < 0) {
+		snprintf(err, errlen, "cannot set up the network namespace: %s",
+			 sockmig_last_error());
+		return -1;
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < fds) {
+		rl.rlim_cur = fds;
+		if (rl.rlim_max < fds)
+			rl.rlim_max = fds;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			snprintf(err, errlen, "cannot raise RLIMIT_NOFILE to %llu: %s",
+				 (unsigned long long)fds, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int ub_in_child(void (*fn)(void *), void *arg, size_t len, char *err, size_t errlen)
+{
+	int p[2];
+	size_t got = 0;
+	pid_t pid;
+
+	if (pipe(p) < 0)
+		return -1;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		const char *c = arg;
+		size_t off = 0;
+
+		close(p[0]);
+		fn(arg);
+		while (off < len) {
+			ssize_t n = write(p[1], c + off, len - off);
+
+			if (n <= 0)
+				_exit(1);
+			off += (size_t)n;
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	while (got < len) {
+		ssize_t n = read(p[0], (char *)arg + got, len - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	if (got < len) {
+		snprintf(err, errlen, "the benchmark process died");
+		return -1;
+	}
+	return err[0] ? -1 : 0;
+}
+
+const char *ub_pin_root(void)
+{
+	const char *root = getenv("SOCKMIG_PIN_ROOT");
+
+	return root && root[0] ? root : SOCKMIG_PIN_ROOT;
+}

@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmig bench udp: the UDP bench's strategies side by side (naive, flow,
+ * none; bench/udp_flows.c), and bench udp-cost: the flow program's packet
+ * rate and run time (bench/udp_cost.c). Options, tables and JSON here.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "udp_bench.h"
+
+struct udp_cfg {
+	struct udp_bench_opts o;
+	bool run[UB_NSTRATEGIES];
+	uint64_t phases, count;
+};
+
+static int parse_strategies(struct udp_cfg *c, const char *arg)
+{
+	char *dup = strdup(arg), *tok, *save = NULL;
+	int n = 0;
+
+	memset(c->run, 0, sizeof(c->run));
+	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int s = udp_strategy_parse(tok);
+
+		if (s < 0) {
+			cli_error("--strategies: unknown UDP strategy '%s' (naive, flow, none)",
+				  tok);
+			free(dup);
+			return -1;
+		}
+		c->run[s] = true;
+		n++;
+	}
+	free(dup);
+	if (!n) {
+		cli_error("--strategies: empty list");
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"flows", required_argument, NULL, 'f'},
+		{"rate", required_argument, NULL, 'R'},
+		{"flip-ms", required_argument, NULL, 'F'},
+		{"seconds", required_argument, NULL, 't'},
+		{"flow-ms", required_argument, NULL, 'L'},
+		{"grace-ms", required_argument, NULL, 'G'},
+		{"strategies", required_argument, NULL, 's'},
+		{"phases", required_argument, NULL, 'P'},
+		{"count", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	uint64_t v;
+	int opt;
+
+	while ((opt = cli_getopt(argc, argv, "f:t:s:n:h", opts)) != -1) {
+		switch (opt) {
+#define U32(name, lo, hi, field)                                                                   \
+	do {                                                                                       \
+		if (!parse_u64(name, optarg, lo, hi, &v))                                          \
+			return -1;                                                                 \
+		c->o.field = (uint32_t)v;                                                          \
+	} while (0)
+		case 'f':
+			U32("--flows", 1, 50000, flows);
+			break;
+		case 'R':
+			U32("--rate", 1, 1000, rate);
+			break;
+		case 'F':
+			U32("--flip-ms", 10, 600000, flip_ms);
+			break;
+		case 't':
+			U32("--seconds", 1, 3600, secs);
+			break;
+		case 'L':
+			U32("--flow-ms", 10, 3600000, flow_ms);
+			break;
+		case 'G':
+			U32("--grace-ms", 0, 3600000, grace_ms);
+			break;
+#undef U32
+		case 's':
+			if (parse_strategies(c, optarg) < 0)
+				return -1;
+			break;
+		case 'P':
+			if (!parse_u64("--phases", optarg, 2, 64, &c->phases))
+				return -1;
+			break;
+		case 'n':
+			if (!parse_u64("--count", optarg, 1000, 100000000, &c->count))
+				return -1;
+			break;
+		case 'h':
+			printf("Usage: sockmig bench udp [OPTIONS], sockmig bench udp-cost "
+			       "[OPTIONS]\n"
+			       "  -f, --flows N          udp: concurrent flows (1-50000, default "
+			       "1000)\n"
+			       "      --rate D           udp: datagrams/s per flow (1-1000, "
+			       "default "
+			       "10)\n"
+			       "      --flip-ms F        udp: a flip every F ms (10-600000, "
+			       "default "
+			       "200)\n"
+			       "  -t, --seconds S        udp: seconds of load per strategy "
+			       "(1-3600, "
+			       "default 10)\n"
+			       "      --flow-ms L        udp: a flow's life in ms (default 1000)\n"
+			       "      --grace-ms G       udp: an old generation closes G ms after "
+			       "its "
+			       "flip (default 2000)\n"
+			       "  -s, --strategies LIST  udp: of naive, flow, none (default all)\n"
+			       "      --phases N         udp-cost: phases in pairs (2-64, default "
+			       "10)\n"
+			       "  -n, --count N          udp-cost: datagrams per phase (default "
+			       "200000)\n"
+			       "  -j, --json             JSON output\n");
+			exit(0);
+		default:
+			cli_bad_option(strcmp(mode, "udp") == 0 ? "bench udp" : "bench udp-cost",
+				       argv);
+			return -1;
+		}
+	}
+	if (!cli_no_more_args(mode, argc, argv))
+		return -1;
+	if (c->o.grace_ms / c->o.flip_ms + 2 > UB_MAX_LIVE) {
+		cli_error("--grace-ms: %u ms keeps more than %d generations alive at a flip every "
+			  "%u ms",
+			  c->o.grace_ms, UB_MAX_LIVE, c->o.flip_ms);
+		return -1;
+	}
+	if (udp_bench_flows_total(&c->o) > UB_MAX_FLOWS_TOTAL) {
+		cli_error("--flows: %u flows renewed every %u ms for %u s make more than %llu "
+			  "flows",
+			  c->o.flows, c->o.flow_ms, c->o.secs, UB_MAX_FLOWS_TOTAL);
+		return -1;
+	}
+	return 0;
+}
+
+static void json_udp(const char *name, const struct udp_bench_result *r)
+{
+	jw_open(NULL, '{');
+	jw_str("strategy", name);
+	jw_u64("flows", r->flows);
+	jw_u64("sent", r->sent);
+	jw_u64("send_errors", r->send_errors);
+	jw_u64("received", r->received);
+	jw_u64("misroutes", r->misroutes);
+	jw_u64("lost", r->lost);
+	jw_u64("flips", r->flips);
+	jw_u64("closed", r->closed);
+	jw_u64("UdpRcvbufErrors", r->rcvbuf_errors);
+	jw_u64("UdpInErrors", r->in_errors);
+	jw_u64("group_new_flows", r->new_flows);
+	jw_u64("group_flow_hits", r->flow_hits);
+	jw_u64("group_fallbacks", r->fallbacks);
+	jw_u64("group_stateless", r->stateless);
+	jw_u64("group_kernel_hash", r->kernel_hash);
+	jw_f64("elapsed_s", r->elapsed);
+	jw_close('}');
+}
+
+static void print_table(const struct udp_bench_result *r, const bool *on)
+{
+	printf("%-30s", "");
+	for (int i = 0; i < UB_NSTRATEGIES; i++)
+		if (on[i])
+			printf(" %12s", udp_strategy_str((enum udp_strategy)i));
+	printf("\n");
+#define ROW(label, field)                                                                          \
+	do {                                                                                       \
+		printf("%-30s", label);                                                            \
+		for (int i_ = 0; i_ < UB_NSTRATEGIES; i_++)                                        \
+			if (on[i_])                                                                \
+				printf(" %12llu", (unsigned long long)r[i_].field);                \
+		printf("\n");                                                                      \
+	} while (0)
+	ROW("flows", flows);
+	ROW("datagrams sent", sent);
+	ROW("send errors", send_errors);
+	ROW("datagrams received", received);
+	ROW("MISROUTES (not the owner)", misroutes);
+	ROW("LOST (sent, never read)", lost);
+	ROW("flips", flips);
+	ROW("generations closed", closed);
+	ROW("UdpRcvbufErrors", rcvbuf_errors);
+	ROW("UdpInErrors", in_errors);
+	ROW("group: new flows", new_flows);
+	ROW("group: flow hits", flow_hits);
+	ROW("group: fallbacks", fallbacks);
+	ROW("group: stateless", stateless);
+	ROW("group: kernel hash", kernel_hash);
+#undef ROW
+}
+
+static int bench_udp_flows(struct udp_cfg *c)
+{
+	struct udp_bench_result r[UB_NSTRATEGIES];
+	struct utsname u;
+	int ret = 0;
+
+	memset(r, 0, sizeof(r));
+	uname(&u);
+	if (!json_output)
+		printf("sockmig bench udp: %u flows on 127.0.0.1 port %d, %u datagrams/s each, a "
+		       "flow lives %u ms;\na flip every %u ms, old generations closed %u ms "
+		       "after their flip, %u s per strategy;\nkernel %s, %ld CPUs\n\n",
+		       c->o.flows, c->o.port, c->o.rate, c->o.flow_ms, c->o.flip_ms, c->o.grace_ms,
+		       c->o.secs, u.release, sysconf(_SC_NPROCESSORS_ONLN));
+	for (int i = 0; i < UB_NSTRATEGIES; i++) {
+		if (!c->run[i])
+			continue;
+		c->o.strategy = (enum udp_strategy)i;
+		if (udp_bench_run(&c->o, &r[i]) < 0) {
+			cli_error("bench udp (%s): %s", udp_strategy_str(c->o.strategy),
+				  r[i].error);
+			return 1;
+		}
+	}
+	if (json_output) {
+		jw_open(NULL, '{');
+		jw_str("mode", "udp");
+		jw_u64("flows", c->o.flows);
+		jw_u64("rate", c->o.rate);
+		jw_u64("flip_ms", c->o.flip_ms);
+		jw_u64("seconds", c->o.secs);
+		jw_u64("flow_ms", c->o.flow_ms);
+		jw_u64("grace_ms", c->o.grace_ms);
+		jw_open("strategies", '[');
+		for (int i = 0; i < UB_NSTRATEGIES; i++)
+			if (c->run[i])
+				json_udp(udp_strategy_str((enum udp_strategy)i), &r[i]);
+		jw_close(']');
+		jw_close('}');
+		jw_end();
+	} else {
+		print_table(r, c->run);
+	}
+	/* the flow strategy must not lose a flow's datagrams to another socket */
+	if (c->run[UB_FLOW] && (r[UB_FLOW].misroutes || r[UB_FLOW].lost))
+		ret = 1;
+	return ret;
+}
+
+static int bench_udp_cost(struct udp_cfg *c)
+{
+	struct udp_cost_result r;
+	double ns = 0, empty = 0;
+
+	if (!json_output)
+		printf("sockmig bench udp-cost: one flow at 2 sockets of a UDP group, %llu "
+		       "datagrams per phase, %llu phases in pairs off-on, on-off, ... after one "
+		       "not counted (off = no program; on = the flow program)\n\n",
+		       (unsigned long long)c->count, (unsigned long long)c->phases);
+	if (udp_cost_run(c->o.port, (int)c->phases, c->count, &r) < 0) {
+		cli_error("bench udp-cost: %s", r.error);
+		return 1;
+	}
+	ns = r.runs ? (double)r.ns / (double)r.runs : 0;
+	empty = r.empty_runs ? (double)r.empty_ns / (double)r.empty_runs : 0;
+	if (json_output) {
+		jw_open(NULL, '{');
+		jw_str("mode", "udp-cost");
+		jw_u64("count", c->count);
+		jw_f64("warmup_rate", r.warmup_rate);
+		jw_open("phase_rates", '[');
+		for (int i = 0; i < r.phases; i++)
+			jw_f64(NULL, r.phase_rate[i]);
+		jw_close(']');
+		jw_open("phase_on", '[');
+		for (int i = 0; i < r.phases; i++)
+			jw_bool(NULL, r.phase_on[i]);
+		jw_close(']');
+		jw_open("pair_ratios", '[');
+		for (int i = 0; i < r.pairs; i++)
+			jw_f64(NULL, r.pair_ratio[i]);
+		jw_close(']');
+		jw_f64("rate_off", r.rate_off);
+		jw_f64("rate_on", r.rate_on);
+		jw_f64("ratio", r.ratio);
+		jw_u64("lost", r.lost);
+		jw_f64("flow_ns_per_datagram", ns);
+		jw_u64("flow_runs", r.runs);
+		jw_f64("empty_ns_per_datagram", empty);
+		jw_u64("empty_runs", r.empty_runs);
+		jw_close('}');
+		jw_end();
+		return 0;
+	}
+	printf("warm-up   off %10.0f datagrams/s (not counted)\n", r.warmup_rate);
+	for (int i = 0; i < r.phases; i++) {
+		printf("phase %2d  %-3s %10.0f datagrams/s", i + 1, r.phase_on[i] ? "on" : "off",
+		       r.phase_rate[i]);
+		if (i % 2 && i / 2 < r.pairs)
+			printf("   pair %2d: %.3f", i / 2 + 1, r.pair_ratio[i / 2]);
+		printf("\n");
+	}
+	printf("\nno program    %10.0f datagrams/s (mean of the phases)\n"
+	       "flow program  %10.0f datagrams/s\n"
+	       "ratio         %10.3f (median of %d pairs' ratios)\n"
+	       "lost          %10llu\n"
+	       "\nflow program ns/datagram  %8.1f over %llu runs\n"
+	       "empty program ns/datagram %8.1f over %llu runs (the floor)\n",
+	       r.rate_off, r.rate_on, r.ratio, r.pairs, (unsigned long long)r.lost, ns,
+	       (unsigned long long)r.runs, empty, (unsigned long long)r.empty_runs);
+	return 0;
+}
+
+int bench_udp(const char *mode, int argc, char **argv)
+{
+	struct udp_cfg c = {
+		.o = {.port = 4433,
+		      .flows = 1000,
+		      .rate = 10,
+		      .flip_ms = 200,
+		      .secs = 10,
+		      .flow_ms = 1000,
+		      .grace_ms = 2000},
+		.run = {true, true, true},
+		.phases = 10,
+		.count = 200000,
+	};
+
+	if (parse_args(&c, mode, argc, argv) < 0)
+		return 2;
+	if (geteuid() != 0) {
+		cli_error("bench %s needs root (network namespaces and BPF)", mode);
+		return 1;
+	}
+	if (strcmp(mode, "udp") == 0)
+		return bench_udp_flows(&c);
+	return bench_udp_cost(&c);
+}

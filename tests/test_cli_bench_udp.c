@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* sockmig bench udp and udp-cost, tiny, run as an operator runs them. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clitest.h"
+#include "harness.h"
+#include "sockmig.h"
+
+/* Entries under the pin root (-1: cannot read it). */
+static int pinned(void)
+{
+	const char *root = getenv("SOCKMIG_PIN_ROOT");
+	DIR *d = opendir(root && root[0] ? root : SOCKMIG_PIN_ROOT);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+/*
+ * 300 flows of 500 ms at 20 datagrams/s, a flip every 100 ms, old
+ * generations closed 1 s after their flip, 3 s per strategy. With the flow
+ * program every datagram reaches the generation that read its flow's
+ * first one, none is lost, each flow is learned once and every later
+ * datagram is a hit (none falls back: no owner closes before its flows
+ * end); the baselines, plain SO_REUSEPORT and the stateless mode, move
+ * flows at the flips. Nothing is left pinned.
+ */
+SM_TEST(bench_udp_flow_no_misroute)
+{
+	char *out = malloc(65536), err[8192];
+	int pins, rc, ret = SM_FAIL;
+
+	if (!out)
+		return SM_FAIL;
+	if (!ct_have_tool()) {
+		free(out);
+		return SKIP("no .output/sockmig: run from the repository root");
+	}
+	pins = pinned();
+	rc = ct_run("--json bench udp --flows 300 --rate 20 --flip-ms 100 --seconds 3 "
+		    "--flow-ms 500 --grace-ms 1000",
+		    out, 65536, err, sizeof(err));
+#define S(name) "[s for s in j['strategies'] if s['strategy'] == '" name "'][0]"
+	if (!ASSERT_EQ(rc, 0, "bench exit status") ||
+	    !ASSERT_TRUE(ct_json_check(out, "[s['strategy'] for s in j['strategies']] == "
+					    "['naive', 'flow', 'none']"),
+			 "the three strategies ran") ||
+	    !ASSERT_TRUE(ct_json_check(out, "all(s['sent'] > 1000 and s['flips'] >= 10 and "
+					    "s['closed'] >= 5 for s in j['strategies'])"),
+			 "datagrams sent, flips made, old generations closed") ||
+	    !ASSERT_TRUE(ct_json_check(out, "(lambda s: s['misroutes'] == 0 and s['lost'] == 0 "
+					    "and s['received'] == s['sent'])(" S("flow") ")"),
+			 "flow: no misroute, nothing lost") ||
+	    !ASSERT_TRUE(ct_json_check(out, "(lambda s: s['group_new_flows'] == s['flows'] and "
+					    "s['group_new_flows'] + s['group_flow_hits'] == "
+					    "s['sent'] and s['group_fallbacks'] == 0 and "
+					    "s['group_kernel_hash'] == 0)(" S("flow") ")"),
+			 "flow: each flow learned once, every later datagram a hit") ||
+	    !ASSERT_TRUE(ct_json_check(out, "(" S("naive") ")['misroutes'] > 0"),
+			 "naive: flows moved at the flips") ||
+	    !ASSERT_TRUE(ct_json_check(out, "(lambda s: s['misroutes'] > 0 and "
+					    "s['group_stateless'] == s['sent'])(" S("none") ")"),
+			 "none: every datagram to the working generation, flows moved") ||
+	    !ASSERT_EQ(pinned(), pins, "no pinned group left"))
+		goto out;
+#undef S
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		printf("stderr: %s\n", err);
+	free(out);
+	return ret;
+}
+
+/*
+ * bench udp-cost: one run of the flow program per datagram of the "on"
+ * phase, one of the empty program per datagram of its phase, exactly.
+ */
+SM_TEST(bench_udp_cost_runs_per_datagram)
+{
+	char *out = malloc(65536), err[8192];
+	int rc, ret = SM_FAIL;
+
+	if (!out)
+		return SM_FAIL;
+	if (!ct_have_tool()) {
+		free(out);
+		return SKIP("no .output/sockmig: run from the repository root");
+	}
+	rc = ct_run("--json bench udp-cost --phases 2 --count 20000", out, 65536, err, sizeof(err));
+	if (!ASSERT_EQ(rc, 0, "bench exit status") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['phase_on'] == [False, True] and "
+					    "len(j['pair_ratios']) == 1 and j['ratio'] > 0"),
+			 "one pair, off then on") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['flow_runs'] == 20000 and "
+					    "j['flow_ns_per_datagram'] > 0"),
+			 "one flow-program run per datagram") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['empty_runs'] == 20000 and "
+					    "j['empty_ns_per_datagram'] > 0"),
+			 "one empty-program run per datagram"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		printf("stderr: %s\n", err);
+	free(out);
+	return ret;
+}
+
+/* Bad options of bench udp and udp-cost: exit 2, one Error line, nothing
+ * on stdout, nothing run. */
+SM_PURE(bench_udp_bad_options)
+{
+	static const char *const bad[] = {
+		"bench udp --flows 0",	     "bench udp --flows 50001",
+		"bench udp --rate x",	     "bench udp --flip-ms 5",
+		"bench udp --seconds 0",     "bench udp --strategies naive,quic",
+		"bench udp --strategies ,",  "bench udp --grace-ms 3000 --flip-ms 10",
+		"bench udp --bogus",	     "bench udp extra",
+		"bench udp-cost --phases 1", "bench udp-cost --count 10",
+	};
+	char out[4096], err[4096];
+
+	if (!ct_have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int st = ct_run(bad[i], out, sizeof(out), err, sizeof(err));
+
+		if (!ASSERT_EQ(st, 2, bad[i]) ||
+		    !ASSERT_EQ(ct_lines(err), 1, "one line on stderr") ||
+		    !ASSERT_TRUE(strncmp(err, "Error: ", 7) == 0, "it starts with Error:") ||
+		    !ASSERT_EQ(strlen(out), 0, "nothing on stdout"))
+			return SM_FAIL;
+	}
+	return SM_PASS;
+}
