@@ -10,7 +10,6 @@
  *   sockmig bench udp [OPTIONS]       UDP groups under flips (cli/bench_udp.c)
  *   sockmig bench udp-cost [OPTIONS]  UDP packet rate, flow program on / off
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,89 +80,39 @@ static int parse_strategies(struct bench_cfg *c, const char *arg)
 
 static int parse_args(struct bench_cfg *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"workers", required_argument, NULL, 'w'},
-		{"conns", required_argument, NULL, 'n'},
-		{"secs", required_argument, NULL, 't'},
-		{"restart-rate", required_argument, NULL, 'r'},
-		{"concurrency", required_argument, NULL, 'c'},
-		{"rate", required_argument, NULL, 'R'},
-		{"strategies", required_argument, NULL, 's'},
-		{"ipv6", no_argument, NULL, '6'},
-		{"phases", required_argument, NULL, 'P'},
-		{"phase-secs", required_argument, NULL, 'T'},
-		{"short", no_argument, NULL, 'S'},
-		{"gap", required_argument, NULL, 'G'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	uint64_t workers = (uint64_t)c->o.workers, secs = (uint64_t)c->o.max_secs,
+		 restart = (uint64_t)c->o.restart_rate, conc = c->o.concurrency, rate = c->o.rate,
+		 gap = (uint64_t)c->o.gap_ms;
+	const char *strategies = NULL;
+	bool ipv6 = false;
+	const struct cli_opt opts[] = {
+		{"workers", 'w', CLI_U64, &workers, 1, 256},
+		{"conns", 'n', CLI_U64, &c->o.max_conns, 1, 100000000},
+		{"secs", 't', CLI_U64, &secs, 1, 3600},
+		{"restart-rate", 'r', CLI_U64, &restart, 0, 1000},
+		{"concurrency", 'c', CLI_U64, &conc, 1, 10000},
+		{"rate", CLI_LONG_ONLY('R'), CLI_U64, &rate, 0, 10000000},
+		{"strategies", 's', CLI_STR, &strategies},
+		{"ipv6", '6', CLI_FLAG, &ipv6},
+		{"phases", CLI_LONG_ONLY('P'), CLI_U64, &c->phases, 2, 64},
+		{"phase-secs", CLI_LONG_ONLY('T'), CLI_U64, &c->phase_secs, 1, 600},
+		{"short", CLI_LONG_ONLY('S'), CLI_FLAG, &c->short_run},
+		{"gap", CLI_LONG_ONLY('G'), CLI_U64, &gap, 0, 10000},
+		{0},
 	};
-	uint64_t v;
-	int opt;
+	int n = cli_parse("bench", argc, argv, opts, 0, bench_usage);
 
-	while ((opt = cli_getopt(argc, argv, "w:n:t:r:c:s:6h", opts)) != -1) {
-		switch (opt) {
-		case 'w':
-			if (!parse_u64("--workers", optarg, 1, 256, &v))
-				return -1;
-			c->o.workers = (int)v;
-			break;
-		case 'n':
-			if (!parse_u64("--conns", optarg, 1, 100000000, &c->o.max_conns))
-				return -1;
-			break;
-		case 't':
-			if (!parse_u64("--secs", optarg, 1, 3600, &v))
-				return -1;
-			c->o.max_secs = (double)v;
-			break;
-		case 'r':
-			if (!parse_u64("--restart-rate", optarg, 0, 1000, &v))
-				return -1;
-			c->o.restart_rate = (double)v;
-			break;
-		case 'c':
-			if (!parse_u64("--concurrency", optarg, 1, 10000, &v))
-				return -1;
-			c->o.concurrency = (uint32_t)v;
-			break;
-		case 'R':
-			if (!parse_u64("--rate", optarg, 0, 10000000, &v))
-				return -1;
-			c->o.rate = (uint32_t)v;
-			break;
-		case 's':
-			if (parse_strategies(c, optarg) < 0)
-				return -1;
-			break;
-		case '6':
-			c->o.family = AF_INET6;
-			break;
-		case 'P':
-			if (!parse_u64("--phases", optarg, 2, 64, &c->phases))
-				return -1;
-			break;
-		case 'T':
-			if (!parse_u64("--phase-secs", optarg, 1, 600, &c->phase_secs))
-				return -1;
-			break;
-		case 'S':
-			c->short_run = true;
-			break;
-		case 'G':
-			if (!parse_u64("--gap", optarg, 0, 10000, &v))
-				return -1;
-			c->o.gap_ms = (int)v;
-			break;
-		case 'h':
-			bench_usage(stdout);
-			exit(0);
-		default:
-			cli_bad_option("bench", argv);
-			return -1;
-		}
-	}
-	if (!cli_no_more_args("bench", argc, argv))
+	if (n == 0)
+		exit(0);
+	if (n < 0 || (strategies && parse_strategies(c, strategies) < 0))
 		return -1;
+	c->o.workers = (int)workers;
+	c->o.max_secs = (double)secs;
+	c->o.restart_rate = (double)restart;
+	c->o.concurrency = (uint32_t)conc;
+	c->o.rate = (uint32_t)rate;
+	c->o.family = ipv6 ? AF_INET6 : c->o.family;
+	c->o.gap_ms = (int)gap;
 	return 0;
 }
 

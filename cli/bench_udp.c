@@ -4,7 +4,6 @@
  * none; bench/udp_flows.c), and bench udp-cost: the flow program's packet
  * rate and run time (bench/udp_cost.c). Options, tables and JSON here.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,96 +45,53 @@ static int parse_strategies(struct udp_cfg *c, const char *arg)
 	return 0;
 }
 
+static void udp_usage(FILE *f)
+{
+	fprintf(f, "Usage: sockmig bench udp [OPTIONS], sockmig bench udp-cost [OPTIONS]\n"
+		   "  -f, --flows N          udp: concurrent flows (1-50000, default 1000)\n"
+		   "      --rate D           udp: datagrams/s per flow (1-1000, default 10)\n"
+		   "      --flip-ms F        udp: a flip every F ms (10-600000, default 200)\n"
+		   "  -t, --seconds S        udp: seconds of load per strategy (1-3600, default "
+		   "10)\n"
+		   "      --flow-ms L        udp: a flow's life in ms (default 1000)\n"
+		   "      --grace-ms G       udp: an old generation closes G ms after its flip "
+		   "(default 2000)\n"
+		   "  -s, --strategies LIST  udp: of naive, flow, none (default all)\n"
+		   "      --phases N         udp-cost: phases in pairs (2-64, default 10)\n"
+		   "  -n, --count N          udp-cost: datagrams per phase (default 200000)\n"
+		   "  -j, --json             JSON output\n");
+}
+
 static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"flows", required_argument, NULL, 'f'},
-		{"rate", required_argument, NULL, 'R'},
-		{"flip-ms", required_argument, NULL, 'F'},
-		{"seconds", required_argument, NULL, 't'},
-		{"flow-ms", required_argument, NULL, 'L'},
-		{"grace-ms", required_argument, NULL, 'G'},
-		{"strategies", required_argument, NULL, 's'},
-		{"phases", required_argument, NULL, 'P'},
-		{"count", required_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	uint64_t flows = c->o.flows, rate = c->o.rate, flip = c->o.flip_ms, secs = c->o.secs,
+		 life = c->o.flow_ms, grace = c->o.grace_ms;
+	const char *strategies = NULL;
+	const struct cli_opt opts[] = {
+		{"flows", 'f', CLI_U64, &flows, 1, 50000},
+		{"rate", CLI_LONG_ONLY('R'), CLI_U64, &rate, 1, 1000},
+		{"flip-ms", CLI_LONG_ONLY('F'), CLI_U64, &flip, 10, 600000},
+		{"seconds", 't', CLI_U64, &secs, 1, 3600},
+		{"flow-ms", CLI_LONG_ONLY('L'), CLI_U64, &life, 10, 3600000},
+		{"grace-ms", CLI_LONG_ONLY('G'), CLI_U64, &grace, 0, 3600000},
+		{"strategies", 's', CLI_STR, &strategies},
+		{"phases", CLI_LONG_ONLY('P'), CLI_U64, &c->phases, 2, 64},
+		{"count", 'n', CLI_U64, &c->count, 1000, 100000000},
+		{0},
 	};
-	uint64_t v;
-	int opt;
+	int n = cli_parse(strcmp(mode, "udp") == 0 ? "bench udp" : "bench udp-cost", argc, argv,
+			  opts, 0, udp_usage);
 
-	while ((opt = cli_getopt(argc, argv, "f:t:s:n:h", opts)) != -1) {
-		switch (opt) {
-#define U32(name, lo, hi, field)                                                                   \
-	do {                                                                                       \
-		if (!parse_u64(name, optarg, lo, hi, &v))                                          \
-			return -1;                                                                 \
-		c->o.field = (uint32_t)v;                                                          \
-	} while (0)
-		case 'f':
-			U32("--flows", 1, 50000, flows);
-			break;
-		case 'R':
-			U32("--rate", 1, 1000, rate);
-			break;
-		case 'F':
-			U32("--flip-ms", 10, 600000, flip_ms);
-			break;
-		case 't':
-			U32("--seconds", 1, 3600, secs);
-			break;
-		case 'L':
-			U32("--flow-ms", 10, 3600000, flow_ms);
-			break;
-		case 'G':
-			U32("--grace-ms", 0, 3600000, grace_ms);
-			break;
-#undef U32
-		case 's':
-			if (parse_strategies(c, optarg) < 0)
-				return -1;
-			break;
-		case 'P':
-			if (!parse_u64("--phases", optarg, 2, 64, &c->phases))
-				return -1;
-			break;
-		case 'n':
-			if (!parse_u64("--count", optarg, 1000, 100000000, &c->count))
-				return -1;
-			break;
-		case 'h':
-			printf("Usage: sockmig bench udp [OPTIONS], sockmig bench udp-cost "
-			       "[OPTIONS]\n"
-			       "  -f, --flows N          udp: concurrent flows (1-50000, default "
-			       "1000)\n"
-			       "      --rate D           udp: datagrams/s per flow (1-1000, "
-			       "default "
-			       "10)\n"
-			       "      --flip-ms F        udp: a flip every F ms (10-600000, "
-			       "default "
-			       "200)\n"
-			       "  -t, --seconds S        udp: seconds of load per strategy "
-			       "(1-3600, "
-			       "default 10)\n"
-			       "      --flow-ms L        udp: a flow's life in ms (default 1000)\n"
-			       "      --grace-ms G       udp: an old generation closes G ms after "
-			       "its "
-			       "flip (default 2000)\n"
-			       "  -s, --strategies LIST  udp: of naive, flow, none (default all)\n"
-			       "      --phases N         udp-cost: phases in pairs (2-64, default "
-			       "10)\n"
-			       "  -n, --count N          udp-cost: datagrams per phase (default "
-			       "200000)\n"
-			       "  -j, --json             JSON output\n");
-			exit(0);
-		default:
-			cli_bad_option(strcmp(mode, "udp") == 0 ? "bench udp" : "bench udp-cost",
-				       argv);
-			return -1;
-		}
-	}
-	if (!cli_no_more_args(mode, argc, argv))
+	if (n == 0)
+		exit(0);
+	if (n < 0 || (strategies && parse_strategies(c, strategies) < 0))
 		return -1;
+	c->o.flows = (uint32_t)flows;
+	c->o.rate = (uint32_t)rate;
+	c->o.flip_ms = (uint32_t)flip;
+	c->o.secs = (uint32_t)secs;
+	c->o.flow_ms = (uint32_t)life;
+	c->o.grace_ms = (uint32_t)grace;
 	if (c->o.grace_ms / c->o.flip_ms + 2 > UB_MAX_LIVE) {
 		cli_error("--grace-ms: %u ms keeps more than %d generations alive at a flip every "
 			  "%u ms",

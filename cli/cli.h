@@ -75,11 +75,14 @@ enum cli_kind {
 
 struct cli_opt {
 	const char *name; /* the long option, without "--" */
-	int key;	  /* its short option character */
+	int key;	  /* its short option character, or CLI_LONG_ONLY(c) */
 	enum cli_kind kind;
 	void *dst;
 	uint64_t min, max; /* CLI_U64 */
 };
+
+/* A key for an option with no short form. */
+#define CLI_LONG_ONLY(c) (256 + (c))
 
 /* cli_parse() flags: operands may follow the options (the command checks
  * them); CLI_OPERANDS_FIRST: and the first operand ends the options. */
