@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "loadgen.h"
+#include "phases.h"
 #include "sockmig.h"
 
 enum storm_strategy {
@@ -101,11 +102,8 @@ int storm_run(const struct storm_opts *o, struct storm_result *r);
  * Policy cost: the same N workers, no restarts, a closed-loop load of
  * phase_secs per phase. A first phase with no program does not count (the
  * namespace's first connections find no TIME_WAIT on their 4-tuples); then
- * @phases phases in pairs, ordered off-on, on-off, off-on, ... (phase_on[]),
- * between no program (the kernel's hash) and sockmig's policy. Rates are in
- * connections per second: pair_ratio[p] is the "on" phase's rate over the
- * "off" one's in pair p, ratio their median; rate_off / rate_on are summed
- * over all the phases of each kind, ratio_pooled theirs. The program's own
+ * @phases phases in pairs (phases.h) between no program (the kernel's hash)
+ * and sockmig's policy. The program's own
  * cost comes from the kernel's BPF statistics (enabled for the run): syn_ns
  * over syn_runs is its run time per SYN over the "on" phases; empty_ns over
  * empty_runs the same for a program that only returns SK_PASS, in one more
@@ -115,13 +113,7 @@ int storm_run(const struct storm_opts *o, struct storm_result *r);
  * failed counts the failed connections of every phase.
  */
 struct cost_result {
-	int phases, pairs;
-	double warmup_rate;
-	double phase_rate[64];
-	bool phase_on[64];
-	double pair_ratio[32];
-	double ratio, ratio_pooled;
-	double rate_off, rate_on;
+	struct phases ph; /* in connections per second */
 	uint64_t failed;
 	uint64_t syn_ns, syn_runs;
 	uint64_t empty_ns, empty_runs;

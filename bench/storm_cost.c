@@ -19,11 +19,6 @@ struct cost_args {
 	double phase_secs;
 };
 
-/* The run time the kernel counted for the group's program (bpf_stats). */
-struct prog_stats {
-	uint64_t ns, runs;
-};
-
 /* The program pinned for group @g, or -1 with @err set. */
 static int prog_of(struct sockmig_group *g, char *err, size_t errlen)
 {
@@ -34,46 +29,6 @@ static int prog_of(struct sockmig_group *g, char *err, size_t errlen)
 	fd = bpf_obj_get(pin);
 	if (fd < 0)
 		snprintf(err, errlen, "cannot open the group's program %s: %s", pin,
-			 strerror(errno));
-	return fd;
-}
-
-static int prog_stats_read(int fd, struct prog_stats *st, char *err, size_t errlen)
-{
-	struct bpf_prog_info info;
-	__u32 len = sizeof(info);
-
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
-		snprintf(err, errlen, "cannot read the program's run-time statistics: %s",
-			 strerror(errno));
-		return -1;
-	}
-	st->ns = info.run_time_ns;
-	st->runs = info.run_cnt;
-	return 0;
-}
-
-/* An sk_reuseport program that only returns SK_PASS: what any program costs
- * here (the call and the statistics' clock reads), the floor under the
- * policy's own cost. Its fd, or -1 with @err set. */
-static int empty_prog(char *err, size_t errlen)
-{
-	const struct bpf_insn insns[] = {
-		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = SK_PASS},
-		{.code = BPF_JMP | BPF_EXIT},
-	};
-	struct bpf_prog_load_opts po;
-	int fd;
-
-	memset(&po, 0, sizeof(po));
-	po.sz = sizeof(po);
-	po.expected_attach_type = BPF_SK_REUSEPORT_SELECT;
-	fd = bpf_prog_load(BPF_PROG_TYPE_SK_REUSEPORT, "sm_empty", "Dual BSD/GPL", insns,
-			   sizeof(insns) / sizeof(insns[0]), &po);
-
-	if (fd < 0)
-		snprintf(err, errlen, "cannot load an empty sk_reuseport program: %s",
 			 strerror(errno));
 	return fd;
 }
@@ -142,13 +97,13 @@ static int cost_migration(const struct storm_opts *o, int prog_port, struct cost
 			 queued, MIG_CLIENTS);
 		goto out;
 	}
-	if (prog_stats_read(pfd, &s0, r->error, sizeof(r->error)) < 0)
+	if (ph_prog_stats(pfd, &s0, r->error, sizeof(r->error)) < 0)
 		goto out;
 	for (int i = 0; i < MIG_LISTENERS - 1; i++) {
 		close(l[i]);
 		l[i] = -1;
 	}
-	if (prog_stats_read(pfd, &s1, r->error, sizeof(r->error)) < 0)
+	if (ph_prog_stats(pfd, &s1, r->error, sizeof(r->error)) < 0)
 		goto out;
 	r->mig_ns = s1.ns - s0.ns;
 	r->mig_runs = s1.runs - s0.runs;
@@ -190,35 +145,6 @@ static int cost_load(const struct storm *s, double secs, struct lg_result *lr,
 	return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Each pair's ratio (its "on" phase's rate over its "off" one's) and their
- * median; the rates of each kind over all the phases, and their ratio. */
-static void cost_ratios(struct cost_result *r, const double secs[2], const double ok[2])
-{
-	double sorted[32] = {0};
-	int n = r->phases / 2;
-
-	for (int p = 0; p < n; p++) {
-		double a = r->phase_rate[2 * p], b = r->phase_rate[2 * p + 1];
-
-		r->pair_ratio[p] = r->phase_on[2 * p] ? (b > 0 ? a / b : 0) : (a > 0 ? b / a : 0);
-		sorted[p] = r->pair_ratio[p];
-	}
-	r->pairs = n;
-	qsort(sorted, (size_t)n, sizeof(sorted[0]), cmp_double);
-	if (n)
-		r->ratio = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-	r->rate_off = secs[0] > 0 ? ok[0] / secs[0] : 0;
-	r->rate_on = secs[1] > 0 ? ok[1] / secs[1] : 0;
-	r->ratio_pooled = r->rate_off > 0 ? r->rate_on / r->rate_off : 0;
-}
-
 static void cost_child(const struct storm_opts *o, void *res)
 {
 	struct cost_args *a = res;
@@ -226,7 +152,6 @@ static void cost_child(const struct storm_opts *o, void *res)
 	struct storm *s = calloc(1, sizeof(*s));
 	struct lg_result *lr = calloc(1, sizeof(*lr));
 	struct prog_stats st0, st1;
-	double secs[2] = {0}, ok[2] = {0};
 	int probe_fd, stats_fd = -1, pfd = -1, efd = -1;
 
 	if (!s || !lr || storm_netns_setup(o, a->r.error, sizeof(a->r.error)) < 0)
@@ -269,36 +194,30 @@ static void cost_child(const struct storm_opts *o, void *res)
 	sockmig_group_detach(s->w[0].fd);
 	if (cost_load(s, a->phase_secs, lr, &a->r) < 0)
 		goto out;
-	a->r.warmup_rate = (double)lr->count[LG_OK] / lr->elapsed;
-	for (int ph = 0; ph < a->phases && ph < 64; ph++) {
-		/* pairs off-on, on-off, off-on, ...: a drift over the run, or
-		 * a cost of coming first or second, falls on both kinds alike */
-		int on = (ph % 2) ^ (ph / 2 % 2);
+	a->r.ph.warmup_rate = (double)lr->count[LG_OK] / lr->elapsed;
+	for (int ph = 0; ph < a->phases && ph < PH_MAX; ph++) {
+		bool on = ph_on(ph);
 
 		if (on)
 			sockmig_group_attach(s->g, s->w[0].fd);
 		else
 			sockmig_group_detach(s->w[0].fd);
-		if (on && prog_stats_read(pfd, &st0, a->r.error, sizeof(a->r.error)) < 0)
+		if (on && ph_prog_stats(pfd, &st0, a->r.error, sizeof(a->r.error)) < 0)
 			goto out;
 		if (cost_load(s, a->phase_secs, lr, &a->r) < 0)
 			goto out;
-		if (on && prog_stats_read(pfd, &st1, a->r.error, sizeof(a->r.error)) < 0)
+		if (on && ph_prog_stats(pfd, &st1, a->r.error, sizeof(a->r.error)) < 0)
 			goto out;
 		if (on) {
 			a->r.syn_ns += st1.ns - st0.ns;
 			a->r.syn_runs += st1.runs - st0.runs;
 		}
-		secs[on] += lr->elapsed;
-		ok[on] += (double)lr->count[LG_OK];
-		a->r.phase_rate[ph] = (double)lr->count[LG_OK] / lr->elapsed;
-		a->r.phase_on[ph] = on;
-		a->r.phases = ph + 1;
+		ph_record(&a->r.ph, ph, (double)lr->count[LG_OK], lr->elapsed);
 	}
-	cost_ratios(&a->r, secs, ok);
+	ph_finish(&a->r.ph);
 	/* one more phase, with the empty program: the floor */
-	efd = empty_prog(a->r.error, sizeof(a->r.error));
-	if (efd < 0 || prog_stats_read(efd, &st0, a->r.error, sizeof(a->r.error)) < 0)
+	efd = ph_empty_prog(a->r.error, sizeof(a->r.error));
+	if (efd < 0 || ph_prog_stats(efd, &st0, a->r.error, sizeof(a->r.error)) < 0)
 		goto out;
 	if (setsockopt(s->w[0].fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &efd, sizeof(efd)) < 0) {
 		snprintf(a->r.error, sizeof(a->r.error), "cannot attach the empty program: %s",
@@ -306,7 +225,7 @@ static void cost_child(const struct storm_opts *o, void *res)
 		goto out;
 	}
 	if (cost_load(s, a->phase_secs, lr, &a->r) < 0 ||
-	    prog_stats_read(efd, &st1, a->r.error, sizeof(a->r.error)) < 0)
+	    ph_prog_stats(efd, &st1, a->r.error, sizeof(a->r.error)) < 0)
 		goto out;
 	a->r.empty_ns = st1.ns - st0.ns;
 	a->r.empty_runs = st1.runs - st0.runs;

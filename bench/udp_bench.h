@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "phases.h"
+
 enum udp_strategy {
 	UB_NAIVE, /* plain SO_REUSEPORT, no program: the kernel's hash */
 	UB_FLOW,  /* a UDP group, SOCKMIG_UDP_MODE_FLOW */
@@ -82,13 +84,8 @@ int udp_bench_run(const struct udp_bench_opts *o, struct udp_bench_result *r);
  * one more phase (the floor).
  */
 struct udp_cost_result {
-	int phases, pairs;
-	double warmup_rate;
-	double phase_rate[64];
-	bool phase_on[64];
-	double pair_ratio[32];
-	double ratio, rate_off, rate_on;
-	uint64_t lost; /* datagrams sent and not read, all phases */
+	struct phases ph; /* in datagrams per second */
+	uint64_t lost;	  /* datagrams sent and not read, all phases */
 	uint64_t ns, runs, empty_ns, empty_runs;
 	char error[200];
 };

@@ -63,9 +63,9 @@ static void *reader(void *arg)
 	return NULL;
 }
 
-/* One phase: @count datagrams, at most WINDOW unread; its rate (datagrams
- * read per second), the unread ones added to r->lost. */
-static double phase(struct cost *c, uint64_t count)
+/* One phase: @count datagrams, at most WINDOW unread; the datagrams read
+ * into *@done, in *@secs; the unread ones added to r->lost. */
+static void phase(struct cost *c, uint64_t count, double *done, double *secs)
 {
 	uint64_t base = atomic_load(&c->received), sent = 0, t0 = ub_now_ns(), t1, quiet;
 	char d[16] = "udp-cost";
@@ -101,39 +101,8 @@ static double phase(struct cost *c, uint64_t count)
 	t1 = ub_now_ns();
 	sent -= atomic_load(&c->received) - base;
 	c->r->lost += sent;
-	return (double)(atomic_load(&c->received) - base) / ((double)(t1 - t0) / 1e9);
-}
-
-static int prog_stats(int fd, uint64_t *ns, uint64_t *runs, char *err, size_t errlen)
-{
-	struct bpf_prog_info info;
-	__u32 len = sizeof(info);
-
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
-		snprintf(err, errlen, "cannot read the program's run-time statistics: %s",
-			 strerror(errno));
-		return -1;
-	}
-	*ns = info.run_time_ns;
-	*runs = info.run_cnt;
-	return 0;
-}
-
-/* An sk_reuseport program that returns SK_PASS and nothing else. */
-static int pass_prog(void)
-{
-	const struct bpf_insn insns[] = {
-		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = SK_PASS},
-		{.code = BPF_JMP | BPF_EXIT},
-	};
-	struct bpf_prog_load_opts po;
-
-	memset(&po, 0, sizeof(po));
-	po.sz = sizeof(po);
-	po.expected_attach_type = BPF_SK_REUSEPORT_SELECT;
-	return bpf_prog_load(BPF_PROG_TYPE_SK_REUSEPORT, "sm_udp_pass", "Dual BSD/GPL", insns, 2,
-			     &po);
+	*done = (double)(atomic_load(&c->received) - base);
+	*secs = (double)(t1 - t0) / 1e9;
 }
 
 /* Attach @prog to the group (-1: detach whatever is attached). */
@@ -153,34 +122,6 @@ struct cost_args {
 	uint64_t count;
 };
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static void ratios(struct udp_cost_result *r, const double sum[2], const int n[2])
-{
-	double sorted[32] = {0};
-	int pairs = r->phases / 2;
-
-	for (int p = 0; p < pairs; p++) {
-		double a = r->phase_rate[2 * p], b = r->phase_rate[2 * p + 1];
-		double on = r->phase_on[2 * p] ? a : b, off = r->phase_on[2 * p] ? b : a;
-
-		r->pair_ratio[p] = off > 0 ? on / off : 0;
-		sorted[p] = r->pair_ratio[p];
-	}
-	r->pairs = pairs;
-	qsort(sorted, (size_t)pairs, sizeof(sorted[0]), cmp_double);
-	if (pairs)
-		r->ratio = pairs % 2 ? sorted[pairs / 2]
-				     : (sorted[pairs / 2 - 1] + sorted[pairs / 2]) / 2;
-	r->rate_off = n[0] ? sum[0] / n[0] : 0;
-	r->rate_on = n[1] ? sum[1] / n[1] : 0;
-}
-
 static void cost_child(void *arg)
 {
 	struct cost_args *a = arg;
@@ -191,9 +132,9 @@ static void cost_child(void *arg)
 	struct sockaddr_in addr = {.sin_family = AF_INET};
 	struct sockmig_udp_group *g = NULL;
 	struct cost c = {.r = r, .srv = {-1, -1}, .cli = -1};
-	int stats = -1, prog = -1, empty = -1, n[2] = {0};
-	uint64_t ns0, runs0, ns1, runs1;
-	double sum[2] = {0};
+	int stats = -1, prog = -1, empty = -1;
+	struct prog_stats s0, s1;
+	double done, secs;
 	char pin[4200];
 
 	if (ub_netns_setup(64, r->error, sizeof(r->error)) < 0)
@@ -235,45 +176,42 @@ static void cost_child(void *arg)
 		goto out;
 	c.running = true;
 	attach(&c, -1);
-	r->warmup_rate = phase(&c, a->count);
-	for (int ph = 0; ph < a->phases && ph < 64; ph++) {
-		/* off-on, on-off, off-on, ...: a drift falls on both alike */
-		int on = (ph % 2) ^ (ph / 2 % 2);
+	phase(&c, a->count, &done, &secs);
+	r->ph.warmup_rate = secs > 0 ? done / secs : 0;
+	for (int ph = 0; ph < a->phases && ph < PH_MAX; ph++) {
+		bool on = ph_on(ph);
 
 		if (attach(&c, on ? prog : -1) < 0 && on) {
 			snprintf(r->error, sizeof(r->error), "cannot attach the program: %s",
 				 strerror(errno));
 			goto out;
 		}
-		if (on && prog_stats(prog, &ns0, &runs0, r->error, sizeof(r->error)) < 0)
+		if (on && ph_prog_stats(prog, &s0, r->error, sizeof(r->error)) < 0)
 			goto out;
-		r->phase_rate[ph] = phase(&c, a->count);
-		r->phase_on[ph] = on;
-		r->phases = ph + 1;
-		sum[on] += r->phase_rate[ph];
-		n[on]++;
-		if (on && prog_stats(prog, &ns1, &runs1, r->error, sizeof(r->error)) < 0)
+		phase(&c, a->count, &done, &secs);
+		ph_record(&r->ph, ph, done, secs);
+		if (on && ph_prog_stats(prog, &s1, r->error, sizeof(r->error)) < 0)
 			goto out;
 		if (on) {
-			r->ns += ns1 - ns0;
-			r->runs += runs1 - runs0;
+			r->ns += s1.ns - s0.ns;
+			r->runs += s1.runs - s0.runs;
 		}
 	}
-	ratios(r, sum, n);
+	ph_finish(&r->ph);
 	/* one more phase with a program that does nothing: the floor */
-	empty = pass_prog();
-	if (empty < 0 || attach(&c, empty) < 0 ||
-	    prog_stats(empty, &ns0, &runs0, r->error, sizeof(r->error)) < 0) {
-		if (!r->error[0])
-			snprintf(r->error, sizeof(r->error), "the empty program: %s",
-				 strerror(errno));
+	empty = ph_empty_prog(r->error, sizeof(r->error));
+	if (empty < 0 || ph_prog_stats(empty, &s0, r->error, sizeof(r->error)) < 0)
+		goto out;
+	if (attach(&c, empty) < 0) {
+		snprintf(r->error, sizeof(r->error), "cannot attach the empty program: %s",
+			 strerror(errno));
 		goto out;
 	}
-	phase(&c, a->count);
-	if (prog_stats(empty, &ns1, &runs1, r->error, sizeof(r->error)) < 0)
+	phase(&c, a->count, &done, &secs);
+	if (ph_prog_stats(empty, &s1, r->error, sizeof(r->error)) < 0)
 		goto out;
-	r->empty_ns = ns1 - ns0;
-	r->empty_runs = runs1 - runs0;
+	r->empty_ns = s1.ns - s0.ns;
+	r->empty_runs = s1.runs - s0.runs;
 out:
 	if (c.running) {
 		atomic_store(&c.stop, true);

@@ -51,31 +51,28 @@ static void bench_usage(FILE *f)
 		   "  -h, --help             this text\n");
 }
 
-static int parse_strategies(struct bench_cfg *c, const char *arg)
+bool bench_strategies(const char *arg, int (*parse)(const char *name), bool *run, int n,
+		      const char *kind, const char *names)
 {
 	char *dup = strdup(arg), *tok, *save = NULL;
-	int n = 0;
+	int given = 0;
 
-	memset(c->run, 0, sizeof(c->run));
+	memset(run, 0, (size_t)n * sizeof(run[0]));
 	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int s = storm_strategy_parse(tok);
+		int s = parse(tok);
 
-		if (s < 0) {
-			cli_error("--strategies: unknown strategy '%s' (naive, sysctl, policy, "
-				  "stopstart, holder, run, legacy, handoff, attach, shim)",
-				  tok);
+		if (s < 0 || s >= n) {
+			cli_error("--strategies: unknown %sstrategy '%s' (%s)", kind, tok, names);
 			free(dup);
-			return -1;
+			return false;
 		}
-		c->run[s] = true;
-		n++;
+		run[s] = true;
+		given++;
 	}
 	free(dup);
-	if (!n) {
+	if (!given)
 		cli_error("--strategies: empty list");
-		return -1;
-	}
-	return 0;
+	return given > 0;
 }
 
 static int parse_args(struct bench_cfg *c, int argc, char **argv)
@@ -104,7 +101,11 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
 
 	if (n == 0)
 		exit(0);
-	if (n < 0 || (strategies && parse_strategies(c, strategies) < 0))
+	if (n < 0 ||
+	    (strategies &&
+	     !bench_strategies(strategies, storm_strategy_parse, c->run, ST_NSTRATEGIES, "",
+			       "naive, sysctl, policy, stopstart, holder, run, "
+			       "legacy, handoff, attach, shim")))
 		return -1;
 	c->o.workers = (int)workers;
 	c->o.max_secs = (double)secs;
@@ -292,6 +293,38 @@ static int bench_storm(struct bench_cfg *c)
 	return ret;
 }
 
+void bench_phases_json(const struct phases *p)
+{
+	jw_f64("warmup_rate", p->warmup_rate);
+	jw_open("phase_rates", '[');
+	for (int i = 0; i < p->phases; i++)
+		jw_f64(NULL, p->phase_rate[i]);
+	jw_close(']');
+	jw_open("phase_on", '[');
+	for (int i = 0; i < p->phases; i++)
+		jw_bool(NULL, p->phase_on[i]);
+	jw_close(']');
+	jw_open("pair_ratios", '[');
+	for (int i = 0; i < p->pairs; i++)
+		jw_f64(NULL, p->pair_ratio[i]);
+	jw_close(']');
+	jw_f64("rate_off", p->rate_off);
+	jw_f64("rate_on", p->rate_on);
+	jw_f64("ratio", p->ratio);
+}
+
+void bench_phases_print(const struct phases *p, const char *unit)
+{
+	printf("warm-up   off %10.0f %s (not counted)\n", p->warmup_rate, unit);
+	for (int i = 0; i < p->phases; i++) {
+		printf("phase %2d  %-3s %10.0f %s", i + 1, p->phase_on[i] ? "on" : "off",
+		       p->phase_rate[i], unit);
+		if (i % 2 && i / 2 < p->pairs)
+			printf("   pair %2d: %.3f", i / 2 + 1, p->pair_ratio[i / 2]);
+		printf("\n");
+	}
+}
+
 static int bench_cost(struct bench_cfg *c)
 {
 	struct cost_result r;
@@ -316,23 +349,8 @@ static int bench_cost(struct bench_cfg *c)
 		jw_open(NULL, '{');
 		jw_str("mode", "cost");
 		jw_u64("workers", (uint64_t)c->o.workers);
-		jw_f64("warmup_rate", r.warmup_rate);
-		jw_open("phase_rates", '[');
-		for (int i = 0; i < r.phases; i++)
-			jw_f64(NULL, r.phase_rate[i]);
-		jw_close(']');
-		jw_open("phase_on", '[');
-		for (int i = 0; i < r.phases; i++)
-			jw_bool(NULL, r.phase_on[i]);
-		jw_close(']');
-		jw_open("pair_ratios", '[');
-		for (int i = 0; i < r.pairs; i++)
-			jw_f64(NULL, r.pair_ratio[i]);
-		jw_close(']');
-		jw_f64("rate_off", r.rate_off);
-		jw_f64("rate_on", r.rate_on);
-		jw_f64("ratio", r.ratio);
-		jw_f64("ratio_pooled", r.ratio_pooled);
+		bench_phases_json(&r.ph);
+		jw_f64("ratio_pooled", r.ph.ratio_pooled);
 		jw_u64("failed", r.failed);
 		jw_f64("policy_ns_per_syn", syn_ns);
 		jw_u64("policy_syn_runs", r.syn_runs);
@@ -344,19 +362,12 @@ static int bench_cost(struct bench_cfg *c)
 		jw_close('}');
 		jw_end();
 	} else {
-		printf("warm-up   off %10.0f conn/s (not counted)\n", r.warmup_rate);
-		for (int i = 0; i < r.phases; i++) {
-			printf("phase %2d  %-3s %10.0f conn/s", i + 1, r.phase_on[i] ? "on" : "off",
-			       r.phase_rate[i]);
-			if (i % 2 && i / 2 < r.pairs)
-				printf("   pair %2d: %.3f", i / 2 + 1, r.pair_ratio[i / 2]);
-			printf("\n");
-		}
+		bench_phases_print(&r.ph, "conn/s");
 		printf("\nno program   %10.0f conn/s\npolicy       %10.0f conn/s\n"
 		       "pooled ratio %10.3f\n"
 		       "ratio        %10.3f (median of %d pairs' ratios; target >= 0.98)\n"
 		       "failed       %10llu\n",
-		       r.rate_off, r.rate_on, r.ratio_pooled, r.ratio, r.pairs,
+		       r.ph.rate_off, r.ph.rate_on, r.ph.ratio_pooled, r.ph.ratio, r.ph.pairs,
 		       (unsigned long long)r.failed);
 		printf("\npolicy ns/run (SYN)        %8.1f over %llu runs (target <= 60)\n"
 		       "empty program ns/run (SYN) %8.1f over %llu runs (the floor)\n"

@@ -19,32 +19,6 @@ struct udp_cfg {
 	uint64_t phases, count;
 };
 
-static int parse_strategies(struct udp_cfg *c, const char *arg)
-{
-	char *dup = strdup(arg), *tok, *save = NULL;
-	int n = 0;
-
-	memset(c->run, 0, sizeof(c->run));
-	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int s = udp_strategy_parse(tok);
-
-		if (s < 0) {
-			cli_error("--strategies: unknown UDP strategy '%s' (naive, flow, none)",
-				  tok);
-			free(dup);
-			return -1;
-		}
-		c->run[s] = true;
-		n++;
-	}
-	free(dup);
-	if (!n) {
-		cli_error("--strategies: empty list");
-		return -1;
-	}
-	return 0;
-}
-
 static void udp_usage(FILE *f)
 {
 	fprintf(f, "Usage: sockmig bench udp [OPTIONS], sockmig bench udp-cost [OPTIONS]\n"
@@ -84,7 +58,8 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 
 	if (n == 0)
 		exit(0);
-	if (n < 0 || (strategies && parse_strategies(c, strategies) < 0))
+	if (n < 0 || (strategies && !bench_strategies(strategies, udp_strategy_parse, c->run,
+						      UB_NSTRATEGIES, "UDP ", "naive, flow, none")))
 		return -1;
 	c->o.flows = (uint32_t)flows;
 	c->o.rate = (uint32_t)rate;
@@ -232,22 +207,7 @@ static int bench_udp_cost(struct udp_cfg *c)
 		jw_open(NULL, '{');
 		jw_str("mode", "udp-cost");
 		jw_u64("count", c->count);
-		jw_f64("warmup_rate", r.warmup_rate);
-		jw_open("phase_rates", '[');
-		for (int i = 0; i < r.phases; i++)
-			jw_f64(NULL, r.phase_rate[i]);
-		jw_close(']');
-		jw_open("phase_on", '[');
-		for (int i = 0; i < r.phases; i++)
-			jw_bool(NULL, r.phase_on[i]);
-		jw_close(']');
-		jw_open("pair_ratios", '[');
-		for (int i = 0; i < r.pairs; i++)
-			jw_f64(NULL, r.pair_ratio[i]);
-		jw_close(']');
-		jw_f64("rate_off", r.rate_off);
-		jw_f64("rate_on", r.rate_on);
-		jw_f64("ratio", r.ratio);
+		bench_phases_json(&r.ph);
 		jw_u64("lost", r.lost);
 		jw_f64("flow_ns_per_datagram", ns);
 		jw_u64("flow_runs", r.runs);
@@ -257,21 +217,14 @@ static int bench_udp_cost(struct udp_cfg *c)
 		jw_end();
 		return 0;
 	}
-	printf("warm-up   off %10.0f datagrams/s (not counted)\n", r.warmup_rate);
-	for (int i = 0; i < r.phases; i++) {
-		printf("phase %2d  %-3s %10.0f datagrams/s", i + 1, r.phase_on[i] ? "on" : "off",
-		       r.phase_rate[i]);
-		if (i % 2 && i / 2 < r.pairs)
-			printf("   pair %2d: %.3f", i / 2 + 1, r.pair_ratio[i / 2]);
-		printf("\n");
-	}
-	printf("\nno program    %10.0f datagrams/s (mean of the phases)\n"
+	bench_phases_print(&r.ph, "datagrams/s");
+	printf("\nno program    %10.0f datagrams/s\n"
 	       "flow program  %10.0f datagrams/s\n"
 	       "ratio         %10.3f (median of %d pairs' ratios)\n"
 	       "lost          %10llu\n"
 	       "\nflow program ns/datagram  %8.1f over %llu runs\n"
 	       "empty program ns/datagram %8.1f over %llu runs (the floor)\n",
-	       r.rate_off, r.rate_on, r.ratio, r.pairs, (unsigned long long)r.lost, ns,
+	       r.ph.rate_off, r.ph.rate_on, r.ph.ratio, r.ph.pairs, (unsigned long long)r.lost, ns,
 	       (unsigned long long)r.runs, empty, (unsigned long long)r.empty_runs);
 	return 0;
 }

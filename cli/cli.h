@@ -127,6 +127,18 @@ int do_hold(int argc, char **argv);
 int do_run(int argc, char **argv);
 int do_reload(int argc, char **argv);
 
+/* --strategies LIST of the benches: @run[0..n) true for each of the
+ * comma-separated names @parse knows; false after one error line naming
+ * the @kind of strategy and the @names it knows. */
+bool bench_strategies(const char *arg, int (*parse)(const char *name), bool *run, int n,
+		      const char *kind, const char *names);
+
+/* bench cost and bench udp-cost: their phases (bench/phases.h) in the open
+ * JSON object, or as lines with the rates in @unit. */
+struct phases;
+void bench_phases_json(const struct phases *p);
+void bench_phases_print(const struct phases *p, const char *unit);
+
 /* libsockmig-preload.so into @out: $SOCKMIG_PRELOAD, else beside this
  * binary, else in ../lib from it, else where make install puts it. false
  * when none is there. */
