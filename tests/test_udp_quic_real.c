@@ -37,9 +37,9 @@
 #include "sockmig.h"
 
 #define QR_PORT	    34800
-#define QR_GENS	    24	 /* generations at most (the first and its flips) */
-#define QR_SECS	    3	 /* of client load, and of flips */
-#define QR_CONNS    600	 /* client connections at most */
+#define QR_GENS	    24	  /* generations at most (the first and its flips) */
+#define QR_SECS	    3	  /* of client load, and of flips */
+#define QR_CONNS    600	  /* client connections at most */
 #define QR_READY_MS 10000 /* a server's "ready" line, python's start included */
 
 struct qr {
@@ -119,8 +119,10 @@ static int qr_enter(struct qr *q, char *why, size_t len)
 	}
 	snprintf(p, sizeof(p), "%s/.sockmig-quic", q->root);
 	if (stat(p, &st) < 0) {
-		snprintf(why, len, "no real-QUIC tree at %s (make quic-root makes it: Debian 13, "
-				   "python3-aioquic)", q->root);
+		snprintf(why, len,
+			 "no real-QUIC tree at %s (make quic-root makes it: Debian 13, "
+			 "python3-aioquic)",
+			 q->root);
 		return SM_SKIP;
 	}
 	if (access("/usr/sbin/chroot", X_OK) < 0) {
@@ -129,11 +131,16 @@ static int qr_enter(struct qr *q, char *why, size_t len)
 	}
 	if (!build_dir(q->out, sizeof(q->out)))
 		return SM_FAIL;
-	snprintf(p, sizeof(p), "%s/tests/servers/quic_client.py", q->out);
-	if (access(p, R_OK) < 0 || (snprintf(p, sizeof(p), "%s/libsockmig.so.0", q->out),
-				    access(p, R_OK) < 0)) {
-		printf("no %s: make builds it\n", p);
-		return SM_FAIL;
+	for (int i = 0; i < 3; i++) {
+		static const char *const need[] = {"libsockmig.so.0",
+						   "tests/servers/quic_server.py",
+						   "tests/servers/quic_client.py"};
+
+		snprintf(p, sizeof(p), "%s/%s", q->out, need[i]);
+		if (access(p, R_OK) < 0) {
+			printf("no %s: make builds it\n", p);
+			return SM_FAIL;
+		}
 	}
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 		printf("cannot make a mount namespace: %s\n", strerror(errno));
@@ -175,8 +182,8 @@ static bool qr_server(struct qr *q, uint32_t gen)
 	char name[16], args[160];
 
 	snprintf(name, sizeof(name), "gen%u", gen);
-	snprintf(args, sizeof(args), "--port %d --gen %u --hold --grace 2%s",
-		 QR_PORT, gen, q->plain ? " --plain" : "");
+	snprintf(args, sizeof(args), "--port %d --gen %u --hold --grace 2%s", QR_PORT, gen,
+		 q->plain ? " --plain" : "");
 	if (!qr_start(q, &q->srv[q->nsrv], name, "quic_server.py", args))
 		return false;
 	q->nsrv++;
@@ -232,7 +239,8 @@ static bool qr_reap(struct qr *q, int k, struct qr_sum *sum)
 	sum->strays += json_num(line, "strays");
 	sum->live_at_exit += json_num(line, "live_at_exit");
 	if (h > 0) {
-		long lo = json_num(line, "hello_dgrams_min"), hi = json_num(line, "hello_dgrams_max");
+		long lo = json_num(line, "hello_dgrams_min"),
+		     hi = json_num(line, "hello_dgrams_max");
 
 		sum->hello_min = sum->reports && sum->hello_min < lo ? sum->hello_min : lo;
 		sum->hello_max = hi > sum->hello_max ? hi : sum->hello_max;
@@ -287,8 +295,7 @@ static int qr_run(struct qr *q, long *ok, long *failed, int *flips, struct qr_su
 	/* generation 1 serving, generation 2 started (python takes a while) */
 	if (!qr_server(q, 1) || !qr_go(q, 0) || !qr_server(q, 2))
 		return SM_FAIL;
-	snprintf(args, sizeof(args),
-		 "--port %d --conns %d --secs %d", QR_PORT, QR_CONNS, QR_SECS);
+	snprintf(args, sizeof(args), "--port %d --conns %d --secs %d", QR_PORT, QR_CONNS, QR_SECS);
 	if (!qr_start(q, &q->cli, "client", "quic_client.py", args))
 		return SM_FAIL;
 	end = burst_now_ms() + QR_SECS * 1000ULL;

@@ -25,15 +25,15 @@ from aioquic.quic.configuration import QuicConfiguration
 ALPN = "sockmig-test"
 
 
-async def one(a, res):
+async def one(a, res, stage):
     cfg = QuicConfiguration(is_client=True, alpn_protocols=[ALPN], verify_mode=ssl.CERT_NONE,
                             server_name="localhost", idle_timeout=a.timeout,
                             quantum_readiness_test=True)
-    stage = "handshake"
+    stage[0] = "handshake"
     try:
         async with connect("127.0.0.1", a.port, configuration=cfg,
                            wait_connected=True) as proto:
-            stage = "request"
+            stage[0] = "request"
             for i in range(a.requests):
                 if i:
                     await asyncio.sleep(a.gap)
@@ -45,11 +45,11 @@ async def one(a, res):
                     raise ValueError("bad answer %r" % ans)
                 g = ans[4:].strip().decode()
                 res["gens"][g] = res["gens"].get(g, 0) + 1
-            stage = "close"
+            stage[0] = "close"
         res["ok"] += 1
     except Exception as e:  # every failure is counted, by stage
         res["failed"] += 1
-        res["failed_" + stage] += 1
+        res["failed_" + stage[0]] += 1
         k = type(e).__name__
         res["errors"][k] = res["errors"].get(k, 0) + 1
 
@@ -62,11 +62,14 @@ async def run(a):
     tasks = []
 
     async def guarded():
+        stage = ["handshake"]
         try:
-            await asyncio.wait_for(one(a, res), a.timeout)
+            await asyncio.wait_for(one(a, res, stage), a.timeout)
         except asyncio.TimeoutError:
+            # out of time: failed at the stage it was in
             res["failed"] += 1
-            res["failed_timeout"] = res.get("failed_timeout", 0) + 1
+            res["failed_" + stage[0]] += 1
+            res["errors"]["timeout"] = res["errors"].get("timeout", 0) + 1
         finally:
             sem.release()
 
