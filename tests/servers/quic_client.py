@@ -6,7 +6,7 @@ large transport parameter (aioquic's quantum-readiness test parameter,
 1,200 bytes), so that its Initial takes 2 datagrams; then --requests
 requests, one stream each, --gap seconds apart, each answered "gen=G".
 Bounded: no connection starts after --secs, and each has --timeout
-seconds. Prints one JSON line: ok and failed connections, how they
+seconds. Prints "load" when it starts, then one JSON line: ok and failed connections, how they
 failed, and which generations answered. The defaults are the test's.
 
   quic_client.py --port P [--conns N] [--parallel K] [--requests R]
@@ -57,6 +57,7 @@ async def one(a, res, stage):
 async def run(a):
     res = dict(ok=0, failed=0, failed_handshake=0, failed_request=0, failed_close=0,
                gens={}, errors={})
+    print("load", flush=True)
     end = time.monotonic() + a.secs
     sem = asyncio.Semaphore(a.parallel)
     tasks = []

@@ -12,8 +12,9 @@ of counts. SIGTERM: it keeps serving the connections it has, for at most
 Runs with the python3 and aioquic of scripts/quic-root's tree:
   quic_server.py --port P --gen G [--plain] [--lib PATH] [--hold]
                  [--grace S] [--max-secs S]
---hold: prepare (imports, certificate), then wait for a line on stdin
-before binding, so that a flip does not wait for python to start.
+--hold: prepare (imports, certificate), print "held gen=G", then wait for
+a line on stdin before binding, so that a flip does not wait for python
+to start.
 """
 import argparse
 import ctypes
@@ -234,6 +235,8 @@ def main():
     cfg = make_config()
     term = []
     signal.signal(signal.SIGTERM, lambda *_: term.append(time.monotonic()))
+    if a.hold:
+        print("held gen=%d" % a.gen, flush=True)
     if a.hold and not sys.stdin.readline():
         fail("stdin closed before the go line")
 
