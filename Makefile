@@ -64,6 +64,8 @@ HEADER_CHECK := $(patsubst tests/header/%.c,$(OUTPUT)/tests/header/%.o,$(wildcar
 # The programs the tests run (tests/servers/), built next to the runner.
 TEST_SERVERS := $(addprefix $(OUTPUT)/tests/servers/,prefork shim_prog static_server \
                   dynamic_server)
+# The real-QUIC case's programs: python, run in scripts/quic-root's tree.
+TEST_SERVERS += $(addprefix $(OUTPUT)/tests/servers/,quic_server.py quic_client.py)
 
 .PHONY: all deps check demo bench asan asan-check lint format format-check cppcheck \
         clean install deb check-deb check-kernels
@@ -168,6 +170,9 @@ $(OUTPUT)/tests/servers/static_server: tests/servers/static_server.c | $(OUTPUT)
 $(OUTPUT)/tests/servers/dynamic_server: tests/servers/static_server.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D) && $(CC) -O2 -o $@ $<
+$(OUTPUT)/tests/servers/%.py: tests/servers/%.py | $(OUTPUT)/tests
+	$(call msg,CP,$@)
+	$(Q)mkdir -p $(@D) && cp $< $@
 
 $(LIBA): $(LIB_OBJS)
 	$(call msg,AR,$@)
@@ -217,6 +222,12 @@ check: deps all
 check-kernels: deps all
 	$(Q)scripts/kernels $(if $(FULL),--full) $(if $(KERNELS),-k "$(KERNELS)") \
 		$(if $(SETS),-s "$(SETS)") $(if $(LOCK),-l "$(LOCK)")
+
+# The Debian 13 tree of the real-QUIC case (tests/test_udp_quic_real.c),
+# made once under ~/.cache/sockmig-quic; never made by check.
+.PHONY: quic-root
+quic-root:
+	$(Q)scripts/quic-root >/dev/null
 
 # The README's main job: the side-by-side reset count in a private netns.
 demo: deps $(SOCKMIG)

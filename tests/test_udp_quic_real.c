@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Real QUIC across reloads: aioquic servers (tests/servers/quic_server.py,
+ * one process per generation) and an aioquic client load
+ * (tests/servers/quic_client.py) in the Debian 13 tree that
+ * scripts/quic-root makes (`make quic-root`; a case never makes it, and
+ * skips without it). A flip every 100-200 ms: the next generation's server
+ * binds (and registers), then the old one gets SIGTERM and closes its
+ * socket once its connections ended (or after a 2 s grace). With the UDP
+ * group in flow mode every handshake and request succeeds; with plain
+ * SO_REUSEPORT (the same servers, unregistered) some fail. Each client
+ * Initial takes 2 datagrams (a 1,200-byte transport parameter), counted
+ * by the servers.
+ *
+ * Entering the tree: the case takes a mount namespace of its own, binds
+ * the build (.output/) at /opt/sockmig, /proc and /sys/fs/bpf into the
+ * tree, and runs each program through chroot(8); the network namespace
+ * stays the case's.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "burst.h"
+#include "harness.h"
+#include "proc.h"
+#include "sockmig.h"
+
+#define QR_PORT	    34800
+#define QR_GENS	    16	  /* generation 1 and 15 flips */
+#define QR_SECS	    3	  /* of client load (the flips take ~2.6 s) */
+#define QR_CONNS    600	  /* client connections at most */
+#define QR_READY_MS 10000 /* a server's "ready" line, python's start included */
+
+struct qr {
+	char root[PATH_MAX]; /* the tree */
+	char out[PATH_MAX];  /* the build: .output/ */
+	char dir[64];	     /* stderr files */
+	struct tp_proc srv[QR_GENS];
+	int nsrv;
+	struct tp_proc cli;
+	bool plain;
+};
+
+/* Totals of the servers' exit lines. */
+struct qr_sum {
+	long connections, handshakes, requests, strays, hello_min, hello_max, live_at_exit;
+	int reports;
+};
+
+/* The tree of scripts/quic-root, as it finds it. */
+static bool tree_path(char *out, size_t len)
+{
+	const char *c = getenv("SOCKMIG_QUIC_CACHE"), *x = getenv("XDG_CACHE_HOME"),
+		   *h = getenv("HOME");
+
+	if (c && *c)
+		snprintf(out, len, "%s/root", c);
+	else if (x && *x)
+		snprintf(out, len, "%s/sockmig-quic/root", x);
+	else if (h && *h)
+		snprintf(out, len, "%s/.cache/sockmig-quic/root", h);
+	else
+		return false;
+	return true;
+}
+
+/* The normal build's directory (.output/, above a sanitizer runner's). */
+static bool build_dir(char *out, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", out, len - 1);
+	char *slash;
+
+	if (n <= 0)
+		return false;
+	out[n] = '\0';
+	slash = strrchr(out, '/');
+	if (!slash)
+		return false;
+	*slash = '\0';
+	slash = strrchr(out, '/');
+	if (slash && strcmp(slash, "/asan") == 0)
+		*slash = '\0';
+	return true;
+}
+
+static bool bind_into(const char *root, const char *src, const char *dst, unsigned long extra)
+{
+	char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof(path), "%s%s", root, dst);
+	if (mount(src, path, NULL, MS_BIND | extra, NULL) < 0) {
+		printf("cannot bind %s on %s: %s\n", src, path, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* The tree, or a skip reason in @why; the mounts of the case's own mount
+ * namespace. SM_PASS when ready. */
+static int qr_enter(struct qr *q, char *why, size_t len)
+{
+	char p[PATH_MAX + 64];
+	struct stat st;
+
+	if (!tree_path(q->root, sizeof(q->root))) {
+		snprintf(why, len, "no HOME to find the real-QUIC tree under");
+		return SM_SKIP;
+	}
+	snprintf(p, sizeof(p), "%s/.sockmig-quic", q->root);
+	if (stat(p, &st) < 0) {
+		snprintf(why, len,
+			 "no real-QUIC tree at %s (make quic-root makes it: Debian 13, "
+			 "python3-aioquic)",
+			 q->root);
+		return SM_SKIP;
+	}
+	if (access("/usr/sbin/chroot", X_OK) < 0) {
+		snprintf(why, len, "no /usr/sbin/chroot");
+		return SM_SKIP;
+	}
+	if (!build_dir(q->out, sizeof(q->out)))
+		return SM_FAIL;
+	for (int i = 0; i < 3; i++) {
+		static const char *const need[] = {"libsockmig.so.0",
+						   "tests/servers/quic_server.py",
+						   "tests/servers/quic_client.py"};
+
+		snprintf(p, sizeof(p), "%s/%s", q->out, need[i]);
+		if (access(p, R_OK) < 0) {
+			printf("no %s: make builds it\n", p);
+			return SM_FAIL;
+		}
+	}
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		printf("cannot make a mount namespace: %s\n", strerror(errno));
+		return SM_FAIL;
+	}
+	if (!bind_into(q->root, q->out, "/opt/sockmig", 0) ||
+	    !bind_into(q->root, "/proc", "/proc", MS_REC) ||
+	    !bind_into(q->root, "/sys/fs/bpf", "/sys/fs/bpf", 0))
+		return SM_FAIL;
+	snprintf(q->dir, sizeof(q->dir), "/tmp/sm-quic.XXXXXX");
+	if (!mkdtemp(q->dir)) {
+		printf("mkdtemp: %s\n", strerror(errno));
+		q->dir[0] = '\0';
+		return SM_FAIL;
+	}
+	return SM_PASS;
+}
+
+/* Start @prog of the build's tests/servers/ in the tree, with @args (at
+ * most 11 words: tp_proc_start() takes 15). */
+static bool qr_start(struct qr *q, struct tp_proc *p, const char *name, const char *prog,
+		     const char *args)
+{
+	char all[256];
+
+	snprintf(all, sizeof(all), "%s /usr/bin/python3 /opt/sockmig/tests/servers/%s %s", q->root,
+		 prog, args);
+	if (strlen(all) >= sizeof(all) - 1 ||
+	    !tp_proc_start(p, q->dir, name, "/usr/sbin/chroot", NULL, false, NULL, -1, all)) {
+		printf("cannot start %s\n", name);
+		return false;
+	}
+	return true;
+}
+
+/* Generation @gen's server, started and waiting for its go line. */
+static bool qr_server(struct qr *q, uint32_t gen)
+{
+	char name[16], args[160];
+
+	snprintf(name, sizeof(name), "gen%u", gen);
+	snprintf(args, sizeof(args), "--port %d --gen %u --hold --grace 2%s", QR_PORT, gen,
+		 q->plain ? " --plain" : "");
+	if (!qr_start(q, &q->srv[q->nsrv], name, "quic_server.py", args))
+		return false;
+	q->nsrv++;
+	return true;
+}
+
+/* The next line of @p starts with @word, within QR_READY_MS. */
+static bool qr_expect(struct tp_proc *p, const char *word)
+{
+	char line[256];
+
+	if (!tp_proc_line(p, line, sizeof(line), burst_now_ms() + QR_READY_MS) ||
+	    strncmp(line, word, strlen(word)) != 0) {
+		printf("no \"%s\" line from %s\n", word, p->name);
+		tp_proc_stderr(p, NULL);
+		return false;
+	}
+	return true;
+}
+
+/* Server @k binds (and registers): true at its "ready" line. */
+static bool qr_go(struct qr *q, int k)
+{
+	char line[256];
+
+	if (!tp_proc_cmd(&q->srv[k], "go") ||
+	    !tp_proc_line(&q->srv[k], line, sizeof(line), burst_now_ms() + QR_READY_MS) ||
+	    strncmp(line, "ready", 5) != 0) {
+		printf("server %s not ready\n", q->srv[k].name);
+		tp_proc_stderr(&q->srv[k], NULL);
+		return false;
+	}
+	return true;
+}
+
+/* A number after "\"@key\": " in a JSON line, -1 when absent. */
+static long json_num(const char *line, const char *key)
+{
+	char pat[64];
+	const char *s;
+
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	s = strstr(line, pat);
+	return s ? strtol(s + strlen(pat), NULL, 10) : -1;
+}
+
+/* Server @k's exit line (SIGTERM sent before), added to @sum. */
+static bool qr_reap(struct qr *q, int k, struct qr_sum *sum)
+{
+	struct tp_proc *p = &q->srv[k];
+	char line[1024];
+	long h;
+
+	if (p->pid <= 0)
+		return true;
+	if (!tp_proc_line(p, line, sizeof(line), burst_now_ms() + 8000) || line[0] != '{') {
+		printf("no exit line from %s\n", p->name);
+		tp_proc_stderr(p, NULL);
+		tp_proc_kill(p);
+		return false;
+	}
+	printf("  %s: %s\n", p->name, line);
+	h = json_num(line, "handshakes");
+	sum->connections += json_num(line, "connections");
+	sum->handshakes += h;
+	sum->requests += json_num(line, "requests");
+	sum->strays += json_num(line, "strays");
+	sum->live_at_exit += json_num(line, "live_at_exit");
+	if (h > 0) {
+		long lo = json_num(line, "hello_dgrams_min"),
+		     hi = json_num(line, "hello_dgrams_max");
+
+		sum->hello_min = sum->reports && sum->hello_min < lo ? sum->hello_min : lo;
+		sum->hello_max = hi > sum->hello_max ? hi : sum->hello_max;
+		sum->reports++;
+	}
+	if (tp_wait_exit(p->pid, 5000) != 0) {
+		printf("%s did not exit 0\n", p->name);
+		tp_proc_kill(p);
+		return false;
+	}
+	p->pid = 0;
+	tp_proc_kill(p); /* its pipes */
+	return true;
+}
+
+static void qr_cleanup(struct qr *q)
+{
+	char p[160];
+
+	for (int k = 0; k < q->nsrv; k++) {
+		if (q->srv[k].pid > 0 || q->srv[k].in >= 0)
+			tp_proc_kill(&q->srv[k]);
+		unlink(q->srv[k].err);
+	}
+	if (q->cli.pid > 0 || q->cli.in >= 0)
+		tp_proc_kill(&q->cli);
+	if (q->dir[0]) {
+		snprintf(p, sizeof(p), "%s/client.stderr", q->dir);
+		unlink(p);
+		rmdir(q->dir);
+	}
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * The reloads under a client load: @ok, @failed the client's counts;
+ * @flips how many; @sum the servers'. SM_PASS when it ran to the end.
+ */
+static int qr_run(struct qr *q, long *ok, long *failed, int *flips, struct qr_sum *sum)
+{
+	char args[160], line[1024];
+	int k;
+
+	/* every generation's server started and held before the load (a
+	 * python start takes longer than a flip on a small machine); then
+	 * generation 1 serves */
+	for (k = 0; k < QR_GENS; k++)
+		if (!qr_server(q, (uint32_t)k + 1))
+			return SM_FAIL;
+	for (k = 0; k < QR_GENS; k++)
+		if (!qr_expect(&q->srv[k], "held"))
+			return SM_FAIL;
+	if (!qr_go(q, 0))
+		return SM_FAIL;
+	snprintf(args, sizeof(args), "--port %d --conns %d --secs %d", QR_PORT, QR_CONNS, QR_SECS);
+	if (!qr_start(q, &q->cli, "client", "quic_client.py", args) || !qr_expect(&q->cli, "load"))
+		return SM_FAIL;
+	*flips = 0;
+	for (k = 1; k < QR_GENS; k++) {
+		/* 100-200 ms between flips, varied and reproducible */
+		sleep_ms(100 + (k * 37) % 101);
+		if (!qr_go(q, k))
+			return SM_FAIL;
+		(*flips)++;
+		/* a reload: the old generation goes after a short grace */
+		sleep_ms(20);
+		kill(q->srv[k - 1].pid, SIGTERM);
+	}
+	if (!tp_proc_line(&q->cli, line, sizeof(line), burst_now_ms() + (QR_SECS + 15) * 1000ULL) ||
+	    line[0] != '{') {
+		printf("no result line from the client\n");
+		tp_proc_stderr(&q->cli, NULL);
+		return SM_FAIL;
+	}
+	printf("  client: %s\n", line);
+	*ok = json_num(line, "ok");
+	*failed = json_num(line, "failed");
+	if (tp_wait_exit(q->cli.pid, 5000) != 0)
+		printf("the client did not exit 0\n");
+	else
+		q->cli.pid = 0;
+	/* the last serving one, then every exit line */
+	kill(q->srv[k - 1].pid, SIGTERM);
+	for (int i = 0; i < k; i++)
+		if (!qr_reap(q, i, sum))
+			return SM_FAIL;
+	return SM_PASS;
+}
+
+static int quic_case(bool plain)
+{
+	struct qr_sum sum = {0};
+	struct sockmig_udp_group *g = NULL;
+	struct sockmig_udp_stats st = {0};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(QR_PORT)};
+	char why[PATH_MAX + 128];
+	long ok = -1, failed = -1;
+	int flips = 0, ret;
+	struct qr *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return SM_FAIL;
+	q->plain = plain;
+	q->cli.pid = -1;
+	q->cli.in = q->cli.out = -1;
+	ret = qr_enter(q, why, sizeof(why));
+	if (ret == SM_SKIP) {
+		ret = SKIP("%s", why);
+		goto out;
+	}
+	if (ret != SM_PASS)
+		goto out;
+	ret = SM_FAIL;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (!plain) {
+		/* the case makes the group (and removes it); servers join it */
+		SOCKMIG_OPTS(sockmig_udp_group_opts, go, .mode = SOCKMIG_UDP_MODE_FLOW);
+
+		g = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), &go);
+		if (!ASSERT_TRUE(g != NULL, "udp group"))
+			goto out;
+	}
+	if (qr_run(q, &ok, &failed, &flips, &sum) != SM_PASS)
+		goto out;
+	printf("  %d flips: %ld ok, %ld failed; servers: %ld connections, %ld handshakes, "
+	       "%ld requests, %ld stray datagrams, ClientHello in %ld-%ld datagrams\n",
+	       flips, ok, failed, sum.connections, sum.handshakes, sum.requests, sum.strays,
+	       sum.hello_min, sum.hello_max);
+	if (g && ASSERT_OK(sockmig_udp_stats_read(g, &st), "stats"))
+		printf("  group: %llu new flows, %llu hits, %llu fallbacks, %llu kernel hash\n",
+		       (unsigned long long)st.new_flows, (unsigned long long)st.flow_hits,
+		       (unsigned long long)st.fallbacks, (unsigned long long)st.kernel_hash);
+	if (!ASSERT_EQ(flips, QR_GENS - 1, "flips") ||
+	    !ASSERT_TRUE(ok + failed >= 16, "at least 16 connections tried") ||
+	    !ASSERT_EQ(sum.hello_min, 2, "datagrams of the smallest ClientHello") ||
+	    !ASSERT_EQ(sum.hello_max, 2, "datagrams of the largest ClientHello"))
+		goto out;
+	if (plain) {
+		if (!ASSERT_TRUE(failed > 0, "plain SO_REUSEPORT breaks connections"))
+			goto out;
+	} else if (!ASSERT_EQ(failed, 0, "failed connections") ||
+		   !ASSERT_TRUE(ok >= 50, "at least 50 connections made") ||
+		   !ASSERT_EQ(sum.strays, 0, "datagrams to a server that did not know them") ||
+		   !ASSERT_EQ(sum.live_at_exit, 0, "connections cut at a server's exit") ||
+		   !ASSERT_EQ(st.kernel_hash, 0, "kernel hash")) {
+		goto out;
+	}
+	ret = SM_PASS;
+out:
+	qr_cleanup(q);
+	if (g) {
+		sockmig_udp_group_destroy(g);
+		sockmig_udp_group_close(g);
+	}
+	free(q);
+	return ret;
+}
+
+SM_TEST(udp_quic_real_flow)
+{
+	return quic_case(false);
+}
+
+SM_TEST(udp_quic_real_plain)
+{
+	return quic_case(true);
+}
