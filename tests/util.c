@@ -157,6 +157,55 @@ int tu_burst(int family, const int *lfds, int nl, int n, int *per)
 	return total;
 }
 
+int tu_burst_spread(const int *lfds, int nl, int n, int *per)
+{
+	static uint32_t next;
+	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(TU_BURST_PORT)};
+	struct linger lg = {1, 0};
+	int *fds = calloc((size_t)n, sizeof(*fds)), total = 0, fd;
+	unsigned long long end;
+
+	if (!fds)
+		return -1;
+	dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int k = 0; k < n; k++) {
+		/* 127.1.0.1 on: a source of its own for each client of the run */
+		uint32_t i = next++ % (250u * 250u * 250u);
+		struct sockaddr_in src = {.sin_family = AF_INET};
+
+		src.sin_addr.s_addr = htonl(0x7f000000u | (1 + i / 62500) << 16 |
+					    (i / 250 % 250) << 8 | (1 + i % 250));
+		fds[k] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fds[k] >= 0 && (bind(fds[k], (struct sockaddr *)&src, sizeof(src)) < 0 ||
+				    (connect(fds[k], (struct sockaddr *)&dst, sizeof(dst)) < 0 &&
+				     errno != EINPROGRESS))) {
+			close(fds[k]);
+			fds[k] = -1;
+		}
+	}
+	end = burst_now_ms() + 3000;
+	while (total < n && burst_now_ms() < end) {
+		for (int i = 0; i < nl; i++) {
+			while ((fd = accept4(lfds[i], NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+				setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+				close(fd);
+				per[i]++;
+				total++;
+			}
+		}
+		if (total < n)
+			burst_sleep_ms(1);
+	}
+	for (int k = 0; k < n; k++) {
+		if (fds[k] < 0)
+			continue;
+		setsockopt(fds[k], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fds[k]);
+	}
+	free(fds);
+	return total;
+}
+
 int tu_add(struct sockmig_group *g, int fd, enum sockmig_role role, uint32_t gen, uint32_t weight)
 {
 	SOCKMIG_OPTS(sockmig_member_opts, o, .role = role, .generation = gen, .weight = weight);

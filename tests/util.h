@@ -42,6 +42,11 @@ bool tu_machine_too_slow(char *why, size_t size);
 /* Open a connection burst of n clients and count where they were queued:
  * per[i] += children accepted from lfds[i]. Returns the total accepted. */
 int tu_burst(int family, const int *lfds, int nl, int n, int *per);
+/* The same over IPv4 with each client from a loopback address of its own
+ * (127.1.0.1 on): the kernel's hash then sees as many 4-tuples as
+ * clients, where one source address gives it no more than its ephemeral
+ * ports (connect() takes every other one), which repeat across bursts. */
+int tu_burst_spread(const int *lfds, int nl, int n, int *per);
 /* Register @fd with @role, @gen and @weight. */
 int tu_add(struct sockmig_group *g, int fd, enum sockmig_role role, uint32_t gen, uint32_t weight);
 /* Set the role of member @fd. */
