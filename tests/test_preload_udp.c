@@ -320,6 +320,63 @@ SM_TEST(preload_udp_reload_baseline_misroutes)
 	return reload_case(AF_INET, false);
 }
 
+/*
+ * A pre-fork server whose workers, forked 50 ms apart, each bind their own
+ * socket: one generation (the program's, kept across fork), so that new
+ * flows go to every worker. Each process's own start time, as for TCP
+ * listeners, would make the last worker the only working generation.
+ */
+SM_TEST(preload_udp_prefork_workers_one_generation)
+{
+	struct tp_proc s = TP_PROC_INIT;
+	struct sockmig_udp_member_info info[4];
+	struct pl_ctx x;
+	struct ur_rig r;
+	char args[64];
+	uint32_t seq = 0;
+	int ret = up_setup(&x), by[2] = {0, 0};
+
+	memset(&r, 0, sizeof(r));
+	r.ep = r.cep = -1;
+	for (int i = 0; i < UR_MAX_FLOWS; i++)
+		r.cli[i] = -1;
+	if (ret != SM_PASS)
+		return ret;
+	ret = SM_FAIL;
+	up_args(args, sizeof(args), 1, AF_INET, true);
+	strcat(args, " -w 2");
+	if (!ASSERT_TRUE(pl_srv_start(&x, &s, "prefork", true, false, NULL, args), "start") ||
+	    !ASSERT_TRUE(pl_srv_expect(&s, "udp", "ready", NULL, 0), "worker 1 ready") ||
+	    !ASSERT_TRUE(pl_srv_expect(&s, "udp", "ready", NULL, 0), "worker 2 ready") ||
+	    !ASSERT_EQ(up_members(AF_INET, info, 4), 2, "members") ||
+	    !ASSERT_TRUE(info[0].pid != info[1].pid, "one member per worker") ||
+	    !ASSERT_EQ(info[0].generation, info[1].generation, "one generation") ||
+	    !ASSERT_TRUE(up_clients(&r, AF_INET), "clients"))
+		goto out;
+	for (int k = 0; k < 3; k++)
+		if (!ASSERT_OK(ur_round(&r, 0, FLOWS, ++seq), "round"))
+			goto out;
+	for (int i = 0; i < FLOWS; i++)
+		if (r.first[i] == 1 || r.first[i] == 2)
+			by[r.first[i] - 1]++;
+	printf("new flows: %d to worker 1, %d to worker 2\n", by[0], by[1]);
+	if (!ASSERT_EQ(by[0] + by[1], FLOWS, "flows answered by a worker") ||
+	    !ASSERT_GT(by[0], 0, "flows of worker 1") ||
+	    !ASSERT_GT(by[1], 0, "flows of worker 2") ||
+	    !ASSERT_EQ(r.misrouted, 0, "answered by the other worker") ||
+	    !ASSERT_EQ(ur_unexplained_lost(&r), 0, "unanswered") ||
+	    !ASSERT_EQ(up_term(&s), 0, "exits") ||
+	    !ASSERT_EQ(tp_proc_stderr(&s, NULL), 0, "stderr lines"))
+		goto out;
+	ret = SM_PASS;
+out:
+	tp_proc_kill(&s);
+	ur_stop(&r);
+	up_group_destroy(AF_INET);
+	pl_cleanup(&x);
+	return ret;
+}
+
 /* ---- servers without SO_REUSEPORT, modes, no rights ---------------------- */
 
 /*

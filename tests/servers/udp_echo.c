@@ -9,9 +9,12 @@
  * process answered, and exits with exit() at SIGTERM (the shim's exit
  * path runs).
  *
- * Usage: udp_echo PORT ID [-6 IPv6] [-R no SO_REUSEPORT]
+ * Usage: udp_echo PORT ID [-6 IPv6] [-R no SO_REUSEPORT] [-w N]
  * stdout: "udp PID ready" once bound, "udp PID error WHY" (exit 2) when
  * the bind fails, "udp PID bye N" (N datagrams answered) at SIGTERM.
+ * With -w N, a pre-fork server: N workers forked 50 ms apart, worker K
+ * binding its own socket and answering as ID + K; the master binds
+ * nothing and passes SIGTERM on to them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 struct msg {
@@ -53,30 +58,66 @@ static void say(const char *fmt, ...)
 		exit(3);
 }
 
+static int serve(int port, int id, int v6, int reuse);
+
+/* The master of -w N: forks the workers, waits for SIGTERM, passes it on. */
+static int prefork(int port, int id, int v6, int reuse, int n)
+{
+	struct timespec gap = {0, 50 * 1000 * 1000};
+	pid_t pids[16];
+	int status;
+
+	for (int k = 0; k < n && k < 16; k++) {
+		pids[k] = fork();
+		if (pids[k] == 0)
+			return serve(port, id + k, v6, reuse);
+		nanosleep(&gap, NULL); /* a later start time for the next one */
+	}
+	while (!stop)
+		pause();
+	for (int k = 0; k < n && k < 16; k++)
+		if (pids[k] > 0)
+			kill(pids[k], SIGTERM);
+	for (int k = 0; k < n && k < 16; k++)
+		if (pids[k] > 0)
+			waitpid(pids[k], &status, 0);
+	say("bye 0");
+	exit(0);
+}
+
 int main(int argc, char **argv)
 {
-	struct sockaddr_storage ss, from;
 	struct sigaction sa;
-	int fd, one = 1, v6 = 0, reuse = 1, port, id, buf = 8 << 20;
-	socklen_t len, flen;
-	unsigned long answered = 0;
-	struct msg m;
+	int v6 = 0, reuse = 1, workers = 0;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: udp_echo PORT ID [-6] [-R]\n");
+		fprintf(stderr, "usage: udp_echo PORT ID [-6] [-R] [-w N]\n");
 		return 2;
 	}
-	port = atoi(argv[1]);
-	id = atoi(argv[2]);
 	for (int i = 3; i < argc; i++) {
 		if (strcmp(argv[i], "-6") == 0)
 			v6 = 1;
 		else if (strcmp(argv[i], "-R") == 0)
 			reuse = 0;
+		else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc)
+			workers = atoi(argv[++i]);
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term; /* no SA_RESTART: poll() returns EINTR */
 	sigaction(SIGTERM, &sa, NULL);
+	if (workers > 0)
+		return prefork(atoi(argv[1]), atoi(argv[2]), v6, reuse, workers);
+	return serve(atoi(argv[1]), atoi(argv[2]), v6, reuse);
+}
+
+static int serve(int port, int id, int v6, int reuse)
+{
+	struct sockaddr_storage ss, from;
+	int fd, one = 1, buf = 8 << 20;
+	socklen_t len, flen;
+	unsigned long answered = 0;
+	struct msg m;
+
 	memset(&ss, 0, sizeof(ss));
 	if (v6) {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
