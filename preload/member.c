@@ -96,6 +96,31 @@ static void go_inactive(const char *why)
 		shim_say("inactive: %s", why);
 }
 
+void shim_quiet_begin(void)
+{
+	quiet_begin();
+}
+
+void shim_quiet_end(void)
+{
+	quiet_end(NULL);
+}
+
+void shim_go_inactive(const char *why)
+{
+	go_inactive(why);
+}
+
+bool shim_is_inactive(void)
+{
+	return atomic_load(&inactive);
+}
+
+bool shim_lock_timed_out(void)
+{
+	return lock_timed_out();
+}
+
 /* ---- wake-ups ----------------------------------------------------------- */
 
 /*

@@ -13,7 +13,8 @@
  * refused drain leaves the policy attached at the close, and the policy
  * can still hand the queue to a sibling listener that is not registered).
  * shutdown() of a member drains it. Listeners inherited across exec are
- * tracked from the start (member.c).
+ * tracked from the start (member.c). UDP sockets with SO_REUSEPORT join
+ * their port's UDP group after bind() (udp.c); they are not tracked.
  *
  * Which fds are listeners: a table of fds, filled at listen() and at
  * dup/dup2/dup3/fcntl(F_DUPFD*) of a tracked fd, read without locks. The
@@ -159,6 +160,16 @@ static void init_once_fn(void)
 	v = getenv("SOCKMIG_WAKE");
 	if (v && *v)
 		shim_cfg.wake = *v == '1';
+	v = getenv("SOCKMIG_UDP_MODE");
+	shim_cfg.udp_mode_str = v;
+	if (!v || !*v)
+		shim_cfg.udp_mode = SOCKMIG_UDP_MODE_DEFAULT;
+	else if (strcmp(v, "flow") == 0)
+		shim_cfg.udp_mode = SOCKMIG_UDP_MODE_FLOW;
+	else if (strcmp(v, "none") == 0)
+		shim_cfg.udp_mode = SOCKMIG_UDP_MODE_NONE;
+	else
+		shim_cfg.udp_mode = -1; /* said at the first UDP registration */
 	atomic_store_explicit(&ready, true, memory_order_release);
 }
 
@@ -185,6 +196,7 @@ __attribute__((constructor)) static void shim_ctor(void)
 			shim_inherit_init();
 		else
 			shim_listeners_adopt();
+		shim_udp_init();
 		shim_busy--;
 	}
 	errno = err;
@@ -265,6 +277,9 @@ static inline bool handing_off(void)
 	return shim_cfg.handoff && !shim_cfg.disabled && !shim_busy && shim_inherit_count() > 0;
 }
 
+/* UDP members are not tracked (udp.c): their close needs nothing of the
+ * shim, their flows fall to the working generation once the socket is
+ * gone. The place of a queue-aware retire: see "close and exit" there. */
 SHIM_EXPORT int close(int fd)
 {
 	shim_init();
@@ -337,8 +352,8 @@ SHIM_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
 	return accept_common(fd, SHIM_SA(addr), len, flags, true);
 }
 
-/* SOCKMIG_REUSEPORT=1: SO_REUSEPORT on a TCP socket about to be bound to
- * a port, so that servers which never set it share the port. */
+/* SOCKMIG_REUSEPORT=1: SO_REUSEPORT on a TCP or UDP socket about to be
+ * bound to a port, so that servers which never set it share the port. */
 static void set_reuseport(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	int err = errno, type = 0, proto = 0, one = 1;
@@ -350,21 +365,35 @@ static void set_reuseport(int fd, const struct sockaddr *sa, socklen_t len)
 	/* sin_port and sin6_port sit at the same offset */
 	if (((const struct sockaddr_in *)sa)->sin_port == 0)
 		return;
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_STREAM &&
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 &&
+	    (type == SOCK_STREAM || type == SOCK_DGRAM) &&
 	    (l = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l)) == 0 &&
-	    proto == IPPROTO_TCP)
+	    proto == (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	errno = err;
 }
 
 SHIM_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
+	int ret, err;
+
 	shim_init();
 	if (handing_off() && shim_inherit_bind(fd, SHIM_SA(addr), len))
 		return 0;
 	if (shim_cfg.reuseport && !shim_cfg.disabled && !shim_busy)
 		set_reuseport(fd, SHIM_SA(addr), len);
-	return shim_real.bind(fd, SHIM_SA(addr), len);
+	ret = shim_real.bind(fd, SHIM_SA(addr), len);
+	/* UDP: registered once bound (a port, not 0); listen() does it for
+	 * TCP. Not with SOCKMIG_HANDOFF (no BPF there). */
+	if (ret != 0 || shim_busy || shim_cfg.disabled || shim_cfg.handoff ||
+	    !shim_udp_candidate(SHIM_SA(addr), len) || !table_owner())
+		return ret;
+	err = errno;
+	shim_busy++;
+	shim_udp_bind(fd);
+	shim_busy--;
+	errno = err;
+	return ret;
 }
 
 SHIM_EXPORT int dup(int oldfd)

@@ -13,7 +13,9 @@
  *   delegate.c  decisions handed to a root ancestor;
  *   defer.c     work out of signal handlers;
  *   inherit.c   the listener a supervisor hands down (SOCKMIG_HANDOFF=1),
- *               put in place of the server's own at bind().
+ *               put in place of the server's own at bind();
+ *   udp.c       UDP sockets with SO_REUSEPORT: registered at bind() in
+ *               their port's UDP group.
  * Everything here is hidden (-fvisibility=hidden); the version script
  * preload/preload.map exports only the interposers.
  */
@@ -62,6 +64,9 @@ struct shim_config {
 	uint32_t generation; /* SOCKMIG_GENERATION */
 	int wake;	     /* SOCKMIG_WAKE: -1 unset, 0 never, 1 always */
 	bool handoff;	     /* SOCKMIG_HANDOFF=1: inherited listeners, no BPF */
+	/* SOCKMIG_UDP_MODE: an enum sockmig_udp_mode, -1 when bad; as given */
+	int udp_mode;
+	const char *udp_mode_str;
 };
 extern struct shim_config shim_cfg;
 
@@ -194,6 +199,27 @@ void shim_endpoint_add(unsigned long ino, int ep);
 void shim_endpoint_drop(unsigned long ino, bool last);
 /* Another tracked fd of this process refers to socket @ino. */
 bool shim_holds_socket(unsigned long ino);
+
+/* Shared with udp.c: the library's and libbpf's messages only with
+ * SOCKMIG_DEBUG, between begin and end; "inactive: WHY" once per process
+ * (no more registrations, TCP or UDP); whether that was said; whether the
+ * last library call failed because another process holds a group's lock
+ * (said once). */
+void shim_quiet_begin(void);
+void shim_quiet_end(void);
+void shim_go_inactive(const char *why);
+bool shim_is_inactive(void);
+bool shim_lock_timed_out(void);
+
+/* ---- UDP sockets (udp.c) ---------------------------------------------- */
+
+/* At load (not from a forked child): this image's UDP generation. */
+void shim_udp_init(void);
+/* @sa is an IPv4 or IPv6 address with a port (not 0). No system call. */
+bool shim_udp_candidate(const struct sockaddr *sa, socklen_t len);
+/* After a successful bind() of @fd to such an address: a UDP socket with
+ * SO_REUSEPORT joins its port's UDP group. */
+void shim_udp_bind(int fd);
 
 /* ---- facts about sockets and this process (sockinfo.c) ---------------- */
 
