@@ -277,7 +277,8 @@ int do_status(int argc, char **argv)
 		if (wanted_addr(&ls[i], &o))
 			ls[kept++] = ls[i];
 	n = kept;
-	qsort(ls, (size_t)n, sizeof(*ls), cmp_listener);
+	if (n > 1)
+		qsort(ls, (size_t)n, sizeof(*ls), cmp_listener);
 
 	/* expected refusals (bpffs as non-root) are reported, not logged */
 	prev = sockmig_set_print(NULL);
