@@ -10,7 +10,9 @@
  */
 #include <arpa/inet.h>
 #include <grp.h>
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,5 +370,151 @@ out:
 	for (int i = 0; i < 2; i++)
 		if (p[i] >= 0)
 			close(p[i]);
+	return ret;
+}
+
+/* ---- sockmig watch ---------------------------------------------------- */
+
+/* The number after "KEY": in JSON line @line, or -1. */
+static long long json_num(const char *line, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(line, k);
+	return p ? strtoll(p + strlen(k), NULL, 10) : -1;
+}
+
+static const char *const udp_keys[] = {"new_flows", "flow_hits",   "fallbacks",	  "expired",
+				       "stateless", "kernel_hash", "not_learned", "parse_failed"};
+#define NKEYS (int)(sizeof(udp_keys) / sizeof(udp_keys[0]))
+
+struct watch_run {
+	pid_t pid;
+	int fd; /* its stdout */
+	char buf[65536];
+	size_t len;    /* read into buf */
+	size_t parsed; /* lines of buf summed */
+	long long sum[NKEYS];
+	int udp_lines, start_udp, totals;
+};
+
+/* Read what watch wrote within @ms, and sum its UDP group's lines. */
+static void watch_read(struct watch_run *w, int ms)
+{
+	struct pollfd pf = {.fd = w->fd, .events = POLLIN};
+	ssize_t n;
+
+	if (poll(&pf, 1, ms) > 0 && w->len < sizeof(w->buf) - 1) {
+		n = read(w->fd, w->buf + w->len, sizeof(w->buf) - 1 - w->len);
+		if (n > 0)
+			w->len += (size_t)n;
+	}
+	w->buf[w->len] = '\0';
+	for (char *nl; (nl = strchr(w->buf + w->parsed, '\n'));
+	     w->parsed = (size_t)(nl - w->buf) + 1) {
+		char line[1024];
+
+		snprintf(line, sizeof(line), "%.*s", (int)(nl - (w->buf + w->parsed)),
+			 w->buf + w->parsed);
+		if (strstr(line, "\"event\":\"start\""))
+			w->start_udp = (int)json_num(line, "udp_groups");
+		if (strstr(line, "\"event\":\"total\""))
+			w->totals++;
+		if (!strstr(line, "\"family\":\"udp4\""))
+			continue;
+		w->udp_lines++;
+		for (int k = 0; k < NKEYS; k++)
+			w->sum[k] += json_num(line, udp_keys[k]);
+	}
+}
+
+/* watch's lines of a UDP group add up, exactly, to the datagrams of the
+ * flows sent while it watched: 5 new flows, 10 datagrams of known flows;
+ * its start counts one UDP group and nothing sent before. */
+SM_TEST(status_udp_watch_counts)
+{
+	static const long long want[NKEYS] = {5, 10, 0, 0, 0, 0, 0, 0};
+	struct watch_run *w = calloc(1, sizeof(*w));
+	int ret = SM_FAIL, p[2] = {-1, -1}, status = -1;
+	bool started = false;
+	struct ur_rig r;
+	uint64_t end;
+
+	if (!w)
+		return SM_FAIL;
+	w->pid = -1;
+	w->fd = -1;
+	w->start_udp = -1;
+	if (!ct_have_tool()) {
+		free(w);
+		return SKIP("no .output/sockmig (run make all from the repository's root)");
+	}
+	started = true;
+	if (!ASSERT_OK(UR_START(15, &r, AF_INET, true, SOCKMIG_UDP_MODE_FLOW, 0), "rig") ||
+	    !ASSERT_EQ(ur_add(&r, 1), 0, "generation 1") ||
+	    !ASSERT_OK(ur_round(&r, 0, 10, 1), "10 flows before the watch") ||
+	    !ASSERT_EQ(r.lost, 0, "unanswered") || !ASSERT_OK(pipe(p), "pipe"))
+		goto out;
+	fflush(stdout);
+	w->pid = fork();
+	if (w->pid == 0) {
+		char port[16];
+
+		snprintf(port, sizeof(port), "%d", UR_PORT);
+		dup2(p[1], STDOUT_FILENO);
+		close(p[0]);
+		close(p[1]);
+		execl(ct_tool, ct_tool, "-j", "watch", "--port", port, "--interval", "20",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	p[1] = -1;
+	w->fd = p[0];
+	p[0] = -1;
+	if (!ASSERT_TRUE(w->pid > 0, "fork"))
+		goto out;
+	/* its start line: the counters are taken, from here on counted */
+	end = ur_now_ms() + 10000;
+	while (w->start_udp < 0 && ur_now_ms() < end)
+		watch_read(w, 100);
+	if (!ASSERT_EQ(w->start_udp, 1, "UDP groups at the start"))
+		goto out;
+	if (!ASSERT_OK(ur_round(&r, 0, 15, 2), "10 known flows, 5 new") ||
+	    !ASSERT_EQ(r.lost, 0, "unanswered"))
+		goto out;
+	/* its lines reach the datagrams sent (bounded), then it stops */
+	end = ur_now_ms() + 10000;
+	while ((w->sum[0] < want[0] || w->sum[1] < want[1]) && ur_now_ms() < end)
+		watch_read(w, 100);
+	kill(w->pid, SIGINT);
+	while (!w->totals && ur_now_ms() < end + 5000)
+		watch_read(w, 100);
+	if (!ASSERT_TRUE(waitpid(w->pid, &status, 0) == w->pid, "watch ends"))
+		goto out;
+	w->pid = -1;
+	printf("sockmig -j watch:\n%s", w->buf);
+	if (!ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status") ||
+	    !ASSERT_EQ(w->totals, 1, "the total line") || !ASSERT_GT(w->udp_lines, 0, "UDP lines"))
+		goto out;
+	for (int k = 0; k < NKEYS; k++)
+		if (!ASSERT_EQ(w->sum[k], want[k], udp_keys[k]))
+			goto out;
+	ret = SM_PASS;
+out:
+	if (w->pid > 0) {
+		kill(w->pid, SIGKILL);
+		waitpid(w->pid, NULL, 0);
+	}
+	if (w->fd >= 0)
+		close(w->fd);
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+	if (started)
+		ur_stop(&r);
+	free(w);
 	return ret;
 }
