@@ -393,7 +393,7 @@ static void table_udp_group(struct table *t, const struct udp_group *u)
 {
 	struct line *ln = table_add(t);
 	const struct sockmig_udp_stats *st = &u->st;
-	char local[INET6_ADDRSTRLEN + 32], *gens = NULL;
+	char local[INET6_ADDRSTRLEN + 32], *gens = NULL, quic[96] = "";
 	size_t glen = 0;
 	FILE *f;
 
@@ -417,19 +417,24 @@ static void table_udp_group(struct table *t, const struct udp_group *u)
 	if (!u->ngens)
 		fprintf(f, "no member, no flow");
 	fclose(f);
+	if (u->have_quic)
+		snprintf(quic, sizeof(quic), " quic_hits=%llu quic_stale=%llu quic_other=%llu",
+			 (unsigned long long)u->q.hits, (unsigned long long)u->q.stale,
+			 (unsigned long long)u->q.other);
 	if (asprintf(&ln->text,
 		     "%s %s netns %llu: %d member%s, sockmig UDP group %s (mode %s, working "
 		     "generation %u)\n"
 		     "  %s\n"
 		     "  new_flows=%llu flow_hits=%llu fallbacks=%llu expired=%llu stateless=%llu "
-		     "kernel_hash=%llu not_learned=%llu parse_failed=%llu",
+		     "kernel_hash=%llu not_learned=%llu parse_failed=%llu%s",
 		     u->id.family == AF_INET ? "udp4" : "udp6", local,
 		     (unsigned long long)u->id.netns, u->nmi, u->nmi == 1 ? "" : "s", u->id.name,
 		     sockmig_udp_mode_str(u->mode), st->working_generation, gens,
 		     (unsigned long long)st->new_flows, (unsigned long long)st->flow_hits,
 		     (unsigned long long)st->fallbacks, (unsigned long long)st->expired,
 		     (unsigned long long)st->stateless, (unsigned long long)st->kernel_hash,
-		     (unsigned long long)st->not_learned, (unsigned long long)st->parse_failed) < 0)
+		     (unsigned long long)st->not_learned, (unsigned long long)st->parse_failed,
+		     quic) < 0)
 		ln->text = NULL;
 	free(gens);
 }

@@ -61,6 +61,10 @@ static void read_one(struct udp_group *u)
 	}
 	u->mode = sockmig_udp_group_mode(g);
 	n = sockmig_udp_stats_read(g, &u->st);
+	if (n == 0 && u->mode == SOCKMIG_UDP_MODE_QUIC_LB) {
+		n = sockmig_quic_stats_read(g, &u->q);
+		u->have_quic = n == 0;
+	}
 	if (n == 0)
 		n = sockmig_udp_members(g, NULL, 0);
 	if (n > 0) {
@@ -225,6 +229,15 @@ void status_udp_json(const struct udp_group *us, int n)
 		}
 		jw_close(']');
 		json_counters(&u->st);
+		if (u->have_quic) {
+			jw_open("quic", '{');
+			jw_u64("hits", u->q.hits);
+			jw_u64("stale", u->q.stale);
+			jw_u64("other", u->q.other);
+			jw_close('}');
+		} else {
+			jw_null("quic");
+		}
 		jw_close('}');
 	}
 }

@@ -85,13 +85,13 @@ static bool check_json(const char *out, struct ur_rig *r)
 		 "[(m['cookie'], m['slot'], m['generation'], m['role'], m['pid']) "
 		 "for m in g['members']], "
 		 "[(x['generation'], x['members'], x['flows']) for x in g['generations']], "
-		 "g['counters']) for g in j if g['family'].startswith('udp')] == "
+		 "g['counters'], g['quic']) for g in j if g['family'].startswith('udp')] == "
 		 "[('udp4', '127.0.0.1', %d, '127.0.0.1:%d', %llu, '%s', True, 'readable', "
 		 "'flow', 2, 1, 1, 2, "
 		 "[(%llu, 0, 1, 'draining', %d), (%llu, 1, 2, 'active', %d)], "
 		 "[(1, 1, %d), (2, 1, %d)], "
 		 "dict(new_flows=%d, flow_hits=%d, fallbacks=0, expired=0, stateless=0, "
-		 "kernel_hash=0, not_learned=0, parse_failed=0))]",
+		 "kernel_hash=0, not_learned=0, parse_failed=0), None)]",
 		 UR_PORT, UR_PORT, (unsigned long long)sockmig_netns_self(),
 		 sockmig_udp_group_name(r->g), (unsigned long long)sockmig_cookie(r->srv[0]),
 		 (int)getpid(), (unsigned long long)sockmig_cookie(r->srv[1]), (int)getpid(),
@@ -370,6 +370,49 @@ out:
 	for (int i = 0; i < 2; i++)
 		if (p[i] >= 0)
 			close(p[i]);
+	return ret;
+}
+
+/* Mode quic-lb: status shows the mode and its CID counters; 5 datagrams
+ * without a CID of the group's config are "other" (and flows as in mode
+ * flow). */
+SM_TEST(status_udp_quic_lb_counters)
+{
+	char *out = malloc(OUT_LEN), err[4096], check[512], line[256];
+	int ret = SM_FAIL;
+	bool started = false;
+	struct ur_rig r;
+
+	if (!out)
+		return SM_FAIL;
+	if (!ct_have_tool()) {
+		free(out);
+		return SKIP("no .output/sockmig (run make all from the repository's root)");
+	}
+	started = true;
+	if (!ASSERT_OK(UR_START(5, &r, AF_INET, true, SOCKMIG_UDP_MODE_QUIC_LB, 0), "rig") ||
+	    !ASSERT_EQ(ur_add(&r, 1), 0, "generation 1") ||
+	    !ASSERT_OK(ur_round(&r, 0, 5, 1), "5 flows") || !ASSERT_EQ(r.lost, 0, "unanswered"))
+		goto out;
+	snprintf(check, sizeof(check),
+		 "[(g['mode'], g['working_generation'], g['counters']['new_flows'], g['quic']) "
+		 "for g in j] == [('quic-lb', 1, 5, dict(hits=0, stale=0, other=5))]");
+	if (!ASSERT_EQ(ct_run("-j status", out, OUT_LEN, err, sizeof(err)), 0, "exit status") ||
+	    !ASSERT_TRUE(ct_json_check(out, check), "the quic-lb group's JSON"))
+		goto out;
+	snprintf(line, sizeof(line),
+		 "parse_failed=0 quic_hits=0 quic_stale=0 quic_other=5\n"
+		 "-      -      127.0.0.1:%d ",
+		 UR_PORT);
+	if (!ASSERT_EQ(ct_run("status", out, OUT_LEN, err, sizeof(err)), 0, "exit status") ||
+	    !ASSERT_TRUE(strstr(out, "(mode quic-lb, working generation 1)\n") != NULL, "mode") ||
+	    !ASSERT_TRUE(strstr(out, line) != NULL, "the quic-lb counters"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (started)
+		ur_stop(&r);
+	free(out);
 	return ret;
 }
 
