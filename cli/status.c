@@ -8,7 +8,8 @@
  * listeners can share them only with SO_REUSEPORT). Listeners come from
  * sock_diag, which anyone may dump; owners from /proc (a non-root user sees
  * its own processes); sockmig state from bpffs (root only). status.c
- * gathers it all, status_print.c prints it.
+ * gathers it all, status_print.c prints it. The UDP groups pinned for the
+ * namespace follow (status_udp.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -253,9 +254,10 @@ int do_status(int argc, char **argv)
 	struct netns_info ns;
 	struct sm_listener *ls = NULL;
 	struct group *gs = NULL;
+	struct udp_group *us = NULL;
 	sockmig_print_fn prev;
 	bool help = false, any = false;
-	int n, ng = 0, kept = 0, err;
+	int n, ng = 0, nu, kept = 0, err;
 
 	err = parse_args(argc, argv, &o, &help);
 	if (err || help) {
@@ -275,7 +277,8 @@ int do_status(int argc, char **argv)
 		if (wanted_addr(&ls[i], &o))
 			ls[kept++] = ls[i];
 	n = kept;
-	qsort(ls, (size_t)n, sizeof(*ls), cmp_listener);
+	if (n > 1)
+		qsort(ls, (size_t)n, sizeof(*ls), cmp_listener);
 
 	/* expected refusals (bpffs as non-root) are reported, not logged */
 	prev = sockmig_set_print(NULL);
@@ -292,6 +295,10 @@ int do_status(int argc, char **argv)
 		if (gs[i].show && gs[i].pinned == 1)
 			read_pinned(&gs[i]);
 	}
+	/* UDP groups are known from their pins only: none when not readable */
+	nu = ns.ino ? status_udp_read(ns.ino, o.port, o.family, &o.addr, &us) : 0;
+	if (nu < 0)
+		nu = 0;
 	if (any) {
 		if (ns.root)
 			ns.probed = sockmig_probe(&ns.probe) == 0;
@@ -301,9 +308,10 @@ int do_status(int argc, char **argv)
 	sockmig_set_print(prev);
 
 	if (json_output)
-		status_json(gs, ng, &ns);
+		status_json(gs, ng, &ns, us, nu);
 	else
-		status_table(gs, ng, &ns);
+		status_table(gs, ng, &ns, us, nu);
+	status_udp_free(us, nu);
 	for (int i = 0; i < ng; i++)
 		free(gs[i].mi);
 	free(gs);

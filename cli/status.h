@@ -4,6 +4,7 @@
 #define SOCKMIG_CLI_STATUS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "diag.h"
@@ -39,10 +40,44 @@ struct netns_info {
 	struct sockmig_netstat ns;
 };
 
-/* The shown groups @gs[0..@ng) as a JSON array (-j). */
-void status_json(const struct group *gs, int ng, const struct netns_info *ns);
+/* Members and flows of one generation of a UDP group. */
+struct udp_gen {
+	uint32_t gen;
+	int members;	/* live members of it */
+	uint64_t flows; /* flows its members own (sockmig_udp_flows()) */
+};
 
-/* The shown groups @gs[0..@ng) as a table, a heading line per group. */
-void status_table(const struct group *gs, int ng, const struct netns_info *ns);
+/* A pinned UDP group of the network namespace (status_udp.c). */
+struct udp_group {
+	struct sockmig_group_id id;
+	bool readable;
+	char error[160]; /* why it could not be read */
+	enum sockmig_udp_mode mode;
+	struct sockmig_udp_stats st;
+	bool have_quic; /* mode quic-lb: its counters in q */
+	struct sockmig_quic_stats q;
+	struct sockmig_udp_member_info *mi;
+	int nmi;
+	struct udp_gen *gens; /* every generation with a member or a flow, oldest first */
+	int ngens;
+};
+
+/* The shown TCP groups @gs[0..@ng) then the UDP groups @us[0..@nu) as a
+ * JSON array (-j). */
+void status_json(const struct group *gs, int ng, const struct netns_info *ns,
+		 const struct udp_group *us, int nu);
+
+/* The same as a table, heading lines per group. */
+void status_table(const struct group *gs, int ng, const struct netns_info *ns,
+		  const struct udp_group *us, int nu);
+
+/* The UDP groups pinned for @netns, port @port (0: any) and address @addr
+ * of @family (0: any), read: their number (*out set), or a negative errno. */
+int status_udp_read(uint64_t netns, int port, int family, const void *addr, struct udp_group **out);
+void status_udp_free(struct udp_group *us, int n);
+/* "127.0.0.1:443", "[::1]:443" */
+void status_udp_local(const struct udp_group *u, char *buf, size_t len);
+/* The objects of the UDP groups in status_json()'s array. */
+void status_udp_json(const struct udp_group *us, int n);
 
 #endif

@@ -385,6 +385,87 @@ static void table_group(struct table *t, const struct group *gr, const struct ne
 		ln->text = NULL;
 }
 
+/* ---- UDP groups ------------------------------------------------------------ */
+
+/* "udp4 127.0.0.1:443 netns N: 2 members, sockmig UDP group NAME (mode flow,
+ * working generation 2)", then the generations and the counters. */
+static void table_udp_group(struct table *t, const struct udp_group *u)
+{
+	struct line *ln = table_add(t);
+	const struct sockmig_udp_stats *st = &u->st;
+	char local[INET6_ADDRSTRLEN + 32], *gens = NULL, quic[96] = "";
+	size_t glen = 0;
+	FILE *f;
+
+	if (!ln)
+		return;
+	status_udp_local(u, local, sizeof(local));
+	if (!u->readable) {
+		if (asprintf(&ln->text, "%s %s netns %llu: sockmig UDP group %s: %s",
+			     u->id.family == AF_INET ? "udp4" : "udp6", local,
+			     (unsigned long long)u->id.netns, u->id.name, u->error) < 0)
+			ln->text = NULL;
+		return;
+	}
+	f = open_memstream(&gens, &glen);
+	if (!f)
+		return;
+	for (int i = 0; i < u->ngens; i++)
+		fprintf(f, "%sgeneration %u: %d member%s, %llu flow%s", i ? "; " : "",
+			u->gens[i].gen, u->gens[i].members, u->gens[i].members == 1 ? "" : "s",
+			(unsigned long long)u->gens[i].flows, u->gens[i].flows == 1 ? "" : "s");
+	if (!u->ngens)
+		fprintf(f, "no member, no flow");
+	fclose(f);
+	if (u->have_quic)
+		snprintf(quic, sizeof(quic), " quic_hits=%llu quic_stale=%llu quic_other=%llu",
+			 (unsigned long long)u->q.hits, (unsigned long long)u->q.stale,
+			 (unsigned long long)u->q.other);
+	if (asprintf(&ln->text,
+		     "%s %s netns %llu: %d member%s, sockmig UDP group %s (mode %s, working "
+		     "generation %u)\n"
+		     "  %s\n"
+		     "  new_flows=%llu flow_hits=%llu fallbacks=%llu expired=%llu stateless=%llu "
+		     "kernel_hash=%llu not_learned=%llu parse_failed=%llu%s",
+		     u->id.family == AF_INET ? "udp4" : "udp6", local,
+		     (unsigned long long)u->id.netns, u->nmi, u->nmi == 1 ? "" : "s", u->id.name,
+		     sockmig_udp_mode_str(u->mode), st->working_generation, gens,
+		     (unsigned long long)st->new_flows, (unsigned long long)st->flow_hits,
+		     (unsigned long long)st->fallbacks, (unsigned long long)st->expired,
+		     (unsigned long long)st->stateless, (unsigned long long)st->kernel_hash,
+		     (unsigned long long)st->not_learned, (unsigned long long)st->parse_failed,
+		     quic) < 0)
+		ln->text = NULL;
+	free(gens);
+}
+
+/* A member row: queues and the TCP policy's columns "-", the process as
+ * comm(pid=N,slot=S) of the pid it was registered with. */
+static void table_udp_member(struct table *t, const struct udp_group *u,
+			     const struct sockmig_udp_member_info *m)
+{
+	struct line *ln = table_add(t);
+	char local[INET6_ADDRSTRLEN + 32], comm[64];
+
+	if (!ln)
+		return;
+	status_udp_local(u, local, sizeof(local));
+	comm_of((pid_t)m->pid, comm, sizeof(comm));
+	for (int c = 0; c < NCOL; c++)
+		ln->cell[c] = strdup("-");
+	free(ln->cell[C_LOCAL]);
+	ln->cell[C_LOCAL] = strdup(local);
+	free(ln->cell[C_COOKIE]);
+	ln->cell[C_COOKIE] = fmt_u64(m->cookie);
+	free(ln->cell[C_ROLE]);
+	ln->cell[C_ROLE] = strdup(sockmig_role_str(m->role));
+	free(ln->cell[C_GEN]);
+	ln->cell[C_GEN] = fmt_u64(m->generation);
+	free(ln->cell[C_PROCESS]);
+	if (asprintf(&ln->cell[C_PROCESS], "%s(pid=%u,slot=%u)", comm, m->pid, m->slot) < 0)
+		ln->cell[C_PROCESS] = NULL;
+}
+
 /* The last column is not padded. */
 static void print_cell(int c, size_t width, const char *s)
 {
@@ -428,17 +509,20 @@ static void table_free(struct table *t)
 	free(t->lines);
 }
 
-void status_json(const struct group *gs, int ng, const struct netns_info *ns)
+void status_json(const struct group *gs, int ng, const struct netns_info *ns,
+		 const struct udp_group *us, int nu)
 {
 	jw_open(NULL, '[');
 	for (int i = 0; i < ng; i++)
 		if (gs[i].show)
 			json_group(&gs[i], ns);
+	status_udp_json(us, nu);
 	jw_close(']');
 	jw_end();
 }
 
-void status_table(const struct group *gs, int ng, const struct netns_info *ns)
+void status_table(const struct group *gs, int ng, const struct netns_info *ns,
+		  const struct udp_group *us, int nu)
 {
 	struct table t = {0};
 
@@ -448,6 +532,11 @@ void status_table(const struct group *gs, int ng, const struct netns_info *ns)
 		table_group(&t, &gs[i], ns);
 		for (int j = 0; j < gs[i].count; j++)
 			table_member(&t, &gs[i], &gs[i].l[j], ns);
+	}
+	for (int i = 0; i < nu; i++) {
+		table_udp_group(&t, &us[i]);
+		for (int j = 0; j < us[i].nmi; j++)
+			table_udp_member(&t, &us[i], &us[i].mi[j]);
 	}
 	table_print(&t);
 	table_free(&t);

@@ -7,6 +7,7 @@
  * a report when a generation has finished draining (all its listeners
  * stopped listening); and at the end, the totals: drains, what they
  * migrated, and the kernel's TCPMigrateReqSuccess/Failure over the watch.
+ * The UDP groups' counters follow each interval's TCP lines (watch_udp.c).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 
 #include "cli.h"
 #include "sockmig.h"
+#include "watch_udp.h"
 
 #define MAX_MEMBERS 512
 #define MAX_GENS    64
@@ -309,6 +311,7 @@ int do_watch(int argc, char **argv)
 	struct sockmig_netstat ns0, ns1, d, start;
 	int opt, port = 0, nw = 0, cap = 16;
 	struct watched *w = calloc((size_t)cap, sizeof(*w));
+	struct udp_watch uw = {0};
 	uint64_t interval = 1000, count = 0;
 
 	if (!w)
@@ -358,6 +361,7 @@ int do_watch(int argc, char **argv)
 		read_events(&w[i], false);
 		w[i].last = w[i].total;
 	}
+	watch_udp_list(&uw, port, true);
 	start = ns0;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* from here on, every drain and migration is counted */
@@ -366,8 +370,13 @@ int do_watch(int argc, char **argv)
 		jw_str("event", "start");
 		jw_u64("groups", (uint64_t)nw);
 		jw_u64("interval_ms", interval);
+		jw_u64("udp_groups", (uint64_t)uw.n);
 		jw_close('}');
 		jw_end();
+	} else if (uw.n) {
+		printf("watch: %d group%s and %d UDP group%s, every %llu ms\n", nw,
+		       nw == 1 ? "" : "s", uw.n, uw.n == 1 ? "" : "s",
+		       (unsigned long long)interval);
 	} else {
 		printf("watch: %d group%s, every %llu ms\n", nw, nw == 1 ? "" : "s",
 		       (unsigned long long)interval);
@@ -425,7 +434,9 @@ int do_watch(int argc, char **argv)
 			w[i].last = w[i].total;
 			w[i].drains = w[i].drain_migrated = 0;
 		}
-		if (!nw && !json_output)
+		watch_udp_list(&uw, port, false);
+		watch_udp_round(&uw, stamp);
+		if (!nw && !uw.n && !json_output)
 			printf("%s no attached group%s\n", stamp, port ? " on that port" : "");
 	}
 	/* the last round ran after the signal: the totals cover the whole watch */
@@ -448,6 +459,7 @@ int do_watch(int argc, char **argv)
 		       (unsigned long long)totals.migrated, (unsigned long long)d.migrate_success,
 		       (unsigned long long)d.migrate_failure);
 	}
+	watch_udp_free(&uw);
 	free(w);
 	return 0;
 usage:

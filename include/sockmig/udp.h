@@ -337,4 +337,33 @@ struct sockmig_quic_stats {
 SOCKMIG_API int sockmig_quic_stats_read(struct sockmig_udp_group *g,
 					struct sockmig_quic_stats *out);
 
+/* ---- UDP groups for readers ---------------------------------------------- */
+
+/**
+ * List the pinned UDP groups of network namespace @p netns (0: any) and
+ * port @p port (0: any), sorted by name, the first @p max into @p out
+ * (family, address, port, netns and name, as sockmig_group_list_ids() gives
+ * them for TCP groups; the name is the UDP group's, e.g.
+ * "4026531840-udp4-127_0_0_1-4433"). Only opts->pin_root is used (opts may
+ * be NULL); entries that are not UDP group names are skipped, and a pin
+ * root the caller may not read lists none.
+ * @return the number that match (may exceed @p max), or a negative errno.
+ */
+SOCKMIG_API int sockmig_udp_group_list(const struct sockmig_udp_group_opts *opts, uint64_t netns,
+				       int port, struct sockmig_group_id *out, int max);
+
+/**
+ * Open the existing UDP group pinned as @p name (see
+ * sockmig_udp_group_list()), from any network namespace and whatever its
+ * mode, to read it (sockmig_udp_group_mode(), sockmig_udp_members(),
+ * sockmig_udp_stats_read(), sockmig_udp_flows()) or change it. Nothing is
+ * made or changed by the open (unlike sockmig_udp_group_open(), which needs
+ * the group's network namespace and makes a missing group). Only
+ * opts->pin_root is used (opts may be NULL).
+ * @return a handle, or NULL with errno set (ENOENT: no such group; EPERM:
+ * not readable by the caller; EINVAL: not a UDP group name).
+ */
+SOCKMIG_API struct sockmig_udp_group *
+sockmig_udp_group_open_name(const char *name, const struct sockmig_udp_group_opts *opts);
+
 #endif /* SOCKMIG_PUBLIC_UDP_H */

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmig status: the UDP groups of this network namespace (see
+ * sockmig_udp_group_open()), found where they are pinned: their mode,
+ * working generation, members, flows per generation and counters; read
+ * here, printed as JSON here and as columns by status_print.c.
+ *
+ * Unlike TCP listeners (sock_diag, which anyone may dump), a UDP group is
+ * known from its pins only: a user who may not read the pin root sees none.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "status.h"
+
+static bool wanted(const struct sockmig_group_id *id, int family, const void *addr)
+{
+	if (!family)
+		return true;
+	return id->family == family &&
+	       memcmp(&id->addr, addr,
+		      family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr)) == 0;
+}
+
+/* Generation @gen's entry of u->gens, added in serial order when new. */
+static struct udp_gen *gen_of(struct udp_group *u, uint32_t gen)
+{
+	struct udp_gen *ng;
+	int i = 0;
+
+	for (; i < u->ngens && (int32_t)(u->gens[i].gen - gen) < 0; i++)
+		;
+	if (i < u->ngens && u->gens[i].gen == gen)
+		return &u->gens[i];
+	ng = realloc(u->gens, (size_t)(u->ngens + 1) * sizeof(*ng));
+	if (!ng)
+		return NULL;
+	u->gens = ng;
+	memmove(&ng[i + 1], &ng[i], (size_t)(u->ngens - i) * sizeof(*ng));
+	memset(&ng[i], 0, sizeof(*ng));
+	ng[i].gen = gen;
+	u->ngens++;
+	return &ng[i];
+}
+
+/* Members, flows and counters of the UDP group @u->id, or u->error. */
+static void read_one(struct udp_group *u)
+{
+	struct sockmig_udp_group *g = sockmig_udp_group_open_name(u->id.name, NULL);
+	struct sockmig_udp_flow_count *fc = NULL;
+	int n, cap = 0, nfc = 0;
+
+	if (!g) {
+		snprintf(u->error, sizeof(u->error), "%s",
+			 errno == EPERM ? "not readable (needs root)" : sockmig_last_error());
+		return;
+	}
+	u->mode = sockmig_udp_group_mode(g);
+	n = sockmig_udp_stats_read(g, &u->st);
+	if (n == 0 && u->mode == SOCKMIG_UDP_MODE_QUIC_LB) {
+		n = sockmig_quic_stats_read(g, &u->q);
+		u->have_quic = n == 0;
+	}
+	if (n == 0)
+		n = sockmig_udp_members(g, NULL, 0);
+	if (n > 0) {
+		/* members that join meanwhile are left for the next status */
+		cap = n;
+		u->mi = calloc((size_t)cap, sizeof(*u->mi));
+		n = u->mi ? sockmig_udp_members(g, u->mi, cap) : -ENOMEM;
+		u->nmi = n < 0 ? 0 : n < cap ? n : cap;
+	}
+	if (n >= 0)
+		n = sockmig_udp_flows(g, NULL, 0);
+	if (n > 0) {
+		cap = n;
+		fc = calloc((size_t)cap, sizeof(*fc));
+		n = fc ? sockmig_udp_flows(g, fc, cap) : -ENOMEM;
+		nfc = n < 0 ? 0 : n < cap ? n : cap;
+	}
+	for (int i = 0; i < u->nmi && n >= 0; i++) {
+		struct udp_gen *ge = gen_of(u, u->mi[i].generation);
+
+		if (!ge)
+			n = -ENOMEM;
+		else
+			ge->members++;
+	}
+	for (int i = 0; i < nfc && n >= 0; i++) {
+		struct udp_gen *ge = gen_of(u, fc[i].generation);
+
+		if (!ge)
+			n = -ENOMEM;
+		else
+			ge->flows = fc[i].flows;
+	}
+	free(fc);
+	if (n < 0)
+		snprintf(u->error, sizeof(u->error), "%s",
+			 n == -ENOMEM ? "out of memory" : sockmig_last_error());
+	else
+		u->readable = true;
+	sockmig_udp_group_close(g);
+}
+
+int status_udp_read(uint64_t netns, int port, int family, const void *addr, struct udp_group **out)
+{
+	struct sockmig_group_id *ids = NULL;
+	struct udp_group *us;
+	int n, max = 0, kept = 0;
+
+	*out = NULL;
+	/* the list may grow between two reads: read again until it fits */
+	for (;;) {
+		n = sockmig_udp_group_list(NULL, netns, port, ids, max);
+		if (n < 0 || n <= max)
+			break;
+		free(ids);
+		max = n + 8;
+		ids = calloc((size_t)max, sizeof(*ids));
+		if (!ids)
+			return -ENOMEM;
+	}
+	if (n <= 0) {
+		free(ids);
+		return n;
+	}
+	us = calloc((size_t)n, sizeof(*us));
+	if (!us) {
+		free(ids);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!wanted(&ids[i], family, addr))
+			continue;
+		us[kept].id = ids[i];
+		read_one(&us[kept++]);
+	}
+	free(ids);
+	*out = us;
+	return kept;
+}
+
+void status_udp_free(struct udp_group *us, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(us[i].mi);
+		free(us[i].gens);
+	}
+	free(us);
+}
+
+void status_udp_local(const struct udp_group *u, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(u->id.family, &u->id.addr, host, sizeof(host)))
+		snprintf(host, sizeof(host), "?");
+	snprintf(buf, len, u->id.family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, u->id.port);
+}
+
+static void json_counters(const struct sockmig_udp_stats *st)
+{
+	jw_open("counters", '{');
+	jw_u64("new_flows", st->new_flows);
+	jw_u64("flow_hits", st->flow_hits);
+	jw_u64("fallbacks", st->fallbacks);
+	jw_u64("expired", st->expired);
+	jw_u64("stateless", st->stateless);
+	jw_u64("kernel_hash", st->kernel_hash);
+	jw_u64("not_learned", st->not_learned);
+	jw_u64("parse_failed", st->parse_failed);
+	jw_close('}');
+}
+
+/* One object of the top-level array per UDP group, after the TCP groups. */
+void status_udp_json(const struct udp_group *us, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const struct udp_group *u = &us[i];
+		char host[INET6_ADDRSTRLEN], local[INET6_ADDRSTRLEN + 32];
+
+		if (!inet_ntop(u->id.family, &u->id.addr, host, sizeof(host)))
+			snprintf(host, sizeof(host), "?");
+		status_udp_local(u, local, sizeof(local));
+		jw_open(NULL, '{');
+		jw_str("family", u->id.family == AF_INET ? "udp4" : "udp6");
+		jw_str("addr", host);
+		jw_i64("port", u->id.port);
+		jw_str("local", local);
+		jw_u64("netns", u->id.netns);
+		jw_str("sockmig_group", u->id.name);
+		jw_bool("pinned", true);
+		jw_str("sockmig_state", u->readable ? "readable" : u->error);
+		if (!u->readable) {
+			jw_null("mode");
+			jw_null("working_generation");
+			jw_null("counters");
+			jw_close('}');
+			continue;
+		}
+		jw_str("mode", sockmig_udp_mode_str(u->mode));
+		jw_u64("working_generation", u->st.working_generation);
+		jw_u64("n_working", u->st.n_working);
+		jw_u64("n_active", u->st.n_active);
+		jw_i64("nmembers", u->nmi);
+		jw_open("members", '[');
+		for (int k = 0; k < u->nmi; k++) {
+			jw_open(NULL, '{');
+			jw_u64("cookie", u->mi[k].cookie);
+			jw_u64("slot", u->mi[k].slot);
+			jw_u64("generation", u->mi[k].generation);
+			jw_str("role", sockmig_role_str(u->mi[k].role));
+			jw_u64("pid", u->mi[k].pid);
+			jw_close('}');
+		}
+		jw_close(']');
+		jw_open("generations", '[');
+		for (int k = 0; k < u->ngens; k++) {
+			jw_open(NULL, '{');
+			jw_u64("generation", u->gens[k].gen);
+			jw_i64("members", u->gens[k].members);
+			jw_u64("flows", u->gens[k].flows);
+			jw_close('}');
+		}
+		jw_close(']');
+		json_counters(&u->st);
+		if (u->have_quic) {
+			jw_open("quic", '{');
+			jw_u64("hits", u->q.hits);
+			jw_u64("stale", u->q.stale);
+			jw_u64("other", u->q.other);
+			jw_close('}');
+		} else {
+			jw_null("quic");
+		}
+		jw_close('}');
+	}
+}
