@@ -78,13 +78,13 @@ static int cr_steered(struct close_rig *c)
 	return -1;
 }
 
-static int cr_start(struct close_rig *c, uint32_t idle_ms, int more)
+static int cr_start(struct close_rig *c, int family, uint32_t idle_ms, int more)
 {
 	memset(c, 0, sizeof(*c));
 	for (int i = 0; i < FLOWS; i++)
 		c->cli[i] = -1;
 	c->old = -1;
-	if (ur_start(&c->r, AF_INET, true, SOCKMIG_UDP_MODE_FLOW, idle_ms) < 0)
+	if (ur_start(&c->r, family, true, SOCKMIG_UDP_MODE_FLOW, idle_ms) < 0)
 		return -1;
 	c->k_old = ur_add(&c->r, 1);
 	if (c->k_old < 0)
@@ -94,7 +94,7 @@ static int cr_start(struct close_rig *c, uint32_t idle_ms, int more)
 	if (epoll_ctl(c->r.ep, EPOLL_CTL_DEL, c->old, NULL) < 0)
 		return -1;
 	for (int i = 0; i < FLOWS; i++) {
-		c->cli[i] = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		c->cli[i] = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (c->cli[i] < 0 ||
 		    connect(c->cli[i], (struct sockaddr *)&c->r.addr, c->r.alen) < 0 ||
 		    cr_send(c, i, 0) < 0)
@@ -181,7 +181,7 @@ SM_TEST(udp_close_at_once_loses_the_queued_datagrams)
 	long queued = FLOWS * (1 + MORE), lost;
 	int ret = SM_FAIL;
 
-	if (!ASSERT_OK(cr_start(&c, 0, MORE), "rig"))
+	if (!ASSERT_OK(cr_start(&c, AF_INET, 0, MORE), "rig"))
 		goto out;
 	/* the slow server has read 50 when it closes */
 	if (!ASSERT_EQ(cr_read(&c, 50), 50, "read before the close") ||
@@ -249,7 +249,7 @@ static int slow_reader(struct close_rig *c, struct retire_th *t)
 	return 0;
 }
 
-SM_TEST(udp_retire_then_close_loses_nothing)
+static int retire_case(int family)
 {
 	struct sockmig_udp_stats st0, st;
 	struct close_rig c;
@@ -260,7 +260,7 @@ SM_TEST(udp_retire_then_close_loses_nothing)
 	long queued = FLOWS * (1 + MORE);
 	int ret = SM_FAIL;
 
-	if (!ASSERT_OK(cr_start(&c, 0, MORE), "rig") ||
+	if (!ASSERT_OK(cr_start(&c, family, 0, MORE), "rig") ||
 	    !ASSERT_TRUE((cookie = sockmig_cookie(c.old)) != 0, "cookie") ||
 	    !ASSERT_EQ(cr_read(&c, 50), 50, "read before the retire") ||
 	    !ASSERT_OK(sockmig_udp_stats_read(c.r.g, &st0), "stats") ||
@@ -302,6 +302,16 @@ out:
 	return ret;
 }
 
+SM_TEST(udp_retire_then_close_loses_nothing)
+{
+	return retire_case(AF_INET);
+}
+
+SM_TEST(udp_retire_then_close_loses_nothing_ipv6)
+{
+	return retire_case(AF_INET6);
+}
+
 /* ---- the deadline -------------------------------------------------------- */
 
 SM_TEST(udp_retire_deadline_cuts_it_short_and_says_so)
@@ -314,7 +324,7 @@ SM_TEST(udp_retire_deadline_cuts_it_short_and_says_so)
 	int ret = SM_FAIL, err;
 
 	/* nobody reads, and the flows are live (30 s idle timeout) */
-	if (!ASSERT_OK(cr_start(&c, 0, MORE), "rig"))
+	if (!ASSERT_OK(cr_start(&c, AF_INET, 0, MORE), "rig"))
 		goto out;
 	err = sockmig_udp_member_retire(c.r.g, c.old, &o, &rep);
 	if (!ASSERT_ERR(err, ETIMEDOUT, "retire") ||
@@ -361,7 +371,7 @@ static int live_flows_case(bool wait)
 	bool joined = true;
 	int ret = SM_FAIL;
 
-	if (!ASSERT_OK(cr_start(&c, IDLE_MS, 0), "rig") ||
+	if (!ASSERT_OK(cr_start(&c, AF_INET, IDLE_MS, 0), "rig") ||
 	    !ASSERT_EQ(cr_read(&c, -1), FLOWS, "first datagrams") ||
 	    !ASSERT_OK(start_retire(&t, &th, &c, 20000, wait ? 0 : SOCKMIG_UDP_RETIRE_FLOWS_OK),
 		       "retire"))

@@ -371,7 +371,9 @@ SOCKMIG_API int sockmig_quic_stats_read(struct sockmig_udp_group *g,
  */
 
 /** sockmig_udp_retire_opts.flags: do not wait for the member's flows to
- *  go idle (they fall to the working generation at step 3). */
+ *  go idle (they fall to the working generation at step 3). Without it, a
+ *  group with SOCKMIG_UDP_NO_EXPIRY waits to the deadline while a flow is
+ *  in the table (flows never go idle there). */
 #define SOCKMIG_UDP_RETIRE_FLOWS_OK (1u << 0)
 
 struct sockmig_udp_retire_opts {
