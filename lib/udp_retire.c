@@ -191,19 +191,25 @@ static int diag_rqueue(const struct sm_addr *a, uint64_t cookie, uint64_t *bytes
 		      .id.idiag_sport = htons((uint16_t)sm_addr_port(a))},
 	};
 	struct sockaddr_nl nl = {.nl_family = AF_NETLINK};
-	long buf[8192 / sizeof(long)];
+	const size_t len = 32768; /* the kernel's largest dump message */
+	long *buf = malloc(len);
 	int fd, err = -ENOENT;
 	bool done = false;
 
+	if (!buf)
+		return -ENOMEM;
 	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		err = -errno;
+		free(buf);
+		return err;
+	}
 	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0) {
 		err = -errno;
 		goto out;
 	}
 	while (!done) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		ssize_t n = recv(fd, buf, len, 0);
 		struct nlmsghdr *h = (struct nlmsghdr *)buf;
 
 		if (n < 0) {
@@ -242,6 +248,7 @@ static int diag_rqueue(const struct sm_addr *a, uint64_t cookie, uint64_t *bytes
 	}
 out:
 	close(fd);
+	free(buf);
 	return err;
 }
 

@@ -358,7 +358,10 @@ SOCKMIG_API int sockmig_quic_stats_read(struct sockmig_udp_group *g,
  * call it from another thread than the reader's (or another process
  * holding the group); when it returns, the socket is no member any more
  * and the caller closes it (making the reader stop first, e.g. by
- * shutdown(fd, SHUT_RD), which wakes a blocked recv() with 0). Only the kernel's own hash can still reach it
+ * shutdown(fd, SHUT_RD), which wakes a blocked recv() with 0). The group
+ * lock is the handle's (flock on the group's directory): a thread that
+ * retires while others change the group's members uses a handle of its
+ * own (sockmig_udp_group_open() again). Only the kernel's own hash can still reach it
  * (when the group has no selectable active member, or a header that
  * cannot be parsed), which a lossless reload never has.
  * The queue is measured from the kernel: FIONREAD (the first queued
