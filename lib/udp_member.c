@@ -21,12 +21,6 @@ static bool gen_newer(uint32_t a, uint32_t b)
 	return (int32_t)(a - b) > 0;
 }
 
-/* A slot as user space sees it. */
-struct uslot {
-	struct smu_slot s;
-	bool live; /* the socket array holds the socket of s.cookie */
-};
-
 /* Read the slots in use (below the config's high-water mark; the rest
  * are zero); a slot whose socket has closed is emptied (its flows then
  * fall to the working generation: their cookie no longer matches).
@@ -458,4 +452,10 @@ int sockmig_udp_flows(struct sockmig_udp_group *g, struct sockmig_udp_flow_count
 	struct count_arg l = {.out = out, .max = out ? max : 0};
 
 	return with_slots(g, flows_locked, &l);
+}
+
+int sm_udp_with_slots(struct sockmig_udp_group *g,
+		      int (*fn)(struct sockmig_udp_group *g, struct uslot *u, void *arg), void *arg)
+{
+	return with_slots(g, fn, arg);
 }

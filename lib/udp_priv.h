@@ -35,4 +35,18 @@ struct sockmig_udp_group {
  * and port in the group's network namespace (lib/udp.c). */
 SM_HIDDEN int sm_udp_check_member_fd(struct sockmig_udp_group *g, int fd);
 
+/* A slot as user space sees it (lib/udp_member.c reads them). */
+struct uslot {
+	struct smu_slot s;
+	bool live; /* the socket array holds the socket of s.cookie */
+};
+
+/* Run @fn on the slots (read, a closed member's emptied) under the group
+ * lock, then rebuild the selection table: lib/udp_member.c's one way to
+ * change members, for lib/udp_retire.c too. @fn's result, or a negative
+ * errno. */
+SM_HIDDEN int sm_udp_with_slots(struct sockmig_udp_group *g,
+				int (*fn)(struct sockmig_udp_group *g, struct uslot *u, void *arg),
+				void *arg);
+
 #endif /* SOCKMIG_UDP_PRIV_H */

@@ -365,5 +365,122 @@ SOCKMIG_API int sockmig_udp_group_list(const struct sockmig_udp_group_opts *opts
  */
 SOCKMIG_API struct sockmig_udp_group *
 sockmig_udp_group_open_name(const char *name, const struct sockmig_udp_group_opts *opts);
+/* ---- retiring a member: close without losing what is queued ------------ */
+
+/*
+ * A UDP socket's receive queue is lost when it closes: datagrams of its
+ * flows already queued are never read (its flows fall to the working
+ * generation only for the datagrams that come later). Retire a member
+ * first, then close it:
+ *   1. it becomes draining (no new flows);
+ *   2. (unless SOCKMIG_UDP_RETIRE_FLOWS_OK) the library waits until it
+ *      owns no flow seen within the group's idle timeout: its clients'
+ *      datagrams keep coming to it meanwhile;
+ *   3. it is taken out of the group's socket array: from then on the
+ *      program selects it no more, its remaining flows fall to the working
+ *      generation (as at its close), and after one RCU grace period no
+ *      datagram the program steered reaches its queue;
+ *   4. the library waits until its receive queue is empty;
+ * all of it within opts->deadline_ms. The call blocks (it polls every
+ * 10 ms): the server's reader must keep reading the socket all along, so
+ * call it from another thread than the reader's (or another process
+ * holding the group); when it returns, the socket is no member any more
+ * and the caller closes it (making the reader stop first, e.g. by
+ * shutdown(fd, SHUT_RD), which wakes a blocked recv() with 0). The group
+ * lock is the handle's (flock on the group's directory): a thread that
+ * retires while others change the group's members uses a handle of its
+ * own (sockmig_udp_group_open() again). Only the kernel's own hash can still reach it
+ * (when the group has no selectable active member, or a header that
+ * cannot be parsed), which a lossless reload never has.
+ * The queue is measured from the kernel: FIONREAD (the first queued
+ * datagram's length: cheap, and non-zero means not empty) while it says
+ * more is queued, then sock_diag (NETLINK_SOCK_DIAG, the UDP socket's
+ * idiag_rqueue: every queued datagram's buffer, zero-length datagrams
+ * included) for the true count; where sock_diag cannot see the socket
+ * (no UDP sock_diag in the kernel, or another network namespace)
+ * FIONREAD alone, which misses zero-length datagrams.
+ */
+
+/** sockmig_udp_retire_opts.flags: do not wait for the member's flows to
+ *  go idle (they fall to the working generation at step 3). Without it, a
+ *  group with SOCKMIG_UDP_NO_EXPIRY waits to the deadline while a flow is
+ *  in the table (flows never go idle there). */
+#define SOCKMIG_UDP_RETIRE_FLOWS_OK (1u << 0)
+
+struct sockmig_udp_retire_opts {
+	size_t sz;
+	/** Longest whole wait, in ms; 0: 10,000. */
+	uint32_t deadline_ms;
+	/** SOCKMIG_UDP_RETIRE_* (others: EINVAL). */
+	uint32_t flags;
+	size_t : 0;
+};
+#define sockmig_udp_retire_opts__last_field flags
+
+/** What sockmig_udp_member_retire() saw. Versioned: the caller sets sz
+ *  (SOCKMIG_OPTS() does); the library writes no byte past it, and a size
+ *  below this first version's fails with EINVAL. */
+struct sockmig_udp_retire_report {
+	size_t sz;
+	uint64_t cookie;
+	/** Live flows it still owned when it left the socket array: moved to
+	 *  the working generation then (0 when the wait for them ended). */
+	uint64_t flows_left;
+	/** Bytes still in its receive queue at the end (as
+	 *  sockmig_udp_queued() counts them): 0 unless the deadline passed. */
+	uint64_t bytes_queued;
+	uint64_t flows_wait_ns; /**< the wait for its flows (step 2) */
+	uint64_t total_ns;	/**< the whole call */
+	uint32_t deadline_ms;	/**< the deadline used */
+	/** The deadline cut a wait short (flows_left or bytes_queued tell
+	 *  which). */
+	bool deadline_hit;
+	/** The queue was measured by sock_diag (else FIONREAD alone). */
+	bool queue_exact;
+	size_t : 0;
+};
+
+/**
+ * Retire member @p fd of @p g, as described above; @p opts and @p report
+ * may be NULL. Blocks up to the deadline: the socket's reader must run
+ * elsewhere meanwhile. The caller closes @p fd afterwards (also after an
+ * error past step 1, when report->cookie is set).
+ * @return 0: nothing left (no live flow, an empty queue); -ETIMEDOUT: the
+ * deadline passed (the report says what was left; the socket has left the
+ * socket array all the same); -EINVAL (bad options, flags or report size,
+ * or @p fd is not a bound UDP socket with SO_REUSEPORT); -EXDEV (another
+ * group's socket); -ENOENT (not a live member); -EBUSY (the last active
+ * member: new flows would have nowhere to go).
+ */
+SOCKMIG_API int sockmig_udp_member_retire(struct sockmig_udp_group *g, int fd,
+					  const struct sockmig_udp_retire_opts *opts,
+					  struct sockmig_udp_retire_report *report);
+
+/**
+ * Bytes in UDP socket @p fd's receive queue now, into *@p bytes, from
+ * sock_diag (idiag_rqueue: what the kernel charges for the queued
+ * datagrams' buffers, headers and overhead included, so more than their
+ * payload; 0 exactly when none is queued). Called just before close():
+ * what the close loses (for a reload's report). @return 0; -EINVAL (not
+ * a UDP socket); -ENOENT (sock_diag does not see it: another network
+ * namespace); -EPROTONOSUPPORT (no UDP sock_diag in this kernel).
+ */
+SOCKMIG_API int sockmig_udp_queued(int fd, uint64_t *bytes);
+
+/**
+ * A deadline for a drained generation, applied by the caller when it
+ * passes: take every draining member of @p generation out of the group's
+ * socket array at once, so that every flow they still own falls to the
+ * working generation from its next datagram on (as if they had closed),
+ * while their sockets stay open for their servers to read what is already
+ * queued (then sockmig_udp_queued() and close). Their active members, if
+ * any, are left alone. The library has no timer: the caller's deadline
+ * (e.g. a reload's) decides when.
+ * @return the number of members taken out; -ENOENT when @p generation
+ * has no live draining member. *@p flows (may be NULL): their live flows
+ * moved.
+ */
+SOCKMIG_API int sockmig_udp_generation_cutoff(struct sockmig_udp_group *g, uint32_t generation,
+					      uint64_t *flows);
 
 #endif /* SOCKMIG_PUBLIC_UDP_H */
