@@ -13,7 +13,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,39 +71,22 @@ static bool parse_addr(const char *s, struct status_opts *o)
 	return false;
 }
 
-/* 0, or 2 after one error line. */
-static int parse_args(int argc, char **argv, struct status_opts *o, bool *help)
+/* 0; 1 after the help; 2 after one error line. */
+static int parse_args(int argc, char **argv, struct status_opts *o)
 {
-	static const struct option opts[] = {
-		{"port", required_argument, NULL, 'p'},
-		{"addr", required_argument, NULL, 'a'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	const char *addr = NULL;
+	const struct cli_opt opts[] = {
+		{"port", 'p', CLI_PORT, &o->port},
+		{"addr", 'a', CLI_STR, &addr},
+		{0},
 	};
-	int opt;
+	int n;
 
 	memset(o, 0, sizeof(*o));
-	while ((opt = cli_getopt(argc, argv, "p:a:h", opts)) != -1) {
-		switch (opt) {
-		case 'p':
-			if (!parse_port(optarg, &o->port))
-				return 2;
-			break;
-		case 'a':
-			if (!parse_addr(optarg, o))
-				return 2;
-			break;
-		case 'h':
-			*help = true;
-			return 0;
-		default:
-			cli_bad_option("status", argv);
-			return 2;
-		}
-	}
-	if (!cli_no_more_args("status", argc, argv))
+	n = cli_parse("status", argc, argv, opts, 0, status_usage);
+	if (n < 0 || (addr && !parse_addr(addr, o)))
 		return 2;
-	return 0;
+	return n == 0;
 }
 
 static size_t addr_len(int family)
@@ -256,15 +238,12 @@ int do_status(int argc, char **argv)
 	struct group *gs = NULL;
 	struct udp_group *us = NULL;
 	sockmig_print_fn prev;
-	bool help = false, any = false;
+	bool any = false;
 	int n, ng = 0, nu, kept = 0, err;
 
-	err = parse_args(argc, argv, &o, &help);
-	if (err || help) {
-		if (help)
-			status_usage(stdout);
-		return err;
-	}
+	err = parse_args(argc, argv, &o);
+	if (err)
+		return err == 1 ? 0 : err;
 	memset(&ns, 0, sizeof(ns));
 	ns.root = geteuid() == 0;
 	ns.ino = sockmig_netns_self();

@@ -9,7 +9,6 @@
  * migrated, and the kernel's TCPMigrateReqSuccess/Failure over the watch.
  * The UDP groups' counters follow each interval's TCP lines (watch_udp.c).
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,56 +297,38 @@ static int list_groups(int port, struct watched **w, int *nw, int *cap)
 	return n < 0 ? -1 : 0;
 }
 
+static void watch_usage(FILE *f)
+{
+	fprintf(f, "Usage: sockmig watch [--port P] [--interval MS] [--count N]\n"
+		   "  -P, --port P       only the groups of port P (1-65535)\n"
+		   "  -i, --interval MS  one line per group every MS ms (10-3600000, default "
+		   "1000)\n"
+		   "  -c, --count N      stop after N intervals (default: at SIGINT or SIGTERM)\n"
+		   "  -j, --json         JSON lines\n"
+		   "  -h, --help         this text\n");
+}
+
 int do_watch(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"port", required_argument, NULL, 'P'},
-		{"interval", required_argument, NULL, 'i'},
-		{"count", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	struct sigaction sa = {.sa_handler = on_stop};
 	struct sockmig_netstat ns0, ns1, d, start;
 	int opt, port = 0, nw = 0, cap = 16;
-	struct watched *w = calloc((size_t)cap, sizeof(*w));
+	struct watched *w;
 	struct udp_watch uw = {0};
 	uint64_t interval = 1000, count = 0;
+	const struct cli_opt opts[] = {
+		{"port", 'P', CLI_PORT, &port},
+		{"interval", 'i', CLI_U64, &interval, 10, 3600000},
+		{"count", 'c', CLI_U64, &count, 1, UINT32_MAX},
+		{0},
+	};
 
+	opt = cli_parse("watch", argc, argv, opts, 0, watch_usage);
+	if (opt <= 0)
+		return opt == 0 ? 0 : 2;
+	w = calloc((size_t)cap, sizeof(*w));
 	if (!w)
 		return 1;
-	while ((opt = cli_getopt(argc, argv, "P:i:c:h", opts)) != -1) {
-		switch (opt) {
-		case 'P':
-			if (!parse_port(optarg, &port))
-				goto usage;
-			break;
-		case 'i':
-			if (!parse_u64("--interval", optarg, 10, 3600000, &interval))
-				goto usage;
-			break;
-		case 'c':
-			if (!parse_u64("--count", optarg, 1, UINT32_MAX, &count))
-				goto usage;
-			break;
-		case 'h':
-			printf("Usage: sockmig watch [--port P] [--interval MS] [--count N]\n"
-			       "  -P, --port P       only the groups of port P (1-65535)\n"
-			       "  -i, --interval MS  one line per group every MS ms (10-3600000, "
-			       "default 1000)\n"
-			       "  -c, --count N      stop after N intervals (default: at SIGINT or "
-			       "SIGTERM)\n"
-			       "  -j, --json         JSON lines\n"
-			       "  -h, --help         this text\n");
-			free(w);
-			return 0;
-		default:
-			cli_bad_option("watch", argv);
-			goto usage;
-		}
-	}
-	if (!cli_no_more_args("watch", argc, argv))
-		goto usage;
 	if (sockmig_netstat_read(&ns0) < 0) {
 		cli_error("%s", sockmig_last_error());
 		free(w);
@@ -462,7 +443,4 @@ int do_watch(int argc, char **argv)
 	watch_udp_free(&uw);
 	free(w);
 	return 0;
-usage:
-	free(w);
-	return 2;
 }
