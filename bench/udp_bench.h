@@ -41,7 +41,8 @@ struct udp_bench_opts {
 	uint32_t secs;	   /* the load's length */
 	uint32_t flow_ms;  /* a flow's life: then a new flow (new 4-tuple) replaces it */
 	uint32_t grace_ms; /* an old generation is closed this long after its flip */
-	uint32_t rebind_ms; /* 0, or a flow moves to a new source port this often */
+	/* 0, or a flow moves to a new source port this often (NAT rebinding) */
+	uint32_t rebind_ms;
 };
 
 /* Most generations alive at once (grace_ms / flip_ms + 2 at most). */
@@ -67,9 +68,10 @@ struct udp_bench_result {
 	uint64_t new_flows, flow_hits, fallbacks, stateless, kernel_hash; /* the group's */
 	double elapsed;							  /* seconds of load */
 	char error[200];
-	uint64_t rebinds;		     /* a flow moved to a new source port */
-	uint64_t cids;			     /* quic-lb: CIDs minted and sent */
-	uint64_t cid_hits, cid_stale, cid_other; /* quic-lb: the group's */
+	/* flows moved to a new source port; quic-lb: CIDs minted and sent,
+	 * and the group's CID counters (sockmig_quic_stats_read()) */
+	uint64_t rebinds, cids;
+	uint64_t cid_hits, cid_stale, cid_other;
 };
 
 /* One strategy in a forked child with its own network namespace.

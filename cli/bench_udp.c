@@ -62,9 +62,9 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 
 	if (n == 0)
 		exit(0);
-	if (n < 0 || (strategies && !bench_strategies(strategies, udp_strategy_parse, c->run,
-						      UB_NSTRATEGIES, "UDP ",
-						      "naive, flow, none, quic-lb")))
+	if (n < 0 ||
+	    (strategies && !bench_strategies(strategies, udp_strategy_parse, c->run, UB_NSTRATEGIES,
+					     "UDP ", "naive, flow, none, quic-lb")))
 		return -1;
 	if (rebind && rebind < 10) {
 		cli_error("--rebind-ms: %llu ms: 0 (never) or 10 to 3600000",
