@@ -22,12 +22,9 @@ enum udp_strategy {
 	UB_NAIVE, /* plain SO_REUSEPORT, no program: the kernel's hash */
 	UB_FLOW,  /* a UDP group, SOCKMIG_UDP_MODE_FLOW */
 	UB_NONE,  /* a UDP group, SOCKMIG_UDP_MODE_NONE (stateless) */
-	/*
-	 * The quic-lb strategy (QUIC-LB connection IDs, issue 13) goes here:
-	 * one more value before UB_NSTRATEGIES, its name in udp_strategy_str()
-	 * and its group opened in udp_flows.c's ub_group_open(); the clients
-	 * then carry a connection ID in their datagrams (struct ub_dgram).
-	 */
+	/* a UDP group, SOCKMIG_UDP_MODE_QUIC_LB: the server mints a connection
+	 * ID per flow, the client's later datagrams carry it */
+	UB_QUIC_LB,
 	UB_NSTRATEGIES
 };
 
@@ -44,6 +41,8 @@ struct udp_bench_opts {
 	uint32_t secs;	   /* the load's length */
 	uint32_t flow_ms;  /* a flow's life: then a new flow (new 4-tuple) replaces it */
 	uint32_t grace_ms; /* an old generation is closed this long after its flip */
+	/* 0, or a flow moves to a new source port this often (NAT rebinding) */
+	uint32_t rebind_ms;
 };
 
 /* Most generations alive at once (grace_ms / flip_ms + 2 at most). */
@@ -53,6 +52,8 @@ struct udp_bench_opts {
 
 /* Flows a run makes in all: each slot's first and its renewals. */
 uint64_t udp_bench_flows_total(const struct udp_bench_opts *o);
+/* 4-tuples a run uses at most: its flows', and their rebindings'. */
+uint64_t udp_bench_tuples_total(const struct udp_bench_opts *o);
 
 struct udp_bench_result {
 	uint64_t flows;			   /* flows that sent (each its own 4-tuple) */
@@ -67,6 +68,10 @@ struct udp_bench_result {
 	uint64_t new_flows, flow_hits, fallbacks, stateless, kernel_hash; /* the group's */
 	double elapsed;							  /* seconds of load */
 	char error[200];
+	/* flows moved to a new source port; quic-lb: CIDs minted and sent,
+	 * and the group's CID counters (sockmig_quic_stats_read()) */
+	uint64_t rebinds, cids;
+	uint64_t cid_hits, cid_stale, cid_other;
 };
 
 /* One strategy in a forked child with its own network namespace.

@@ -6,6 +6,8 @@
  * served, registered; the one before drained); a generation closed
  * o->grace_ms after it was superseded; after o->secs the clients stop, the
  * server reads what is left (bounded), and every generation closes.
+ * Strategy quic-lb routes by the connection IDs that the server minted
+ * (udp_side.c), whatever 4-tuple a flow moves to (o->rebind_ms).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,7 +18,7 @@
 
 #include "udp_priv.h"
 
-static const char *const names[UB_NSTRATEGIES] = {"naive", "flow", "none"};
+static const char *const names[UB_NSTRATEGIES] = {"naive", "flow", "none", "quic-lb"};
 
 const char *udp_strategy_str(enum udp_strategy s)
 {
@@ -38,12 +40,20 @@ uint64_t udp_bench_flows_total(const struct udp_bench_opts *o)
 	return (uint64_t)o->flows * lives;
 }
 
+uint64_t udp_bench_tuples_total(const struct udp_bench_opts *o)
+{
+	/* a slot's rebindings are rebind_ms apart at least, within secs */
+	uint64_t moves = o->rebind_ms ? (uint64_t)o->secs * 1000 / o->rebind_ms + 1 : 0;
+
+	return udp_bench_flows_total(o) + (uint64_t)o->flows * moves;
+}
+
 /* The group of the strategy (none for naive): 0, or -1 with @err set. */
 static int ub_group_open(struct ub *b, char *err, size_t errlen)
 {
 	SOCKMIG_OPTS(sockmig_udp_group_opts, go, .pin_root = ub_pin_root(),
 		     .idle_timeout_ms = SOCKMIG_UDP_NO_EXPIRY);
-	uint64_t table = udp_bench_flows_total(b->o);
+	uint64_t table = udp_bench_tuples_total(b->o);
 
 	switch (b->o->strategy) {
 	case UB_NAIVE:
@@ -57,6 +67,13 @@ static int ub_group_open(struct ub *b, char *err, size_t errlen)
 		break;
 	case UB_NONE:
 		go.mode = SOCKMIG_UDP_MODE_NONE;
+		break;
+	case UB_QUIC_LB:
+		/* datagrams without a CID of the group are learned as in flow */
+		go.mode = SOCKMIG_UDP_MODE_QUIC_LB;
+		go.flow_max = table < 65536	   ? 65536
+			      : table > (1u << 24) ? 1u << 24
+						   : (uint32_t)table;
 		break;
 	default:
 		snprintf(err, errlen, "unknown strategy");
@@ -166,7 +183,13 @@ static void ub_settle(struct ub *b)
 static void ub_group_stats(struct ub *b, struct udp_bench_result *r)
 {
 	struct sockmig_udp_stats st;
+	struct sockmig_quic_stats q;
 
+	if (b->g && sockmig_quic_stats_read(b->g, &q) == 0) {
+		r->cid_hits = q.hits;
+		r->cid_stale = q.stale;
+		r->cid_other = q.other;
+	}
 	if (!b->g || sockmig_udp_stats_read(b->g, &st) < 0)
 		return;
 	r->new_flows = st.new_flows;
@@ -197,6 +220,7 @@ static void ub_child(void *arg)
 	b->addr.sin_port = htons((uint16_t)a->o.port);
 	b->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	b->nflows = udp_bench_flows_total(&a->o);
+	b->ntuples = udp_bench_tuples_total(&a->o);
 	b->owner = calloc(b->nflows, sizeof(*b->owner));
 	if (!b->owner) {
 		snprintf(r->error, sizeof(r->error), "out of memory");
@@ -237,6 +261,8 @@ static void ub_child(void *arg)
 	r->flows = atomic_load(&b->flows_started);
 	r->sent = atomic_load(&b->sent);
 	r->send_errors = atomic_load(&b->send_errors);
+	r->rebinds = atomic_load(&b->rebinds);
+	r->cids = atomic_load(&b->cids);
 	r->received = b->received;
 	r->misroutes = b->misroutes;
 	r->lost = r->sent > r->received ? r->sent - r->received : 0;
@@ -266,7 +292,7 @@ int udp_bench_run(const struct udp_bench_opts *o, struct udp_bench_result *r)
 		return -1;
 	}
 	if (o->strategy >= UB_NSTRATEGIES || !o->flows || !o->rate || !o->flip_ms || !o->secs ||
-	    !o->flow_ms || udp_bench_flows_total(o) > UB_MAX_FLOWS_TOTAL ||
+	    !o->flow_ms || udp_bench_tuples_total(o) > UB_MAX_FLOWS_TOTAL ||
 	    o->grace_ms / o->flip_ms + 2 > UB_MAX_LIVE) {
 		snprintf(r->error, sizeof(r->error), "bad options");
 		free(a);

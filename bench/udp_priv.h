@@ -16,11 +16,17 @@
 #include "sockmig.h"
 #include "udp_bench.h"
 
-/* What a client sends: its flow (unique over the run) and a sequence. */
+/* What a client sends: its flow (unique over the run) and a sequence. In
+ * strategy quic-lb, after a QUIC header (see udp_side.c): the datagram's
+ * last octets. */
 struct ub_dgram {
 	uint64_t flow;
 	uint64_t seq;
 };
+
+/* quic-lb: a datagram's largest size, the client's source CID's length. */
+#define UB_PKT_MAX  96
+#define UB_SCID_LEN 8
 
 /* One generation of the server: its socket, served by a thread. */
 struct ub_gen {
@@ -41,6 +47,7 @@ struct ub {
 	struct sockmig_udp_group *g; /* NULL: naive */
 	_Atomic uint32_t *owner;     /* per flow: the generation that read its first datagram */
 	uint64_t nflows;	     /* entries of owner[] */
+	uint64_t ntuples;	     /* 4-tuples the clients may use */
 	struct ub_gen gens[UB_MAX_LIVE];
 	uint32_t next_gen;
 	uint64_t received, misroutes; /* of the generations closed so far */
@@ -49,6 +56,7 @@ struct ub {
 	bool client_running;
 	atomic_bool client_done;
 	atomic_ullong sent, send_errors, flows_started;
+	atomic_ullong rebinds, cids;
 	char client_error[160];
 };
 

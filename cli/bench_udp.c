@@ -30,7 +30,10 @@ static void udp_usage(FILE *f)
 		   "      --flow-ms L        udp: a flow's life in ms (default 1000)\n"
 		   "      --grace-ms G       udp: an old generation closes G ms after its flip "
 		   "(default 2000)\n"
-		   "  -s, --strategies LIST  udp: of naive, flow, none (default all)\n"
+		   "  -s, --strategies LIST  udp: of naive, flow, none, quic-lb (default "
+		   "naive,flow,none)\n"
+		   "      --rebind-ms R      udp: a flow moves to a new source port every R "
+		   "ms (0: never, else 10-3600000; default 0)\n"
 		   "      --phases N         udp-cost: phases in pairs (2-64, default 10)\n"
 		   "  -n, --count N          udp-cost: datagrams per phase (default 200000)\n"
 		   "  -j, --json             JSON output\n");
@@ -39,7 +42,7 @@ static void udp_usage(FILE *f)
 static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv)
 {
 	uint64_t flows = c->o.flows, rate = c->o.rate, flip = c->o.flip_ms, secs = c->o.secs,
-		 life = c->o.flow_ms, grace = c->o.grace_ms;
+		 life = c->o.flow_ms, grace = c->o.grace_ms, rebind = c->o.rebind_ms;
 	const char *strategies = NULL;
 	const struct cli_opt opts[] = {
 		{"flows", 'f', CLI_U64, &flows, 1, 50000},
@@ -51,6 +54,7 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 		{"strategies", 's', CLI_STR, &strategies},
 		{"phases", CLI_LONG_ONLY('P'), CLI_U64, &c->phases, 2, 64},
 		{"count", 'n', CLI_U64, &c->count, 1000, 100000000},
+		{"rebind-ms", CLI_LONG_ONLY('B'), CLI_U64, &rebind, 0, 3600000},
 		{0},
 	};
 	int n = cli_parse(strcmp(mode, "udp") == 0 ? "bench udp" : "bench udp-cost", argc, argv,
@@ -58,19 +62,33 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 
 	if (n == 0)
 		exit(0);
-	if (n < 0 || (strategies && !bench_strategies(strategies, udp_strategy_parse, c->run,
-						      UB_NSTRATEGIES, "UDP ", "naive, flow, none")))
+	if (n < 0 ||
+	    (strategies && !bench_strategies(strategies, udp_strategy_parse, c->run, UB_NSTRATEGIES,
+					     "UDP ", "naive, flow, none, quic-lb")))
 		return -1;
+	if (rebind && rebind < 10) {
+		cli_error("--rebind-ms: %llu ms: 0 (never) or 10 to 3600000",
+			  (unsigned long long)rebind);
+		return -1;
+	}
 	c->o.flows = (uint32_t)flows;
 	c->o.rate = (uint32_t)rate;
 	c->o.flip_ms = (uint32_t)flip;
 	c->o.secs = (uint32_t)secs;
 	c->o.flow_ms = (uint32_t)life;
 	c->o.grace_ms = (uint32_t)grace;
+	c->o.rebind_ms = (uint32_t)rebind;
 	if (c->o.grace_ms / c->o.flip_ms + 2 > UB_MAX_LIVE) {
 		cli_error("--grace-ms: %u ms keeps more than %d generations alive at a flip every "
 			  "%u ms",
 			  c->o.grace_ms, UB_MAX_LIVE, c->o.flip_ms);
+		return -1;
+	}
+	if (udp_bench_flows_total(&c->o) <= UB_MAX_FLOWS_TOTAL &&
+	    udp_bench_tuples_total(&c->o) > UB_MAX_FLOWS_TOTAL) {
+		cli_error("--rebind-ms: %u flows moved every %u ms for %u s use more than %llu "
+			  "4-tuples",
+			  c->o.flows, c->o.rebind_ms, c->o.secs, UB_MAX_FLOWS_TOTAL);
 		return -1;
 	}
 	if (udp_bench_flows_total(&c->o) > UB_MAX_FLOWS_TOTAL) {
@@ -102,6 +120,11 @@ static void json_udp(const char *name, const struct udp_bench_result *r)
 	jw_u64("group_stateless", r->stateless);
 	jw_u64("group_kernel_hash", r->kernel_hash);
 	jw_f64("elapsed_s", r->elapsed);
+	jw_u64("rebinds", r->rebinds);
+	jw_u64("cids_sent", r->cids);
+	jw_u64("group_cid_hits", r->cid_hits);
+	jw_u64("group_cid_stale", r->cid_stale);
+	jw_u64("group_cid_other", r->cid_other);
 	jw_close('}');
 }
 
@@ -135,6 +158,11 @@ static void print_table(const struct udp_bench_result *r, const bool *on)
 	ROW("group: fallbacks", fallbacks);
 	ROW("group: stateless", stateless);
 	ROW("group: kernel hash", kernel_hash);
+	ROW("rebindings (new source port)", rebinds);
+	ROW("quic-lb: CIDs sent", cids);
+	ROW("group: CID hits", cid_hits);
+	ROW("group: CID stale", cid_stale);
+	ROW("group: no CID (as flow)", cid_other);
 #undef ROW
 }
 
@@ -149,9 +177,14 @@ static int bench_udp_flows(struct udp_cfg *c)
 	if (!json_output)
 		printf("sockmig bench udp: %u flows on 127.0.0.1 port %d, %u datagrams/s each, a "
 		       "flow lives %u ms;\na flip every %u ms, old generations closed %u ms "
-		       "after their flip, %u s per strategy;\nkernel %s, %ld CPUs\n\n",
+		       "after their flip, %u s per strategy;\nkernel %s, %ld CPUs\n",
 		       c->o.flows, c->o.port, c->o.rate, c->o.flow_ms, c->o.flip_ms, c->o.grace_ms,
 		       c->o.secs, u.release, sysconf(_SC_NPROCESSORS_ONLN));
+	if (!json_output && c->o.rebind_ms)
+		printf("a flow moves to a new source port every %u ms (NAT rebinding)\n",
+		       c->o.rebind_ms);
+	if (!json_output)
+		printf("\n");
 	for (int i = 0; i < UB_NSTRATEGIES; i++) {
 		if (!c->run[i])
 			continue;
@@ -171,6 +204,7 @@ static int bench_udp_flows(struct udp_cfg *c)
 		jw_u64("seconds", c->o.secs);
 		jw_u64("flow_ms", c->o.flow_ms);
 		jw_u64("grace_ms", c->o.grace_ms);
+		jw_u64("rebind_ms", c->o.rebind_ms);
 		jw_open("strategies", '[');
 		for (int i = 0; i < UB_NSTRATEGIES; i++)
 			if (c->run[i])
@@ -181,8 +215,11 @@ static int bench_udp_flows(struct udp_cfg *c)
 	} else {
 		print_table(r, c->run);
 	}
-	/* the flow strategy must not lose a flow's datagrams to another socket */
-	if (c->run[UB_FLOW] && (r[UB_FLOW].misroutes || r[UB_FLOW].lost))
+	/* the flow strategy must not lose a flow's datagrams to another socket
+	 * (unless flows move: a new 4-tuple is a new flow to it), quic-lb never */
+	if (c->run[UB_FLOW] && !c->o.rebind_ms && (r[UB_FLOW].misroutes || r[UB_FLOW].lost))
+		ret = 1;
+	if (c->run[UB_QUIC_LB] && (r[UB_QUIC_LB].misroutes || r[UB_QUIC_LB].lost))
 		ret = 1;
 	return ret;
 }

@@ -82,6 +82,64 @@ out:
 }
 
 /*
+ * NAT rebinding: every flow moves to a new source port every 200 ms (300
+ * flows of 500 ms at 20 datagrams/s, a flip every 100 ms, 2 s per
+ * strategy). quic-lb: the owner answers a flow's first datagram with a
+ * connection ID minted for its socket, and every later datagram carries
+ * it: not one misroute, nothing lost, every datagram either a CID hit or a
+ * long header learned on its 4-tuple (as flow), no CID stale. The
+ * baseline, flow, takes each new 4-tuple for a new flow of the working
+ * generation: misroutes.
+ */
+SM_TEST(bench_udp_quic_lb_rebind)
+{
+	char *out = malloc(65536), err[8192];
+	int pins, rc, ret = SM_FAIL;
+
+	if (!out)
+		return SM_FAIL;
+	if (!ct_have_tool()) {
+		free(out);
+		return SKIP("no .output/sockmig: run from the repository root");
+	}
+	pins = pinned();
+	rc = ct_run("--json bench udp --strategies flow,quic-lb --flows 300 --rate 20 "
+		    "--flip-ms 100 --seconds 2 --flow-ms 500 --grace-ms 1000 --rebind-ms 200",
+		    out, 65536, err, sizeof(err));
+#define S(name) "[s for s in j['strategies'] if s['strategy'] == '" name "'][0]"
+	if (!ASSERT_EQ(rc, 0, "bench exit status") ||
+	    !ASSERT_TRUE(ct_json_check(out, "[s['strategy'] for s in j['strategies']] == "
+					    "['flow', 'quic-lb'] and j['rebind_ms'] == 200"),
+			 "the two strategies ran, with rebinding") ||
+	    !ASSERT_TRUE(ct_json_check(out, "all(s['sent'] > 1000 and s['flips'] >= 10 and "
+					    "s['rebinds'] > 300 for s in j['strategies'])"),
+			 "datagrams sent, flips made, flows moved") ||
+	    !ASSERT_TRUE(ct_json_check(out, "(lambda s: s['misroutes'] == 0 and s['lost'] == 0 "
+					    "and s['received'] == s['sent'])(" S("quic-lb") ")"),
+			 "quic-lb: no misroute, nothing lost") ||
+	    !ASSERT_TRUE(ct_json_check(out, "(lambda s: s['cids_sent'] >= s['flows'] and "
+					    "s['group_cid_hits'] + s['group_cid_other'] == "
+					    "s['sent'] and s['group_cid_stale'] == 0 and "
+					    "s['group_new_flows'] == s['flows'] and "
+					    "s['group_new_flows'] + s['group_flow_hits'] == "
+					    "s['group_cid_other'] and s['group_cid_hits'] > 0)(" S(
+						    "quic-lb") ")"),
+			 "quic-lb: a CID per flow, every later datagram a CID hit") ||
+	    !ASSERT_TRUE(ct_json_check(out, "(lambda s: s['misroutes'] > 0 and s['lost'] == 0)(" S(
+						    "flow") ")"),
+			 "flow (the baseline): a moved flow is a new flow, misroutes") ||
+	    !ASSERT_EQ(pinned(), pins, "no pinned group left"))
+		goto out;
+#undef S
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		printf("stdout: %s\nstderr: %s\n", out, err);
+	free(out);
+	return ret;
+}
+
+/*
  * bench udp-cost: one run of the flow program per datagram of the "on"
  * phase, one of the empty program per datagram of its phase, exactly.
  */
@@ -121,12 +179,21 @@ out:
 SM_PURE(bench_udp_bad_options)
 {
 	static const char *const bad[] = {
-		"bench udp --flows 0",	     "bench udp --flows 50001",
-		"bench udp --rate x",	     "bench udp --flip-ms 5",
-		"bench udp --seconds 0",     "bench udp --strategies naive,quic",
-		"bench udp --strategies ,",  "bench udp --grace-ms 3000 --flip-ms 10",
-		"bench udp --bogus",	     "bench udp extra",
-		"bench udp-cost --phases 1", "bench udp-cost --count 10",
+		"bench udp --flows 0",
+		"bench udp --flows 50001",
+		"bench udp --rate x",
+		"bench udp --flip-ms 5",
+		"bench udp --seconds 0",
+		"bench udp --strategies naive,quic",
+		"bench udp --strategies ,",
+		"bench udp --grace-ms 3000 --flip-ms 10",
+		"bench udp --bogus",
+		"bench udp extra",
+		"bench udp-cost --phases 1",
+		"bench udp-cost --count 10",
+		"bench udp --rebind-ms 5",
+		"bench udp --rebind-ms x",
+		"bench udp --strategies quic-lb,nope",
 	};
 	char out[4096], err[4096];
 
