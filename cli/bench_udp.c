@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * sockmig bench udp: the UDP bench's strategies side by side (naive, flow,
- * none; bench/udp_flows.c), and bench udp-cost: the flow program's packet
+ * none, quic-lb; bench/udp_flows.c), and bench udp-cost: the flow program's packet
  * rate and run time (bench/udp_cost.c). Options, tables and JSON here.
  */
 #include <stdio.h>
