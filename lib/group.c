@@ -259,18 +259,14 @@ int sockmig_group_list(const struct sockmig_group_opts *opts, char (*names)[SOCK
 	const char *root;
 	struct dirent *de;
 	DIR *d;
-	int n = 0;
+	int n = 0, err;
 
 	if (!OPTS_VALID(opts, sockmig_group_opts))
 		return -EINVAL;
 	root = pin_root_of(opts);
-	if (sm_root_readable(root) == -EPERM)
-		return 0; /* none of ours can be in it (warned) */
-	d = opendir(root);
-	if (!d)
-		return errno == ENOENT
-			       ? 0
-			       : sm_fail(errno, "cannot read %s: %s", root, strerror(errno));
+	err = sm_root_opendir(root, &d);
+	if (err || !d)
+		return err;
 	while ((de = readdir(d))) {
 		/* UDP groups (lib/udp.c) share the root but are not TCP groups */
 		if (de->d_name[0] == '.' || strstr(de->d_name, "-udp4-") ||

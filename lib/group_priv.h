@@ -7,6 +7,7 @@
 #ifndef SOCKMIG_GROUP_PRIV_H
 #define SOCKMIG_GROUP_PRIV_H
 
+#include <dirent.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -43,6 +44,10 @@ SM_HIDDEN bool sm_dir_private(const struct stat *st);
 SM_HIDDEN int sm_check_root(const char *root, bool *made);
 /* For readers: the root as it is, never made or moved; -ENOENT, -EPERM. */
 SM_HIDDEN int sm_root_readable(const char *root);
+/* Pin root @root opened to list its groups, in *@d: NULL when it holds
+ * none of ours (missing, or not sockmig's: warned). 0, or a negative
+ * errno after an error line. */
+SM_HIDDEN int sm_root_opendir(const char *root, DIR **d);
 /* Open and lock the group directory (made if missing). */
 SM_HIDDEN int sm_open_dir_locked(struct sockmig_group *g);
 /* The group's maps and program, from the pins or loaded again; locked. */

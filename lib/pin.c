@@ -156,6 +156,17 @@ int sm_root_readable(const char *root)
 	return 0;
 }
 
+int sm_root_opendir(const char *root, DIR **d)
+{
+	*d = NULL;
+	if (sm_root_readable(root) == -EPERM)
+		return 0; /* none of ours can be in it (warned) */
+	*d = opendir(root);
+	if (!*d && errno != ENOENT)
+		return sm_fail(errno, "cannot read %s: %s", root, strerror(errno));
+	return 0;
+}
+
 const char *sockmig_missing_cap(void)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};

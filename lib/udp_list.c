@@ -70,20 +70,16 @@ int sockmig_udp_group_list(const struct sockmig_udp_group_opts *opts, uint64_t n
 	const char *root;
 	struct dirent *de;
 	struct sm_addr a;
-	int n = 0, cap = 0;
+	int n = 0, cap = 0, err;
 	DIR *d;
 
 	if (!OPTS_VALID(opts, sockmig_udp_group_opts) || max < 0 || (max > 0 && !out) || port < 0 ||
 	    port > 65535)
 		return -EINVAL;
 	root = udp_root_of(opts);
-	if (sm_root_readable(root) == -EPERM)
-		return 0; /* none of ours can be in it (warned) */
-	d = opendir(root);
-	if (!d)
-		return errno == ENOENT
-			       ? 0
-			       : sm_fail(errno, "cannot read %s: %s", root, strerror(errno));
+	err = sm_root_opendir(root, &d);
+	if (err || !d)
+		return err;
 	while ((de = readdir(d))) {
 		if (udp_parse_name(de->d_name, &id, &a) < 0 || (netns && id.netns != netns) ||
 		    (port && id.port != port))

@@ -407,28 +407,18 @@ static void count_flow(struct sockmig_udp_flow_count *c, int *n, uint32_t gen)
 	(*n)++;
 }
 
-struct count_arg {
-	struct sockmig_udp_flow_count *out;
-	int max;
-};
-
-static int flows_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
+int sm_udp_each_live_flow(struct sockmig_udp_group *g, const struct uslot *u,
+			  void (*fn)(const struct smu_flow *f, void *arg), void *arg)
 {
-	struct count_arg *l = arg;
-	struct sockmig_udp_flow_count *c;
 	struct smu_flow_key k, next;
 	struct smu_flow f;
 	struct smu_config cfg;
 	uint32_t zero = 0;
 	uint64_t now = sm_now_ns();
 	void *prev = NULL;
-	int n = 0;
 
 	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &cfg) < 0)
 		return sm_fail(errno, "cannot read the config: %s", strerror(errno));
-	c = calloc(SMU_MAX_MEMBERS, sizeof(*c));
-	if (!c)
-		return sm_fail(ENOMEM, "out of memory");
 	while (bpf_map_get_next_key(g->fd[UFD_FLOWS], prev, &next) == 0) {
 		k = next;
 		prev = &k;
@@ -439,12 +429,36 @@ static int flows_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
 		/* bpf_ktime_get_ns() and sm_now_ns() are both CLOCK_MONOTONIC */
 		if (cfg.idle_timeout_ns && now > f.last_ns && now - f.last_ns > cfg.idle_timeout_ns)
 			continue;
-		count_flow(c, &n, f.generation);
+		fn(&f, arg);
 	}
-	if (l->out)
-		memcpy(l->out, c, (size_t)(n < l->max ? n : l->max) * sizeof(*c));
-	free(c);
-	return n;
+	return 0;
+}
+
+struct count_arg {
+	struct sockmig_udp_flow_count *out, *c;
+	int max, n;
+};
+
+static void count_one(const struct smu_flow *f, void *arg)
+{
+	struct count_arg *l = arg;
+
+	count_flow(l->c, &l->n, f->generation);
+}
+
+static int flows_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
+{
+	struct count_arg *l = arg;
+	int err;
+
+	l->c = calloc(SMU_MAX_MEMBERS, sizeof(*l->c));
+	if (!l->c)
+		return sm_fail(ENOMEM, "out of memory");
+	err = sm_udp_each_live_flow(g, u, count_one, l);
+	if (!err && l->out)
+		memcpy(l->out, l->c, (size_t)(l->n < l->max ? l->n : l->max) * sizeof(*l->c));
+	free(l->c);
+	return err ? err : l->n;
 }
 
 int sockmig_udp_flows(struct sockmig_udp_group *g, struct sockmig_udp_flow_count *out, int max)

@@ -45,6 +45,12 @@ struct uslot {
  * lock, then rebuild the selection table: lib/udp_member.c's one way to
  * change members, for lib/udp_retire.c too. @fn's result, or a negative
  * errno. */
+/* Each flow of the table whose owner still lives in its slot (the slot's
+ * cookie is the one learned) and that was seen within the idle timeout:
+ * @fn(flow, @arg). Under the group lock, with @u read there. 0, or a
+ * negative errno after an error line. */
+SM_HIDDEN int sm_udp_each_live_flow(struct sockmig_udp_group *g, const struct uslot *u,
+				    void (*fn)(const struct smu_flow *f, void *arg), void *arg);
 SM_HIDDEN int sm_udp_with_slots(struct sockmig_udp_group *g,
 				int (*fn)(struct sockmig_udp_group *g, struct uslot *u, void *arg),
 				void *arg);

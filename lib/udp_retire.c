@@ -25,36 +25,30 @@
 
 /* ---- the steps under the group lock ------------------------------------- */
 
+struct owned_arg {
+	uint64_t cookie;
+	const bool *pick;
+	int64_t n;
+};
+
+static void count_owned(const struct smu_flow *f, void *arg)
+{
+	struct owned_arg *o = arg;
+
+	if (o->cookie ? f->cookie == o->cookie : o->pick[f->slot])
+		o->n++;
+}
+
 /* Live flows of the table owned by the member of @cookie (any member when
  * 0: then only those of the slots flagged in @pick) and seen within the
  * idle timeout. Under the lock. */
 static int64_t owned_flows(struct sockmig_udp_group *g, const struct uslot *u, uint64_t cookie,
 			   const bool *pick)
 {
-	struct smu_flow_key k, next;
-	struct smu_flow f;
-	struct smu_config cfg;
-	uint32_t zero = 0;
-	uint64_t now = sm_now_ns();
-	void *prev = NULL;
-	int64_t n = 0;
+	struct owned_arg o = {cookie, pick, 0};
+	int err = sm_udp_each_live_flow(g, u, count_owned, &o);
 
-	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &cfg) < 0)
-		return sm_fail(errno, "cannot read the config: %s", strerror(errno));
-	while (bpf_map_get_next_key(g->fd[UFD_FLOWS], prev, &next) == 0) {
-		k = next;
-		prev = &k;
-		if (bpf_map_lookup_elem(g->fd[UFD_FLOWS], &k, &f) < 0)
-			continue;
-		if (f.slot >= SMU_MAX_MEMBERS || !u[f.slot].live || u[f.slot].s.cookie != f.cookie)
-			continue;
-		if (cookie ? f.cookie != cookie : !pick[f.slot])
-			continue;
-		if (cfg.idle_timeout_ns && now > f.last_ns && now - f.last_ns > cfg.idle_timeout_ns)
-			continue;
-		n++;
-	}
-	return n;
+	return err ? err : o.n;
 }
 
 /* Member @cookie (non-zero): SM_UDP_MARK makes it draining (-EBUSY when
