@@ -170,13 +170,7 @@ static int is_listening(int fd)
 
 static const char *pin_root_of(const struct sockmig_group_opts *opts)
 {
-	const char *root = OPTS_GET(opts, pin_root, NULL);
-
-	if (!root)
-		root = secure_getenv("SOCKMIG_PIN_ROOT");
-	if (!root || !*root)
-		root = SOCKMIG_PIN_ROOT;
-	return root;
+	return sm_pin_root(OPTS_GET(opts, pin_root, NULL));
 }
 
 static struct sockmig_group *group_alloc(const struct sockmig_group_opts *opts)

@@ -48,6 +48,9 @@ SM_HIDDEN int sm_root_readable(const char *root);
  * none of ours (missing, or not sockmig's: warned). 0, or a negative
  * errno after an error line. */
 SM_HIDDEN int sm_root_opendir(const char *root, DIR **d);
+/* The pin root: @given (an options' pin_root), else $SOCKMIG_PIN_ROOT
+ * (not for setuid programs), else SOCKMIG_PIN_ROOT. */
+SM_HIDDEN const char *sm_pin_root(const char *given);
 /* Open and lock the group directory (made if missing). */
 SM_HIDDEN int sm_open_dir_locked(struct sockmig_group *g);
 /* The group's maps and program, from the pins or loaded again; locked. */

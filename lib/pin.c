@@ -156,6 +156,13 @@ int sm_root_readable(const char *root)
 	return 0;
 }
 
+const char *sm_pin_root(const char *given)
+{
+	if (!given)
+		given = secure_getenv("SOCKMIG_PIN_ROOT");
+	return given && *given ? given : SOCKMIG_PIN_ROOT;
+}
+
 int sm_root_opendir(const char *root, DIR **d)
 {
 	*d = NULL;

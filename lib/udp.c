@@ -34,8 +34,8 @@
 #define UDP_DEFAULT_FLOW_MAX 65536u
 #define UDP_FLOW_MAX_LIMIT   (1u << 24)
 
-static const char *const udp_pins[UFD_N] = {"members", "slots",	 "flows", "table",
-					    "tabidx",  "config", "stats", "prog"};
+const char *const sm_udp_pins[UFD_N] = {"members", "slots",  "flows", "table",
+					"tabidx",  "config", "stats", "prog"};
 
 static uint64_t netns_of_fd(int fd)
 {
@@ -103,7 +103,7 @@ static int get_pinned(struct sockmig_udp_group *g)
 	char pin[PATH_MAX + 32];
 
 	for (size_t i = 0; i < UFD_N; i++) {
-		snprintf(pin, sizeof(pin), "%s/%s", g->base.path, udp_pins[i]);
+		snprintf(pin, sizeof(pin), "%s/%s", g->base.path, sm_udp_pins[i]);
 		g->fd[i] = bpf_obj_get(pin);
 		if (g->fd[i] < 0) {
 			close_fds(g);
@@ -301,11 +301,7 @@ struct sockmig_udp_group *sockmig_udp_group_open(const struct sockaddr *addr, so
 	}
 	g->netns = netns_self();
 	udp_group_name(&g->base.addr, g->netns, g->base.name, sizeof(g->base.name));
-	root = OPTS_GET(opts, pin_root, NULL);
-	if (!root)
-		root = secure_getenv("SOCKMIG_PIN_ROOT");
-	if (!root || !*root)
-		root = SOCKMIG_PIN_ROOT;
+	root = sm_pin_root(OPTS_GET(opts, pin_root, NULL));
 	snprintf(g->base.root, sizeof(g->base.root), "%s", root);
 	err = sm_check_root(g->base.root, &made_root);
 	if (err)

@@ -21,19 +21,9 @@
 
 #include "udp_priv.h"
 
-/* The pins of a UDP group, in the order of enum UFD_* (lib/udp_priv.h). */
-static const char *const list_pins[UFD_N] = {"members", "slots",  "flows", "table",
-					     "tabidx",	"config", "stats", "prog"};
-
 static const char *udp_root_of(const struct sockmig_udp_group_opts *opts)
 {
-	const char *root = OPTS_GET(opts, pin_root, NULL);
-
-	if (!root)
-		root = secure_getenv("SOCKMIG_PIN_ROOT");
-	if (!root || !*root)
-		root = SOCKMIG_PIN_ROOT;
-	return root;
+	return sm_pin_root(OPTS_GET(opts, pin_root, NULL));
 }
 
 /*
@@ -162,7 +152,7 @@ struct sockmig_udp_group *sockmig_udp_group_open_name(const char *name,
 	if (err)
 		goto fail;
 	for (size_t i = 0; i < UFD_N && !err; i++) {
-		snprintf(pin, sizeof(pin), "%s/%s", g->base.path, list_pins[i]);
+		snprintf(pin, sizeof(pin), "%s/%s", g->base.path, sm_udp_pins[i]);
 		g->fd[i] = bpf_obj_get(pin);
 		if (g->fd[i] < 0)
 			err = sm_fail(errno == EACCES ? EPERM : errno, "cannot open %s: %s", pin,

@@ -23,6 +23,9 @@ enum {
 	UFD_N
 };
 
+/* Their pin names, in that order (lib/udp.c). */
+SM_HIDDEN extern const char *const sm_udp_pins[UFD_N];
+
 struct sockmig_udp_group {
 	/* path, root, name, dirfd for pin.c's directory and lock code; none
 	 * of its TCP maps is used (their fds stay -1) */
