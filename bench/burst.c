@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "burst.h"
@@ -382,4 +383,67 @@ bool burst_wait_queue(int lfd, int n, int timeout_ms)
 		burst_sleep_ms(2);
 	}
 	return burst_accept_queue(lfd) >= n;
+}
+
+bool burst_read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = read(fd, (char *)buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		got += (size_t)n;
+	}
+	return true;
+}
+
+bool burst_write_full(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = write(fd, (const char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		done += (size_t)n;
+	}
+	return true;
+}
+
+int burst_in_child(void (*fn)(void *ctx), void *ctx, void *res, size_t len, char *err,
+		   size_t errlen)
+{
+	int p[2];
+	bool got;
+	pid_t pid;
+
+	if (pipe(p) < 0)
+		return -1;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		fn(ctx);
+		_exit(burst_write_full(p[1], res, len) ? 0 : 1);
+	}
+	close(p[1]);
+	got = burst_read_full(p[0], res, len);
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	if (!got && !err[0])
+		snprintf(err, errlen, "the benchmark process died");
+	return err[0] ? -1 : 0;
 }

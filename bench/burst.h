@@ -69,6 +69,17 @@ int burst_accept_queue(int lfd);
 /* Wait until the accept queue of @lfd holds @n, up to timeout_ms. */
 bool burst_wait_queue(int lfd, int n, int timeout_ms);
 
+/* Read or write all of @len bytes (EINTR retried); false on an error or
+ * an early end. */
+bool burst_read_full(int fd, void *buf, size_t len);
+bool burst_write_full(int fd, const void *buf, size_t len);
+
+/* Run @fn(@ctx) in a forked child, which sends @len bytes of @res back
+ * through a pipe into the parent's @res. 0; -1 when the child could not
+ * run, died before sending (@err says so), or left @err set. */
+int burst_in_child(void (*fn)(void *ctx), void *ctx, void *res, size_t len, char *err,
+		   size_t errlen);
+
 void burst_sleep_ms(int ms);
 /* CLOCK_MONOTONIC in ms and in ns. */
 unsigned long long burst_now_ms(void);

@@ -213,38 +213,6 @@ static void reap(struct storm *s, bool block)
 		}
 }
 
-bool storm_read_full(int fd, void *buf, size_t len)
-{
-	size_t got = 0;
-	ssize_t n;
-
-	while (got < len) {
-		n = read(fd, (char *)buf + got, len - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		got += (size_t)n;
-	}
-	return true;
-}
-
-bool storm_write_full(int fd, const void *buf, size_t len)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = write(fd, (const char *)buf + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		done += (size_t)n;
-	}
-	return true;
-}
-
 static void progress_line(const struct lg_result *r, void *arg)
 {
 	uint64_t done = 0;
@@ -290,7 +258,7 @@ int storm_start_load(const struct storm *s, double secs, uint64_t conns, pid_t *
 			_exit(1);
 		if (lo.progress)
 			fputs("\r\033[K", stderr);
-		_exit(storm_write_full(p[1], res, sizeof(*res)) ? 0 : 1);
+		_exit(burst_write_full(p[1], res, sizeof(*res)) ? 0 : 1);
 	}
 	close(p[1]);
 	return p[0];
@@ -467,7 +435,7 @@ static void storm_child(const struct storm_opts *o, struct storm_result *r)
 		if (o->strategy != ST_RUN && o->strategy != ST_HANDOFF)
 			reap(s, false);
 	}
-	if (!storm_read_full(rfd, &r->load, sizeof(r->load)))
+	if (!burst_read_full(rfd, &r->load, sizeof(r->load)))
 		snprintf(r->error, sizeof(r->error), "the load generator failed");
 	close(rfd);
 	waitpid(lpid, NULL, 0);
@@ -528,30 +496,25 @@ out:
 	free(s);
 }
 
+struct in_child {
+	void (*fn)(const struct storm_opts *o, void *res);
+	const struct storm_opts *o;
+	void *res;
+};
+
+static void in_child(void *arg)
+{
+	const struct in_child *c = arg;
+
+	c->fn(c->o, c->res);
+}
+
 int storm_in_child(void (*fn)(const struct storm_opts *, void *), const struct storm_opts *o,
 		   void *res, size_t len, char *err, size_t errlen)
 {
-	int p[2], status;
-	pid_t pid;
+	struct in_child c = {fn, o, res};
 
-	if (pipe(p) < 0)
-		return -1;
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		close(p[0]);
-		fn(o, res);
-		_exit(storm_write_full(p[1], res, len) ? 0 : 1);
-	}
-	close(p[1]);
-	if (!storm_read_full(p[0], res, len) && !err[0])
-		snprintf(err, errlen, "the benchmark process died");
-	close(p[0]);
-	waitpid(pid, &status, 0);
-	return err[0] ? -1 : 0;
+	return burst_in_child(in_child, &c, res, len, err, errlen);
 }
 
 static void storm_child_fn(const struct storm_opts *o, void *res)

@@ -135,7 +135,7 @@ static int cost_load(const struct storm *s, double secs, struct lg_result *lr,
 	pid_t lpid;
 	int rfd = storm_start_load(s, secs, ~0ull >> 1, &lpid);
 
-	if (rfd < 0 || !storm_read_full(rfd, lr, sizeof(*lr))) {
+	if (rfd < 0 || !burst_read_full(rfd, lr, sizeof(*lr))) {
 		snprintf(r->error, sizeof(r->error), "the load generator failed");
 		return -1;
 	}

@@ -98,8 +98,6 @@ struct storm {
  * @keep. A copy left open would keep a "closed" listener alive, unserved. */
 void storm_close_listeners(const struct storm *s, int keep);
 int storm_start_worker(struct storm *s, struct worker *w);
-bool storm_read_full(int fd, void *buf, size_t len);
-bool storm_write_full(int fd, const void *buf, size_t len);
 /* Fork the load generator; returns the read end of its result pipe. */
 int storm_start_load(const struct storm *s, double secs, uint64_t conns, pid_t *pid);
 int storm_netns_setup(const struct storm_opts *o, char *err, size_t errlen);

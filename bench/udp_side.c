@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "burst.h"
 #include "udp_priv.h"
 
 #define BATCH 64
@@ -472,52 +473,7 @@ int ub_netns_setup(uint64_t fds, char *err, size_t errlen)
 
 int ub_in_child(void (*fn)(void *), void *arg, size_t len, char *err, size_t errlen)
 {
-	int p[2];
-	size_t got = 0;
-	pid_t pid;
-
-	if (pipe(p) < 0)
-		return -1;
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		const char *c = arg;
-		size_t off = 0;
-
-		close(p[0]);
-		fn(arg);
-		while (off < len) {
-			ssize_t n = write(p[1], c + off, len - off);
-
-			if (n <= 0)
-				_exit(1);
-			off += (size_t)n;
-		}
-		_exit(0);
-	}
-	close(p[1]);
-	while (got < len) {
-		ssize_t n = read(p[0], (char *)arg + got, len - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(p[0]);
-	waitpid(pid, NULL, 0);
-	if (got < len) {
-		snprintf(err, errlen, "the benchmark process died");
-		return -1;
-	}
-	return err[0] ? -1 : 0;
+	return burst_in_child(fn, arg, arg, len, err, errlen);
 }
 
 const char *ub_pin_root(void)
