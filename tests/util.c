@@ -121,31 +121,38 @@ bool tu_machine_too_slow(char *why, size_t size)
 
 /* Open a connection burst of n clients and count where they were queued:
  * per[i] += children accepted from lfds[i]. Returns the total accepted. */
+/* Accept (and reset) what @n clients queued on @lfds, within 3 s: per[i]
+ * counts those of lfds[i]; the total accepted. */
+static int accept_all(const int *lfds, int nl, int n, int *per)
+{
+	unsigned long long end = burst_now_ms() + 3000;
+	struct linger lg = {1, 0};
+	int total = 0, fd;
+
+	while (total < n && burst_now_ms() < end) {
+		for (int i = 0; i < nl; i++) {
+			while ((fd = accept4(lfds[i], NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+				setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+				close(fd);
+				per[i]++;
+				total++;
+			}
+		}
+		if (total < n)
+			burst_sleep_ms(1);
+	}
+	return total;
+}
+
 int tu_burst(int family, const int *lfds, int nl, int n, int *per)
 {
 	struct burst *c = calloc(1, sizeof(*c));
-	int total = 0, fd;
+	int total = 0;
 
 	if (!c)
 		return -1;
-	if (burst_start(c, family, TU_BURST_PORT, n, false) == 0 && burst_connected(c, 3000) == n) {
-		unsigned long long end = burst_now_ms() + 3000;
-
-		while (total < n && burst_now_ms() < end) {
-			for (int i = 0; i < nl; i++) {
-				while ((fd = accept4(lfds[i], NULL, NULL, SOCK_CLOEXEC)) >= 0) {
-					struct linger lg = {1, 0};
-
-					setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-					close(fd);
-					per[i]++;
-					total++;
-				}
-			}
-			if (total < n)
-				burst_sleep_ms(1);
-		}
-	}
+	if (burst_start(c, family, TU_BURST_PORT, n, false) == 0 && burst_connected(c, 3000) == n)
+		total = accept_all(lfds, nl, n, per);
 	for (int k = 0; k < c->n; k++) {
 		struct linger lg = {1, 0};
 
@@ -162,8 +169,7 @@ int tu_burst_spread(const int *lfds, int nl, int n, int *per)
 	static uint32_t next;
 	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(TU_BURST_PORT)};
 	struct linger lg = {1, 0};
-	int *fds = calloc((size_t)n, sizeof(*fds)), total = 0, fd;
-	unsigned long long end;
+	int *fds = calloc((size_t)n, sizeof(*fds)), total;
 
 	if (!fds)
 		return -1;
@@ -183,19 +189,7 @@ int tu_burst_spread(const int *lfds, int nl, int n, int *per)
 			fds[k] = -1;
 		}
 	}
-	end = burst_now_ms() + 3000;
-	while (total < n && burst_now_ms() < end) {
-		for (int i = 0; i < nl; i++) {
-			while ((fd = accept4(lfds[i], NULL, NULL, SOCK_CLOEXEC)) >= 0) {
-				setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-				close(fd);
-				per[i]++;
-				total++;
-			}
-		}
-		if (total < n)
-			burst_sleep_ms(1);
-	}
+	total = accept_all(lfds, nl, n, per);
 	for (int k = 0; k < n; k++) {
 		if (fds[k] < 0)
 			continue;
