@@ -161,24 +161,24 @@ static __always_inline int flow_key(struct sk_reuseport_md *ctx, struct smu_flow
 	}
 	k->sport = uh->source;
 	k->dport = uh->dest;
+	/* the addresses alone, straight into the key */
 	if (ctx->eth_protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
+		__u32 a[2];
 
-		if (bpf_skb_load_bytes_relative(ctx, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
+		if (bpf_skb_load_bytes_relative(ctx, offsetof(struct iphdr, saddr), a, sizeof(a),
+						BPF_HDR_START_NET))
 			return -1;
 		k->family = AF_INET;
-		k->saddr[0] = ip.saddr;
-		k->daddr[0] = ip.daddr;
+		k->saddr[0] = a[0];
+		k->daddr[0] = a[1];
 		return 0;
 	}
 	if (ctx->eth_protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
-
-		if (bpf_skb_load_bytes_relative(ctx, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
-			return -1;
 		k->family = AF_INET6;
-		__builtin_memcpy(k->saddr, &ip6.saddr, sizeof(k->saddr));
-		__builtin_memcpy(k->daddr, &ip6.daddr, sizeof(k->daddr));
+		/* saddr then daddr, in the header as in the key */
+		if (bpf_skb_load_bytes_relative(ctx, offsetof(struct ipv6hdr, saddr), k->saddr,
+						2 * sizeof(k->saddr), BPF_HDR_START_NET))
+			return -1;
 		return 0;
 	}
 	return -1;
@@ -297,10 +297,9 @@ int sockmig_udp(struct sk_reuseport_md *ctx)
 
 	if (ctx->ip_protocol != IPPROTO_UDP)
 		return SK_PASS;
-	t = current_table();
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	st = bpf_map_lookup_elem(&stats, &zero);
-	if (!t || !cfg || !st)
+	if (!cfg || !st)
 		return SK_PASS;
 
 	if (cfg->mode == SMU_MODE_QUIC_LB && quic_route(ctx, cfg, st))
@@ -325,6 +324,10 @@ int sockmig_udp(struct sk_reuseport_md *ctx)
 		}
 	}
 
+	/* the table only now: a known flow's datagram does without it */
+	t = current_table();
+	if (!t)
+		return SK_PASS;
 	slot = pick_working(ctx, t);
 	if (slot < 0) {
 		st->kernel_hash++;
