@@ -81,8 +81,10 @@ int udp_bench_run(const struct udp_bench_opts *o, struct udp_bench_result *r);
 /*
  * Packet rate: one connected client blasts @count datagrams per phase (at
  * most a window of them unread) at a group of two sockets of one
- * generation; a first phase with no program does not count, then @phases
- * phases in pairs off-on, on-off, ... (no program / the flow program).
+ * generation in @mode (enum sockmig_udp_mode: flow, none, or quic-lb, where
+ * every datagram is a short-header QUIC packet to a CID of the first
+ * socket); a first phase with no program does not count, then @phases
+ * phases in pairs off-on, on-off, ... (no program / the group's program).
  * Rates in datagrams per second; pair_ratio[p] on over off in pair p, ratio
  * their median; ns/runs: the flow program's run time over the "on"
  * phases from the kernel's BPF statistics; empty_*: an SK_PASS program's,
@@ -92,9 +94,12 @@ struct udp_cost_result {
 	struct phases ph; /* in datagrams per second */
 	uint64_t lost;	  /* datagrams sent and not read, all phases */
 	uint64_t ns, runs, empty_ns, empty_runs;
+	/* the group's counters at the end: datagrams routed by their flow,
+	 * and (mode quic-lb) by their connection ID */
+	uint64_t flow_hits, quic_hits;
 	char error[200];
 };
-int udp_cost_run(int port, int phases, uint64_t count, struct udp_cost_result *r);
+int udp_cost_run(int port, int phases, uint64_t count, int mode, struct udp_cost_result *r);
 
 /* cli/bench_udp.c: `sockmig bench udp|udp-cost ...`; the exit status. */
 int bench_udp(const char *mode, int argc, char **argv);

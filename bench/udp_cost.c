@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * sockmig bench udp-cost: the packet rate of one flow at a UDP group of
- * two sockets, with no program (the kernel's hash) and with the flow
- * program, in pairs of phases; and the program's run time per datagram
- * from the kernel's BPF statistics (see udp_bench.h).
+ * two sockets, with no program (the kernel's hash) and with the group's
+ * program (mode flow, quic-lb or none), in pairs of phases; and the
+ * program's run time per datagram from the kernel's BPF statistics (see
+ * udp_bench.h). In mode quic-lb every datagram is a QUIC short-header
+ * packet to a connection ID minted for the first socket.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +28,8 @@ struct cost {
 	struct udp_cost_result *r;
 	int srv[NSOCK];
 	int cli;
+	uint8_t d[64]; /* the datagram sent */
+	size_t dlen;
 	pthread_t th;
 	bool running;
 	atomic_bool stop;
@@ -68,7 +72,6 @@ static void *reader(void *arg)
 static void phase(struct cost *c, uint64_t count, double *done, double *secs)
 {
 	uint64_t base = atomic_load(&c->received), sent = 0, t0 = ub_now_ns(), t1, quiet;
-	char d[16] = "udp-cost";
 
 	for (uint64_t i = 0; sent < count; i++) {
 		uint64_t got = atomic_load_explicit(&c->received, memory_order_relaxed) - base;
@@ -80,7 +83,7 @@ static void phase(struct cost *c, uint64_t count, double *done, double *secs)
 			sched_yield();
 			continue;
 		}
-		if (send(c->cli, d, sizeof(d), 0) == sizeof(d))
+		if (send(c->cli, c->d, c->dlen, 0) == (ssize_t)c->dlen)
 			sent++;
 		else
 			sched_yield();
@@ -118,22 +121,49 @@ static int attach(struct cost *c, int prog)
 
 struct cost_args {
 	struct udp_cost_result r;
-	int port, phases;
+	int port, phases, mode;
 	uint64_t count;
 };
+
+/* The datagram of the run: in mode quic-lb a short-header packet (first
+ * octet, then a CID of the first socket's, then 24 octets of packet number
+ * and payload); else 16 octets of text. */
+static int cost_datagram(struct cost *c, struct sockmig_udp_group *g, int mode)
+{
+	int n;
+
+	memset(c->d, 0, sizeof(c->d));
+	if (mode != SOCKMIG_UDP_MODE_QUIC_LB) {
+		memcpy(c->d, "udp-cost", 8);
+		c->dlen = 16;
+		return 0;
+	}
+	c->d[0] = 0x40; /* short header: form 0, fixed bit */
+	n = sockmig_quic_cid_encode(g, c->srv[0], c->d + 1, sizeof(c->d) - 1 - 24);
+	if (n < 0) {
+		snprintf(c->r->error, sizeof(c->r->error), "cannot mint a connection ID: %s",
+			 strerror(-n));
+		return -1;
+	}
+	memset(c->d + 1 + n, 0x5a, 24);
+	c->dlen = 1 + (size_t)n + 24;
+	return 0;
+}
 
 static void cost_child(void *arg)
 {
 	struct cost_args *a = arg;
 	struct udp_cost_result *r = &a->r;
 	SOCKMIG_OPTS(sockmig_udp_group_opts, go, .pin_root = ub_pin_root(),
-		     .mode = SOCKMIG_UDP_MODE_FLOW);
+		     .mode = (enum sockmig_udp_mode)a->mode);
 	SOCKMIG_OPTS(sockmig_udp_member_opts, mo, .generation = 1);
 	struct sockaddr_in addr = {.sin_family = AF_INET};
 	struct sockmig_udp_group *g = NULL;
 	struct cost c = {.r = r, .srv = {-1, -1}, .cli = -1};
 	int stats = -1, prog = -1, empty = -1;
 	struct prog_stats s0, s1;
+	struct sockmig_udp_stats gs;
+	struct sockmig_quic_stats qs = {0};
 	double done, secs;
 	char pin[4200];
 
@@ -164,6 +194,8 @@ static void cost_child(void *arg)
 			goto out;
 		}
 	}
+	if (cost_datagram(&c, g, a->mode) < 0)
+		goto out;
 	snprintf(pin, sizeof(pin), "%s/%s/prog", ub_pin_root(), sockmig_udp_group_name(g));
 	prog = bpf_obj_get(pin);
 	c.cli = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -212,6 +244,14 @@ static void cost_child(void *arg)
 		goto out;
 	r->empty_ns = s1.ns - s0.ns;
 	r->empty_runs = s1.runs - s0.runs;
+	if (sockmig_udp_stats_read(g, &gs) < 0 ||
+	    (a->mode == SOCKMIG_UDP_MODE_QUIC_LB && sockmig_quic_stats_read(g, &qs) < 0)) {
+		snprintf(r->error, sizeof(r->error), "cannot read the group's counters: %s",
+			 sockmig_last_error());
+		goto out;
+	}
+	r->flow_hits = gs.flow_hits;
+	r->quic_hits = qs.hits;
 out:
 	if (c.running) {
 		atomic_store(&c.stop, true);
@@ -234,7 +274,7 @@ out:
 		close(stats);
 }
 
-int udp_cost_run(int port, int phases, uint64_t count, struct udp_cost_result *r)
+int udp_cost_run(int port, int phases, uint64_t count, int mode, struct udp_cost_result *r)
 {
 	struct cost_args *a = calloc(1, sizeof(*a));
 	int err;
@@ -245,6 +285,7 @@ int udp_cost_run(int port, int phases, uint64_t count, struct udp_cost_result *r
 	a->port = port;
 	a->phases = phases;
 	a->count = count;
+	a->mode = mode;
 	err = ub_in_child(cost_child, a, sizeof(*a), a->r.error, sizeof(a->r.error));
 	*r = a->r;
 	free(a);

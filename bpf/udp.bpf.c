@@ -161,24 +161,24 @@ static __always_inline int flow_key(struct sk_reuseport_md *ctx, struct smu_flow
 	}
 	k->sport = uh->source;
 	k->dport = uh->dest;
+	/* the addresses alone, straight into the key */
 	if (ctx->eth_protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
+		__u32 a[2];
 
-		if (bpf_skb_load_bytes_relative(ctx, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
+		if (bpf_skb_load_bytes_relative(ctx, offsetof(struct iphdr, saddr), a, sizeof(a),
+						BPF_HDR_START_NET))
 			return -1;
 		k->family = AF_INET;
-		k->saddr[0] = ip.saddr;
-		k->daddr[0] = ip.daddr;
+		k->saddr[0] = a[0];
+		k->daddr[0] = a[1];
 		return 0;
 	}
 	if (ctx->eth_protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
-
-		if (bpf_skb_load_bytes_relative(ctx, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
-			return -1;
 		k->family = AF_INET6;
-		__builtin_memcpy(k->saddr, &ip6.saddr, sizeof(k->saddr));
-		__builtin_memcpy(k->daddr, &ip6.daddr, sizeof(k->daddr));
+		/* saddr then daddr, in the header as in the key */
+		if (bpf_skb_load_bytes_relative(ctx, offsetof(struct ipv6hdr, saddr), k->saddr,
+						2 * sizeof(k->saddr), BPF_HDR_START_NET))
+			return -1;
 		return 0;
 	}
 	return -1;
@@ -221,11 +221,29 @@ static __always_inline void learn(const struct smu_flow_key *k, struct smu_flow 
 #define QUIC_SHORT_CID (QUIC_OFF + 1)
 #define QUIC_LONG_DCIL (QUIC_OFF + 5)
 #define QUIC_LONG_CID  (QUIC_OFF + 6)
+#define QUIC_MAX_READ  64 /* past any CID's last octet */
+
+/* Copy @n octets at offset @off from the UDP header: straight from the
+ * packet when they are in its linear part (no helper call: the common
+ * case), else with bpf_skb_load_bytes(), which fails past the datagram's
+ * end. 0, or a negative errno. */
+static __always_inline int pkt_read(struct sk_reuseport_md *ctx, __u32 off, void *to, __u32 n)
+{
+	const __u8 *p = (const void *)(long)ctx->data;
+	const __u8 *end = (const void *)(long)ctx->data_end;
+
+	/* the bound on off lets the verifier check the access */
+	if (off <= QUIC_MAX_READ && p + off + n <= end) {
+		__builtin_memcpy(to, p + off, n);
+		return 0;
+	}
+	return bpf_skb_load_bytes(ctx, off, to, n);
+}
 
 /* Mode quic-lb: select the member that the datagram's destination CID
  * names. 1: selected (counted); 0: not routable by its CID (counted), the
- * caller goes on as mode flow. Every read is bpf_skb_load_bytes(), which
- * checks the datagram's length. */
+ * caller goes on as mode flow. Every read checks the datagram's length
+ * (pkt_read). */
 static __always_inline int quic_route(struct sk_reuseport_md *ctx, const struct smu_config *cfg,
 				      struct smu_stats *st)
 {
@@ -233,18 +251,16 @@ static __always_inline int quic_route(struct sk_reuseport_md *ctx, const struct 
 	__u8 first, dcil, cid[4], last;
 	struct smu_slot *s;
 
-	if (len < SMU_QUIC_CID_MIN || len > SMU_QUIC_CID_MAX ||
-	    bpf_skb_load_bytes(ctx, QUIC_OFF, &first, 1))
+	if (len < SMU_QUIC_CID_MIN || len > SMU_QUIC_CID_MAX || pkt_read(ctx, QUIC_OFF, &first, 1))
 		goto other;
 	if (first & 0x80) {
 		/* long header: the DCID's own length, which must be ours */
-		if (bpf_skb_load_bytes(ctx, QUIC_LONG_DCIL, &dcil, 1) || dcil != len)
+		if (pkt_read(ctx, QUIC_LONG_DCIL, &dcil, 1) || dcil != len)
 			goto other;
 		off = QUIC_LONG_CID;
 	}
 	/* the CID's first 4 octets, and its last one: it is whole */
-	if (bpf_skb_load_bytes(ctx, off, cid, sizeof(cid)) ||
-	    bpf_skb_load_bytes(ctx, off + len - 1, &last, 1))
+	if (pkt_read(ctx, off, cid, sizeof(cid)) || pkt_read(ctx, off + len - 1, &last, 1))
 		goto other;
 	if ((__u32)(cid[0] >> 5) != cfg->quic_cr || (__u32)(cid[0] & 0x1f) != len - 1)
 		goto other;
@@ -281,10 +297,9 @@ int sockmig_udp(struct sk_reuseport_md *ctx)
 
 	if (ctx->ip_protocol != IPPROTO_UDP)
 		return SK_PASS;
-	t = current_table();
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	st = bpf_map_lookup_elem(&stats, &zero);
-	if (!t || !cfg || !st)
+	if (!cfg || !st)
 		return SK_PASS;
 
 	if (cfg->mode == SMU_MODE_QUIC_LB && quic_route(ctx, cfg, st))
@@ -309,6 +324,10 @@ int sockmig_udp(struct sk_reuseport_md *ctx)
 		}
 	}
 
+	/* the table only now: a known flow's datagram does without it */
+	t = current_table();
+	if (!t)
+		return SK_PASS;
 	slot = pick_working(ctx, t);
 	if (slot < 0) {
 		st->kernel_hash++;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * sockmig bench udp: the UDP bench's strategies side by side (naive, flow,
- * none, quic-lb; bench/udp_flows.c), and bench udp-cost: the flow program's packet
- * rate and run time (bench/udp_cost.c). Options, tables and JSON here.
+ * none, quic-lb; bench/udp_flows.c), and bench udp-cost: the group
+ * program's packet rate and run time, in mode flow, quic-lb or none
+ * (bench/udp_cost.c). Options, tables and JSON here.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@ struct udp_cfg {
 	struct udp_bench_opts o;
 	bool run[UB_NSTRATEGIES];
 	uint64_t phases, count;
+	int cost_mode; /* udp-cost: enum sockmig_udp_mode */
 };
 
 static void udp_usage(FILE *f)
@@ -36,6 +38,8 @@ static void udp_usage(FILE *f)
 		   "ms (0: never, else 10-3600000; default 0)\n"
 		   "      --phases N         udp-cost: phases in pairs (2-64, default 10)\n"
 		   "  -n, --count N          udp-cost: datagrams per phase (default 200000)\n"
+		   "  -m, --mode M           udp-cost: the group's mode, flow, quic-lb or none "
+		   "(default flow)\n"
 		   "  -j, --json             JSON output\n");
 }
 
@@ -43,7 +47,7 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 {
 	uint64_t flows = c->o.flows, rate = c->o.rate, flip = c->o.flip_ms, secs = c->o.secs,
 		 life = c->o.flow_ms, grace = c->o.grace_ms, rebind = c->o.rebind_ms;
-	const char *strategies = NULL;
+	const char *strategies = NULL, *mode_name = NULL;
 	const struct cli_opt opts[] = {
 		{"flows", 'f', CLI_U64, &flows, 1, 50000},
 		{"rate", CLI_LONG_ONLY('R'), CLI_U64, &rate, 1, 1000},
@@ -55,6 +59,7 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 		{"phases", CLI_LONG_ONLY('P'), CLI_U64, &c->phases, 2, 64},
 		{"count", 'n', CLI_U64, &c->count, 1000, 100000000},
 		{"rebind-ms", CLI_LONG_ONLY('B'), CLI_U64, &rebind, 0, 3600000},
+		{"mode", 'm', CLI_STR, &mode_name},
 		{0},
 	};
 	int n = cli_parse(strcmp(mode, "udp") == 0 ? "bench udp" : "bench udp-cost", argc, argv,
@@ -70,6 +75,18 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 		cli_error("--rebind-ms: %llu ms: 0 (never) or 10 to 3600000",
 			  (unsigned long long)rebind);
 		return -1;
+	}
+	if (mode_name) {
+		if (strcmp(mode_name, "flow") == 0)
+			c->cost_mode = SOCKMIG_UDP_MODE_FLOW;
+		else if (strcmp(mode_name, "quic-lb") == 0)
+			c->cost_mode = SOCKMIG_UDP_MODE_QUIC_LB;
+		else if (strcmp(mode_name, "none") == 0)
+			c->cost_mode = SOCKMIG_UDP_MODE_NONE;
+		else {
+			cli_error("--mode: '%s' is no mode (flow, quic-lb, none)", mode_name);
+			return -1;
+		}
 	}
 	c->o.flows = (uint32_t)flows;
 	c->o.rate = (uint32_t)rate;
@@ -226,15 +243,16 @@ static int bench_udp_flows(struct udp_cfg *c)
 
 static int bench_udp_cost(struct udp_cfg *c)
 {
+	const char *mode = sockmig_udp_mode_str((enum sockmig_udp_mode)c->cost_mode);
 	struct udp_cost_result r;
 	double ns = 0, empty = 0;
 
 	if (!json_output)
-		printf("sockmig bench udp-cost: one flow at 2 sockets of a UDP group, %llu "
-		       "datagrams per phase, %llu phases in pairs off-on, on-off, ... after one "
-		       "not counted (off = no program; on = the flow program)\n\n",
-		       (unsigned long long)c->count, (unsigned long long)c->phases);
-	if (udp_cost_run(c->o.port, (int)c->phases, c->count, &r) < 0) {
+		printf("sockmig bench udp-cost: one flow at 2 sockets of a UDP group in mode %s, "
+		       "%llu datagrams per phase, %llu phases in pairs off-on, on-off, ... after "
+		       "one not counted (off = no program; on = the group's program)\n\n",
+		       mode, (unsigned long long)c->count, (unsigned long long)c->phases);
+	if (udp_cost_run(c->o.port, (int)c->phases, c->count, c->cost_mode, &r) < 0) {
 		cli_error("bench udp-cost: %s", r.error);
 		return 1;
 	}
@@ -243,6 +261,7 @@ static int bench_udp_cost(struct udp_cfg *c)
 	if (json_output) {
 		jw_open(NULL, '{');
 		jw_str("mode", "udp-cost");
+		jw_str("group_mode", mode);
 		jw_u64("count", c->count);
 		bench_phases_json(&r.ph);
 		jw_u64("lost", r.lost);
@@ -250,19 +269,22 @@ static int bench_udp_cost(struct udp_cfg *c)
 		jw_u64("flow_runs", r.runs);
 		jw_f64("empty_ns_per_datagram", empty);
 		jw_u64("empty_runs", r.empty_runs);
+		jw_u64("group_flow_hits", r.flow_hits);
+		jw_u64("group_quic_hits", r.quic_hits);
 		jw_close('}');
 		jw_end();
 		return 0;
 	}
 	bench_phases_print(&r.ph, "datagrams/s");
 	printf("\nno program    %10.0f datagrams/s\n"
-	       "flow program  %10.0f datagrams/s\n"
+	       "%-7s program %10.0f datagrams/s\n"
 	       "ratio         %10.3f (median of %d pairs' ratios)\n"
 	       "lost          %10llu\n"
-	       "\nflow program ns/datagram  %8.1f over %llu runs\n"
-	       "empty program ns/datagram %8.1f over %llu runs (the floor)\n",
-	       r.ph.rate_off, r.ph.rate_on, r.ph.ratio, r.ph.pairs, (unsigned long long)r.lost, ns,
-	       (unsigned long long)r.runs, empty, (unsigned long long)r.empty_runs);
+	       "\n%-7s program ns/datagram  %8.1f over %llu runs\n"
+	       "empty   program ns/datagram  %8.1f over %llu runs (the floor)\n",
+	       r.ph.rate_off, mode, r.ph.rate_on, r.ph.ratio, r.ph.pairs,
+	       (unsigned long long)r.lost, mode, ns, (unsigned long long)r.runs, empty,
+	       (unsigned long long)r.empty_runs);
 	return 0;
 }
 
@@ -279,6 +301,7 @@ int bench_udp(const char *mode, int argc, char **argv)
 		.run = {true, true, true},
 		.phases = 10,
 		.count = 200000,
+		.cost_mode = SOCKMIG_UDP_MODE_FLOW,
 	};
 
 	if (parse_args(&c, mode, argc, argv) < 0)

@@ -174,6 +174,40 @@ out:
 	return ret;
 }
 
+/*
+ * bench udp-cost --mode quic-lb: every datagram of the "on" phase is
+ * routed by its connection ID (one QUIC-LB hit each, no flow hit), one
+ * program run per datagram.
+ */
+SM_TEST(bench_udp_cost_quic_lb_routes_every_datagram_by_cid)
+{
+	char *out = malloc(65536), err[8192];
+	int rc, ret = SM_FAIL;
+
+	if (!out)
+		return SM_FAIL;
+	if (!ct_have_tool()) {
+		free(out);
+		return SKIP("no .output/sockmig: run from the repository root");
+	}
+	rc = ct_run("--json bench udp-cost --mode quic-lb --phases 2 --count 20000", out, 65536,
+		    err, sizeof(err));
+	if (!ASSERT_EQ(rc, 0, "bench exit status") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['group_mode'] == 'quic-lb' and "
+					    "j['flow_runs'] == 20000"),
+			 "one quic-lb program run per datagram") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['group_quic_hits'] == 20000 and "
+					    "j['group_flow_hits'] == 0"),
+			 "every datagram by its connection ID"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		printf("stderr: %s\n", err);
+	free(out);
+	return ret;
+}
+
 /* Bad options of bench udp and udp-cost: exit 2, one Error line, nothing
  * on stdout, nothing run. */
 SM_PURE(bench_udp_bad_options)
@@ -194,6 +228,7 @@ SM_PURE(bench_udp_bad_options)
 		"bench udp --rebind-ms 5",
 		"bench udp --rebind-ms x",
 		"bench udp --strategies quic-lb,nope",
+		"bench udp-cost --mode quic",
 	};
 	char out[4096], err[4096];
 
