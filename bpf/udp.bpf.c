@@ -270,6 +270,7 @@ static __always_inline int quic_route(struct sk_reuseport_md *ctx, const struct 
 	s = bpf_map_lookup_elem(&slots, &slot);
 	if (s && s->cookie && (s->generation & SMU_QUIC_GEN_MASK) == gen &&
 	    bpf_sk_select_reuseport(ctx, &members, &slot, 0) == 0) {
+		s->last_cid_ns = bpf_ktime_get_ns();
 		st->quic_hits++;
 		return 1;
 	}

@@ -61,6 +61,10 @@ struct smu_slot {
 	__u32 role;
 	__u32 pid;
 	__u32 pad;
+	/* mode quic-lb: when a datagram last reached it by its CID (the
+	 * program's clock, CLOCK_MONOTONIC): its connections live while this
+	 * is within the idle timeout, though no flow of theirs is refreshed */
+	__u64 last_cid_ns;
 };
 
 /* A flow: the full 4-tuple as the datagram carries it, in network byte

@@ -97,17 +97,40 @@ static void close_fds(struct sockmig_udp_group *g)
 	}
 }
 
-/* Every pin of the group; -ENOENT when one is missing. */
-static int get_pinned(struct sockmig_udp_group *g)
+/* The value size of each map of a group, in the order of enum UFD_*. */
+static const uint32_t udp_value_size[UFD_PROG] = {
+	sizeof(uint64_t),	  sizeof(struct smu_slot), sizeof(struct smu_flow),
+	sizeof(struct smu_table), sizeof(uint32_t),	   sizeof(struct smu_config),
+	sizeof(struct smu_stats),
+};
+
+int sm_udp_get_pinned(struct sockmig_udp_group *g)
 {
 	char pin[PATH_MAX + 32];
 
 	for (size_t i = 0; i < UFD_N; i++) {
+		struct bpf_map_info info;
+		uint32_t len = sizeof(info);
+
 		snprintf(pin, sizeof(pin), "%s/%s", g->base.path, sm_udp_pins[i]);
 		g->fd[i] = bpf_obj_get(pin);
 		if (g->fd[i] < 0) {
+			int err = errno == EACCES || errno == EPERM ? -EPERM : -ENOENT;
+
 			close_fds(g);
-			return -ENOENT;
+			return err;
+		}
+		if (i == UFD_PROG)
+			continue;
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(g->fd[i], &info, &len) == 0 &&
+		    info.value_size != udp_value_size[i]) {
+			close_fds(g);
+			return sm_fail(EEXIST,
+				       "UDP group %s was made by another version of sockmig (%s: "
+				       "values of %u bytes, %u here): remove its directory",
+				       g->base.name, sm_udp_pins[i], info.value_size,
+				       udp_value_size[i]);
 		}
 	}
 	return 0;
@@ -123,8 +146,9 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max)
 	struct bpf_map *map;
 	int err;
 
-	if (get_pinned(g) == 0)
-		return 0;
+	err = sm_udp_get_pinned(g);
+	if (err != -ENOENT && err != -EPERM)
+		return err; /* 0, or another version's (said) */
 	skel = udp_bpf__open();
 	if (!skel)
 		return sm_fail(errno, "cannot open the UDP group program: %s", strerror(errno));
@@ -152,7 +176,7 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max)
 		sm_fail(errno, "cannot pin %s: %s", pin, strerror(errno));
 		goto out;
 	}
-	err = get_pinned(g);
+	err = sm_udp_get_pinned(g);
 	if (err)
 		sm_fail(-err, "the pins of %s went while they were made", g->base.path);
 out:

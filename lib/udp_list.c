@@ -151,13 +151,9 @@ struct sockmig_udp_group *sockmig_udp_group_open_name(const char *name,
 	err = sm_group_lock(&g->base);
 	if (err)
 		goto fail;
-	for (size_t i = 0; i < UFD_N && !err; i++) {
-		snprintf(pin, sizeof(pin), "%s/%s", g->base.path, sm_udp_pins[i]);
-		g->fd[i] = bpf_obj_get(pin);
-		if (g->fd[i] < 0)
-			err = sm_fail(errno == EACCES ? EPERM : errno, "cannot open %s: %s", pin,
-				      strerror(errno));
-	}
+	err = sm_udp_get_pinned(g);
+	if (err == -ENOENT || err == -EPERM)
+		err = sm_fail(-err, "cannot open the pins of %s: %s", g->base.path, strerror(-err));
 	sm_group_unlock(&g->base);
 	if (err)
 		goto fail;

@@ -26,6 +26,11 @@ enum {
 /* Their pin names, in that order (lib/udp.c). */
 SM_HIDDEN extern const char *const sm_udp_pins[UFD_N];
 
+/* Every pin of the group's directory into g->fd (lib/udp.c): 0; -ENOENT
+ * when one is missing; -EPERM when not the caller's to open; -EEXIST
+ * (after an error line) when a map's values are not this version's. */
+SM_HIDDEN int sm_udp_get_pinned(struct sockmig_udp_group *g);
+
 struct sockmig_udp_group {
 	/* path, root, name, dirfd for pin.c's directory and lock code; none
 	 * of its TCP maps is used (their fds stay -1) */

@@ -22,6 +22,7 @@
 
 #define RETIRE_DEFAULT_MS 10000u
 #define RETIRE_POLL_MS	  10
+#define QUEUE_MIN_NS	  (3ull * RETIRE_POLL_MS * 1000000ull)
 
 /* ---- the steps under the group lock ------------------------------------- */
 
@@ -37,6 +38,19 @@ static void count_owned(const struct smu_flow *f, void *arg)
 
 	if (o->cookie ? f->cookie == o->cookie : o->pick[f->slot])
 		o->n++;
+}
+
+/* Whether a datagram reached slot @s by its CID within the idle timeout. */
+static bool cid_traffic(struct sockmig_udp_group *g, const struct smu_slot *s)
+{
+	struct smu_config cfg;
+	uint32_t zero = 0;
+	uint64_t now = sm_now_ns();
+
+	if (!s->last_cid_ns || bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &cfg) < 0)
+		return false;
+	return !cfg.idle_timeout_ns || now <= s->last_cid_ns ||
+	       now - s->last_cid_ns <= cfg.idle_timeout_ns;
 }
 
 /* Live flows of the table owned by the member of @cookie (any member when
@@ -125,6 +139,9 @@ static int retire_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg
 		a->flows = owned_flows(g, u, a->cookie, NULL);
 		if (a->flows < 0)
 			return (int)a->flows;
+		/* quic-lb: datagrams routed by its CIDs refresh no flow; while
+		 * they come, its connections count as one live flow */
+		a->flows += cid_traffic(g, &u[slot].s);
 		return a->op == SM_UDP_UNHOOK ? unhook_slot(g, u, slot) : 0;
 	}
 	/* every draining member of generation gen */
@@ -376,7 +393,10 @@ int sockmig_udp_member_retire(struct sockmig_udp_group *g, int fd,
 		goto report;
 	rep.flows_left = (uint64_t)flows;
 	sm_rcu_grace();
-	/* 4: its queue is read */
+	/* 4: its queue is read; a flow wait that took the whole deadline
+	 * still leaves the reader a few polls for what was steered before */
+	if (end < sm_now_ns() + QUEUE_MIN_NS)
+		end = sm_now_ns() + QUEUE_MIN_NS;
 	for (;;) {
 		q = queue_bytes(fd, &a, rep.cookie, &bytes, &exact);
 		if (q < 0) {

@@ -374,14 +374,16 @@ sockmig_udp_group_open_name(const char *name, const struct sockmig_udp_group_opt
  * first, then close it:
  *   1. it becomes draining (no new flows);
  *   2. (unless SOCKMIG_UDP_RETIRE_FLOWS_OK) the library waits until it
- *      owns no flow seen within the group's idle timeout: its clients'
- *      datagrams keep coming to it meanwhile;
+ *      owns no flow seen within the group's idle timeout, and (quic-lb)
+ *      no datagram reached it by its CIDs within that timeout: its
+ *      clients' datagrams keep coming to it meanwhile;
  *   3. it is taken out of the group's socket array: from then on the
  *      program selects it no more, its remaining flows fall to the working
  *      generation (as at its close), and after one RCU grace period no
  *      datagram the program steered reaches its queue;
  *   4. the library waits until its receive queue is empty;
- * all of it within opts->deadline_ms. The call blocks (it polls every
+ * all of it within opts->deadline_ms (step 4 gets 30 ms at least, past it
+ * when step 2 took it all). The call blocks (it polls every
  * 10 ms): the server's reader must keep reading the socket all along, so
  * call it from another thread than the reader's (or another process
  * holding the group); when it returns, the socket is no member any more
