@@ -56,6 +56,11 @@ int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts
 				shorts[s++] = ':';
 		}
 	}
+	if (n == MAX_OPTS && opts[n].name) {
+		/* a table this long is a mistake of ours: never drop its tail */
+		cli_error("%s: more than %d options", cmd, MAX_OPTS);
+		return -1;
+	}
 	lo[n] = (struct option){"help", no_argument, NULL, 'h'};
 	memset(&lo[n + 1], 0, sizeof(lo[0]));
 	shorts[s++] = 'h';

@@ -18,6 +18,7 @@
 int sockmig_quic_cid_build(const struct sockmig_quic_cid_info *info, uint8_t *cid, size_t len)
 {
 	uint32_t sid, n;
+	ssize_t got;
 
 	if (!info || !cid)
 		return sm_fail(EINVAL, "QUIC CID: no description or no buffer");
@@ -33,10 +34,14 @@ int sockmig_quic_cid_build(const struct sockmig_quic_cid_info *info, uint8_t *ci
 	if (info->slot >= SMU_MAX_MEMBERS)
 		return sm_fail(EINVAL, "QUIC CID: slot %u is not below %d", info->slot,
 			       SMU_MAX_MEMBERS);
-	/* the nonce first: nothing is written when it fails */
-	if (getrandom(cid + 4, n - 4, 0) != (ssize_t)(n - 4))
-		return sm_fail(errno ? errno : EIO, "QUIC CID: no random nonce: %s",
-			       strerror(errno ? errno : EIO));
+	/* the nonce first: nothing is written when it fails (a signal may
+	 * interrupt a read before the pool is ready: again) */
+	do
+		got = getrandom(cid + 4, n - 4, 0);
+	while (got < 0 && errno == EINTR);
+	if (got != (ssize_t)(n - 4))
+		return sm_fail(got < 0 ? errno : EIO, "QUIC CID: no random nonce: %s",
+			       strerror(got < 0 ? errno : EIO));
 	sid = info->slot << SMU_QUIC_GEN_BITS | (info->generation & SMU_QUIC_GEN_MASK);
 	cid[0] = (uint8_t)(info->config_id << 5 | (n - 1));
 	cid[1] = (uint8_t)(sid >> 16);

@@ -43,16 +43,14 @@ void shim_udp_init(void)
 	struct timespec ts;
 	long hz = sysconf(_SC_CLK_TCK);
 
-	if (shim_cfg.have_generation) {
-		udp_gen = shim_cfg.generation;
-		return;
-	}
 	if (hz <= 0)
 		hz = 100;
-	if (clock_gettime(CLOCK_BOOTTIME, &ts) == 0)
+	if (shim_cfg.have_generation)
+		udp_gen = shim_cfg.generation;
+	else if (clock_gettime(CLOCK_BOOTTIME, &ts) == 0)
 		udp_gen = (uint32_t)((uint64_t)ts.tv_sec * (uint64_t)hz +
 				     (uint64_t)ts.tv_nsec / (1000000000ull / (uint64_t)hz));
-	/* SOCKMIG_UDP_GEN_NEWEST is reserved */
+	/* SOCKMIG_UDP_GEN_NEWEST is reserved (SOCKMIG_GENERATION may say it) */
 	if (udp_gen == SOCKMIG_UDP_GEN_NEWEST)
 		udp_gen--;
 }
@@ -122,9 +120,9 @@ void shim_udp_bind(int fd)
 		if (shim_lock_timed_out())
 			goto close_group;
 		snprintf(why, sizeof(why), "%s", sockmig_last_error());
-		/* leave no empty group behind */
-		if (sockmig_udp_members(g, NULL, 0) == 0)
-			sockmig_udp_group_destroy(g);
+		/* an empty group is left pinned: another process may have
+		 * opened it and be about to add its socket (no lock spans the
+		 * open and the add) */
 		udp_go_inactive(why);
 		goto close_group;
 	}
