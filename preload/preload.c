@@ -144,7 +144,11 @@ static void init_once_fn(void)
 	shim_cfg.disabled = env_true("SOCKMIG_DISABLE");
 	shim_cfg.quiet = env_true("SOCKMIG_QUIET");
 	shim_cfg.debug = env_true("SOCKMIG_DEBUG");
-	shim_cfg.reuseport = env_true("SOCKMIG_REUSEPORT");
+	v = getenv("SOCKMIG_REUSEPORT");
+	shim_cfg.reuseport = !env_true("SOCKMIG_REUSEPORT") ? 0
+			     : strcmp(v, "udp") == 0	    ? SHIM_REUSEPORT_UDP
+			     : strcmp(v, "all") == 0 ? SHIM_REUSEPORT_TCP | SHIM_REUSEPORT_UDP
+						     : SHIM_REUSEPORT_TCP;
 	shim_cfg.handoff = env_true("SOCKMIG_HANDOFF");
 	v = getenv("SOCKMIG_GENERATION");
 	if (v && *v) {
@@ -352,8 +356,10 @@ SHIM_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
 	return accept_common(fd, SHIM_SA(addr), len, flags, true);
 }
 
-/* SOCKMIG_REUSEPORT=1: SO_REUSEPORT on a TCP or UDP socket about to be
- * bound to a port, so that servers which never set it share the port. */
+/* SOCKMIG_REUSEPORT: SO_REUSEPORT on a TCP (1, all) or UDP (udp, all)
+ * socket about to be bound to a port, so that servers which never set it
+ * share the port. UDP only when asked: a program that binds UDP ports to
+ * find a free one relies on EADDRINUSE. */
 static void set_reuseport(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	int err = errno, type = 0, proto = 0, one = 1;
@@ -366,7 +372,8 @@ static void set_reuseport(int fd, const struct sockaddr *sa, socklen_t len)
 	if (((const struct sockaddr_in *)sa)->sin_port == 0)
 		return;
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 &&
-	    (type == SOCK_STREAM || type == SOCK_DGRAM) &&
+	    ((type == SOCK_STREAM && (shim_cfg.reuseport & SHIM_REUSEPORT_TCP)) ||
+	     (type == SOCK_DGRAM && (shim_cfg.reuseport & SHIM_REUSEPORT_UDP))) &&
 	    (l = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l)) == 0 &&
 	    proto == (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));

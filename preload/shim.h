@@ -54,12 +54,17 @@ void shim_real_resolve(void);
 /* fork() is the raw system call, which runs no fork handlers. */
 bool shim_real_fork_is_raw(void);
 
+#define SHIM_REUSEPORT_TCP 1u
+#define SHIM_REUSEPORT_UDP 2u
+
 /* Configuration, read once from the environment. */
 struct shim_config {
-	bool disabled;	/* SOCKMIG_DISABLE=1: every call goes straight through */
-	bool quiet;	/* SOCKMIG_QUIET=1: not even the "inactive" line */
-	bool debug;	/* SOCKMIG_DEBUG=1: one line per action on stderr */
-	bool reuseport; /* SOCKMIG_REUSEPORT=1: SO_REUSEPORT before bind() */
+	bool disabled; /* SOCKMIG_DISABLE=1: every call goes straight through */
+	bool quiet;    /* SOCKMIG_QUIET=1: not even the "inactive" line */
+	bool debug;    /* SOCKMIG_DEBUG=1: one line per action on stderr */
+	/* SOCKMIG_REUSEPORT: SO_REUSEPORT before bind() on TCP sockets (1),
+	 * UDP sockets (udp) or both (all) */
+	unsigned int reuseport;
 	bool have_generation;
 	uint32_t generation; /* SOCKMIG_GENERATION */
 	int wake;	     /* SOCKMIG_WAKE: -1 unset, 0 never, 1 always */

@@ -3,7 +3,7 @@
  * libsockmig-preload.so and UDP servers (preload/udp.c): an unmodified
  * datagram server, tests/servers/udp_echo.c, reloaded by starting a new
  * process before stopping the old one, keeps every flow with the process
- * that took it; one without SO_REUSEPORT is left alone (SOCKMIG_REUSEPORT=1
+ * that took it; one without SO_REUSEPORT is left alone (SOCKMIG_REUSEPORT=udp
  * makes it share the port and join); without BPF rights it fails open with
  * the shim's one line; SOCKMIG_UDP_MODE picks a new group's mode. The
  * clients are the UDP rig's (tests/udp_rig.c: connected UDP sockets, one
@@ -381,12 +381,14 @@ out:
 
 /*
  * A server without SO_REUSEPORT under the shim: served, no group, nothing
- * said; a second one cannot bind the port. With SOCKMIG_REUSEPORT=1 both
- * bind it, both join the group, and the old flows stay with the first.
+ * said; a second one cannot bind the port, SOCKMIG_REUSEPORT=1 (TCP only)
+ * or not. With SOCKMIG_REUSEPORT=udp both bind it, both join the group,
+ * and the old flows stay with the first.
  */
 SM_TEST(preload_udp_no_reuseport_left_alone)
 {
-	static const char *const env[] = {"SOCKMIG_REUSEPORT=1", NULL};
+	static const char *const tcp[] = {"SOCKMIG_REUSEPORT=1", NULL};
+	static const char *const env[] = {"SOCKMIG_REUSEPORT=udp", NULL};
 	struct tp_proc a = TP_PROC_INIT, b = TP_PROC_INIT;
 	struct sockmig_udp_member_info info[4];
 	struct pl_ctx x;
@@ -403,12 +405,12 @@ SM_TEST(preload_udp_no_reuseport_left_alone)
 		return ret;
 	ret = SM_FAIL;
 	up_args(args, sizeof(args), 2, AF_INET, false);
-	if (!ASSERT_TRUE(up_start(&x, &a, "a", true, false, NULL, 1, AF_INET, false), "a ready") ||
+	if (!ASSERT_TRUE(up_start(&x, &a, "a", true, false, tcp, 1, AF_INET, false), "a ready") ||
 	    !ASSERT_TRUE(up_clients(&r, AF_INET), "clients") ||
 	    !ASSERT_OK(ur_round(&r, 0, FLOWS, ++seq), "round") ||
 	    !ASSERT_TRUE(up_first_is(&r, 0, FLOWS, 1, "a alone"), "served by a") ||
 	    !ASSERT_EQ(pl_netns_groups(&x), 0, "no group without SO_REUSEPORT") ||
-	    !ASSERT_TRUE(pl_srv_start(&x, &b, "b", true, false, NULL, args), "start b") ||
+	    !ASSERT_TRUE(pl_srv_start(&x, &b, "b", true, false, tcp, args), "start b") ||
 	    !ASSERT_TRUE(pl_srv_expect(&b, "udp", "error", line, sizeof(line)), "b fails") ||
 	    !ASSERT_TRUE(strstr(line, "Address already in use"), "EADDRINUSE") ||
 	    !ASSERT_EQ(pl_srv_wait(&b, 5000), 2, "b's exit code") ||
@@ -419,7 +421,7 @@ SM_TEST(preload_udp_no_reuseport_left_alone)
 	tp_proc_kill(&a);
 	tp_proc_kill(&b);
 
-	/* SOCKMIG_REUSEPORT=1: the same servers share the port and join */
+	/* SOCKMIG_REUSEPORT=udp: the same servers share the port and join */
 	if (!ASSERT_TRUE(up_start(&x, &a, "a", true, false, env, 1, AF_INET, false), "a ready") ||
 	    !ASSERT_OK(ur_round(&r, 0, FLOWS, ++seq), "round") ||
 	    !ASSERT_TRUE(up_start(&x, &b, "b", true, false, env, 2, AF_INET, false), "b ready") ||
