@@ -38,8 +38,9 @@ run_set() {
 	if [ "$rc" != 0 ] || [ "${f:-0}" != 0 ] || [ -n "${SMK_VERBOSE:-}" ] || [ "$name" = probe ]; then
 		sed "s|^|[$name] |" "$log"
 	fi
-	# every skip with its reason (the runner prints the reason first)
-	awk -v set="$name" '/^  SKIP: / { why = substr($0, 9) }
+	# every skip with its reason (the runner prints the reason first,
+	# indented unless the set runs verbosely)
+	awk -v set="$name" '/^ *SKIP: / { why = substr($0, index($0, "SKIP: ") + 6) }
 		/^skip / { print "SMK-SKIP set=" set " " $2 ": " why; why = "" }' "$log"
 	echo "SMK set=$name rc=$rc secs=$secs passed=${p:--} failed=${f:--} skipped=${k:--} info=$info"
 }
