@@ -54,8 +54,9 @@ void watch_udp_list(struct udp_watch *w, int port, bool baseline)
 		}
 		memset(&w->g[w->n], 0, sizeof(w->g[0]));
 		snprintf(w->g[w->n].name, SOCKMIG_NAME_MAX, "%s", ids[i].name);
+		/* a baseline that cannot be read: the next read is one */
 		if (baseline)
-			read_stats(w->g[w->n].name, &w->g[w->n].last);
+			w->g[w->n].rebase = read_stats(w->g[w->n].name, &w->g[w->n].last) < 0;
 		w->n++;
 	}
 	free(ids);
@@ -74,6 +75,11 @@ void watch_udp_round(struct udp_watch *w, const char *stamp)
 
 		if (read_stats(w->g[i].name, &s) < 0)
 			continue; /* gone: nothing to count */
+		if (w->g[i].rebase) {
+			*l = s;
+			w->g[i].rebase = false;
+			continue;
+		}
 		if (json_output) {
 			jw_open(NULL, '{');
 			jw_str("time", stamp);
