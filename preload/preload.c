@@ -172,6 +172,8 @@ static void init_once_fn(void)
 		shim_cfg.udp_mode = SOCKMIG_UDP_MODE_FLOW;
 	else if (strcmp(v, "none") == 0)
 		shim_cfg.udp_mode = SOCKMIG_UDP_MODE_NONE;
+	else if (strcmp(v, "off") == 0)
+		shim_cfg.udp_mode = SHIM_UDP_OFF;
 	else
 		shim_cfg.udp_mode = -1; /* said at the first UDP registration */
 	atomic_store_explicit(&ready, true, memory_order_release);
@@ -393,7 +395,8 @@ SHIM_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 	/* UDP: registered once bound (a port, not 0); listen() does it for
 	 * TCP. Not with SOCKMIG_HANDOFF (no BPF there). */
 	if (ret != 0 || shim_busy || shim_cfg.disabled || shim_cfg.handoff ||
-	    !shim_udp_candidate(SHIM_SA(addr), len) || !table_owner())
+	    shim_cfg.udp_mode == SHIM_UDP_OFF || !shim_udp_candidate(SHIM_SA(addr), len) ||
+	    !table_owner())
 		return ret;
 	err = errno;
 	shim_busy++;

@@ -54,6 +54,8 @@ void shim_real_resolve(void);
 /* fork() is the raw system call, which runs no fork handlers. */
 bool shim_real_fork_is_raw(void);
 
+/* SOCKMIG_UDP_MODE=off: no UDP socket is registered */
+#define SHIM_UDP_OFF	   (-2)
 #define SHIM_REUSEPORT_TCP 1u
 #define SHIM_REUSEPORT_UDP 2u
 

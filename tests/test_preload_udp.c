@@ -458,6 +458,7 @@ SM_TEST(preload_udp_mode_env)
 {
 	static const char *const none[] = {"SOCKMIG_UDP_MODE=none", NULL};
 	static const char *const bad[] = {"SOCKMIG_UDP_MODE=sticky", NULL};
+	static const char *const off[] = {"SOCKMIG_UDP_MODE=off", NULL};
 	struct tp_proc a = TP_PROC_INIT;
 	struct sockmig_udp_group *g = NULL;
 	struct pl_ctx x;
@@ -493,6 +494,15 @@ SM_TEST(preload_udp_mode_env)
 	    !ASSERT_EQ(tp_proc_stderr(&a, "sockmig-preload: inactive for UDP: SOCKMIG_UDP_MODE="
 					  "sticky is not flow or none"),
 		       1, "the reason"))
+		goto out;
+	tp_proc_kill(&a);
+
+	/* off: a server with SO_REUSEPORT served, registered nowhere, nothing said */
+	if (!ASSERT_TRUE(up_start(&x, &a, "off", true, false, off, 1, AF_INET, true), "ready") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, ++seq), "round") ||
+	    !ASSERT_TRUE(up_first_is(&r, 0, FLOWS, 1, "served"), "served") ||
+	    !ASSERT_EQ(pl_netns_groups(&x), 0, "no group") || !ASSERT_EQ(up_term(&a), 0, "exits") ||
+	    !ASSERT_EQ(tp_proc_stderr(&a, NULL), 0, "stderr lines"))
 		goto out;
 	ret = SM_PASS;
 out:
