@@ -78,8 +78,10 @@ struct sockmig_udp_group_opts {
 	 *  (to the working generation). 0: 30,000 for a new group, and an
 	 *  existing group's value kept; any other value replaces the group's. */
 	uint32_t idle_timeout_ms;
-	/** Entries of a new group's flow table (at most 2^24); 0: 65,536.
-	 *  Fixed when the group is made. */
+	/** Live flows a new group's flow table holds (at most 2^24); 0:
+	 *  65,536. Fixed when the group is made. The map has 256 entries
+	 *  more per possible CPU: the kernel's LRU may keep that many free
+	 *  per CPU, and would forget live flows before flow_max without them. */
 	uint32_t flow_max;
 	/** Mode quic-lb: length of the group's connection IDs, in octets,
 	 *  SOCKMIG_QUIC_CID_MIN to SOCKMIG_QUIC_CID_MAX; 0: 8 for a new group.
