@@ -170,7 +170,7 @@ SM_LONG(udp_scale_4096_sockets_of_256_generations, 120)
 	int ret = SM_FAIL, raw = -1;
 	double t_add = 0;
 
-	if (!fc || !s.owner || !s.per || !out || ug_rx_init(&rx, MEMBERS) < 0)
+	if (!fc || !s.owner || !s.per || !out || ug_rx_init(&rx, MEMBERS + 1) < 0)
 		goto out;
 	if (ur_enough_fds(MEMBERS + 256) < 0) {
 		ret = SKIP("RLIMIT_NOFILE is below %d and may not be raised here", MEMBERS + 256);
@@ -246,6 +246,11 @@ SM_LONG(udp_scale_4096_sockets_of_256_generations, 120)
 	printf("baseline, without the group's program: %ld of %u flows at another socket\n",
 	       s.mismatch, s.nflows);
 	if (!ASSERT_GT(s.mismatch, s.nflows / 2, "baseline: most flows lost without the program"))
+		goto out;
+	/* the group is full: a 4,097th socket is refused, the others stay */
+	if (!ASSERT_OK(ug_rx_socket(&rx, PORT, 1 << 20), "one socket more") ||
+	    !ASSERT_ERR(sockmig_udp_member_add(g, rx.fd[MEMBERS], NULL), ENOSPC, "4,097th") ||
+	    !ASSERT_EQ(sockmig_udp_members(g, NULL, 0), MEMBERS, "members"))
 		goto out;
 	ret = SM_PASS;
 out:
