@@ -194,8 +194,8 @@ static void say_none_registered(const struct scanner *sc, pid_t pid, int port)
 			  "CAP_SYS_PTRACE, or its owner)",
 			  (int)pid);
 	else if (pid)
-		cli_error("pid %d has no SO_REUSEPORT %s%s that sockmig could register%s",
-			  (int)pid, what_of(sc), port ? " on that port" : "", why);
+		cli_error("pid %d has no SO_REUSEPORT %s%s that sockmig could register%s", (int)pid,
+			  what_of(sc), port ? " on that port" : "", why);
 	else
 		cli_error("port %d has no %s that sockmig could register%s", port, what_of(sc),
 			  why);

@@ -202,9 +202,8 @@ static long flips_run(struct au *a)
 		printf("generation %d: %d of %d new flows answered first by it; %ld misrouted "
 		       "so far\n",
 		       id, au_first_by(a, flows, flows + FLOWS, id), FLOWS, a->r.misrouted);
-		if (a->attach &&
-		    !ASSERT_EQ(au_first_by(a, flows, flows + FLOWS, id), FLOWS,
-			       "every new flow to the newest generation"))
+		if (a->attach && !ASSERT_EQ(au_first_by(a, flows, flows + FLOWS, id), FLOWS,
+					    "every new flow to the newest generation"))
 			return -1;
 		flows += FLOWS;
 		if (!au_stop(a, id - 1, SIGTERM, flows) ||
@@ -274,10 +273,10 @@ static int copy_socket(const struct tp_proc *s)
 		socklen_t tl = sizeof(type);
 
 		fd = (int)syscall(SYS_pidfd_getfd, pidfd, i, 0);
-		if (fd >= 0 && (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
-				type != SOCK_DGRAM ||
-				getsockname(fd, (struct sockaddr *)&a, &len) < 0 ||
-				a.sin_port != htons(UR_PORT))) {
+		if (fd >= 0 &&
+		    (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_DGRAM ||
+		     getsockname(fd, (struct sockaddr *)&a, &len) < 0 ||
+		     a.sin_port != htons(UR_PORT))) {
 			close(fd);
 			fd = -1;
 		}
@@ -316,7 +315,8 @@ static int gone_case(int sig, bool keep)
 	    !ASSERT_EQ(au_first_by(&a, FLOWS, 2 * FLOWS, 2), FLOWS, "new flows on generation 2") ||
 	    !ASSERT_EQ(a.r.misrouted, 0, "misrouted while both live"))
 		goto out;
-	if (keep && !ASSERT_TRUE((copy = copy_socket(&a.srv[1])) >= 0, "copy generation 1's socket"))
+	if (keep &&
+	    !ASSERT_TRUE((copy = copy_socket(&a.srv[1])) >= 0, "copy generation 1's socket"))
 		goto out;
 	if (!au_stop(&a, 1, sig, 2 * FLOWS) ||
 	    !au_rounds(&a, 2 * FLOWS, keep ? 1 : 2, "round after generation 1 went"))
@@ -424,8 +424,8 @@ SM_TEST(attach_udp_says_why_not_registered)
 	char pidarg[16], portarg[16], want[160];
 	char *once[] = {"attach", "--pid", pidarg, "--once", NULL};
 	char *daemon[] = {"attach", "--port", portarg, "--foreground", NULL};
-	char *udp[] = {"attach", "--pid", pidarg, "--port", portarg, "--proto", "udp", "--once",
-		       NULL};
+	char *udp[] = {"attach",  "--pid", pidarg,   "--port", portarg,
+		       "--proto", "udp",   "--once", NULL};
 	char *mixed[] = {"attach", "--pid", pidarg, "--port", portarg, "--once", NULL};
 	char *badp[] = {"attach", "--port", portarg, "--proto", "udpx", NULL};
 	char *badm[] = {"attach", "--port", portarg, "--udp-mode", "quic-lb", NULL};
