@@ -335,7 +335,7 @@ int do_attach(int argc, char **argv)
 	/* nobody keeps the registration current any more: unregister it all,
 	 * so that the policy leaves new SYNs to the kernel's hash over every
 	 * listener rather than to a set that no longer changes */
-	udp_left = sc.nu;
+	udp_left = sc.udp ? scanner_udp_live(&sc) : 0;
 	tcp_had = sc.nk;
 	left = scanner_stop(&sc);
 	if (tcp_had || !udp_left)

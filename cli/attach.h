@@ -165,6 +165,10 @@ int scanner_release(struct scanner *sc);
  * UDP sock_diag in this kernel: -ENOENT). */
 int scanner_udp_scan(struct scanner *sc);
 
+/* The UDP sockets registered by the scanner that are still open (those
+ * that closed are forgotten). */
+int scanner_udp_live(struct scanner *sc);
+
 /* Listeners and UDP sockets registered and known to the scanner. */
 int scanner_count(const struct scanner *sc);
 

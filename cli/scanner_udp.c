@@ -311,6 +311,34 @@ static void note_connected(struct scanner *sc)
 	free(c);
 }
 
+/* Forget the sockets of sc->u that are not among @ls: they closed, and
+ * the kernel took them out of their group already. */
+static void udp_forget(struct scanner *sc, const struct sm_listener *ls, int n)
+{
+	for (int j = 0; j < sc->nu; j++) {
+		bool present = false;
+
+		for (int i = 0; i < n && !present; i++)
+			present = ls[i].cookie == sc->u[j].cookie;
+		if (!present) {
+			cli_debug("udp: cookie %llu closed: out of group %s",
+				  (unsigned long long)sc->u[j].cookie, sc->u[j].group);
+			sc->u[j--] = sc->u[--sc->nu];
+		}
+	}
+}
+
+int scanner_udp_live(struct scanner *sc)
+{
+	struct sm_listener *ls = NULL;
+	int n = udp_dump(sc->port, 1u << TCP_CLOSE, &ls);
+
+	if (n >= 0)
+		udp_forget(sc, ls, n);
+	free(ls);
+	return sc->nu;
+}
+
 int scanner_udp_scan(struct scanner *sc)
 {
 	unsigned long long now = now_ms();
@@ -329,18 +357,7 @@ int scanner_udp_scan(struct scanner *sc)
 				    n == -ENOENT ? " (no UDP sock_diag: the udp_diag module)" : "");
 		return n;
 	}
-	/* forget what closed: the kernel took it out of its group already */
-	for (int j = 0; j < sc->nu; j++) {
-		bool present = false;
-
-		for (int i = 0; i < n && !present; i++)
-			present = ls[i].cookie == sc->u[j].cookie;
-		if (!present) {
-			cli_debug("udp: cookie %llu closed: out of group %s",
-				  (unsigned long long)sc->u[j].cookie, sc->u[j].group);
-			sc->u[j--] = sc->u[--sc->nu];
-		}
-	}
+	udp_forget(sc, ls, n);
 	for (int j = 0; j < sc->nskip; j++) {
 		bool present = !sc->skip[j].udp;
 

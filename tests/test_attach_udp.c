@@ -43,13 +43,15 @@ struct au {
 	struct tp_proc srv[NGEN + 1]; /* by ID, 1 to NGEN */
 	time_t ctime;		      /* of the newest binary installed */
 	uint32_t seq;
+	int family;
 	bool attach;
 };
 
-static void au_init(struct au *a, bool attach)
+static void au_init(struct au *a, bool attach, int family)
 {
 	memset(a, 0, sizeof(*a));
 	a->attach = attach;
+	a->family = family;
 	a->r.ep = a->r.cep = -1;
 	for (int i = 0; i < UR_MAX_FLOWS; i++)
 		a->r.cli[i] = -1;
@@ -69,14 +71,19 @@ static int au_groups(void)
 	return sockmig_udp_group_list(NULL, netns, UR_PORT, id, 4);
 }
 
-/* The port's UDP group in this network namespace, or NULL (never made). */
-static struct sockmig_udp_group *au_group(void)
+/* The port's UDP group of @family in this network namespace, or NULL
+ * (never made). */
+static struct sockmig_udp_group *au_group(int family)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(UR_PORT)};
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(UR_PORT)};
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a6.sin6_addr = in6addr_loopback;
 	if (au_groups() < 1)
 		return NULL;
+	if (family == AF_INET6)
+		return sockmig_udp_group_open((struct sockaddr *)&a6, sizeof(a6), NULL);
 	return sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), NULL);
 }
 
@@ -89,7 +96,7 @@ static void au_cleanup(struct au *a)
 	if (a->e.attach > 0)
 		ar_stop_daemon(&a->e);
 	ur_stop(&a->r);
-	g = au_group();
+	g = au_group(a->family);
 	if (g) {
 		sockmig_udp_group_destroy(g);
 		sockmig_udp_group_close(g);
@@ -118,7 +125,8 @@ static bool au_start(struct au *a, int id, const char *more)
 		burst_sleep_ms(50); /* within the same second: bounded, 1.5 s */
 	}
 	a->ctime = st.st_ctim.tv_sec;
-	snprintf(args, sizeof(args), "%d %d%s", UR_PORT, id, more ? more : "");
+	snprintf(args, sizeof(args), "%d %d%s%s", UR_PORT, id, a->family == AF_INET6 ? " -6" : "",
+		 more ? more : "");
 	return tp_proc_start(&a->srv[id], a->e.dir, "gen", bin, NULL, false, NULL, -1, args) &&
 	       pl_srv_expect(&a->srv[id], "udp", "ready", NULL, 0);
 }
@@ -132,7 +140,7 @@ static bool au_attach(struct au *a, int n)
 	snprintf(portarg, sizeof(portarg), "%d", UR_PORT);
 	a->e.attach = ar_spawn(&a->e, "attach.log", args);
 	return ASSERT_TRUE(a->e.attach > 0, "attach started") &&
-	       ASSERT_TRUE(ar_wait_log_lines(&a->e, "attach.log", "registered udp4", n, 5000),
+	       ASSERT_TRUE(ar_wait_log_lines(&a->e, "attach.log", "registered udp", n, 5000),
 			   "attach registered the server's socket");
 }
 
@@ -185,7 +193,7 @@ static long flips_run(struct au *a)
 
 	if (!ASSERT_TRUE(au_start(a, 1, NULL), "generation 1 ready") ||
 	    (a->attach && !au_attach(a, 1)) ||
-	    !ASSERT_OK(ur_start(&a->r, AF_INET, false, SOCKMIG_UDP_MODE_DEFAULT, 0), "clients") ||
+	    !ASSERT_OK(ur_start(&a->r, a->family, false, SOCKMIG_UDP_MODE_DEFAULT, 0), "clients") ||
 	    !ASSERT_OK(ur_enough_fds(UR_FDS_NEEDED(NGEN * FLOWS)), "fds") ||
 	    !au_rounds(a, flows, 3, "round of generation 1") ||
 	    !ASSERT_EQ(au_first_by(a, 0, flows, 1), flows, "generation 1 took every flow"))
@@ -194,7 +202,7 @@ static long flips_run(struct au *a)
 		if (!ASSERT_TRUE(au_start(a, id, NULL), "the next generation ready") ||
 		    !au_rounds(a, flows, 2, "round while it registers") ||
 		    (a->attach && !ASSERT_TRUE(ar_wait_log_lines(&a->e, "attach.log",
-								 "registered udp4", id, 5000),
+								 "registered udp", id, 5000),
 					       "attach registered it")))
 			return -1;
 		if (!au_rounds(a, flows + FLOWS, 3, "round of the grace"))
@@ -216,13 +224,13 @@ static long flips_run(struct au *a)
 	return a->r.misrouted;
 }
 
-static int flips_case(bool attach)
+static int flips_case(bool attach, int family)
 {
 	struct au a;
 	long misrouted;
 	int ret = SM_FAIL;
 
-	au_init(&a, attach);
+	au_init(&a, attach, family);
 	if (!it_setup(&a.e, attach ? I_ATTACH : I_NONE))
 		return SKIP("no .output/sockmig: run from the repository root");
 	misrouted = flips_run(&a);
@@ -249,13 +257,18 @@ out:
  * the new process, every datagram answered. */
 SM_TEST(attach_udp_flips_keep_flows)
 {
-	return flips_case(true);
+	return flips_case(true, AF_INET);
+}
+
+SM_TEST(attach_udp_flips_keep_flows_ipv6)
+{
+	return flips_case(true, AF_INET6);
 }
 
 /* The baseline: the same flips with plain SO_REUSEPORT misroute. */
 SM_TEST(attach_udp_flips_baseline_misroutes)
 {
-	return flips_case(false);
+	return flips_case(false, AF_INET);
 }
 
 /* ---- the old process goes ------------------------------------------------- */
@@ -267,7 +280,7 @@ static int copy_socket(const struct tp_proc *s)
 	int pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0), fd = -1;
 
 	for (int i = 3; pidfd >= 0 && i < 64 && fd < 0; i++) {
-		struct sockaddr_in a;
+		struct sockaddr_in6 a; /* the port where a sockaddr_in has it too */
 		socklen_t len = sizeof(a);
 		int type = 0;
 		socklen_t tl = sizeof(type);
@@ -276,7 +289,7 @@ static int copy_socket(const struct tp_proc *s)
 		if (fd >= 0 &&
 		    (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_DGRAM ||
 		     getsockname(fd, (struct sockaddr *)&a, &len) < 0 ||
-		     a.sin_port != htons(UR_PORT))) {
+		     a.sin6_port != htons(UR_PORT))) {
 			close(fd);
 			fd = -1;
 		}
@@ -300,15 +313,15 @@ static int gone_case(int sig, bool keep)
 	int copy = -1, ret = SM_FAIL, n;
 	struct au a;
 
-	au_init(&a, true);
+	au_init(&a, true, AF_INET);
 	if (!it_setup(&a.e, I_ATTACH))
 		return SKIP("no .output/sockmig: run from the repository root");
 	if (!ASSERT_TRUE(au_start(&a, 1, NULL), "generation 1 ready") || !au_attach(&a, 1) ||
-	    !ASSERT_OK(ur_start(&a.r, AF_INET, false, SOCKMIG_UDP_MODE_DEFAULT, 0), "clients") ||
+	    !ASSERT_OK(ur_start(&a.r, a.family, false, SOCKMIG_UDP_MODE_DEFAULT, 0), "clients") ||
 	    !ASSERT_OK(ur_enough_fds(UR_FDS_NEEDED(2 * FLOWS)), "fds") ||
 	    !au_rounds(&a, FLOWS, 2, "round of generation 1") ||
 	    !ASSERT_TRUE(au_start(&a, 2, NULL), "generation 2 ready") ||
-	    !ASSERT_TRUE(ar_wait_log_lines(&a.e, "attach.log", "registered udp4", 2, 5000),
+	    !ASSERT_TRUE(ar_wait_log_lines(&a.e, "attach.log", "registered udp", 2, 5000),
 			 "attach registered generation 2") ||
 	    !au_rounds(&a, 2 * FLOWS, 2, "round of both") ||
 	    !ASSERT_EQ(au_first_by(&a, 0, FLOWS, 1), FLOWS, "old flows on generation 1") ||
@@ -333,12 +346,21 @@ static int gone_case(int sig, bool keep)
 	if (!ASSERT_EQ(a.r.lost, 0, "unanswered datagrams") ||
 	    !ASSERT_EQ(au_first_by(&a, 0, 2 * FLOWS, 2), 2 * FLOWS, "every flow on generation 2"))
 		goto out;
-	g = au_group();
+	g = au_group(AF_INET);
 	n = g ? sockmig_udp_members(g, info, 4) : -1;
 	sockmig_udp_group_close(g);
 	if (!ASSERT_EQ(n, 1, "live members: generation 2's socket") ||
 	    !ASSERT_EQ((int)info[0].pid, a.srv[2].pid, "its pid") ||
 	    !ASSERT_EQ(it_log_count(&a.e, "attach.log", "Error"), 0, "attach's errors"))
+		goto out;
+	/* a clean stop leaves it registered, and says so; its flows stay */
+	if (!ar_stop_daemon(&a.e) ||
+	    !ASSERT_EQ(it_log_count(&a.e, "attach.log", "stopped: 1 UDP socket stays registered"),
+		       1, "the stop's line") ||
+	    !ASSERT_EQ(it_log_count(&a.e, "attach.log", "stopped: "), 1, "and no other") ||
+	    !au_rounds(&a, 2 * FLOWS, 1, "round after attach stopped") ||
+	    !ASSERT_EQ(a.r.lost, 0, "unanswered datagrams") ||
+	    !ASSERT_EQ(au_first_by(&a, 0, 2 * FLOWS, 2), 2 * FLOWS, "every flow on generation 2"))
 		goto out;
 	ret = SM_PASS;
 out:
@@ -433,7 +455,7 @@ SM_TEST(attach_udp_says_why_not_registered)
 	struct sockmig_udp_group *g = NULL;
 	struct au a;
 
-	au_init(&a, true);
+	au_init(&a, true, AF_INET);
 	if (!it_setup(&a.e, I_ATTACH))
 		return SKIP("no .output/sockmig: run from the repository root");
 	snprintf(portarg, sizeof(portarg), "%d", UR_PORT);
@@ -464,7 +486,7 @@ SM_TEST(attach_udp_says_why_not_registered)
 	    !ASSERT_EQ(it_log_count(&a.e, "mixed.log", "registered udp4"), 1, "one registered") ||
 	    !ASSERT_EQ(it_log_count(&a.e, "mixed.log", ""), 1, "nothing else said"))
 		goto out;
-	g = au_group();
+	g = au_group(AF_INET);
 	n = g ? sockmig_udp_members(g, info, 4) : -1;
 	if (!ASSERT_EQ(n, 1, "one member") ||
 	    !ASSERT_EQ(info[0].cookie, sockmig_cookie(open_fd), "the unconnected socket"))
@@ -481,6 +503,73 @@ out:
 		close(conn);
 	if (open_fd >= 0)
 		close(open_fd);
+	au_cleanup(&a);
+	return ret;
+}
+
+/* The members of the port's group: their count, generations into @gen. */
+static int au_member_gens(enum sockmig_udp_mode *mode, uint32_t *gen, int max, bool destroy)
+{
+	struct sockmig_udp_member_info info[4];
+	struct sockmig_udp_group *g = au_group(AF_INET);
+	int n = g ? sockmig_udp_members(g, info, 4) : -1;
+
+	*mode = g ? sockmig_udp_group_mode(g) : SOCKMIG_UDP_MODE_DEFAULT;
+	for (int i = 0; i < n && i < max && i < 4; i++)
+		gen[i] = info[i].generation;
+	printf("group: mode %s, %d members\n", sockmig_udp_mode_str(*mode), n);
+	if (g && destroy)
+		sockmig_udp_group_destroy(g);
+	sockmig_udp_group_close(g);
+	return n;
+}
+
+/*
+ * Two deployments (binaries installed a second apart). By default (--once):
+ * a flow group, two generations. Two others, in a new group, with
+ * --udp-mode none --generation-by none: a stateless group, one generation
+ * (0) for both, so that both take new flows. A group of another mode than
+ * --udp-mode asks: exit 1, one line.
+ */
+SM_TEST(attach_udp_mode_and_generation_options)
+{
+	char portarg[16];
+	char *plain[] = {"attach", "--port", portarg, "--once", NULL};
+	char *none[] = {"attach", "--port",	     portarg, "--once", "--udp-mode",
+			"none",	  "--generation-by", "none",  NULL};
+	char *flow[] = {"attach", "--port", portarg, "--once", "--udp-mode", "flow", NULL};
+	enum sockmig_udp_mode mode;
+	int ret = SM_FAIL;
+	uint32_t gen[2];
+	struct au a;
+
+	au_init(&a, true, AF_INET);
+	if (!it_setup(&a.e, I_ATTACH))
+		return SKIP("no .output/sockmig: run from the repository root");
+	snprintf(portarg, sizeof(portarg), "%d", UR_PORT);
+	if (!ASSERT_TRUE(au_start(&a, 1, NULL) && au_start(&a, 2, NULL), "two deployments") ||
+	    !ASSERT_EQ(au_run(&a, "plain.log", plain), 0, "exit 0") ||
+	    !ASSERT_EQ(au_member_gens(&mode, gen, 2, true), 2, "two members") ||
+	    !ASSERT_EQ(mode, SOCKMIG_UDP_MODE_FLOW, "mode flow by default") ||
+	    !ASSERT_TRUE(gen[0] != gen[1], "two generations"))
+		goto out;
+	/* a socket leaves a group's socket array only when it closes */
+	tp_proc_kill(&a.srv[1]);
+	tp_proc_kill(&a.srv[2]);
+	if (!ASSERT_TRUE(au_start(&a, 3, NULL) && au_start(&a, 4, NULL), "two more") ||
+	    !ASSERT_EQ(au_run(&a, "none.log", none), 0, "exit 0") ||
+	    !ASSERT_EQ(au_member_gens(&mode, gen, 2, false), 2, "two members") ||
+	    !ASSERT_EQ(mode, SOCKMIG_UDP_MODE_NONE, "--udp-mode none") ||
+	    !ASSERT_TRUE(gen[0] == 0 && gen[1] == 0, "--generation-by none: generation 0"))
+		goto out;
+	/* a group of mode none, kept: --udp-mode flow cannot register in it */
+	if (!ASSERT_EQ(au_run(&a, "none2.log", none), 0, "exit 0") ||
+	    !ASSERT_EQ(au_run(&a, "flow.log", flow), 1, "another mode: exit 1") ||
+	    !ASSERT_EQ(it_log_count(&a.e, "flow.log", "Error: "), 1, "one error line") ||
+	    !ASSERT_EQ(it_log_count(&a.e, "flow.log", ""), 1, "nothing else"))
+		goto out;
+	ret = SM_PASS;
+out:
 	au_cleanup(&a);
 	return ret;
 }
