@@ -16,6 +16,10 @@
  * It holds a lease on each group and renews it on every scan: should it
  * die or stop, new SYNs go by the kernel's hash once the lease runs out.
  * A clean stop (SIGTERM, SIGINT) unregisters every member it registered.
+ *
+ * UDP sockets (--proto udp or all, the default) are registered in their
+ * port's UDP group; attach keeps no copy of them (scanner_udp.c says why)
+ * and they stay registered at its stop: their flows stay with them.
  */
 #include <errno.h>
 #include <signal.h>
@@ -60,6 +64,9 @@ static void attach_usage(FILE *f)
 		"  -i, --interval MS       scan every MS ms (100); lease max(2 s, 10 x MS)\n"
 		"  -r, --release-interval MS  check every MS ms (5) whether a server let go\n"
 		"                          of a listener, and drain it then\n"
+		"  -t, --proto P           tcp (listeners), udp (sockets that share their\n"
+		"                          port) or all (default: both)\n"
+		"  -m, --udp-mode M        a new UDP group's mode: flow (default) or none\n"
 		"  -h, --help              this help\n");
 }
 
@@ -100,7 +107,7 @@ static int first_scan(struct scanner *sc)
 
 	sc->collect = true;
 	n = scanner_scan(sc);
-	for (int t = 0; n >= 0 && sc->nk == 0 && sc->nrace && t < START_RESCANS; t++) {
+	for (int t = 0; n >= 0 && scanner_count(sc) == 0 && sc->nrace && t < START_RESCANS; t++) {
 		unsigned long long until = 0;
 		struct timespec nap = {0, 10000000};
 
@@ -115,14 +122,55 @@ static int first_scan(struct scanner *sc)
 		n = scanner_scan(sc);
 	}
 	sc->collect = false;
-	/* some registered: the others' reasons, a line each */
-	for (int i = 0; i < sc->nwhy && sc->nk; i++) {
+	/* some registered: the others' reasons, a line each (a UDP socket
+	 * that does not share its port, under the default --proto, is none) */
+	for (int i = 0; i < sc->nwhy && scanner_count(sc); i++) {
 		if (sc->why[i].race)
 			cli_debug("%s (it let go since the scan)", sc->why[i].text);
+		else if (sc->why[i].soft)
+			cli_debug("%s", sc->why[i].text);
 		else
 			cli_error("%s", sc->why[i].text);
 	}
 	return n;
+}
+
+/* --proto: false after one error line. */
+static bool parse_proto(const char *arg, struct scanner *sc)
+{
+	if (strcmp(arg, "tcp") == 0) {
+		sc->udp = false;
+	} else if (strcmp(arg, "udp") == 0) {
+		sc->udp = sc->no_tcp = sc->udp_said = true;
+	} else if (strcmp(arg, "all") == 0) {
+		sc->udp = sc->udp_said = true;
+	} else {
+		cli_error("--proto: '%s' is not tcp, udp or all", arg);
+		return false;
+	}
+	return true;
+}
+
+/* --udp-mode: false after one error line. */
+static bool parse_udp_mode(const char *arg, enum sockmig_udp_mode *mode)
+{
+	if (strcmp(arg, "flow") == 0)
+		*mode = SOCKMIG_UDP_MODE_FLOW;
+	else if (strcmp(arg, "none") == 0)
+		*mode = SOCKMIG_UDP_MODE_NONE;
+	else {
+		cli_error("--udp-mode: '%s' is not flow or none (quic-lb needs a server that "
+			  "mints its connection IDs with libsockmig)",
+			  arg);
+		return false;
+	}
+	return true;
+}
+
+/* What attach registers, for its error lines. */
+static const char *what_of(const struct scanner *sc)
+{
+	return sc->no_tcp ? "UDP socket" : sc->udp ? "listener or UDP socket" : "listener";
 }
 
 /* Nothing registered: one error line, with what each listener tried said. */
@@ -135,7 +183,10 @@ static void say_none_registered(const struct scanner *sc, pid_t pid, int port)
 		len += (size_t)snprintf(why + len, sizeof(why) - len, "%s%s", i ? "; " : ": ",
 					sc->why[i].text);
 	if (!sc->ntried && !pid)
-		snprintf(why, sizeof(why), ": nothing listens on it in this network namespace");
+		snprintf(why, sizeof(why), ": %s in this network namespace",
+			 sc->no_tcp ? "no UDP socket is bound to it"
+			 : sc->udp  ? "nothing listens on it and no UDP socket is bound to it"
+				    : "nothing listens on it");
 	snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
 	if (pid && access(fddir, R_OK) < 0 && errno == EACCES)
 		cli_error("cannot see the sockets of pid %d: not permitted (sockmig needs "
@@ -143,10 +194,11 @@ static void say_none_registered(const struct scanner *sc, pid_t pid, int port)
 			  "CAP_SYS_PTRACE, or its owner)",
 			  (int)pid);
 	else if (pid)
-		cli_error("pid %d has no SO_REUSEPORT listener%s that sockmig could register%s",
-			  (int)pid, port ? " on that port" : "", why);
+		cli_error("pid %d has no SO_REUSEPORT %s%s that sockmig could register%s", (int)pid,
+			  what_of(sc), port ? " on that port" : "", why);
 	else
-		cli_error("port %d has no listener that sockmig could register%s", port, why);
+		cli_error("port %d has no %s that sockmig could register%s", port, what_of(sc),
+			  why);
 }
 
 int do_attach(int argc, char **argv)
@@ -154,9 +206,9 @@ int do_attach(int argc, char **argv)
 	uint64_t genv = UINT64_MAX, interval = 100, release_ms = 5;
 	int64_t gen = -1;
 	pid_t pid = 0;
-	int port = 0, n, left;
+	int port = 0, n, left, udp_left, tcp_had;
 	bool once = false, fg = false, keep_old = false;
-	const char *by_arg = NULL;
+	const char *by_arg = NULL, *proto_arg = NULL, *mode_arg = NULL;
 	const struct cli_opt opts[] = {
 		{"pid", 'p', CLI_PID, &pid},
 		{"port", 'P', CLI_PORT, &port},
@@ -167,6 +219,8 @@ int do_attach(int argc, char **argv)
 		{"foreground", 'f', CLI_FLAG, &fg},
 		{"interval", 'i', CLI_U64, &interval, 10, 60000},
 		{"release-interval", 'r', CLI_U64, &release_ms, 1, 60000},
+		{"proto", 't', CLI_STR, &proto_arg},
+		{"udp-mode", 'm', CLI_STR, &mode_arg},
 		{0},
 	};
 	enum gen_by by = GEN_BY_EXE;
@@ -179,6 +233,18 @@ int do_attach(int argc, char **argv)
 		return n == 0 ? 0 : 2;
 	if (by_arg && !parse_gen_by(by_arg, &by))
 		return 2;
+	/* UDP too unless --proto tcp: a TCP server has no UDP socket that
+	 * shares its port, and one that does (HTTP/3, DNS) wants both */
+	sc.udp = true;
+	sc.udp_mode = SOCKMIG_UDP_MODE_DEFAULT;
+	if (proto_arg && !parse_proto(proto_arg, &sc))
+		return 2;
+	if (mode_arg && !parse_udp_mode(mode_arg, &sc.udp_mode))
+		return 2;
+	if (mode_arg && !sc.udp) {
+		cli_error("attach: --udp-mode is for UDP sockets, not with --proto tcp");
+		return 2;
+	}
 	if (genv != UINT64_MAX)
 		gen = (int64_t)genv;
 	if (!pid && !port) {
@@ -230,7 +296,7 @@ int do_attach(int argc, char **argv)
 		pidfile_release(&pf);
 		return 1;
 	}
-	if (sc.nk == 0) {
+	if (scanner_count(&sc) == 0) {
 		say_none_registered(&sc, pid, port);
 		scanner_stop(&sc);
 		pidfile_release(&pf);
@@ -269,10 +335,19 @@ int do_attach(int argc, char **argv)
 	/* nobody keeps the registration current any more: unregister it all,
 	 * so that the policy leaves new SYNs to the kernel's hash over every
 	 * listener rather than to a set that no longer changes */
+	udp_left = sc.udp ? scanner_udp_live(&sc) : 0;
+	tcp_had = sc.nk;
 	left = scanner_stop(&sc);
-	printf("stopped: %d member%s unregistered; the policy stays attached and leaves new "
-	       "connections to the kernel's hash (sockmig detach --port P removes it)\n",
-	       left, left == 1 ? "" : "s");
+	if (tcp_had || !udp_left)
+		printf("stopped: %d member%s unregistered; the policy stays attached and leaves "
+		       "new connections to the kernel's hash (sockmig detach --port P removes "
+		       "it)\n",
+		       left, left == 1 ? "" : "s");
+	if (udp_left)
+		printf("stopped: %d UDP socket%s stay%s registered (each keeps its flows until "
+		       "it closes; a later server's sockets take new flows once these have "
+		       "closed)\n",
+		       udp_left, udp_left == 1 ? "" : "s", udp_left == 1 ? "s" : "");
 	fflush(stdout);
 	pidfile_release(&pf);
 	return 0;

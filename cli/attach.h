@@ -75,6 +75,18 @@ struct skipped {
 	uint64_t cookie;
 	unsigned long long retry_ms;
 	unsigned int backoff_ms;
+	bool udp; /* a UDP socket: forgotten by the UDP scan only */
+};
+
+/* A UDP socket registered by attach (scanner_udp.c). attach keeps no copy
+ * of it: the server's last close() takes it out of the kernel's group and
+ * of the group's socket array at once, so no datagram goes to a socket
+ * nobody reads. */
+struct known_udp {
+	uint64_t cookie;
+	uint32_t gen;
+	pid_t owner;
+	char group[SOCKMIG_NAME_MAX];
 };
 
 /* Where a listener's generation comes from (--generation-by). */
@@ -108,6 +120,13 @@ struct scanner {
 	struct known k[SCANNER_MAX];
 	int nskip;
 	struct skipped skip[SCANNER_SKIP_MAX];
+	/* attach --proto: UDP sockets too (udp), TCP listeners not (no_tcp);
+	 * hold and run leave both false: TCP alone */
+	bool udp, no_tcp;
+	bool udp_said; /* --proto udp or all given: a socket passed over is an error */
+	enum sockmig_udp_mode udp_mode;
+	int nu;
+	struct known_udp u[SCANNER_MAX];
 	unsigned long owner_scans; /* of /proc (or of --pid's fds) for owners */
 	/* attach's start-up: the reasons listeners were not registered are
 	 * kept in why[] (each once) rather than said as they come; ntried
@@ -117,6 +136,7 @@ struct scanner {
 	struct {
 		char text[SCANNER_WHY_LEN];
 		bool race;
+		bool soft; /* not an error when something was registered */
 	} why[SCANNER_WHY_MAX];
 };
 
@@ -136,6 +156,32 @@ int scanner_scan(struct scanner *sc);
  * that confirms nobody else holds it, then its drain). Returns 1 when it
  * scanned, 0 otherwise. */
 int scanner_release(struct scanner *sc);
+
+/* The UDP part of a scan (scanner_udp.c, called by scanner_scan() when
+ * sc->udp): the UDP sockets of port/pid bound with SO_REUSEPORT and not
+ * connected, registered in their port's UDP group (mode sc->udp_mode) with
+ * their generation, each taken just for its registration; those that
+ * closed are forgotten. The number registered, or a negative errno (no
+ * UDP sock_diag in this kernel: -ENOENT). */
+int scanner_udp_scan(struct scanner *sc);
+
+/* The UDP sockets registered by the scanner that are still open (those
+ * that closed are forgotten). */
+int scanner_udp_live(struct scanner *sc);
+
+/* Listeners and UDP sockets registered and known to the scanner. */
+int scanner_count(const struct scanner *sc);
+
+/* Shared by scanner.c and scanner_udp.c: a socket not registered is not
+ * tried again before its backoff (doubling) runs out. */
+struct skipped *skipped_of(struct scanner *sc, uint64_t cookie);
+void skip_listener(struct scanner *sc, uint64_t cookie, unsigned long long now, bool udp);
+
+/* Why a socket was not registered: said now (an error line; a debug line
+ * for a race or when @soft), or kept for attach's start-up (sc->collect).
+ * A @soft reason is said as an error only when nothing was registered. */
+void scanner_why(struct scanner *sc, bool quiet, bool race, bool soft, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 
 /* Unregister everything the scanner registered (the last member's leave
  * removes the group's pins) and close the references it held. */

@@ -92,10 +92,7 @@ int take_listener(const struct sm_listener *l, bool quiet)
 	return -1;
 }
 
-/* Why a listener was not registered: said now (an error line, a debug line
- * for a race), or, while sc->collect, kept (once) for attach's start-up. */
-static void __attribute__((format(printf, 4, 5)))
-scanner_why(struct scanner *sc, bool quiet, bool race, const char *fmt, ...)
+void scanner_why(struct scanner *sc, bool quiet, bool race, bool soft, const char *fmt, ...)
 {
 	char text[SCANNER_WHY_LEN];
 	va_list ap;
@@ -109,6 +106,8 @@ scanner_why(struct scanner *sc, bool quiet, bool race, const char *fmt, ...)
 			return;
 		if (race)
 			cli_debug("%s (it let go since the scan)", text);
+		else if (soft)
+			cli_debug("%s", text);
 		else
 			cli_error("%s", text);
 		return;
@@ -118,6 +117,7 @@ scanner_why(struct scanner *sc, bool quiet, bool race, const char *fmt, ...)
 			return;
 	if (sc->nwhy < SCANNER_WHY_MAX) {
 		snprintf(sc->why[sc->nwhy].text, sizeof(sc->why[0].text), "%s", text);
+		sc->why[sc->nwhy].soft = soft;
 		sc->why[sc->nwhy++].race = race;
 	}
 }
@@ -230,16 +230,16 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 	fd = take_listener_why(l, why, sizeof(why));
 	if (fd < 0) {
 		if (l->nowners == 0)
-			scanner_why(sc, quiet, false, "%s", why);
+			scanner_why(sc, quiet, false, false, "%s", why);
 		else
-			scanner_why(sc, quiet, take_race(fd), "cannot take %s", why);
+			scanner_why(sc, quiet, take_race(fd), false, "cannot take %s", why);
 		sockmig_group_close(g);
 		return -1;
 	}
 	if (!g)
 		g = sockmig_group_open(fd, NULL);
 	if (!g) {
-		scanner_why(sc, quiet, false, "port %d: %s", l->port, sockmig_last_error());
+		scanner_why(sc, quiet, false, false, "port %d: %s", l->port, sockmig_last_error());
 		close(fd);
 		return -1;
 	}
@@ -260,7 +260,7 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 		err = sockmig_member_add(g, fd, &mo);
 	}
 	if (err < 0)
-		scanner_why(sc, quiet, false, "port %d: %s", l->port, sockmig_last_error());
+		scanner_why(sc, quiet, false, false, "port %d: %s", l->port, sockmig_last_error());
 	k->cookie = l->cookie;
 	k->family = l->family;
 	memcpy(&k->addr, &l->addr, sizeof(k->addr));
@@ -331,7 +331,7 @@ unsigned long long now_ms(void)
 	return (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000;
 }
 
-static struct skipped *skipped_of(struct scanner *sc, uint64_t cookie)
+struct skipped *skipped_of(struct scanner *sc, uint64_t cookie)
 {
 	for (int j = 0; j < sc->nskip; j++)
 		if (sc->skip[j].cookie == cookie)
@@ -340,7 +340,7 @@ static struct skipped *skipped_of(struct scanner *sc, uint64_t cookie)
 }
 
 /* @cookie was not registered: not before a backoff, doubled each time. */
-static void skip_listener(struct scanner *sc, uint64_t cookie, unsigned long long now)
+void skip_listener(struct scanner *sc, uint64_t cookie, unsigned long long now, bool udp)
 {
 	struct skipped *s = skipped_of(sc, cookie);
 
@@ -356,6 +356,7 @@ static void skip_listener(struct scanner *sc, uint64_t cookie, unsigned long lon
 		}
 		s->cookie = cookie;
 		s->backoff_ms = SKIP_FIRST_MS;
+		s->udp = udp;
 	} else if (s->backoff_ms < SKIP_MAX_MS) {
 		s->backoff_ms *= 2;
 	}
@@ -372,6 +373,8 @@ int scanner_scan(struct scanner *sc)
 	bool fresh = false; /* every process's owners of ls read in this scan */
 
 	scanner_renew(sc);
+	if (sc->no_tcp) /* attach --proto udp */
+		return scanner_udp_scan(sc);
 	/* before the owner scan: the listeners attach holds whose noted
 	 * owners let go of them (that scan then confirms it) */
 	for (int j = 0; j < sc->nk; j++)
@@ -379,9 +382,9 @@ int scanner_scan(struct scanner *sc)
 	n = sm_diag_dump(0, sc->port, &ls);
 	if (n < 0)
 		return n;
-	/* forget skipped listeners that are gone */
+	/* forget skipped listeners that are gone (UDP sockets: the UDP scan's) */
 	for (int j = 0; j < sc->nskip; j++) {
-		bool present = false;
+		bool present = sc->skip[j].udp;
 
 		for (int i = 0; i < n && !present; i++)
 			present = ls[i].cookie == sc->skip[j].cookie;
@@ -431,12 +434,12 @@ int scanner_scan(struct scanner *sc)
 		if (seen || sc->nk >= SCANNER_MAX || (s && s->retry_ms > now))
 			continue;
 		if (sc->pid && !owned_by(&ls[i], sc->pid)) {
-			skip_listener(sc, ls[i].cookie, now);
+			skip_listener(sc, ls[i].cookie, now, false);
 			continue;
 		}
 		/* a retry says nothing: its error was said the first time */
 		if (register_listener(sc, &ls[i], sc->quiet || s, &k[sc->nk]) < 0) {
-			skip_listener(sc, ls[i].cookie, now);
+			skip_listener(sc, ls[i].cookie, now, false);
 			continue;
 		}
 		if (s)
@@ -470,8 +473,21 @@ int scanner_scan(struct scanner *sc)
 	}
 	scanner_renew(sc);
 	free(ls);
+	if (sc->udp) {
+		/* a kernel without UDP sock_diag: TCP alone, unless UDP was asked */
+		n = scanner_udp_scan(sc);
+		if (n > 0)
+			registered += n;
+		else if (n < 0 && sc->udp_said)
+			return n;
+	}
 	fflush(stdout);
 	return registered;
+}
+
+int scanner_count(const struct scanner *sc)
+{
+	return sc->nk + sc->nu;
 }
 
 void scanner_leave_all(struct scanner *sc)
@@ -512,6 +528,7 @@ int scanner_stop(struct scanner *sc)
 		}
 	}
 	sc->nk = 0;
+	sc->nu = 0; /* UDP sockets stay registered: attach holds no copy of them */
 	for (int i = 0; i < sc->nlease; i++) {
 		sockmig_group_set_lease(sc->lease[i].g, 0);
 		sockmig_group_close(sc->lease[i].g);

@@ -33,6 +33,8 @@ SM_TEST(completion_commands_options_values)
 		{"run --stop-signal QU", "QUIT"},
 		{"attach --generation-by ", "exe none process tree"},
 		{"attach --gen", "--generation --generation-by"},
+		{"attach --proto ", "all tcp udp"},
+		{"attach --udp-mode ", "flow none"},
 		{"run --port 32123 -- bash", "bash bashbug"},
 		{"probe --port ", ""}, /* probe has no --port: nothing */
 	};
