@@ -179,11 +179,11 @@ int do_run(int argc, char **argv)
 	r.max_old = (int)max_old;
 	r.grace_ms = grace * 1000;
 	r.ready_ms = ready * 1000;
-	r.use_holder = !no_holder && r.tcp;
 	r.backoff_ms = 100;
 	r.stop_sig = sig ? stop_signal(sig) : SIGTERM;
 	if (!r.stop_sig || run_proto_parse(&r, proto) < 0)
 		return 2;
+	r.use_holder = !no_holder && r.tcp; /* the holder is a TCP listener */
 	if (!r.tcp && (activation || r.handoff || r.stop_start)) {
 		/* each needs a TCP listener of run's, or the holder */
 		cli_error("run: --proto udp: %s is TCP only",
