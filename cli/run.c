@@ -64,6 +64,9 @@ static void run_usage(FILE *f)
 		"  --handoff             the same, and the shim hands it to the server's bind()\n"
 		"  --ready-after MS      without READY=1, ready after MS (default 500; fd 3 "
 		"modes)\n"
+		"  --proto P             tcp (default), udp or all: udp runs the server under\n"
+		"                        the shim, its UDP sockets in their port's UDP group;\n"
+		"                        the holder and the hand-off are TCP only\n"
 		"  -h, --help            this help\n");
 }
 
@@ -143,7 +146,7 @@ static int stop_signal(const char *name)
 int do_run(int argc, char **argv)
 {
 	static struct runner r;
-	const char *addr = NULL, *user = NULL, *sig = NULL;
+	const char *addr = NULL, *user = NULL, *sig = NULL, *proto = "tcp";
 	struct pollfd pfd[2];
 	sigset_t mask;
 	uint64_t workers = 1, max_old = 1, grace = 10, ready = 10, ready_after = 500;
@@ -164,6 +167,7 @@ int do_run(int argc, char **argv)
 		{"socket-activation", 'A', CLI_FLAG, &activation},
 		{"ready-after", 'R', CLI_U64, &ready_after, 0, 600000},
 		{"handoff", 'H', CLI_FLAG, &r.handoff},
+		{"proto", CLI_LONG_ONLY('p'), CLI_STR, &proto},
 		{0},
 	};
 
@@ -175,11 +179,25 @@ int do_run(int argc, char **argv)
 	r.max_old = (int)max_old;
 	r.grace_ms = grace * 1000;
 	r.ready_ms = ready * 1000;
-	r.use_holder = !no_holder;
 	r.backoff_ms = 100;
 	r.stop_sig = sig ? stop_signal(sig) : SIGTERM;
-	if (!r.stop_sig)
+	if (!r.stop_sig || run_proto_parse(&r, proto) < 0)
 		return 2;
+	r.use_holder = !no_holder && r.tcp; /* the holder is a TCP listener */
+	if (!r.tcp && (activation || r.handoff || r.stop_start)) {
+		/* each needs a TCP listener of run's, or the holder */
+		cli_error("run: --proto udp: %s is TCP only",
+			  activation  ? "--socket-activation"
+			  : r.handoff ? "--handoff"
+				      : "--stop-start (the holder)");
+		return 2;
+	}
+	if (r.udp && (activation || r.handoff)) {
+		cli_error("run: --proto all: %s would leave UDP uncovered (the shim registers no "
+			  "UDP socket with it)",
+			  activation ? "--socket-activation" : "--handoff");
+		return 2;
+	}
 	/* --socket-activation or --handoff: the listener is opened below */
 	r.listen_fd = activation || r.handoff ? 0 : -1;
 	r.ready_after_ms = ready_after;
@@ -191,14 +209,14 @@ int do_run(int argc, char **argv)
 		cli_error("run: give the server's command after --");
 		return 2;
 	}
-	if (r.stop_start && !r.use_holder) {
+	if (r.stop_start && !r.use_holder && r.tcp) {
 		cli_error("run: --stop-start needs the holder (drop --no-holder)");
 		return 2;
 	}
 	r.cmd = argv + optend;
 	if (holder_config(&r.h, addr, r.port, user) < 0)
 		return 2;
-	if (r.listen_fd < 0) {
+	if (r.listen_fd < 0 && r.tcp) {
 		char why[200];
 
 		if (!cli_native_migration(why, sizeof(why))) {
@@ -208,16 +226,21 @@ int do_run(int argc, char **argv)
 			fflush(stdout);
 			r.listen_fd = 0;
 			r.handoff = true;
+			if (r.udp)
+				printf("sockmig run: --proto all: the listener hand-off is TCP "
+				       "only; UDP is not covered\n");
 		}
 	}
-	if (r.handoff && !run_find_preload(r.preload, sizeof(r.preload))) {
+	if ((r.handoff || r.udp) && !run_find_preload(r.preload, sizeof(r.preload))) {
+		const char *what = r.handoff ? "--handoff" : "--proto udp|all";
+
 		if (getenv("SOCKMIG_PRELOAD") && *getenv("SOCKMIG_PRELOAD"))
-			cli_error("run: --handoff: SOCKMIG_PRELOAD=%s: %s", r.preload,
+			cli_error("run: %s: SOCKMIG_PRELOAD=%s: %s", what, r.preload,
 				  strerror(errno));
 		else
-			cli_error("run: --handoff needs libsockmig-preload.so (not beside sockmig, "
+			cli_error("run: %s needs libsockmig-preload.so (not beside sockmig, "
 				  "nor in ../lib or %s; set SOCKMIG_PRELOAD)",
-				  SOCKMIG_PRELOADDIR);
+				  what, SOCKMIG_PRELOADDIR);
 		return 1;
 	}
 	/* from here on, a signal waits for the loop (a reload aimed at the pid
@@ -272,6 +295,7 @@ int do_run(int argc, char **argv)
 	if (r.use_holder && !r.h.follow && holder_open(&r.h) < 0)
 		goto out_notify;
 	sockmig_netstat_read(&r.ns_mark); /* the reports count from here */
+	run_udp_mark_now(&r);
 	r.first_start = now_ms();
 	run_start_generation(&r);
 	pfd[0].fd = sfd;
@@ -340,6 +364,7 @@ int do_run(int argc, char **argv)
 		printf("sockmig run: the killed run's processes keep serving port %d\n", r.port);
 	} else {
 		scanner_leave_all(&r.sc); /* nothing of ours stays pinned */
+		run_udp_leave(&r);
 	}
 	run_gens_save(&r);
 	if (!r.gave_up)

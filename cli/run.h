@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* sockmig run's state, shared by cli/run*.c: run.c (options, the loop,
  * reload), run_gen.c (generations), run_notify.c (sd_notify), run_report.c
- * (reports, listener checks). */
+ * (reports, listener checks), run_udp.c (--proto udp|all: UDP groups). */
 #ifndef SOCKMIG_CLI_RUN_H
 #define SOCKMIG_CLI_RUN_H
 
@@ -29,6 +29,7 @@ struct generation {
 	unsigned long long start[MAX_WORKERS]; /* each one's start time: its identity */
 	unsigned long long started, ready, stopping, kill_at;
 	bool notified; /* READY=1 came */
+	uint32_t ugen; /* --proto udp|all: its UDP generation (SOCKMIG_GENERATION) */
 	bool adopted;  /* a previous run's processes, not our children */
 	/* its listeners, noted while its processes were alive: the policy's
 	 * counters of each are read for its report */
@@ -37,6 +38,22 @@ struct generation {
 		uint64_t cookie;
 		char group[SOCKMIG_NAME_MAX];
 	} ck[GEN_LISTENERS];
+};
+
+/* --proto udp|all: the UDP counters of a reload, summed over the port's
+ * UDP groups (run_udp.c). */
+#define RUN_UDP_GENS 8
+struct run_udp_mark {
+	uint64_t rcvbuf_errors, in_errors; /* Udp and Udp6 of /proc/net/snmp{,6} */
+	uint64_t hits, new_flows, fallbacks, expired, kernel_hash; /* the groups' */
+};
+struct run_udp_flows {
+	int n;
+	struct {
+		unsigned id; /* run's generation (0: none of ours) */
+		uint32_t ugen;
+		uint64_t flows;
+	} g[RUN_UDP_GENS];
 };
 
 /* What the generations stopped since the last report moved, by the
@@ -85,6 +102,13 @@ struct runner {
 	bool refused;	  /* one that cannot be covered nor handed off: stop */
 	bool holder_late; /* --addr: the holder waits for the server's listener */
 	bool addr_warned; /* said that the server is not on --addr */
+	/* --proto: tcp (the default: the holder, the policy), udp (the shim
+	 * registers the UDP sockets in their groups), or both */
+	bool tcp, udp;
+	uint32_t last_ugen;		 /* the newest UDP generation given */
+	struct run_udp_mark udp_mark;	 /* at the last report, or a reload's start */
+	struct run_udp_flows udp_flip;	 /* flows per generation when one was ready */
+	unsigned long long udp_start_ms; /* the reload's start (0: none since the last report) */
 };
 
 void run_sd_notify(const char *msg);
@@ -120,5 +144,30 @@ void run_report_flush(struct runner *r, bool now);
 void run_check_listeners(struct runner *r, struct generation *st);
 /* The server's registered listener @k is not where the holder is (--addr). */
 void run_check_addr(struct runner *r, const struct known *k);
+
+/* run_udp.c (--proto udp|all) */
+/* --proto VALUE into r->tcp and r->udp; -1 after one error line. */
+int run_proto_parse(struct runner *r, const char *value);
+/* The UDP generation of a generation started now (newer than any before). */
+uint32_t run_udp_next_gen(struct runner *r);
+/* In a worker before its exec: the shim and what it needs. */
+void run_udp_child_env(const struct runner *r, const struct generation *g);
+/* A UDP socket of @g is a live member of a UDP group of the port. */
+bool run_udp_joined(struct runner *r, const struct generation *g);
+/* A reload starts while @cur serves: new flows stay with @cur until the
+ * next generation is ready; the report's counters start here. */
+void run_udp_reload_start(struct runner *r, const struct generation *cur);
+/* @st is ready: it takes the new flows (the flows at that moment noted). */
+void run_udp_flip(struct runner *r, const struct generation *st);
+/* @g stops: its UDP members take no new flow, and keep theirs. */
+void run_udp_drain(struct runner *r, const struct generation *g);
+/* The report's UDP line (after the TCP one with --proto all); @id: the
+ * stopped generation, @took_ms: its stop. Then the counters start again. */
+void run_udp_report(struct runner *r, unsigned id, bool older, unsigned long long took_ms);
+/* The counters as they are now, for the next report. */
+void run_udp_mark_now(struct runner *r);
+/* At run's end: the port's UDP groups left without a live member are
+ * removed (nothing of ours stays pinned). */
+void run_udp_leave(struct runner *r);
 
 #endif

@@ -44,7 +44,7 @@ int run_count_state(const struct runner *r, enum gstate st)
 	return n;
 }
 
-static pid_t start_worker(struct runner *r)
+static pid_t start_worker(struct runner *r, const struct generation *g)
 {
 	pid_t pid;
 
@@ -69,15 +69,8 @@ static pid_t start_worker(struct runner *r)
 			setenv("LISTEN_PID", pid, 1);
 			setenv("LISTEN_FDNAMES", "sockmig", 1);
 		}
-		if (r->handoff) {
-			const char *old = getenv("LD_PRELOAD");
-			char pre[1100];
-
-			snprintf(pre, sizeof(pre), "%s%s%s", r->preload, old && *old ? ":" : "",
-				 old ? old : "");
-			setenv("LD_PRELOAD", pre, 1);
-			setenv("SOCKMIG_HANDOFF", "1", 1);
-		}
+		if (r->handoff || r->udp)
+			run_udp_child_env(r, g); /* the shim, and what it needs */
 		execvp(r->cmd[0], r->cmd);
 		fprintf(stderr, "sockmig run: cannot run %s: %s\n", r->cmd[0], strerror(errno));
 		_exit(127);
@@ -127,8 +120,9 @@ struct generation *run_start_generation(struct runner *r)
 	g->id = ++r->next_id;
 	g->started = now_ms();
 	g->nw = r->workers;
+	g->ugen = r->udp ? run_udp_next_gen(r) : 0;
 	for (int w = 0; w < r->workers; w++) {
-		g->pid[w] = start_worker(r);
+		g->pid[w] = start_worker(r, g);
 		g->start[w] = proc_start_time(g->pid[w]);
 	}
 	r->start_at = 0;
@@ -265,6 +259,13 @@ static bool gen_listens(struct runner *r, struct generation *g)
 	return false;
 }
 
+/* Its server serves: a TCP listener registered (--proto tcp, all), and a
+ * UDP socket in its group (--proto udp, all). */
+static bool gen_serves(struct runner *r, struct generation *g)
+{
+	return (!r->tcp || gen_listens(r, g)) && (!r->udp || run_udp_joined(r, g));
+}
+
 /* No new SYN to @g's listeners: the holder (or the next generation) takes
  * them, so the server's close moves only its queue (a listener closing
  * while SYNs still reach it can lose one in the kernel's close path). */
@@ -295,6 +296,7 @@ void run_stop_generation(struct runner *r, struct generation *g)
 	g->kill_at = g->stopping + r->grace_ms;
 	if (r->listen_fd < 0 && (r->h.lh || run_gen_state(r, G_READY)))
 		drain_generation(r, g);
+	run_udp_drain(r, g);
 	signal_gen(g, r->stop_sig);
 }
 
@@ -426,7 +428,7 @@ void run_tick(struct runner *r)
 			}
 	}
 	/* a server listener sockmig cannot cover: hand it off, or refuse */
-	if (st && r->listen_fd < 0 && !gen_listens(r, st)) {
+	if (st && r->listen_fd < 0 && r->tcp && !gen_listens(r, st)) {
 		run_check_listeners(r, st);
 		if (r->refused)
 			return;
@@ -441,7 +443,7 @@ void run_tick(struct runner *r)
 		r->restart_at = 0;
 		for (int w = 0; w < cur->nw; w++)
 			if (cur->pid[w] == -1) {
-				cur->pid[w] = start_worker(r);
+				cur->pid[w] = start_worker(r, cur);
 				cur->start[w] = proc_start_time(cur->pid[w]);
 			}
 		r->last_restart = now;
@@ -461,11 +463,12 @@ void run_tick(struct runner *r)
 	/* with socket activation nothing new listens: READY=1, or alive a while
 	 * (a generation started in this tick started after @now: no
 	 * subtraction from @now, which would wrap) */
-	if (st && (st->notified || (r->listen_fd < 0 ? gen_listens(r, st)
+	if (st && (st->notified || (r->listen_fd < 0 ? gen_serves(r, st)
 						     : now >= st->started + r->ready_after_ms))) {
 		st->state = G_READY;
 		st->ready = now;
 		r->ever_ready = true;
+		run_udp_flip(r, st); /* it takes the new flows before it is said ready */
 		printf("generation %u ready in %llu ms\n", st->id, now - st->started);
 		fflush(stdout);
 		if (cur)
@@ -491,6 +494,7 @@ void run_tick(struct runner *r)
 			r->reload_pending = false;
 			r->reloads++;
 			run_sd_notify("RELOADING=1");
+			run_udp_reload_start(r, cur);
 			run_start_generation(r);
 		}
 	}

@@ -92,18 +92,20 @@ void run_report_flush(struct runner *r, bool now)
 			 "kernel: %llu TCPMigrateReqFailure, %llu EmbryonicRsts",
 			 (unsigned long long)d.migrate_failure,
 			 (unsigned long long)d.embryonic_rsts);
-	printf("%s report: generation %u%s drained and stopped in %llu ms: migrated %llu "
-	       "(by kind: established %llu, tfo %llu, req-timer %llu, req-ack %llu; %llu "
-	       "handed on by the holder); cancelled %llu, hashed %llu; %s\n",
-	       r->stopping ? "stop" : "reload", p->id, p->n > 1 ? " and older" : "", p->took_ms,
-	       (unsigned long long)d.migrate_success,
-	       (unsigned long long)p->out[SOCKMIG_KIND_ESTABLISHED],
-	       (unsigned long long)p->out[SOCKMIG_KIND_TFO],
-	       (unsigned long long)p->out[SOCKMIG_KIND_REQ_TIMER],
-	       (unsigned long long)p->out[SOCKMIG_KIND_REQ_ACK],
-	       (unsigned long long)(r->h.moved - r->holder_mark), (unsigned long long)p->cancelled,
-	       (unsigned long long)p->deferred, lost);
+	if (r->tcp) /* --proto udp: the UDP line alone */
+		printf("%s report: generation %u%s drained and stopped in %llu ms: migrated %llu "
+		       "(by kind: established %llu, tfo %llu, req-timer %llu, req-ack %llu; %llu "
+		       "handed on by the holder); cancelled %llu, hashed %llu; %s\n",
+		       r->stopping ? "stop" : "reload", p->id, p->n > 1 ? " and older" : "",
+		       p->took_ms, (unsigned long long)d.migrate_success,
+		       (unsigned long long)p->out[SOCKMIG_KIND_ESTABLISHED],
+		       (unsigned long long)p->out[SOCKMIG_KIND_TFO],
+		       (unsigned long long)p->out[SOCKMIG_KIND_REQ_TIMER],
+		       (unsigned long long)p->out[SOCKMIG_KIND_REQ_ACK],
+		       (unsigned long long)(r->h.moved - r->holder_mark),
+		       (unsigned long long)p->cancelled, (unsigned long long)p->deferred, lost);
 	fflush(stdout);
+	run_udp_report(r, p->id, p->n > 1, p->took_ms);
 	r->ns_mark = ns;
 	r->holder_mark = r->h.moved;
 	memset(&r->pend, 0, sizeof(r->pend));

@@ -304,6 +304,7 @@ SM_PURE(run_help_lists_every_option)
 		"--socket-activation",
 		"--handoff",
 		"--ready-after",
+		"--proto",
 		"--help",
 	};
 	static const char *const reload_opts[] = {"--port", "--help"};
