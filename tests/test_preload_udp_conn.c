@@ -179,6 +179,45 @@ SM_TEST(preload_udp_connected_sockets_leave_group)
 	return SM_PASS;
 }
 
+/* A connect() that fails (EAFNOSUPPORT) leaves the socket unconnected: it
+ * joins again, a member beside the listener (one connection socket: once a
+ * member, it takes new flows too). */
+SM_TEST(preload_udp_failed_connect_joins_again)
+{
+	struct tp_proc s = TP_PROC_INIT;
+	struct pl_ctx x;
+	struct ur_rig r;
+	char args[64];
+	int ret = pl_setup(&x);
+
+	memset(&r, 0, sizeof(r));
+	r.ep = r.cep = -1;
+	for (int i = 0; i < UR_MAX_FLOWS; i++)
+		r.cli[i] = -1;
+	if (ret != SM_PASS)
+		return ret;
+	ret = SM_FAIL;
+	snprintf(args, sizeof(args), "%d 1 -F", UR_PORT);
+	if (!ASSERT_TRUE(tp_server_copy("udp_conn", x.server), "the server") ||
+	    !ASSERT_TRUE(pl_srv_start(&x, &s, "fail", true, false, reuse_udp, args), "start") ||
+	    !ASSERT_TRUE(pl_srv_expect(&s, "udp", "ready", NULL, 0), "ready") ||
+	    !ASSERT_EQ(uc_members(), 1, "members: the listener") ||
+	    !ASSERT_OK(ur_start(&r, AF_INET, false, SOCKMIG_UDP_MODE_DEFAULT, 0), "clients") ||
+	    !ASSERT_OK(ur_round(&r, 0, 1, 1), "the first datagram") ||
+	    !ASSERT_EQ(r.first[0], 100, "answered by the new socket") ||
+	    !ASSERT_EQ(uc_members(), 2, "members: the listener and the new socket") ||
+	    !ASSERT_EQ(ur_unexplained_lost(&r), 0, "unanswered datagrams") ||
+	    !ASSERT_EQ(tp_proc_stderr(&s, NULL), 0, "stderr lines"))
+		goto out;
+	ret = SM_PASS;
+out:
+	tp_proc_kill(&s);
+	ur_stop(&r);
+	uc_destroy();
+	pl_cleanup(&x);
+	return ret;
+}
+
 /* The baseline: connect() by the raw system call, which the shim does not
  * see: the connection sockets stay members of the working generation, and
  * new flows land on them. Kernels from 6.13 on take a socket bound to an

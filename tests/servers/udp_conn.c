@@ -13,9 +13,11 @@
  * of another peer answers it all the same (with its own gen) and counts
  * it as foreign.
  *
- * Usage: udp_conn PORT NCONN [-S]
+ * Usage: udp_conn PORT NCONN [-S|-F]
  *   -S: connect() by the raw system call, which no LD_PRELOAD sees (the
  *       shim as it was before it hooked connect())
+ *   -F: the connect() of a connection socket fails (an IPv6 address on an
+ *       IPv4 socket: EAFNOSUPPORT), and the socket answers unconnected
  * stdout: "udp PID ready" once bound; "udp PID error WHY" (exit 2);
  * "udp PID bye listener=N connected=N foreign=N" at SIGTERM (datagrams
  * answered by the listener, by a connection socket from its own peer, and
@@ -50,7 +52,7 @@ struct conn {
 
 static volatile sig_atomic_t stop;
 static struct conn conns[MAX_CONN];
-static int nconn, maxconn, raw;
+static int nconn, maxconn, raw, fail;
 static unsigned long by_listener, by_conn, foreign;
 
 static void on_term(int sig)
@@ -105,17 +107,28 @@ static int new_conn(const struct sockaddr_in *local, const struct sockaddr_in *p
 		say("error bind of a connection socket: %s", strerror(errno));
 		return -1;
 	}
-	rc = raw ? (int)syscall(SYS_connect, c->fd, peer, sizeof(*peer))
-		 : connect(c->fd, (const struct sockaddr *)peer, sizeof(*peer));
-	if (rc < 0) {
-		say("error connect: %s", strerror(errno));
-		return -1;
+	if (fail) {
+		struct sockaddr_in6 bad = {.sin6_family = AF_INET6, .sin6_port = peer->sin_port};
+
+		rc = connect(c->fd, (const struct sockaddr *)&bad, sizeof(bad));
+		if (rc == 0 || errno != EAFNOSUPPORT) {
+			say("error connect did not fail with EAFNOSUPPORT: %s", strerror(errno));
+			return -1;
+		}
+	} else {
+		rc = raw ? (int)syscall(SYS_connect, c->fd, peer, sizeof(*peer))
+			 : connect(c->fd, (const struct sockaddr *)peer, sizeof(*peer));
+		if (rc < 0) {
+			say("error connect: %s", strerror(errno));
+			return -1;
+		}
 	}
 	c->peer = *peer;
 	c->gen = 100 + m->flow;
 	nconn++;
 	m->gen = c->gen;
-	if (send(c->fd, m, sizeof(*m), 0) == sizeof(*m))
+	if (sendto(c->fd, m, sizeof(*m), 0, (const struct sockaddr *)peer, sizeof(*peer)) ==
+	    sizeof(*m))
 		by_conn++;
 	return 0;
 }
@@ -172,8 +185,8 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	int fd;
 
-	if (argc < 3 || (argc > 3 && strcmp(argv[3], "-S") != 0)) {
-		fprintf(stderr, "usage: udp_conn PORT NCONN [-S]\n");
+	if (argc < 3 || (argc > 3 && strcmp(argv[3], "-S") != 0 && strcmp(argv[3], "-F") != 0)) {
+		fprintf(stderr, "usage: udp_conn PORT NCONN [-S|-F]\n");
 		return 2;
 	}
 	maxconn = atoi(argv[2]);
@@ -181,7 +194,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "udp_conn: NCONN is 0 to %d\n", MAX_CONN);
 		return 2;
 	}
-	raw = argc > 3;
+	raw = argc > 3 && strcmp(argv[3], "-S") == 0;
+	fail = argc > 3 && strcmp(argv[3], "-F") == 0;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term; /* no SA_RESTART: poll() returns EINTR */
 	sigaction(SIGTERM, &sa, NULL);
