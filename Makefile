@@ -63,7 +63,7 @@ PRELOAD_SRCS := $(wildcard preload/*.c)
 HEADER_CHECK := $(patsubst tests/header/%.c,$(OUTPUT)/tests/header/%.o,$(wildcard tests/header/*.c))
 # The programs the tests run (tests/servers/), built next to the runner.
 TEST_SERVERS := $(addprefix $(OUTPUT)/tests/servers/,prefork shim_prog static_server \
-                  dynamic_server udp_echo mixed_echo)
+                  dynamic_server udp_echo mixed_echo udp_conn)
 # The real-QUIC case's programs: python, run in scripts/quic-root's tree.
 TEST_SERVERS += $(addprefix $(OUTPUT)/tests/servers/,quic_server.py quic_client.py)
 
@@ -177,6 +177,9 @@ $(OUTPUT)/tests/servers/udp_echo: tests/servers/udp_echo.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D) && $(CC) -O2 -Wall -o $@ $<
 $(OUTPUT)/tests/servers/mixed_echo: tests/servers/mixed_echo.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CC) -O2 -Wall -o $@ $<
+$(OUTPUT)/tests/servers/udp_conn: tests/servers/udp_conn.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D) && $(CC) -O2 -Wall -o $@ $<
 

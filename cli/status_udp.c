@@ -47,17 +47,25 @@ static struct udp_gen *gen_of(struct udp_group *u, uint32_t gen)
 	return &ng[i];
 }
 
-/* Members, flows and counters of the UDP group @u->id, or u->error. */
-static void read_one(struct udp_group *u)
+/* Members, flows and counters of the UDP group @u->id, or u->error; false
+ * when the group had no live member left (its last server exited or was
+ * killed): removed here (sockmig_udp_group_collect()), not listed. */
+static bool read_one(struct udp_group *u)
 {
 	struct sockmig_udp_group *g = sockmig_udp_group_open_name(u->id.name, NULL);
 	struct sockmig_udp_flow_count *fc = NULL;
 	int n, cap = 0, nfc = 0;
 
+	if (!g && errno == ENOENT)
+		return false; /* gone since the list */
 	if (!g) {
 		snprintf(u->error, sizeof(u->error), "%s",
 			 errno == EPERM ? "not readable (needs root)" : sockmig_last_error());
-		return;
+		return true;
+	}
+	if (sockmig_udp_group_collect(g) == 1) {
+		sockmig_udp_group_close(g);
+		return false;
 	}
 	u->mode = sockmig_udp_group_mode(g);
 	n = sockmig_udp_stats_read(g, &u->st);
@@ -105,6 +113,7 @@ static void read_one(struct udp_group *u)
 	else
 		u->readable = true;
 	sockmig_udp_group_close(g);
+	return true;
 }
 
 int status_udp_read(uint64_t netns, int port, int family, const void *addr, struct udp_group **out)
@@ -138,7 +147,10 @@ int status_udp_read(uint64_t netns, int port, int family, const void *addr, stru
 		if (!wanted(&ids[i], family, addr))
 			continue;
 		us[kept].id = ids[i];
-		read_one(&us[kept++]);
+		if (read_one(&us[kept]))
+			kept++;
+		else
+			memset(&us[kept], 0, sizeof(us[kept]));
 	}
 	free(ids);
 	*out = us;

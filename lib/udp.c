@@ -366,6 +366,7 @@ struct sockmig_udp_group *sockmig_udp_group_open(const struct sockaddr *addr, so
 			rmdir(g->base.root);
 		goto free_group;
 	}
+	sm_udp_note_made(g);
 	sm_log(SOCKMIG_DEBUG, "libsockmig: opened UDP group %s\n", g->base.name);
 	return g;
 
@@ -411,6 +412,82 @@ int sockmig_udp_group_destroy(struct sockmig_udp_group *g)
 		return err;
 	sm_unpin_all(&g->base);
 	sm_group_unlock(&g->base);
+	return 0;
+}
+
+void sm_udp_note_made(struct sockmig_udp_group *g)
+{
+	struct bpf_map_info info;
+	uint32_t zero = 0, len = sizeof(info);
+	struct smu_config c;
+
+	memset(&g->made, 0, sizeof(g->made));
+	g->made.sz = sizeof(g->made);
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(g->fd[UFD_FLOWS], &info, &len) == 0)
+		g->made.flow_max = info.max_entries;
+	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &c) < 0)
+		return;
+	g->made.mode = (enum sockmig_udp_mode)c.mode;
+	g->made.idle_timeout_ms = c.idle_timeout_ns ? (uint32_t)(c.idle_timeout_ns / 1000000ull)
+						    : SOCKMIG_UDP_NO_EXPIRY;
+	if (c.mode == SMU_MODE_QUIC_LB) {
+		g->made.quic_cid_len = c.quic_cid_len;
+		g->made.quic_config_id = c.quic_cr;
+	}
+}
+
+bool sm_udp_dir_current(struct sockmig_udp_group *g)
+{
+	struct stat a, b;
+
+	return g->base.dirfd >= 0 && stat(g->base.path, &a) == 0 && fstat(g->base.dirfd, &b) == 0 &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+/*
+ * A collect removes a group with no live member under its lock
+ * (lib/udp_gc.c); a process that opened the group before and adds its
+ * socket now checks, under the same lock, that the directory it holds is
+ * still the pinned one, and otherwise opens the group again (made anew as
+ * it was), so that its socket never lands in maps nobody will find.
+ */
+int sm_udp_lock_current(struct sockmig_udp_group *g)
+{
+	struct sockmig_udp_group_opts o = g->made;
+	bool made_dir;
+	struct stat st;
+	int err = g->base.dirfd >= 0 ? sm_group_lock(&g->base) : 0;
+
+	if (err)
+		return err;
+	if (sm_udp_dir_current(g))
+		return 0;
+	if (g->base.dirfd >= 0) {
+		sm_group_unlock(&g->base);
+		close(g->base.dirfd);
+		g->base.dirfd = -1;
+	}
+	sm_log(SOCKMIG_DEBUG, "libsockmig: UDP group %s went since it was opened: opened again\n",
+	       g->base.name);
+	close_fds(g);
+	made_dir = stat(g->base.path, &st) < 0;
+	err = sm_open_dir_locked(&g->base);
+	if (err)
+		return err;
+	/* made again as it was; an existing one's timeout is its own */
+	if (!made_dir)
+		o.idle_timeout_ms = 0;
+	err = load_pinned(g, o.flow_max ? o.flow_max : UDP_DEFAULT_FLOW_MAX);
+	if (!err)
+		err = set_config(g, &o);
+	if (err) {
+		if (made_dir)
+			sm_unpin_all(&g->base);
+		sm_group_unlock(&g->base);
+		close_fds(g);
+		return err;
+	}
 	return 0;
 }
 

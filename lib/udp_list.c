@@ -154,6 +154,8 @@ struct sockmig_udp_group *sockmig_udp_group_open_name(const char *name,
 	err = sm_udp_get_pinned(g);
 	if (err == -ENOENT || err == -EPERM)
 		err = sm_fail(-err, "cannot open the pins of %s: %s", g->base.path, strerror(-err));
+	if (!err)
+		sm_udp_note_made(g);
 	sm_group_unlock(&g->base);
 	if (err)
 		goto fail;

@@ -123,9 +123,11 @@ out:
 	return err;
 }
 
-/* Run @fn on the slots under the lock, then rebuild the table. */
-static int with_slots(struct sockmig_udp_group *g,
-		      int (*fn)(struct sockmig_udp_group *g, struct uslot *u, void *arg), void *arg)
+typedef int (*slots_fn)(struct sockmig_udp_group *g, struct uslot *u, void *arg);
+
+/* Run @fn on the slots under the lock (@current: sm_udp_lock_current()'s),
+ * then rebuild the table. */
+static int with_slots_lock(struct sockmig_udp_group *g, slots_fn fn, void *arg, bool current)
 {
 	struct uslot *u;
 	uint32_t hw;
@@ -136,7 +138,7 @@ static int with_slots(struct sockmig_udp_group *g,
 	u = calloc(SMU_MAX_MEMBERS, sizeof(*u));
 	if (!u)
 		return sm_fail(ENOMEM, "out of memory");
-	err = sm_group_lock(&g->base);
+	err = current ? sm_udp_lock_current(g) : sm_group_lock(&g->base);
 	if (err)
 		goto out;
 	ret = read_slots(g, u, &hw);
@@ -149,6 +151,11 @@ static int with_slots(struct sockmig_udp_group *g,
 out:
 	free(u);
 	return err;
+}
+
+static int with_slots(struct sockmig_udp_group *g, slots_fn fn, void *arg)
+{
+	return with_slots_lock(g, fn, arg, false);
 }
 
 struct add_arg {
@@ -234,7 +241,9 @@ int sockmig_udp_member_add(struct sockmig_udp_group *g, int fd,
 	a.s.role = SMU_ROLE_ACTIVE;
 	if (a.s.generation == SOCKMIG_UDP_GEN_NEWEST)
 		return sm_fail(EINVAL, "generation %u is reserved", a.s.generation);
-	return with_slots(g, add_locked, &a);
+	/* into the group as pinned now (a collect may have removed the one
+	 * g opened: see sm_udp_lock_current()) */
+	return with_slots_lock(g, add_locked, &a, true);
 }
 
 static int set_working_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)

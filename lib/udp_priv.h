@@ -37,7 +37,24 @@ struct sockmig_udp_group {
 	struct sockmig_group base;
 	int fd[UFD_N];
 	uint64_t netns;
+	/* what the group was when this handle opened it (mode, timeout, flow
+	 * table, QUIC CIDs): to make it again as it was (sm_udp_lock_current) */
+	struct sockmig_udp_group_opts made;
 };
+
+/* Note in g->made what the group's pins say it is (lib/udp.c). */
+SM_HIDDEN void sm_udp_note_made(struct sockmig_udp_group *g);
+
+/* Under the group lock: the directory g holds is still the one pinned at
+ * its path (no collect or destroy removed it since g opened it). */
+SM_HIDDEN bool sm_udp_dir_current(struct sockmig_udp_group *g);
+
+/* Take the group lock for a change that must land in the pinned group (a
+ * new member): when the directory g holds was removed since g opened it
+ * (the group's last member went, lib/udp_gc.c), the group is opened again,
+ * made anew as g->made says when missing, and the new directory's lock is
+ * held on return (lib/udp.c). 0, or a negative errno after an error line. */
+SM_HIDDEN int sm_udp_lock_current(struct sockmig_udp_group *g);
 
 /* fd must be a UDP socket with SO_REUSEPORT bound to the group's address
  * and port in the group's network namespace (lib/udp.c). */

@@ -389,6 +389,8 @@ int shim_listener_release_entry(int fd, const struct shim_entry *e, shim_op_fn o
 	int saved = errno, ret, err, refs = -1;
 	bool have, locked = false, quieted = false, last;
 
+	if (shim_udp_entry(e))
+		return shim_udp_release(fd, e, op, arg);
 	shim_busy++;
 	pthread_mutex_lock(&shim_decide_lock);
 	have = shim_fd_is_socket(fd, e->ino);

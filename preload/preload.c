@@ -14,7 +14,8 @@
  * can still hand the queue to a sibling listener that is not registered).
  * shutdown() of a member drains it. Listeners inherited across exec are
  * tracked from the start (member.c). UDP sockets with SO_REUSEPORT join
- * their port's UDP group after bind() (udp.c); they are not tracked.
+ * their port's UDP group after bind(), are tracked, leave it at connect()
+ * and take the group with them when they were its last (udp.c).
  *
  * Which fds are listeners: a table of fds, filled at listen() and at
  * dup/dup2/dup3/fcntl(F_DUPFD*) of a tracked fd, read without locks. The
@@ -283,9 +284,7 @@ static inline bool handing_off(void)
 	return shim_cfg.handoff && !shim_cfg.disabled && !shim_busy && shim_inherit_count() > 0;
 }
 
-/* UDP members are not tracked (udp.c): their close needs nothing of the
- * shim, their flows fall to the working generation once the socket is
- * gone. The place of a queue-aware retire: see "close and exit" there. */
+/* A tracked UDP member goes through shim_udp_release() (udp.c). */
 SHIM_EXPORT int close(int fd)
 {
 	shim_init();
@@ -404,6 +403,18 @@ SHIM_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 	shim_busy--;
 	errno = err;
 	return ret;
+}
+
+/* A tracked UDP member connected to one peer leaves its group (udp.c). */
+SHIM_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	const struct sockaddr *sa = SHIM_SA(addr);
+
+	shim_init();
+	if (fast() || !sa || len < sizeof(sa_family_t) || sa->sa_family == AF_UNSPEC ||
+	    !tracked(fd))
+		return shim_real.connect(fd, sa, len);
+	return shim_udp_connect(fd, sa, len);
 }
 
 SHIM_EXPORT int dup(int oldfd)

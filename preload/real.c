@@ -86,6 +86,11 @@ static int sys_accept(int fd, struct sockaddr *sa, socklen_t *len)
 	return sys_accept4(fd, sa, len, 0);
 }
 
+static int sys_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	return (int)syscall(SYS_connect, fd, sa, len);
+}
+
 static void sys_closefrom(int lowfd)
 {
 	sys_close_range((unsigned int)lowfd, ~0U, 0);
@@ -113,6 +118,7 @@ void shim_real_resolve(void)
 	RESOLVE(closefrom, sys_closefrom);
 	RESOLVE(accept, sys_accept);
 	RESOLVE(accept4, sys_accept4);
+	RESOLVE(connect, sys_connect);
 }
 
 bool shim_real_fork_is_raw(void)

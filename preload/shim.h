@@ -15,7 +15,8 @@
  *   inherit.c   the listener a supervisor hands down (SOCKMIG_HANDOFF=1),
  *               put in place of the server's own at bind();
  *   udp.c       UDP sockets with SO_REUSEPORT: registered at bind() in
- *               their port's UDP group.
+ *               their port's UDP group, tracked in the table, out of it
+ *               at connect(), the group collected after their close.
  * Everything here is hidden (-fvisibility=hidden); the version script
  * preload/preload.map exports only the interposers.
  */
@@ -47,6 +48,7 @@ struct shim_real {
 	void (*closefrom)(int);
 	int (*accept)(int, struct sockaddr *, socklen_t *);
 	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+	int (*connect)(int, const struct sockaddr *, socklen_t);
 };
 extern struct shim_real shim_real;
 /* Fill shim_real (real.c); the raw system call where dlsym() fails. */
@@ -225,8 +227,18 @@ void shim_udp_init(void);
 /* @sa is an IPv4 or IPv6 address with a port (not 0). No system call. */
 bool shim_udp_candidate(const struct sockaddr *sa, socklen_t len);
 /* After a successful bind() of @fd to such an address: a UDP socket with
- * SO_REUSEPORT joins its port's UDP group. */
+ * SO_REUSEPORT (not connected) joins its port's UDP group, and is tracked
+ * in the table with the group's name. */
 void shim_udp_bind(int fd);
+/* The table's entry @e is a UDP member's (its group is a UDP group). */
+bool shim_udp_entry(const struct shim_entry *e);
+/* shim_listener_release_entry() of a UDP member: @op, then, when this
+ * process holds the socket no more, the group goes if no live member is
+ * left. */
+int shim_udp_release(int fd, const struct shim_entry *e, shim_op_fn op, void *arg);
+/* connect() of tracked @fd to @sa (not AF_UNSPEC): a UDP member leaves its
+ * group first (registered again when the connect fails). */
+int shim_udp_connect(int fd, const struct sockaddr *sa, socklen_t len);
 
 /* ---- facts about sockets and this process (sockinfo.c) ---------------- */
 

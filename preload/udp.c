@@ -9,6 +9,24 @@
  * with them while they live (mode flow, the default; SOCKMIG_UDP_MODE=none
  * makes a new group stateless). Runs with shim_busy set.
  *
+ * A registered socket is tracked in the fd table (table.c) under its UDP
+ * group's name, so that two calls find it:
+ *   - connect() to a peer: servers that open one socket per connection
+ *     (HAProxy's QUIC) bind it to the listener's address and port with
+ *     SO_REUSEPORT, then connect it to their client. Such a socket takes
+ *     that one peer's datagrams (the kernel's lookup prefers a connected
+ *     socket for its own 4-tuple), and no new flow must be steered to it:
+ *     it leaves the group before the real connect() (so that at no time a
+ *     connected socket is selectable), and joins again when the connect
+ *     fails. A socket already connected at bind() is not registered.
+ *   - its last close (close, dup2/dup3 onto it, close_range/closefrom,
+ *     exit() through member.c's shim_listeners_exit()): after the real
+ *     call, when no other fd of this process holds the socket, the group
+ *     goes if no live member is left (sockmig_udp_group_collect(): the
+ *     pins and the directory, under the group's lock). A socket still
+ *     open in another process (a pre-fork worker) keeps it. What _exit(),
+ *     SIGKILL or an untracked close leave is removed by `sockmig status`.
+ *
  * The generation is the time this program image was loaded (the shim's
  * constructor, at exec), in clock ticks since boot: the clock and the unit
  * of the TCP listeners' generation (the process's start time), taken once
@@ -30,6 +48,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,15 +102,28 @@ void shim_udp_bind(int fd)
 {
 	SOCKMIG_OPTS(sockmig_udp_member_opts, mo, .generation = udp_gen, .pid = (uint32_t)getpid());
 	struct sockmig_udp_group *g;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
+	struct sockaddr_storage ss, peer;
+	socklen_t len = sizeof(ss), plen = sizeof(peer);
+	struct shim_entry e;
 	char why[300];
 	int err;
+	struct stat st;
 
 	if (sockopt_int(fd, SO_PROTOCOL) != IPPROTO_UDP || sockopt_int(fd, SO_REUSEPORT) != 1)
 		return; /* not ours: left alone */
 	if (shim_is_inactive() || atomic_load(&udp_inactive))
 		return;
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0) {
+		shim_debug("fd %d: a connected UDP socket: not registered", fd);
+		return;
+	}
+	if (fstat(fd, &st) < 0)
+		return;
+	if (shim_table_full() && shim_table_find(fd) < 0) {
+		/* untracked, it could not leave at connect(): not registered */
+		shim_debug("fd %d: more than %d fds tracked: not registered", fd, SHIM_MAX_FDS);
+		return;
+	}
 	if (!shim_bpf_privileged()) {
 		shim_go_inactive("no privilege to load the policy program (needs CAP_BPF and "
 				 "CAP_PERFMON, or root)");
@@ -120,10 +152,18 @@ void shim_udp_bind(int fd)
 		if (shim_lock_timed_out())
 			goto close_group;
 		snprintf(why, sizeof(why), "%s", sockmig_last_error());
-		/* an empty group is left pinned: another process may have
-		 * opened it and be about to add its socket (no lock spans the
-		 * open and the add) */
+		/* no empty group left behind: a process that opened it and is
+		 * about to add its socket makes it again (see lib/udp_gc.c) */
+		sockmig_udp_group_collect(g);
 		udp_go_inactive(why);
+		goto close_group;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = st.st_ino;
+	e.cookie = sockmig_cookie(fd);
+	snprintf(e.group, sizeof(e.group), "%s", sockmig_udp_group_name(g));
+	if (!shim_table_put(fd, &e)) {
+		sockmig_udp_member_leave(g, fd);
 		goto close_group;
 	}
 	shim_debug("fd %d registered in UDP group %s (mode %s): active, generation %u, pid %d", fd,
@@ -135,20 +175,96 @@ quiet:
 	shim_quiet_end();
 }
 
+/* ---- connect, close and exit ------------------------------------------- */
+
+bool shim_udp_entry(const struct shim_entry *e)
+{
+	return strstr(e->group, "-udp4-") || strstr(e->group, "-udp6-");
+}
+
+static struct sockmig_udp_group *open_udp(const char *name)
+{
+	struct sockmig_udp_group *g = sockmig_udp_group_open_name(name, NULL);
+
+	if (!g && !shim_lock_timed_out())
+		shim_debug("UDP group %s: %s", name, sockmig_last_error());
+	return g;
+}
+
 /*
- * ---- close and exit ----------------------------------------------------
- *
- * Nothing here, on purpose: a member's close (or exit, or a fatal signal)
- * needs nothing of the shim for correctness. The kernel removes the socket
- * from the group's socket array, and the group's program then gives the
- * flows it owned to the working generation. The members are therefore not
- * tracked in table.c, and close() keeps its fast path.
- *
- * RETIRE HOOK (issue 13, queue-aware retire): to let an old generation
- * finish the datagrams already queued on its socket before the close
- * takes them, a registered socket would be tracked here at registration
- * (its fd, inode and cookie, and the group's name), and its last close
- * (close(), dup2/dup3 onto it, close_range/closefrom, exit(), as
- * member.c's shim_listener_release_entry() decides for TCP) would call the
- * library's retire on it before the real close. Not done yet.
+ * RETIRE HOOK (issue 13, queue-aware retire, not done yet): to let an old
+ * generation finish the datagrams already queued on its socket, the
+ * library's retire would run here, before @op, when this close is the
+ * socket's last reference (decided as member.c decides it for TCP).
  */
+int shim_udp_release(int fd, const struct shim_entry *e, shim_op_fn op, void *arg)
+{
+	struct sockmig_udp_group *g;
+	int saved = errno, ret, err, rc;
+
+	shim_busy++;
+	ret = op(fd, arg);
+	err = errno;
+	/* the socket lives on in this process through another fd: nothing
+	 * went; in another process: the collect finds it live */
+	if (shim_fd_is_socket(fd, e->ino) || shim_holds_socket(e->ino))
+		goto out;
+	shim_quiet_begin();
+	g = open_udp(e->group);
+	if (g) {
+		rc = sockmig_udp_group_collect(g);
+		if (rc == 1)
+			shim_debug("fd %d closed: UDP group %s had no live member left: removed",
+				   fd, e->group);
+		else if (rc < 0 && !shim_lock_timed_out())
+			shim_debug("fd %d closed: UDP group %s: %s", fd, e->group,
+				   sockmig_last_error());
+		sockmig_udp_group_close(g);
+	}
+	shim_quiet_end();
+out:
+	shim_busy--;
+	errno = ret < 0 ? err : saved;
+	return ret;
+}
+
+int shim_udp_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct sockmig_udp_group *g;
+	struct shim_entry e;
+	int saved = errno, ret, err;
+	bool left = false;
+
+	shim_busy++;
+	if (!shim_table_get(fd, &e, false) || !shim_udp_entry(&e) ||
+	    !shim_fd_is_socket(fd, e.ino)) {
+		/* a TCP listener's connect() fails as it would have */
+		errno = saved;
+		ret = shim_real.connect(fd, sa, len);
+		shim_busy--;
+		return ret;
+	}
+	shim_table_get(fd, &e, true);
+	shim_quiet_begin();
+	g = open_udp(e.group);
+	if (g) {
+		left = sockmig_udp_member_leave(g, fd) == 0;
+		if (left)
+			shim_debug("fd %d connects: left UDP group %s", fd, e.group);
+		else if (!shim_lock_timed_out())
+			shim_debug("fd %d connects: leave UDP group %s: %s", fd, e.group,
+				   sockmig_last_error());
+		sockmig_udp_group_close(g);
+	}
+	shim_quiet_end();
+	errno = saved;
+	ret = shim_real.connect(fd, sa, len);
+	err = errno;
+	if (ret < 0 && left && err != EINPROGRESS && err != EALREADY) {
+		shim_debug("fd %d: connect failed: joins UDP group %s again", fd, e.group);
+		shim_udp_bind(fd);
+	}
+	shim_busy--;
+	errno = ret < 0 ? err : saved;
+	return ret;
+}

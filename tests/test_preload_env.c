@@ -395,9 +395,10 @@ out:
  * else: libsockmig inside it must not leak into the server. */
 SM_TEST(preload_exports_only_interposers)
 {
-	static const char *const want[] = {
-		"accept", "accept4", "bind",  "close",	 "close_range", "closefrom", "dup",
-		"dup2",	  "dup3",    "fcntl", "fcntl64", "fork",	"listen",    "shutdown"};
+	static const char *const want[] = {"accept",	  "accept4",   "bind",	  "close",
+					   "close_range", "closefrom", "dup",	  "dup2",
+					   "dup3",	  "fcntl",     "fcntl64", "fork",
+					   "listen",	  "shutdown",  "connect"};
 	const size_t nwant = sizeof(want) / sizeof(want[0]);
 	char shim[PATH_MAX];
 	bool seen[sizeof(want) / sizeof(want[0])] = {false};

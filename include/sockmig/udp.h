@@ -487,4 +487,44 @@ SOCKMIG_API int sockmig_udp_queued(int fd, uint64_t *bytes);
 SOCKMIG_API int sockmig_udp_generation_cutoff(struct sockmig_udp_group *g, uint32_t generation,
 					      uint64_t *flows);
 
+/* ---- leaving, and the group's end ----------------------------------------- */
+
+/*
+ * A UDP group ends with its last member: once no registered socket is
+ * live (closed, its process exited or was killed), the group's pins and
+ * its directory under the pin root are removed, by
+ * sockmig_udp_member_leave() of the last member, by
+ * sockmig_udp_group_collect() (the preload shim at a member's close and at
+ * exit, `sockmig status` for what a killed process left), or by the
+ * caller. The lock is the group's (flock on its directory, as for TCP
+ * groups): a removal reads the socket array and removes under it, and
+ * sockmig_udp_member_add() checks under it that the group it opened is
+ * still the pinned one; when a removal came between the open and the add,
+ * the add opens the group again, made as it was (mode, timeout, flow
+ * table size, QUIC CID length and config). A handle kept across the end
+ * reads what it had (the counters of the group that went).
+ */
+
+/**
+ * Take member @p fd out of the group: the program selects it no more, its
+ * flows fall to the working generation, the socket itself is left as it
+ * is (in the kernel's SO_REUSEPORT group: a socket connected to one peer
+ * still gets that peer's datagrams from the kernel's lookup). When no live
+ * member is left, the group is removed as above.
+ * @return 0; -ENOENT (not a live member of the group, or the group was
+ * removed since @p g was opened); -EINVAL (not a socket); another
+ * negative errno.
+ */
+SOCKMIG_API int sockmig_udp_member_leave(struct sockmig_udp_group *g, int fd);
+
+/**
+ * Remove the group when it has no live member (every registered socket
+ * closed), under the group's lock; a group with a live member is left
+ * alone, as is a group pinned again by another process since @p g was
+ * opened. A process about to add a socket is not raced (see above).
+ * @return 1 when the group that @p g opened is gone (removed now, or
+ * before), 0 when it stays, or a negative errno.
+ */
+SOCKMIG_API int sockmig_udp_group_collect(struct sockmig_udp_group *g);
+
 #endif /* SOCKMIG_PUBLIC_UDP_H */
