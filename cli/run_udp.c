@@ -341,9 +341,9 @@ void run_udp_leave(struct runner *r)
 	if (!r->udp || r->handoff)
 		return;
 	n = open_groups(r, grp);
-	/* a group with a live member is someone's: another server's socket */
+	/* a group with a live member is someone's: another server's socket;
+	 * the collect decides under the group's lock, which a joiner takes too */
 	for (int i = 0; i < n; i++)
-		if (sockmig_udp_members(grp[i], NULL, 0) == 0)
-			sockmig_udp_group_destroy(grp[i]);
+		sockmig_udp_group_collect(grp[i]);
 	close_groups(grp, n);
 }
