@@ -56,6 +56,14 @@ struct {
 	__type(value, struct sm_counters);
 } counters SEC(".maps");
 
+/* a member's counters while it has a slot, per CPU (policy.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SM_MAX_MEMBERS);
+	__type(key, __u32);
+	__type(value, struct sm_slot_counters);
+} pcounters SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2);
@@ -116,10 +124,44 @@ struct {
 #define SM_BOUND(x)
 #endif
 
-static __always_inline struct sm_counters *member_counters(__u64 cookie)
+/* This CPU's counters of the member in @slot: no hash lookup, no atomic
+ * operation (the program runs on one CPU to its end). User space gave the
+ * slot's counters to the member before its socket could be selected there. */
+static __always_inline struct sm_counters *slot_counters(__u32 slot)
 {
+	__u32 k = MASK(slot);
+	struct sm_slot_counters *sc = bpf_map_lookup_elem(&pcounters, &k);
+
+	return sc ? &sc->c : 0;
+}
+
+#ifndef SOCKMIG_LEGACY
+/* The counters of the closing listener @cookie (member @m, NULL if not
+ * one): its slot's while they are its own, else its entry by cookie (a
+ * member without a slot, or whose slot went to another since it closed). */
+static __always_inline struct sm_counters *source_counters(const struct sm_member *m, __u64 cookie)
+{
+	struct sm_slot_counters *sc;
+	__u32 k;
+
+	if (m && m->slot < SM_MAX_MEMBERS) {
+		k = m->slot;
+		sc = bpf_map_lookup_elem(&pcounters, &k);
+		if (sc && sc->cookie == cookie)
+			return &sc->c;
+	}
 	return bpf_map_lookup_elem(&counters, &cookie);
 }
+#endif
+
+/* The lease's clock: CLOCK_MONOTONIC, coarse where the kernel has it (5.11,
+ * so in every native program; a tick behind at most, against leases of
+ * seconds), at a fraction of the precise clock's cost. */
+#ifdef SOCKMIG_LEGACY
+#define LEASE_NOW() bpf_ktime_get_ns()
+#else
+#define LEASE_NOW() bpf_ktime_get_coarse_ns()
+#endif
 
 static __always_inline struct sm_gstats *group_stats(void)
 {
@@ -136,7 +178,7 @@ static __always_inline int lease_expired(int count)
 	__u64 *exp, *n;
 
 	exp = bpf_map_lookup_elem(&lease, &k);
-	if (!exp || !*exp || bpf_ktime_get_ns() <= *exp)
+	if (!exp || !*exp || LEASE_NOW() <= *exp)
 		return 0;
 	if (count) {
 		k = SM_LEASE_SYN_PASSED;
@@ -285,9 +327,9 @@ static __always_inline int on_syn(struct sk_reuseport_md *ctx, const struct sm_t
 		if (is_syn && t->kick_pending) {
 			kslot = bpf_map_lookup_elem(&kick, &sport);
 			if (kslot && !select_slot(ctx, MASK(*kslot))) {
-				c = member_counters(t->cookie[MASK(*kslot)]);
+				c = slot_counters(*kslot);
 				if (c)
-					__sync_fetch_and_add(&c->kicked, 1);
+					c->kicked++;
 				return SK_PASS;
 			}
 		}
@@ -328,9 +370,9 @@ static __always_inline int on_syn(struct sk_reuseport_md *ctx, const struct sm_t
 		return SK_PASS;
 	}
 	if (is_syn) {
-		c = member_counters(t->cookie[MASK(slot)]);
+		c = slot_counters((__u32)slot);
 		if (c)
-			__sync_fetch_and_add(&c->steered, 1);
+			c->steered++;
 	}
 	return SK_PASS;
 }
@@ -384,7 +426,7 @@ static __always_inline int on_migrate(struct sk_reuseport_md *ctx, const struct 
 	}
 	mm |= slot == TRY_MISMATCH;
 
-	cc = member_counters(cookie);
+	cc = source_counters(m, cookie);
 	if (slot < 0 && mm) {
 		if (cc)
 			__sync_fetch_and_add(&cc->cancel_mismatch, 1);
@@ -401,9 +443,9 @@ static __always_inline int on_migrate(struct sk_reuseport_md *ctx, const struct 
 	}
 	if (cc)
 		__sync_fetch_and_add(&cc->mig_out[kind & 3], 1);
-	tc = member_counters(t->cookie[MASK(slot)]);
+	tc = slot_counters((__u32)slot);
 	if (tc)
-		__sync_fetch_and_add(&tc->mig_in[kind & 3], 1);
+		tc->mig_in[kind & 3]++;
 	return SK_PASS;
 }
 

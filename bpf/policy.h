@@ -6,6 +6,7 @@
  *   members   REUSEPORT_SOCKARRAY  slot -> listener
  *   state     HASH                 cookie -> struct sm_member
  *   counters  HASH                 cookie -> struct sm_counters
+ *   pcounters PERCPU_ARRAY         slot -> struct sm_slot_counters
  *   table     ARRAY[2]             double-buffered struct sm_table
  *   tabidx    ARRAY[1]             which table copy is current
  *   gstats    ARRAY[1]             struct sm_gstats
@@ -14,6 +15,14 @@
  *
  * User space owns state and the tables (rebuilt under the group lock);
  * the program only reads them and writes counters.
+ *
+ * A member's counters are the sum of its entry in "counters" and, while
+ * the slot's owner is its cookie, of its slot's copies in "pcounters" (one
+ * per CPU): the program counts there, without a hash lookup or an atomic
+ * operation, for every member with a slot; in "counters" only for a
+ * closing listener without a slot of its own. When a slot goes to another
+ * member, user space first adds what the slot counted into its previous
+ * owner's "counters" entry (lib/counters.c).
  */
 #ifndef SOCKMIG_BPF_POLICY_H
 #define SOCKMIG_BPF_POLICY_H
@@ -68,6 +77,14 @@ struct sm_counters {
 	__u64 kicked;		    /* wake-up connections sent here */
 };
 
+/* A slot's counters on one CPU: the program's @c, and the member they
+ * belong to (@cookie, the same on every CPU, 0: nobody), written by user
+ * space only, before the member's socket can be selected in the slot. */
+struct sm_slot_counters {
+	struct sm_counters c;
+	__u64 cookie;
+};
+
 /* Group-wide events that belong to no registered member. */
 struct sm_gstats {
 	__u64 syn_kernel_hash; /* no registered member: kernel's choice */
@@ -79,7 +96,8 @@ struct sm_gstats {
 /*
  * The lease of the process that keeps the registration current (sockmig
  * attach): lease[SM_LEASE_EXPIRES] is the CLOCK_MONOTONIC time in ns
- * (bpf_ktime_get_ns()) after which the registered set is not trusted for
+ * (read with bpf_ktime_get_coarse_ns() by the native program, up to a tick
+ * behind; bpf_ktime_get_ns() by the legacy one) after which the registered set is not trusted for
  * new SYNs, 0 for no lease; user space renews it without the group lock.
  * lease[SM_LEASE_SYN_PASSED] counts the SYNs left to the kernel's hash
  * because the lease had expired (a map of its own rather than a field of

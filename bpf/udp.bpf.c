@@ -30,6 +30,13 @@
  *
  * Loops are unrolled (no back-edge: 4.19 loads it) with at most
  * SMU_TRY_MAX tries per list.
+ *
+ * Two programs of the one body, which differ in their clock only (the
+ * times of flows and of CIDs, udp.h): sockmig_udp reads the coarse
+ * CLOCK_MONOTONIC (bpf_ktime_get_coarse_ns(), 5.11+: a tick behind at
+ * most, for about 30 ns less per datagram than the precise clock here),
+ * sockmig_udp_ktime the precise one, for older kernels. lib/udp.c loads
+ * the one the kernel can run.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -216,6 +223,12 @@ static __always_inline void learn(const struct smu_flow_key *k, struct smu_flow 
 		st->not_learned++;
 }
 
+/* CLOCK_MONOTONIC in ns: coarse (see the top) when @coarse, a constant. */
+static __always_inline __u64 now_ns(int coarse)
+{
+	return coarse ? bpf_ktime_get_coarse_ns() : bpf_ktime_get_ns();
+}
+
 /* Payload offsets of a QUIC datagram, from the UDP header. */
 #define QUIC_OFF       8 /* first octet */
 #define QUIC_SHORT_CID (QUIC_OFF + 1)
@@ -245,7 +258,7 @@ static __always_inline int pkt_read(struct sk_reuseport_md *ctx, __u32 off, void
  * caller goes on as mode flow. Every read checks the datagram's length
  * (pkt_read). */
 static __always_inline int quic_route(struct sk_reuseport_md *ctx, const struct smu_config *cfg,
-				      struct smu_stats *st)
+				      struct smu_stats *st, int coarse)
 {
 	__u32 len = cfg->quic_cid_len, off = QUIC_SHORT_CID, slot, gen;
 	__u8 first, dcil, cid[4], last;
@@ -270,7 +283,7 @@ static __always_inline int quic_route(struct sk_reuseport_md *ctx, const struct 
 	s = bpf_map_lookup_elem(&slots, &slot);
 	if (s && s->cookie && (s->generation & SMU_QUIC_GEN_MASK) == gen &&
 	    bpf_sk_select_reuseport(ctx, &members, &slot, 0) == 0) {
-		s->last_cid_ns = bpf_ktime_get_ns();
+		s->last_cid_ns = now_ns(coarse);
 		st->quic_hits++;
 		return 1;
 	}
@@ -284,8 +297,7 @@ other:
 /* What a datagram that its flow's owner does not take is. */
 enum { WHY_STATELESS, WHY_NEW, WHY_FALLBACK, WHY_EXPIRED };
 
-SEC("sk_reuseport")
-int sockmig_udp(struct sk_reuseport_md *ctx)
+static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse)
 {
 	const struct smu_table *t;
 	struct smu_config *cfg;
@@ -303,14 +315,14 @@ int sockmig_udp(struct sk_reuseport_md *ctx)
 	if (!cfg || !st)
 		return SK_PASS;
 
-	if (cfg->mode == SMU_MODE_QUIC_LB && quic_route(ctx, cfg, st))
+	if (cfg->mode == SMU_MODE_QUIC_LB && quic_route(ctx, cfg, st, coarse))
 		return SK_PASS;
 	if (cfg->mode == SMU_MODE_FLOW || cfg->mode == SMU_MODE_QUIC_LB) {
 		if (flow_key(ctx, &k)) {
 			st->parse_failed++;
 			return SK_PASS;
 		}
-		now = bpf_ktime_get_ns();
+		now = now_ns(coarse);
 		f = bpf_map_lookup_elem(&flows, &k);
 		if (!f) {
 			why = WHY_NEW;
@@ -346,6 +358,18 @@ int sockmig_udp(struct sk_reuseport_md *ctx)
 		st->fallbacks++;
 	learn(&k, f, (__u32)slot, now, st);
 	return SK_PASS;
+}
+
+SEC("sk_reuseport")
+int sockmig_udp(struct sk_reuseport_md *ctx)
+{
+	return udp_select(ctx, 1);
+}
+
+SEC("sk_reuseport")
+int sockmig_udp_ktime(struct sk_reuseport_md *ctx)
+{
+	return udp_select(ctx, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

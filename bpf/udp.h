@@ -62,7 +62,8 @@ struct smu_slot {
 	__u32 pid;
 	__u32 pad;
 	/* mode quic-lb: when a datagram last reached it by its CID (the
-	 * program's clock, CLOCK_MONOTONIC): its connections live while this
+	 * program's clock, CLOCK_MONOTONIC, coarse where the kernel has it:
+	 * up to a tick behind, see udp.bpf.c): its connections live while this
 	 * is within the idle timeout, though no flow of theirs is refreshed */
 	__u64 last_cid_ns;
 };
@@ -80,7 +81,8 @@ struct smu_flow_key {
 };
 
 /* Its owner: the socket of @slot whose cookie was @cookie when it was
- * learned; @last_ns: bpf_ktime_get_ns() of its latest datagram. */
+ * learned; @last_ns: CLOCK_MONOTONIC at its latest datagram, as the
+ * program reads it (coarse where the kernel has it, see udp.bpf.c). */
 struct smu_flow {
 	__u64 cookie;
 	__u64 last_ns;

@@ -98,8 +98,7 @@ static void read_counters(struct sockmig_group *g, const struct member_rec *recs
 			  struct sm_counters *out)
 {
 	for (int i = 0; i < n; i++)
-		if (!recs[i].live ||
-		    bpf_map_lookup_elem(g->fd_counters, &recs[i].cookie, &out[i]) < 0)
+		if (!recs[i].live || sm_counters_get(g, recs[i].cookie, &out[i]) < 0)
 			memset(&out[i], 0, sizeof(out[i]));
 }
 
@@ -195,7 +194,7 @@ static int drain_native(struct sockmig_group *g, int fd, uint64_t cookie,
 		}
 		read_counters(g, recs, n, before);
 	}
-	bpf_map_lookup_elem(g->fd_counters, &cookie, &self0);
+	sm_counters_get(g, cookie, (struct sm_counters *)&self0);
 	sockmig_netstat_read(&ns0);
 	t0 = sm_now_ns();
 	if (shutdown(fd, SHUT_RDWR) < 0 && errno != ENOTCONN) {
@@ -203,7 +202,7 @@ static int drain_native(struct sockmig_group *g, int fd, uint64_t cookie,
 		goto unlock;
 	}
 	rep->elapsed_ns = sm_now_ns() - t0;
-	bpf_map_lookup_elem(g->fd_counters, &cookie, &self1);
+	sm_counters_get(g, cookie, (struct sm_counters *)&self1);
 	sockmig_netstat_read(&ns1);
 	sockmig_netstat_delta(&ns0, &ns1, &rep->netstat);
 	for (int k = 0; k < SOCKMIG_KIND_MAX; k++)

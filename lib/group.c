@@ -324,8 +324,9 @@ void sockmig_group_close(struct sockmig_group *g)
 	if (!g)
 		return;
 	if (g->own_fds) {
-		int fds[] = {g->fd_members, g->fd_state,  g->fd_counters, g->fd_table,
-			     g->fd_tabidx,  g->fd_gstats, g->fd_kick,	  g->fd_lease};
+		int fds[] = {g->fd_members, g->fd_state,  g->fd_counters,
+			     g->fd_table,   g->fd_tabidx, g->fd_gstats,
+			     g->fd_kick,    g->fd_lease,  g->fd_pcounters};
 
 		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 			if (fds[i] >= 0)

@@ -22,7 +22,8 @@ struct sockmig_group {
 	int dirfd;
 	int prog_fd;
 	int fd_members, fd_state, fd_counters, fd_table, fd_tabidx, fd_gstats, fd_kick, fd_lease;
-	bool own_fds; /* the map fds are ours (from the pins), not the object's */
+	int fd_pcounters; /* a slot's counters, per CPU (counters.c) */
+	bool own_fds;	  /* the map fds are ours (from the pins), not the object's */
 	enum sockmig_wake wake;
 	/* drains wake the targets of their migrations: wake decided at the
 	 * open (sm_decide_wake()), never in a drain */

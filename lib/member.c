@@ -248,6 +248,14 @@ int sockmig_member_add(struct sockmig_group *g, int fd, const struct sockmig_mem
 	}
 	new_counters =
 		bpf_map_update_elem(g->fd_counters, &cookie, &zero_counters, BPF_NOEXIST) == 0;
+	/* a slot it left: what it counted there stays its own */
+	if (had_state && old.slot != m.slot)
+		sm_slot_counters_release(g, old.slot, cookie);
+	if (m.slot != SM_NO_SLOT) {
+		err = sm_slot_counters_give(g, m.slot, cookie);
+		if (err)
+			goto undo;
+	}
 	if (bpf_map_update_elem(g->fd_state, &cookie, &m, BPF_ANY) < 0) {
 		err = sm_fail(errno, "cannot record member %llu: %s", (unsigned long long)cookie,
 			      strerror(errno));
@@ -359,7 +367,7 @@ int sockmig_counters_read(struct sockmig_group *g, uint64_t cookie, struct sockm
 {
 	struct sm_counters c;
 
-	if (bpf_map_lookup_elem(g->fd_counters, &cookie, &c) < 0)
+	if (sm_counters_get(g, cookie, &c) < 0)
 		return sm_fail(ENOENT, "no counters for cookie %llu", (unsigned long long)cookie);
 	out->steered = c.steered;
 	for (int k = 0; k < SOCKMIG_KIND_MAX; k++) {

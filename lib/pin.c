@@ -269,16 +269,16 @@ int sockmig_group_attach(struct sockmig_group *g, int fd)
 }
 
 /* The group's pins by name: its maps, then its program. */
-static const char *const pin_names[] = {"members", "state", "counters", "table", "tabidx",
-					"gstats",  "kick",  "lease",	"prog"};
+static const char *const pin_names[] = {"members", "state", "counters", "table",     "tabidx",
+					"gstats",  "kick",  "lease",	"pcounters", "prog"};
 #define N_PINS (sizeof(pin_names) / sizeof(pin_names[0]))
 #define N_MAPS (N_PINS - 1)
 
 /* Where the fd of each pin of pin_names[] goes in the handle. */
 static void pin_slots(struct sockmig_group *g, int *slots[N_PINS])
 {
-	int *s[] = {&g->fd_members, &g->fd_state, &g->fd_counters, &g->fd_table, &g->fd_tabidx,
-		    &g->fd_gstats,  &g->fd_kick,  &g->fd_lease,	   &g->prog_fd};
+	int *s[] = {&g->fd_members, &g->fd_state, &g->fd_counters, &g->fd_table,     &g->fd_tabidx,
+		    &g->fd_gstats,  &g->fd_kick,  &g->fd_lease,	   &g->fd_pcounters, &g->prog_fd};
 
 	_Static_assert(sizeof(s) / sizeof(s[0]) == N_PINS, "one slot per pin");
 	memcpy(slots, s, sizeof(s));
@@ -347,13 +347,14 @@ static __u32 map_id(int fd)
  * them, the lease among them. After part of the pins went, a new map stands
  * where the program still reads the old one: user space would write what
  * it never sees. A program pinned by a version without the lease reads no
- * lease map: it is replaced too (re-attached as members register again).
+ * lease map, one without the per-CPU counters no "pcounters": it is
+ * replaced too (re-attached as members register again).
  */
 static bool prog_reads_our_maps(const struct sockmig_group *g, int prog_fd)
 {
-	int fds[] = {g->fd_members, g->fd_state,  g->fd_counters, g->fd_table,
-		     g->fd_tabidx,  g->fd_gstats, g->fd_kick,	  g->fd_lease};
-	bool lease = false;
+	int fds[] = {g->fd_members, g->fd_state, g->fd_counters, g->fd_table,	 g->fd_tabidx,
+		     g->fd_gstats,  g->fd_kick,	 g->fd_lease,	 g->fd_pcounters};
+	bool lease = false, pcounters = false;
 	__u32 ours[sizeof(fds) / sizeof(fds[0])], ids[16] = {0};
 	struct bpf_prog_info info;
 	__u32 len = sizeof(info);
@@ -374,8 +375,9 @@ static bool prog_reads_our_maps(const struct sockmig_group *g, int prog_fd)
 		if (!found)
 			return false;
 		lease |= ids[i] == map_id(g->fd_lease);
+		pcounters |= ids[i] == map_id(g->fd_pcounters);
 	}
-	return lease;
+	return lease && pcounters;
 }
 
 static void close_pinned(struct sockmig_group *g)
@@ -479,6 +481,8 @@ int sm_load_pinned(struct sockmig_group *g)
 			return sm_fail(errno, "dup: %s", strerror(errno));
 	}
 	g->prog_fd = fd;
+	/* maps made again: counters of a slot that nobody owns yet go to its member */
+	sm_slot_counters_claim_unowned(g);
 	return 0;
 }
 

@@ -41,4 +41,22 @@ SM_HIDDEN int sm_write_table(struct sockmig_group *g, struct member_rec *recs, i
 /* Rebuild the selection table from the state map; call under the lock. */
 SM_HIDDEN int sm_rebuild_table(struct sockmig_group *g);
 
+/* counters.c: member @cookie's counters in @out (its entry by cookie plus
+ * its slot's, summed over the CPUs); -ENOENT when it has none. */
+SM_HIDDEN int sm_counters_get(struct sockmig_group *g, uint64_t cookie, struct sm_counters *out);
+
+/* The counters of @slot to member @cookie, zeroed, their previous owner's
+ * counts kept in its entry by cookie; nothing when they are its already.
+ * Under the lock, before the table lists the member in @slot. */
+SM_HIDDEN int sm_slot_counters_give(struct sockmig_group *g, uint32_t slot, uint64_t cookie);
+
+/* Member @cookie leaves @slot: what the slot counted for it goes to its
+ * entry by cookie and the slot's counters to nobody (nothing when they are
+ * another member's). Under the lock. */
+SM_HIDDEN void sm_slot_counters_release(struct sockmig_group *g, uint32_t slot, uint64_t cookie);
+
+/* Give the counters of their slots to the live members whose slot's
+ * counters belong to nobody (a group pinned before "pcounters" was). */
+SM_HIDDEN void sm_slot_counters_claim_unowned(struct sockmig_group *g);
+
 #endif

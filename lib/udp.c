@@ -162,6 +162,7 @@ static uint32_t flow_entries(uint32_t flow_max)
 static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max)
 {
 	char pin[PATH_MAX + 32];
+	struct bpf_program *prog;
 	struct udp_bpf *skel;
 	struct bpf_map *map;
 	int err;
@@ -181,6 +182,14 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max)
 			goto out;
 		}
 	}
+	/* the program with the coarse clock where the kernel has it (5.11+) */
+	prog = libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_REUSEPORT, BPF_FUNC_ktime_get_coarse_ns,
+				       NULL) == 1
+		       ? skel->progs.sockmig_udp
+		       : skel->progs.sockmig_udp_ktime;
+	bpf_program__set_autoload(prog == skel->progs.sockmig_udp ? skel->progs.sockmig_udp_ktime
+								  : skel->progs.sockmig_udp,
+				  false);
 	err = bpf_map__set_max_entries(skel->maps.flows, flow_entries(flow_max));
 	if (!err)
 		err = udp_bpf__load(skel);
@@ -191,7 +200,7 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max)
 	}
 	snprintf(pin, sizeof(pin), "%s/prog", g->base.path);
 	unlink(pin); /* one left over reads maps that are gone */
-	if (bpf_obj_pin(bpf_program__fd(skel->progs.sockmig_udp), pin) < 0) {
+	if (bpf_obj_pin(bpf_program__fd(prog), pin) < 0) {
 		err = -errno;
 		sm_fail(errno, "cannot pin %s: %s", pin, strerror(errno));
 		goto out;

@@ -273,7 +273,7 @@ SM_TEST(legacy_object_has_the_native_maps)
 			goto out;
 	}
 	bpf_object__for_each_map(lm, l->obj) n_leg++;
-	if (!ASSERT_EQ(n_nat, 8, "the group's eight maps") ||
+	if (!ASSERT_EQ(n_nat, 9, "the group's nine maps") ||
 	    !ASSERT_EQ(n_leg, n_nat, "no map of its own"))
 		goto out;
 	ret = SM_PASS;

@@ -387,3 +387,47 @@ out:
 	tu_cleanup(g2, l, 2);
 	return ret;
 }
+
+/*
+ * A group pinned before the per-CPU counters ("pcounters" missing, made
+ * here by removing its pin): the next open makes the map, gives each live
+ * member the counters of its slot, and replaces the program, which
+ * registering A again attaches. B, not registered again, counts too: 200
+ * SYNs over A and B, each member's counters equal to what it accepted.
+ */
+SM_TEST(policy_counters_pin_made_again)
+{
+	int l[2] = {-1, -1}, per[2] = {0}, ret = SM_FAIL;
+	struct sockmig_group *g = NULL, *g2 = NULL;
+	char pin[512];
+
+	for (int i = 0; i < 2; i++)
+		if (!ASSERT_OK(l[i] = burst_listener(AF_INET, PORT, 1024, 0), "listener"))
+			goto out;
+	g = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(tu_add(g, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A") ||
+	    !ASSERT_OK(tu_add(g, l[1], SOCKMIG_ROLE_ACTIVE, 1, 1), "register B"))
+		goto out;
+	snprintf(pin, sizeof(pin), "%s/pcounters", sockmig_group_path(g));
+	if (!ASSERT_OK(unlink(pin), "unlink pcounters"))
+		goto out;
+	g2 = sockmig_group_open(l[0], NULL);
+	if (!ASSERT_TRUE(g2, sockmig_last_error()) ||
+	    !ASSERT_OK(tu_add(g2, l[0], SOCKMIG_ROLE_ACTIVE, 1, 1), "register A again"))
+		goto out;
+	if (!ASSERT_EQ(tu_burst(AF_INET, l, 2, 200, per), 200, "accepted"))
+		goto out;
+	printf("A %d (steered %llu), B %d (steered %llu)\n", per[0],
+	       (unsigned long long)tu_steered(g2, l[0]), per[1],
+	       (unsigned long long)tu_steered(g2, l[1]));
+	if (!ASSERT_GT(per[1], 0, "B took some") ||
+	    !ASSERT_EQ(tu_steered(g2, l[0]), per[0], "A steered") ||
+	    !ASSERT_EQ(tu_steered(g2, l[1]), per[1], "B steered"))
+		goto out;
+	ret = SM_PASS;
+out:
+	sockmig_group_close(g);
+	tu_cleanup(g2, l, 2);
+	return ret;
+}
