@@ -405,14 +405,17 @@ SHIM_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 	return ret;
 }
 
-/* A tracked UDP member connected to one peer leaves its group (udp.c). */
+/* A tracked UDP member connected to one peer leaves its group (udp.c).
+ * Nothing of the caller's address is read before the fd is known to be
+ * tracked (a bad pointer fails with EFAULT, as without the shim), and a
+ * connect() from a signal handler (async-signal-safe) is only the real one. */
 SHIM_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
 	const struct sockaddr *sa = SHIM_SA(addr);
 
 	shim_init();
-	if (fast() || !sa || len < sizeof(sa_family_t) || sa->sa_family == AF_UNSPEC ||
-	    !tracked(fd))
+	if (fast() || !tracked(fd) || !sa || len < sizeof(sa_family_t) ||
+	    sa->sa_family == AF_UNSPEC || shim_maybe_in_handler())
 		return shim_real.connect(fd, sa, len);
 	return shim_udp_connect(fd, sa, len);
 }

@@ -244,16 +244,21 @@ int shim_udp_connect(int fd, const struct sockaddr *sa, socklen_t len)
 		shim_busy--;
 		return ret;
 	}
-	shim_table_get(fd, &e, true);
 	shim_quiet_begin();
 	g = open_udp(e.group);
 	if (g) {
-		left = sockmig_udp_member_leave(g, fd) == 0;
+		int r = sockmig_udp_member_leave(g, fd);
+
+		left = r == 0;
 		if (left)
 			shim_debug("fd %d connects: left UDP group %s", fd, e.group);
 		else if (!shim_lock_timed_out())
 			shim_debug("fd %d connects: leave UDP group %s: %s", fd, e.group,
 				   sockmig_last_error());
+		/* untracked only once it is no member: one that could not
+		 * leave stays tracked, and its close still collects the group */
+		if (left || r == -ENOENT)
+			shim_table_get(fd, &e, true);
 		sockmig_udp_group_close(g);
 	}
 	shim_quiet_end();
