@@ -108,6 +108,9 @@ bool cli_pid_exists(pid_t pid);
 /* The pinned groups of this network namespace (of @port, unless 0), however
  * many: their count and *@names (free() it), or a negative errno. */
 int cli_group_names(int port, char (**names)[SOCKMIG_NAME_MAX]);
+/* The UDP group's members, in @out (calloc'ed, for the caller to free;
+ * NULL when none): their number, or a negative errno. */
+int cli_udp_members(struct sockmig_udp_group *g, struct sockmig_udp_member_info **out);
 
 /* Whether the kernel migrates under a policy here (sockmig_probe() says
  * native); when not, one line in @why. SOCKMIG_MODE=legacy answers no

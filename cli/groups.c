@@ -36,3 +36,26 @@ int cli_group_names(int port, char (**out)[SOCKMIG_NAME_MAX])
 	*out = names;
 	return n;
 }
+
+int cli_udp_members(struct sockmig_udp_group *g, struct sockmig_udp_member_info **out)
+{
+	struct sockmig_udp_member_info *m = NULL;
+	int n = sockmig_udp_members(g, NULL, 0);
+
+	*out = NULL;
+	/* members that join meanwhile are left for the next call */
+	if (n > 0) {
+		m = calloc((size_t)n, sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		int k = sockmig_udp_members(g, m, n);
+
+		if (k < 0) {
+			free(m);
+			return k;
+		}
+		n = k < n ? k : n;
+	}
+	*out = m;
+	return n;
+}

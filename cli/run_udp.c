@@ -100,15 +100,16 @@ static void close_groups(struct sockmig_udp_group **g, int n)
 bool run_udp_joined(struct runner *r, const struct generation *g)
 {
 	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
-	struct sockmig_udp_member_info m[64];
+	struct sockmig_udp_member_info *m;
 	int n = open_groups(r, grp);
 	bool found = false;
 
 	for (int i = 0; i < n && !found; i++) {
-		int k = sockmig_udp_members(grp[i], m, 64);
+		int k = cli_udp_members(grp[i], &m);
 
-		for (int j = 0; j < k && j < 64 && !found; j++)
+		for (int j = 0; j < k && !found; j++)
 			found = m[j].generation == g->ugen && m[j].role == SOCKMIG_ROLE_ACTIVE;
+		free(m);
 	}
 	close_groups(grp, n);
 	return found;

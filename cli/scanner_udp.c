@@ -202,21 +202,14 @@ static socklen_t udp_sockaddr(const struct sm_listener *l, struct sockaddr_stora
  * keeps its generation). */
 static int64_t udp_member_gen(struct sockmig_udp_group *g, uint64_t cookie)
 {
-	struct sockmig_udp_member_info small[64], *info = small;
-	int n = sockmig_udp_members(g, small, 64);
+	struct sockmig_udp_member_info *info;
+	int n = cli_udp_members(g, &info);
 	int64_t gen = -1;
 
-	if (n > 64) {
-		info = calloc((size_t)n, sizeof(*info));
-		if (!info)
-			return -1;
-		n = sockmig_udp_members(g, info, n);
-	}
 	for (int i = 0; i < n && gen < 0; i++)
 		if (info[i].cookie == cookie)
 			gen = info[i].generation;
-	if (info != small)
-		free(info);
+	free(info);
 	return gen;
 }
 
