@@ -292,7 +292,13 @@ int do_attach(int argc, char **argv)
 	}
 	n = first_scan(&sc);
 	if (n < 0) {
-		cli_error("cannot list listening sockets: %s", strerror(-n));
+		if (sc.udp_list_failed)
+			cli_error("cannot list UDP sockets: %s%s", strerror(-n),
+				  n == -ENOENT ? " (no UDP sock_diag: the udp_diag module)" : "");
+		else
+			cli_error("cannot list listening sockets: %s", strerror(-n));
+		/* what the TCP part of the scan registered is not left behind */
+		scanner_stop(&sc);
 		pidfile_release(&pf);
 		return 1;
 	}

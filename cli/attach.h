@@ -124,6 +124,7 @@ struct scanner {
 	 * hold and run leave both false: TCP alone */
 	bool udp, no_tcp;
 	bool udp_said; /* --proto udp or all given: a socket passed over is an error */
+	bool udp_list_failed; /* the scan's error was listing UDP sockets */
 	enum sockmig_udp_mode udp_mode;
 	int nu;
 	struct known_udp u[SCANNER_MAX];

@@ -478,8 +478,10 @@ int scanner_scan(struct scanner *sc)
 		n = scanner_udp_scan(sc);
 		if (n > 0)
 			registered += n;
-		else if (n < 0 && sc->udp_said)
+		else if (n < 0 && sc->udp_said) {
+			sc->udp_list_failed = true;
 			return n;
+		}
 	}
 	fflush(stdout);
 	return registered;
