@@ -148,6 +148,13 @@ int sm_udp_get_pinned(struct sockmig_udp_group *g)
 	return 0;
 }
 
+/* Whether the group's config is pinned: read under the group's lock, so
+ * that an open which fails removes only a group it made itself. */
+static bool config_pinned(const struct sockmig_udp_group *g)
+{
+	return faccessat(g->base.dirfd, sm_udp_pins[UFD_CONFIG], F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 /* Entries of a flow table that holds @flow_max live flows. */
 static uint32_t flow_entries(uint32_t flow_max)
 {
@@ -306,7 +313,6 @@ struct sockmig_udp_group *sockmig_udp_group_open(const struct sockaddr *addr, so
 	const char *root;
 	uint32_t mode, flow_max, cid_len, cr;
 	bool made_root = false, made_dir = false;
-	struct stat st;
 	int err;
 
 	if (!OPTS_VALID(opts, sockmig_udp_group_opts)) {
@@ -360,10 +366,10 @@ struct sockmig_udp_group *sockmig_udp_group_open(const struct sockaddr *addr, so
 	if (err)
 		goto free_group;
 	snprintf(g->base.path, sizeof(g->base.path), "%s/%s", g->base.root, g->base.name);
-	made_dir = stat(g->base.path, &st) < 0;
 	err = sm_open_dir_locked(&g->base);
 	if (err)
 		goto free_group;
+	made_dir = !config_pinned(g);
 	err = load_pinned(g, flow_max ? flow_max : UDP_DEFAULT_FLOW_MAX);
 	if (!err)
 		err = set_config(g, opts);
@@ -433,8 +439,12 @@ void sm_udp_note_made(struct sockmig_udp_group *g)
 	memset(&g->made, 0, sizeof(g->made));
 	g->made.sz = sizeof(g->made);
 	memset(&info, 0, sizeof(info));
+	/* the flows it was asked for, without the per-CPU slack flow_entries()
+	 * adds: a group made again gets the same table, not a bigger one */
 	if (bpf_obj_get_info_by_fd(g->fd[UFD_FLOWS], &info, &len) == 0)
-		g->made.flow_max = info.max_entries;
+		g->made.flow_max = info.max_entries > flow_entries(0)
+					   ? info.max_entries - flow_entries(0)
+					   : info.max_entries;
 	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &c) < 0)
 		return;
 	g->made.mode = (enum sockmig_udp_mode)c.mode;
@@ -465,7 +475,6 @@ int sm_udp_lock_current(struct sockmig_udp_group *g)
 {
 	struct sockmig_udp_group_opts o = g->made;
 	bool made_dir;
-	struct stat st;
 	int err = g->base.dirfd >= 0 ? sm_group_lock(&g->base) : 0;
 
 	if (err)
@@ -480,10 +489,10 @@ int sm_udp_lock_current(struct sockmig_udp_group *g)
 	sm_log(SOCKMIG_DEBUG, "libsockmig: UDP group %s went since it was opened: opened again\n",
 	       g->base.name);
 	close_fds(g);
-	made_dir = stat(g->base.path, &st) < 0;
 	err = sm_open_dir_locked(&g->base);
 	if (err)
 		return err;
+	made_dir = !config_pinned(g);
 	/* made again as it was; an existing one's timeout is its own */
 	if (!made_dir)
 		o.idle_timeout_ms = 0;
