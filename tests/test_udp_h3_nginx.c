@@ -51,14 +51,13 @@
 #define HN_PORT	    34900
 #define HN_RESTARTS 20
 #define HN_INSTS    (HN_RESTARTS + 1)
-#define HN_WAIT_MS  10000 /* a worker's start, a probe's answer, an exit line */
-
+#define HN_WAIT_MS  10000 /* a start, a probe, an exit */
 
 struct hn {
-	char root[PATH_MAX];  /* the tree */
-	char out[PATH_MAX];   /* the build: .output/ */
-	char dir[PATH_MAX];   /* the run directory, as the host sees it */
-	const char *in;	      /* the same, as the tree sees it */
+	char root[PATH_MAX];	 /* the tree */
+	char out[PATH_MAX];	 /* the build: .output/ */
+	char dir[PATH_MAX];	 /* the run directory, as the host sees it */
+	const char *in;		 /* the same, as the tree sees it */
 	char err[PATH_MAX + 64]; /* the client's stderr */
 	struct tp_proc ngx[HN_INSTS];
 	int n;
@@ -259,8 +258,8 @@ static bool hn_start(struct hn *h, int k)
 	if (!hn_conf(h, k))
 		return false;
 	snprintf(name, sizeof(name), "i%d", k);
-	snprintf(all, sizeof(all), "%s %s/usr/sbin/nginx -p %s/i%d -c %s/i%d/nginx.conf -e %s/i%d/error.log",
-		 h->root,
+	snprintf(all, sizeof(all),
+		 "%s %s/usr/sbin/nginx -p %s/i%d -c %s/i%d/nginx.conf -e %s/i%d/error.log", h->root,
 		 h->plain ? ""
 			  : "/usr/bin/env LD_PRELOAD=/opt/sockmig/libsockmig-preload.so "
 			    "SOCKMIG_REUSEPORT=udp SOCKMIG_UDP_MODE=flow SOCKMIG_DEBUG=1 ",
