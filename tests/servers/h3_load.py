@@ -22,7 +22,7 @@
       connection's reset tokens), closed (the connection ended under the
       request), status, body. Prints "load" once every connection is up.
       Commands on stdin, one a line:
-        probe N   new connections (at most 40, one at a time) until one
+        probe N   new connections (at most 40, one at a time, 0.5 s each) until one
                   is answered by instance N (its x-inst header); prints
                   "answered N TRIES" or "unanswered N TRIES"
         stop      no new request; the connections close; one JSON line
@@ -49,6 +49,7 @@ from aioquic.quic.events import ConnectionTerminated, StreamDataReceived, Stream
 
 PATH = b"/f.txt"
 PROBE_TRIES = 40
+PROBE_TIMEOUT = 0.5
 
 
 def setup(d):
@@ -194,13 +195,13 @@ class Load:
         self.r["failed"] += 1
         self.r["failed_by"][cause] = self.r["failed_by"].get(cause, 0) + 1
 
-    async def open(self, stack):
+    async def open(self, stack, timeout=None):
         async def up():
             return await stack.enter_async_context(
                 connect("127.0.0.1", self.a.port, configuration=self.cfg,
                         create_protocol=Client, wait_connected=True))
         try:
-            c = await asyncio.wait_for(up(), self.a.timeout)
+            c = await asyncio.wait_for(up(), timeout or self.a.timeout)
         except Exception:  # any way a handshake does not complete
             return None
         self.r["connections"] += 1
@@ -271,12 +272,14 @@ class Load:
     async def probe(self, inst):
         for tries in range(1, PROBE_TRIES + 1):
             stack = contextlib.AsyncExitStack()
-            c = await self.open(stack)
+            # a handshake that does not come up (without sockmig, one that
+            # met another instance): the next try sooner than the load's
+            c = await self.open(stack, PROBE_TIMEOUT)
             if c is None:
                 print("probe %s: no handshake" % inst, file=sys.stderr)
                 continue
             try:
-                h, b = await c.get(self.a.timeout)
+                h, b = await c.get(PROBE_TIMEOUT)
                 ok = h.get(b"x-inst") == inst.encode() and b == self.body
             except (Failed, Rejected) as e:
                 print("probe %s: %r" % (inst, e), file=sys.stderr)
