@@ -217,7 +217,11 @@ static bool hn_setup(struct hn *h)
 	return ok;
 }
 
-/* Instance @k's directory and nginx.conf. */
+/* Instance @k's directory and nginx.conf. keepalive_timeout is also
+ * HTTP/3's idle timeout: at nginx's 75 s, a connection whose client has
+ * gone (a stateless reset from the other instance, without sockmig) keeps
+ * a stopping worker alive past the case's bound (worker_shutdown_timeout
+ * did not end such a worker within 15 s here). The load never idles. */
 static bool hn_conf(struct hn *h, int k)
 {
 	char p[PATH_MAX + 64];
@@ -240,7 +244,7 @@ static bool hn_conf(struct hn *h, int k)
 		"pid %s/i%d/nginx.pid;\nerror_log %s/i%d/error.log notice;\n"
 		"worker_shutdown_timeout 10s;\n"
 		"events { worker_connections 512; }\n"
-		"http {\n  access_log off;\n  server {\n"
+		"http {\n  access_log off;\n  keepalive_timeout 5s;\n  server {\n"
 		"    listen 127.0.0.1:%d quic reuseport;\n"
 		"    ssl_certificate %s/cert.pem;\n    ssl_certificate_key %s/key.pem;\n"
 		"    quic_host_key %s/host.key;\n"
