@@ -66,6 +66,7 @@ TEST_SERVERS := $(addprefix $(OUTPUT)/tests/servers/,prefork shim_prog static_se
                   dynamic_server udp_echo mixed_echo udp_conn)
 # The real-QUIC case's programs: python, run in scripts/quic-root's tree.
 TEST_SERVERS += $(addprefix $(OUTPUT)/tests/servers/,quic_server.py quic_client.py)
+TEST_SERVERS += $(OUTPUT)/tests/servers/h3_load.py
 
 .PHONY: all deps check demo bench asan asan-check lint format format-check cppcheck \
         clean install deb check-deb check-kernels
