@@ -64,13 +64,6 @@ static uint64_t netns_of_fd(int fd)
 	return st.st_ino;
 }
 
-static uint64_t netns_self(void)
-{
-	struct stat st;
-
-	return stat("/proc/thread-self/ns/net", &st) < 0 ? 0 : st.st_ino;
-}
-
 static const void *addr_bytes(const struct sm_addr *a)
 {
 	return a->family == AF_INET ? (const void *)&a->v4.sin_addr
@@ -358,7 +351,13 @@ struct sockmig_udp_group *sockmig_udp_group_open(const struct sockaddr *addr, so
 		err = sm_fail(EINVAL, "UDP group: not an IPv4 or IPv6 address with a port");
 		goto free_group;
 	}
-	g->netns = netns_self();
+	/* a name without the netns would mix namespaces: none, then */
+	g->netns = sockmig_netns_self();
+	if (!g->netns) {
+		err = sm_fail(ENOENT, "UDP group: cannot tell this thread's network namespace "
+				      "(/proc/thread-self/ns/net): is /proc mounted?");
+		goto free_group;
+	}
 	udp_group_name(&g->base.addr, g->netns, g->base.name, sizeof(g->base.name));
 	root = sm_pin_root(OPTS_GET(opts, pin_root, NULL));
 	snprintf(g->base.root, sizeof(g->base.root), "%s", root);

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -302,4 +303,37 @@ out:
 		close(p[1]);
 	ur_stop(&r);
 	return ret;
+}
+
+/* Without /proc (a chroot that does not mount it) the netns of the group's
+ * name cannot be read: the open says so, rather than pin a group named for
+ * no namespace whose every member add then fails with a misleading line. */
+SM_TEST(udp_group_without_proc_refused)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(UR_PORT)};
+	int status = -1;
+	pid_t pid;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	pid = fork();
+	if (pid == 0) {
+		struct sockmig_udp_group *g;
+
+		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("none", "/proc", "tmpfs", 0, NULL) < 0)
+			_exit(3);
+		g = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), NULL);
+		if (g) {
+			printf("opened %s without /proc\n", sockmig_udp_group_name(g));
+			sockmig_udp_group_destroy(g);
+			_exit(1);
+		}
+		printf("error: %s\n", sockmig_last_error());
+		_exit(errno == ENOENT && strstr(sockmig_last_error(), "/proc") ? 0 : 2);
+	}
+	if (!ASSERT_TRUE(pid > 0, "fork") || !ASSERT_EQ(waitpid(pid, &status, 0), pid, "wait") ||
+	    !ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "refused, naming /proc") ||
+	    !ASSERT_EQ(sockmig_udp_group_list(NULL, 0, UR_PORT, NULL, 0), 0, "no group left"))
+		return SM_FAIL;
+	return SM_PASS;
 }
