@@ -55,18 +55,19 @@
 #define QUERY_MAX  400000 /* the load's bound; source ports per address: */
 #define SRC_PORTS  40000  /* 20000 up, then the next 127.0.1.N */
 #define TIMEOUT_MS 1000
-#define RUN_MS	   60000 /* the load's bound in time */
-#define STEP_MS	   5000	 /* an instance's start or stop */
+#define RUN_MS	   60000	  /* the load's bound in time */
+#define STEP_MS	   5000		  /* an instance's start or stop */
+#define SLOTS	   (RESTARTS + 3) /* instances by K, from 1, and the one after the last */
 
 /* A query's state. */
 enum { Q_NONE, Q_SENT, Q_ANSWERED, Q_LOST, Q_QUEUED = 0x10 };
 
 struct dns_run {
 	struct pl_ctx x;
-	bool group;			   /* the shim's UDP group; else SOCKMIG_UDP_MODE=off */
-	bool hold;			   /* a copy of every instance's socket */
-	struct tp_proc inst[RESTARTS + 2]; /* by K, from 1 */
-	int copy[RESTARTS + 2];
+	bool group; /* the shim's UDP group; else SOCKMIG_UDP_MODE=off */
+	bool hold;  /* a copy of every instance's socket */
+	struct tp_proc inst[SLOTS];
+	int copy[SLOTS];
 	int ep, nfly;
 	struct {
 		int fd;
@@ -75,9 +76,9 @@ struct dns_run {
 	} fly[INFLIGHT];
 	uint8_t *state; /* QUERY_MAX */
 	uint32_t next;
-	long answered, lost, refused, bad, by[RESTARTS + 2];
-	long queued[RESTARTS + 2]; /* left in instance K's socket after its exit */
-	int k;			   /* the newest instance that answered */
+	long answered, lost, refused, bad, by[SLOTS];
+	long queued[SLOTS]; /* left in instance K's socket after its exit */
+	int k;		    /* the newest instance that answered */
 };
 
 static long rcvbuf_errors(void)
@@ -486,14 +487,14 @@ static int dns_case(bool group, bool hold, long *lost)
 	r->ep = epoll_create1(EPOLL_CLOEXEC);
 	for (int i = 0; i < INFLIGHT; i++)
 		r->fly[i].fd = -1;
-	for (int k = 0; k < RESTARTS + 2; k++) {
+	for (int k = 0; k < SLOTS; k++) {
 		r->inst[k] = (struct tp_proc)TP_PROC_INIT;
 		r->copy[k] = -1;
 	}
 	if (ret == SM_PASS)
 		ret = dns_load(r) && dns_checks(r, rcvbuf0) ? SM_PASS : SM_FAIL;
 	*lost = r->lost;
-	for (int k = 1; k < RESTARTS + 2; k++) {
+	for (int k = 1; k < SLOTS; k++) {
 		tp_proc_kill(&r->inst[k]);
 		if (r->copy[k] >= 0)
 			close(r->copy[k]);
