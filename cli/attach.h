@@ -123,7 +123,7 @@ struct scanner {
 	/* attach --proto: UDP sockets too (udp), TCP listeners not (no_tcp);
 	 * hold and run leave both false: TCP alone */
 	bool udp, no_tcp;
-	bool udp_said; /* --proto udp or all given: a socket passed over is an error */
+	bool udp_said;	      /* --proto udp or all given: a socket passed over is an error */
 	bool udp_list_failed; /* the scan's error was listing UDP sockets */
 	enum sockmig_udp_mode udp_mode;
 	int nu;

@@ -319,7 +319,8 @@ SM_TEST(udp_group_without_proc_refused)
 	if (pid == 0) {
 		struct sockmig_udp_group *g;
 
-		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 		    mount("none", "/proc", "tmpfs", 0, NULL) < 0)
 			_exit(3);
 		g = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), NULL);
