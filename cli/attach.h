@@ -177,6 +177,7 @@ int scanner_count(const struct scanner *sc);
  * tried again before its backoff (doubling) runs out. */
 struct skipped *skipped_of(struct scanner *sc, uint64_t cookie);
 void skip_listener(struct scanner *sc, uint64_t cookie, unsigned long long now, bool udp);
+void skipped_forget_gone(struct scanner *sc, const struct sm_listener *ls, int n, bool udp);
 
 /* Why a socket was not registered: said now (an error line; a debug line
  * for a race or when @soft), or kept for attach's start-up (sc->collect).

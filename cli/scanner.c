@@ -339,6 +339,19 @@ struct skipped *skipped_of(struct scanner *sc, uint64_t cookie)
 	return NULL;
 }
 
+/* Forget the skipped sockets of this kind (@udp) that are gone from @ls. */
+void skipped_forget_gone(struct scanner *sc, const struct sm_listener *ls, int n, bool udp)
+{
+	for (int j = 0; j < sc->nskip; j++) {
+		bool present = sc->skip[j].udp != udp;
+
+		for (int i = 0; i < n && !present; i++)
+			present = ls[i].cookie == sc->skip[j].cookie;
+		if (!present)
+			sc->skip[j--] = sc->skip[--sc->nskip];
+	}
+}
+
 /* @cookie was not registered: not before a backoff, doubled each time. */
 void skip_listener(struct scanner *sc, uint64_t cookie, unsigned long long now, bool udp)
 {
@@ -383,14 +396,7 @@ int scanner_scan(struct scanner *sc)
 	if (n < 0)
 		return n;
 	/* forget skipped listeners that are gone (UDP sockets: the UDP scan's) */
-	for (int j = 0; j < sc->nskip; j++) {
-		bool present = sc->skip[j].udp;
-
-		for (int i = 0; i < n && !present; i++)
-			present = ls[i].cookie == sc->skip[j].cookie;
-		if (!present)
-			sc->skip[j--] = sc->skip[--sc->nskip];
-	}
+	skipped_forget_gone(sc, ls, n, false);
 	/* owners only when there is a socket to try: new, or its backoff over;
 	 * with --pid, only that process's fds tell (it must hold the listener) */
 	for (int i = 0; i < n; i++) {

@@ -351,14 +351,7 @@ int scanner_udp_scan(struct scanner *sc)
 		return n;
 	}
 	udp_forget(sc, ls, n);
-	for (int j = 0; j < sc->nskip; j++) {
-		bool present = !sc->skip[j].udp;
-
-		for (int i = 0; i < n && !present; i++)
-			present = ls[i].cookie == sc->skip[j].cookie;
-		if (!present)
-			sc->skip[j--] = sc->skip[--sc->nskip];
-	}
+	skipped_forget_gone(sc, ls, n, true);
 	/* the owners, once, when a socket is to be tried */
 	for (int i = 0; i < n; i++) {
 		const struct skipped *s = skipped_of(sc, ls[i].cookie);
