@@ -60,25 +60,20 @@ static int leave_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
 {
 	uint64_t cookie = *(const uint64_t *)arg;
 	uint32_t i;
+	int err;
 
 	if (!sm_udp_dir_current(g))
 		return sm_fail(ENOENT, "UDP group %s was removed since it was opened",
 			       g->base.name);
-	for (i = 0; i < SMU_MAX_MEMBERS; i++)
-		if (u[i].live && u[i].s.cookie == cookie)
-			break;
+	i = sm_udp_slot_of(u, cookie);
 	if (i == SMU_MAX_MEMBERS)
 		return sm_fail(ENOENT, "the socket is not a live member of UDP group %s",
 			       g->base.name);
-	/* out of the socket array first: the program selects it no more, and
-	 * its flows fall to the working generation (their slot's cookie no
-	 * longer matches); the kernel's group keeps the socket */
-	if (bpf_map_delete_elem(g->fd[UFD_MEMBERS], &i) < 0 && errno != ENOENT)
-		return sm_fail(errno, "cannot take slot %u out of the socket array of %s: %s", i,
-			       g->base.name, strerror(errno));
-	memset(&u[i].s, 0, sizeof(u[i].s));
-	u[i].live = false;
-	bpf_map_update_elem(g->fd[UFD_SLOTS], &i, &u[i].s, BPF_ANY);
+	/* the kernel's group keeps the socket: a connected one still gets its
+	 * peer's datagrams from the kernel's lookup */
+	err = sm_udp_unhook_slot(g, u, i);
+	if (err)
+		return err;
 	remove_if_empty(g, u);
 	return 0;
 }

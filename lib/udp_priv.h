@@ -74,6 +74,12 @@ struct uslot {
  * cookie is the one learned) and that was seen within the idle timeout:
  * @fn(flow, @arg). Under the group lock, with @u read there. 0, or a
  * negative errno after an error line. */
+/* The live slot of member @cookie, or SMU_MAX_MEMBERS. */
+SM_HIDDEN uint32_t sm_udp_slot_of(const struct uslot *u, uint64_t cookie);
+/* Take slot @i's socket out of the socket array (the program selects it no
+ * more: its flows fall to the working generation, their slot's cookie no
+ * longer matching) and empty the slot. Under the group's lock. */
+SM_HIDDEN int sm_udp_unhook_slot(struct sockmig_udp_group *g, struct uslot *u, uint32_t i);
 SM_HIDDEN int sm_udp_each_live_flow(struct sockmig_udp_group *g, const struct uslot *u,
 				    void (*fn)(const struct smu_flow *f, void *arg), void *arg);
 SM_HIDDEN int sm_udp_with_slots(struct sockmig_udp_group *g,

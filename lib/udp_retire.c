@@ -81,8 +81,7 @@ struct retire_arg {
 	int64_t flows; /* its live flows (before an unhook) */
 };
 
-/* The live slot of member @cookie, or SMU_MAX_MEMBERS. */
-static uint32_t slot_of(const struct uslot *u, uint64_t cookie)
+uint32_t sm_udp_slot_of(const struct uslot *u, uint64_t cookie)
 {
 	for (uint32_t i = 0; i < SMU_MAX_MEMBERS; i++)
 		if (u[i].live && u[i].s.cookie == cookie)
@@ -109,9 +108,7 @@ static int mark_locked(struct sockmig_udp_group *g, struct uslot *u, uint32_t sl
 	return 0;
 }
 
-/* Take slot @i's socket out of the socket array (the program selects it no
- * more: its flows fall to the working generation) and empty the slot. */
-static int unhook_slot(struct sockmig_udp_group *g, struct uslot *u, uint32_t i)
+int sm_udp_unhook_slot(struct sockmig_udp_group *g, struct uslot *u, uint32_t i)
 {
 	if (bpf_map_delete_elem(g->fd[UFD_MEMBERS], &i) < 0 && errno != ENOENT)
 		return sm_fail(errno, "cannot take slot %u out of the socket array of %s: %s", i,
@@ -129,7 +126,7 @@ static int retire_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg
 	int n = 0, err = 0;
 
 	if (a->cookie) {
-		uint32_t slot = slot_of(u, a->cookie);
+		uint32_t slot = sm_udp_slot_of(u, a->cookie);
 
 		if (slot == SMU_MAX_MEMBERS)
 			return sm_fail(ENOENT, "the socket is not a live member of UDP group %s",
@@ -142,7 +139,7 @@ static int retire_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg
 		/* quic-lb: datagrams routed by its CIDs refresh no flow; while
 		 * they come, its connections count as one live flow */
 		a->flows += cid_traffic(g, &u[slot].s);
-		return a->op == SM_UDP_UNHOOK ? unhook_slot(g, u, slot) : 0;
+		return a->op == SM_UDP_UNHOOK ? sm_udp_unhook_slot(g, u, slot) : 0;
 	}
 	/* every draining member of generation gen */
 	pick = calloc(SMU_MAX_MEMBERS, sizeof(*pick));
@@ -165,7 +162,7 @@ static int retire_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg
 	}
 	for (uint32_t i = 0; i < SMU_MAX_MEMBERS && !err; i++)
 		if (pick[i])
-			err = unhook_slot(g, u, i);
+			err = sm_udp_unhook_slot(g, u, i);
 out:
 	free(pick);
 	return err ? err : n;
