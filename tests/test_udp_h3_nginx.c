@@ -45,6 +45,7 @@
 
 #include "burst.h"
 #include "harness.h"
+#include "quic_tree.h"
 #include "proc.h"
 #include "sockmig.h"
 
@@ -72,54 +73,6 @@ struct hn_res {
 	long requests, ok, failed, retried, connections, goaways, resets;
 };
 
-/* The tree of scripts/quic-root, as it finds it. */
-static bool tree_path(char *out, size_t len)
-{
-	const char *c = getenv("SOCKMIG_QUIC_CACHE"), *x = getenv("XDG_CACHE_HOME"),
-		   *h = getenv("HOME");
-
-	if (c && *c)
-		snprintf(out, len, "%s/root", c);
-	else if (x && *x)
-		snprintf(out, len, "%s/sockmig-quic/root", x);
-	else if (h && *h)
-		snprintf(out, len, "%s/.cache/sockmig-quic/root", h);
-	else
-		return false;
-	return true;
-}
-
-/* The normal build's directory (.output/, above a sanitizer runner's). */
-static bool build_dir(char *out, size_t len)
-{
-	ssize_t n = readlink("/proc/self/exe", out, len - 1);
-	char *slash;
-
-	if (n <= 0)
-		return false;
-	out[n] = '\0';
-	slash = strrchr(out, '/');
-	if (!slash)
-		return false;
-	*slash = '\0';
-	slash = strrchr(out, '/');
-	if (slash && strcmp(slash, "/asan") == 0)
-		*slash = '\0';
-	return true;
-}
-
-static bool bind_into(const char *root, const char *src, const char *dst, unsigned long extra)
-{
-	char path[PATH_MAX + 64];
-
-	snprintf(path, sizeof(path), "%s%s", root, dst);
-	if (mount(src, path, NULL, MS_BIND | extra, NULL) < 0) {
-		printf("cannot bind %s on %s: %s\n", src, path, strerror(errno));
-		return false;
-	}
-	return true;
-}
-
 /* The tree with nginx, or a skip reason in @why; the mounts of the
  * case's own mount namespace and the run directory. SM_PASS when ready. */
 static int hn_enter(struct hn *h, char *why, size_t len)
@@ -128,7 +81,7 @@ static int hn_enter(struct hn *h, char *why, size_t len)
 					   "tests/servers/h3_load.py"};
 	char p[PATH_MAX + 64];
 
-	if (!tree_path(h->root, sizeof(h->root))) {
+	if (!qt_tree_path(h->root, sizeof(h->root))) {
 		snprintf(why, len, "no HOME to find the real-QUIC tree under");
 		return SM_SKIP;
 	}
@@ -148,7 +101,7 @@ static int hn_enter(struct hn *h, char *why, size_t len)
 		snprintf(why, len, "no /usr/sbin/chroot");
 		return SM_SKIP;
 	}
-	if (!build_dir(h->out, sizeof(h->out)))
+	if (!qt_build_dir(h->out, sizeof(h->out)))
 		return SM_FAIL;
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
 		snprintf(p, sizeof(p), "%s/%s", h->out, need[i]);
@@ -161,9 +114,9 @@ static int hn_enter(struct hn *h, char *why, size_t len)
 		printf("cannot make a mount namespace: %s\n", strerror(errno));
 		return SM_FAIL;
 	}
-	if (!bind_into(h->root, h->out, "/opt/sockmig", 0) ||
-	    !bind_into(h->root, "/proc", "/proc", MS_REC) ||
-	    !bind_into(h->root, "/sys/fs/bpf", "/sys/fs/bpf", 0))
+	if (!qt_bind_into(h->root, h->out, "/opt/sockmig", 0) ||
+	    !qt_bind_into(h->root, "/proc", "/proc", MS_REC) ||
+	    !qt_bind_into(h->root, "/sys/fs/bpf", "/sys/fs/bpf", 0))
 		return SM_FAIL;
 	/* tp_proc keeps a stderr path of 128 bytes */
 	if (strlen(h->root) > 60) {

@@ -33,6 +33,7 @@
 
 #include "burst.h"
 #include "harness.h"
+#include "quic_tree.h"
 #include "proc.h"
 #include "sockmig.h"
 
@@ -58,54 +59,6 @@ struct qr_sum {
 	int reports;
 };
 
-/* The tree of scripts/quic-root, as it finds it. */
-static bool tree_path(char *out, size_t len)
-{
-	const char *c = getenv("SOCKMIG_QUIC_CACHE"), *x = getenv("XDG_CACHE_HOME"),
-		   *h = getenv("HOME");
-
-	if (c && *c)
-		snprintf(out, len, "%s/root", c);
-	else if (x && *x)
-		snprintf(out, len, "%s/sockmig-quic/root", x);
-	else if (h && *h)
-		snprintf(out, len, "%s/.cache/sockmig-quic/root", h);
-	else
-		return false;
-	return true;
-}
-
-/* The normal build's directory (.output/, above a sanitizer runner's). */
-static bool build_dir(char *out, size_t len)
-{
-	ssize_t n = readlink("/proc/self/exe", out, len - 1);
-	char *slash;
-
-	if (n <= 0)
-		return false;
-	out[n] = '\0';
-	slash = strrchr(out, '/');
-	if (!slash)
-		return false;
-	*slash = '\0';
-	slash = strrchr(out, '/');
-	if (slash && strcmp(slash, "/asan") == 0)
-		*slash = '\0';
-	return true;
-}
-
-static bool bind_into(const char *root, const char *src, const char *dst, unsigned long extra)
-{
-	char path[PATH_MAX + 64];
-
-	snprintf(path, sizeof(path), "%s%s", root, dst);
-	if (mount(src, path, NULL, MS_BIND | extra, NULL) < 0) {
-		printf("cannot bind %s on %s: %s\n", src, path, strerror(errno));
-		return false;
-	}
-	return true;
-}
-
 /* The tree, or a skip reason in @why; the mounts of the case's own mount
  * namespace. SM_PASS when ready. */
 static int qr_enter(struct qr *q, char *why, size_t len)
@@ -113,7 +66,7 @@ static int qr_enter(struct qr *q, char *why, size_t len)
 	char p[PATH_MAX + 64];
 	struct stat st;
 
-	if (!tree_path(q->root, sizeof(q->root))) {
+	if (!qt_tree_path(q->root, sizeof(q->root))) {
 		snprintf(why, len, "no HOME to find the real-QUIC tree under");
 		return SM_SKIP;
 	}
@@ -129,7 +82,7 @@ static int qr_enter(struct qr *q, char *why, size_t len)
 		snprintf(why, len, "no /usr/sbin/chroot");
 		return SM_SKIP;
 	}
-	if (!build_dir(q->out, sizeof(q->out)))
+	if (!qt_build_dir(q->out, sizeof(q->out)))
 		return SM_FAIL;
 	for (int i = 0; i < 3; i++) {
 		static const char *const need[] = {"libsockmig.so.0",
@@ -146,9 +99,9 @@ static int qr_enter(struct qr *q, char *why, size_t len)
 		printf("cannot make a mount namespace: %s\n", strerror(errno));
 		return SM_FAIL;
 	}
-	if (!bind_into(q->root, q->out, "/opt/sockmig", 0) ||
-	    !bind_into(q->root, "/proc", "/proc", MS_REC) ||
-	    !bind_into(q->root, "/sys/fs/bpf", "/sys/fs/bpf", 0))
+	if (!qt_bind_into(q->root, q->out, "/opt/sockmig", 0) ||
+	    !qt_bind_into(q->root, "/proc", "/proc", MS_REC) ||
+	    !qt_bind_into(q->root, "/sys/fs/bpf", "/sys/fs/bpf", 0))
 		return SM_FAIL;
 	snprintf(q->dir, sizeof(q->dir), "/tmp/sm-quic.XXXXXX");
 	if (!mkdtemp(q->dir)) {
