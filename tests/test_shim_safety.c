@@ -260,3 +260,39 @@ out:
 	sr_cleanup(&x);
 	return ret;
 }
+
+/*
+ * connect() is interposed for the UDP members that connect to one peer;
+ * for every other socket it must be the C library's, even with an address
+ * the caller may not read: EFAULT, never a crash in the shim. Baseline:
+ * the shim that read the address family before it looked at the fd.
+ */
+SM_TEST(shim_connect_bad_address_is_efault)
+{
+	struct tp_proc p = {.pid = 0, .in = -1, .out = -1};
+	char args[64], line[128] = "";
+	struct pl_ctx x;
+	int ret = sr_setup(&x);
+
+	if (ret != SM_PASS)
+		return ret;
+	ret = SM_FAIL;
+	snprintf(args, sizeof(args), "badconnect %d", SR_PORT);
+	if (!ASSERT_TRUE(sr_start(&x, &p, "badconnect", x.server, true, false, NULL, -1, args),
+			 "start") ||
+	    !ASSERT_TRUE(sr_expect(&p, "ready", NULL, 0, 5000), "listening") ||
+	    !ASSERT_TRUE(sr_expect(&p, "connect", line, sizeof(line), 5000),
+			 "connect() returned (no crash)") ||
+	    !ASSERT_TRUE(strncmp(line, "connect EFAULT", 14) == 0, line) ||
+	    !ASSERT_EQ(sr_wait(&p), 0, "exit code"))
+		goto out;
+	ret = SM_PASS;
+out:
+	tp_proc_kill(&p);
+	if (ret != SM_PASS) {
+		tp_proc_stderr(&p, NULL);
+		pl_group_cleanup(&x, SR_PORT);
+	}
+	sr_cleanup(&x);
+	return ret;
+}

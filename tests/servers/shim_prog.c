@@ -21,6 +21,8 @@
  *   lock P          listen on P, close it; prints how long each took
  *   two P Q         listeners on P and Q; at "go", one thread closes P
  *                   and the main thread then closes Q; prints the times
+ *   badconnect P    listen on P (a tracked fd), then connect() a client
+ *                   socket with a bad address pointer: "connect ERRNO"
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -329,6 +331,16 @@ int main(int argc, char **argv)
 		close(lfd[1]);
 		say("closedB ms=%ld", now_ms() - t0);
 		pthread_join(t, NULL);
+	} else if (!strcmp(mode, "badconnect")) {
+		int c = socket(AF_INET, SOCK_STREAM, 0);
+
+		fd = listener(port);
+		say("ready");
+		/* the kernel says EFAULT; nothing of the address is read before */
+		r = connect(c, (const struct sockaddr *)8, sizeof(struct sockaddr_in));
+		say("connect %s", r == 0 ? "0" : errno == EFAULT ? "EFAULT" : strerror(errno));
+		close(c);
+		close(fd);
 	} else {
 		say("error mode");
 		return 2;
