@@ -341,6 +341,10 @@ static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse)
 		}
 	}
 
+	/* learn CLAIM: the program writes no flow (one test of the config
+	 * already read, past the hits) */
+	if (cfg->learn == SMU_LEARN_CLAIM)
+		why = WHY_STATELESS;
 	/* the table only now: a known flow's datagram does without it */
 	t = current_table();
 	if (!t)
@@ -350,8 +354,7 @@ static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse)
 		st->kernel_hash++;
 		return SK_PASS;
 	}
-	/* learn CLAIM: one test of the config already read, past the hits */
-	if (why == WHY_STATELESS || cfg->learn == SMU_LEARN_CLAIM) {
+	if (why == WHY_STATELESS) {
 		st->stateless++;
 		return SK_PASS;
 	}
