@@ -10,7 +10,9 @@
  *      that learns on receive keeps both on one socket; one that learns
  *      only claims splits every flight (the transmit-learned baseline),
  *      unless the server claimed the flow between them;
- *   3. the claim's errors, and the learning fixed at a group's making.
+ *   3. mode quic-lb: routing by CID unchanged, its flow fallback learns
+ *      only claims;
+ *   4. the claim's errors, and the learning fixed at a group's making.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -95,14 +97,15 @@ static int cl_client(struct sockaddr_in *me)
 }
 
 /* Which of the @n server sockets @srv (-1: closed) reads the one datagram
- * that client @c sends now (within 2 s): its index; -1 none; -2 more
- * than one, or from another source. */
-static int cl_who(int c, const struct sockaddr_in *me, const int *srv, int n)
+ * (@len octets of @d) that client @c sends now (within 2 s): its index;
+ * -1 none; -2 more than one, or from another source. */
+static int cl_who_data(int c, const struct sockaddr_in *me, const int *srv, int n, const void *d,
+		       size_t len)
 {
 	struct pollfd p[CL_SOCKS];
 	int who = -1;
 
-	if (send(c, "x", 1, 0) != 1) {
+	if (send(c, d, len, 0) != (ssize_t)len) {
 		printf("send: %s\n", strerror(errno));
 		return -1;
 	}
@@ -114,17 +117,23 @@ static int cl_who(int c, const struct sockaddr_in *me, const int *srv, int n)
 	for (int i = 0; i < n; i++) {
 		struct sockaddr_in from;
 		socklen_t flen = sizeof(from);
-		char b[8];
+		char b[64];
 
 		if (srv[i] < 0)
 			continue;
-		while (recvfrom(srv[i], b, sizeof(b), 0, (struct sockaddr *)&from, &flen) == 1) {
+		while (recvfrom(srv[i], b, sizeof(b), 0, (struct sockaddr *)&from, &flen) ==
+		       (ssize_t)len) {
 			if (who != -1 || from.sin_port != me->sin_port)
 				return -2;
 			who = i;
 		}
 	}
 	return who;
+}
+
+static int cl_who(int c, const struct sockaddr_in *me, const int *srv, int n)
+{
+	return cl_who_data(c, me, srv, n, "x", 1);
 }
 
 static bool cl_stats(struct sockmig_udp_group *g, long long new_flows, long long hits,
@@ -249,6 +258,68 @@ out:
 	cl_close_all(srv, 3);
 	if (c >= 0)
 		close(c);
+	cl_group_end(g);
+	return ret;
+}
+
+/* Mode quic-lb, learn CLAIM: datagrams to a member's CID reach it across
+ * a flip, as ever; a flow without one (a client's Initial) is not learned,
+ * so its 2 datagrams around the flip split, until a member claims it. */
+SM_TEST(udp_claim_quic_lb_fallback)
+{
+	struct sockaddr_in a = cl_addr(CL_PORT), me, ini_me;
+	SOCKMIG_OPTS(sockmig_udp_group_opts, go, .mode = SOCKMIG_UDP_MODE_QUIC_LB,
+		     .learn = SOCKMIG_UDP_LEARN_CLAIM);
+	struct sockmig_udp_group *g = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), &go);
+	int srv[2] = {-1, -1}, c = -1, ini = -1, at_cid = 0, at_claim = 0, bad = 0, w1, w2;
+	uint8_t d[32], other[32];
+	struct sockmig_quic_stats q;
+	int ret = SM_FAIL;
+
+	memset(d, 0x40, sizeof(d));
+	memset(other, 0xff, sizeof(other)); /* config rotation 7: no CID of ours */
+	other[0] = 0x40;
+	if (!ASSERT_TRUE(g, sockmig_last_error()) || (srv[0] = cl_server(g, 0)) < 0 ||
+	    (c = cl_client(&me)) < 0 || (ini = cl_client(&ini_me)) < 0 ||
+	    !ASSERT_EQ(sockmig_quic_cid_encode(g, srv[0], d + 1, sizeof(d) - 1), 8, "CID"))
+		goto out;
+	w1 = cl_who_data(ini, &ini_me, srv, 1, other, sizeof(other));
+	if ((srv[1] = cl_server(g, 1)) < 0)
+		goto out;
+	w2 = cl_who_data(ini, &ini_me, srv, 2, other, sizeof(other));
+	if (!ASSERT_EQ(w1, 0, "Initial before the flip") ||
+	    !ASSERT_EQ(w2, 1, "Initial after the flip: split, not learned"))
+		goto out;
+	for (int r = 0; r < CL_ROUNDS; r++) {
+		int w = cl_who_data(c, &me, srv, 2, d, sizeof(d));
+
+		at_cid += w == 0;
+		bad += w < 0;
+	}
+	if (!ASSERT_OK(
+		    sockmig_udp_flow_claim(g, srv[0], (struct sockaddr *)&ini_me, sizeof(ini_me)),
+		    "claim"))
+		goto out;
+	for (int r = 0; r < CL_ROUNDS; r++) {
+		int w = cl_who_data(ini, &ini_me, srv, 2, other, sizeof(other));
+
+		at_claim += w == 0;
+		bad += w < 0;
+	}
+	if (!ASSERT_EQ(bad, 0, "lost or doubled") ||
+	    !ASSERT_EQ(at_cid, CL_ROUNDS, "by CID at its member") ||
+	    !ASSERT_EQ(at_claim, CL_ROUNDS, "claimed at its claimer") ||
+	    !cl_stats(g, 0, CL_ROUNDS, 2) || !ASSERT_OK(sockmig_quic_stats_read(g, &q), "quic") ||
+	    !ASSERT_EQ(q.hits, CL_ROUNDS, "CID hits") ||
+	    !ASSERT_EQ(q.other, CL_ROUNDS + 2, "no CID of ours"))
+		goto out;
+	ret = SM_PASS;
+out:
+	cl_close_all(srv, 2);
+	if (c >= 0)
+		close(c);
+	if (ini >= 0)
+		close(ini);
 	cl_group_end(g);
 	return ret;
 }
