@@ -430,8 +430,9 @@ static long long json_num(const char *line, const char *key)
 	return p ? strtoll(p + strlen(k), NULL, 10) : -1;
 }
 
-static const char *const udp_keys[] = {"new_flows", "flow_hits",   "fallbacks",	  "expired",
-				       "stateless", "kernel_hash", "not_learned", "parse_failed"};
+static const char *const udp_keys[] = {"new_flows",   "flow_hits",    "fallbacks",
+				       "expired",     "stateless",    "kernel_hash",
+				       "not_learned", "parse_failed", "old_generation"};
 #define NKEYS (int)(sizeof(udp_keys) / sizeof(udp_keys[0]))
 
 struct watch_run {
@@ -479,7 +480,7 @@ static void watch_read(struct watch_run *w, int ms)
  * its start counts one UDP group and nothing sent before. */
 SM_TEST(status_udp_watch_counts)
 {
-	static const long long want[NKEYS] = {5, 10, 0, 0, 0, 0, 0, 0};
+	static const long long want[NKEYS] = {5, 10, 0, 0, 0, 0, 0, 0, 0};
 	struct watch_run *w = calloc(1, sizeof(*w));
 	int ret = SM_FAIL, p[2] = {-1, -1}, status = -1;
 	bool started = false;
