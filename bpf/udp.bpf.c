@@ -9,7 +9,9 @@
  *   2. known, seen within the idle timeout, and its owner still in its
  *      slot (the slot's cookie is the one learned, and the socket array
  *      still holds a socket there: a closed socket leaves it empty): to
- *      the owner, whatever its generation or role;
+ *      the owner, whatever its generation or role (counted in old_gen
+ *      when that is not the working generation, which the config holds
+ *      a copy of: the table is not read);
  *   3. known but its owner gone: to the working generation, and the flow
  *      is learned again for its new owner (a fallback);
  *   4. known but idle past the timeout, or unknown: a new flow, to the
@@ -25,7 +27,8 @@
  * length at offset 5, the CID at 6) names a slot and a generation
  * (udp.h): when its config rotation bits and length are the group's and
  * the slot holds a live socket of that generation, to it, whatever its
- * role or the 4-tuple (a client's new address or port is followed);
+ * role or the 4-tuple (a client's new address or port is followed;
+ * counted in old_gen as in step 2);
  * otherwise (a client's Initial, another config, a member gone) as mode
  * flow, on the 4-tuple, so that an Initial flight of several datagrams
  * stays on the socket that took its first.
@@ -195,15 +198,27 @@ static __always_inline int flow_key(struct sk_reuseport_md *ctx, struct smu_flow
 	return -1;
 }
 
-/* Whether the owner recorded in @f still holds its slot; it is then selected. */
-static __always_inline int owner_selected(struct sk_reuseport_md *ctx, const struct smu_flow *f)
+/* The slot of the owner recorded in @f when it still holds it; it is then
+ * selected. NULL otherwise. */
+static __always_inline const struct smu_slot *owner_selected(struct sk_reuseport_md *ctx,
+							     const struct smu_flow *f)
 {
 	__u32 slot = MASK(f->slot);
 	struct smu_slot *s = bpf_map_lookup_elem(&slots, &slot);
 
-	if (!s || s->cookie != f->cookie)
+	if (!s || s->cookie != f->cookie || bpf_sk_select_reuseport(ctx, &members, &slot, 0))
 		return 0;
-	return bpf_sk_select_reuseport(ctx, &members, &slot, 0) == 0;
+	return s;
+}
+
+/* A datagram delivered to the member of @s by its flow or its CID: counted
+ * when that member is not of the working generation (the slot's own
+ * generation: a member registered again has a new one). */
+static __always_inline void count_gen(const struct smu_config *cfg, const struct smu_slot *s,
+				      struct smu_stats *st)
+{
+	if (s->generation != cfg->table_gen)
+		st->old_gen++;
 }
 
 /* Record that flow @k belongs to the socket of @slot from now on. */
@@ -289,6 +304,7 @@ static __always_inline int quic_route(struct sk_reuseport_md *ctx, const struct 
 	    bpf_sk_select_reuseport(ctx, &members, &slot, 0) == 0) {
 		s->last_cid_ns = now_ns(coarse);
 		st->quic_hits++;
+		count_gen(cfg, s, st);
 		return 1;
 	}
 	st->quic_stale++;
@@ -304,6 +320,7 @@ enum { WHY_STATELESS, WHY_NEW, WHY_FALLBACK, WHY_EXPIRED };
 static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse)
 {
 	const struct smu_table *t;
+	const struct smu_slot *owner;
 	struct smu_config *cfg;
 	struct smu_flow_key k = {};
 	struct smu_stats *st;
@@ -332,9 +349,10 @@ static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse)
 			why = WHY_NEW;
 		} else if (cfg->idle_timeout_ns && now - f->last_ns > cfg->idle_timeout_ns) {
 			why = WHY_EXPIRED;
-		} else if (owner_selected(ctx, f)) {
+		} else if ((owner = owner_selected(ctx, f))) {
 			f->last_ns = now;
 			st->flow_hits++;
+			count_gen(cfg, owner, st);
 			return SK_PASS;
 		} else {
 			why = WHY_FALLBACK;

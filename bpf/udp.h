@@ -105,7 +105,10 @@ struct smu_config {
 	__u32 quic_cid_len;    /* mode quic-lb: length of the server's CIDs */
 	__u32 quic_cr;	       /* mode quic-lb: config rotation bits of its CIDs */
 	__u32 learn;	       /* enum smu_learn: CLAIM: the program writes no flow */
-	__u32 pad;
+	/* the working generation of the table in force (struct smu_table's),
+	 * copied here by user space at each rebuild: the program counts
+	 * old_gen without reading the table on a flow's hit */
+	__u32 table_gen;
 };
 
 /*
@@ -136,6 +139,8 @@ struct smu_stats {
 	__u64 quic_hits;    /* quic-lb: DCID of a live member of its generation, to it */
 	__u64 quic_stale;   /* quic-lb: DCID of this config whose member is gone: as flow */
 	__u64 quic_other;   /* quic-lb: no DCID of this config (client's, too short): as flow */
+	__u64 old_gen;	    /* a flow hit or quic hit to a member whose generation is not
+			     * config.table_gen (an older one after a flip) */
 };
 
 #endif

@@ -46,6 +46,7 @@ struct generation {
 struct run_udp_mark {
 	uint64_t rcvbuf_errors, in_errors; /* Udp and Udp6 of /proc/net/snmp{,6} */
 	uint64_t hits, new_flows, fallbacks, expired, kernel_hash; /* the groups' */
+	uint64_t old_gen; /* sockmig_udp_counters.old_generation, the groups' */
 };
 struct run_udp_flows {
 	int n;

@@ -166,13 +166,16 @@ void run_udp_mark_now(struct runner *r)
 	if (!r->udp)
 		return;
 	read_snmp(m);
-	m->hits = m->new_flows = m->fallbacks = m->expired = m->kernel_hash = 0;
+	m->hits = m->new_flows = m->fallbacks = m->expired = m->kernel_hash = m->old_gen = 0;
 	n = open_groups(r, grp);
 	for (int i = 0; i < n; i++) {
+		SOCKMIG_OPTS(sockmig_udp_counters, c);
 		struct sockmig_udp_stats st;
 
 		if (sockmig_udp_stats_read(grp[i], &st) < 0)
 			continue;
+		if (sockmig_udp_counters_read(grp[i], &c) == 0)
+			m->old_gen += c.old_generation;
 		m->hits += st.flow_hits;
 		m->new_flows += st.new_flows;
 		m->fallbacks += st.fallbacks;
@@ -318,11 +321,13 @@ void run_udp_report(struct runner *r, unsigned id, bool older, unsigned long lon
 		print_flows(" flows when the new generation was ready:", &r->udp_flip);
 	print_flows(r->udp_flip.n ? "; flows now:" : " flows now:", &after);
 	printf("; datagrams since the %s (%llu ms): %llu of known flows to their socket, %llu "
-	       "new flows, %llu to the working generation from closed sockets, %llu expired, "
-	       "%llu by the kernel's hash; UdpRcvbufErrors +%llu, UdpInErrors +%llu\n",
+	       "to older generations, %llu new flows, %llu to the working generation from "
+	       "closed sockets, %llu expired, %llu by the kernel's hash; UdpRcvbufErrors +%llu, "
+	       "UdpInErrors +%llu\n",
 	       r->udp_start_ms ? "reload's start" : "last report",
 	       r->udp_start_ms ? now_ms() - r->udp_start_ms : 0ull,
 	       (unsigned long long)(now->hits - was.hits),
+	       (unsigned long long)(now->old_gen - was.old_gen),
 	       (unsigned long long)(now->new_flows - was.new_flows),
 	       (unsigned long long)(now->fallbacks - was.fallbacks),
 	       (unsigned long long)(now->expired - was.expired),

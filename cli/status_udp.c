@@ -2,7 +2,8 @@
 /*
  * sockmig status: the UDP groups of this network namespace (see
  * sockmig_udp_group_open()), found where they are pinned: their mode,
- * working generation, members, flows per generation and counters; read
+ * working generation, members, flows per generation and counters (those
+ * of sockmig_udp_counters_read() too: datagrams to old generations); read
  * here, printed as JSON here and as columns by status_print.c.
  *
  * Unlike TCP listeners (sock_diag, which anyone may dump), a UDP group is
@@ -69,6 +70,12 @@ static bool read_one(struct udp_group *u)
 	}
 	u->mode = sockmig_udp_group_mode(g);
 	n = sockmig_udp_stats_read(g, &u->st);
+	if (n == 0) {
+		SOCKMIG_OPTS(sockmig_udp_counters, c);
+
+		n = sockmig_udp_counters_read(g, &c);
+		u->old_gen = c.old_generation;
+	}
 	if (n == 0 && u->mode == SOCKMIG_UDP_MODE_QUIC_LB) {
 		n = sockmig_quic_stats_read(g, &u->q);
 		u->have_quic = n == 0;
@@ -175,7 +182,7 @@ void status_udp_local(const struct udp_group *u, char *buf, size_t len)
 	snprintf(buf, len, u->id.family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, u->id.port);
 }
 
-static void json_counters(const struct sockmig_udp_stats *st)
+static void json_counters(const struct sockmig_udp_stats *st, uint64_t old_gen)
 {
 	jw_open("counters", '{');
 	jw_u64("new_flows", st->new_flows);
@@ -186,6 +193,7 @@ static void json_counters(const struct sockmig_udp_stats *st)
 	jw_u64("kernel_hash", st->kernel_hash);
 	jw_u64("not_learned", st->not_learned);
 	jw_u64("parse_failed", st->parse_failed);
+	jw_u64("old_generation", old_gen);
 	jw_close('}');
 }
 
@@ -240,7 +248,7 @@ void status_udp_json(const struct udp_group *us, int n)
 			jw_close('}');
 		}
 		jw_close(']');
-		json_counters(&u->st);
+		json_counters(&u->st, u->old_gen);
 		if (u->have_quic) {
 			jw_open("quic", '{');
 			jw_u64("hits", u->q.hits);

@@ -3,7 +3,8 @@
  * sockmig watch: one line per interval and UDP group with what its
  * program counted meanwhile (sockmig_udp_stats_read(): new flows, hits of
  * known flows, fallbacks from closed owners, expiries, stateless
- * datagrams, the kernel's hash, flows not learned, parse failures) and
+ * datagrams, the kernel's hash, flows not learned, parse failures;
+ * sockmig_udp_counters_read(): datagrams to old generations) and
  * its working generation. The UDP groups are found like status finds
  * them: pinned for this network namespace.
  */
@@ -14,14 +15,18 @@
 #include "cli.h"
 #include "watch_udp.h"
 
-static int read_stats(const char *name, struct sockmig_udp_stats *st)
+static int read_stats(const char *name, struct sockmig_udp_stats *st, uint64_t *old)
 {
 	struct sockmig_udp_group *g = sockmig_udp_group_open_name(name, NULL);
+	SOCKMIG_OPTS(sockmig_udp_counters, c);
 	int err;
 
 	if (!g)
 		return -1;
 	err = sockmig_udp_stats_read(g, st);
+	if (!err)
+		err = sockmig_udp_counters_read(g, &c);
+	*old = c.old_generation;
 	sockmig_udp_group_close(g);
 	return err;
 }
@@ -56,7 +61,8 @@ void watch_udp_list(struct udp_watch *w, int port, bool baseline)
 		snprintf(w->g[w->n].name, SOCKMIG_NAME_MAX, "%s", ids[i].name);
 		/* a baseline that cannot be read: the next read is one */
 		if (baseline)
-			w->g[w->n].rebase = read_stats(w->g[w->n].name, &w->g[w->n].last) < 0;
+			w->g[w->n].rebase = read_stats(w->g[w->n].name, &w->g[w->n].last,
+						       &w->g[w->n].last_old) < 0;
 		w->n++;
 	}
 	free(ids);
@@ -72,11 +78,13 @@ void watch_udp_round(struct udp_watch *w, const char *stamp)
 {
 	for (int i = 0; i < w->n; i++) {
 		struct sockmig_udp_stats s, *l = &w->g[i].last;
+		uint64_t old;
 
-		if (read_stats(w->g[i].name, &s) < 0)
+		if (read_stats(w->g[i].name, &s, &old) < 0)
 			continue; /* gone: nothing to count */
 		if (w->g[i].rebase) {
 			*l = s;
+			w->g[i].last_old = old;
 			w->g[i].rebase = false;
 			continue;
 		}
@@ -93,22 +101,24 @@ void watch_udp_round(struct udp_watch *w, const char *stamp)
 			jw_u64("kernel_hash", grew(s.kernel_hash, l->kernel_hash));
 			jw_u64("not_learned", grew(s.not_learned, l->not_learned));
 			jw_u64("parse_failed", grew(s.parse_failed, l->parse_failed));
+			jw_u64("old_generation", grew(old, w->g[i].last_old));
 			jw_u64("working_generation", s.working_generation);
 			jw_close('}');
 			jw_end();
 		} else {
 			printf("%s %s new_flows %llu flow_hits %llu fallbacks %llu expired %llu "
 			       "stateless %llu kernel_hash %llu not_learned %llu parse_failed %llu "
-			       "| "
-			       "working generation %u\n",
+			       "old_generation %llu | working generation %u\n",
 			       stamp, w->g[i].name, grew(s.new_flows, l->new_flows),
 			       grew(s.flow_hits, l->flow_hits), grew(s.fallbacks, l->fallbacks),
 			       grew(s.expired, l->expired), grew(s.stateless, l->stateless),
 			       grew(s.kernel_hash, l->kernel_hash),
 			       grew(s.not_learned, l->not_learned),
-			       grew(s.parse_failed, l->parse_failed), s.working_generation);
+			       grew(s.parse_failed, l->parse_failed), grew(old, w->g[i].last_old),
+			       s.working_generation);
 		}
 		*l = s;
+		w->g[i].last_old = old;
 	}
 }
 

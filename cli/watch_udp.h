@@ -10,6 +10,7 @@
 struct udp_watched {
 	char name[SOCKMIG_NAME_MAX];
 	struct sockmig_udp_stats last; /* at the previous sample */
+	uint64_t last_old;	       /* sockmig_udp_counters.old_generation then */
 	bool rebase;		       /* last could not be read: the next sample is */
 };
 

@@ -115,7 +115,7 @@ SAME(SOCKMIG_QUIC_CID_MAX, SMU_QUIC_CID_MAX);
 SAME(SOCKMIG_QUIC_CONFIG_MAX, SMU_QUIC_CR_MAX);
 SAME(SOCKMIG_QUIC_GEN_BITS, SMU_QUIC_GEN_BITS);
 SAME(sizeof(struct sockmig_quic_stats),
-     sizeof(struct smu_stats) - offsetof(struct smu_stats, quic_hits));
+     offsetof(struct smu_stats, old_gen) - offsetof(struct smu_stats, quic_hits));
 SAME(offsetof(struct sockmig_quic_stats, stale) - offsetof(struct sockmig_quic_stats, hits),
      offsetof(struct smu_stats, quic_stale) - offsetof(struct smu_stats, quic_hits));
 SAME(offsetof(struct sockmig_quic_stats, other) - offsetof(struct sockmig_quic_stats, hits),

@@ -115,9 +115,19 @@ static int rebuild(struct sockmig_udp_group *g, const struct uslot *u)
 	}
 	next = (idx & 1) ^ 1;
 	if (bpf_map_update_elem(g->fd[UFD_TABLE], &next, t, BPF_ANY) < 0 ||
-	    bpf_map_update_elem(g->fd[UFD_TABIDX], &zero, &next, BPF_ANY) < 0)
+	    bpf_map_update_elem(g->fd[UFD_TABIDX], &zero, &next, BPF_ANY) < 0) {
 		err = sm_fail(errno, "cannot write the table of %s: %s", g->base.name,
 			      strerror(errno));
+		goto out;
+	}
+	/* the program's copy of the working generation, for its old_gen
+	 * count on a flow's hit (which reads no table) */
+	if (c.table_gen != t->working_gen) {
+		c.table_gen = t->working_gen;
+		if (bpf_map_update_elem(g->fd[UFD_CONFIG], &zero, &c, BPF_ANY) < 0)
+			err = sm_fail(errno, "cannot write the config of %s: %s", g->base.name,
+				      strerror(errno));
+	}
 out:
 	free(t);
 	return err;
@@ -393,6 +403,42 @@ int sockmig_udp_stats_read(struct sockmig_udp_group *g, struct sockmig_udp_stats
 out:
 	free(per);
 	free(t);
+	return err;
+}
+
+/* The counters' first version: every field up to old_generation. */
+#define COUNTERS_V0 (offsetof(struct sockmig_udp_counters, old_generation) + sizeof(uint64_t))
+
+int sockmig_udp_counters_read(struct sockmig_udp_group *g, struct sockmig_udp_counters *out)
+{
+	struct sockmig_udp_counters c = {0};
+	struct smu_stats *per;
+	uint32_t zero = 0;
+	int ncpu, err = 0;
+
+	if (!g || !out)
+		return sm_fail(EINVAL, "UDP counters: no group or no result");
+	if (out->sz < COUNTERS_V0)
+		return sm_fail(EINVAL, "UDP counters of %zu bytes: at least %zu", out->sz,
+			       (size_t)COUNTERS_V0);
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0)
+		return sm_fail(-ncpu, "cannot count the possible CPUs");
+	per = calloc((size_t)ncpu, sizeof(*per));
+	if (!per)
+		return sm_fail(ENOMEM, "out of memory");
+	if (bpf_map_lookup_elem(g->fd[UFD_STATS], &zero, per) < 0) {
+		err = sm_fail(errno, "cannot read the counters of %s: %s", g->base.name,
+			      strerror(errno));
+		goto out;
+	}
+	for (int i = 0; i < ncpu; i++)
+		c.old_generation += per[i].old_gen;
+	c.sz = out->sz;
+	/* no byte past the caller's size, nor past ours */
+	memcpy(out, &c, out->sz < sizeof(c) ? out->sz : sizeof(c));
+out:
+	free(per);
 	return err;
 }
 

@@ -193,7 +193,8 @@ SM_LONG(run_udp_mixed_tcp_only_baseline, 120)
 /*
  * (2) The report's UDP line, exactly: FLOWS flows of generation 1; a
  * reload; with no datagram while generation 2 starts, FLOWS new flows
- * (to generation 2) and one datagram of each old flow (to generation 1);
+ * (to generation 2) and one datagram of each old flow (to generation 1,
+ * no longer the working one: FLOWS to older generations);
  * then generation 1 stops (its SIGTERM from the case: run's stop signal,
  * WINCH, is ignored by udp_echo, and --grace is 30 s).
  */
@@ -203,9 +204,9 @@ SM_TEST(run_udp_report_exact)
 		"reload report (udp): generation 1 stopped in ",
 		" ms; flows when the new generation was ready: generation 1 100, generation 2 "
 		"0; flows now: generation 2 100; datagrams since the reload's start (",
-		" ms): 100 of known flows to their socket, 100 new flows, 0 to the working "
-		"generation from closed sockets, 0 expired, 0 by the kernel's hash; "
-		"UdpRcvbufErrors +0, UdpInErrors +0\n",
+		" ms): 100 of known flows to their socket, 100 to older generations, 100 new "
+		"flows, 0 to the working generation from closed sockets, 0 expired, 0 by the "
+		"kernel's hash; UdpRcvbufErrors +0, UdpInErrors +0\n",
 	};
 	struct ienv e;
 	struct ur_rig r = {.cep = -1, .ep = -1};

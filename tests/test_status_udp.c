@@ -30,7 +30,8 @@
 #define NEW_FLOWS 20 /* first answered by generation 2, after the flip */
 #define OUT_LEN	  32768
 
-/* The UDP group's line of `sockmig status`, with its two indented lines. */
+/* The UDP group's line of `sockmig status`, with its two indented lines:
+ * generation 1's OLD_FLOWS hits after the flip went to an old generation. */
 static bool check_columns(const char *out, struct ur_rig *r)
 {
 	char want[512];
@@ -41,9 +42,9 @@ static bool check_columns(const char *out, struct ur_rig *r)
 		 "working generation 2)\n"
 		 "  generation 1: 1 member, %d flows; generation 2: 1 member, %d flows\n"
 		 "  new_flows=%d flow_hits=%d fallbacks=0 expired=0 stateless=0 kernel_hash=0 "
-		 "not_learned=0 parse_failed=0\n",
+		 "not_learned=0 parse_failed=0 old_generation=%d\n",
 		 UR_PORT, (unsigned long long)sockmig_netns_self(), sockmig_udp_group_name(r->g),
-		 OLD_FLOWS, NEW_FLOWS, OLD_FLOWS + NEW_FLOWS, OLD_FLOWS);
+		 OLD_FLOWS, NEW_FLOWS, OLD_FLOWS + NEW_FLOWS, OLD_FLOWS, OLD_FLOWS);
 	if (!ASSERT_TRUE(strstr(out, want) != NULL, "the UDP group's heading lines")) {
 		printf("expected:\n%s", want);
 		return false;
@@ -91,11 +92,11 @@ static bool check_json(const char *out, struct ur_rig *r)
 		 "[(%llu, 0, 1, 'draining', %d), (%llu, 1, 2, 'active', %d)], "
 		 "[(1, 1, %d), (2, 1, %d)], "
 		 "dict(new_flows=%d, flow_hits=%d, fallbacks=0, expired=0, stateless=0, "
-		 "kernel_hash=0, not_learned=0, parse_failed=0), None)]",
+		 "kernel_hash=0, not_learned=0, parse_failed=0, old_generation=%d), None)]",
 		 UR_PORT, UR_PORT, (unsigned long long)sockmig_netns_self(),
 		 sockmig_udp_group_name(r->g), (unsigned long long)sockmig_cookie(r->srv[0]),
 		 (int)getpid(), (unsigned long long)sockmig_cookie(r->srv[1]), (int)getpid(),
-		 OLD_FLOWS, NEW_FLOWS, OLD_FLOWS + NEW_FLOWS, OLD_FLOWS);
+		 OLD_FLOWS, NEW_FLOWS, OLD_FLOWS + NEW_FLOWS, OLD_FLOWS, OLD_FLOWS);
 	ok = ct_json_check(out, check);
 	if (!ok)
 		printf("the JSON does not hold:\n%s\n", check);
@@ -401,7 +402,7 @@ SM_TEST(status_udp_quic_lb_counters)
 	    !ASSERT_TRUE(ct_json_check(out, check), "the quic-lb group's JSON"))
 		goto out;
 	snprintf(line, sizeof(line),
-		 "parse_failed=0 quic_hits=0 quic_stale=0 quic_other=5\n"
+		 "parse_failed=0 old_generation=0 quic_hits=0 quic_stale=0 quic_other=5\n"
 		 "-      -      127.0.0.1:%d ",
 		 UR_PORT);
 	if (!ASSERT_EQ(ct_run("status", out, OUT_LEN, err, sizeof(err)), 0, "exit status") ||
@@ -429,8 +430,9 @@ static long long json_num(const char *line, const char *key)
 	return p ? strtoll(p + strlen(k), NULL, 10) : -1;
 }
 
-static const char *const udp_keys[] = {"new_flows", "flow_hits",   "fallbacks",	  "expired",
-				       "stateless", "kernel_hash", "not_learned", "parse_failed"};
+static const char *const udp_keys[] = {"new_flows",   "flow_hits",    "fallbacks",
+				       "expired",     "stateless",    "kernel_hash",
+				       "not_learned", "parse_failed", "old_generation"};
 #define NKEYS (int)(sizeof(udp_keys) / sizeof(udp_keys[0]))
 
 struct watch_run {
@@ -478,7 +480,7 @@ static void watch_read(struct watch_run *w, int ms)
  * its start counts one UDP group and nothing sent before. */
 SM_TEST(status_udp_watch_counts)
 {
-	static const long long want[NKEYS] = {5, 10, 0, 0, 0, 0, 0, 0};
+	static const long long want[NKEYS] = {5, 10, 0, 0, 0, 0, 0, 0, 0};
 	struct watch_run *w = calloc(1, sizeof(*w));
 	int ret = SM_FAIL, p[2] = {-1, -1}, status = -1;
 	bool started = false;

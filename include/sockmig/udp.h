@@ -271,6 +271,36 @@ SOCKMIG_API int sockmig_udp_stats_read(struct sockmig_udp_group *g, struct sockm
 SOCKMIG_API int sockmig_udp_flow_claim(struct sockmig_udp_group *g, int fd,
 				       const struct sockaddr *peer, socklen_t len);
 
+/** Counters of a UDP group that struct sockmig_udp_stats (which has no
+ *  size, so never grows) lacks (datagrams, since the group was made).
+ *  Versioned: the caller sets sz (SOCKMIG_OPTS() does); the library writes
+ *  no byte past it, and a size below this first version's fails with
+ *  EINVAL. Later versions append fields. */
+struct sockmig_udp_counters {
+	size_t sz;
+	/** Datagrams the program delivered to a member that was not of the
+	 *  working generation at that moment: those of known flows (mode
+	 *  flow, quic-lb) and those of a member's QUIC CID (quic-lb) that went
+	 *  to their owner of an older generation after a flip (or of a newer
+	 *  one after sockmig_udp_set_working() rolled back). New flows,
+	 *  fallbacks and mode none go to the working generation: never here.
+	 *  "The working generation" is the program's copy of the selection
+	 *  table's, updated with it (struct sockmig_udp_stats
+	 *  .working_generation; 0 while no member is active). */
+	uint64_t old_generation;
+	size_t : 0;
+};
+
+/**
+ * Read the counters of @p g that struct sockmig_udp_counters holds into
+ * @p out, whose sz says how many bytes it has (SOCKMIG_OPTS(
+ * sockmig_udp_counters, c) then sockmig_udp_counters_read(g, &c)).
+ * @return 0; -EINVAL (no group, no @p out, or out->sz below the first
+ * version's); another negative errno.
+ */
+SOCKMIG_API int sockmig_udp_counters_read(struct sockmig_udp_group *g,
+					  struct sockmig_udp_counters *out);
+
 /** Flows owned by one generation, as sockmig_udp_flows() counts them. */
 struct sockmig_udp_flow_count {
 	uint32_t generation;
