@@ -53,4 +53,16 @@ int ph_prog_stats(int fd, struct prog_stats *st, char *err, size_t errlen);
  * program's cost. Its fd, or -1 with @err set. */
 int ph_empty_prog(char *err, size_t errlen);
 
+/*
+ * The least a steering program does: slot = the kernel's hash of the
+ * 4-tuple modulo @n, one bpf_sk_select_reuseport() into its own
+ * REUSEPORT_SOCKARRAY of @fds[0..n-1] (@n >= 1), SK_PASS; SK_DROP
+ * if the helper failed, so that a bench's failed or lost count shows any
+ * run that did not steer. The sockets must be of one SO_REUSEPORT group
+ * and in no other socket array (a sockmig member leaves its group first).
+ * Not sockmig's API: a reference for bench cost and udp-cost. Its fd, or
+ * -1 with @err set.
+ */
+int ph_select_prog(const int *fds, int n, char *err, size_t errlen);
+
 #endif

@@ -107,7 +107,11 @@ int storm_run(const struct storm_opts *o, struct storm_result *r);
  * cost comes from the kernel's BPF statistics (enabled for the run): syn_ns
  * over syn_runs is its run time per SYN over the "on" phases; empty_ns over
  * empty_runs the same for a program that only returns SK_PASS, in one more
- * phase (the floor: the call and the statistics' own clock reads); mig_ns
+ * phase (the floor: the call and the statistics' own clock reads); sel_ns
+ * over sel_runs for the least steering program (ph_select_prog(): one
+ * bpf_sk_select_reuseport() into an array of the workers' listeners, taken
+ * out of the group first), in a phase after it, where sel_failed
+ * connections failed (its helper failing drops the SYN); mig_ns
  * over mig_runs per migrated child, in a last step where members with full
  * accept queues close (migrated: the children the policy counted there).
  * failed counts the failed connections of every phase.
@@ -117,6 +121,7 @@ struct cost_result {
 	uint64_t failed;
 	uint64_t syn_ns, syn_runs;
 	uint64_t empty_ns, empty_runs;
+	uint64_t sel_ns, sel_runs, sel_failed;
 	uint64_t mig_ns, mig_runs, migrated;
 	char error[200];
 };

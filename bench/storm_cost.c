@@ -145,6 +145,33 @@ static int cost_load(const struct storm *s, double secs, struct lg_result *lr,
 	return 0;
 }
 
+/* One phase with the reference program @prog attached: its run time and
+ * runs added to *@ns and *@runs. */
+static int ref_phase(const struct storm *s, int prog, struct cost_args *a, uint64_t *ns,
+		     uint64_t *runs)
+{
+	struct lg_result *lr = calloc(1, sizeof(*lr));
+	struct prog_stats st0, st1;
+	int ret = -1;
+
+	if (!lr || ph_prog_stats(prog, &st0, a->r.error, sizeof(a->r.error)) < 0)
+		goto out;
+	if (setsockopt(s->w[0].fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog, sizeof(prog)) < 0) {
+		snprintf(a->r.error, sizeof(a->r.error), "cannot attach a reference program: %s",
+			 strerror(errno));
+		goto out;
+	}
+	if (cost_load(s, a->phase_secs, lr, &a->r) < 0 ||
+	    ph_prog_stats(prog, &st1, a->r.error, sizeof(a->r.error)) < 0)
+		goto out;
+	*ns += st1.ns - st0.ns;
+	*runs += st1.runs - st0.runs;
+	ret = 0;
+out:
+	free(lr);
+	return ret;
+}
+
 static void cost_child(const struct storm_opts *o, void *res)
 {
 	struct cost_args *a = res;
@@ -152,7 +179,9 @@ static void cost_child(const struct storm_opts *o, void *res)
 	struct storm *s = calloc(1, sizeof(*s));
 	struct lg_result *lr = calloc(1, sizeof(*lr));
 	struct prog_stats st0, st1;
-	int probe_fd, stats_fd = -1, pfd = -1, efd = -1;
+	int fds[MAX_WORKERS];
+	int probe_fd, stats_fd = -1, pfd = -1, efd = -1, sfd = -1;
+	uint64_t failed;
 
 	if (!s || !lr || storm_netns_setup(o, a->r.error, sizeof(a->r.error)) < 0)
 		goto out;
@@ -215,20 +244,25 @@ static void cost_child(const struct storm_opts *o, void *res)
 		ph_record(&a->r.ph, ph, (double)lr->count[LG_OK], lr->elapsed);
 	}
 	ph_finish(&a->r.ph);
-	/* one more phase, with the empty program: the floor */
+	/* one more phase with the empty program: the floor */
 	efd = ph_empty_prog(a->r.error, sizeof(a->r.error));
-	if (efd < 0 || ph_prog_stats(efd, &st0, a->r.error, sizeof(a->r.error)) < 0)
+	if (efd < 0 || ref_phase(s, efd, a, &a->r.empty_ns, &a->r.empty_runs) < 0)
 		goto out;
-	if (setsockopt(s->w[0].fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &efd, sizeof(efd)) < 0) {
-		snprintf(a->r.error, sizeof(a->r.error), "cannot attach the empty program: %s",
-			 strerror(errno));
+	/* and one with the least steering program, over the same listeners
+	 * out of the group (a socket is in one socket array at most) */
+	for (int i = 0; i < o->workers; i++)
+		fds[i] = s->w[i].fd;
+	for (int i = 0; i < o->workers; i++)
+		if (sockmig_member_leave(s->g, fds[i]) < 0) {
+			snprintf(a->r.error, sizeof(a->r.error), "cannot take a worker out: %s",
+				 sockmig_last_error());
+			goto out;
+		}
+	sfd = ph_select_prog(fds, o->workers, a->r.error, sizeof(a->r.error));
+	failed = a->r.failed;
+	if (sfd < 0 || ref_phase(s, sfd, a, &a->r.sel_ns, &a->r.sel_runs) < 0)
 		goto out;
-	}
-	if (cost_load(s, a->phase_secs, lr, &a->r) < 0 ||
-	    ph_prog_stats(efd, &st1, a->r.error, sizeof(a->r.error)) < 0)
-		goto out;
-	a->r.empty_ns = st1.ns - st0.ns;
-	a->r.empty_runs = st1.runs - st0.runs;
+	a->r.sel_failed = a->r.failed - failed;
 	sockmig_group_detach(s->w[0].fd);
 	cost_migration(o, o->port + 1, &a->r);
 out:
@@ -243,6 +277,8 @@ out:
 		close(pfd);
 	if (efd >= 0)
 		close(efd);
+	if (sfd >= 0)
+		close(sfd);
 	if (stats_fd >= 0)
 		close(stats_fd);
 	free(s);

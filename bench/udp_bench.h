@@ -88,12 +88,16 @@ int udp_bench_run(const struct udp_bench_opts *o, struct udp_bench_result *r);
  * Rates in datagrams per second; pair_ratio[p] on over off in pair p, ratio
  * their median; ns/runs: the flow program's run time over the "on"
  * phases from the kernel's BPF statistics; empty_*: an SK_PASS program's,
- * one more phase (the floor).
+ * one more phase (the floor); sel_*: the least steering program's
+ * (ph_select_prog() over the two sockets, taken out of the group first),
+ * in a phase after it, sel_lost of its datagrams not read (its helper
+ * failing drops the datagram). The group's counters are read before.
  */
 struct udp_cost_result {
 	struct phases ph; /* in datagrams per second */
 	uint64_t lost;	  /* datagrams sent and not read, all phases */
 	uint64_t ns, runs, empty_ns, empty_runs;
+	uint64_t sel_ns, sel_runs, sel_lost;
 	/* the group's counters at the end: datagrams routed by their flow,
 	 * and (mode quic-lb) by their connection ID */
 	uint64_t flow_hits, quic_hits;

@@ -119,6 +119,28 @@ static int attach(struct cost *c, int prog)
 	return setsockopt(c->srv[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog, sizeof(prog));
 }
 
+/* One phase of @count datagrams with the reference program @prog
+ * attached: its run time and runs added to *@ns and *@runs. */
+static int ref_phase(struct cost *c, int prog, uint64_t count, uint64_t *ns, uint64_t *runs)
+{
+	struct prog_stats s0, s1;
+	double done, secs;
+
+	if (ph_prog_stats(prog, &s0, c->r->error, sizeof(c->r->error)) < 0)
+		return -1;
+	if (attach(c, prog) < 0) {
+		snprintf(c->r->error, sizeof(c->r->error), "cannot attach a reference program: %s",
+			 strerror(errno));
+		return -1;
+	}
+	phase(c, count, &done, &secs);
+	if (ph_prog_stats(prog, &s1, c->r->error, sizeof(c->r->error)) < 0)
+		return -1;
+	*ns += s1.ns - s0.ns;
+	*runs += s1.runs - s0.runs;
+	return 0;
+}
+
 struct cost_args {
 	struct udp_cost_result r;
 	int port, phases, mode;
@@ -160,7 +182,8 @@ static void cost_child(void *arg)
 	struct sockaddr_in addr = {.sin_family = AF_INET};
 	struct sockmig_udp_group *g = NULL;
 	struct cost c = {.r = r, .srv = {-1, -1}, .cli = -1};
-	int stats = -1, prog = -1, empty = -1;
+	int stats = -1, prog = -1, empty = -1, sel = -1;
+	uint64_t lost;
 	struct prog_stats s0, s1;
 	struct sockmig_udp_stats gs;
 	struct sockmig_quic_stats qs = {0};
@@ -230,20 +253,6 @@ static void cost_child(void *arg)
 		}
 	}
 	ph_finish(&r->ph);
-	/* one more phase with a program that does nothing: the floor */
-	empty = ph_empty_prog(r->error, sizeof(r->error));
-	if (empty < 0 || ph_prog_stats(empty, &s0, r->error, sizeof(r->error)) < 0)
-		goto out;
-	if (attach(&c, empty) < 0) {
-		snprintf(r->error, sizeof(r->error), "cannot attach the empty program: %s",
-			 strerror(errno));
-		goto out;
-	}
-	phase(&c, a->count, &done, &secs);
-	if (ph_prog_stats(empty, &s1, r->error, sizeof(r->error)) < 0)
-		goto out;
-	r->empty_ns = s1.ns - s0.ns;
-	r->empty_runs = s1.runs - s0.runs;
 	if (sockmig_udp_stats_read(g, &gs) < 0 ||
 	    (a->mode == SOCKMIG_UDP_MODE_QUIC_LB && sockmig_quic_stats_read(g, &qs) < 0)) {
 		snprintf(r->error, sizeof(r->error), "cannot read the group's counters: %s",
@@ -252,6 +261,23 @@ static void cost_child(void *arg)
 	}
 	r->flow_hits = gs.flow_hits;
 	r->quic_hits = qs.hits;
+	/* one more phase with a program that does nothing: the floor */
+	empty = ph_empty_prog(r->error, sizeof(r->error));
+	if (empty < 0 || ref_phase(&c, empty, a->count, &r->empty_ns, &r->empty_runs) < 0)
+		goto out;
+	/* and one with the least steering program, over the same sockets out
+	 * of the group (a socket is in one socket array at most) */
+	for (int i = 0; i < NSOCK; i++)
+		if (sockmig_udp_member_leave(g, c.srv[i]) < 0) {
+			snprintf(r->error, sizeof(r->error), "cannot take a socket out: %s",
+				 sockmig_last_error());
+			goto out;
+		}
+	sel = ph_select_prog(c.srv, NSOCK, r->error, sizeof(r->error));
+	lost = r->lost;
+	if (sel < 0 || ref_phase(&c, sel, a->count, &r->sel_ns, &r->sel_runs) < 0)
+		goto out;
+	r->sel_lost = r->lost - lost;
 out:
 	if (c.running) {
 		atomic_store(&c.stop, true);
@@ -270,6 +296,8 @@ out:
 		close(prog);
 	if (empty >= 0)
 		close(empty);
+	if (sel >= 0)
+		close(sel);
 	if (stats >= 0)
 		close(stats);
 }

@@ -328,7 +328,7 @@ void bench_phases_print(const struct phases *p, const char *unit)
 static int bench_cost(struct bench_cfg *c)
 {
 	struct cost_result r;
-	double syn_ns, empty_ns, mig_ns;
+	double syn_ns, empty_ns, sel_ns, mig_ns;
 
 	if (!json_output)
 		printf("sockmig bench cost: %d workers, concurrency %u, %llu phases of %llu s in "
@@ -345,6 +345,7 @@ static int bench_cost(struct bench_cfg *c)
 	syn_ns = r.syn_runs ? (double)r.syn_ns / (double)r.syn_runs : 0;
 	mig_ns = r.mig_runs ? (double)r.mig_ns / (double)r.mig_runs : 0;
 	empty_ns = r.empty_runs ? (double)r.empty_ns / (double)r.empty_runs : 0;
+	sel_ns = r.sel_runs ? (double)r.sel_ns / (double)r.sel_runs : 0;
 	if (json_output) {
 		jw_open(NULL, '{');
 		jw_str("mode", "cost");
@@ -356,6 +357,10 @@ static int bench_cost(struct bench_cfg *c)
 		jw_u64("policy_syn_runs", r.syn_runs);
 		jw_f64("empty_ns_per_syn", empty_ns);
 		jw_u64("empty_syn_runs", r.empty_runs);
+		jw_f64("select_ns_per_syn", sel_ns);
+		jw_u64("select_syn_runs", r.sel_runs);
+		jw_u64("select_failed", r.sel_failed);
+		jw_f64("policy_above_select_ns_per_syn", syn_ns - sel_ns);
 		jw_f64("policy_ns_per_migration", mig_ns);
 		jw_u64("policy_migration_runs", r.mig_runs);
 		jw_u64("migrated", r.migrated);
@@ -371,10 +376,16 @@ static int bench_cost(struct bench_cfg *c)
 		       (unsigned long long)r.failed);
 		printf("\npolicy ns/run (SYN)        %8.1f over %llu runs (target <= 60)\n"
 		       "empty program ns/run (SYN) %8.1f over %llu runs (the floor)\n"
+		       "select-only ns/run (SYN)   %8.1f over %llu runs, %llu failed (the least "
+		       "steering program)\n"
 		       "policy ns/run (migration)  %8.1f over %llu runs, %llu children migrated\n",
 		       syn_ns, (unsigned long long)r.syn_runs, empty_ns,
-		       (unsigned long long)r.empty_runs, mig_ns, (unsigned long long)r.mig_runs,
+		       (unsigned long long)r.empty_runs, sel_ns, (unsigned long long)r.sel_runs,
+		       (unsigned long long)r.sel_failed, mig_ns, (unsigned long long)r.mig_runs,
 		       (unsigned long long)r.migrated);
+		printf("\nempty program %.1f ns/run, select-only program %.1f ns/run, policy %.1f "
+		       "ns/run (%+.1f above the least steering program)\n",
+		       empty_ns, sel_ns, syn_ns, syn_ns - sel_ns);
 	}
 	return 0;
 }

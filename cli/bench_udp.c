@@ -245,7 +245,7 @@ static int bench_udp_cost(struct udp_cfg *c)
 {
 	const char *mode = sockmig_udp_mode_str((enum sockmig_udp_mode)c->cost_mode);
 	struct udp_cost_result r;
-	double ns = 0, empty = 0;
+	double ns = 0, empty = 0, sel = 0;
 
 	if (!json_output)
 		printf("sockmig bench udp-cost: one flow at 2 sockets of a UDP group in mode %s, "
@@ -258,6 +258,7 @@ static int bench_udp_cost(struct udp_cfg *c)
 	}
 	ns = r.runs ? (double)r.ns / (double)r.runs : 0;
 	empty = r.empty_runs ? (double)r.empty_ns / (double)r.empty_runs : 0;
+	sel = r.sel_runs ? (double)r.sel_ns / (double)r.sel_runs : 0;
 	if (json_output) {
 		jw_open(NULL, '{');
 		jw_str("mode", "udp-cost");
@@ -269,6 +270,10 @@ static int bench_udp_cost(struct udp_cfg *c)
 		jw_u64("flow_runs", r.runs);
 		jw_f64("empty_ns_per_datagram", empty);
 		jw_u64("empty_runs", r.empty_runs);
+		jw_f64("select_ns_per_datagram", sel);
+		jw_u64("select_runs", r.sel_runs);
+		jw_u64("select_lost", r.sel_lost);
+		jw_f64("flow_above_select_ns_per_datagram", ns - sel);
 		jw_u64("group_flow_hits", r.flow_hits);
 		jw_u64("group_quic_hits", r.quic_hits);
 		jw_close('}');
@@ -281,10 +286,16 @@ static int bench_udp_cost(struct udp_cfg *c)
 	       "ratio         %10.3f (median of %d pairs' ratios)\n"
 	       "lost          %10llu\n"
 	       "\n%-7s program ns/datagram  %8.1f over %llu runs\n"
-	       "empty   program ns/datagram  %8.1f over %llu runs (the floor)\n",
+	       "empty   program ns/datagram  %8.1f over %llu runs (the floor)\n"
+	       "select-only     ns/datagram  %8.1f over %llu runs, %llu lost (the least "
+	       "steering program)\n",
 	       r.ph.rate_off, mode, r.ph.rate_on, r.ph.ratio, r.ph.pairs,
 	       (unsigned long long)r.lost, mode, ns, (unsigned long long)r.runs, empty,
-	       (unsigned long long)r.empty_runs);
+	       (unsigned long long)r.empty_runs, sel, (unsigned long long)r.sel_runs,
+	       (unsigned long long)r.sel_lost);
+	printf("\nempty program %.1f ns/run, select-only program %.1f ns/run, %s %.1f ns/run "
+	       "(%+.1f above the least steering program)\n",
+	       empty, sel, mode, ns, ns - sel);
 	return 0;
 }
 

@@ -157,6 +157,9 @@ out:
  * bench cost reads the program's own cost from the kernel's BPF statistics:
  * its runs over the "on" phases (one per SYN), and in the migration step
  * one run per migrated child, exactly the children the policy counted.
+ * Beside it, the two reference programs' phases: the empty one's runs, and
+ * the select-only one's, none failed (its helper failing drops the SYN),
+ * with the policy's difference to it.
  */
 SM_TEST(bench_cost_reports_program_cost)
 {
@@ -177,7 +180,18 @@ SM_TEST(bench_cost_reports_program_cost)
 	    !ASSERT_TRUE(ct_json_check(out, "j['migrated'] >= 1500 and "
 					    "j['policy_migration_runs'] == j['migrated'] and "
 					    "j['policy_ns_per_migration'] > 0"),
-			 "one run per migrated child"))
+			 "one run per migrated child") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['empty_syn_runs'] > 1000 and "
+					    "j['empty_ns_per_syn'] > 0"),
+			 "the empty program's runs") ||
+	    !ASSERT_TRUE(ct_json_check(out,
+				       "j['select_syn_runs'] > 1000 and "
+				       "j['select_ns_per_syn'] > 0 and j['select_failed'] == 0"),
+			 "the select-only program's runs, every one steered") ||
+	    !ASSERT_TRUE(ct_json_check(out, "abs(j['policy_above_select_ns_per_syn'] - "
+					    "(j['policy_ns_per_syn'] - j['select_ns_per_syn'])) "
+					    "< 0.01"),
+			 "the policy above the select-only program"))
 		goto out;
 	ret = SM_PASS;
 out:

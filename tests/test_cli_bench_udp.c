@@ -143,7 +143,9 @@ out:
 
 /*
  * bench udp-cost: one run of the flow program per datagram of the "on"
- * phase, one of the empty program per datagram of its phase, exactly.
+ * phase, one of the empty program per datagram of its phase, and one of
+ * the select-only program per datagram of its own, none lost (its helper
+ * failing drops the datagram), exactly.
  */
 SM_TEST(bench_udp_cost_runs_per_datagram)
 {
@@ -166,7 +168,15 @@ SM_TEST(bench_udp_cost_runs_per_datagram)
 			 "one flow-program run per datagram") ||
 	    !ASSERT_TRUE(ct_json_check(out, "j['empty_runs'] == 20000 and "
 					    "j['empty_ns_per_datagram'] > 0"),
-			 "one empty-program run per datagram"))
+			 "one empty-program run per datagram") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['select_runs'] == 20000 and "
+					    "j['select_lost'] == 0 and j['lost'] == 0 and "
+					    "j['select_ns_per_datagram'] > 0"),
+			 "one select-only run per datagram, every one steered") ||
+	    !ASSERT_TRUE(ct_json_check(out, "abs(j['flow_above_select_ns_per_datagram'] - "
+					    "(j['flow_ns_per_datagram'] - "
+					    "j['select_ns_per_datagram'])) < 0.01"),
+			 "the flow program above the select-only program"))
 		goto out;
 	ret = SM_PASS;
 out:
@@ -200,7 +210,10 @@ SM_TEST(bench_udp_cost_quic_lb_routes_every_datagram_by_cid)
 			 "one quic-lb program run per datagram") ||
 	    !ASSERT_TRUE(ct_json_check(out, "j['group_quic_hits'] == 20000 and "
 					    "j['group_flow_hits'] == 0"),
-			 "every datagram by its connection ID"))
+			 "every datagram by its connection ID") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['select_runs'] == 20000 and "
+					    "j['select_lost'] == 0 and j['empty_runs'] == 20000"),
+			 "the reference programs' runs, one per datagram"))
 		goto out;
 	ret = SM_PASS;
 out:
