@@ -69,7 +69,7 @@ static bool holds_port(int pid, int port)
 
 /* @pid has a live member in the port's UDP groups, or the port has no
  * group (--proto tcp: the kernel's own SO_REUSEPORT group alone). */
-static bool in_group(int pid)
+bool ru_in_group(int pid)
 {
 	struct sockmig_group_id ids[8];
 	struct sockmig_udp_member_info m[64];
@@ -91,7 +91,7 @@ static bool in_group(int pid)
  * in the group (not retired). */
 static bool still_owner(int pid)
 {
-	return holds_port(pid, UR_PORT) && in_group(pid);
+	return holds_port(pid, UR_PORT) && ru_in_group(pid);
 }
 
 static bool owner_open(struct ru_judge *j, int pid)

@@ -68,6 +68,8 @@ bool ru_no_rcvbuf_errors(struct ienv *e);
 bool ru_log_line(const struct ienv *e, const char *log, const char *what, char *line, size_t len);
 /* Flows of [from, to) answered first by @pid. */
 int ru_first_by(const struct ur_rig *r, int from, int to, int pid);
+/* @pid has a live member in the port's UDP groups (or the port has none). */
+bool ru_in_group(int pid);
 /* The pid of a live member of the port's UDP group other than @not, or 0. */
 int ru_other_member(int not );
 

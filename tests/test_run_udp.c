@@ -307,6 +307,103 @@ SM_TEST(run_udp_report_kill_exact)
 	return report_exact(true);
 }
 
+/* The state letter of /proc/@pid/stat ('T': stopped), or 0. */
+static char proc_state(int pid)
+{
+	char path[64], buf[256], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/*
+ * A server that has stopped reading at --grace (generation 1 SIGSTOPped,
+ * FLOWS datagrams of its flows queued on its socket): the retire takes its
+ * socket out of the group (its FLOWS flows moved), waits its 1 s for the
+ * queue in vain, and the report says what was still queued (> 0). While
+ * that retire waits, run's loop goes on: a reload asked for then
+ * (--max-old 2) has generation 3 ready while generation 1 still lives.
+ */
+SM_LONG(run_udp_retire_stuck_server, 60)
+{
+	struct ienv e;
+	struct ur_rig r = {.cep = -1, .ep = -1};
+	char bin[128], script[160], line[1024];
+	char *extra[] = {"--proto", "udp", "--stop-signal", "WINCH", "--grace", "1", "--max-old",
+			 "2",	    NULL};
+	char *cmd[] = {"sh", "-c", script, bin, NULL};
+	unsigned long long bytes = 0, flows = 0;
+	int ret = SM_FAIL, pid1 = 0, t;
+	const char *at;
+	bool have;
+	pid_t run;
+
+	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
+		return SKIP("no .output/sockmig or udp_echo: make builds them");
+	snprintf(script, sizeof(script), "exec \"$0\" %d $$", UR_PORT);
+	run = ru_start_run(&e, extra, cmd);
+	have = ru_clients(&r, FLOWS);
+	if (!have ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 ready", 1, 10000),
+			 "generation 1 ready") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 1), "round 1"))
+		goto out;
+	pid1 = r.first[0];
+	kill(run, SIGHUP);
+	if (!ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 2 ready", 1, 10000),
+			 "generation 2 ready") ||
+	    !ASSERT_OK(kill(pid1, SIGSTOP), "generation 1 stops reading"))
+		goto out;
+	for (int i = 0; i < FLOWS; i++) {
+		struct ur_msg m = {.flow = (uint32_t)i, .seq = 2};
+
+		if (!ASSERT_EQ(send(r.cli[i], &m, sizeof(m), 0), (long)sizeof(m), "old flow"))
+			goto out;
+	}
+	/* the retire has taken its socket out: it now waits for the queue */
+	for (t = 0; t < 500 && ru_in_group(pid1); t++)
+		burst_sleep_ms(10);
+	if (!ASSERT_TRUE(t < 500, "generation 1's socket out of the group at --grace") ||
+	    !ASSERT_OK(kill(run, SIGHUP), "a reload during the retire") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 3 ready", 1, 5000),
+			 "generation 3 ready") ||
+	    !ASSERT_EQ(proc_state(pid1), 'T', "generation 1 still alive (stopped) then") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 killed with ", 1, 5000),
+			 "generation 1 killed") ||
+	    !ASSERT_TRUE(
+		    ru_log_line(&e, "run.log", "generation 1 killed with ", line, sizeof(line)),
+		    "its report"))
+		goto out;
+	printf("%s", line);
+	at = strstr(line, "at --grace: generation 1 killed with ");
+	if (!ASSERT_TRUE(at != NULL, "generation 1 first in its report") ||
+	    !ASSERT_EQ(sscanf(at,
+			      "at --grace: generation 1 killed with %llu bytes queued, %llu "
+			      "flows moved to the working generation",
+			      &bytes, &flows),
+		       2, "bytes and flows") ||
+	    !ASSERT_GT(bytes, 0, "bytes still queued at the kill (the server did not read)") ||
+	    !ASSERT_EQ(flows, FLOWS, "flows moved to the working generation"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (pid1 > 0)
+		kill(pid1, SIGCONT);
+	if (ret != SM_PASS)
+		it_show_log(&e, "run.log");
+	ru_teardown(&e, run, &r, have);
+	return ret;
+}
+
 /*
  * (4) A bad --proto, or one that another option contradicts: one Error
  * line that names it, exit status 2, nothing started or left behind (no
