@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* sockmig run's state, shared by cli/run*.c: run.c (options, the loop,
  * reload), run_gen.c (generations), run_notify.c (sd_notify), run_report.c
- * (reports, listener checks), run_udp.c (--proto udp|all: UDP groups). */
+ * (reports, listener checks), run_udp.c (--proto udp|all: UDP groups),
+ * run_udp_end.c (an old generation's UDP sockets retired at --grace). */
 #ifndef SOCKMIG_CLI_RUN_H
 #define SOCKMIG_CLI_RUN_H
 
@@ -21,6 +22,8 @@
 
 enum gstate { G_FREE, G_STARTING, G_READY, G_STOPPING };
 
+struct run_udp_end;
+
 struct generation {
 	enum gstate state;
 	unsigned id;
@@ -31,6 +34,11 @@ struct generation {
 	bool notified; /* READY=1 came */
 	uint32_t ugen; /* --proto udp|all: its UDP generation (SOCKMIG_GENERATION) */
 	bool adopted;  /* a previous run's processes, not our children */
+	/* --proto udp|all, at --grace: its UDP members retired before the
+	 * SIGKILL (run_udp_end.c): the retire while it runs, then the time
+	 * from which the SIGKILL may go (0: not retired yet) */
+	struct run_udp_end *uend;
+	unsigned long long ukill_at;
 	/* its listeners, noted while its processes were alive: the policy's
 	 * counters of each are read for its report */
 	int nck;
@@ -54,6 +62,21 @@ struct run_udp_flows {
 		unsigned id; /* run's generation (0: none of ours) */
 		uint32_t ugen;
 		uint64_t flows;
+	} g[RUN_UDP_GENS];
+};
+
+/* What --grace's SIGKILL of each old generation met, since the last
+ * report (run_udp_end.c). */
+struct run_udp_kills {
+	int n;
+	struct {
+		unsigned id;
+		int sockets;	 /* its live UDP members found */
+		int not_retired; /* of them: not taken, or the retire refused */
+		bool measured;	 /* SOCKMIG_RUN_NO_RETIRE: queues measured, none retired */
+		uint64_t bytes;	 /* still queued at the kill (sockets taken only) */
+		uint64_t flows;	 /* moved to the working generation by the retire */
+		char why[160];	 /* the first reason a socket was not retired */
 	} g[RUN_UDP_GENS];
 };
 
@@ -110,6 +133,7 @@ struct runner {
 	struct run_udp_mark udp_mark;	 /* at the last report, or a reload's start */
 	struct run_udp_flows udp_flip;	 /* flows per generation when one was ready */
 	unsigned long long udp_start_ms; /* the reload's start (0: none since the last report) */
+	struct run_udp_kills udp_kill;	 /* generations killed at --grace since */
 };
 
 void run_sd_notify(const char *msg);
@@ -170,5 +194,25 @@ void run_udp_mark_now(struct runner *r);
 /* At run's end: the port's UDP groups left without a live member are
  * removed (nothing of ours stays pinned). */
 void run_udp_leave(struct runner *r);
+/* The port's UDP groups in run's network namespace, opened (at most
+ * RUN_UDP_GROUPS): their number; run_udp_close_groups() closes them. */
+#define RUN_UDP_GROUPS 8
+int run_udp_open_groups(int port, struct sockmig_udp_group **g);
+void run_udp_close_groups(struct sockmig_udp_group **g, int n);
+
+/* run_udp_end.c (--proto udp|all) */
+/*
+ * Generation @g is past its --grace: true when its SIGKILL may go now.
+ * The first call starts retiring its UDP members in a thread (each taken
+ * with pidfd_getfd, retired, its copy closed); false while that runs,
+ * and for one tick after, so that the server answers what it read last.
+ * True at once for a generation that was never ready, or without UDP.
+ */
+bool run_udp_end(struct runner *r, struct generation *g);
+/* A retire of @g's still runs (its end then waits; a finished one is
+ * collected here, its result kept for the report). */
+bool run_udp_end_busy(struct runner *r, struct generation *g);
+/* The report's clause: what each generation's SIGKILL met; then none. */
+void run_udp_end_print(struct runner *r);
 
 #endif

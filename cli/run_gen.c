@@ -300,10 +300,11 @@ void run_stop_generation(struct runner *r, struct generation *g)
 	signal_gen(g, r->stop_sig);
 }
 
-/* A stopping generation with no process left is gone. */
+/* A stopping generation with no process left is gone (once a retire of
+ * its UDP sockets, if any, has ended). */
 static void gen_finish(struct runner *r, struct generation *g)
 {
-	if (g->state == G_FREE || gen_live(g))
+	if (g->state == G_FREE || gen_live(g) || run_udp_end_busy(r, g))
 		return;
 	if (g->state == G_STOPPING) {
 		if (g->ready)
@@ -479,9 +480,11 @@ void run_tick(struct runner *r)
 		if (r->ever_ready)
 			run_sd_notify("READY=1");
 	}
+	/* past --grace: SIGKILL, once its UDP sockets are retired (--proto
+	 * udp|all: nothing left in their queues) */
 	for (int i = 0; i < MAX_GENS; i++)
 		if (r->g[i].state == G_STOPPING) {
-			if (now >= r->g[i].kill_at)
+			if (now >= r->g[i].kill_at && run_udp_end(r, &r->g[i]))
 				signal_gen(&r->g[i], SIGKILL);
 			gen_finish(r, &r->g[i]);
 		}

@@ -15,7 +15,8 @@
  * TCP listener too with --proto all, or READY=1), the pin is lifted, so
  * N+1 takes every new flow, and N is drained: its sockets take no new
  * flow and keep their flows until they close (the server's stop, at most
- * --grace later: SIGKILL). The report's UDP line says what happened from
+ * --grace later: SIGKILL, before which run_udp_end.c retires them so that
+ * nothing queued is lost). The report's UDP line says what happened from
  * the reload's start to the end of the old generation.
  */
 #include <errno.h>
@@ -27,8 +28,6 @@
 
 #include "cli.h"
 #include "run.h"
-
-#define RUN_UDP_GROUPS 8 /* groups of the port looked at (addresses, families) */
 
 int run_proto_parse(struct runner *r, const char *value)
 {
@@ -76,11 +75,10 @@ void run_udp_child_env(const struct runner *r, const struct generation *g)
 	setenv("SOCKMIG_GENERATION", gen, 1);
 }
 
-/* The port's UDP groups in run's network namespace, opened: their number. */
-static int open_groups(const struct runner *r, struct sockmig_udp_group **g)
+int run_udp_open_groups(int port, struct sockmig_udp_group **g)
 {
 	struct sockmig_group_id ids[RUN_UDP_GROUPS];
-	int n = sockmig_udp_group_list(NULL, sockmig_netns_self(), r->port, ids, RUN_UDP_GROUPS),
+	int n = sockmig_udp_group_list(NULL, sockmig_netns_self(), port, ids, RUN_UDP_GROUPS),
 	    k = 0;
 
 	for (int i = 0; i < n && i < RUN_UDP_GROUPS; i++) {
@@ -91,7 +89,7 @@ static int open_groups(const struct runner *r, struct sockmig_udp_group **g)
 	return k;
 }
 
-static void close_groups(struct sockmig_udp_group **g, int n)
+void run_udp_close_groups(struct sockmig_udp_group **g, int n)
 {
 	for (int i = 0; i < n; i++)
 		sockmig_udp_group_close(g[i]);
@@ -101,7 +99,7 @@ bool run_udp_joined(struct runner *r, const struct generation *g)
 {
 	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
 	struct sockmig_udp_member_info *m;
-	int n = open_groups(r, grp);
+	int n = run_udp_open_groups(r->port, grp);
 	bool found = false;
 
 	for (int i = 0; i < n && !found; i++) {
@@ -111,7 +109,7 @@ bool run_udp_joined(struct runner *r, const struct generation *g)
 			found = m[j].generation == g->ugen && m[j].role == SOCKMIG_ROLE_ACTIVE;
 		free(m);
 	}
-	close_groups(grp, n);
+	run_udp_close_groups(grp, n);
 	return found;
 }
 
@@ -167,7 +165,7 @@ void run_udp_mark_now(struct runner *r)
 		return;
 	read_snmp(m);
 	m->hits = m->new_flows = m->fallbacks = m->expired = m->kernel_hash = m->old_gen = 0;
-	n = open_groups(r, grp);
+	n = run_udp_open_groups(r->port, grp);
 	for (int i = 0; i < n; i++) {
 		SOCKMIG_OPTS(sockmig_udp_counters, c);
 		struct sockmig_udp_stats st;
@@ -182,7 +180,7 @@ void run_udp_mark_now(struct runner *r)
 		m->expired += st.expired;
 		m->kernel_hash += st.kernel_hash;
 	}
-	close_groups(grp, n);
+	run_udp_close_groups(grp, n);
 }
 
 /* Run's generation of UDP generation @ugen (0: none of ours). */
@@ -200,7 +198,7 @@ static void read_flows(const struct runner *r, struct run_udp_flows *out)
 {
 	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
 	struct sockmig_udp_flow_count fc[RUN_UDP_GENS];
-	int n = open_groups(r, grp);
+	int n = run_udp_open_groups(r->port, grp);
 
 	memset(out, 0, sizeof(*out));
 	for (int i = 0; i < MAX_GENS && out->n < RUN_UDP_GENS; i++)
@@ -225,7 +223,7 @@ static void read_flows(const struct runner *r, struct run_udp_flows *out)
 				out->g[s].flows += fc[j].flows;
 		}
 	}
-	close_groups(grp, n);
+	run_udp_close_groups(grp, n);
 	/* oldest first, as sockmig_udp_flows() lists them */
 	for (int i = 1; i < out->n; i++)
 		for (int j = i; j > 0 && (int32_t)(out->g[j].ugen - out->g[j - 1].ugen) < 0; j--) {
@@ -246,12 +244,12 @@ void run_udp_reload_start(struct runner *r, const struct generation *cur)
 	run_udp_mark_now(r);
 	r->udp_start_ms = now_ms();
 	r->udp_flip.n = 0;
-	n = open_groups(r, grp);
+	n = run_udp_open_groups(r->port, grp);
 	/* none of cur's sockets active (its workers restarting): the new
 	 * generation takes new flows as it binds, as the shim does alone */
 	for (int i = 0; cur && cur->ugen && i < n; i++)
 		sockmig_udp_set_working(grp[i], cur->ugen);
-	close_groups(grp, n);
+	run_udp_close_groups(grp, n);
 }
 
 void run_udp_flip(struct runner *r, const struct generation *st)
@@ -263,10 +261,10 @@ void run_udp_flip(struct runner *r, const struct generation *st)
 	if (!r->udp || r->handoff)
 		return;
 	read_flows(r, &r->udp_flip);
-	n = open_groups(r, grp);
+	n = run_udp_open_groups(r->port, grp);
 	for (int i = 0; i < n; i++)
 		sockmig_udp_set_working(grp[i], SOCKMIG_UDP_GEN_NEWEST);
-	close_groups(grp, n);
+	run_udp_close_groups(grp, n);
 }
 
 void run_udp_drain(struct runner *r, const struct generation *g)
@@ -276,12 +274,12 @@ void run_udp_drain(struct runner *r, const struct generation *g)
 
 	if (!r->udp || r->handoff || !g->ugen)
 		return;
-	n = open_groups(r, grp);
+	n = run_udp_open_groups(r->port, grp);
 	/* -EBUSY (its members are the last active ones: run stops) and
 	 * -ENOENT (none left) change nothing */
 	for (int i = 0; i < n; i++)
 		sockmig_udp_generation_drain(grp[i], g->ugen);
-	close_groups(grp, n);
+	run_udp_close_groups(grp, n);
 }
 
 static void print_flows(const char *what, const struct run_udp_flows *f)
@@ -322,8 +320,7 @@ void run_udp_report(struct runner *r, unsigned id, bool older, unsigned long lon
 	print_flows(r->udp_flip.n ? "; flows now:" : " flows now:", &after);
 	printf("; datagrams since the %s (%llu ms): %llu of known flows to their socket, %llu "
 	       "to older generations, %llu new flows, %llu to the working generation from "
-	       "closed sockets, %llu expired, %llu by the kernel's hash; UdpRcvbufErrors +%llu, "
-	       "UdpInErrors +%llu\n",
+	       "closed sockets, %llu expired, %llu by the kernel's hash",
 	       r->udp_start_ms ? "reload's start" : "last report",
 	       r->udp_start_ms ? now_ms() - r->udp_start_ms : 0ull,
 	       (unsigned long long)(now->hits - was.hits),
@@ -331,7 +328,9 @@ void run_udp_report(struct runner *r, unsigned id, bool older, unsigned long lon
 	       (unsigned long long)(now->new_flows - was.new_flows),
 	       (unsigned long long)(now->fallbacks - was.fallbacks),
 	       (unsigned long long)(now->expired - was.expired),
-	       (unsigned long long)(now->kernel_hash - was.kernel_hash),
+	       (unsigned long long)(now->kernel_hash - was.kernel_hash));
+	run_udp_end_print(r); /* "; at --grace: ..." */
+	printf("; UdpRcvbufErrors +%llu, UdpInErrors +%llu\n",
 	       (unsigned long long)(now->rcvbuf_errors - was.rcvbuf_errors),
 	       (unsigned long long)(now->in_errors - was.in_errors));
 	fflush(stdout);
@@ -346,10 +345,10 @@ void run_udp_leave(struct runner *r)
 
 	if (!r->udp || r->handoff)
 		return;
-	n = open_groups(r, grp);
+	n = run_udp_open_groups(r->port, grp);
 	/* a group with a live member is someone's: another server's socket;
 	 * the collect decides under the group's lock, which a joiner takes too */
 	for (int i = 0; i < n; i++)
 		sockmig_udp_group_collect(grp[i]);
-	close_groups(grp, n);
+	run_udp_close_groups(grp, n);
 }

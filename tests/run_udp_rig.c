@@ -67,6 +67,33 @@ static bool holds_port(int pid, int port)
 	return found;
 }
 
+/* @pid has a live member in the port's UDP groups, or the port has no
+ * group (--proto tcp: the kernel's own SO_REUSEPORT group alone). */
+bool ru_in_group(int pid)
+{
+	struct sockmig_group_id ids[8];
+	struct sockmig_udp_member_info m[64];
+	int n = sockmig_udp_group_list(NULL, sockmig_netns_self(), UR_PORT, ids, 8);
+	bool found = n <= 0;
+
+	for (int i = 0; i < n && i < 8 && !found; i++) {
+		struct sockmig_udp_group *g = sockmig_udp_group_open_name(ids[i].name, NULL);
+		int k = g ? sockmig_udp_members(g, m, 64) : 0;
+
+		for (int x = 0; x < k && x < 64 && !found; x++)
+			found = (int)m[x].pid == pid;
+		sockmig_udp_group_close(g);
+	}
+	return found;
+}
+
+/* The owner can still get its flows' datagrams: its socket is open and
+ * in the group (not retired). */
+static bool still_owner(int pid)
+{
+	return holds_port(pid, UR_PORT) && ru_in_group(pid);
+}
+
 static bool owner_open(struct ru_judge *j, int pid)
 {
 	for (int i = 0; i < j->npid; i++)
@@ -74,10 +101,10 @@ static bool owner_open(struct ru_judge *j, int pid)
 			return j->seen[i].open;
 	if (j->npid < 32) {
 		j->seen[j->npid].pid = pid;
-		j->seen[j->npid].open = holds_port(pid, UR_PORT);
+		j->seen[j->npid].open = still_owner(pid);
 		return j->seen[j->npid++].open;
 	}
-	return holds_port(pid, UR_PORT);
+	return still_owner(pid);
 }
 
 /* One round of flows [0, n), judged. */

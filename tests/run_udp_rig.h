@@ -7,11 +7,14 @@
  * The servers answer each datagram with their pid. A flow's owner is the
  * process that answered its first datagram. An answer from another
  * process is a misroute when the owner's UDP socket on the port is still
- * open after that answer came (a socket never comes back: it was open
- * when the datagram was routed); otherwise the owner had closed it, and
- * the flow went on to the working generation, which owns it from then on
- * (a hand-over). An unanswered datagram is one lost in the queue of an
- * owner that closed its socket since (what a close loses), or not.
+ * open, and still a member of the port's UDP group (when the port has
+ * one), after that answer came (neither comes back: it was so when the
+ * datagram was routed); otherwise the owner had closed it, or it was
+ * retired (sockmig run at --grace: out of the group before its close),
+ * and the flow went on to the working generation, which owns it from then
+ * on (a hand-over). An unanswered datagram is one lost in the queue of an
+ * owner that closed (or retired) its socket since (what a close loses),
+ * or not.
  */
 #ifndef SOCKMIG_TESTS_RUN_UDP_RIG_H
 #define SOCKMIG_TESTS_RUN_UDP_RIG_H
@@ -29,8 +32,8 @@
 struct ru_judge {
 	int owner[UR_MAX_FLOWS]; /* pid, 0 before the first answer */
 	long misrouted, handovers, rounds;
-	/* unanswered: the flow's owner had closed its socket since (its
-	 * queue is lost at the close), or not */
+	/* unanswered: the flow's owner had closed (or retired) its socket
+	 * since (its queue is lost at the close), or not */
 	long lost_at_close, lost_open;
 	/* per round: the owners' socket state, looked up once */
 	int npid;
@@ -65,6 +68,8 @@ bool ru_no_rcvbuf_errors(struct ienv *e);
 bool ru_log_line(const struct ienv *e, const char *log, const char *what, char *line, size_t len);
 /* Flows of [from, to) answered first by @pid. */
 int ru_first_by(const struct ur_rig *r, int from, int to, int pid);
+/* @pid has a live member in the port's UDP groups (or the port has none). */
+bool ru_in_group(int pid);
 /* The pid of a live member of the port's UDP group other than @not, or 0. */
 int ru_other_member(int not );
 

@@ -70,9 +70,9 @@ static bool reloads(struct ienv *e, pid_t run, struct ur_rig *r, struct ru_judge
 		if (!ru_round(r, j, nflows, ++seq))
 			return false;
 	printf("%ld rounds, %ld datagrams sent, %ld answered, %ld unanswered (%ld in the queue "
-	       "of an owner that closed its socket, %ld while it was open); %ld misrouted "
-	       "(answered by another process while the flow's owner had its socket open), %ld "
-	       "hand-overs (the owner had closed it)\n",
+	       "of an owner that closed or retired its socket, %ld while it was open); %ld "
+	       "misrouted (answered by another process while the flow's owner had its socket "
+	       "open, in the group), %ld hand-overs (the owner had closed or retired it)\n",
 	       j->rounds, r->sent, r->answered, r->lost, j->lost_at_close, j->lost_open,
 	       j->misrouted, j->handovers);
 	return true;
@@ -81,11 +81,14 @@ static bool reloads(struct ienv *e, pid_t run, struct ur_rig *r, struct ru_judge
 /*
  * (1) udp_echo under `sockmig run --proto udp`, RELOADS reloads under the
  * flow load: no datagram of a flow answered by another process while its
- * owner's socket was open, and each flow handed over exactly once per
- * generation that stopped after it began (the flows of generation k, for
- * k = 1 to RELOADS + 1, move RELOADS + 1 - k times).
+ * owner's socket was open and in the group, each flow handed over exactly
+ * once per generation that stopped after it began (the flows of
+ * generation k, for k = 1 to RELOADS + 1, move RELOADS + 1 - k times),
+ * and, since run retires the old generation's sockets before --grace's
+ * SIGKILL, no datagram lost in their queues. The baseline (@retire false:
+ * SOCKMIG_RUN_NO_RETIRE=1, the kill as before) loses some at each kill.
  */
-SM_LONG(run_udp_reloads_no_misroute, 120)
+static int reloads_case(bool retire)
 {
 	static struct ru_judge j;
 	struct ienv e;
@@ -96,24 +99,47 @@ SM_LONG(run_udp_reloads_no_misroute, 120)
 	pid_t run;
 	int ret = SM_FAIL;
 
+	memset(&j, 0, sizeof(j));
 	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
 		return SKIP("no .output/sockmig or udp_echo: make builds them");
 	snprintf(script, sizeof(script), "exec \"$0\" %d $$", UR_PORT);
+	if (!retire)
+		setenv("SOCKMIG_RUN_NO_RETIRE", "1", 1); /* this case's process alone */
 	run = ru_start_run(&e, extra, cmd);
-	if (ru_clients(&r, FLOWS * (RELOADS + 1)) &&
-	    reloads(&e, run, &r, &j, "reload report (udp)") &&
-	    ASSERT_EQ(j.misrouted, 0, "misrouted") &&
-	    ASSERT_EQ(j.handovers, (long)FLOWS * RELOADS * (RELOADS + 1) / 2, "hand-overs") &&
-	    ASSERT_EQ(j.lost_at_close + j.lost_open, r.lost, "unanswered, judged") &&
-	    ASSERT_LE(j.lost_open, (long)(ur_backlog_drops() - r.drops0),
-		      "unanswered while the owner's socket was open, not by the backlog") &&
-	    ASSERT_EQ(it_log_count(&e, "run.log", "reload report (udp)"), RELOADS, "reports") &&
-	    ru_no_rcvbuf_errors(&e))
+	if (!ru_clients(&r, FLOWS * (RELOADS + 1)) ||
+	    !reloads(&e, run, &r, &j, "reload report (udp)") ||
+	    !ASSERT_EQ(j.misrouted, 0, "misrouted") ||
+	    !ASSERT_EQ(j.handovers, (long)FLOWS * RELOADS * (RELOADS + 1) / 2, "hand-overs") ||
+	    !ASSERT_EQ(j.lost_at_close + j.lost_open, r.lost, "unanswered, judged") ||
+	    !ASSERT_LE(j.lost_open, (long)(ur_backlog_drops() - r.drops0),
+		       "unanswered while the owner's socket was open, not by the backlog") ||
+	    !ASSERT_EQ(it_log_count(&e, "run.log", "reload report (udp)"), RELOADS, "reports") ||
+	    !ru_no_rcvbuf_errors(&e))
+		goto out;
+	if (retire && ASSERT_EQ(j.lost_at_close, 0, "lost in the queue of a closed socket") &&
+	    ASSERT_EQ(it_log_count(&e, "run.log", "killed with 0 bytes queued, "), RELOADS,
+		      "reports: each old generation killed with nothing queued") &&
+	    ASSERT_EQ(it_log_count(&e, "run.log", "not retired"), 0, "sockets not retired"))
 		ret = SM_PASS;
+	if (!retire && ASSERT_GT(j.lost_at_close, 0, "baseline: lost in the queue at the kill") &&
+	    ASSERT_EQ(it_log_count(&e, "run.log", "(not retired: SOCKMIG_RUN_NO_RETIRE=1)"),
+		      RELOADS, "baseline: reports say none retired"))
+		ret = SM_PASS;
+out:
 	if (ret != SM_PASS)
 		it_show_log(&e, "run.log");
 	ru_teardown(&e, run, &r, true);
 	return ret;
+}
+
+SM_LONG(run_udp_reloads_no_misroute, 120)
+{
+	return reloads_case(true);
+}
+
+SM_LONG(run_udp_reloads_kill_baseline, 120)
+{
+	return reloads_case(false);
 }
 
 /*
@@ -194,24 +220,30 @@ SM_LONG(run_udp_mixed_tcp_only_baseline, 120)
  * (2) The report's UDP line, exactly: FLOWS flows of generation 1; a
  * reload; with no datagram while generation 2 starts, FLOWS new flows
  * (to generation 2) and one datagram of each old flow (to generation 1,
- * no longer the working one: FLOWS to older generations);
- * then generation 1 stops (its SIGTERM from the case: run's stop signal,
- * WINCH, is ignored by udp_echo, and --grace is 30 s).
+ * no longer the working one: FLOWS to older generations); then
+ * generation 1 stops. Without @kill by itself (its SIGTERM from the
+ * case: run's stop signal, WINCH, is ignored by udp_echo, and --grace is
+ * 30 s): none killed. With @kill at --grace 1 (SIGKILL): its socket
+ * retired first, its FLOWS flows moved to generation 2, nothing queued.
  */
-SM_TEST(run_udp_report_exact)
+static int report_exact(bool kill_it)
 {
-	static const char *const want[] = {
+	static const char *const head[] = {
 		"reload report (udp): generation 1 stopped in ",
 		" ms; flows when the new generation was ready: generation 1 100, generation 2 "
 		"0; flows now: generation 2 100; datagrams since the reload's start (",
 		" ms): 100 of known flows to their socket, 100 to older generations, 100 new "
 		"flows, 0 to the working generation from closed sockets, 0 expired, 0 by the "
-		"kernel's hash; UdpRcvbufErrors +0, UdpInErrors +0\n",
+		"kernel's hash; at --grace: ",
 	};
+	const char *tail = kill_it ? "generation 1 killed with 0 bytes queued, 100 flows moved to "
+				     "the working generation; UdpRcvbufErrors +0, UdpInErrors +0\n"
+				   : "none killed; UdpRcvbufErrors +0, UdpInErrors +0\n";
 	struct ienv e;
 	struct ur_rig r = {.cep = -1, .ep = -1};
 	char bin[128], script[160], line[1024];
-	char *extra[] = {"--proto", "udp", "--stop-signal", "WINCH", "--grace", "30", NULL};
+	char *extra[] = {
+		"--proto", "udp", "--stop-signal", "WINCH", "--grace", kill_it ? "1" : "30", NULL};
 	char *cmd[] = {"sh", "-c", script, bin, NULL};
 	const char *at;
 	int ret = SM_FAIL, pid1, pid2;
@@ -243,22 +275,131 @@ SM_TEST(run_udp_report_exact)
 		       "new flows of generation 2") ||
 	    !ASSERT_EQ(r.misrouted, 0, "answers by another process") ||
 	    !ASSERT_EQ(r.lost, 0, "unanswered") ||
-	    !ASSERT_OK(kill(pid1, SIGTERM), "stop generation 1") ||
+	    (!kill_it && !ASSERT_OK(kill(pid1, SIGTERM), "stop generation 1")) ||
 	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "reload report (udp)", 1, 10000), "report") ||
 	    !ASSERT_TRUE(ru_log_line(&e, "run.log", "reload report (udp)", line, sizeof(line)),
 			 "the report's line"))
 		goto out;
 	printf("%s", line);
 	at = line;
-	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-		const char *p = strstr(at, want[i]);
+	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++) {
+		const char *p = strstr(at, head[i]);
 
-		if (!ASSERT_TRUE(p != NULL, want[i]))
+		if (!ASSERT_TRUE(p != NULL, head[i]))
 			goto out;
-		at = p + strlen(want[i]);
+		at = p + strlen(head[i]);
 	}
+	if (!ASSERT_EQ(strcmp(at, tail), 0, tail))
+		goto out;
 	ret = SM_PASS;
 out:
+	if (ret != SM_PASS)
+		it_show_log(&e, "run.log");
+	ru_teardown(&e, run, &r, have);
+	return ret;
+}
+
+SM_TEST(run_udp_report_exact)
+{
+	return report_exact(false);
+}
+
+SM_TEST(run_udp_report_kill_exact)
+{
+	return report_exact(true);
+}
+
+/* The state letter of /proc/@pid/stat ('T': stopped), or 0. */
+static char proc_state(int pid)
+{
+	char path[64], buf[256], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/*
+ * A server that has stopped reading at --grace (generation 1 SIGSTOPped,
+ * FLOWS datagrams of its flows queued on its socket): the retire takes its
+ * socket out of the group (its FLOWS flows moved), waits its 1 s for the
+ * queue in vain, and the report says what was still queued (> 0). While
+ * that retire waits, run's loop goes on: a reload asked for then
+ * (--max-old 2) has generation 3 ready while generation 1 still lives.
+ */
+SM_LONG(run_udp_retire_stuck_server, 60)
+{
+	struct ienv e;
+	struct ur_rig r = {.cep = -1, .ep = -1};
+	char bin[128], script[160], line[1024];
+	char *extra[] = {"--proto", "udp", "--stop-signal", "WINCH", "--grace", "1", "--max-old",
+			 "2",	    NULL};
+	char *cmd[] = {"sh", "-c", script, bin, NULL};
+	unsigned long long bytes = 0, flows = 0;
+	int ret = SM_FAIL, pid1 = 0, t;
+	const char *at;
+	bool have;
+	pid_t run;
+
+	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
+		return SKIP("no .output/sockmig or udp_echo: make builds them");
+	snprintf(script, sizeof(script), "exec \"$0\" %d $$", UR_PORT);
+	run = ru_start_run(&e, extra, cmd);
+	have = ru_clients(&r, FLOWS);
+	if (!have ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 ready", 1, 10000),
+			 "generation 1 ready") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 1), "round 1"))
+		goto out;
+	pid1 = r.first[0];
+	kill(run, SIGHUP);
+	if (!ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 2 ready", 1, 10000),
+			 "generation 2 ready") ||
+	    !ASSERT_OK(kill(pid1, SIGSTOP), "generation 1 stops reading"))
+		goto out;
+	for (int i = 0; i < FLOWS; i++) {
+		struct ur_msg m = {.flow = (uint32_t)i, .seq = 2};
+
+		if (!ASSERT_EQ(send(r.cli[i], &m, sizeof(m), 0), (long)sizeof(m), "old flow"))
+			goto out;
+	}
+	/* the retire has taken its socket out: it now waits for the queue */
+	for (t = 0; t < 500 && ru_in_group(pid1); t++)
+		burst_sleep_ms(10);
+	if (!ASSERT_TRUE(t < 500, "generation 1's socket out of the group at --grace") ||
+	    !ASSERT_OK(kill(run, SIGHUP), "a reload during the retire") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 3 ready", 1, 5000),
+			 "generation 3 ready") ||
+	    !ASSERT_EQ(proc_state(pid1), 'T', "generation 1 still alive (stopped) then") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 killed with ", 1, 5000),
+			 "generation 1 killed") ||
+	    !ASSERT_TRUE(
+		    ru_log_line(&e, "run.log", "generation 1 killed with ", line, sizeof(line)),
+		    "its report"))
+		goto out;
+	printf("%s", line);
+	at = strstr(line, "at --grace: generation 1 killed with ");
+	if (!ASSERT_TRUE(at != NULL, "generation 1 first in its report") ||
+	    !ASSERT_EQ(sscanf(at,
+			      "at --grace: generation 1 killed with %llu bytes queued, %llu "
+			      "flows moved to the working generation",
+			      &bytes, &flows),
+		       2, "bytes and flows") ||
+	    !ASSERT_GT(bytes, 0, "bytes still queued at the kill (the server did not read)") ||
+	    !ASSERT_EQ(flows, FLOWS, "flows moved to the working generation"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (pid1 > 0)
+		kill(pid1, SIGCONT);
 	if (ret != SM_PASS)
 		it_show_log(&e, "run.log");
 	ru_teardown(&e, run, &r, have);

@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmig run --proto udp|all: an old generation's end at --grace (see
+ * run_udp.c). SIGKILL drops every datagram queued on the generation's
+ * sockets, and those that reach them until the process is gone. So before
+ * it, run retires each of the generation's live UDP members
+ * (sockmig_udp_member_retire(), SOCKMIG_UDP_RETIRE_FLOWS_OK): the socket
+ * leaves the group's socket array (its flows go on to the working
+ * generation from their next datagram) and the library waits until the
+ * server, still running, has read its queue. Then run closes its copy,
+ * waits one tick (the server answers what it read last), and kills.
+ *
+ * The sockets are the server's: run takes a copy of each with
+ * pidfd_getfd() (it started the process: the same rights), matched by
+ * cookie. A refusal (another user's process, ptrace rules) is said in one
+ * line, and the generation is killed as before.
+ *
+ * The retire blocks (it polls the queue), so it runs in a thread of its
+ * own, one per generation, with its own group handles (the group lock is a
+ * handle's), while run's loop goes on: signals, readiness, other
+ * generations. Each generation gets RETIRE_MS in all: a server that reads
+ * empties its queue in milliseconds (at most its SO_RCVBUF), so past that
+ * its reader has stopped, and waiting longer saves nothing.
+ *
+ * If run is killed (SIGKILL) during a retire, the thread goes with it:
+ * each step of the retire is one change of the group under its lock (an
+ * flock, released with run's fds), and a socket leaves the socket array in
+ * one map delete. A member is then either still draining with its flows,
+ * as before, or out of the array, as if it had closed; the server is not
+ * waiting on run and keeps reading; run's copies close with it. The old
+ * generation lives on until the next run adopts it and stops it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "run.h"
+
+#define RETIRE_MS     1000 /* a generation's retire, in all */
+#define RETIRE_MIN_MS 50   /* at least, per socket (the library's floor is 30) */
+#define END_MAX	      64   /* sockets retired per generation */
+
+struct run_udp_end {
+	pthread_t th;
+	atomic_bool done;
+	/* in: the generation's UDP generation, else its processes */
+	int port;
+	uint32_t ugen;
+	int npid;
+	pid_t pid[MAX_WORKERS];
+	bool measure; /* SOCKMIG_RUN_NO_RETIRE: measure the queues, retire none */
+	/* its members */
+	int n;
+	struct {
+		char group[SOCKMIG_NAME_MAX];
+		uint64_t cookie;
+		pid_t pid;
+		int fd; /* run's copy; -1: not looked for yet, -2: none */
+	} m[END_MAX];
+	/* out */
+	int not_retired;
+	uint64_t bytes, flows;
+	char why[160];
+};
+
+static bool ours(const struct run_udp_end *e, const struct sockmig_udp_member_info *mi)
+{
+	if (e->ugen)
+		return mi->generation == e->ugen;
+	for (int i = 0; i < e->npid; i++)
+		if (e->pid[i] > 0 && (uint32_t)e->pid[i] == mi->pid)
+			return true;
+	return false;
+}
+
+/* The generation's live members, from every UDP group of the port. */
+static void find_members(struct run_udp_end *e)
+{
+	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
+	int n = run_udp_open_groups(e->port, grp);
+
+	for (int i = 0; i < n; i++) {
+		struct sockmig_udp_member_info *mi;
+		int k = cli_udp_members(grp[i], &mi);
+
+		for (int j = 0; j < k && e->n < END_MAX; j++) {
+			if (!ours(e, &mi[j]))
+				continue;
+			snprintf(e->m[e->n].group, sizeof(e->m[e->n].group), "%s",
+				 sockmig_udp_group_name(grp[i]));
+			e->m[e->n].cookie = mi[j].cookie;
+			e->m[e->n].pid = (pid_t)mi[j].pid;
+			e->m[e->n++].fd = -1;
+		}
+		free(mi);
+	}
+	run_udp_close_groups(grp, n);
+}
+
+static void note_why(struct run_udp_end *e, const char *fmt, const char *what, int err)
+{
+	if (!e->why[0])
+		snprintf(e->why, sizeof(e->why), fmt, what, strerror(err));
+}
+
+/* Whether @fdnum of @pid (a /proc/PID/fd entry) is a socket. */
+static bool is_socket(pid_t pid, const char *fdnum)
+{
+	char path[64], link[32];
+	ssize_t l;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)pid, fdnum);
+	l = readlink(path, link, sizeof(link) - 1);
+	return l > 8 && strncmp(link, "socket:[", 8) == 0;
+}
+
+/* Copies of @pid's sockets that are members in e->m (pidfd_getfd, matched
+ * by cookie). 0, or a negative errno that refused them all. */
+static int take_fds(struct run_udp_end *e, pid_t pid)
+{
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+	int want = 0, pidfd, err = 0;
+	struct dirent *d;
+	char path[32];
+	DIR *dir;
+
+	for (int i = 0; i < e->n; i++)
+		want += e->m[i].pid == pid && e->m[i].fd < 0;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return errno == ESRCH ? 0 : -errno; /* gone: its sockets closed */
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	while (dir && want > 0 && (d = readdir(dir))) {
+		char *end;
+		long num = strtol(d->d_name, &end, 10);
+		uint64_t cookie;
+		int fd;
+
+		if (end == d->d_name || *end || !is_socket(pid, d->d_name))
+			continue;
+		fd = (int)syscall(SYS_pidfd_getfd, pidfd, (int)num, 0);
+		if (fd < 0) {
+			if (errno == EPERM || errno == EACCES) {
+				err = -errno;
+				break;
+			}
+			continue; /* closed meanwhile */
+		}
+		cookie = sockmig_cookie(fd);
+		for (int i = 0; i < e->n && fd >= 0; i++)
+			if (e->m[i].pid == pid && e->m[i].fd < 0 && e->m[i].cookie == cookie) {
+				e->m[i].fd = fd;
+				fd = -1;
+				want--;
+			}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (dir)
+		closedir(dir);
+	else if (errno == EACCES || errno == EPERM)
+		err = -errno;
+	close(pidfd);
+	return err;
+#else
+	(void)e;
+	(void)pid;
+	return -ENOSYS;
+#endif
+}
+
+/* Retire (or measure) member @i through a handle of this thread's. */
+static void end_one(struct run_udp_end *e, int i, unsigned long long until)
+{
+	SOCKMIG_OPTS(sockmig_udp_retire_report, rep);
+	unsigned long long now = now_ms();
+	uint32_t ms = until > now + RETIRE_MIN_MS ? (uint32_t)(until - now) : RETIRE_MIN_MS;
+	SOCKMIG_OPTS(sockmig_udp_retire_opts, ro, .deadline_ms = ms,
+		     .flags = SOCKMIG_UDP_RETIRE_FLOWS_OK);
+	struct sockmig_udp_group *g = sockmig_udp_group_open_name(e->m[i].group, NULL);
+	uint64_t q = 0;
+	int err;
+
+	if (e->measure || !g) {
+		if (!g)
+			note_why(e, "%s: %s", e->m[i].group, errno);
+		e->not_retired++;
+		if (sockmig_udp_queued(e->m[i].fd, &q) == 0)
+			e->bytes += q;
+		sockmig_udp_group_close(g);
+		return;
+	}
+	err = sockmig_udp_member_retire(g, e->m[i].fd, &ro, &rep);
+	sockmig_udp_group_close(g);
+	if (err == 0 || err == -ETIMEDOUT) {
+		/* -ETIMEDOUT: out of the array all the same, bytes left */
+		e->bytes += rep.bytes_queued;
+		e->flows += rep.flows_left;
+		return;
+	}
+	if (err == -ENOENT)
+		return; /* no member any more: its server closed it meanwhile */
+	e->not_retired++;
+	note_why(e, "%s: %s", err == -EBUSY ? "the last active member" : "the retire", -err);
+	if (sockmig_udp_queued(e->m[i].fd, &q) == 0)
+		e->bytes += q;
+}
+
+static void *end_thread(void *arg)
+{
+	struct run_udp_end *e = arg;
+	unsigned long long until = now_ms() + RETIRE_MS;
+
+	find_members(e);
+	for (int i = 0; i < e->n; i++) {
+		int err;
+		char who[48];
+
+		if (e->m[i].fd != -1)
+			continue; /* its process was looked at with an earlier member */
+		err = take_fds(e, e->m[i].pid);
+		if (err < 0) {
+			snprintf(who, sizeof(who), "pidfd_getfd of pid %d", (int)e->m[i].pid);
+			note_why(e, "%s: %s", who, -err);
+		}
+		/* not found: closed by its server meanwhile (its own close) */
+		for (int j = i; j < e->n; j++)
+			if (e->m[j].pid == e->m[i].pid && e->m[j].fd == -1) {
+				e->not_retired += err < 0;
+				e->m[j].fd = -2;
+			}
+	}
+	for (int i = 0; i < e->n; i++)
+		if (e->m[i].fd >= 0) {
+			end_one(e, i, until);
+			close(e->m[i].fd);
+			e->m[i].fd = -1;
+		}
+	atomic_store(&e->done, true);
+	return NULL;
+}
+
+/* The finished retire of @g into the report's kills, and a line when a
+ * socket could not be retired. */
+static void collect(struct runner *r, struct generation *g)
+{
+	struct run_udp_end *e = g->uend;
+	struct run_udp_kills *k = &r->udp_kill;
+
+	pthread_join(e->th, NULL);
+	if (e->not_retired && !e->measure)
+		fprintf(stderr,
+			"sockmig run: generation %u: %d of its %d UDP sockets not retired before "
+			"--grace's SIGKILL (%s): what they have queued is lost\n",
+			g->id, e->not_retired, e->n, e->why);
+	if (k->n < RUN_UDP_GENS) {
+		k->g[k->n].id = g->id;
+		k->g[k->n].sockets = e->n;
+		k->g[k->n].not_retired = e->not_retired;
+		k->g[k->n].measured = e->measure;
+		k->g[k->n].bytes = e->bytes;
+		k->g[k->n].flows = e->flows;
+		snprintf(k->g[k->n].why, sizeof(k->g[k->n].why), "%s", e->why);
+		k->n++;
+	}
+	free(e);
+	g->uend = NULL;
+	g->ukill_at = now_ms() + TICK_MS;
+}
+
+bool run_udp_end_busy(struct runner *r, struct generation *g)
+{
+	if (!g->uend)
+		return false;
+	if (!atomic_load(&g->uend->done))
+		return true;
+	collect(r, g);
+	return false;
+}
+
+bool run_udp_end(struct runner *r, struct generation *g)
+{
+	struct run_udp_end *e;
+	const char *off = getenv("SOCKMIG_RUN_NO_RETIRE");
+
+	if (!r->udp || r->handoff || !g->ready)
+		return true;
+	if (run_udp_end_busy(r, g))
+		return false;
+	if (g->ukill_at) /* retired (or collected just now) */
+		return now_ms() >= g->ukill_at;
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		g->ukill_at = now_ms();
+		return true;
+	}
+	e->port = r->port;
+	e->ugen = g->ugen;
+	e->npid = g->nw;
+	memcpy(e->pid, g->pid, sizeof(e->pid));
+	e->measure = off && strcmp(off, "1") == 0;
+	atomic_init(&e->done, false);
+	if (pthread_create(&e->th, NULL, end_thread, e) != 0) {
+		fprintf(stderr,
+			"sockmig run: generation %u: no thread to retire its UDP sockets: "
+			"killed with what they have queued\n",
+			g->id);
+		free(e);
+		g->ukill_at = now_ms();
+		return true;
+	}
+	g->uend = e;
+	return false;
+}
+
+void run_udp_end_print(struct runner *r)
+{
+	struct run_udp_kills *k = &r->udp_kill;
+
+	printf("; at --grace:");
+	for (int i = 0; i < k->n; i++) {
+		printf("%s generation %u killed with %llu bytes queued", i ? "," : "", k->g[i].id,
+		       (unsigned long long)k->g[i].bytes);
+		if (k->g[i].measured)
+			printf(" (not retired: SOCKMIG_RUN_NO_RETIRE=1)");
+		else
+			printf(", %llu flows moved to the working generation",
+			       (unsigned long long)k->g[i].flows);
+		if (k->g[i].not_retired && !k->g[i].measured)
+			printf(" (%d of %d sockets not retired: %s)", k->g[i].not_retired,
+			       k->g[i].sockets, k->g[i].why);
+	}
+	if (!k->n)
+		printf(" none killed");
+	k->n = 0;
+}
