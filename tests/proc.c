@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Processes of the tests: the programs make built for them, the shim,
- * children on log files or on pipes, waits and /proc; see proc.h. */
+ * children on log files or on pipes, waits and /proc, a subreaper's sweep;
+ * see proc.h. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -205,6 +206,119 @@ pid_t tp_find_child(pid_t ppid)
 	if (d)
 		closedir(d);
 	return found;
+}
+
+/* One line of /proc/PID/stat: the fields a sweep needs. */
+struct pstat {
+	pid_t pid, ppid, pgrp;
+	char state;
+};
+
+/* Every process in /proc into *@out (malloc'd): how many, -1 on error. */
+static int proc_table(struct pstat **out)
+{
+	struct pstat *t = NULL, *grown;
+	char path[64], buf[512], *p;
+	struct dirent *de;
+	int n = 0, cap = 0;
+	DIR *d = opendir("/proc");
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		struct pstat ps = {0};
+		FILE *f;
+		bool ok;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue; /* gone since readdir */
+		ok = fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+		     sscanf(p + 2, "%c %d %d", &ps.state, &ps.ppid, &ps.pgrp) == 3;
+		fclose(f);
+		if (!ok)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			grown = realloc(t, (size_t)cap * sizeof(*t));
+			if (!grown) {
+				free(t);
+				closedir(d);
+				return -1;
+			}
+			t = grown;
+		}
+		ps.pid = atoi(de->d_name);
+		t[n++] = ps;
+	}
+	closedir(d);
+	*out = t;
+	return n;
+}
+
+int tp_descendants(pid_t root)
+{
+	struct pstat *t = NULL;
+	int n = proc_table(&t), count = 0;
+	bool *in, grew = true;
+
+	if (n <= 0 || !(in = calloc((size_t)n, sizeof(*in)))) {
+		free(t);
+		return n < 0 ? -1 : 0;
+	}
+	/* mark children of root or of a marked process until nothing changes:
+	 * /proc lists parents and children in no promised order */
+	while (grew) {
+		grew = false;
+		for (int i = 0; i < n; i++) {
+			if (in[i])
+				continue;
+			for (int j = 0; j < n && !in[i]; j++)
+				in[i] = t[i].ppid == root || (in[j] && t[j].pid == t[i].ppid);
+			grew |= in[i];
+		}
+	}
+	for (int i = 0; i < n; i++)
+		count += in[i] && t[i].state != 'Z';
+	free(in);
+	free(t);
+	return count;
+}
+
+int tp_reap_all(int ms)
+{
+	unsigned long long end = burst_now_ms() + (unsigned long long)ms;
+	pid_t self = getpid(), own = getpgrp(), got;
+	struct pstat *t;
+	int n, left;
+
+	for (;;) {
+		while ((got = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (got < 0 && errno == ECHILD)
+			return 0;
+		t = NULL;
+		n = proc_table(&t);
+		left = 0;
+		for (int i = 0; i < n; i++) {
+			if (t[i].ppid != self)
+				continue;
+			/* our child, unreaped until the next waitpid: its pid and
+			 * its group's id cannot have been given to anyone else */
+			left++;
+			if (t[i].state != 'Z')
+				kill(t[i].pid, SIGKILL);
+			if (t[i].pgrp > 0 && t[i].pgrp != own)
+				kill(-t[i].pgrp, SIGKILL);
+		}
+		free(t);
+		if (burst_now_ms() >= end)
+			return left;
+		burst_sleep_ms(2);
+	}
 }
 
 unsigned long long tp_start_time(pid_t pid, bool live)

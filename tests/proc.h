@@ -4,7 +4,7 @@
  * make builds for them (tests/servers/), the shim of the normal build, a
  * child started with its output in a log file, or on pipes (commands on
  * its stdin, its stdout read line by line, its stderr in a file), waits,
- * kills and /proc/PID/stat.
+ * kills and /proc/PID/stat, and a subreaper's last sweep of its descendants.
  */
 #ifndef SOCKMIG_TESTS_PROC_H
 #define SOCKMIG_TESTS_PROC_H
@@ -41,6 +41,21 @@ int tp_children_of(pid_t ppid);
 /* One child process of @ppid, or 0. */
 pid_t tp_find_child(pid_t ppid);
 
+/* Live processes (zombies not counted) that descend from @root, from one
+ * read of /proc. */
+int tp_descendants(pid_t root);
+
+/*
+ * The last sweep of a subreaper (PR_SET_CHILD_SUBREAPER) that is done with
+ * all of its children: SIGKILL each child still there and its process group
+ * (unless it is the caller's), reap them, and again for their orphans as
+ * they come up, until the caller has no child left or @ms passed. A child
+ * is signalled only while it is unreaped, so its pid and group id are
+ * still its own. How many children are left at the end: 0, unless one
+ * does not die (a task stuck in the kernel).
+ */
+int tp_reap_all(int ms);
+
 /* Field 22 of /proc/PID/stat (the start time), 0 when there is no such
  * process; with @live, 0 for a zombie too. */
 unsigned long long tp_start_time(pid_t pid, bool live);
@@ -62,7 +77,7 @@ struct tp_proc {
 
 /*
  * Start @path with @args (space-separated) as @p, in its own process
- * group, stderr to @dir/@name.stderr, the environment PATH, then
+ * group (the runner, a subreaper, still kills it when the case ends), stderr to @dir/@name.stderr, the environment PATH, then
  * LD_PRELOAD=@shim when @shim, then @env (NULL-terminated, may be NULL);
  * as uid/gid 65534 with @nobody; @fd3 as fd 3 when >= 0, with
  * LISTEN_FDS=1 and LISTEN_PID (what sockmig run --handoff does).

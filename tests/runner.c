@@ -7,6 +7,12 @@
  * test_sockmig -l [FILTER...] lists them, -p keeps only the pure ones. A
  * pure case (SM_PURE) runs without a namespace, and is all a user other
  * than root may run: make check T=-p.
+ *
+ * The runner is a child subreaper and runs one case at a time: whatever a
+ * case started, in any process group or session, double-forked or not,
+ * comes back to the runner when its parent dies, and is killed and reaped
+ * when the case ends, however it ends (-K keeps them: the old way, the
+ * baseline of the runner's own tests).
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,6 +20,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -23,6 +30,7 @@
 
 #include "burst.h"
 #include "harness.h"
+#include "proc.h"
 #include "sockmig.h"
 
 #define SM_CASE(name, pure, limit) int test_##name(void);
@@ -41,6 +49,10 @@ static const struct {
 };
 
 static volatile sig_atomic_t timed_out;
+
+/* How long the sweep after a case may take: SIGKILL is quick, unless a
+ * task is stuck in the kernel. */
+#define REAP_MS 5000
 
 /* Print the last "SKIP: " line of a case's output @fd, indented. */
 static void skip_reason(int fd)
@@ -93,12 +105,42 @@ static bool ephemeral_ports_apart(void)
 	return burst_sysctl("net/ipv4/ip_local_port_range", "41000 60999") == 0;
 }
 
-static int run_case(int i, int limit, bool verbose, double *secs)
+/*
+ * Wait for the case @pid to end, without reaping it (its pid must stay
+ * its own while its group is killed), reaping on the way the orphans of
+ * the case that end before it does, as init would have. Kills it after
+ * @limit s (SIGALRM).
+ */
+static void wait_case(pid_t pid, int limit)
+{
+	bool killed = false;
+	siginfo_t si;
+
+	for (;;) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOWAIT) < 0) {
+			if (errno != EINTR)
+				return;
+			if (timed_out && !killed) {
+				kill(-pid, SIGKILL);
+				kill(pid, SIGKILL);
+				printf("  (killed after %d s)\n", limit);
+				killed = true;
+			}
+			continue;
+		}
+		if (si.si_pid == pid)
+			return;
+		waitpid(si.si_pid, NULL, 0);
+	}
+}
+
+static int run_case(int i, int limit, bool verbose, bool reap, double *secs, int *left_out)
 {
 	struct timespec t0, t1;
 	unsigned long ino;
 	struct stat st;
-	int out, status = 0, rc, nsp[2];
+	int out, status = 0, rc, nsp[2], left, stuck;
 	pid_t pid;
 	char buf[4096];
 	ssize_t n;
@@ -156,15 +198,26 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 	close(nsp[1]);
 	timed_out = 0;
 	alarm((unsigned)limit);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-		if (timed_out) {
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			printf("  (killed after %d s)\n", limit);
-		}
-	}
+	wait_case(pid, limit);
 	alarm(0);
-	kill(-pid, SIGKILL); /* what the case started and left behind */
+	/* what the case left running: reparented to us, the subreaper, by now */
+	left = tp_descendants(getpid());
+	/* its group, while its pid, unreaped, cannot be anyone else's */
+	kill(-pid, SIGKILL);
+	if (waitpid(pid, &status, 0) != pid)
+		status = -1;
+	stuck = reap ? tp_reap_all(REAP_MS) : 0;
+	if (left > 0 || stuck > 0) {
+		dprintf(verbose ? STDOUT_FILENO : out,
+			"runner: the case left %d process%s running: %s\n", left,
+			left == 1 ? "" : "es",
+			reap ? "killed" : "-K: its process group killed, no more");
+		if (stuck > 0)
+			dprintf(verbose ? STDOUT_FILENO : out,
+				"runner: %d still there after %d ms: they may hold ports and "
+				"pins\n",
+				stuck, REAP_MS);
+	}
 	if (read(nsp[0], &ino, sizeof(ino)) == sizeof(ino) &&
 	    n_our_ns < (int)(sizeof(our_ns) / sizeof(our_ns[0]))) {
 		our_ns[n_our_ns].ino = ino;
@@ -179,6 +232,9 @@ static int run_case(int i, int limit, bool verbose, double *secs)
 						      : SM_FAIL;
 	else
 		rc = SM_FAIL;
+	if (stuck > 0)
+		rc = SM_FAIL;
+	*left_out = left;
 	if (rc == SM_SKIP && !verbose) {
 		/* one line is enough for a skip: its reason (SKIP() prints it
 		 * last, after whatever the case measured) */
@@ -267,8 +323,8 @@ static bool selected(const char *name, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	int passed = 0, failed = 0, skipped = 0, limit = 60, opt;
-	bool verbose = false, list = false, pure = false;
+	int passed = 0, failed = 0, skipped = 0, limit = 60, opt, left, rc;
+	bool verbose = false, list = false, pure = false, reap = true;
 	struct sigaction sa = {.sa_handler = on_alarm};
 	static const int inherited[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 	sigset_t none;
@@ -283,8 +339,11 @@ int main(int argc, char **argv)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
-	while ((opt = getopt(argc, argv, "lpvt:")) != -1) {
+	while ((opt = getopt(argc, argv, "lpvKt:")) != -1) {
 		switch (opt) {
+		case 'K':
+			reap = false;
+			break;
 		case 'l':
 			list = true;
 			break;
@@ -298,7 +357,7 @@ int main(int argc, char **argv)
 			limit = atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-l] [-p] [-v] [-t SECS] [FILTER...]\n",
+			fprintf(stderr, "usage: %s [-l] [-p] [-v] [-K] [-t SECS] [FILTER...]\n",
 				argv[0]);
 			return 2;
 		}
@@ -322,6 +381,11 @@ int main(int argc, char **argv)
 	static char before[64][128];
 	int nbefore = pinned_entries(before, 64);
 
+	/* every process a case starts comes back to us when its parent dies */
+	if (reap && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		fprintf(stderr, "Error: cannot become a child subreaper: %s\n", strerror(errno));
+		return 2;
+	}
 	sigaction(SIGALRM, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	sockmig_set_print(NULL);
@@ -331,7 +395,8 @@ int main(int argc, char **argv)
 		if (!selected(cases[i].name, argc - optind, argv + optind) ||
 		    (pure && !cases[i].pure))
 			continue;
-		switch (run_case((int)i, limit, verbose, &secs)) {
+		rc = run_case((int)i, limit, verbose, reap, &secs, &left);
+		switch (rc) {
 		case SM_PASS:
 			passed++;
 			printf("ok   %-50s %6.2fs\n", cases[i].name, secs);
@@ -344,6 +409,11 @@ int main(int argc, char **argv)
 			failed++;
 			printf("FAIL %-50s %6.2fs\n", cases[i].name, secs);
 		}
+		/* seen, not failed: the sweep is the cleanup that cases rely on
+		 * (a return after an assert); a failure's log says it already */
+		if (left > 0 && rc != SM_FAIL && !verbose)
+			printf("  (left %d process%s running: killed)\n", left,
+			       left == 1 ? "" : "es");
 	}
 	/* the suite must leave bpffs as it found it */
 	static char after[64][128];
