@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "udp_priv.h"
@@ -462,6 +463,18 @@ static void count_flow(struct sockmig_udp_flow_count *c, int *n, uint32_t gen)
 	(*n)++;
 }
 
+bool sm_udp_idle(uint64_t timeout_ns, uint64_t last, uint64_t now)
+{
+	static uint64_t tick_ns;
+	struct timespec res;
+
+	if (!tick_ns) /* a jiffy: 1 to 10 ms */
+		tick_ns = clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && !res.tv_sec
+				  ? (uint64_t)res.tv_nsec
+				  : 10000000ull;
+	return timeout_ns && now > last && now - last > timeout_ns + tick_ns;
+}
+
 int sm_udp_each_live_flow(struct sockmig_udp_group *g, const struct uslot *u,
 			  void (*fn)(const struct smu_flow *f, void *arg), void *arg)
 {
@@ -481,8 +494,7 @@ int sm_udp_each_live_flow(struct sockmig_udp_group *g, const struct uslot *u,
 			continue; /* gone meanwhile */
 		if (f.slot >= SMU_MAX_MEMBERS || !u[f.slot].live || u[f.slot].s.cookie != f.cookie)
 			continue;
-		/* bpf_ktime_get_ns() and sm_now_ns() are both CLOCK_MONOTONIC */
-		if (cfg.idle_timeout_ns && now > f.last_ns && now - f.last_ns > cfg.idle_timeout_ns)
+		if (sm_udp_idle(cfg.idle_timeout_ns, f.last_ns, now))
 			continue;
 		fn(&f, arg);
 	}

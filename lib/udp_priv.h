@@ -87,6 +87,12 @@ SM_HIDDEN uint32_t sm_udp_slot_of(const struct uslot *u, uint64_t cookie);
 SM_HIDDEN int sm_udp_unhook_slot(struct sockmig_udp_group *g, struct uslot *u, uint32_t i);
 SM_HIDDEN int sm_udp_each_live_flow(struct sockmig_udp_group *g, const struct uslot *u,
 				    void (*fn)(const struct smu_flow *f, void *arg), void *arg);
+/* Whether the program's time stamp @last (CLOCK_MONOTONIC, coarse where
+ * the kernel has it: up to a tick behind the precise clock) is more than
+ * @timeout_ns (0: never) before @now (sm_now_ns()), with one tick of the
+ * coarse clock's slack: user space never calls idle what the program, at
+ * its next datagram, would still call live. */
+SM_HIDDEN bool sm_udp_idle(uint64_t timeout_ns, uint64_t last, uint64_t now);
 SM_HIDDEN int sm_udp_with_slots(struct sockmig_udp_group *g,
 				int (*fn)(struct sockmig_udp_group *g, struct uslot *u, void *arg),
 				void *arg);

@@ -49,8 +49,7 @@ static bool cid_traffic(struct sockmig_udp_group *g, const struct smu_slot *s)
 
 	if (!s->last_cid_ns || bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &cfg) < 0)
 		return false;
-	return !cfg.idle_timeout_ns || now <= s->last_cid_ns ||
-	       now - s->last_cid_ns <= cfg.idle_timeout_ns;
+	return !sm_udp_idle(cfg.idle_timeout_ns, s->last_cid_ns, now);
 }
 
 /* Live flows of the table owned by the member of @cookie (any member when
