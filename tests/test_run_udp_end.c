@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmig run --proto udp at --grace (cli/run_udp_end.c), where it goes
+ * wrong: a server that stopped reading when its UDP sockets are retired,
+ * and run itself killed in the middle of that retire. udp_echo under run
+ * (see tests/test_run_udp.c, whose lossless reloads are the common case),
+ * with --stop-signal WINCH (ignored) and --grace 1: every old generation
+ * is retired and killed by run.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "itest.h"
+#include "proc.h"
+#include "runtest.h"
+#include "sockmig.h"
+#include "run_udp_rig.h"
+#include "udp_rig.h"
+#include "util.h"
+
+#define FLOWS 100
+
+/* The state letter of /proc/@pid/stat ('T': stopped), or 0. */
+static char proc_state(int pid)
+{
+	char path[64], buf[256], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/*
+ * A server that has stopped reading at --grace (generation 1 SIGSTOPped,
+ * FLOWS datagrams of its flows queued on its socket): the retire takes its
+ * socket out of the group (its FLOWS flows moved), waits its 1 s for the
+ * queue in vain, and the report says what was still queued (> 0). While
+ * that retire waits, run's loop goes on: a reload asked for then
+ * (--max-old 2) has generation 3 ready while generation 1 still lives.
+ */
+SM_LONG(run_udp_retire_stuck_server, 60)
+{
+	struct ienv e;
+	struct ur_rig r = {.cep = -1, .ep = -1};
+	char bin[128], script[160], line[1024];
+	char *extra[] = {"--proto", "udp", "--stop-signal", "WINCH", "--grace", "1", "--max-old",
+			 "2",	    NULL};
+	char *cmd[] = {"sh", "-c", script, bin, NULL};
+	unsigned long long bytes = 0, flows = 0;
+	int ret = SM_FAIL, pid1 = 0, t;
+	const char *at;
+	bool have;
+	pid_t run;
+
+	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
+		return SKIP("no .output/sockmig or udp_echo: make builds them");
+	snprintf(script, sizeof(script), "exec \"$0\" %d $$", UR_PORT);
+	run = ru_start_run(&e, extra, cmd);
+	have = ru_clients(&r, FLOWS);
+	if (!have ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 ready", 1, 10000),
+			 "generation 1 ready") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 1), "round 1"))
+		goto out;
+	pid1 = r.first[0];
+	kill(run, SIGHUP);
+	if (!ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 2 ready", 1, 10000),
+			 "generation 2 ready") ||
+	    !ASSERT_OK(kill(pid1, SIGSTOP), "generation 1 stops reading"))
+		goto out;
+	for (int i = 0; i < FLOWS; i++) {
+		struct ur_msg m = {.flow = (uint32_t)i, .seq = 2};
+
+		if (!ASSERT_EQ(send(r.cli[i], &m, sizeof(m), 0), (long)sizeof(m), "old flow"))
+			goto out;
+	}
+	/* the retire has taken its socket out: it now waits for the queue */
+	for (t = 0; t < 500 && ru_in_group(pid1); t++)
+		burst_sleep_ms(10);
+	if (!ASSERT_TRUE(t < 500, "generation 1's socket out of the group at --grace") ||
+	    !ASSERT_OK(kill(run, SIGHUP), "a reload during the retire") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 3 ready", 1, 5000),
+			 "generation 3 ready") ||
+	    !ASSERT_EQ(proc_state(pid1), 'T', "generation 1 still alive (stopped) then") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 killed with ", 1, 5000),
+			 "generation 1 killed") ||
+	    !ASSERT_TRUE(
+		    ru_log_line(&e, "run.log", "generation 1 killed with ", line, sizeof(line)),
+		    "its report"))
+		goto out;
+	printf("%s", line);
+	at = strstr(line, "at --grace: generation 1 killed with ");
+	if (!ASSERT_TRUE(at != NULL, "generation 1 first in its report") ||
+	    !ASSERT_EQ(sscanf(at,
+			      "at --grace: generation 1 killed with %llu bytes queued, %llu "
+			      "flows moved to the working generation",
+			      &bytes, &flows),
+		       2, "bytes and flows") ||
+	    !ASSERT_GT(bytes, 0, "bytes still queued at the kill (the server did not read)") ||
+	    !ASSERT_EQ(flows, FLOWS, "flows moved to the working generation"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (pid1 > 0)
+		kill(pid1, SIGCONT);
+	if (ret != SM_PASS)
+		it_show_log(&e, "run.log");
+	ru_teardown(&e, run, &r, have);
+	return ret;
+}
+
+/*
+ * sockmig run killed (SIGKILL) in the middle of a retire (generation 1
+ * SIGSTOPped with FLOWS datagrams queued, its socket already out of the
+ * group, the retire waiting for its queue): nothing is left half done.
+ * Generation 1 is not killed and not stuck: once it runs again it answers
+ * the FLOWS queued datagrams; its socket stays out of the group and
+ * generation 2's in it, which gets every flow from then on.
+ */
+SM_LONG(run_udp_killed_during_retire, 60)
+{
+	struct ienv e;
+	struct ur_rig r = {.cep = -1, .ep = -1};
+	char bin[128], script[160], path[160];
+	char *extra[] = {"--proto", "udp", "--stop-signal", "WINCH", "--grace", "1", NULL};
+	char *cmd[] = {"sh", "-c", script, bin, NULL};
+	int ret = SM_FAIL, pid1 = 0, pid2 = 0, t, got = 0;
+	bool have;
+	pid_t run;
+
+	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
+		return SKIP("no .output/sockmig or udp_echo: make builds them");
+	snprintf(script, sizeof(script), "exec \"$0\" %d $$", UR_PORT);
+	run = ru_start_run(&e, extra, cmd);
+	have = ru_clients(&r, FLOWS);
+	if (!have ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 ready", 1, 10000),
+			 "generation 1 ready") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 1), "round 1"))
+		goto out;
+	pid1 = r.first[0];
+	kill(run, SIGHUP);
+	if (!ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 2 ready", 1, 10000),
+			 "generation 2 ready") ||
+	    !ASSERT_OK(kill(pid1, SIGSTOP), "generation 1 stops reading"))
+		goto out;
+	for (int i = 0; i < FLOWS; i++) {
+		struct ur_msg m = {.flow = (uint32_t)i, .seq = 2};
+
+		if (!ASSERT_EQ(send(r.cli[i], &m, sizeof(m), 0), (long)sizeof(m), "old flow"))
+			goto out;
+	}
+	for (t = 0; t < 500 && ru_in_group(pid1); t++)
+		burst_sleep_ms(10);
+	if (!ASSERT_TRUE(t < 500, "generation 1's socket out of the group at --grace"))
+		goto out;
+	kill(run, SIGKILL);
+	waitpid(run, NULL, 0);
+	run = 0;
+	pid2 = ru_other_member(pid1);
+	if (!ASSERT_EQ(proc_state(pid1), 'T', "generation 1 not killed") ||
+	    !ASSERT_GT(pid2, 0, "generation 2 a member") ||
+	    !ASSERT_TRUE(!ru_in_group(pid1), "generation 1's socket still out of the group") ||
+	    !ASSERT_OK(kill(pid1, SIGCONT), "generation 1 reads again"))
+		goto out;
+	/* the datagrams queued before the retire took the socket out */
+	for (t = 0; t < 300 && got < FLOWS; t++) {
+		for (int i = 0; i < FLOWS; i++) {
+			struct ur_msg m;
+
+			while (recv(r.cli[i], &m, sizeof(m), MSG_DONTWAIT) == sizeof(m))
+				got += m.seq == 2 && (int)m.gen == pid1;
+		}
+		burst_sleep_ms(10);
+	}
+	if (!ASSERT_EQ(got, FLOWS, "queued datagrams answered by generation 1") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 3), "round 3") ||
+	    !ASSERT_EQ(ru_first_by(&r, 0, FLOWS, pid1), FLOWS, "flows of generation 1") ||
+	    !ASSERT_EQ(r.lost, 0, "unanswered"))
+		goto out;
+	got = 0;
+	for (int i = 0; i < FLOWS; i++)
+		got += r.last[i] == pid2;
+	if (ASSERT_EQ(got, FLOWS, "round 3 answered by generation 2"))
+		ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		it_show_log(&e, "run.log");
+	if (pid1 > 0) {
+		kill(pid1, SIGKILL);
+		kill(pid1, SIGCONT);
+	}
+	if (pid2 > 0)
+		kill(pid2, SIGKILL);
+	rt_daemon_file(path, sizeof(path), "run-" RU_PORT_S ".gens");
+	unlink(path); /* the killed run's record */
+	ru_teardown(&e, run, &r, have);
+	return ret;
+}
