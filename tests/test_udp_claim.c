@@ -56,15 +56,15 @@ static void cl_group_end(struct sockmig_udp_group *g)
 	sockmig_udp_group_close(g);
 }
 
-/* A server socket of the group's port, a member of @gen when @g: or -1. */
-static int cl_server(struct sockmig_udp_group *g, uint32_t gen)
+/* A server socket bound to @a, a member of @gen when @g: or -1. */
+static int cl_server_at(struct sockmig_udp_group *g, uint32_t gen, const struct sockaddr *a,
+			socklen_t len)
 {
-	struct sockaddr_in a = cl_addr(CL_PORT);
-	int one = 1, fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1, fd = socket(a->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	SOCKMIG_OPTS(sockmig_udp_member_opts, mo, .generation = gen);
 
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+	    bind(fd, a, len) < 0) {
 		printf("server socket: %s\n", strerror(errno));
 		goto fail;
 	}
@@ -77,6 +77,14 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	return -1;
+}
+
+/* A server socket of the group's port (127.0.0.1), a member of @gen when @g. */
+static int cl_server(struct sockmig_udp_group *g, uint32_t gen)
+{
+	struct sockaddr_in a = cl_addr(CL_PORT);
+
+	return cl_server_at(g, gen, (struct sockaddr *)&a, sizeof(a));
 }
 
 /* A client socket connected to the group's port; its address into @me. */
@@ -99,8 +107,7 @@ static int cl_client(struct sockaddr_in *me)
 /* Which of the @n server sockets @srv (-1: closed) reads the one datagram
  * (@len octets of @d) that client @c sends now (within 2 s): its index;
  * -1 none; -2 more than one, or from another source. */
-static int cl_who_data(int c, const struct sockaddr_in *me, const int *srv, int n, const void *d,
-		       size_t len)
+static int cl_who_data(int c, uint16_t port, const int *srv, int n, const void *d, size_t len)
 {
 	struct pollfd p[CL_SOCKS];
 	int who = -1;
@@ -115,7 +122,7 @@ static int cl_who_data(int c, const struct sockaddr_in *me, const int *srv, int 
 		return -1;
 	/* loopback delivers in the sender's context: nothing more comes */
 	for (int i = 0; i < n; i++) {
-		struct sockaddr_in from;
+		struct sockaddr_storage from;
 		socklen_t flen = sizeof(from);
 		char b[64];
 
@@ -123,7 +130,8 @@ static int cl_who_data(int c, const struct sockaddr_in *me, const int *srv, int 
 			continue;
 		while (recvfrom(srv[i], b, sizeof(b), 0, (struct sockaddr *)&from, &flen) ==
 		       (ssize_t)len) {
-			if (who != -1 || from.sin_port != me->sin_port)
+			/* sin_port and sin6_port are at one offset */
+			if (who != -1 || ((struct sockaddr_in *)&from)->sin_port != port)
 				return -2;
 			who = i;
 		}
@@ -133,7 +141,7 @@ static int cl_who_data(int c, const struct sockaddr_in *me, const int *srv, int 
 
 static int cl_who(int c, const struct sockaddr_in *me, const int *srv, int n)
 {
-	return cl_who_data(c, me, srv, n, "x", 1);
+	return cl_who_data(c, me->sin_port, srv, n, "x", 1);
 }
 
 static bool cl_stats(struct sockmig_udp_group *g, long long new_flows, long long hits,
@@ -283,15 +291,15 @@ SM_TEST(udp_claim_quic_lb_fallback)
 	    (c = cl_client(&me)) < 0 || (ini = cl_client(&ini_me)) < 0 ||
 	    !ASSERT_EQ(sockmig_quic_cid_encode(g, srv[0], d + 1, sizeof(d) - 1), 8, "CID"))
 		goto out;
-	w1 = cl_who_data(ini, &ini_me, srv, 1, other, sizeof(other));
+	w1 = cl_who_data(ini, ini_me.sin_port, srv, 1, other, sizeof(other));
 	if ((srv[1] = cl_server(g, 1)) < 0)
 		goto out;
-	w2 = cl_who_data(ini, &ini_me, srv, 2, other, sizeof(other));
+	w2 = cl_who_data(ini, ini_me.sin_port, srv, 2, other, sizeof(other));
 	if (!ASSERT_EQ(w1, 0, "Initial before the flip") ||
 	    !ASSERT_EQ(w2, 1, "Initial after the flip: split, not learned"))
 		goto out;
 	for (int r = 0; r < CL_ROUNDS; r++) {
-		int w = cl_who_data(c, &me, srv, 2, d, sizeof(d));
+		int w = cl_who_data(c, me.sin_port, srv, 2, d, sizeof(d));
 
 		at_cid += w == 0;
 		bad += w < 0;
@@ -301,7 +309,7 @@ SM_TEST(udp_claim_quic_lb_fallback)
 		    "claim"))
 		goto out;
 	for (int r = 0; r < CL_ROUNDS; r++) {
-		int w = cl_who_data(ini, &ini_me, srv, 2, other, sizeof(other));
+		int w = cl_who_data(ini, ini_me.sin_port, srv, 2, other, sizeof(other));
 
 		at_claim += w == 0;
 		bad += w < 0;
@@ -322,6 +330,80 @@ out:
 		close(ini);
 	cl_group_end(g);
 	return ret;
+}
+
+/* One IPv6 group: a claimed flow from [::1] through a flip, at its claimer
+ * @rounds of @rounds. @srv_a: the group's address; @cli_a: where the
+ * client sends (another family for an IPv4-mapped group); @peer: the
+ * client's address as the claim names it. */
+static bool cl_v6_claimed(const struct sockaddr_in6 *srv_a, const struct sockaddr *cli_a,
+			  socklen_t cli_len, bool mapped)
+{
+	SOCKMIG_OPTS(sockmig_udp_group_opts, go, .learn = SOCKMIG_UDP_LEARN_CLAIM);
+	struct sockmig_udp_group *g =
+		sockmig_udp_group_open((const struct sockaddr *)srv_a, sizeof(*srv_a), &go);
+	struct sockaddr_storage me;
+	struct sockaddr_in6 peer = {.sin6_family = AF_INET6};
+	socklen_t len = sizeof(me);
+	int srv[2] = {-1, -1}, c = -1, at = 0;
+	uint16_t port;
+	bool ok = false;
+
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    (srv[0] = cl_server_at(g, 0, (const struct sockaddr *)srv_a, sizeof(*srv_a))) < 0 ||
+	    !ASSERT_TRUE((c = socket(cli_a->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) >= 0,
+			 "client") ||
+	    !ASSERT_OK(connect(c, cli_a, cli_len), "connect") ||
+	    !ASSERT_OK(getsockname(c, (struct sockaddr *)&me, &len), "getsockname"))
+		goto out;
+	port = ((struct sockaddr_in *)&me)->sin_port;
+	peer.sin6_port = port;
+	if (mapped) {
+		peer.sin6_addr.s6_addr[10] = peer.sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&peer.sin6_addr.s6_addr[12], &((struct sockaddr_in *)&me)->sin_addr, 4);
+	} else {
+		peer.sin6_addr = ((struct sockaddr_in6 *)&me)->sin6_addr;
+	}
+	if (!mapped) {
+		struct sockaddr_in6 m = peer;
+
+		inet_pton(AF_INET6, "::ffff:127.0.0.1", &m.sin6_addr);
+		if (!ASSERT_ERR(sockmig_udp_flow_claim(g, srv[0], (struct sockaddr *)&m, sizeof(m)),
+				EINVAL, "IPv4-mapped peer of an IPv6 group"))
+			goto out;
+	}
+	if (!ASSERT_OK(sockmig_udp_flow_claim(g, srv[0], (struct sockaddr *)&peer, sizeof(peer)),
+		       "claim") ||
+	    (srv[1] = cl_server_at(g, 1, (const struct sockaddr *)srv_a, sizeof(*srv_a))) < 0)
+		goto out;
+	for (int r = 0; r < CL_ROUNDS; r++)
+		at += cl_who_data(c, port, srv, 2, "x", 1) == 0;
+	ok = ASSERT_EQ(at, CL_ROUNDS, mapped ? "IPv4-mapped: at the claimer" : "at the claimer") &&
+	     cl_stats(g, 0, CL_ROUNDS, 0);
+out:
+	cl_close_all(srv, 2);
+	if (c >= 0)
+		close(c);
+	cl_group_end(g);
+	return ok;
+}
+
+/* IPv6: a group of [::1], and one of ::ffff:127.0.0.1 whose clients are
+ * IPv4 (the program keys their flows as IPv4): a claimed flow stays at
+ * its claimer through a flip; a v4-mapped peer of a plain IPv6 group is
+ * refused. */
+SM_TEST(udp_claim_ipv6)
+{
+	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(CL_PORT)};
+	struct sockaddr_in6 m6 = {.sin6_family = AF_INET6, .sin6_port = htons(CL_PORT + 2)};
+	struct sockaddr_in v4 = cl_addr(CL_PORT + 2);
+
+	v6.sin6_addr = in6addr_loopback;
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &m6.sin6_addr);
+	if (!cl_v6_claimed(&v6, (struct sockaddr *)&v6, sizeof(v6), false) ||
+	    !cl_v6_claimed(&m6, (struct sockaddr *)&v4, sizeof(v4), true))
+		return SM_FAIL;
+	return SM_PASS;
 }
 
 /*
