@@ -75,7 +75,8 @@ struct skipped {
 	uint64_t cookie;
 	unsigned long long retry_ms;
 	unsigned int backoff_ms;
-	bool udp; /* a UDP socket: forgotten by the UDP scan only */
+	bool udp;  /* a UDP socket: forgotten by the UDP scan only */
+	bool said; /* why it was not registered was said (not a race) */
 };
 
 /* A UDP socket registered by attach (scanner_udp.c). attach keeps no copy
