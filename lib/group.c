@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
@@ -370,6 +371,15 @@ int sockmig_group_set_lease(struct sockmig_group *g, uint32_t ms)
 	return 0;
 }
 
+static uint64_t coarse_now_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) < 0)
+		return sm_now_ns();
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 int sockmig_group_lease(struct sockmig_group *g, struct sockmig_lease *out)
 {
 	uint32_t k = SM_LEASE_EXPIRES;
@@ -382,7 +392,10 @@ int sockmig_group_lease(struct sockmig_group *g, struct sockmig_lease *out)
 			       strerror(errno));
 	k = SM_LEASE_SYN_PASSED;
 	bpf_map_lookup_elem(g->fd_lease, &k, &passed);
-	now = sm_now_ns();
+	/* the program reads the lease with the coarse clock (a tick behind at
+	 * most: policy.bpf.c; the precise one in the legacy program, never
+	 * behind this): "expired" here only once the program sees it too */
+	now = coarse_now_ns();
 	memset(out, 0, sizeof(*out));
 	out->set = exp != 0;
 	out->expired = exp && now > exp;
