@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -108,8 +109,8 @@ static bool ephemeral_ports_apart(void)
 /*
  * Wait for the case @pid to end, without reaping it (its pid must stay
  * its own while its group is killed), reaping on the way the orphans of
- * the case that end before it does, as init would have. Kills it after
- * @limit s (SIGALRM).
+ * the case that end before it does, as init would have. Kills it once
+ * SIGALRM said @limit s passed.
  */
 static void wait_case(pid_t pid, int limit)
 {
@@ -117,16 +118,16 @@ static void wait_case(pid_t pid, int limit)
 	siginfo_t si;
 
 	for (;;) {
+		if (timed_out && !killed) {
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			printf("  (killed after %d s)\n", limit);
+			killed = true;
+		}
 		memset(&si, 0, sizeof(si));
 		if (waitid(P_ALL, 0, &si, WEXITED | WNOWAIT) < 0) {
 			if (errno != EINTR)
 				return;
-			if (timed_out && !killed) {
-				kill(-pid, SIGKILL);
-				kill(pid, SIGKILL);
-				printf("  (killed after %d s)\n", limit);
-				killed = true;
-			}
 			continue;
 		}
 		if (si.si_pid == pid)
@@ -197,7 +198,9 @@ static int run_case(int i, int limit, bool verbose, bool reap, double *secs, int
 	}
 	close(nsp[1]);
 	timed_out = 0;
-	alarm((unsigned)limit);
+	/* SIGALRM at the limit, then every second: one that lands between
+	 * wait_case's check and its waitid() is not the last */
+	setitimer(ITIMER_REAL, &(struct itimerval){{1, 0}, {limit, 0}}, NULL);
 	wait_case(pid, limit);
 	alarm(0);
 	/* what the case left running: reparented to us, the subreaper, by now */
