@@ -15,6 +15,10 @@
  *   4. known but idle past the timeout, or unknown: a new flow, to the
  *      working generation (hash over its members), learned on this, its
  *      first datagram, before any reply.
+ * A group of learn CLAIM (struct smu_config.learn) takes steps 1 and 2
+ * alike, but in steps 3 and 4 writes no flow: its flows are those that
+ * user space wrote (sockmig_udp_flow_claim()), and any other datagram
+ * goes to the working generation as mode none's do.
  * Mode none: every datagram to the working generation (hash).
  * Mode quic-lb: the QUIC destination connection ID of the datagram (short
  * header: at payload offset 1, the group's CID length; long header: its
@@ -346,7 +350,8 @@ static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse)
 		st->kernel_hash++;
 		return SK_PASS;
 	}
-	if (why == WHY_STATELESS) {
+	/* learn CLAIM: one test of the config already read, past the hits */
+	if (why == WHY_STATELESS || cfg->learn == SMU_LEARN_CLAIM) {
 		st->stateless++;
 		return SK_PASS;
 	}

@@ -49,6 +49,12 @@ enum smu_mode {
 #define SMU_QUIC_GEN_BITS 12
 #define SMU_QUIC_GEN_MASK ((1u << SMU_QUIC_GEN_BITS) - 1)
 
+/* When a group learns a flow (struct smu_config.learn; 0 reads as RECEIVE). */
+enum smu_learn {
+	SMU_LEARN_RECEIVE = 1, /* at its first datagram received */
+	SMU_LEARN_CLAIM = 2,   /* only when user space writes it (a member's claim) */
+};
+
 enum smu_role {
 	SMU_ROLE_ACTIVE = 1,
 	SMU_ROLE_DRAINING = 2,
@@ -98,6 +104,8 @@ struct smu_config {
 	__u32 slots_hw;	       /* user space only: slots [slots_hw, SMU_MAX_MEMBERS) never used */
 	__u32 quic_cid_len;    /* mode quic-lb: length of the server's CIDs */
 	__u32 quic_cr;	       /* mode quic-lb: config rotation bits of its CIDs */
+	__u32 learn;	       /* enum smu_learn: CLAIM: the program writes no flow */
+	__u32 pad;
 };
 
 /*
@@ -121,7 +129,7 @@ struct smu_stats {
 	__u64 flow_hits;    /* datagram of a known flow, to the socket that owns it */
 	__u64 fallbacks;    /* known flow whose owner had closed: to the working generation */
 	__u64 expired;	    /* known flow idle past the timeout: learned again as new */
-	__u64 stateless;    /* mode none: to the working generation */
+	__u64 stateless;    /* to the working generation, unlearned (mode none; LEARN_CLAIM) */
 	__u64 kernel_hash;  /* no live active member selectable: the kernel's hash chose */
 	__u64 not_learned;  /* the flow table refused the entry (selected all the same) */
 	__u64 parse_failed; /* no readable IP or UDP header: the kernel's hash chose */

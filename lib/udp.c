@@ -237,11 +237,13 @@ static int set_quic_config(struct sockmig_udp_group *g, const struct sockmig_udp
 	return 0;
 }
 
-/* The group's mode and timeout: set by its maker, checked by later opens. */
+/* The group's mode, learning and timeout: set by its maker, checked by
+ * later opens. */
 static int set_config(struct sockmig_udp_group *g, const struct sockmig_udp_group_opts *opts)
 {
 	uint32_t zero = 0, mode = OPTS_GET(opts, mode, SOCKMIG_UDP_MODE_DEFAULT);
 	uint32_t idle = OPTS_GET(opts, idle_timeout_ms, 0);
+	uint32_t learn = OPTS_GET(opts, learn, SOCKMIG_UDP_LEARN_DEFAULT);
 	struct smu_config c;
 	bool made = false;
 	int err;
@@ -251,12 +253,17 @@ static int set_config(struct sockmig_udp_group *g, const struct sockmig_udp_grou
 			       strerror(errno));
 	if (c.mode == 0) {
 		c.mode = mode ? mode : SOCKMIG_UDP_MODE_FLOW;
+		c.learn = learn ? learn : SMU_LEARN_RECEIVE;
 		made = true;
 		if (!idle)
 			idle = UDP_DEFAULT_IDLE_MS;
 	} else if (mode && mode != c.mode) {
 		return sm_fail(EEXIST, "UDP group %s runs mode %s, not %s", g->base.name,
 			       sockmig_udp_mode_str(c.mode), sockmig_udp_mode_str(mode));
+	} else if (learn && learn != c.learn) {
+		return sm_fail(EEXIST, "UDP group %s learns flows %s, not %s", g->base.name,
+			       c.learn == SMU_LEARN_CLAIM ? "when claimed" : "on receive",
+			       learn == SMU_LEARN_CLAIM ? "when claimed" : "on receive");
 	}
 	err = set_quic_config(g, opts, &c, made);
 	if (err)
@@ -318,6 +325,11 @@ struct sockmig_udp_group *sockmig_udp_group_open(const struct sockaddr *addr, so
 	cr = OPTS_GET(opts, quic_config_id, 0);
 	if (mode > SOCKMIG_UDP_MODE_QUIC_LB) {
 		errno = -sm_fail(EINVAL, "unknown UDP group mode %u", mode);
+		return NULL;
+	}
+	if ((uint32_t)OPTS_GET(opts, learn, 0) > SOCKMIG_UDP_LEARN_CLAIM) {
+		errno = -sm_fail(EINVAL, "unknown UDP group learning %u",
+				 (uint32_t)OPTS_GET(opts, learn, 0));
 		return NULL;
 	}
 	if (cid_len && (cid_len < SOCKMIG_QUIC_CID_MIN || cid_len > SOCKMIG_QUIC_CID_MAX)) {
@@ -447,6 +459,7 @@ void sm_udp_note_made(struct sockmig_udp_group *g)
 	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &c) < 0)
 		return;
 	g->made.mode = (enum sockmig_udp_mode)c.mode;
+	g->made.learn = (enum sockmig_udp_learn)c.learn;
 	g->made.idle_timeout_ms = c.idle_timeout_ns ? (uint32_t)(c.idle_timeout_ns / 1000000ull)
 						    : SOCKMIG_UDP_NO_EXPIRY;
 	if (c.mode == SMU_MODE_QUIC_LB) {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * What lib/udp.c (open, close, destroy, member checks), lib/udp_member.c
- * (slots, working generation, drains, lists, counters) and lib/quic_lb.c
- * (mode quic-lb's connection IDs) share: the UDP group handle and its map
+ * (slots, working generation, drains, lists, counters), lib/udp_claim.c
+ * (flows claimed by a member) and lib/quic_lb.c (mode quic-lb's
+ * connection IDs) share: the UDP group handle and its map
  * indexes; not installed.
  */
 #ifndef SOCKMIG_UDP_PRIV_H
@@ -40,6 +41,10 @@ struct sockmig_udp_group {
 	/* what the group was when this handle opened it (mode, timeout, flow
 	 * table, QUIC CIDs): to make it again as it was (sm_udp_lock_current) */
 	struct sockmig_udp_group_opts made;
+	/* the member that claimed last and its slot (lib/udp_claim.c): its
+	 * next claim checks that slot alone; 0: none yet */
+	uint64_t claim_cookie;
+	uint32_t claim_slot;
 };
 
 /* Note in g->made what the group's pins say it is (lib/udp.c). */

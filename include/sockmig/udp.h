@@ -32,7 +32,10 @@
  *   to the socket that got the first, whatever its generation or role,
  *   while that socket lives; once it has closed, the flow falls to the
  *   working generation and is learned again there; a flow idle past the
- *   group's timeout is new again. The table is an LRU map of flow_max
+ *   group's timeout is new again. A group made with
+ *   SOCKMIG_UDP_LEARN_CLAIM learns only the flows its members claim
+ *   (sockmig_udp_flow_claim()); any other datagram goes to the working
+ *   generation, its flow left unlearned. The table is an LRU map of flow_max
  *   entries: beyond that many live flows the least recently seen are
  *   forgotten (and counted as new when they come back);
  * - mode SOCKMIG_UDP_MODE_NONE: stateless, every datagram to the working
@@ -59,6 +62,21 @@ enum sockmig_udp_mode {
 	SOCKMIG_UDP_MODE_FLOW = 1,    /**< flows learned on receive, by 4-tuple */
 	SOCKMIG_UDP_MODE_NONE = 2,    /**< stateless: the working generation only */
 	SOCKMIG_UDP_MODE_QUIC_LB = 3, /**< QUIC: the server's connection ID, else as flow */
+};
+
+/** sockmig_udp_group_opts.learn: when a UDP group learns a flow. */
+enum sockmig_udp_learn {
+	/** A new group: SOCKMIG_UDP_LEARN_RECEIVE; an existing one: as it is. */
+	SOCKMIG_UDP_LEARN_DEFAULT = 0,
+	/** At its first datagram received (the default): a client's first
+	 *  flight of several datagrams stays on one socket across a flip. */
+	SOCKMIG_UDP_LEARN_RECEIVE = 1,
+	/** Only when a member claims it (sockmig_udp_flow_claim()): a datagram
+	 *  of a flow nobody claimed (or whose claimer closed, or idle past the
+	 *  timeout) goes to the working generation and is not learned, so a
+	 *  first flight that straddles a flip is split (the way groups that
+	 *  learn on transmit behave). Counted in sockmig_udp_stats.stateless. */
+	SOCKMIG_UDP_LEARN_CLAIM = 2,
 };
 
 /** Name of a mode: "default", "flow", "none", "quic-lb". */
@@ -92,9 +110,13 @@ struct sockmig_udp_group_opts {
 	 *  SOCKMIG_QUIC_CONFIG_MAX. Fixed when the group is made: checked
 	 *  (EEXIST) only when quic_cid_len is given too. */
 	uint32_t quic_config_id;
+	/** When the group learns a flow (mode flow, and mode quic-lb's flow
+	 *  fallback; mode none learns nothing, whatever this says). Fixed when
+	 *  the group is made: another non-default value fails with EEXIST. */
+	enum sockmig_udp_learn learn;
 	size_t : 0;
 };
-#define sockmig_udp_group_opts__last_field quic_config_id
+#define sockmig_udp_group_opts__last_field learn
 
 /**
  * Open the UDP group of @p addr (struct sockaddr_in or sockaddr_in6 with a
@@ -202,7 +224,10 @@ struct sockmig_udp_stats {
 	uint64_t fallbacks;
 	/** Datagrams of a flow idle past the timeout: learned again as new. */
 	uint64_t expired;
-	/** Mode none: datagrams to the working generation. */
+	/** Datagrams to the working generation without learning their flow:
+	 *  every one in mode none; in a SOCKMIG_UDP_LEARN_CLAIM group, those
+	 *  of a flow no live claim holds (never claimed, its claimer closed,
+	 *  or idle past the timeout). */
 	uint64_t stateless;
 	/** No registered socket selectable: the kernel's hash chose. */
 	uint64_t kernel_hash;
@@ -219,6 +244,32 @@ struct sockmig_udp_stats {
 
 /** Read the group's counters into @p out. @return 0 or a negative errno. */
 SOCKMIG_API int sockmig_udp_stats_read(struct sockmig_udp_group *g, struct sockmig_udp_stats *out);
+
+/**
+ * Member @p fd of @p g claims the flow from @p peer (struct sockaddr_in or
+ * sockaddr_in6: the remote address and port) to the socket's own address
+ * and port: from now on that flow's datagrams go to fd's socket while it
+ * lives, whatever its generation or role, as if the flow had been learned
+ * there (an entry of another member is replaced); once it has closed, or
+ * the flow stays idle past the group's timeout, they fall to the working
+ * generation as a learned flow's do. For a server that sends first on a
+ * flow (its replies must come back to it), and in a
+ * SOCKMIG_UDP_LEARN_CLAIM group the only way a flow is learned. The local
+ * address is fd's bound address, which is the group's: a socket bound to
+ * the wildcard address cannot tell which of its addresses the peer sends
+ * to, and fails with -EINVAL (bind the members to one address to claim).
+ * An IPv4 peer of an IPv6 group is given as an IPv4-mapped IPv6 address
+ * (the group's address is one then too). A few system calls (the fd's
+ * checks, one slot read while fd keeps its slot): call it when a flow
+ * starts, not for every datagram.
+ * @return 0; -EINVAL (@p g or @p peer missing or not an address with a
+ * port of the group's family, a wildcard group, mode none, or @p fd not a
+ * bound UDP socket with SO_REUSEPORT); -ENOENT (@p fd is not a live member
+ * of @p g); -EXDEV (@p fd belongs to another address, port or network
+ * namespace); another negative errno.
+ */
+SOCKMIG_API int sockmig_udp_flow_claim(struct sockmig_udp_group *g, int fd,
+				       const struct sockaddr *peer, socklen_t len);
 
 /** Flows owned by one generation, as sockmig_udp_flows() counts them. */
 struct sockmig_udp_flow_count {
