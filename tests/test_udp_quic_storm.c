@@ -11,8 +11,12 @@
  * misroute between two server processes is.
  *
  * The client sends its Initial's second datagram QS_GAP_MS after the first
- * (as a client that paces, or a path that spreads them, would), the same
- * in every case:
+ * (as a client that paces, or a path that spreads them, would), and the
+ * server's loop comes to its sockets every QS_TICK_MS (as a loop busy
+ * with other work would): aioquic answers a first datagram at once, so on
+ * an idle machine a claim would come within a millisecond and a flip
+ * would rarely fall between a datagram and its claim. The same in every
+ * case:
  * 1. learn on receive (the group's default): the first datagram pins the
  *    flow, so the second follows it whatever flip came between: 0 failed
  *    handshakes, 0 strays, 0 ClientHellos left incomplete, every Initial
@@ -44,7 +48,8 @@
 #define QS_FLIP_MS  100
 #define QS_SECS	    8	  /* of flips (and of new connections) by default */
 #define QS_SECS_MAX 120	  /* SOCKMIG_QUIC_STORM_SECS at most: the limit is 180 s */
-#define QS_GAP_MS   5	  /* between the Initial's 2 datagrams */
+#define QS_GAP_MS   10	  /* between the Initial's 2 datagrams */
+#define QS_TICK_MS  20	  /* the server's loop comes to its sockets this often */
 #define QS_GRACE    2	  /* an old object's longest life after its flip, s */
 #define QS_READY_MS 10000 /* a program's first line, python's start included */
 
@@ -100,8 +105,8 @@ static int qs_run(struct qt_env *env, enum qs_kind kind, int secs, struct qs_res
 	int ret = SM_FAIL;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	snprintf(args, sizeof(args), "--port=%d --flip-ms=%d --secs=%d --hold --grace=%d %s",
-		 QS_PORT, QS_FLIP_MS, secs, QS_GRACE, learn[kind]);
+	snprintf(args, sizeof(args), "--port=%d --flip-ms=%d --secs=%d --hold --grace=%d --tick-ms=%d %s",
+		 QS_PORT, QS_FLIP_MS, secs, QS_GRACE, QS_TICK_MS, learn[kind]);
 	if (!qt_start(env, &srv, "server", "quic_server.py", args) ||
 	    !qs_line(&srv, line, sizeof(line), "ready", QS_READY_MS))
 		goto out;

@@ -18,7 +18,7 @@ to start.
 
 A storm of flips from one process (tests/test_udp_quic_storm.c):
   quic_server.py --port P --flip-ms MS --secs S [--plain | --learn L]
-                 [--lib PATH] [--hold] [--grace S]
+                 [--lib PATH] [--hold] [--grace S] [--whole-hello] [--tick-ms MS]
 serves generation 1 at once ("ready gen=1"), and every MS ms for S
 seconds (from the start, or with --hold from a "go" line on stdin) opens
 a new SO_REUSEPORT socket with a server object of its own, registered as
@@ -31,11 +31,19 @@ after the flip that superseded it. --learn: how the group that the server
 makes learns flows: "receive" (the default: the program learns a flow from
 its first datagram), or "claim" (the program learns none; each object
 claims a peer's flow with sockmig_udp_flow_claim() the first time it
-sends to it, as udpgrm does). One select loop serves every socket. At
-SIGTERM no more flips; each object ends as above; then one JSON line of
-totals.
+sends to it, as udpgrm does). --whole-hello: an object sends nothing to
+a client before its ClientHello is whole (as a server that needs the
+whole ClientHello, its SNI, before it answers), where aioquic would
+acknowledge the first datagram of a 2-datagram Initial at once.
+--tick-ms: the loop comes to its sockets on MS ms ticks only, as a loop
+busy with other work would, so a datagram waits up to MS ms for its
+answer. One poll loop serves every socket. At SIGTERM no more flips; each object ends as
+above; then one JSON line of totals, among them hello_across_flip: whole
+ClientHellos whose datagrams arrived (kernel timestamps) on both sides of
+a flip.
 """
 import argparse
+import bisect
 import ctypes
 import datetime
 import json
@@ -44,6 +52,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import time
 
@@ -60,6 +69,7 @@ from cryptography.x509.oid import NameOID
 
 ALPN = "sockmig-test"
 CID_LEN = 8
+SO_TIMESTAMPNS = 35  # and SCM_TIMESTAMPNS (asm-generic; python 3.13 has no name)
 
 
 class GroupOpts(ctypes.Structure):
@@ -196,8 +206,14 @@ class Server:
         self.n = dict(connections=0, handshakes=0, requests=0, datagrams=0,
                       strays=0, hello_dgrams_min=0, hello_dgrams_max=0,
                       hello_incomplete=0, claims=0, claim_errors=0)
+        # --whole-hello: nothing sent to a client before its ClientHello is
+        # whole (aioquic would acknowledge its first datagram at once)
+        self.whole_hello = False
+        # (first, last) kernel arrival time of each whole ClientHello's
+        # datagrams, when the caller gives them
+        self.spans = []
 
-    def receive(self, data, addr, now):
+    def receive(self, data, addr, now, kt=None):
         self.n["datagrams"] += 1
         try:
             hdr = pull_quic_header(Buffer(data=data), host_cid_length=CID_LEN)
@@ -213,7 +229,7 @@ class Server:
             conn = QuicConnection(configuration=self.cfg,
                                   original_destination_connection_id=hdr.destination_cid)
             self.n["connections"] += 1
-            st = [conn, 0, False, False, {hdr.destination_cid, conn.host_cid}]
+            st = [conn, 0, False, False, {hdr.destination_cid, conn.host_cid}, [None, None]]
             self.conns[id(conn)] = st
             self.by_cid[hdr.destination_cid] = conn
             self.by_cid[conn.host_cid] = conn
@@ -228,6 +244,7 @@ class Server:
             return
         if not st[2] and hello_state(conn) != before:
             st[1] += 1  # a datagram of the ClientHello
+            st[5] = [st[5][0] if st[5][0] is not None else kt, kt]
         self.events(st)
 
     def events(self, st):
@@ -270,6 +287,10 @@ class Server:
                 lo, hi = self.n["hello_dgrams_min"], self.n["hello_dgrams_max"]
                 self.n["hello_dgrams_min"] = st[1] if lo == 0 else min(lo, st[1])
                 self.n["hello_dgrams_max"] = max(hi, st[1])
+                if st[5][0] is not None:
+                    self.spans.append(tuple(st[5]))
+            if not st[2] and self.whole_hello:
+                continue  # an acknowledgement of part of the ClientHello
             for data, addr in out:
                 if self.claim and addr not in self.claimed:
                     self.claimed.add(addr)
@@ -319,17 +340,26 @@ class Storm:
         self.objs = []  # live objects, the newest (working) last
         self.by_fd = {}
         self.poll = select.poll()
-        self.tot = dict(flips=0, objects=0, live_at_exit=0, flip_late_ms_max=0)
+        self.tot = dict(flips=0, objects=0, live_at_exit=0, flip_late_ms_max=0,
+                        hello_across_flip=0)
         self.gen = 0
         self.start = None  # of the flips
+        # each flip's (start, end), CLOCK_REALTIME as the kernel's
+        # timestamps: the new member is in force from some time between
+        self.windows = []
 
     def open(self, now):
         """A new socket and object as the next generation (a flip after the first)."""
         self.gen += 1
-        sock = bind(self.a.port)
+        t0 = time.time()
+        sock = bind(self.a.port)  # plain SO_REUSEPORT: a member from here
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         if self.grp:
             self.grp.add(sock, self.gen)
+        if self.gen > 1:
+            self.windows.append((t0, time.time()))
         o = Server(sock, self.cfg, self.gen, self.claim)
+        o.whole_hello = self.a.whole_hello
         o.superseded = o.last_rx = None
         if self.objs:
             self.objs[-1].superseded = now
@@ -340,6 +370,12 @@ class Storm:
 
     def end(self, o):
         """Close o's socket; add its counts to the totals."""
+        starts = [w[0] for w in self.windows]
+        for first, last in o.spans:
+            # a flip wholly between its first and last datagram's arrival
+            i = bisect.bisect_right(starts, first)
+            if i < len(self.windows) and self.windows[i][1] < last:
+                self.tot["hello_across_flip"] += 1
         for st in list(o.conns.values()):
             if not st[2]:
                 o.n["hello_incomplete"] += 1
@@ -418,6 +454,10 @@ class Storm:
                 ready = self.poll.poll(max(0, math.ceil(wait * 1000)))
             except InterruptedError:
                 continue
+            if ready and a.tick_ms:
+                tick = a.tick_ms / 1000.0
+                time.sleep(tick - time.monotonic() % tick)
+                self.flip(term)
             for fd, _ in ready:
                 o = self.by_fd.get(fd)
                 if o is None:
@@ -428,11 +468,16 @@ class Storm:
                     continue
                 for _ in range(32):
                     try:
-                        data, addr = o.sock.recvfrom(65536)
+                        data, anc, _, addr = o.sock.recvmsg(65536, socket.CMSG_SPACE(16))
                     except BlockingIOError:
                         break
+                    kt = None
+                    for level, kind, cdata in anc:
+                        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                            sec, nsec = struct.unpack("qq", cdata[:16])
+                            kt = sec + nsec / 1e9
                     o.last_rx = time.monotonic()
-                    o.receive(data, addr, o.last_rx)
+                    o.receive(data, addr, o.last_rx, kt)
                     o.flush(time.monotonic())
                     # a flip comes on time, between any two datagrams
                     self.flip(term)
@@ -452,6 +497,8 @@ def main():
     ap.add_argument("--max-secs", type=float, default=60.0)
     ap.add_argument("--flip-ms", type=int)
     ap.add_argument("--secs", type=float)
+    ap.add_argument("--whole-hello", action="store_true")
+    ap.add_argument("--tick-ms", type=float, default=0.0)
     a = ap.parse_args()
     if not 0 < a.port < 65536 or not 0 < a.grace <= 60:
         fail("bad --port or --grace")
@@ -459,8 +506,10 @@ def main():
         fail("--learn needs a group: not with --plain")
     if a.flip_ms is not None or a.secs is not None:
         if a.gen is not None or a.flip_ms is None or a.secs is None or \
-                not 10 <= a.flip_ms <= 60000 or not 0 < a.secs <= 3600:
-            fail("a storm takes --flip-ms (10-60000) and --secs (0-3600), no --gen")
+                not 10 <= a.flip_ms <= 60000 or not 0 < a.secs <= 3600 or \
+                not 0 <= a.tick_ms <= 1000:
+            fail("a storm takes --flip-ms (10-60000) and --secs (0-3600), no --gen; "
+                 "--tick-ms 0-1000")
         a.learn = a.learn or "receive"
         cfg = make_config()
         term = []
