@@ -105,8 +105,9 @@ static int qs_run(struct qt_env *env, enum qs_kind kind, int secs, struct qs_res
 	int ret = SM_FAIL;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	snprintf(args, sizeof(args), "--port=%d --flip-ms=%d --secs=%d --hold --grace=%d --tick-ms=%d %s",
-		 QS_PORT, QS_FLIP_MS, secs, QS_GRACE, QS_TICK_MS, learn[kind]);
+	snprintf(args, sizeof(args),
+		 "--port=%d --flip-ms=%d --secs=%d --hold --grace=%d --tick-ms=%d %s", QS_PORT,
+		 QS_FLIP_MS, secs, QS_GRACE, QS_TICK_MS, learn[kind]);
 	if (!qt_start(env, &srv, "server", "quic_server.py", args) ||
 	    !qs_line(&srv, line, sizeof(line), "ready", QS_READY_MS))
 		goto out;
