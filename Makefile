@@ -239,6 +239,13 @@ check-kernels: deps all
 quic-root:
 	$(Q)scripts/quic-root >/dev/null
 
+# Real QUIC under a flip every 100 ms (tests/test_udp_quic_storm.c) for
+# SECS seconds (default 60, at most 120): learn on receive, then the two
+# baselines (learn by claim, plain SO_REUSEPORT). Needs make quic-root.
+.PHONY: bench-quic
+bench-quic: deps all
+	$(Q)SOCKMIG_QUIC_STORM_SECS=$(or $(SECS),60) $(TESTRUN) -v udp_quic_storm
+
 # The README's main job: the side-by-side reset count in a private netns.
 demo: deps $(SOCKMIG)
 	$(Q)$(SOCKMIG) demo

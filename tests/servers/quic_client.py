@@ -10,7 +10,12 @@ seconds. Prints "load" when it starts, then one JSON line: ok and failed connect
 failed, and which generations answered. The defaults are the test's.
 
   quic_client.py --port P [--conns N] [--parallel K] [--requests R]
-                 [--gap S] [--secs S] [--timeout S]
+                 [--gap S] [--secs S] [--timeout S] [--initial-gap-ms MS]
+
+--initial-gap-ms: the first flight's datagrams after the first (the rest of
+the Initial) leave that long after it, as from a client that paces its
+sends or over a path that spreads them; 0 (the default) sends them back to
+back (tests/test_udp_quic_storm.c).
 """
 import argparse
 import asyncio
@@ -20,9 +25,38 @@ import sys
 import time
 
 from aioquic.asyncio.client import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.configuration import QuicConfiguration
 
 ALPN = "sockmig-test"
+
+
+def paced(gap):
+    """A protocol whose first flight's second and later datagrams leave
+    @gap seconds after its first (later flights as aioquic sends them)."""
+
+    class Paced(QuicConnectionProtocol):
+        first = True
+
+        def transmit(self):
+            if not self.first:
+                return super().transmit()
+            self._transmit_task = None
+            out = self._quic.datagrams_to_send(now=self._loop.time())
+            if not out:
+                return super().transmit()
+            self.first = False
+            self._transport.sendto(*out[0])
+            if len(out) > 1:
+                self._loop.call_later(gap, self._rest, out[1:])
+            super().transmit()  # the timer (nothing more is due yet)
+
+        def _rest(self, rest):
+            if not self._transport.is_closing():
+                for data, addr in rest:
+                    self._transport.sendto(data, addr)
+
+    return Paced
 
 
 async def one(a, res, stage):
@@ -31,7 +65,9 @@ async def one(a, res, stage):
                             quantum_readiness_test=True)
     stage[0] = "handshake"
     try:
-        async with connect("127.0.0.1", a.port, configuration=cfg,
+        proto_cls = paced(a.initial_gap_ms / 1000.0) if a.initial_gap_ms else \
+            QuicConnectionProtocol
+        async with connect("127.0.0.1", a.port, configuration=cfg, create_protocol=proto_cls,
                            wait_connected=True) as proto:
             stage[0] = "request"
             for i in range(a.requests):
@@ -95,9 +131,11 @@ def main():
     ap.add_argument("--gap", type=float, default=0.05)
     ap.add_argument("--secs", type=float, default=3.0)
     ap.add_argument("--timeout", type=float, default=3.0)
+    ap.add_argument("--initial-gap-ms", type=float, default=0.0)
     a = ap.parse_args()
     if not 0 < a.port < 65536 or a.conns < 1 or a.parallel < 1 or a.requests < 1 or \
-            a.secs <= 0 or a.timeout <= 0 or a.conns > 100000:
+            a.secs <= 0 or a.timeout <= 0 or a.conns > 100000 or \
+            not 0 <= a.initial_gap_ms <= 1000:
         print("Error: bad arguments", file=sys.stderr)
         sys.exit(1)
     print(json.dumps(asyncio.run(run(a))), flush=True)
