@@ -75,8 +75,7 @@ struct skipped {
 	uint64_t cookie;
 	unsigned long long retry_ms;
 	unsigned int backoff_ms;
-	bool udp;  /* a UDP socket: forgotten by the UDP scan only */
-	bool said; /* why it was not registered was said (not a race) */
+	bool udp; /* a UDP socket: forgotten by the UDP scan only */
 };
 
 /* A UDP socket registered by attach (scanner_udp.c). attach keeps no copy

@@ -209,7 +209,7 @@ static int64_t member_generation(struct sockmig_group *g, uint64_t cookie, enum 
  * re-attach the policy when it is a member already (keeping its role: it
  * may be draining). Fills k's group, generation and role. */
 static int register_listener(struct scanner *sc, const struct sm_listener *l, bool quiet,
-			     bool retry, struct known *k)
+			     struct known *k)
 {
 	int64_t generation = sc->gen;
 	bool hold = sc->hold_refs;
@@ -229,11 +229,8 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 	g = open_group_of(l);
 	fd = take_listener_why(l, why, sizeof(why));
 	if (fd < 0) {
-		/* no owner seen: another user's process, or one that closed it
-		 * (or exited) between the dump and the owner scan; a race the
-		 * first time, said if the retry sees no owner either */
 		if (l->nowners == 0)
-			scanner_why(sc, quiet, !retry, false, "%s", why);
+			scanner_why(sc, quiet, false, false, "%s", why);
 		else
 			scanner_why(sc, quiet, take_race(fd), false, "cannot take %s", why);
 		sockmig_group_close(g);
@@ -373,7 +370,6 @@ void skip_listener(struct scanner *sc, uint64_t cookie, unsigned long long now, 
 		s->cookie = cookie;
 		s->backoff_ms = SKIP_FIRST_MS;
 		s->udp = udp;
-		s->said = false;
 	} else if (s->backoff_ms < SKIP_MAX_MS) {
 		s->backoff_ms *= 2;
 	}
@@ -385,7 +381,7 @@ int scanner_scan(struct scanner *sc)
 	char name[SOCKMIG_NAME_MAX];
 	struct sm_listener *ls = NULL;
 	struct known *k = sc->k;
-	int n, registered = 0, nrace;
+	int n, registered = 0;
 	unsigned long long now = now_ms();
 	bool fresh = false; /* every process's owners of ls read in this scan */
 
@@ -447,14 +443,9 @@ int scanner_scan(struct scanner *sc)
 			skip_listener(sc, ls[i].cookie, now, false);
 			continue;
 		}
-		/* a retry says nothing when its error was said the first time */
-		nrace = sc->nrace;
-		if (register_listener(sc, &ls[i], sc->quiet || (s && s->said), s != NULL,
-				      &k[sc->nk]) < 0) {
+		/* a retry says nothing: its error was said the first time */
+		if (register_listener(sc, &ls[i], sc->quiet || s, &k[sc->nk]) < 0) {
 			skip_listener(sc, ls[i].cookie, now, false);
-			s = skipped_of(sc, ls[i].cookie);
-			if (s && sc->nrace == nrace)
-				s->said = true;
 			continue;
 		}
 		if (s)
