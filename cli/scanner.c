@@ -205,6 +205,23 @@ static int64_t member_generation(struct sockmig_group *g, uint64_t cookie, enum 
 	return m.generation;
 }
 
+/*
+ * Whether listener @l is still in sock_diag's dump. The dump comes before
+ * the scan of /proc for owners: a listener its server closed in between
+ * has no owner seen, a race, not another user's process.
+ */
+static bool still_listening(const struct sm_listener *l)
+{
+	struct sm_listener *ls = NULL;
+	int n = sm_diag_dump(l->family, l->port, &ls);
+	bool found = n < 0; /* cannot tell: as if it were */
+
+	for (int i = 0; i < n && !found; i++)
+		found = ls[i].cookie == l->cookie;
+	free(ls);
+	return found;
+}
+
 /* Register listener @l (taken from the first owner that lets us), or just
  * re-attach the policy when it is a member already (keeping its role: it
  * may be draining). Fills k's group, generation and role. */
@@ -230,7 +247,7 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 	fd = take_listener_why(l, why, sizeof(why));
 	if (fd < 0) {
 		if (l->nowners == 0)
-			scanner_why(sc, quiet, false, false, "%s", why);
+			scanner_why(sc, quiet, !still_listening(l), false, "%s", why);
 		else
 			scanner_why(sc, quiet, take_race(fd), false, "cannot take %s", why);
 		sockmig_group_close(g);

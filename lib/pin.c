@@ -124,8 +124,9 @@ int sm_check_root(const char *root, bool *made)
 	for (int tries = 0; tries < 3; tries++) {
 		if (mkdir(root, 0700) == 0)
 			*made = true;
-		else if (errno != EEXIST)
-			return sm_fail(errno, "cannot create %s: %s", root, strerror(errno));
+		else if (errno != EEXIST) /* EACCES: no privileges, as the API says EPERM */
+			return sm_fail(errno == EACCES ? EPERM : errno, "cannot create %s: %s",
+				       root, strerror(errno));
 		if (lstat(root, &st) < 0) {
 			if (errno == ENOENT)
 				continue;
