@@ -132,6 +132,10 @@ static int qs_run(struct qt_env *env, enum qs_kind kind, int secs, struct qs_res
 		goto out;
 	}
 	cli.pid = 0;
+	/* every flip made before the stop (the client may end a little before
+	 * the server's last flip is due) */
+	if (!qs_line(&srv, line, sizeof(line), "flips done", 5000))
+		goto out;
 	kill(srv.pid, SIGTERM);
 	if (!qs_line(&srv, r->srv, sizeof(r->srv), "{", (QS_GRACE + 8) * 1000ULL))
 		goto out;
