@@ -127,30 +127,17 @@ int sockmig_quic_cid_encode(struct sockmig_udp_group *g, int fd, uint8_t *cid, s
 
 int sockmig_quic_stats_read(struct sockmig_udp_group *g, struct sockmig_quic_stats *out)
 {
-	struct smu_stats *per;
-	uint32_t zero = 0;
-	int ncpu, err = 0;
+	struct smu_stats sum;
+	int err;
 
 	if (!g || !out)
 		return sm_fail(EINVAL, "QUIC stats: no group or no result");
-	ncpu = libbpf_num_possible_cpus();
-	if (ncpu <= 0)
-		return sm_fail(-ncpu, "cannot count the possible CPUs");
-	per = calloc((size_t)ncpu, sizeof(*per));
-	if (!per)
-		return sm_fail(ENOMEM, "out of memory");
-	if (bpf_map_lookup_elem(g->fd[UFD_STATS], &zero, per) < 0) {
-		err = sm_fail(errno, "cannot read the counters of %s: %s", g->base.name,
-			      strerror(errno));
-		goto out;
-	}
+	err = sm_udp_stats_sum(g, &sum);
+	if (err)
+		return err;
 	memset(out, 0, sizeof(*out));
-	for (int i = 0; i < ncpu; i++) {
-		out->hits += per[i].quic_hits;
-		out->stale += per[i].quic_stale;
-		out->other += per[i].quic_other;
-	}
-out:
-	free(per);
-	return err;
+	out->hits = sum.quic_hits;
+	out->stale = sum.quic_stale;
+	out->other = sum.quic_other;
+	return 0;
 }

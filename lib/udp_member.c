@@ -362,66 +362,14 @@ int sockmig_udp_members(struct sockmig_udp_group *g, struct sockmig_udp_member_i
 	return with_slots(g, list_locked, &l);
 }
 
-int sockmig_udp_stats_read(struct sockmig_udp_group *g, struct sockmig_udp_stats *out)
+int sm_udp_stats_sum(struct sockmig_udp_group *g, struct smu_stats *sum)
 {
-	uint32_t zero = 0, idx = 0;
-	struct smu_stats *per;
-	struct smu_table *t;
-	int ncpu, err = 0;
-
-	if (!g || !out)
-		return sm_fail(EINVAL, "UDP stats: no group or no result");
-	ncpu = libbpf_num_possible_cpus();
-	if (ncpu <= 0)
-		return sm_fail(-ncpu, "cannot count the possible CPUs");
-	per = calloc((size_t)ncpu, sizeof(*per));
-	t = malloc(sizeof(*t));
-	if (!per || !t) {
-		err = sm_fail(ENOMEM, "out of memory");
-		goto out;
-	}
-	if (bpf_map_lookup_elem(g->fd[UFD_STATS], &zero, per) < 0 ||
-	    bpf_map_lookup_elem(g->fd[UFD_TABIDX], &zero, &idx) < 0 ||
-	    (idx &= 1, bpf_map_lookup_elem(g->fd[UFD_TABLE], &idx, t) < 0)) {
-		err = sm_fail(errno, "cannot read the counters of %s: %s", g->base.name,
-			      strerror(errno));
-		goto out;
-	}
-	memset(out, 0, sizeof(*out));
-	for (int c = 0; c < ncpu; c++) {
-		out->new_flows += per[c].new_flows;
-		out->flow_hits += per[c].flow_hits;
-		out->fallbacks += per[c].fallbacks;
-		out->expired += per[c].expired;
-		out->stateless += per[c].stateless;
-		out->kernel_hash += per[c].kernel_hash;
-		out->not_learned += per[c].not_learned;
-		out->parse_failed += per[c].parse_failed;
-	}
-	out->working_generation = t->working_gen;
-	out->n_working = t->n_working;
-	out->n_active = t->n_active;
-out:
-	free(per);
-	free(t);
-	return err;
-}
-
-/* The counters' first version: every field up to old_generation. */
-#define COUNTERS_V0 (offsetof(struct sockmig_udp_counters, old_generation) + sizeof(uint64_t))
-
-int sockmig_udp_counters_read(struct sockmig_udp_group *g, struct sockmig_udp_counters *out)
-{
-	struct sockmig_udp_counters c = {0};
+	const size_t nf = sizeof(*sum) / sizeof(__u64);
 	struct smu_stats *per;
 	uint32_t zero = 0;
 	int ncpu, err = 0;
 
-	if (!g || !out)
-		return sm_fail(EINVAL, "UDP counters: no group or no result");
-	if (out->sz < COUNTERS_V0)
-		return sm_fail(EINVAL, "UDP counters of %zu bytes: at least %zu", out->sz,
-			       (size_t)COUNTERS_V0);
+	_Static_assert(sizeof(struct smu_stats) % sizeof(__u64) == 0, "smu_stats: counters only");
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu <= 0)
 		return sm_fail(-ncpu, "cannot count the possible CPUs");
@@ -433,14 +381,75 @@ int sockmig_udp_counters_read(struct sockmig_udp_group *g, struct sockmig_udp_co
 			      strerror(errno));
 		goto out;
 	}
-	for (int i = 0; i < ncpu; i++)
-		c.old_generation += per[i].old_gen;
-	c.sz = out->sz;
-	/* no byte past the caller's size, nor past ours */
-	memcpy(out, &c, out->sz < sizeof(c) ? out->sz : sizeof(c));
+	memset(sum, 0, sizeof(*sum));
+	for (int c = 0; c < ncpu; c++) /* every field a __u64 counter */
+		for (size_t f = 0; f < nf; f++)
+			((__u64 *)sum)[f] += ((const __u64 *)&per[c])[f];
 out:
 	free(per);
 	return err;
+}
+
+int sockmig_udp_stats_read(struct sockmig_udp_group *g, struct sockmig_udp_stats *out)
+{
+	uint32_t zero = 0, idx = 0;
+	struct smu_stats sum;
+	struct smu_table *t;
+	int err;
+
+	if (!g || !out)
+		return sm_fail(EINVAL, "UDP stats: no group or no result");
+	err = sm_udp_stats_sum(g, &sum);
+	if (err)
+		return err;
+	t = malloc(sizeof(*t));
+	if (!t)
+		return sm_fail(ENOMEM, "out of memory");
+	if (bpf_map_lookup_elem(g->fd[UFD_TABIDX], &zero, &idx) < 0 ||
+	    (idx &= 1, bpf_map_lookup_elem(g->fd[UFD_TABLE], &idx, t) < 0)) {
+		err = sm_fail(errno, "cannot read the table of %s: %s", g->base.name,
+			      strerror(errno));
+		goto out;
+	}
+	memset(out, 0, sizeof(*out));
+	out->new_flows = sum.new_flows;
+	out->flow_hits = sum.flow_hits;
+	out->fallbacks = sum.fallbacks;
+	out->expired = sum.expired;
+	out->stateless = sum.stateless;
+	out->kernel_hash = sum.kernel_hash;
+	out->not_learned = sum.not_learned;
+	out->parse_failed = sum.parse_failed;
+	out->working_generation = t->working_gen;
+	out->n_working = t->n_working;
+	out->n_active = t->n_active;
+out:
+	free(t);
+	return err;
+}
+
+/* The counters' first version: every field up to old_generation. */
+#define COUNTERS_V0 (offsetof(struct sockmig_udp_counters, old_generation) + sizeof(uint64_t))
+
+int sockmig_udp_counters_read(struct sockmig_udp_group *g, struct sockmig_udp_counters *out)
+{
+	struct sockmig_udp_counters c = {0};
+	struct smu_stats sum;
+	int err;
+
+	if (!g || !out)
+		return sm_fail(EINVAL, "UDP counters: no group or no result");
+	if (out->sz < COUNTERS_V0)
+		return sm_fail(EINVAL, "UDP counters of %zu bytes: at least %zu", out->sz,
+			       (size_t)COUNTERS_V0);
+	err = sm_udp_stats_sum(g, &sum);
+	if (err)
+		return err;
+	c.old_generation = sum.old_gen;
+	c.sz = out->sz;
+	/* no byte past the caller's size, nor past ours */
+	memcpy(out, &c, out->sz < sizeof(c) ? out->sz : sizeof(c));
+	return 0;
 }
 
 /* Add one flow of generation @gen to the counts @c (@n of them, sorted

@@ -92,6 +92,9 @@ SM_HIDDEN int sm_udp_each_live_flow(struct sockmig_udp_group *g, const struct us
  * @timeout_ns (0: never) before @now (sm_now_ns()), with one tick of the
  * coarse clock's slack: user space never calls idle what the program, at
  * its next datagram, would still call live. */
+/* The group's counters summed over the CPUs into @sum. 0, or a negative
+ * errno after an error line. */
+SM_HIDDEN int sm_udp_stats_sum(struct sockmig_udp_group *g, struct smu_stats *sum);
 SM_HIDDEN bool sm_udp_idle(uint64_t timeout_ns, uint64_t last, uint64_t now);
 SM_HIDDEN int sm_udp_with_slots(struct sockmig_udp_group *g,
 				int (*fn)(struct sockmig_udp_group *g, struct uslot *u, void *arg),
