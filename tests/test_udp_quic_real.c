@@ -23,11 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
-#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,9 +41,7 @@
 #define QR_READY_MS 10000 /* a server's "ready" line, python's start included */
 
 struct qr {
-	char root[PATH_MAX]; /* the tree */
-	char out[PATH_MAX];  /* the build: .output/ */
-	char dir[64];	     /* stderr files */
+	struct qt_env env; /* the tree, the build, the stderr files */
 	struct tp_proc srv[QR_GENS];
 	int nsrv;
 	struct tp_proc cli;
@@ -59,76 +54,6 @@ struct qr_sum {
 	int reports;
 };
 
-/* The tree, or a skip reason in @why; the mounts of the case's own mount
- * namespace. SM_PASS when ready. */
-static int qr_enter(struct qr *q, char *why, size_t len)
-{
-	char p[PATH_MAX + 64];
-	struct stat st;
-
-	if (!qt_tree_path(q->root, sizeof(q->root))) {
-		snprintf(why, len, "no HOME to find the real-QUIC tree under");
-		return SM_SKIP;
-	}
-	snprintf(p, sizeof(p), "%s/.sockmig-quic", q->root);
-	if (stat(p, &st) < 0) {
-		snprintf(why, len,
-			 "no real-QUIC tree at %s (make quic-root makes it: Debian 13, "
-			 "python3-aioquic)",
-			 q->root);
-		return SM_SKIP;
-	}
-	if (access("/usr/sbin/chroot", X_OK) < 0) {
-		snprintf(why, len, "no /usr/sbin/chroot");
-		return SM_SKIP;
-	}
-	if (!qt_build_dir(q->out, sizeof(q->out)))
-		return SM_FAIL;
-	for (int i = 0; i < 3; i++) {
-		static const char *const need[] = {"libsockmig.so.0",
-						   "tests/servers/quic_server.py",
-						   "tests/servers/quic_client.py"};
-
-		snprintf(p, sizeof(p), "%s/%s", q->out, need[i]);
-		if (access(p, R_OK) < 0) {
-			printf("no %s: make builds it\n", p);
-			return SM_FAIL;
-		}
-	}
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		printf("cannot make a mount namespace: %s\n", strerror(errno));
-		return SM_FAIL;
-	}
-	if (!qt_bind_into(q->root, q->out, "/opt/sockmig", 0) ||
-	    !qt_bind_into(q->root, "/proc", "/proc", MS_REC) ||
-	    !qt_bind_into(q->root, "/sys/fs/bpf", "/sys/fs/bpf", 0))
-		return SM_FAIL;
-	snprintf(q->dir, sizeof(q->dir), "/tmp/sm-quic.XXXXXX");
-	if (!mkdtemp(q->dir)) {
-		printf("mkdtemp: %s\n", strerror(errno));
-		q->dir[0] = '\0';
-		return SM_FAIL;
-	}
-	return SM_PASS;
-}
-
-/* Start @prog of the build's tests/servers/ in the tree, with @args (at
- * most 11 words: tp_proc_start() takes 15). */
-static bool qr_start(struct qr *q, struct tp_proc *p, const char *name, const char *prog,
-		     const char *args)
-{
-	char all[256];
-
-	snprintf(all, sizeof(all), "%s /usr/bin/python3 /opt/sockmig/tests/servers/%s %s", q->root,
-		 prog, args);
-	if (strlen(all) >= sizeof(all) - 1 ||
-	    !tp_proc_start(p, q->dir, name, "/usr/sbin/chroot", NULL, false, NULL, -1, all)) {
-		printf("cannot start %s\n", name);
-		return false;
-	}
-	return true;
-}
-
 /* Generation @gen's server, started and waiting for its go line. */
 static bool qr_server(struct qr *q, uint32_t gen)
 {
@@ -137,7 +62,7 @@ static bool qr_server(struct qr *q, uint32_t gen)
 	snprintf(name, sizeof(name), "gen%u", gen);
 	snprintf(args, sizeof(args), "--port %d --gen %u --hold --grace 2%s", QR_PORT, gen,
 		 q->plain ? " --plain" : "");
-	if (!qr_start(q, &q->srv[q->nsrv], name, "quic_server.py", args))
+	if (!qt_start(&q->env, &q->srv[q->nsrv], name, "quic_server.py", args))
 		return false;
 	q->nsrv++;
 	return true;
@@ -172,17 +97,6 @@ static bool qr_go(struct qr *q, int k)
 	return true;
 }
 
-/* A number after "\"@key\": " in a JSON line, -1 when absent. */
-static long json_num(const char *line, const char *key)
-{
-	char pat[64];
-	const char *s;
-
-	snprintf(pat, sizeof(pat), "\"%s\": ", key);
-	s = strstr(line, pat);
-	return s ? strtol(s + strlen(pat), NULL, 10) : -1;
-}
-
 /* Server @k's exit line (SIGTERM sent before), added to @sum. */
 static bool qr_reap(struct qr *q, int k, struct qr_sum *sum)
 {
@@ -199,15 +113,15 @@ static bool qr_reap(struct qr *q, int k, struct qr_sum *sum)
 		return false;
 	}
 	printf("  %s: %s\n", p->name, line);
-	h = json_num(line, "handshakes");
-	sum->connections += json_num(line, "connections");
+	h = qt_json_num(line, "handshakes");
+	sum->connections += qt_json_num(line, "connections");
 	sum->handshakes += h;
-	sum->requests += json_num(line, "requests");
-	sum->strays += json_num(line, "strays");
-	sum->live_at_exit += json_num(line, "live_at_exit");
+	sum->requests += qt_json_num(line, "requests");
+	sum->strays += qt_json_num(line, "strays");
+	sum->live_at_exit += qt_json_num(line, "live_at_exit");
 	if (h > 0) {
-		long lo = json_num(line, "hello_dgrams_min"),
-		     hi = json_num(line, "hello_dgrams_max");
+		long lo = qt_json_num(line, "hello_dgrams_min"),
+		     hi = qt_json_num(line, "hello_dgrams_max");
 
 		sum->hello_min = sum->reports && sum->hello_min < lo ? sum->hello_min : lo;
 		sum->hello_max = hi > sum->hello_max ? hi : sum->hello_max;
@@ -234,10 +148,10 @@ static void qr_cleanup(struct qr *q)
 	}
 	if (q->cli.pid > 0 || q->cli.in >= 0)
 		tp_proc_kill(&q->cli);
-	if (q->dir[0]) {
-		snprintf(p, sizeof(p), "%s/client.stderr", q->dir);
+	if (q->env.dir[0]) {
+		snprintf(p, sizeof(p), "%s/client.stderr", q->env.dir);
 		unlink(p);
-		rmdir(q->dir);
+		rmdir(q->env.dir);
 	}
 }
 
@@ -270,7 +184,8 @@ static int qr_run(struct qr *q, long *ok, long *failed, int *flips, struct qr_su
 	if (!qr_go(q, 0))
 		return SM_FAIL;
 	snprintf(args, sizeof(args), "--port %d --conns %d --secs %d", QR_PORT, QR_CONNS, QR_SECS);
-	if (!qr_start(q, &q->cli, "client", "quic_client.py", args) || !qr_expect(&q->cli, "load"))
+	if (!qt_start(&q->env, &q->cli, "client", "quic_client.py", args) ||
+	    !qr_expect(&q->cli, "load"))
 		return SM_FAIL;
 	*flips = 0;
 	for (k = 1; k < QR_GENS; k++) {
@@ -290,8 +205,8 @@ static int qr_run(struct qr *q, long *ok, long *failed, int *flips, struct qr_su
 		return SM_FAIL;
 	}
 	printf("  client: %s\n", line);
-	*ok = json_num(line, "ok");
-	*failed = json_num(line, "failed");
+	*ok = qt_json_num(line, "ok");
+	*failed = qt_json_num(line, "failed");
 	if (tp_wait_exit(q->cli.pid, 5000) != 0)
 		printf("the client did not exit 0\n");
 	else
@@ -310,6 +225,8 @@ static int quic_case(bool plain)
 	struct sockmig_udp_group *g = NULL;
 	struct sockmig_udp_stats st = {0};
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(QR_PORT)};
+	static const char *const need[] = {"libsockmig.so.0", "tests/servers/quic_server.py",
+					   "tests/servers/quic_client.py", NULL};
 	char why[PATH_MAX + 128];
 	long ok = -1, failed = -1;
 	int flips = 0, ret;
@@ -320,7 +237,7 @@ static int quic_case(bool plain)
 	q->plain = plain;
 	q->cli.pid = -1;
 	q->cli.in = q->cli.out = -1;
-	ret = qr_enter(q, why, sizeof(why));
+	ret = qt_enter(&q->env, need, why, sizeof(why));
 	if (ret == SM_SKIP) {
 		ret = SKIP("%s", why);
 		goto out;
