@@ -77,7 +77,9 @@ static int claim_key(struct sockmig_udp_group *g, const struct sockaddr *peer, s
 
 	if (len < sizeof(*p) || p->sin6_port == 0 || IN6_IS_ADDR_UNSPECIFIED(&p->sin6_addr))
 		return sm_fail(EINVAL, "flow claim: the peer has no address or port");
-	if (IN6_IS_ADDR_UNSPECIFIED(&me->v6.sin6_addr))
+	/* :: and ::ffff:0.0.0.0 (the IPv4 wildcard of a v6 socket) */
+	if (IN6_IS_ADDR_UNSPECIFIED(&me->v6.sin6_addr) ||
+	    (v4_mapped(&me->v6.sin6_addr) && me->v6.sin6_addr.s6_addr32[3] == 0))
 		goto wildcard;
 	if (v4_mapped(&p->sin6_addr) != v4_mapped(&me->v6.sin6_addr))
 		return sm_fail(EINVAL, "flow claim: an IPv4-mapped peer needs an IPv4-mapped "
