@@ -55,7 +55,8 @@ struct run_udp_end {
 	uint32_t ugen;
 	int npid;
 	pid_t pid[MAX_WORKERS];
-	bool measure; /* SOCKMIG_RUN_NO_RETIRE: measure the queues, retire none */
+	bool measure;	       /* SOCKMIG_RUN_NO_RETIRE: measure the queues, retire none */
+	unsigned long long ms; /* the whole retire's time: retire_ms() */
 	/* its members */
 	int n;
 	struct {
@@ -214,10 +215,21 @@ static void end_one(struct run_udp_end *e, int i, unsigned long long until)
 		e->bytes += q;
 }
 
+/* RETIRE_MS, or SOCKMIG_RUN_RETIRE_MS (50 to 60,000): a test's slow
+ * machine, or a server whose reader is known to lag. */
+static unsigned long long retire_ms(void)
+{
+	const char *v = getenv("SOCKMIG_RUN_RETIRE_MS");
+	char *end;
+	long ms = v ? strtol(v, &end, 10) : 0;
+
+	return v && *v && !*end && ms >= 50 && ms <= 60000 ? (unsigned long long)ms : RETIRE_MS;
+}
+
 static void *end_thread(void *arg)
 {
 	struct run_udp_end *e = arg;
-	unsigned long long until = now_ms() + RETIRE_MS;
+	unsigned long long until = now_ms() + e->ms;
 
 	find_members(e);
 	for (int i = 0; i < e->n; i++) {
@@ -302,6 +314,7 @@ bool run_udp_end(struct runner *r, struct generation *g)
 		g->ukill_at = now_ms();
 		return true;
 	}
+	e->ms = retire_ms(); /* read here: run's main thread alone reads its environment */
 	e->port = r->port;
 	e->ugen = g->ugen;
 	e->npid = g->nw;

@@ -223,7 +223,7 @@ SM_LONG(run_udp_mixed_tcp_only_baseline, 120)
  * no longer the working one: FLOWS to older generations); then
  * generation 1 stops. Without @kill by itself (its SIGTERM from the
  * case: run's stop signal, WINCH, is ignored by udp_echo, and --grace is
- * 30 s): none killed. With @kill at --grace 1 (SIGKILL): its socket
+ * 30 s): none killed. With @kill at --grace 3 (SIGKILL): its socket
  * retired first, its FLOWS flows moved to generation 2, nothing queued.
  */
 static int report_exact(bool kill_it)
@@ -243,7 +243,7 @@ static int report_exact(bool kill_it)
 	struct ur_rig r = {.cep = -1, .ep = -1};
 	char bin[128], script[160], line[1024];
 	char *extra[] = {
-		"--proto", "udp", "--stop-signal", "WINCH", "--grace", kill_it ? "1" : "30", NULL};
+		"--proto", "udp", "--stop-signal", "WINCH", "--grace", kill_it ? "3" : "30", NULL};
 	char *cmd[] = {"sh", "-c", script, bin, NULL};
 	const char *at;
 	int ret = SM_FAIL, pid1, pid2 = 0;

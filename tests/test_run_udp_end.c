@@ -9,6 +9,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -46,8 +47,9 @@ static char proc_state(int pid)
 /*
  * A server that has stopped reading at --grace (generation 1 SIGSTOPped,
  * FLOWS datagrams of its flows queued on its socket): the retire takes its
- * socket out of the group (its FLOWS flows moved), waits its 1 s for the
- * queue in vain, and the report says what was still queued (> 0). While
+ * socket out of the group (its FLOWS flows moved), waits its 3 s
+ * (SOCKMIG_RUN_RETIRE_MS) for the queue in vain, and the report says what
+ * was still queued (> 0). While
  * that retire waits, run's loop goes on: a reload asked for then
  * (--max-old 2) has generation 3 ready while generation 1 still lives.
  */
@@ -68,6 +70,8 @@ SM_LONG(run_udp_retire_stuck_server, 60)
 	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
 		return SKIP("no .output/sockmig or udp_echo: make builds them");
 	snprintf(script, sizeof(script), "exec \"$0\" %d $$", UR_PORT);
+	/* 3 s of retire, not 1: the case acts within it (run's process alone) */
+	setenv("SOCKMIG_RUN_RETIRE_MS", "3000", 1);
 	run = ru_start_run(&e, extra, cmd);
 	have = ru_clients(&r, FLOWS);
 	if (!have ||
@@ -144,6 +148,8 @@ SM_LONG(run_udp_killed_during_retire, 60)
 	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
 		return SKIP("no .output/sockmig or udp_echo: make builds them");
 	snprintf(script, sizeof(script), "exec \"$0\" %d $$", UR_PORT);
+	/* 3 s of retire, not 1: the case acts within it (run's process alone) */
+	setenv("SOCKMIG_RUN_RETIRE_MS", "3000", 1);
 	run = ru_start_run(&e, extra, cmd);
 	have = ru_clients(&r, FLOWS);
 	if (!have ||
