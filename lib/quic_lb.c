@@ -73,23 +73,6 @@ int sockmig_quic_cid_decode(const uint8_t *cid, size_t len, struct sockmig_quic_
 	return 0;
 }
 
-/* The slot of live member @cookie of @g and its struct smu_slot; -ENOENT. */
-static int member_slot(struct sockmig_udp_group *g, uint64_t cookie, const struct smu_config *c,
-		       struct smu_slot *s)
-{
-	uint32_t hw = c->slots_hw > SMU_MAX_MEMBERS ? SMU_MAX_MEMBERS : c->slots_hw;
-	uint64_t live;
-
-	for (uint32_t i = 0; i < hw; i++) {
-		if (bpf_map_lookup_elem(g->fd[UFD_SLOTS], &i, s) < 0 || s->cookie != cookie)
-			continue;
-		/* the socket array holds it: the socket is open */
-		if (bpf_map_lookup_elem(g->fd[UFD_MEMBERS], &i, &live) == 0 && live == cookie)
-			return (int)i;
-	}
-	return -ENOENT;
-}
-
 int sockmig_quic_cid_encode(struct sockmig_udp_group *g, int fd, uint8_t *cid, size_t len)
 {
 	struct sockmig_quic_cid_info info;
@@ -110,14 +93,9 @@ int sockmig_quic_cid_encode(struct sockmig_udp_group *g, int fd, uint8_t *cid, s
 	if (len < c.quic_cid_len)
 		return sm_fail(EINVAL, "QUIC CID: %zu octets of room, group %s mints %u", len,
 			       g->base.name, c.quic_cid_len);
-	cookie = sockmig_cookie(fd);
-	if (!cookie)
-		return sm_fail(errno ? errno : EINVAL, "cannot read the cookie of fd %d: %s", fd,
-			       strerror(errno ? errno : EINVAL));
-	slot = member_slot(g, cookie, &c, &s);
+	slot = sm_udp_fd_slot(g, fd, &c, &s, &cookie);
 	if (slot < 0)
-		return sm_fail(ENOENT, "fd %d is not a live member of UDP group %s", fd,
-			       g->base.name);
+		return slot;
 	info.config_id = c.quic_cr;
 	info.slot = (uint32_t)slot;
 	info.generation = s.generation;

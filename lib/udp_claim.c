@@ -19,28 +19,33 @@
 
 #include "udp_priv.h"
 
-/* The live slot of member @cookie and its struct smu_slot; -ENOENT. The
- * slot of the handle's last claim is tried first (two map reads). */
-static int claimer_slot(struct sockmig_udp_group *g, uint64_t cookie, const struct smu_config *c,
-			struct smu_slot *s)
+int sm_udp_fd_slot(struct sockmig_udp_group *g, int fd, const struct smu_config *c,
+		   struct smu_slot *s, uint64_t *cookie)
 {
-	uint32_t hw = c->slots_hw > SMU_MAX_MEMBERS ? SMU_MAX_MEMBERS : c->slots_hw;
-	uint32_t first = g->claim_cookie == cookie ? g->claim_slot : 0;
+	uint32_t hw = c->slots_hw > SMU_MAX_MEMBERS ? SMU_MAX_MEMBERS : c->slots_hw, first = 0;
 	uint64_t live;
 
+	*cookie = sockmig_cookie(fd);
+	if (!*cookie)
+		return sm_fail(errno ? errno : EINVAL, "cannot read the cookie of fd %d: %s", fd,
+			       strerror(errno ? errno : EINVAL));
+	/* a hint only (every slot is checked below), so relaxed: threads may
+	 * share the handle */
+	if (__atomic_load_n(&g->last_cookie, __ATOMIC_RELAXED) == *cookie)
+		first = __atomic_load_n(&g->last_slot, __ATOMIC_RELAXED);
 	for (uint32_t n = 0; n < hw; n++) {
 		uint32_t i = (first + n) % hw;
 
-		if (bpf_map_lookup_elem(g->fd[UFD_SLOTS], &i, s) < 0 || s->cookie != cookie)
+		if (bpf_map_lookup_elem(g->fd[UFD_SLOTS], &i, s) < 0 || s->cookie != *cookie)
 			continue;
 		/* the socket array holds it: the socket is open */
-		if (bpf_map_lookup_elem(g->fd[UFD_MEMBERS], &i, &live) == 0 && live == cookie) {
-			g->claim_cookie = cookie;
-			g->claim_slot = i;
+		if (bpf_map_lookup_elem(g->fd[UFD_MEMBERS], &i, &live) == 0 && live == *cookie) {
+			__atomic_store_n(&g->last_cookie, *cookie, __ATOMIC_RELAXED);
+			__atomic_store_n(&g->last_slot, i, __ATOMIC_RELAXED);
 			return (int)i;
 		}
 	}
-	return -ENOENT;
+	return sm_fail(ENOENT, "fd %d is not a live member of UDP group %s", fd, g->base.name);
 }
 
 static bool v4_mapped(const struct in6_addr *a)
@@ -129,14 +134,9 @@ int sockmig_udp_flow_claim(struct sockmig_udp_group *g, int fd, const struct soc
 	err = sm_udp_check_member_fd(g, fd);
 	if (err)
 		return err;
-	cookie = sockmig_cookie(fd);
-	if (!cookie)
-		return sm_fail(errno ? errno : EINVAL, "cannot read the cookie of fd %d: %s", fd,
-			       strerror(errno ? errno : EINVAL));
-	slot = claimer_slot(g, cookie, &c, &s);
+	slot = sm_udp_fd_slot(g, fd, &c, &s, &cookie);
 	if (slot < 0)
-		return sm_fail(ENOENT, "fd %d is not a live member of UDP group %s", fd,
-			       g->base.name);
+		return slot;
 	/* the program's clock is CLOCK_MONOTONIC, coarse where it can be
 	 * (udp.bpf.c): the coarse one here is never ahead of either, so the
 	 * program never sees the entry from the future (which its unsigned

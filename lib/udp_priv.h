@@ -41,10 +41,10 @@ struct sockmig_udp_group {
 	/* what the group was when this handle opened it (mode, timeout, flow
 	 * table, QUIC CIDs): to make it again as it was (sm_udp_lock_current) */
 	struct sockmig_udp_group_opts made;
-	/* the member that claimed last and its slot (lib/udp_claim.c): its
-	 * next claim checks that slot alone; 0: none yet */
-	uint64_t claim_cookie;
-	uint32_t claim_slot;
+	/* the member sm_udp_fd_slot() found last and its slot (a hint: its
+	 * next call tries that slot first); 0: none yet */
+	uint64_t last_cookie;
+	uint32_t last_slot;
 };
 
 /* Note in g->made what the group's pins say it is (lib/udp.c). */
@@ -94,6 +94,12 @@ SM_HIDDEN int sm_udp_each_live_flow(struct sockmig_udp_group *g, const struct us
  * its next datagram, would still call live. */
 /* The group's counters summed over the CPUs into @sum. 0, or a negative
  * errno after an error line. */
+/* The live slot of member @fd (its cookie into *@cookie) and its slot
+ * into @s, among the slots config @c says were used; a negative errno
+ * after an error line (-ENOENT: not a live member). The handle's last
+ * member found is tried first. */
+SM_HIDDEN int sm_udp_fd_slot(struct sockmig_udp_group *g, int fd, const struct smu_config *c,
+			     struct smu_slot *s, uint64_t *cookie);
 SM_HIDDEN int sm_udp_stats_sum(struct sockmig_udp_group *g, struct smu_stats *sum);
 SM_HIDDEN bool sm_udp_idle(uint64_t timeout_ns, uint64_t last, uint64_t now);
 SM_HIDDEN int sm_udp_with_slots(struct sockmig_udp_group *g,

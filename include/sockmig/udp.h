@@ -261,8 +261,7 @@ SOCKMIG_API int sockmig_udp_stats_read(struct sockmig_udp_group *g, struct sockm
  * An IPv4 peer of an IPv6 group is given as an IPv4-mapped IPv6 address
  * (the group's address is one then too). A few system calls (the fd's
  * checks, one slot read while fd keeps its slot): call it when a flow
- * starts, not for every datagram. The handle remembers the last claimer's
- * slot: threads that claim at once use a handle each.
+ * starts, not for every datagram.
  * @return 0; -EINVAL (@p g or @p peer missing or not an address with a
  * port of the group's family, a wildcard group, mode none, or @p fd not a
  * bound UDP socket with SO_REUSEPORT); -ENOENT (@p fd is not a live member
