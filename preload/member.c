@@ -147,7 +147,9 @@ static void decide_wake(void)
 	}
 	probe_netns = sockmig_netns_self();
 	atomic_store(&probing, true);
+	quiet_begin(); /* a kernel's refusal of the probe's programs is libbpf's log */
 	err = sockmig_probe(&p);
+	quiet_end(NULL);
 	atomic_store(&probing, false);
 	/* unknown stays "wake", as in the library */
 	wake_mode = err == 0 && p.migrate_wakeup == SOCKMIG_YES ? SOCKMIG_WAKE_NEVER
