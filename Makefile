@@ -66,6 +66,7 @@ TEST_SERVERS := $(addprefix $(OUTPUT)/tests/servers/,prefork shim_prog static_se
                   dynamic_server udp_echo mixed_echo udp_conn)
 # The real-QUIC case's programs: python, run in scripts/quic-root's tree.
 TEST_SERVERS += $(addprefix $(OUTPUT)/tests/servers/,quic_server.py quic_client.py)
+TEST_SERVERS += $(addprefix $(OUTPUT)/tests/servers/,quic_conns_server.py quic_conns_client.py)
 TEST_SERVERS += $(OUTPUT)/tests/servers/h3_load.py
 
 .PHONY: all deps check demo bench asan asan-check lint format format-check cppcheck \
@@ -245,6 +246,16 @@ quic-root:
 .PHONY: bench-quic
 bench-quic: deps all
 	$(Q)SOCKMIG_QUIC_STORM_SECS=$(or $(SECS),60) $(TESTRUN) -v udp_quic_storm
+
+# Real QUIC, 1,000 established connections at 10 PINGs/s each across a flip
+# every second (tests/test_udp_quic_conns.c) for SECS seconds (default 65:
+# 15 s of ramp, then 50 flips with every connection up; at most 140), N
+# connections (default 1000): learn on receive, then plain SO_REUSEPORT.
+# Needs make quic-root.
+.PHONY: bench-quic-conns
+bench-quic-conns: deps all
+	$(Q)SOCKMIG_QUIC_CONNS_SECS=$(or $(SECS),65) $(if $(N),SOCKMIG_QUIC_CONNS_N=$(N)) \
+		$(TESTRUN) -v udp_quic_conns
 
 # The README's main job: the side-by-side reset count in a private netns.
 demo: deps $(SOCKMIG)

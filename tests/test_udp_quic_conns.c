@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Real QUIC, many established connections across flips (issue 13): one
+ * aioquic server process (tests/servers/quic_conns_server.py) binds a new
+ * SO_REUSEPORT socket with a server object of its own every QC_FLIP_MS,
+ * registered as the next generation, and keeps every object (its socket
+ * and its connections) until the end; QC_PROCS aioquic clients
+ * (tests/servers/quic_conns_client.py) open SOCKMIG_QUIC_CONNS_N
+ * connections (default QC_CONNS), one UDP socket each, evenly over the
+ * first QC_RAMP_SECS, then hold them, each sending a PING frame every
+ * QC_IVAL_MS until the end. Each object has its own connection table: a
+ * datagram that reaches another object than its connection's is a
+ * misroute between two server processes (a stray: the object does not know
+ * its connection ID).
+ * 1. learn on receive (the group's default): every connection established
+ *    and alive to the end, 0 strays, 0 misroutes, every flip made;
+ * 2. the naive baseline, plain SO_REUSEPORT: each bind changes the
+ *    kernel's hash over the sockets, so established flows move: strays and
+ *    misroutes, connections that end early.
+ * A bench, not a suite case: skips unless SOCKMIG_QUIC_CONNS_SECS (the
+ * clients' run, seconds) is set; `make bench-quic-conns` (65 s: 15 s of
+ * ramp, then 50 flips with every connection up). Needs make quic-root.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "burst.h"
+#include "harness.h"
+#include "quic_tree.h"
+#include "proc.h"
+#include "sockmig.h"
+
+#define QC_PORT	     34870
+#define QC_FLIP_MS   1000
+#define QC_CONNS     1000
+#define QC_CONNS_MAX 4000
+#define QC_PROCS     2	   /* client processes (the connections split between them) */
+#define QC_RAMP_SECS 15	   /* the connections open over this long */
+#define QC_IVAL_MS   100   /* a PING per connection this often: 10 datagrams/s */
+#define QC_SECS_MAX  140   /* SOCKMIG_QUIC_CONNS_SECS at most: the limit is 240 s */
+#define QC_STEADY    40	   /* flips with every connection up, asked of a long enough run */
+#define QC_GRACE     20	   /* s for the server's backlog and the clients' closes */
+#define QC_READY_MS  15000 /* a program's first line, python's start included */
+#define QC_LINE	     8192
+#define QC_GENS	     (QC_SECS_MAX * 1000 / QC_FLIP_MS + 1)
+
+enum qc_kind { QC_RECEIVE, QC_PLAIN };
+
+/* A positive number from @name, else @def; 0 with one line when bad. */
+static long qc_env(const char *name, long def, long max)
+{
+	const char *s = getenv(name);
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return def;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < 1 || v > max) {
+		printf("%s=%s: not a number from 1 to %ld\n", name, s, max);
+		return 0;
+	}
+	return v;
+}
+
+static bool qc_line(struct tp_proc *p, char *line, size_t len, const char *word,
+		    unsigned long long ms)
+{
+	if (!tp_proc_line(p, line, len, burst_now_ms() + ms) ||
+	    strncmp(line, word, strlen(word)) != 0) {
+		printf("no \"%s\" line from %s\n", word, p->name);
+		tp_proc_stderr(p, NULL);
+		return false;
+	}
+	return true;
+}
+
+struct qc_res {
+	char cli[QC_PROCS][QC_LINE], srv[QC_LINE];
+	struct sockmig_udp_stats st;
+	long rcvbuf_errors;
+};
+
+/* UDP RcvbufErrors of this namespace (datagrams a full socket dropped). */
+static long qc_rcvbuf_errors(void)
+{
+	char head[512], vals[512], *h, *v, *hs, *vs;
+	long n = -1;
+	FILE *f = fopen("/proc/self/net/snmp", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(head, sizeof(head), f) && fgets(vals, sizeof(vals), f)) {
+		if (strncmp(head, "Udp: ", 5) != 0)
+			continue;
+		for (h = strtok_r(head, " \n", &hs), v = strtok_r(vals, " \n", &vs); h && v;
+		     h = strtok_r(NULL, " \n", &hs), v = strtok_r(NULL, " \n", &vs))
+			if (strcmp(h, "RcvbufErrors") == 0)
+				n = strtol(v, NULL, 10);
+		break;
+	}
+	fclose(f);
+	return n;
+}
+
+/* The server, the clients ("held"), "go" to all, their ends, the server's. */
+static int qc_run(struct qt_env *env, enum qc_kind kind, long secs, long conns, struct qc_res *r)
+{
+	struct tp_proc srv = TP_PROC_INIT, cli[QC_PROCS];
+	struct sockmig_udp_group *g = NULL;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(QC_PORT)};
+	long flips = secs * 1000 / QC_FLIP_MS;
+	char args[200], line[256], name[16];
+	int ret = SM_FAIL, i;
+
+	for (i = 0; i < QC_PROCS; i++)
+		cli[i] = (struct tp_proc)TP_PROC_INIT;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	snprintf(args, sizeof(args), "--port=%d --flip-ms=%d --flips=%ld --grace=%d %s", QC_PORT,
+		 QC_FLIP_MS, flips, QC_GRACE, kind == QC_PLAIN ? "--plain" : "");
+	if (!qt_start(env, &srv, "server", "quic_conns_server.py", args) ||
+	    !qc_line(&srv, line, sizeof(line), "ready", QC_READY_MS))
+		goto out;
+	if (kind != QC_PLAIN) {
+		g = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), NULL);
+		if (!ASSERT_TRUE(g != NULL, "the server's udp group"))
+			goto out;
+	}
+	for (i = 0; i < QC_PROCS; i++) {
+		snprintf(args, sizeof(args),
+			 "--port=%d --conns=%ld --ramp-secs=%d --secs=%ld --interval-ms=%d "
+			 "--timeout=5",
+			 QC_PORT, conns / QC_PROCS + (i < conns % QC_PROCS), QC_RAMP_SECS, secs,
+			 QC_IVAL_MS);
+		snprintf(name, sizeof(name), "client%d", i);
+		if (!qt_start(env, &cli[i], name, "quic_conns_client.py", args) ||
+		    !qc_line(&cli[i], line, sizeof(line), "held", QC_READY_MS))
+			goto out;
+	}
+	if (!tp_proc_cmd(&srv, "go"))
+		goto out;
+	for (i = 0; i < QC_PROCS; i++)
+		if (!tp_proc_cmd(&cli[i], "go"))
+			goto out;
+	for (i = 0; i < QC_PROCS; i++) {
+		if (!qc_line(&cli[i], r->cli[i], sizeof(r->cli[i]), "{", (secs + 20) * 1000ULL))
+			goto out;
+		if (tp_wait_exit(cli[i].pid, 10000) != 0) {
+			printf("%s did not exit 0\n", cli[i].name);
+			goto out;
+		}
+		cli[i].pid = 0;
+	}
+	if (!qc_line(&srv, line, sizeof(line), "flips done", 10000))
+		goto out;
+	kill(srv.pid, SIGTERM);
+	if (!qc_line(&srv, r->srv, sizeof(r->srv), "{", (QC_GRACE + 10) * 1000ULL))
+		goto out;
+	if (tp_wait_exit(srv.pid, 5000) != 0) {
+		printf("the server did not exit 0\n");
+		tp_proc_stderr(&srv, NULL);
+		goto out;
+	}
+	srv.pid = 0;
+	r->rcvbuf_errors = qc_rcvbuf_errors();
+	if (g && !ASSERT_OK(sockmig_udp_stats_read(g, &r->st), "stats"))
+		goto out;
+	ret = SM_PASS;
+out:
+	for (i = 0; i < QC_PROCS; i++) {
+		tp_proc_kill(&cli[i]);
+		unlink(cli[i].err);
+	}
+	tp_proc_kill(&srv);
+	unlink(srv.err);
+	if (g) {
+		sockmig_udp_group_destroy(g);
+		sockmig_udp_group_close(g);
+	}
+	return ret;
+}
+
+/* The flips of the server's "flip_at_ms" list from @lo to @hi (ms). */
+static long qc_flips_in(const char *srv, long lo, long hi)
+{
+	const char *s = strstr(srv, "\"flip_at_ms\": [");
+	long n = 0, t;
+	char *end;
+
+	if (!s)
+		return -1;
+	for (s += strlen("\"flip_at_ms\": ["); *s && *s != ']'; s = end + (*end == ',')) {
+		t = strtol(s, &end, 10);
+		if (end == s)
+			return -1;
+		n += t > lo && t < hi;
+		while (*end == ' ')
+			end++;
+	}
+	return n;
+}
+
+/* Per generation: the connections and datagrams the clients sent, the
+ * datagrams the server received. */
+struct qc_gens {
+	long conns[QC_GENS], sent[QC_GENS], recv[QC_GENS];
+};
+
+/* Read the server's "gens" list and the clients' "gens" objects into @o. */
+static void qc_gens_read(struct qc_res *r, struct qc_gens *o)
+{
+	const char *s = strstr(r->srv, "\"gens\": [");
+	char *end;
+	long gen;
+	int i;
+
+	memset(o, 0, sizeof(*o));
+	/* [[connections, datagrams, strays, misroutes, requests], ...] */
+	for (i = 0, s = s ? s + strlen("\"gens\": [") : NULL; s && i < QC_GENS; i++) {
+		s = strchr(s, '[');
+		if (!s)
+			break;
+		strtol(s + 1, &end, 10);
+		o->recv[i] = strtol(end + 1, &end, 10);
+		s = strchr(end, ']');
+	}
+	/* {"G": [connections, datagrams sent], ...} */
+	for (int c = 0; c < QC_PROCS; c++) {
+		s = strstr(r->cli[c], "\"gens\": {");
+		for (s = s ? s + strlen("\"gens\": {") : NULL; s && *s == '"'; s = end + 3) {
+			gen = strtol(s + 1, &end, 10);
+			if (gen < 1 || gen > QC_GENS || strncmp(end, "\": [", 4) != 0)
+				break;
+			o->conns[gen - 1] += strtol(end + 4, &end, 10);
+			o->sent[gen - 1] += strtol(end + 1, &end, 10);
+			if (strncmp(end, "], ", 3) != 0)
+				break;
+		}
+	}
+}
+
+/* Print the generations that own connections: sent / received; the
+ * number of those where the two differ. */
+static long qc_gens_print(struct qc_res *r)
+{
+	struct qc_gens *o = calloc(1, sizeof(*o));
+	long differ = 0;
+
+	if (!o)
+		return -1;
+	qc_gens_read(r, o);
+	printf("  per generation, connections: datagrams sent by the clients / received by its "
+	       "object:\n   ");
+	for (int i = 0; i < QC_GENS; i++) {
+		if (!o->conns[i] && !o->recv[i])
+			continue;
+		printf(" %d(%ld): %ld/%ld", i + 1, o->conns[i], o->sent[i], o->recv[i]);
+		differ += o->sent[i] != o->recv[i];
+	}
+	printf("\n");
+	free(o);
+	return differ;
+}
+
+/* The clients' sum of @key; the lowest with @min, the highest with @max. */
+static long qc_sum(struct qc_res *r, const char *key, int how)
+{
+	long v, out = 0;
+
+	for (int i = 0; i < QC_PROCS; i++) {
+		v = qt_json_num(r->cli[i], key);
+		if (i == 0 || how == 0)
+			out = i == 0 ? v : out + v;
+		else
+			out = how < 0 ? (v < out ? v : out) : (v > out ? v : out);
+	}
+	return out;
+}
+
+/* The number after "\"@key\": " in a JSON line, -1 when absent. */
+static double qc_json_f(const char *line, const char *key)
+{
+	char pat[64];
+	const char *s;
+
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	s = strstr(line, pat);
+	return s ? strtod(s + strlen(pat), NULL) : -1;
+}
+
+/* The clients' lowest @key. */
+static double qc_rate(struct qc_res *r, const char *key)
+{
+	double v, out = 0;
+
+	for (int i = 0; i < QC_PROCS; i++) {
+		v = qc_json_f(r->cli[i], key);
+		out = i == 0 || v < out ? v : out;
+	}
+	return out;
+}
+
+static int conns_case(enum qc_kind kind)
+{
+	static const char *const need[] = {"libsockmig.so.0", "tests/servers/quic_server.py",
+					   "tests/servers/quic_conns_server.py",
+					   "tests/servers/quic_conns_client.py", NULL};
+	struct qt_env *env = calloc(1, sizeof(*env));
+	struct qc_res *r = calloc(1, sizeof(*r));
+	long secs = qc_env("SOCKMIG_QUIC_CONNS_SECS", -1, QC_SECS_MAX), conns, steady, up, stop;
+	long flips, est, failed, early, alive, strays, misroutes;
+	char why[PATH_MAX + 128];
+	int ret = SM_FAIL;
+
+	if (secs < 0) {
+		ret = SKIP("a bench: SOCKMIG_QUIC_CONNS_SECS=S runs it (make bench-quic-conns)");
+		goto out;
+	}
+	conns = qc_env("SOCKMIG_QUIC_CONNS_N", QC_CONNS, QC_CONNS_MAX);
+	if (!env || !r || !secs || !conns)
+		goto out;
+	if (secs <= QC_RAMP_SECS + 2) {
+		printf("SOCKMIG_QUIC_CONNS_SECS=%ld: more than %d s of ramp, please\n", secs,
+		       QC_RAMP_SECS + 2);
+		goto out;
+	}
+	ret = qt_enter(env, need, why, sizeof(why));
+	if (ret == SM_SKIP) {
+		ret = SKIP("%s", why);
+		goto out;
+	}
+	if (ret != SM_PASS || (ret = qc_run(env, kind, secs, conns, r)) != SM_PASS)
+		goto out;
+	ret = SM_FAIL;
+	for (int i = 0; i < QC_PROCS; i++)
+		printf("  client %d: %s\n", i, r->cli[i]);
+	printf("  server: %s\n", r->srv);
+	up = qc_sum(r, "all_up_ms", 1);
+	stop = qc_sum(r, "stop_ms", -1);
+	flips = qt_json_num(r->srv, "flips");
+	steady = qc_sum(r, "all_up_ms", -1) < 0 ? 0 : qc_flips_in(r->srv, up, stop);
+	est = qc_sum(r, "established", 0);
+	failed = qc_sum(r, "failed_handshake", 0);
+	early = qc_sum(r, "closed_early", 0);
+	alive = qc_sum(r, "alive", 0);
+	strays = qt_json_num(r->srv, "strays");
+	misroutes = qt_json_num(r->srv, "misroutes");
+	printf("  %ld connections asked, %ld established, %ld failed handshakes, %ld closed "
+	       "early, %ld alive at the end\n",
+	       conns, est, failed, early, alive);
+	printf("  %ld flips, %ld of them with every connection up (%.1f s of %ld)\n", flips, steady,
+	       up > 0 ? (stop - up) / 1000.0 : 0.0, secs);
+	printf("  client: %ld datagrams sent, %ld PINGs (%ld acknowledged, %ld late by half an "
+	       "interval); datagrams/s per connection alive at the end: lowest %.2f",
+	       qc_sum(r, "sent", 0), qc_sum(r, "pings", 0), qc_sum(r, "pings_acked", 0),
+	       qc_sum(r, "late_pings", 0), qc_rate(r, "rate_min"));
+	for (int i = 0; i < QC_PROCS; i++)
+		printf(", median of client %d %.2f", i, qc_json_f(r->cli[i], "rate_p50"));
+	printf("\n");
+	printf("  server: %ld datagrams received, %ld strays, %ld misroutes (to a non-owning "
+	       "generation), %ld connections, %ld handshakes, %ld live at exit; "
+	       "UDP RcvbufErrors %ld\n",
+	       qt_json_num(r->srv, "datagrams"), strays, misroutes,
+	       qt_json_num(r->srv, "connections"), qt_json_num(r->srv, "handshakes"),
+	       qt_json_num(r->srv, "live_at_exit"), r->rcvbuf_errors);
+	printf("  CPU time: server %.1f s, clients %.1f s and %.1f s; generations whose "
+	       "datagrams received differ from those sent: %ld\n",
+	       qc_json_f(r->srv, "cpu_s"), qc_json_f(r->cli[0], "cpu_s"),
+	       QC_PROCS > 1 ? qc_json_f(r->cli[1], "cpu_s") : 0.0, qc_gens_print(r));
+	if (kind != QC_PLAIN)
+		printf("  group: %llu new flows, %llu hits, %llu fallbacks, %llu expired, "
+		       "%llu not learned, %llu kernel hash\n",
+		       (unsigned long long)r->st.new_flows, (unsigned long long)r->st.flow_hits,
+		       (unsigned long long)r->st.fallbacks, (unsigned long long)r->st.expired,
+		       (unsigned long long)r->st.not_learned,
+		       (unsigned long long)r->st.kernel_hash);
+	if (!ASSERT_EQ(flips, secs * 1000 / QC_FLIP_MS, "flips") ||
+	    !ASSERT_EQ(qt_json_num(r->srv, "objects"), flips + 1, "server objects"))
+		goto out;
+	if (kind == QC_RECEIVE) {
+		/* a server that cannot keep up (its sockets full: the machine's
+		 * limit, not a misroute) times handshakes out */
+		if (r->rcvbuf_errors != 0)
+			printf("  overloaded: %ld datagrams dropped at full sockets; handshakes "
+			       "that timed out are not failures of the group\n",
+			       r->rcvbuf_errors);
+		else if (!ASSERT_EQ(est, conns, "connections established") ||
+			 !ASSERT_EQ(failed, 0, "failed handshakes") ||
+			 !ASSERT_EQ(alive, conns, "connections alive at the end") ||
+			 !ASSERT_EQ(qt_json_num(r->srv, "requests"), conns,
+				    "one request a connection"))
+			goto out;
+		if (!ASSERT_EQ(early, 0, "established connections closed early") ||
+		    !ASSERT_EQ(strays, 0, "datagrams to an object that did not know them") ||
+		    !ASSERT_EQ(misroutes, 0, "datagrams to a non-owning generation") ||
+		    !ASSERT_EQ(r->st.kernel_hash, 0, "kernel hash") ||
+		    !ASSERT_TRUE(steady >= (secs - QC_RAMP_SECS >= QC_STEADY + 10 ? QC_STEADY : 1),
+				 "flips with every connection up"))
+			goto out;
+	} else if (!ASSERT_TRUE(misroutes > 0, "the baseline misroutes datagrams")) {
+		goto out;
+	}
+	ret = SM_PASS;
+out:
+	if (env && env->dir[0])
+		rmdir(env->dir);
+	free(env);
+	free(r);
+	return ret;
+}
+
+SM_LONG(udp_quic_conns_receive, 240)
+{
+	return conns_case(QC_RECEIVE);
+}
+
+SM_LONG(udp_quic_conns_plain, 240)
+{
+	return conns_case(QC_PLAIN);
+}
