@@ -41,9 +41,31 @@
  * - a socket's CIDs stop reaching it when it is registered again with
  *   another generation, and reach a later socket of its slot if that one's
  *   generation is the same modulo 2^12 (slots are reused once closed);
- * - the nonce is not secret and nothing is encrypted: QUIC-LB's encrypted
- *   algorithms (the server ID hidden from observers) are not supported;
- *   a client or an observer can read the slot and generation of a CID.
+ * - in a plaintext group (the default) the nonce is not secret and
+ *   nothing is encrypted: a client or an observer can read the slot and
+ *   generation of a CID, and tell two CIDs of one socket.
+ *
+ * Encrypted CIDs (a group made with sockmig_udp_group_opts.quic_key, a
+ * 16-octet AES-128 key): octets 1 to the end (server ID and nonce) are
+ * encrypted with QUIC-LB's four-pass algorithm (a four-round Feistel
+ * network over AES-128-ECB; the draft's "General Case"), and the program
+ * decrypts the server ID of every datagram before it reads slot and
+ * generation (three AES blocks per datagram; Linux 5.11 or later). What
+ * it hides and what not:
+ * - hidden, from anyone without the key: the slot and generation, so an
+ *   observer cannot link the CIDs of one connection across a client's
+ *   migration, nor count or tell apart the group's sockets and reloads,
+ *   nor aim datagrams at one socket with a forged CID (a forged CID
+ *   decrypts to a random slot, which is seldom live: handled as flow);
+ * - not hidden: octet 0 (config rotation and length, plaintext by the
+ *   draft), the CID's length, and which UDP group (address and port) a
+ *   datagram goes to; not authenticated: the cipher is not a MAC. The
+ *   draft's single-pass layout (server ID and nonce of 16 octets: a
+ *   17-octet CID) needs AES decryption, which the program does not carry:
+ *   an encrypted group of length 17 is refused (EINVAL).
+ * The key is kept in the group's pinned maps (its directory is its
+ * owner's, 0700) as round keys; copies in the library's memory are wiped
+ * after use.
  */
 
 /** Connection ID lengths, in octets (sockmig_udp_group_opts.quic_cid_len). */
@@ -66,8 +88,9 @@ struct sockmig_quic_cid_info {
 /**
  * Mint a connection ID that the group's program routes to socket @p fd, a
  * live member of @p g (mode quic-lb): the group's config rotation, fd's
- * slot and generation, a fresh random nonce, written to @p cid (@p len
- * octets of room, at least the group's quic_cid_len). One map read per
+ * slot and generation, a fresh random nonce, encrypted with the group's
+ * key when it has one, written to @p cid (@p len octets of room, at least
+ * the group's quic_cid_len). One map read per
  * slot in use: call it when a connection gets a CID, not per datagram.
  * @return the CID's length; -EINVAL (not mode quic-lb, or @p len below the
  * group's length); -ENOENT (fd is not a live member of @p g); another
@@ -94,6 +117,27 @@ SOCKMIG_API int sockmig_quic_cid_build(const struct sockmig_quic_cid_info *info,
  */
 SOCKMIG_API int sockmig_quic_cid_decode(const uint8_t *cid, size_t len,
 					struct sockmig_quic_cid_info *out);
+
+/**
+ * sockmig_quic_cid_build() for a group of encrypted CIDs: the CID that
+ * @p info describes, encrypted with the 16-octet @p key (the group's
+ * quic_key). Pure.
+ * @return info->len, or -EINVAL (what sockmig_quic_cid_build() refuses; no
+ * key or 16 zero octets; length 17, QUIC-LB's single-pass layout).
+ */
+SOCKMIG_API int sockmig_quic_cid_build_key(const struct sockmig_quic_cid_info *info,
+					   const uint8_t *key, uint8_t *cid, size_t len);
+
+/**
+ * sockmig_quic_cid_decode() of an encrypted CID: its server ID decrypted
+ * with the 16-octet @p key, as the group's program does (the nonce is not
+ * decrypted). Pure. A CID of another key decodes to an unrelated slot and
+ * generation: nothing tells it apart.
+ * @return 0, or -EINVAL (what sockmig_quic_cid_decode() refuses; no key or
+ * 16 zero octets; length 17).
+ */
+SOCKMIG_API int sockmig_quic_cid_decode_key(const uint8_t *cid, size_t len, const uint8_t *key,
+					    struct sockmig_quic_cid_info *out);
 
 /** Mode quic-lb's counters (datagrams, since the group was made). */
 struct sockmig_quic_stats {

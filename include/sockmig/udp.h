@@ -114,9 +114,18 @@ struct sockmig_udp_group_opts {
 	 *  fallback; mode none learns nothing, whatever this says). Fixed when
 	 *  the group is made: another non-default value fails with EEXIST. */
 	enum sockmig_udp_learn learn;
+	/** Mode quic-lb: the 16-octet AES-128 key of the group's encrypted
+	 *  CIDs (see "QUIC-LB connection IDs"; read, not kept: the caller may
+	 *  wipe it on return); NULL: plaintext CIDs. Fixed when the group is
+	 *  made: another key, or a key for a plaintext group, fails with
+	 *  EEXIST, and so does NULL for an encrypted group when quic_cid_len
+	 *  is given; other modes: must be NULL (EINVAL). An encrypted group
+	 *  needs Linux 5.11 or later (EOPNOTSUPP) and a quic_cid_len other
+	 *  than 17 (EINVAL). */
+	const uint8_t *quic_key;
 	size_t : 0;
 };
-#define sockmig_udp_group_opts__last_field learn
+#define sockmig_udp_group_opts__last_field quic_key
 
 /**
  * Open the UDP group of @p addr (struct sockaddr_in or sockaddr_in6 with a
