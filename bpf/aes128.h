@@ -132,6 +132,9 @@ static inline void smq_aes128_expand(const __u8 *key, __u8 *rk)
 		for (j = 0; j < 4; j++)
 			rk[i * 4 + j] = rk[(i - 4) * 4 + j] ^ w[j];
 	}
+	/* the last word of the schedule: wiped, not left on the stack */
+	for (j = 0; j < 4; j++)
+		((volatile __u8 *)w)[j] = 0;
 }
 #endif /* !__bpf__ */
 

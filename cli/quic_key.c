@@ -68,6 +68,8 @@ int cli_quic_key_file(const char *path, uint8_t *key)
 	if (ret < 0)
 		cli_error("--quic-key-file %s: not 16 octets nor 32 hex digits", path);
 out:
+	if (ret < 0)
+		explicit_bzero(key, 16);
 	explicit_bzero(buf, sizeof(buf));
 	close(fd);
 	return ret;
