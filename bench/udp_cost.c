@@ -145,6 +145,8 @@ struct cost_args {
 	struct udp_cost_result r;
 	int port, phases, mode;
 	uint64_t count;
+	uint8_t key[16]; /* mode quic-lb: encrypted CIDs when has_key */
+	bool has_key;
 };
 
 /* The datagram of the run: in mode quic-lb a short-header packet (first
@@ -177,7 +179,8 @@ static void cost_child(void *arg)
 	struct cost_args *a = arg;
 	struct udp_cost_result *r = &a->r;
 	SOCKMIG_OPTS(sockmig_udp_group_opts, go, .pin_root = ub_pin_root(),
-		     .mode = (enum sockmig_udp_mode)a->mode);
+		     .mode = (enum sockmig_udp_mode)a->mode,
+		     .quic_key = a->has_key ? a->key : NULL);
 	SOCKMIG_OPTS(sockmig_udp_member_opts, mo, .generation = 1);
 	struct sockaddr_in addr = {.sin_family = AF_INET};
 	struct sockmig_udp_group *g = NULL;
@@ -204,6 +207,7 @@ static void cost_child(void *arg)
 	addr.sin_port = htons((uint16_t)a->port);
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	g = sockmig_udp_group_open((struct sockaddr *)&addr, sizeof(addr), &go);
+	explicit_bzero(a->key, sizeof(a->key)); /* read: the group keeps its round keys */
 	if (!g) {
 		snprintf(r->error, sizeof(r->error), "cannot open the UDP group: %s",
 			 sockmig_last_error());
@@ -302,7 +306,8 @@ out:
 		close(stats);
 }
 
-int udp_cost_run(int port, int phases, uint64_t count, int mode, struct udp_cost_result *r)
+int udp_cost_run(int port, int phases, uint64_t count, int mode, const uint8_t *key,
+		 struct udp_cost_result *r)
 {
 	struct cost_args *a = calloc(1, sizeof(*a));
 	int err;
@@ -314,7 +319,12 @@ int udp_cost_run(int port, int phases, uint64_t count, int mode, struct udp_cost
 	a->phases = phases;
 	a->count = count;
 	a->mode = mode;
+	if (key) {
+		memcpy(a->key, key, sizeof(a->key));
+		a->has_key = true;
+	}
 	err = ub_in_child(cost_child, a, sizeof(*a), a->r.error, sizeof(a->r.error));
+	explicit_bzero(a->key, sizeof(a->key));
 	*r = a->r;
 	free(a);
 	return err;

@@ -44,6 +44,13 @@
  * most, for about 30 ns less per datagram than the precise clock here),
  * sockmig_udp_ktime the precise one, for older kernels. lib/udp.c loads
  * the one the kernel can run.
+ *
+ * A third, sockmig_udp_enc, for the groups of mode quic-lb whose CIDs are
+ * encrypted (struct smu_config.quic_enc), and for them alone: the same
+ * body with the coarse clock, whose quic_route() decrypts the server ID
+ * first (bpf/quic_enc.h: three AES-128 blocks, in bounded loops, 5.3+;
+ * with the coarse clock, 5.11+ in all). The @enc flag is a constant: the
+ * two others have none of it, no loop, and stay what 4.19 loads.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -54,6 +61,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "udp.h"
+#include "quic_enc.h"
 
 #define AF_INET	 2 /* <sys/socket.h>, which a BPF program does not include */
 #define AF_INET6 10
@@ -100,6 +108,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct smu_config);
 } config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct smu_qkey);
+} qkey SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -272,12 +287,41 @@ static __always_inline int pkt_read(struct sk_reuseport_md *ctx, __u32 off, void
 	return bpf_skb_load_bytes(ctx, off, to, n);
 }
 
+/* An encrypted CID at offset @off of @len octets: its server ID
+ * decrypted into @cid[1..3]. 0, or -1 when unreadable. */
+static __always_inline int quic_decrypt(struct sk_reuseport_md *ctx, __u32 off, __u32 len,
+					__u8 *cid)
+{
+	__u8 left[SMQ_HALF_MAX] = {}, right[SMQ_HALF_MAX] = {};
+	__u32 zero = 0, pt = len - 1, half = len / 2; /* ceil(pt / 2) */
+	const struct smu_qkey *q = bpf_map_lookup_elem(&qkey, &zero);
+
+	if (!q || pt < SMU_QUIC_CID_MIN - 1 || pt > SMQ_PT_MAX || pt == SMQ_SINGLE_LEN)
+		return -1;
+	BOUND(half); /* 4 to 10: the verifier sees the bounds below */
+	if (half < 4 || half > SMQ_HALF_MAX)
+		return -1;
+	/* the halves straight from the datagram: ciphertext octets 0 to
+	 * half - 1 and pt - half to pt - 1 (the middle one in both when pt
+	 * is odd) */
+	if (bpf_skb_load_bytes(ctx, off + 1, left, half) ||
+	    bpf_skb_load_bytes(ctx, off + 1 + pt - half, right, half))
+		return -1;
+	smq_mask(left, right, pt, half);
+	smq_decrypt_left(q->rk, q->sbox, left, right, pt, half);
+	cid[1] = left[0];
+	cid[2] = left[1];
+	cid[3] = left[2];
+	return 0;
+}
+
 /* Mode quic-lb: select the member that the datagram's destination CID
- * names. 1: selected (counted); 0: not routable by its CID (counted), the
- * caller goes on as mode flow. Every read checks the datagram's length
+ * names (its server ID decrypted first when @enc, a constant). 1:
+ * selected (counted); 0: not routable by its CID (counted), the caller
+ * goes on as mode flow. Every read checks the datagram's length
  * (pkt_read). */
 static __always_inline int quic_route(struct sk_reuseport_md *ctx, const struct smu_config *cfg,
-				      struct smu_stats *st, int coarse)
+				      struct smu_stats *st, int coarse, int enc)
 {
 	__u32 len = cfg->quic_cid_len, off = QUIC_SHORT_CID, slot, gen;
 	__u8 first, dcil, cid[4], last;
@@ -295,6 +339,8 @@ static __always_inline int quic_route(struct sk_reuseport_md *ctx, const struct 
 	if (pkt_read(ctx, off, cid, sizeof(cid)) || pkt_read(ctx, off + len - 1, &last, 1))
 		goto other;
 	if ((__u32)(cid[0] >> 5) != cfg->quic_cr || (__u32)(cid[0] & 0x1f) != len - 1)
+		goto other;
+	if (enc && (!cfg->quic_enc || quic_decrypt(ctx, off, len, cid)))
 		goto other;
 	slot = ((__u32)cid[1] << 4) | (cid[2] >> 4);
 	gen = ((__u32)(cid[2] & 0x0f) << 8) | cid[3];
@@ -317,7 +363,7 @@ other:
 /* What a datagram that its flow's owner does not take is. */
 enum { WHY_STATELESS, WHY_NEW, WHY_FALLBACK, WHY_EXPIRED };
 
-static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse)
+static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse, int enc)
 {
 	const struct smu_table *t;
 	const struct smu_slot *owner;
@@ -336,7 +382,7 @@ static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse)
 	if (!cfg || !st)
 		return SK_PASS;
 
-	if (cfg->mode == SMU_MODE_QUIC_LB && quic_route(ctx, cfg, st, coarse))
+	if (cfg->mode == SMU_MODE_QUIC_LB && quic_route(ctx, cfg, st, coarse, enc))
 		return SK_PASS;
 	if (cfg->mode == SMU_MODE_FLOW || cfg->mode == SMU_MODE_QUIC_LB) {
 		if (flow_key(ctx, &k)) {
@@ -389,13 +435,20 @@ static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse)
 SEC("sk_reuseport")
 int sockmig_udp(struct sk_reuseport_md *ctx)
 {
-	return udp_select(ctx, 1);
+	return udp_select(ctx, 1, 0);
 }
 
 SEC("sk_reuseport")
 int sockmig_udp_ktime(struct sk_reuseport_md *ctx)
 {
-	return udp_select(ctx, 0);
+	return udp_select(ctx, 0, 0);
+}
+
+/* Mode quic-lb with encrypted CIDs (5.11+: loops, and the coarse clock). */
+SEC("sk_reuseport")
+int sockmig_udp_enc(struct sk_reuseport_md *ctx)
+{
+	return udp_select(ctx, 1, 1);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -12,6 +12,7 @@
  *   table     ARRAY[2]             double-buffered struct smu_table
  *   tabidx    ARRAY[1]             which table copy is current
  *   config    ARRAY[1]             struct smu_config
+ *   qkey      ARRAY[1]             struct smu_qkey (mode quic-lb, encrypted CIDs)
  *   stats     PERCPU_ARRAY[1]      struct smu_stats
  *
  * User space owns slots, table and config (written under the group lock);
@@ -42,6 +43,11 @@ enum smu_mode {
  *   octets 1-3  server ID: slot (12 bits) << 12 | generation (low 12 bits)
  *   octets 4-   nonce (random)
  * The program reads octets 0 to 3 only (and checks that the CID is whole).
+ * Encrypted (struct smu_config.quic_enc): octets 1 to the end are the
+ * server ID and nonce encrypted with QUIC-LB's four-pass algorithm
+ * (quic_enc.h); the program decrypts octets 1-3 back (the encrypted
+ * variant of the program, sockmig_udp_enc). Never 17 octets (QUIC-LB's
+ * single pass, which needs AES decryption).
  */
 #define SMU_QUIC_CID_MIN  8
 #define SMU_QUIC_CID_MAX  20
@@ -109,6 +115,19 @@ struct smu_config {
 	 * copied here by user space at each rebuild: the program counts
 	 * old_gen without reading the table on a flow's hit */
 	__u32 table_gen;
+	/* mode quic-lb: 1: its CIDs are encrypted with the round keys of
+	 * qkey (and the group runs sockmig_udp_enc); fixed when made */
+	__u32 quic_enc;
+	__u32 pad;
+};
+
+/* Mode quic-lb, encrypted CIDs: the AES-128 round keys of the group's
+ * key, and the S-box (aes128.h says why here); all zeros in a plaintext
+ * group. Written once by the group's maker, read by the program and by
+ * lib/quic_enc.c alone (the group's directory is its owner's, 0700). */
+struct smu_qkey {
+	__u8 rk[176];
+	__u8 sbox[256];
 };
 
 /*

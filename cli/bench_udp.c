@@ -18,7 +18,9 @@ struct udp_cfg {
 	struct udp_bench_opts o;
 	bool run[UB_NSTRATEGIES];
 	uint64_t phases, count;
-	int cost_mode; /* udp-cost: enum sockmig_udp_mode */
+	int cost_mode;	 /* udp-cost: enum sockmig_udp_mode */
+	uint8_t key[16]; /* udp-cost --quic-key-file: mode quic-lb, encrypted */
+	bool has_key;
 };
 
 static void udp_usage(FILE *f)
@@ -40,6 +42,8 @@ static void udp_usage(FILE *f)
 		   "  -n, --count N          udp-cost: datagrams per phase (default 200000)\n"
 		   "  -m, --mode M           udp-cost: the group's mode, flow, quic-lb or none "
 		   "(default flow)\n"
+		   "      --quic-key-file F  udp-cost, mode quic-lb: encrypted CIDs, the "
+		   "16-octet key in F (0600)\n"
 		   "  -j, --json             JSON output\n");
 }
 
@@ -47,7 +51,7 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 {
 	uint64_t flows = c->o.flows, rate = c->o.rate, flip = c->o.flip_ms, secs = c->o.secs,
 		 life = c->o.flow_ms, grace = c->o.grace_ms, rebind = c->o.rebind_ms;
-	const char *strategies = NULL, *mode_name = NULL;
+	const char *strategies = NULL, *mode_name = NULL, *key_file = NULL;
 	const struct cli_opt opts[] = {
 		{"flows", 'f', CLI_U64, &flows, 1, 50000},
 		{"rate", CLI_LONG_ONLY('R'), CLI_U64, &rate, 1, 1000},
@@ -60,6 +64,7 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 		{"count", 'n', CLI_U64, &c->count, 1000, 100000000},
 		{"rebind-ms", CLI_LONG_ONLY('B'), CLI_U64, &rebind, 0, 3600000},
 		{"mode", 'm', CLI_STR, &mode_name},
+		{"quic-key-file", CLI_LONG_ONLY('K'), CLI_STR, &key_file},
 		{0},
 	};
 	int n = cli_parse(strcmp(mode, "udp") == 0 ? "bench udp" : "bench udp-cost", argc, argv,
@@ -87,6 +92,15 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 			cli_error("--mode: '%s' is no mode (flow, quic-lb, none)", mode_name);
 			return -1;
 		}
+	}
+	if (key_file) {
+		if (c->cost_mode != SOCKMIG_UDP_MODE_QUIC_LB) {
+			cli_error("--quic-key-file: for bench udp-cost --mode quic-lb only");
+			return -1;
+		}
+		if (cli_quic_key_file(key_file, c->key) < 0)
+			return -1;
+		c->has_key = true;
 	}
 	c->o.flows = (uint32_t)flows;
 	c->o.rate = (uint32_t)rate;
@@ -243,16 +257,21 @@ static int bench_udp_flows(struct udp_cfg *c)
 
 static int bench_udp_cost(struct udp_cfg *c)
 {
-	const char *mode = sockmig_udp_mode_str((enum sockmig_udp_mode)c->cost_mode);
+	const char *mode = c->has_key ? "quic-lb-enc"
+				      : sockmig_udp_mode_str((enum sockmig_udp_mode)c->cost_mode);
 	struct udp_cost_result r;
 	double ns = 0, empty = 0, sel = 0;
+	int err;
 
 	if (!json_output)
 		printf("sockmig bench udp-cost: one flow at 2 sockets of a UDP group in mode %s, "
 		       "%llu datagrams per phase, %llu phases in pairs off-on, on-off, ... after "
 		       "one not counted (off = no program; on = the group's program)\n\n",
 		       mode, (unsigned long long)c->count, (unsigned long long)c->phases);
-	if (udp_cost_run(c->o.port, (int)c->phases, c->count, c->cost_mode, &r) < 0) {
+	err = udp_cost_run(c->o.port, (int)c->phases, c->count, c->cost_mode,
+			   c->has_key ? c->key : NULL, &r);
+	explicit_bzero(c->key, sizeof(c->key));
+	if (err < 0) {
 		cli_error("bench udp-cost: %s", r.error);
 		return 1;
 	}

@@ -64,6 +64,11 @@ bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint
 bool parse_port(const char *s, int *port);
 bool parse_pid(const char *s, pid_t *pid);
 
+/* --quic-key-file PATH (cli/quic_key.c): the 16-octet key into @key from a
+ * regular file of the caller's, mode 0600 or 0400, holding 16 raw octets
+ * or 32 hex digits. 0, or -1 after one error line. The caller wipes it. */
+int cli_quic_key_file(const char *path, uint8_t *key);
+
 /* One option of a subcommand's table, for cli_parse(). */
 enum cli_kind {
 	CLI_FLAG, /* bool *: set */

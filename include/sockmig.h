@@ -171,6 +171,7 @@ SOCKMIG_API const char *sockmig_missing_cap(void);
 #include <sockmig/legacy.h>
 #include <sockmig/holder.h>
 #include <sockmig/udp.h>
+#include <sockmig/quic.h>
 
 #ifdef __cplusplus
 }

@@ -3,8 +3,9 @@
  * UDP groups in mode quic-lb: the connection IDs that the group's program
  * (bpf/udp.bpf.c) routes by, QUIC-LB's plaintext layout with a 3-octet
  * server ID (include/sockmig/udp.h, bpf/udp.h): minting one for a member
- * (its slot and generation read from the group's maps), building and
- * decoding one (pure), and the mode's counters.
+ * (its slot and generation read from the group's maps; encrypted when the
+ * group has a key, lib/quic_enc.c), building and decoding one (pure), and
+ * the mode's counters.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -16,6 +17,12 @@
 #include "udp_priv.h"
 
 int sockmig_quic_cid_build(const struct sockmig_quic_cid_info *info, uint8_t *cid, size_t len)
+{
+	return sm_quic_cid_build(info, NULL, cid, len);
+}
+
+int sm_quic_cid_build(const struct sockmig_quic_cid_info *info, const struct smu_qkey *q,
+		      uint8_t *cid, size_t len)
 {
 	uint32_t sid, n;
 	ssize_t got;
@@ -47,6 +54,14 @@ int sockmig_quic_cid_build(const struct sockmig_quic_cid_info *info, uint8_t *ci
 	cid[1] = (uint8_t)(sid >> 16);
 	cid[2] = (uint8_t)(sid >> 8);
 	cid[3] = (uint8_t)sid;
+	if (q) {
+		int err = sm_quic_cid_encrypt(q, cid, n);
+
+		if (err) {
+			explicit_bzero(cid, n);
+			return err;
+		}
+	}
 	return (int)n;
 }
 
@@ -100,6 +115,17 @@ int sockmig_quic_cid_encode(struct sockmig_udp_group *g, int fd, uint8_t *cid, s
 	info.slot = (uint32_t)slot;
 	info.generation = s.generation;
 	info.len = c.quic_cid_len;
+	if (c.quic_enc) {
+		struct smu_qkey q;
+		uint32_t zero = 0;
+
+		if (bpf_map_lookup_elem(g->fd[UFD_QKEY], &zero, &q) < 0)
+			return sm_fail(errno, "cannot read the QUIC key of %s: %s", g->base.name,
+				       strerror(errno));
+		slot = sm_quic_cid_build(&info, &q, cid, len);
+		explicit_bzero(&q, sizeof(q));
+		return slot;
+	}
 	return sockmig_quic_cid_build(&info, cid, len);
 }
 

@@ -25,6 +25,7 @@
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "udp_priv.h"
@@ -46,8 +47,8 @@
  */
 #define UDP_LRU_SLACK_PER_CPU 256u
 
-const char *const sm_udp_pins[UFD_N] = {"members", "slots",  "flows", "table",
-					"tabidx",  "config", "stats", "prog"};
+const char *const sm_udp_pins[UFD_N] = {"members", "slots", "flows", "table", "tabidx",
+					"config",  "stats", "qkey",  "prog"};
 
 static uint64_t netns_of_fd(int fd)
 {
@@ -106,7 +107,7 @@ static void close_fds(struct sockmig_udp_group *g)
 static const uint32_t udp_value_size[UFD_PROG] = {
 	sizeof(uint64_t),	  sizeof(struct smu_slot), sizeof(struct smu_flow),
 	sizeof(struct smu_table), sizeof(uint32_t),	   sizeof(struct smu_config),
-	sizeof(struct smu_stats),
+	sizeof(struct smu_stats), sizeof(struct smu_qkey),
 };
 
 int sm_udp_get_pinned(struct sockmig_udp_group *g)
@@ -159,10 +160,11 @@ static uint32_t flow_entries(uint32_t flow_max)
 /* Load the program with the group's maps (those pinned reused, the others
  * made and pinned), pin the program, then take everything from the pins.
  * Under the group lock. */
-static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max)
+static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 {
 	char pin[PATH_MAX + 32];
-	struct bpf_program *prog;
+	struct bpf_program *prog, *enc_prog;
+	bool coarse;
 	struct udp_bpf *skel;
 	struct bpf_map *map;
 	int err;
@@ -182,14 +184,24 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max)
 			goto out;
 		}
 	}
-	/* the program with the coarse clock where the kernel has it (5.11+) */
-	prog = libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_REUSEPORT, BPF_FUNC_ktime_get_coarse_ns,
-				       NULL) == 1
-		       ? skel->progs.sockmig_udp
-		       : skel->progs.sockmig_udp_ktime;
-	bpf_program__set_autoload(prog == skel->progs.sockmig_udp ? skel->progs.sockmig_udp_ktime
-								  : skel->progs.sockmig_udp,
-				  false);
+	/* the program with the coarse clock where the kernel has it (5.11+);
+	 * an encrypted group's, which needs it, or none */
+	coarse = libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_REUSEPORT, BPF_FUNC_ktime_get_coarse_ns,
+					 NULL) == 1;
+	enc = enc || sm_quic_pinned_enc(g);
+	if (enc && !coarse) {
+		struct utsname u;
+
+		err = sm_fail(EOPNOTSUPP, "encrypted QUIC CIDs need Linux 5.11 or later, not %s",
+			      uname(&u) == 0 ? u.release : "this kernel");
+		goto out;
+	}
+	enc_prog = skel->progs.sockmig_udp_enc;
+	prog = enc ? enc_prog : coarse ? skel->progs.sockmig_udp : skel->progs.sockmig_udp_ktime;
+	bpf_program__set_autoload(skel->progs.sockmig_udp, prog == skel->progs.sockmig_udp);
+	bpf_program__set_autoload(skel->progs.sockmig_udp_ktime,
+				  prog == skel->progs.sockmig_udp_ktime);
+	bpf_program__set_autoload(enc_prog, prog == enc_prog);
 	err = bpf_map__set_max_entries(skel->maps.flows, flow_entries(flow_max));
 	if (!err)
 		err = udp_bpf__load(skel);
@@ -219,9 +231,10 @@ static int set_quic_config(struct sockmig_udp_group *g, const struct sockmig_udp
 			   struct smu_config *c, bool made)
 {
 	uint32_t len = OPTS_GET(opts, quic_cid_len, 0), cr = OPTS_GET(opts, quic_config_id, 0);
+	const uint8_t *key = OPTS_GET(opts, quic_key, NULL);
 
 	if (c->mode != SMU_MODE_QUIC_LB) {
-		if (len || cr)
+		if (len || cr || key)
 			return sm_fail(EINVAL, "UDP group %s: QUIC CID options need mode quic-lb",
 				       g->base.name);
 		return 0;
@@ -234,7 +247,7 @@ static int set_quic_config(struct sockmig_udp_group *g, const struct sockmig_udp
 			       "UDP group %s mints %u-octet CIDs of config %u, not %u-octet of %u",
 			       g->base.name, c->quic_cid_len, c->quic_cr, len, cr);
 	}
-	return 0;
+	return sm_quic_key_set(g, c, key, len, made);
 }
 
 /* The group's mode, learning and timeout: set by its maker, checked by
@@ -381,7 +394,8 @@ struct sockmig_udp_group *sockmig_udp_group_open(const struct sockaddr *addr, so
 	if (err)
 		goto free_group;
 	made_dir = !config_pinned(g);
-	err = load_pinned(g, flow_max ? flow_max : UDP_DEFAULT_FLOW_MAX);
+	err = load_pinned(g, flow_max ? flow_max : UDP_DEFAULT_FLOW_MAX,
+			  mode == SOCKMIG_UDP_MODE_QUIC_LB && OPTS_GET(opts, quic_key, NULL));
 	if (!err)
 		err = set_config(g, opts);
 	if (err && made_dir)
@@ -486,6 +500,7 @@ bool sm_udp_dir_current(struct sockmig_udp_group *g)
 int sm_udp_lock_current(struct sockmig_udp_group *g)
 {
 	struct sockmig_udp_group_opts o = g->made;
+	uint8_t key[16];
 	bool made_dir;
 	int err = g->base.dirfd >= 0 ? sm_group_lock(&g->base) : 0;
 
@@ -493,6 +508,14 @@ int sm_udp_lock_current(struct sockmig_udp_group *g)
 		return err;
 	if (sm_udp_dir_current(g))
 		return 0;
+	/* an encrypted group's key, from the maps g still holds */
+	err = o.mode == SOCKMIG_UDP_MODE_QUIC_LB ? sm_quic_key_get(g, key) : 0;
+	if (err < 0) {
+		if (g->base.dirfd >= 0)
+			sm_group_unlock(&g->base);
+		return err;
+	}
+	o.quic_key = err ? key : NULL;
 	if (g->base.dirfd >= 0) {
 		sm_group_unlock(&g->base);
 		close(g->base.dirfd);
@@ -502,15 +525,18 @@ int sm_udp_lock_current(struct sockmig_udp_group *g)
 	       g->base.name);
 	close_fds(g);
 	err = sm_open_dir_locked(&g->base);
-	if (err)
+	if (err) {
+		explicit_bzero(key, sizeof(key));
 		return err;
+	}
 	made_dir = !config_pinned(g);
 	/* made again as it was; an existing one's timeout is its own */
 	if (!made_dir)
 		o.idle_timeout_ms = 0;
-	err = load_pinned(g, o.flow_max ? o.flow_max : UDP_DEFAULT_FLOW_MAX);
+	err = load_pinned(g, o.flow_max ? o.flow_max : UDP_DEFAULT_FLOW_MAX, o.quic_key);
 	if (!err)
 		err = set_config(g, &o);
+	explicit_bzero(key, sizeof(key));
 	if (err) {
 		if (made_dir)
 			sm_unpin_all(&g->base);

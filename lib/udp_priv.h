@@ -20,6 +20,7 @@ enum {
 	UFD_TABIDX,
 	UFD_CONFIG,
 	UFD_STATS,
+	UFD_QKEY,
 	UFD_PROG,
 	UFD_N
 };
@@ -100,6 +101,26 @@ SM_HIDDEN int sm_udp_each_live_flow(struct sockmig_udp_group *g, const struct us
  * member found is tried first. */
 SM_HIDDEN int sm_udp_fd_slot(struct sockmig_udp_group *g, int fd, const struct smu_config *c,
 			     struct smu_slot *s, uint64_t *cookie);
+/* Mode quic-lb's key (lib/quic_enc.c). Of the group's maker (@made, its
+ * config @c, mode set): when @key, mark @c encrypted and write the key's
+ * round keys to the group's qkey map; of a later open: EEXIST when @key
+ * is not the group's, or when @key is NULL but @cid_len given and the
+ * group is encrypted. 0, or a negative errno after an error line. */
+SM_HIDDEN int sm_quic_key_set(struct sockmig_udp_group *g, struct smu_config *c, const uint8_t *key,
+			      uint32_t cid_len, bool made);
+/* Whether the config pinned in @g's directory (there may be none yet)
+ * says the group's CIDs are encrypted. */
+SM_HIDDEN bool sm_quic_pinned_enc(const struct sockmig_udp_group *g);
+/* The key of encrypted group @g into @key (16 octets; the caller wipes
+ * it). 0, or a negative errno after an error line. */
+SM_HIDDEN int sm_quic_key_get(struct sockmig_udp_group *g, uint8_t *key);
+/* Build the CID that @info describes, encrypted with the round keys and
+ * S-box of @q when it is not NULL (lib/quic_enc.c, lib/quic_lb.c). */
+SM_HIDDEN int sm_quic_cid_build(const struct sockmig_quic_cid_info *info, const struct smu_qkey *q,
+				uint8_t *cid, size_t len);
+/* Encrypt octets 1 to @n - 1 of CID @cid in place (lib/quic_enc.c):
+ * 0, or -EINVAL for a length of 17 (after an error line). */
+SM_HIDDEN int sm_quic_cid_encrypt(const struct smu_qkey *q, uint8_t *cid, uint32_t n);
 SM_HIDDEN int sm_udp_stats_sum(struct sockmig_udp_group *g, struct smu_stats *sum);
 SM_HIDDEN bool sm_udp_idle(uint64_t timeout_ns, uint64_t last, uint64_t now);
 SM_HIDDEN int sm_udp_with_slots(struct sockmig_udp_group *g,
