@@ -130,8 +130,15 @@ static int pod_restart(enum sidecar sc, bool kill9)
 	    ASSERT_GT(it_log_count(&e, "hold.log", "cannot see which process holds"), 0,
 		      "the sidecar says why"))
 		ret = SM_PASS;
-	if (ret != SM_PASS)
+	if (ret != SM_PASS) {
+		/* what each side saw, for a failure that did not repeat here */
 		it_show_log(&e, "hold.log");
+		it_show_log(&e, "server1.log");
+		it_show_log(&e, "server2.log");
+		if (system("nstat -az 2>/dev/null | grep -E 'Listen|Cookie|Migrate|Abort|Reset' | "
+			   "grep -v ' 0 '") < 0)
+			printf("no nstat\n");
+	}
 out:
 	container_stop(hctr, hpid, SIGTERM);
 	container_stop(sctr, spid, SIGTERM);

@@ -10,7 +10,8 @@
  * every connection gets one HTTP/1.0 reply once its request's headers are
  * in; SIGUSR1 or SIGTERM closes the listener, the connections in flight are finished,
  * and the server exits (the way haproxy -sf retires an old process) after
- * one line on stdout: "pid PID served N" (the replies it sent).
+ * one line on stdout: "pid PID served N, M left open" (the replies it sent,
+ * and the connections it gave up on after 2 s with nothing to read).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -79,7 +80,8 @@ int main(int argc, char **argv)
 			lfd = -1;
 		}
 		if (lfd < 0 && (open_conns == 0 || idle > 100)) {
-			dprintf(STDOUT_FILENO, "pid %d served %d\n", (int)getpid(), served);
+			dprintf(STDOUT_FILENO, "pid %d served %d, %d left open\n", (int)getpid(),
+				served, open_conns);
 			return 0;
 		}
 		n = epoll_wait(ep, evs, 64, 20);
