@@ -229,6 +229,12 @@ int do_hold(int argc, char **argv)
 	pidfile_write(&pf);
 	sc.port = port;
 	sc.gen = -1;
+	/* a reference to each server listener, as attach's daemon keeps: a
+	 * server's own close (or death) then leaves the listener to us, and
+	 * we drain it (no new SYN, the handshakes in flight done, then its
+	 * shutdown) where the kernel would race a close that comes unannounced
+	 * (a final ACK that meets the closing listener is reset) */
+	sc.hold_refs = true;
 	sc.quiet = !fg;
 	while (!stop_hold) {
 		struct timespec ts = {.tv_sec = (time_t)(interval / 1000),
@@ -244,6 +250,8 @@ int do_hold(int argc, char **argv)
 		}
 		nanosleep(&ts, NULL);
 	}
+	/* what a server let go of since the last scan is drained first */
+	scanner_release(&sc);
 	holder_close(&h, true);
 	scanner_leave_all(&sc);
 	pidfile_release(&pf);

@@ -290,7 +290,7 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 		sockmig_group_close(g);
 	k->fd = -1;
 	k->nown = 0;
-	if (hold && err >= 0) {
+	if (hold && err >= 0 && !k->holder) {
 		k->fd = fd;
 		note_owners(k, l);
 	} else {
