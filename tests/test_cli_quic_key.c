@@ -115,3 +115,25 @@ SM_PURE(quic_key_file_refused_unless_private_and_a_key)
 		return SM_FAIL;
 	return SM_PASS;
 }
+
+/* A key "file" that is no regular file: refused at once in one line, the
+ * open itself not waiting for a writer (O_NONBLOCK). */
+SM_PURE(quic_key_file_refused_unless_a_regular_file)
+{
+	char out[4096], err[4096], path[64], args[256];
+	int st;
+
+	if (!ct_have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	snprintf(path, sizeof(path), "/tmp/sockmig-key-fifo-%d", (int)getpid());
+	unlink(path);
+	if (!ASSERT_OK(mkfifo(path, 0600), "a FIFO"))
+		return SM_FAIL;
+	snprintf(args, sizeof(args), "bench udp-cost --mode quic-lb --quic-key-file %s", path);
+	st = ct_run(args, out, sizeof(out), err, sizeof(err));
+	unlink(path);
+	if (!ASSERT_EQ(st, 2, "a FIFO: exit 2") || !ASSERT_EQ(ct_lines(err), 1, "one line") ||
+	    !ASSERT_TRUE(strstr(err, "not a regular file"), "says why"))
+		return SM_FAIL;
+	return SM_PASS;
+}
