@@ -108,6 +108,12 @@ SM_PURE(quic_key_file_refused_unless_private_and_a_key)
 	if (!ASSERT_EQ(ct_run(args, out, sizeof(out), err, sizeof(err)), 2, "mode flow") ||
 	    !ASSERT_TRUE(strstr(err, "quic-lb only"), "says why"))
 		return unlink(path), SM_FAIL;
+	/* bench udp makes no group of a key: refused, not read and ignored */
+	snprintf(args, sizeof(args), "bench udp --mode quic-lb --quic-key-file %s", path);
+	if (!ASSERT_EQ(ct_run(args, out, sizeof(out), err, sizeof(err)), 2, "bench udp") ||
+	    !ASSERT_EQ(ct_lines(err), 1, "one line") ||
+	    !ASSERT_TRUE(strstr(err, "udp-cost"), "says for what"))
+		return unlink(path), SM_FAIL;
 	unlink(path);
 	snprintf(args, sizeof(args), "bench udp-cost --mode quic-lb --quic-key-file %s",
 		 "/nonexistent/key");
