@@ -342,6 +342,47 @@ SM_TEST(udp_quic_enc_cids_to_a_plaintext_group_misroute)
 	return ret;
 }
 
+/* Every CID length the program decrypts, 8 to 20 but 17 (refused): one
+ * short-header datagram to each member's CID reaches that member. */
+#define AL_MEMBERS 4
+
+SM_TEST(udp_quic_enc_routes_every_cid_length)
+{
+	struct sockmig_quic_stats qst;
+	uint8_t cid[SOCKMIG_QUIC_CID_MAX], d[256];
+	int who[AL_MEMBERS];
+
+	for (uint32_t cl = 8; cl <= SOCKMIG_QUIC_CID_MAX; cl++) {
+		struct qs q = {0};
+		int ok = 1;
+
+		if (cl == 17)
+			continue;
+		if (!ASSERT_OK(qs_start(&q, cl, RB_CR, key_a), "start"))
+			ok = 0;
+		for (int k = 0; ok && k < AL_MEMBERS; k++)
+			ok = ASSERT_EQ(qs_add(&q, 1), k, "a member");
+		for (int k = 0; ok && k < AL_MEMBERS; k++)
+			ok = ASSERT_EQ(sockmig_quic_cid_encode(q.g, q.pfd[k].fd, cid, cl), (int)cl,
+				       "encode") &&
+			     ASSERT_OK(send_from(&q, k, 43000 + k, d,
+						 quic_short(d, cid, cl, (uint32_t)k, cl)),
+				       "send");
+		if (ok) {
+			qs_collect(&q, AL_MEMBERS, cl, who, AL_MEMBERS);
+			for (int k = 0; ok && k < AL_MEMBERS; k++)
+				ok = ASSERT_EQ(who[k], k, "to the CID's member");
+		}
+		ok = ok && ASSERT_OK(sockmig_quic_stats_read(q.g, &qst), "quic stats") &&
+		     ASSERT_EQ(qst.hits, AL_MEMBERS, "CID hits");
+		printf("%u-octet CIDs: %s\n", cl, ok ? "each at its member" : "misrouted");
+		qs_stop(&q);
+		if (!ok)
+			return SM_FAIL;
+	}
+	return SM_PASS;
+}
+
 /* Open the group of 127.0.0.1:UR_PORT with these options; NULL, errno. */
 static struct sockmig_udp_group *open_with(enum sockmig_udp_mode mode, uint32_t cid_len,
 					   const uint8_t *key)
