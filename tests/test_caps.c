@@ -579,9 +579,10 @@ SM_TEST(caps_udp_quic_lb_enc_as_plaintext)
 		if (c == 0)
 			_exit(keep_only(caps) ? route_one_cid(enc ? key : NULL) : 3);
 		if (!ASSERT_TRUE(c > 0 && waitpid(c, &st, 0) == c, "the child") ||
-		    !ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-				 enc ? "encrypted: routed with the plaintext's capabilities"
-				     : "plaintext: routed with CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON"))
+		    !ASSERT_TRUE(
+			    WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			    enc ? "encrypted: routed with the plaintext's capabilities"
+				: "plaintext: routed with CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON"))
 			return SM_FAIL;
 	}
 	return SM_PASS;

@@ -155,8 +155,7 @@ SM_PURE(quic_key_file_refused_unless_a_regular_file)
 	unlink(path);
 	unlink(key);
 	if (!ASSERT_EQ(st, 2, "a symbolic link: exit 2") ||
-	    !ASSERT_EQ(ct_lines(err), 1, "one line") ||
-	    !ASSERT_TRUE(strstr(err, path), "names it"))
+	    !ASSERT_EQ(ct_lines(err), 1, "one line") || !ASSERT_TRUE(strstr(err, path), "names it"))
 		return SM_FAIL;
 	return SM_PASS;
 }
