@@ -59,9 +59,15 @@ SMQ_AES_FN void smq_aes128_encrypt(const __u8 *rk, const __u8 *sbox, const __u8 
 	for (i = 0; i < SMQ_AES_BLOCK; i++)
 		s[i] = in[i] ^ rk[i];
 	for (r = 1; r <= SMQ_AES_ROUNDS; r++) {
-		/* SubBytes and ShiftRows at once: row i%4 turns left by i%4 */
-		for (i = 0; i < SMQ_AES_BLOCK; i++)
-			t[i] = sbox[s[(i & 3) + ((((i >> 2) + (i & 3)) & 3) << 2)]];
+		/* SubBytes and ShiftRows at once: row i%4 turns left by i%4.
+		 * Written out: every index into the stack arrays constant (a
+		 * loop that clang keeps reads s[] at a variable offset, which
+		 * kernels before 5.12 refuse and later ones allow only with
+		 * CAP_PERFMON). */
+		t[0] = sbox[s[0]], t[1] = sbox[s[5]], t[2] = sbox[s[10]], t[3] = sbox[s[15]];
+		t[4] = sbox[s[4]], t[5] = sbox[s[9]], t[6] = sbox[s[14]], t[7] = sbox[s[3]];
+		t[8] = sbox[s[8]], t[9] = sbox[s[13]], t[10] = sbox[s[2]], t[11] = sbox[s[7]];
+		t[12] = sbox[s[12]], t[13] = sbox[s[1]], t[14] = sbox[s[6]], t[15] = sbox[s[11]];
 		/* MixColumns, but in the last round */
 		for (i = 0; i < SMQ_AES_BLOCK; i += 4) {
 			__u8 a0 = t[i], a1 = t[i + 1], a2 = t[i + 2], a3 = t[i + 3];

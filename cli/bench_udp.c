@@ -94,7 +94,8 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 		}
 	}
 	if (key_file) {
-		if (c->cost_mode != SOCKMIG_UDP_MODE_QUIC_LB) {
+		/* bench udp has no use for it: refused, not read and ignored */
+		if (strcmp(mode, "udp-cost") != 0 || c->cost_mode != SOCKMIG_UDP_MODE_QUIC_LB) {
 			cli_error("--quic-key-file: for bench udp-cost --mode quic-lb only");
 			return -1;
 		}

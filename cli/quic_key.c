@@ -23,7 +23,7 @@ int cli_quic_key_file(const char *path, uint8_t *key)
 	size_t len;
 	int fd, ret = -1;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		cli_error("--quic-key-file %s: %s", path, strerror(errno));
 		return -1;

@@ -61,24 +61,23 @@ static int qkey_read(struct sockmig_udp_group *g, struct smu_qkey *q)
 	return 0;
 }
 
-bool sm_quic_pinned_enc(const struct sockmig_udp_group *g)
+int sm_quic_pinned_enc(const struct sockmig_udp_group *g)
 {
 	char pin[PATH_MAX + 32];
 	struct bpf_map_info info;
 	uint32_t zero = 0, len = sizeof(info);
 	struct smu_config c;
-	bool enc = false;
-	int fd;
+	int enc = -1, fd;
 
 	snprintf(pin, sizeof(pin), "%s/%s", g->base.path, sm_udp_pins[UFD_CONFIG]);
 	fd = bpf_obj_get(pin);
 	if (fd < 0)
-		return false;
+		return -1;
 	memset(&info, 0, sizeof(info));
 	/* another version's values are not read (its open fails, said) */
 	if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.value_size == sizeof(c) &&
 	    bpf_map_lookup_elem(fd, &zero, &c) == 0)
-		enc = c.mode == SMU_MODE_QUIC_LB && c.quic_enc;
+		enc = c.mode == 0 ? -1 : c.mode == SMU_MODE_QUIC_LB && c.quic_enc;
 	close(fd);
 	return enc;
 }

@@ -167,7 +167,7 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 	bool coarse;
 	struct udp_bpf *skel;
 	struct bpf_map *map;
-	int err;
+	int err, pinned_enc;
 
 	err = sm_udp_get_pinned(g);
 	if (err != -ENOENT && err != -EPERM)
@@ -185,10 +185,14 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 		}
 	}
 	/* the program with the coarse clock where the kernel has it (5.11+);
-	 * an encrypted group's, which needs it, or none */
+	 * an encrypted group's, which needs it, or none. Encrypted or not:
+	 * the pinned config's word once the group is made (an opener's key
+	 * then changes nothing: set_config() refuses it), @enc before. */
 	coarse = libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_REUSEPORT, BPF_FUNC_ktime_get_coarse_ns,
 					 NULL) == 1;
-	enc = enc || sm_quic_pinned_enc(g);
+	pinned_enc = sm_quic_pinned_enc(g);
+	if (pinned_enc >= 0)
+		enc = pinned_enc;
 	if (enc && !coarse) {
 		struct utsname u;
 

@@ -108,9 +108,10 @@ SM_HIDDEN int sm_udp_fd_slot(struct sockmig_udp_group *g, int fd, const struct s
  * group is encrypted. 0, or a negative errno after an error line. */
 SM_HIDDEN int sm_quic_key_set(struct sockmig_udp_group *g, struct smu_config *c, const uint8_t *key,
 			      uint32_t cid_len, bool made);
-/* Whether the config pinned in @g's directory (there may be none yet)
- * says the group's CIDs are encrypted. */
-SM_HIDDEN bool sm_quic_pinned_enc(const struct sockmig_udp_group *g);
+/* Whether the config pinned in @g's directory says the group's CIDs are
+ * encrypted: 1 yes, 0 no, -1 when the group is not made yet (no config
+ * pinned, or one not set: its mode 0) or the config is unreadable. */
+SM_HIDDEN int sm_quic_pinned_enc(const struct sockmig_udp_group *g);
 /* The key of encrypted group @g into @key (16 octets; the caller wipes
  * it). 0, or a negative errno after an error line. */
 SM_HIDDEN int sm_quic_key_get(struct sockmig_udp_group *g, uint8_t *key);

@@ -20,13 +20,17 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <unistd.h>
+#include <linux/capability.h>
 
 #include "clitest.h"
 #include "harness.h"
 #include "proc.h"
+#include "sockmig.h"
 #include "util.h"
 
 #define KPORT  36100
@@ -490,4 +494,96 @@ out:
 	}
 	cap_teardown(&e);
 	return ret;
+}
+
+/* ---- a UDP group in mode quic-lb with CAP_BPF and CAP_NET_ADMIN only ---- */
+
+#define QPORT (KPORT + 10)
+#define QCL   12
+
+/* Keep only @caps, effective and permitted (a forked child's). */
+static bool keep_only(uint64_t caps)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+
+	memset(data, 0, sizeof(data));
+	data[0].effective = data[0].permitted = (uint32_t)caps;
+	data[1].effective = data[1].permitted = (uint32_t)(caps >> 32);
+	return syscall(SYS_capset, &hdr, data) == 0;
+}
+
+/* In this process (a child's, its capabilities reduced): a quic-lb group
+ * on 127.0.0.1:QPORT (encrypted CIDs when @key), two members, one
+ * short-header datagram to the second's CID. 0 when the second got it. */
+static int route_one_cid(const uint8_t *key)
+{
+	SOCKMIG_OPTS(sockmig_udp_group_opts, go, .mode = SOCKMIG_UDP_MODE_QUIC_LB,
+		     .quic_cid_len = QCL, .quic_config_id = 1, .quic_key = key);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(QPORT)};
+	struct sockmig_udp_group *g;
+	uint8_t b[64] = {0x40};
+	int fd[3] = {-1, -1, -1}, one = 1, rc = 1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	g = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), &go);
+	if (!g) {
+		printf("udp_group_open: %s\n", sockmig_last_error());
+		return 1;
+	}
+	for (int i = 0; i < 2; i++) {
+		fd[i] = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd[i] < 0 || setsockopt(fd[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+		    bind(fd[i], (struct sockaddr *)&a, sizeof(a)) ||
+		    sockmig_udp_member_add(g, fd[i], NULL) < 0) {
+			printf("member %d: %s\n", i, sockmig_last_error());
+			goto out;
+		}
+	}
+	fd[2] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sockmig_quic_cid_encode(g, fd[1], b + 1, QCL) != QCL ||
+	    sendto(fd[2], b, sizeof(b), 0, (struct sockaddr *)&a, sizeof(a)) != sizeof(b)) {
+		printf("encode or send: %s\n", sockmig_last_error());
+		goto out;
+	}
+	burst_sleep_ms(100);
+	rc = recv(fd[1], b, sizeof(b), 0) == sizeof(b) ? 0 : 2;
+	printf("%s CID: %s\n", key ? "encrypted" : "plaintext",
+	       rc ? "not at the member it names" : "at the member it names");
+out:
+	for (int i = 0; i < 3; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+	sockmig_udp_group_destroy(g);
+	sockmig_udp_group_close(g);
+	return rc;
+}
+
+/* A service given CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (the plaintext
+ * program's verifier needs CAP_PERFMON: pointer arithmetic) makes a
+ * quic-lb group, plaintext and encrypted, and it routes: the encrypted
+ * program needs nothing more than the plaintext one. Its stack offsets,
+ * which without CAP_PERFMON must be constant, are checked apart
+ * (test_udp_quic_enc_stack.c): with CAP_PERFMON the kernel allows both. */
+SM_TEST(caps_udp_quic_lb_enc_as_plaintext)
+{
+	static const uint8_t key[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+	const uint64_t caps = 1ULL << CAP_BPF | 1ULL << CAP_NET_ADMIN | 1ULL << CAP_PERFMON;
+
+	for (int enc = 0; enc < 2; enc++) {
+		int st = -1;
+		pid_t c;
+
+		fflush(stdout);
+		c = fork();
+		if (c == 0)
+			_exit(keep_only(caps) ? route_one_cid(enc ? key : NULL) : 3);
+		if (!ASSERT_TRUE(c > 0 && waitpid(c, &st, 0) == c, "the child") ||
+		    !ASSERT_TRUE(
+			    WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			    enc ? "encrypted: routed with the plaintext's capabilities"
+				: "plaintext: routed with CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON"))
+			return SM_FAIL;
+	}
+	return SM_PASS;
 }

@@ -108,10 +108,54 @@ SM_PURE(quic_key_file_refused_unless_private_and_a_key)
 	if (!ASSERT_EQ(ct_run(args, out, sizeof(out), err, sizeof(err)), 2, "mode flow") ||
 	    !ASSERT_TRUE(strstr(err, "quic-lb only"), "says why"))
 		return unlink(path), SM_FAIL;
+	/* bench udp makes no group of a key: refused, not read and ignored */
+	snprintf(args, sizeof(args), "bench udp --mode quic-lb --quic-key-file %s", path);
+	if (!ASSERT_EQ(ct_run(args, out, sizeof(out), err, sizeof(err)), 2, "bench udp") ||
+	    !ASSERT_EQ(ct_lines(err), 1, "one line") ||
+	    !ASSERT_TRUE(strstr(err, "udp-cost"), "says for what"))
+		return unlink(path), SM_FAIL;
 	unlink(path);
 	snprintf(args, sizeof(args), "bench udp-cost --mode quic-lb --quic-key-file %s",
 		 "/nonexistent/key");
 	if (!ASSERT_EQ(ct_run(args, out, sizeof(out), err, sizeof(err)), 2, "no such file"))
+		return SM_FAIL;
+	return SM_PASS;
+}
+
+/* A key "file" that is no regular file: refused at once in one line, the
+ * open itself not waiting for a writer (O_NONBLOCK); nor a symbolic link,
+ * even to a good key file. */
+SM_PURE(quic_key_file_refused_unless_a_regular_file)
+{
+	char out[4096], err[4096], path[80], key[64], args[256];
+	int st;
+
+	if (!ct_have_tool())
+		return SKIP("no .output/sockmig: run from the repository root");
+	snprintf(path, sizeof(path), "/tmp/sockmig-key-fifo-%d", (int)getpid());
+	unlink(path);
+	if (!ASSERT_OK(mkfifo(path, 0600), "a FIFO"))
+		return SM_FAIL;
+	snprintf(args, sizeof(args), "bench udp-cost --mode quic-lb --quic-key-file %s", path);
+	st = ct_run(args, out, sizeof(out), err, sizeof(err));
+	unlink(path);
+	if (!ASSERT_EQ(st, 2, "a FIFO: exit 2") || !ASSERT_EQ(ct_lines(err), 1, "one line") ||
+	    !ASSERT_TRUE(strstr(err, "not a regular file"), "says why"))
+		return SM_FAIL;
+	/* a symbolic link to a good key file: not followed (O_NOFOLLOW) */
+	if (!ASSERT_OK(key_file(key, "0123456789abcdef", 16, 0600), "key file"))
+		return SM_FAIL;
+	snprintf(path, sizeof(path), "%s.link", key);
+	st = symlink(key, path);
+	snprintf(args, sizeof(args), "bench udp-cost --mode quic-lb --quic-key-file %s", path);
+	if (ASSERT_OK(st, "a symbolic link to it"))
+		st = ct_run(args, out, sizeof(out), err, sizeof(err));
+	else
+		st = -1;
+	unlink(path);
+	unlink(key);
+	if (!ASSERT_EQ(st, 2, "a symbolic link: exit 2") ||
+	    !ASSERT_EQ(ct_lines(err), 1, "one line") || !ASSERT_TRUE(strstr(err, path), "names it"))
 		return SM_FAIL;
 	return SM_PASS;
 }

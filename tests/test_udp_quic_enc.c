@@ -9,6 +9,7 @@
  * key is fixed when it is made. The rig is test_udp_quic.c's, cut down.
  */
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -341,6 +342,47 @@ SM_TEST(udp_quic_enc_cids_to_a_plaintext_group_misroute)
 	return ret;
 }
 
+/* Every CID length the program decrypts, 8 to 20 but 17 (refused): one
+ * short-header datagram to each member's CID reaches that member. */
+#define AL_MEMBERS 4
+
+SM_TEST(udp_quic_enc_routes_every_cid_length)
+{
+	struct sockmig_quic_stats qst;
+	uint8_t cid[SOCKMIG_QUIC_CID_MAX], d[256];
+	int who[AL_MEMBERS];
+
+	for (uint32_t cl = 8; cl <= SOCKMIG_QUIC_CID_MAX; cl++) {
+		struct qs q = {0};
+		int ok = 1;
+
+		if (cl == 17)
+			continue;
+		if (!ASSERT_OK(qs_start(&q, cl, RB_CR, key_a), "start"))
+			ok = 0;
+		for (int k = 0; ok && k < AL_MEMBERS; k++)
+			ok = ASSERT_EQ(qs_add(&q, 1), k, "a member");
+		for (int k = 0; ok && k < AL_MEMBERS; k++)
+			ok = ASSERT_EQ(sockmig_quic_cid_encode(q.g, q.pfd[k].fd, cid, cl), (int)cl,
+				       "encode") &&
+			     ASSERT_OK(send_from(&q, k, 43000 + k, d,
+						 quic_short(d, cid, cl, (uint32_t)k, cl)),
+				       "send");
+		if (ok) {
+			qs_collect(&q, AL_MEMBERS, cl, who, AL_MEMBERS);
+			for (int k = 0; ok && k < AL_MEMBERS; k++)
+				ok = ASSERT_EQ(who[k], k, "to the CID's member");
+		}
+		ok = ok && ASSERT_OK(sockmig_quic_stats_read(q.g, &qst), "quic stats") &&
+		     ASSERT_EQ(qst.hits, AL_MEMBERS, "CID hits");
+		printf("%u-octet CIDs: %s\n", cl, ok ? "each at its member" : "misrouted");
+		qs_stop(&q);
+		if (!ok)
+			return SM_FAIL;
+	}
+	return SM_PASS;
+}
+
 /* Open the group of 127.0.0.1:UR_PORT with these options; NULL, errno. */
 static struct sockmig_udp_group *open_with(enum sockmig_udp_mode mode, uint32_t cid_len,
 					   const uint8_t *key)
@@ -461,6 +503,75 @@ SM_TEST(udp_quic_enc_group_made_again_with_its_key)
 		ret = SM_PASS;
 out:
 	sockmig_udp_group_close(b);
+	qs_stop(&q);
+	return ret;
+}
+
+/* The name of the program pinned for group @g ("" when none). */
+static void pinned_prog(struct sockmig_udp_group *g, char *name, size_t len)
+{
+	struct bpf_prog_info info = {};
+	__u32 il = sizeof(info);
+	char pin[300];
+	int fd;
+
+	snprintf(pin, sizeof(pin), "%s/%s/prog", SOCKMIG_PIN_ROOT, sockmig_udp_group_name(g));
+	fd = bpf_obj_get(pin);
+	name[0] = '\0';
+	if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &il) == 0)
+		snprintf(name, len, "%s", info.name);
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * A plaintext group whose program pin went missing, opened with a key:
+ * EEXIST, and the program pinned again is the plaintext one (the pinned
+ * config decides, not the opener's key), so a member that joins later
+ * through another handle still gets plaintext CIDs to their member.
+ */
+SM_TEST(udp_quic_enc_key_does_not_replace_a_plaintext_program)
+{
+	struct sockmig_udp_group *h = NULL;
+	char name[BPF_OBJ_NAME_LEN], pin[300];
+	int who[20], ret = SM_FAIL, k;
+	uint8_t cid[12], d[256];
+	struct qs q = {0};
+
+	if (!ASSERT_OK(qs_start(&q, 12, 0, NULL), "a plaintext group") ||
+	    !ASSERT_TRUE(qs_add(&q, 1) == 0, "a member"))
+		goto out;
+	snprintf(pin, sizeof(pin), "%s/%s/prog", SOCKMIG_PIN_ROOT, sockmig_udp_group_name(q.g));
+	if (!ASSERT_OK(unlink(pin), "its program pin removed") ||
+	    !ASSERT_TRUE(!open_with(SOCKMIG_UDP_MODE_QUIC_LB, 0, key_a) && errno == EEXIST,
+			 "opened with a key: EEXIST"))
+		goto out;
+	pinned_prog(q.g, name, sizeof(name));
+	printf("pinned program: %s\n", name[0] ? name : "(none)");
+	if (!ASSERT_TRUE(strcmp(name, "sockmig_udp") == 0, "the plaintext program pinned") ||
+	    !ASSERT_TRUE((h = sockmig_udp_group_open_name(sockmig_udp_group_name(q.g), NULL)),
+			 "open by name"))
+		goto out;
+	sockmig_udp_group_close(q.g);
+	q.g = h; /* the next member joins through it, with the pinned program */
+	h = NULL;
+	if (!ASSERT_TRUE(qs_add(&q, 1) == 1, "a member through the new handle"))
+		goto out;
+	for (k = 0; k < 2; k++) {
+		if (!ASSERT_EQ(sockmig_quic_cid_encode(q.g, q.pfd[k].fd, cid, sizeof(cid)), 12,
+			       "encode"))
+			goto out;
+		for (int c = 0; c < 20; c++)
+			if (send_from(&q, k, 42000 + c, d, quic_short(d, cid, 12, (uint32_t)c, 9)) <
+			    0)
+				goto out;
+		qs_collect(&q, 20, 9, who, 20);
+		for (int c = 0; c < 20; c++)
+			if (!ASSERT_EQ(who[c], k, "to the CID's member"))
+				goto out;
+	}
+	ret = SM_PASS;
+out:
 	qs_stop(&q);
 	return ret;
 }
