@@ -6,7 +6,7 @@
  * across flips, reach the socket whose encrypted CID they carry; the same
  * CIDs sent to a plaintext group misroute (the baseline: the program
  * decrypts, it does not read the ciphertext as a server ID); a group's
- * key is fixed when it is made. The rig is test_udp_quic.c's, cut down.
+ * key is fixed when it is made. The rig is quic_rig.c, as test_udp_quic.c's.
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -18,273 +18,61 @@
 
 #include "harness.h"
 #include "sockmig.h"
+#include "quic_rig.h"
 #include "udp_rig.h"
-
-#define QMAX	  96
-#define TRAILER	  8 /* flow and seq, at the end of every datagram */
-#define INIT_SIZE 1200
 
 static const uint8_t key_a[16] = {0x8f, 0x95, 0xf0, 0x92, 0x45, 0x76, 0x5f, 0x80,
 				  0x25, 0x69, 0x34, 0xe5, 0x0c, 0x66, 0x20, 0x7f};
 static const uint8_t key_b[16] = {0xfd, 0xf7, 0x26, 0xa9, 0x89, 0x3e, 0xc0, 0x5c,
 				  0x06, 0x32, 0xd3, 0x95, 0x66, 0x80, 0xba, 0xf0};
 
-struct qs {
-	struct sockmig_udp_group *g;
-	struct sockaddr_in addr;
-	struct pollfd pfd[QMAX];
-	int n;
-	unsigned long long drops0;
-	long sent, got, lost;
-};
-
+/* A quic-lb group of @cid_len, config rotation @cr and @key (NULL:
+ * plaintext; quic_rig.h). */
 static int qs_start(struct qs *q, uint32_t cid_len, uint32_t cr, const uint8_t *key)
 {
 	SOCKMIG_OPTS(sockmig_udp_group_opts, go, .mode = SOCKMIG_UDP_MODE_QUIC_LB,
 		     .quic_cid_len = cid_len, .quic_config_id = cr, .quic_key = key);
 
-	memset(q, 0, sizeof(*q));
-	for (int i = 0; i < QMAX; i++)
-		q->pfd[i].fd = -1;
-	q->drops0 = ur_backlog_drops();
-	q->addr.sin_family = AF_INET;
-	q->addr.sin_port = htons(UR_PORT);
-	q->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	q->g = sockmig_udp_group_open((struct sockaddr *)&q->addr, sizeof(q->addr), &go);
-	if (!q->g) {
-		printf("udp_group_open: %s\n", sockmig_last_error());
-		return -1;
-	}
-	return ur_enough_fds(QMAX + 64);
-}
-
-/* One more member of generation @gen. Its index, or -1. */
-static int qs_add(struct qs *q, uint32_t gen)
-{
-	SOCKMIG_OPTS(sockmig_udp_member_opts, mo, .generation = gen);
-	int one = 1, buf = 4 << 20, fd;
-
-	if (q->n >= QMAX)
-		return -1;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)) < 0 ||
-	    bind(fd, (struct sockaddr *)&q->addr, sizeof(q->addr)) < 0) {
-		printf("server socket: %s\n", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	q->pfd[q->n].fd = fd;
-	q->pfd[q->n].events = POLLIN;
-	if (sockmig_udp_member_add(q->g, fd, &mo) < 0) {
-		printf("member_add: %s\n", sockmig_last_error());
-		return -1;
-	}
-	return q->n++;
-}
-
-static void qs_stop(struct qs *q)
-{
-	for (int i = 0; i < q->n; i++)
-		if (q->pfd[i].fd >= 0)
-			close(q->pfd[i].fd);
-	if (q->g) {
-		sockmig_udp_group_destroy(q->g);
-		sockmig_udp_group_close(q->g);
-	}
-}
-
-static size_t trailer(uint8_t *b, size_t at, uint32_t flow, uint32_t seq)
-{
-	memcpy(b + at, &flow, 4);
-	memcpy(b + at + 4, &seq, 4);
-	return at + TRAILER;
-}
-
-/* A 1-RTT packet: short header, then the server's CID. */
-static size_t quic_short(uint8_t *b, const uint8_t *cid, size_t cl, uint32_t flow, uint32_t seq)
-{
-	b[0] = 0x40;
-	memcpy(b + 1, cid, cl);
-	memset(b + 1 + cl, 0x5a, 24);
-	return trailer(b, 1 + cl + 24, flow, seq);
-}
-
-/* A long-header packet of @type (0 Initial, 2 Handshake) to @dcid. */
-static size_t quic_long(uint8_t *b, int type, const uint8_t *dcid, size_t dl, size_t size,
-			uint32_t flow, uint32_t seq)
-{
-	size_t n = 0;
-
-	b[n++] = (uint8_t)(0xc0 | type << 4);
-	b[n++] = 0, b[n++] = 0, b[n++] = 0, b[n++] = 1;
-	b[n++] = (uint8_t)dl;
-	memcpy(b + n, dcid, dl);
-	n += dl;
-	b[n++] = 8;
-	memset(b + n, 0xc1, 8);
-	n += 8;
-	if (size < n + 24 + TRAILER)
-		size = n + 24 + TRAILER;
-	memset(b + n, 0x5a, size - TRAILER - n);
-	return trailer(b, size - TRAILER, flow, seq);
-}
-
-/* A client's random Initial DCID (config rotation bits 7: exact counts). */
-static void client_dcid(uint8_t *d, size_t len)
-{
-	if (getrandom(d, len, 0) != (ssize_t)len)
-		memset(d, 0x33, len);
-	d[0] |= 0xe0;
-}
-
-/* Send @len octets from 127.1.@net.1, port @port. */
-static int send_from(struct qs *q, int net, int port, const uint8_t *b, size_t len)
-{
-	struct sockaddr_in src = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = -1;
-
-	src.sin_addr.s_addr = htonl(0x7f010001u | (uint32_t)net << 8);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&src, sizeof(src)) == 0 &&
-	    sendto(fd, b, len, 0, (struct sockaddr *)&q->addr, sizeof(q->addr)) == (ssize_t)len)
-		rc = 0;
-	else
-		printf("client 127.1.%d.1:%d: %s\n", net, port, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	q->sent += rc == 0;
-	return rc;
-}
-
-/* Read until @want datagrams of round @seq arrived (or 5 s): who[flow] =
- * the index of the socket that got it. */
-static void qs_collect(struct qs *q, long want, uint32_t seq, int *who, int nflows)
-{
-	uint64_t end = ur_now_ms() + 5000;
-	uint8_t b[2048];
-	long got = 0;
-
-	for (int i = 0; i < nflows; i++)
-		who[i] = -1;
-	while (got < want && ur_now_ms() < end) {
-		if (poll(q->pfd, (nfds_t)q->n, 100) <= 0)
-			continue;
-		for (int k = 0; k < q->n; k++) {
-			ssize_t len;
-
-			if (q->pfd[k].fd < 0 || !(q->pfd[k].revents & POLLIN))
-				continue;
-			while ((len = recv(q->pfd[k].fd, b, sizeof(b), 0)) >= TRAILER) {
-				uint32_t flow, s;
-
-				memcpy(&flow, b + len - TRAILER, 4);
-				memcpy(&s, b + len - 4, 4);
-				if (s != seq || flow >= (uint32_t)nflows || who[flow] >= 0)
-					continue;
-				who[flow] = k;
-				got++;
-			}
-		}
-	}
-	q->got += got;
-	q->lost += want - got;
-}
-
-static long qs_unexplained_lost(struct qs *q)
-{
-	long drops = (long)(ur_backlog_drops() - q->drops0);
-
-	if (q->lost)
-		printf("%ld datagrams lost, %ld input backlog drops meanwhile\n", q->lost, drops);
-	return q->lost > drops ? q->lost - drops : 0;
+	return qs_open(q, &go);
 }
 
 /* ---- NAT rebinding across flips, encrypted CIDs ------------------------- */
 
 #define RB_CONNS 600
 #define RB_FLIPS 30
-#define RB_PER	 (RB_CONNS / RB_FLIPS)
 #define RB_CR	 3
 
-struct rb_result {
-	long mis, est_sent, est_lost, init_lost;
-	int owners;
-};
-
 /*
- * Round r (0 to RB_FLIPS): a flip (2 members of generation r + 1 join),
- * RB_PER new connections (an Initial each; its owner is the socket that
- * gets it), and one datagram of every older connection (1-RTT or
- * Handshake) to the CID of its owner, from an address and port of its own
- * this round. The CID is encrypted with @key: minted by the group when
- * @key is NULL (an encrypted group), else built from the slot and
- * generation that the (plaintext) group's CID names, encrypted with @key:
- * what an encrypted group with these members would have minted.
+ * The CID of a connection that socket @k owns, encrypted: minted by the
+ * group when @arg (a key) is NULL (an encrypted group), else built from
+ * the slot and generation that the (plaintext) group's CID names,
+ * encrypted with the key: what an encrypted group with these members
+ * would have minted.
  */
-static int rebinding_run(struct qs *q, uint32_t cl, const uint8_t *key, struct rb_result *res)
+static int mint(struct qs *q, int k, uint8_t *cid, uint32_t len, void *arg)
 {
-	static int owner[RB_CONNS], who[RB_CONNS];
-	static uint8_t cid[RB_CONNS][SOCKMIG_QUIC_CID_MAX];
-	static bool owns[QMAX];
 	struct sockmig_quic_cid_info info;
-	uint8_t b[2048], d[8];
-	size_t len;
 
-	memset(res, 0, sizeof(*res));
-	memset(owns, 0, sizeof(owns));
-	for (int r = 0; r <= RB_FLIPS; r++) {
-		int est = r * RB_PER, end = r < RB_FLIPS ? est + RB_PER : est;
-
-		if (qs_add(q, (uint32_t)r + 1) < 0 || qs_add(q, (uint32_t)r + 1) < 0)
-			return -1;
-		for (int c = 0; c < est; c++) {
-			if (owner[c] < 0)
-				continue;
-			len = (r + c) % 2 ? quic_long(b, 2, cid[c], cl, 0, (uint32_t)c, (uint32_t)r)
-					  : quic_short(b, cid[c], cl, (uint32_t)c, (uint32_t)r);
-			if (send_from(q, r, 40000 + c, b, len) < 0)
-				return -1;
-			res->est_sent++;
-		}
-		for (int c = est; c < end; c++) {
-			client_dcid(d, 8);
-			len = quic_long(b, 0, d, 8, INIT_SIZE, (uint32_t)c, (uint32_t)r);
-			if (send_from(q, r, 40000 + c, b, len) < 0)
-				return -1;
-		}
-		qs_collect(q, q->sent - q->got - q->lost, (uint32_t)r, who, RB_CONNS);
-		for (int c = 0; c < est; c++) {
-			if (owner[c] < 0)
-				continue;
-			if (who[c] < 0)
-				res->est_lost++;
-			else if (who[c] != owner[c])
-				res->mis++;
-		}
-		for (int c = est; c < end; c++) {
-			owner[c] = who[c];
-			if (who[c] < 0) {
-				res->init_lost++;
-				continue;
-			}
-			owns[who[c]] = true;
-			if (!ASSERT_EQ(sockmig_quic_cid_encode(q->g, q->pfd[who[c]].fd, cid[c], cl),
-				       (int)cl, "encode"))
-				return -1;
-			if (key &&
-			    (!ASSERT_OK(sockmig_quic_cid_decode(cid[c], cl, &info), "decode") ||
-			     !ASSERT_EQ(sockmig_quic_cid_build_key(&info, key, cid[c], cl), (int)cl,
-					"build with the key")))
-				return -1;
-		}
-	}
-	for (int k = 0; k < QMAX; k++)
-		res->owners += owns[k];
-	printf("%u-octet CIDs: sent %ld (%ld of established connections), lost %ld, to a "
-	       "non-owner %ld, %d owners\n",
-	       cl, q->sent, res->est_sent, q->lost, res->mis, res->owners);
+	if (!ASSERT_EQ(sockmig_quic_cid_encode(q->g, q->pfd[k].fd, cid, len), (int)len, "encode"))
+		return -1;
+	if (arg && (!ASSERT_OK(sockmig_quic_cid_decode(cid, len, &info), "decode") ||
+		    !ASSERT_EQ(sockmig_quic_cid_build_key(&info, arg, cid, len), (int)len,
+			       "build with the key")))
+		return -1;
 	return 0;
+}
+
+/* qr_rebinding_run() with RB_CONNS connections over RB_FLIPS flips, CIDs
+ * of @cl octets encrypted as mint() says. */
+static int rebinding_run(struct qs *q, uint32_t cl, const uint8_t *key, struct qr_rebind *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->conns = RB_CONNS;
+	res->flips = RB_FLIPS;
+	res->cid_len = cl;
+	res->mint = mint;
+	res->arg = (void *)key;
+	return qr_rebinding_run(q, res);
 }
 
 /* Lengths: even and odd plaintexts (11 and 18 octets), the longest. */
@@ -294,7 +82,7 @@ SM_TEST(udp_quic_enc_follows_rebinding_clients_across_flips)
 {
 	struct sockmig_quic_stats qst;
 	struct sockmig_udp_stats st;
-	struct rb_result res;
+	struct qr_rebind res;
 	struct qs q = {0};
 
 	for (size_t i = 0; i < sizeof(rb_lens) / sizeof(rb_lens[0]); i++) {
@@ -326,7 +114,7 @@ SM_TEST(udp_quic_enc_follows_rebinding_clients_across_flips)
 SM_TEST(udp_quic_enc_cids_to_a_plaintext_group_misroute)
 {
 	struct sockmig_quic_stats qst;
-	struct rb_result res;
+	struct qr_rebind res;
 	struct qs q = {0};
 	int ret = SM_FAIL;
 
@@ -365,8 +153,8 @@ SM_TEST(udp_quic_enc_routes_every_cid_length)
 		for (int k = 0; ok && k < AL_MEMBERS; k++)
 			ok = ASSERT_EQ(sockmig_quic_cid_encode(q.g, q.pfd[k].fd, cid, cl), (int)cl,
 				       "encode") &&
-			     ASSERT_OK(send_from(&q, k, 43000 + k, d,
-						 quic_short(d, cid, cl, (uint32_t)k, cl)),
+			     ASSERT_OK(qs_send_from(&q, k, 43000 + k, d,
+						    qr_short(d, cid, cl, (uint32_t)k, cl)),
 				       "send");
 		if (ok) {
 			qs_collect(&q, AL_MEMBERS, cl, who, AL_MEMBERS);
@@ -490,8 +278,8 @@ SM_TEST(udp_quic_enc_group_made_again_with_its_key)
 		    !ASSERT_LE(info.slot, 1, "its slot, decrypted"))
 			goto out;
 		for (int c = 0; c < 20; c++)
-			if (send_from(&q, k, 41000 + c, d, quic_short(d, cid, 12, (uint32_t)c, 7)) <
-			    0)
+			if (qs_send_from(&q, k, 41000 + c, d,
+					 qr_short(d, cid, 12, (uint32_t)c, 7)) < 0)
 				goto out;
 		qs_collect(&q, 20, 7, who, 20);
 		for (int c = 0; c < 20; c++)
@@ -562,8 +350,8 @@ SM_TEST(udp_quic_enc_key_does_not_replace_a_plaintext_program)
 			       "encode"))
 			goto out;
 		for (int c = 0; c < 20; c++)
-			if (send_from(&q, k, 42000 + c, d, quic_short(d, cid, 12, (uint32_t)c, 9)) <
-			    0)
+			if (qs_send_from(&q, k, 42000 + c, d,
+					 qr_short(d, cid, 12, (uint32_t)c, 9)) < 0)
 				goto out;
 		qs_collect(&q, 20, 9, who, 20);
 		for (int c = 0; c < 20; c++)
