@@ -209,9 +209,15 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 	err = bpf_map__set_max_entries(skel->maps.flows, flow_entries(flow_max));
 	if (!err)
 		err = udp_bpf__load(skel);
+	if (err == -EACCES && sockmig_missing_cap())
+		err = -EPERM; /* the verifier's refusal of an unprivileged loader */
 	if (err) {
-		sm_fail(-err, "cannot load the UDP group program: %s%s", strerror(-err),
-			-err == EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)" : "");
+		const char *cap = sockmig_missing_cap();
+
+		sm_fail(-err, "cannot load the UDP group program: %s%s%s%s", strerror(-err),
+			err == -EPERM ? " (needs " : "",
+			err == -EPERM ? (cap ? cap : "CAP_BPF and CAP_PERFMON") : "",
+			err == -EPERM ? ", or root)" : "");
 		goto out;
 	}
 	snprintf(pin, sizeof(pin), "%s/prog", g->base.path);

@@ -587,3 +587,52 @@ SM_TEST(caps_udp_quic_lb_enc_as_plaintext)
 	}
 	return SM_PASS;
 }
+
+/* In this process (a child's, its capabilities reduced): a flow group on
+ * 127.0.0.1:QPORT + 1 and one member. 0 when the member is refused with
+ * EPERM and a line that names CAP_PERFMON. */
+static int refused_naming_perfmon(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(QPORT + 1)};
+	struct sockmig_udp_group *g;
+	int fd, one = 1, rc = 3, err;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	g = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), NULL);
+	if (!g) {
+		printf("udp_group_open: %s\n", sockmig_last_error());
+		return errno == EPERM && strstr(sockmig_last_error(), "CAP_PERFMON") ? 0 : 2;
+	}
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0 &&
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+		err = sockmig_udp_member_add(g, fd, NULL);
+		printf("member_add: %d, %s\n", err, sockmig_last_error());
+		rc = err == -EPERM && strstr(sockmig_last_error(), "CAP_PERFMON") ? 0 : 2;
+	}
+	if (fd >= 0)
+		close(fd);
+	sockmig_udp_group_destroy(g);
+	sockmig_udp_group_close(g);
+	return rc;
+}
+
+/* Without CAP_PERFMON the kernel refuses a UDP group's program (EACCES
+ * from the verifier): the caller gets EPERM and a line naming what is
+ * missing, as the TCP policy's does. */
+SM_TEST(caps_udp_group_without_perfmon_names_it)
+{
+	const uint64_t caps = 1ULL << CAP_BPF | 1ULL << CAP_NET_ADMIN;
+	int st = -1;
+	pid_t c;
+
+	fflush(stdout);
+	c = fork();
+	if (c == 0)
+		_exit(keep_only(caps) ? refused_naming_perfmon() : 3);
+	return ASSERT_TRUE(c > 0 && waitpid(c, &st, 0) == c, "the child") &&
+			       ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+					   "refused with EPERM, naming CAP_PERFMON")
+		       ? SM_PASS
+		       : SM_FAIL;
+}
