@@ -20,6 +20,9 @@
  * A bench, not a suite case: skips unless SOCKMIG_QUIC_CONNS_SECS (the
  * clients' run, seconds) is set; `make bench-quic-conns` (65 s: 15 s of
  * ramp, then 50 flips with every connection up). Needs make quic-root.
+ *
+ * The same programs make two suite cases of clients that move (NAT
+ * rebinding), in mode quic-lb and in mode flow: see rebind_case().
  */
 #include <errno.h>
 #include <signal.h>
@@ -49,7 +52,14 @@
 #define QC_LINE	     8192
 #define QC_GENS	     (QC_SECS_MAX * 1000 / QC_FLIP_MS + 1)
 
-enum qc_kind { QC_RECEIVE, QC_PLAIN };
+enum qc_kind { QC_RECEIVE, QC_PLAIN, QC_LB };
+
+/* A run's shape: the bench's (qc_bench()), or a rebinding case's. */
+struct qc_cfg {
+	enum qc_kind kind;
+	long secs, conns;
+	int flip_ms, ramp_secs, cid_len, rebind_ms;
+};
 
 /* A positive number from @name, else @def; 0 with one line when bad. */
 static long qc_env(const char *name, long def, long max)
@@ -84,6 +94,7 @@ static bool qc_line(struct tp_proc *p, char *line, size_t len, const char *word,
 struct qc_res {
 	char cli[QC_PROCS][QC_LINE], srv[QC_LINE];
 	struct sockmig_udp_stats st;
+	struct sockmig_quic_stats qst;
 	long rcvbuf_errors;
 };
 
@@ -109,25 +120,35 @@ static long qc_rcvbuf_errors(void)
 	return n;
 }
 
-/* The server, the clients ("held"), "go" to all, their ends, the server's. */
-static int qc_run(struct qt_env *env, enum qc_kind kind, long secs, long conns, struct qc_res *r)
+/* The server, the clients ("held"), "go" to all, their ends, the server's.
+ * In mode quic-lb the case makes the group (of cfg's CID length) and the
+ * server mints its CIDs; otherwise the server makes it (mode flow). */
+static int qc_run(struct qt_env *env, const struct qc_cfg *cfg, struct qc_res *r)
 {
 	struct tp_proc srv = TP_PROC_INIT, cli[QC_PROCS];
 	struct sockmig_udp_group *g = NULL;
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(QC_PORT)};
-	long flips = secs * 1000 / QC_FLIP_MS;
+	SOCKMIG_OPTS(sockmig_udp_group_opts, lb, .mode = SOCKMIG_UDP_MODE_QUIC_LB,
+		     .quic_cid_len = (uint32_t)cfg->cid_len);
+	long flips = cfg->secs * 1000 / cfg->flip_ms;
 	char args[200], line[256], name[16];
 	int ret = SM_FAIL, i;
 
 	for (i = 0; i < QC_PROCS; i++)
 		cli[i] = (struct tp_proc)TP_PROC_INIT;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	snprintf(args, sizeof(args), "--port=%d --flip-ms=%d --flips=%ld --grace=%d %s", QC_PORT,
-		 QC_FLIP_MS, flips, QC_GRACE, kind == QC_PLAIN ? "--plain" : "");
+	if (cfg->kind == QC_LB) {
+		g = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), &lb);
+		if (!ASSERT_TRUE(g != NULL, "a quic-lb group"))
+			goto out;
+	}
+	snprintf(args, sizeof(args), "--port=%d --flip-ms=%d --flips=%ld --grace=%d --cid-len=%d %s",
+		 QC_PORT, cfg->flip_ms, flips, QC_GRACE, cfg->cid_len,
+		 cfg->kind == QC_PLAIN ? "--plain" : cfg->kind == QC_LB ? "--mint" : "");
 	if (!qt_start(env, &srv, "server", "quic_conns_server.py", args) ||
 	    !qc_line(&srv, line, sizeof(line), "ready", QC_READY_MS))
 		goto out;
-	if (kind != QC_PLAIN) {
+	if (cfg->kind == QC_RECEIVE) {
 		g = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), NULL);
 		if (!ASSERT_TRUE(g != NULL, "the server's udp group"))
 			goto out;
@@ -135,9 +156,9 @@ static int qc_run(struct qt_env *env, enum qc_kind kind, long secs, long conns, 
 	for (i = 0; i < QC_PROCS; i++) {
 		snprintf(args, sizeof(args),
 			 "--port=%d --conns=%ld --ramp-secs=%d --secs=%ld --interval-ms=%d "
-			 "--timeout=5",
-			 QC_PORT, conns / QC_PROCS + (i < conns % QC_PROCS), QC_RAMP_SECS, secs,
-			 QC_IVAL_MS);
+			 "--timeout=5 --rebind-ms=%d",
+			 QC_PORT, cfg->conns / QC_PROCS + (i < cfg->conns % QC_PROCS),
+			 cfg->ramp_secs, cfg->secs, QC_IVAL_MS, cfg->rebind_ms);
 		snprintf(name, sizeof(name), "client%d", i);
 		if (!qt_start(env, &cli[i], name, "quic_conns_client.py", args) ||
 		    !qc_line(&cli[i], line, sizeof(line), "held", QC_READY_MS))
@@ -149,7 +170,8 @@ static int qc_run(struct qt_env *env, enum qc_kind kind, long secs, long conns, 
 		if (!tp_proc_cmd(&cli[i], "go"))
 			goto out;
 	for (i = 0; i < QC_PROCS; i++) {
-		if (!qc_line(&cli[i], r->cli[i], sizeof(r->cli[i]), "{", (secs + 20) * 1000ULL))
+		if (!qc_line(&cli[i], r->cli[i], sizeof(r->cli[i]), "{",
+			     (cfg->secs + 20) * 1000ULL))
 			goto out;
 		if (tp_wait_exit(cli[i].pid, 10000) != 0) {
 			printf("%s did not exit 0\n", cli[i].name);
@@ -170,6 +192,8 @@ static int qc_run(struct qt_env *env, enum qc_kind kind, long secs, long conns, 
 	srv.pid = 0;
 	r->rcvbuf_errors = qc_rcvbuf_errors();
 	if (g && !ASSERT_OK(sockmig_udp_stats_read(g, &r->st), "stats"))
+		goto out;
+	if (cfg->kind == QC_LB && !ASSERT_OK(sockmig_quic_stats_read(g, &r->qst), "quic stats"))
 		goto out;
 	ret = SM_PASS;
 out:
@@ -335,7 +359,14 @@ static int conns_case(enum qc_kind kind)
 		ret = SKIP("%s", why);
 		goto out;
 	}
-	if (ret != SM_PASS || (ret = qc_run(env, kind, secs, conns, r)) != SM_PASS)
+	if (ret != SM_PASS)
+		goto out;
+	ret = qc_run(env,
+		     &(struct qc_cfg){.kind = kind, .secs = secs, .conns = conns,
+				      .flip_ms = QC_FLIP_MS, .ramp_secs = QC_RAMP_SECS,
+				      .cid_len = SOCKMIG_QUIC_CID_DEFAULT},
+		     r);
+	if (ret != SM_PASS)
 		goto out;
 	ret = SM_FAIL;
 	for (int i = 0; i < QC_PROCS; i++)
@@ -423,4 +454,101 @@ SM_LONG(udp_quic_conns_receive, 240)
 SM_LONG(udp_quic_conns_plain, 240)
 {
 	return conns_case(QC_PLAIN);
+}
+
+/*
+ * NAT rebinding under flips, a suite case: RB_CONNS connections, each moving
+ * to a new source port every RB_REBIND_MS once its answer came, across a
+ * flip every RB_FLIP_MS. A moved connection's datagrams are a new flow.
+ * 1. mode quic-lb, the server minting its CIDs with libsockmig: the group
+ *    routes them by CID to the generation that owns the connection:
+ *    every connection alive to the end, 0 strays, 0 misroutes;
+ * 2. the baseline, mode flow (learn on receive): a moved connection's next
+ *    datagram is a new flow, for the working generation: misroutes.
+ */
+#define RB_CONNS     60
+#define RB_SECS	     8
+#define RB_RAMP_SECS 2
+#define RB_FLIP_MS   500
+#define RB_REBIND_MS 700
+#define RB_CID_LEN   12 /* not aioquic's 8-octet PATH_CHALLENGE data, nor a client's DCID */
+
+static int rebind_case(enum qc_kind kind)
+{
+	static const char *const need[] = {"libsockmig.so.0", "tests/servers/quic_server.py",
+					   "tests/servers/quic_conns_server.py",
+					   "tests/servers/quic_conns_client.py", NULL};
+	const struct qc_cfg cfg = {.kind = kind,
+				   .secs = RB_SECS,
+				   .conns = RB_CONNS,
+				   .flip_ms = RB_FLIP_MS,
+				   .ramp_secs = RB_RAMP_SECS,
+				   .cid_len = RB_CID_LEN,
+				   .rebind_ms = RB_REBIND_MS};
+	struct qt_env *env = calloc(1, sizeof(*env));
+	struct qc_res *r = calloc(1, sizeof(*r));
+	long misroutes, rebinds;
+	char why[PATH_MAX + 128];
+	int ret = SM_FAIL;
+
+	if (!env || !r)
+		goto out;
+	ret = qt_enter(env, need, why, sizeof(why));
+	if (ret == SM_SKIP) {
+		ret = SKIP("%s", why);
+		goto out;
+	}
+	if (ret != SM_PASS || (ret = qc_run(env, &cfg, r)) != SM_PASS)
+		goto out;
+	ret = SM_FAIL;
+	for (int i = 0; i < QC_PROCS; i++)
+		printf("  client %d: %s\n", i, r->cli[i]);
+	printf("  server: %s\n", r->srv);
+	misroutes = qt_json_num(r->srv, "misroutes");
+	rebinds = qc_sum(r, "rebinds", 0);
+	printf("  %s: %ld rebinds over %ld flips; %ld alive of %d, %ld closed early; server: "
+	       "%ld strays, %ld misroutes, %ld CIDs minted\n",
+	       kind == QC_LB ? "quic-lb" : "flow", rebinds, qt_json_num(r->srv, "flips"),
+	       qc_sum(r, "alive", 0), RB_CONNS, qc_sum(r, "closed_early", 0),
+	       qt_json_num(r->srv, "strays"), misroutes, qt_json_num(r->srv, "minted"));
+	printf("  group: %llu new flows, %llu hits, %llu fallbacks, %llu kernel hash; CIDs: "
+	       "%llu hits, %llu stale, %llu other\n",
+	       (unsigned long long)r->st.new_flows, (unsigned long long)r->st.flow_hits,
+	       (unsigned long long)r->st.fallbacks, (unsigned long long)r->st.kernel_hash,
+	       (unsigned long long)r->qst.hits, (unsigned long long)r->qst.stale,
+	       (unsigned long long)r->qst.other);
+	if (!ASSERT_EQ(qt_json_num(r->srv, "flips"), RB_SECS * 1000 / RB_FLIP_MS, "flips") ||
+	    !ASSERT_EQ(qc_sum(r, "established", 0), RB_CONNS, "connections established") ||
+	    !ASSERT_TRUE(rebinds >= 3 * RB_CONNS, "3 rebinds a connection or more"))
+		goto out;
+	if (kind == QC_LB) {
+		if (!ASSERT_EQ(qc_sum(r, "alive", 0), RB_CONNS, "connections alive at the end") ||
+		    !ASSERT_EQ(qc_sum(r, "closed_early", 0), 0, "connections closed early") ||
+		    !ASSERT_EQ(qt_json_num(r->srv, "strays"), 0, "strays") ||
+		    !ASSERT_EQ(misroutes, 0, "datagrams to a non-owning generation") ||
+		    !ASSERT_GT(qt_json_num(r->srv, "minted"), RB_CONNS, "CIDs minted") ||
+		    !ASSERT_GT(r->qst.hits, 0, "datagrams routed by CID") ||
+		    !ASSERT_EQ(r->qst.stale, 0, "stale CIDs") ||
+		    !ASSERT_EQ(r->st.kernel_hash, 0, "kernel hash"))
+			goto out;
+	} else if (!ASSERT_GT(misroutes, 0, "the baseline misroutes moved connections")) {
+		goto out;
+	}
+	ret = SM_PASS;
+out:
+	if (env && env->dir[0])
+		rmdir(env->dir);
+	free(env);
+	free(r);
+	return ret;
+}
+
+SM_LONG(udp_quic_real_lb_rebind, 90)
+{
+	return rebind_case(QC_LB);
+}
+
+SM_LONG(udp_quic_real_flow_rebind, 90)
+{
+	return rebind_case(QC_RECEIVE);
 }

@@ -4,7 +4,7 @@ connections to 127.0.0.1:PORT, each its own UDP socket (its own flow),
 each sending a PING frame every --interval-ms for the whole run.
 
   quic_conns_client.py --port P --conns N --ramp-secs R --secs S
-                       [--interval-ms MS] [--timeout S]
+                       [--interval-ms MS] [--timeout S] [--rebind-ms MS]
 
 Prints "held", waits for a "go" line on stdin, then opens the N
 connections evenly over R seconds (aioquic's QuicConnection, sans I/O, in
@@ -21,6 +21,11 @@ of each connection alive at the stop, from its first PING (lowest,
 median), the PINGs later than half an interval, the CLOCK_MONOTONIC ms at which every connection was up and
 at which the PINGs stopped, its CPU time. A connection has --timeout seconds for its
 handshake and its answer.
+
+--rebind-ms: a NAT rebinding every MS ms per established connection (its
+first MS ms after its answer): the connection's next datagrams leave from
+a new UDP socket (a new source port), the old one closed; its connection
+ID stays. Counted as "rebinds".
 """
 import argparse
 import heapq
@@ -41,14 +46,16 @@ ALPN = "sockmig-test"
 
 class Conn:
     __slots__ = ("q", "sock", "opened", "up", "gen", "buf", "dead", "timer", "next_ping",
-                 "first_ping", "sent0", "pings", "acked", "sent", "recv", "failed")
+                 "first_ping", "sent0", "pings", "acked", "sent", "recv", "failed", "rebind_at",
+                 "rebinds")
 
     def __init__(self, q, sock, now):
         self.q, self.sock, self.opened = q, sock, now
         self.up, self.gen, self.buf, self.dead, self.timer = None, None, b"", False, None
         self.next_ping = self.first_ping = self.sent0 = None
         self.pings = self.acked = self.sent = self.recv = 0
-        self.failed = None
+        self.failed = self.rebind_at = None
+        self.rebinds = 0
 
 
 class Client:
@@ -82,10 +89,15 @@ class Client:
                 pass
         self.arm(c)
 
-    def open(self, now):
+    @staticmethod
+    def socket():
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
         sock.setblocking(False)
+        return sock
+
+    def open(self, now):
+        sock = self.socket()
         q = QuicConnection(configuration=self.cfg)
         c = Conn(q, sock, now)
         self.conns.append(c)
@@ -106,6 +118,8 @@ class Client:
                 if ev.end_stream and c.buf.startswith(b"gen="):
                     c.gen = int(c.buf[4:].strip())
                     c.next_ping = now + self.ival
+                    if self.a.rebind_ms:
+                        c.rebind_at = now + self.a.rebind_ms / 1000.0
                     self.seq += 1
                     heapq.heappush(self.pings, (c.next_ping, self.seq, c))
             elif isinstance(ev, events.PingAcknowledged):
@@ -113,6 +127,17 @@ class Client:
             elif isinstance(ev, events.ConnectionTerminated):
                 self.drop(c, "closed" if c.gen is not None else "handshake")
             ev = c.q.next_event()
+
+    def rebind(self, c):
+        """c's datagrams from a new source port from now on."""
+        sock = self.socket()
+        self.ep.unregister(c.sock.fileno())
+        del self.by_fd[c.sock.fileno()]
+        c.sock.close()
+        c.sock = sock
+        self.by_fd[sock.fileno()] = c
+        self.ep.register(sock.fileno(), select.EPOLLIN)
+        c.rebinds += 1
 
     def drop(self, c, why):
         if c.dead:
@@ -132,6 +157,9 @@ class Client:
                 continue
             if now - t > self.ival / 2:
                 self.late += 1
+            if c.rebind_at is not None and now >= c.rebind_at:
+                self.rebind(c)
+                c.rebind_at = now + self.a.rebind_ms / 1000.0
             c.q.send_ping(c.pings)
             c.pings += 1
             if c.first_ping is None:
@@ -208,7 +236,7 @@ class Client:
     def report(self, start, stop, all_up):
         now = time.monotonic()
         res = dict(opened=len(self.conns), established=0, failed_handshake=0, closed_early=0,
-                   alive=0, sent=0, recv=0, pings=0, pings_acked=0, late_pings=self.late,
+                   alive=0, rebinds=0, sent=0, recv=0, pings=0, pings_acked=0, late_pings=self.late,
                    all_up_ms=int(all_up * 1000) if all_up else -1, stop_ms=int(now * 1000))
         gens, rates = {}, []
         for c in self.conns:
@@ -234,6 +262,7 @@ class Client:
                 gens[c.gen][0] += 1
                 gens[c.gen][1] += c.sent
             res["alive"] += not c.dead
+            res["rebinds"] += c.rebinds
         rates.sort()
         res["rate_min"] = round(rates[0], 2) if rates else 0
         res["rate_p50"] = round(rates[len(rates) // 2], 2) if rates else 0
@@ -253,9 +282,11 @@ def main():
     ap.add_argument("--secs", type=float, required=True)
     ap.add_argument("--interval-ms", type=float, default=100.0)
     ap.add_argument("--timeout", type=float, default=5.0)
+    ap.add_argument("--rebind-ms", type=float, default=0.0)
     a = ap.parse_args()
     if not 0 < a.port < 65536 or not 1 <= a.conns <= 5000 or not 0 < a.ramp_secs < a.secs or \
-            not a.secs <= 3600 or not 1 <= a.interval_ms <= 10000 or not 0 < a.timeout <= 60:
+            not a.secs <= 3600 or not 1 <= a.interval_ms <= 10000 or not 0 < a.timeout <= 60 or \
+            not (a.rebind_ms == 0 or 10 <= a.rebind_ms <= 600000):
         print("Error: bad arguments", file=sys.stderr)
         sys.exit(1)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -2,8 +2,8 @@
 """The server of tests/test_udp_quic_conns.c: many long-lived aioquic
 connections across generation flips, in one process.
 
-  quic_conns_server.py --port P --flip-ms MS --flips N [--plain]
-                       [--lib PATH] [--grace S] [--max-secs S]
+  quic_conns_server.py --port P --flip-ms MS --flips N [--plain | --mint]
+                       [--cid-len L] [--lib PATH] [--grace S] [--max-secs S]
 
 Binds generation 1 (an SO_REUSEPORT socket of 127.0.0.1:P with a server
 object of its own, registered in the port's UDP group through libsockmig,
@@ -24,12 +24,24 @@ time.
 
 One epoll loop serves every socket; the connections' timers are in a heap,
 so a datagram costs its own connection's work only (1,000 connections).
+--mint: the port's group is of mode quic-lb (the test makes it, of CID
+length --cid-len, default 8): every connection ID an object gives its
+clients is minted for its socket by libsockmig (sockmig_quic_cid_encode()),
+so that the group routes a datagram by its CID, whatever its addresses.
+aioquic has no hook for it: it draws a server's CIDs with
+os.urandom(connection_id_length) in aioquic/quic/connection.py (its
+first CID when a connection is made, the next ones when the handshake is
+done and when a client retires one, all while a datagram is handled), so
+the module's os is replaced by one whose urandom() of that length mints
+for the object whose datagram is being handled.
+
 Runs with the python3 and aioquic of scripts/quic-root's tree; shares the
 certificate and the group's ctypes with quic_server.py.
 """
 import argparse
 import heapq
 import json
+import os
 import resource
 import select
 import signal
@@ -37,6 +49,7 @@ import socket
 import sys
 import time
 
+import aioquic.quic.connection as aioquic_connection
 from aioquic.buffer import Buffer
 from aioquic.quic import events
 from aioquic.quic.connection import QuicConnection
@@ -45,6 +58,23 @@ from aioquic.quic.packet import QuicPacketType, pull_quic_header
 from quic_server import CID_LEN, LEARN, Group, bind, fail, make_config
 
 RCVBUF = 4 << 20
+
+
+class Minter:
+    """What aioquic/quic/connection.py sees as os: urandom() of the CID
+    length mints a CID for socket fd (set before each datagram is handled)."""
+
+    def __init__(self, grp, cid_len):
+        self.grp, self.cid_len, self.fd, self.minted = grp, cid_len, None, 0
+
+    def urandom(self, n):
+        if n != self.cid_len or self.fd is None:
+            return os.urandom(n)
+        self.minted += 1
+        return self.grp.mint(self.fd, n)
+
+    def __getattr__(self, name):
+        return getattr(os, name)
 
 
 class Conn:
@@ -69,6 +99,10 @@ class Loop:
     def __init__(self, a, cfg):
         self.a, self.cfg = a, cfg
         self.grp = None if a.plain else Group(a.lib, a.port, LEARN["receive"])
+        self.minter = None
+        if a.mint:
+            self.minter = Minter(self.grp, a.cid_len)
+            aioquic_connection.os = self.minter
         self.gens = []
         self.by_fd = {}
         self.ep = select.epoll()
@@ -91,9 +125,15 @@ class Loop:
         self.by_fd[sock.fileno()] = g
         self.ep.register(sock.fileno(), select.EPOLLIN)
 
-    def arm(self, c):
-        """Put c's next timer in the heap (an older entry is then stale)."""
+    def arm(self, c, now):
+        """Put c's next timer in the heap (an older entry is then stale).
+        One already due waits a millisecond: aioquic keeps an ACK's timer
+        due while a new path's anti-amplification limit holds the ACK back
+        (a rebound client), and runs it again only when that path's next
+        datagram lifts the limit."""
         t = c.q.get_timer()
+        if t is not None and t <= now:
+            t = now + 0.001
         if t is not None and t != c.timer:
             c.timer = t
             self.seq += 1
@@ -105,7 +145,7 @@ class Loop:
                 g.sock.sendto(data, addr)
             except OSError:
                 pass
-        self.arm(c)
+        self.arm(c, now)
 
     def events(self, g, c):
         q = c.q
@@ -144,8 +184,10 @@ class Loop:
     def receive(self, g, data, addr, now):
         """One datagram at g: its connection (to flush), or None."""
         g.n[1] += 1
+        if self.minter:
+            self.minter.fd = g.sock.fileno()
         try:
-            hdr = pull_quic_header(Buffer(data=data), host_cid_length=CID_LEN)
+            hdr = pull_quic_header(Buffer(data=data), host_cid_length=self.a.cid_len)
         except ValueError:
             g.n[2] += 1
             return None
@@ -188,12 +230,18 @@ class Loop:
 
     def timers(self, now):
         h = self.heap
+        due = []
         while h and h[0][0] <= now:
             t, _, c = heapq.heappop(h)
-            if c.dead or c.timer != t:
+            if not c.dead and c.timer == t:
+                c.timer = None
+                due.append(c)
+        for c in due:
+            if c.dead:
                 continue
-            c.timer = None
             g = c.g
+            if self.minter:
+                self.minter.fd = g.sock.fileno()
             c.q.handle_timer(now=now)
             self.events(g, c)
             if not c.dead:
@@ -256,6 +304,7 @@ class Loop:
         self.tot["gens"] = self.by_gen
         ru = resource.getrusage(resource.RUSAGE_SELF)
         self.tot["cpu_s"] = round(ru.ru_utime + ru.ru_stime, 2)
+        self.tot["minted"] = self.minter.minted if self.minter else 0
         print(json.dumps(self.tot), flush=True)
 
     def end(self, g):
@@ -273,14 +322,19 @@ def main():
     ap.add_argument("--flip-ms", type=int, required=True)
     ap.add_argument("--flips", type=int, required=True)
     ap.add_argument("--plain", action="store_true", help="no UDP group: plain SO_REUSEPORT")
+    ap.add_argument("--mint", action="store_true", help="CIDs minted by libsockmig (quic-lb)")
+    ap.add_argument("--cid-len", type=int, default=CID_LEN)
     ap.add_argument("--lib", default="/opt/sockmig/libsockmig.so.0")
     ap.add_argument("--grace", type=float, default=5.0)
     ap.add_argument("--max-secs", type=float, default=300.0)
     a = ap.parse_args()
     if not 0 < a.port < 65536 or not 10 <= a.flip_ms <= 60000 or not 0 <= a.flips <= 1000 or \
-            not 0 < a.grace <= 60 or not 0 < a.max_secs <= 3600:
-        fail("bad --port, --flip-ms (10-60000), --flips (0-1000), --grace or --max-secs")
+            not 0 < a.grace <= 60 or not 0 < a.max_secs <= 3600 or \
+            not 8 <= a.cid_len <= 20 or (a.plain and a.mint):
+        fail("bad --port, --flip-ms (10-60000), --flips (0-1000), --grace, --max-secs or "
+             "--cid-len (8-20), or --plain with --mint")
     cfg = make_config()
+    cfg.connection_id_length = a.cid_len
     term = []
     signal.signal(signal.SIGTERM, lambda *_: term.append(time.monotonic()))
     Loop(a, cfg).run(term)

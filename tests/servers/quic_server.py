@@ -115,6 +115,8 @@ class Group:
         lib.sockmig_udp_member_add.argtypes = [ctypes.c_void_p, ctypes.c_int,
                                                ctypes.POINTER(MemberOpts)]
         lib.sockmig_last_error.restype = ctypes.c_char_p
+        lib.sockmig_quic_cid_encode.argtypes = [ctypes.c_void_p, ctypes.c_int,
+                                                ctypes.c_char_p, ctypes.c_size_t]
         if learn == LEARN["claim"]:
             if not hasattr(lib, "sockmig_udp_flow_claim"):
                 fail("%s has no sockmig_udp_flow_claim (--learn claim)" % lib_path)
@@ -133,6 +135,14 @@ class Group:
         mo = MemberOpts(ctypes.sizeof(MemberOpts), gen, os.getpid())
         if self.lib.sockmig_udp_member_add(self.g, sock.fileno(), ctypes.byref(mo)) != 0:
             fail("sockmig_udp_member_add: %s" % self.lib.sockmig_last_error().decode())
+
+    def mint(self, fd, n):
+        """A connection ID of n octets that the group routes to socket fd
+        (sockmig_quic_cid_encode(); a group of mode quic-lb)."""
+        buf = ctypes.create_string_buffer(n)
+        if self.lib.sockmig_quic_cid_encode(self.g, fd, buf, n) != n:
+            fail("sockmig_quic_cid_encode: %s" % self.lib.sockmig_last_error().decode())
+        return buf.raw
 
     def claim(self, sock, addr):
         """Claim the flow from addr (host, port) to sock: 0 or -errno."""
