@@ -14,7 +14,9 @@
  * its connection ID).
  * 1. learn on receive (the group's default): every connection established
  *    and alive to the end, 0 strays, 0 misroutes, every flip made;
- * 2. the naive baseline, plain SO_REUSEPORT: each bind changes the
+ * 2. mode quic-lb, the server minting its CIDs with libsockmig (length 12):
+ *    the same as 1;
+ * 3. the naive baseline, plain SO_REUSEPORT: each bind changes the
  *    kernel's hash over the sockets, so established flows move: strays and
  *    misroutes, connections that end early.
  * A bench, not a suite case: skips unless SOCKMIG_QUIC_CONNS_SECS (the
@@ -51,6 +53,8 @@
 #define QC_READY_MS  15000 /* a program's first line, python's start included */
 #define QC_LINE	     8192
 #define QC_GENS	     (QC_SECS_MAX * 1000 / QC_FLIP_MS + 1)
+/* quic-lb's CIDs: not aioquic's 8-octet PATH_CHALLENGE data, nor a client's DCID */
+#define QC_LB_CID_LEN 12
 
 enum qc_kind { QC_RECEIVE, QC_PLAIN, QC_LB };
 
@@ -142,9 +146,12 @@ static int qc_run(struct qt_env *env, const struct qc_cfg *cfg, struct qc_res *r
 		if (!ASSERT_TRUE(g != NULL, "a quic-lb group"))
 			goto out;
 	}
-	snprintf(args, sizeof(args), "--port=%d --flip-ms=%d --flips=%ld --grace=%d --cid-len=%d %s",
-		 QC_PORT, cfg->flip_ms, flips, QC_GRACE, cfg->cid_len,
-		 cfg->kind == QC_PLAIN ? "--plain" : cfg->kind == QC_LB ? "--mint" : "");
+	snprintf(args, sizeof(args),
+		 "--port=%d --flip-ms=%d --flips=%ld --grace=%d --cid-len=%d %s", QC_PORT,
+		 cfg->flip_ms, flips, QC_GRACE, cfg->cid_len,
+		 cfg->kind == QC_PLAIN ? "--plain"
+		 : cfg->kind == QC_LB  ? "--mint"
+				       : "");
 	if (!qt_start(env, &srv, "server", "quic_conns_server.py", args) ||
 	    !qc_line(&srv, line, sizeof(line), "ready", QC_READY_MS))
 		goto out;
@@ -362,9 +369,13 @@ static int conns_case(enum qc_kind kind)
 	if (ret != SM_PASS)
 		goto out;
 	ret = qc_run(env,
-		     &(struct qc_cfg){.kind = kind, .secs = secs, .conns = conns,
-				      .flip_ms = QC_FLIP_MS, .ramp_secs = QC_RAMP_SECS,
-				      .cid_len = SOCKMIG_QUIC_CID_DEFAULT},
+		     &(struct qc_cfg){.kind = kind,
+				      .secs = secs,
+				      .conns = conns,
+				      .flip_ms = QC_FLIP_MS,
+				      .ramp_secs = QC_RAMP_SECS,
+				      .cid_len = kind == QC_LB ? QC_LB_CID_LEN
+							       : SOCKMIG_QUIC_CID_DEFAULT},
 		     r);
 	if (ret != SM_PASS)
 		goto out;
@@ -411,10 +422,15 @@ static int conns_case(enum qc_kind kind)
 		       (unsigned long long)r->st.fallbacks, (unsigned long long)r->st.expired,
 		       (unsigned long long)r->st.not_learned,
 		       (unsigned long long)r->st.kernel_hash);
+	if (kind == QC_LB)
+		printf("  CIDs: %ld minted; datagrams routed by CID %llu, stale %llu, other "
+		       "(as flow) %llu\n",
+		       qt_json_num(r->srv, "minted"), (unsigned long long)r->qst.hits,
+		       (unsigned long long)r->qst.stale, (unsigned long long)r->qst.other);
 	if (!ASSERT_EQ(flips, secs * 1000 / QC_FLIP_MS, "flips") ||
 	    !ASSERT_EQ(qt_json_num(r->srv, "objects"), flips + 1, "server objects"))
 		goto out;
-	if (kind == QC_RECEIVE) {
+	if (kind != QC_PLAIN) {
 		/* a server that cannot keep up (its sockets full: the machine's
 		 * limit, not a misroute) times handshakes out */
 		if (r->rcvbuf_errors != 0)
@@ -431,6 +447,7 @@ static int conns_case(enum qc_kind kind)
 		    !ASSERT_EQ(strays, 0, "datagrams to an object that did not know them") ||
 		    !ASSERT_EQ(misroutes, 0, "datagrams to a non-owning generation") ||
 		    !ASSERT_EQ(r->st.kernel_hash, 0, "kernel hash") ||
+		    (kind == QC_LB && !ASSERT_EQ(r->qst.stale, 0, "stale CIDs")) ||
 		    !ASSERT_TRUE(steady >= (secs - QC_RAMP_SECS >= QC_STEADY + 10 ? QC_STEADY : 1),
 				 "flips with every connection up"))
 			goto out;
@@ -449,6 +466,11 @@ out:
 SM_LONG(udp_quic_conns_receive, 240)
 {
 	return conns_case(QC_RECEIVE);
+}
+
+SM_LONG(udp_quic_conns_quic_lb, 240)
+{
+	return conns_case(QC_LB);
 }
 
 SM_LONG(udp_quic_conns_plain, 240)
@@ -471,7 +493,6 @@ SM_LONG(udp_quic_conns_plain, 240)
 #define RB_RAMP_SECS 2
 #define RB_FLIP_MS   500
 #define RB_REBIND_MS 700
-#define RB_CID_LEN   12 /* not aioquic's 8-octet PATH_CHALLENGE data, nor a client's DCID */
 
 static int rebind_case(enum qc_kind kind)
 {
@@ -483,7 +504,7 @@ static int rebind_case(enum qc_kind kind)
 				   .conns = RB_CONNS,
 				   .flip_ms = RB_FLIP_MS,
 				   .ramp_secs = RB_RAMP_SECS,
-				   .cid_len = RB_CID_LEN,
+				   .cid_len = QC_LB_CID_LEN,
 				   .rebind_ms = RB_REBIND_MS};
 	struct qt_env *env = calloc(1, sizeof(*env));
 	struct qc_res *r = calloc(1, sizeof(*r));
