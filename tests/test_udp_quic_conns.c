@@ -337,16 +337,35 @@ static double qc_rate(struct qc_res *r, const char *key)
 	return out;
 }
 
-static int conns_case(enum qc_kind kind)
+/* The tree and this file's programs (qt_enter()): SM_PASS, SM_SKIP with
+ * its line, or SM_FAIL. */
+static int qc_enter(struct qt_env *env)
 {
 	static const char *const need[] = {"libsockmig.so.0", "tests/servers/quic_server.py",
 					   "tests/servers/quic_conns_server.py",
 					   "tests/servers/quic_conns_client.py", NULL};
+	char why[PATH_MAX + 128];
+	int ret = qt_enter(env, need, why, sizeof(why));
+
+	return ret == SM_SKIP ? SKIP("%s", why) : ret;
+}
+
+/* A case's end: qc_enter()'s directory, the case's memory. */
+static int qc_leave(struct qt_env *env, struct qc_res *r, int ret)
+{
+	if (env && env->dir[0])
+		rmdir(env->dir);
+	free(env);
+	free(r);
+	return ret;
+}
+
+static int conns_case(enum qc_kind kind)
+{
 	struct qt_env *env = calloc(1, sizeof(*env));
 	struct qc_res *r = calloc(1, sizeof(*r));
 	long secs = qc_env("SOCKMIG_QUIC_CONNS_SECS", -1, QC_SECS_MAX), conns, steady, up, stop;
 	long flips, est, failed, early, alive, strays, misroutes;
-	char why[PATH_MAX + 128];
 	int ret = SM_FAIL;
 
 	if (secs < 0) {
@@ -361,11 +380,7 @@ static int conns_case(enum qc_kind kind)
 		       QC_RAMP_SECS + 2);
 		goto out;
 	}
-	ret = qt_enter(env, need, why, sizeof(why));
-	if (ret == SM_SKIP) {
-		ret = SKIP("%s", why);
-		goto out;
-	}
+	ret = qc_enter(env);
 	if (ret != SM_PASS)
 		goto out;
 	ret = qc_run(env,
@@ -456,11 +471,7 @@ static int conns_case(enum qc_kind kind)
 	}
 	ret = SM_PASS;
 out:
-	if (env && env->dir[0])
-		rmdir(env->dir);
-	free(env);
-	free(r);
-	return ret;
+	return qc_leave(env, r, ret);
 }
 
 SM_LONG(udp_quic_conns_receive, 240)
@@ -496,9 +507,6 @@ SM_LONG(udp_quic_conns_plain, 240)
 
 static int rebind_case(enum qc_kind kind)
 {
-	static const char *const need[] = {"libsockmig.so.0", "tests/servers/quic_server.py",
-					   "tests/servers/quic_conns_server.py",
-					   "tests/servers/quic_conns_client.py", NULL};
 	const struct qc_cfg cfg = {.kind = kind,
 				   .secs = RB_SECS,
 				   .conns = RB_CONNS,
@@ -509,16 +517,11 @@ static int rebind_case(enum qc_kind kind)
 	struct qt_env *env = calloc(1, sizeof(*env));
 	struct qc_res *r = calloc(1, sizeof(*r));
 	long misroutes, rebinds;
-	char why[PATH_MAX + 128];
 	int ret = SM_FAIL;
 
 	if (!env || !r)
 		goto out;
-	ret = qt_enter(env, need, why, sizeof(why));
-	if (ret == SM_SKIP) {
-		ret = SKIP("%s", why);
-		goto out;
-	}
+	ret = qc_enter(env);
 	if (ret != SM_PASS || (ret = qc_run(env, &cfg, r)) != SM_PASS)
 		goto out;
 	ret = SM_FAIL;
@@ -557,11 +560,7 @@ static int rebind_case(enum qc_kind kind)
 	}
 	ret = SM_PASS;
 out:
-	if (env && env->dir[0])
-		rmdir(env->dir);
-	free(env);
-	free(r);
-	return ret;
+	return qc_leave(env, r, ret);
 }
 
 SM_LONG(udp_quic_real_lb_rebind, 90)
