@@ -53,8 +53,13 @@
 #define QC_READY_MS  15000 /* a program's first line, python's start included */
 #define QC_LINE	     8192
 #define QC_GENS	     (QC_SECS_MAX * 1000 / QC_FLIP_MS + 1)
-/* quic-lb's CIDs: not aioquic's 8-octet PATH_CHALLENGE data, nor a client's DCID */
+/* quic-lb's CIDs: not aioquic's 8-octet PATH_CHALLENGE data (the minter
+ * would mint those) nor its 16-octet reset tokens, and no client's 8-octet
+ * random Initial DCID taken for one of the group's CIDs */
 #define QC_LB_CID_LEN 12
+/* the CIDs a server gives each connection: its first, then 7 in
+ * NEW_CONNECTION_ID frames (aioquic's client takes 8 at a time) */
+#define QC_CIDS_PER_CONN 8
 
 enum qc_kind { QC_RECEIVE, QC_PLAIN, QC_LB };
 
@@ -438,9 +443,10 @@ static int conns_case(enum qc_kind kind)
 		       (unsigned long long)r->st.not_learned,
 		       (unsigned long long)r->st.kernel_hash);
 	if (kind == QC_LB)
-		printf("  CIDs: %ld minted; datagrams routed by CID %llu, stale %llu, other "
-		       "(as flow) %llu\n",
-		       qt_json_num(r->srv, "minted"), (unsigned long long)r->qst.hits,
+		printf("  CIDs: %ld minted, %ld given out and decoded, %ld not their socket's; "
+		       "datagrams routed by CID %llu, stale %llu, other (as flow) %llu\n",
+		       qt_json_num(r->srv, "minted"), qt_json_num(r->srv, "cids_checked"),
+		       qt_json_num(r->srv, "cids_wrong"), (unsigned long long)r->qst.hits,
 		       (unsigned long long)r->qst.stale, (unsigned long long)r->qst.other);
 	if (!ASSERT_EQ(flips, secs * 1000 / QC_FLIP_MS, "flips") ||
 	    !ASSERT_EQ(qt_json_num(r->srv, "objects"), flips + 1, "server objects"))
@@ -462,7 +468,9 @@ static int conns_case(enum qc_kind kind)
 		    !ASSERT_EQ(strays, 0, "datagrams to an object that did not know them") ||
 		    !ASSERT_EQ(misroutes, 0, "datagrams to a non-owning generation") ||
 		    !ASSERT_EQ(r->st.kernel_hash, 0, "kernel hash") ||
-		    (kind == QC_LB && !ASSERT_EQ(r->qst.stale, 0, "stale CIDs")) ||
+		    (kind == QC_LB && (!ASSERT_EQ(r->qst.stale, 0, "stale CIDs") ||
+				       !ASSERT_EQ(qt_json_num(r->srv, "cids_wrong"), 0,
+						  "CIDs given out that are not their socket's"))) ||
 		    !ASSERT_TRUE(steady >= (secs - QC_RAMP_SECS >= QC_STEADY + 10 ? QC_STEADY : 1),
 				 "flips with every connection up"))
 			goto out;
@@ -531,10 +539,12 @@ static int rebind_case(enum qc_kind kind)
 	misroutes = qt_json_num(r->srv, "misroutes");
 	rebinds = qc_sum(r, "rebinds", 0);
 	printf("  %s: %ld rebinds over %ld flips; %ld alive of %d, %ld closed early; server: "
-	       "%ld strays, %ld misroutes, %ld CIDs minted\n",
+	       "%ld strays, %ld misroutes, %ld CIDs minted, %ld given out and decoded, %ld not "
+	       "their socket's\n",
 	       kind == QC_LB ? "quic-lb" : "flow", rebinds, qt_json_num(r->srv, "flips"),
 	       qc_sum(r, "alive", 0), RB_CONNS, qc_sum(r, "closed_early", 0),
-	       qt_json_num(r->srv, "strays"), misroutes, qt_json_num(r->srv, "minted"));
+	       qt_json_num(r->srv, "strays"), misroutes, qt_json_num(r->srv, "minted"),
+	       qt_json_num(r->srv, "cids_checked"), qt_json_num(r->srv, "cids_wrong"));
 	printf("  group: %llu new flows, %llu hits, %llu fallbacks, %llu kernel hash; CIDs: "
 	       "%llu hits, %llu stale, %llu other\n",
 	       (unsigned long long)r->st.new_flows, (unsigned long long)r->st.flow_hits,
@@ -550,7 +560,10 @@ static int rebind_case(enum qc_kind kind)
 		    !ASSERT_EQ(qc_sum(r, "closed_early", 0), 0, "connections closed early") ||
 		    !ASSERT_EQ(qt_json_num(r->srv, "strays"), 0, "strays") ||
 		    !ASSERT_EQ(misroutes, 0, "datagrams to a non-owning generation") ||
-		    !ASSERT_GT(qt_json_num(r->srv, "minted"), RB_CONNS, "CIDs minted") ||
+		    !ASSERT_EQ(qt_json_num(r->srv, "cids_wrong"), 0,
+			       "CIDs given out that are not their socket's") ||
+		    !ASSERT_TRUE(qt_json_num(r->srv, "cids_checked") >= QC_CIDS_PER_CONN * RB_CONNS,
+				 "every connection's CIDs checked") ||
 		    !ASSERT_GT(r->qst.hits, 0, "datagrams routed by CID") ||
 		    !ASSERT_EQ(r->qst.stale, 0, "stale CIDs") ||
 		    !ASSERT_EQ(r->st.kernel_hash, 0, "kernel hash"))

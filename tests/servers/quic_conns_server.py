@@ -25,15 +25,21 @@ time.
 One epoll loop serves every socket; the connections' timers are in a heap,
 so a datagram costs its own connection's work only (1,000 connections).
 --mint: the port's group is of mode quic-lb (the test makes it, of CID
-length --cid-len, default 8): every connection ID an object gives its
-clients is minted for its socket by libsockmig (sockmig_quic_cid_encode()),
-so that the group routes a datagram by its CID, whatever its addresses.
-aioquic has no hook for it: it draws a server's CIDs with
-os.urandom(connection_id_length) in aioquic/quic/connection.py (its
-first CID when a connection is made, the next ones when the handshake is
+length --cid-len, neither 8 nor 16 with --mint): every connection ID an
+object gives its clients is minted for its socket by libsockmig
+(sockmig_quic_cid_encode()), so that the group routes a datagram by its
+CID, whatever its addresses. aioquic has no hook for it: it draws a
+server's CIDs with os.urandom(connection_id_length) in
+aioquic/quic/connection.py (its first CID and a placeholder for the
+client's when a connection is made, the next ones when the handshake is
 done and when a client retires one, all while a datagram is handled), so
 the module's os is replaced by one whose urandom() of that length mints
-for the object whose datagram is being handled.
+for the object whose datagram is being handled ("minted" counts them all,
+the placeholder too). It draws 8 octets for a PATH_CHALLENGE and 16 for a
+stateless reset token: hence not those lengths. Every CID an object gives
+out is decoded again (sockmig_quic_cid_decode()): "cids_checked", and
+"cids_wrong" for those whose slot is not the object's first CID's or whose
+generation is not the object's.
 
 Runs with the python3 and aioquic of scripts/quic-root's tree; shares the
 certificate and the group's ctypes with quic_server.py.
@@ -92,6 +98,7 @@ class Gen:
         self.sock, self.gen, self.cfg = sock, gen, cfg
         self.by_cid = {}
         self.conns = set()
+        self.slot = None  # with --mint: its socket's slot, from its first CID
         self.n = [0, 0, 0, 0, 0]  # connections, datagrams, strays, misroutes, requests
 
 
@@ -111,7 +118,7 @@ class Loop:
         self.start = None
         self.by_gen = [None] * (a.flips + 1)  # each generation's g.n, at its end
         self.tot = dict(handshakes=0, terminated=0, live_at_exit=0, flip_late_ms_max=0,
-                        flip_cost_ms_max=0)
+                        flip_cost_ms_max=0, cids_checked=0, cids_wrong=0)
 
     def open(self):
         sock = bind(self.a.port)
@@ -129,8 +136,10 @@ class Loop:
         """Put c's next timer in the heap (an older entry is then stale).
         One already due waits a millisecond: aioquic keeps an ACK's timer
         due while a new path's anti-amplification limit holds the ACK back
-        (a rebound client), and runs it again only when that path's next
-        datagram lifts the limit."""
+        (a rebound client) until that path's next datagram lifts the limit.
+        Popping the due timers before any runs ends the livelock; the 1 ms
+        keeps such a timer from spinning the loop (a wakeup a millisecond
+        until the client's next datagram)."""
         t = c.q.get_timer()
         if t is not None and t <= now:
             t = now + 0.001
@@ -157,6 +166,7 @@ class Loop:
                 g.n[4] += 1
                 q.send_stream_data(ev.stream_id, b"gen=%d\n" % g.gen, end_stream=True)
             elif isinstance(ev, events.ConnectionIdIssued):
+                self.check(g, ev.connection_id)
                 c.cids.add(ev.connection_id)
                 g.by_cid[ev.connection_id] = c
             elif isinstance(ev, events.ConnectionIdRetired):
@@ -165,6 +175,17 @@ class Loop:
             elif isinstance(ev, events.ConnectionTerminated):
                 self.forget(g, c)
             ev = q.next_event()
+
+    def check(self, g, cid):
+        """With --mint: is cid one of g's socket (its slot, its generation)?"""
+        if not self.minter:
+            return
+        self.tot["cids_checked"] += 1
+        got = self.grp.decode(cid)
+        if g.slot is None and got is not None:
+            g.slot = got[0]
+        if got is None or got != (g.slot, g.gen % 4096):
+            self.tot["cids_wrong"] += 1
 
     def forget(self, g, c):
         if c.dead:
@@ -199,6 +220,7 @@ class Loop:
             q = QuicConnection(configuration=self.cfg,
                                original_destination_connection_id=hdr.destination_cid)
             c = Conn(q, g, {hdr.destination_cid, q.host_cid})
+            self.check(g, q.host_cid)
             g.n[0] += 1
             g.conns.add(c)
             g.by_cid[hdr.destination_cid] = c
@@ -309,6 +331,8 @@ class Loop:
 
     def end(self, g):
         self.tot["live_at_exit"] += len(g.conns)
+        for c in g.conns:
+            c.dead = True  # their timers with it: its socket is closed
         self.ep.unregister(g.sock.fileno())
         del self.by_fd[g.sock.fileno()]
         g.sock.close()
@@ -330,9 +354,10 @@ def main():
     a = ap.parse_args()
     if not 0 < a.port < 65536 or not 10 <= a.flip_ms <= 60000 or not 0 <= a.flips <= 1000 or \
             not 0 < a.grace <= 60 or not 0 < a.max_secs <= 3600 or \
-            not 8 <= a.cid_len <= 20 or (a.plain and a.mint):
+            not 8 <= a.cid_len <= 20 or (a.plain and a.mint) or \
+            (a.mint and a.cid_len in (8, 16)):
         fail("bad --port, --flip-ms (10-60000), --flips (0-1000), --grace, --max-secs or "
-             "--cid-len (8-20), or --plain with --mint")
+             "--cid-len (8-20; not 8 or 16 with --mint), or --plain with --mint")
     cfg = make_config()
     cfg.connection_id_length = a.cid_len
     term = []

@@ -91,6 +91,12 @@ class MemberOpts(ctypes.Structure):
                 ("pid", ctypes.c_uint32)]
 
 
+class CidInfo(ctypes.Structure):
+    # struct sockmig_quic_cid_info (include/sockmig/quic.h)
+    _fields_ = [("config_id", ctypes.c_uint32), ("slot", ctypes.c_uint32),
+                ("generation", ctypes.c_uint32), ("len", ctypes.c_uint32)]
+
+
 class SockaddrIn(ctypes.Structure):
     _fields_ = [("family", ctypes.c_ushort), ("port", ctypes.c_uint16),
                 ("addr", ctypes.c_uint8 * 4), ("zero", ctypes.c_uint8 * 8)]
@@ -115,8 +121,11 @@ class Group:
         lib.sockmig_udp_member_add.argtypes = [ctypes.c_void_p, ctypes.c_int,
                                                ctypes.POINTER(MemberOpts)]
         lib.sockmig_last_error.restype = ctypes.c_char_p
-        lib.sockmig_quic_cid_encode.argtypes = [ctypes.c_void_p, ctypes.c_int,
-                                                ctypes.c_char_p, ctypes.c_size_t]
+        if hasattr(lib, "sockmig_quic_cid_encode"):  # not in a library before quic-lb
+            lib.sockmig_quic_cid_encode.argtypes = [ctypes.c_void_p, ctypes.c_int,
+                                                    ctypes.c_char_p, ctypes.c_size_t]
+            lib.sockmig_quic_cid_decode.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
+                                                    ctypes.POINTER(CidInfo)]
         if learn == LEARN["claim"]:
             if not hasattr(lib, "sockmig_udp_flow_claim"):
                 fail("%s has no sockmig_udp_flow_claim (--learn claim)" % lib_path)
@@ -143,6 +152,14 @@ class Group:
         if self.lib.sockmig_quic_cid_encode(self.g, fd, buf, n) != n:
             fail("sockmig_quic_cid_encode: %s" % self.lib.sockmig_last_error().decode())
         return buf.raw
+
+    def decode(self, cid):
+        """(slot, generation modulo 4,096) of a CID of the group's layout
+        (sockmig_quic_cid_decode()), or None."""
+        info = CidInfo()
+        if self.lib.sockmig_quic_cid_decode(cid, len(cid), ctypes.byref(info)) != 0:
+            return None
+        return info.slot, info.generation
 
     def claim(self, sock, addr):
         """Claim the flow from addr (host, port) to sock: 0 or -errno."""
