@@ -247,14 +247,28 @@ quic-root:
 bench-quic: deps all
 	$(Q)SOCKMIG_QUIC_STORM_SECS=$(or $(SECS),60) $(TESTRUN) -v udp_quic_storm
 
-# Real QUIC, 1,000 established connections at 10 PINGs/s each across a flip
-# every second (tests/test_udp_quic_conns.c) for SECS seconds (default 65:
-# 15 s of ramp, then 50 flips with every connection up; at most 140), N
-# connections (default 1000): learn on receive, then plain SO_REUSEPORT.
-# Needs make quic-root.
+# Real QUIC, 1,000 established connections at 10 datagrams/s each across
+# a flip every second (tests/test_udp_quic_conns.c) for SECS seconds
+# (default 65: 15 s of ramp, then 50 flips with every connection up; at
+# most 140), N connections (default 1000): learn on receive, quic-lb, then
+# plain SO_REUSEPORT. CLIENT=ngtcp2 (the default: C, libngtcp2, compiled in
+# the tree) or aioquic (python) opens them; SERVERS aioquic server
+# processes (default 2) share the generations out. Needs make quic-root.
+QUIC_NGTCP2 := $(OUTPUT)/tests/servers/quic_conns_ngtcp2
+CLIENT ?= ngtcp2
+SERVERS ?= 2
+$(QUIC_NGTCP2): tests/servers/quic_conns_ngtcp2.c scripts/quic-root | $(OUTPUT)
+	$(call msg,CC-TREE,$@)
+	$(Q)scripts/quic-root --cc $< $@ >/dev/null
+
+# The C client alone, for the suite's udp_quic_real_ngtcp2 cases (CI).
+.PHONY: quic-client
+quic-client: $(QUIC_NGTCP2)
+
 .PHONY: bench-quic-conns
-bench-quic-conns: deps all
+bench-quic-conns: deps all $(if $(filter ngtcp2,$(CLIENT)),$(QUIC_NGTCP2))
 	$(Q)SOCKMIG_QUIC_CONNS_SECS=$(or $(SECS),65) $(if $(N),SOCKMIG_QUIC_CONNS_N=$(N)) \
+		SOCKMIG_QUIC_CONNS_CLIENT=$(CLIENT) SOCKMIG_QUIC_CONNS_SERVERS=$(SERVERS) \
 		$(TESTRUN) -v udp_quic_conns
 
 # The README's main job: the side-by-side reset count in a private netns.

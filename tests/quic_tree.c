@@ -114,8 +114,12 @@ bool qt_start(struct qt_env *env, struct tp_proc *p, const char *name, const cha
 
 	for (const char *c = args; *c; c++)
 		words += *c == ' ';
-	snprintf(all, sizeof(all), "%s /usr/bin/python3 /opt/sockmig/tests/servers/%s %s",
-		 env->root, prog, args);
+	if (strstr(prog, ".py"))
+		snprintf(all, sizeof(all), "%s /usr/bin/python3 /opt/sockmig/tests/servers/%s %s",
+			 env->root, prog, args);
+	else
+		snprintf(all, sizeof(all), "%s /opt/sockmig/tests/servers/%s %s", env->root, prog,
+			 args);
 	if (strlen(all) >= sizeof(all) - 1 || words > 11 ||
 	    !tp_proc_start(p, env->dir, name, "/usr/sbin/chroot", NULL, false, NULL, -1, all)) {
 		printf("cannot start %s\n", name);

@@ -36,9 +36,10 @@ struct qt_env {
  * directory in env->dir (SM_PASS; SM_FAIL with one line).
  */
 int qt_enter(struct qt_env *env, const char *const *need, char *why, size_t len);
-/* Start python script @prog of the build's tests/servers/ in the tree as
- * @p, with @args (space-separated, at most 11 words: tp_proc_start()
- * takes 14 with chroot's); one line when it cannot. */
+/* Start program @prog of the build's tests/servers/ in the tree as @p
+ * (python3 runs it when its name ends in .py), with @args
+ * (space-separated, at most 11 words: tp_proc_start() takes 14 with
+ * chroot's); one line when it cannot. */
 bool qt_start(struct qt_env *env, struct tp_proc *p, const char *name, const char *prog,
 	      const char *args);
 /* The number after "\"@key\": " in a JSON line, -1 when absent. */

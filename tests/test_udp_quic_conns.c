@@ -22,6 +22,12 @@
  * A bench, not a suite case: skips unless SOCKMIG_QUIC_CONNS_SECS (the
  * clients' run, seconds) is set; `make bench-quic-conns` (65 s: 15 s of
  * ramp, then 50 flips with every connection up). Needs make quic-root.
+ * SOCKMIG_QUIC_CONNS_CLIENT=ngtcp2 runs tests/servers/quic_conns_ngtcp2
+ * (the same client in C on libngtcp2; make bench-quic-conns compiles it in
+ * the tree) instead of the python one, and SOCKMIG_QUIC_CONNS_SERVERS=K
+ * shares the generations out between K server processes (generation G in
+ * process (G - 1) mod K), for 1,000 connections at 10 datagrams/s: one
+ * python process serves about 9,000 datagrams/s here.
  *
  * The same programs make two suite cases of clients that move (NAT
  * rebinding), in mode quic-lb and in mode flow: see rebind_case().
@@ -45,6 +51,7 @@
 #define QC_CONNS     1000
 #define QC_CONNS_MAX 4000
 #define QC_PROCS     2	   /* client processes (the connections split between them) */
+#define QC_SRV_MAX   4	   /* server processes, SOCKMIG_QUIC_CONNS_SERVERS at most */
 #define QC_RAMP_SECS 15	   /* the connections open over this long */
 #define QC_IVAL_MS   100   /* a PING per connection this often: 10 datagrams/s */
 #define QC_SECS_MAX  140   /* SOCKMIG_QUIC_CONNS_SECS at most: the limit is 240 s */
@@ -63,11 +70,13 @@
 
 enum qc_kind { QC_RECEIVE, QC_PLAIN, QC_LB };
 
-/* A run's shape: the bench's (qc_bench()), or a rebinding case's. */
+/* A run's shape: the bench's (conns_case()), or a rebinding case's. */
 struct qc_cfg {
 	enum qc_kind kind;
 	long secs, conns;
 	int flip_ms, ramp_secs, cid_len, rebind_ms;
+	int servers;	    /* server processes sharing the generations out */
+	const char *client; /* the clients' program in tests/servers/ */
 };
 
 /* A positive number from @name, else @def; 0 with one line when bad. */
@@ -101,7 +110,8 @@ static bool qc_line(struct tp_proc *p, char *line, size_t len, const char *word,
 }
 
 struct qc_res {
-	char cli[QC_PROCS][QC_LINE], srv[QC_LINE];
+	char cli[QC_PROCS][QC_LINE], srv[QC_SRV_MAX][QC_LINE];
+	int servers;
 	struct sockmig_udp_stats st;
 	struct sockmig_quic_stats qst;
 	long rcvbuf_errors;
@@ -129,37 +139,45 @@ static long qc_rcvbuf_errors(void)
 	return n;
 }
 
-/* The server, the clients ("held"), "go" to all, their ends, the server's.
- * In mode quic-lb the case makes the group (of cfg's CID length) and the
- * server mints its CIDs; otherwise the server makes it (mode flow). */
+/* The servers, the clients ("held"), "go" to all, their ends, the
+ * servers'. In mode quic-lb the case makes the group (of cfg's CID length)
+ * and the servers mint their CIDs; otherwise the first server makes it
+ * (mode flow). */
 static int qc_run(struct qt_env *env, const struct qc_cfg *cfg, struct qc_res *r)
 {
-	struct tp_proc srv = TP_PROC_INIT, cli[QC_PROCS];
+	struct tp_proc srv[QC_SRV_MAX], cli[QC_PROCS];
 	struct sockmig_udp_group *g = NULL;
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(QC_PORT)};
 	SOCKMIG_OPTS(sockmig_udp_group_opts, lb, .mode = SOCKMIG_UDP_MODE_QUIC_LB,
 		     .quic_cid_len = (uint32_t)cfg->cid_len);
 	long flips = cfg->secs * 1000 / cfg->flip_ms;
-	char args[200], line[256], name[16];
-	int ret = SM_FAIL, i;
+	int nsrv = cfg->servers ? cfg->servers : 1, ret = SM_FAIL, i;
+	char args[240], line[256], name[16];
 
 	for (i = 0; i < QC_PROCS; i++)
 		cli[i] = (struct tp_proc)TP_PROC_INIT;
+	for (i = 0; i < QC_SRV_MAX; i++)
+		srv[i] = (struct tp_proc)TP_PROC_INIT;
+	r->servers = nsrv;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (cfg->kind == QC_LB) {
 		g = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), &lb);
 		if (!ASSERT_TRUE(g != NULL, "a quic-lb group"))
 			goto out;
 	}
-	snprintf(args, sizeof(args),
-		 "--port=%d --flip-ms=%d --flips=%ld --grace=%d --cid-len=%d %s", QC_PORT,
-		 cfg->flip_ms, flips, QC_GRACE, cfg->cid_len,
-		 cfg->kind == QC_PLAIN ? "--plain"
-		 : cfg->kind == QC_LB  ? "--mint"
-				       : "");
-	if (!qt_start(env, &srv, "server", "quic_conns_server.py", args) ||
-	    !qc_line(&srv, line, sizeof(line), "ready", QC_READY_MS))
-		goto out;
+	for (i = 0; i < nsrv; i++) {
+		snprintf(args, sizeof(args),
+			 "--port=%d --flip-ms=%d --flips=%ld --grace=%d --cid-len=%d "
+			 "--procs=%d --index=%d %s",
+			 QC_PORT, cfg->flip_ms, flips, QC_GRACE, cfg->cid_len, nsrv, i,
+			 cfg->kind == QC_PLAIN ? "--plain"
+			 : cfg->kind == QC_LB  ? "--mint"
+					       : "");
+		snprintf(name, sizeof(name), "server%d", i);
+		if (!qt_start(env, &srv[i], name, "quic_conns_server.py", args) ||
+		    !qc_line(&srv[i], line, sizeof(line), "ready", QC_READY_MS))
+			goto out;
+	}
 	if (cfg->kind == QC_RECEIVE) {
 		g = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), NULL);
 		if (!ASSERT_TRUE(g != NULL, "the server's udp group"))
@@ -172,12 +190,13 @@ static int qc_run(struct qt_env *env, const struct qc_cfg *cfg, struct qc_res *r
 			 QC_PORT, cfg->conns / QC_PROCS + (i < cfg->conns % QC_PROCS),
 			 cfg->ramp_secs, cfg->secs, QC_IVAL_MS, cfg->rebind_ms);
 		snprintf(name, sizeof(name), "client%d", i);
-		if (!qt_start(env, &cli[i], name, "quic_conns_client.py", args) ||
+		if (!qt_start(env, &cli[i], name, cfg->client, args) ||
 		    !qc_line(&cli[i], line, sizeof(line), "held", QC_READY_MS))
 			goto out;
 	}
-	if (!tp_proc_cmd(&srv, "go"))
-		goto out;
+	for (i = 0; i < nsrv; i++)
+		if (!tp_proc_cmd(&srv[i], "go"))
+			goto out;
 	for (i = 0; i < QC_PROCS; i++)
 		if (!tp_proc_cmd(&cli[i], "go"))
 			goto out;
@@ -191,17 +210,21 @@ static int qc_run(struct qt_env *env, const struct qc_cfg *cfg, struct qc_res *r
 		}
 		cli[i].pid = 0;
 	}
-	if (!qc_line(&srv, line, sizeof(line), "flips done", 10000))
-		goto out;
-	kill(srv.pid, SIGTERM);
-	if (!qc_line(&srv, r->srv, sizeof(r->srv), "{", (QC_GRACE + 10) * 1000ULL))
-		goto out;
-	if (tp_wait_exit(srv.pid, 5000) != 0) {
-		printf("the server did not exit 0\n");
-		tp_proc_stderr(&srv, NULL);
-		goto out;
+	for (i = 0; i < nsrv; i++)
+		if (!qc_line(&srv[i], line, sizeof(line), "flips done", 10000))
+			goto out;
+	for (i = 0; i < nsrv; i++)
+		kill(srv[i].pid, SIGTERM);
+	for (i = 0; i < nsrv; i++) {
+		if (!qc_line(&srv[i], r->srv[i], sizeof(r->srv[i]), "{", (QC_GRACE + 10) * 1000ULL))
+			goto out;
+		if (tp_wait_exit(srv[i].pid, 5000) != 0) {
+			printf("%s did not exit 0\n", srv[i].name);
+			tp_proc_stderr(&srv[i], NULL);
+			goto out;
+		}
+		srv[i].pid = 0;
 	}
-	srv.pid = 0;
 	r->rcvbuf_errors = qc_rcvbuf_errors();
 	if (g && !ASSERT_OK(sockmig_udp_stats_read(g, &r->st), "stats"))
 		goto out;
@@ -213,13 +236,29 @@ out:
 		tp_proc_kill(&cli[i]);
 		unlink(cli[i].err);
 	}
-	tp_proc_kill(&srv);
-	unlink(srv.err);
+	for (i = 0; i < QC_SRV_MAX; i++) {
+		tp_proc_kill(&srv[i]);
+		unlink(srv[i].err);
+	}
 	if (g) {
 		sockmig_udp_group_destroy(g);
 		sockmig_udp_group_close(g);
 	}
 	return ret;
+}
+
+/* The servers' sum of @key (-1 when one lacks it). */
+static long qc_srv(const struct qc_res *r, const char *key)
+{
+	long v, sum = 0;
+
+	for (int i = 0; i < r->servers; i++) {
+		v = qt_json_num(r->srv[i], key);
+		if (v < 0)
+			return -1;
+		sum += v;
+	}
+	return sum;
 }
 
 /* The flips of the server's "flip_at_ms" list from @lo to @hi (ms). */
@@ -248,23 +287,27 @@ struct qc_gens {
 	long conns[QC_GENS], sent[QC_GENS], recv[QC_GENS];
 };
 
-/* Read the server's "gens" list and the clients' "gens" objects into @o. */
+/* Read the servers' "gens" lists (each with zeros for the others'
+ * generations) and the clients' "gens" objects into @o. */
 static void qc_gens_read(struct qc_res *r, struct qc_gens *o)
 {
-	const char *s = strstr(r->srv, "\"gens\": [");
+	const char *s;
 	char *end;
 	long gen;
 	int i;
 
 	memset(o, 0, sizeof(*o));
 	/* [[connections, datagrams, strays, misroutes, requests], ...] */
-	for (i = 0, s = s ? s + strlen("\"gens\": [") : NULL; s && i < QC_GENS; i++) {
-		s = strchr(s, '[');
-		if (!s)
-			break;
-		strtol(s + 1, &end, 10);
-		o->recv[i] = strtol(end + 1, &end, 10);
-		s = strchr(end, ']');
+	for (int v = 0; v < r->servers; v++) {
+		s = strstr(r->srv[v], "\"gens\": [");
+		for (i = 0, s = s ? s + strlen("\"gens\": [") : NULL; s && i < QC_GENS; i++) {
+			s = strchr(s, '[');
+			if (!s)
+				break;
+			strtol(s + 1, &end, 10);
+			o->recv[i] += strtol(end + 1, &end, 10);
+			s = strchr(end, ']');
+		}
 	}
 	/* {"G": [connections, datagrams sent], ...} */
 	for (int c = 0; c < QC_PROCS; c++) {
@@ -342,15 +385,18 @@ static double qc_rate(struct qc_res *r, const char *key)
 	return out;
 }
 
-/* The tree and this file's programs (qt_enter()): SM_PASS, SM_SKIP with
- * its line, or SM_FAIL. */
-static int qc_enter(struct qt_env *env)
+/* The tree and this file's programs (qt_enter()), @client the clients':
+ * SM_PASS, SM_SKIP with its line, or SM_FAIL. */
+static int qc_enter(struct qt_env *env, const char *client)
 {
-	static const char *const need[] = {"libsockmig.so.0", "tests/servers/quic_server.py",
-					   "tests/servers/quic_conns_server.py",
-					   "tests/servers/quic_conns_client.py", NULL};
+	char cpath[64];
+	const char *const need[] = {"libsockmig.so.0", "tests/servers/quic_server.py",
+				    "tests/servers/quic_conns_server.py", cpath, NULL};
 	char why[PATH_MAX + 128];
-	int ret = qt_enter(env, need, why, sizeof(why));
+	int ret;
+
+	snprintf(cpath, sizeof(cpath), "tests/servers/%s", client);
+	ret = qt_enter(env, need, why, sizeof(why));
 
 	return ret == SM_SKIP ? SKIP("%s", why) : ret;
 }
@@ -370,22 +416,32 @@ static int conns_case(enum qc_kind kind)
 	struct qt_env *env = calloc(1, sizeof(*env));
 	struct qc_res *r = calloc(1, sizeof(*r));
 	long secs = qc_env("SOCKMIG_QUIC_CONNS_SECS", -1, QC_SECS_MAX), conns, steady, up, stop;
-	long flips, est, failed, early, alive, strays, misroutes;
-	int ret = SM_FAIL;
+	long flips, est, failed, early, alive, strays, misroutes, differ;
+	const char *client = getenv("SOCKMIG_QUIC_CONNS_CLIENT");
+	int ret = SM_FAIL, servers;
 
 	if (secs < 0) {
 		ret = SKIP("a bench: SOCKMIG_QUIC_CONNS_SECS=S runs it (make bench-quic-conns)");
 		goto out;
 	}
 	conns = qc_env("SOCKMIG_QUIC_CONNS_N", QC_CONNS, QC_CONNS_MAX);
-	if (!env || !r || !secs || !conns)
+	servers = (int)qc_env("SOCKMIG_QUIC_CONNS_SERVERS", 1, QC_SRV_MAX);
+	if (!client || !*client || strcmp(client, "aioquic") == 0) {
+		client = "quic_conns_client.py";
+	} else if (strcmp(client, "ngtcp2") == 0) {
+		client = "quic_conns_ngtcp2"; /* make bench-quic-conns builds it */
+	} else {
+		printf("SOCKMIG_QUIC_CONNS_CLIENT=%s: aioquic or ngtcp2\n", client);
+		goto out;
+	}
+	if (!env || !r || !secs || !conns || !servers)
 		goto out;
 	if (secs <= QC_RAMP_SECS + 2) {
 		printf("SOCKMIG_QUIC_CONNS_SECS=%ld: more than %d s of ramp, please\n", secs,
 		       QC_RAMP_SECS + 2);
 		goto out;
 	}
-	ret = qc_enter(env);
+	ret = qc_enter(env, client);
 	if (ret != SM_PASS)
 		goto out;
 	ret = qc_run(env,
@@ -395,24 +451,29 @@ static int conns_case(enum qc_kind kind)
 				      .flip_ms = QC_FLIP_MS,
 				      .ramp_secs = QC_RAMP_SECS,
 				      .cid_len = kind == QC_LB ? QC_LB_CID_LEN
-							       : SOCKMIG_QUIC_CID_DEFAULT},
+							       : SOCKMIG_QUIC_CID_DEFAULT,
+				      .servers = servers,
+				      .client = client},
 		     r);
 	if (ret != SM_PASS)
 		goto out;
 	ret = SM_FAIL;
 	for (int i = 0; i < QC_PROCS; i++)
 		printf("  client %d: %s\n", i, r->cli[i]);
-	printf("  server: %s\n", r->srv);
+	for (int i = 0; i < r->servers; i++)
+		printf("  server %d: %s\n", i, r->srv[i]);
 	up = qc_sum(r, "all_up_ms", 1);
 	stop = qc_sum(r, "stop_ms", -1);
-	flips = qt_json_num(r->srv, "flips");
-	steady = qc_sum(r, "all_up_ms", -1) < 0 ? 0 : qc_flips_in(r->srv, up, stop);
+	flips = qc_srv(r, "flips");
+	steady = 0;
+	for (int i = 0; i < r->servers && qc_sum(r, "all_up_ms", -1) >= 0; i++)
+		steady += qc_flips_in(r->srv[i], up, stop);
 	est = qc_sum(r, "established", 0);
 	failed = qc_sum(r, "failed_handshake", 0);
 	early = qc_sum(r, "closed_early", 0);
 	alive = qc_sum(r, "alive", 0);
-	strays = qt_json_num(r->srv, "strays");
-	misroutes = qt_json_num(r->srv, "misroutes");
+	strays = qc_srv(r, "strays");
+	misroutes = qc_srv(r, "misroutes");
 	printf("  %ld connections asked, %ld established, %ld failed handshakes, %ld closed "
 	       "early, %ld alive at the end\n",
 	       conns, est, failed, early, alive);
@@ -425,16 +486,21 @@ static int conns_case(enum qc_kind kind)
 	for (int i = 0; i < QC_PROCS; i++)
 		printf(", median of client %d %.2f", i, qc_json_f(r->cli[i], "rate_p50"));
 	printf("\n");
-	printf("  server: %ld datagrams received, %ld strays, %ld misroutes (to a non-owning "
-	       "generation), %ld connections, %ld handshakes, %ld live at exit; "
+	printf("  server%s: %ld datagrams received, %ld strays, %ld misroutes (to a non-owning "
+	       "generation%s), %ld connections, %ld handshakes, %ld live at exit; "
 	       "UDP RcvbufErrors %ld\n",
-	       qt_json_num(r->srv, "datagrams"), strays, misroutes,
-	       qt_json_num(r->srv, "connections"), qt_json_num(r->srv, "handshakes"),
-	       qt_json_num(r->srv, "live_at_exit"), r->rcvbuf_errors);
-	printf("  CPU time: server %.1f s, clients %.1f s and %.1f s; generations whose "
-	       "datagrams received differ from those sent: %ld\n",
-	       qc_json_f(r->srv, "cpu_s"), qc_json_f(r->cli[0], "cpu_s"),
-	       QC_PROCS > 1 ? qc_json_f(r->cli[1], "cpu_s") : 0.0, qc_gens_print(r));
+	       r->servers > 1 ? "s" : "", qc_srv(r, "datagrams"), strays, misroutes,
+	       r->servers > 1 ? " of the same process: a stray to another is a stray only" : "",
+	       qc_srv(r, "connections"), qc_srv(r, "handshakes"), qc_srv(r, "live_at_exit"),
+	       r->rcvbuf_errors);
+	differ = qc_gens_print(r);
+	printf("  CPU time: servers");
+	for (int i = 0; i < r->servers; i++)
+		printf(" %.1f s", qc_json_f(r->srv[i], "cpu_s"));
+	printf(", clients %.1f s and %.1f s; generations whose datagrams received differ from "
+	       "those sent: %ld\n",
+	       qc_json_f(r->cli[0], "cpu_s"), QC_PROCS > 1 ? qc_json_f(r->cli[1], "cpu_s") : 0.0,
+	       differ);
 	if (kind != QC_PLAIN)
 		printf("  group: %llu new flows, %llu hits, %llu fallbacks, %llu expired, "
 		       "%llu not learned, %llu kernel hash\n",
@@ -445,11 +511,11 @@ static int conns_case(enum qc_kind kind)
 	if (kind == QC_LB)
 		printf("  CIDs: %ld minted, %ld given out and decoded, %ld not their socket's; "
 		       "datagrams routed by CID %llu, stale %llu, other (as flow) %llu\n",
-		       qt_json_num(r->srv, "minted"), qt_json_num(r->srv, "cids_checked"),
-		       qt_json_num(r->srv, "cids_wrong"), (unsigned long long)r->qst.hits,
-		       (unsigned long long)r->qst.stale, (unsigned long long)r->qst.other);
+		       qc_srv(r, "minted"), qc_srv(r, "cids_checked"), qc_srv(r, "cids_wrong"),
+		       (unsigned long long)r->qst.hits, (unsigned long long)r->qst.stale,
+		       (unsigned long long)r->qst.other);
 	if (!ASSERT_EQ(flips, secs * 1000 / QC_FLIP_MS, "flips") ||
-	    !ASSERT_EQ(qt_json_num(r->srv, "objects"), flips + 1, "server objects"))
+	    !ASSERT_EQ(qc_srv(r, "objects"), flips + 1, "server objects"))
 		goto out;
 	if (kind != QC_PLAIN) {
 		/* a server that cannot keep up (its sockets full: the machine's
@@ -461,15 +527,14 @@ static int conns_case(enum qc_kind kind)
 		else if (!ASSERT_EQ(est, conns, "connections established") ||
 			 !ASSERT_EQ(failed, 0, "failed handshakes") ||
 			 !ASSERT_EQ(alive, conns, "connections alive at the end") ||
-			 !ASSERT_EQ(qt_json_num(r->srv, "requests"), conns,
-				    "one request a connection"))
+			 !ASSERT_EQ(qc_srv(r, "requests"), conns, "one request a connection"))
 			goto out;
 		if (!ASSERT_EQ(early, 0, "established connections closed early") ||
 		    !ASSERT_EQ(strays, 0, "datagrams to an object that did not know them") ||
 		    !ASSERT_EQ(misroutes, 0, "datagrams to a non-owning generation") ||
 		    !ASSERT_EQ(r->st.kernel_hash, 0, "kernel hash") ||
 		    (kind == QC_LB && (!ASSERT_EQ(r->qst.stale, 0, "stale CIDs") ||
-				       !ASSERT_EQ(qt_json_num(r->srv, "cids_wrong"), 0,
+				       !ASSERT_EQ(qc_srv(r, "cids_wrong"), 0,
 						  "CIDs given out that are not their socket's"))) ||
 		    !ASSERT_TRUE(steady >= (secs - QC_RAMP_SECS >= QC_STEADY + 10 ? QC_STEADY : 1),
 				 "flips with every connection up"))
@@ -521,7 +586,9 @@ static int rebind_case(enum qc_kind kind)
 				   .flip_ms = RB_FLIP_MS,
 				   .ramp_secs = RB_RAMP_SECS,
 				   .cid_len = QC_LB_CID_LEN,
-				   .rebind_ms = RB_REBIND_MS};
+				   .rebind_ms = RB_REBIND_MS,
+				   .servers = 1,
+				   .client = "quic_conns_client.py"};
 	struct qt_env *env = calloc(1, sizeof(*env));
 	struct qc_res *r = calloc(1, sizeof(*r));
 	long misroutes, rebinds;
@@ -529,40 +596,40 @@ static int rebind_case(enum qc_kind kind)
 
 	if (!env || !r)
 		goto out;
-	ret = qc_enter(env);
+	ret = qc_enter(env, cfg.client);
 	if (ret != SM_PASS || (ret = qc_run(env, &cfg, r)) != SM_PASS)
 		goto out;
 	ret = SM_FAIL;
 	for (int i = 0; i < QC_PROCS; i++)
 		printf("  client %d: %s\n", i, r->cli[i]);
-	printf("  server: %s\n", r->srv);
-	misroutes = qt_json_num(r->srv, "misroutes");
+	for (int i = 0; i < r->servers; i++)
+		printf("  server %d: %s\n", i, r->srv[i]);
+	misroutes = qc_srv(r, "misroutes");
 	rebinds = qc_sum(r, "rebinds", 0);
 	printf("  %s: %ld rebinds over %ld flips; %ld alive of %d, %ld closed early; server: "
 	       "%ld strays, %ld misroutes, %ld CIDs minted, %ld given out and decoded, %ld not "
 	       "their socket's\n",
-	       kind == QC_LB ? "quic-lb" : "flow", rebinds, qt_json_num(r->srv, "flips"),
-	       qc_sum(r, "alive", 0), RB_CONNS, qc_sum(r, "closed_early", 0),
-	       qt_json_num(r->srv, "strays"), misroutes, qt_json_num(r->srv, "minted"),
-	       qt_json_num(r->srv, "cids_checked"), qt_json_num(r->srv, "cids_wrong"));
+	       kind == QC_LB ? "quic-lb" : "flow", rebinds, qc_srv(r, "flips"),
+	       qc_sum(r, "alive", 0), RB_CONNS, qc_sum(r, "closed_early", 0), qc_srv(r, "strays"),
+	       misroutes, qc_srv(r, "minted"), qc_srv(r, "cids_checked"), qc_srv(r, "cids_wrong"));
 	printf("  group: %llu new flows, %llu hits, %llu fallbacks, %llu kernel hash; CIDs: "
 	       "%llu hits, %llu stale, %llu other\n",
 	       (unsigned long long)r->st.new_flows, (unsigned long long)r->st.flow_hits,
 	       (unsigned long long)r->st.fallbacks, (unsigned long long)r->st.kernel_hash,
 	       (unsigned long long)r->qst.hits, (unsigned long long)r->qst.stale,
 	       (unsigned long long)r->qst.other);
-	if (!ASSERT_EQ(qt_json_num(r->srv, "flips"), RB_SECS * 1000 / RB_FLIP_MS, "flips") ||
+	if (!ASSERT_EQ(qc_srv(r, "flips"), RB_SECS * 1000 / RB_FLIP_MS, "flips") ||
 	    !ASSERT_EQ(qc_sum(r, "established", 0), RB_CONNS, "connections established") ||
 	    !ASSERT_TRUE(rebinds >= 3 * RB_CONNS, "3 rebinds a connection or more"))
 		goto out;
 	if (kind == QC_LB) {
 		if (!ASSERT_EQ(qc_sum(r, "alive", 0), RB_CONNS, "connections alive at the end") ||
 		    !ASSERT_EQ(qc_sum(r, "closed_early", 0), 0, "connections closed early") ||
-		    !ASSERT_EQ(qt_json_num(r->srv, "strays"), 0, "strays") ||
+		    !ASSERT_EQ(qc_srv(r, "strays"), 0, "strays") ||
 		    !ASSERT_EQ(misroutes, 0, "datagrams to a non-owning generation") ||
-		    !ASSERT_EQ(qt_json_num(r->srv, "cids_wrong"), 0,
+		    !ASSERT_EQ(qc_srv(r, "cids_wrong"), 0,
 			       "CIDs given out that are not their socket's") ||
-		    !ASSERT_TRUE(qt_json_num(r->srv, "cids_checked") >= QC_CIDS_PER_CONN * RB_CONNS,
+		    !ASSERT_TRUE(qc_srv(r, "cids_checked") >= QC_CIDS_PER_CONN * RB_CONNS,
 				 "every connection's CIDs checked") ||
 		    !ASSERT_GT(r->qst.hits, 0, "datagrams routed by CID") ||
 		    !ASSERT_EQ(r->qst.stale, 0, "stale CIDs") ||
@@ -584,4 +651,102 @@ SM_LONG(udp_quic_real_lb_rebind, 90)
 SM_LONG(udp_quic_real_flow_rebind, 90)
 {
 	return rebind_case(QC_RECEIVE);
+}
+
+/*
+ * A second real QUIC stack, a suite case: NG_CONNS connections of the C
+ * client on libngtcp2 (tests/servers/quic_conns_ngtcp2, make quic-client)
+ * to the aioquic servers, two processes sharing the generations out, a
+ * flip every NG_FLIP_MS:
+ * 1. learn on receive, and 2. quic-lb: every connection alive to the end,
+ *    0 strays, every generation received what its connections sent;
+ * 3. the baseline, plain SO_REUSEPORT: strays.
+ */
+#define NG_CONNS     60
+#define NG_SECS	     8
+#define NG_RAMP_SECS 2
+#define NG_FLIP_MS   500
+#define NG_CLIENT    "quic_conns_ngtcp2"
+
+static int ngtcp2_case(enum qc_kind kind)
+{
+	const struct qc_cfg cfg = {.kind = kind,
+				   .secs = NG_SECS,
+				   .conns = NG_CONNS,
+				   .flip_ms = NG_FLIP_MS,
+				   .ramp_secs = NG_RAMP_SECS,
+				   .cid_len =
+					   kind == QC_LB ? QC_LB_CID_LEN : SOCKMIG_QUIC_CID_DEFAULT,
+				   .servers = 2,
+				   .client = NG_CLIENT};
+	struct qt_env *env = calloc(1, sizeof(*env));
+	struct qc_res *r = calloc(1, sizeof(*r));
+	char bin[PATH_MAX];
+	long strays, differ;
+	int ret = SM_FAIL;
+
+	if (!env || !r || !qt_build_dir(bin, sizeof(bin) - 64))
+		goto out;
+	strcat(bin, "/tests/servers/" NG_CLIENT);
+	if (access(bin, X_OK) < 0) {
+		ret = SKIP("no %s: make quic-client compiles it in the real-QUIC tree", bin);
+		goto out;
+	}
+	ret = qc_enter(env, cfg.client);
+	if (ret != SM_PASS || (ret = qc_run(env, &cfg, r)) != SM_PASS)
+		goto out;
+	ret = SM_FAIL;
+	for (int i = 0; i < QC_PROCS; i++)
+		printf("  client %d: %s\n", i, r->cli[i]);
+	for (int i = 0; i < r->servers; i++)
+		printf("  server %d: %s\n", i, r->srv[i]);
+	strays = qc_srv(r, "strays");
+	differ = qc_gens_print(r);
+	printf("  %s: %ld of %d established, %ld alive, %ld closed early; %ld datagrams sent, "
+	       "%ld received, %ld strays; group: %llu new flows, %llu kernel hash\n",
+	       kind == QC_LB	  ? "quic-lb"
+	       : kind == QC_PLAIN ? "plain"
+				  : "flow",
+	       qc_sum(r, "established", 0), NG_CONNS, qc_sum(r, "alive", 0),
+	       qc_sum(r, "closed_early", 0), qc_sum(r, "sent", 0), qc_srv(r, "datagrams"), strays,
+	       (unsigned long long)r->st.new_flows, (unsigned long long)r->st.kernel_hash);
+	if (!ASSERT_EQ(qc_srv(r, "flips"), NG_SECS * 1000 / NG_FLIP_MS, "flips") ||
+	    !ASSERT_EQ(qc_srv(r, "datagrams"), qc_sum(r, "sent", 0), "datagrams received = sent"))
+		goto out;
+	if (kind != QC_PLAIN) {
+		if (!ASSERT_EQ(qc_sum(r, "established", 0), NG_CONNS, "connections established") ||
+		    !ASSERT_EQ(qc_sum(r, "alive", 0), NG_CONNS, "connections alive at the end") ||
+		    !ASSERT_EQ(qc_sum(r, "closed_early", 0), 0, "connections closed early") ||
+		    !ASSERT_EQ(qc_srv(r, "requests"), NG_CONNS, "one request a connection") ||
+		    !ASSERT_EQ(strays, 0, "datagrams to an object that did not know them") ||
+		    !ASSERT_EQ(differ, 0, "generations that received other than was sent them") ||
+		    !ASSERT_EQ(r->st.kernel_hash, 0, "kernel hash") ||
+		    (kind == QC_LB && (!ASSERT_GT(r->qst.hits, 0, "datagrams routed by CID") ||
+				       !ASSERT_EQ(r->qst.stale, 0, "stale CIDs") ||
+				       !ASSERT_EQ(qc_srv(r, "cids_wrong"), 0,
+						  "CIDs given out that are not their socket's"))))
+			goto out;
+	} else if (!ASSERT_GT(strays, 0,
+			      "the baseline's datagrams reach objects that do not "
+			      "know them")) {
+		goto out;
+	}
+	ret = SM_PASS;
+out:
+	return qc_leave(env, r, ret);
+}
+
+SM_LONG(udp_quic_real_ngtcp2_flow, 90)
+{
+	return ngtcp2_case(QC_RECEIVE);
+}
+
+SM_LONG(udp_quic_real_ngtcp2_quic_lb, 90)
+{
+	return ngtcp2_case(QC_LB);
+}
+
+SM_LONG(udp_quic_real_ngtcp2_plain, 90)
+{
+	return ngtcp2_case(QC_PLAIN);
 }
