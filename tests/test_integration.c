@@ -553,3 +553,112 @@ out:
 	it_teardown(&e, IPORT);
 	return ret;
 }
+
+/* The child of @parent (its first found in /proc), or 0. */
+static pid_t child_of(pid_t parent)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t found = 0;
+
+	while (d && !found && (de = readdir(d))) {
+		char path[300], buf[512], *rp;
+		int ppid = 0;
+		FILE *f;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')) &&
+		    sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == parent)
+			found = (pid_t)strtol(de->d_name, NULL, 10);
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* Whether @pid is gone or a zombie. */
+static bool ended(pid_t pid)
+{
+	char path[64], buf[512], *rp, state = 'Z';
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')))
+		state = rp[2];
+	fclose(f);
+	return state == 'Z' || state == 'X';
+}
+
+/*
+ * haproxy -W under the shim, its master killed (SIGKILL: no handler, no
+ * shim code run in it): its worker, which holds the listener, sees its
+ * master gone and exits; nothing of this namespace may stay pinned then.
+ */
+SM_TEST(shim_haproxy_master_killed_leaves_no_group)
+{
+	char cfg[128], *argv[] = {"haproxy", "-W", "-f", cfg, "-db", NULL};
+	int ret = SM_FAIL, reply = -1, st = 0, waited = 0, groups;
+	pid_t master, worker;
+	struct ienv e;
+	FILE *f;
+
+	if (access("/usr/sbin/haproxy", X_OK) < 0)
+		return SKIP("haproxy is not installed (scripts/deps installs it)");
+	if (!it_setup(&e, I_SHIM))
+		return SKIP("no .output/sockmig or preload shim: run from the repository root");
+	snprintf(cfg, sizeof(cfg), "%s/haproxy.cfg", e.dir);
+	f = fopen(cfg, "w");
+	if (!f)
+		goto out;
+	fprintf(f,
+		"global\n\tmaxconn 400\n\tnbthread 1\n"
+		"defaults\n\tmode http\n\ttimeout connect 2s\n\ttimeout client 5s\n"
+		"\ttimeout server 5s\n"
+		"frontend fe\n\tbind 127.0.0.1:%d\n"
+		"\thttp-request return status 200 content-type text/plain string ok\n",
+		IPORT);
+	fclose(f);
+	master = it_spawn(&e, argv, true);
+	for (int i = 0; i < 100 && reply <= 0; i++) {
+		burst_sleep_ms(50);
+		reply = it_probe_reply(IPORT, 500);
+	}
+	for (int i = 0; i < 200 && reply > 0 && holds_listener(master); i++)
+		burst_sleep_ms(25);
+	worker = child_of(master);
+	groups = netns_groups();
+	printf("master %d, worker %d, reply %d bytes, %d group(s) pinned while serving\n",
+	       (int)master, (int)worker, reply, groups);
+	if (!ASSERT_GT(reply, 0, "haproxy -W serves") || !ASSERT_GT(worker, 0, "its worker") ||
+	    !ASSERT_TRUE(holds_listener(worker), "the worker holds the listener") ||
+	    !ASSERT_EQ(groups, 1, "its listener registered by the shim"))
+		goto out;
+	kill(master, SIGKILL);
+	waitpid(master, &st, 0);
+	while (!ended(worker) && waited++ < 400)
+		burst_sleep_ms(25);
+	printf("the worker ended %d ms after its master's kill\n", waited * 25);
+	if (!ASSERT_TRUE(waited <= 400, "the worker exits when its master is gone"))
+		goto out;
+	e.nprocs = 0;
+	groups = netns_groups();
+	if (!ASSERT_EQ(groups, 0, "no group left pinned after the worker's exit")) {
+		show_groups_left();
+		goto out;
+	}
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		it_show_log(&e, "log");
+	it_teardown(&e, IPORT);
+	return ret;
+}
