@@ -68,6 +68,9 @@ TEST_SERVERS := $(addprefix $(OUTPUT)/tests/servers/,prefork shim_prog static_se
 TEST_SERVERS += $(addprefix $(OUTPUT)/tests/servers/,quic_server.py quic_client.py)
 TEST_SERVERS += $(addprefix $(OUTPUT)/tests/servers/,quic_conns_server.py quic_conns_client.py)
 TEST_SERVERS += $(OUTPUT)/tests/servers/h3_load.py
+# The C QUIC client, compiled in that tree (make quic-client), never by all;
+# check rebuilds it when it is there and its source changed.
+QUIC_NGTCP2 := $(OUTPUT)/tests/servers/quic_conns_ngtcp2
 
 .PHONY: all deps check demo bench asan asan-check lint format format-check cppcheck \
         clean install deb check-deb check-kernels
@@ -224,7 +227,7 @@ $(OUTPUT)/install/sockmig: $(CMD_OBJS) $(LIBSO) | $(LIBSO0)
 	$(Q)$(CC) $(LDFLAGS) $(INST_RPATH) $(CMD_OBJS) -L$(OUTPUT) -lsockmig -o $@ $(LDLIBS)
 
 # The README's test command. T=name runs the cases whose name contains it.
-check: deps all
+check: deps all $(if $(wildcard $(QUIC_NGTCP2)),$(QUIC_NGTCP2))
 	$(Q)$(TESTRUN) $(T)
 
 # The kernel matrix: Debian 11's 5.10, 12's 6.1, 13's 6.12 booted in QEMU,
@@ -254,7 +257,6 @@ bench-quic: deps all
 # plain SO_REUSEPORT. CLIENT=ngtcp2 (the default: C, libngtcp2, compiled in
 # the tree) or aioquic (python) opens them; SERVERS aioquic server
 # processes (default 2) share the generations out. Needs make quic-root.
-QUIC_NGTCP2 := $(OUTPUT)/tests/servers/quic_conns_ngtcp2
 CLIENT ?= ngtcp2
 SERVERS ?= 2
 $(QUIC_NGTCP2): tests/servers/quic_conns_ngtcp2.c scripts/quic-root | $(OUTPUT)
@@ -283,7 +285,7 @@ asan:
 	$(Q)$(MAKE) --no-print-directory OUTPUT=$(OUTPUT)/asan \
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		LDFLAGS="-fsanitize=address,undefined" all
-asan-check: deps asan
+asan-check: deps asan $(if $(wildcard $(QUIC_NGTCP2)),$(QUIC_NGTCP2))
 	$(Q)ASAN_OPTIONS=detect_leaks=1 $(OUTPUT)/asan/test_sockmig $(T)
 
 FORMAT_SRCS = $(wildcard include/*.h include/sockmig/*.h lib/*.[ch] bpf/*.[ch] cli/*.[ch] tests/*.[ch] tests/servers/*.c \

@@ -343,7 +343,7 @@ unsigned long long tp_start_time(pid_t pid, bool live)
 bool tp_proc_start(struct tp_proc *p, const char *dir, const char *name, const char *path,
 		   const char *shim, bool nobody, const char *const *env, int fd3, const char *args)
 {
-	char argbuf[256], pre[PATH_MAX + 16], lpid[32], *argv[16], *envp[20], *save = NULL, *tok;
+	char argbuf[512], pre[PATH_MAX + 16], lpid[32], *argv[16], *envp[20], *save = NULL, *tok;
 	int in[2], out[2], errfd, na = 0, ne = 0;
 
 	memset(p, 0, sizeof(*p));

@@ -109,7 +109,7 @@ int qt_enter(struct qt_env *env, const char *const *need, char *why, size_t len)
 bool qt_start(struct qt_env *env, struct tp_proc *p, const char *name, const char *prog,
 	      const char *args)
 {
-	char all[256];
+	char all[512];
 	int words = 1;
 
 	for (const char *c = args; *c; c++)

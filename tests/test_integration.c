@@ -30,6 +30,7 @@
 #include "harness.h"
 #include "itest.h"
 #include "loadgen.h"
+#include "proc.h"
 #include "sockmig.h"
 #include "util.h"
 
@@ -474,6 +475,48 @@ static void show_groups_left(void)
 	}
 }
 
+/* Whether no group of this namespace is pinned (@what asserted); on a
+ * failure, the members of those left. */
+static bool no_group_left(const char *what)
+{
+	if (ASSERT_EQ(netns_groups(), 0, what))
+		return true;
+	show_groups_left();
+	return false;
+}
+
+/* haproxy's configuration in @e's directory, its path in @cfg: one
+ * frontend on IPORT answering 200 itself. */
+static bool haproxy_cfg(struct ienv *e, char *cfg, size_t len)
+{
+	FILE *f;
+
+	snprintf(cfg, len, "%s/haproxy.cfg", e->dir);
+	f = fopen(cfg, "w");
+	if (!f)
+		return false;
+	fprintf(f,
+		"global\n\tmaxconn 400\n\tnbthread 1\n"
+		"defaults\n\tmode http\n\ttimeout connect 2s\n\ttimeout client 5s\n"
+		"\ttimeout server 5s\n"
+		"frontend fe\n\tbind 127.0.0.1:%d\n"
+		"\thttp-request return status 200 content-type text/plain string ok\n",
+		IPORT);
+	return fclose(f) == 0;
+}
+
+/* The first reply's size once haproxy serves (5 s at most), or <= 0. */
+static int haproxy_serving(void)
+{
+	int reply = -1;
+
+	for (int i = 0; i < 100 && reply <= 0; i++) {
+		burst_sleep_ms(50);
+		reply = it_probe_reply(IPORT, 500);
+	}
+	return reply;
+}
+
 /*
  * haproxy -W (master-worker) under the shim, stopped (SIGTERM, as
  * systemctl stop does, then SIGINT, in a second run): the master
@@ -489,33 +532,18 @@ SM_TEST(shim_haproxy_master_worker_stop_leaves_no_group)
 	char cfg[128], *argv[] = {"haproxy", "-W", "-f", cfg, "-db", NULL};
 	int ret = SM_FAIL, reply = -1;
 	struct ienv e;
-	FILE *f;
 
 	if (access("/usr/sbin/haproxy", X_OK) < 0)
 		return SKIP("haproxy is not installed (scripts/deps installs it)");
 	if (!it_setup(&e, I_SHIM))
 		return SKIP("no .output/sockmig or preload shim: run from the repository root");
-	snprintf(cfg, sizeof(cfg), "%s/haproxy.cfg", e.dir);
-	f = fopen(cfg, "w");
-	if (!f)
+	if (!haproxy_cfg(&e, cfg, sizeof(cfg)))
 		goto out;
-	fprintf(f,
-		"global\n\tmaxconn 400\n\tnbthread 1\n"
-		"defaults\n\tmode http\n\ttimeout connect 2s\n\ttimeout client 5s\n"
-		"\ttimeout server 5s\n"
-		"frontend fe\n\tbind 127.0.0.1:%d\n"
-		"\thttp-request return status 200 content-type text/plain string ok\n",
-		IPORT);
-	fclose(f);
 	for (size_t s = 0; s < sizeof(sigs) / sizeof(sigs[0]); s++) {
 		pid_t master = it_spawn(&e, argv, true);
 		int st = 0, groups, waited = 0;
 
-		reply = -1;
-		for (int i = 0; i < 100 && reply <= 0; i++) {
-			burst_sleep_ms(50);
-			reply = it_probe_reply(IPORT, 500);
-		}
+		reply = haproxy_serving();
 		/* the master lets go of the listener (its re-exec into wait mode),
 		 * then handles the signal: the new image has no handler at first,
 		 * and a signal then kills it by its default action, no shim code
@@ -540,11 +568,8 @@ SM_TEST(shim_haproxy_master_worker_stop_leaves_no_group)
 		if (!ASSERT_TRUE(waited <= 800, "the master exited"))
 			goto out;
 		e.nprocs = 0;
-		groups = netns_groups();
-		if (!ASSERT_EQ(groups, 0, "no group left pinned after the stop")) {
-			show_groups_left();
+		if (!no_group_left("no group left pinned after the stop"))
 			goto out;
-		}
 	}
 	ret = SM_PASS;
 out:
@@ -552,50 +577,6 @@ out:
 		it_show_log(&e, "log");
 	it_teardown(&e, IPORT);
 	return ret;
-}
-
-/* The child of @parent (its first found in /proc), or 0. */
-static pid_t child_of(pid_t parent)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	pid_t found = 0;
-
-	while (d && !found && (de = readdir(d))) {
-		char path[300], buf[512], *rp;
-		int ppid = 0;
-		FILE *f;
-
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-		f = fopen(path, "re");
-		if (!f)
-			continue;
-		if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')) &&
-		    sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == parent)
-			found = (pid_t)strtol(de->d_name, NULL, 10);
-		fclose(f);
-	}
-	if (d)
-		closedir(d);
-	return found;
-}
-
-/* Whether @pid is gone or a zombie. */
-static bool ended(pid_t pid)
-{
-	char path[64], buf[512], *rp, state = 'Z';
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return true;
-	if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')))
-		state = rp[2];
-	fclose(f);
-	return state == 'Z' || state == 'X';
 }
 
 /*
@@ -609,32 +590,18 @@ SM_TEST(shim_haproxy_master_killed_leaves_no_group)
 	int ret = SM_FAIL, reply = -1, st = 0, waited = 0, groups;
 	pid_t master, worker;
 	struct ienv e;
-	FILE *f;
 
 	if (access("/usr/sbin/haproxy", X_OK) < 0)
 		return SKIP("haproxy is not installed (scripts/deps installs it)");
 	if (!it_setup(&e, I_SHIM))
 		return SKIP("no .output/sockmig or preload shim: run from the repository root");
-	snprintf(cfg, sizeof(cfg), "%s/haproxy.cfg", e.dir);
-	f = fopen(cfg, "w");
-	if (!f)
+	if (!haproxy_cfg(&e, cfg, sizeof(cfg)))
 		goto out;
-	fprintf(f,
-		"global\n\tmaxconn 400\n\tnbthread 1\n"
-		"defaults\n\tmode http\n\ttimeout connect 2s\n\ttimeout client 5s\n"
-		"\ttimeout server 5s\n"
-		"frontend fe\n\tbind 127.0.0.1:%d\n"
-		"\thttp-request return status 200 content-type text/plain string ok\n",
-		IPORT);
-	fclose(f);
 	master = it_spawn(&e, argv, true);
-	for (int i = 0; i < 100 && reply <= 0; i++) {
-		burst_sleep_ms(50);
-		reply = it_probe_reply(IPORT, 500);
-	}
+	reply = haproxy_serving();
 	for (int i = 0; i < 200 && reply > 0 && holds_listener(master); i++)
 		burst_sleep_ms(25);
-	worker = child_of(master);
+	worker = tp_find_child(master);
 	groups = netns_groups();
 	printf("master %d, worker %d, reply %d bytes, %d group(s) pinned while serving\n",
 	       (int)master, (int)worker, reply, groups);
@@ -644,17 +611,14 @@ SM_TEST(shim_haproxy_master_killed_leaves_no_group)
 		goto out;
 	kill(master, SIGKILL);
 	waitpid(master, &st, 0);
-	while (!ended(worker) && waited++ < 400)
+	while (tp_start_time(worker, true) != 0 && waited++ < 400)
 		burst_sleep_ms(25);
 	printf("the worker ended %d ms after its master's kill\n", waited * 25);
 	if (!ASSERT_TRUE(waited <= 400, "the worker exits when its master is gone"))
 		goto out;
 	e.nprocs = 0;
-	groups = netns_groups();
-	if (!ASSERT_EQ(groups, 0, "no group left pinned after the worker's exit")) {
-		show_groups_left();
+	if (!no_group_left("no group left pinned after the worker's exit"))
 		goto out;
-	}
 	ret = SM_PASS;
 out:
 	if (ret != SM_PASS)

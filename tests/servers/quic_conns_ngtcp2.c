@@ -251,6 +251,31 @@ static void conn_end(struct conn *c)
 	drop(c, c->has_gen ? WHY_CLOSED : WHY_HANDSHAKE);
 }
 
+static void send_pkt(struct conn *c, size_t n)
+{
+	if (send(c->fd, wbuf, n, 0) == (ssize_t)n)
+		c->sent++;
+}
+
+/* A fatal error @rv of ngtcp2: the peer told (CONNECTION_CLOSE) unless
+ * the connection is closing or draining already, then c is over. */
+static void conn_fail(struct conn *c, int rv, uint64_t now)
+{
+	ngtcp2_ccerr err;
+	ngtcp2_ssize n;
+
+	if (rv != NGTCP2_ERR_DRAINING && rv != NGTCP2_ERR_CLOSING && rv != NGTCP2_ERR_DROP_CONN &&
+	    rv != NGTCP2_ERR_IDLE_CLOSE) {
+		ngtcp2_ccerr_default(&err);
+		ngtcp2_ccerr_set_liberr(&err, rv, NULL, 0);
+		n = ngtcp2_conn_write_connection_close(c->q, NULL, NULL, wbuf, sizeof(wbuf), &err,
+						       now);
+		if (n > 0)
+			send_pkt(c, (size_t)n);
+	}
+	conn_end(c);
+}
+
 static void arm(struct conn *c)
 {
 	uint64_t t = ngtcp2_conn_get_expiry(c->q);
@@ -259,12 +284,6 @@ static void arm(struct conn *c)
 		heap_del(&c->cl->timers, c);
 	else
 		heap_set(&c->cl->timers, c, t);
-}
-
-static void send_pkt(struct conn *c, size_t n)
-{
-	if (send(c->fd, wbuf, n, 0) == (ssize_t)n)
-		c->sent++;
 }
 
 /* Write every packet ngtcp2 has for c (its streams' data first), then
@@ -299,7 +318,7 @@ static void flush(struct conn *c, uint64_t now)
 			continue;
 		}
 		if (n < 0) {
-			conn_end(c);
+			conn_fail(c, (int)n, now);
 			return;
 		}
 		if (dl > 0 && sid == c->req_sid)
@@ -508,7 +527,7 @@ static void conn_read(struct conn *c)
 		c->cl->now = mono_ns();
 		rv = ngtcp2_conn_read_pkt(c->q, &path, NULL, bufs[i], mm[i].msg_len, c->cl->now);
 		if (rv < 0) {
-			conn_end(c);
+			conn_fail(c, rv, c->cl->now);
 			return;
 		}
 	}
