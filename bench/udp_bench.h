@@ -103,8 +103,8 @@ struct udp_cost_result {
 	uint64_t flow_hits, quic_hits;
 	char error[200];
 };
-int udp_cost_run(int port, int phases, uint64_t count, int mode, const uint8_t *key,
-		 struct udp_cost_result *r);
+int udp_cost_run(int port, int phases, uint64_t count, int mode, uint32_t cid_len,
+		 const uint8_t *key, struct udp_cost_result *r);
 
 /* cli/bench_udp.c: `sockmig bench udp|udp-cost ...`; the exit status. */
 int bench_udp(const char *mode, int argc, char **argv);

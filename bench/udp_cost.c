@@ -144,6 +144,7 @@ static int ref_phase(struct cost *c, int prog, uint64_t count, uint64_t *ns, uin
 struct cost_args {
 	struct udp_cost_result r;
 	int port, phases, mode;
+	uint32_t cid_len; /* mode quic-lb: the group's CID length (0: its default) */
 	uint64_t count;
 	uint8_t key[16]; /* mode quic-lb: encrypted CIDs when has_key */
 	bool has_key;
@@ -179,7 +180,7 @@ static void cost_child(void *arg)
 	struct cost_args *a = arg;
 	struct udp_cost_result *r = &a->r;
 	SOCKMIG_OPTS(sockmig_udp_group_opts, go, .pin_root = ub_pin_root(),
-		     .mode = (enum sockmig_udp_mode)a->mode,
+		     .mode = (enum sockmig_udp_mode)a->mode, .quic_cid_len = a->cid_len,
 		     .quic_key = a->has_key ? a->key : NULL);
 	SOCKMIG_OPTS(sockmig_udp_member_opts, mo, .generation = 1);
 	struct sockaddr_in addr = {.sin_family = AF_INET};
@@ -306,8 +307,8 @@ out:
 		close(stats);
 }
 
-int udp_cost_run(int port, int phases, uint64_t count, int mode, const uint8_t *key,
-		 struct udp_cost_result *r)
+int udp_cost_run(int port, int phases, uint64_t count, int mode, uint32_t cid_len,
+		 const uint8_t *key, struct udp_cost_result *r)
 {
 	struct cost_args *a = calloc(1, sizeof(*a));
 	int err;
@@ -319,6 +320,7 @@ int udp_cost_run(int port, int phases, uint64_t count, int mode, const uint8_t *
 	a->phases = phases;
 	a->count = count;
 	a->mode = mode;
+	a->cid_len = cid_len;
 	if (key) {
 		memcpy(a->key, key, sizeof(a->key));
 		a->has_key = true;

@@ -21,6 +21,7 @@ struct udp_cfg {
 	int cost_mode;	 /* udp-cost: enum sockmig_udp_mode */
 	uint8_t key[16]; /* udp-cost --quic-key-file: mode quic-lb, encrypted */
 	bool has_key;
+	uint64_t cid_len; /* udp-cost --cid-len, mode quic-lb (0: the default) */
 };
 
 static void udp_usage(FILE *f)
@@ -44,6 +45,8 @@ static void udp_usage(FILE *f)
 		   "(default flow)\n"
 		   "      --quic-key-file F  udp-cost, mode quic-lb: encrypted CIDs, the "
 		   "16-octet key in F (0600)\n"
+		   "      --cid-len L        udp-cost, mode quic-lb: CIDs of L octets (8-20, "
+		   "default 8; 17 encrypted: single pass)\n"
 		   "  -j, --json             JSON output\n");
 }
 
@@ -65,6 +68,7 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 		{"rebind-ms", CLI_LONG_ONLY('B'), CLI_U64, &rebind, 0, 3600000},
 		{"mode", 'm', CLI_STR, &mode_name},
 		{"quic-key-file", CLI_LONG_ONLY('K'), CLI_STR, &key_file},
+		{"cid-len", CLI_LONG_ONLY('C'), CLI_U64, &c->cid_len, 8, 20},
 		{0},
 	};
 	int n = cli_parse(strcmp(mode, "udp") == 0 ? "bench udp" : "bench udp-cost", argc, argv,
@@ -92,6 +96,11 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 			cli_error("--mode: '%s' is no mode (flow, quic-lb, none)", mode_name);
 			return -1;
 		}
+	}
+	if (c->cid_len &&
+	    (strcmp(mode, "udp-cost") != 0 || c->cost_mode != SOCKMIG_UDP_MODE_QUIC_LB)) {
+		cli_error("--cid-len: for bench udp-cost --mode quic-lb only");
+		return -1;
 	}
 	if (key_file) {
 		/* bench udp has no use for it: refused, not read and ignored */
@@ -269,7 +278,7 @@ static int bench_udp_cost(struct udp_cfg *c)
 		       "%llu datagrams per phase, %llu phases in pairs off-on, on-off, ... after "
 		       "one not counted (off = no program; on = the group's program)\n\n",
 		       mode, (unsigned long long)c->count, (unsigned long long)c->phases);
-	err = udp_cost_run(c->o.port, (int)c->phases, c->count, c->cost_mode,
+	err = udp_cost_run(c->o.port, (int)c->phases, c->count, c->cost_mode, (uint32_t)c->cid_len,
 			   c->has_key ? c->key : NULL, &r);
 	explicit_bzero(c->key, sizeof(c->key));
 	if (err < 0) {

@@ -119,6 +119,16 @@ SM_PURE(quic_key_file_refused_unless_private_and_a_key)
 		 "/nonexistent/key");
 	if (!ASSERT_EQ(ct_run(args, out, sizeof(out), err, sizeof(err)), 2, "no such file"))
 		return SM_FAIL;
+	/* --cid-len: 8 to 20, and for mode quic-lb only */
+	if (!ASSERT_EQ(ct_run("bench udp-cost --mode quic-lb --cid-len 21", out, sizeof(out), err,
+			      sizeof(err)),
+		       2, "--cid-len 21") ||
+	    !ASSERT_EQ(ct_lines(err), 1, "one line") ||
+	    !ASSERT_EQ(ct_run("bench udp-cost --mode flow --cid-len 17", out, sizeof(out), err,
+			      sizeof(err)),
+		       2, "--cid-len in mode flow") ||
+	    !ASSERT_TRUE(strstr(err, "quic-lb only"), "says why"))
+		return SM_FAIL;
 	return SM_PASS;
 }
 
