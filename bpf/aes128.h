@@ -8,16 +8,16 @@
  * Why our own AES: a BPF program cannot call a library, so the program
  * needs one of its own; the encoder uses this same code, so the two cannot
  * disagree; and the tests check it against FIPS-197's known answer, the
- * QUIC-LB draft's vectors and OpenSSL (tests/test_udp_quic_enc.c). Only
- * encryption: QUIC-LB's four-pass algorithm needs no decryption (the
- * single-pass one, a 17-octet CID, would, and is refused).
+ * QUIC-LB draft's vectors and OpenSSL (tests/test_udp_quic_enc.c).
+ * QUIC-LB's four-pass algorithm needs encryption alone; its single-pass
+ * one (a 17-octet CID: one block) needs decryption too.
  *
  * No table but the S-box, no key-dependent branch; not hardened against
  * cache timing (the S-box lookups): the key protects server IDs from
  * observers on the path, who cannot time the load balancer's lookups.
  *
- * The program takes the S-box from a map (struct smu_qkey, which user
- * space fills from smq_aes_sbox below) rather than as a constant: a
+ * The program takes the S-box and its inverse from a map (struct
+ * smu_qkey, which user space fills from smq_aes_sbox below) rather than as a constant: a
  * constant array would be global data (.rodata), which the object's other
  * programs, loaded by 4.19, must not need. Key expansion is user space's
  * alone: the program gets the 11 round keys.
@@ -36,8 +36,11 @@
  * passes), inlined in user space */
 #ifdef __bpf__
 #define SMQ_AES_FN static __attribute__((noinline))
+/* a loop clang might keep is a back-edge, which 6.1 refused here */
+#define SMQ_UNROLL _Pragma("unroll")
 #else
 #define SMQ_AES_FN static inline
+#define SMQ_UNROLL
 #endif
 
 /* Multiplication by x (0x02) in GF(2^8), modulo x^8 + x^4 + x^3 + x + 1. */
@@ -89,6 +92,56 @@ SMQ_AES_FN void smq_aes128_encrypt(const __u8 *rk, const __u8 *sbox, const __u8 
 		out[i] = s[i];
 }
 
+/*
+ * Decrypt block @in into @out (which may be @in) with the encryption's
+ * round keys @rk (the last first) and the inverse S-box @isbox: FIPS-197's
+ * inverse cipher. InvMixColumns is MixColumns after a step that XORs
+ * 4 * (a0 ^ a2) into a0 and a2, 4 * (a1 ^ a3) into a1 and a3 (its matrix
+ * factors so), which keeps to smq_xtime().
+ */
+SMQ_AES_FN void smq_aes128_decrypt(const __u8 *rk, const __u8 *isbox, const __u8 *in, __u8 *out)
+{
+	__u8 s[SMQ_AES_BLOCK], t[SMQ_AES_BLOCK];
+	int i, r;
+
+	SMQ_UNROLL
+	for (i = 0; i < SMQ_AES_BLOCK; i++)
+		s[i] = in[i] ^ rk[SMQ_AES_ROUNDS * SMQ_AES_BLOCK + i];
+	SMQ_UNROLL
+	for (r = SMQ_AES_ROUNDS - 1; r >= 0; r--) {
+		/* InvShiftRows and InvSubBytes at once: row i%4 turns right
+		 * by i%4 (constant indices, as in smq_aes128_encrypt()) */
+		t[0] = isbox[s[0]], t[1] = isbox[s[13]], t[2] = isbox[s[10]], t[3] = isbox[s[7]];
+		t[4] = isbox[s[4]], t[5] = isbox[s[1]], t[6] = isbox[s[14]], t[7] = isbox[s[11]];
+		t[8] = isbox[s[8]], t[9] = isbox[s[5]], t[10] = isbox[s[2]], t[11] = isbox[s[15]];
+		t[12] = isbox[s[12]], t[13] = isbox[s[9]], t[14] = isbox[s[6]], t[15] = isbox[s[3]];
+		SMQ_UNROLL
+		for (i = 0; i < SMQ_AES_BLOCK; i++)
+			t[i] ^= rk[r * SMQ_AES_BLOCK + i];
+		/* InvMixColumns, but after the first round key */
+		SMQ_UNROLL
+		for (i = 0; i < SMQ_AES_BLOCK; i += 4) {
+			__u8 a0 = t[i], a1 = t[i + 1], a2 = t[i + 2], a3 = t[i + 3];
+			__u8 u = smq_xtime(smq_xtime(a0 ^ a2)), v = smq_xtime(smq_xtime(a1 ^ a3));
+			__u8 all;
+
+			if (r == 0) {
+				s[i] = a0, s[i + 1] = a1, s[i + 2] = a2, s[i + 3] = a3;
+				continue;
+			}
+			a0 ^= u, a1 ^= v, a2 ^= u, a3 ^= v;
+			all = a0 ^ a1 ^ a2 ^ a3;
+			s[i] = a0 ^ all ^ smq_xtime(a0 ^ a1);
+			s[i + 1] = a1 ^ all ^ smq_xtime(a1 ^ a2);
+			s[i + 2] = a2 ^ all ^ smq_xtime(a2 ^ a3);
+			s[i + 3] = a3 ^ all ^ smq_xtime(a3 ^ a0);
+		}
+	}
+	SMQ_UNROLL
+	for (i = 0; i < SMQ_AES_BLOCK; i++)
+		out[i] = s[i];
+}
+
 #ifndef __bpf__
 /* FIPS-197's S-box, computed from its definition (the multiplicative
  * inverse in GF(2^8), then the affine map), user space's: the program
@@ -113,6 +166,13 @@ static const __u8 smq_aes_sbox[256] = {
 	0x8c, 0xa1, 0x89, 0x0d, 0xbf, 0xe6, 0x42, 0x68, 0x41, 0x99, 0x2d, 0x0f, 0xb0, 0x54, 0xbb,
 	0x16,
 };
+
+/* The inverse S-box into @isbox. */
+static inline void smq_aes_inv_sbox(__u8 *isbox)
+{
+	for (int i = 0; i < 256; i++)
+		isbox[smq_aes_sbox[i]] = (__u8)i;
+}
 
 /* FIPS-197's key expansion: the 11 round keys of @key into @rk. */
 static inline void smq_aes128_expand(const __u8 *key, __u8 *rk)

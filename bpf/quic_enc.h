@@ -22,7 +22,7 @@
 
 #define SMQ_HALF_MAX   10 /* ceil(19 / 2) */
 #define SMQ_PT_MAX     19 /* a 20-octet CID, its first octet left out */
-#define SMQ_SINGLE_LEN 16 /* QUIC-LB's single-pass case (a 17-octet CID): not ours */
+#define SMQ_SINGLE_LEN 16 /* QUIC-LB's single-pass case (a 17-octet CID): one block */
 #define SMQ_INLINE     static inline __attribute__((always_inline))
 
 /* Clear the pad nibbles of halves @left and @right (either may be NULL)

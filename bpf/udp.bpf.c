@@ -296,8 +296,20 @@ static __always_inline int quic_decrypt(struct sk_reuseport_md *ctx, __u32 off, 
 	__u32 zero = 0, pt = len - 1, half = len / 2; /* ceil(pt / 2) */
 	const struct smu_qkey *q = bpf_map_lookup_elem(&qkey, &zero);
 
-	if (!q || pt < SMU_QUIC_CID_MIN - 1 || pt > SMQ_PT_MAX || pt == SMQ_SINGLE_LEN)
+	if (!q || pt < SMU_QUIC_CID_MIN - 1 || pt > SMQ_PT_MAX)
 		return -1;
+	if (pt == SMQ_SINGLE_LEN) {
+		/* single pass: the 16 octets are one AES block */
+		__u8 b[SMQ_AES_BLOCK];
+
+		if (bpf_skb_load_bytes(ctx, off + 1, b, SMQ_AES_BLOCK))
+			return -1;
+		smq_aes128_decrypt(q->rk, q->isbox, b, b);
+		cid[1] = b[0];
+		cid[2] = b[1];
+		cid[3] = b[2];
+		return 0;
+	}
 	BOUND(half); /* 4 to 10: the verifier sees the bounds below */
 	if (half < 4 || half > SMQ_HALF_MAX)
 		return -1;

@@ -45,9 +45,9 @@ enum smu_mode {
  * The program reads octets 0 to 3 only (and checks that the CID is whole).
  * Encrypted (struct smu_config.quic_enc): octets 1 to the end are the
  * server ID and nonce encrypted with QUIC-LB's four-pass algorithm
- * (quic_enc.h); the program decrypts octets 1-3 back (the encrypted
- * variant of the program, sockmig_udp_enc). Never 17 octets (QUIC-LB's
- * single pass, which needs AES decryption).
+ * (quic_enc.h), or at 17 octets with its single-pass one (one AES block);
+ * the program decrypts octets 1-3 back (the encrypted variant of the
+ * program, sockmig_udp_enc).
  */
 #define SMU_QUIC_CID_MIN  8
 #define SMU_QUIC_CID_MAX  20
@@ -122,12 +122,13 @@ struct smu_config {
 };
 
 /* Mode quic-lb, encrypted CIDs: the AES-128 round keys of the group's
- * key, and the S-box (aes128.h says why here); all zeros in a plaintext
+ * key, the S-box and its inverse (aes128.h says why here); all zeros in a plaintext
  * group. Written once by the group's maker, read by the program and by
  * lib/quic_enc.c alone (the group's directory is its owner's, 0700). */
 struct smu_qkey {
 	__u8 rk[176];
 	__u8 sbox[256];
+	__u8 isbox[256]; /* the inverse S-box, for 17-octet CIDs */
 };
 
 /*

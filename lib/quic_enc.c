@@ -19,6 +19,7 @@
 
 _Static_assert(sizeof(((struct smu_qkey *)0)->rk) == SMQ_AES_RK_LEN, "round keys");
 _Static_assert(sizeof(((struct smu_qkey *)0)->sbox) == sizeof(smq_aes_sbox), "S-box");
+_Static_assert(sizeof(((struct smu_qkey *)0)->isbox) == sizeof(smq_aes_sbox), "inverse S-box");
 
 #define KEY_LEN 16
 
@@ -35,20 +36,12 @@ static int check_key(const uint8_t *key)
 	return 0;
 }
 
-/* A CID length that the group's program can decrypt (not 17). */
-static int check_enc_len(uint32_t n)
-{
-	if (n == SMQ_SINGLE_LEN + 1)
-		return sm_fail(EINVAL, "QUIC CID: length 17 is QUIC-LB's single-pass layout, which "
-				       "the program cannot decrypt; use another length");
-	return 0;
-}
-
-/* @key's round keys and the S-box into @q. */
+/* @key's round keys, the S-box and its inverse into @q. */
 static void qkey_make(const uint8_t *key, struct smu_qkey *q)
 {
 	smq_aes128_expand(key, q->rk);
 	memcpy(q->sbox, smq_aes_sbox, sizeof(q->sbox));
+	smq_aes_inv_sbox(q->isbox);
 }
 
 static int qkey_read(struct sockmig_udp_group *g, struct smu_qkey *q)
@@ -89,7 +82,7 @@ int sm_quic_key_set(struct sockmig_udp_group *g, struct smu_config *c, const uin
 	uint32_t zero = 0;
 	int err;
 
-	if (key && ((err = check_key(key)) || (err = check_enc_len(c->quic_cid_len))))
+	if (key && (err = check_key(key)))
 		return err;
 	if (made) {
 		c->quic_enc = key != NULL;
@@ -141,12 +134,13 @@ int sm_quic_key_get(struct sockmig_udp_group *g, uint8_t *key)
 
 int sm_quic_cid_encrypt(const struct smu_qkey *q, uint8_t *cid, uint32_t n)
 {
-	int err = check_enc_len(n);
-
-	if (err)
-		return err;
-	/* octet 0 stays plaintext: the server ID (3 octets) and the nonce */
-	smq_encrypt(q->rk, q->sbox, 3, n - 4, cid + 1, cid + 1);
+	/* octet 0 stays plaintext: the server ID (3 octets) and the nonce,
+	 * one AES block when they are 16 octets (single pass), else four
+	 * passes */
+	if (n - 1 == SMQ_SINGLE_LEN)
+		smq_aes128_encrypt(q->rk, q->sbox, cid + 1, cid + 1);
+	else
+		smq_encrypt(q->rk, q->sbox, 3, n - 4, cid + 1, cid + 1);
 	return 0;
 }
 
@@ -157,8 +151,6 @@ int sockmig_quic_cid_build_key(const struct sockmig_quic_cid_info *info, const u
 	int err = check_key(key);
 
 	if (err)
-		return err;
-	if (info && (err = check_enc_len(info->len)))
 		return err;
 	qkey_make(key, &q);
 	err = sm_quic_cid_build(info, &q, cid, len);
@@ -181,16 +173,19 @@ int sockmig_quic_cid_decode_key(const uint8_t *cid, size_t len, const uint8_t *k
 	if (len < SMU_QUIC_CID_MIN || len > SMU_QUIC_CID_MAX)
 		return sm_fail(EINVAL, "QUIC CID length %zu is not within %d to %d", len,
 			       SMU_QUIC_CID_MIN, SMU_QUIC_CID_MAX);
-	err = check_enc_len((uint32_t)len);
-	if (err)
-		return err;
-	/* the program's way: the left half alone (three passes), which
-	 * holds the server ID; the nonce is not decrypted */
+	/* the program's way: one block (single pass), or the left half
+	 * alone (three passes), which holds the server ID; the nonce is not
+	 * decrypted in four passes */
 	pt = (uint32_t)len - 1;
 	half = (pt + 1) / 2;
 	qkey_make(key, &q);
-	smq_split(cid + 1, pt, left, right);
-	smq_decrypt_left(q.rk, q.sbox, left, right, pt, half);
+	if (pt == SMQ_SINGLE_LEN) {
+		smq_aes128_decrypt(q.rk, q.isbox, cid + 1, plain + 1);
+		memcpy(left, plain + 1, 3);
+	} else {
+		smq_split(cid + 1, pt, left, right);
+		smq_decrypt_left(q.rk, q.sbox, left, right, pt, half);
+	}
 	memset(plain, 0, sizeof(plain));
 	plain[0] = cid[0];
 	memcpy(plain + 1, left, 3);

@@ -59,10 +59,11 @@
  *   decrypts to a random slot, which is seldom live: handled as flow);
  * - not hidden: octet 0 (config rotation and length, plaintext by the
  *   draft), the CID's length, and which UDP group (address and port) a
- *   datagram goes to; not authenticated: the cipher is not a MAC. The
- *   draft's single-pass layout (server ID and nonce of 16 octets: a
- *   17-octet CID) needs AES decryption, which the program does not carry:
- *   an encrypted group of length 17 is refused (EINVAL).
+ *   datagram goes to; not authenticated: the cipher is not a MAC.
+ * At length 17 (server ID and nonce of 16 octets) the layout is the
+ * draft's single-pass one: octets 1 to 16 are one AES-128 block, which
+ * the program decrypts (one AES decryption per datagram instead of three
+ * encryptions).
  * The key is kept in the group's pinned maps (its directory is its
  * owner's, 0700) as round keys; copies in the library's memory are wiped
  * after use.
@@ -122,8 +123,9 @@ SOCKMIG_API int sockmig_quic_cid_decode(const uint8_t *cid, size_t len,
  * sockmig_quic_cid_build() for a group of encrypted CIDs: the CID that
  * @p info describes, encrypted with the 16-octet @p key (the group's
  * quic_key). Pure.
+ * Four passes, or one AES block at length 17 (QUIC-LB's single pass).
  * @return info->len, or -EINVAL (what sockmig_quic_cid_build() refuses; no
- * key or 16 zero octets; length 17, QUIC-LB's single-pass layout).
+ * key or 16 zero octets).
  */
 SOCKMIG_API int sockmig_quic_cid_build_key(const struct sockmig_quic_cid_info *info,
 					   const uint8_t *key, uint8_t *cid, size_t len);
@@ -134,7 +136,7 @@ SOCKMIG_API int sockmig_quic_cid_build_key(const struct sockmig_quic_cid_info *i
  * decrypted). Pure. A CID of another key decodes to an unrelated slot and
  * generation: nothing tells it apart.
  * @return 0, or -EINVAL (what sockmig_quic_cid_decode() refuses; no key or
- * 16 zero octets; length 17).
+ * 16 zero octets).
  */
 SOCKMIG_API int sockmig_quic_cid_decode_key(const uint8_t *cid, size_t len, const uint8_t *key,
 					    struct sockmig_quic_cid_info *out);

@@ -120,8 +120,8 @@ struct sockmig_udp_group_opts {
 	 *  made: another key, or a key for a plaintext group, fails with
 	 *  EEXIST, and so does NULL for an encrypted group when quic_cid_len
 	 *  is given; other modes: must be NULL (EINVAL). An encrypted group
-	 *  needs Linux 5.11 or later (EOPNOTSUPP) and a quic_cid_len other
-	 *  than 17 (EINVAL). */
+	 *  needs Linux 5.11 or later (EOPNOTSUPP); at quic_cid_len 17 its
+	 *  CIDs are QUIC-LB's single-pass layout (one AES block). */
 	const uint8_t *quic_key;
 	size_t : 0;
 };
