@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * AES-128 encryption of one block (FIPS-197), byte by byte, for QUIC-LB's
- * encrypted connection IDs (bpf/quic_enc.h): compiled into the UDP group
+ * AES-128 encryption and decryption of one block (FIPS-197), byte by
+ * byte, for QUIC-LB's encrypted connection IDs (bpf/quic_enc.h, and the
+ * single pass of 17-octet CIDs): compiled into the UDP group
  * program (bpf/udp.bpf.c, its encrypted variant) and into libsockmig
  * (lib/quic_enc.c), which mints the CIDs the program reads.
  *

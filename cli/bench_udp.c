@@ -269,15 +269,24 @@ static int bench_udp_cost(struct udp_cfg *c)
 {
 	const char *mode = c->has_key ? "quic-lb-enc"
 				      : sockmig_udp_mode_str((enum sockmig_udp_mode)c->cost_mode);
+	/* the CIDs' length in mode quic-lb (the group's default without
+	 * --cid-len), 0 in the others */
+	uint32_t cid_len = c->cost_mode != SOCKMIG_UDP_MODE_QUIC_LB ? 0
+			   : c->cid_len				    ? (uint32_t)c->cid_len
+								    : SOCKMIG_QUIC_CID_DEFAULT;
 	struct udp_cost_result r;
 	double ns = 0, empty = 0, sel = 0;
 	int err;
 
-	if (!json_output)
-		printf("sockmig bench udp-cost: one flow at 2 sockets of a UDP group in mode %s, "
-		       "%llu datagrams per phase, %llu phases in pairs off-on, on-off, ... after "
+	if (!json_output) {
+		printf("sockmig bench udp-cost: one flow at 2 sockets of a UDP group in mode %s, ",
+		       mode);
+		if (cid_len)
+			printf("CIDs of %u octets, ", cid_len);
+		printf("%llu datagrams per phase, %llu phases in pairs off-on, on-off, ... after "
 		       "one not counted (off = no program; on = the group's program)\n\n",
-		       mode, (unsigned long long)c->count, (unsigned long long)c->phases);
+		       (unsigned long long)c->count, (unsigned long long)c->phases);
+	}
 	err = udp_cost_run(c->o.port, (int)c->phases, c->count, c->cost_mode, (uint32_t)c->cid_len,
 			   c->has_key ? c->key : NULL, &r);
 	explicit_bzero(c->key, sizeof(c->key));
@@ -292,6 +301,7 @@ static int bench_udp_cost(struct udp_cfg *c)
 		jw_open(NULL, '{');
 		jw_str("mode", "udp-cost");
 		jw_str("group_mode", mode);
+		jw_u64("cid_len", cid_len);
 		jw_u64("count", c->count);
 		bench_phases_json(&r.ph);
 		jw_u64("lost", r.lost);

@@ -3,7 +3,8 @@
  * UDP groups in mode quic-lb with encrypted connection IDs: the group's
  * key (its round keys in the group's qkey map, root's alone), CIDs
  * encrypted with QUIC-LB's four-pass algorithm (bpf/quic_enc.h, the code
- * the group's program decrypts with), and their pure build and decode.
+ * the group's program decrypts with), or at 17 octets its single pass
+ * (one AES block), and their pure build and decode.
  * Every copy of a key or its round keys in this process is wiped after
  * use.
  */

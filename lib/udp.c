@@ -129,8 +129,11 @@ int sm_udp_get_pinned(struct sockmig_udp_group *g)
 		if (i == UFD_PROG)
 			continue;
 		memset(&info, 0, sizeof(info));
+		/* a key map of before 17-octet CIDs (no inverse S-box, which
+		 * only they need: that build made none) is read as it is */
 		if (bpf_obj_get_info_by_fd(g->fd[i], &info, &len) == 0 &&
-		    info.value_size != udp_value_size[i]) {
+		    info.value_size != udp_value_size[i] &&
+		    !(i == UFD_QKEY && info.value_size == offsetof(struct smu_qkey, isbox))) {
 			close_fds(g);
 			return sm_fail(EEXIST,
 				       "UDP group %s was made by another version of sockmig (%s: "

@@ -173,3 +173,57 @@ out:
 	sockmig_udp_group_close(g);
 	return ret;
 }
+
+/* Pin @fd in place of the pin @name of group @g. */
+static bool repin(struct sockmig_udp_group *g, const char *name, int fd)
+{
+	const char *root = getenv("SOCKMIG_PIN_ROOT");
+	char pin[512];
+
+	snprintf(pin, sizeof(pin), "%s/%s/%s", root && *root ? root : SOCKMIG_PIN_ROOT,
+		 sockmig_udp_group_name(g), name);
+	return ASSERT_TRUE(fd >= 0, "a map") && ASSERT_OK(unlink(pin), "unpinned") &&
+	       ASSERT_OK(bpf_obj_pin(fd, pin), "pinned again");
+}
+
+/*
+ * A group made before 17-octet encrypted CIDs: its key map's values are
+ * 432 bytes (round keys and S-box, no inverse S-box). It opens (an
+ * upgrade keeps running groups), and a key map of any other size is still
+ * refused.
+ */
+SM_TEST(udp_group_made_before_single_pass_cids_opens)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(UR_PORT)};
+	struct sockmig_udp_group *g, *again = NULL;
+	int fd = -1, odd = -1, ret = SM_FAIL;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	g = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), NULL);
+	if (!ASSERT_TRUE(g, "a group"))
+		return SM_FAIL;
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "qkey", 4, 176 + 256, 1, NULL);
+	if (!repin(g, "qkey", fd))
+		goto out;
+	again = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), NULL);
+	printf("open with a 432-byte key map: %s\n", again ? "opened" : sockmig_last_error());
+	if (!ASSERT_TRUE(again != NULL, "the older group opens"))
+		goto out;
+	sockmig_udp_group_close(again);
+	odd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "qkey", 4, 400, 1, NULL);
+	if (!repin(g, "qkey", odd))
+		goto out;
+	again = sockmig_udp_group_open((struct sockaddr *)&a, sizeof(a), NULL);
+	printf("open with a 400-byte key map: %s\n", again ? "opened" : sockmig_last_error());
+	if (ASSERT_TRUE(!again && errno == EEXIST, "another size refused with EEXIST"))
+		ret = SM_PASS;
+	sockmig_udp_group_close(again);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (odd >= 0)
+		close(odd);
+	sockmig_udp_group_destroy(g);
+	sockmig_udp_group_close(g);
+	return ret;
+}

@@ -133,7 +133,7 @@ SOCKMIG_API int sockmig_quic_cid_build_key(const struct sockmig_quic_cid_info *i
 /**
  * sockmig_quic_cid_decode() of an encrypted CID: its server ID decrypted
  * with the 16-octet @p key, as the group's program does (the nonce is not
- * decrypted). Pure. A CID of another key decodes to an unrelated slot and
+ * returned). Pure. A CID of another key decodes to an unrelated slot and
  * generation: nothing tells it apart.
  * @return 0, or -EINVAL (what sockmig_quic_cid_decode() refuses; no key or
  * 16 zero octets).

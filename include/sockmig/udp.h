@@ -134,7 +134,9 @@ struct sockmig_udp_group_opts {
  * first. No socket is needed: the program is attached by the first
  * sockmig_udp_member_add().
  * @return a handle, or NULL with errno set (EINVAL: bad address or
- * options; EEXIST: another mode; ENOENT: no bpffs; EPERM: no privileges,
+ * options; EEXIST: another mode, or a group pinned by a build whose maps
+ * differ (groups of the build before 17-octet encrypted CIDs open);
+ * ENOENT: no bpffs; EPERM: no privileges,
  * or a pin root or group directory that is not a 0700 directory of the
  * caller).
  */
