@@ -13,7 +13,8 @@
  *                   FIRST "parent": the parent closes, then the child;
  *                   "child": the child closes, the parent still listens
  *   handfork P      "worker parent", and the parent forks the moment its
- *                   shim holds the listener the child handed over
+ *                   shim holds the listener the child handed over (kept
+ *                   there 100 ms by the group's lock, held meanwhile)
  *   setuid P SHIM   dlopen(SHIM), listen and close through its symbols
  *   unshare P       close_range(3, ~0U, CLOSE_RANGE_UNSHARE), then bind P
  *   dup2 P          dup2() a file onto fds 3..31, then bind P

@@ -13,8 +13,9 @@
  *                   FIRST "parent": the parent closes, then the child;
  *                   "child": the child closes, the parent still listens
  *   handfork P      "worker parent", and the parent forks the moment its
- *                   shim holds the listener the child handed over; the
- *                   forked child says whether it holds it ("copy N")
+ *                   shim holds the listener the child handed over (kept
+ *                   there 100 ms by the group's lock, held meanwhile);
+ *                   the forked child says whether it holds it ("copy N")
  *   setuid P SHIM   dlopen(SHIM), listen and close through its symbols
  *   unshare P       close_range(3, ~0U, CLOSE_RANGE_UNSHARE), then bind P
  *   dup2 P          dup2() a file onto fds 3..31, then bind P
@@ -37,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -110,6 +112,33 @@ static int holds(unsigned long ino)
 		if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == ino)
 			return 1;
 	return 0;
+}
+
+/* Lock the group of 127.0.0.1:@port as libsockmig does (flock on its
+ * directory under the pin root): an fd on it, locked, or -1. */
+static int group_lock(int port)
+{
+	char path[128];
+	struct stat ns;
+	int fd;
+
+	if (stat("/proc/self/ns/net", &ns) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/sys/fs/bpf/sockmig/%lu-tcp4-127_0_0_1-%d",
+		 (unsigned long)ns.st_ino, port);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+		say("error lock %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return fd;
+}
+
+static void *unlock_later(void *arg)
+{
+	usleep(100000);
+	flock(*(int *)arg, LOCK_UN);
+	return NULL;
 }
 
 static void wait_line(void)
@@ -233,7 +262,7 @@ int main(int argc, char **argv)
 		struct stat st;
 		char b;
 		pid_t w, c = -1;
-		int pp[2];
+		int pp[2], gdir;
 
 		fd = listener(port);
 		if (fstat(fd, &st) < 0 || pipe(pp) < 0 || (w = fork()) < 0)
@@ -251,13 +280,25 @@ int main(int argc, char **argv)
 		}
 		close(fd);
 		say("parent closed");
-		if (write(pp[1], "x", 1) != 1)
+		/* the group's lock, taken before the child hands its listener
+		 * over, keeps the shim's copy in this fd table until it is let
+		 * go: the shim's decision waits for the lock (at most
+		 * SHIM_LOCK_WAIT_MS, 500 ms), so the fork below always falls
+		 * inside the hand-over, whatever the scheduler does */
+		gdir = group_lock(port);
+		if (gdir < 0 || write(pp[1], "x", 1) != 1)
 			return 2;
-		/* the shim's copy of the child's listener appears here: fork
-		 * at once, as a master reloading then would */
-		for (t0 = now_ms(); c < 0 && now_ms() - t0 < 3000;)
-			if (holds(st.st_ino))
+		for (t0 = now_ms(); c < 0 && now_ms() - t0 < 300;)
+			if (holds(st.st_ino)) {
+				pthread_t t;
+
+				/* let go 100 ms from now, while fork() waits */
+				if (pthread_create(&t, NULL, unlock_later, &gdir) != 0)
+					return 2;
 				c = fork();
+				if (c != 0)
+					pthread_join(t, NULL);
+			}
 		if (c == 0) {
 			usleep(300000); /* the parent's shim decides meanwhile */
 			say("copy %d", holds(st.st_ino));
