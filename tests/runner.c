@@ -3,7 +3,8 @@
  * Test runner: each case in a forked child, in a private network
  * namespace with lo up, output captured and shown only on failure,
  * killed after its time limit. Usage: test_sockmig [-v] [-t SECS] [FILTER...]
- * runs the cases whose name contains one of the FILTERs (all without);
+ * runs the cases whose name contains one of the FILTERs (all without; a
+ * FILTER ending in '$' must end the name);
  * test_sockmig -l [FILTER...] lists them, -p keeps only the pure ones. A
  * pure case (SM_PURE) runs without a namespace, and is all a user other
  * than root may run: make check T=-p.
@@ -314,13 +315,22 @@ static void remove_group_dir(const char *name)
 	rmdir(path);
 }
 
+/* A FILTER matches a name that contains it; one that ends in '$' matches
+ * a name that ends with the rest ("pod_restart_sidecar$": that case only). */
 static bool selected(const char *name, int argc, char **argv)
 {
 	if (argc == 0)
 		return true;
-	for (int i = 0; i < argc; i++)
-		if (strstr(name, argv[i]))
+	for (int i = 0; i < argc; i++) {
+		size_t n = strlen(argv[i]), len = strlen(name);
+
+		if (n && argv[i][n - 1] == '$') {
+			if (n - 1 <= len && !strncmp(name + len - (n - 1), argv[i], n - 1))
+				return true;
+		} else if (strstr(name, argv[i])) {
 			return true;
+		}
+	}
 	return false;
 }
 
