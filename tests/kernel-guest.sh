@@ -7,7 +7,7 @@
 # after one line per skipped case with its reason:
 #   SMK-SKIP set=NAME CASE: REASON
 # Usage: tests/kernel-guest.sh SET...   (probe demo matrix legacy runhold
-# shim integration; case:FILTER runs those cases verbosely, sh:FILE runs a
+# shim integration enc; case:FILTER runs those cases verbosely, sh:FILE runs a
 # script of yours from the host's file system). The output of a set that fails is printed before
 # its line; a set never runs longer than SMK_SET_TIMEOUT seconds.
 set -u
@@ -55,6 +55,9 @@ for set in "$@"; do
 	runhold) run_set runhold "$out/test_sockmig" -t "$case_limit" run_ hold_ ;;
 	shim) run_set shim "$out/test_sockmig" -t "$case_limit" preload_ ;;
 	integration) run_set integration "$out/test_sockmig" -t "$case_limit" integration_ ;;
+	# encrypted QUIC CIDs: the AES program through this kernel's verifier,
+	# or (before 5.11) its refusal
+	enc) run_set enc "$out/test_sockmig" -t "$case_limit" udp_quic_enc ;;
 	case:*) SMK_VERBOSE=1 run_set "$set" "$out/test_sockmig" -v -t "$case_limit" "${set#case:}" ;;
 	sh:*) SMK_VERBOSE=1 run_set "$set" sh "${set#sh:}" ;;
 	*) echo "SMK set=$set rc=2 secs=0 passed=- failed=- skipped=- info=unknown-set" ;;

@@ -5,6 +5,7 @@
  * rebinding run the two files' cases share.
  */
 #include <arpa/inet.h>
+#include <bpf/libbpf.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,12 @@
 #include "harness.h"
 #include "quic_rig.h"
 #include "udp_rig.h"
+
+bool qs_enc_kernel(void)
+{
+	return libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_REUSEPORT, BPF_FUNC_ktime_get_coarse_ns,
+				       NULL) == 1;
+}
 
 int qs_open(struct qs *q, const struct sockmig_udp_group_opts *go)
 {

@@ -29,6 +29,17 @@ struct qs {
 	long sent, got, lost;
 };
 
+/* Whether this kernel can run the encrypted-CID program: it needs
+ * bpf_ktime_get_coarse_ns in sk_reuseport programs (Linux 5.11). */
+bool qs_enc_kernel(void);
+/* In a case that needs the encrypted program: SKIP where the kernel has
+ * not got it (the refusal itself is udp_quic_enc_refused_before_5_11). */
+#define QS_NEED_ENC()                                                                              \
+	do {                                                                                       \
+		if (!qs_enc_kernel())                                                              \
+			return SKIP("encrypted CIDs need Linux 5.11 (bpf_ktime_get_coarse_ns)");   \
+	} while (0)
+
 /* The group of @go (NULL: none, plain SO_REUSEPORT) on 127.0.0.1:UR_PORT. */
 int qs_open(struct qs *q, const struct sockmig_udp_group_opts *go);
 /* One more server socket of generation @gen, a member when there is a

@@ -30,6 +30,7 @@
 #include "clitest.h"
 #include "harness.h"
 #include "proc.h"
+#include "quic_rig.h"
 #include "sockmig.h"
 #include "util.h"
 
@@ -471,7 +472,9 @@ SM_TEST(caps_shim)
 		srv = cap_spawn(&e, NOBODY, caps, cmd, i ? "srv2.log" : "srv.log");
 		if (!ASSERT_TRUE(cap_wait_listen(KPORT + i, 3000), "the server listens"))
 			goto out;
-		burst_sleep_ms(100);
+		/* the shim registers the listener after the real listen() */
+		for (int t = 0; i == 0 && t < 300 && cap_groups(&e) < 1; t++)
+			burst_sleep_ms(10);
 		if (i == 0 && !ASSERT_EQ(cap_groups(&e), 1, "the shim registered it"))
 			goto out;
 		if (i > 0 &&
@@ -574,6 +577,10 @@ SM_TEST(caps_udp_quic_lb_enc_as_plaintext)
 		int st = -1;
 		pid_t c;
 
+		if (enc && !qs_enc_kernel()) {
+			printf("encrypted: not on this kernel (Linux 5.11 needed)\n");
+			break;
+		}
 		fflush(stdout);
 		c = fork();
 		if (c == 0)

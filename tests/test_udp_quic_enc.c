@@ -10,8 +10,10 @@
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -85,6 +87,8 @@ SM_TEST(udp_quic_enc_follows_rebinding_clients_across_flips)
 	struct qr_rebind res;
 	struct qs q = {0};
 
+	QS_NEED_ENC();
+
 	for (size_t i = 0; i < sizeof(rb_lens) / sizeof(rb_lens[0]); i++) {
 		int ok = 0;
 
@@ -140,6 +144,8 @@ SM_TEST(udp_quic_enc_routes_every_cid_length)
 	struct sockmig_quic_stats qst;
 	uint8_t cid[SOCKMIG_QUIC_CID_MAX], d[256];
 	int who[AL_MEMBERS];
+
+	QS_NEED_ENC();
 
 	for (uint32_t cl = 8; cl <= SOCKMIG_QUIC_CID_MAX; cl++) {
 		struct qs q = {0};
@@ -205,6 +211,8 @@ SM_TEST(udp_quic_enc_key_fixed_when_the_group_is_made)
 	uint8_t zero[16] = {0};
 	int ret = SM_FAIL;
 
+	QS_NEED_ENC();
+
 	/* no group made: other modes, a zero key */
 	if (!ASSERT_TRUE(!open_with(SOCKMIG_UDP_MODE_FLOW, 0, key_a) && errno == EINVAL,
 			 "a key for mode flow: EINVAL") ||
@@ -255,6 +263,8 @@ SM_TEST(udp_quic_enc_group_made_again_with_its_key)
 	uint8_t cid[12], d[256];
 	int who[20], ret = SM_FAIL, k;
 	struct qs q = {0};
+
+	QS_NEED_ENC();
 
 	if (!ASSERT_OK(qs_start(&q, 12, 0, key_a), "start") ||
 	    !ASSERT_TRUE((b = sockmig_udp_group_open_name(sockmig_udp_group_name(q.g), NULL)),
@@ -315,6 +325,30 @@ static void pinned_prog(struct sockmig_udp_group *g, char *name, size_t len)
  * config decides, not the opener's key), so a member that joins later
  * through another handle still gets plaintext CIDs to their member.
  */
+/* Before 5.11 (no bpf_ktime_get_coarse_ns for sk_reuseport programs) an
+ * encrypted group is refused with one line that names the kernel it
+ * needs, and leaves nothing pinned: a plaintext group of the same address
+ * is then made, which a left encrypted one would have refused. */
+SM_TEST(udp_quic_enc_refused_before_5_11)
+{
+	struct sockmig_udp_group *g;
+
+	if (qs_enc_kernel())
+		return SKIP("this kernel runs the encrypted program");
+	g = open_with(SOCKMIG_UDP_MODE_QUIC_LB, 12, key_a);
+	if (!ASSERT_TRUE(!g && errno == EOPNOTSUPP, "encrypted: EOPNOTSUPP") ||
+	    !ASSERT_TRUE(strstr(sockmig_last_error(), "need Linux 5.11") != NULL,
+			 "the error names the kernel needed")) {
+		destroy(g);
+		return SM_FAIL;
+	}
+	g = open_with(SOCKMIG_UDP_MODE_QUIC_LB, 12, NULL);
+	if (!ASSERT_TRUE(g != NULL, "then a plaintext group of the address"))
+		return SM_FAIL;
+	destroy(g);
+	return SM_PASS;
+}
+
 SM_TEST(udp_quic_enc_key_does_not_replace_a_plaintext_program)
 {
 	struct sockmig_udp_group *h = NULL;

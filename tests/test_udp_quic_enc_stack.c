@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "harness.h"
+#include "quic_rig.h"
 #include "udp.skel.h"
 
 /* Registers holding the stack pointer plus a constant, linearly: count
@@ -64,9 +65,11 @@ SM_TEST(udp_quic_enc_stack_offsets_constant)
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info), n;
 	struct bpf_insn *insns = NULL;
-	struct udp_bpf *skel = udp_bpf__open();
+	struct udp_bpf *skel;
 	int ret = SM_FAIL, fd;
 
+	QS_NEED_ENC();
+	skel = udp_bpf__open();
 	if (!ASSERT_TRUE(skel != NULL, "open the UDP object"))
 		return SM_FAIL;
 	bpf_program__set_autoload(skel->progs.sockmig_udp, false);
