@@ -58,11 +58,13 @@ static int without_reuseport(char *const extra[], int starts)
 	rfd = it_start_load(RPORT, re.reply, 4.0, &lpid);
 	for (int i = 0; i < 2; i++) {
 		burst_sleep_ms(1300);
+		rt_wait_log(&re.e, "run.log", "ready in", i + 1, 5000); /* not merged */
 		kill(re.run, SIGHUP);
 	}
 	if (!ASSERT_TRUE(it_finish_load(rfd, lpid, &r), "load result"))
 		goto out;
 	it_print_result("run, no SO_REUSEPORT", I_NONE, &r, 2);
+	rt_wait_log(&re.e, "run.log", "ready in", 3, 5000);
 	if (!ASSERT_GT(r.started, 1000, "connections") ||
 	    !ASSERT_EQ(r.count[LG_REFUSED], 0, "refused") ||
 	    !ASSERT_EQ(r.count[LG_RESET_BEFORE_REQUEST] + r.count[LG_RESET_AFTER_REQUEST], 0,
@@ -191,6 +193,9 @@ static int reports_exact(bool stop_start)
 	rfd = it_start_load(RPORT, re.reply, 5.0, &lpid);
 	for (int i = 0; i < reloads; i++) {
 		burst_sleep_ms(stop_start ? 400 : 200);
+		/* run merges a SIGHUP that comes while a generation starts
+		 * into its reload: one each after the last is ready */
+		rt_wait_log(&re.e, "run.log", "ready in", i + 1, 5000);
 		kill(re.run, SIGHUP);
 	}
 	if (!ASSERT_TRUE(it_finish_load(rfd, lpid, &r), "load result"))
