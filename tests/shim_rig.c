@@ -2,25 +2,7 @@
 /*
  * Helpers of the shim safety cases (test_shim_safety.c,
  * test_shim_privfd_locks.c): tests/servers/shim_prog.c, built by make, run
- * in one mode per case; see shim_rig.h.
- *
- * Program modes (stdout: one line per step, "WORD ..."):
- *   signal P N      N listeners on ports P.., closed one by one from a
- *                   SIGALRM handler while the main loop mallocs hard
- *   signalfrom P N  the same, all closed by one closefrom() in the handler
- *   daemon P        listen, daemon(1, 1), close in the daemon
- *   worker P FIRST  listen as root, fork a child that becomes uid 65534;
- *                   FIRST "parent": the parent closes, then the child;
- *                   "child": the child closes, the parent still listens
- *   handfork P      "worker parent", and the parent forks the moment its
- *                   shim holds the listener the child handed over (kept
- *                   there 100 ms by the group's lock, held meanwhile)
- *   setuid P SHIM   dlopen(SHIM), listen and close through its symbols
- *   unshare P       close_range(3, ~0U, CLOSE_RANGE_UNSHARE), then bind P
- *   dup2 P          dup2() a file onto fds 3..31, then bind P
- *   lock P          listen on P, close it; prints how long each took
- *   two P Q         listeners on P and Q; at "go", one thread closes P
- *                   and the main thread then closes Q; prints the times
+ * in one mode per case (listed at the top of shim_prog.c); see shim_rig.h.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -106,6 +88,18 @@ bool sr_expect(struct tp_proc *p, const char *word, char *line, size_t len, int 
 		}
 	}
 	printf("  no '%s' line within %d ms\n", word, ms);
+	return false;
+}
+
+bool sr_wait_stderr(struct tp_proc *p, const char *needle, int n, int ms)
+{
+	unsigned long long end = burst_now_ms() + (unsigned long long)ms;
+
+	while (tp_proc_stderr(p, needle) < n && burst_now_ms() < end)
+		burst_sleep_ms(10);
+	if (tp_proc_stderr(p, needle) >= n)
+		return true;
+	printf("  no %d '%s' on stderr within %d ms\n", n, needle, ms);
 	return false;
 }
 

@@ -21,6 +21,8 @@ bool sr_start(struct pl_ctx *x, struct tp_proc *p, const char *name, const char 
 	      bool nobody, const char *const *env, int fd3, const char *args);
 /* Wait up to @ms for a line starting with @word; copy it to @line. */
 bool sr_expect(struct tp_proc *p, const char *word, char *line, size_t len, int ms);
+/* Wait up to @ms for @n lines of its stderr holding @needle. */
+bool sr_wait_stderr(struct tp_proc *p, const char *needle, int n, int ms);
 /* Exit code within 5 s, or -1 (then killed). */
 int sr_wait(struct tp_proc *p);
 

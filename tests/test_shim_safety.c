@@ -122,7 +122,8 @@ SM_TEST(shim_daemon3_registers)
 	sscanf(line, "daemon %d", &dpid);
 	if (!ASSERT_TRUE(sr_expect(&p, "bye", NULL, 0, 5000), "closed in the daemon"))
 		goto out;
-	burst_sleep_ms(50); /* its exit */
+	for (int t = 0; t < 500 && dpid > 0 && kill(dpid, 0) == 0; t++)
+		burst_sleep_ms(10); /* its exit */
 	tp_proc_stderr(&p, NULL);
 	if (!ASSERT_EQ(tp_proc_stderr(&p, "closed, last reference"), 1,
 		       "the daemon decided at its close: the last reference") ||
@@ -168,6 +169,12 @@ static int worker_case(const char *first)
 	if (!ASSERT_TRUE(sr_start(&x, &p, "worker", x.server, true, false, env, -1, args),
 			 "start") ||
 	    !ASSERT_TRUE(sr_expect(&p, "child closed", NULL, 0, 5000), "the child closed") ||
+	    /* the parent's shim decided on the child's close: the last
+	     * reference (drained, left), or not (the parent holds it) */
+	    !ASSERT_TRUE(sr_wait_stderr(&p, parent_first ? "left group" : "not the last reference",
+					1, 5000),
+			 "the decision on the child's close") ||
+	    !ASSERT_TRUE(tp_proc_cmd(&p, "go"), "go on") ||
 	    (!parent_first &&
 	     !ASSERT_TRUE(sr_expect(&p, "listening 1", NULL, 0, 5000), "still listening")) ||
 	    !ASSERT_TRUE(sr_expect(&p, "done", NULL, 0, 5000), "done") ||

@@ -8,10 +8,13 @@
  *   signal P N      N listeners on ports P.., closed one by one from a
  *                   SIGALRM handler while the main loop mallocs hard
  *   signalfrom P N  the same, all closed by one closefrom() in the handler
- *   daemon P        listen, daemon(1, 1), close in the daemon
+ *   daemon P        listen, daemon(1, 1), close in the daemon once its
+ *                   parent has exited
  *   worker P FIRST  listen as root, fork a child that becomes uid 65534;
  *                   FIRST "parent": the parent closes, then the child;
- *                   "child": the child closes, the parent still listens
+ *                   "child": the child closes, the parent still listens;
+ *                   the parent goes on at a line on stdin (the test saw
+ *                   its shim decide on the child's close)
  *   handfork P      "worker parent", and the parent forks the moment its
  *                   shim holds the listener the child handed over (kept
  *                   there 100 ms by the group's lock, held meanwhile);
@@ -251,7 +254,7 @@ int main(int argc, char **argv)
 				return 2;
 		}
 		waitpid(c, NULL, 0);
-		usleep(500000); /* the decision made for the child */
+		wait_line(); /* the test saw the decision made for the child */
 		if (!first) {
 			getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl);
 			say("listening %d", v);
@@ -288,7 +291,7 @@ int main(int argc, char **argv)
 		gdir = group_lock(port);
 		if (gdir < 0 || write(pp[1], "x", 1) != 1)
 			return 2;
-		for (t0 = now_ms(); c < 0 && now_ms() - t0 < 300;)
+		for (t0 = now_ms(); c < 0 && now_ms() - t0 < 3000;)
 			if (holds(st.st_ino)) {
 				pthread_t t;
 
@@ -311,11 +314,17 @@ int main(int argc, char **argv)
 		usleep(500000);
 		say("done");
 	} else if (!strcmp(mode, "daemon")) {
+		pid_t parent = getpid();
+
 		fd = listener(port);
 		say("ready");
 		if (daemon(1, 1) < 0)
 			say("error daemon: %s", strerror(errno));
 		say("daemon %d", (int)getpid());
+		/* close once the parent has gone, as a daemon's first close
+		 * comes (else its copy is another reference) */
+		for (t0 = now_ms(); getppid() == parent && now_ms() - t0 < 5000;)
+			usleep(1000);
 		close(fd);
 		say("closed");
 	} else if (!strcmp(mode, "setuid")) {
