@@ -16,6 +16,7 @@
 
 #include "harness.h"
 #include "sockmig.h"
+#include "statustest.h"
 #include "util.h"
 
 #define PORT	 32200
@@ -177,7 +178,9 @@ SM_TEST(metrics_prometheus_scrape_agrees_with_status)
 	if (!ASSERT_OK(burst_start(c, AF_INET, PORT, QUEUED, false), "queued clients") ||
 	    !ASSERT_EQ(burst_connected(c, 2000), QUEUED, "connected"))
 		goto out;
-	burst_sleep_ms(50);
+	/* every child in a queue (A's or B's) before A's is read */
+	if (!ASSERT_EQ(st_wait_queues(l, 2, QUEUED), QUEUED, "children queued"))
+		goto out;
 	queued_a = burst_accept_queue(l[0]);
 	if (!ASSERT_OK(sockmig_member_drain(g, l[0], NULL, &rep), "drain A") ||
 	    !ASSERT_EQ(rep.migrated[SOCKMIG_KIND_ESTABLISHED], (uint64_t)queued_a, "migrated"))

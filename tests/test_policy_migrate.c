@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The policy at close: where queued children go, drain and its refusal, the wake-up. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -156,6 +158,7 @@ struct waiter {
 	int expect; /* accept until this many, or 1.5 s */
 	int accepted;
 	int woke;
+	_Atomic pid_t tid;
 };
 
 /* A server thread asleep in epoll_wait() on its listener. */
@@ -167,6 +170,7 @@ static void *wait_thread(void *arg)
 
 	unsigned long long end = burst_now_ms() + 1500, now;
 
+	w->tid = gettid();
 	ev.data.fd = w->lfd;
 	epoll_ctl(ep, EPOLL_CTL_ADD, w->lfd, &ev);
 	while (w->accepted < w->expect && (now = burst_now_ms()) < end) {
@@ -180,6 +184,31 @@ static void *wait_thread(void *arg)
 	}
 	close(ep);
 	return NULL;
+}
+
+/* Whether thread @tid of this process is blocked in an epoll wait: the
+ * number of the call it sleeps in, from /proc (x86-64 and arm64). */
+static bool in_epoll_wait(pid_t tid)
+{
+	char path[64], buf[32] = "";
+	long nr = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	f = fopen(path, "re");
+	if (f) {
+		if (fgets(buf, sizeof(buf), f))
+			nr = strtol(buf, NULL, 10);
+		fclose(f);
+	}
+	return nr == SYS_epoll_pwait
+#ifdef SYS_epoll_wait
+	       || nr == SYS_epoll_wait
+#endif
+#ifdef SYS_epoll_pwait2
+	       || nr == SYS_epoll_pwait2
+#endif
+		;
 }
 
 /*
@@ -212,8 +241,11 @@ static int wake_case(enum sockmig_wake wake, struct waiter *w, struct sockmig_dr
 		goto out;
 	w->lfd = l[1];
 	pthread_create(&th, NULL, wait_thread, w);
-	burst_sleep_ms(100); /* let it fall asleep in epoll_wait */
-	if (!ASSERT_OK(sockmig_member_drain(g, l[0], NULL, rep), "drain A")) {
+	/* drain once it sleeps in epoll_wait (what the wake-up is about) */
+	for (int t = 0; t < 200 && !(w->tid && in_epoll_wait(w->tid)); t++)
+		burst_sleep_ms(5);
+	if (!ASSERT_TRUE(w->tid && in_epoll_wait(w->tid), "the waiter asleep in epoll_wait") ||
+	    !ASSERT_OK(sockmig_member_drain(g, l[0], NULL, rep), "drain A")) {
 		pthread_join(th, NULL);
 		goto out;
 	}

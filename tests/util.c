@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -212,6 +213,16 @@ int tu_set_role(struct sockmig_group *g, int fd, enum sockmig_role role)
 	SOCKMIG_OPTS(sockmig_member_opts, o, .role = role);
 
 	return sockmig_member_set(g, sockmig_cookie(fd), &o);
+}
+
+void tu_group_settled(struct sockmig_group *g)
+{
+	int d = open(sockmig_group_path(g), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (d >= 0 && flock(d, LOCK_EX) == 0)
+		flock(d, LOCK_UN);
+	if (d >= 0)
+		close(d);
 }
 
 uint64_t tu_steered(struct sockmig_group *g, int fd)
