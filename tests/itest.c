@@ -203,8 +203,16 @@ bool it_start_attach(struct ienv *e, int port)
 	snprintf(portarg, sizeof(portarg), "%d", port);
 	snprintf(log, sizeof(log), "%s/attach.log", e->dir);
 	e->attach = tp_spawn(log, argv, NULL);
-	burst_sleep_ms(300);
-	return e->attach > 0 && waitpid(e->attach, NULL, WNOHANG) == 0;
+	/* the server listens already: attach has started when it says it
+	 * registered its listener (bounded: probing takes seconds under
+	 * emulation) */
+	for (int t = 0;
+	     t < 1500 && e->attach > 0 && it_log_count(e, "attach.log", "registered ") == 0 &&
+	     waitpid(e->attach, NULL, WNOHANG) == 0;
+	     t++)
+		burst_sleep_ms(10);
+	return e->attach > 0 && waitpid(e->attach, NULL, WNOHANG) == 0 &&
+	       it_log_count(e, "attach.log", "registered ") > 0;
 }
 
 void it_detach(struct ienv *e, int port)

@@ -46,7 +46,8 @@ int it_start_load_rate(int port, int reply_len, double secs, unsigned rate, int 
 void it_stop_load(pid_t pid);
 bool it_finish_load(int rfd, pid_t pid, struct lg_result *r);
 void it_print_result(const char *what, enum imode m, const struct lg_result *r, int reloads);
-/* `sockmig attach --port P --foreground` in the background. */
+/* `sockmig attach --port P --foreground` in the background, once it has
+ * registered the listener of the server already running. */
 bool it_start_attach(struct ienv *e, int port);
 void it_detach(struct ienv *e, int port);
 void it_show_log(const struct ienv *e, const char *name);

@@ -209,12 +209,30 @@ static int doomed_connections(pid_t pid)
 	return n;
 }
 
+/* Whether @pid is stopped (state T in /proc/PID/stat). */
+static bool stopped(pid_t pid)
+{
+	char path[64], buf[256], *p = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (f) {
+		if (fgets(buf, sizeof(buf), f))
+			p = strrchr(buf, ')');
+		fclose(f);
+	}
+	return p && p[1] == ' ' && p[2] == 'T';
+}
+
 long long rt_kill9_counted(pid_t victim)
 {
 	long long doomed;
 
 	kill(victim, SIGSTOP);
-	burst_sleep_ms(20);
+	/* counted once it stopped: it accepts and answers no more */
+	for (int t = 0; t < 400 && !stopped(victim); t++)
+		burst_sleep_ms(5);
 	doomed = doomed_connections(victim);
 	kill(victim, SIGKILL);
 	return doomed;

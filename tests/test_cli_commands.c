@@ -276,14 +276,32 @@ static pid_t spawn_tool(const char *errpath, char *const args[])
 	return pid;
 }
 
-/* Let @pid run @ms, stop it with SIGTERM; then how many lines of @path
- * hold each of @what[0..n). */
+/* Whether a line of @path holds @needle. */
+static bool file_has(const char *path, const char *needle)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen(path, "re");
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, needle) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* Let @pid run @ms from its first line holding @what[1] (its start-up
+ * is not counted: it can take seconds on a loaded machine), stop it with
+ * SIGTERM; then how many lines of @path hold each of @what[0..n). */
 static void stop_and_count(pid_t pid, int ms, const char *path, const char *const *what,
 			   int *counts, int n)
 {
 	char line[512];
 	FILE *f;
 
+	for (int t = 0; t < 1000 && !file_has(path, what[1]) && waitpid(pid, NULL, WNOHANG) == 0;
+	     t++)
+		burst_sleep_ms(10);
 	burst_sleep_ms(ms);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);

@@ -347,7 +347,10 @@ static pid_t static_start(struct ienv *e, void *st)
 	return s->cur;
 }
 
-/* The new process first, then the old one retires (SIGUSR1). */
+static bool holds_listener(pid_t pid);
+
+/* The new process first, then (once it listens) the old one retires
+ * (SIGUSR1). */
 static void static_reload(struct ienv *e, void *st, int i)
 {
 	struct static_srv *s = st;
@@ -356,6 +359,8 @@ static void static_reload(struct ienv *e, void *st, int i)
 
 	(void)i;
 	burst_sleep_ms(30);
+	for (int t = 0; t < 300 && next > 0 && !holds_listener(next); t++)
+		burst_sleep_ms(10);
 	kill(s->cur, SIGUSR1);
 	s->cur = next;
 	burst_sleep_ms(170);

@@ -372,12 +372,12 @@ SM_TEST(run_udp_proto_bad_values)
 
 /*
  * The new generation takes the new flows only once it is ready: mixed_echo
- * binds its UDP socket (which joins the group at once, under the shim) 1.5 s
- * before it listens on TCP, and with --proto all run calls it ready only
- * then. New flows that start in between go to generation 1; those after
- * its readiness to generation 2. (Without run's pin of the working
- * generation, the shim's registration alone makes the newest generation
- * the working one at its bind().)
+ * binds its UDP socket (which joins the group at once, under the shim) and
+ * listens on TCP only at the test's SIGUSR2 (or after 20 s), and with
+ * --proto all run calls it ready only then. New flows that start in
+ * between go to generation 1; those after its readiness to generation 2.
+ * (Without run's pin of the working generation, the shim's registration
+ * alone makes the newest generation the working one at its bind().)
  */
 SM_TEST(run_udp_working_when_ready)
 {
@@ -385,7 +385,7 @@ SM_TEST(run_udp_working_when_ready)
 	struct ur_rig r = {.cep = -1, .ep = -1};
 	char bin[128];
 	char *extra[] = {"--proto", "all", "--grace", "5", NULL};
-	char *cmd[] = {bin, RU_PORT_S, "0", "1500", NULL};
+	char *cmd[] = {bin, RU_PORT_S, "0", "20000", NULL};
 	int ret = SM_FAIL, pid1, pid2 = 0;
 	bool have;
 	pid_t run;
@@ -394,7 +394,11 @@ SM_TEST(run_udp_working_when_ready)
 		return SKIP("no .output/sockmig or mixed_echo: make builds them");
 	run = ru_start_run(&e, extra, cmd);
 	have = ru_clients(&r, FLOWS * (RELOADS + 1));
-	if (!have ||
+	for (int t = 0; t < 1000 && !(pid1 = ru_other_member(0)); t++)
+		burst_sleep_ms(10);
+	if (pid1 > 0)
+		kill(pid1, SIGUSR2); /* generation 1: listen on TCP now */
+	if (!have || !ASSERT_GT(pid1, 0, "generation 1's UDP socket joined") ||
 	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 ready", 1, 10000),
 			 "generation 1 ready") ||
 	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 1), "round 1"))
@@ -412,6 +416,7 @@ SM_TEST(run_udp_working_when_ready)
 		       "still not ready after that round") ||
 	    !ASSERT_EQ(ru_first_by(&r, FLOWS, 2 * FLOWS, pid1), FLOWS,
 		       "new flows of generation 1 while 2 starts") ||
+	    !ASSERT_OK(kill(pid2, SIGUSR2), "generation 2: listen on TCP now") ||
 	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 2 ready", 1, 10000),
 			 "generation 2 ready") ||
 	    !ASSERT_OK(ur_round(&r, 2 * FLOWS, 3 * FLOWS, 3), "new flows once 2 is ready") ||

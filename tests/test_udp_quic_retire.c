@@ -19,8 +19,8 @@
 #include "sockmig.h"
 #include "udp_rig.h"
 
-#define ROUNDS	40 /* one datagram by the CID every 20 ms */
-#define IDLE_MS 300
+#define ROUNDS	40   /* one datagram by the CID every 20 ms */
+#define IDLE_MS 1500 /* a sender stalled this long would end the retire early */
 #define CID_LEN 8
 
 struct rt {

@@ -8,8 +8,9 @@
  * reply once their request's headers are in, and a UDP socket that answers
  * every datagram of the UDP rig's format (tests/udp_rig.h: flow, seq, gen)
  * with gen set to its pid; the UDP socket is bound first, and the TCP
- * listener LISTEN_AFTER_MS later (default 0: a server whose start-up takes
- * that long between the two, while it answers datagrams). At SIGTERM it closes the TCP listener (out of
+ * listener LISTEN_AFTER_MS later, or at SIGUSR2 if that comes first
+ * (default 0: a server whose start-up takes that long between the two,
+ * while it answers datagrams). At SIGTERM it closes the TCP listener (out of
  * its epoll set first), finishes the connections it accepted, keeps
  * answering datagrams for LINGER_MS (default 0: a QUIC server finishing
  * its connections), then exits after one line "mixed PID tcp N udp N".
@@ -35,12 +36,18 @@ struct msg {
 	uint32_t flow, seq, gen;
 };
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, listen_now;
 
 static void on_term(int sig)
 {
 	(void)sig;
 	stop = 1;
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	listen_now = 1;
 }
 
 static long long ms_now(void)
@@ -98,6 +105,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_usr2;
+	sigaction(SIGUSR2, &sa, NULL);
 	sin.sin_port = htons((unsigned short)atoi(argv[1]));
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ufd = bound(SOCK_DGRAM, &sin);
@@ -108,7 +117,7 @@ int main(int argc, char **argv)
 	}
 	ev.data.fd = ufd;
 	epoll_ctl(ep, EPOLL_CTL_ADD, ufd, &ev);
-	while (!stop && ms_now() < listen_at)
+	while (!stop && !listen_now && ms_now() < listen_at)
 		if (epoll_wait(ep, evs, 64, 10) > 0)
 			udp += echo(ufd);
 	lfd = bound(SOCK_STREAM, &sin);
