@@ -207,12 +207,15 @@ bool it_start_attach(struct ienv *e, int port)
 	 * registered its listener (bounded: probing takes seconds under
 	 * emulation) */
 	for (int t = 0;
-	     t < 1500 && e->attach > 0 && it_log_count(e, "attach.log", "registered ") == 0 &&
-	     waitpid(e->attach, NULL, WNOHANG) == 0;
-	     t++)
-		burst_sleep_ms(10);
-	return e->attach > 0 && waitpid(e->attach, NULL, WNOHANG) == 0 &&
-	       it_log_count(e, "attach.log", "registered ") > 0;
+	     t < 1500 && e->attach > 0 && it_log_count(e, "attach.log", "registered ") == 0; t++) {
+		if (waitpid(e->attach, NULL, WNOHANG) == e->attach)
+			e->attach = 0; /* reaped: never signalled again */
+		else
+			burst_sleep_ms(10);
+	}
+	if (e->attach > 0 && waitpid(e->attach, NULL, WNOHANG) == e->attach)
+		e->attach = 0;
+	return e->attach > 0 && it_log_count(e, "attach.log", "registered ") > 0;
 }
 
 void it_detach(struct ienv *e, int port)

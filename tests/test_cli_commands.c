@@ -297,14 +297,18 @@ static void stop_and_count(pid_t pid, int ms, const char *path, const char *cons
 			   int *counts, int n)
 {
 	char line[512];
+	bool gone = false;
 	FILE *f;
 
-	for (int t = 0; t < 1000 && !file_has(path, what[1]) && waitpid(pid, NULL, WNOHANG) == 0;
-	     t++)
+	for (int t = 0; t < 1000 && !file_has(path, what[1]) && !gone; t++) {
+		gone = waitpid(pid, NULL, WNOHANG) == pid; /* reaped: not signalled again */
 		burst_sleep_ms(10);
-	burst_sleep_ms(ms);
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
+	}
+	if (!gone) {
+		burst_sleep_ms(ms);
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
 	memset(counts, 0, sizeof(*counts) * (size_t)n);
 	f = fopen(path, "re");
 	while (f && fgets(line, sizeof(line), f)) {

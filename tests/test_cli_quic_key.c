@@ -14,6 +14,7 @@
 
 #include "clitest.h"
 #include "harness.h"
+#include "quic_rig.h"
 #include "sockmig.h"
 
 /* A key file of @len octets of @text, mode @mode, in @path (room for
@@ -37,9 +38,11 @@ static int key_file(char *path, const char *text, size_t len, mode_t mode)
 
 SM_TEST(bench_udp_cost_quic_lb_enc_routes_every_datagram_by_cid)
 {
-	char *out = malloc(65536), err[8192], path[64], args[256];
+	char *out, err[8192], path[64], args[256];
 	int rc, ret = SM_FAIL;
 
+	QS_NEED_ENC();
+	out = malloc(65536);
 	if (!out)
 		return SM_FAIL;
 	if (!ct_have_tool()) {

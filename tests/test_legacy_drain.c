@@ -92,8 +92,8 @@ SM_TEST(legacy_syn_burst_while_draining)
 				     mi.role == SOCKMIG_ROLE_DRAINING);
 	     t++)
 		burst_sleep_ms(10);
-	tu_group_settled(g);
 	if (!ASSERT_EQ(mi.role, SOCKMIG_ROLE_DRAINING, "A marked draining") ||
+	    !ASSERT_TRUE(tu_group_settled(g), "the group's table rebuilt") ||
 	    !ASSERT_OK(burst_start(c, AF_INET, PORT, N2, false), "burst 2") ||
 	    !ASSERT_EQ(burst_connected(c, 3000), N1 + N2, "burst 2 connected") ||
 	    !ASSERT_EQ(tu_steered(g, a), at_mark, "SYNs steered to A while it drains") ||

@@ -141,7 +141,7 @@ SM_TEST(hold_stop_start_gap_holder)
  * rt_killed_judge()). false after a failed assertion.
  */
 static bool kill9_and_load(struct runenv *re, int rfd, pid_t lpid, struct lg_result *r,
-			   const char *what)
+			   const char *what, int stop_after_ms)
 {
 	pid_t victim = tp_find_child(re->run);
 	long long doomed;
@@ -149,6 +149,11 @@ static bool kill9_and_load(struct runenv *re, int rfd, pid_t lpid, struct lg_res
 	if (!ASSERT_GT(victim, 0, "found the server"))
 		return false;
 	doomed = rt_kill9_counted(victim);
+	if (stop_after_ms) {
+		/* a load as long as the test needs: stopped after the kill */
+		burst_sleep_ms(stop_after_ms);
+		it_stop_load(lpid);
+	}
 	if (!ASSERT_TRUE(it_finish_load(rfd, lpid, r), "load result"))
 		return false;
 	it_print_result(what, I_NONE, r, 1);
@@ -170,7 +175,7 @@ SM_TEST(run_restarts_a_killed_server)
 	ret = SM_FAIL;
 	rfd = it_start_load(RPORT, re.reply, 4.0, &lpid);
 	burst_sleep_ms(1500);
-	if (!kill9_and_load(&re, rfd, lpid, &r, "run/kill -9"))
+	if (!kill9_and_load(&re, rfd, lpid, &r, "run/kill -9", 0))
 		goto out;
 	if (!ASSERT_EQ(it_log_count(&re.e, "run.log", "died"), 1, "sockmig run saw it die"))
 		goto out;
@@ -291,8 +296,8 @@ out:
 
 /*
  * sockmig run with @args (nginx on RPORT, stop-then-start) started in *run:
- * @n SIGHUPs 1.2 s apart under load; every connection served, @n + 1
- * generations. false after a failed assertion (the log is shown).
+ * @n SIGHUPs under load, 1.2 s apart or more (each once the last
+ * generation is ready); every connection served, @n + 1 generations. false after a failed assertion (the log is shown).
  */
 static bool nginx_restarts(struct ienv *e, char *const args[], const char *what, int n, pid_t *run)
 {
@@ -305,7 +310,9 @@ static bool nginx_restarts(struct ienv *e, char *const args[], const char *what,
 	reply = it_probe_reply(RPORT, 20000);
 	if (!ASSERT_GT(reply, 0, "nginx answers under sockmig run"))
 		goto fail;
-	rfd = it_start_load(RPORT, reply, 1.2 * (n + 1), &lpid);
+	/* bounded at 60 s more than the reloads need; stopped 1.2 s after
+	 * the last generation is ready, however long they took */
+	rfd = it_start_load(RPORT, reply, 1.2 * (n + 1) + 60, &lpid);
 	for (int i = 0; i < n; i++) {
 		burst_sleep_ms(1200);
 		/* a SIGHUP while a generation starts is merged into its
@@ -313,10 +320,12 @@ static bool nginx_restarts(struct ienv *e, char *const args[], const char *what,
 		rt_wait_log(e, "run.log", "ready in", i + 1, 10000);
 		kill(*run, SIGHUP);
 	}
+	rt_wait_log(e, "run.log", "ready in", n + 1, 10000);
+	burst_sleep_ms(1200);
+	it_stop_load(lpid);
 	if (!ASSERT_TRUE(it_finish_load(rfd, lpid, &r), "load result"))
 		goto fail;
 	it_print_result(what, I_NONE, &r, n);
-	rt_wait_log(e, "run.log", "ready in", n + 1, 10000);
 	if (ASSERT_GT(r.started, 5000, "connections") &&
 	    ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") &&
 	    ASSERT_EQ(it_log_count(e, "run.log", "ready in"), n + 1, "generations"))
@@ -481,7 +490,9 @@ SM_TEST(run_socket_activation_without_bpf)
 		return ret;
 	}
 	ret = SM_FAIL;
-	rfd = it_start_load(RPORT, re.reply, 10.0, &lpid);
+	/* 60 s at most: stopped 1.5 s after the kill, which comes after
+	 * the reloads, however long they take */
+	rfd = it_start_load(RPORT, re.reply, 60.0, &lpid);
 	/* one SIGHUP after each generation is ready: run merges the ones
 	 * that come while a generation starts into one reload */
 	for (int i = 0; i < 40; i++) {
@@ -493,7 +504,7 @@ SM_TEST(run_socket_activation_without_bpf)
 		}
 	}
 	burst_sleep_ms(300);
-	if (!kill9_and_load(&re, rfd, lpid, &r, "run --socket-activation"))
+	if (!kill9_and_load(&re, rfd, lpid, &r, "run --socket-activation", 1500))
 		goto out;
 	if (!ASSERT_EQ(sockmig_group_list(NULL, names, 4), 0, "no BPF group pinned") ||
 	    !ASSERT_EQ(it_log_count(&re.e, "run.log", "ready in"), 41, "generations"))

@@ -190,7 +190,8 @@ static int reports_exact(bool stop_start)
 		return ret;
 	}
 	ret = SM_FAIL;
-	rfd = it_start_load(RPORT, re.reply, 5.0, &lpid);
+	/* stopped 500 ms after the last generation is ready (60 s at most) */
+	rfd = it_start_load(RPORT, re.reply, 60.0, &lpid);
 	for (int i = 0; i < reloads; i++) {
 		burst_sleep_ms(stop_start ? 400 : 200);
 		/* run merges a SIGHUP that comes while a generation starts
@@ -198,6 +199,9 @@ static int reports_exact(bool stop_start)
 		rt_wait_log(&re.e, "run.log", "ready in", i + 1, 5000);
 		kill(re.run, SIGHUP);
 	}
+	rt_wait_log(&re.e, "run.log", "ready in", reloads + 1, 5000);
+	burst_sleep_ms(500);
+	it_stop_load(lpid);
 	if (!ASSERT_TRUE(it_finish_load(rfd, lpid, &r), "load result"))
 		goto out;
 	it_print_result(stop_start ? "run --stop-start reports" : "run reports", I_NONE, &r,

@@ -319,18 +319,13 @@ static void pinned_prog(struct sockmig_udp_group *g, char *name, size_t len)
 		close(fd);
 }
 
-/*
- * A plaintext group whose program pin went missing, opened with a key:
- * EEXIST, and the program pinned again is the plaintext one (the pinned
- * config decides, not the opener's key), so a member that joins later
- * through another handle still gets plaintext CIDs to their member.
- */
 /* Before 5.11 (no bpf_ktime_get_coarse_ns for sk_reuseport programs) an
  * encrypted group is refused with one line that names the kernel it
- * needs, and leaves nothing pinned: a plaintext group of the same address
- * is then made, which a left encrypted one would have refused. */
+ * needs, and leaves nothing pinned (no group of the port listed); a
+ * plaintext group of the same address is then made. */
 SM_TEST(udp_quic_enc_refused_before_5_11)
 {
+	struct sockmig_group_id ids[2];
 	struct sockmig_udp_group *g;
 
 	if (qs_enc_kernel())
@@ -338,7 +333,9 @@ SM_TEST(udp_quic_enc_refused_before_5_11)
 	g = open_with(SOCKMIG_UDP_MODE_QUIC_LB, 12, key_a);
 	if (!ASSERT_TRUE(!g && errno == EOPNOTSUPP, "encrypted: EOPNOTSUPP") ||
 	    !ASSERT_TRUE(strstr(sockmig_last_error(), "need Linux 5.11") != NULL,
-			 "the error names the kernel needed")) {
+			 "the error names the kernel needed") ||
+	    !ASSERT_EQ(sockmig_udp_group_list(NULL, sockmig_netns_self(), UR_PORT, ids, 2), 0,
+		       "no group of the port left")) {
 		destroy(g);
 		return SM_FAIL;
 	}
@@ -349,6 +346,12 @@ SM_TEST(udp_quic_enc_refused_before_5_11)
 	return SM_PASS;
 }
 
+/*
+ * A plaintext group whose program pin went missing, opened with a key:
+ * EEXIST, and the program pinned again is the plaintext one (the pinned
+ * config decides, not the opener's key), so a member that joins later
+ * through another handle still gets plaintext CIDs to their member.
+ */
 SM_TEST(udp_quic_enc_key_does_not_replace_a_plaintext_program)
 {
 	struct sockmig_udp_group *h = NULL;

@@ -215,14 +215,21 @@ int tu_set_role(struct sockmig_group *g, int fd, enum sockmig_role role)
 	return sockmig_member_set(g, sockmig_cookie(fd), &o);
 }
 
-void tu_group_settled(struct sockmig_group *g)
+bool tu_group_settled(struct sockmig_group *g)
 {
 	int d = open(sockmig_group_path(g), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool got = false;
 
-	if (d >= 0 && flock(d, LOCK_EX) == 0)
+	for (int t = 0; d >= 0 && t < 500 && !got; t++) {
+		got = flock(d, LOCK_EX | LOCK_NB) == 0;
+		if (!got)
+			burst_sleep_ms(10);
+	}
+	if (got)
 		flock(d, LOCK_UN);
 	if (d >= 0)
 		close(d);
+	return got;
 }
 
 uint64_t tu_steered(struct sockmig_group *g, int fd)

@@ -51,10 +51,11 @@ int tu_burst_spread(const int *lfds, int nl, int n, int *per);
 int tu_add(struct sockmig_group *g, int fd, enum sockmig_role role, uint32_t gen, uint32_t weight);
 /* Set the role of member @fd. */
 int tu_set_role(struct sockmig_group *g, int fd, enum sockmig_role role);
-/* Wait until no change of @g is under way: its lock (flock on its
- * directory) taken and let go. A role is written before the table the
- * program reads is rebuilt, both under the lock. */
-void tu_group_settled(struct sockmig_group *g);
+/* Wait (5 s at most) until no change of @g is under way: its lock (flock
+ * on its directory) taken and let go; false if it could not be. A role is
+ * written before the table the program reads is rebuilt, both under the
+ * lock. */
+bool tu_group_settled(struct sockmig_group *g);
 /* The SYNs steered to member @fd. */
 uint64_t tu_steered(struct sockmig_group *g, int fd);
 /* Destroy and close @g (when not NULL), close the fds >= 0 of @fds. */

@@ -18,7 +18,8 @@
  *   handfork P      "worker parent", and the parent forks the moment its
  *                   shim holds the listener the child handed over (kept
  *                   there 100 ms by the group's lock, held meanwhile);
- *                   the forked child says whether it holds it ("copy N")
+ *                   "fork made ms=N": how long fork() took; the forked
+ *                   child says whether it holds the listener ("copy N")
  *   setuid P SHIM   dlopen(SHIM), listen and close through its symbols
  *   unshare P       close_range(3, ~0U, CLOSE_RANGE_UNSHARE), then bind P
  *   dup2 P          dup2() a file onto fds 3..31, then bind P
@@ -32,9 +33,11 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -121,14 +124,15 @@ static int holds(unsigned long ino)
  * directory under the pin root): an fd on it, locked, or -1. */
 static int group_lock(int port)
 {
-	char path[128];
+	const char *root = getenv("SOCKMIG_PIN_ROOT");
+	char path[PATH_MAX];
 	struct stat ns;
 	int fd;
 
 	if (stat("/proc/self/ns/net", &ns) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "/sys/fs/bpf/sockmig/%lu-tcp4-127_0_0_1-%d",
-		 (unsigned long)ns.st_ino, port);
+	snprintf(path, sizeof(path), "%s/%lu-tcp4-127_0_0_1-%d",
+		 root && *root ? root : "/sys/fs/bpf/sockmig", (unsigned long)ns.st_ino, port);
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
 		say("error lock %s: %s", path, strerror(errno));
@@ -137,8 +141,14 @@ static int group_lock(int port)
 	return fd;
 }
 
+static atomic_int seen;
+
+/* Let the group's lock go 100 ms after the main thread saw the shim's
+ * copy (it forks at once), 3 s at most after the start. */
 static void *unlock_later(void *arg)
 {
+	for (int t = 0; t < 3000 && !atomic_load(&seen); t++)
+		usleep(1000);
 	usleep(100000);
 	flock(*(int *)arg, LOCK_UN);
 	return NULL;
@@ -266,6 +276,8 @@ int main(int argc, char **argv)
 		char b;
 		pid_t w, c = -1;
 		int pp[2], gdir;
+		long t1 = 0;
+		pthread_t t;
 
 		fd = listener(port);
 		if (fstat(fd, &st) < 0 || pipe(pp) < 0 || (w = fork()) < 0)
@@ -289,25 +301,29 @@ int main(int argc, char **argv)
 		 * SHIM_LOCK_WAIT_MS, 500 ms), so the fork below always falls
 		 * inside the hand-over, whatever the scheduler does */
 		gdir = group_lock(port);
-		if (gdir < 0 || write(pp[1], "x", 1) != 1)
+		if (gdir < 0 || pthread_create(&t, NULL, unlock_later, &gdir) != 0 ||
+		    write(pp[1], "x", 1) != 1)
 			return 2;
 		for (t0 = now_ms(); c < 0 && now_ms() - t0 < 3000;)
 			if (holds(st.st_ino)) {
-				pthread_t t;
-
-				/* let go 100 ms from now, while fork() waits */
-				if (pthread_create(&t, NULL, unlock_later, &gdir) != 0)
-					return 2;
+				atomic_store(&seen, 1); /* let go while fork() waits */
+				t1 = now_ms();
 				c = fork();
-				if (c != 0)
-					pthread_join(t, NULL);
+				t1 = now_ms() - t1;
 			}
+		if (c != 0) {
+			pthread_join(t, NULL);
+			close(gdir);
+		}
 		if (c == 0) {
 			usleep(300000); /* the parent's shim decides meanwhile */
 			say("copy %d", holds(st.st_ino));
 			_exit(0);
 		}
-		say(c > 0 ? "fork made" : "fork missed");
+		if (c > 0)
+			say("fork made ms=%ld", t1); /* its wait for the decision */
+		else
+			say("fork missed");
 		waitpid(w, NULL, 0);
 		if (c > 0)
 			waitpid(c, NULL, 0);
