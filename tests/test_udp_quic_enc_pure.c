@@ -216,8 +216,11 @@ SM_PURE(udp_quic_enc_build_decode_round_trip)
 						  plain.generation != gens[g];
 				}
 	}
-	/* read as plaintext, the server ID is another (2^-24 by chance) */
-	if (!ASSERT_EQ(hidden, tries, "server IDs not readable without the key"))
+	/* read as plaintext, the server ID is another, but for a chance of
+	 * 2^-24 a CID (the nonce is random): 3.7e-5 coincidences expected in
+	 * the 624 tries, 3 or more about 1e-14 */
+	printf("server IDs read in the clear: %ld of %ld\n", tries - hidden, tries);
+	if (!ASSERT_TRUE(tries - hidden <= 2, "server IDs not readable without the key"))
 		return SM_FAIL;
 	/* two CIDs of one member share no server ID octets in the clear, in
 	 * four passes (20) and in one (17) */
