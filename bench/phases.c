@@ -54,6 +54,19 @@ void ph_finish(struct phases *p)
 	p->ratio_pooled = p->rate_off > 0 ? p->rate_on / p->rate_off : 0;
 }
 
+bool ph_stats_on(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/bpf_stats_enabled", "re");
+	int on = 0;
+
+	if (!f)
+		return false;
+	if (fscanf(f, "%d", &on) != 1)
+		on = 0;
+	fclose(f);
+	return on != 0;
+}
+
 int ph_prog_stats(int fd, struct prog_stats *st, char *err, size_t errlen)
 {
 	struct bpf_prog_info info;

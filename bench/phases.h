@@ -48,6 +48,11 @@ struct prog_stats {
 /* 0, or -1 with @err set. */
 int ph_prog_stats(int fd, struct prog_stats *st, char *err, size_t errlen);
 
+/* Whether the kernel's BPF statistics are on (kernel.bpf_stats_enabled,
+ * or a descriptor of bpf_enable_stats() open anywhere): every program run
+ * then pays for two clock reads. */
+bool ph_stats_on(void);
+
 /* An sk_reuseport program that only returns SK_PASS: what any program costs
  * here (the call and the statistics' clock reads), the floor under a real
  * program's cost. Its fd, or -1 with @err set. */

@@ -86,25 +86,34 @@ int udp_bench_run(const struct udp_bench_opts *o, struct udp_bench_result *r);
  * socket); a first phase with no program does not count, then @phases
  * phases in pairs off-on, on-off, ... (no program / the group's program).
  * Rates in datagrams per second; pair_ratio[p] on over off in pair p, ratio
- * their median; ns/runs: the flow program's run time over the "on"
- * phases from the kernel's BPF statistics; empty_*: an SK_PASS program's,
- * one more phase (the floor); sel_*: the least steering program's
+ * their median. The kernel's BPF statistics are off in these phases (they
+ * cost every run two clock reads) and on after them, for the run times:
+ * ns/runs: the group's program's over one phase of as many datagrams as
+ * the "on" phases had; empty_*: an SK_PASS program's, one more phase of
+ * @count (the floor); sel_*: the least steering program's
  * (ph_select_prog() over the two sockets, taken out of the group first),
  * in a phase after it, sel_lost of its datagrams not read (its helper
- * failing drops the datagram). The group's counters are read before.
+ * failing drops the datagram). The group's counters are read after the
+ * rate phases.
+ * @echo: the group's reader sends every datagram back and the client keeps
+ * at most 64 unanswered; rates are then of answers read by the client
+ * (round trips), lost counts datagrams never answered.
  */
 struct udp_cost_result {
-	struct phases ph; /* in datagrams per second */
-	uint64_t lost;	  /* datagrams sent and not read, all phases */
+	struct phases ph; /* in datagrams (echo: round trips) per second */
+	uint64_t lost;	  /* datagrams sent and not read (echo: not answered), all phases */
 	uint64_t ns, runs, empty_ns, empty_runs;
 	uint64_t sel_ns, sel_runs, sel_lost;
 	/* the group's counters at the end: datagrams routed by their flow,
 	 * and (mode quic-lb) by their connection ID */
 	uint64_t flow_hits, quic_hits;
+	/* the kernel's BPF statistics were on before the run (someone else's):
+	 * the rates then include their cost */
+	bool stats_were_on;
 	char error[200];
 };
 int udp_cost_run(int port, int phases, uint64_t count, int mode, uint32_t cid_len,
-		 const uint8_t *key, struct udp_cost_result *r);
+		 const uint8_t *key, bool echo, struct udp_cost_result *r);
 
 /* cli/bench_udp.c: `sockmig bench udp|udp-cost ...`; the exit status. */
 int bench_udp(const char *mode, int argc, char **argv);

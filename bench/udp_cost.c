@@ -5,7 +5,10 @@
  * program (mode flow, quic-lb or none), in pairs of phases; and the
  * program's run time per datagram from the kernel's BPF statistics (see
  * udp_bench.h). In mode quic-lb every datagram is a QUIC short-header
- * packet to a connection ID minted for the first socket.
+ * packet to a connection ID minted for the first socket. With echo, the
+ * group's reader sends each datagram back to the client, which keeps at most
+ * ECHO_WINDOW unanswered: the rate is then of round trips, as a UDP echo
+ * or DNS server's (the program runs on the way in only).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,8 +24,10 @@
 
 #include "udp_priv.h"
 
-#define NSOCK  2
-#define WINDOW 2048 /* datagrams sent and not read yet, at most */
+#define NSOCK	    2
+#define WINDOW	    2048 /* datagrams sent and not read yet, at most */
+#define ECHO_WINDOW 64	 /* echo: datagrams sent and not answered yet, at most */
+#define BATCH	    64
 
 struct cost {
 	struct udp_cost_result *r;
@@ -31,25 +36,28 @@ struct cost {
 	uint8_t d[64]; /* the datagram sent */
 	size_t dlen;
 	pthread_t th;
-	bool running;
+	bool running, echo;
 	atomic_bool stop;
 	atomic_ullong received;
+	uint64_t replied; /* echo: answers the client read (its thread only) */
 };
 
 static void *reader(void *arg)
 {
 	struct cost *c = arg;
 	struct pollfd p[NSOCK];
-	char buf[64][16];
-	struct mmsghdr m[64];
-	struct iovec iov[64];
+	char buf[BATCH][64];
+	struct sockaddr_in from[BATCH];
+	struct mmsghdr m[BATCH];
+	struct iovec iov[BATCH];
 
 	memset(m, 0, sizeof(m));
-	for (int i = 0; i < 64; i++) {
+	for (int i = 0; i < BATCH; i++) {
 		iov[i].iov_base = buf[i];
-		iov[i].iov_len = sizeof(buf[i]);
 		m[i].msg_hdr.msg_iov = &iov[i];
 		m[i].msg_hdr.msg_iovlen = 1;
+		if (c->echo)
+			m[i].msg_hdr.msg_name = &from[i];
 	}
 	for (int i = 0; i < NSOCK; i++)
 		p[i] = (struct pollfd){.fd = c->srv[i], .events = POLLIN};
@@ -59,28 +67,102 @@ static void *reader(void *arg)
 		for (int i = 0; i < NSOCK; i++) {
 			int n;
 
-			while ((n = recvmmsg(c->srv[i], m, 64, MSG_DONTWAIT, NULL)) > 0)
+			for (;;) {
+				for (int j = 0; j < BATCH; j++) {
+					iov[j].iov_len = sizeof(buf[j]);
+					m[j].msg_hdr.msg_namelen = c->echo ? sizeof(from[j]) : 0;
+				}
+				n = recvmmsg(c->srv[i], m, BATCH, MSG_DONTWAIT, NULL);
+				if (n <= 0)
+					break;
 				atomic_fetch_add_explicit(&c->received, (unsigned long long)n,
 							  memory_order_relaxed);
+				if (!c->echo)
+					continue;
+				/* each one back to its sender, as it came */
+				for (int j = 0; j < n; j++)
+					iov[j].iov_len = m[j].msg_len;
+				for (int sent = 0, k; sent < n; sent += k) {
+					k = sendmmsg(c->srv[i], m + sent, (unsigned)(n - sent), 0);
+					if (k <= 0)
+						break; /* the client's count shows it lost */
+				}
+			}
 		}
 	}
 	return NULL;
 }
 
-/* One phase: @count datagrams, at most WINDOW unread; the datagrams read
- * into *@done, in *@secs; the unread ones added to r->lost. */
+/* Echo: read the answers waiting at the client, waiting up to @wait_ms
+ * for one when @wait_ms > 0. How many were read. */
+static uint64_t read_answers(struct cost *c, int wait_ms)
+{
+	char buf[BATCH][64];
+	struct mmsghdr m[BATCH];
+	struct iovec iov[BATCH];
+	uint64_t got = 0;
+	int n;
+
+	if (wait_ms > 0) {
+		struct pollfd p = {.fd = c->cli, .events = POLLIN};
+
+		if (poll(&p, 1, wait_ms) <= 0)
+			return 0;
+	}
+	memset(m, 0, sizeof(m));
+	for (int i = 0; i < BATCH; i++) {
+		iov[i].iov_base = buf[i];
+		iov[i].iov_len = sizeof(buf[i]);
+		m[i].msg_hdr.msg_iov = &iov[i];
+		m[i].msg_hdr.msg_iovlen = 1;
+	}
+	while ((n = recvmmsg(c->cli, m, BATCH, MSG_DONTWAIT, NULL)) > 0) {
+		got += (uint64_t)n;
+		if (n < BATCH)
+			break;
+	}
+	c->replied += got;
+	return got;
+}
+
+/* What a phase counts as done: datagrams the group read, or with echo the
+ * answers the client read. */
+static uint64_t done_count(struct cost *c)
+{
+	return c->echo ? c->replied : atomic_load_explicit(&c->received, memory_order_relaxed);
+}
+
+/* One phase: @count datagrams, at most WINDOW unread (ECHO_WINDOW
+ * unanswered with echo); those done (read, or answered) into *@done, in
+ * *@secs; the others added to r->lost. It ends early when a full window
+ * sees nothing done for 200 ms (datagrams lost, or no answers). */
 static void phase(struct cost *c, uint64_t count, double *done, double *secs)
 {
-	uint64_t base = atomic_load(&c->received), sent = 0, t0 = ub_now_ns(), t1, quiet;
+	uint64_t base = done_count(c), sent = 0, t0 = ub_now_ns(), t1, quiet = t0;
+	uint64_t window = c->echo ? ECHO_WINDOW : WINDOW, last = 0;
 
 	for (uint64_t i = 0; sent < count; i++) {
-		uint64_t got = atomic_load_explicit(&c->received, memory_order_relaxed) - base;
+		uint64_t got;
 
+		if (c->echo)
+			read_answers(c, 0);
+		got = done_count(c) - base;
 		/* bounded: a phase of a minute at most */
 		if (!(i % 1024) && ub_now_ns() - t0 > 60000000000ull)
 			break;
-		if (sent - got >= WINDOW) {
-			sched_yield();
+		if (sent - got >= window) {
+			/* a full window and nothing done for 200 ms: the
+			 * datagrams in it are lost, counted below */
+			if (got != last) {
+				last = got;
+				quiet = ub_now_ns();
+			} else if (ub_now_ns() - quiet > 200000000ull) {
+				break;
+			}
+			if (c->echo)
+				read_answers(c, 10);
+			else
+				sched_yield();
 			continue;
 		}
 		if (send(c->cli, c->d, c->dlen, 0) == (ssize_t)c->dlen)
@@ -90,22 +172,40 @@ static void phase(struct cost *c, uint64_t count, double *done, double *secs)
 	}
 	/* what is in flight: read, or lost after 200 ms of nothing */
 	quiet = ub_now_ns();
-	for (uint64_t last = 0; atomic_load(&c->received) - base < sent;) {
-		uint64_t got = atomic_load(&c->received) - base;
+	for (last = 0; done_count(c) - base < sent;) {
+		uint64_t got;
 
+		if (c->echo)
+			read_answers(c, 10);
+		got = done_count(c) - base;
 		if (got != last) {
 			last = got;
 			quiet = ub_now_ns();
 		} else if (ub_now_ns() - quiet > 200000000ull) {
 			break;
 		}
-		sched_yield();
+		if (!c->echo)
+			sched_yield();
 	}
 	t1 = ub_now_ns();
-	sent -= atomic_load(&c->received) - base;
+	sent -= done_count(c) - base;
 	c->r->lost += sent;
-	*done = (double)(atomic_load(&c->received) - base);
+	*done = (double)(done_count(c) - base);
 	*secs = (double)(t1 - t0) / 1e9;
+}
+
+/* The kernel's BPF run-time statistics, on while the fd returned is open;
+ * -1 with r->error set. */
+static int stats_on(struct udp_cost_result *r)
+{
+	int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+
+	if (fd < 0)
+		snprintf(r->error, sizeof(r->error),
+			 "cannot enable the kernel's BPF run-time statistics: %s (needs "
+			 "CAP_SYS_ADMIN and Linux 5.8 or later)",
+			 strerror(errno));
+	return fd;
 }
 
 /* Attach @prog to the group (-1: detach whatever is attached). */
@@ -147,7 +247,7 @@ struct cost_args {
 	uint32_t cid_len; /* mode quic-lb: the group's CID length (0: its default) */
 	uint64_t count;
 	uint8_t key[16]; /* mode quic-lb: encrypted CIDs when has_key */
-	bool has_key;
+	bool has_key, echo;
 };
 
 /* The datagram of the run: in mode quic-lb a short-header packet (first
@@ -185,10 +285,9 @@ static void cost_child(void *arg)
 	SOCKMIG_OPTS(sockmig_udp_member_opts, mo, .generation = 1);
 	struct sockaddr_in addr = {.sin_family = AF_INET};
 	struct sockmig_udp_group *g = NULL;
-	struct cost c = {.r = r, .srv = {-1, -1}, .cli = -1};
+	struct cost c = {.r = r, .srv = {-1, -1}, .cli = -1, .echo = a->echo};
 	int stats = -1, prog = -1, empty = -1, sel = -1;
 	uint64_t lost;
-	struct prog_stats s0, s1;
 	struct sockmig_udp_stats gs;
 	struct sockmig_quic_stats qs = {0};
 	double done, secs;
@@ -196,15 +295,15 @@ static void cost_child(void *arg)
 
 	if (ub_netns_setup(64, r->error, sizeof(r->error)) < 0)
 		return;
-	/* run_time_ns and run_cnt count while this descriptor is open */
-	stats = bpf_enable_stats(BPF_STATS_RUN_TIME);
-	if (stats < 0) {
-		snprintf(r->error, sizeof(r->error),
-			 "cannot enable the kernel's BPF run-time statistics: %s (needs "
-			 "CAP_SYS_ADMIN and Linux 5.8 or later)",
-			 strerror(errno));
+	/* the statistics cost every run of any program two clock reads: on
+	 * only for the run-time phases at the end, not under the rates. Tried
+	 * here, so that a refusal comes before any work */
+	r->stats_were_on = ph_stats_on();
+	stats = stats_on(r);
+	if (stats < 0)
 		return;
-	}
+	close(stats);
+	stats = -1;
 	addr.sin_port = htons((uint16_t)a->port);
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	g = sockmig_udp_group_open((struct sockaddr *)&addr, sizeof(addr), &go);
@@ -246,16 +345,8 @@ static void cost_child(void *arg)
 				 strerror(errno));
 			goto out;
 		}
-		if (on && ph_prog_stats(prog, &s0, r->error, sizeof(r->error)) < 0)
-			goto out;
 		phase(&c, a->count, &done, &secs);
 		ph_record(&r->ph, ph, done, secs);
-		if (on && ph_prog_stats(prog, &s1, r->error, sizeof(r->error)) < 0)
-			goto out;
-		if (on) {
-			r->ns += s1.ns - s0.ns;
-			r->runs += s1.runs - s0.runs;
-		}
 	}
 	ph_finish(&r->ph);
 	if (sockmig_udp_stats_read(g, &gs) < 0 ||
@@ -266,6 +357,12 @@ static void cost_child(void *arg)
 	}
 	r->flow_hits = gs.flow_hits;
 	r->quic_hits = qs.hits;
+	/* the run times, statistics on: the group's program over as many
+	 * datagrams as its rate phases had, then the reference programs */
+	stats = stats_on(r);
+	if (stats < 0 ||
+	    ref_phase(&c, prog, a->count * (uint64_t)r->ph.pairs, &r->ns, &r->runs) < 0)
+		goto out;
 	/* one more phase with a program that does nothing: the floor */
 	empty = ph_empty_prog(r->error, sizeof(r->error));
 	if (empty < 0 || ref_phase(&c, empty, a->count, &r->empty_ns, &r->empty_runs) < 0)
@@ -308,7 +405,7 @@ out:
 }
 
 int udp_cost_run(int port, int phases, uint64_t count, int mode, uint32_t cid_len,
-		 const uint8_t *key, struct udp_cost_result *r)
+		 const uint8_t *key, bool echo, struct udp_cost_result *r)
 {
 	struct cost_args *a = calloc(1, sizeof(*a));
 	int err;
@@ -321,6 +418,7 @@ int udp_cost_run(int port, int phases, uint64_t count, int mode, uint32_t cid_le
 	a->count = count;
 	a->mode = mode;
 	a->cid_len = cid_len;
+	a->echo = echo;
 	if (key) {
 		memcpy(a->key, key, sizeof(a->key));
 		a->has_key = true;

@@ -22,6 +22,7 @@ struct udp_cfg {
 	uint8_t key[16]; /* udp-cost --quic-key-file: mode quic-lb, encrypted */
 	bool has_key;
 	uint64_t cid_len; /* udp-cost --cid-len, mode quic-lb (0: the default) */
+	bool echo;	  /* udp-cost --echo: round trips */
 };
 
 static void udp_usage(FILE *f)
@@ -47,6 +48,8 @@ static void udp_usage(FILE *f)
 		   "16-octet key in F (0600)\n"
 		   "      --cid-len L        udp-cost, mode quic-lb: CIDs of L octets (8-20, "
 		   "default 8; 17 encrypted: single pass)\n"
+		   "      --echo             udp-cost: the group answers every datagram; the "
+		   "rate is of round trips\n"
 		   "  -j, --json             JSON output\n");
 }
 
@@ -69,6 +72,7 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 		{"mode", 'm', CLI_STR, &mode_name},
 		{"quic-key-file", CLI_LONG_ONLY('K'), CLI_STR, &key_file},
 		{"cid-len", CLI_LONG_ONLY('C'), CLI_U64, &c->cid_len, 8, 20},
+		{"echo", CLI_LONG_ONLY('E'), CLI_FLAG, &c->echo},
 		{0},
 	};
 	int n = cli_parse(strcmp(mode, "udp") == 0 ? "bench udp" : "bench udp-cost", argc, argv,
@@ -100,6 +104,10 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 	if (c->cid_len &&
 	    (strcmp(mode, "udp-cost") != 0 || c->cost_mode != SOCKMIG_UDP_MODE_QUIC_LB)) {
 		cli_error("--cid-len: for bench udp-cost --mode quic-lb only");
+		return -1;
+	}
+	if (c->echo && strcmp(mode, "udp-cost") != 0) {
+		cli_error("--echo: for bench udp-cost only");
 		return -1;
 	}
 	if (key_file) {
@@ -274,6 +282,7 @@ static int bench_udp_cost(struct udp_cfg *c)
 	uint32_t cid_len = c->cost_mode != SOCKMIG_UDP_MODE_QUIC_LB ? 0
 			   : c->cid_len				    ? (uint32_t)c->cid_len
 								    : SOCKMIG_QUIC_CID_DEFAULT;
+	const char *unit = c->echo ? "round trips/s" : "datagrams/s";
 	struct udp_cost_result r;
 	double ns = 0, empty = 0, sel = 0;
 	int err;
@@ -283,12 +292,14 @@ static int bench_udp_cost(struct udp_cfg *c)
 		       mode);
 		if (cid_len)
 			printf("CIDs of %u octets, ", cid_len);
+		if (c->echo)
+			printf("every datagram answered (at most 64 unanswered), ");
 		printf("%llu datagrams per phase, %llu phases in pairs off-on, on-off, ... after "
 		       "one not counted (off = no program; on = the group's program)\n\n",
 		       (unsigned long long)c->count, (unsigned long long)c->phases);
 	}
 	err = udp_cost_run(c->o.port, (int)c->phases, c->count, c->cost_mode, (uint32_t)c->cid_len,
-			   c->has_key ? c->key : NULL, &r);
+			   c->has_key ? c->key : NULL, c->echo, &r);
 	explicit_bzero(c->key, sizeof(c->key));
 	if (err < 0) {
 		cli_error("bench udp-cost: %s", r.error);
@@ -302,8 +313,11 @@ static int bench_udp_cost(struct udp_cfg *c)
 		jw_str("mode", "udp-cost");
 		jw_str("group_mode", mode);
 		jw_u64("cid_len", cid_len);
+		jw_bool("echo", c->echo);
+		jw_bool("bpf_stats_were_on", r.stats_were_on);
 		jw_u64("count", c->count);
 		bench_phases_json(&r.ph);
+		jw_f64("ratio_pooled", r.ph.ratio_pooled);
 		jw_u64("lost", r.lost);
 		jw_f64("flow_ns_per_datagram", ns);
 		jw_u64("flow_runs", r.runs);
@@ -319,16 +333,20 @@ static int bench_udp_cost(struct udp_cfg *c)
 		jw_end();
 		return 0;
 	}
-	bench_phases_print(&r.ph, "datagrams/s");
-	printf("\nno program    %10.0f datagrams/s\n"
-	       "%-7s program %10.0f datagrams/s\n"
-	       "ratio         %10.3f (median of %d pairs' ratios)\n"
-	       "lost          %10llu\n"
+	if (r.stats_were_on)
+		printf("note: the kernel's BPF statistics were on before this run "
+		       "(kernel.bpf_stats_enabled): the rates with a program include their "
+		       "clock reads\n");
+	bench_phases_print(&r.ph, unit);
+	printf("\nno program      %10.0f %s\n"
+	       "%-7s program %10.0f %s\n"
+	       "ratio           %10.3f (median of %d pairs' ratios)\n"
+	       "lost            %10llu\n"
 	       "\n%-7s program ns/datagram  %8.1f over %llu runs\n"
 	       "empty   program ns/datagram  %8.1f over %llu runs (the floor)\n"
 	       "select-only     ns/datagram  %8.1f over %llu runs, %llu lost (the least "
 	       "steering program)\n",
-	       r.ph.rate_off, mode, r.ph.rate_on, r.ph.ratio, r.ph.pairs,
+	       r.ph.rate_off, unit, mode, r.ph.rate_on, unit, r.ph.ratio, r.ph.pairs,
 	       (unsigned long long)r.lost, mode, ns, (unsigned long long)r.runs, empty,
 	       (unsigned long long)r.empty_runs, sel, (unsigned long long)r.sel_runs,
 	       (unsigned long long)r.sel_lost);

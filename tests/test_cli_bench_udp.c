@@ -223,6 +223,44 @@ out:
 	return ret;
 }
 
+/*
+ * bench udp-cost --echo: the group's reader answers every datagram and the
+ * rate is of round trips; none goes unanswered (without the answers every
+ * datagram would count lost), one program run per datagram on its way in.
+ */
+SM_TEST(bench_udp_cost_echo_answers_every_datagram)
+{
+	char *out = malloc(65536), err[8192];
+	int rc, ret = SM_FAIL;
+
+	if (!out)
+		return SM_FAIL;
+	if (!ct_have_tool()) {
+		free(out);
+		return SKIP("no .output/sockmig: run from the repository root");
+	}
+	rc = ct_run("--json bench udp-cost --echo --phases 2 --count 20000", out, 65536, err,
+		    sizeof(err));
+	if (!ASSERT_EQ(rc, 0, "bench exit status") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['echo'] is True and j['lost'] == 0 and "
+					    "j['select_lost'] == 0"),
+			 "every datagram answered") ||
+	    !ASSERT_TRUE(ct_json_check(out,
+				       "j['flow_runs'] == 20000 and "
+				       "j['empty_runs'] == 20000 and j['select_runs'] == 20000"),
+			 "one program run per datagram, none per answer") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['rate_off'] > 0 and j['rate_on'] > 0 and "
+					    "len(j['pair_ratios']) == 1"),
+			 "round trips per second, one pair"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		printf("stderr: %s\n", err);
+	free(out);
+	return ret;
+}
+
 /* Bad options of bench udp and udp-cost: exit 2, one Error line, nothing
  * on stdout, nothing run. */
 SM_PURE(bench_udp_bad_options)
@@ -244,6 +282,7 @@ SM_PURE(bench_udp_bad_options)
 		"bench udp --rebind-ms x",
 		"bench udp --strategies quic-lb,nope",
 		"bench udp-cost --mode quic",
+		"bench udp --echo",
 	};
 	char out[4096], err[4096];
 
