@@ -49,6 +49,10 @@ SM_HIDDEN int sm_root_readable(const char *root);
  * none of ours (missing, or not sockmig's: warned). 0, or a negative
  * errno after an error line. */
 SM_HIDDEN int sm_root_opendir(const char *root, DIR **d);
+/* Why a program's load was refused with EPERM, into @buf: the capability
+ * missing, else, on a kernel that charges BPF memory to RLIMIT_MEMLOCK
+ * (before 5.11) with a limit, that limit; else the capabilities needed. */
+SM_HIDDEN const char *sm_eperm_why(char *buf, size_t len);
 /* The pin root: @given (an options' pin_root), else $SOCKMIG_PIN_ROOT
  * (not for setuid programs), else SOCKMIG_PIN_ROOT. */
 SM_HIDDEN const char *sm_pin_root(const char *given);

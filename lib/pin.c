@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -192,6 +193,54 @@ const char *sockmig_missing_cap(void)
 	if (!(eff & (1ULL << CAP_PERFMON)))
 		return "CAP_PERFMON";
 	return NULL;
+}
+
+/* Whether the kernel charges BPF memory to the cgroup (5.11+), not to
+ * RLIMIT_MEMLOCK: the coarse clock's helper came with it, and a program
+ * that calls it loads (libbpf's test, loaded here: libbpf's public probe
+ * answers "supported" when the load fails for want of locked memory). */
+static bool memcg_accounted(void)
+{
+	const struct bpf_insn insns[] = {
+		{.code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_ktime_get_coarse_ns},
+		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0},
+		{.code = BPF_JMP | BPF_EXIT},
+	};
+	int fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, NULL, "GPL", insns,
+			       sizeof(insns) / sizeof(insns[0]), NULL);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/* The limit's phrase into @buf when this kernel charges BPF memory to a
+ * finite RLIMIT_MEMLOCK (before 5.11), else NULL. */
+static const char *memlock_why(char *buf, size_t len)
+{
+	struct rlimit r;
+
+	/* before 5.11 the kernel charges BPF memory to RLIMIT_MEMLOCK, and
+	 * libbpf raises the limit only with CAP_SYS_RESOURCE */
+	if (getrlimit(RLIMIT_MEMLOCK, &r) < 0 || r.rlim_cur == RLIM_INFINITY || memcg_accounted())
+		return NULL;
+	snprintf(buf, len,
+		 "this kernel charges BPF memory to RLIMIT_MEMLOCK, %llu KiB here: raise it "
+		 "(ulimit -l, systemd's LimitMEMLOCK=), or run as root",
+		 (unsigned long long)r.rlim_cur / 1024);
+	return buf;
+}
+
+const char *sm_eperm_why(char *buf, size_t len)
+{
+	const char *cap = sockmig_missing_cap();
+
+	if (cap)
+		snprintf(buf, len, "needs %s, or root", cap);
+	else if (!memlock_why(buf, len))
+		snprintf(buf, len, "needs CAP_BPF and CAP_PERFMON, or root");
+	return buf;
 }
 
 int sm_lock_wait_ms = -1;
@@ -449,11 +498,12 @@ int sm_load_pinned(struct sockmig_group *g)
 	}
 	if (!err && g->policy == SOCKMIG_POLICY_AUTO)
 		g->policy = SOCKMIG_POLICY_NATIVE;
-	if (err == -EPERM)
-		return sm_fail(EPERM, "cannot load the policy program: %s (needs %s, or root)",
-			       strerror(EPERM),
-			       sockmig_missing_cap() ? sockmig_missing_cap()
-						     : "CAP_BPF and CAP_PERFMON");
+	if (err == -EPERM) {
+		char why[200];
+
+		return sm_fail(EPERM, "cannot load the policy program: %s (%s)", strerror(EPERM),
+			       sm_eperm_why(why, sizeof(why)));
+	}
 	if (err)
 		return sm_fail(-err, "cannot load the policy program: %s", strerror(-err));
 

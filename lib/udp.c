@@ -215,12 +215,12 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 	if (err == -EACCES && sockmig_missing_cap())
 		err = -EPERM; /* the verifier's refusal of an unprivileged loader */
 	if (err) {
-		const char *cap = sockmig_missing_cap();
+		char why[200];
 
 		sm_fail(-err, "cannot load the UDP group program: %s%s%s%s", strerror(-err),
-			err == -EPERM ? " (needs " : "",
-			err == -EPERM ? (cap ? cap : "CAP_BPF and CAP_PERFMON") : "",
-			err == -EPERM ? ", or root)" : "");
+			err == -EPERM ? " (" : "",
+			err == -EPERM ? sm_eperm_why(why, sizeof(why)) : "",
+			err == -EPERM ? ")" : "");
 		goto out;
 	}
 	snprintf(pin, sizeof(pin), "%s/prog", g->base.path);

@@ -58,6 +58,9 @@ for set in "$@"; do
 	# encrypted QUIC CIDs: the AES program through this kernel's verifier,
 	# or (before 5.11) its refusal
 	enc) run_set enc "$out/test_sockmig" -t "$case_limit" udp_quic_enc cost_quic_lb_enc ;;
+	# UDP groups with capabilities, not root; and before 5.11 the
+	# RLIMIT_MEMLOCK that BPF memory is charged to, named
+	caps) run_set caps "$out/test_sockmig" -t "$case_limit" caps_udp caps_memlock ;;
 	case:*) SMK_VERBOSE=1 run_set "$set" "$out/test_sockmig" -v -t "$case_limit" "${set#case:}" ;;
 	sh:*) SMK_VERBOSE=1 run_set "$set" sh "${set#sh:}" ;;
 	*) echo "SMK set=$set rc=2 secs=0 passed=- failed=- skipped=- info=unknown-set" ;;
