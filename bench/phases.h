@@ -48,9 +48,10 @@ struct prog_stats {
 /* 0, or -1 with @err set. */
 int ph_prog_stats(int fd, struct prog_stats *st, char *err, size_t errlen);
 
-/* Whether the kernel's BPF statistics are on (kernel.bpf_stats_enabled,
- * or a descriptor of bpf_enable_stats() open anywhere): every program run
- * then pays for two clock reads. */
+/* Whether kernel.bpf_stats_enabled reads 1: the kernel's BPF statistics
+ * are then on, and every program run pays for two clock reads. (A
+ * bpf_enable_stats() descriptor open in some process turns them on too,
+ * and does not show here: a program's run count growing does.) */
 bool ph_stats_on(void);
 
 /* An sk_reuseport program that only returns SK_PASS: what any program costs

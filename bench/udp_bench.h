@@ -89,16 +89,19 @@ int udp_bench_run(const struct udp_bench_opts *o, struct udp_bench_result *r);
  * their median. The kernel's BPF statistics are off in these phases (they
  * cost every run two clock reads) and on after them, for the run times:
  * ns/runs: the group's program's over one phase of as many datagrams as
- * the "on" phases had; empty_*: an SK_PASS program's, one more phase of
+ * the "on" phases had (a minute at most); empty_*: an SK_PASS program's, one more phase of
  * @count (the floor); sel_*: the least steering program's
  * (ph_select_prog() over the two sockets, taken out of the group first),
  * in a phase after it, sel_lost of its datagrams not read (its helper
  * failing drops the datagram). The group's counters are read after the
  * rate phases.
  * @echo: the group's reader sends every datagram back and the client keeps
- * at most 64 unanswered; rates are then of answers read by the client
+ * at most UDP_COST_ECHO_WINDOW unanswered; rates are then of answers read by the client
  * (round trips), lost counts datagrams never answered.
  */
+/* --echo: datagrams sent and not answered yet, at most */
+#define UDP_COST_ECHO_WINDOW 64
+
 struct udp_cost_result {
 	struct phases ph; /* in datagrams (echo: round trips) per second */
 	uint64_t lost;	  /* datagrams sent and not read (echo: not answered), all phases */
@@ -107,8 +110,11 @@ struct udp_cost_result {
 	/* the group's counters at the end: datagrams routed by their flow,
 	 * and (mode quic-lb) by their connection ID */
 	uint64_t flow_hits, quic_hits;
-	/* the kernel's BPF statistics were on before the run (someone else's):
-	 * the rates then include their cost */
+	/* the group's program's runs that the statistics counted in the rate
+	 * phases: 0 unless something else had them on (kernel.bpf_stats_enabled,
+	 * or another process's bpf_enable_stats()); stats_were_on then, or when
+	 * the sysctl read 1 before: the rates include the statistics' cost */
+	uint64_t rate_runs;
 	bool stats_were_on;
 	char error[200];
 };

@@ -7,7 +7,7 @@
  * udp_bench.h). In mode quic-lb every datagram is a QUIC short-header
  * packet to a connection ID minted for the first socket. With echo, the
  * group's reader sends each datagram back to the client, which keeps at most
- * ECHO_WINDOW unanswered: the rate is then of round trips, as a UDP echo
+ * UDP_COST_ECHO_WINDOW unanswered: the rate is then of round trips, as a UDP echo
  * or DNS server's (the program runs on the way in only).
  */
 #include <arpa/inet.h>
@@ -24,10 +24,11 @@
 
 #include "udp_priv.h"
 
-#define NSOCK	    2
-#define WINDOW	    2048 /* datagrams sent and not read yet, at most */
-#define ECHO_WINDOW 64	 /* echo: datagrams sent and not answered yet, at most */
-#define BATCH	    64
+#define NSOCK	     2
+#define WINDOW	     2048	    /* datagrams sent and not read yet, at most */
+#define QUIET_NS     1000000000ull  /* a phase with nothing done this long ends */
+#define PHASE_MAX_NS 60000000000ull /* a phase's time, at most */
+#define BATCH	     64
 
 struct cost {
 	struct udp_cost_result *r;
@@ -125,73 +126,65 @@ static uint64_t read_answers(struct cost *c, int wait_ms)
 	return got;
 }
 
-/* What a phase counts as done: datagrams the group read, or with echo the
- * answers the client read. */
-static uint64_t done_count(struct cost *c)
+/* What a phase counts as done since @base, at most @sent: datagrams the
+ * group read, or with echo the answers the client read. (A late one of
+ * the phase before may count here: never more than were sent.) */
+static uint64_t done_since(struct cost *c, uint64_t base, uint64_t sent)
 {
-	return c->echo ? c->replied : atomic_load_explicit(&c->received, memory_order_relaxed);
+	uint64_t d =
+		(c->echo ? c->replied : atomic_load_explicit(&c->received, memory_order_relaxed)) -
+		base;
+
+	return d < sent ? d : sent;
 }
 
-/* One phase: @count datagrams, at most WINDOW unread (ECHO_WINDOW
- * unanswered with echo); those done (read, or answered) into *@done, in
- * *@secs; the others added to r->lost. It ends early when a full window
- * sees nothing done for 200 ms (datagrams lost, or no answers). */
+/* One phase: @count datagrams, at most WINDOW unread (UDP_COST_ECHO_WINDOW
+ * unanswered with echo: the client reads the answers, in batches, when its
+ * window is full or all is sent); those done (read, or answered) into
+ * *@done, in *@secs; the others added to r->lost. A phase lasts a minute at
+ * most, and ends when nothing is done for QUIET_NS (datagrams lost, or no
+ * answers): its time then ends at the last one done. */
 static void phase(struct cost *c, uint64_t count, double *done, double *secs)
 {
-	uint64_t base = done_count(c), sent = 0, t0 = ub_now_ns(), t1, quiet = t0;
-	uint64_t window = c->echo ? ECHO_WINDOW : WINDOW, last = 0;
+	uint64_t base = c->echo ? c->replied : atomic_load(&c->received);
+	uint64_t window = c->echo ? UDP_COST_ECHO_WINDOW : WINDOW;
+	uint64_t sent = 0, last = 0, t0 = ub_now_ns(), now = t0, quiet = t0;
+	bool silent = false;
 
-	for (uint64_t i = 0; sent < count; i++) {
-		uint64_t got;
+	for (uint64_t i = 0;; i++) {
+		uint64_t got = done_since(c, base, sent);
 
-		if (c->echo)
-			read_answers(c, 0);
-		got = done_count(c) - base;
-		/* bounded: a phase of a minute at most */
-		if (!(i % 1024) && ub_now_ns() - t0 > 60000000000ull)
-			break;
-		if (sent - got >= window) {
-			/* a full window and nothing done for 200 ms: the
-			 * datagrams in it are lost, counted below */
-			if (got != last) {
-				last = got;
-				quiet = ub_now_ns();
-			} else if (ub_now_ns() - quiet > 200000000ull) {
-				break;
-			}
-			if (c->echo)
-				read_answers(c, 10);
+		if (sent < count && sent - got < window) {
+			if (send(c->cli, c->d, c->dlen, 0) == (ssize_t)c->dlen)
+				sent++;
 			else
 				sched_yield();
+			if (!(i % 1024) && ub_now_ns() - t0 > PHASE_MAX_NS)
+				break;
 			continue;
 		}
-		if (send(c->cli, c->d, c->dlen, 0) == (ssize_t)c->dlen)
-			sent++;
-		else
-			sched_yield();
-	}
-	/* what is in flight: read, or lost after 200 ms of nothing */
-	quiet = ub_now_ns();
-	for (last = 0; done_count(c) - base < sent;) {
-		uint64_t got;
-
+		if (got == sent)
+			break; /* all sent, all done */
+		/* the window full, or all sent: wait for what is in flight */
 		if (c->echo)
 			read_answers(c, 10);
-		got = done_count(c) - base;
+		else
+			sched_yield();
+		now = ub_now_ns();
+		got = done_since(c, base, sent);
 		if (got != last) {
 			last = got;
-			quiet = ub_now_ns();
-		} else if (ub_now_ns() - quiet > 200000000ull) {
+			quiet = now;
+		} else if (now - quiet > QUIET_NS) {
+			silent = true;
 			break;
 		}
-		if (!c->echo)
-			sched_yield();
+		if (now - t0 > PHASE_MAX_NS)
+			break;
 	}
-	t1 = ub_now_ns();
-	sent -= done_count(c) - base;
-	c->r->lost += sent;
-	*done = (double)(done_count(c) - base);
-	*secs = (double)(t1 - t0) / 1e9;
+	*done = (double)done_since(c, base, sent);
+	c->r->lost += sent - done_since(c, base, sent);
+	*secs = (double)((silent ? quiet : ub_now_ns()) - t0) / 1e9;
 }
 
 /* The kernel's BPF run-time statistics, on while the fd returned is open;
@@ -289,6 +282,8 @@ static void cost_child(void *arg)
 	int stats = -1, prog = -1, empty = -1, sel = -1;
 	uint64_t lost;
 	struct sockmig_udp_stats gs;
+	struct prog_stats s0, s1;
+	uint64_t on_phases = 0;
 	struct sockmig_quic_stats qs = {0};
 	double done, secs;
 	char pin[4200];
@@ -337,6 +332,10 @@ static void cost_child(void *arg)
 	attach(&c, -1);
 	phase(&c, a->count, &done, &secs);
 	r->ph.warmup_rate = secs > 0 ? done / secs : 0;
+	/* the program's runs counted in the rate phases: none unless
+	 * something else has the statistics on */
+	if (ph_prog_stats(prog, &s0, r->error, sizeof(r->error)) < 0)
+		goto out;
 	for (int ph = 0; ph < a->phases && ph < PH_MAX; ph++) {
 		bool on = ph_on(ph);
 
@@ -347,8 +346,13 @@ static void cost_child(void *arg)
 		}
 		phase(&c, a->count, &done, &secs);
 		ph_record(&r->ph, ph, done, secs);
+		on_phases += on;
 	}
 	ph_finish(&r->ph);
+	if (ph_prog_stats(prog, &s1, r->error, sizeof(r->error)) < 0)
+		goto out;
+	r->rate_runs = s1.runs - s0.runs;
+	r->stats_were_on = r->stats_were_on || r->rate_runs > 0;
 	if (sockmig_udp_stats_read(g, &gs) < 0 ||
 	    (a->mode == SOCKMIG_UDP_MODE_QUIC_LB && sockmig_quic_stats_read(g, &qs) < 0)) {
 		snprintf(r->error, sizeof(r->error), "cannot read the group's counters: %s",
@@ -360,8 +364,7 @@ static void cost_child(void *arg)
 	/* the run times, statistics on: the group's program over as many
 	 * datagrams as its rate phases had, then the reference programs */
 	stats = stats_on(r);
-	if (stats < 0 ||
-	    ref_phase(&c, prog, a->count * (uint64_t)r->ph.pairs, &r->ns, &r->runs) < 0)
+	if (stats < 0 || ref_phase(&c, prog, a->count * on_phases, &r->ns, &r->runs) < 0)
 		goto out;
 	/* one more phase with a program that does nothing: the floor */
 	empty = ph_empty_prog(r->error, sizeof(r->error));

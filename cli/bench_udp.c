@@ -293,7 +293,8 @@ static int bench_udp_cost(struct udp_cfg *c)
 		if (cid_len)
 			printf("CIDs of %u octets, ", cid_len);
 		if (c->echo)
-			printf("every datagram answered (at most 64 unanswered), ");
+			printf("every datagram answered (at most %d unanswered), ",
+			       UDP_COST_ECHO_WINDOW);
 		printf("%llu datagrams per phase, %llu phases in pairs off-on, on-off, ... after "
 		       "one not counted (off = no program; on = the group's program)\n\n",
 		       (unsigned long long)c->count, (unsigned long long)c->phases);
@@ -315,6 +316,7 @@ static int bench_udp_cost(struct udp_cfg *c)
 		jw_u64("cid_len", cid_len);
 		jw_bool("echo", c->echo);
 		jw_bool("bpf_stats_were_on", r.stats_were_on);
+		jw_u64("rate_phase_runs", r.rate_runs);
 		jw_u64("count", c->count);
 		bench_phases_json(&r.ph);
 		jw_f64("ratio_pooled", r.ph.ratio_pooled);
@@ -334,9 +336,10 @@ static int bench_udp_cost(struct udp_cfg *c)
 		return 0;
 	}
 	if (r.stats_were_on)
-		printf("note: the kernel's BPF statistics were on before this run "
-		       "(kernel.bpf_stats_enabled): the rates with a program include their "
-		       "clock reads\n");
+		printf("note: the kernel's BPF statistics were on during the rate phases (%llu "
+		       "runs counted; kernel.bpf_stats_enabled, or another process): the rates "
+		       "with a program include their clock reads\n",
+		       (unsigned long long)r.rate_runs);
 	bench_phases_print(&r.ph, unit);
 	printf("\nno program      %10.0f %s\n"
 	       "%-7s program %10.0f %s\n"

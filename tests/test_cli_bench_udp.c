@@ -251,7 +251,10 @@ SM_TEST(bench_udp_cost_echo_answers_every_datagram)
 			 "one program run per datagram, none per answer") ||
 	    !ASSERT_TRUE(ct_json_check(out, "j['rate_off'] > 0 and j['rate_on'] > 0 and "
 					    "len(j['pair_ratios']) == 1"),
-			 "round trips per second, one pair"))
+			 "round trips per second, one pair") ||
+	    !ASSERT_TRUE(ct_json_check(out, "j['rate_phase_runs'] == 0 and "
+					    "j['bpf_stats_were_on'] is False"),
+			 "the statistics off while the rates were measured"))
 		goto out;
 	ret = SM_PASS;
 out:
