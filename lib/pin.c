@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,11 +196,27 @@ const char *sockmig_missing_cap(void)
 	return NULL;
 }
 
-/* Whether the kernel charges BPF memory to the cgroup (5.11+), not to
- * RLIMIT_MEMLOCK: the coarse clock's helper came with it, and a program
- * that calls it loads (libbpf's test, loaded here: libbpf's public probe
- * answers "supported" when the load fails for want of locked memory). */
-static bool memcg_accounted(void)
+/* Whether the running kernel's release is before @major.@minor. */
+static bool release_before(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return false;
+	return ma < major || (ma == major && mi < minor);
+}
+
+/* Whether the kernel charges BPF memory to RLIMIT_MEMLOCK (before 5.11),
+ * not to the cgroup: the coarse clock's helper came with the cgroup's
+ * accounting, and a program that calls it is refused as invalid (EINVAL)
+ * before (libbpf's test, loaded here: libbpf's public probe answers
+ * "supported" when a load fails for want of locked memory). The limit is
+ * the user's, over all its processes' BPF memory, so the test program
+ * itself can be refused for it (EPERM): that is taken for the limit only
+ * on a release before 5.11; any other refusal (an LSM's, say) tells
+ * nothing. */
+static bool memlock_charged(void)
 {
 	const struct bpf_insn insns[] = {
 		{.code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_ktime_get_coarse_ns},
@@ -209,10 +226,11 @@ static bool memcg_accounted(void)
 	int fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, NULL, "GPL", insns,
 			       sizeof(insns) / sizeof(insns[0]), NULL);
 
-	if (fd < 0)
+	if (fd >= 0) {
+		close(fd);
 		return false;
-	close(fd);
-	return true;
+	}
+	return errno == EINVAL || (errno == EPERM && release_before(5, 11));
 }
 
 /* The limit's phrase into @buf when this kernel charges BPF memory to a
@@ -223,7 +241,7 @@ static const char *memlock_why(char *buf, size_t len)
 
 	/* before 5.11 the kernel charges BPF memory to RLIMIT_MEMLOCK, and
 	 * libbpf raises the limit only with CAP_SYS_RESOURCE */
-	if (getrlimit(RLIMIT_MEMLOCK, &r) < 0 || r.rlim_cur == RLIM_INFINITY || memcg_accounted())
+	if (getrlimit(RLIMIT_MEMLOCK, &r) < 0 || r.rlim_cur == RLIM_INFINITY || !memlock_charged())
 		return NULL;
 	snprintf(buf, len,
 		 "this kernel charges BPF memory to RLIMIT_MEMLOCK, %llu KiB here: raise it "

@@ -678,9 +678,11 @@ static bool memlock_kernel(void)
  * 0 for success; printed. 0 when as expected. */
 static int memlock_expect(const char *what, bool ok, bool refused)
 {
+	int err = errno;
+
 	printf("%s: %s%s\n", what, ok ? "made" : "refused: ", ok ? "" : sockmig_last_error());
 	if (refused)
-		return !ok && errno == EPERM && strstr(sockmig_last_error(), "RLIMIT_MEMLOCK") &&
+		return !ok && err == EPERM && strstr(sockmig_last_error(), "RLIMIT_MEMLOCK") &&
 				       strstr(sockmig_last_error(), "64 KiB")
 			       ? 0
 			       : 2;
