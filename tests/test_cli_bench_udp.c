@@ -141,6 +141,39 @@ out:
 	return ret;
 }
 
+/* One check of a bench's JSON output: a Python expression over j, and
+ * what it asserts. */
+struct jcheck {
+	const char *expr, *what;
+};
+
+/* `sockmig --json ARGS`: exit 0, and each of @checks (to a NULL expr)
+ * holds; stderr shown when not. */
+static int json_case(const char *args, const struct jcheck *checks)
+{
+	char *out = malloc(65536), err[8192] = "", cmd[256];
+	int ret = SM_FAIL;
+
+	if (!out)
+		return SM_FAIL;
+	if (!ct_have_tool()) {
+		free(out);
+		return SKIP("no .output/sockmig: run from the repository root");
+	}
+	snprintf(cmd, sizeof(cmd), "--json %s", args);
+	if (!ASSERT_EQ(ct_run(cmd, out, 65536, err, sizeof(err)), 0, "bench exit status"))
+		goto out;
+	for (const struct jcheck *c = checks; c->expr; c++)
+		if (!ASSERT_TRUE(ct_json_check(out, c->expr), c->what))
+			goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		printf("stderr: %s\n", err);
+	free(out);
+	return ret;
+}
+
 /*
  * bench udp-cost: one run of the flow program per datagram of the "on"
  * phase, one of the empty program per datagram of its phase, and one of
@@ -149,41 +182,23 @@ out:
  */
 SM_TEST(bench_udp_cost_runs_per_datagram)
 {
-	char *out = malloc(65536), err[8192];
-	int rc, ret = SM_FAIL;
+	static const struct jcheck c[] = {
+		{"j['phase_on'] == [False, True] and len(j['pair_ratios']) == 1 and j['ratio'] > 0",
+		 "one pair, off then on"},
+		{"j['flow_runs'] == 20000 and j['flow_ns_per_datagram'] > 0",
+		 "one flow-program run per datagram"},
+		{"j['empty_runs'] == 20000 and j['empty_ns_per_datagram'] > 0",
+		 "one empty-program run per datagram"},
+		{"j['select_runs'] == 20000 and j['select_lost'] == 0 and j['lost'] == 0 and "
+		 "j['select_ns_per_datagram'] > 0",
+		 "one select-only run per datagram, every one steered"},
+		{"abs(j['flow_above_select_ns_per_datagram'] - "
+		 "(j['flow_ns_per_datagram'] - j['select_ns_per_datagram'])) < 0.01",
+		 "the flow program above the select-only program"},
+		{NULL, NULL},
+	};
 
-	if (!out)
-		return SM_FAIL;
-	if (!ct_have_tool()) {
-		free(out);
-		return SKIP("no .output/sockmig: run from the repository root");
-	}
-	rc = ct_run("--json bench udp-cost --phases 2 --count 20000", out, 65536, err, sizeof(err));
-	if (!ASSERT_EQ(rc, 0, "bench exit status") ||
-	    !ASSERT_TRUE(ct_json_check(out, "j['phase_on'] == [False, True] and "
-					    "len(j['pair_ratios']) == 1 and j['ratio'] > 0"),
-			 "one pair, off then on") ||
-	    !ASSERT_TRUE(ct_json_check(out, "j['flow_runs'] == 20000 and "
-					    "j['flow_ns_per_datagram'] > 0"),
-			 "one flow-program run per datagram") ||
-	    !ASSERT_TRUE(ct_json_check(out, "j['empty_runs'] == 20000 and "
-					    "j['empty_ns_per_datagram'] > 0"),
-			 "one empty-program run per datagram") ||
-	    !ASSERT_TRUE(ct_json_check(out, "j['select_runs'] == 20000 and "
-					    "j['select_lost'] == 0 and j['lost'] == 0 and "
-					    "j['select_ns_per_datagram'] > 0"),
-			 "one select-only run per datagram, every one steered") ||
-	    !ASSERT_TRUE(ct_json_check(out, "abs(j['flow_above_select_ns_per_datagram'] - "
-					    "(j['flow_ns_per_datagram'] - "
-					    "j['select_ns_per_datagram'])) < 0.01"),
-			 "the flow program above the select-only program"))
-		goto out;
-	ret = SM_PASS;
-out:
-	if (ret != SM_PASS)
-		printf("stderr: %s\n", err);
-	free(out);
-	return ret;
+	return json_case("bench udp-cost --phases 2 --count 20000", c);
 }
 
 /*
@@ -193,75 +208,41 @@ out:
  */
 SM_TEST(bench_udp_cost_quic_lb_routes_every_datagram_by_cid)
 {
-	char *out = malloc(65536), err[8192];
-	int rc, ret = SM_FAIL;
+	static const struct jcheck c[] = {
+		{"j['group_mode'] == 'quic-lb' and j['flow_runs'] == 20000",
+		 "one quic-lb program run per datagram"},
+		{"j['group_quic_hits'] == 20000 and j['group_flow_hits'] == 0",
+		 "every datagram by its connection ID"},
+		{"j['select_runs'] == 20000 and j['select_lost'] == 0 and j['empty_runs'] == 20000",
+		 "the reference programs' runs, one per datagram"},
+		{NULL, NULL},
+	};
 
-	if (!out)
-		return SM_FAIL;
-	if (!ct_have_tool()) {
-		free(out);
-		return SKIP("no .output/sockmig: run from the repository root");
-	}
-	rc = ct_run("--json bench udp-cost --mode quic-lb --phases 2 --count 20000", out, 65536,
-		    err, sizeof(err));
-	if (!ASSERT_EQ(rc, 0, "bench exit status") ||
-	    !ASSERT_TRUE(ct_json_check(out, "j['group_mode'] == 'quic-lb' and "
-					    "j['flow_runs'] == 20000"),
-			 "one quic-lb program run per datagram") ||
-	    !ASSERT_TRUE(ct_json_check(out, "j['group_quic_hits'] == 20000 and "
-					    "j['group_flow_hits'] == 0"),
-			 "every datagram by its connection ID") ||
-	    !ASSERT_TRUE(ct_json_check(out, "j['select_runs'] == 20000 and "
-					    "j['select_lost'] == 0 and j['empty_runs'] == 20000"),
-			 "the reference programs' runs, one per datagram"))
-		goto out;
-	ret = SM_PASS;
-out:
-	if (ret != SM_PASS)
-		printf("stderr: %s\n", err);
-	free(out);
-	return ret;
+	return json_case("bench udp-cost --mode quic-lb --phases 2 --count 20000", c);
 }
 
 /*
  * bench udp-cost --echo: the group's reader answers every datagram and the
  * rate is of round trips; none goes unanswered (without the answers every
- * datagram would count lost), one program run per datagram on its way in.
+ * datagram would count lost), one program run per datagram on its way in,
+ * and none counted while the rates were measured (the statistics off).
  */
 SM_TEST(bench_udp_cost_echo_answers_every_datagram)
 {
-	char *out = malloc(65536), err[8192];
-	int rc, ret = SM_FAIL;
+	static const struct jcheck c[] = {
+		{"j['echo'] is True and j['lost'] == 0 and j['select_lost'] == 0",
+		 "every datagram answered"},
+		{"j['flow_runs'] == 20000 and j['empty_runs'] == 20000 and j['select_runs'] == "
+		 "20000",
+		 "one program run per datagram, none per answer"},
+		{"j['rate_off'] > 0 and j['rate_on'] > 0 and len(j['pair_ratios']) == 1",
+		 "round trips per second, one pair"},
+		{"j['rate_phase_runs'] == 0 and j['bpf_stats_were_on'] is False",
+		 "the statistics off while the rates were measured"},
+		{NULL, NULL},
+	};
 
-	if (!out)
-		return SM_FAIL;
-	if (!ct_have_tool()) {
-		free(out);
-		return SKIP("no .output/sockmig: run from the repository root");
-	}
-	rc = ct_run("--json bench udp-cost --echo --phases 2 --count 20000", out, 65536, err,
-		    sizeof(err));
-	if (!ASSERT_EQ(rc, 0, "bench exit status") ||
-	    !ASSERT_TRUE(ct_json_check(out, "j['echo'] is True and j['lost'] == 0 and "
-					    "j['select_lost'] == 0"),
-			 "every datagram answered") ||
-	    !ASSERT_TRUE(ct_json_check(out,
-				       "j['flow_runs'] == 20000 and "
-				       "j['empty_runs'] == 20000 and j['select_runs'] == 20000"),
-			 "one program run per datagram, none per answer") ||
-	    !ASSERT_TRUE(ct_json_check(out, "j['rate_off'] > 0 and j['rate_on'] > 0 and "
-					    "len(j['pair_ratios']) == 1"),
-			 "round trips per second, one pair") ||
-	    !ASSERT_TRUE(ct_json_check(out, "j['rate_phase_runs'] == 0 and "
-					    "j['bpf_stats_were_on'] is False"),
-			 "the statistics off while the rates were measured"))
-		goto out;
-	ret = SM_PASS;
-out:
-	if (ret != SM_PASS)
-		printf("stderr: %s\n", err);
-	free(out);
-	return ret;
+	return json_case("bench udp-cost --echo --phases 2 --count 20000", c);
 }
 
 /* Bad options of bench udp and udp-cost: exit 2, one Error line, nothing
