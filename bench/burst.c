@@ -363,6 +363,13 @@ int burst_sysctl(const char *name, const char *val)
 	return n < 0 ? -errno : 0;
 }
 
+int burst_migrate_req(bool on)
+{
+	int err = burst_sysctl("net/ipv4/tcp_migrate_req", on ? "1" : "0");
+
+	return err == -ENOENT && !on ? 0 : err;
+}
+
 int burst_accept_queue(int lfd)
 {
 	struct tcp_info ti;

@@ -62,6 +62,11 @@ void burst_print(const struct burst *c, const char *label);
 /* Write a sysctl of the test's network namespace, e.g.
  * burst_sysctl("net/ipv4/tcp_migrate_req", "1"). */
 int burst_sysctl(const char *name, const char *val);
+/* net.ipv4.tcp_migrate_req on (1) or off (0) in the caller's network
+ * namespace: 0, or a negative errno. Off is also 0 where the kernel has no
+ * such sysctl (upstream before 5.14: nothing migrates there); on is then
+ * -ENOENT. */
+int burst_migrate_req(bool on);
 
 /* Length of the accept queue of a listener (TCP_INFO tcpi_unacked). */
 int burst_accept_queue(int lfd);

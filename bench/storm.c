@@ -266,14 +266,22 @@ int storm_start_load(const struct storm *s, double secs, uint64_t conns, pid_t *
 
 int storm_netns_setup(const struct storm_opts *o, char *err, size_t errlen)
 {
+	int rc;
+
 	if (unshare(CLONE_NEWNET) < 0) {
 		snprintf(err, errlen, "cannot create a network namespace: %s (run as root)",
 			 strerror(errno));
 		return -1;
 	}
-	if (sockmig_lo_up() < 0 ||
-	    burst_sysctl("net/ipv4/tcp_migrate_req", o->strategy == ST_SYSCTL ? "1" : "0") < 0) {
+	if (sockmig_lo_up() < 0) {
 		snprintf(err, errlen, "cannot set up the network namespace");
+		return -1;
+	}
+	rc = burst_migrate_req(o->strategy == ST_SYSCTL);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot set net.ipv4.tcp_migrate_req: %s",
+			 rc == -ENOENT ? "this kernel has no such sysctl (it came in Linux 5.14)"
+				       : strerror(-rc));
 		return -1;
 	}
 	burst_sysctl("net/core/somaxconn", "65535");

@@ -54,14 +54,17 @@ static int demo_run(enum demo_mode mode, int nl, int nclients, struct demo_resul
 	struct sockmig_netstat ns0, ns1, d;
 	struct sockmig_drain_report rep;
 	struct burst *c = NULL;
-	int l[MAX_LISTENERS], served[MAX_LISTENERS] = {0}, ret = -1;
+	int l[MAX_LISTENERS], served[MAX_LISTENERS] = {0}, ret = -1, err;
 
 	for (int i = 0; i < nl; i++)
 		l[i] = -1;
 	if (unshare(CLONE_NEWNET) < 0)
 		return demo_fail(r, "cannot create a network namespace (run as root)", errno);
-	if (burst_sysctl("net/ipv4/tcp_migrate_req", mode == DEMO_SYSCTL ? "1" : "0") < 0)
-		return demo_fail(r, "sysctl", errno);
+	/* a kernel without the sysctl (upstream before 5.14) runs the sysctl's
+	 * row as it is: setting it could not change anything there */
+	err = burst_migrate_req(mode == DEMO_SYSCTL);
+	if (err < 0 && err != -ENOENT)
+		return demo_fail(r, "cannot set net.ipv4.tcp_migrate_req", -err);
 	if (sockmig_lo_up() < 0)
 		return demo_fail(r, "cannot bring lo up", EIO);
 	c = calloc(1, sizeof(*c));
@@ -166,7 +169,7 @@ static int demo_restart(bool holder, bool crash, int n, struct demo_result *r)
 	if (!c)
 		return demo_fail(r, "calloc", ENOMEM);
 	if (unshare(CLONE_NEWNET) < 0 || sockmig_lo_up() < 0 ||
-	    burst_sysctl("net/ipv4/tcp_migrate_req", "0") < 0) {
+	    burst_migrate_req(false) < 0) {
 		free(c);
 		return demo_fail(r, "cannot set up a network namespace (run as root)", errno);
 	}
@@ -373,6 +376,9 @@ int do_demo(int argc, char **argv)
 			       p.mode == SOCKMIG_MODE_NATIVE
 				       ? "Legacy mode forced (SOCKMIG_MODE=legacy)"
 				       : "This kernel cannot migrate (sockmig probe: select-only)");
+		if (access("/proc/sys/net/ipv4/tcp_migrate_req", F_OK) < 0)
+			printf("This kernel has no net.ipv4.tcp_migrate_req (it came in Linux "
+			       "5.14): its column shows the kernel as it is.\n\n");
 		printf("%-28s %12s %12s %16s\n", "", demo_names[0], demo_names[1],
 		       demo_legacy ? "sockmig legacy" : demo_names[2]);
 #define ROW(label, field, fmt)                                                                     \

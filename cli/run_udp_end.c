@@ -149,7 +149,9 @@ static int take_fds(struct run_udp_end *e, pid_t pid)
 			continue;
 		fd = (int)syscall(SYS_pidfd_getfd, pidfd, (int)num, 0);
 		if (fd < 0) {
-			if (errno == EPERM || errno == EACCES) {
+			/* refused, or no pidfd_getfd (before 5.6): said, never
+			 * taken for a socket its server closed */
+			if (errno == EPERM || errno == EACCES || errno == ENOSYS) {
 				err = -errno;
 				break;
 			}
@@ -234,13 +236,14 @@ static void *end_thread(void *arg)
 	find_members(e);
 	for (int i = 0; i < e->n; i++) {
 		int err;
-		char who[48];
+		char who[80];
 
 		if (e->m[i].fd != -1)
 			continue; /* its process was looked at with an earlier member */
 		err = take_fds(e, e->m[i].pid);
 		if (err < 0) {
-			snprintf(who, sizeof(who), "pidfd_getfd of pid %d", (int)e->m[i].pid);
+			snprintf(who, sizeof(who), "pidfd_getfd of pid %d%s", (int)e->m[i].pid,
+				 err == -ENOSYS ? " (Linux 5.6 or later)" : "");
 			note_why(e, "%s: %s", who, -err);
 		}
 		/* not found: closed by its server meanwhile (its own close) */

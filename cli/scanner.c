@@ -37,6 +37,8 @@ static const char *take_error(int err)
 	case -EPERM:
 		return "not permitted (pidfd_getfd needs the rights of ptrace over it: "
 		       "CAP_SYS_PTRACE, or its owner where kernel.yama.ptrace_scope allows)";
+	case -ENOSYS:
+		return "not on this kernel (pidfd_getfd came in Linux 5.6)";
 	default:
 		return strerror(-err);
 	}

@@ -160,7 +160,8 @@ SOCKMIG_API enum sockmig_tristate sockmig_probe_migrate_sysctl(int port);
 /**
  * The capability the calling thread lacks to load the policy program:
  * "CAP_BPF" (any BPF object), then "CAP_PERFMON" (the verifier refuses the
- * program without it); NULL when it has both, or CAP_SYS_ADMIN, or when
+ * program without it), or "CAP_SYS_ADMIN" on a kernel before 5.8, which has
+ * neither; NULL when it has what the kernel asks, or CAP_SYS_ADMIN, or when
  * its capabilities cannot be read (the load then says).
  */
 SOCKMIG_API const char *sockmig_missing_cap(void);

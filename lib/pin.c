@@ -177,6 +177,21 @@ int sm_root_opendir(const char *root, DIR **d)
 	return 0;
 }
 
+/* Whether the kernel knows CAP_BPF and CAP_PERFMON (5.8 and later; before,
+ * loading these programs takes CAP_SYS_ADMIN). Yes when it cannot tell. */
+static bool kernel_has_cap_bpf(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	int last = CAP_BPF;
+
+	if (f) {
+		if (fscanf(f, "%d", &last) != 1)
+			last = CAP_BPF;
+		fclose(f);
+	}
+	return last >= CAP_BPF;
+}
+
 const char *sockmig_missing_cap(void)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
@@ -189,6 +204,8 @@ const char *sockmig_missing_cap(void)
 	eff = (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
 	if (eff & (1ULL << CAP_SYS_ADMIN))
 		return NULL;
+	if (!kernel_has_cap_bpf())
+		return "CAP_SYS_ADMIN";
 	if (!(eff & (1ULL << CAP_BPF)))
 		return "CAP_BPF";
 	if (!(eff & (1ULL << CAP_PERFMON)))
@@ -254,7 +271,9 @@ const char *sm_eperm_why(char *buf, size_t len)
 {
 	const char *cap = sockmig_missing_cap();
 
-	if (cap)
+	if (cap && strcmp(cap, "CAP_SYS_ADMIN") == 0)
+		snprintf(buf, len, "needs CAP_SYS_ADMIN, or root: this kernel has no CAP_BPF (Linux 5.8)");
+	else if (cap)
 		snprintf(buf, len, "needs %s, or root", cap);
 	else if (!memlock_why(buf, len))
 		snprintf(buf, len, "needs CAP_BPF and CAP_PERFMON, or root");

@@ -261,7 +261,7 @@ bool it_setup(struct ienv *e, enum imode m)
 		return false;
 	if (m == I_SHIM && access(e->preload, R_OK) < 0)
 		return false;
-	return burst_sysctl("net/ipv4/tcp_migrate_req", "0") == 0;
+	return burst_migrate_req(false) == 0;
 }
 
 void it_teardown(struct ienv *e, int port)

@@ -110,7 +110,7 @@ static struct sockmig_group *open_legacy(int fd)
 	SOCKMIG_OPTS(sockmig_group_opts, go, .policy = SOCKMIG_POLICY_LEGACY);
 	struct sockmig_group *g;
 
-	if (!ASSERT_OK(burst_sysctl("net/ipv4/tcp_migrate_req", "0"), "tcp_migrate_req"))
+	if (!ASSERT_OK(burst_migrate_req(false), "tcp_migrate_req"))
 		return NULL;
 	g = sockmig_group_open(fd, &go);
 	if (!ASSERT_TRUE(g, sockmig_last_error()))

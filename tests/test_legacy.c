@@ -80,7 +80,7 @@ static int legacy_cell(int family, enum lstate st, enum lhow how, enum lmode mod
 	if (!j || !s || !c)
 		goto out;
 	pthread_mutex_init(&s->mu, NULL);
-	if (!ASSERT_OK(burst_sysctl("net/ipv4/tcp_migrate_req", "0"), "sysctl tcp_migrate_req"))
+	if (!ASSERT_OK(burst_migrate_req(false), "sysctl tcp_migrate_req"))
 		goto out;
 	if (st == TFO && !ASSERT_OK(burst_sysctl("net/ipv4/tcp_fastopen", "519"), "tcp_fastopen"))
 		goto out;

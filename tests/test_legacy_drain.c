@@ -53,7 +53,7 @@ SM_TEST(legacy_syn_burst_while_draining)
 		goto out;
 	raise_nofile(8192);
 	pthread_mutex_init(&s->mu, NULL);
-	if (!ASSERT_OK(burst_sysctl("net/ipv4/tcp_migrate_req", "0"), "tcp_migrate_req") ||
+	if (!ASSERT_OK(burst_migrate_req(false), "tcp_migrate_req") ||
 	    !ASSERT_OK(burst_sysctl("net/ipv4/tcp_syncookies", "0"), "tcp_syncookies") ||
 	    !ASSERT_OK(burst_sysctl("net/ipv4/tcp_max_syn_backlog", "8192"), "syn backlog"))
 		goto out;
@@ -165,7 +165,7 @@ static int deadline_case(uint32_t deadline_ms)
 	pthread_mutex_init(&s->mu, NULL);
 	o.on_accept = tu_sink_accept;
 	o.ctx = s;
-	if (!ASSERT_OK(burst_sysctl("net/ipv4/tcp_migrate_req", "0"), "tcp_migrate_req") ||
+	if (!ASSERT_OK(burst_migrate_req(false), "tcp_migrate_req") ||
 	    !ASSERT_OK(burst_sysctl("net/ipv4/tcp_synack_retries", "1"), "tcp_synack_retries"))
 		goto out;
 	a = burst_listener(AF_INET, PORT, 64, 0);
@@ -266,7 +266,7 @@ SM_TEST(legacy_syncookies_steered_is_not_inflight)
 		goto out;
 	pthread_mutex_init(&s->mu, NULL);
 	o.ctx = s;
-	if (!ASSERT_OK(burst_sysctl("net/ipv4/tcp_migrate_req", "0"), "tcp_migrate_req") ||
+	if (!ASSERT_OK(burst_migrate_req(false), "tcp_migrate_req") ||
 	    !ASSERT_OK(burst_sysctl("net/ipv4/tcp_syncookies", "2"), "tcp_syncookies"))
 		goto out;
 	a = burst_listener(AF_INET, PORT, 64, 0);
@@ -363,7 +363,7 @@ SM_TEST(legacy_handoff_to_live_member)
 		goto out;
 	pthread_mutex_init(&s->mu, NULL);
 	r.s = s;
-	if (!ASSERT_OK(burst_sysctl("net/ipv4/tcp_migrate_req", "0"), "tcp_migrate_req"))
+	if (!ASSERT_OK(burst_migrate_req(false), "tcp_migrate_req"))
 		goto out;
 	a = burst_listener(AF_INET6, PORT, 256, 0);
 	if (!ASSERT_OK(a, "listener A"))

@@ -64,7 +64,7 @@ static int prefork_reload(struct pl_ctx *x, bool preload, bool legacy, int port)
 
 	printf("%s the shim%s:\n", preload ? "with" : "without", legacy ? ", legacy mode" : "");
 	snprintf(args, sizeof(args), "%d -f", port);
-	if (!c || !ASSERT_OK(burst_sysctl("net/ipv4/tcp_migrate_req", "0"), "sysctl") ||
+	if (!c || !ASSERT_OK(burst_migrate_req(false), "sysctl") ||
 	    !ASSERT_TRUE(pl_srv_start(x, &old, "gen1", preload, false, env, args), "start gen 1") ||
 	    !ASSERT_TRUE(pl_srv_expect(&old, "master", "ready", NULL, 0), "gen 1 master ready") ||
 	    !ASSERT_TRUE(pl_srv_expect(&old, "worker", "ready", NULL, 0), "gen 1 worker ready"))

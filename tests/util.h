@@ -24,6 +24,10 @@ void tu_ackdrop_detach(struct ackdrop_bpf *s);
  * native, and no SOCKMIG_MODE=legacy); when not, one line in @why. */
 bool tu_kernel_migrates(char *why, size_t size);
 
+/* Whether the kernel has CAP_BPF and CAP_PERFMON (5.8 and later: before,
+ * loading BPF takes CAP_SYS_ADMIN); yes when it cannot tell. */
+bool tu_kernel_has_cap_bpf(void);
+
 /*
  * The precondition of the cases whose verdict depends on speed (a baseline
  * that must race a reload, 1,000 reloads in 40 s): a process takes more
