@@ -168,8 +168,7 @@ static int demo_restart(bool holder, bool crash, int n, struct demo_result *r)
 
 	if (!c)
 		return demo_fail(r, "calloc", ENOMEM);
-	if (unshare(CLONE_NEWNET) < 0 || sockmig_lo_up() < 0 ||
-	    burst_migrate_req(false) < 0) {
+	if (unshare(CLONE_NEWNET) < 0 || sockmig_lo_up() < 0 || burst_migrate_req(false) < 0) {
 		free(c);
 		return demo_fail(r, "cannot set up a network namespace (run as root)", errno);
 	}

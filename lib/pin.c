@@ -272,7 +272,8 @@ const char *sm_eperm_why(char *buf, size_t len)
 	const char *cap = sockmig_missing_cap();
 
 	if (cap && strcmp(cap, "CAP_SYS_ADMIN") == 0)
-		snprintf(buf, len, "needs CAP_SYS_ADMIN, or root: this kernel has no CAP_BPF (Linux 5.8)");
+		snprintf(buf, len,
+			 "needs CAP_SYS_ADMIN, or root: this kernel has no CAP_BPF (Linux 5.8)");
 	else if (cap)
 		snprintf(buf, len, "needs %s, or root", cap);
 	else if (!memlock_why(buf, len))

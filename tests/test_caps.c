@@ -705,9 +705,10 @@ static int memlock_expect(const char *what, bool ok, bool refused)
 static int memlock_child(bool refused)
 {
 	/* before 5.8, CAP_SYS_ADMIN in their place */
-	const uint64_t caps = tu_kernel_has_cap_bpf() ? 1ULL << CAP_BPF | 1ULL << CAP_NET_ADMIN |
-								 1ULL << CAP_PERFMON
-						       : 1ULL << CAP_SYS_ADMIN | 1ULL << CAP_NET_ADMIN;
+	const uint64_t caps =
+		tu_kernel_has_cap_bpf()
+			? 1ULL << CAP_BPF | 1ULL << CAP_NET_ADMIN | 1ULL << CAP_PERFMON
+			: 1ULL << CAP_SYS_ADMIN | 1ULL << CAP_NET_ADMIN;
 	struct rlimit small = {64 * 1024, 64 * 1024};
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(QPORT + 2)};
 	struct sockmig_udp_group *u;

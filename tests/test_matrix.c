@@ -73,8 +73,7 @@ static int matrix_cell(int family, enum state st, enum how how, enum mode mode)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return SM_FAIL;
-	if (!ASSERT_OK(burst_migrate_req(mode == SYSCTL),
-		       "sysctl tcp_migrate_req"))
+	if (!ASSERT_OK(burst_migrate_req(mode == SYSCTL), "sysctl tcp_migrate_req"))
 		goto out;
 	if (st == TFO && !ASSERT_OK(burst_sysctl("net/ipv4/tcp_fastopen", "519"), "tcp_fastopen"))
 		goto out;

@@ -36,9 +36,8 @@ struct ackdrop_bpf *tu_ackdrop_attach(int port)
 	/* before the load: the globals' initial image, on every kernel */
 	s->bss->port = (__u16)port;
 	s->bss->enabled = 1;
-	if (ackdrop_bpf__load(s) < 0 ||
-	    bpf_xdp_attach(ifindex, bpf_program__fd(s->progs.ackdrop), XDP_FLAGS_SKB_MODE, NULL) <
-		    0) {
+	if (ackdrop_bpf__load(s) < 0 || bpf_xdp_attach(ifindex, bpf_program__fd(s->progs.ackdrop),
+						       XDP_FLAGS_SKB_MODE, NULL) < 0) {
 		ackdrop_bpf__destroy(s);
 		return NULL;
 	}
