@@ -98,9 +98,18 @@ int udp_bench_run(const struct udp_bench_opts *o, struct udp_bench_result *r);
  * @echo: the group's reader sends every datagram back and the client keeps
  * at most UDP_COST_ECHO_WINDOW unanswered; rates are then of answers read by the client
  * (round trips), lost counts datagrams never answered.
+ * @senders > 1: after the group's program's run-time phase, one more with
+ * the program: @senders threads, each with a socket of its own and pinned
+ * to a CPU of its own while there are CPUs, send @count datagrams between
+ * them at once, without reading (what the sockets cannot queue is dropped
+ * after the program ran): con_* its run time, runs and datagrams sent. In
+ * mode quic-lb they all carry the first socket's CID, so that CPUs share
+ * its slot; in the others each sender is a flow of its own.
  */
 /* --echo: datagrams sent and not answered yet, at most */
 #define UDP_COST_ECHO_WINDOW 64
+/* --senders: at most */
+#define UDP_COST_SENDERS_MAX 64
 
 struct udp_cost_result {
 	struct phases ph; /* in datagrams (echo: round trips) per second */
@@ -116,10 +125,12 @@ struct udp_cost_result {
 	 * the sysctl read 1 before: the rates include the statistics' cost */
 	uint64_t rate_runs;
 	bool stats_were_on;
+	uint64_t con_ns, con_runs, con_sent;
+	int senders, con_cpus; /* con_cpus: CPUs the senders were pinned to */
 	char error[200];
 };
 int udp_cost_run(int port, int phases, uint64_t count, int mode, uint32_t cid_len,
-		 const uint8_t *key, bool echo, struct udp_cost_result *r);
+		 const uint8_t *key, bool echo, int senders, struct udp_cost_result *r);
 
 /* cli/bench_udp.c: `sockmig bench udp|udp-cost ...`; the exit status. */
 int bench_udp(const char *mode, int argc, char **argv);

@@ -8,7 +8,8 @@
  * packet to a connection ID minted for the first socket. With echo, the
  * group's reader sends each datagram back to the client, which keeps at most
  * UDP_COST_ECHO_WINDOW unanswered: the rate is then of round trips, as a UDP echo
- * or DNS server's (the program runs on the way in only).
+ * or DNS server's (the program runs on the way in only). With senders,
+ * the program's run time also with that many senders at once, one per CPU.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,7 +35,8 @@ struct cost {
 	struct udp_cost_result *r;
 	int srv[NSOCK];
 	int cli;
-	uint8_t d[64]; /* the datagram sent */
+	struct sockaddr_in addr; /* the group's */
+	uint8_t d[64];		 /* the datagram sent */
 	size_t dlen;
 	pthread_t th;
 	bool running, echo;
@@ -234,9 +236,97 @@ static int ref_phase(struct cost *c, int prog, uint64_t count, uint64_t *ns, uin
 	return 0;
 }
 
+/* A sender of the contended phase. */
+struct sender {
+	const struct cost *c;
+	int cpu;
+	uint64_t count, sent;
+};
+
+static void *sender(void *arg)
+{
+	struct sender *s = arg;
+	cpu_set_t set;
+	int fd;
+
+	CPU_ZERO(&set);
+	CPU_SET(s->cpu, &set);
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	if (connect(fd, (const struct sockaddr *)&s->c->addr, sizeof(s->c->addr)) == 0)
+		for (uint64_t i = 0; i < s->count; i++)
+			if (send(fd, s->c->d, s->c->dlen, 0) == (ssize_t)s->c->dlen)
+				s->sent++;
+	close(fd);
+	return NULL;
+}
+
+/* Until the reader has read what the sockets still queue: nothing read
+ * for 50 ms (2 s at most). */
+static void settle(struct cost *c)
+{
+	unsigned long long last = atomic_load(&c->received), now;
+
+	for (int i = 0, still = 0; i < 200 && still < 5; i++) {
+		usleep(10000);
+		now = atomic_load(&c->received);
+		still = now == last ? still + 1 : 0;
+		last = now;
+	}
+}
+
+/* The group's program @prog under @n senders at once (udp_bench.h). */
+static int contended_phase(struct cost *c, int prog, uint64_t count, int n)
+{
+	struct udp_cost_result *r = c->r;
+	struct sender s[UDP_COST_SENDERS_MAX];
+	pthread_t th[UDP_COST_SENDERS_MAX];
+	int cpus[UDP_COST_SENDERS_MAX], ncpu = 0, started = 0;
+	struct prog_stats s0, s1;
+	cpu_set_t allowed;
+
+	CPU_ZERO(&allowed);
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+		CPU_SET(0, &allowed);
+	for (int i = 0; i < CPU_SETSIZE && ncpu < n; i++)
+		if (CPU_ISSET(i, &allowed))
+			cpus[ncpu++] = i;
+	r->con_cpus = ncpu;
+	if (ph_prog_stats(prog, &s0, r->error, sizeof(r->error)) < 0)
+		return -1;
+	if (attach(c, prog) < 0) {
+		snprintf(r->error, sizeof(r->error), "cannot attach the program: %s",
+			 strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		s[i] = (struct sender){c, cpus[i % ncpu], count / (uint64_t)n, 0};
+		if (pthread_create(&th[i], NULL, sender, &s[i]) != 0)
+			break;
+		started++;
+	}
+	for (int i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		r->con_sent += s[i].sent;
+	}
+	settle(c);
+	if (started < n) {
+		snprintf(r->error, sizeof(r->error), "cannot start sender %d of %d", started + 1,
+			 n);
+		return -1;
+	}
+	if (ph_prog_stats(prog, &s1, r->error, sizeof(r->error)) < 0)
+		return -1;
+	r->con_ns = s1.ns - s0.ns;
+	r->con_runs = s1.runs - s0.runs;
+	return 0;
+}
+
 struct cost_args {
 	struct udp_cost_result r;
-	int port, phases, mode;
+	int port, phases, mode, senders;
 	uint32_t cid_len; /* mode quic-lb: the group's CID length (0: its default) */
 	uint64_t count;
 	uint8_t key[16]; /* mode quic-lb: encrypted CIDs when has_key */
@@ -301,6 +391,7 @@ static void cost_child(void *arg)
 	stats = -1;
 	addr.sin_port = htons((uint16_t)a->port);
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c.addr = addr;
 	g = sockmig_udp_group_open((struct sockaddr *)&addr, sizeof(addr), &go);
 	explicit_bzero(a->key, sizeof(a->key)); /* read: the group keeps its round keys */
 	if (!g) {
@@ -366,6 +457,9 @@ static void cost_child(void *arg)
 	stats = stats_on(r);
 	if (stats < 0 || ref_phase(&c, prog, a->count * on_phases, &r->ns, &r->runs) < 0)
 		goto out;
+	r->senders = a->senders;
+	if (a->senders > 1 && contended_phase(&c, prog, a->count, a->senders) < 0)
+		goto out;
 	/* one more phase with a program that does nothing: the floor */
 	empty = ph_empty_prog(r->error, sizeof(r->error));
 	if (empty < 0 || ref_phase(&c, empty, a->count, &r->empty_ns, &r->empty_runs) < 0)
@@ -408,7 +502,7 @@ out:
 }
 
 int udp_cost_run(int port, int phases, uint64_t count, int mode, uint32_t cid_len,
-		 const uint8_t *key, bool echo, struct udp_cost_result *r)
+		 const uint8_t *key, bool echo, int senders, struct udp_cost_result *r)
 {
 	struct cost_args *a = calloc(1, sizeof(*a));
 	int err;
@@ -422,6 +516,7 @@ int udp_cost_run(int port, int phases, uint64_t count, int mode, uint32_t cid_le
 	a->mode = mode;
 	a->cid_len = cid_len;
 	a->echo = echo;
+	a->senders = senders;
 	if (key) {
 		memcpy(a->key, key, sizeof(a->key));
 		a->has_key = true;

@@ -263,6 +263,16 @@ static __always_inline __u64 now_ns(int coarse)
 	return coarse ? bpf_ktime_get_coarse_ns() : bpf_ktime_get_ns();
 }
 
+/* Set the last-seen time @t to @now, writing only when it changes: the
+ * coarse clock moves once a tick, so a slot or a flow's entry that many
+ * CPUs' datagrams reach is written once a tick, not taken into each CPU's
+ * cache for writing at every datagram. The value stored is the same. */
+static __always_inline void touch(__u64 *t, __u64 now)
+{
+	if (*t != now)
+		*t = now;
+}
+
 /* Payload offsets of a QUIC datagram, from the UDP header. */
 #define QUIC_OFF       8 /* first octet */
 #define QUIC_SHORT_CID (QUIC_OFF + 1)
@@ -360,7 +370,7 @@ static __always_inline int quic_route(struct sk_reuseport_md *ctx, const struct 
 	s = bpf_map_lookup_elem(&slots, &slot);
 	if (s && s->cookie && (s->generation & SMU_QUIC_GEN_MASK) == gen &&
 	    bpf_sk_select_reuseport(ctx, &members, &slot, 0) == 0) {
-		s->last_cid_ns = now_ns(coarse);
+		touch(&s->last_cid_ns, now_ns(coarse));
 		st->quic_hits++;
 		count_gen(cfg, s, st);
 		return 1;
@@ -408,7 +418,7 @@ static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse, i
 		} else if (cfg->idle_timeout_ns && now - f->last_ns > cfg->idle_timeout_ns) {
 			why = WHY_EXPIRED;
 		} else if ((owner = owner_selected(ctx, f))) {
-			f->last_ns = now;
+			touch(&f->last_ns, now);
 			st->flow_hits++;
 			count_gen(cfg, owner, st);
 			return SK_PASS;

@@ -23,6 +23,7 @@ struct udp_cfg {
 	bool has_key;
 	uint64_t cid_len; /* udp-cost --cid-len, mode quic-lb (0: the default) */
 	bool echo;	  /* udp-cost --echo: round trips */
+	uint64_t senders; /* udp-cost --senders: the contended phase's */
 };
 
 static void udp_usage(FILE *f)
@@ -50,6 +51,8 @@ static void udp_usage(FILE *f)
 		   "default 8; 17 encrypted: single pass)\n"
 		   "      --echo             udp-cost: the group answers every datagram; the "
 		   "rate is of round trips\n"
+		   "      --senders N        udp-cost: also the program's run time with N "
+		   "senders at once, one per CPU (2-64)\n"
 		   "  -j, --json             JSON output\n");
 }
 
@@ -73,6 +76,7 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 		{"quic-key-file", CLI_LONG_ONLY('K'), CLI_STR, &key_file},
 		{"cid-len", CLI_LONG_ONLY('C'), CLI_U64, &c->cid_len, 8, 20},
 		{"echo", CLI_LONG_ONLY('E'), CLI_FLAG, &c->echo},
+		{"senders", CLI_LONG_ONLY('S'), CLI_U64, &c->senders, 2, UDP_COST_SENDERS_MAX},
 		{0},
 	};
 	int n = cli_parse(strcmp(mode, "udp") == 0 ? "bench udp" : "bench udp-cost", argc, argv,
@@ -108,6 +112,10 @@ static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv
 	}
 	if (c->echo && strcmp(mode, "udp-cost") != 0) {
 		cli_error("--echo: for bench udp-cost only");
+		return -1;
+	}
+	if (c->senders && strcmp(mode, "udp-cost") != 0) {
+		cli_error("--senders: for bench udp-cost only");
 		return -1;
 	}
 	if (key_file) {
@@ -284,7 +292,7 @@ static int bench_udp_cost(struct udp_cfg *c)
 								    : SOCKMIG_QUIC_CID_DEFAULT;
 	const char *unit = c->echo ? "round trips/s" : "datagrams/s";
 	struct udp_cost_result r;
-	double ns = 0, empty = 0, sel = 0;
+	double ns = 0, empty = 0, sel = 0, con = 0;
 	int err;
 
 	if (!json_output) {
@@ -300,7 +308,7 @@ static int bench_udp_cost(struct udp_cfg *c)
 		       (unsigned long long)c->count, (unsigned long long)c->phases);
 	}
 	err = udp_cost_run(c->o.port, (int)c->phases, c->count, c->cost_mode, (uint32_t)c->cid_len,
-			   c->has_key ? c->key : NULL, c->echo, &r);
+			   c->has_key ? c->key : NULL, c->echo, (int)c->senders, &r);
 	explicit_bzero(c->key, sizeof(c->key));
 	if (err < 0) {
 		cli_error("bench udp-cost: %s", r.error);
@@ -309,6 +317,7 @@ static int bench_udp_cost(struct udp_cfg *c)
 	ns = r.runs ? (double)r.ns / (double)r.runs : 0;
 	empty = r.empty_runs ? (double)r.empty_ns / (double)r.empty_runs : 0;
 	sel = r.sel_runs ? (double)r.sel_ns / (double)r.sel_runs : 0;
+	con = r.con_runs ? (double)r.con_ns / (double)r.con_runs : 0;
 	if (json_output) {
 		jw_open(NULL, '{');
 		jw_str("mode", "udp-cost");
@@ -331,6 +340,13 @@ static int bench_udp_cost(struct udp_cfg *c)
 		jw_f64("flow_above_select_ns_per_datagram", ns - sel);
 		jw_u64("group_flow_hits", r.flow_hits);
 		jw_u64("group_quic_hits", r.quic_hits);
+		jw_u64("senders", (uint64_t)(r.senders > 1 ? r.senders : 1));
+		if (r.senders > 1) {
+			jw_u64("senders_cpus", (uint64_t)r.con_cpus);
+			jw_u64("senders_sent", r.con_sent);
+			jw_u64("senders_runs", r.con_runs);
+			jw_f64("senders_ns_per_datagram", con);
+		}
 		jw_close('}');
 		jw_end();
 		return 0;
@@ -353,6 +369,10 @@ static int bench_udp_cost(struct udp_cfg *c)
 	       (unsigned long long)r.lost, mode, ns, (unsigned long long)r.runs, empty,
 	       (unsigned long long)r.empty_runs, sel, (unsigned long long)r.sel_runs,
 	       (unsigned long long)r.sel_lost);
+	if (r.senders > 1)
+		printf("%-7s program ns/datagram  %8.1f over %llu runs, %d senders at once on %d "
+		       "CPUs\n",
+		       mode, con, (unsigned long long)r.con_runs, r.senders, r.con_cpus);
 	printf("\nempty program %.1f ns/run, select-only program %.1f ns/run, %s %.1f ns/run "
 	       "(%+.1f above the least steering program)\n",
 	       empty, sel, mode, ns, ns - sel);

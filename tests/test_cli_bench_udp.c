@@ -257,6 +257,27 @@ SM_TEST(bench_udp_cost_echo_answers_every_datagram)
 	return json_case("bench udp-cost --echo --phases 2 --count 20000", c);
 }
 
+/*
+ * bench udp-cost --senders 2, mode quic-lb: a phase more, in which two
+ * senders at once (one per CPU where there are two) send the first
+ * socket's CID: one program run per datagram sent, and the group's
+ * counters as without it (read before that phase).
+ */
+SM_TEST(bench_udp_cost_senders_at_once)
+{
+	static const struct jcheck c[] = {
+		{"j['senders'] == 2 and 1 <= j['senders_cpus'] <= 2", "two senders"},
+		{"j['senders_sent'] == 20000 and j['senders_runs'] == j['senders_sent']",
+		 "one program run per datagram the senders sent"},
+		{"j['senders_ns_per_datagram'] > 0 and j['flow_runs'] == 20000 and "
+		 "j['group_quic_hits'] == 20000",
+		 "the single sender's phase and counters as without --senders"},
+		{NULL, NULL},
+	};
+
+	return json_case("bench udp-cost --mode quic-lb --phases 2 --count 20000 --senders 2", c);
+}
+
 /* Bad options of bench udp and udp-cost: exit 2, one Error line, nothing
  * on stdout, nothing run. */
 SM_PURE(bench_udp_bad_options)
@@ -279,6 +300,9 @@ SM_PURE(bench_udp_bad_options)
 		"bench udp --strategies quic-lb,nope",
 		"bench udp-cost --mode quic",
 		"bench udp --echo",
+		"bench udp --senders 2",
+		"bench udp-cost --senders 1",
+		"bench udp-cost --senders 65",
 	};
 	char out[4096], err[4096];
 
