@@ -230,9 +230,10 @@ $(OUTPUT)/install/sockmig: $(CMD_OBJS) $(LIBSO) | $(LIBSO0)
 check: deps all $(if $(wildcard $(QUIC_NGTCP2)),$(QUIC_NGTCP2))
 	$(Q)$(TESTRUN) $(T)
 
-# The kernel matrix: Debian 11's 5.10, 12's 6.1, 13's 6.12 booted in QEMU,
-# and the host; one kernel x result table (scripts/kernels). FULL=1 runs
-# every set, KERNELS="6.1 host" and SETS="probe demo" choose.
+# The kernel matrix: Ubuntu 20.04's 5.4, Debian 11's 5.10, Ubuntu 22.04's
+# 5.15, Debian 12's 6.1, 13's 6.12 booted in QEMU, and the host; one
+# kernel x result table (scripts/kernels). FULL=1 runs every set,
+# KERNELS="6.1 host" and SETS="probe demo" choose.
 check-kernels: deps all
 	$(Q)scripts/kernels $(if $(FULL),--full) $(if $(KERNELS),-k "$(KERNELS)") \
 		$(if $(SETS),-s "$(SETS)") $(if $(LOCK),-l "$(LOCK)")

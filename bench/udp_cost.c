@@ -239,7 +239,7 @@ static int ref_phase(struct cost *c, int prog, uint64_t count, uint64_t *ns, uin
 /* A sender of the contended phase. */
 struct sender {
 	const struct cost *c;
-	int cpu;
+	int cpu, err; /* err: the first errno of its socket or sends */
 	uint64_t count, sent;
 };
 
@@ -253,12 +253,18 @@ static void *sender(void *arg)
 	CPU_SET(s->cpu, &set);
 	(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	if (fd < 0 || connect(fd, (const struct sockaddr *)&s->c->addr, sizeof(s->c->addr)) < 0) {
+		s->err = errno;
+		if (fd >= 0)
+			close(fd);
 		return NULL;
-	if (connect(fd, (const struct sockaddr *)&s->c->addr, sizeof(s->c->addr)) == 0)
-		for (uint64_t i = 0; i < s->count; i++)
-			if (send(fd, s->c->d, s->c->dlen, 0) == (ssize_t)s->c->dlen)
-				s->sent++;
+	}
+	for (uint64_t i = 0; i < s->count; i++) {
+		if (send(fd, s->c->d, s->c->dlen, 0) == (ssize_t)s->c->dlen)
+			s->sent++;
+		else if (!s->err)
+			s->err = errno;
+	}
 	close(fd);
 	return NULL;
 }
@@ -302,7 +308,10 @@ static int contended_phase(struct cost *c, int prog, uint64_t count, int n)
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
-		s[i] = (struct sender){c, cpus[i % ncpu], count / (uint64_t)n, 0};
+		/* the phase's count between them, the first ones one more */
+		s[i] = (struct sender){c, cpus[i % ncpu], 0,
+				       count / (uint64_t)n + ((uint64_t)i < count % (uint64_t)n),
+				       0};
 		if (pthread_create(&th[i], NULL, sender, &s[i]) != 0)
 			break;
 		started++;
@@ -317,6 +326,13 @@ static int contended_phase(struct cost *c, int prog, uint64_t count, int n)
 			 n);
 		return -1;
 	}
+	for (int i = 0; i < n; i++)
+		if (s[i].err) {
+			snprintf(r->error, sizeof(r->error), "sender %d: %s (%llu of %llu sent)",
+				 i + 1, strerror(s[i].err), (unsigned long long)s[i].sent,
+				 (unsigned long long)s[i].count);
+			return -1;
+		}
 	if (ph_prog_stats(prog, &s1, r->error, sizeof(r->error)) < 0)
 		return -1;
 	r->con_ns = s1.ns - s0.ns;

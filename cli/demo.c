@@ -339,6 +339,9 @@ int do_demo(int argc, char **argv)
 		jw_open(NULL, '{');
 		jw_u64("listeners", nl);
 		jw_u64("clients", n);
+		/* false: the sysctl's run had none to set (before 5.14) */
+		jw_bool("tcp_migrate_req_present",
+			access("/proc/sys/net/ipv4/tcp_migrate_req", F_OK) == 0);
 		jw_open("runs", '[');
 		for (int m = 0; m < RUN_MAX; m++) {
 			jw_open(NULL, '{');

@@ -243,7 +243,7 @@ static void *end_thread(void *arg)
 		err = take_fds(e, e->m[i].pid);
 		if (err < 0) {
 			snprintf(who, sizeof(who), "pidfd_getfd of pid %d%s", (int)e->m[i].pid,
-				 err == -ENOSYS ? " (Linux 5.6 or later)" : "");
+				 err == -ENOSYS ? " (needs Linux 5.6)" : "");
 			note_why(e, "%s: %s", who, -err);
 		}
 		/* not found: closed by its server meanwhile (its own close) */

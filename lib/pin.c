@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/magic.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -178,18 +180,11 @@ int sm_root_opendir(const char *root, DIR **d)
 }
 
 /* Whether the kernel knows CAP_BPF and CAP_PERFMON (5.8 and later; before,
- * loading these programs takes CAP_SYS_ADMIN). Yes when it cannot tell. */
+ * loading these programs takes CAP_SYS_ADMIN): the bounding set answers
+ * EINVAL for a capability the kernel does not have. */
 static bool kernel_has_cap_bpf(void)
 {
-	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
-	int last = CAP_BPF;
-
-	if (f) {
-		if (fscanf(f, "%d", &last) != 1)
-			last = CAP_BPF;
-		fclose(f);
-	}
-	return last >= CAP_BPF;
+	return prctl(PR_CAPBSET_READ, CAP_BPF, 0, 0, 0) >= 0 || errno != EINVAL;
 }
 
 const char *sockmig_missing_cap(void)
@@ -273,7 +268,8 @@ const char *sm_eperm_why(char *buf, size_t len)
 
 	if (cap && strcmp(cap, "CAP_SYS_ADMIN") == 0)
 		snprintf(buf, len,
-			 "needs CAP_SYS_ADMIN, or root: this kernel has no CAP_BPF (Linux 5.8)");
+			 "needs CAP_SYS_ADMIN, or root: this kernel has no CAP_BPF, which came in "
+			 "Linux 5.8");
 	else if (cap)
 		snprintf(buf, len, "needs %s, or root", cap);
 	else if (!memlock_why(buf, len))

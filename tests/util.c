@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/if_link.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -94,15 +96,7 @@ void tu_ackdrop_detach(struct ackdrop_bpf *s)
 
 bool tu_kernel_has_cap_bpf(void)
 {
-	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
-	int last = CAP_BPF;
-
-	if (f) {
-		if (fscanf(f, "%d", &last) != 1)
-			last = CAP_BPF;
-		fclose(f);
-	}
-	return last >= CAP_BPF;
+	return prctl(PR_CAPBSET_READ, CAP_BPF, 0, 0, 0) >= 0 || errno != EINVAL;
 }
 
 bool tu_kernel_migrates(char *why, size_t size)
