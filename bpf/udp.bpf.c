@@ -17,6 +17,18 @@
  *   4. known but idle past the timeout, or unknown: a new flow, to the
  *      working generation (hash over its members), learned on this, its
  *      first datagram, before any reply.
+ * A QUIC v1 or v2 Initial (the packet that starts a connection) carries the
+ * client's own CID (its source CID), the same in every Initial of the
+ * connection, retries and multi-datagram first flights included. A flow
+ * learned on one records it; an Initial of a known flow that carries
+ * another is a new connection from the same 4-tuple (a client port that
+ * came back while an old instance still owns the flow): a new flow (step
+ * 4), not its old owner's, and the 4-tuple's from then on. A flow learned
+ * without one records the first it sees. Clients with a zero-length CID,
+ * and other protocols, are flows by their 4-tuple alone; so is a client
+ * that runs several connections from one port at once: a new one takes
+ * the 4-tuple, its older ones with it (mode quic-lb routes those by the
+ * server's CIDs).
  * A group of learn CLAIM (struct smu_config.learn) takes steps 1 and 2
  * alike, but in steps 3 and 4 writes no flow: its flows are those that
  * user space wrote (sockmig_udp_flow_claim()), and any other datagram
@@ -236,9 +248,10 @@ static __always_inline void count_gen(const struct smu_config *cfg, const struct
 		st->old_gen++;
 }
 
-/* Record that flow @k belongs to the socket of @slot from now on. */
+/* Record that flow @k (of QUIC client CID @scid, 0: none) belongs to the
+ * socket of @slot from now on. */
 static __always_inline void learn(const struct smu_flow_key *k, struct smu_flow *f, __u32 slot,
-				  __u64 now, struct smu_stats *st)
+				  __u64 now, __u64 scid, struct smu_stats *st)
 {
 	__u32 s = MASK(slot);
 	struct smu_slot *who = bpf_map_lookup_elem(&slots, &s);
@@ -248,6 +261,7 @@ static __always_inline void learn(const struct smu_flow_key *k, struct smu_flow 
 	nf.generation = who ? who->generation : 0;
 	nf.slot = s;
 	nf.last_ns = now;
+	nf.quic_scid = scid;
 	if (f) {
 		/* known flow: its entry is rewritten in place */
 		*f = nf;
@@ -279,6 +293,8 @@ static __always_inline void touch(__u64 *t, __u64 now)
 #define QUIC_LONG_DCIL (QUIC_OFF + 5)
 #define QUIC_LONG_CID  (QUIC_OFF + 6)
 #define QUIC_MAX_READ  64 /* past any CID's last octet */
+#define QUIC_V1	       0x00000001
+#define QUIC_V2	       0x6b3343cf
 
 /* Copy @n octets at offset @off from the UDP header: straight from the
  * packet when they are in its linear part (no helper call: the common
@@ -295,6 +311,41 @@ static __always_inline int pkt_read(struct sk_reuseport_md *ctx, __u32 off, void
 		return 0;
 	}
 	return bpf_skb_load_bytes(ctx, off, to, n);
+}
+
+/* The client's CID of a QUIC v1 or v2 Initial (the packet that starts a
+ * connection; its Handshake, 0-RTT and Retry packets are not looked at):
+ * its first 8 octets, 0 for none (another packet, protocol or version, a
+ * zero-length CID, or unreadable). */
+static __always_inline __u64 quic_scid(struct sk_reuseport_md *ctx)
+{
+	__u8 h[6], scil, c[8];
+	__u32 ver, off, n;
+	__u64 id = 0;
+	int i;
+
+	/* a long header (its fixed bit may be greased: RFC 9287), a version
+	 * of ours, the DCID's length */
+	if (pkt_read(ctx, QUIC_OFF, h, sizeof(h)) || !(h[0] & 0x80) || h[5] > SMU_QUIC_CID_MAX)
+		return 0;
+	ver = ((__u32)h[1] << 24) | ((__u32)h[2] << 16) | ((__u32)h[3] << 8) | h[4];
+	/* an Initial: type 0 in v1, 1 in v2 (RFC 9369) */
+	if (!(ver == QUIC_V1 && (h[0] & 0x30) == 0x00) &&
+	    !(ver == QUIC_V2 && (h[0] & 0x30) == 0x10))
+		return 0;
+	off = QUIC_LONG_CID + h[5]; /* the SCID's length */
+	BOUND(off);		    /* pkt_read() checks it again, for the verifier */
+	/* 8 octets: a CID is followed by a Token Length and a Length at least */
+	if (pkt_read(ctx, off, &scil, 1) || scil == 0 || scil > SMU_QUIC_CID_MAX ||
+	    pkt_read(ctx, off + 1, c, sizeof(c)))
+		return 0;
+		/* big-endian, then the octets past a shorter CID shifted out: one
+	 * path for the verifier */
+#pragma unroll
+	for (i = 0; i < (int)sizeof(c); i++)
+		id = (id << 8) | c[i];
+	n = scil < sizeof(c) ? scil : sizeof(c);
+	return id >> ((sizeof(c) - n) * 8);
 }
 
 /* An encrypted CID at offset @off of @len octets: its server ID
@@ -394,7 +445,7 @@ static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse, i
 	struct smu_stats *st;
 	struct smu_flow *f = 0;
 	__u32 zero = 0;
-	__u64 now = 0;
+	__u64 now = 0, scid = 0;
 	int slot, why = WHY_STATELESS;
 
 	if (ctx->ip_protocol != IPPROTO_UDP)
@@ -412,13 +463,19 @@ static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse, i
 			return SK_PASS;
 		}
 		now = now_ns(coarse);
+		scid = quic_scid(ctx);
 		f = bpf_map_lookup_elem(&flows, &k);
 		if (!f) {
 			why = WHY_NEW;
 		} else if (cfg->idle_timeout_ns && now - f->last_ns > cfg->idle_timeout_ns) {
 			why = WHY_EXPIRED;
+		} else if (scid && f->quic_scid && scid != f->quic_scid) {
+			/* another QUIC connection from this 4-tuple */
+			why = WHY_NEW;
 		} else if ((owner = owner_selected(ctx, f))) {
 			touch(&f->last_ns, now);
+			if (scid && !f->quic_scid)
+				f->quic_scid = scid;
 			st->flow_hits++;
 			count_gen(cfg, owner, st);
 			return SK_PASS;
@@ -444,13 +501,15 @@ static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse, i
 		st->stateless++;
 		return SK_PASS;
 	}
-	if (why == WHY_NEW)
+	if (why == WHY_NEW) {
 		st->new_flows++;
-	else if (why == WHY_EXPIRED)
+		if (f) /* a known flow: another QUIC connection */
+			st->quic_new_conn++;
+	} else if (why == WHY_EXPIRED)
 		st->expired++;
 	else
 		st->fallbacks++;
-	learn(&k, f, (__u32)slot, now, st);
+	learn(&k, f, (__u32)slot, now, scid, st);
 	return SK_PASS;
 }
 

@@ -94,12 +94,17 @@ struct smu_flow_key {
 
 /* Its owner: the socket of @slot whose cookie was @cookie when it was
  * learned; @last_ns: CLOCK_MONOTONIC at its latest datagram, as the
- * program reads it (coarse where the kernel has it, see udp.bpf.c). */
+ * program reads it (coarse where the kernel has it, see udp.bpf.c);
+ * @quic_scid: the client's QUIC connection ID (the source CID of its
+ * Initials, the first 8 octets), 0 when none was seen: an Initial with
+ * another one is a new connection from the same 4-tuple (the client's
+ * port came back), a new flow. */
 struct smu_flow {
 	__u64 cookie;
 	__u64 last_ns;
 	__u32 slot;
 	__u32 generation;
+	__u64 quic_scid;
 };
 
 struct smu_config {
@@ -148,19 +153,21 @@ struct smu_table {
 
 /* Counters of the group, per CPU (summed by user space). */
 struct smu_stats {
-	__u64 new_flows;    /* first datagram of a flow: learned, to the working generation */
-	__u64 flow_hits;    /* datagram of a known flow, to the socket that owns it */
-	__u64 fallbacks;    /* known flow whose owner had closed: to the working generation */
-	__u64 expired;	    /* known flow idle past the timeout: learned again as new */
-	__u64 stateless;    /* to the working generation, unlearned (mode none; LEARN_CLAIM) */
-	__u64 kernel_hash;  /* no live active member selectable: the kernel's hash chose */
-	__u64 not_learned;  /* the flow table refused the entry (selected all the same) */
-	__u64 parse_failed; /* no readable IP or UDP header: the kernel's hash chose */
-	__u64 quic_hits;    /* quic-lb: DCID of a live member of its generation, to it */
-	__u64 quic_stale;   /* quic-lb: DCID of this config whose member is gone: as flow */
-	__u64 quic_other;   /* quic-lb: no DCID of this config (client's, too short): as flow */
-	__u64 old_gen;	    /* a flow hit or quic hit to a member whose generation is not
+	__u64 new_flows;     /* first datagram of a flow: learned, to the working generation */
+	__u64 flow_hits;     /* datagram of a known flow, to the socket that owns it */
+	__u64 fallbacks;     /* known flow whose owner had closed: to the working generation */
+	__u64 expired;	     /* known flow idle past the timeout: learned again as new */
+	__u64 stateless;     /* to the working generation, unlearned (mode none; LEARN_CLAIM) */
+	__u64 kernel_hash;   /* no live active member selectable: the kernel's hash chose */
+	__u64 not_learned;   /* the flow table refused the entry (selected all the same) */
+	__u64 parse_failed;  /* no readable IP or UDP header: the kernel's hash chose */
+	__u64 quic_hits;     /* quic-lb: DCID of a live member of its generation, to it */
+	__u64 quic_stale;    /* quic-lb: DCID of this config whose member is gone: as flow */
+	__u64 quic_other;    /* quic-lb: no DCID of this config (client's, too short): as flow */
+	__u64 old_gen;	     /* a flow hit or quic hit to a member whose generation is not
 			     * config.table_gen (an older one after a flip) */
+	__u64 quic_new_conn; /* a known flow's QUIC long header with another client CID:
+			      * a new connection, counted in new_flows too */
 };
 
 #endif

@@ -54,8 +54,9 @@ struct udp_group {
 	char error[160]; /* why it could not be read */
 	enum sockmig_udp_mode mode;
 	struct sockmig_udp_stats st;
-	uint64_t old_gen; /* sockmig_udp_counters.old_generation */
-	bool have_quic;	  /* mode quic-lb: its counters in q */
+	uint64_t old_gen;  /* sockmig_udp_counters.old_generation */
+	uint64_t quic_new; /* sockmig_udp_counters.quic_new_connections */
+	bool have_quic;	   /* mode quic-lb: its counters in q */
 	struct sockmig_quic_stats q;
 	struct sockmig_udp_member_info *mi;
 	int nmi;

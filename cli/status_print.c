@@ -426,7 +426,8 @@ static void table_udp_group(struct table *t, const struct udp_group *u)
 		     "generation %u)\n"
 		     "  %s\n"
 		     "  new_flows=%llu flow_hits=%llu fallbacks=%llu expired=%llu stateless=%llu "
-		     "kernel_hash=%llu not_learned=%llu parse_failed=%llu old_generation=%llu%s",
+		     "kernel_hash=%llu not_learned=%llu parse_failed=%llu old_generation=%llu "
+		     "quic_new_connections=%llu%s",
 		     u->id.family == AF_INET ? "udp4" : "udp6", local,
 		     (unsigned long long)u->id.netns, u->nmi, u->nmi == 1 ? "" : "s", u->id.name,
 		     sockmig_udp_mode_str(u->mode), st->working_generation, gens,
@@ -434,7 +435,7 @@ static void table_udp_group(struct table *t, const struct udp_group *u)
 		     (unsigned long long)st->fallbacks, (unsigned long long)st->expired,
 		     (unsigned long long)st->stateless, (unsigned long long)st->kernel_hash,
 		     (unsigned long long)st->not_learned, (unsigned long long)st->parse_failed,
-		     (unsigned long long)u->old_gen, quic) < 0)
+		     (unsigned long long)u->old_gen, (unsigned long long)u->quic_new, quic) < 0)
 		ln->text = NULL;
 	free(gens);
 }

@@ -75,6 +75,7 @@ static bool read_one(struct udp_group *u)
 
 		n = sockmig_udp_counters_read(g, &c);
 		u->old_gen = c.old_generation;
+		u->quic_new = c.quic_new_connections;
 	}
 	if (n == 0 && u->mode == SOCKMIG_UDP_MODE_QUIC_LB) {
 		n = sockmig_quic_stats_read(g, &u->q);
@@ -182,7 +183,7 @@ void status_udp_local(const struct udp_group *u, char *buf, size_t len)
 	snprintf(buf, len, u->id.family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, u->id.port);
 }
 
-static void json_counters(const struct sockmig_udp_stats *st, uint64_t old_gen)
+static void json_counters(const struct sockmig_udp_stats *st, uint64_t old_gen, uint64_t quic_new)
 {
 	jw_open("counters", '{');
 	jw_u64("new_flows", st->new_flows);
@@ -194,6 +195,7 @@ static void json_counters(const struct sockmig_udp_stats *st, uint64_t old_gen)
 	jw_u64("not_learned", st->not_learned);
 	jw_u64("parse_failed", st->parse_failed);
 	jw_u64("old_generation", old_gen);
+	jw_u64("quic_new_connections", quic_new);
 	jw_close('}');
 }
 
@@ -248,7 +250,7 @@ void status_udp_json(const struct udp_group *us, int n)
 			jw_close('}');
 		}
 		jw_close(']');
-		json_counters(&u->st, u->old_gen);
+		json_counters(&u->st, u->old_gen, u->quic_new);
 		if (u->have_quic) {
 			jw_open("quic", '{');
 			jw_u64("hits", u->q.hits);

@@ -446,6 +446,7 @@ int sockmig_udp_counters_read(struct sockmig_udp_group *g, struct sockmig_udp_co
 	if (err)
 		return err;
 	c.old_generation = sum.old_gen;
+	c.quic_new_connections = sum.quic_new_conn;
 	c.sz = out->sz;
 	/* no byte past the caller's size, nor past ours */
 	memcpy(out, &c, out->sz < sizeof(c) ? out->sz : sizeof(c));

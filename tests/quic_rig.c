@@ -107,6 +107,14 @@ size_t qr_short(uint8_t *b, const uint8_t *cid, size_t cl, uint32_t flow, uint32
 size_t qr_long(uint8_t *b, int type, const uint8_t *dcid, size_t dl, size_t size, uint32_t flow,
 	       uint32_t seq)
 {
+	static const uint8_t scid[8] = {0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1};
+
+	return qr_long_scid(b, type, dcid, dl, scid, sizeof(scid), size, flow, seq);
+}
+
+size_t qr_long_scid(uint8_t *b, int type, const uint8_t *dcid, size_t dl, const uint8_t *scid,
+		    size_t sl, size_t size, uint32_t flow, uint32_t seq)
+{
 	size_t n = 0;
 
 	b[n++] = (uint8_t)(0xc0 | type << 4);
@@ -114,9 +122,9 @@ size_t qr_long(uint8_t *b, int type, const uint8_t *dcid, size_t dl, size_t size
 	b[n++] = (uint8_t)dl;
 	memcpy(b + n, dcid, dl);
 	n += dl;
-	b[n++] = 8; /* the client's source CID */
-	memset(b + n, 0xc1, 8);
-	n += 8;
+	b[n++] = (uint8_t)sl; /* the client's source CID */
+	memcpy(b + n, scid, sl);
+	n += sl;
 	if (size < n + 24 + QR_TRAILER)
 		size = n + 24 + QR_TRAILER;
 	memset(b + n, 0x5a, size - QR_TRAILER - n);

@@ -54,6 +54,10 @@ size_t qr_short(uint8_t *b, const uint8_t *cid, size_t cl, uint32_t flow, uint32
  * to @size when it is larger; its length. */
 size_t qr_long(uint8_t *b, int type, const uint8_t *dcid, size_t dl, size_t size, uint32_t flow,
 	       uint32_t seq);
+/* The same from the client's source CID @scid of @sl octets (qr_long:
+ * 8 octets 0xc1). */
+size_t qr_long_scid(uint8_t *b, int type, const uint8_t *dcid, size_t dl, const uint8_t *scid,
+		    size_t sl, size_t size, uint32_t flow, uint32_t seq);
 /* A client's random Initial DCID, config rotation bits 7 (exact counts). */
 void qr_client_dcid(uint8_t *d, size_t len);
 /* Send @len octets from 127.1.@net.1, port @port. */

@@ -42,7 +42,7 @@ static bool check_columns(const char *out, struct ur_rig *r)
 		 "working generation 2)\n"
 		 "  generation 1: 1 member, %d flows; generation 2: 1 member, %d flows\n"
 		 "  new_flows=%d flow_hits=%d fallbacks=0 expired=0 stateless=0 kernel_hash=0 "
-		 "not_learned=0 parse_failed=0 old_generation=%d\n",
+		 "not_learned=0 parse_failed=0 old_generation=%d quic_new_connections=0\n",
 		 UR_PORT, (unsigned long long)sockmig_netns_self(), sockmig_udp_group_name(r->g),
 		 OLD_FLOWS, NEW_FLOWS, OLD_FLOWS + NEW_FLOWS, OLD_FLOWS, OLD_FLOWS);
 	if (!ASSERT_TRUE(strstr(out, want) != NULL, "the UDP group's heading lines")) {
@@ -92,7 +92,8 @@ static bool check_json(const char *out, struct ur_rig *r)
 		 "[(%llu, 0, 1, 'draining', %d), (%llu, 1, 2, 'active', %d)], "
 		 "[(1, 1, %d), (2, 1, %d)], "
 		 "dict(new_flows=%d, flow_hits=%d, fallbacks=0, expired=0, stateless=0, "
-		 "kernel_hash=0, not_learned=0, parse_failed=0, old_generation=%d), None)]",
+		 "kernel_hash=0, not_learned=0, parse_failed=0, old_generation=%d, "
+		 "quic_new_connections=0), None)]",
 		 UR_PORT, UR_PORT, (unsigned long long)sockmig_netns_self(),
 		 sockmig_udp_group_name(r->g), (unsigned long long)sockmig_cookie(r->srv[0]),
 		 (int)getpid(), (unsigned long long)sockmig_cookie(r->srv[1]), (int)getpid(),
@@ -402,7 +403,8 @@ SM_TEST(status_udp_quic_lb_counters)
 	    !ASSERT_TRUE(ct_json_check(out, check), "the quic-lb group's JSON"))
 		goto out;
 	snprintf(line, sizeof(line),
-		 "parse_failed=0 old_generation=0 quic_hits=0 quic_stale=0 quic_other=5\n"
+		 "parse_failed=0 old_generation=0 quic_new_connections=0 quic_hits=0 quic_stale=0 "
+		 "quic_other=5\n"
 		 "-      -      127.0.0.1:%d ",
 		 UR_PORT);
 	if (!ASSERT_EQ(ct_run("status", out, OUT_LEN, err, sizeof(err)), 0, "exit status") ||

@@ -16,6 +16,7 @@
  */
 #include <arpa/inet.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -206,6 +207,17 @@ SM_TEST(udp_counters_read_sizes)
 	for (size_t i = sz; i < sz + 16; i++)
 		kept = kept && buf[i] == 0xaa;
 	if (!ASSERT_TRUE(kept, "no byte written past sz"))
+		goto out;
+	/* the first version's caller: old_generation, nothing past it */
+	memset(buf, 0xaa, sz + 16);
+	c->sz = offsetof(struct sockmig_udp_counters, quic_new_connections);
+	if (!ASSERT_OK(sockmig_udp_counters_read(g, c), "the first version's size") ||
+	    !ASSERT_EQ(c->old_generation, 0, "counted"))
+		goto out;
+	for (size_t i = offsetof(struct sockmig_udp_counters, quic_new_connections); i < sz + 16;
+	     i++)
+		kept = kept && buf[i] == 0xaa;
+	if (!ASSERT_TRUE(kept, "no byte written past the first version"))
 		goto out;
 	/* a newer caller's larger struct: ours filled, the rest left alone */
 	memset(buf, 0xaa, sz + 16);

@@ -193,6 +193,119 @@ out:
 	return ret;
 }
 
+/* ---- a client's port that comes back: a new connection, a new flow ----- */
+
+#define NC_CONNS 100
+#define NC_PORT	 42000
+
+/* What port_reuse() saw, per client. */
+struct nc_res {
+	long second_same; /* its connection's second flight: to the first's socket */
+	long new_moved;	  /* a new connection from its port: to generation 2 */
+	long new_stays;	  /* that connection's next datagram: to the same socket */
+	long hs_stays;	  /* a Handshake packet of another source CID: the same */
+};
+
+/* Round @seq: from each client's port a packet of @type (0 Initial, 2
+ * Handshake) of source CID @tag (the client's number in its last two
+ * octets), @sl octets, a fresh DCID; @who: the socket each reached. */
+static int nc_round(struct qs *q, int type, uint8_t tag, size_t sl, uint32_t seq, int *who)
+{
+	uint8_t b[2048], dcid[8], scid[8];
+	size_t len;
+
+	for (int c = 0; c < NC_CONNS; c++) {
+		memset(scid, tag, sizeof(scid));
+		scid[sl - 2] = (uint8_t)(c >> 8);
+		scid[sl - 1] = (uint8_t)c;
+		qr_client_dcid(dcid, sizeof(dcid));
+		len = qr_long_scid(b, type, dcid, sizeof(dcid), scid, sl, QR_INIT_SIZE, (uint32_t)c,
+				   seq);
+		if (qs_send_from(q, 1, NC_PORT + c, b, len) < 0)
+			return -1;
+	}
+	qs_collect(q, NC_CONNS, seq, who, NC_CONNS);
+	return 0;
+}
+
+/*
+ * NC_CONNS clients, each from a port of its own, send the Initial of a
+ * connection (source CID A); a flip (2 sockets of generation 2 join);
+ * then from each port: an Initial of the same connection (A, another
+ * DCID: the client's second flight, to the server's CID), an Initial of a
+ * new connection (source CID B, of 5 octets: the client's port came
+ * back), B's next datagram, and a Handshake packet of another source CID
+ * (only an Initial starts a connection: it stays with B).
+ */
+static int port_reuse(struct qs *q, struct nc_res *r)
+{
+	static int first[NC_CONNS], second[NC_CONNS], third[NC_CONNS], fourth[NC_CONNS],
+		fifth[NC_CONNS];
+
+	memset(r, 0, sizeof(*r));
+	for (int i = 0; i < 2; i++)
+		if (qs_add(q, 1) < 0)
+			return -1;
+	if (nc_round(q, 0, 0xa0, 8, 1, first) < 0)
+		return -1;
+	for (int i = 0; i < 2; i++)
+		if (qs_add(q, 2) < 0)
+			return -1;
+	if (nc_round(q, 0, 0xa0, 8, 2, second) < 0 || nc_round(q, 0, 0xb0, 5, 3, third) < 0 ||
+	    nc_round(q, 0, 0xb0, 5, 4, fourth) < 0 || nc_round(q, 2, 0xd0, 8, 5, fifth) < 0)
+		return -1;
+	for (int c = 0; c < NC_CONNS; c++) {
+		r->second_same += first[c] >= 0 && second[c] == first[c];
+		r->new_moved += third[c] >= 0 && q->gen[third[c]] == 2;
+		r->new_stays += third[c] >= 0 && fourth[c] == third[c];
+		r->hs_stays += third[c] >= 0 && fifth[c] == third[c];
+	}
+	printf("sent %ld, lost %ld; of %d clients: second flight to its socket %ld, new "
+	       "connection to generation 2 %ld, its next datagram with it %ld, a Handshake "
+	       "of another source CID with it %ld\n",
+	       q->sent, q->lost, NC_CONNS, r->second_same, r->new_moved, r->new_stays, r->hs_stays);
+	return 0;
+}
+
+static int port_reuse_case(enum sockmig_udp_mode mode)
+{
+	SOCKMIG_OPTS(sockmig_udp_counters, ct);
+	struct sockmig_udp_stats st;
+	struct nc_res r;
+	struct qs q;
+	int ret = SM_FAIL;
+
+	if (!ASSERT_OK(qs_start(&q, mode, 0, 0), "start") ||
+	    !ASSERT_OK(port_reuse(&q, &r), "rounds") || !ASSERT_EQ(q.lost, 0, "lost") ||
+	    !ASSERT_EQ(r.second_same, NC_CONNS, "second flights to the first's socket") ||
+	    !ASSERT_EQ(r.new_moved, NC_CONNS, "new connections to the working generation") ||
+	    !ASSERT_EQ(r.new_stays, NC_CONNS, "a new connection's next datagram with it") ||
+	    !ASSERT_EQ(r.hs_stays, NC_CONNS, "a Handshake packet starts no connection") ||
+	    !ASSERT_OK(sockmig_udp_stats_read(q.g, &st), "stats") ||
+	    !ASSERT_OK(sockmig_udp_counters_read(q.g, &ct), "counters") ||
+	    !ASSERT_EQ(ct.quic_new_connections, NC_CONNS, "new connections counted") ||
+	    !ASSERT_EQ(st.new_flows, 2 * NC_CONNS, "new flows: first and new connections") ||
+	    !ASSERT_EQ(st.flow_hits, 3 * NC_CONNS,
+		       "hits: second flights, next datagrams, "
+		       "Handshakes") ||
+	    !ASSERT_EQ(ct.old_generation, NC_CONNS, "second flights to generation 1"))
+		goto out;
+	ret = SM_PASS;
+out:
+	qs_stop(&q);
+	return ret;
+}
+
+SM_TEST(udp_quic_flow_new_connection_from_a_port_that_came_back)
+{
+	return port_reuse_case(SOCKMIG_UDP_MODE_FLOW);
+}
+
+SM_TEST(udp_quic_lb_new_connection_from_a_port_that_came_back)
+{
+	return port_reuse_case(SOCKMIG_UDP_MODE_QUIC_LB);
+}
+
 /* ---- bad input (the pure CID cases are in test_udp_quic_cid.c) ---------- */
 
 SM_TEST(udp_quic_group_and_encode_refuse_bad_input)
