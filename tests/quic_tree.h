@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * What the cases that run programs in scripts/quic-root's Debian 13 tree
- * share (tests/test_udp_quic_real.c, tests/test_udp_h3_nginx.c): where the
+ * share (tests/test_udp_quic_real.c, tests/test_udp_h3.c): where the
  * tree is, where the build is, and binding a host path into the tree.
  */
 #ifndef SOCKMIG_TESTS_QUIC_TREE_H

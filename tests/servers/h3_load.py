@@ -1,17 +1,20 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-"""The HTTP/3 side of tests/test_udp_h3_nginx.c (aioquic's HTTP/3 API).
+"""The HTTP/3 side of tests/test_udp_h3.c (aioquic's HTTP/3 API).
 
   h3_load.py --setup DIR
-      writes what the nginx instances share into DIR: a self-signed
+      writes what the server instances share into DIR: a self-signed
       certificate for localhost (cert.pem, key.pem), the stateless reset
       key (host.key: every instance mints the same reset tokens, as a
       fleet behind one address does) and the file to GET (html/f.txt).
 
   h3_load.py --port P --file PATH [--conns N] [--gap S] [--timeout S]
-             [--secs S] [--max-requests N]
+             [--secs S] [--max-requests N] [--per-conn N] [--inst-path P]
       the load: N long-lived connections to 127.0.0.1:P, each issuing
       GET /f.txt one after the other, --gap seconds apart, and checking
-      every answer (status 200, the body equal to PATH's bytes). A
+      every answer (status 200, the body equal to PATH's bytes). With
+      --per-conn N a connection is a client's visit instead: after N
+      requests, or at its first failed one, the client closes it and
+      opens a new one. A
       connection the server closes gracefully (HTTP/3 GOAWAY, then
       CONNECTION_CLOSE) is replaced by a new one; a request the GOAWAY
       says the server did not process is sent again on it (counted as
@@ -23,8 +26,14 @@
       request), status, body. Prints "load" once every connection is up.
       Commands on stdin, one a line:
         probe N   new connections (at most 40, one at a time, 0.5 s each) until one
-                  is answered by instance N (its x-inst header); prints
+                  is answered by instance N (its x-inst header, or with
+                  --inst-path the body of that path, "N"); prints
                   "answered N TRIES" or "unanswered N TRIES"
+        settle    waits until every load connection open (or in its
+                  handshake) at the command has closed (--per-conn: each ends by itself), at most
+                  --per-conn times (--timeout + --gap) + --timeout
+                  seconds; prints "settled K" or "unsettled K" (K: the
+                  connections waited for)
         stop      no new request; the connections close; one JSON line
       Bounded: no request starts after --secs or past --max-requests.
       The defaults (8 connections, 0.05 s, 2 s, 90 s, 20,000) are the test's.
@@ -163,12 +172,12 @@ class Client(QuicConnectionProtocol):
         if not isinstance(event, (StreamDataReceived, StreamReset)):
             super().quic_event_received(event)
 
-    async def get(self, timeout):
+    async def get(self, timeout, path=PATH):
         sid = self._quic.get_next_available_stream_id()
         fut = asyncio.get_running_loop().create_future()
         self.pending[sid] = [fut, {}, []]
         self.h3.send_headers(sid, [(b":method", b"GET"), (b":scheme", b"https"),
-                                   (b":authority", b"localhost"), (b":path", PATH)],
+                                   (b":authority", b"localhost"), (b":path", path)],
                              end_stream=True)
         self.transmit()
         try:
@@ -187,6 +196,7 @@ class Load:
                                      verify_mode=ssl.CERT_NONE, server_name="localhost",
                                      idle_timeout=30.0)
         self.stop = False
+        self.live = set()  # a token per load connection open or opening
         self.end = time.monotonic() + a.secs
         self.r = dict(requests=0, ok=0, failed=0, retried=0, connections=0, goaways=0,
                       stateless_resets=0, failed_by={}, insts={})
@@ -227,14 +237,28 @@ class Load:
         return not self.stop and time.monotonic() < self.end and \
             self.r["requests"] < self.a.max_requests
 
+    async def visit(self, stack):
+        """A load connection, and its token in self.live from before its
+        handshake (which may reach an instance that settle waits for) until
+        it is closed; (None, None) when it does not come up."""
+        tok = object()
+        self.live.add(tok)
+        c = await self.open(stack)
+        if c is None:
+            self.live.discard(tok)
+            return None, None
+        return c, tok
+
     async def conn_loop(self, up):
-        c, stack, first = None, None, True
+        c, tok, stack, first, n = None, None, None, True, 0
         while self.more():
             if c is None or not c.usable():
                 if c is not None:
                     await self.close(c, stack)
+                    self.live.discard(tok)
                 stack = contextlib.AsyncExitStack()
-                c = await self.open(stack)
+                c, tok = await self.visit(stack)
+                n = 0
                 if first:
                     up.release()
                     first = False
@@ -250,8 +274,10 @@ class Load:
                 except Rejected:
                     self.r["retried"] += 1
                     await self.close(c, stack)
+                    self.live.discard(tok)
                     stack = contextlib.AsyncExitStack()
-                    c = await self.open(stack)
+                    c, tok = await self.visit(stack)
+                    n = 0
                     if c is None:
                         cause = "handshake"
                         break
@@ -265,9 +291,14 @@ class Load:
                 self.fail(cause)
             else:
                 self.r["ok"] += 1
+            n += 1
+            if self.a.per_conn and c is not None and c.ended is None and \
+                    (cause or n >= self.a.per_conn):
+                c.ended = "visit"  # the client's own close, at the next turn
             await asyncio.sleep(self.a.gap)
         if c is not None:
             await self.close(c, stack)
+            self.live.discard(tok)
 
     async def probe(self, inst):
         for tries in range(1, PROBE_TRIES + 1):
@@ -279,8 +310,12 @@ class Load:
                 print("probe %s: no handshake" % inst, file=sys.stderr)
                 continue
             try:
-                h, b = await c.get(PROBE_TIMEOUT)
-                ok = h.get(b"x-inst") == inst.encode() and b == self.body
+                if self.a.inst_path:
+                    h, b = await c.get(PROBE_TIMEOUT, self.a.inst_path.encode())
+                    ok = h.get(b":status") == b"200" and b.strip() == inst.encode()
+                else:
+                    h, b = await c.get(PROBE_TIMEOUT)
+                    ok = h.get(b"x-inst") == inst.encode() and b == self.body
             except (Failed, Rejected) as e:
                 print("probe %s: %r" % (inst, e), file=sys.stderr)
                 ok = False
@@ -289,6 +324,14 @@ class Load:
             if ok:
                 return "answered %s %d" % (inst, tries)
         return "unanswered %s %d" % (inst, PROBE_TRIES)
+
+    async def settle(self):
+        old = set(self.live)
+        end = time.monotonic() + (self.a.per_conn or 1) * (self.a.timeout + self.a.gap) + \
+            self.a.timeout
+        while old & self.live and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+        return "%s %d" % ("unsettled" if old & self.live else "settled", len(old))
 
     async def commands(self):
         loop = asyncio.get_running_loop()
@@ -300,6 +343,8 @@ class Load:
                 return
             if w[0] == "probe" and len(w) == 2:
                 print(await self.probe(w[1]), flush=True)
+            elif w[0] == "settle" and len(w) == 1:
+                print(await self.settle(), flush=True)
             else:
                 print("Error: unknown command %r" % line.strip(), flush=True)
 
@@ -327,13 +372,16 @@ def main():
     ap.add_argument("--timeout", type=float, default=2.0)
     ap.add_argument("--secs", type=float, default=90.0)
     ap.add_argument("--max-requests", type=int, default=20000)
+    ap.add_argument("--per-conn", type=int, default=0)
+    ap.add_argument("--inst-path")
     a = ap.parse_args()
     if a.setup:
         setup(a.setup)
         return
     if a.port is None or not 0 < a.port < 65536 or not a.file or not 0 < a.conns <= 256 or \
             a.gap < 0 or a.timeout <= 0 or not 0 < a.secs <= 600 or \
-            not 0 < a.max_requests <= 1000000:
+            not 0 < a.max_requests <= 1000000 or not 0 <= a.per_conn <= 1000000 or \
+            (a.inst_path is not None and not a.inst_path.startswith("/")):
         print("Error: bad arguments (--port P --file PATH, see the top of h3_load.py)",
               file=sys.stderr)
         sys.exit(1)
