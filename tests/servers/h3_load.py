@@ -30,10 +30,10 @@
                   --inst-path the body of that path, "N"); prints
                   "answered N TRIES" or "unanswered N TRIES"
         settle    waits until every load connection open (or in its
-                  handshake) at the command has closed (--per-conn: each ends by itself), at most
-                  --per-conn times (--timeout + --gap) + --timeout
-                  seconds; prints "settled K" or "unsettled K" (K: the
-                  connections waited for)
+                  handshake) at the command has closed (--per-conn: each
+                  ends by itself), at most (--per-conn + 2) times
+                  (--timeout + --gap) seconds; prints "settled K" or
+                  "unsettled K" (K: the connections waited for)
         stop      no new request; the connections close; one JSON line
       Bounded: no request starts after --secs or past --max-requests.
       The defaults (8 connections, 0.05 s, 2 s, 90 s, 20,000) are the test's.
@@ -327,8 +327,8 @@ class Load:
 
     async def settle(self):
         old = set(self.live)
-        end = time.monotonic() + (self.a.per_conn or 1) * (self.a.timeout + self.a.gap) + \
-            self.a.timeout
+        # a visit's longest: its handshake, then requests until the first failure
+        end = time.monotonic() + ((self.a.per_conn or 1) + 2) * (self.a.timeout + self.a.gap)
         while old & self.live and time.monotonic() < end:
             await asyncio.sleep(0.01)
         return "%s %d" % ("unsettled" if old & self.live else "settled", len(old))
