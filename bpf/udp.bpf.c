@@ -21,14 +21,18 @@
  * client's own CID (its source CID), the same in every Initial of the
  * connection, retries and multi-datagram first flights included. A flow
  * learned on one records it; an Initial of a known flow that carries
- * another is a new connection from the same 4-tuple (a client port that
- * came back while an old instance still owns the flow): a new flow (step
- * 4), not its old owner's, and the 4-tuple's from then on. A flow learned
- * without one records the first it sees. Clients with a zero-length CID,
+ * another, while the flow's owner is not of the working generation, is a
+ * new connection from the same 4-tuple (a client port that came back
+ * while an old instance still owns the flow): a new flow (step 4), not
+ * its old owner's, and the 4-tuple's from then on. An owner of the
+ * working generation keeps it, as the kernel's hash would, and records
+ * the new connection's CID: the latest connection is the one whose
+ * Initials may still come. A flow learned without one records the first
+ * it sees. Clients with a zero-length CID,
  * and other protocols, are flows by their 4-tuple alone; so is a client
- * that runs several connections from one port at once: a new one takes
- * the 4-tuple, its older ones with it (mode quic-lb routes those by the
- * server's CIDs).
+ * that runs several connections from one port at once: a new one started
+ * while an older generation owns the 4-tuple takes it, and its older
+ * connections with it (mode quic-lb routes those by the server's CIDs).
  * A group of learn CLAIM (struct smu_config.learn) takes steps 1 and 2
  * alike, but in steps 3 and 4 writes no flow: its flows are those that
  * user space wrote (sockmig_udp_flow_claim()), and any other datagram
@@ -469,12 +473,17 @@ static __always_inline int udp_select(struct sk_reuseport_md *ctx, int coarse, i
 			why = WHY_NEW;
 		} else if (cfg->idle_timeout_ns && now - f->last_ns > cfg->idle_timeout_ns) {
 			why = WHY_EXPIRED;
-		} else if (scid && f->quic_scid && scid != f->quic_scid) {
-			/* another QUIC connection from this 4-tuple */
+		} else if (scid && f->quic_scid && scid != f->quic_scid &&
+			   f->generation != cfg->table_gen) {
+			/* another QUIC connection from a 4-tuple that an
+			 * older generation owns (one of the working
+			 * generation keeps it, as the kernel's hash would) */
 			why = WHY_NEW;
 		} else if ((owner = owner_selected(ctx, f))) {
 			touch(&f->last_ns, now);
-			if (scid && !f->quic_scid)
+			/* the 4-tuple's latest connection: the one whose
+			 * Initials may still come (written when it changes) */
+			if (scid && scid != f->quic_scid)
 				f->quic_scid = scid;
 			st->flow_hits++;
 			count_gen(cfg, owner, st);

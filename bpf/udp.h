@@ -97,8 +97,9 @@ struct smu_flow_key {
  * program reads it (coarse where the kernel has it, see udp.bpf.c);
  * @quic_scid: the client's QUIC connection ID (the source CID of its
  * Initials, the first 8 octets), 0 when none was seen: an Initial with
- * another one is a new connection from the same 4-tuple (the client's
- * port came back), a new flow. */
+ * another one, while the flow's @generation is not the working one, is a
+ * new connection from the same 4-tuple (the client's port came back), a
+ * new flow. */
 struct smu_flow {
 	__u64 cookie;
 	__u64 last_ns;

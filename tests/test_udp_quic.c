@@ -204,6 +204,8 @@ struct nc_res {
 	long new_moved;	  /* a new connection from its port: to generation 2 */
 	long new_stays;	  /* that connection's next datagram: to the same socket */
 	long hs_stays;	  /* a Handshake packet of another source CID: the same */
+	long new_kept;	  /* a third connection, from the working generation's 4-tuple: the same */
+	long third_stays; /* after another flip, its Initial again: the same */
 };
 
 /* Round @seq: from each client's port a packet of @type (0 Initial, 2
@@ -234,13 +236,16 @@ static int nc_round(struct qs *q, int type, uint8_t tag, size_t sl, uint32_t seq
  * then from each port: an Initial of the same connection (A, another
  * DCID: the client's second flight, to the server's CID), an Initial of a
  * new connection (source CID B, of 5 octets: the client's port came
- * back), B's next datagram, and a Handshake packet of another source CID
- * (only an Initial starts a connection: it stays with B).
+ * back), B's next datagram, a Handshake packet of another source CID
+ * (only an Initial starts a connection: it stays with B), and an Initial
+ * of a third connection (B's socket, of the working generation, keeps the
+ * 4-tuple, as the kernel's hash would); then another flip (generation 3)
+ * and the third connection's Initial again (a retransmission: it stays).
  */
 static int port_reuse(struct qs *q, struct nc_res *r)
 {
 	static int first[NC_CONNS], second[NC_CONNS], third[NC_CONNS], fourth[NC_CONNS],
-		fifth[NC_CONNS];
+		fifth[NC_CONNS], sixth[NC_CONNS], seventh[NC_CONNS];
 
 	memset(r, 0, sizeof(*r));
 	for (int i = 0; i < 2; i++)
@@ -252,18 +257,28 @@ static int port_reuse(struct qs *q, struct nc_res *r)
 		if (qs_add(q, 2) < 0)
 			return -1;
 	if (nc_round(q, 0, 0xa0, 8, 2, second) < 0 || nc_round(q, 0, 0xb0, 5, 3, third) < 0 ||
-	    nc_round(q, 0, 0xb0, 5, 4, fourth) < 0 || nc_round(q, 2, 0xd0, 8, 5, fifth) < 0)
+	    nc_round(q, 0, 0xb0, 5, 4, fourth) < 0 || nc_round(q, 2, 0xd0, 8, 5, fifth) < 0 ||
+	    nc_round(q, 0, 0xe0, 8, 6, sixth) < 0)
+		return -1;
+	for (int i = 0; i < 2; i++)
+		if (qs_add(q, 3) < 0)
+			return -1;
+	if (nc_round(q, 0, 0xe0, 8, 7, seventh) < 0)
 		return -1;
 	for (int c = 0; c < NC_CONNS; c++) {
 		r->second_same += first[c] >= 0 && second[c] == first[c];
 		r->new_moved += third[c] >= 0 && q->gen[third[c]] == 2;
 		r->new_stays += third[c] >= 0 && fourth[c] == third[c];
 		r->hs_stays += third[c] >= 0 && fifth[c] == third[c];
+		r->new_kept += third[c] >= 0 && sixth[c] == third[c];
+		r->third_stays += third[c] >= 0 && seventh[c] == third[c];
 	}
 	printf("sent %ld, lost %ld; of %d clients: second flight to its socket %ld, new "
 	       "connection to generation 2 %ld, its next datagram with it %ld, a Handshake "
-	       "of another source CID with it %ld\n",
-	       q->sent, q->lost, NC_CONNS, r->second_same, r->new_moved, r->new_stays, r->hs_stays);
+	       "of another source CID with it %ld, a third connection with it %ld and again "
+	       "after a flip %ld\n",
+	       q->sent, q->lost, NC_CONNS, r->second_same, r->new_moved, r->new_stays, r->hs_stays,
+	       r->new_kept, r->third_stays);
 	return 0;
 }
 
@@ -281,14 +296,17 @@ static int port_reuse_case(enum sockmig_udp_mode mode)
 	    !ASSERT_EQ(r.new_moved, NC_CONNS, "new connections to the working generation") ||
 	    !ASSERT_EQ(r.new_stays, NC_CONNS, "a new connection's next datagram with it") ||
 	    !ASSERT_EQ(r.hs_stays, NC_CONNS, "a Handshake packet starts no connection") ||
+	    !ASSERT_EQ(r.new_kept, NC_CONNS, "the working generation's 4-tuple kept") ||
+	    !ASSERT_EQ(r.third_stays, NC_CONNS, "the latest connection's Initial after a flip") ||
 	    !ASSERT_OK(sockmig_udp_stats_read(q.g, &st), "stats") ||
 	    !ASSERT_OK(sockmig_udp_counters_read(q.g, &ct), "counters") ||
 	    !ASSERT_EQ(ct.quic_new_connections, NC_CONNS, "new connections counted") ||
 	    !ASSERT_EQ(st.new_flows, 2 * NC_CONNS, "new flows: first and new connections") ||
-	    !ASSERT_EQ(st.flow_hits, 3 * NC_CONNS,
-		       "hits: second flights, next datagrams, "
-		       "Handshakes") ||
-	    !ASSERT_EQ(ct.old_generation, NC_CONNS, "second flights to generation 1"))
+	    !ASSERT_EQ(
+		    st.flow_hits, 5 * NC_CONNS,
+		    "hits: second flights, next datagrams, Handshakes, third connections twice") ||
+	    !ASSERT_EQ(ct.old_generation, 2 * NC_CONNS,
+		       "second flights to generation 1, third connections' to 2 after the flip"))
 		goto out;
 	ret = SM_PASS;
 out:

@@ -35,10 +35,12 @@
  *   group's timeout is new again. A QUIC client's flow also records the
  *   client's own connection ID (the source CID of its Initials, the same
  *   in every Initial of a connection): an Initial from the same 4-tuple
- *   with another one is a new connection (the client's port came back), a
- *   new flow for the working generation, and the 4-tuple's from then on
- *   (a client that runs several connections from one port at once is
- *   best served by mode quic-lb). A group made with
+ *   with another one, while the flow's owner is of an older generation
+ *   than the working one, is a new connection (the client's port came
+ *   back), a new flow for the working generation, and the 4-tuple's from
+ *   then on (an owner of the working generation keeps it, as the kernel's
+ *   hash would, and the flow records the newer ID; a client that runs several connections from one port at
+ *   once is best served by mode quic-lb). A group made with
  *   SOCKMIG_UDP_LEARN_CLAIM learns only the flows its members claim
  *   (sockmig_udp_flow_claim()); any other datagram goes to the working
  *   generation, its flow left unlearned. The table is an LRU map of flow_max
@@ -308,7 +310,8 @@ struct sockmig_udp_counters {
 	/** Second version. New QUIC connections from the 4-tuple of a known
 	 *  flow (modes flow and quic-lb): a client's QUIC Initial whose own
 	 *  connection ID (its source CID) is not the one the flow recorded,
-	 *  because the client's port came back while the flow's owner lived.
+	 *  while the flow's owner, of another generation than the working one,
+	 *  lived (the client's port came back).
 	 *  Each went to the working generation as a new flow (also counted in
 	 *  struct sockmig_udp_stats .new_flows), not to the flow's owner.
 	 *  Never in a SOCKMIG_UDP_LEARN_CLAIM group, whose program learns no
