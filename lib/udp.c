@@ -113,6 +113,7 @@ static const uint32_t udp_value_size[UFD_PROG] = {
 int sm_udp_get_pinned(struct sockmig_udp_group *g)
 {
 	char pin[PATH_MAX + 32];
+	bool older = false;
 
 	for (size_t i = 0; i < UFD_N; i++) {
 		struct bpf_map_info info;
@@ -129,11 +130,16 @@ int sm_udp_get_pinned(struct sockmig_udp_group *g)
 		if (i == UFD_PROG)
 			continue;
 		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(g->fd[i], &info, &len) < 0 ||
+		    info.value_size == udp_value_size[i])
+			continue;
+		if (sm_udp_upgradable((unsigned int)i, info.value_size)) {
+			older = true;
+			continue;
+		}
 		/* a key map of before 17-octet CIDs (no inverse S-box, which
 		 * only they need: that build made none) is read as it is */
-		if (bpf_obj_get_info_by_fd(g->fd[i], &info, &len) == 0 &&
-		    info.value_size != udp_value_size[i] &&
-		    !(i == UFD_QKEY && info.value_size == offsetof(struct smu_qkey, isbox))) {
+		if (!(i == UFD_QKEY && info.value_size == offsetof(struct smu_qkey, isbox))) {
 			close_fds(g);
 			return sm_fail(EEXIST,
 				       "UDP group %s was made by another version of sockmig (%s: "
@@ -141,6 +147,13 @@ int sm_udp_get_pinned(struct sockmig_udp_group *g)
 				       g->base.name, sm_udp_pins[i], info.value_size,
 				       udp_value_size[i]);
 		}
+	}
+	if (older) {
+		close_fds(g);
+		return sm_fail(ESTALE,
+			       "UDP group %s was made by an older version of sockmig: the next "
+			       "server of this version to join it upgrades it",
+			       g->base.name);
 	}
 	return 0;
 }
@@ -161,7 +174,8 @@ static uint32_t flow_entries(uint32_t flow_max)
 }
 
 /* Load the program with the group's maps (those pinned reused, the others
- * made and pinned), pin the program, then take everything from the pins.
+ * made and pinned; a group of an older version upgraded on the way: see
+ * lib/udp_upgrade.c), pin the program, then take everything from the pins.
  * Under the group lock. */
 static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 {
@@ -170,16 +184,29 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 	bool coarse;
 	struct udp_bpf *skel;
 	struct bpf_map *map;
+	uint32_t old_flows = 0;
+	bool upgrade, older[2];
 	int err, pinned_enc;
 
 	err = sm_udp_get_pinned(g);
-	if (err != -ENOENT && err != -EPERM)
+	upgrade = err == -ESTALE;
+	if (upgrade)
+		err = sm_udp_upgrade_check(g);
+	if (err != -ENOENT && err != -EPERM && !upgrade)
 		return err; /* 0, or another version's (said) */
+	if (err && upgrade)
+		return err;
 	skel = udp_bpf__open();
 	if (!skel)
 		return sm_fail(errno, "cannot open the UDP group program: %s", strerror(errno));
+	/* an older group's flows and counters: made anew here, then filled
+	 * from the older ones (lib/udp_upgrade.c); its other maps reused */
+	older[0] = upgrade && sm_udp_pin_older(g, UFD_FLOWS, &old_flows);
+	older[1] = upgrade && sm_udp_pin_older(g, UFD_STATS, NULL);
 	bpf_object__for_each_map(map, skel->obj)
 	{
+		if ((older[0] && map == skel->maps.flows) || (older[1] && map == skel->maps.stats))
+			continue;
 		snprintf(pin, sizeof(pin), "%s/%s", g->base.path, bpf_map__name(map));
 		err = bpf_map__set_pin_path(map, pin);
 		if (err) {
@@ -209,7 +236,8 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 	bpf_program__set_autoload(skel->progs.sockmig_udp_ktime,
 				  prog == skel->progs.sockmig_udp_ktime);
 	bpf_program__set_autoload(enc_prog, prog == enc_prog);
-	err = bpf_map__set_max_entries(skel->maps.flows, flow_entries(flow_max));
+	err = bpf_map__set_max_entries(skel->maps.flows,
+				       older[0] ? old_flows : flow_entries(flow_max));
 	if (!err)
 		err = udp_bpf__load(skel);
 	if (err == -EACCES && sockmig_missing_cap())
@@ -223,6 +251,12 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 			err == -EPERM ? ")" : "");
 		goto out;
 	}
+	if (older[0])
+		err = sm_udp_upgrade_map(g, UFD_FLOWS, bpf_map__fd(skel->maps.flows));
+	if (!err && older[1])
+		err = sm_udp_upgrade_map(g, UFD_STATS, bpf_map__fd(skel->maps.stats));
+	if (err)
+		goto out;
 	snprintf(pin, sizeof(pin), "%s/prog", g->base.path);
 	unlink(pin); /* one left over reads maps that are gone */
 	if (bpf_obj_pin(bpf_program__fd(prog), pin) < 0) {

@@ -29,9 +29,27 @@ enum {
 SM_HIDDEN extern const char *const sm_udp_pins[UFD_N];
 
 /* Every pin of the group's directory into g->fd (lib/udp.c): 0; -ENOENT
- * when one is missing; -EPERM when not the caller's to open; -EEXIST
- * (after an error line) when a map's values are not this version's. */
+ * when one is missing; -EPERM when not the caller's to open; -ESTALE
+ * (after an error line) when the group is of an older version that this
+ * one upgrades (sm_udp_upgradable()); -EEXIST (after an error line) when a
+ * map's values are otherwise not this version's. */
 SM_HIDDEN int sm_udp_get_pinned(struct sockmig_udp_group *g);
+
+/* Upgrades of groups pinned by an older version (lib/udp_upgrade.c).
+ * Whether values of @value_size in map @i (UFD_*) are an older layout of
+ * this version's, which an upgrade copies. */
+SM_HIDDEN bool sm_udp_upgradable(unsigned int i, uint32_t value_size);
+/* Whether map @i is pinned in the group's directory with such values (its
+ * entries then in *@max_entries, when not NULL). */
+SM_HIDDEN bool sm_udp_pin_older(const struct sockmig_udp_group *g, unsigned int i,
+				uint32_t *max_entries);
+/* 0 when the older group may be upgraded; a negative errno after an
+ * error line when not (it learns flows when claimed). */
+SM_HIDDEN int sm_udp_upgrade_check(const struct sockmig_udp_group *g);
+/* Fill map @new (this version's map @i, unpinned) from the older one
+ * pinned, then pin it in its place. Under the group lock. 0, or a
+ * negative errno after an error line. */
+SM_HIDDEN int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int new);
 
 struct sockmig_udp_group {
 	/* path, root, name, dirfd for pin.c's directory and lock code; none

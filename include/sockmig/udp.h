@@ -140,10 +140,24 @@ struct sockmig_udp_group_opts {
  * port; the wildcard address is a group of its own) in the calling
  * thread's network namespace, making its pinned state when it is the
  * first. No socket is needed: the program is attached by the first
- * sockmig_udp_member_add().
+ * sockmig_udp_member_add(), and by every one after it.
+ *
+ * A group pinned by an older version of sockmig, whose flow values or
+ * counters were shorter (fields were appended since), is upgraded by the
+ * open: this version's program, the other maps reused as they are, a new
+ * flow table and counters filled from the older ones (under the group
+ * lock: about 1 s for a million flows), pinned in their place. The member
+ * that the caller adds next attaches it in place of the older program, so
+ * call sockmig_udp_member_add() right after the open; until then the older
+ * program routes, and a flow it learns meanwhile is learned again for the
+ * same socket. A member of the older version that adds a socket after
+ * that attaches its own program again. Not upgraded (EEXIST): a group
+ * that learns flows when claimed (SOCKMIG_UDP_LEARN_CLAIM), whose members
+ * of the older version would claim into the older table.
  * @return a handle, or NULL with errno set (EINVAL: bad address or
  * options; EEXIST: another mode, or a group pinned by a build whose maps
- * differ (groups of the build before 17-octet encrypted CIDs open);
+ * differ otherwise (groups of the build before 17-octet encrypted CIDs
+ * open), or an older group that learns flows when claimed;
  * ENOENT: no bpffs; EPERM: no privileges,
  * or a pin root or group directory that is not a 0700 directory of the
  * caller).
@@ -372,7 +386,9 @@ SOCKMIG_API int sockmig_udp_group_list(const struct sockmig_udp_group_opts *opts
  * the group's network namespace and makes a missing group). Only
  * opts->pin_root is used (opts may be NULL).
  * @return a handle, or NULL with errno set (ENOENT: no such group; EPERM:
- * not readable by the caller; EINVAL: not a UDP group name).
+ * not readable by the caller; EINVAL: not a UDP group name; ESTALE: a
+ * group of an older version, which sockmig_udp_group_open() upgrades;
+ * EEXIST: a group of another version).
  */
 SOCKMIG_API struct sockmig_udp_group *
 sockmig_udp_group_open_name(const char *name, const struct sockmig_udp_group_opts *opts);

@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * A UDP group pinned by an older sockmig, upgraded in place by the next
+ * opener of this version (lib/udp.c's load_pinned(), under the group lock).
+ *
+ * Since the group's slots and config took their present form, its maps
+ * changed only by fields appended to two values: struct smu_flow (the
+ * client's QUIC CID) and struct smu_stats (counters). A group with one of
+ * those shorter, and every other map as this version has it, is upgraded:
+ * this version's program is loaded with the maps that did not change (the
+ * pins, as they are), a new flow table and counters are filled from the
+ * old ones (each value copied, the appended fields zero), pinned beside
+ * them and renamed over them, and the program pinned. The member that the
+ * opener adds next attaches the program to the kernel's group, in place
+ * of the older one: the flows that the older program learned go on to
+ * their sockets.
+ *
+ * Between the copy and that attach the older program runs on, against the
+ * older maps: a flow it learns then is learned again by this program for
+ * the same socket (the same hash over the same working list), unless the
+ * table changed in between. Its counters of that time are not carried.
+ *
+ * Refused: a group that learns flows when claimed. Its members of the
+ * older version would go on claiming into the older table, which this
+ * program does not read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "udp_priv.h"
+
+bool sm_udp_upgradable(unsigned int i, uint32_t value_size)
+{
+	if (i == UFD_FLOWS)
+		return value_size == offsetof(struct smu_flow, quic_scid);
+	if (i == UFD_STATS)
+		return value_size && value_size % sizeof(uint64_t) == 0 &&
+		       value_size < sizeof(struct smu_stats);
+	return false;
+}
+
+/* The value size of the map pinned as @name in the group's directory; 0
+ * when there is none to read. */
+static uint32_t pinned_size(const struct sockmig_udp_group *g, const char *name,
+			    uint32_t *max_entries)
+{
+	struct bpf_map_info info;
+	uint32_t len = sizeof(info);
+	char pin[PATH_MAX + 32];
+	int fd;
+
+	snprintf(pin, sizeof(pin), "%s/%s", g->base.path, name);
+	fd = bpf_obj_get(pin);
+	if (fd < 0)
+		return 0;
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		info.value_size = 0;
+	close(fd);
+	if (max_entries)
+		*max_entries = info.max_entries;
+	return info.value_size;
+}
+
+bool sm_udp_pin_older(const struct sockmig_udp_group *g, unsigned int i, uint32_t *max_entries)
+{
+	uint32_t size = pinned_size(g, sm_udp_pins[i], max_entries);
+
+	return size && sm_udp_upgradable(i, size);
+}
+
+int sm_udp_upgrade_check(const struct sockmig_udp_group *g)
+{
+	char pin[PATH_MAX + 32];
+	struct smu_config c;
+	uint32_t zero = 0;
+	int fd, err = 0;
+
+	/* the config's layout is this version's: sm_udp_get_pinned() */
+	snprintf(pin, sizeof(pin), "%s/config", g->base.path);
+	fd = bpf_obj_get(pin);
+	if (fd < 0)
+		return sm_fail(errno, "cannot open %s: %s", pin, strerror(errno));
+	if (bpf_map_lookup_elem(fd, &zero, &c) < 0)
+		err = sm_fail(errno, "cannot read %s: %s", pin, strerror(errno));
+	else if (c.learn == SMU_LEARN_CLAIM)
+		err = sm_fail(
+			EEXIST,
+			"UDP group %s was made by an older version of sockmig and learns flows "
+			"when claimed: its servers of that version would claim into a table "
+			"this one does not read; stop them, or remove its directory",
+			g->base.name);
+	close(fd);
+	return err;
+}
+
+/* Copy the older flow table @old into @new, key by key: each value as it
+ * is, the fields appended since zero. The number
+ * copied, or a negative errno. The older program may learn or evict flows
+ * meanwhile: the walk is bounded by twice the table's entries (a key
+ * evicted under it restarts the walk from the first key). */
+static long copy_flows_each(int old, int new, uint32_t max_entries)
+{
+	struct smu_flow_key key, next;
+	struct smu_flow v;
+	void *prev = NULL;
+	long n = 0;
+
+	for (uint64_t steps = 0; steps < 2ull * max_entries + 2; steps++) {
+		if (bpf_map_get_next_key(old, prev, &next) < 0)
+			return errno == ENOENT ? n : -errno;
+		key = next;
+		prev = &key;
+		memset(&v, 0, sizeof(v));
+		if (bpf_map_lookup_elem(old, &key, &v) < 0)
+			continue; /* evicted or expired meanwhile */
+		if (bpf_map_update_elem(new, &key, &v, BPF_NOEXIST) == 0)
+			n++;
+	}
+	return n;
+}
+
+#define FLOW_BATCH 4096
+#ifndef ENOTSUPP
+#define ENOTSUPP 524 /* the kernel's, for a map without batches */
+#endif
+
+/* The same in batches of FLOW_BATCH (5.6+: a million flows in a fraction
+ * of the time); -EOPNOTSUPP when the kernel has no batches for the older
+ * table, before anything is copied. */
+static long copy_flows_batch(int old, int new, uint32_t osz)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct smu_flow_key *keys = calloc(FLOW_BATCH, sizeof(*keys));
+	struct smu_flow *v = calloc(FLOW_BATCH, sizeof(*v));
+	uint8_t *ov = calloc(FLOW_BATCH, osz);
+	uint64_t in = 0, out = 0; /* the kernel's position: a bucket */
+	long n = 0;
+
+	if (!keys || !v || !ov) {
+		n = -ENOMEM;
+		goto out;
+	}
+	for (bool first = true;; first = false) {
+		uint32_t count = FLOW_BATCH, done;
+		int err = bpf_map_lookup_batch(old, first ? NULL : &in, &out, keys, ov, &count,
+					       &opts);
+
+		if (err < 0 && errno != ENOENT) {
+			n = first && (errno == EINVAL || errno == ENOTSUPP || errno == EOPNOTSUPP)
+				    ? -EOPNOTSUPP
+				    : -errno;
+			goto out;
+		}
+		memset(v, 0, (size_t)count * sizeof(*v));
+		for (uint32_t i = 0; i < count; i++)
+			memcpy(&v[i], ov + (size_t)i * osz, osz);
+		done = count;
+		if (count && bpf_map_update_batch(new, keys, v, &done, &opts) < 0) {
+			n = -errno;
+			goto out;
+		}
+		n += done;
+		if (err < 0)
+			break; /* ENOENT: the last batch */
+		in = out;
+	}
+out:
+	free(keys);
+	free(v);
+	free(ov);
+	return n;
+}
+
+/* Copy the older flow table @old (@osz-octet values) into @new: each
+ * value as it is, the fields appended since zero. The number copied, or a
+ * negative errno. */
+static long copy_flows(int old, int new, uint32_t osz, uint32_t max_entries)
+{
+	long n;
+
+	if (osz > sizeof(struct smu_flow))
+		return -EINVAL;
+	n = copy_flows_batch(old, new, osz);
+	return n == -EOPNOTSUPP ? copy_flows_each(old, new, max_entries) : n;
+}
+
+/* Copy the older per-CPU counters @old (@osz-octet values) into @new. */
+static int copy_stats(int old, int new, uint32_t osz)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	size_t ostride = (osz + 7) & ~(size_t)7,
+	       nstride = (sizeof(struct smu_stats) + 7) & ~(size_t)7;
+	uint32_t zero = 0;
+	uint8_t *o, *n;
+	int err = 0;
+
+	if (ncpu <= 0)
+		return ncpu < 0 ? ncpu : -EINVAL;
+	o = calloc((size_t)ncpu, ostride);
+	n = calloc((size_t)ncpu, nstride);
+	if (!o || !n)
+		err = -ENOMEM;
+	else if (bpf_map_lookup_elem(old, &zero, o) < 0)
+		err = -errno;
+	if (!err) {
+		for (int c = 0; c < ncpu; c++)
+			memcpy(n + (size_t)c * nstride, o + (size_t)c * ostride, osz);
+		if (bpf_map_update_elem(new, &zero, n, BPF_ANY) < 0)
+			err = -errno;
+	}
+	free(o);
+	free(n);
+	return err;
+}
+
+int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int new)
+{
+	const char *name = sm_udp_pins[i];
+	char pin[PATH_MAX + 32], tmp[NAME_MAX + 1];
+	struct bpf_map_info info;
+	uint32_t len = sizeof(info);
+	long n = 0;
+	int old, err;
+
+	snprintf(pin, sizeof(pin), "%s/%s", g->base.path, name);
+	old = bpf_obj_get(pin);
+	if (old < 0)
+		return sm_fail(errno, "cannot open %s: %s", pin, strerror(errno));
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(old, &info, &len) < 0 ||
+	    !sm_udp_upgradable(i, info.value_size)) {
+		close(old);
+		return sm_fail(EEXIST, "%s changed while it was upgraded", pin);
+	}
+	if (i == UFD_FLOWS)
+		n = copy_flows(old, new, info.value_size, info.max_entries);
+	else
+		n = copy_stats(old, new, info.value_size);
+	close(old);
+	if (n < 0)
+		return sm_fail((int)-n, "cannot copy %s of UDP group %s: %s", name, g->base.name,
+			       strerror((int)-n));
+	/* pinned beside the older one, then over it in one rename: an opener
+	 * finds one or the other */
+	snprintf(tmp, sizeof(tmp), "new-%s", name); /* bpffs takes no dot */
+	unlinkat(g->base.dirfd, tmp, 0);
+	snprintf(pin, sizeof(pin), "%s/%s", g->base.path, tmp);
+	if (bpf_obj_pin(new, pin) < 0 || renameat(g->base.dirfd, tmp, g->base.dirfd, name) < 0) {
+		err = -errno;
+		unlinkat(g->base.dirfd, tmp, 0);
+		return sm_fail(-err, "cannot pin the upgraded %s of UDP group %s: %s", name,
+			       g->base.name, strerror(-err));
+	}
+	if (i == UFD_FLOWS)
+		sm_log(SOCKMIG_INFO,
+		       "libsockmig: UDP group %s was made by an older version of sockmig: "
+		       "upgraded, %ld flows kept\n",
+		       g->base.name, n);
+	return 0;
+}
