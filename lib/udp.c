@@ -151,8 +151,9 @@ int sm_udp_get_pinned(struct sockmig_udp_group *g)
 	if (older) {
 		close_fds(g);
 		return sm_fail(ESTALE,
-			       "UDP group %s was made by an older version of sockmig: the next "
-			       "server of this version to join it upgrades it",
+			       "UDP group %s was made by an older version of sockmig: a server of "
+			       "this version that joins it upgrades it (unless it learns flows "
+			       "when claimed)",
 			       g->base.name);
 	}
 	return 0;
@@ -251,12 +252,21 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 			err == -EPERM ? ")" : "");
 		goto out;
 	}
+	/* both maps ready beside the older ones, then renamed over them */
 	if (older[0])
 		err = sm_udp_upgrade_map(g, UFD_FLOWS, bpf_map__fd(skel->maps.flows));
 	if (!err && older[1])
 		err = sm_udp_upgrade_map(g, UFD_STATS, bpf_map__fd(skel->maps.stats));
-	if (err)
+	if (!err && older[1])
+		err = sm_udp_upgrade_pin(g, UFD_STATS, true);
+	if (!err && older[0])
+		err = sm_udp_upgrade_pin(g, UFD_FLOWS, true);
+	if (err) {
+		for (unsigned int i = 0; i < 2; i++)
+			if (older[i])
+				sm_udp_upgrade_pin(g, i ? UFD_STATS : UFD_FLOWS, false);
 		goto out;
+	}
 	snprintf(pin, sizeof(pin), "%s/prog", g->base.path);
 	unlink(pin); /* one left over reads maps that are gone */
 	if (bpf_obj_pin(bpf_program__fd(prog), pin) < 0) {

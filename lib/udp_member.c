@@ -183,11 +183,18 @@ static int add_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
 
 	for (uint32_t i = 0; i < SMU_MAX_MEMBERS; i++) {
 		if (u[i].live && u[i].s.cookie == a->cookie) {
-			/* registered again: a new generation, active again */
+			/* registered again: a new generation, active again;
+			 * the program attached again (this handle's: that of
+			 * a group upgraded since, lib/udp_upgrade.c) */
 			u[i].s = a->s;
 			if (bpf_map_update_elem(g->fd[UFD_SLOTS], &i, &u[i].s, BPF_ANY) < 0)
 				return sm_fail(errno, "cannot write slot %u: %s", i,
 					       strerror(errno));
+			if (setsockopt(a->fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF,
+				       &g->fd[UFD_PROG], sizeof(int)) < 0)
+				return sm_fail(errno,
+					       "cannot attach the UDP program through fd %d: %s",
+					       a->fd, strerror(errno));
 			return 0;
 		}
 		if (slot == SMU_MAX_MEMBERS && !u[i].live &&

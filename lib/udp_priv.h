@@ -47,9 +47,12 @@ SM_HIDDEN bool sm_udp_pin_older(const struct sockmig_udp_group *g, unsigned int 
  * error line when not (it learns flows when claimed). */
 SM_HIDDEN int sm_udp_upgrade_check(const struct sockmig_udp_group *g);
 /* Fill map @new (this version's map @i, unpinned) from the older one
- * pinned, then pin it in its place. Under the group lock. 0, or a
- * negative errno after an error line. */
+ * pinned, then pin it beside it. Under the group lock. 0, or a negative
+ * errno after an error line. */
 SM_HIDDEN int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int new);
+/* Then rename it over the older one (@done), or remove it (not @done: an
+ * upgrade that failed leaves the older group as it was). */
+SM_HIDDEN int sm_udp_upgrade_pin(const struct sockmig_udp_group *g, unsigned int i, bool done);
 
 struct sockmig_udp_group {
 	/* path, root, name, dirfd for pin.c's directory and lock code; none

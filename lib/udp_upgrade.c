@@ -11,14 +11,14 @@
  * pins, as they are), a new flow table and counters are filled from the
  * old ones (each value copied, the appended fields zero), pinned beside
  * them and renamed over them, and the program pinned. The member that the
- * opener adds next attaches the program to the kernel's group, in place
- * of the older one: the flows that the older program learned go on to
- * their sockets.
+ * opener adds (or registers again) next attaches the program to the
+ * kernel's group, in place of the older one: the flows that the older
+ * program learned go on to their sockets.
  *
  * Between the copy and that attach the older program runs on, against the
- * older maps: a flow it learns then is learned again by this program for
- * the same socket (the same hash over the same working list), unless the
- * table changed in between. Its counters of that time are not carried.
+ * older maps: a flow it learns then is not in the new table, and its next
+ * datagram goes to the working generation (the shim adds its member right
+ * after the open). Its counters of that time are not carried.
  *
  * Refused: a group that learns flows when claimed. Its members of the
  * older version would go on claiming into the older table, which this
@@ -100,6 +100,11 @@ int sm_udp_upgrade_check(const struct sockmig_udp_group *g)
 			"this one does not read; stop them, or remove its directory",
 			g->base.name);
 	close(fd);
+	if (!err && pinned_size(g, sm_udp_pins[UFD_QKEY], NULL) != sizeof(struct smu_qkey))
+		err = sm_fail(EEXIST,
+			      "UDP group %s was made by a version of sockmig too old to upgrade "
+			      "(its qkey map): remove its directory",
+			      g->base.name);
 	return err;
 }
 
@@ -250,21 +255,39 @@ int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int ne
 	if (n < 0)
 		return sm_fail((int)-n, "cannot copy %s of UDP group %s: %s", name, g->base.name,
 			       strerror((int)-n));
-	/* pinned beside the older one, then over it in one rename: an opener
-	 * finds one or the other */
+	/* pinned beside the older one; sm_udp_upgrade_pin() renames it over
+	 * it once every map is ready */
 	snprintf(tmp, sizeof(tmp), "new-%s", name); /* bpffs takes no dot */
 	unlinkat(g->base.dirfd, tmp, 0);
 	snprintf(pin, sizeof(pin), "%s/%s", g->base.path, tmp);
-	if (bpf_obj_pin(new, pin) < 0 || renameat(g->base.dirfd, tmp, g->base.dirfd, name) < 0) {
+	if (bpf_obj_pin(new, pin) < 0) {
 		err = -errno;
-		unlinkat(g->base.dirfd, tmp, 0);
 		return sm_fail(-err, "cannot pin the upgraded %s of UDP group %s: %s", name,
 			       g->base.name, strerror(-err));
 	}
 	if (i == UFD_FLOWS)
 		sm_log(SOCKMIG_INFO,
 		       "libsockmig: UDP group %s was made by an older version of sockmig: "
-		       "upgraded, %ld flows kept\n",
+		       "upgraded, %ld flows copied\n",
 		       g->base.name, n);
+	return 0;
+}
+
+int sm_udp_upgrade_pin(const struct sockmig_udp_group *g, unsigned int i, bool done)
+{
+	char tmp[NAME_MAX + 1];
+
+	snprintf(tmp, sizeof(tmp), "new-%s", sm_udp_pins[i]);
+	if (!done) {
+		unlinkat(g->base.dirfd, tmp, 0);
+		return 0;
+	}
+	if (renameat(g->base.dirfd, tmp, g->base.dirfd, sm_udp_pins[i]) < 0) {
+		int err = errno;
+
+		unlinkat(g->base.dirfd, tmp, 0);
+		return sm_fail(err, "cannot pin the upgraded %s of UDP group %s: %s",
+			       sm_udp_pins[i], g->base.name, strerror(err));
+	}
 	return 0;
 }

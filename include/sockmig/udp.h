@@ -146,14 +146,16 @@ struct sockmig_udp_group_opts {
  * counters were shorter (fields were appended since), is upgraded by the
  * open: this version's program, the other maps reused as they are, a new
  * flow table and counters filled from the older ones (under the group
- * lock: about 1 s for a million flows), pinned in their place. The member
- * that the caller adds next attaches it in place of the older program, so
- * call sockmig_udp_member_add() right after the open; until then the older
- * program routes, and a flow it learns meanwhile is learned again for the
- * same socket. A member of the older version that adds a socket after
- * that attaches its own program again. Not upgraded (EEXIST): a group
- * that learns flows when claimed (SOCKMIG_UDP_LEARN_CLAIM), whose members
- * of the older version would claim into the older table.
+ * lock), pinned in their place. The member that the caller adds (or
+ * registers again) next attaches it in place of the older program, so
+ * call sockmig_udp_member_add() right after the open: until then the older
+ * program routes, and a flow it learns meanwhile is not in the new table
+ * (its next datagram goes to the working generation). A member of the
+ * older version that adds a socket after that attaches its own program
+ * again. Not upgraded (EEXIST): a group that learns flows when claimed
+ * (SOCKMIG_UDP_LEARN_CLAIM), whose members of the older version would
+ * claim into the older table, and a group of a version before 17-octet
+ * encrypted CIDs.
  * @return a handle, or NULL with errno set (EINVAL: bad address or
  * options; EEXIST: another mode, or a group pinned by a build whose maps
  * differ otherwise (groups of the build before 17-octet encrypted CIDs
