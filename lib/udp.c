@@ -101,6 +101,9 @@ static void close_fds(struct sockmig_udp_group *g)
 			close(g->fd[i]);
 		g->fd[i] = -1;
 	}
+	if (g->older_flows >= 0)
+		close(g->older_flows);
+	g->older_flows = -1;
 }
 
 /* The value size of each map of a group, in the order of enum UFD_*. */
@@ -187,7 +190,7 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 	struct bpf_map *map;
 	uint32_t old_flows = 0;
 	bool upgrade, older[2];
-	int err, pinned_enc;
+	int err, pinned_enc, older_fd = -1;
 
 	err = sm_udp_get_pinned(g);
 	upgrade = err == -ESTALE;
@@ -252,11 +255,12 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 			err == -EPERM ? ")" : "");
 		goto out;
 	}
-	/* both maps ready beside the older ones, then renamed over them */
+	/* both maps ready beside the older ones, then renamed over them; the
+	 * older flows kept open for the catch-up after the attach */
 	if (older[0])
-		err = sm_udp_upgrade_map(g, UFD_FLOWS, bpf_map__fd(skel->maps.flows));
+		err = sm_udp_upgrade_map(g, UFD_FLOWS, bpf_map__fd(skel->maps.flows), &older_fd);
 	if (!err && older[1])
-		err = sm_udp_upgrade_map(g, UFD_STATS, bpf_map__fd(skel->maps.stats));
+		err = sm_udp_upgrade_map(g, UFD_STATS, bpf_map__fd(skel->maps.stats), NULL);
 	if (!err && older[1])
 		err = sm_udp_upgrade_pin(g, UFD_STATS, true);
 	if (!err && older[0])
@@ -277,7 +281,14 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 	err = sm_udp_get_pinned(g);
 	if (err)
 		sm_fail(-err, "the pins of %s went while they were made", g->base.path);
+	else if (older_fd >= 0) {
+		g->older_flows = older_fd;
+		older_fd = -1;
+		sm_udp_upgrade_attach(g);
+	}
 out:
+	if (older_fd >= 0)
+		close(older_fd);
 	udp_bpf__destroy(skel);
 	return err < 0 ? err : 0;
 }
@@ -361,7 +372,7 @@ const char *sockmig_udp_mode_str(enum sockmig_udp_mode mode)
 	return "?";
 }
 
-static struct sockmig_udp_group *udp_alloc(void)
+struct sockmig_udp_group *sm_udp_alloc(void)
 {
 	struct sockmig_udp_group *g = calloc(1, sizeof(*g));
 
@@ -373,6 +384,7 @@ static struct sockmig_udp_group *udp_alloc(void)
 	g->base.fd_tabidx = g->base.fd_gstats = g->base.fd_kick = g->base.fd_lease = -1;
 	for (size_t i = 0; i < UFD_N; i++)
 		g->fd[i] = -1;
+	g->older_flows = -1;
 	return g;
 }
 
@@ -416,7 +428,7 @@ struct sockmig_udp_group *sockmig_udp_group_open(const struct sockaddr *addr, so
 		errno = -sm_fail(EINVAL, "flow_max %u is above %u", flow_max, UDP_FLOW_MAX_LIMIT);
 		return NULL;
 	}
-	g = udp_alloc();
+	g = sm_udp_alloc();
 	if (!g) {
 		errno = ENOMEM;
 		return NULL;

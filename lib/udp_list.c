@@ -110,16 +110,11 @@ struct sockmig_udp_group *sockmig_udp_group_open_name(const char *name,
 		errno = EINVAL;
 		return NULL;
 	}
-	g = calloc(1, sizeof(*g));
+	g = sm_udp_alloc();
 	if (!g) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	g->base.dirfd = g->base.prog_fd = -1;
-	g->base.fd_members = g->base.fd_state = g->base.fd_counters = g->base.fd_table = -1;
-	g->base.fd_tabidx = g->base.fd_gstats = g->base.fd_kick = g->base.fd_lease = -1;
-	for (size_t i = 0; i < UFD_N; i++)
-		g->fd[i] = -1;
 	if (udp_parse_name(name, &id, &g->base.addr) < 0) {
 		err = sm_fail(EINVAL, "'%s' is not a sockmig UDP group name", name ? name : "");
 		goto fail;

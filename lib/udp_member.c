@@ -195,6 +195,7 @@ static int add_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
 				return sm_fail(errno,
 					       "cannot attach the UDP program through fd %d: %s",
 					       a->fd, strerror(errno));
+			sm_udp_upgrade_catch_up(g);
 			return 0;
 		}
 		if (slot == SMU_MAX_MEMBERS && !u[i].live &&
@@ -232,6 +233,7 @@ static int add_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
 	}
 	u[slot].s = a->s;
 	u[slot].live = true;
+	sm_udp_upgrade_catch_up(g); /* when this handle upgraded the group */
 	return 0;
 }
 

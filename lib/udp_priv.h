@@ -47,9 +47,19 @@ SM_HIDDEN bool sm_udp_pin_older(const struct sockmig_udp_group *g, unsigned int 
  * error line when not (it learns flows when claimed). */
 SM_HIDDEN int sm_udp_upgrade_check(const struct sockmig_udp_group *g);
 /* Fill map @new (this version's map @i, unpinned) from the older one
- * pinned, then pin it beside it. Under the group lock. 0, or a negative
+ * pinned, then pin it beside it; the older map's fd in *@keep when not
+ * NULL (the caller closes it). Under the group lock. 0, or a negative
  * errno after an error line. */
-SM_HIDDEN int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int new);
+SM_HIDDEN int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int new,
+				 int *keep);
+/* After an upgrade (g->older_flows open): attach g's program through a UDP
+ * socket of the calling process bound to the group's address, when it has
+ * one, then sm_udp_upgrade_catch_up(). Under the group lock. */
+SM_HIDDEN void sm_udp_upgrade_attach(struct sockmig_udp_group *g);
+/* Once g's program is attached: the flows that the older program learned
+ * since the copy, and that the new table lacks, copied too; then
+ * g->older_flows closed. Nothing when it is not open. Under the lock. */
+SM_HIDDEN void sm_udp_upgrade_catch_up(struct sockmig_udp_group *g);
 /* Then rename it over the older one (@done), or remove it (not @done: an
  * upgrade that failed leaves the older group as it was). */
 SM_HIDDEN int sm_udp_upgrade_pin(const struct sockmig_udp_group *g, unsigned int i, bool done);
@@ -67,7 +77,13 @@ struct sockmig_udp_group {
 	 * next call tries that slot first); 0: none yet */
 	uint64_t last_cookie;
 	uint32_t last_slot;
+	/* the flow table of the older version's group that this handle
+	 * upgraded, until its program is attached (lib/udp_upgrade.c); -1 */
+	int older_flows;
 };
+
+/* A handle with no fd open (lib/udp.c). */
+SM_HIDDEN struct sockmig_udp_group *sm_udp_alloc(void);
 
 /* Note in g->made what the group's pins say it is (lib/udp.c). */
 SM_HIDDEN void sm_udp_note_made(struct sockmig_udp_group *g);

@@ -10,20 +10,25 @@
  * this version's program is loaded with the maps that did not change (the
  * pins, as they are), a new flow table and counters are filled from the
  * old ones (each value copied, the appended fields zero), pinned beside
- * them and renamed over them, and the program pinned. The member that the
- * opener adds (or registers again) next attaches the program to the
- * kernel's group, in place of the older one: the flows that the older
- * program learned go on to their sockets.
+ * them and renamed over them, and the program pinned. Then the program is
+ * attached to the kernel's group, in place of the older one, through a
+ * socket of the opener's bound to the group's address (a server that binds
+ * before it opens, and sockmig attach, which holds copies of the members);
+ * an opener without one attaches it at its next member add (or
+ * registration again). The flows that the older program learned go on to
+ * their sockets.
  *
  * Between the copy and that attach the older program runs on, against the
- * older maps: a flow it learns then is not in the new table, and its next
- * datagram goes to the working generation (the shim adds its member right
- * after the open). Its counters of that time are not carried.
+ * older maps, and the copy may pass over a flow it learns then: right after
+ * the attach, when it runs no more, the flows of the older table that the
+ * new one lacks are copied too (the catch-up). Its counters of that time
+ * are not carried.
  *
  * Refused: a group that learns flows when claimed. Its members of the
  * older version would go on claiming into the older table, which this
  * program does not read.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -31,6 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -228,7 +235,7 @@ static int copy_stats(int old, int new, uint32_t osz)
 	return err;
 }
 
-int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int new)
+int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int new, int *keep)
 {
 	const char *name = sm_udp_pins[i];
 	char pin[PATH_MAX + 32], tmp[NAME_MAX + 1];
@@ -251,7 +258,10 @@ int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int ne
 		n = copy_flows(old, new, info.value_size, info.max_entries);
 	else
 		n = copy_stats(old, new, info.value_size);
-	close(old);
+	if (keep && n >= 0)
+		*keep = old;
+	else
+		close(old);
 	if (n < 0)
 		return sm_fail((int)-n, "cannot copy %s of UDP group %s: %s", name, g->base.name,
 			       strerror((int)-n));
@@ -290,4 +300,68 @@ int sm_udp_upgrade_pin(const struct sockmig_udp_group *g, unsigned int i, bool d
 			       sm_udp_pins[i], g->base.name, strerror(err));
 	}
 	return 0;
+}
+
+void sm_udp_upgrade_catch_up(struct sockmig_udp_group *g)
+{
+	struct bpf_map_info info;
+	uint32_t len = sizeof(info);
+	long n;
+
+	if (g->older_flows < 0)
+		return;
+	memset(&info, 0, sizeof(info));
+	/* after the attach the older program runs no more (its last runs end
+	 * within an RCU grace period: a flow learned in one is caught at the
+	 * next datagram's fallback); key by key, the new table's own entries
+	 * kept */
+	n = bpf_obj_get_info_by_fd(g->older_flows, &info, &len) < 0
+		    ? -errno
+		    : copy_flows_each(g->older_flows, g->fd[UFD_FLOWS], info.max_entries);
+	if (n < 0)
+		sm_log(SOCKMIG_WARN,
+		       "libsockmig: UDP group %s: the flows learned during its upgrade were not "
+		       "copied: %s\n",
+		       g->base.name, strerror((int)-n));
+	else
+		sm_log(SOCKMIG_INFO,
+		       "libsockmig: UDP group %s: %ld flows learned during its upgrade copied\n",
+		       g->base.name, n);
+	close(g->older_flows);
+	g->older_flows = -1;
+}
+
+void sm_udp_upgrade_attach(struct sockmig_udp_group *g)
+{
+	struct dirent *d;
+	DIR *dir;
+
+	if (g->older_flows < 0)
+		return;
+	dir = opendir("/proc/self/fd");
+	while (dir && (d = readdir(dir))) {
+		char *end;
+		long num = strtol(d->d_name, &end, 10);
+		struct stat st;
+		int fd;
+
+		if (end == d->d_name || *end || num == dirfd(dir) || num > INT_MAX ||
+		    fstat((int)num, &st) < 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		/* a copy: another thread of the process may close and reuse
+		 * its number meanwhile, never this one's socket */
+		fd = fcntl((int)num, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		if (sm_udp_check_member_fd(g, fd) == 0 &&
+		    setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->fd[UFD_PROG],
+			       sizeof(int)) == 0) {
+			close(fd);
+			sm_udp_upgrade_catch_up(g);
+			break;
+		}
+		close(fd);
+	}
+	if (dir)
+		closedir(dir);
 }

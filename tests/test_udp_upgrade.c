@@ -7,8 +7,15 @@
  * counters), attached through generation 1's socket:
  *   1. its flows, learned by the older program, stay with generation 1
  *      after a generation-2 server of this version opened the group and
- *      joined; generation 2 takes the new flows; the counters carry on
- *      from the older ones; a reader (sockmig status) is told before;
+ *      joined; so do the flows begun between the open and the join (the
+ *      open attached the program through generation 1's socket, which
+ *      this process holds: the older program counts none of them);
+ *      generation 2 takes the new flows; the counters carry on from the
+ *      older ones; a reader (sockmig status) is told before;
+ *   1b. an opener with no socket of the group (a child process): the
+ *      older program routes until the child adds generation 2's socket,
+ *      and the flows it learns after the copy stay with generation 1 too
+ *      (the catch-up after the attach);
  *   2. the baseline: the group's directory removed, as the refusal line
  *      said before, and made again: every older flow goes to generation 2;
  *   3. a group that learns flows when claimed is refused, unchanged.
@@ -16,9 +23,12 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -31,8 +41,10 @@
 #include "udp_rig.h"
 
 #define OLD    40 /* flows of generation 1, learned by the older program */
+#define MID    15 /* flows begun between the upgrade and generation 2's join */
 #define NEW    25 /* flows begun after generation 2 joined */
-#define ROUNDS 3  /* rounds of every flow after that */
+#define ALL    (OLD + MID + NEW)
+#define ROUNDS 3 /* rounds of every flow after that */
 
 static void group_dir(struct sockmig_udp_group *g, char *dir, size_t len)
 {
@@ -194,7 +206,7 @@ SM_TEST(udp_upgrade_keeps_an_older_groups_flows)
 	struct ur_rig r;
 	uint32_t seq = 0;
 
-	if (!ASSERT_OK(UR_START(OLD + NEW, &r, AF_INET, true, SOCKMIG_UDP_MODE_FLOW, 0), "rig") ||
+	if (!ASSERT_OK(UR_START(ALL, &r, AF_INET, true, SOCKMIG_UDP_MODE_FLOW, 0), "rig") ||
 	    !ASSERT_OK(older_rig(&r, &o, &seq), "the older group"))
 		goto out;
 	/* a reader of this version (sockmig status) is told, and changes
@@ -211,21 +223,26 @@ SM_TEST(udp_upgrade_keeps_an_older_groups_flows)
 	    !ASSERT_EQ(pinned_size(g, "stats"), sizeof(struct smu_stats), "counters' values") ||
 	    !ASSERT_OK(sockmig_udp_stats_read(g, &st), "stats") ||
 	    !ASSERT_EQ(st.new_flows, OLD, "new flows, carried") ||
-	    !ASSERT_EQ(st.flow_hits, OLD, "hits, carried") ||
+	    !ASSERT_EQ(st.flow_hits, OLD, "hits, carried"))
+		goto out;
+	/* flows that begin before generation 2 joins: the open attached this
+	 * version's program through generation 1's socket (this process's),
+	 * which learns them */
+	if (!ASSERT_OK(ur_round(&r, OLD, OLD + MID, ++seq), "flows before the join") ||
 	    !ASSERT_OK(join_second(&r, g, &older), "generation 2 joins"))
 		goto out;
 	g = NULL; /* the rig's now */
 	for (int k = 0; k < ROUNDS; k++)
-		if (!ASSERT_OK(ur_round(&r, 0, OLD + NEW, ++seq), "a round after the upgrade"))
+		if (!ASSERT_OK(ur_round(&r, 0, ALL, ++seq), "a round after the upgrade"))
 			goto out;
-	for (int i = 0; i < OLD + NEW; i++)
-		if (!ASSERT_EQ(r.last[i], i < OLD ? 1 : 2, "a flow's owner"))
+	for (int i = 0; i < ALL; i++)
+		if (!ASSERT_EQ(r.last[i], i < OLD + MID ? 1 : 2, "a flow's owner"))
 			goto out;
 	if (!ASSERT_EQ(r.lost, 0, "unanswered") || !ASSERT_EQ(r.misrouted, 0, "misrouted") ||
 	    !ASSERT_OK(ur_flows_match(&r), "the flow table") ||
 	    !ASSERT_OK(sockmig_udp_stats_read(r.g, &st), "stats") ||
-	    !ASSERT_EQ(st.new_flows, OLD + NEW, "new flows") ||
-	    !ASSERT_EQ(st.flow_hits, OLD + ROUNDS * OLD + (ROUNDS - 1) * NEW, "hits") ||
+	    !ASSERT_EQ(st.new_flows, ALL, "new flows") ||
+	    !ASSERT_EQ(st.flow_hits, OLD + ROUNDS * (OLD + MID) + (ROUNDS - 1) * NEW, "hits") ||
 	    !ASSERT_EQ(st.kernel_hash, 0, "kernel's hash") ||
 	    /* the older program no longer runs */
 	    !ASSERT_OK(older_counts(o, &nf, &hits), "older counters") ||
@@ -241,6 +258,132 @@ out:
 	return ret;
 }
 
+/* Wait (up to 10 s) for one octet on @fd: it, or -1. */
+static int get_octet(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char c;
+
+	if (poll(&p, 1, 10000) != 1 || read(fd, &c, 1) != 1)
+		return -1;
+	return c;
+}
+
+/* (1b), the child: a server of this version with no socket of the group
+ * when it opens it, so the open upgrades and attaches nothing. Told by
+ * @rd, it then binds generation 2's socket, adds it (the attach, then the
+ * catch-up) and answers its datagrams as the rig's echo does, until the
+ * parent's end of @p2c closes (20 s at most). */
+static void __attribute__((noreturn)) late_server(struct ur_rig *r, const int *p2c, const int *c2p)
+{
+	SOCKMIG_OPTS(sockmig_udp_member_opts, mo, .generation = 2);
+	int one = 1, fd, rd = p2c[0], wr = c2p[1];
+	struct sockmig_udp_group *g;
+	uint64_t end;
+
+	close(p2c[1]); /* the parent's ends: its close is the end */
+	close(c2p[0]);
+	for (int k = 0; k < atomic_load(&r->nsrv); k++)
+		close(r->srv[k]);
+	g = sockmig_udp_group_open((struct sockaddr *)&r->addr, r->alen, NULL);
+	if (!g || write(wr, "o", 1) != 1 || get_octet(rd) != 'g')
+		_exit(1);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&r->addr, r->alen) < 0 ||
+	    sockmig_udp_member_add(g, fd, &mo) < 0) {
+		printf("late server: %s\n", sockmig_last_error());
+		_exit(1);
+	}
+	if (write(wr, "a", 1) != 1)
+		_exit(1);
+	end = ur_now_ms() + 20000;
+	while (ur_now_ms() < end) {
+		struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = rd, .events = POLLIN}};
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		struct ur_msg m;
+
+		if (poll(p, 2, 100) < 0 || p[1].revents)
+			break;
+		while (recvfrom(fd, &m, sizeof(m), MSG_DONTWAIT, (struct sockaddr *)&from, &fl) ==
+		       sizeof(m)) {
+			m.gen = 2;
+			sendto(fd, &m, sizeof(m), 0, (struct sockaddr *)&from, fl);
+			fl = sizeof(from);
+		}
+	}
+	_exit(0);
+}
+
+/* (1b) */
+SM_TEST(udp_upgrade_catches_up_flows_learned_before_the_attach)
+{
+	struct sockmig_udp_group *older = NULL;
+	struct udp_older_bpf *o = NULL;
+	int p2c[2] = {-1, -1}, c2p[2] = {-1, -1}, ret = SM_FAIL, status = -1;
+	struct sockmig_udp_stats st;
+	long long nf = -1, hits = -1;
+	pid_t pid = -1;
+	struct ur_rig r;
+	uint32_t seq = 0;
+
+	if (!ASSERT_OK(UR_START(ALL, &r, AF_INET, true, SOCKMIG_UDP_MODE_FLOW, 0), "rig") ||
+	    !ASSERT_OK(older_rig(&r, &o, &seq), "the older group") ||
+	    !ASSERT_OK(pipe2(p2c, O_CLOEXEC), "pipe") || !ASSERT_OK(pipe2(c2p, O_CLOEXEC), "pipe"))
+		goto out;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		late_server(&r, p2c, c2p);
+	if (!ASSERT_TRUE(pid > 0, "fork") || !ASSERT_EQ(get_octet(c2p[0]), 'o', "child's open") ||
+	    !ASSERT_EQ(pinned_size(r.g, "flows"), sizeof(struct smu_flow), "upgraded"))
+		goto out;
+	/* still the older program's: nothing attached the new one */
+	if (!ASSERT_OK(ur_round(&r, OLD, OLD + MID, ++seq), "flows before the attach") ||
+	    !ASSERT_OK(older_counts(o, &nf, &hits), "older counters") ||
+	    !ASSERT_EQ(nf, OLD + MID, "flows the older program learned, after the upgrade") ||
+	    !ASSERT_EQ(write(p2c[1], "g", 1), 1, "go") ||
+	    !ASSERT_EQ(get_octet(c2p[0]), 'a', "child's add"))
+		goto out;
+	/* the rig reads the upgraded group from now on */
+	older = r.g;
+	r.g = sockmig_udp_group_open_name(sockmig_udp_group_name(older), NULL);
+	if (!ASSERT_TRUE(r.g, sockmig_last_error()))
+		goto out;
+	for (int k = 0; k < ROUNDS; k++)
+		if (!ASSERT_OK(ur_round(&r, 0, ALL, ++seq), "a round after the attach"))
+			goto out;
+	for (int i = 0; i < ALL; i++)
+		if (!ASSERT_EQ(r.last[i], i < OLD + MID ? 1 : 2, "a flow's owner"))
+			goto out;
+	if (!ASSERT_EQ(r.lost, 0, "unanswered") || !ASSERT_EQ(r.misrouted, 0, "misrouted") ||
+	    !ASSERT_OK(ur_flows_match(&r), "the flow table") ||
+	    !ASSERT_OK(sockmig_udp_stats_read(r.g, &st), "stats") ||
+	    /* the older program's counts after the copy are not carried */
+	    !ASSERT_EQ(st.new_flows, OLD + NEW, "new flows") ||
+	    !ASSERT_EQ(st.flow_hits, OLD + ROUNDS * (OLD + MID) + (ROUNDS - 1) * NEW, "hits") ||
+	    !ASSERT_EQ(st.kernel_hash, 0, "kernel's hash"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (p2c[1] >= 0)
+		close(p2c[1]); /* the child's end */
+	if (pid > 0 && (!ASSERT_EQ(waitpid(pid, &status, 0), pid, "child") ||
+			!ASSERT_EQ(status, 0, "child's exit")))
+		ret = SM_FAIL;
+	for (int i = 0; i < 2; i++) {
+		if (c2p[i] >= 0)
+			close(c2p[i]);
+		if (i == 0 && p2c[0] >= 0)
+			close(p2c[0]);
+	}
+	sockmig_udp_group_close(older);
+	ur_stop(&r);
+	udp_older_bpf__destroy(o);
+	return ret;
+}
+
 /* (2) */
 SM_TEST(udp_upgrade_baseline_a_group_made_again_loses_its_flows)
 {
@@ -250,7 +393,7 @@ SM_TEST(udp_upgrade_baseline_a_group_made_again_loses_its_flows)
 	struct ur_rig r;
 	uint32_t seq = 0;
 
-	if (!ASSERT_OK(UR_START(OLD + NEW, &r, AF_INET, true, SOCKMIG_UDP_MODE_FLOW, 0), "rig") ||
+	if (!ASSERT_OK(UR_START(ALL, &r, AF_INET, true, SOCKMIG_UDP_MODE_FLOW, 0), "rig") ||
 	    !ASSERT_OK(older_rig(&r, &o, &seq), "the older group") ||
 	    /* "remove its directory" */
 	    !ASSERT_OK(sockmig_udp_group_destroy(r.g), "directory removed"))

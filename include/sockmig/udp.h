@@ -146,13 +146,14 @@ struct sockmig_udp_group_opts {
  * counters were shorter (fields were appended since), is upgraded by the
  * open: this version's program, the other maps reused as they are, a new
  * flow table and counters filled from the older ones (under the group
- * lock), pinned in their place. The member that the caller adds (or
- * registers again) next attaches it in place of the older program, so
- * call sockmig_udp_member_add() right after the open: until then the older
- * program routes, and a flow it learns meanwhile is not in the new table
- * (its next datagram goes to the working generation). A member of the
- * older version that adds a socket after that attaches its own program
- * again. Not upgraded (EEXIST): a group that learns flows when claimed
+ * lock), pinned in their place. The program is attached in place of the
+ * older one through a UDP socket of the calling process bound to @p addr
+ * when it has one, else by the next sockmig_udp_member_add() through the
+ * handle (a new socket, or one registered again); right after that attach
+ * the flows that the older program learned since the copy are copied too.
+ * The older servers keep every flow. A member of the older version that
+ * adds a socket after that attaches its own program again, which reads
+ * the older table. Not upgraded (EEXIST): a group that learns flows when claimed
  * (SOCKMIG_UDP_LEARN_CLAIM), whose members of the older version would
  * claim into the older table, and a group of a version before 17-octet
  * encrypted CIDs.
