@@ -16,6 +16,7 @@
  *      older program routes until the child adds generation 2's socket,
  *      and the flows it learns after the copy stay with generation 1 too
  *      (the catch-up after the attach);
+ *   1c. the joiner of (1) as an unmodified server under the shim;
  *   2. the baseline: the group's directory removed, as the refusal line
  *      said before, and made again: every older flow goes to generation 2;
  *   3. a group that learns flows when claimed is refused, unchanged.
@@ -26,6 +27,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -35,6 +37,7 @@
 #include <bpf/libbpf.h>
 
 #include "harness.h"
+#include "preload.h"
 #include "sockmig.h"
 #include "udp.h"
 #include "udp_older.skel.h"
@@ -381,6 +384,64 @@ out:
 	sockmig_udp_group_close(older);
 	ur_stop(&r);
 	udp_older_bpf__destroy(o);
+	return ret;
+}
+
+/* (1c) */
+SM_TEST(udp_upgrade_by_a_server_under_the_shim)
+{
+	struct sockmig_udp_group *g = NULL;
+	struct tp_proc srv = TP_PROC_INIT;
+	struct udp_older_bpf *o = NULL;
+	struct sockmig_udp_stats st;
+	long long nf = -1, hits = -1;
+	char args[64];
+	struct pl_ctx x;
+	struct ur_rig r;
+	uint32_t seq = 0;
+	int ret = pl_setup(&x);
+
+	if (ret != SM_PASS)
+		return ret;
+	ret = SM_FAIL;
+	if (!ASSERT_TRUE(tp_server_copy("udp_echo", x.server), "udp_echo") ||
+	    !ASSERT_OK(UR_START(ALL, &r, AF_INET, true, SOCKMIG_UDP_MODE_FLOW, 0), "rig") ||
+	    !ASSERT_OK(older_rig(&r, &o, &seq), "the older group"))
+		goto out;
+	/* an unmodified server of this version's shim: its bind opens the
+	 * group (upgraded, attached through its own socket) and registers */
+	snprintf(args, sizeof(args), "%d 2", UR_PORT);
+	if (!ASSERT_TRUE(pl_srv_start(&x, &srv, "gen2", true, false, NULL, args), "start") ||
+	    !ASSERT_TRUE(pl_srv_expect(&srv, "udp", "ready", NULL, 0), "ready"))
+		goto out;
+	for (int k = 0; k < ROUNDS; k++)
+		if (!ASSERT_OK(ur_round(&r, 0, ALL, ++seq), "a round after the join"))
+			goto out;
+	for (int i = 0; i < ALL; i++)
+		if (!ASSERT_EQ(r.last[i], i < OLD ? 1 : 2, "a flow's owner"))
+			goto out;
+	g = sockmig_udp_group_open_name(sockmig_udp_group_name(r.g), NULL);
+	if (!ASSERT_EQ(r.lost, 0, "unanswered") || !ASSERT_EQ(r.misrouted, 0, "misrouted") ||
+	    !ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(sockmig_udp_stats_read(g, &st), "stats") ||
+	    !ASSERT_EQ(st.new_flows, ALL, "new flows") ||
+	    !ASSERT_EQ(st.flow_hits, OLD + ROUNDS * OLD + (ROUNDS - 1) * (ALL - OLD), "hits") ||
+	    !ASSERT_OK(older_counts(o, &nf, &hits), "older counters") ||
+	    !ASSERT_EQ(nf, OLD, "the older program's new flows") ||
+	    !ASSERT_EQ(hits, OLD, "the older program's hits") ||
+	    /* the shim said nothing: it did not go inactive */
+	    !ASSERT_EQ(tp_proc_stderr(&srv, NULL), 0, "the server's stderr lines"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (srv.pid > 0 && kill(srv.pid, SIGTERM) == 0 &&
+	    (!pl_srv_expect(&srv, "udp", "bye", NULL, 0) || pl_srv_wait(&srv, 5000) != 0))
+		ret = SM_FAIL;
+	tp_proc_kill(&srv);
+	sockmig_udp_group_close(g);
+	ur_stop(&r);
+	udp_older_bpf__destroy(o);
+	pl_cleanup(&x);
 	return ret;
 }
 
