@@ -97,14 +97,14 @@ deps:
 $(OUTPUT) $(OUTPUT)/lib $(OUTPUT)/cli $(OUTPUT)/tests $(OUTPUT)/bench $(OUTPUT)/bpf:
 	$(Q)mkdir -p $@
 
-$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c bpf/policy.h bpf/udp.h bpf/aes128.h bpf/quic_enc.h | $(OUTPUT)/bpf
+$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c bpf/policy.h bpf/udp.h bpf/udp_maps.h bpf/aes128.h bpf/quic_enc.h | $(OUTPUT)/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 # The legacy policy is policy.bpf.c compiled again with SOCKMIG_LEGACY.
 $(OUTPUT)/bpf/policy_legacy.bpf.o: bpf/policy.bpf.c
 
-$(OUTPUT)/bpf/%.bpf.o: tests/bpf/%.bpf.c | $(OUTPUT)/bpf
+$(OUTPUT)/bpf/%.bpf.o: tests/bpf/%.bpf.c bpf/udp.h bpf/udp_maps.h | $(OUTPUT)/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 

@@ -82,62 +82,7 @@
 #define AF_INET	 2 /* <sys/socket.h>, which a BPF program does not include */
 #define AF_INET6 10
 
-struct {
-	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
-	__uint(max_entries, SMU_MAX_MEMBERS);
-	__type(key, __u32);
-	__type(value, __u64);
-} members SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SMU_MAX_MEMBERS);
-	__type(key, __u32);
-	__type(value, struct smu_slot);
-} slots SEC(".maps");
-
-/* max_entries set by user space before load (sockmig_udp_group_opts.flow_max) */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct smu_flow_key);
-	__type(value, struct smu_flow);
-} flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, struct smu_table);
-} table SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} tabidx SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct smu_config);
-} config SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct smu_qkey);
-} qkey SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct smu_stats);
-} stats SEC(".maps");
+#include "udp_maps.h"
 
 #define MASK(i) ((i) & (SMU_MAX_MEMBERS - 1))
 /* hide a value from the compiler, so that it keeps the mask after it:

@@ -33,61 +33,10 @@ struct older_stats {
 	__u64 rest[10];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
-	__uint(max_entries, SMU_MAX_MEMBERS);
-	__type(key, __u32);
-	__type(value, __u64);
-} members SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SMU_MAX_MEMBERS);
-	__type(key, __u32);
-	__type(value, struct smu_slot);
-} slots SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct smu_flow_key);
-	__type(value, struct older_flow);
-} flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, struct smu_table);
-} table SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} tabidx SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct smu_config);
-} config SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct smu_qkey);
-} qkey SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct older_stats);
-} stats SEC(".maps");
+/* the group's maps, the flows and counters of the older layout */
+#define SMU_FLOW_VALUE	struct older_flow
+#define SMU_STATS_VALUE struct older_stats
+#include "udp_maps.h"
 
 static __always_inline int route(struct sk_reuseport_md *ctx, int coarse)
 {
