@@ -59,7 +59,7 @@ bool qt_bind_into(const char *root, const char *src, const char *dst, unsigned l
 	return true;
 }
 
-int qt_enter(struct qt_env *env, const char *const *need, char *why, size_t len)
+int qt_mount(struct qt_env *env, const char *const *need, const char *bin, char *why, size_t len)
 {
 	char p[PATH_MAX + 64];
 	struct stat st;
@@ -70,10 +70,13 @@ int qt_enter(struct qt_env *env, const char *const *need, char *why, size_t len)
 	}
 	snprintf(p, sizeof(p), "%s/.sockmig-quic", env->root);
 	if (stat(p, &st) < 0) {
-		snprintf(why, len,
-			 "no real-QUIC tree at %s (make quic-root makes it: Debian 13, "
-			 "python3-aioquic)",
+		snprintf(why, len, "no real-QUIC tree at %s (make quic-root makes it: Debian 13)",
 			 env->root);
+		return SM_SKIP;
+	}
+	snprintf(p, sizeof(p), "%s/%s", env->root, bin ? bin : "");
+	if (bin && access(p, X_OK) < 0) {
+		snprintf(why, len, "no /%s in %s (make quic-root adds it)", bin, env->root);
 		return SM_SKIP;
 	}
 	if (access("/usr/sbin/chroot", X_OK) < 0) {
@@ -97,6 +100,15 @@ int qt_enter(struct qt_env *env, const char *const *need, char *why, size_t len)
 	    !qt_bind_into(env->root, "/proc", "/proc", MS_REC) ||
 	    !qt_bind_into(env->root, "/sys/fs/bpf", "/sys/fs/bpf", 0))
 		return SM_FAIL;
+	return SM_PASS;
+}
+
+int qt_enter(struct qt_env *env, const char *const *need, char *why, size_t len)
+{
+	int ret = qt_mount(env, need, NULL, why, len);
+
+	if (ret != SM_PASS)
+		return ret;
 	snprintf(env->dir, sizeof(env->dir), "/tmp/sm-quic.XXXXXX");
 	if (!mkdtemp(env->dir)) {
 		printf("mkdtemp: %s\n", strerror(errno));

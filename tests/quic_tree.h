@@ -36,6 +36,10 @@ struct qt_env {
  * directory in env->dir (SM_PASS; SM_FAIL with one line).
  */
 int qt_enter(struct qt_env *env, const char *const *need, char *why, size_t len);
+/* The same without the temporary directory, and with @bin (a program's
+ * path in the tree, without its leading '/'; NULL: none) required: SM_SKIP
+ * when the tree lacks it. */
+int qt_mount(struct qt_env *env, const char *const *need, const char *bin, char *why, size_t len);
 /* Start program @prog of the build's tests/servers/ in the tree as @p
  * (python3 runs it when its name ends in .py), with @args
  * (space-separated, at most 11 words: tp_proc_start() takes 14 with

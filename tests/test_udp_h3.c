@@ -75,8 +75,7 @@
 #define HN_WAIT_MS  10000 /* a start, a probe, an exit */
 
 struct hn {
-	char root[PATH_MAX];	      /* the tree */
-	char out[PATH_MAX];	      /* the build: .output/ */
+	struct qt_env q;	      /* the tree and the build (its dir unused) */
 	char dir[PATH_MAX];	      /* the run directory, as the host sees it */
 	const char *in;		      /* the same, as the tree sees it */
 	char err[PATH_MAX + 64];      /* the client's stderr */
@@ -98,59 +97,24 @@ struct hn_res {
 static int hn_enter(struct hn *h, char *why, size_t len)
 {
 	static const char *const need[] = {"libsockmig.so.0", "libsockmig-preload.so",
-					   "tests/servers/h3_load.py"};
-	char p[PATH_MAX + 64];
+					   "tests/servers/h3_load.py", NULL};
+	int ret = qt_mount(&h->q, need, h->ngtcp2 ? "usr/sbin/gtlsserver" : "usr/sbin/nginx", why,
+			   len);
 
-	if (!qt_tree_path(h->root, sizeof(h->root))) {
-		snprintf(why, len, "no HOME to find the real-QUIC tree under");
-		return SM_SKIP;
-	}
-	snprintf(p, sizeof(p), "%s/.sockmig-quic", h->root);
-	if (access(p, F_OK) < 0) {
-		snprintf(why, len,
-			 "no real-QUIC tree at %s (make quic-root makes it: Debian 13, nginx)",
-			 h->root);
-		return SM_SKIP;
-	}
-	snprintf(p, sizeof(p), "%s/usr/sbin/%s", h->root, h->ngtcp2 ? "gtlsserver" : "nginx");
-	if (access(p, X_OK) < 0) {
-		snprintf(why, len, "no %s in %s (make quic-root adds it)", p + strlen(h->root),
-			 h->root);
-		return SM_SKIP;
-	}
-	if (access("/usr/sbin/chroot", X_OK) < 0) {
-		snprintf(why, len, "no /usr/sbin/chroot");
-		return SM_SKIP;
-	}
-	if (!qt_build_dir(h->out, sizeof(h->out)))
-		return SM_FAIL;
-	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
-		snprintf(p, sizeof(p), "%s/%s", h->out, need[i]);
-		if (access(p, R_OK) < 0) {
-			printf("no %s: make builds it\n", p);
-			return SM_FAIL;
-		}
-	}
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		printf("cannot make a mount namespace: %s\n", strerror(errno));
-		return SM_FAIL;
-	}
-	if (!qt_bind_into(h->root, h->out, "/opt/sockmig", 0) ||
-	    !qt_bind_into(h->root, "/proc", "/proc", MS_REC) ||
-	    !qt_bind_into(h->root, "/sys/fs/bpf", "/sys/fs/bpf", 0))
-		return SM_FAIL;
+	if (ret != SM_PASS)
+		return ret;
 	/* tp_proc keeps a stderr path of 128 bytes */
-	if (strlen(h->root) > 60) {
-		printf("the tree's path %s is too long for this case\n", h->root);
+	if (strlen(h->q.root) > 60) {
+		printf("the tree's path %s is too long for this case\n", h->q.root);
 		return SM_FAIL;
 	}
-	snprintf(h->dir, sizeof(h->dir), "%s/tmp/sm-h3.XXXXXX", h->root);
+	snprintf(h->dir, sizeof(h->dir), "%s/tmp/sm-h3.XXXXXX", h->q.root);
 	if (!mkdtemp(h->dir)) {
 		printf("mkdtemp %s: %s\n", h->dir, strerror(errno));
 		h->dir[0] = '\0';
 		return SM_FAIL;
 	}
-	h->in = h->dir + strlen(h->root);
+	h->in = h->dir + strlen(h->q.root);
 	snprintf(h->err, sizeof(h->err), "%s/client.stderr", h->dir);
 	return SM_PASS;
 }
@@ -161,7 +125,7 @@ static bool hn_python(struct hn *h, struct tp_proc *p, const char *name, const c
 	char all[512];
 
 	snprintf(all, sizeof(all), "%s /usr/bin/python3 /opt/sockmig/tests/servers/h3_load.py %s",
-		 h->root, args);
+		 h->q.root, args);
 	if (strlen(all) >= HN_ARGS_MAX ||
 	    !tp_proc_start(p, h->dir, name, "/usr/sbin/chroot", NULL, false, NULL, -1, all)) {
 		printf("cannot start %s\n", name);
@@ -267,10 +231,10 @@ static bool hn_start(struct hn *h, int k)
 		snprintf(all, sizeof(all),
 			 "%s " HN_SHIM "/usr/sbin/gtlsserver -q -d %s/i%d 127.0.0.1 %d %s/key.pem "
 			 "%s/cert.pem",
-			 h->root, h->in, k, HN_PORT, h->in, h->in);
+			 h->q.root, h->in, k, HN_PORT, h->in, h->in);
 	else
 		snprintf(all, sizeof(all), "%s %s/usr/sbin/nginx -p %s/i%d -c %s/i%d/nginx.conf",
-			 h->root,
+			 h->q.root,
 			 h->plain ? ""
 				  : HN_SHIM "SOCKMIG_REUSEPORT=udp SOCKMIG_UDP_MODE=flow "
 					    "SOCKMIG_DEBUG=1 ",
