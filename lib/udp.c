@@ -101,9 +101,6 @@ static void close_fds(struct sockmig_udp_group *g)
 			close(g->fd[i]);
 		g->fd[i] = -1;
 	}
-	if (g->older_flows >= 0)
-		close(g->older_flows);
-	g->older_flows = -1;
 }
 
 /* The value size of each map of a group, in the order of enum UFD_*. */
@@ -116,7 +113,7 @@ static const uint32_t udp_value_size[UFD_PROG] = {
 int sm_udp_get_pinned(struct sockmig_udp_group *g)
 {
 	char pin[PATH_MAX + 32];
-	bool older = false;
+	bool older = false, qkey_short = false;
 
 	for (size_t i = 0; i < UFD_N; i++) {
 		struct bpf_map_info info;
@@ -142,6 +139,7 @@ int sm_udp_get_pinned(struct sockmig_udp_group *g)
 		}
 		/* a key map of before 17-octet CIDs (no inverse S-box, which
 		 * only they need: that build made none) is read as it is */
+		qkey_short |= i == UFD_QKEY && info.value_size == offsetof(struct smu_qkey, isbox);
 		if (!(i == UFD_QKEY && info.value_size == offsetof(struct smu_qkey, isbox))) {
 			close_fds(g);
 			return sm_fail(EEXIST,
@@ -152,12 +150,14 @@ int sm_udp_get_pinned(struct sockmig_udp_group *g)
 		}
 	}
 	if (older) {
+		int err = sm_udp_upgrade_refusal(g, qkey_short);
+
 		close_fds(g);
-		return sm_fail(ESTALE,
-			       "UDP group %s was made by an older version of sockmig: a server of "
-			       "this version that joins it upgrades it (unless it learns flows "
-			       "when claimed)",
-			       g->base.name);
+		return err ? err
+			   : sm_fail(ESTALE,
+				     "UDP group %s was made by an older version of sockmig: a "
+				     "server of this version that joins it upgrades it",
+				     g->base.name);
 	}
 	return 0;
 }
@@ -190,16 +190,12 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 	struct bpf_map *map;
 	uint32_t old_flows = 0;
 	bool upgrade, older[2];
-	int err, pinned_enc, older_fd = -1;
+	int err, pinned_enc;
 
 	err = sm_udp_get_pinned(g);
 	upgrade = err == -ESTALE;
-	if (upgrade)
-		err = sm_udp_upgrade_check(g);
 	if (err != -ENOENT && err != -EPERM && !upgrade)
 		return err; /* 0, or another version's (said) */
-	if (err && upgrade)
-		return err;
 	skel = udp_bpf__open();
 	if (!skel)
 		return sm_fail(errno, "cannot open the UDP group program: %s", strerror(errno));
@@ -255,40 +251,33 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 			err == -EPERM ? ")" : "");
 		goto out;
 	}
-	/* both maps ready beside the older ones, then renamed over them; the
-	 * older flows kept open for the catch-up after the attach */
+	/* both maps and the program ready beside the older ones, then
+	 * renamed over them (the program last: the one pinned reads the maps
+	 * pinned) */
 	if (older[0])
-		err = sm_udp_upgrade_map(g, UFD_FLOWS, bpf_map__fd(skel->maps.flows), &older_fd);
+		err = sm_udp_upgrade_map(g, UFD_FLOWS, bpf_map__fd(skel->maps.flows));
 	if (!err && older[1])
-		err = sm_udp_upgrade_map(g, UFD_STATS, bpf_map__fd(skel->maps.stats), NULL);
-	if (!err && older[1])
-		err = sm_udp_upgrade_pin(g, UFD_STATS, true);
-	if (!err && older[0])
-		err = sm_udp_upgrade_pin(g, UFD_FLOWS, true);
+		err = sm_udp_upgrade_map(g, UFD_STATS, bpf_map__fd(skel->maps.stats));
+	snprintf(pin, sizeof(pin), "%s/new-prog", g->base.path);
+	unlink(pin);
+	if (!err && bpf_obj_pin(bpf_program__fd(prog), pin) < 0)
+		err = sm_fail(errno, "cannot pin %s: %s", pin, strerror(errno));
 	if (err) {
-		for (unsigned int i = 0; i < 2; i++)
-			if (older[i])
-				sm_udp_upgrade_pin(g, i ? UFD_STATS : UFD_FLOWS, false);
+		unlink(pin);
+		sm_udp_upgrade_drop(g);
 		goto out;
 	}
-	snprintf(pin, sizeof(pin), "%s/prog", g->base.path);
-	unlink(pin); /* one left over reads maps that are gone */
-	if (bpf_obj_pin(bpf_program__fd(prog), pin) < 0) {
-		err = -errno;
-		sm_fail(errno, "cannot pin %s: %s", pin, strerror(errno));
+	err = sm_udp_upgrade_pins(g, older[0], older[1]);
+	if (!err && renameat(g->base.dirfd, "new-prog", g->base.dirfd, "prog") < 0)
+		err = sm_fail(errno, "cannot pin %s/prog: %s", g->base.path, strerror(errno));
+	if (err)
 		goto out;
-	}
 	err = sm_udp_get_pinned(g);
 	if (err)
 		sm_fail(-err, "the pins of %s went while they were made", g->base.path);
-	else if (older_fd >= 0) {
-		g->older_flows = older_fd;
-		older_fd = -1;
+	else if (upgrade)
 		sm_udp_upgrade_attach(g);
-	}
 out:
-	if (older_fd >= 0)
-		close(older_fd);
 	udp_bpf__destroy(skel);
 	return err < 0 ? err : 0;
 }
@@ -384,7 +373,6 @@ struct sockmig_udp_group *sm_udp_alloc(void)
 	g->base.fd_tabidx = g->base.fd_gstats = g->base.fd_kick = g->base.fd_lease = -1;
 	for (size_t i = 0; i < UFD_N; i++)
 		g->fd[i] = -1;
-	g->older_flows = -1;
 	return g;
 }
 

@@ -186,16 +186,16 @@ static int add_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
 			/* registered again: a new generation, active again;
 			 * the program attached again (this handle's: that of
 			 * a group upgraded since, lib/udp_upgrade.c) */
-			u[i].s = a->s;
-			if (bpf_map_update_elem(g->fd[UFD_SLOTS], &i, &u[i].s, BPF_ANY) < 0)
-				return sm_fail(errno, "cannot write slot %u: %s", i,
-					       strerror(errno));
 			if (setsockopt(a->fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF,
 				       &g->fd[UFD_PROG], sizeof(int)) < 0)
 				return sm_fail(errno,
 					       "cannot attach the UDP program through fd %d: %s",
 					       a->fd, strerror(errno));
 			sm_udp_upgrade_catch_up(g);
+			u[i].s = a->s;
+			if (bpf_map_update_elem(g->fd[UFD_SLOTS], &i, &u[i].s, BPF_ANY) < 0)
+				return sm_fail(errno, "cannot write slot %u: %s", i,
+					       strerror(errno));
 			return 0;
 		}
 		if (slot == SMU_MAX_MEMBERS && !u[i].live &&
@@ -233,7 +233,7 @@ static int add_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
 	}
 	u[slot].s = a->s;
 	u[slot].live = true;
-	sm_udp_upgrade_catch_up(g); /* when this handle upgraded the group */
+	sm_udp_upgrade_catch_up(g); /* after an upgrade (lib/udp_upgrade.c) */
 	return 0;
 }
 

@@ -43,26 +43,29 @@ SM_HIDDEN bool sm_udp_upgradable(unsigned int i, uint32_t value_size);
  * entries then in *@max_entries, when not NULL). */
 SM_HIDDEN bool sm_udp_pin_older(const struct sockmig_udp_group *g, unsigned int i,
 				uint32_t *max_entries);
-/* 0 when the older group may be upgraded; a negative errno after an
- * error line when not (it learns flows when claimed). */
-SM_HIDDEN int sm_udp_upgrade_check(const struct sockmig_udp_group *g);
+/* For a group of an older layout whose maps g holds: 0 when it may be
+ * upgraded; -EEXIST after an error line when not (it learns flows when
+ * claimed; @qkey_short: before 17-octet CIDs). */
+SM_HIDDEN int sm_udp_upgrade_refusal(const struct sockmig_udp_group *g, bool qkey_short);
 /* Fill map @new (this version's map @i, unpinned) from the older one
- * pinned, then pin it beside it; the older map's fd in *@keep when not
- * NULL (the caller closes it). Under the group lock. 0, or a negative
- * errno after an error line. */
-SM_HIDDEN int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int new,
-				 int *keep);
-/* After an upgrade (g->older_flows open): attach g's program through a UDP
- * socket of the calling process bound to the group's address, when it has
- * one, then sm_udp_upgrade_catch_up(). Under the group lock. */
+ * pinned, then pin it beside it ("new-" and its name). Under the group
+ * lock. 0, or a negative errno after an error line. */
+SM_HIDDEN int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int new);
+/* Then the older flows renamed UDP_OLDER_FLOWS (@flows), the new ones
+ * over them, the new counters over the older ones (@stats). */
+SM_HIDDEN int sm_udp_upgrade_pins(const struct sockmig_udp_group *g, bool flows, bool stats);
+/* An upgrade that failed before its renames: its new pins removed, the
+ * older group as it was. */
+SM_HIDDEN void sm_udp_upgrade_drop(const struct sockmig_udp_group *g);
+/* After an upgrade: attach g's program through a UDP socket of the
+ * calling process bound to the group's address, when it has one, then
+ * sm_udp_upgrade_catch_up(). Under the group lock. */
 SM_HIDDEN void sm_udp_upgrade_attach(struct sockmig_udp_group *g);
-/* Once g's program is attached: the flows that the older program learned
- * since the copy, and that the new table lacks, copied too; then
- * g->older_flows closed. Nothing when it is not open. Under the lock. */
+/* Once g's program is attached (any member add): when UDP_OLDER_FLOWS is
+ * pinned, it is removed and its flows copied over the group's table.
+ * Under the group lock. */
 SM_HIDDEN void sm_udp_upgrade_catch_up(struct sockmig_udp_group *g);
-/* Then rename it over the older one (@done), or remove it (not @done: an
- * upgrade that failed leaves the older group as it was). */
-SM_HIDDEN int sm_udp_upgrade_pin(const struct sockmig_udp_group *g, unsigned int i, bool done);
+#define UDP_OLDER_FLOWS "older-flows"
 
 struct sockmig_udp_group {
 	/* path, root, name, dirfd for pin.c's directory and lock code; none
@@ -77,9 +80,6 @@ struct sockmig_udp_group {
 	 * next call tries that slot first); 0: none yet */
 	uint64_t last_cookie;
 	uint32_t last_slot;
-	/* the flow table of the older version's group that this handle
-	 * upgraded, until its program is attached (lib/udp_upgrade.c); -1 */
-	int older_flows;
 };
 
 /* A handle with no fd open (lib/udp.c). */

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * A UDP group pinned by an older sockmig, upgraded in place by the next
- * opener of this version (lib/udp.c's load_pinned(), under the group lock).
+ * sockmig_udp_group_open() of this version (lib/udp.c's load_pinned(),
+ * under the group lock).
  *
  * Since the group's slots and config took their present form, its maps
  * changed only by fields appended to two values: struct smu_flow (the
@@ -9,24 +10,26 @@
  * those shorter, and every other map as this version has it, is upgraded:
  * this version's program is loaded with the maps that did not change (the
  * pins, as they are), a new flow table and counters are filled from the
- * old ones (each value copied, the appended fields zero), pinned beside
- * them and renamed over them, and the program pinned. Then the program is
+ * old ones (each value copied, the appended fields zero) and pinned beside
+ * them; then the older flow table is renamed "older-flows", the new maps
+ * and the program are renamed over the older pins. Then the program is
  * attached to the kernel's group, in place of the older one, through a
  * socket of the opener's bound to the group's address (a server that binds
  * before it opens, and sockmig attach, which holds copies of the members);
- * an opener without one attaches it at its next member add (or
- * registration again). The flows that the older program learned go on to
- * their sockets.
+ * else the next member add of any process of this version attaches it.
  *
- * Between the copy and that attach the older program runs on, against the
- * older maps, and the copy may pass over a flow it learns then: right after
- * the attach, when it runs no more, the flows of the older table that the
- * new one lacks are copied too (the catch-up). Its counters of that time
- * are not carried.
+ * Until that attach the older program runs on, against the older maps, and
+ * the copy may have passed over a flow it learned since. So right after
+ * the first attach, when the older program runs no more, the flows of
+ * "older-flows" are copied again over the new table (the catch-up: the
+ * older values are the right ones, the new table has had no program
+ * writing to it), and "older-flows" is removed. The older program's
+ * counters of that time are not carried.
  *
- * Refused: a group that learns flows when claimed. Its members of the
- * older version would go on claiming into the older table, which this
- * program does not read.
+ * Refused (sm_udp_upgrade_refusal()): a group that learns flows when
+ * claimed, whose members of the older version would go on claiming into
+ * the older table, which this program does not read; and a group of a
+ * version before 17-octet CIDs (a shorter key map).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -36,8 +39,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -85,38 +88,30 @@ bool sm_udp_pin_older(const struct sockmig_udp_group *g, unsigned int i, uint32_
 	return size && sm_udp_upgradable(i, size);
 }
 
-int sm_udp_upgrade_check(const struct sockmig_udp_group *g)
+int sm_udp_upgrade_refusal(const struct sockmig_udp_group *g, bool qkey_short)
 {
-	char pin[PATH_MAX + 32];
 	struct smu_config c;
 	uint32_t zero = 0;
-	int fd, err = 0;
 
-	/* the config's layout is this version's: sm_udp_get_pinned() */
-	snprintf(pin, sizeof(pin), "%s/config", g->base.path);
-	fd = bpf_obj_get(pin);
-	if (fd < 0)
-		return sm_fail(errno, "cannot open %s: %s", pin, strerror(errno));
-	if (bpf_map_lookup_elem(fd, &zero, &c) < 0)
-		err = sm_fail(errno, "cannot read %s: %s", pin, strerror(errno));
-	else if (c.learn == SMU_LEARN_CLAIM)
-		err = sm_fail(
-			EEXIST,
-			"UDP group %s was made by an older version of sockmig and learns flows "
-			"when claimed: its servers of that version would claim into a table "
-			"this one does not read; stop them, or remove its directory",
-			g->base.name);
-	close(fd);
-	if (!err && pinned_size(g, sm_udp_pins[UFD_QKEY], NULL) != sizeof(struct smu_qkey))
-		err = sm_fail(EEXIST,
-			      "UDP group %s was made by a version of sockmig too old to upgrade "
-			      "(its qkey map): remove its directory",
-			      g->base.name);
-	return err;
+	if (qkey_short)
+		return sm_fail(EEXIST,
+			       "UDP group %s was made by a version of sockmig too old to upgrade "
+			       "(before 17-octet CIDs): remove its directory once its servers stop",
+			       g->base.name);
+	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &c) < 0)
+		return sm_fail(errno, "cannot read the config of %s: %s", g->base.name,
+			       strerror(errno));
+	if (c.learn == SMU_LEARN_CLAIM)
+		return sm_fail(EEXIST,
+			       "UDP group %s was made by an older version of sockmig and learns "
+			       "flows when claimed: its servers of that version would claim into "
+			       "a table this one does not read; stop them, or remove its directory",
+			       g->base.name);
+	return 0;
 }
 
 /* Copy the older flow table @old into @new, key by key: each value as it
- * is, the fields appended since zero. The number
+ * is, the fields appended since zero (over any entry there). The number
  * copied, or a negative errno. The older program may learn or evict flows
  * meanwhile: the walk is bounded by twice the table's entries (a key
  * evicted under it restarts the walk from the first key). */
@@ -135,7 +130,7 @@ static long copy_flows_each(int old, int new, uint32_t max_entries)
 		memset(&v, 0, sizeof(v));
 		if (bpf_map_lookup_elem(old, &key, &v) < 0)
 			continue; /* evicted or expired meanwhile */
-		if (bpf_map_update_elem(new, &key, &v, BPF_NOEXIST) == 0)
+		if (bpf_map_update_elem(new, &key, &v, BPF_ANY) == 0)
 			n++;
 	}
 	return n;
@@ -235,14 +230,14 @@ static int copy_stats(int old, int new, uint32_t osz)
 	return err;
 }
 
-int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int new, int *keep)
+int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int new)
 {
 	const char *name = sm_udp_pins[i];
 	char pin[PATH_MAX + 32], tmp[NAME_MAX + 1];
 	struct bpf_map_info info;
 	uint32_t len = sizeof(info);
 	long n = 0;
-	int old, err;
+	int old;
 
 	snprintf(pin, sizeof(pin), "%s/%s", g->base.path, name);
 	old = bpf_obj_get(pin);
@@ -258,23 +253,17 @@ int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int ne
 		n = copy_flows(old, new, info.value_size, info.max_entries);
 	else
 		n = copy_stats(old, new, info.value_size);
-	if (keep && n >= 0)
-		*keep = old;
-	else
-		close(old);
+	close(old);
 	if (n < 0)
 		return sm_fail((int)-n, "cannot copy %s of UDP group %s: %s", name, g->base.name,
 			       strerror((int)-n));
-	/* pinned beside the older one; sm_udp_upgrade_pin() renames it over
-	 * it once every map is ready */
+	/* pinned beside the older one; sm_udp_upgrade_pins() renames it */
 	snprintf(tmp, sizeof(tmp), "new-%s", name); /* bpffs takes no dot */
 	unlinkat(g->base.dirfd, tmp, 0);
 	snprintf(pin, sizeof(pin), "%s/%s", g->base.path, tmp);
-	if (bpf_obj_pin(new, pin) < 0) {
-		err = -errno;
-		return sm_fail(-err, "cannot pin the upgraded %s of UDP group %s: %s", name,
-			       g->base.name, strerror(-err));
-	}
+	if (bpf_obj_pin(new, pin) < 0)
+		return sm_fail(errno, "cannot pin the upgraded %s of UDP group %s: %s", name,
+			       g->base.name, strerror(errno));
 	if (i == UFD_FLOWS)
 		sm_log(SOCKMIG_INFO,
 		       "libsockmig: UDP group %s was made by an older version of sockmig: "
@@ -283,41 +272,58 @@ int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int ne
 	return 0;
 }
 
-int sm_udp_upgrade_pin(const struct sockmig_udp_group *g, unsigned int i, bool done)
+/* Rename @from over @to in the group's directory. */
+static int rename_pin(const struct sockmig_udp_group *g, const char *from, const char *to)
 {
-	char tmp[NAME_MAX + 1];
-
-	snprintf(tmp, sizeof(tmp), "new-%s", sm_udp_pins[i]);
-	if (!done) {
-		unlinkat(g->base.dirfd, tmp, 0);
-		return 0;
-	}
-	if (renameat(g->base.dirfd, tmp, g->base.dirfd, sm_udp_pins[i]) < 0) {
-		int err = errno;
-
-		unlinkat(g->base.dirfd, tmp, 0);
-		return sm_fail(err, "cannot pin the upgraded %s of UDP group %s: %s",
-			       sm_udp_pins[i], g->base.name, strerror(err));
-	}
+	if (renameat(g->base.dirfd, from, g->base.dirfd, to) < 0)
+		return sm_fail(errno, "cannot rename %s/%s to %s: %s", g->base.path, from, to,
+			       strerror(errno));
 	return 0;
+}
+
+int sm_udp_upgrade_pins(const struct sockmig_udp_group *g, bool flows, bool stats)
+{
+	int err = 0;
+
+	if (!flows && !stats)
+		return 0;
+	if (flows)
+		err = rename_pin(g, "flows", UDP_OLDER_FLOWS);
+	if (!err && flows)
+		err = rename_pin(g, "new-flows", "flows");
+	if (!err && stats)
+		err = rename_pin(g, "new-stats", "stats");
+	return err;
+}
+
+void sm_udp_upgrade_drop(const struct sockmig_udp_group *g)
+{
+	unlinkat(g->base.dirfd, "new-flows", 0);
+	unlinkat(g->base.dirfd, "new-stats", 0);
 }
 
 void sm_udp_upgrade_catch_up(struct sockmig_udp_group *g)
 {
+	char pin[PATH_MAX + 32];
 	struct bpf_map_info info;
 	uint32_t len = sizeof(info);
 	long n;
+	int old;
 
-	if (g->older_flows < 0)
-		return;
+	if (faccessat(g->base.dirfd, UDP_OLDER_FLOWS, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		return; /* the common case: no upgrade pending */
+	snprintf(pin, sizeof(pin), "%s/%s", g->base.path, UDP_OLDER_FLOWS);
+	old = bpf_obj_get(pin);
+	/* removed first: a catch-up runs once, never from a table that the
+	 * new program has run past for long */
+	unlinkat(g->base.dirfd, UDP_OLDER_FLOWS, 0);
 	memset(&info, 0, sizeof(info));
-	/* after the attach the older program runs no more (its last runs end
-	 * within an RCU grace period: a flow learned in one is caught at the
-	 * next datagram's fallback); key by key, the new table's own entries
-	 * kept */
-	n = bpf_obj_get_info_by_fd(g->older_flows, &info, &len) < 0
-		    ? -errno
-		    : copy_flows_each(g->older_flows, g->fd[UFD_FLOWS], info.max_entries);
+	if (old < 0 || bpf_obj_get_info_by_fd(old, &info, &len) < 0)
+		n = -errno;
+	else
+		n = copy_flows(old, g->fd[UFD_FLOWS], info.value_size, info.max_entries);
+	if (old >= 0)
+		close(old);
 	if (n < 0)
 		sm_log(SOCKMIG_WARN,
 		       "libsockmig: UDP group %s: the flows learned during its upgrade were not "
@@ -325,28 +331,25 @@ void sm_udp_upgrade_catch_up(struct sockmig_udp_group *g)
 		       g->base.name, strerror((int)-n));
 	else
 		sm_log(SOCKMIG_INFO,
-		       "libsockmig: UDP group %s: %ld flows learned during its upgrade copied\n",
+		       "libsockmig: UDP group %s: %ld flows copied after the attach\n",
 		       g->base.name, n);
-	close(g->older_flows);
-	g->older_flows = -1;
 }
 
 void sm_udp_upgrade_attach(struct sockmig_udp_group *g)
 {
 	struct dirent *d;
-	DIR *dir;
+	DIR *dir = opendir("/proc/self/fd");
 
-	if (g->older_flows < 0)
-		return;
-	dir = opendir("/proc/self/fd");
 	while (dir && (d = readdir(dir))) {
 		char *end;
 		long num = strtol(d->d_name, &end, 10);
-		struct stat st;
-		int fd;
+		int fd, proto = 0;
+		socklen_t plen = sizeof(proto);
 
+		/* a UDP socket's (no fstat: it could block on another file) */
 		if (end == d->d_name || *end || num == dirfd(dir) || num > INT_MAX ||
-		    fstat((int)num, &st) < 0 || !S_ISSOCK(st.st_mode))
+		    getsockopt((int)num, SOL_SOCKET, SO_PROTOCOL, &proto, &plen) < 0 ||
+		    proto != IPPROTO_UDP)
 			continue;
 		/* a copy: another thread of the process may close and reuse
 		 * its number meanwhile, never this one's socket */

@@ -12,10 +12,11 @@
  *      this process holds: the older program counts none of them);
  *      generation 2 takes the new flows; the counters carry on from the
  *      older ones; a reader (sockmig status) is told before;
- *   1b. an opener with no socket of the group (a child process): the
- *      older program routes until the child adds generation 2's socket,
- *      and the flows it learns after the copy stay with generation 1 too
- *      (the catch-up after the attach);
+ *   1b. an opener with no socket of the group (a child process that
+ *      then exits): the older program routes on, into the older table,
+ *      until another opener adds generation 2's socket; the flows it
+ *      learned after the copy stay with generation 1 too (the catch-up
+ *      after the attach);
  *   1c. the joiner of (1) as an unmodified server under the shim;
  *   2. the baseline: the group's directory removed, as the refusal line
  *      said before, and made again: every older flow goes to generation 2;
@@ -59,7 +60,7 @@ static int pin_over(const char *dir, const char *name, int fd)
 {
 	char tmp[PATH_MAX + 64], pin[PATH_MAX + 64];
 
-	snprintf(tmp, sizeof(tmp), "%s/older-%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/fixture-%s", dir, name);
 	snprintf(pin, sizeof(pin), "%s/%s", dir, name);
 	unlink(tmp);
 	if (bpf_obj_pin(fd, tmp) < 0 || rename(tmp, pin) < 0) {
@@ -198,6 +199,21 @@ static int join_second(struct ur_rig *r, struct sockmig_udp_group *g,
 	return ur_add(r, 2) == 1 ? 0 : -1;
 }
 
+/* ROUNDS rounds of every flow, then each one's owner: generation 1 for
+ * the first @ones flows, 2 for the others; none unanswered or misrouted. */
+static int rounds_after(struct ur_rig *r, uint32_t *seq, int ones)
+{
+	for (int k = 0; k < ROUNDS; k++)
+		if (!ASSERT_OK(ur_round(r, 0, ALL, ++*seq), "a round"))
+			return -1;
+	for (int i = 0; i < ALL; i++)
+		if (!ASSERT_EQ(r->last[i], i < ones ? 1 : 2, "a flow's owner"))
+			return -1;
+	if (!ASSERT_EQ(r->lost, 0, "unanswered") || !ASSERT_EQ(r->misrouted, 0, "misrouted"))
+		return -1;
+	return 0;
+}
+
 /* (1) */
 SM_TEST(udp_upgrade_keeps_an_older_groups_flows)
 {
@@ -235,13 +251,7 @@ SM_TEST(udp_upgrade_keeps_an_older_groups_flows)
 	    !ASSERT_OK(join_second(&r, g, &older), "generation 2 joins"))
 		goto out;
 	g = NULL; /* the rig's now */
-	for (int k = 0; k < ROUNDS; k++)
-		if (!ASSERT_OK(ur_round(&r, 0, ALL, ++seq), "a round after the upgrade"))
-			goto out;
-	for (int i = 0; i < ALL; i++)
-		if (!ASSERT_EQ(r.last[i], i < OLD + MID ? 1 : 2, "a flow's owner"))
-			goto out;
-	if (!ASSERT_EQ(r.lost, 0, "unanswered") || !ASSERT_EQ(r.misrouted, 0, "misrouted") ||
+	if (!ASSERT_OK(rounds_after(&r, &seq, OLD + MID), "after the join") ||
 	    !ASSERT_OK(ur_flows_match(&r), "the flow table") ||
 	    !ASSERT_OK(sockmig_udp_stats_read(r.g, &st), "stats") ||
 	    !ASSERT_EQ(st.new_flows, ALL, "new flows") ||
@@ -272,59 +282,12 @@ static int get_octet(int fd)
 	return c;
 }
 
-/* (1b), the child: a server of this version with no socket of the group
- * when it opens it, so the open upgrades and attaches nothing. Told by
- * @rd, it then binds generation 2's socket, adds it (the attach, then the
- * catch-up) and answers its datagrams as the rig's echo does, until the
- * parent's end of @p2c closes (20 s at most). */
-static void __attribute__((noreturn)) late_server(struct ur_rig *r, const int *p2c, const int *c2p)
-{
-	SOCKMIG_OPTS(sockmig_udp_member_opts, mo, .generation = 2);
-	int one = 1, fd, rd = p2c[0], wr = c2p[1];
-	struct sockmig_udp_group *g;
-	uint64_t end;
-
-	close(p2c[1]); /* the parent's ends: its close is the end */
-	close(c2p[0]);
-	for (int k = 0; k < atomic_load(&r->nsrv); k++)
-		close(r->srv[k]);
-	g = sockmig_udp_group_open((struct sockaddr *)&r->addr, r->alen, NULL);
-	if (!g || write(wr, "o", 1) != 1 || get_octet(rd) != 'g')
-		_exit(1);
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&r->addr, r->alen) < 0 ||
-	    sockmig_udp_member_add(g, fd, &mo) < 0) {
-		printf("late server: %s\n", sockmig_last_error());
-		_exit(1);
-	}
-	if (write(wr, "a", 1) != 1)
-		_exit(1);
-	end = ur_now_ms() + 20000;
-	while (ur_now_ms() < end) {
-		struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = rd, .events = POLLIN}};
-		struct sockaddr_storage from;
-		socklen_t fl = sizeof(from);
-		struct ur_msg m;
-
-		if (poll(p, 2, 100) < 0 || p[1].revents)
-			break;
-		while (recvfrom(fd, &m, sizeof(m), MSG_DONTWAIT, (struct sockaddr *)&from, &fl) ==
-		       sizeof(m)) {
-			m.gen = 2;
-			sendto(fd, &m, sizeof(m), 0, (struct sockaddr *)&from, fl);
-			fl = sizeof(from);
-		}
-	}
-	_exit(0);
-}
-
 /* (1b) */
 SM_TEST(udp_upgrade_catches_up_flows_learned_before_the_attach)
 {
-	struct sockmig_udp_group *older = NULL;
+	struct sockmig_udp_group *g = NULL, *older = NULL;
 	struct udp_older_bpf *o = NULL;
-	int p2c[2] = {-1, -1}, c2p[2] = {-1, -1}, ret = SM_FAIL, status = -1;
+	int c2p[2] = {-1, -1}, ret = SM_FAIL, status = -1;
 	struct sockmig_udp_stats st;
 	long long nf = -1, hits = -1;
 	pid_t pid = -1;
@@ -333,54 +296,55 @@ SM_TEST(udp_upgrade_catches_up_flows_learned_before_the_attach)
 
 	if (!ASSERT_OK(UR_START(ALL, &r, AF_INET, true, SOCKMIG_UDP_MODE_FLOW, 0), "rig") ||
 	    !ASSERT_OK(older_rig(&r, &o, &seq), "the older group") ||
-	    !ASSERT_OK(pipe2(p2c, O_CLOEXEC), "pipe") || !ASSERT_OK(pipe2(c2p, O_CLOEXEC), "pipe"))
+	    !ASSERT_OK(pipe2(c2p, O_CLOEXEC), "pipe"))
 		goto out;
 	fflush(stdout);
 	pid = fork();
-	if (pid == 0)
-		late_server(&r, p2c, c2p);
+	if (pid == 0) {
+		/* a process of this version with no socket of the group: its
+		 * open upgrades and attaches nothing; it exits without a
+		 * member */
+		close(c2p[0]);
+		for (int k = 0; k < atomic_load(&r.nsrv); k++)
+			close(r.srv[k]);
+		g = sockmig_udp_group_open((struct sockaddr *)&r.addr, r.alen, NULL);
+		_exit(g && write(c2p[1], "o", 1) == 1 ? 0 : 1);
+	}
 	if (!ASSERT_TRUE(pid > 0, "fork") || !ASSERT_EQ(get_octet(c2p[0]), 'o', "child's open") ||
+	    !ASSERT_EQ(waitpid(pid, &status, 0), pid, "child") ||
+	    !ASSERT_EQ(status, 0, "child's exit") ||
 	    !ASSERT_EQ(pinned_size(r.g, "flows"), sizeof(struct smu_flow), "upgraded"))
 		goto out;
-	/* still the older program's: nothing attached the new one */
+	pid = -1;
+	/* still the older program's, into the older table */
 	if (!ASSERT_OK(ur_round(&r, OLD, OLD + MID, ++seq), "flows before the attach") ||
 	    !ASSERT_OK(older_counts(o, &nf, &hits), "older counters") ||
-	    !ASSERT_EQ(nf, OLD + MID, "flows the older program learned, after the upgrade") ||
-	    !ASSERT_EQ(write(p2c[1], "g", 1), 1, "go") ||
-	    !ASSERT_EQ(get_octet(c2p[0]), 'a', "child's add"))
+	    !ASSERT_EQ(nf, OLD + MID, "flows the older program learned, after the upgrade"))
 		goto out;
-	/* the rig reads the upgraded group from now on */
-	older = r.g;
-	r.g = sockmig_udp_group_open_name(sockmig_udp_group_name(older), NULL);
-	if (!ASSERT_TRUE(r.g, sockmig_last_error()))
+	/* another opener of this version, the group current: it adds
+	 * generation 2 (the attach, then the catch-up) */
+	g = sockmig_udp_group_open((struct sockaddr *)&r.addr, r.alen, NULL);
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
+	    !ASSERT_OK(join_second(&r, g, &older), "generation 2 joins"))
 		goto out;
-	for (int k = 0; k < ROUNDS; k++)
-		if (!ASSERT_OK(ur_round(&r, 0, ALL, ++seq), "a round after the attach"))
-			goto out;
-	for (int i = 0; i < ALL; i++)
-		if (!ASSERT_EQ(r.last[i], i < OLD + MID ? 1 : 2, "a flow's owner"))
-			goto out;
-	if (!ASSERT_EQ(r.lost, 0, "unanswered") || !ASSERT_EQ(r.misrouted, 0, "misrouted") ||
+	g = NULL; /* the rig's now */
+	if (!ASSERT_OK(rounds_after(&r, &seq, OLD + MID), "after the join") ||
 	    !ASSERT_OK(ur_flows_match(&r), "the flow table") ||
 	    !ASSERT_OK(sockmig_udp_stats_read(r.g, &st), "stats") ||
 	    /* the older program's counts after the copy are not carried */
 	    !ASSERT_EQ(st.new_flows, OLD + NEW, "new flows") ||
 	    !ASSERT_EQ(st.flow_hits, OLD + ROUNDS * (OLD + MID) + (ROUNDS - 1) * NEW, "hits") ||
-	    !ASSERT_EQ(st.kernel_hash, 0, "kernel's hash"))
+	    !ASSERT_EQ(st.kernel_hash, 0, "kernel's hash") ||
+	    !ASSERT_EQ(pinned_size(r.g, "older-flows"), 0, "the older table, removed"))
 		goto out;
 	ret = SM_PASS;
 out:
-	if (p2c[1] >= 0)
-		close(p2c[1]); /* the child's end */
-	if (pid > 0 && (!ASSERT_EQ(waitpid(pid, &status, 0), pid, "child") ||
-			!ASSERT_EQ(status, 0, "child's exit")))
-		ret = SM_FAIL;
-	for (int i = 0; i < 2; i++) {
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	for (int i = 0; i < 2; i++)
 		if (c2p[i] >= 0)
 			close(c2p[i]);
-		if (i == 0 && p2c[0] >= 0)
-			close(p2c[0]);
-	}
+	sockmig_udp_group_close(g);
 	sockmig_udp_group_close(older);
 	ur_stop(&r);
 	udp_older_bpf__destroy(o);
@@ -414,15 +378,10 @@ SM_TEST(udp_upgrade_by_a_server_under_the_shim)
 	if (!ASSERT_TRUE(pl_srv_start(&x, &srv, "gen2", true, false, NULL, args), "start") ||
 	    !ASSERT_TRUE(pl_srv_expect(&srv, "udp", "ready", NULL, 0), "ready"))
 		goto out;
-	for (int k = 0; k < ROUNDS; k++)
-		if (!ASSERT_OK(ur_round(&r, 0, ALL, ++seq), "a round after the join"))
-			goto out;
-	for (int i = 0; i < ALL; i++)
-		if (!ASSERT_EQ(r.last[i], i < OLD ? 1 : 2, "a flow's owner"))
-			goto out;
+	if (!ASSERT_OK(rounds_after(&r, &seq, OLD), "after the join"))
+		goto out;
 	g = sockmig_udp_group_open_name(sockmig_udp_group_name(r.g), NULL);
-	if (!ASSERT_EQ(r.lost, 0, "unanswered") || !ASSERT_EQ(r.misrouted, 0, "misrouted") ||
-	    !ASSERT_TRUE(g, sockmig_last_error()) ||
+	if (!ASSERT_TRUE(g, sockmig_last_error()) ||
 	    !ASSERT_OK(sockmig_udp_stats_read(g, &st), "stats") ||
 	    !ASSERT_EQ(st.new_flows, ALL, "new flows") ||
 	    !ASSERT_EQ(st.flow_hits, OLD + ROUNDS * OLD + (ROUNDS - 1) * (ALL - OLD), "hits") ||
@@ -506,6 +465,12 @@ SM_TEST(udp_upgrade_refused_for_a_group_that_learns_by_claim)
 	    !ASSERT_TRUE(strstr(sockmig_last_error(), "learns flows when claimed"),
 			 sockmig_last_error()) ||
 	    !ASSERT_EQ(pinned_size(g, "flows"), 24, "the older flows, unchanged") ||
+	    /* a reader is told the same: this one is not upgraded */
+	    !ASSERT_TRUE(!(g2 = sockmig_udp_group_open_name(sockmig_udp_group_name(g), NULL)) &&
+				 errno == EEXIST,
+			 "a reader's open: EEXIST") ||
+	    !ASSERT_TRUE(strstr(sockmig_last_error(), "learns flows when claimed"),
+			 sockmig_last_error()) ||
 	    !ASSERT_EQ(pinned_size(g, "stats"), 96, "the older counters, unchanged"))
 		goto out;
 	ret = SM_PASS;
