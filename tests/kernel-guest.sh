@@ -61,6 +61,9 @@ for set in "$@"; do
 	# UDP groups with capabilities, not root; and before 5.11 the
 	# RLIMIT_MEMLOCK that BPF memory is charged to, named
 	caps) run_set caps "$out/test_sockmig" -t "$case_limit" caps_udp caps_memlock ;;
+	# UDP groups of an older layout upgraded, their flows kept across the
+	# flip (batched copies from 5.6, key by key before)
+	udp) run_set udp "$out/test_sockmig" -t "$case_limit" udp_upgrade ;;
 	case:*) SMK_VERBOSE=1 run_set "$set" "$out/test_sockmig" -v -t "$case_limit" "${set#case:}" ;;
 	sh:*) SMK_VERBOSE=1 run_set "$set" sh "${set#sh:}" ;;
 	*) echo "SMK set=$set rc=2 secs=0 passed=- failed=- skipped=- info=unknown-set" ;;
