@@ -262,16 +262,14 @@ static int load_pinned(struct sockmig_udp_group *g, uint32_t flow_max, bool enc)
 	unlink(pin);
 	if (!err && bpf_obj_pin(bpf_program__fd(prog), pin) < 0)
 		err = sm_fail(errno, "cannot pin %s: %s", pin, strerror(errno));
+	if (!err)
+		err = sm_udp_upgrade_pins(g, older[0], older[1]);
+	if (!err && renameat(g->base.dirfd, "new-prog", g->base.dirfd, "prog") < 0)
+		err = sm_fail(errno, "cannot pin %s/prog: %s", g->base.path, strerror(errno));
 	if (err) {
-		unlink(pin);
 		sm_udp_upgrade_drop(g);
 		goto out;
 	}
-	err = sm_udp_upgrade_pins(g, older[0], older[1]);
-	if (!err && renameat(g->base.dirfd, "new-prog", g->base.dirfd, "prog") < 0)
-		err = sm_fail(errno, "cannot pin %s/prog: %s", g->base.path, strerror(errno));
-	if (err)
-		goto out;
 	err = sm_udp_get_pinned(g);
 	if (err)
 		sm_fail(-err, "the pins of %s went while they were made", g->base.path);

@@ -54,16 +54,16 @@ SM_HIDDEN int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int
 /* Then the older flows renamed UDP_OLDER_FLOWS (@flows), the new ones
  * over them, the new counters over the older ones (@stats). */
 SM_HIDDEN int sm_udp_upgrade_pins(const struct sockmig_udp_group *g, bool flows, bool stats);
-/* An upgrade that failed before its renames: its new pins removed, the
- * older group as it was. */
+/* An upgrade (or a program's pin) that failed: its new pins removed, the
+ * older flows back in place when their rename was half done. */
 SM_HIDDEN void sm_udp_upgrade_drop(const struct sockmig_udp_group *g);
 /* After an upgrade: attach g's program through a UDP socket of the
  * calling process bound to the group's address, when it has one, then
  * sm_udp_upgrade_catch_up(). Under the group lock. */
 SM_HIDDEN void sm_udp_upgrade_attach(struct sockmig_udp_group *g);
 /* Once g's program is attached (any member add): when UDP_OLDER_FLOWS is
- * pinned, it is removed and its flows copied over the group's table.
- * Under the group lock. */
+ * pinned, its flows copied over the group's table, then it is removed
+ * (kept when the copy fails). Under the group lock. */
 SM_HIDDEN void sm_udp_upgrade_catch_up(struct sockmig_udp_group *g);
 #define UDP_OLDER_FLOWS "older-flows"
 

@@ -23,8 +23,10 @@
  * the first attach, when the older program runs no more, the flows of
  * "older-flows" are copied again over the new table (the catch-up: the
  * older values are the right ones, the new table has had no program
- * writing to it), and "older-flows" is removed. The older program's
- * counters of that time are not carried.
+ * writing to it), and "older-flows" is removed (kept when the copy
+ * failed: the next attach tries again). The older program's counters of
+ * that time are not carried, and until that attach this version's readers
+ * (status, a retire's flow count) see the flows as the copy left them.
  *
  * Refused (sm_udp_upgrade_refusal()): a group that learns flows when
  * claimed, whose members of the older version would go on claiming into
@@ -298,8 +300,12 @@ int sm_udp_upgrade_pins(const struct sockmig_udp_group *g, bool flows, bool stat
 
 void sm_udp_upgrade_drop(const struct sockmig_udp_group *g)
 {
+	/* a rename that failed half way: the older flows back in place */
+	if (faccessat(g->base.dirfd, "flows", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		renameat(g->base.dirfd, UDP_OLDER_FLOWS, g->base.dirfd, "flows");
 	unlinkat(g->base.dirfd, "new-flows", 0);
 	unlinkat(g->base.dirfd, "new-stats", 0);
+	unlinkat(g->base.dirfd, "new-prog", 0);
 }
 
 void sm_udp_upgrade_catch_up(struct sockmig_udp_group *g)
@@ -314,9 +320,6 @@ void sm_udp_upgrade_catch_up(struct sockmig_udp_group *g)
 		return; /* the common case: no upgrade pending */
 	snprintf(pin, sizeof(pin), "%s/%s", g->base.path, UDP_OLDER_FLOWS);
 	old = bpf_obj_get(pin);
-	/* removed first: a catch-up runs once, never from a table that the
-	 * new program has run past for long */
-	unlinkat(g->base.dirfd, UDP_OLDER_FLOWS, 0);
 	memset(&info, 0, sizeof(info));
 	if (old < 0 || bpf_obj_get_info_by_fd(old, &info, &len) < 0)
 		n = -errno;
@@ -324,15 +327,18 @@ void sm_udp_upgrade_catch_up(struct sockmig_udp_group *g)
 		n = copy_flows(old, g->fd[UFD_FLOWS], info.value_size, info.max_entries);
 	if (old >= 0)
 		close(old);
-	if (n < 0)
+	if (n < 0) {
+		/* kept: the next attach (a member add) tries again */
 		sm_log(SOCKMIG_WARN,
 		       "libsockmig: UDP group %s: the flows learned during its upgrade were not "
-		       "copied: %s\n",
+		       "copied yet: %s\n",
 		       g->base.name, strerror((int)-n));
-	else
-		sm_log(SOCKMIG_INFO,
-		       "libsockmig: UDP group %s: %ld flows copied after the attach\n",
-		       g->base.name, n);
+		return;
+	}
+	/* once: the new program has run since, its table is the one */
+	unlinkat(g->base.dirfd, UDP_OLDER_FLOWS, 0);
+	sm_log(SOCKMIG_INFO, "libsockmig: UDP group %s: %ld flows copied after the attach\n",
+	       g->base.name, n);
 }
 
 void sm_udp_upgrade_attach(struct sockmig_udp_group *g)
