@@ -103,6 +103,25 @@ static void list_append(struct lg_ctx *ctx, uint32_t i)
 	ctx->tail = i;
 }
 
+/* Name failed connection c in r->fails (before its close: its port). */
+static void keep_fail(struct lg_result *r, const struct lg_conn *c, enum lg_outcome outcome,
+		      uint64_t now)
+{
+	struct lg_fail *f = &r->fails[r->nfails++];
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	memset(f, 0, sizeof(*f));
+	f->start_ms = c->t_start / NSEC_PER_MSEC;
+	f->end_ms = now / NSEC_PER_MSEC;
+	f->sent = (uint32_t)c->sent;
+	f->got = (uint32_t)c->got;
+	f->outcome = (uint8_t)outcome;
+	if (c->fd >= 0 && getsockname(c->fd, (struct sockaddr *)&ss, &len) == 0)
+		f->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							 : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
 /* Give connection c its outcome, close it and free its slot. */
 static void conn_finish(struct lg_ctx *ctx, struct lg_conn *c, enum lg_outcome outcome, int err,
 			uint64_t now)
@@ -114,6 +133,8 @@ static void conn_finish(struct lg_ctx *ctx, struct lg_conn *c, enum lg_outcome o
 		lg_hist_add(&r->reply_us, (now - c->t_start) / 1000);
 	else if (outcome == LG_OTHER)
 		r->last_other_errno = err;
+	if (outcome != LG_OK && r->nfails < LG_FAILS_KEPT)
+		keep_fail(r, c, outcome, now);
 	if (c->fd >= 0) {
 		if (outcome == LG_TIMEOUT) {
 			/* abort: an RST now, no FIN exchange, no TIME_WAIT */

@@ -86,6 +86,21 @@ enum lg_outcome {
 	LG_NOUTCOMES
 };
 
+/** How many failed connections a result names (the first ones). */
+#define LG_FAILS_KEPT 32
+
+/**
+ * One failed connection, for a test that must name it: when it started
+ * and ended (ms on CLOCK_MONOTONIC, comparable with any other process's),
+ * its local port (0 when it had none) and how far it got.
+ */
+struct lg_fail {
+	uint64_t start_ms, end_ms;
+	uint32_t sent, got; /**< request bytes written, reply bytes read */
+	uint16_t port;
+	uint8_t outcome; /**< enum lg_outcome */
+};
+
 /** What a run did. lg_run() zeroes it first. */
 struct lg_result {
 	uint64_t started;	      /**< connections started (connect() called or tried) */
@@ -105,8 +120,10 @@ struct lg_result {
 	 * reply). One sample per LG_OK connection.
 	 */
 	struct lg_hist reply_us;
-	double elapsed;	      /**< seconds from the call of lg_run() to its return */
-	int last_other_errno; /**< errno of the last LG_OTHER outcome, 0 if none */
+	double elapsed;			     /**< seconds from the call of lg_run() to its return */
+	int last_other_errno;		     /**< errno of the last LG_OTHER outcome, 0 if none */
+	uint32_t nfails;		     /**< fails[] filled, at most LG_FAILS_KEPT */
+	struct lg_fail fails[LG_FAILS_KEPT]; /**< the first failed connections */
 };
 
 /** What to run. Zero it, then fill it in. */

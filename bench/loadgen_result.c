@@ -93,6 +93,8 @@ void lg_result_merge(struct lg_result *into, const struct lg_result *from)
 		into->elapsed = from->elapsed;
 	if (from->last_other_errno)
 		into->last_other_errno = from->last_other_errno;
+	for (uint32_t i = 0; i < from->nfails && into->nfails < LG_FAILS_KEPT; i++)
+		into->fails[into->nfails++] = from->fails[i];
 }
 
 const char *lg_outcome_str(enum lg_outcome o)

@@ -529,5 +529,15 @@ bool it_lg_expect(const struct lg_opts *o, struct lg_result *r, enum lg_outcome 
 	ok = ok && ASSERT_EQ(r->started, o->max_conns, "connections started");
 	ok = ok && ASSERT_EQ(it_lg_total(r), r->started, "outcomes counted");
 	ok = ok && ASSERT_EQ(r->count[outcome], o->max_conns, lg_outcome_str(outcome));
+	if (outcome == LG_OK)
+		return ok && ASSERT_EQ(r->nfails, 0, "failures named");
+	/* the first failures named, each with its outcome and times (a refused
+	 * connect has no port) */
+	ok = ok && ASSERT_EQ(r->nfails, o->max_conns < LG_FAILS_KEPT ? o->max_conns : LG_FAILS_KEPT,
+			     "failures named");
+	for (uint32_t i = 0; ok && i < r->nfails; i++)
+		ok = ASSERT_EQ(r->fails[i].outcome, outcome, "a named failure's outcome") &&
+		     ASSERT_TRUE(outcome == LG_REFUSED || r->fails[i].port != 0, "its port") &&
+		     ASSERT_TRUE(r->fails[i].end_ms >= r->fails[i].start_ms, "its times");
 	return ok;
 }

@@ -163,11 +163,13 @@ bool rt_wait_gone(pid_t pid, int ms)
  * yet. A connection that has its reply in the send queue is finished by the
  * kernel after the process dies: the client gets it all, then the FIN.
  */
-static bool will_be_lost(pid_t pid, int fd)
+static bool will_be_lost(pid_t pid, int fd, struct rt_kill *k)
 {
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), copy, listening = -1;
 	struct tcp_info ti = {0};
 	socklen_t len = sizeof(listening), tlen = sizeof(ti);
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
 	bool lost;
 
 	if (pidfd < 0)
@@ -179,12 +181,18 @@ static bool will_be_lost(pid_t pid, int fd)
 	lost = getsockopt(copy, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
 	       listening == 0 && getsockopt(copy, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0 &&
 	       ti.tcpi_bytes_sent == 0;
+	/* the client's port, to name it if the count does not add up */
+	if (lost && k->nports < RT_DOOMED_PORTS &&
+	    getpeername(copy, (struct sockaddr *)&peer, &plen) == 0)
+		k->ports[k->nports++] =
+			ntohs(peer.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&peer)->sin6_port
+							 : ((struct sockaddr_in *)&peer)->sin_port);
 	close(copy);
 	return lost;
 }
 
 /* The connections @pid holds that die with it; see will_be_lost(). */
-static int doomed_connections(pid_t pid)
+static int doomed_connections(pid_t pid, struct rt_kill *k)
 {
 	char dir[64], path[320], link[64];
 	struct dirent *de;
@@ -202,7 +210,7 @@ static int doomed_connections(pid_t pid)
 			continue;
 		link[len] = '\0';
 		if (strncmp(link, "socket:", 7) == 0)
-			n += will_be_lost(pid, atoi(de->d_name));
+			n += will_be_lost(pid, atoi(de->d_name), k);
 	}
 	if (d)
 		closedir(d);
@@ -225,29 +233,53 @@ static bool stopped(pid_t pid)
 	return p && p[1] == ' ' && p[2] == 'T';
 }
 
-long long rt_kill9_counted(pid_t victim)
+void rt_kill9_counted(pid_t victim, struct rt_kill *k)
 {
-	long long doomed;
-
+	memset(k, 0, sizeof(*k));
 	kill(victim, SIGSTOP);
 	/* counted once it stopped: it accepts and answers no more */
 	for (int t = 0; t < 400 && !stopped(victim); t++)
 		burst_sleep_ms(5);
-	doomed = doomed_connections(victim);
+	if (!stopped(victim))
+		printf("pid %d not seen stopped in 2 s: counted all the same\n", (int)victim);
+	k->doomed = doomed_connections(victim, k);
+	k->at_ms = burst_now_ms();
 	kill(victim, SIGKILL);
-	return doomed;
 }
 
-bool rt_killed_judge(const struct lg_result *r, long long doomed, long long min_started)
+/* Every failed connection @r names, with its times from the kill. */
+static void show_fails(const struct lg_result *r, const struct rt_kill *k)
+{
+	for (uint32_t i = 0; i < r->nfails; i++) {
+		const struct lg_fail *f = &r->fails[i];
+		bool doomed = false;
+
+		for (int j = 0; j < k->nports && !doomed; j++)
+			doomed = f->port && k->ports[j] == f->port;
+		printf("  failed: port %u %s, started %+lld ms and ended %+lld ms from the kill, "
+		       "%u bytes sent, %u read%s\n",
+		       f->port, lg_outcome_str((enum lg_outcome)f->outcome),
+		       (long long)f->start_ms - (long long)k->at_ms,
+		       (long long)f->end_ms - (long long)k->at_ms, f->sent, f->got,
+		       doomed ? ", one of the doomed" : "");
+	}
+	if (r->nfails < r->started - r->count[LG_OK])
+		printf("  (the first %u named)\n", r->nfails);
+}
+
+bool rt_killed_judge(const struct lg_result *r, const struct rt_kill *k, long long min_started)
 {
 	long long closerace = (long long)r->count[LG_RESET_BEFORE_REQUEST];
+	long long failed = (long long)(r->started - r->count[LG_OK]);
 
 	printf("unanswered connections of the server when it was killed: %lld, "
 	       "handshakes reset at close: %lld\n",
-	       doomed, closerace);
+	       k->doomed, closerace);
+	if (failed != k->doomed + closerace)
+		show_fails(r, k);
 	return ASSERT_GT(r->started, min_started, "connections") &&
 	       ASSERT_LE(closerace, 3, "handshakes reset at close") &&
-	       ASSERT_EQ(r->started - r->count[LG_OK], doomed + closerace,
+	       ASSERT_EQ(failed, k->doomed + closerace,
 			 "failed connections = unanswered ones of the killed server + "
 			 "handshakes reset at close");
 }

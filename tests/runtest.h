@@ -48,22 +48,33 @@ pid_t rt_pidfile_pid(const char *name);
 bool rt_alive(pid_t pid);
 /* Wait up to @ms for @pid to be gone. */
 bool rt_wait_gone(pid_t pid, int ms);
+/* What a SIGKILL cost: the connections that die with the victim. */
+#define RT_DOOMED_PORTS 64
+struct rt_kill {
+	long long doomed;		       /* see rt_kill9_counted() */
+	unsigned long long at_ms;	       /* when the SIGKILL was sent (CLOCK_MONOTONIC) */
+	int nports;			       /* ports[] filled */
+	unsigned short ports[RT_DOOMED_PORTS]; /* the doomed ones' client ports */
+};
 /*
- * Kill @victim with SIGKILL and return how many connections die with it:
- * the ones it had accepted and not answered (accepted connections never
+ * Kill @victim with SIGKILL and count in @k the connections that die with
+ * it: the ones it had accepted and not answered (accepted connections never
  * move), counted from its fds while it is stopped (SIGSTOP) just before.
  */
-long long rt_kill9_counted(pid_t victim);
+void rt_kill9_counted(pid_t victim, struct rt_kill *k);
 /*
- * The load @r around a SIGKILL that rt_kill9_counted() said cost @doomed:
+ * The load @r around a SIGKILL that rt_kill9_counted() said cost @k->doomed:
  * more than @min_started connections, and every one served but the @doomed
  * ones and the handshakes the kernel itself resets as the listener closes
  * (a final ACK processed on the other CPU while the listener stops:
  * inet_child_forget()). No counter records the latter, but the client sees
  * them reset before it could send its request, which never happens to an
  * accepted connection: the server resets only when it dies with the
- * request unread. Prints both counts; false after a failed assertion.
+ * request unread. Prints both counts, and when they do not
+ * add up, every failed connection the load named (lg_result.fails) with its
+ * times from the kill and whether it was a doomed one; false after a failed
+ * assertion.
  */
-bool rt_killed_judge(const struct lg_result *r, long long doomed, long long min_started);
+bool rt_killed_judge(const struct lg_result *r, const struct rt_kill *k, long long min_started);
 
 #endif

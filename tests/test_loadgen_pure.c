@@ -151,10 +151,14 @@ SM_PURE(loadgen_result_merge)
 	a->count[LG_OTHER] = 3;
 	a->last_other_errno = EADDRNOTAVAIL;
 	a->elapsed = 2;
+	a->nfails = 3;
+	a->fails[2].port = 7;
 	lg_hist_add(&a->reply_us, 100);
 	b->started = 5;
 	b->count[LG_OK] = 5;
 	b->elapsed = 3;
+	b->nfails = LG_FAILS_KEPT;
+	b->fails[0].port = 9;
 	lg_hist_add(&b->reply_us, 300);
 	lg_result_merge(r, a);
 	lg_result_merge(r, b);
@@ -163,7 +167,9 @@ SM_PURE(loadgen_result_merge)
 	    !ASSERT_EQ(r->last_other_errno, EADDRNOTAVAIL, "last other errno") ||
 	    !ASSERT_TRUE(r->elapsed == 3, "elapsed: the longest") ||
 	    !ASSERT_EQ(r->reply_us.n, 2, "reply samples") ||
-	    !ASSERT_EQ(lg_hist_max(&r->reply_us), 300, "reply max"))
+	    !ASSERT_EQ(lg_hist_max(&r->reply_us), 300, "reply max") ||
+	    !ASSERT_EQ(r->nfails, LG_FAILS_KEPT, "failures named: the first ones, while room") ||
+	    !ASSERT_EQ(r->fails[2].port, 7, "a's") || !ASSERT_EQ(r->fails[3].port, 9, "then b's"))
 		goto free_results;
 	ret = SM_PASS;
 free_results:

@@ -77,7 +77,8 @@ static int pod_restart(enum sidecar sc, bool kill9)
 			"--addr",  "127.0.0.1", "--foreground", NULL};
 	pid_t sctr = 0, spid, hctr = 0, hpid = 0, lpid;
 	int ret = SM_FAIL, reply, rfd;
-	long long failed, doomed = 0;
+	struct rt_kill k = {0};
+	long long failed;
 
 	if (sc != NO_SIDECAR && !tu_kernel_migrates(why, sizeof(why)))
 		return SKIP("%s: hold refuses to start (hold_stop_start_gap_holder)", why);
@@ -106,7 +107,7 @@ static int pod_restart(enum sidecar sc, bool kill9)
 	rfd = it_start_load_rate(RPORT, reply, 5.0, 5000, 6000, &lpid);
 	burst_sleep_ms(1500);
 	if (kill9)
-		doomed = rt_kill9_counted(spid);
+		rt_kill9_counted(spid, &k);
 	container_stop(sctr, spid, kill9 ? SIGKILL : SIGTERM);
 	sctr = 0;
 	burst_sleep_ms(2000);
@@ -120,7 +121,7 @@ static int pod_restart(enum sidecar sc, bool kill9)
 	failed = r.started - r.count[LG_OK];
 	if (!ASSERT_GT(r.started, sc == SIDECAR_OWN_PIDNS ? 0 : 15000, "connections made"))
 		goto out;
-	if (sc == SIDECAR && kill9 && rt_killed_judge(&r, doomed, 15000))
+	if (sc == SIDECAR && kill9 && rt_killed_judge(&r, &k, 15000))
 		ret = SM_PASS;
 	if (sc == SIDECAR && !kill9 && ASSERT_EQ(failed, 0, "failed with the sidecar"))
 		ret = SM_PASS;

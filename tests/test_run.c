@@ -144,11 +144,11 @@ static bool kill9_and_load(struct runenv *re, int rfd, pid_t lpid, struct lg_res
 			   const char *what, int stop_after_ms)
 {
 	pid_t victim = tp_find_child(re->run);
-	long long doomed;
+	struct rt_kill k;
 
 	if (!ASSERT_GT(victim, 0, "found the server"))
 		return false;
-	doomed = rt_kill9_counted(victim);
+	rt_kill9_counted(victim, &k);
 	if (stop_after_ms) {
 		/* a load as long as the test needs: stopped after the kill */
 		burst_sleep_ms(stop_after_ms);
@@ -157,7 +157,7 @@ static bool kill9_and_load(struct runenv *re, int rfd, pid_t lpid, struct lg_res
 	if (!ASSERT_TRUE(it_finish_load(rfd, lpid, r), "load result"))
 		return false;
 	it_print_result(what, I_NONE, r, 1);
-	return rt_killed_judge(r, doomed, 10000);
+	return rt_killed_judge(r, &k, 10000);
 }
 
 SM_TEST(run_restarts_a_killed_server)
