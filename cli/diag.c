@@ -418,3 +418,132 @@ int sm_diag_reuseport(const struct sm_listener *l)
 	close(fd);
 	return ret;
 }
+
+/* ---- UDP sockets ---- */
+
+#define UDIAG_BUF 32768
+
+/* One reply message: append the UDP socket of @port if it is one. */
+static int udp_msg(const char *p, size_t plen, int port, struct sm_listener **v, int *n, int *cap)
+{
+	struct inet_diag_msg m;
+	struct sm_listener l;
+
+	if (plen < sizeof(m))
+		return -EBADMSG;
+	memcpy(&m, p, sizeof(m));
+	if ((m.idiag_family != AF_INET && m.idiag_family != AF_INET6) || !m.id.idiag_sport ||
+	    (port && ntohs(m.id.idiag_sport) != port))
+		return 0;
+	if (*n == *cap) {
+		int ncap = *cap ? *cap * 2 : 16;
+		struct sm_listener *nv = realloc(*v, (size_t)ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = ncap;
+	}
+	memset(&l, 0, sizeof(l));
+	l.family = m.idiag_family;
+	memcpy(&l.addr, m.id.idiag_src,
+	       l.family == AF_INET ? sizeof(l.addr.v4) : sizeof(l.addr.v6));
+	l.port = ntohs(m.id.idiag_sport);
+	l.cookie = (uint64_t)m.id.idiag_cookie[0] | (uint64_t)m.id.idiag_cookie[1] << 32;
+	l.inode = m.idiag_inode;
+	l.uid = m.idiag_uid;
+	l.ifindex = m.id.idiag_if;
+	(*v)[(*n)++] = l;
+	return 0;
+}
+
+/* One family's UDP sockets in @states (TCPF_ bits) into *v: 1 at the
+ * dump's end, or a negative errno (-ENOENT: no UDP sock_diag). */
+static int udp_dump_family(int nl, int family, int port, uint32_t states, char *buf,
+			   struct sm_listener **v, int *n, int *cap)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 r;
+	} req;
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	ssize_t got;
+
+	memset(&req, 0, sizeof(req));
+	req.nlh.nlmsg_len = sizeof(req);
+	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	req.r.sdiag_family = (uint8_t)family;
+	req.r.sdiag_protocol = IPPROTO_UDP;
+	req.r.idiag_states = states;
+	req.r.id.idiag_sport = htons((uint16_t)port);
+	if (sendto(nl, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+		return -errno;
+	for (;;) {
+		const char *p = buf;
+
+		got = recv(nl, buf, UDIAG_BUF, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? (errno == EAGAIN ? -ETIMEDOUT : -errno) : -EBADMSG;
+		while (got >= (ssize_t)sizeof(struct nlmsghdr)) {
+			const struct nlmsghdr *h = (const struct nlmsghdr *)(const void *)p;
+			int err;
+
+			if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > (size_t)got)
+				return -EBADMSG;
+			if (h->nlmsg_type == NLMSG_DONE)
+				return 1;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+
+				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(e->error)))
+					return -EBADMSG;
+				if (e->error)
+					return e->error < 0 ? e->error : -EBADMSG;
+			} else if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+				err = udp_msg((const char *)NLMSG_DATA(h),
+					      h->nlmsg_len - NLMSG_HDRLEN, port, v, n, cap);
+				if (err < 0)
+					return err;
+			}
+			if (NLMSG_ALIGN(h->nlmsg_len) >= (size_t)got)
+				break;
+			got -= (ssize_t)NLMSG_ALIGN(h->nlmsg_len);
+			p += NLMSG_ALIGN(h->nlmsg_len);
+		}
+	}
+}
+
+int sm_diag_udp(int port, uint32_t states, struct sm_listener **out)
+{
+	static const int families[] = {AF_INET, AF_INET6};
+	struct timeval tv = {.tv_sec = 5};
+	struct sm_listener *v = NULL;
+	int nl, n = 0, cap = 0, err = 0;
+	char *buf = malloc(UDIAG_BUF);
+
+	*out = NULL;
+	if (!buf)
+		return -ENOMEM;
+	nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0) {
+		free(buf);
+		return -errno;
+	}
+	setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]) && err >= 0; i++) {
+		err = udp_dump_family(nl, families[i], port, states, buf, &v, &n, &cap);
+		if (err == -ENOENT && families[i] == AF_INET6)
+			err = 0; /* no IPv6 in this kernel */
+	}
+	close(nl);
+	free(buf);
+	if (err < 0) {
+		free(v);
+		return err;
+	}
+	*out = v;
+	return n;
+}

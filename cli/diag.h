@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * TCP listeners of the calling thread's network namespace, as sock_diag
- * reports them, with the processes that hold them: the sockmig command's
+ * TCP listeners and UDP sockets of the calling thread's network namespace,
+ * as sock_diag reports them, with the processes that hold them: the sockmig command's
  * own (status, attach, drain, hold, run), not the library's; the tests
  * link it too.
  */
@@ -93,5 +93,15 @@ int sm_diag_take(const struct sm_listener *l, int i);
  * @return 1, 0, or -1 when it cannot tell (another user's, not root).
  */
 int sm_diag_reuseport(const struct sm_listener *l);
+
+/*
+ * The UDP sockets of @port (0: any bound port) in @states (TCPF_ bits: a
+ * bound, unconnected UDP socket is in TCP_CLOSE, a connected one in
+ * TCP_ESTABLISHED), both families, without owners (sm_diag_owners_of()
+ * fills them). @return the number found (>= 0) and *out (caller frees;
+ * NULL when 0), or a negative errno (-ENOENT: no UDP sock_diag, the
+ * udp_diag module).
+ */
+int sm_diag_udp(int port, uint32_t states, struct sm_listener **out);
 
 #endif

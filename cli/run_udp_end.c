@@ -11,8 +11,12 @@
  * waits one tick (the server answers what it read last), and kills.
  *
  * The sockets are the server's: run takes a copy of each with
- * pidfd_getfd() (it started the process: the same rights), matched by
- * cookie. A refusal (another user's process, ptrace rules) is said in one
+ * pidfd_getfd() (it started the process: the same rights). sock_diag gives
+ * the port's UDP sockets with cookie and inode, /proc/PID/fd the fds that
+ * hold the members' inodes: only those are copied, none of the server's
+ * other sockets (its connections: ten thousand copies for nothing).
+ * Without UDP sock_diag (no udp_diag module), every socket of the process
+ * is copied and matched by cookie. A refusal (another user's process, ptrace rules) is said in one
  * line, and the generation is killed as before.
  *
  * The retire blocks (it polls the queue), so it runs in a thread of its
@@ -41,6 +45,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "diag.h"
 #include "run.h"
 
 #define RETIRE_MS     1000 /* a generation's retire, in all */
@@ -67,6 +72,7 @@ struct run_udp_end {
 	} m[END_MAX];
 	/* out */
 	int not_retired;
+	int copies; /* of the processes' fds, members or not (-v says) */
 	uint64_t bytes, flows;
 	char why[160];
 };
@@ -122,55 +128,105 @@ static bool is_socket(pid_t pid, const char *fdnum)
 	return l > 8 && strncmp(link, "socket:[", 8) == 0;
 }
 
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+/* A copy of fd @num of the process of @pidfd kept for the member of @pid
+ * with its cookie. 1: kept (*want counts it), 0: not a member or closed
+ * meanwhile, or a negative errno that refuses every copy. */
+static int copy_member(struct run_udp_end *e, pid_t pid, int pidfd, int num, int *want)
+{
+	int fd = (int)syscall(SYS_pidfd_getfd, pidfd, num, 0);
+	uint64_t cookie;
+
+	e->copies += fd >= 0;
+	if (fd < 0)
+		/* refused, or no pidfd_getfd (before 5.6): said, never taken
+		 * for a socket its server closed */
+		return errno == EPERM || errno == EACCES || errno == ENOSYS ? -errno : 0;
+	cookie = sockmig_cookie(fd);
+	for (int i = 0; i < e->n; i++)
+		if (e->m[i].pid == pid && e->m[i].fd < 0 && e->m[i].cookie == cookie) {
+			e->m[i].fd = fd;
+			(*want)--;
+			return 1;
+		}
+	close(fd);
+	return 0;
+}
+
+/* The fds of @pid that hold one of its members, by sock_diag (the port's
+ * UDP sockets: cookie and inode) and /proc/PID/fd (the fds of those
+ * inodes): the members alone are copied, not each of a server's
+ * connections. *@listed false when the sockets could not be listed (no
+ * UDP sock_diag: the udp_diag module). 0, or copy_member()'s refusal. */
+static int take_by_diag(struct run_udp_end *e, pid_t pid, int pidfd, int *want, bool *listed)
+{
+	struct sm_listener *ls = NULL;
+	int n = sm_diag_udp(e->port, ~0u, &ls), k = 0, err = 0;
+
+	/* the sockets of pid's members alone */
+	for (int j = 0; j < n; j++)
+		for (int i = 0; i < e->n; i++)
+			if (e->m[i].pid == pid && e->m[i].fd < 0 &&
+			    e->m[i].cookie == ls[j].cookie) {
+				ls[k++] = ls[j];
+				break;
+			}
+	*listed = n >= 0 && sm_diag_owners_of(ls, k, pid) == 0;
+	for (int j = 0; j < k && *listed && err >= 0 && *want > 0; j++)
+		if (ls[j].nowners > 0)
+			err = copy_member(e, pid, pidfd, ls[j].owners[0].fd, want);
+	free(ls);
+	return err < 0 ? err : 0;
+}
+
+/* Every socket of @pid copied and matched by cookie: without sock_diag. */
+static int take_each(struct run_udp_end *e, pid_t pid, int pidfd, DIR *dir, int *want)
+{
+	struct dirent *d;
+	int err = 0;
+
+	while (err >= 0 && *want > 0 && (d = readdir(dir))) {
+		char *end;
+		long num = strtol(d->d_name, &end, 10);
+
+		if (end != d->d_name && !*end && is_socket(pid, d->d_name))
+			err = copy_member(e, pid, pidfd, (int)num, want);
+	}
+	return err < 0 ? err : 0;
+}
+#endif
+
 /* Copies of @pid's sockets that are members in e->m (pidfd_getfd, matched
  * by cookie). 0, or a negative errno that refused them all. */
 static int take_fds(struct run_udp_end *e, pid_t pid)
 {
 #if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
 	int want = 0, pidfd, err = 0;
-	struct dirent *d;
+	bool listed = false;
 	char path[32];
 	DIR *dir;
 
+	e->copies = 0;
 	for (int i = 0; i < e->n; i++)
 		want += e->m[i].pid == pid && e->m[i].fd < 0;
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)
 		return errno == ESRCH ? 0 : -errno; /* gone: its sockets closed */
+	/* readable (the rights of ptrace), or the refusal said */
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	dir = opendir(path);
-	while (dir && want > 0 && (d = readdir(dir))) {
-		char *end;
-		long num = strtol(d->d_name, &end, 10);
-		uint64_t cookie;
-		int fd;
-
-		if (end == d->d_name || *end || !is_socket(pid, d->d_name))
-			continue;
-		fd = (int)syscall(SYS_pidfd_getfd, pidfd, (int)num, 0);
-		if (fd < 0) {
-			/* refused, or no pidfd_getfd (before 5.6): said, never
-			 * taken for a socket its server closed */
-			if (errno == EPERM || errno == EACCES || errno == ENOSYS) {
-				err = -errno;
-				break;
-			}
-			continue; /* closed meanwhile */
-		}
-		cookie = sockmig_cookie(fd);
-		for (int i = 0; i < e->n && fd >= 0; i++)
-			if (e->m[i].pid == pid && e->m[i].fd < 0 && e->m[i].cookie == cookie) {
-				e->m[i].fd = fd;
-				fd = -1;
-				want--;
-			}
-		if (fd >= 0)
-			close(fd);
+	if (!dir)
+		err = errno == EACCES || errno == EPERM ? -errno : 0; /* else gone */
+	if (dir && want > 0) {
+		err = take_by_diag(e, pid, pidfd, &want, &listed);
+		if (!listed)
+			err = take_each(e, pid, pidfd, dir, &want);
+		cli_debug("udp retire: pid %d: %d fds copied for its members (%s)", (int)pid,
+			  e->copies,
+			  listed ? "those sock_diag names" : "each socket: no sock_diag");
 	}
 	if (dir)
 		closedir(dir);
-	else if (errno == EACCES || errno == EPERM)
-		err = -errno;
 	close(pidfd);
 	return err;
 #else

@@ -216,3 +216,45 @@ out:
 	ru_teardown(&e, run, &r, have);
 	return ret;
 }
+
+/*
+ * The retire copies the server's members alone: udp_echo -s 200 holds 400
+ * other sockets opened before its UDP socket (a server's connections), and
+ * at --grace run (-v says how many) takes one copy of generation 1's fds,
+ * its member's, found by sock_diag; each of its 401 sockets, before that.
+ */
+SM_LONG(run_udp_retire_copies_members_alone, 60)
+{
+	struct ienv e;
+	struct ur_rig r = {0};
+	char bin[128], script[160];
+	char *extra[] = {"-v", "--proto", "udp", "--stop-signal", "WINCH", "--grace", "1", NULL};
+	char *cmd[] = {"sh", "-c", script, bin, NULL};
+	int ret = SM_FAIL;
+	pid_t run;
+
+	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
+		return SKIP("no .output/sockmig or udp_echo: make builds them");
+	snprintf(script, sizeof(script), "exec \"$0\" %d $$ -s 200", UR_PORT);
+	run = ru_start_run(&e, extra, cmd);
+	if (!ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 ready", 1, 10000),
+			 "generation 1 ready") ||
+	    !ASSERT_OK(kill(run, SIGHUP), "reload") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 2 ready", 1, 10000),
+			 "generation 2 ready") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 killed with ", 1, 10000),
+			 "generation 1 retired and killed at --grace") ||
+	    !ASSERT_EQ(it_log_count(&e, "run.log", "fds copied for its members"), 1,
+		       "one process's retire") ||
+	    !ASSERT_EQ(it_log_count(&e, "run.log",
+				    ": 1 fds copied for its members (those sock_diag names)"),
+		       1, "its member's fd copied, and no other") ||
+	    !ASSERT_EQ(it_log_count(&e, "run.log", "not retired"), 0, "its member retired"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		it_show_log(&e, "run.log");
+	ru_teardown(&e, run, &r, false);
+	return ret;
+}

@@ -9,12 +9,14 @@
  * process answered, and exits with exit() at SIGTERM (the shim's exit
  * path runs).
  *
- * Usage: udp_echo PORT ID [-6 IPv6] [-R no SO_REUSEPORT] [-w N]
+ * Usage: udp_echo PORT ID [-6 IPv6] [-R no SO_REUSEPORT] [-w N] [-s N]
  * stdout: "udp PID ready" once bound, "udp PID error WHY" (exit 2) when
  * the bind fails, "udp PID bye N" (N datagrams answered) at SIGTERM.
  * With -w N, a pre-fork server: N workers forked 50 ms apart, worker K
  * binding its own socket and answering as ID + K; the master binds
- * nothing and passes SIGTERM on to them.
+ * nothing and passes SIGTERM on to them. With -s N, N socket pairs are
+ * opened (and held) before the UDP socket: a server's other sockets, its
+ * connections, at lower fds than its member.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -88,10 +90,10 @@ static int prefork(int port, int id, int v6, int reuse, int n)
 int main(int argc, char **argv)
 {
 	struct sigaction sa;
-	int v6 = 0, reuse = 1, workers = 0;
+	int v6 = 0, reuse = 1, workers = 0, sv[2];
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: udp_echo PORT ID [-6] [-R] [-w N]\n");
+		fprintf(stderr, "usage: udp_echo PORT ID [-6] [-R] [-w N] [-s N]\n");
 		return 2;
 	}
 	for (int i = 3; i < argc; i++) {
@@ -101,6 +103,10 @@ int main(int argc, char **argv)
 			reuse = 0;
 		else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc)
 			workers = atoi(argv[++i]);
+		else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
+			for (int n = atoi(argv[++i]); n > 0; n--)
+				if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+					return 2;
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term; /* no SA_RESTART: poll() returns EINTR */
