@@ -129,9 +129,12 @@ static void conn_finish(struct lg_ctx *ctx, struct lg_conn *c, enum lg_outcome o
 	struct lg_result *r = ctx->r;
 
 	r->count[outcome]++;
-	if (outcome == LG_OK)
+	if (outcome == LG_OK) {
+		uint64_t slot = (c->t_start / NSEC_PER_MSEC - r->t0_ms) / LG_SLOT_MS;
+
 		lg_hist_add(&r->reply_us, (now - c->t_start) / 1000);
-	else if (outcome == LG_OTHER)
+		r->ok_at[slot < LG_NSLOTS ? slot : LG_NSLOTS - 1]++;
+	} else if (outcome == LG_OTHER)
 		r->last_other_errno = err;
 	if (outcome != LG_OK && r->nfails < LG_FAILS_KEPT)
 		keep_fail(r, c, outcome, now);
@@ -445,6 +448,7 @@ int lg_run(const struct lg_opts *o, struct lg_result *r)
 
 	memset(r, 0, sizeof(*r));
 	t0 = now_ns();
+	r->t0_ms = t0 / NSEC_PER_MSEC;
 	err = check_opts(o);
 	if (err)
 		return err;

@@ -101,6 +101,10 @@ struct lg_fail {
 	uint8_t outcome; /**< enum lg_outcome */
 };
 
+/** Slots of lg_result.ok_at: 100 ms each, 102.4 s (the last takes the rest). */
+#define LG_SLOT_MS 100
+#define LG_NSLOTS  1024
+
 /** What a run did. lg_run() zeroes it first. */
 struct lg_result {
 	uint64_t started;	      /**< connections started (connect() called or tried) */
@@ -124,6 +128,14 @@ struct lg_result {
 	int last_other_errno;		     /**< errno of the last LG_OTHER outcome, 0 if none */
 	uint32_t nfails;		     /**< fails[] filled, at most LG_FAILS_KEPT */
 	struct lg_fail fails[LG_FAILS_KEPT]; /**< the first failed connections */
+	/**
+	 * When the served connections started, for a test that must know the
+	 * load ran across an event whatever the machine's speed: LG_OK
+	 * connections by their connect() time, in LG_SLOT_MS slots from
+	 * t0_ms (CLOCK_MONOTONIC ms, lg_run()'s start); lg_ok_between().
+	 */
+	uint64_t t0_ms;
+	uint32_t ok_at[LG_NSLOTS];
 };
 
 /** What to run. Zero it, then fill it in. */
@@ -185,9 +197,17 @@ uint64_t lg_hist_max(const struct lg_hist *h);
 /**
  * Add @p from to @p into, for a run split across processes: counts and
  * histograms are added, elapsed is the longest of both, last_other_errno
- * is from's when it has one.
+ * is from's when it has one; the failures named are into's, then from's
+ * while there is room; ok_at is kept from the earlier t0_ms of both.
  */
 void lg_result_merge(struct lg_result *into, const struct lg_result *from);
+
+/**
+ * The LG_OK connections of @p r that started (connect()) from @p from_ms to
+ * @p to_ms (CLOCK_MONOTONIC ms), counted by whole slots (lg_result.ok_at):
+ * those of a slot that lies within the span, never one outside it.
+ */
+uint64_t lg_ok_between(const struct lg_result *r, uint64_t from_ms, uint64_t to_ms);
 
 /**
  * "ok", "refused", "reset-before-request", "reset-after-request",

@@ -82,6 +82,31 @@ uint64_t lg_hist_max(const struct lg_hist *h)
 	return h->max;
 }
 
+/* from's ok_at into into's, on the earlier t0_ms of both (a slot moves
+ * by whole slots: within LG_SLOT_MS of its time). */
+static void merge_ok_at(struct lg_result *into, const struct lg_result *from)
+{
+	uint64_t shift;
+
+	if (!from->t0_ms)
+		return;
+	if (!into->t0_ms || from->t0_ms < into->t0_ms) {
+		/* into's slots move later */
+		shift = into->t0_ms ? (into->t0_ms - from->t0_ms) / LG_SLOT_MS : 0;
+		for (uint64_t i = LG_NSLOTS; i-- > 0;) {
+			uint64_t to = i + shift < LG_NSLOTS ? i + shift : LG_NSLOTS - 1;
+			uint32_t v = into->ok_at[i];
+
+			into->ok_at[i] = 0;
+			into->ok_at[to] += v;
+		}
+		into->t0_ms = from->t0_ms;
+	}
+	shift = (from->t0_ms - into->t0_ms) / LG_SLOT_MS;
+	for (uint64_t i = 0; i < LG_NSLOTS; i++)
+		into->ok_at[i + shift < LG_NSLOTS ? i + shift : LG_NSLOTS - 1] += from->ok_at[i];
+}
+
 void lg_result_merge(struct lg_result *into, const struct lg_result *from)
 {
 	into->started += from->started;
@@ -95,6 +120,21 @@ void lg_result_merge(struct lg_result *into, const struct lg_result *from)
 		into->last_other_errno = from->last_other_errno;
 	for (uint32_t i = 0; i < from->nfails && into->nfails < LG_FAILS_KEPT; i++)
 		into->fails[into->nfails++] = from->fails[i];
+	merge_ok_at(into, from);
+}
+
+uint64_t lg_ok_between(const struct lg_result *r, uint64_t from_ms, uint64_t to_ms)
+{
+	uint64_t n = 0;
+
+	for (uint64_t i = 0; i < LG_NSLOTS; i++) {
+		uint64_t start = r->t0_ms + i * LG_SLOT_MS, end = start + LG_SLOT_MS;
+
+		/* the last slot holds everything after it: it has no end */
+		if (start >= from_ms && (i == LG_NSLOTS - 1 ? to_ms == UINT64_MAX : end <= to_ms))
+			n += r->ok_at[i];
+	}
+	return n;
 }
 
 const char *lg_outcome_str(enum lg_outcome o)

@@ -530,7 +530,10 @@ bool it_lg_expect(const struct lg_opts *o, struct lg_result *r, enum lg_outcome 
 	ok = ok && ASSERT_EQ(it_lg_total(r), r->started, "outcomes counted");
 	ok = ok && ASSERT_EQ(r->count[outcome], o->max_conns, lg_outcome_str(outcome));
 	if (outcome == LG_OK)
-		return ok && ASSERT_EQ(r->nfails, 0, "failures named");
+		return ok && ASSERT_EQ(r->nfails, 0, "failures named") &&
+		       ASSERT_EQ(lg_ok_between(r, r->t0_ms, UINT64_MAX), r->count[LG_OK],
+				 "served connections by their start") &&
+		       ASSERT_EQ(lg_ok_between(r, 0, r->t0_ms), 0, "none before the run");
 	/* the first failures named, each with its outcome and times (a refused
 	 * connect has no port) */
 	ok = ok && ASSERT_EQ(r->nfails, o->max_conns < LG_FAILS_KEPT ? o->max_conns : LG_FAILS_KEPT,

@@ -64,7 +64,9 @@ struct rt_kill {
 void rt_kill9_counted(pid_t victim, struct rt_kill *k);
 /*
  * The load @r around a SIGKILL that rt_kill9_counted() said cost @k->doomed:
- * more than @min_started connections, and every one served but the @doomed
+ * connections served that started in the second before the kill and from a
+ * second after it (the load ran across it), and every one served but the
+ * doomed
  * ones and the handshakes the kernel itself resets as the listener closes
  * (a final ACK processed on the other CPU while the listener stops:
  * inet_child_forget()). No counter records the latter, but the client sees
@@ -75,6 +77,6 @@ void rt_kill9_counted(pid_t victim, struct rt_kill *k);
  * times from the kill and whether it was a doomed one; false after a failed
  * assertion.
  */
-bool rt_killed_judge(const struct lg_result *r, const struct rt_kill *k, long long min_started);
+bool rt_killed_judge(const struct lg_result *r, const struct rt_kill *k);
 
 #endif

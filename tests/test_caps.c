@@ -317,7 +317,7 @@ SM_TEST(caps_hold_status_drain)
 	hold = cap_spawn(&e, NOBODY, "+bpf,+perfmon", cmd, "hold.log");
 	snprintf(log, sizeof(log), "(pid %d fd", (int)srv);
 	if (!ASSERT_TRUE(cap_log_has(&e, "hold.log", "holding port", 10000), "hold runs") ||
-	    !ASSERT_TRUE(cap_log_has(&e, "hold.log", log, 3000), "it registers the server") ||
+	    !ASSERT_TRUE(cap_log_has(&e, "hold.log", log, 10000), "it registers the server") ||
 	    !ASSERT_EQ(cap_groups(&e), 1, "one group pinned in nobody's root"))
 		goto out;
 	snprintf(args, sizeof(args), "hold --port %d --addr 127.0.0.1 --foreground", KPORT + 1);

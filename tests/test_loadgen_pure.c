@@ -139,13 +139,24 @@ free_hists:
 
 SM_PURE(loadgen_result_merge)
 {
-	struct lg_result *r = calloc(3, sizeof(*r)), *a, *b;
+	struct lg_result *r = calloc(4, sizeof(*r)), *a, *b, *c;
 	int ret = SM_FAIL;
 
 	if (!r)
 		return SM_FAIL;
 	a = r + 1;
 	b = r + 2;
+	c = r + 3;
+	/* served connections by start time: a's from 10,000 ms, b's from
+	 * 10,250 (its slot 0 is a's slot 2) */
+	a->t0_ms = 10000;
+	a->ok_at[0] = 2;
+	a->ok_at[5] = 3;
+	a->ok_at[LG_NSLOTS - 1] = 1; /* the rest, after 102.3 s */
+	b->t0_ms = 10250;
+	b->ok_at[0] = 4;
+	c->t0_ms = 9800; /* earlier: the others move by 2 slots */
+	c->ok_at[0] = 5;
 	a->started = 10;
 	a->count[LG_OK] = 7;
 	a->count[LG_OTHER] = 3;
@@ -170,6 +181,20 @@ SM_PURE(loadgen_result_merge)
 	    !ASSERT_EQ(lg_hist_max(&r->reply_us), 300, "reply max") ||
 	    !ASSERT_EQ(r->nfails, LG_FAILS_KEPT, "failures named: the first ones, while room") ||
 	    !ASSERT_EQ(r->fails[2].port, 7, "a's") || !ASSERT_EQ(r->fails[3].port, 9, "then b's"))
+		goto free_results;
+	if (!ASSERT_EQ(lg_ok_between(r, 10000, 10100), 2, "a's first slot") ||
+	    !ASSERT_EQ(lg_ok_between(r, 10000, 10099), 0, "no slot within") ||
+	    !ASSERT_EQ(lg_ok_between(r, 10200, 10300), 4, "b's, on a's frame") ||
+	    !ASSERT_EQ(lg_ok_between(r, 10000, 10600), 9, "both") ||
+	    !ASSERT_EQ(lg_ok_between(r, 10000, UINT64_MAX), 10, "to the end: the rest too"))
+		goto free_results;
+	lg_result_merge(r, c);
+	if (!ASSERT_EQ(r->t0_ms, 9800, "the earlier start") ||
+	    !ASSERT_EQ(lg_ok_between(r, 9800, 9900), 5, "c's") ||
+	    !ASSERT_EQ(lg_ok_between(r, 10000, 10100), 2, "a's, moved") ||
+	    !ASSERT_EQ(lg_ok_between(r, 10200, 10300), 4, "b's, moved") ||
+	    !ASSERT_EQ(lg_ok_between(r, 10500, 10600), 3, "a's second") ||
+	    !ASSERT_EQ(lg_ok_between(r, 0, UINT64_MAX), 15, "every one"))
 		goto free_results;
 	ret = SM_PASS;
 free_results:

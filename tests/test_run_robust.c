@@ -444,7 +444,7 @@ SM_TEST(run_notify_socket_not_squattable)
 		goto out;
 	re.reply = it_probe_reply(RPORT, 3000);
 	if (!ASSERT_GT(re.reply, 0, "sockmig run starts the server") ||
-	    !ASSERT_TRUE(rt_wait_log(&re.e, "run.log", "ready in", 1, 1000), "generation 1 ready"))
+	    !ASSERT_TRUE(rt_wait_log(&re.e, "run.log", "ready in", 1, 10000), "generation 1 ready"))
 		goto out;
 	/* the notify socket: uid 65534 can neither reach nor flood it */
 	rt_daemon_file(path, sizeof(path), "run-35000.notify");
