@@ -55,6 +55,11 @@ void cli_set_verbose(void);
 /* One "debug: ..." line on stderr under -v. */
 void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* "not readable (...)" for a pinned group that its opener was refused
+ * (EPERM): bpf() itself without CAP_BPF while the kernel's
+ * unprivileged_bpf_disabled is set, else the pins' mode (root). */
+const char *cli_not_readable(void);
+
 /* Parse a whole decimal number in [min, max] (digits only: no sign, space or
  * base prefix); false (and an error) if not. */
 bool parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *out);

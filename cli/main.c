@@ -50,6 +50,20 @@ void cli_debug(const char *fmt, ...)
 	va_end(ap);
 }
 
+const char *cli_not_readable(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/unprivileged_bpf_disabled", "re");
+	int v = 0;
+
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v ? "not readable (needs CAP_BPF: kernel.unprivileged_bpf_disabled is set)"
+		 : "not readable (needs root)";
+}
+
 static int do_help(int argc, char **argv);
 
 static const struct cmd {

@@ -172,7 +172,7 @@ static void read_pinned(struct group *gr)
 
 	if (!g) {
 		snprintf(gr->error, sizeof(gr->error), "%s",
-			 errno == EPERM ? "not readable (needs root)" : sockmig_last_error());
+			 errno == EPERM ? cli_not_readable() : sockmig_last_error());
 		return;
 	}
 	gr->policy = sockmig_policy_str(sockmig_group_policy(g));

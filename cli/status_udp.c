@@ -61,7 +61,7 @@ static bool read_one(struct udp_group *u)
 		return false; /* gone since the list */
 	if (!g) {
 		snprintf(u->error, sizeof(u->error), "%s",
-			 errno == EPERM ? "not readable (needs root)" : sockmig_last_error());
+			 errno == EPERM ? cli_not_readable() : sockmig_last_error());
 		return true;
 	}
 	if (sockmig_udp_group_collect(g) == 1) {

@@ -59,8 +59,10 @@ for set in "$@"; do
 	# or (before 5.11) its refusal
 	enc) run_set enc "$out/test_sockmig" -t "$case_limit" udp_quic_enc cost_quic_lb_enc ;;
 	# UDP groups with capabilities, not root; and before 5.11 the
-	# RLIMIT_MEMLOCK that BPF memory is charged to, named
-	caps) run_set caps "$out/test_sockmig" -t "$case_limit" caps_udp caps_memlock ;;
+	# RLIMIT_MEMLOCK that BPF memory is charged to, named; hold and attach
+	# of a server of their own uid, under the kernel's Yama (Ubuntu's
+	# ptrace_scope 1: CAP_SYS_PTRACE too, and attach says so without it)
+	caps) run_set caps "$out/test_sockmig" -t "$case_limit" caps_udp caps_memlock caps_attach caps_hold ;;
 	# UDP groups of an older layout upgraded, their flows kept across the
 	# flip (batched copies from 5.6, key by key before)
 	udp) run_set udp "$out/test_sockmig" -t "$case_limit" udp_upgrade ;;
