@@ -91,7 +91,7 @@ int rt_run_start(struct runenv *re, char *const extra[])
 	re->run = rt_spawn_sockmig(&re->e, "run.log", args);
 	re->reply = it_probe_reply(RPORT, 3000);
 	if (ASSERT_GT(re->reply, 0, "the server answers under sockmig run") &&
-	    ASSERT_TRUE(rt_wait_log(&re->e, "run.log", "ready in", 1, 2000), "generation 1 ready"))
+	    ASSERT_TRUE(rt_wait_log(&re->e, "run.log", "ready in", 1, 10000), "generation 1 ready"))
 		return SM_PASS;
 	it_show_log(&re->e, "run.log");
 	return SM_FAIL;
