@@ -177,6 +177,7 @@ static int reports_exact(bool stop_start)
 	struct lg_result r;
 	char *overlap[] = {"--max-old", "1", NULL}, *ss[] = {"--stop-start", NULL};
 	unsigned long long sum;
+	char why[200];
 	int ret, rfd, lines, st, reloads = stop_start ? 10 : 20;
 	pid_t lpid;
 
@@ -222,8 +223,19 @@ static int reports_exact(bool stop_start)
 	       lines, sum, (unsigned long long)d.migrate_success,
 	       (unsigned long long)d.migrate_failure);
 	if (!ASSERT_EQ(r.started - r.count[LG_OK], 0, "failed connections") ||
-	    !ASSERT_EQ(lines, reloads + 1, "one report per reload and one at the stop") ||
-	    !ASSERT_GT(d.migrate_success, 0, "connections migrated (else this proves nothing)") ||
+	    !ASSERT_EQ(lines, reloads + 1, "one report per reload and one at the stop"))
+		goto out;
+	/* the old server's queue holds at most its 20 ms of pause: on a slow
+	 * machine (emulated: tu_machine_too_slow() measures) the flip and the
+	 * stop may take longer, the server empties its queue meanwhile and
+	 * nothing migrates (5.15's QEMU guest: 0 in 21 reports, twice); the
+	 * case then proves nothing, and skips saying so */
+	if (d.migrate_success == 0 && tu_machine_too_slow(why, sizeof(why))) {
+		ret = SKIP("nothing migrated in %d reloads (the reports say 0 too: %llu): %s",
+			   reloads, sum, why);
+		goto out;
+	}
+	if (!ASSERT_GT(d.migrate_success, 0, "connections migrated (else this proves nothing)") ||
 	    !ASSERT_EQ(sum, d.migrate_success, "the reports add up to the kernel's count") ||
 	    !ASSERT_EQ(it_log_count(&re.e, "run.log", "failed"), 0,
 		       "no 'failed' in normal output") ||
