@@ -118,6 +118,7 @@ struct scanner {
 	struct lease_ref *lease;
 	int nk;
 	struct known k[SCANNER_MAX];
+	int first_new; /* k[first_new] to k[nk - 1]: registered by the last scan */
 	int nskip;
 	struct skipped skip[SCANNER_SKIP_MAX];
 	/* attach --proto: UDP sockets too (udp), TCP listeners not (no_tcp);

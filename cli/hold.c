@@ -135,9 +135,9 @@ static void on_hup(int sig)
 }
 
 /* The first server listener (not a holder) the last scan registered. */
-static const struct known *new_server(const struct scanner *sc, int before)
+static const struct known *new_server(const struct scanner *sc)
 {
-	for (int j = before; j < sc->nk; j++)
+	for (int j = sc->first_new; j < sc->nk; j++)
 		if (!sc->k[j].holder)
 			return &sc->k[j];
 	return NULL;
@@ -164,7 +164,7 @@ int do_hold(int argc, char **argv)
 	struct holder h;
 	pid_t owner;
 	uint64_t interval = 20;
-	int n, port = 0, before, err = 0;
+	int n, port = 0, err = 0;
 	bool fg = false;
 	const struct cli_opt opts[] = {
 		{"port", 'P', CLI_PORT, &port},	    {"addr", 'a', CLI_STR, &addr},
@@ -240,13 +240,14 @@ int do_hold(int argc, char **argv)
 		struct timespec ts = {.tv_sec = (time_t)(interval / 1000),
 				      .tv_nsec = (long)(interval % 1000) * 1000000L};
 
-		before = sc.nk;
-		if (scanner_scan(&sc) > 0 && new_server(&sc, before)) {
-			holder_server_joined(&h, new_server(&sc, before));
-			if (fg)
+		if (scanner_scan(&sc) > 0 && new_server(&sc)) {
+			holder_server_joined(&h, new_server(&sc));
+			if (fg) {
 				printf("server listener joined: holder rotated, %llu connections "
 				       "moved to it so far\n",
 				       (unsigned long long)h.moved);
+				fflush(stdout);
+			}
 		}
 		nanosleep(&ts, NULL);
 	}

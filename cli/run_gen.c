@@ -417,11 +417,10 @@ void run_tick(struct runner *r)
 {
 	struct generation *cur = run_gen_state(r, G_READY), *st = run_gen_state(r, G_STARTING);
 	unsigned long long now = now_ms();
-	int before = r->sc.nk;
 
 	if (r->listen_fd < 0 && scanner_scan(&r->sc) > 0) {
 		run_note_listeners(r);
-		for (int j = before; j < r->sc.nk && r->use_holder; j++)
+		for (int j = r->sc.first_new; j < r->sc.nk && r->use_holder; j++)
 			if (!r->sc.k[j].holder) {
 				run_check_addr(r, &r->sc.k[j]);
 				holder_server_joined(&r->h, &r->sc.k[j]);

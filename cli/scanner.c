@@ -404,6 +404,7 @@ int scanner_scan(struct scanner *sc)
 	unsigned long long now = now_ms();
 	bool fresh = false; /* every process's owners of ls read in this scan */
 
+	sc->first_new = sc->nk;
 	scanner_renew(sc);
 	if (sc->no_tcp) /* attach --proto udp */
 		return scanner_udp_scan(sc);
@@ -450,6 +451,23 @@ int scanner_scan(struct scanner *sc)
 			}
 		}
 	}
+	/* forget members gone for a while (their requests have moved by now)
+	 * before registering: what this scan registers stays at the end */
+	for (int j = 0; j < sc->nk; j++) {
+		struct sockmig_group *g;
+
+		if (!k[j].gone_ms || now - k[j].gone_ms < FORGET_AFTER_MS)
+			continue;
+		g = sockmig_group_open_name(k[j].group, NULL);
+		if (g) {
+			sockmig_member_leave_cookie(g, k[j].cookie);
+			sockmig_group_close(g);
+		}
+		snprintf(name, sizeof(name), "%s", k[j].group);
+		k[j--] = k[--sc->nk];
+		lease_drop(sc, name);
+	}
+	sc->first_new = sc->nk;
 	for (int i = 0; i < n; i++) {
 		struct skipped *s = skipped_of(sc, ls[i].cookie);
 		bool seen = false;
@@ -481,21 +499,6 @@ int scanner_scan(struct scanner *sc)
 		drain_older(k, sc->nk, sc->quiet);
 	if (sc->hold_refs)
 		release_let_go(sc, ls, n, fresh);
-	/* forget members gone for a while: their requests have moved by now */
-	for (int j = 0; j < sc->nk; j++) {
-		struct sockmig_group *g;
-
-		if (!k[j].gone_ms || now - k[j].gone_ms < FORGET_AFTER_MS)
-			continue;
-		g = sockmig_group_open_name(k[j].group, NULL);
-		if (g) {
-			sockmig_member_leave_cookie(g, k[j].cookie);
-			sockmig_group_close(g);
-		}
-		snprintf(name, sizeof(name), "%s", k[j].group);
-		k[j--] = k[--sc->nk];
-		lease_drop(sc, name);
-	}
 	scanner_renew(sc);
 	free(ls);
 	if (sc->udp) {
