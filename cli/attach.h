@@ -76,6 +76,10 @@ struct skipped {
 	unsigned long long retry_ms;
 	unsigned int backoff_ms;
 	bool udp; /* a UDP socket: forgotten by the UDP scan only */
+	/* every try since then failed because no process that holds it could
+	 * be seen (another pid namespace, another user's): first and last
+	 * such try, 0 when the last try failed otherwise */
+	unsigned long long unseen_since, unseen_last;
 };
 
 /* A UDP socket registered by attach (scanner_udp.c). attach keeps no copy
@@ -173,6 +177,10 @@ int scanner_udp_live(struct scanner *sc);
 
 /* Listeners and UDP sockets registered and known to the scanner. */
 int scanner_count(const struct scanner *sc);
+
+/* A TCP listener of the port that the scans could not take for at least
+ * @ms because no process holding it could be seen: its cookie, else 0. */
+uint64_t scanner_unseen(const struct scanner *sc, unsigned long long ms);
 
 /* Shared by scanner.c and scanner_udp.c: a socket not registered is not
  * tried again before its backoff (doubling) runs out. */

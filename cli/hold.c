@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,6 +135,64 @@ static void on_hup(int sig)
 	(void)sig;
 }
 
+/*
+ * A listener of the port that no process this one can see holds (a server
+ * in a pid namespace of its own, another user's process without
+ * CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) can never be registered: the
+ * holder, the group's only member, would take every SYN from it. hold
+ * refuses to start next to one, and stands aside when one stays so this
+ * long.
+ */
+#define UNSEEN_MS 1000
+
+/* A listener of @port no visible process holds, in two looks 200 ms apart
+ * (not one on its way between two processes): its cookie, else 0. */
+static uint64_t port_unseen(int port)
+{
+	struct timespec gap = {.tv_nsec = 200 * 1000000L};
+	uint64_t cookie = 0;
+
+	for (int look = 0; look < 2; look++) {
+		struct sm_listener *ls = NULL;
+		uint64_t first = cookie;
+		int n = sm_diag_dump(0, port, &ls);
+
+		if (n > 0)
+			sm_diag_owners(ls, n);
+		cookie = 0;
+		for (int i = 0; i < n && !cookie; i++)
+			if (ls[i].nowners == 0 && (!look || ls[i].cookie == first))
+				cookie = ls[i].cookie;
+		free(ls);
+		if (!cookie)
+			return 0;
+		if (!look)
+			nanosleep(&gap, NULL);
+	}
+	return cookie;
+}
+
+/* Say why hold does not hold next to listener @cookie, and what it does
+ * (@then): on stderr, or to syslog once it is a daemon. */
+static void say_unseen(int port, uint64_t cookie, bool daemonized, const char *then)
+{
+	char line[400];
+
+	snprintf(line, sizeof(line),
+		 "hold: port %d: no process this one can see holds listener cookie %llu (a "
+		 "pid namespace of its own, or another user's process without "
+		 "CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE): a holder would take every "
+		 "connection from it; %s",
+		 port, (unsigned long long)cookie, then);
+	if (daemonized) {
+		openlog("sockmig-hold", LOG_PID, LOG_DAEMON);
+		syslog(LOG_ERR, "%s", line);
+		closelog();
+	} else {
+		cli_error("%s", line);
+	}
+}
+
 /* The first server listener (not a holder) the last scan registered. */
 static const struct known *new_server(const struct scanner *sc)
 {
@@ -163,7 +222,7 @@ int do_hold(int argc, char **argv)
 	struct pidfile pf = {.fd = -1};
 	struct holder h;
 	pid_t owner;
-	uint64_t interval = 20;
+	uint64_t interval = 20, unseen;
 	int n, port = 0, err = 0;
 	bool fg = false;
 	const struct cli_opt opts[] = {
@@ -187,6 +246,13 @@ int do_hold(int argc, char **argv)
 		cli_error("hold: no native migration here (%s): a holder would keep nothing; "
 			  "use sockmig run, which keeps the listener itself",
 			  why);
+		return 1;
+	}
+	unseen = port_unseen(port);
+	if (unseen) {
+		say_unseen(port, unseen, false,
+			   "hold refuses: run it where it sees the server's processes "
+			   "(Kubernetes: shareProcessNamespace)");
 		return 1;
 	}
 	err = pidfile_acquire(&pf, "hold", port, &owner);
@@ -249,6 +315,15 @@ int do_hold(int argc, char **argv)
 				fflush(stdout);
 			}
 		}
+		unseen = scanner_unseen(&sc, UNSEEN_MS);
+		if (unseen) {
+			/* the holder's close moves its queue there: no registered
+			 * member is left, so the kernel's hash chooses */
+			say_unseen(port, unseen, !fg,
+				   "hold stands aside (what its holder kept goes to that "
+				   "listener) and exits");
+			break;
+		}
 		nanosleep(&ts, NULL);
 	}
 	/* what a server let go of since the last scan is drained first */
@@ -256,5 +331,5 @@ int do_hold(int argc, char **argv)
 	holder_close(&h, true);
 	scanner_leave_all(&sc);
 	pidfile_release(&pf);
-	return 0;
+	return unseen ? 1 : 0;
 }

@@ -248,12 +248,14 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 	g = open_group_of(l);
 	fd = take_listener_why(l, why, sizeof(why));
 	if (fd < 0) {
+		bool unseen = l->nowners == 0 && still_listening(l);
+
 		if (l->nowners == 0)
-			scanner_why(sc, quiet, !still_listening(l), false, "%s", why);
+			scanner_why(sc, quiet, !unseen, false, "%s", why);
 		else
 			scanner_why(sc, quiet, take_race(fd), false, "cannot take %s", why);
 		sockmig_group_close(g);
-		return -1;
+		return unseen ? -ENOENT : -1;
 	}
 	if (!g)
 		g = sockmig_group_open(fd, NULL);
@@ -389,10 +391,37 @@ void skip_listener(struct scanner *sc, uint64_t cookie, unsigned long long now, 
 		s->cookie = cookie;
 		s->backoff_ms = SKIP_FIRST_MS;
 		s->udp = udp;
+		s->unseen_since = s->unseen_last = 0;
 	} else if (s->backoff_ms < SKIP_MAX_MS) {
 		s->backoff_ms *= 2;
 	}
 	s->retry_ms = now + s->backoff_ms;
+}
+
+/* The try of skipped @cookie at @now failed because no owner could be seen
+ * (@unseen), or for another reason. */
+static void note_unseen(struct scanner *sc, uint64_t cookie, bool unseen, unsigned long long now)
+{
+	struct skipped *s = skipped_of(sc, cookie);
+
+	if (!s)
+		return;
+	if (!unseen) {
+		s->unseen_since = s->unseen_last = 0;
+		return;
+	}
+	if (!s->unseen_since)
+		s->unseen_since = now;
+	s->unseen_last = now;
+}
+
+uint64_t scanner_unseen(const struct scanner *sc, unsigned long long ms)
+{
+	for (int j = 0; j < sc->nskip; j++)
+		if (!sc->skip[j].udp && sc->skip[j].unseen_since &&
+		    sc->skip[j].unseen_last - sc->skip[j].unseen_since >= ms)
+			return sc->skip[j].cookie;
+	return 0;
 }
 
 int scanner_scan(struct scanner *sc)
@@ -400,7 +429,7 @@ int scanner_scan(struct scanner *sc)
 	char name[SOCKMIG_NAME_MAX];
 	struct sm_listener *ls = NULL;
 	struct known *k = sc->k;
-	int n, registered = 0;
+	int n, err, registered = 0;
 	unsigned long long now = now_ms();
 	bool fresh = false; /* every process's owners of ls read in this scan */
 
@@ -481,8 +510,10 @@ int scanner_scan(struct scanner *sc)
 			continue;
 		}
 		/* a retry says nothing: its error was said the first time */
-		if (register_listener(sc, &ls[i], sc->quiet || s, &k[sc->nk]) < 0) {
+		err = register_listener(sc, &ls[i], sc->quiet || s, &k[sc->nk]);
+		if (err < 0) {
 			skip_listener(sc, ls[i].cookie, now, false);
+			note_unseen(sc, ls[i].cookie, err == -ENOENT, now);
 			continue;
 		}
 		if (s)
