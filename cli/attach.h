@@ -76,10 +76,18 @@ struct skipped {
 	unsigned long long retry_ms;
 	unsigned int backoff_ms;
 	bool udp; /* a UDP socket: forgotten by the UDP scan only */
-	/* every try since then failed because no process that holds it could
-	 * be seen (another pid namespace, another user's): first and last
-	 * such try, 0 when the last try failed otherwise */
-	unsigned long long unseen_since, unseen_last;
+	/* a TCP listener whose tries since @unreg_since (to @unreg_last) all
+	 * failed with @unreg_err: -ENOENT, no process that holds it could be
+	 * seen (another pid namespace, another user's), or -EPERM, taking it
+	 * was not permitted; @unreg_since 0 when the last try failed
+	 * otherwise */
+	unsigned long long unreg_since, unreg_last;
+	int unreg_err;
+	int family; /* and its address, where it was last tried */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
 };
 
 /* A UDP socket registered by attach (scanner_udp.c). attach keeps no copy
@@ -178,9 +186,11 @@ int scanner_udp_live(struct scanner *sc);
 /* Listeners and UDP sockets registered and known to the scanner. */
 int scanner_count(const struct scanner *sc);
 
-/* A TCP listener of the port that the scans could not take for at least
- * @ms because no process holding it could be seen: its cookie, else 0. */
-uint64_t scanner_unseen(const struct scanner *sc, unsigned long long ms);
+/* The next TCP listener, from skip[*@from] on, that the scans could not
+ * register for at least @ms, every try failing for the same lasting reason
+ * (unreg_err): its entry (*@from moves past it), else NULL. */
+const struct skipped *scanner_unregistrable(const struct scanner *sc, unsigned long long ms,
+					    int *from);
 
 /* Shared by scanner.c and scanner_udp.c: a socket not registered is not
  * tried again before its backoff (doubling) runs out. */

@@ -136,54 +136,106 @@ static void on_hup(int sig)
 }
 
 /*
- * A listener of the port that no process this one can see holds (a server
- * in a pid namespace of its own, another user's process without
- * CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) can never be registered: the
- * holder, the group's only member, would take every SYN from it. hold
- * refuses to start next to one, and stands aside when one stays so this
- * long.
+ * A listener of the port that hold cannot register (no process it can see
+ * holds it: a server in a pid namespace of its own, another user's process
+ * without CAP_DAC_READ_SEARCH; or taking it is not permitted: ptrace's
+ * rights) loses SYNs to the holder, the group's only member, for good:
+ * worse than no hold. hold refuses to start next to one, and stands aside
+ * when one stays so this long.
  */
-#define UNSEEN_MS 1000
+#define UNREGISTRABLE_MS 1000
 
-/* A listener of @port no visible process holds, in two looks 200 ms apart
- * (not one on its way between two processes): its cookie, else 0. */
-static uint64_t port_unseen(int port)
+/*
+ * Whether a listener of @family and @addr loses SYNs to the holder at
+ * @h's address: the holder's own group (the same address), a wildcard
+ * listener of the family (the holder's address outscores it), or an IPv6
+ * wildcard one (dual-stack) that an IPv4 holder outscores for IPv4
+ * clients. A holder that follows the server goes to its address.
+ */
+static bool holder_competes(const struct holder *h, int family, const void *addr)
+{
+	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&h->addr;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&h->addr;
+	bool wild = family == AF_INET ? ((const struct in_addr *)addr)->s_addr == INADDR_ANY
+				      : memcmp(addr, &any6, sizeof(any6)) == 0;
+
+	if (family != h->addr.ss_family)
+		return wild && family == AF_INET6;
+	if (wild)
+		return true;
+	if (family == AF_INET)
+		return sin->sin_addr.s_addr == ((const struct in_addr *)addr)->s_addr;
+	return memcmp(&sin6->sin6_addr, addr, sizeof(sin6->sin6_addr)) == 0;
+}
+
+/* Why listener (@err from take_listener_why) cannot be registered. */
+static const char *unregistrable_why(int err)
+{
+	return err == -ENOENT ? "no process this one can see holds it (a pid namespace of its own, "
+				"or another user's process without CAP_DAC_READ_SEARCH)"
+			      : "taking it from its process is not permitted (pidfd_getfd needs "
+				"the rights of ptrace over it: CAP_SYS_PTRACE, or its owner where "
+				"kernel.yama.ptrace_scope allows)";
+}
+
+/*
+ * A listener of the port that hold could not register, in two looks 200 ms
+ * apart (not one on its way between two processes): its cookie and *@err,
+ * else 0. Each is taken and closed at once, as a scan does. When /proc
+ * cannot be read, 0: the scans say why.
+ */
+static uint64_t port_unregistrable(const struct holder *h, int *err)
 {
 	struct timespec gap = {.tv_nsec = 200 * 1000000L};
-	uint64_t cookie = 0;
+	uint64_t first[16], found = 0;
+	char why[SCANNER_WHY_LEN];
+	int nfirst = 0;
 
-	for (int look = 0; look < 2; look++) {
+	for (int look = 0; look < 2 && !found; look++) {
 		struct sm_listener *ls = NULL;
-		uint64_t first = cookie;
-		int n = sm_diag_dump(0, port, &ls);
+		int n = sm_diag_dump(0, h->port, &ls);
 
-		if (n > 0)
-			sm_diag_owners(ls, n);
-		cookie = 0;
-		for (int i = 0; i < n && !cookie; i++)
-			if (ls[i].nowners == 0 && (!look || ls[i].cookie == first))
-				cookie = ls[i].cookie;
+		if (n > 0 && sm_diag_owners(ls, n) < 0)
+			n = 0;
+		for (int i = 0; i < n && !found; i++) {
+			bool again = false;
+			int fd;
+
+			for (int j = 0; j < nfirst; j++)
+				again |= first[j] == ls[i].cookie;
+			if ((look && !again) ||
+			    (!h->follow && !holder_competes(h, ls[i].family, &ls[i].addr)))
+				continue;
+			fd = take_listener_why(&ls[i], why, sizeof(why));
+			if (fd >= 0) {
+				close(fd);
+			} else if ((fd == -ENOENT || fd == -EPERM) && look) {
+				found = ls[i].cookie;
+				*err = fd;
+			} else if ((fd == -ENOENT || fd == -EPERM) && nfirst < 16) {
+				first[nfirst++] = ls[i].cookie;
+			}
+		}
 		free(ls);
-		if (!cookie)
+		if (!nfirst)
 			return 0;
 		if (!look)
 			nanosleep(&gap, NULL);
 	}
-	return cookie;
+	return found;
 }
 
-/* Say why hold does not hold next to listener @cookie, and what it does
- * (@then): on stderr, or to syslog once it is a daemon. */
-static void say_unseen(int port, uint64_t cookie, bool daemonized, const char *then)
+/* Say why hold does not hold next to listener @cookie (@err), and what it
+ * does (@then): on stderr, or to syslog once it is a daemon. */
+static void say_unregistrable(int port, uint64_t cookie, int err, bool daemonized, const char *then)
 {
-	char line[400];
+	char line[512];
 
 	snprintf(line, sizeof(line),
-		 "hold: port %d: no process this one can see holds listener cookie %llu (a "
-		 "pid namespace of its own, or another user's process without "
-		 "CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE): a holder would take every "
-		 "connection from it; %s",
-		 port, (unsigned long long)cookie, then);
+		 "hold: port %d: cannot register listener cookie %llu: %s; a holder would "
+		 "take every connection from it: %s",
+		 port, (unsigned long long)cookie, unregistrable_why(err), then);
 	if (daemonized) {
 		openlog("sockmig-hold", LOG_PID, LOG_DAEMON);
 		syslog(LOG_ERR, "%s", line);
@@ -191,6 +243,19 @@ static void say_unseen(int port, uint64_t cookie, bool daemonized, const char *t
 	} else {
 		cli_error("%s", line);
 	}
+}
+
+/* A listener the scans could not register for UNREGISTRABLE_MS that loses
+ * SYNs to the holder: its entry, else NULL. */
+static const struct skipped *unregistrable(const struct scanner *sc, const struct holder *h)
+{
+	const struct skipped *s;
+	int from = 0;
+
+	while ((s = scanner_unregistrable(sc, UNREGISTRABLE_MS, &from)))
+		if (holder_competes(h, s->family, &s->addr))
+			return s;
+	return NULL;
 }
 
 /* The first server listener (not a holder) the last scan registered. */
@@ -222,7 +287,8 @@ int do_hold(int argc, char **argv)
 	struct pidfile pf = {.fd = -1};
 	struct holder h;
 	pid_t owner;
-	uint64_t interval = 20, unseen;
+	const struct skipped *unreg = NULL;
+	uint64_t interval = 20, cookie;
 	int n, port = 0, err = 0;
 	bool fg = false;
 	const struct cli_opt opts[] = {
@@ -248,11 +314,12 @@ int do_hold(int argc, char **argv)
 			  why);
 		return 1;
 	}
-	unseen = port_unseen(port);
-	if (unseen) {
-		say_unseen(port, unseen, false,
-			   "hold refuses: run it where it sees the server's processes "
-			   "(Kubernetes: shareProcessNamespace)");
+	cookie = port_unregistrable(&h, &err);
+	if (cookie) {
+		say_unregistrable(port, cookie, err, false,
+				  "hold refuses (run it where it sees the server's processes, "
+				  "with the rights to take their sockets; Kubernetes: "
+				  "shareProcessNamespace)");
 		return 1;
 	}
 	err = pidfile_acquire(&pf, "hold", port, &owner);
@@ -315,13 +382,13 @@ int do_hold(int argc, char **argv)
 				fflush(stdout);
 			}
 		}
-		unseen = scanner_unseen(&sc, UNSEEN_MS);
-		if (unseen) {
-			/* the holder's close moves its queue there: no registered
-			 * member is left, so the kernel's hash chooses */
-			say_unseen(port, unseen, !fg,
-				   "hold stands aside (what its holder kept goes to that "
-				   "listener) and exits");
+		unreg = unregistrable(&sc, &h);
+		if (unreg) {
+			/* the holder's close moves its queue there: with no
+			 * registered member left, the kernel's hash chooses */
+			say_unregistrable(port, unreg->cookie, unreg->unreg_err, !fg,
+					  "hold stands aside (what its holder kept goes to "
+					  "that listener) and exits");
 			break;
 		}
 		nanosleep(&ts, NULL);
@@ -331,5 +398,5 @@ int do_hold(int argc, char **argv)
 	holder_close(&h, true);
 	scanner_leave_all(&sc);
 	pidfile_release(&pf);
-	return unseen ? 1 : 0;
+	return unreg ? 1 : 0;
 }

@@ -255,7 +255,8 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 		else
 			scanner_why(sc, quiet, take_race(fd), false, "cannot take %s", why);
 		sockmig_group_close(g);
-		return unseen ? -ENOENT : -1;
+		/* what will not change by itself (see scanner_unregistrable) */
+		return unseen ? -ENOENT : fd == -EPERM ? -EPERM : -1;
 	}
 	if (!g)
 		g = sockmig_group_open(fd, NULL);
@@ -391,37 +392,44 @@ void skip_listener(struct scanner *sc, uint64_t cookie, unsigned long long now, 
 		s->cookie = cookie;
 		s->backoff_ms = SKIP_FIRST_MS;
 		s->udp = udp;
-		s->unseen_since = s->unseen_last = 0;
+		s->unreg_since = s->unreg_last = 0;
 	} else if (s->backoff_ms < SKIP_MAX_MS) {
 		s->backoff_ms *= 2;
 	}
 	s->retry_ms = now + s->backoff_ms;
 }
 
-/* The try of skipped @cookie at @now failed because no owner could be seen
- * (@unseen), or for another reason. */
-static void note_unseen(struct scanner *sc, uint64_t cookie, bool unseen, unsigned long long now)
+/* The try of skipped listener @l at @now failed with @err. */
+static void note_unregistrable(struct scanner *sc, const struct sm_listener *l, int err,
+			       unsigned long long now)
 {
-	struct skipped *s = skipped_of(sc, cookie);
+	struct skipped *s = skipped_of(sc, l->cookie);
 
 	if (!s)
 		return;
-	if (!unseen) {
-		s->unseen_since = s->unseen_last = 0;
+	if (err != -ENOENT && err != -EPERM) {
+		s->unreg_since = s->unreg_last = 0;
 		return;
 	}
-	if (!s->unseen_since)
-		s->unseen_since = now;
-	s->unseen_last = now;
+	if (!s->unreg_since || s->unreg_err != err)
+		s->unreg_since = now;
+	s->unreg_last = now;
+	s->unreg_err = err;
+	s->family = l->family;
+	memcpy(&s->addr, &l->addr, sizeof(s->addr));
 }
 
-uint64_t scanner_unseen(const struct scanner *sc, unsigned long long ms)
+const struct skipped *scanner_unregistrable(const struct scanner *sc, unsigned long long ms,
+					    int *from)
 {
-	for (int j = 0; j < sc->nskip; j++)
-		if (!sc->skip[j].udp && sc->skip[j].unseen_since &&
-		    sc->skip[j].unseen_last - sc->skip[j].unseen_since >= ms)
-			return sc->skip[j].cookie;
-	return 0;
+	for (int j = *from; j < sc->nskip; j++)
+		if (!sc->skip[j].udp && sc->skip[j].unreg_since &&
+		    sc->skip[j].unreg_last - sc->skip[j].unreg_since >= ms) {
+			*from = j + 1;
+			return &sc->skip[j];
+		}
+	*from = sc->nskip;
+	return NULL;
 }
 
 int scanner_scan(struct scanner *sc)
@@ -513,7 +521,7 @@ int scanner_scan(struct scanner *sc)
 		err = register_listener(sc, &ls[i], sc->quiet || s, &k[sc->nk]);
 		if (err < 0) {
 			skip_listener(sc, ls[i].cookie, now, false);
-			note_unseen(sc, ls[i].cookie, err == -ENOENT, now);
+			note_unregistrable(sc, &ls[i], err, now);
 			continue;
 		}
 		if (s)

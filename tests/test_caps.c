@@ -331,7 +331,8 @@ SM_TEST(caps_probe)
 }
 
 /* hold, a server of the same uid: CAP_BPF and CAP_PERFMON (and
- * CAP_SYS_PTRACE where kernel.yama.ptrace_scope is 1 or 2); status, watch,
+ * CAP_SYS_PTRACE where kernel.yama.ptrace_scope is 1 or 2: without it hold
+ * refuses, as it could not register the server); status, watch,
  * metrics and drain read and change its group with none (CAP_BPF before
  * 5.19 with unprivileged BPF off: readers_need_bpf()). */
 SM_TEST(caps_hold_status_drain)
@@ -354,6 +355,15 @@ SM_TEST(caps_hold_status_drain)
 	snprintf(cmd, sizeof(cmd), "%s %d", e.srv, KPORT);
 	srv = cap_spawn(&e, NOBODY, "", cmd, "srv.log");
 	if (!ASSERT_TRUE(cap_wait_listen(KPORT, 3000), "the server listens"))
+		goto out;
+	/* where Yama asks for CAP_SYS_PTRACE, a hold without it could never
+	 * register the server, and its holder would take every SYN: it refuses */
+	snprintf(args, sizeof(args), "hold --port %d --addr 127.0.0.1 --foreground", KPORT);
+	if (yama_scope() &&
+	    (!ASSERT_EQ(cap_run(&e, "+bpf,+perfmon", args), 1,
+			"hold without CAP_SYS_PTRACE refuses") ||
+	     !ASSERT_TRUE(strstr(e.err, "taking it from its process is not permitted") != NULL,
+			  "and says why")))
 		goto out;
 	snprintf(cmd, sizeof(cmd), "%s hold --port %d --addr 127.0.0.1 --foreground", ct_tool,
 		 KPORT);

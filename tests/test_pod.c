@@ -258,6 +258,80 @@ out:
 	return ret;
 }
 
+/*
+ * Which listeners hold cannot see it refuses next to (its holder on
+ * 127.0.0.1): one on 127.0.0.2 is another group, from which the holder
+ * takes nothing, so hold holds; one on the wildcard address loses the
+ * SYNs to 127.0.0.1 to the holder (the better match), so hold refuses.
+ * The listeners: python in the case's pid namespace; hold in one of its own.
+ */
+SM_TEST(pod_sidecar_own_pidns_address_rules)
+{
+	static const char *const addrs[] = {"127.0.0.2", "0.0.0.0"};
+	struct ienv e;
+	char port[16], why[200], code[400], path[160], hlog[16], plog[16];
+	char *py[] = {"/usr/bin/python3", "-c", code, NULL};
+	char *hold[] = {e.sockmig, "hold",	"--port",	port,
+			"--addr",  "127.0.0.1", "--foreground", NULL};
+	pid_t spid = 0, hctr = 0, hpid = 0;
+	int ret = SM_PASS, st;
+
+	if (!tu_kernel_migrates(why, sizeof(why)))
+		return SKIP("%s: hold refuses to start (hold_stop_start_gap_holder)", why);
+	if (access(UNSHARE, X_OK) < 0 || access(py[0], X_OK) < 0)
+		return SKIP("no %s or %s", UNSHARE, py[0]);
+	if (!it_setup(&e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	snprintf(port, sizeof(port), "%d", RPORT);
+	for (int i = 0; i < 2 && ret == SM_PASS; i++) {
+		snprintf(code, sizeof(code),
+			 "import socket, time\n"
+			 "s = socket.socket()\n"
+			 "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n"
+			 "s.bind(('%s', %d))\n"
+			 "s.listen()\n"
+			 "print('listening', flush=True)\n"
+			 "time.sleep(30)\n",
+			 addrs[i], RPORT);
+		snprintf(plog, sizeof(plog), "py%d.log", i);
+		snprintf(hlog, sizeof(hlog), "hold%d.log", i);
+		snprintf(path, sizeof(path), "%s/%s", e.dir, plog);
+		spid = tp_spawn(path, py, NULL);
+		if (!ASSERT_TRUE(rt_wait_log(&e, plog, "listening", 1, 5000), "python listens")) {
+			ret = SM_FAIL;
+			break;
+		}
+		hpid = container(&e, hlog, true, hold, &hctr);
+		if (i == 0) {
+			if (!ASSERT_TRUE(rt_wait_log(&e, hlog, "holding port", 1, 10000),
+					 "hold holds next to 127.0.0.2"))
+				ret = SM_FAIL;
+			/* past its first scans and the 1 s it gives a listener */
+			burst_sleep_ms(2500);
+			if (ret == SM_PASS &&
+			    !ASSERT_EQ(tp_wait_exit(hctr, 0), -1, "and keeps holding"))
+				ret = SM_FAIL;
+		} else {
+			st = tp_wait_exit(hctr, 10000);
+			if (st != -1)
+				hctr = 0;
+			if (!ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1,
+					 "hold refuses next to 0.0.0.0 (exit 1)") ||
+			    !ASSERT_EQ(it_log_count(&e, hlog, "hold refuses"), 1, "and says why"))
+				ret = SM_FAIL;
+		}
+		if (ret != SM_PASS)
+			it_show_log(&e, hlog);
+		container_stop(hctr, hpid, SIGTERM);
+		hctr = hpid = 0;
+		tp_stop(spid);
+		spid = 0;
+	}
+	tp_stop(spid);
+	it_teardown(&e, RPORT);
+	return ret;
+}
+
 SM_TEST(pod_killed_sidecar)
 {
 	return pod_restart(SIDECAR, true);
