@@ -69,11 +69,32 @@ static void container_stop(pid_t ctr, pid_t child, int sig)
 
 enum sidecar { NO_SIDECAR, SIDECAR, SIDECAR_OWN_PIDNS };
 
+/* A pod case's start (@holds: it runs hold): SM_PASS with @e set up, the
+ * test server's path in @bin and RPORT in @port (16 bytes), else its skip
+ * with nothing set up. */
+static int pod_setup(struct ienv *e, bool holds, char *bin, size_t len, char *port)
+{
+	char why[200];
+
+	if (holds && !tu_kernel_migrates(why, sizeof(why)))
+		return SKIP("%s: hold refuses to start (hold_stop_start_gap_holder)", why);
+	if (access(UNSHARE, X_OK) < 0)
+		return SKIP("no %s", UNSHARE);
+	if (!it_setup(e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (!it_test_server(e, false, bin, len)) {
+		it_teardown(e, RPORT);
+		return SKIP("no test server: make builds it");
+	}
+	snprintf(port, 16, "%d", RPORT);
+	return SM_PASS;
+}
+
 static int pod_restart(enum sidecar sc, bool kill9)
 {
 	struct ienv e;
 	struct lg_result r;
-	char bin[128], port[16], why[200];
+	char bin[128], port[16];
 	char *srv[] = {bin, port, NULL};
 	char *hold[] = {e.sockmig, "hold",	"--port",	port,
 			"--addr",  "127.0.0.1", "--foreground", NULL};
@@ -84,17 +105,10 @@ static int pod_restart(enum sidecar sc, bool kill9)
 	long long failed;
 	int st;
 
-	if (sc != NO_SIDECAR && !tu_kernel_migrates(why, sizeof(why)))
-		return SKIP("%s: hold refuses to start (hold_stop_start_gap_holder)", why);
-	if (access(UNSHARE, X_OK) < 0)
-		return SKIP("no %s", UNSHARE);
-	if (!it_setup(&e, I_NONE))
-		return SKIP("no .output/sockmig: run from the repository root");
-	if (!it_test_server(&e, false, bin, sizeof(bin))) {
-		it_teardown(&e, RPORT);
-		return SKIP("no test server: make builds it");
-	}
-	snprintf(port, sizeof(port), "%d", RPORT);
+	ret = pod_setup(&e, sc != NO_SIDECAR, bin, sizeof(bin), port);
+	if (ret != SM_PASS)
+		return ret;
+	ret = SM_FAIL;
 	spid = container(&e, "server1.log", false, srv, &sctr);
 	if (!ASSERT_GT(spid, 0, "the server container") ||
 	    !ASSERT_TRUE(rt_wait_serving(RPORT), "the server answers"))
@@ -195,7 +209,7 @@ SM_TEST(pod_sidecar_own_pidns_stands_aside)
 {
 	struct ienv e;
 	struct lg_result r;
-	char bin[128], port[16], why[200];
+	char bin[128], port[16];
 	char *srv[] = {bin, port, NULL};
 	char *hold[] = {e.sockmig, "hold",	"--port",	port,
 			"--addr",  "127.0.0.1", "--foreground", NULL};
@@ -203,17 +217,10 @@ SM_TEST(pod_sidecar_own_pidns_stands_aside)
 	int ret = SM_FAIL, reply, rfd, st;
 	unsigned long long t0, up;
 
-	if (!tu_kernel_migrates(why, sizeof(why)))
-		return SKIP("%s: hold refuses to start (hold_stop_start_gap_holder)", why);
-	if (access(UNSHARE, X_OK) < 0)
-		return SKIP("no %s", UNSHARE);
-	if (!it_setup(&e, I_NONE))
-		return SKIP("no .output/sockmig: run from the repository root");
-	if (!it_test_server(&e, false, bin, sizeof(bin))) {
-		it_teardown(&e, RPORT);
-		return SKIP("no test server: make builds it");
-	}
-	snprintf(port, sizeof(port), "%d", RPORT);
+	ret = pod_setup(&e, true, bin, sizeof(bin), port);
+	if (ret != SM_PASS)
+		return ret;
+	ret = SM_FAIL;
 	/* the reply's length, from the server alone */
 	spid = container(&e, "server1.log", false, srv, &sctr);
 	if (!ASSERT_GT(spid, 0, "the server container") ||
