@@ -210,7 +210,8 @@ static void ub_child(void *arg)
 	struct udp_bench_result *r = &a->r;
 	struct ub *b = calloc(1, sizeof(*b));
 	struct ub_gen *newest;
-	uint64_t rb0, ie0, rb1, ie1, t0, end, next_flip, flip = (uint64_t)a->o.flip_ms * 1000000ull;
+	struct sockmig_udp_snmp e0, e1;
+	uint64_t t0, end, next_flip, flip = (uint64_t)a->o.flip_ms * 1000000ull;
 
 	if (!b || ub_netns_setup((uint64_t)a->o.flows + UB_MAX_LIVE + 256, r->error,
 				 sizeof(r->error)) < 0)
@@ -229,7 +230,7 @@ static void ub_child(void *arg)
 	if (ub_group_open(b, r->error, sizeof(r->error)) < 0 ||
 	    !(newest = ub_gen_new(b, r->error, sizeof(r->error))))
 		goto out;
-	ub_snmp_read(&rb0, &ie0);
+	sockmig_udp_snmp_read(&e0);
 	t0 = ub_now_ns();
 	end = t0 + (uint64_t)a->o.secs * 1000000000ull;
 	next_flip = t0 + flip;
@@ -257,7 +258,7 @@ static void ub_child(void *arg)
 	ub_settle(b);
 	ub_group_stats(b, r);
 	ub_close_due(b, 0, true);
-	ub_snmp_read(&rb1, &ie1);
+	sockmig_udp_snmp_read(&e1);
 	r->flows = atomic_load(&b->flows_started);
 	r->sent = atomic_load(&b->sent);
 	r->send_errors = atomic_load(&b->send_errors);
@@ -266,8 +267,8 @@ static void ub_child(void *arg)
 	r->received = b->received;
 	r->misroutes = b->misroutes;
 	r->lost = r->sent > r->received ? r->sent - r->received : 0;
-	r->rcvbuf_errors = rb1 - rb0;
-	r->in_errors = ie1 - ie0;
+	r->rcvbuf_errors = e1.rcvbuf_errors - e0.rcvbuf_errors;
+	r->in_errors = e1.in_errors - e0.in_errors;
 out:
 	if (b) {
 		ub_client_join(b);

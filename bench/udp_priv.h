@@ -77,7 +77,6 @@ uint64_t ub_received(struct ub *b);
 int ub_client_start(struct ub *b);
 void ub_client_join(struct ub *b);
 /* Udp: RcvbufErrors and InErrors of the calling thread's namespace. */
-int ub_snmp_read(uint64_t *rcvbuf_errors, uint64_t *in_errors);
 /* A network namespace of its own for the calling process, lo up, and
  * RLIMIT_NOFILE of at least @fds. */
 int ub_netns_setup(uint64_t fds, char *err, size_t errlen);

@@ -413,37 +413,6 @@ void ub_client_join(struct ub *b)
 
 /* ---- the namespace ---------------------------------------------------------- */
 
-int ub_snmp_read(uint64_t *rcvbuf_errors, uint64_t *in_errors)
-{
-	FILE *f = fopen("/proc/thread-self/net/snmp", "r");
-	char head[1024] = "", line[1024];
-	int found = 0;
-
-	*rcvbuf_errors = *in_errors = 0;
-	while (f && fgets(line, sizeof(line), f)) {
-		char *hs, *vs, *h, *v;
-
-		if (strncmp(line, "Udp:", 4) != 0)
-			continue;
-		if (!head[0]) {
-			memcpy(head, line, sizeof(head));
-			continue;
-		}
-		h = strtok_r(head, " \n", &hs);
-		v = strtok_r(line, " \n", &vs);
-		for (; h && v; h = strtok_r(NULL, " \n", &hs), v = strtok_r(NULL, " \n", &vs)) {
-			if (strcmp(h, "RcvbufErrors") == 0 && ++found)
-				*rcvbuf_errors = strtoull(v, NULL, 10);
-			else if (strcmp(h, "InErrors") == 0 && ++found)
-				*in_errors = strtoull(v, NULL, 10);
-		}
-		break;
-	}
-	if (f)
-		fclose(f);
-	return found == 2 ? 0 : -1;
-}
-
 int ub_netns_setup(uint64_t fds, char *err, size_t errlen)
 {
 	struct rlimit rl;

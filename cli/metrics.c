@@ -23,6 +23,7 @@
 
 #include "cli.h"
 #include "sockmig.h"
+#include "status.h"
 
 #define MAX_MEMBERS	   1024
 #define REQUEST_TIMEOUT_MS 2000
@@ -55,6 +56,8 @@ struct scrape {
 	int *nmi;
 	const char **policy;
 	struct sockmig_event_ring *ring; /* per group: drains since it was made */
+	struct udp_group *us;		 /* the UDP groups, as sockmig status reads them */
+	int nu;
 };
 
 static void scrape_free(struct scrape *s)
@@ -67,6 +70,7 @@ static void scrape_free(struct scrape *s)
 	free(s->ring);
 	free(s->names);
 	free(s->ports);
+	status_udp_free(s->us, s->nu);
 }
 
 static int scrape_read(struct scrape *s, int port)
@@ -104,6 +108,10 @@ static int scrape_read(struct scrape *s, int port)
 		sockmig_group_event_ring(g, &s->ring[i]);
 		sockmig_group_close(g);
 	}
+	/* a UDP group that cannot be listed or read is left out, as in status */
+	s->nu = status_udp_read(sockmig_netns_self(), port, 0, NULL, &s->us);
+	if (s->nu < 0)
+		s->nu = 0;
 	return 0;
 }
 
@@ -198,6 +206,164 @@ static void drain_families(FILE *f, const struct scrape *s)
 	}
 }
 
+/* What the program did with each datagram: every one is counted under one
+ * outcome (quic_cid in mode quic-lb only). */
+static void udp_datagrams(FILE *f, const struct udp_group *u, const char *port)
+{
+	const struct sockmig_udp_stats *st = &u->st;
+	const struct {
+		const char *outcome;
+		uint64_t v;
+	} o[] = {
+		{"quic_cid", u->q.hits},	  {"flow_hit", st->flow_hits},
+		{"new_flow", st->new_flows},	  {"fallback", st->fallbacks},
+		{"expired", st->expired},	  {"stateless", st->stateless},
+		{"kernel_hash", st->kernel_hash}, {"parse_failed", st->parse_failed},
+	};
+
+	for (size_t k = u->have_quic ? 0 : 1; k < sizeof(o) / sizeof(o[0]); k++)
+		fprintf(f,
+			"sockmig_udp_datagrams_total{group=\"%s\",port=\"%s\",outcome=\"%s\"} "
+			"%llu\n",
+			u->id.name, port, o[k].outcome, (unsigned long long)o[k].v);
+}
+
+/* One sample per readable UDP group, of the value @v picks. */
+static void udp_family(FILE *f, const struct scrape *s, const char *name, const char *type,
+		       const char *help, bool quic_only, uint64_t (*v)(const struct udp_group *u))
+{
+	family_help(f, name, type, help);
+	for (int i = 0; i < s->nu; i++)
+		if (s->us[i].readable && (!quic_only || s->us[i].have_quic))
+			fprintf(f, "%s{group=\"%s\",port=\"%d\"} %llu\n", name, s->us[i].id.name,
+				s->us[i].id.port, (unsigned long long)v(&s->us[i]));
+}
+
+static uint64_t v_working(const struct udp_group *u)
+{
+	return u->st.working_generation;
+}
+static uint64_t v_flow_max(const struct udp_group *u)
+{
+	return u->flow_max;
+}
+static uint64_t v_old_gen(const struct udp_group *u)
+{
+	return u->old_gen;
+}
+static uint64_t v_quic_new(const struct udp_group *u)
+{
+	return u->quic_new;
+}
+static uint64_t v_not_learned(const struct udp_group *u)
+{
+	return u->st.not_learned;
+}
+static uint64_t v_quic_stale(const struct udp_group *u)
+{
+	return u->q.stale;
+}
+static uint64_t v_quic_other(const struct udp_group *u)
+{
+	return u->q.other;
+}
+
+/* The UDP groups of this network namespace (sockmig_udp_group_open()):
+ * what sockmig status shows of them. */
+static void udp_metrics(FILE *f, const struct scrape *s)
+{
+	static const enum sockmig_role roles[] = {SOCKMIG_ROLE_ACTIVE, SOCKMIG_ROLE_DRAINING};
+	struct sockmig_udp_snmp e;
+	char port[8];
+
+	family_help(f, "sockmig_udp_group_info", "gauge",
+		    "A pinned UDP group of this network namespace and its mode.");
+	for (int i = 0; i < s->nu; i++)
+		fprintf(f, "sockmig_udp_group_info{group=\"%s\",port=\"%d\",mode=\"%s\"} 1\n",
+			s->us[i].id.name, s->us[i].id.port,
+			s->us[i].readable ? sockmig_udp_mode_str(s->us[i].mode) : "unknown");
+	udp_family(f, s, "sockmig_udp_working_generation", "gauge",
+		   "The generation that takes new flows.", false, v_working);
+	family_help(f, "sockmig_udp_group_members", "gauge", "Live members, by role.");
+	for (int i = 0; i < s->nu; i++)
+		for (size_t r = 0; r < sizeof(roles) / sizeof(roles[0]); r++) {
+			int n = 0;
+
+			for (int j = 0; j < s->us[i].nmi; j++)
+				n += s->us[i].mi[j].role == roles[r];
+			if (s->us[i].readable)
+				fprintf(f,
+					"sockmig_udp_group_members{group=\"%s\",port=\"%d\","
+					"role=\"%s\"} %d\n",
+					s->us[i].id.name, s->us[i].id.port,
+					sockmig_role_str(roles[r]), n);
+		}
+	family_help(f, "sockmig_udp_member_info", "gauge",
+		    "A member: its role, generation and the pid that registered it.");
+	for (int i = 0; i < s->nu; i++)
+		for (int j = 0; j < s->us[i].nmi; j++)
+			fprintf(f,
+				"sockmig_udp_member_info{group=\"%s\",port=\"%d\",member=\"%llu\","
+				"role=\"%s\",generation=\"%u\",pid=\"%u\"} 1\n",
+				s->us[i].id.name, s->us[i].id.port,
+				(unsigned long long)s->us[i].mi[j].cookie,
+				sockmig_role_str(s->us[i].mi[j].role), s->us[i].mi[j].generation,
+				s->us[i].mi[j].pid);
+	family_help(f, "sockmig_udp_flows", "gauge",
+		    "Live flows (not idle past the timeout, their socket open), by the "
+		    "generation that owns them.");
+	for (int i = 0; i < s->nu; i++)
+		for (int k = 0; k < s->us[i].ngens; k++)
+			fprintf(f,
+				"sockmig_udp_flows{group=\"%s\",port=\"%d\",generation=\"%u\"} "
+				"%llu\n",
+				s->us[i].id.name, s->us[i].id.port, s->us[i].gens[k].gen,
+				(unsigned long long)s->us[i].gens[k].flows);
+	udp_family(f, s, "sockmig_udp_flow_capacity", "gauge",
+		   "Live flows the group's flow table holds (flow_max): beyond it the least "
+		   "recently seen are forgotten, and their next datagram is a new flow.",
+		   false, v_flow_max);
+	family_help(f, "sockmig_udp_datagrams_total", "counter",
+		    "Datagrams the group's program chose a socket for, by how: quic_cid (the "
+		    "server's connection ID), flow_hit (the flow's owner), new_flow, fallback "
+		    "(the owner had closed), expired (idle past the timeout), stateless (not "
+		    "learned), kernel_hash (no member selectable), parse_failed.");
+	for (int i = 0; i < s->nu; i++)
+		if (s->us[i].readable) {
+			snprintf(port, sizeof(port), "%d", s->us[i].id.port);
+			udp_datagrams(f, &s->us[i], port);
+		}
+	udp_family(f, s, "sockmig_udp_old_generation_datagrams_total", "counter",
+		   "Datagrams of known flows or connection IDs delivered to their owner of a "
+		   "generation that was not the working one.",
+		   false, v_old_gen);
+	udp_family(f, s, "sockmig_udp_quic_new_connections_total", "counter",
+		   "New QUIC connections from the address and port of a flow an older "
+		   "generation owned: to the working generation.",
+		   false, v_quic_new);
+	udp_family(f, s, "sockmig_udp_not_learned_total", "counter",
+		   "New flows the flow table refused (delivered, not remembered).", false,
+		   v_not_learned);
+	udp_family(f, s, "sockmig_udp_quic_cid_stale_total", "counter",
+		   "Mode quic-lb: connection IDs of the group whose member is gone (then "
+		   "routed as a flow).",
+		   true, v_quic_stale);
+	udp_family(f, s, "sockmig_udp_quic_cid_other_total", "counter",
+		   "Mode quic-lb: datagrams without a connection ID of the group (a client's "
+		   "Initial; routed as a flow).",
+		   true, v_quic_other);
+	if (sockmig_udp_snmp_read(&e) == 0) {
+		family_help(f, "sockmig_kernel_udp_rcvbuf_errors_total", "counter",
+			    "Udp and Udp6 RcvbufErrors of this network namespace.");
+		fprintf(f, "sockmig_kernel_udp_rcvbuf_errors_total %llu\n",
+			(unsigned long long)e.rcvbuf_errors);
+		family_help(f, "sockmig_kernel_udp_in_errors_total", "counter",
+			    "Udp and Udp6 InErrors of this network namespace.");
+		fprintf(f, "sockmig_kernel_udp_in_errors_total %llu\n",
+			(unsigned long long)e.in_errors);
+	}
+}
+
 static void write_metrics(FILE *f, const struct scrape *s)
 {
 	static const enum sockmig_role roles[] = {SOCKMIG_ROLE_ACTIVE, SOCKMIG_ROLE_DRAINING,
@@ -271,6 +437,7 @@ static void write_metrics(FILE *f, const struct scrape *s)
 			fprintf(f, "%s %llu\n", k[i].name, (unsigned long long)k[i].v);
 		}
 	}
+	udp_metrics(f, s);
 }
 
 /* The whole exposition in a memory buffer: @*len bytes at the result. */
@@ -511,6 +678,5 @@ int do_metrics(int argc, char **argv)
 		return 0;
 	}
 usage:
-	metrics_usage(stderr);
-	return 2;
+	return 2; /* one Error: line, as every command's */
 }

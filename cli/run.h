@@ -52,7 +52,7 @@ struct generation {
  * UDP groups (run_udp.c). */
 #define RUN_UDP_GENS 8
 struct run_udp_mark {
-	uint64_t rcvbuf_errors, in_errors; /* Udp and Udp6 of /proc/net/snmp{,6} */
+	struct sockmig_udp_snmp snmp; /* the network namespace's UDP errors */
 	uint64_t hits, new_flows, fallbacks, expired, kernel_hash; /* the groups' */
 	uint64_t old_gen; /* sockmig_udp_counters.old_generation, the groups' */
 };

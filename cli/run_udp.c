@@ -113,48 +113,6 @@ bool run_udp_joined(struct runner *r, const struct generation *g)
 	return found;
 }
 
-/* Udp: and Udp6 errors of run's network namespace. */
-static void read_snmp(struct run_udp_mark *m)
-{
-	char line[2048], head[2048];
-	FILE *f = fopen("/proc/net/snmp", "re");
-
-	m->rcvbuf_errors = m->in_errors = 0;
-	/* "Udp: InDatagrams NoPorts InErrors ..." then "Udp: 1 2 3 ..." */
-	while (f && fgets(line, sizeof(line), f)) {
-		char *hs, *vs, *h, *v;
-
-		if (strncmp(line, "Udp: ", 5) != 0)
-			continue;
-		snprintf(head, sizeof(head), "%s", line);
-		if (!fgets(line, sizeof(line), f))
-			break;
-		h = strtok_r(head + 5, " \n", &hs);
-		v = strtok_r(line + 5, " \n", &vs);
-		for (; h && v; h = strtok_r(NULL, " \n", &hs), v = strtok_r(NULL, " \n", &vs)) {
-			if (strcmp(h, "InErrors") == 0)
-				m->in_errors += strtoull(v, NULL, 10);
-			else if (strcmp(h, "RcvbufErrors") == 0)
-				m->rcvbuf_errors += strtoull(v, NULL, 10);
-		}
-		break;
-	}
-	if (f)
-		fclose(f);
-	/* "Udp6InErrors 0" lines */
-	f = fopen("/proc/net/snmp6", "re");
-	while (f && fgets(line, sizeof(line), f)) {
-		unsigned long long v;
-
-		if (sscanf(line, "Udp6InErrors %llu", &v) == 1)
-			m->in_errors += v;
-		else if (sscanf(line, "Udp6RcvbufErrors %llu", &v) == 1)
-			m->rcvbuf_errors += v;
-	}
-	if (f)
-		fclose(f);
-}
-
 void run_udp_mark_now(struct runner *r)
 {
 	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
@@ -163,7 +121,7 @@ void run_udp_mark_now(struct runner *r)
 
 	if (!r->udp)
 		return;
-	read_snmp(m);
+	sockmig_udp_snmp_read(&m->snmp);
 	m->hits = m->new_flows = m->fallbacks = m->expired = m->kernel_hash = m->old_gen = 0;
 	n = run_udp_open_groups(r->port, grp);
 	for (int i = 0; i < n; i++) {
@@ -331,8 +289,8 @@ void run_udp_report(struct runner *r, unsigned id, bool older, unsigned long lon
 	       (unsigned long long)(now->kernel_hash - was.kernel_hash));
 	run_udp_end_print(r); /* "; at --grace: ..." */
 	printf("; UdpRcvbufErrors +%llu, UdpInErrors +%llu\n",
-	       (unsigned long long)(now->rcvbuf_errors - was.rcvbuf_errors),
-	       (unsigned long long)(now->in_errors - was.in_errors));
+	       (unsigned long long)(now->snmp.rcvbuf_errors - was.snmp.rcvbuf_errors),
+	       (unsigned long long)(now->snmp.in_errors - was.snmp.in_errors));
 	fflush(stdout);
 	r->udp_flip.n = 0;
 	r->udp_start_ms = 0;

@@ -69,6 +69,7 @@ static bool read_one(struct udp_group *u)
 		return false;
 	}
 	u->mode = sockmig_udp_group_mode(g);
+	u->flow_max = sockmig_udp_group_flow_max(g);
 	n = sockmig_udp_stats_read(g, &u->st);
 	if (n == 0) {
 		SOCKMIG_OPTS(sockmig_udp_counters, c);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* TcpExt counters of the calling thread's network namespace. */
+/* Kernel counters of the calling thread's network namespace: TcpExt of
+ * /proc/net/netstat, Udp of /proc/net/snmp and Udp6 of /proc/net/snmp6. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,10 +9,12 @@
 
 #include "internal.h"
 
-static const struct {
+struct field {
 	const char *name;
 	size_t off;
-} fields[] = {
+};
+
+static const struct field tcp_fields[] = {
 	{"TCPMigrateReqSuccess", offsetof(struct sockmig_netstat, migrate_success)},
 	{"TCPMigrateReqFailure", offsetof(struct sockmig_netstat, migrate_failure)},
 	{"ListenDrops", offsetof(struct sockmig_netstat, listen_drops)},
@@ -20,7 +23,12 @@ static const struct {
 	{"TCPAbortOnClose", offsetof(struct sockmig_netstat, abort_on_close)},
 };
 
-#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+static const struct field udp_fields[] = {
+	{"RcvbufErrors", offsetof(struct sockmig_udp_snmp, rcvbuf_errors)},
+	{"InErrors", offsetof(struct sockmig_udp_snmp, in_errors)},
+};
+
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Index of the word @name in the space-separated line [p, end), or -1. */
 static int word_index(const char *p, const char *end, const char *name)
@@ -38,38 +46,57 @@ static int word_index(const char *p, const char *end, const char *name)
 	return -1;
 }
 
-/*
- * /proc/net/netstat holds pairs of lines, "TcpExt: names..." then
- * "TcpExt: values...". One read() of the whole file: it is read around
- * every drain, so it is kept cheap.
- */
-int sockmig_netstat_read(struct sockmig_netstat *out)
+/* The file @name of /proc/thread-self/net (the netns is per thread: the
+ * probe unshares one) in @buf, in one read() loop: it is read around every
+ * drain, so it is kept cheap. Its length, or a negative errno (no error
+ * set: snmp6 is missing where IPv6 is off). */
+static int read_net_file(const char *name, char *buf, size_t size)
 {
-	char buf[16384], *names, *nl, *values, *vend;
+	char path[64];
 	ssize_t len = 0, n;
 	int fd;
 
-	memset(out, 0, sizeof(*out));
-	/* thread-self: the netns is per thread (the probe unshares one). */
-	fd = open("/proc/thread-self/net/netstat", O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/thread-self/net/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return sm_fail(errno, "cannot open /proc/thread-self/net/netstat: %s",
-			       strerror(errno));
-	while (len < (ssize_t)sizeof(buf) - 1 &&
-	       (n = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
+		return -errno;
+	while (len < (ssize_t)size - 1 && (n = read(fd, buf + len, size - 1 - (size_t)len)) > 0)
 		len += n;
 	close(fd);
 	buf[len] = '\0';
-	names = strstr(buf, "TcpExt: ");
+	return (int)len;
+}
+
+/*
+ * /proc/net/netstat and /proc/net/snmp hold pairs of lines, "@prefix
+ * names..." then "@prefix values...": the values of @fields from file
+ * @name into @out, added to what it holds.
+ */
+static int read_pairs(const char *name, const char *prefix, const struct field *fields,
+		      size_t nfields, void *out)
+{
+	char buf[16384], *names, *nl, *values, *vend;
+	size_t plen = strlen(prefix);
+	int len = read_net_file(name, buf, sizeof(buf));
+
+	if (len < 0)
+		return sm_fail(-len, "cannot open /proc/thread-self/net/%s: %s", name,
+			       strerror(-len));
+	names = buf;
+	while (names && strncmp(names, prefix, plen) != 0) {
+		names = strchr(names, '\n');
+		if (names)
+			names++;
+	}
 	nl = names ? strchr(names, '\n') : NULL;
-	if (!nl || strncmp(nl + 1, "TcpExt: ", 8) != 0)
-		return sm_fail(ENOENT, "no TcpExt line in /proc/thread-self/net/netstat");
-	values = nl + 1 + 8;
+	if (!nl || strncmp(nl + 1, prefix, plen) != 0)
+		return sm_fail(ENOENT, "no %s line in /proc/thread-self/net/%s", prefix, name);
+	values = nl + 1 + plen;
 	vend = strchr(values, '\n');
 	if (!vend)
 		vend = buf + len;
-	for (size_t f = 0; f < NFIELDS; f++) {
-		int idx = word_index(names + 8, nl, fields[f].name);
+	for (size_t f = 0; f < nfields; f++) {
+		int idx = word_index(names + plen, nl, fields[f].name);
 		const char *p = values;
 
 		for (int i = 0; idx >= 0 && i < idx && p && p < vend; i++) {
@@ -78,18 +105,52 @@ int sockmig_netstat_read(struct sockmig_netstat *out)
 				p++;
 		}
 		if (idx >= 0 && p && p < vend)
-			*(uint64_t *)((char *)out + fields[f].off) = strtoull(p, NULL, 10);
+			*(uint64_t *)((char *)out + fields[f].off) += strtoull(p, NULL, 10);
 	}
 	return 0;
+}
+
+int sockmig_netstat_read(struct sockmig_netstat *out)
+{
+	memset(out, 0, sizeof(*out));
+	return read_pairs("netstat", "TcpExt: ", tcp_fields, NFIELDS(tcp_fields), out);
 }
 
 void sockmig_netstat_delta(const struct sockmig_netstat *before,
 			   const struct sockmig_netstat *after, struct sockmig_netstat *out)
 {
-	for (size_t i = 0; i < NFIELDS; i++) {
-		size_t off = fields[i].off;
+	for (size_t i = 0; i < NFIELDS(tcp_fields); i++) {
+		size_t off = tcp_fields[i].off;
 
 		*(uint64_t *)((char *)out + off) = *(const uint64_t *)((const char *)after + off) -
 						   *(const uint64_t *)((const char *)before + off);
 	}
+}
+
+int sockmig_udp_snmp_read(struct sockmig_udp_snmp *out)
+{
+	char buf[16384];
+	int err, len;
+
+	memset(out, 0, sizeof(*out));
+	err = read_pairs("snmp", "Udp: ", udp_fields, NFIELDS(udp_fields), out);
+	if (err)
+		return err;
+	/* "Udp6InErrors 0" lines; no file without IPv6 */
+	len = read_net_file("snmp6", buf, sizeof(buf));
+	for (char *p = len > 0 ? buf : NULL; p && *p;) {
+		for (size_t f = 0; f < NFIELDS(udp_fields); f++) {
+			size_t n = strlen(udp_fields[f].name);
+
+			if (strncmp(p, "Udp6", 4) == 0 &&
+			    strncmp(p + 4, udp_fields[f].name, n) == 0 &&
+			    (p[4 + n] == ' ' || p[4 + n] == '\t'))
+				*(uint64_t *)((char *)out + udp_fields[f].off) +=
+					strtoull(p + 4 + n, NULL, 10);
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return 0;
 }

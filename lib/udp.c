@@ -496,6 +496,11 @@ enum sockmig_udp_mode sockmig_udp_group_mode(struct sockmig_udp_group *g)
 	return (enum sockmig_udp_mode)c.mode;
 }
 
+uint32_t sockmig_udp_group_flow_max(const struct sockmig_udp_group *g)
+{
+	return g ? g->made.flow_max : 0;
+}
+
 int sockmig_udp_group_destroy(struct sockmig_udp_group *g)
 {
 	int err;

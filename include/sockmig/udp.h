@@ -188,6 +188,11 @@ SOCKMIG_API const char *sockmig_udp_group_name(const struct sockmig_udp_group *g
 /** The group's mode (SOCKMIG_UDP_MODE_FLOW, _NONE or _QUIC_LB). */
 SOCKMIG_API enum sockmig_udp_mode sockmig_udp_group_mode(struct sockmig_udp_group *g);
 
+/** The live flows the group's flow table holds (its flow_max, fixed when
+ *  it was made; beyond that many the least recently seen are forgotten),
+ *  or 0 when @p g is NULL or its table could not be read. */
+SOCKMIG_API uint32_t sockmig_udp_group_flow_max(const struct sockmig_udp_group *g);
+
 /** Sockets of a UDP group (slots of its socket array). */
 #define SOCKMIG_UDP_SLOTS 4096
 /** sockmig_udp_set_working(): the newest generation with an active member. */
@@ -369,6 +374,21 @@ struct sockmig_udp_flow_count {
  */
 SOCKMIG_API int sockmig_udp_flows(struct sockmig_udp_group *g, struct sockmig_udp_flow_count *out,
 				  int max);
+
+/** The kernel's UDP error counters of the calling thread's network
+ *  namespace, IPv4 and IPv6 added (Udp of /proc/net/snmp, Udp6 of
+ *  /proc/net/snmp6), every socket's, not the group's alone. */
+struct sockmig_udp_snmp {
+	/** RcvbufErrors: datagrams dropped because a socket's receive queue
+	 *  was full. */
+	uint64_t rcvbuf_errors;
+	/** InErrors: datagrams that could not be delivered (rcvbuf_errors
+	 *  among them, and checksum errors). */
+	uint64_t in_errors;
+};
+
+/** Read them. @return 0 or a negative errno (no /proc/net/snmp). */
+SOCKMIG_API int sockmig_udp_snmp_read(struct sockmig_udp_snmp *out);
 
 /* ---- UDP groups for readers ---------------------------------------------- */
 
