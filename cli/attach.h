@@ -88,6 +88,7 @@ struct skipped {
 		struct in_addr v4;
 		struct in6_addr v6;
 	} addr;
+	bool v6only;
 };
 
 /* A UDP socket registered by attach (scanner_udp.c). attach keeps no copy

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -72,6 +73,17 @@ static int parse_msg(const char *payload, size_t plen, int family, int port, str
 	l.queue = m.idiag_rqueue;
 	l.backlog = m.idiag_wqueue;
 	l.ifindex = m.id.idiag_if;
+	/* an IPv6 socket's attributes include IPV6_V6ONLY's value */
+	for (size_t off = NLMSG_ALIGN(sizeof(m)); off + sizeof(struct rtattr) <= plen;) {
+		struct rtattr a;
+
+		memcpy(&a, payload + off, sizeof(a));
+		if (a.rta_len < sizeof(a) || off + a.rta_len > plen)
+			break;
+		if (a.rta_type == INET_DIAG_SKV6ONLY && a.rta_len > sizeof(a))
+			l.v6only = payload[off + RTA_LENGTH(0)] != 0;
+		off += RTA_ALIGN(a.rta_len);
+	}
 	return append(v, n, cap, &l);
 }
 

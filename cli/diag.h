@@ -9,6 +9,7 @@
 #define SOCKMIG_DIAG_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <netinet/in.h>
@@ -32,6 +33,7 @@ struct sm_listener {
 	uint32_t inode, uid;
 	uint32_t queue, backlog; /* idiag_rqueue / idiag_wqueue for a LISTEN socket */
 	uint32_t ifindex;	 /* SO_BINDTODEVICE, 0 for any */
+	bool v6only;		 /* IPV6_V6ONLY (IPv6 only) */
 	int nowners;		 /* owners[] filled, at most SM_DIAG_MAX_OWNERS */
 	int owners_total;	 /* every fd seen holding it (may exceed nowners) */
 	struct sm_owner owners[SM_DIAG_MAX_OWNERS]; /* from /proc/<pid>/fd */

@@ -145,27 +145,51 @@ static void on_hup(int sig)
  */
 #define UNREGISTRABLE_MS 1000
 
+/* @family and @addr as the kernel's IPv4 lookup sees them: an IPv4-mapped
+ * IPv6 address (::ffff:a.b.c.d) is a.b.c.d. */
+static int lookup_family(int family, const void *addr, struct in_addr *v4)
+{
+	const struct in6_addr *a6 = addr;
+
+	if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(a6)) {
+		memcpy(v4, &a6->s6_addr[12], sizeof(*v4));
+		return AF_INET;
+	}
+	if (family == AF_INET)
+		memcpy(v4, addr, sizeof(*v4));
+	return family;
+}
+
 /*
- * Whether a listener of @family and @addr loses SYNs to the holder at
- * @h's address: the holder's own group (the same address), a wildcard
- * listener of the family (the holder's address outscores it), or an IPv6
- * wildcard one (dual-stack) that an IPv4 holder outscores for IPv4
- * clients. A holder that follows the server goes to its address.
+ * Whether a listener of @family and @addr (@v6only: IPV6_V6ONLY) loses
+ * SYNs to the holder at @h's address: the holder's own group (the same
+ * address), a wildcard listener of the family (the holder's address
+ * outscores it), an IPv4-mapped one of the holder's IPv4 address or of
+ * the wildcard, or an IPv6 wildcard one that takes IPv4 too (not v6only),
+ * which an IPv4 holder outscores for IPv4 clients. A holder that follows
+ * the server goes to its address.
  */
-static bool holder_competes(const struct holder *h, int family, const void *addr)
+static bool holder_competes(const struct holder *h, int family, const void *addr, bool v6only)
 {
 	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
-	const struct sockaddr_in *sin = (const struct sockaddr_in *)&h->addr;
 	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&h->addr;
-	bool wild = family == AF_INET ? ((const struct in_addr *)addr)->s_addr == INADDR_ANY
-				      : memcmp(addr, &any6, sizeof(any6)) == 0;
+	struct in_addr l4 = {0}, h4 = {0};
+	int lf = lookup_family(family, addr, &l4);
+	int hf = lookup_family(
+		h->addr.ss_family,
+		h->addr.ss_family == AF_INET
+			? (const void *)&((const struct sockaddr_in *)&h->addr)->sin_addr
+			: (const void *)&sin6->sin6_addr,
+		&h4);
+	bool wild =
+		lf == AF_INET ? l4.s_addr == INADDR_ANY : memcmp(addr, &any6, sizeof(any6)) == 0;
 
-	if (family != h->addr.ss_family)
-		return wild && family == AF_INET6;
+	if (lf != hf)
+		return wild && lf == AF_INET6 && !v6only;
 	if (wild)
 		return true;
-	if (family == AF_INET)
-		return sin->sin_addr.s_addr == ((const struct in_addr *)addr)->s_addr;
+	if (lf == AF_INET)
+		return l4.s_addr == h4.s_addr;
 	return memcmp(&sin6->sin6_addr, addr, sizeof(sin6->sin6_addr)) == 0;
 }
 
@@ -205,7 +229,8 @@ static uint64_t port_unregistrable(const struct holder *h, int *err)
 			for (int j = 0; j < nfirst; j++)
 				again |= first[j] == ls[i].cookie;
 			if ((look && !again) ||
-			    (!h->follow && !holder_competes(h, ls[i].family, &ls[i].addr)))
+			    (!h->follow &&
+			     !holder_competes(h, ls[i].family, &ls[i].addr, ls[i].v6only)))
 				continue;
 			fd = take_listener_why(&ls[i], why, sizeof(why));
 			if (fd >= 0) {
@@ -253,7 +278,7 @@ static const struct skipped *unregistrable(const struct scanner *sc, const struc
 	int from = 0;
 
 	while ((s = scanner_unregistrable(sc, UNREGISTRABLE_MS, &from)))
-		if (holder_competes(h, s->family, &s->addr))
+		if (holder_competes(h, s->family, &s->addr, s->v6only))
 			return s;
 	return NULL;
 }
@@ -387,8 +412,9 @@ int do_hold(int argc, char **argv)
 			/* the holder's close moves its queue there: with no
 			 * registered member left, the kernel's hash chooses */
 			say_unregistrable(port, unreg->cookie, unreg->unreg_err, !fg,
-					  "hold stands aside (what its holder kept goes to "
-					  "that listener) and exits");
+					  "hold stands aside (its holder closes: what it "
+					  "kept moves to a listener of its own address) and "
+					  "exits");
 			break;
 		}
 		nanosleep(&ts, NULL);

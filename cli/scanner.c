@@ -224,9 +224,15 @@ static bool still_listening(const struct sm_listener *l)
 	return found;
 }
 
+/* register_listener()'s failures other than -ENOENT (no owner seen) and
+ * -EPERM (the take refused): a race, a resource, a listener the group
+ * refuses. Not -1, which is -EPERM. */
+#define REG_FAILED (-EAGAIN)
+
 /* Register listener @l (taken from the first owner that lets us), or just
  * re-attach the policy when it is a member already (keeping its role: it
- * may be draining). Fills k's group, generation and role. */
+ * may be draining). Fills k's group, generation and role. 0, -ENOENT,
+ * -EPERM or REG_FAILED. */
 static int register_listener(struct scanner *sc, const struct sm_listener *l, bool quiet,
 			     struct known *k)
 {
@@ -256,14 +262,14 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 			scanner_why(sc, quiet, take_race(fd), false, "cannot take %s", why);
 		sockmig_group_close(g);
 		/* what will not change by itself (see scanner_unregistrable) */
-		return unseen ? -ENOENT : fd == -EPERM ? -EPERM : -1;
+		return unseen ? -ENOENT : fd == -EPERM ? -EPERM : REG_FAILED;
 	}
 	if (!g)
 		g = sockmig_group_open(fd, NULL);
 	if (!g) {
 		scanner_why(sc, quiet, false, false, "port %d: %s", l->port, sockmig_last_error());
 		close(fd);
-		return -1;
+		return REG_FAILED;
 	}
 	have = member_generation(g, l->cookie, &role);
 	if (have >= 0) {
@@ -301,7 +307,7 @@ static int register_listener(struct scanner *sc, const struct sm_listener *l, bo
 	} else {
 		close(fd);
 	}
-	return err < 0 ? -1 : 0;
+	return err < 0 ? REG_FAILED : 0;
 }
 
 static bool owned_by(const struct sm_listener *l, pid_t pid)
@@ -417,6 +423,7 @@ static void note_unregistrable(struct scanner *sc, const struct sm_listener *l, 
 	s->unreg_err = err;
 	s->family = l->family;
 	memcpy(&s->addr, &l->addr, sizeof(s->addr));
+	s->v6only = l->v6only;
 }
 
 const struct skipped *scanner_unregistrable(const struct scanner *sc, unsigned long long ms,
