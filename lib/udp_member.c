@@ -494,29 +494,46 @@ bool sm_udp_idle(uint64_t timeout_ns, uint64_t last, uint64_t now)
 	return timeout_ns && now > last && now - last > timeout_ns + tick_ns;
 }
 
+struct live_arg {
+	const struct uslot *u;
+	uint64_t timeout_ns, now;
+	void (*fn)(const struct smu_flow *f, void *arg);
+	void *arg;
+};
+
+static int live_some(const struct smu_flow_key *k, const struct smu_flow *v, uint32_t n, void *arg)
+{
+	const struct live_arg *l = arg;
+
+	(void)k;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct smu_flow *f = &v[i];
+
+		if (f->slot >= SMU_MAX_MEMBERS || !l->u[f->slot].live ||
+		    l->u[f->slot].s.cookie != f->cookie)
+			continue;
+		if (sm_udp_idle(l->timeout_ns, f->last_ns, l->now))
+			continue;
+		l->fn(f, l->arg);
+	}
+	return 0;
+}
+
 int sm_udp_each_live_flow(struct sockmig_udp_group *g, const struct uslot *u,
 			  void (*fn)(const struct smu_flow *f, void *arg), void *arg)
 {
-	struct smu_flow_key k, next;
-	struct smu_flow f;
+	struct live_arg l = {.u = u, .now = sm_now_ns(), .fn = fn, .arg = arg};
 	struct smu_config cfg;
 	uint32_t zero = 0;
-	uint64_t now = sm_now_ns();
-	void *prev = NULL;
+	int err;
 
 	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &cfg) < 0)
 		return sm_fail(errno, "cannot read the config: %s", strerror(errno));
-	while (bpf_map_get_next_key(g->fd[UFD_FLOWS], prev, &next) == 0) {
-		k = next;
-		prev = &k;
-		if (bpf_map_lookup_elem(g->fd[UFD_FLOWS], &k, &f) < 0)
-			continue; /* gone meanwhile */
-		if (f.slot >= SMU_MAX_MEMBERS || !u[f.slot].live || u[f.slot].s.cookie != f.cookie)
-			continue;
-		if (sm_udp_idle(cfg.idle_timeout_ns, f.last_ns, now))
-			continue;
-		fn(&f, arg);
-	}
+	l.timeout_ns = cfg.idle_timeout_ns;
+	err = sm_udp_flow_walk(g->fd[UFD_FLOWS], live_some, &l);
+	if (err)
+		return sm_fail(-err, "cannot read the flow table of %s: %s", g->base.name,
+			       strerror(-err));
 	return 0;
 }
 
@@ -532,26 +549,42 @@ static void count_one(const struct smu_flow *f, void *arg)
 	count_flow(l->c, &l->n, f->generation);
 }
 
-static int flows_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
+static int copy_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
 {
-	struct count_arg *l = arg;
-	int err;
+	(void)g;
+	memcpy(arg, u, SMU_MAX_MEMBERS * sizeof(*u));
+	return 0;
+}
 
-	l->c = calloc(SMU_MAX_MEMBERS, sizeof(*l->c));
-	if (!l->c)
-		return sm_fail(ENOMEM, "out of memory");
-	err = sm_udp_each_live_flow(g, u, count_one, l);
-	if (!err && l->out)
-		memcpy(l->out, l->c, (size_t)(l->n < l->max ? l->n : l->max) * sizeof(*l->c));
-	free(l->c);
-	return err ? err : l->n;
+int sm_udp_slots_copy(struct sockmig_udp_group *g, struct uslot *u)
+{
+	return with_slots(g, copy_locked, u);
 }
 
 int sockmig_udp_flows(struct sockmig_udp_group *g, struct sockmig_udp_flow_count *out, int max)
 {
 	struct count_arg l = {.out = out, .max = out ? max : 0};
+	struct uslot *u;
+	int err;
 
-	return with_slots(g, flows_locked, &l);
+	if (out && max < 0)
+		return sm_fail(EINVAL, "sockmig_udp_flows: max %d", max);
+	u = calloc(SMU_MAX_MEMBERS, sizeof(*u));
+	l.c = calloc(SMU_MAX_MEMBERS, sizeof(*l.c));
+	if (!u || !l.c) {
+		err = sm_fail(ENOMEM, "out of memory");
+		goto out;
+	}
+	/* the walk after the lock: it reads every entry */
+	err = sm_udp_slots_copy(g, u);
+	if (!err)
+		err = sm_udp_each_live_flow(g, u, count_one, &l);
+	if (!err && l.out)
+		memcpy(l.out, l.c, (size_t)(l.n < l.max ? l.n : l.max) * sizeof(*l.c));
+out:
+	free(u);
+	free(l.c);
+	return err ? err : l.n;
 }
 
 int sm_udp_with_slots(struct sockmig_udp_group *g,

@@ -161,6 +161,17 @@ SM_HIDDEN int sm_quic_cid_build(const struct sockmig_quic_cid_info *info, const 
 SM_HIDDEN int sm_quic_cid_encrypt(const struct smu_qkey *q, uint8_t *cid, uint32_t n);
 SM_HIDDEN int sm_udp_stats_sum(struct sockmig_udp_group *g, struct smu_stats *sum);
 SM_HIDDEN bool sm_udp_idle(uint64_t timeout_ns, uint64_t last, uint64_t now);
+/* Called with @n entries of a flow table, each value as it is with the
+ * fields past the table's zero: 0 to go on, or a negative errno that ends
+ * the walk. */
+typedef int (*sm_udp_flows_fn)(const struct smu_flow_key *k, const struct smu_flow *v, uint32_t n,
+			       void *arg);
+/* Walk flow table @fd (lib/udp_walk.c), without the group's lock. 0, or
+ * a negative errno (@fn's, or the walk's). */
+SM_HIDDEN int sm_udp_flow_walk(int fd, sm_udp_flows_fn fn, void *arg);
+/* The slots as the group's lock shows them, into @u (SMU_MAX_MEMBERS),
+ * for a flow walk after it. 0, or a negative errno after an error line. */
+SM_HIDDEN int sm_udp_slots_copy(struct sockmig_udp_group *g, struct uslot *u);
 SM_HIDDEN int sm_udp_with_slots(struct sockmig_udp_group *g,
 				int (*fn)(struct sockmig_udp_group *g, struct uslot *u, void *arg),
 				void *arg);

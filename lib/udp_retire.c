@@ -4,7 +4,8 @@
  * already queued is lost (mark draining, wait for its flows, take it out
  * of the socket array, wait for its queue), the queue's size from the
  * kernel, and a generation's cut-off. The steps under the group lock run
- * through lib/udp_member.c's sm_udp_with_slots() (retire_step()).
+ * through lib/udp_member.c's sm_udp_with_slots() (retire_step()); the
+ * flow counts walk the table after the lock, on a copy of the slots.
  */
 #include <bpf/bpf.h>
 #include <errno.h>
@@ -54,7 +55,7 @@ static bool cid_traffic(struct sockmig_udp_group *g, const struct smu_slot *s)
 
 /* Live flows of the table owned by the member of @cookie (any member when
  * 0: then only those of the slots flagged in @pick) and seen within the
- * idle timeout. Under the lock. */
+ * idle timeout, by slots @u. */
 static int64_t owned_flows(struct sockmig_udp_group *g, const struct uslot *u, uint64_t cookie,
 			   const bool *pick)
 {
@@ -118,61 +119,102 @@ int sm_udp_unhook_slot(struct sockmig_udp_group *g, struct uslot *u, uint32_t i)
 	return 0;
 }
 
+/* The draining members of generation @gen among @u into @pick: how many. */
+static int pick_gen(const struct uslot *u, uint32_t gen, bool *pick)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < SMU_MAX_MEMBERS; i++) {
+		pick[i] = u[i].live && u[i].s.role == SMU_ROLE_DRAINING && u[i].s.generation == gen;
+		n += pick[i];
+	}
+	return n;
+}
+
+static int no_member(struct sockmig_udp_group *g, const struct retire_arg *a)
+{
+	if (a->cookie)
+		return sm_fail(ENOENT, "the socket is not a live member of UDP group %s",
+			       g->base.name);
+	return sm_fail(ENOENT, "UDP group %s has no live draining member of generation %u",
+		       g->base.name, a->gen);
+}
+
+/* SM_UDP_MARK, or SM_UDP_UNHOOK's change, under the lock. */
 static int retire_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg)
 {
 	struct retire_arg *a = arg;
 	bool *pick;
-	int n = 0, err = 0;
+	int n, err = 0;
 
 	if (a->cookie) {
 		uint32_t slot = sm_udp_slot_of(u, a->cookie);
 
 		if (slot == SMU_MAX_MEMBERS)
-			return sm_fail(ENOENT, "the socket is not a live member of UDP group %s",
-				       g->base.name);
-		if (a->op == SM_UDP_MARK)
-			return mark_locked(g, u, slot);
-		a->flows = owned_flows(g, u, a->cookie, NULL);
-		if (a->flows < 0)
-			return (int)a->flows;
-		/* quic-lb: datagrams routed by its CIDs refresh no flow; while
-		 * they come, its connections count as one live flow */
-		a->flows += cid_traffic(g, &u[slot].s);
-		return a->op == SM_UDP_UNHOOK ? sm_udp_unhook_slot(g, u, slot) : 0;
+			return no_member(g, a);
+		return a->op == SM_UDP_MARK ? mark_locked(g, u, slot)
+					    : sm_udp_unhook_slot(g, u, slot);
 	}
 	/* every draining member of generation gen */
 	pick = calloc(SMU_MAX_MEMBERS, sizeof(*pick));
 	if (!pick)
 		return sm_fail(ENOMEM, "out of memory");
-	for (uint32_t i = 0; i < SMU_MAX_MEMBERS; i++) {
-		pick[i] = u[i].live && u[i].s.role == SMU_ROLE_DRAINING &&
-			  u[i].s.generation == a->gen;
-		n += pick[i];
-	}
-	if (!n) {
-		err = sm_fail(ENOENT, "UDP group %s has no live draining member of generation %u",
-			      g->base.name, a->gen);
-		goto out;
-	}
-	a->flows = owned_flows(g, u, 0, pick);
-	if (a->flows < 0) {
-		err = (int)a->flows;
-		goto out;
-	}
+	n = pick_gen(u, a->gen, pick);
+	if (!n)
+		err = no_member(g, a);
 	for (uint32_t i = 0; i < SMU_MAX_MEMBERS && !err; i++)
 		if (pick[i])
 			err = sm_udp_unhook_slot(g, u, i);
-out:
 	free(pick);
 	return err ? err : n;
+}
+
+/* a->flows: the live flows of the member (or of the generation's draining
+ * members), counted on a copy of the slots after the lock: the walk reads
+ * the whole table, and a server that joins meanwhile waits for the lock. */
+static int retire_flows(struct sockmig_udp_group *g, struct retire_arg *a)
+{
+	struct uslot *u = calloc(SMU_MAX_MEMBERS, sizeof(*u));
+	bool *pick = calloc(SMU_MAX_MEMBERS, sizeof(*pick));
+	uint32_t slot = 0;
+	int err;
+
+	if (!u || !pick) {
+		err = sm_fail(ENOMEM, "out of memory");
+		goto out;
+	}
+	err = sm_udp_slots_copy(g, u);
+	if (err)
+		goto out;
+	if (a->cookie)
+		slot = sm_udp_slot_of(u, a->cookie);
+	if (a->cookie ? slot == SMU_MAX_MEMBERS : !pick_gen(u, a->gen, pick)) {
+		err = no_member(g, a);
+		goto out;
+	}
+	a->flows = owned_flows(g, u, a->cookie, pick);
+	if (a->flows < 0)
+		err = (int)a->flows;
+	/* quic-lb: datagrams routed by its CIDs refresh no flow; while they
+	 * come, its connections count as one live flow */
+	else if (a->cookie)
+		a->flows += cid_traffic(g, &u[slot].s);
+out:
+	free(u);
+	free(pick);
+	return err;
 }
 
 static int retire_step(struct sockmig_udp_group *g, uint64_t cookie, uint32_t gen, int op,
 		       int64_t *flows)
 {
 	struct retire_arg a = {.cookie = cookie, .gen = gen, .op = op};
-	int err = sm_udp_with_slots(g, retire_locked, &a);
+	int err = 0;
 
+	if (op != SM_UDP_MARK)
+		err = retire_flows(g, &a);
+	if (err >= 0 && op != SM_UDP_FLOWS)
+		err = sm_udp_with_slots(g, retire_locked, &a);
 	if (flows)
 		*flows = a.flows;
 	return err;

@@ -112,95 +112,37 @@ int sm_udp_upgrade_refusal(const struct sockmig_udp_group *g, bool qkey_short)
 	return 0;
 }
 
-/* Copy the older flow table @old into @new, key by key: each value as it
- * is, the fields appended since zero (over any entry there). The number
- * copied, or a negative errno. The older program may learn or evict flows
- * meanwhile: the walk is bounded by twice the table's entries (a key
- * evicted under it restarts the walk from the first key). */
-static long copy_flows_each(int old, int new, uint32_t max_entries)
-{
-	struct smu_flow_key key, next;
-	struct smu_flow v;
-	void *prev = NULL;
-	long n = 0;
+struct copy_arg {
+	int to;
+	long n;
+};
 
-	for (uint64_t steps = 0; steps < 2ull * max_entries + 2; steps++) {
-		if (bpf_map_get_next_key(old, prev, &next) < 0)
-			return errno == ENOENT ? n : -errno;
-		key = next;
-		prev = &key;
-		memset(&v, 0, sizeof(v));
-		if (bpf_map_lookup_elem(old, &key, &v) < 0)
-			continue; /* evicted or expired meanwhile */
-		if (bpf_map_update_elem(new, &key, &v, BPF_ANY) == 0)
-			n++;
-	}
-	return n;
-}
-
-#define FLOW_BATCH 4096
-#ifndef ENOTSUPP
-#define ENOTSUPP 524 /* the kernel's, for a map without batches */
-#endif
-
-/* The same in batches of FLOW_BATCH (5.6+: a million flows in a fraction
- * of the time); -EOPNOTSUPP when the kernel has no batches for the older
- * table, before anything is copied. */
-static long copy_flows_batch(int old, int new, uint32_t osz)
+static int copy_some(const struct smu_flow_key *k, const struct smu_flow *v, uint32_t n, void *arg)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	struct smu_flow_key *keys = calloc(FLOW_BATCH, sizeof(*keys));
-	struct smu_flow *v = calloc(FLOW_BATCH, sizeof(*v));
-	uint8_t *ov = calloc(FLOW_BATCH, osz);
-	uint64_t in = 0, out = 0; /* the kernel's position: a bucket */
-	long n = 0;
+	struct copy_arg *c = arg;
+	uint32_t done = n;
 
-	if (!keys || !v || !ov) {
-		n = -ENOMEM;
-		goto out;
+	if (n == 1) { /* a key walk: a kernel without batches */
+		c->n += bpf_map_update_elem(c->to, k, v, BPF_ANY) == 0;
+		return 0;
 	}
-	for (bool first = true;; first = false) {
-		uint32_t count = FLOW_BATCH, done;
-		int err = bpf_map_lookup_batch(old, first ? NULL : &in, &out, keys, ov, &count,
-					       &opts);
-
-		if (err < 0 && errno != ENOENT) {
-			n = first && (errno == EINVAL || errno == ENOTSUPP || errno == EOPNOTSUPP)
-				    ? -EOPNOTSUPP
-				    : -errno;
-			goto out;
-		}
-		memset(v, 0, (size_t)count * sizeof(*v));
-		for (uint32_t i = 0; i < count; i++)
-			memcpy(&v[i], ov + (size_t)i * osz, osz);
-		done = count;
-		if (count && bpf_map_update_batch(new, keys, v, &done, &opts) < 0) {
-			n = -errno;
-			goto out;
-		}
-		n += done;
-		if (err < 0)
-			break; /* ENOENT: the last batch */
-		in = out;
-	}
-out:
-	free(keys);
-	free(v);
-	free(ov);
-	return n;
+	if (bpf_map_update_batch(c->to, k, v, &done, &opts) < 0)
+		return -errno;
+	c->n += done;
+	return 0;
 }
 
-/* Copy the older flow table @old (@osz-octet values) into @new: each
- * value as it is, the fields appended since zero. The number copied, or a
- * negative errno. */
-static long copy_flows(int old, int new, uint32_t osz, uint32_t max_entries)
+/* Copy the older flow table @old into @new (over any entry there): each
+ * value as it is, the fields appended since zero. The older program may
+ * learn or evict flows meanwhile (sm_udp_flow_walk()). The number copied,
+ * or a negative errno. */
+static long copy_flows(int old, int new)
 {
-	long n;
+	struct copy_arg c = {.to = new};
+	int err = sm_udp_flow_walk(old, copy_some, &c);
 
-	if (osz > sizeof(struct smu_flow))
-		return -EINVAL;
-	n = copy_flows_batch(old, new, osz);
-	return n == -EOPNOTSUPP ? copy_flows_each(old, new, max_entries) : n;
+	return err ? err : c.n;
 }
 
 /* Copy the older per-CPU counters @old (@osz-octet values) into @new. */
@@ -252,7 +194,7 @@ int sm_udp_upgrade_map(const struct sockmig_udp_group *g, unsigned int i, int ne
 		return sm_fail(EEXIST, "%s changed while it was upgraded", pin);
 	}
 	if (i == UFD_FLOWS)
-		n = copy_flows(old, new, info.value_size, info.max_entries);
+		n = copy_flows(old, new);
 	else
 		n = copy_stats(old, new, info.value_size);
 	close(old);
@@ -324,7 +266,7 @@ void sm_udp_upgrade_catch_up(struct sockmig_udp_group *g)
 	if (old < 0 || bpf_obj_get_info_by_fd(old, &info, &len) < 0)
 		n = -errno;
 	else
-		n = copy_flows(old, g->fd[UFD_FLOWS], info.value_size, info.max_entries);
+		n = copy_flows(old, g->fd[UFD_FLOWS]);
 	if (old >= 0)
 		close(old);
 	if (n < 0) {
