@@ -65,9 +65,7 @@ int sockmig_group_name_for(int family, const void *addr, int port, uint64_t netn
 	return 0;
 }
 
-/* The network namespace of socket @fd (it may be another process's, taken
- * with pidfd_getfd()); the calling thread's when the kernel will not say. */
-static uint64_t socket_netns(int fd)
+uint64_t sm_socket_netns(int fd)
 {
 	struct stat st;
 	int ns = ioctl(fd, SIOCGSKNS);
@@ -114,7 +112,7 @@ int sm_group_name_of_fd(int fd, struct sm_addr *a, uint64_t *netns, char *buf, s
 			       fd, dev);
 	addr = a->family == AF_INET ? (const void *)&a->v4.sin_addr
 				    : (const void *)&a->v6.sin6_addr;
-	*netns = socket_netns(fd);
+	*netns = sm_socket_netns(fd);
 	return sockmig_group_name_for(a->family, addr, sm_addr_port(a), *netns, buf, len);
 }
 

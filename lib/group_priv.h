@@ -67,6 +67,10 @@ SM_HIDDEN void sm_unpin_all(struct sockmig_group *g);
 
 /* fd must be a listening socket of this group. */
 SM_HIDDEN int sm_check_member_fd(struct sockmig_group *g, int fd);
+/* The network namespace of socket @fd (it may be another process's, taken
+ * with pidfd_getfd()): SIOCGSKNS, which needs CAP_NET_ADMIN; the calling
+ * thread's when the kernel will not say. */
+SM_HIDDEN uint64_t sm_socket_netns(int fd);
 /* The group of TCP listener @fd (SO_REUSEPORT, bound, no device): its
  * address, netns and name; one error line when it has none. */
 SM_HIDDEN int sm_group_name_of_fd(int fd, struct sm_addr *a, uint64_t *netns, char *buf,

@@ -50,21 +50,6 @@
 const char *const sm_udp_pins[UFD_N] = {"members", "slots", "flows", "table", "tabidx",
 					"config",  "stats", "qkey",  "prog"};
 
-static uint64_t netns_of_fd(int fd)
-{
-	struct stat st;
-	int ns = ioctl(fd, SIOCGSKNS);
-
-	if (ns < 0)
-		return 0;
-	if (fstat(ns, &st) < 0) {
-		close(ns);
-		return 0;
-	}
-	close(ns);
-	return st.st_ino;
-}
-
 static const void *addr_bytes(const struct sm_addr *a)
 {
 	return a->family == AF_INET ? (const void *)&a->v4.sin_addr
@@ -628,7 +613,7 @@ int sm_udp_check_member_fd(struct sockmig_udp_group *g, int fd)
 		return sm_fail(EINVAL, "fd %d is not bound to a port", fd);
 	if (getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &dlen) == 0 && dlen > 0 && dev[0])
 		return sm_fail(EOPNOTSUPP, "fd %d is bound to device %s: not supported", fd, dev);
-	if (!same_addr(&a, &g->base.addr) || netns_of_fd(fd) != g->netns)
+	if (!same_addr(&a, &g->base.addr) || sm_socket_netns(fd) != g->netns)
 		return sm_fail(EXDEV, "fd %d is not bound to the address and port of group %s", fd,
 			       g->base.name);
 	return 0;
