@@ -495,9 +495,14 @@ int sockmig_udp_group_destroy(struct sockmig_udp_group *g)
 	err = sm_group_lock(&g->base);
 	if (err)
 		return err;
-	sm_unpin_all(&g->base);
+	/* removed since it was opened (and maybe made again by another
+	 * process, whose pins the path names now): nothing of ours to remove */
+	if (!sm_udp_dir_current(g))
+		err = sm_fail(ENOENT, "UDP group %s was removed since it was opened", g->base.name);
+	else
+		sm_unpin_all(&g->base);
 	sm_group_unlock(&g->base);
-	return 0;
+	return err;
 }
 
 void sm_udp_note_made(struct sockmig_udp_group *g)

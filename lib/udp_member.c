@@ -87,6 +87,30 @@ static bool working_of(const struct uslot *u, const struct smu_config *c, uint32
 	return any;
 }
 
+/* A generation set by hand that has no live active member left (its
+ * sockets closed) is set no more: a socket of that generation that joins
+ * later does not take the new flows back from the newer ones. Before any
+ * change to the slots @u just read. */
+static int unpin_gone(struct sockmig_udp_group *g, const struct uslot *u)
+{
+	uint32_t zero = 0;
+	struct smu_config c;
+
+	if (bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &c) < 0)
+		return sm_fail(errno, "cannot read the config: %s", strerror(errno));
+	if (!c.working_pinned)
+		return 0;
+	for (uint32_t i = 0; i < SMU_MAX_MEMBERS; i++)
+		if (u[i].live && u[i].s.role == SMU_ROLE_ACTIVE &&
+		    u[i].s.generation == c.working_gen)
+			return 0;
+	c.working_pinned = 0;
+	c.working_gen = 0;
+	if (bpf_map_update_elem(g->fd[UFD_CONFIG], &zero, &c, BPF_ANY) < 0)
+		return sm_fail(errno, "cannot write the config: %s", strerror(errno));
+	return 0;
+}
+
 /* Rebuild the selection table from the slots @u into the copy the program
  * does not read, then switch to it. Under the group lock. */
 static int rebuild(struct sockmig_udp_group *g, const struct uslot *u)
@@ -153,6 +177,8 @@ static int with_slots_lock(struct sockmig_udp_group *g, slots_fn fn, void *arg, 
 	if (err)
 		goto out;
 	ret = read_slots(g, u, &hw);
+	if (ret >= 0)
+		ret = unpin_gone(g, u);
 	if (ret >= 0)
 		ret = fn(g, u, arg);
 	err = ret < 0 ? ret : rebuild(g, u);

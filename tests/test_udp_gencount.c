@@ -76,6 +76,13 @@ SM_TEST(udp_old_generation_counted_exactly)
 	    !ASSERT_EQ(r.lost, 0, "unanswered") || !ASSERT_EQ(r.misrouted, 0, "misrouted") ||
 	    !ASSERT_EQ(old_gen(r.g), ROUNDS * OLD + NEW, "old generation after the roll-back"))
 		goto out;
+	/* generation 1's socket closes: the roll-back ends with it, and a new
+	 * socket of generation 1 does not take the new flows from 2 */
+	ur_close_sock(&r, 0);
+	if (!ASSERT_EQ(ur_add(&r, 1), 2, "a new socket of generation 1") ||
+	    !ASSERT_OK(sockmig_udp_stats_read(r.g, &st), "stats") ||
+	    !ASSERT_EQ(st.working_generation, 2, "working after generation 1's close"))
+		goto out;
 	ret = SM_PASS;
 out:
 	ur_stop(&r);

@@ -178,8 +178,9 @@ sockmig_udp_group_open(const struct sockaddr *addr, socklen_t len,
 SOCKMIG_API void sockmig_udp_group_close(struct sockmig_udp_group *g);
 
 /** Remove the group's pinned state (the program stays attached to the
- *  kernel's group until its last socket closes). @return 0 or a negative
- *  errno. */
+ *  kernel's group until its last socket closes). @return 0; -ENOENT when
+ *  the group was removed since @p g was opened (the path may name a group
+ *  made again since: it is left alone); another negative errno. */
 SOCKMIG_API int sockmig_udp_group_destroy(struct sockmig_udp_group *g);
 
 /** The group's directory name, e.g. "4026531840-udp4-127_0_0_1-4433". */
