@@ -169,6 +169,8 @@ void shim_udp_bind(int fd)
 	shim_debug("fd %d registered in UDP group %s (mode %s): active, generation %u, pid %d", fd,
 		   sockmig_udp_group_name(g), sockmig_udp_mode_str(sockmig_udp_group_mode(g)),
 		   udp_gen, (int)getpid());
+	/* a close with a handled signal blocked is released by it */
+	shim_defer_start();
 close_group:
 	sockmig_udp_group_close(g);
 quiet:

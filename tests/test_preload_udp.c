@@ -12,7 +12,9 @@
  */
 #include <arpa/inet.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -372,6 +374,85 @@ SM_TEST(preload_udp_prefork_workers_one_generation)
 out:
 	tp_proc_kill(&s);
 	ur_stop(&r);
+	up_group_destroy(AF_INET);
+	pl_cleanup(&x);
+	return ret;
+}
+
+/* Whether file @path holds @what. */
+static bool file_has(const char *path, const char *what)
+{
+	char buf[4096];
+	FILE *f = fopen(path, "re");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, what) != NULL;
+}
+
+/*
+ * A UDP server that closes its socket while a signal it handles is
+ * blocked (as a server's thread that blocks its signals does): the shim
+ * takes that for a close in a signal handler and hands the release to its
+ * helper thread, which must run in a process of UDP sockets only too. The
+ * group (its last member gone) is removed before the server exits.
+ */
+SM_TEST(preload_udp_close_with_a_handled_signal_blocked)
+{
+	char code[700], log[160];
+	char *py[] = {"/usr/bin/python3", "-c", code, NULL};
+	struct pl_ctx x;
+	int ret = up_setup(&x), groups = -1;
+	pid_t pid = 0;
+
+	if (ret != SM_PASS)
+		return ret;
+	ret = SM_FAIL;
+	if (access(py[0], X_OK) < 0) {
+		ret = SKIP("no %s", py[0]);
+		goto out;
+	}
+	snprintf(log, sizeof(log), "%s/py.log", x.dir);
+	snprintf(code, sizeof(code),
+		 "import signal, socket, time\n"
+		 "signal.signal(signal.SIGUSR1, lambda n, f: None)\n"
+		 "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})\n"
+		 "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+		 "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n"
+		 "s.bind(('127.0.0.1', %d))\n"
+		 "print('bound', flush=True)\n"
+		 "time.sleep(0.5)\n"
+		 "s.close()\n"
+		 "print('closed', flush=True)\n"
+		 "time.sleep(3)\n",
+		 UR_PORT);
+	pid = tp_spawn(log, py, x.shim);
+	for (int i = 0; i < 100 && !file_has(log, "bound"); i++)
+		burst_sleep_ms(20);
+	if (!ASSERT_TRUE(file_has(log, "bound"), "the server bound") ||
+	    !ASSERT_EQ(pl_netns_groups(&x), 1, "its group"))
+		goto out;
+	for (int i = 0; i < 100 && !file_has(log, "closed"); i++)
+		burst_sleep_ms(20);
+	/* the helper's release: within 1 s, while the server still runs */
+	for (int i = 0; i < 50 && (groups = pl_netns_groups(&x)) != 0; i++)
+		burst_sleep_ms(20);
+	if (!ASSERT_TRUE(file_has(log, "closed"), "the server closed its socket") ||
+	    !ASSERT_EQ(groups, 0, "the group, after the close") ||
+	    !ASSERT_EQ(tp_wait_exit(pid, 0), -1, "the server still runs"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS) {
+		char cmd[200];
+
+		snprintf(cmd, sizeof(cmd), "cat %s", log);
+		if (system(cmd) < 0)
+			perror("cat");
+	}
+	tp_stop(pid);
 	up_group_destroy(AF_INET);
 	pl_cleanup(&x);
 	return ret;
