@@ -192,6 +192,9 @@ int scanner_count(const struct scanner *sc);
  * (unreg_err): its entry (*@from moves past it), else NULL. */
 const struct skipped *scanner_unregistrable(const struct scanner *sc, unsigned long long ms,
 					    int *from);
+/* Forget what the scans recorded of skipped listener @cookie's failures
+ * (a fresh look found it registrable), and try it at the next scan. */
+void scanner_unregistrable_forget(struct scanner *sc, uint64_t cookie);
 
 /* Shared by scanner.c and scanner_udp.c: a socket not registered is not
  * tried again before its backoff (doubling) runs out. */

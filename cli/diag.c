@@ -303,7 +303,7 @@ static int fill_owners(struct sm_listener *v, int n, pid_t only)
 {
 	char path[64];
 	struct dirent *de;
-	int *order;
+	int *order, err = 0;
 	DIR *proc = NULL, *fds;
 
 	for (int i = 0; i < n; i++)
@@ -328,8 +328,7 @@ static int fill_owners(struct sm_listener *v, int n, pid_t only)
 	}
 	proc = opendir("/proc");
 	if (!proc) {
-		int err = -errno;
-
+		err = -errno;
 		free(order);
 		return err;
 	}
@@ -340,7 +339,11 @@ static int fill_owners(struct sm_listener *v, int n, pid_t only)
 		if (*end || pid <= 0)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
-		fds = opendir(path); /* EACCES: another user's process */
+		fds = opendir(path);
+		/* EACCES: another user's process; ENOENT: gone; anything else
+		 * (out of fds or memory) leaves owners unknown: said */
+		if (!fds && errno != EACCES && errno != EPERM && errno != ENOENT)
+			err = -errno;
 		if (!fds)
 			continue;
 		scan_fds(fds, (pid_t)pid, v, order, n);
@@ -348,7 +351,7 @@ static int fill_owners(struct sm_listener *v, int n, pid_t only)
 	}
 	closedir(proc);
 	free(order);
-	return 0;
+	return err;
 }
 
 int sm_diag_owners(struct sm_listener *v, int n)

@@ -68,7 +68,9 @@ int sm_diag_parse(const void *buf, size_t len, int family, int port, struct sm_l
 
 /*
  * Fill the owners of @n listeners from one scan of /proc/<pid>/fd.
- * @return 0, or a negative errno when /proc cannot be read at all.
+ * @return 0, or a negative errno when /proc cannot be read at all, or a
+ * process's fds could not be for another reason than its owner's (out of
+ * fds or memory: then a listener without owners may have some).
  */
 int sm_diag_owners(struct sm_listener *v, int n);
 

@@ -205,11 +205,13 @@ static const char *unregistrable_why(int err)
 
 /*
  * A listener of the port that hold could not register, in two looks 200 ms
- * apart (not one on its way between two processes): its cookie and *@err,
- * else 0. Each is taken and closed at once, as a scan does. When /proc
- * cannot be read, 0: the scans say why.
+ * apart (not one on its way between two processes), among those that lose
+ * SYNs to the holder (every one when @any: a holder that follows the
+ * server has no address yet): its cookie and *@err, else 0. Each is taken
+ * and closed at once, as a scan does. When /proc cannot be read, 0: the
+ * scans say why.
  */
-static uint64_t port_unregistrable(const struct holder *h, int *err)
+static uint64_t port_unregistrable(const struct holder *h, bool any, int *err)
 {
 	struct timespec gap = {.tv_nsec = 200 * 1000000L};
 	uint64_t first[16], found = 0;
@@ -229,8 +231,7 @@ static uint64_t port_unregistrable(const struct holder *h, int *err)
 			for (int j = 0; j < nfirst; j++)
 				again |= first[j] == ls[i].cookie;
 			if ((look && !again) ||
-			    (!h->follow &&
-			     !holder_competes(h, ls[i].family, &ls[i].addr, ls[i].v6only)))
+			    (!any && !holder_competes(h, ls[i].family, &ls[i].addr, ls[i].v6only)))
 				continue;
 			fd = take_listener_why(&ls[i], why, sizeof(why));
 			if (fd >= 0) {
@@ -339,7 +340,7 @@ int do_hold(int argc, char **argv)
 			  why);
 		return 1;
 	}
-	cookie = port_unregistrable(&h, &err);
+	cookie = port_unregistrable(&h, h.follow, &err);
 	if (cookie) {
 		say_unregistrable(port, cookie, err, false,
 				  "hold refuses (run it where it sees the server's processes, "
@@ -407,11 +408,16 @@ int do_hold(int argc, char **argv)
 				fflush(stdout);
 			}
 		}
+		/* the scans' record, then a fresh look: a record may be as old
+		 * as a skipped listener's backoff */
 		unreg = unregistrable(&sc, &h);
-		if (unreg) {
+		cookie = unreg ? port_unregistrable(&h, false, &err) : 0;
+		if (unreg && !cookie)
+			scanner_unregistrable_forget(&sc, unreg->cookie);
+		if (cookie) {
 			/* the holder's close moves its queue there: with no
 			 * registered member left, the kernel's hash chooses */
-			say_unregistrable(port, unreg->cookie, unreg->unreg_err, !fg,
+			say_unregistrable(port, cookie, err, !fg,
 					  "hold stands aside (its holder closes: what it "
 					  "kept moves to a listener of its own address) and "
 					  "exits");
@@ -424,5 +430,5 @@ int do_hold(int argc, char **argv)
 	holder_close(&h, true);
 	scanner_leave_all(&sc);
 	pidfile_release(&pf);
-	return unreg ? 1 : 0;
+	return cookie ? 1 : 0;
 }

@@ -439,6 +439,16 @@ const struct skipped *scanner_unregistrable(const struct scanner *sc, unsigned l
 	return NULL;
 }
 
+void scanner_unregistrable_forget(struct scanner *sc, uint64_t cookie)
+{
+	struct skipped *s = skipped_of(sc, cookie);
+
+	if (s) {
+		s->unreg_since = s->unreg_last = 0;
+		s->retry_ms = now_ms(); /* tried again at the next scan */
+	}
+}
+
 int scanner_scan(struct scanner *sc)
 {
 	char name[SOCKMIG_NAME_MAX];
@@ -447,6 +457,7 @@ int scanner_scan(struct scanner *sc)
 	int n, err, registered = 0;
 	unsigned long long now = now_ms();
 	bool fresh = false; /* every process's owners of ls read in this scan */
+	bool blind = false; /* the owner scan failed: "no owner seen" says nothing */
 
 	sc->first_new = sc->nk;
 	scanner_renew(sc);
@@ -473,7 +484,7 @@ int scanner_scan(struct scanner *sc)
 			if (sc->pid) {
 				sm_diag_owners_of(ls, n, sc->pid);
 			} else {
-				sm_diag_owners(ls, n);
+				blind = sm_diag_owners(ls, n) < 0;
 				fresh = true;
 			}
 			sc->owner_scans++;
@@ -528,7 +539,8 @@ int scanner_scan(struct scanner *sc)
 		err = register_listener(sc, &ls[i], sc->quiet || s, &k[sc->nk]);
 		if (err < 0) {
 			skip_listener(sc, ls[i].cookie, now, false);
-			note_unregistrable(sc, &ls[i], err, now);
+			note_unregistrable(sc, &ls[i], blind && err == -ENOENT ? REG_FAILED : err,
+					   now);
 			continue;
 		}
 		if (s)
