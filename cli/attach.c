@@ -67,6 +67,10 @@ static void attach_usage(FILE *f)
 		"  -t, --proto P           tcp (listeners), udp (sockets that share their\n"
 		"                          port) or all (default: both)\n"
 		"  -m, --udp-mode M        a new UDP group's mode: flow (default) or none\n"
+		"  --udp-idle-ms MS        a flow idle this long falls to the working generation\n"
+		"                          (1-86400000; default: the group's, 30000 for a new "
+		"one)\n"
+		"  --udp-flow-max N        a new UDP group's flow table (1-16777216, 65536)\n"
 		"  -h, --help              this help\n");
 }
 
@@ -203,7 +207,7 @@ static void say_none_registered(const struct scanner *sc, pid_t pid, int port)
 
 int do_attach(int argc, char **argv)
 {
-	uint64_t genv = UINT64_MAX, interval = 100, release_ms = 5;
+	uint64_t genv = UINT64_MAX, interval = 100, release_ms = 5, idle_ms = 0, flow_max = 0;
 	int64_t gen = -1;
 	pid_t pid = 0;
 	int port = 0, n, left, udp_left, tcp_had;
@@ -221,6 +225,8 @@ int do_attach(int argc, char **argv)
 		{"release-interval", 'r', CLI_U64, &release_ms, 1, 60000},
 		{"proto", 't', CLI_STR, &proto_arg},
 		{"udp-mode", 'm', CLI_STR, &mode_arg},
+		{"udp-idle-ms", CLI_LONG_ONLY('I'), CLI_U64, &idle_ms, 1, 86400000},
+		{"udp-flow-max", CLI_LONG_ONLY('F'), CLI_U64, &flow_max, 1, 1u << 24},
 		{0},
 	};
 	enum gen_by by = GEN_BY_EXE;
@@ -241,10 +247,15 @@ int do_attach(int argc, char **argv)
 		return 2;
 	if (mode_arg && !parse_udp_mode(mode_arg, &sc.udp_mode))
 		return 2;
-	if (mode_arg && !sc.udp) {
-		cli_error("attach: --udp-mode is for UDP sockets, not with --proto tcp");
+	if ((mode_arg || idle_ms || flow_max) && !sc.udp) {
+		cli_error("attach: --%s is for UDP sockets, not with --proto tcp",
+			  mode_arg  ? "udp-mode"
+			  : idle_ms ? "udp-idle-ms"
+				    : "udp-flow-max");
 		return 2;
 	}
+	sc.udp_idle_ms = (uint32_t)idle_ms;
+	sc.udp_flow_max = (uint32_t)flow_max;
 	if (genv != UINT64_MAX)
 		gen = (int64_t)genv;
 	if (!pid && !port) {

@@ -140,6 +140,7 @@ struct scanner {
 	bool udp_said;	      /* --proto udp or all given: a socket passed over is an error */
 	bool udp_list_failed; /* the scan's error was listing UDP sockets */
 	enum sockmig_udp_mode udp_mode;
+	uint32_t udp_idle_ms, udp_flow_max; /* 0: the library's */
 	int nu;
 	struct known_udp u[SCANNER_MAX];
 	unsigned long owner_scans; /* of /proc (or of --pid's fds) for owners */

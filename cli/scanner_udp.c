@@ -99,7 +99,8 @@ static uint32_t udp_generation(const struct scanner *sc, const struct sm_listene
 static int register_udp(struct scanner *sc, const struct sm_listener *l, bool quiet,
 			struct known_udp *k)
 {
-	SOCKMIG_OPTS(sockmig_udp_group_opts, go, .mode = sc->udp_mode);
+	SOCKMIG_OPTS(sockmig_udp_group_opts, go, .mode = sc->udp_mode,
+		     .idle_timeout_ms = sc->udp_idle_ms, .flow_max = sc->udp_flow_max);
 	char why[SCANNER_WHY_LEN];
 	struct sockaddr_storage ss;
 	socklen_t len = udp_sockaddr(l, &ss);

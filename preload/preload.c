@@ -118,6 +118,20 @@ static bool env_true(const char *name)
 	return v && *v && strcmp(v, "0") != 0;
 }
 
+/* A count of 1 to @max in variable value @v: 0 when unset or empty, -1
+ * when it is anything else (said where it is used). */
+static long long env_count(const char *v, unsigned long long max)
+{
+	unsigned long long n;
+	char *end;
+
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	return errno || *end || *v == '-' || n < 1 || n > max ? -1 : (long long)n;
+}
+
 static void init_once_fn(void)
 {
 	const char *v;
@@ -177,6 +191,10 @@ static void init_once_fn(void)
 		shim_cfg.udp_mode = SHIM_UDP_OFF;
 	else
 		shim_cfg.udp_mode = -1; /* said at the first UDP registration */
+	shim_cfg.udp_idle_str = getenv("SOCKMIG_UDP_IDLE_MS");
+	shim_cfg.udp_idle_ms = env_count(shim_cfg.udp_idle_str, SHIM_UDP_IDLE_MAX_MS);
+	shim_cfg.udp_flow_max_str = getenv("SOCKMIG_UDP_FLOW_MAX");
+	shim_cfg.udp_flow_max = env_count(shim_cfg.udp_flow_max_str, SHIM_UDP_FLOW_MAX_LIMIT);
 	atomic_store_explicit(&ready, true, memory_order_release);
 }
 

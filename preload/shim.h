@@ -57,9 +57,11 @@ void shim_real_resolve(void);
 bool shim_real_fork_is_raw(void);
 
 /* SOCKMIG_UDP_MODE=off: no UDP socket is registered */
-#define SHIM_UDP_OFF	   (-2)
-#define SHIM_REUSEPORT_TCP 1u
-#define SHIM_REUSEPORT_UDP 2u
+#define SHIM_UDP_OFF		(-2)
+#define SHIM_UDP_IDLE_MAX_MS	86400000ull  /* a day */
+#define SHIM_UDP_FLOW_MAX_LIMIT (1ull << 24) /* the library's (udp.h) */
+#define SHIM_REUSEPORT_TCP	1u
+#define SHIM_REUSEPORT_UDP	2u
 
 /* Configuration, read once from the environment. */
 struct shim_config {
@@ -76,6 +78,10 @@ struct shim_config {
 	/* SOCKMIG_UDP_MODE: an enum sockmig_udp_mode, -1 when bad; as given */
 	int udp_mode;
 	const char *udp_mode_str;
+	/* SOCKMIG_UDP_IDLE_MS and SOCKMIG_UDP_FLOW_MAX (a new group's table):
+	 * 0 unset (the library's default), -1 bad; as given */
+	long long udp_idle_ms, udp_flow_max;
+	const char *udp_idle_str, *udp_flow_max_str;
 };
 extern struct shim_config shim_cfg;
 

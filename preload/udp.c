@@ -135,12 +135,23 @@ void shim_udp_bind(int fd)
 		udp_go_inactive(why);
 		return;
 	}
+	if (shim_cfg.udp_idle_ms < 0 || shim_cfg.udp_flow_max < 0) {
+		snprintf(why, sizeof(why), "%s=%s is not a number of 1 to %llu",
+			 shim_cfg.udp_idle_ms < 0 ? "SOCKMIG_UDP_IDLE_MS" : "SOCKMIG_UDP_FLOW_MAX",
+			 shim_cfg.udp_idle_ms < 0 ? shim_cfg.udp_idle_str
+						  : shim_cfg.udp_flow_max_str,
+			 shim_cfg.udp_idle_ms < 0 ? SHIM_UDP_IDLE_MAX_MS : SHIM_UDP_FLOW_MAX_LIMIT);
+		udp_go_inactive(why);
+		return;
+	}
 	/* the address as bound (a v4-mapped or wildcard one as the kernel
 	 * keeps it) names the group */
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
 		return;
 	shim_quiet_begin();
-	SOCKMIG_OPTS(sockmig_udp_group_opts, go, .mode = (enum sockmig_udp_mode)shim_cfg.udp_mode);
+	SOCKMIG_OPTS(sockmig_udp_group_opts, go, .mode = (enum sockmig_udp_mode)shim_cfg.udp_mode,
+		     .idle_timeout_ms = (uint32_t)shim_cfg.udp_idle_ms,
+		     .flow_max = (uint32_t)shim_cfg.udp_flow_max);
 	g = sockmig_udp_group_open((struct sockaddr *)&ss, len, &go);
 	if (!g) {
 		if (!shim_lock_timed_out())

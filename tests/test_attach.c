@@ -329,10 +329,19 @@ out:
 
 SM_TEST(attach_hold_detach_help_lists_options)
 {
-	static const char *const attach[] = {"--pid ",	       "--port ",     "--generation-by ",
-					     "--generation G", "--keep-old",  "--once",
-					     "--foreground",   "--interval ", "--release-interval ",
-					     "--help",	       NULL};
+	static const char *const attach[] = {"--pid ",
+					     "--port ",
+					     "--generation-by ",
+					     "--generation G",
+					     "--keep-old",
+					     "--once",
+					     "--foreground",
+					     "--interval ",
+					     "--release-interval ",
+					     "--udp-idle-ms ",
+					     "--udp-flow-max ",
+					     "--help",
+					     NULL};
 	static const char *const hold[] = {"--port ",	   "--addr ", "--user ", "--interval ",
 					   "--foreground", "--help",  NULL};
 	static const char *const detach[] = {"--port ", "--help", NULL};

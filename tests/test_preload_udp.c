@@ -596,6 +596,89 @@ out:
 	return ret;
 }
 
+/* How many of flows [from, to) were last answered by server @id. */
+static int up_last_is(const struct ur_rig *r, int from, int to, int id)
+{
+	int n = 0;
+
+	for (int i = from; i < to; i++)
+		n += r->last[i] == id;
+	return n;
+}
+
+/*
+ * SOCKMIG_UDP_IDLE_MS sets how long a flow may stay idle and keep its
+ * socket (a QUIC server's idle timeout may be longer than the default
+ * 30 s): at 300 ms, flows idle 700 ms across a reload go to the new
+ * server; at the default they stay with the old one. SOCKMIG_UDP_FLOW_MAX
+ * sizes a new group's table. A bad value leaves UDP alone, with one line.
+ */
+SM_TEST(preload_udp_idle_and_flow_max_env)
+{
+	static const char *const short_idle[] = {"SOCKMIG_UDP_IDLE_MS=300",
+						 "SOCKMIG_UDP_FLOW_MAX=5000", NULL};
+	static const char *const bad[] = {"SOCKMIG_UDP_IDLE_MS=30s", NULL};
+	struct tp_proc a = TP_PROC_INIT, b = TP_PROC_INIT;
+	struct sockmig_udp_group *g = NULL;
+	struct pl_ctx x;
+	struct ur_rig r;
+	uint32_t seq = 0;
+	int ret = up_setup(&x);
+
+	memset(&r, 0, sizeof(r));
+	r.ep = r.cep = -1;
+	for (int i = 0; i < UR_MAX_FLOWS; i++)
+		r.cli[i] = -1;
+	if (ret != SM_PASS)
+		return ret;
+	ret = SM_FAIL;
+	if (!ASSERT_TRUE(up_clients(&r, AF_INET), "clients"))
+		goto out;
+	for (int k = 0; k < 2; k++) {
+		const char *const *env = k == 0 ? short_idle : NULL;
+
+		printf("%s\n", k == 0 ? "SOCKMIG_UDP_IDLE_MS=300" : "the default idle timeout");
+		if (!ASSERT_TRUE(up_start(&x, &a, "a", true, false, env, 1, AF_INET, true), "a") ||
+		    !ASSERT_OK(ur_round(&r, 0, FLOWS, ++seq), "round") ||
+		    !ASSERT_TRUE(up_first_is(&r, 0, FLOWS, 1, "a's flows"), "served by a") ||
+		    !ASSERT_TRUE((g = up_group(AF_INET)) != NULL, "the group") ||
+		    !ASSERT_EQ(sockmig_udp_group_flow_max(g), k == 0 ? 5000 : 65536, "its table") ||
+		    !ASSERT_TRUE(up_start(&x, &b, "b", true, false, env, 2, AF_INET, true), "b"))
+			goto out;
+		sockmig_udp_group_close(g);
+		g = NULL;
+		burst_sleep_ms(700);
+		if (!ASSERT_OK(ur_round(&r, 0, FLOWS, ++seq), "round after 700 ms idle") ||
+		    !ASSERT_EQ(up_last_is(&r, 0, FLOWS, k == 0 ? 2 : 1), FLOWS,
+			       k == 0 ? "idle flows at the new server"
+				      : "idle flows kept by the old") ||
+		    !ASSERT_EQ(ur_unexplained_lost(&r), 0, "unanswered") ||
+		    !ASSERT_EQ(up_term(&a), 0, "a exits") ||
+		    !ASSERT_EQ(up_term(&b), 0, "b exits") ||
+		    !ASSERT_EQ(tp_proc_stderr(&a, NULL) + tp_proc_stderr(&b, NULL), 0, "stderr"))
+			goto out;
+		tp_proc_kill(&a);
+		tp_proc_kill(&b);
+		up_group_destroy(AF_INET);
+	}
+	if (!ASSERT_TRUE(up_start(&x, &a, "bad", true, false, bad, 1, AF_INET, true), "ready") ||
+	    !ASSERT_EQ(pl_netns_groups(&x), 0, "no group") || !ASSERT_EQ(up_term(&a), 0, "exits") ||
+	    !ASSERT_EQ(tp_proc_stderr(&a, "sockmig-preload: inactive for UDP: SOCKMIG_UDP_IDLE_MS="
+					  "30s is not a number of 1 to 86400000"),
+		       1, "the reason"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (g)
+		sockmig_udp_group_close(g);
+	tp_proc_kill(&a);
+	tp_proc_kill(&b);
+	ur_stop(&r);
+	up_group_destroy(AF_INET);
+	pl_cleanup(&x);
+	return ret;
+}
+
 /*
  * No BPF rights (uid 65534): the server is served as without the shim,
  * the shim's one "inactive" line says why, nothing in bpffs;
