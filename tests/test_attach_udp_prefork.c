@@ -56,10 +56,7 @@ static int prefork_run(const char *by_arg, int *by)
 	struct ur_rig r;
 	struct ienv e;
 
-	memset(&r, 0, sizeof(r));
-	r.ep = r.cep = -1;
-	for (int i = 0; i < UR_MAX_FLOWS; i++)
-		r.cli[i] = -1;
+	ur_init(&r);
 	if (!it_setup(&e, I_ATTACH))
 		return SKIP("no .output/sockmig: run from the repository root");
 	snprintf(bin, sizeof(bin), "%s/udp_echo", e.dir);

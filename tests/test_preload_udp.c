@@ -271,10 +271,7 @@ static int reload_case(int family, bool preload)
 	long misrouted;
 	int ret = up_setup(&x);
 
-	memset(&r, 0, sizeof(r));
-	r.ep = r.cep = -1;
-	for (int i = 0; i < UR_MAX_FLOWS; i++)
-		r.cli[i] = -1;
+	ur_init(&r);
 	if (ret != SM_PASS)
 		return ret;
 	ret = SM_FAIL;
@@ -338,10 +335,7 @@ SM_TEST(preload_udp_prefork_workers_one_generation)
 	uint32_t seq = 0;
 	int ret = up_setup(&x), by[2] = {0, 0};
 
-	memset(&r, 0, sizeof(r));
-	r.ep = r.cep = -1;
-	for (int i = 0; i < UR_MAX_FLOWS; i++)
-		r.cli[i] = -1;
+	ur_init(&r);
 	if (ret != SM_PASS)
 		return ret;
 	ret = SM_FAIL;
@@ -478,10 +472,7 @@ SM_TEST(preload_udp_no_reuseport_left_alone)
 	uint32_t seq = 0;
 	int ret = up_setup(&x);
 
-	memset(&r, 0, sizeof(r));
-	r.ep = r.cep = -1;
-	for (int i = 0; i < UR_MAX_FLOWS; i++)
-		r.cli[i] = -1;
+	ur_init(&r);
 	if (ret != SM_PASS)
 		return ret;
 	ret = SM_FAIL;
@@ -547,10 +538,7 @@ SM_TEST(preload_udp_mode_env)
 	uint32_t seq = 0;
 	int ret = up_setup(&x);
 
-	memset(&r, 0, sizeof(r));
-	r.ep = r.cep = -1;
-	for (int i = 0; i < UR_MAX_FLOWS; i++)
-		r.cli[i] = -1;
+	ur_init(&r);
 	if (ret != SM_PASS)
 		return ret;
 	ret = SM_FAIL;
@@ -625,10 +613,7 @@ SM_TEST(preload_udp_idle_and_flow_max_env)
 	uint32_t seq = 0;
 	int ret = up_setup(&x);
 
-	memset(&r, 0, sizeof(r));
-	r.ep = r.cep = -1;
-	for (int i = 0; i < UR_MAX_FLOWS; i++)
-		r.cli[i] = -1;
+	ur_init(&r);
 	if (ret != SM_PASS)
 		return ret;
 	ret = SM_FAIL;
@@ -693,10 +678,7 @@ SM_TEST(preload_udp_unprivileged_fails_open)
 	uint32_t seq = 0;
 	int ret = up_setup(&x);
 
-	memset(&r, 0, sizeof(r));
-	r.ep = r.cep = -1;
-	for (int i = 0; i < UR_MAX_FLOWS; i++)
-		r.cli[i] = -1;
+	ur_init(&r);
 	if (ret != SM_PASS)
 		return ret;
 	ret = SM_FAIL;

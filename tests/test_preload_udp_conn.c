@@ -101,10 +101,7 @@ static int uc_run(bool raw, struct uc_result *res)
 	char args[64];
 	int ret = pl_setup(&x);
 
-	memset(&r, 0, sizeof(r));
-	r.ep = r.cep = -1;
-	for (int i = 0; i < UR_MAX_FLOWS; i++)
-		r.cli[i] = -1;
+	ur_init(&r);
 	memset(res, 0, sizeof(*res));
 	if (ret != SM_PASS)
 		return ret;
@@ -190,10 +187,7 @@ SM_TEST(preload_udp_failed_connect_joins_again)
 	char args[64];
 	int ret = pl_setup(&x);
 
-	memset(&r, 0, sizeof(r));
-	r.ep = r.cep = -1;
-	for (int i = 0; i < UR_MAX_FLOWS; i++)
-		r.cli[i] = -1;
+	ur_init(&r);
 	if (ret != SM_PASS)
 		return ret;
 	ret = SM_FAIL;

@@ -160,16 +160,8 @@ SM_TEST(status_udp_groups_shown)
 	started = true;
 	if (!ASSERT_OK(UR_START(OLD_FLOWS + NEW_FLOWS, &r, AF_INET, true, SOCKMIG_UDP_MODE_FLOW, 0),
 		       "rig") ||
-	    !ASSERT_EQ(ur_add(&r, 1), 0, "generation 1") ||
-	    !ASSERT_OK(ur_round(&r, 0, OLD_FLOWS, 1), "flows of generation 1") ||
-	    !ASSERT_EQ(ur_add(&r, 2), 1, "generation 2") ||
-	    !ASSERT_OK(ur_round(&r, 0, OLD_FLOWS + NEW_FLOWS, 2), "flows of generation 2") ||
-	    !ASSERT_EQ(r.lost, 0, "unanswered") || !ASSERT_EQ(r.misrouted, 0, "misrouted") ||
-	    !ASSERT_EQ(sockmig_udp_generation_drain(r.g, 1), 1, "drain generation 1"))
+	    !ASSERT_OK(ur_two_generations(&r, OLD_FLOWS, NEW_FLOWS), "two generations"))
 		goto out;
-	for (int i = 0; i < OLD_FLOWS + NEW_FLOWS; i++)
-		if (!ASSERT_EQ(r.first[i], i < OLD_FLOWS ? 1 : 2, "a flow's owner"))
-			goto out;
 	/* a TCP group too: shown first, as before */
 	for (int i = 0; i < 2; i++)
 		if (!ASSERT_OK(tcp[i] = st_listener(AF_INET, P_GROUP, true, 16), "TCP listener"))

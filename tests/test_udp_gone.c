@@ -212,10 +212,7 @@ SM_TEST(preload_udp_group_stays_with_other_server)
 	uint32_t seq = 0;
 	int ret = ug_setup(&x), members, by_b = 0;
 
-	memset(&r, 0, sizeof(r));
-	r.ep = r.cep = -1;
-	for (int i = 0; i < UR_MAX_FLOWS; i++)
-		r.cli[i] = -1;
+	ur_init(&r);
 	if (ret != SM_PASS)
 		return ret;
 	ret = SM_FAIL;

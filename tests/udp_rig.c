@@ -95,6 +95,32 @@ int ur_add(struct ur_rig *r, uint32_t gen)
 }
 
 /* Close echo socket @k (between rounds: nothing in flight). */
+int ur_two_generations(struct ur_rig *r, int old, int new)
+{
+	const char *failed = ur_add(r, 1) != 0			? "generation 1"
+			     : ur_round(r, 0, old, 1) < 0	? "flows of generation 1"
+			     : ur_add(r, 2) != 1		? "generation 2"
+			     : ur_round(r, 0, old + new, 2) < 0 ? "flows of generation 2"
+			     : r->lost || r->misrouted		? "unanswered or misrouted"
+			     : sockmig_udp_generation_drain(r->g, 1) != 1 ? "drain generation 1"
+									  : NULL;
+
+	for (int i = 0; i < old + new && !failed; i++)
+		if (r->first[i] != (i < old ? 1 : 2))
+			failed = "a flow's owner";
+	if (failed)
+		printf("two generations: %s failed (%s)\n", failed, sockmig_last_error());
+	return failed ? -1 : 0;
+}
+
+void ur_init(struct ur_rig *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->ep = r->cep = -1;
+	for (int i = 0; i < UR_MAX_FLOWS; i++)
+		r->cli[i] = -1;
+}
+
 void ur_close_sock(struct ur_rig *r, int k)
 {
 	epoll_ctl(r->ep, EPOLL_CTL_DEL, r->srv[k], NULL);

@@ -48,6 +48,9 @@ struct ur_rig {
 };
 
 uint64_t ur_now_ms(void);
+/* A rig with nothing open or running yet, that ur_stop() leaves alone
+ * (for a case that starts its clients or servers later). */
+void ur_init(struct ur_rig *r);
 /* One more echo socket of generation @gen, registered when the rig has a
  * group. Its index, or -1. */
 int ur_add(struct ur_rig *r, uint32_t gen);
@@ -72,6 +75,12 @@ int ur_round(struct ur_rig *r, int from, int to, uint32_t seq);
 /* The group's table holds, per generation, the flows whose first answer
  * came from it (and no other): 0 or -1. */
 int ur_flows_match(struct ur_rig *r);
+
+/* Generation 1 (socket 0) takes flows [0, @old); generation 2 (socket 1,
+ * added after) takes the @new flows after them while generation 1 keeps
+ * its own; generation 1 is then drained. 0, or -1 after saying what
+ * failed. */
+int ur_two_generations(struct ur_rig *r, int old, int new);
 
 /* Fds a case with @flows clients needs: theirs, the echo sockets', the
  * runner's and the library's. */
