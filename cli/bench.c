@@ -468,6 +468,11 @@ int do_bench(int argc, char **argv)
 		return bench_udp(mode, argc, argv);
 	if (parse_args(&c, argc, argv) < 0)
 		return 2;
+	/* bad arguments are exit 2 for everyone: check the mode before root */
+	if (strcmp(mode, "storm") != 0 && strcmp(mode, "cost") != 0 && strcmp(mode, "scale") != 0) {
+		cli_error("bench: unknown mode '%s' (storm, cost, scale, udp, udp-cost)", mode);
+		return 2;
+	}
 	if (geteuid() != 0) {
 		cli_error("bench needs root (network namespaces and BPF)");
 		return 1;
@@ -500,8 +505,5 @@ int do_bench(int argc, char **argv)
 	}
 	if (strcmp(mode, "cost") == 0)
 		return bench_cost(&c);
-	if (strcmp(mode, "scale") == 0)
-		return bench_scale(&c);
-	cli_error("bench: unknown mode '%s' (storm, cost, scale, udp, udp-cost)", mode);
-	return 2;
+	return bench_scale(&c);
 }

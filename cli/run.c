@@ -400,10 +400,10 @@ int do_reload(int argc, char **argv)
 		{0},
 	};
 
-	n = cli_parse("reload", argc, argv, opts, CLI_OPERANDS, reload_usage);
+	n = cli_parse("reload", argc, argv, opts, 0, reload_usage);
 	if (n <= 0)
 		return n == 0 ? 0 : 2;
-	if (!port || n < argc) {
+	if (!port) {
 		cli_error("reload: give --port P");
 		return 2;
 	}
