@@ -260,7 +260,7 @@ static bool help_describes(const char *help, const char *opt)
 SM_PURE(cli_help_lists_every_option)
 {
 	static const struct {
-		const char *cmd, *opts[16];
+		const char *cmd, *opts[20];
 	} cmds[] = {
 		{"status", {"--port", "--addr", "--json", "--help"}},
 		{"watch", {"--port", "--interval", "--count", "--json", "--help"}},
@@ -273,6 +273,10 @@ SM_PURE(cli_help_lists_every_option)
 		 {"--workers", "--conns", "--secs", "--restart-rate", "--concurrency", "--rate",
 		  "--strategies", "--ipv6", "--phases", "--phase-secs", "--short", "--gap",
 		  "--json", "--help"}},
+		{"bench udp",
+		 {"--flows", "--rate", "--flip-ms", "--seconds", "--flow-ms", "--grace-ms",
+		  "--strategies", "--rebind-ms", "--phases", "--count", "--mode", "--quic-key-file",
+		  "--cid-len", "--echo", "--senders", "--json", "--help"}},
 		{"metrics", {"--port", "--listen", "--textfile", "--interval", "--help"}},
 		{"help", {"--json", "--verbose", "--version", "--help"}},
 	};
