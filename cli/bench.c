@@ -33,17 +33,19 @@ static void bench_usage(FILE *f)
 	fprintf(f, "Usage: sockmig bench [storm|cost|scale] [OPTIONS]\n"
 		   "       sockmig bench udp|udp-cost [OPTIONS] (sockmig bench udp --help)\n"
 		   "  -w, --workers N        workers in the group (1-256, default 4)\n"
-		   "  -n, --conns N          connections per strategy at most (default 200000)\n"
-		   "  -t, --secs S           seconds per strategy at most (default 10)\n"
+		   "  -n, --conns N          connections per strategy at most (1-100000000, "
+		   "default 200000)\n"
+		   "  -t, --secs S           seconds per strategy at most (1-3600, default 10)\n"
 		   "  -r, --restart-rate R   worker restarts per second (0-1000, default 20)\n"
 		   "  -c, --concurrency C    connections in flight (1-10000, default 64)\n"
-		   "      --rate R           new connections per second (default 0: closed loop)\n"
+		   "      --rate R           new connections per second (0-10000000, default 0: "
+		   "closed loop)\n"
 		   "  -s, --strategies LIST  comma-separated: naive sysctl policy stopstart holder "
 		   "run "
 		   "legacy handoff attach shim (default naive,sysctl,policy; --short: all)\n"
 		   "  -6, --ipv6             IPv6 (::1) instead of 127.0.0.1\n"
 		   "      --phases N         cost: alternating phases (2-64, default 10)\n"
-		   "      --phase-secs S     cost: seconds per phase (default 3)\n"
+		   "      --phase-secs S     cost: seconds per phase (1-600, default 3)\n"
 		   "      --short            the short run of make bench (under a minute)\n"
 		   "      --gap MS           stopstart, holder: ms with no server listening "
 		   "(0-10000, default 0)\n"
@@ -468,6 +470,11 @@ int do_bench(int argc, char **argv)
 		return bench_udp(mode, argc, argv);
 	if (parse_args(&c, argc, argv) < 0)
 		return 2;
+	/* bad arguments are exit 2 for everyone: check the mode before root */
+	if (strcmp(mode, "storm") != 0 && strcmp(mode, "cost") != 0 && strcmp(mode, "scale") != 0) {
+		cli_error("bench: unknown mode '%s' (storm, cost, scale, udp, udp-cost)", mode);
+		return 2;
+	}
 	if (geteuid() != 0) {
 		cli_error("bench needs root (network namespaces and BPF)");
 		return 1;
@@ -500,8 +507,5 @@ int do_bench(int argc, char **argv)
 	}
 	if (strcmp(mode, "cost") == 0)
 		return bench_cost(&c);
-	if (strcmp(mode, "scale") == 0)
-		return bench_scale(&c);
-	cli_error("bench: unknown mode '%s' (storm, cost, scale, udp, udp-cost)", mode);
-	return 2;
+	return bench_scale(&c);
 }

@@ -34,15 +34,17 @@ static void udp_usage(FILE *f)
 		   "      --flip-ms F        udp: a flip every F ms (10-600000, default 200)\n"
 		   "  -t, --seconds S        udp: seconds of load per strategy (1-3600, default "
 		   "10)\n"
-		   "      --flow-ms L        udp: a flow's life in ms (default 1000)\n"
+		   "      --flow-ms L        udp: a flow's life in ms (10-3600000, default "
+		   "1000)\n"
 		   "      --grace-ms G       udp: an old generation closes G ms after its flip "
-		   "(default 2000)\n"
+		   "(0-3600000, default 2000)\n"
 		   "  -s, --strategies LIST  udp: of naive, flow, none, quic-lb (default "
 		   "naive,flow,none)\n"
 		   "      --rebind-ms R      udp: a flow moves to a new source port every R "
 		   "ms (0: never, else 10-3600000; default 0)\n"
 		   "      --phases N         udp-cost: phases in pairs (2-64, default 10)\n"
-		   "  -n, --count N          udp-cost: datagrams per phase (default 200000)\n"
+		   "  -n, --count N          udp-cost: datagrams per phase (1000-100000000, "
+		   "default 200000)\n"
 		   "  -m, --mode M           udp-cost: the group's mode, flow, quic-lb or none "
 		   "(default flow)\n"
 		   "      --quic-key-file F  udp-cost, mode quic-lb: encrypted CIDs, the "
@@ -53,7 +55,8 @@ static void udp_usage(FILE *f)
 		   "rate is of round trips\n"
 		   "      --senders N        udp-cost: also the program's run time with N "
 		   "senders at once, one per CPU (2-64)\n"
-		   "  -j, --json             JSON output\n");
+		   "  -j, --json             JSON output\n"
+		   "  -h, --help             this text\n");
 }
 
 static int parse_args(struct udp_cfg *c, const char *mode, int argc, char **argv)

@@ -141,10 +141,10 @@ int do_drain(int argc, char **argv)
 		{0},
 	};
 
-	n = cli_parse("drain", argc, argv, opts, CLI_OPERANDS, drain_usage);
+	n = cli_parse("drain", argc, argv, opts, 0, drain_usage);
 	if (n <= 0)
 		return n == 0 ? 0 : 2;
-	if (n < argc || (!pid && !cookie)) {
+	if (!pid && !cookie) {
 		cli_error("drain: give --pid PID or --cookie C");
 		return 2;
 	}

@@ -323,10 +323,10 @@ int do_hold(int argc, char **argv)
 		{"foreground", 'f', CLI_FLAG, &fg}, {0},
 	};
 
-	n = cli_parse("hold", argc, argv, opts, CLI_OPERANDS, hold_usage);
+	n = cli_parse("hold", argc, argv, opts, 0, hold_usage);
 	if (n <= 0)
 		return n == 0 ? 0 : 2;
-	if (!port || n < argc) {
+	if (!port) {
 		cli_error("hold: give --port P");
 		return 2;
 	}

@@ -49,29 +49,30 @@ static void run_usage(FILE *f)
 		"Usage: sockmig run --port P [OPTIONS] -- COMMAND [ARGS...]\n"
 		"Supervise a server that listens on port P: restarts, crashes and reloads\n"
 		"(SIGHUP, or sockmig reload --port P) without a dropped connection.\n"
-		"  --port P              the port the server listens on (required)\n"
-		"  --addr A              the server's address; the holder covers the first start\n"
-		"  --user U              the server's user, when it is not run's (for the holder)\n"
-		"  --workers N           N identical processes of COMMAND (default 1)\n"
-		"  --stop-start          stop the old generation before the new one starts\n"
-		"  --grace SECS          SIGKILL an old generation after SECS (default 10)\n"
-		"  --ready-timeout SECS  a new generation not ready by then is killed (default "
-		"10)\n"
-		"  --max-old N           old generations stopping at once (default 1)\n"
-		"  --stop-signal SIG     TERM (default), QUIT, INT, USR1, USR2 or WINCH\n"
-		"  --no-holder           no holder listener (crashes then refuse connections)\n"
-		"  --socket-activation   run owns the listener, given as fd 3 (LISTEN_FDS)\n"
-		"  --handoff             the same, and the shim hands it to the server's bind()\n"
-		"  --ready-after MS      without READY=1, ready after MS (default 500; fd 3 "
-		"modes)\n"
-		"  --proto P             tcp (default), udp or all: udp runs the server under\n"
-		"                        the shim, its UDP sockets in their port's UDP group;\n"
-		"                        the holder and the hand-off are TCP only\n"
-		"  -h, --help            this help\n");
+		"  -P, --port P              the port the server listens on (required)\n"
+		"  -a, --addr A              the server's address; the holder opens there first\n"
+		"  -u, --user U              the server's user when not run's (the holder's uid)\n"
+		"  -w, --workers N           N identical processes of COMMAND (1-64, default 1)\n"
+		"  -s, --stop-start          stop the old generation before the new one starts\n"
+		"  -g, --grace SECS          SIGKILL an old generation after SECS (0-3600,\n"
+		"                            default 10)\n"
+		"  -t, --ready-timeout SECS  a new generation not ready by then is killed\n"
+		"                            (1-3600, default 10)\n"
+		"  -m, --max-old N           old generations stopping at once (1-14, default 1)\n"
+		"  -S, --stop-signal SIG     TERM (default), QUIT, INT, USR1, USR2 or WINCH\n"
+		"  -n, --no-holder           no holder listener (crashes then refuse connections)\n"
+		"  -A, --socket-activation   run owns the listener, given as fd 3 (LISTEN_FDS)\n"
+		"  -H, --handoff             the same; the shim hands it to the server's bind()\n"
+		"  -R, --ready-after MS      without READY=1, ready after MS (0-600000, default\n"
+		"                            500; fd 3 modes)\n"
+		"      --proto P             tcp (default), udp or all: udp runs the server under\n"
+		"                            the shim, its UDP sockets in their port's UDP group;\n"
+		"                            the holder and the hand-off are TCP only\n"
+		"  -h, --help                this help\n");
 }
 
 /* libsockmig-preload.so: $SOCKMIG_PRELOAD, else beside this binary, else
- * in ../lib from it. false when none exists. */
+ * in ../lib from it, else in SOCKMIG_PRELOADDIR. false when none exists. */
 bool run_find_preload(char *out, size_t size)
 {
 	const char *env = getenv("SOCKMIG_PRELOAD");
@@ -387,8 +388,8 @@ static void reload_usage(FILE *f)
 	fprintf(f, "Usage: sockmig reload --port P\n"
 		   "Start the next generation of the sockmig run that supervises port P\n"
 		   "(its SIGHUP).\n"
-		   "  --port P    the port of that sockmig run (required)\n"
-		   "  -h, --help  this help\n");
+		   "  -P, --port P  the port of that sockmig run (required)\n"
+		   "  -h, --help    this help\n");
 }
 
 int do_reload(int argc, char **argv)
@@ -400,10 +401,10 @@ int do_reload(int argc, char **argv)
 		{0},
 	};
 
-	n = cli_parse("reload", argc, argv, opts, CLI_OPERANDS, reload_usage);
+	n = cli_parse("reload", argc, argv, opts, 0, reload_usage);
 	if (n <= 0)
 		return n == 0 ? 0 : 2;
-	if (!port || n < argc) {
+	if (!port) {
 		cli_error("reload: give --port P");
 		return 2;
 	}

@@ -74,15 +74,22 @@ SM_TEST(cli_bad_input_one_error_line)
 	return SM_PASS;
 }
 
-/* Exit 2 and one "Error: " line on stderr, nothing on stdout. */
-static bool one_error(const char *args)
+/* Exit 2 and one "Error: " line on stderr (with @says in it, unless
+ * NULL), nothing on stdout. */
+static bool one_error_saying(const char *args, const char *says)
 {
 	char out[4096], err[4096];
 	int st = ct_run(args, out, sizeof(out), err, sizeof(err));
 
 	return ASSERT_EQ(st, 2, args) && ASSERT_EQ(ct_lines(err), 1, "one line on stderr") &&
 	       ASSERT_TRUE(strncmp(err, "Error: ", 7) == 0, "it starts with Error:") &&
+	       ASSERT_TRUE(!says || strstr(err, says), says ? says : "") &&
 	       ASSERT_EQ(strlen(out), 0, "nothing on stdout");
+}
+
+static bool one_error(const char *args)
+{
+	return one_error_saying(args, NULL);
 }
 
 /*
@@ -142,7 +149,8 @@ SM_PURE(cli_bad_input_every_subcommand)
 			 strcmp(c, "run") == 0 ? " --port 1 --bogus --" : "");
 		if (strcmp(c, "help") == 0)
 			snprintf(args, sizeof(args), "help status extra");
-		if (!one_error(args))
+		/* the error names the argument, not an option to give */
+		if (!one_error_saying(args, strcmp(c, "run") ? "'extra'" : NULL))
 			return SM_FAIL;
 		if (!cmds[i].numopt)
 			continue;
@@ -252,7 +260,7 @@ static bool help_describes(const char *help, const char *opt)
 SM_PURE(cli_help_lists_every_option)
 {
 	static const struct {
-		const char *cmd, *opts[16];
+		const char *cmd, *opts[20];
 	} cmds[] = {
 		{"status", {"--port", "--addr", "--json", "--help"}},
 		{"watch", {"--port", "--interval", "--count", "--json", "--help"}},
@@ -265,6 +273,10 @@ SM_PURE(cli_help_lists_every_option)
 		 {"--workers", "--conns", "--secs", "--restart-rate", "--concurrency", "--rate",
 		  "--strategies", "--ipv6", "--phases", "--phase-secs", "--short", "--gap",
 		  "--json", "--help"}},
+		{"bench udp",
+		 {"--flows", "--rate", "--flip-ms", "--seconds", "--flow-ms", "--grace-ms",
+		  "--strategies", "--rebind-ms", "--phases", "--count", "--mode", "--quic-key-file",
+		  "--cid-len", "--echo", "--senders", "--json", "--help"}},
 		{"metrics", {"--port", "--listen", "--textfile", "--interval", "--help"}},
 		{"help", {"--json", "--verbose", "--version", "--help"}},
 	};

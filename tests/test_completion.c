@@ -2,19 +2,24 @@
 /*
  * bash completion (completion/sockmig) under the real bash-completion,
  * driven by tests/complete.sh: commands, options read from the binary's
- * --help, and values (listening ports of the namespace, signals, bench
- * strategies, the server's command after --).
+ * --help (bench udp's from its own), and values (TCP and UDP ports of the
+ * namespace, run's stop signals, bench strategies, the server's command
+ * after --).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "sockmig.h"
 #include "util.h"
 
-#define PORT 32123
+#define PORT	 32123
+#define UDP_PORT 32124
 
 struct comp_case {
 	const char *line;   /* after ".output/sockmig " */
@@ -28,9 +33,16 @@ SM_TEST(completion_commands_options_values)
 		{"-j sta", "status"},
 		{"--ver", "--verbose --version"},
 		{"run --rea", "--ready-after --ready-timeout"},
-		{"status --port ", "32123"},
+		{"status --port ", "32123 32124"}, /* TCP and UDP */
 		{"bench --strategies naive,po", "naive,policy"},
 		{"run --stop-signal QU", "QUIT"},
+		{"run --stop-signal ", "INT QUIT TERM USR1 USR2 WINCH"}, /* what run takes */
+		{"bench u", "udp udp-cost"},
+		{"bench udp --fl", "--flip-ms --flow-ms --flows"},
+		{"bench udp-cost --sen", "--senders"},
+		{"bench udp --strategies n", "naive none"},
+		{"bench udp --strategies flow,q", "flow,quic-lb"},
+		{"metrics --listen --p", ""}, /* --listen takes ADDR:PORT: no option */
 		{"attach --generation-by ", "exe none process tree"},
 		{"attach --gen", "--generation --generation-by"},
 		{"attach --proto ", "all tcp udp"},
@@ -40,7 +52,8 @@ SM_TEST(completion_commands_options_values)
 	};
 	char cmd[4096], line[512];
 	size_t off, i = 0;
-	int lfd, ret = SM_FAIL;
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(UDP_PORT)};
+	int lfd, ufd, ret = SM_FAIL;
 	FILE *p;
 
 	if (access(".output/sockmig", X_OK) != 0 || access("completion/sockmig", R_OK) != 0)
@@ -51,6 +64,15 @@ SM_TEST(completion_commands_options_values)
 	lfd = burst_listener(AF_INET, PORT, 16, 0);
 	if (!ASSERT_TRUE(lfd >= 0, "a listener for --port"))
 		return SM_FAIL;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ufd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (!ASSERT_TRUE(ufd >= 0 && bind(ufd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
+			 "a UDP socket for --port")) {
+		if (ufd >= 0)
+			close(ufd);
+		close(lfd);
+		return SM_FAIL;
+	}
 	off = (size_t)snprintf(cmd, sizeof(cmd), "tests/complete.sh completion/sockmig");
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
 		off += (size_t)snprintf(cmd + off, sizeof(cmd) - off, " '.output/sockmig %s'",
@@ -72,6 +94,7 @@ SM_TEST(completion_commands_options_values)
 		goto out;
 	ret = SM_PASS;
 out:
+	close(ufd);
 	close(lfd);
 	return ret;
 }
