@@ -67,6 +67,9 @@ SM_LONG(run_udp_retire_stuck_server, 60)
 	bool have;
 	pid_t run;
 
+	if (!tu_kernel_has_pidfd_getfd())
+		return SKIP("run retires an old generation's UDP sockets on copies it takes "
+			    "with pidfd_getfd (Linux 5.6)");
 	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
 		return SKIP("no .output/sockmig or udp_echo: make builds them");
 	snprintf(script, sizeof(script), "exec \"$0\" %d $$", UR_PORT);
@@ -145,6 +148,9 @@ SM_LONG(run_udp_killed_during_retire, 60)
 	bool have;
 	pid_t run;
 
+	if (!tu_kernel_has_pidfd_getfd())
+		return SKIP("run retires an old generation's UDP sockets on copies it takes "
+			    "with pidfd_getfd (Linux 5.6)");
 	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
 		return SKIP("no .output/sockmig or udp_echo: make builds them");
 	snprintf(script, sizeof(script), "exec \"$0\" %d $$", UR_PORT);
@@ -233,6 +239,9 @@ SM_LONG(run_udp_retire_copies_members_alone, 60)
 	int ret = SM_FAIL;
 	pid_t run;
 
+	if (!tu_kernel_has_pidfd_getfd())
+		return SKIP("run retires an old generation's UDP sockets on copies it takes "
+			    "with pidfd_getfd (Linux 5.6)");
 	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
 		return SKIP("no .output/sockmig or udp_echo: make builds them");
 	snprintf(script, sizeof(script), "exec \"$0\" %d $$ -s 200", UR_PORT);

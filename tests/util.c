@@ -19,6 +19,7 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,6 +98,11 @@ void tu_ackdrop_detach(struct ackdrop_bpf *s)
 bool tu_kernel_has_cap_bpf(void)
 {
 	return prctl(PR_CAPBSET_READ, CAP_BPF, 0, 0, 0) >= 0 || errno != EINVAL;
+}
+
+bool tu_kernel_has_pidfd_getfd(void)
+{
+	return syscall(SYS_pidfd_getfd, -1, 0, 0) >= 0 || errno != ENOSYS;
 }
 
 bool tu_kernel_migrates(char *why, size_t size)

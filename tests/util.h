@@ -28,6 +28,9 @@ bool tu_kernel_migrates(char *why, size_t size);
  * loading BPF takes CAP_SYS_ADMIN); yes when it cannot tell. */
 bool tu_kernel_has_cap_bpf(void);
 
+/* Whether the kernel has pidfd_getfd() (5.6 and later). */
+bool tu_kernel_has_pidfd_getfd(void);
+
 /*
  * The precondition of the cases whose verdict depends on speed (a baseline
  * that must race a reload, 1,000 reloads in 40 s): a process takes more
