@@ -157,3 +157,53 @@ out:
 	free(out);
 	return ret;
 }
+
+/* Mode quic-lb: its outcome quic_cid and its two CID counters are
+ * exported; 5 datagrams without a CID of the group's config are "other",
+ * then new flows as in mode flow. */
+SM_TEST(metrics_udp_quic_lb_counters)
+{
+	char *out = malloc(OUT_LEN), err[4096], series[512];
+	int ret = SM_FAIL;
+	bool started = false;
+	struct ur_rig r;
+
+	if (!out)
+		return SM_FAIL;
+	if (!ct_have_tool()) {
+		free(out);
+		return SKIP("no .output/sockmig (run make all from the repository's root)");
+	}
+	started = true;
+	if (!ASSERT_OK(UR_START(5, &r, AF_INET, true, SOCKMIG_UDP_MODE_QUIC_LB, 0), "rig") ||
+	    !ASSERT_EQ(ur_add(&r, 1), 0, "generation 1") ||
+	    !ASSERT_OK(ur_round(&r, 0, 5, 1), "5 flows") || !ASSERT_EQ(r.lost, 0, "unanswered") ||
+	    !ASSERT_EQ(ct_run("metrics", out, OUT_LEN, err, sizeof(err)), 0, "exit status"))
+		goto out;
+	{
+		const struct want w[] = {
+			{"sockmig_udp_group_info{%s,mode=\"quic-lb\"}", 1},
+			{"sockmig_udp_datagrams_total{%s,outcome=\"quic_cid\"}", 0},
+			{"sockmig_udp_datagrams_total{%s,outcome=\"new_flow\"}", 5},
+			{"sockmig_udp_quic_cid_stale_total{%s}", 0},
+			{"sockmig_udp_quic_cid_other_total{%s}", 5},
+		};
+		char labels[160];
+
+		snprintf(labels, sizeof(labels), "group=\"%s\",port=\"%d\"",
+			 sockmig_udp_group_name(r.g), UR_PORT);
+		for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+			snprintf(series, sizeof(series), w[i].fmt, labels);
+			if (!ASSERT_EQ(sample(out, series), w[i].v, series))
+				goto out;
+		}
+	}
+	if (!ASSERT_EQ(samples(out, "sockmig_udp_datagrams_total{"), 8, "outcomes of mode quic-lb"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (started)
+		ur_stop(&r);
+	free(out);
+	return ret;
+}
