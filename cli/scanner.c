@@ -485,7 +485,7 @@ int scanner_scan(struct scanner *sc)
 				sm_diag_owners_of(ls, n, sc->pid);
 			} else {
 				blind = sm_diag_owners(ls, n) < 0;
-				fresh = true;
+				fresh = !blind;
 			}
 			sc->owner_scans++;
 			cli_debug("scan %lu for the owners of %d listeners (%s)", sc->owner_scans,

@@ -121,7 +121,7 @@ int scanner_release(struct scanner *sc)
  * may hold one too) before anything is drained. */
 void release_let_go(struct scanner *sc, struct sm_listener *ls, int n, bool fresh)
 {
-	bool scanned = false;
+	bool scanned = false, blind = false;
 
 	for (int j = 0; j < sc->nk; j++) {
 		struct known *k = &sc->k[j];
@@ -136,10 +136,14 @@ void release_let_go(struct scanner *sc, struct sm_listener *ls, int n, bool fres
 		/* the owners found in this scan after k's let-go was seen: no
 		 * process could have come to hold it unseen since */
 		if (l && !scanned && !(fresh && k->let_go)) {
-			sm_diag_owners(ls, n);
+			blind = sm_diag_owners(ls, n) < 0;
 			sc->owner_scans++;
 			scanned = true;
 		}
+		/* a failed owner scan (out of fds or memory) saw no one: that
+		 * says nothing, and a later child may still serve from it */
+		if (l && scanned && blind)
+			continue;
 		if (l)
 			note_owners(k, l);
 		if (k->nown && still_held(k))
