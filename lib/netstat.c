@@ -49,7 +49,8 @@ static int word_index(const char *p, const char *end, const char *name)
 /* The file @name of /proc/thread-self/net (the netns is per thread: the
  * probe unshares one) in @buf, in one read() loop: it is read around every
  * drain, so it is kept cheap. Its length, or a negative errno (no error
- * set: snmp6 is missing where IPv6 is off). */
+ * set: snmp6 is missing where IPv6 is off; -EFBIG for a file longer than
+ * @size, whose last counters would read as 0). */
 static int read_net_file(const char *name, char *buf, size_t size)
 {
 	char path[64];
@@ -62,7 +63,11 @@ static int read_net_file(const char *name, char *buf, size_t size)
 		return -errno;
 	while (len < (ssize_t)size - 1 && (n = read(fd, buf + len, size - 1 - (size_t)len)) > 0)
 		len += n;
+	/* a file longer than @buf: its last counters would read as 0 */
+	n = len == (ssize_t)size - 1 ? read(fd, &(char){0}, 1) : 0;
 	close(fd);
+	if (n > 0)
+		return -EFBIG;
 	buf[len] = '\0';
 	return (int)len;
 }
@@ -80,7 +85,7 @@ static int read_pairs(const char *name, const char *prefix, const struct field *
 	int len = read_net_file(name, buf, sizeof(buf));
 
 	if (len < 0)
-		return sm_fail(-len, "cannot open /proc/thread-self/net/%s: %s", name,
+		return sm_fail(-len, "cannot read /proc/thread-self/net/%s: %s", name,
 			       strerror(-len));
 	names = buf;
 	while (names && strncmp(names, prefix, plen) != 0) {
@@ -138,6 +143,9 @@ int sockmig_udp_snmp_read(struct sockmig_udp_snmp *out)
 		return err;
 	/* "Udp6InErrors 0" lines; no file without IPv6 */
 	len = read_net_file("snmp6", buf, sizeof(buf));
+	if (len == -EFBIG)
+		return sm_fail(EFBIG, "cannot read /proc/thread-self/net/snmp6: %s",
+			       strerror(EFBIG));
 	for (char *p = len > 0 ? buf : NULL; p && *p;) {
 		for (size_t f = 0; f < NFIELDS(udp_fields); f++) {
 			size_t n = strlen(udp_fields[f].name);

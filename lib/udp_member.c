@@ -557,6 +557,12 @@ int sm_udp_each_live_flow(struct sockmig_udp_group *g, const struct uslot *u,
 		return sm_fail(errno, "cannot read the config: %s", strerror(errno));
 	l.timeout_ns = cfg.idle_timeout_ns;
 	err = sm_udp_flow_walk(g->fd[UFD_FLOWS], live_some, &l);
+	if (err == -EAGAIN)
+		return sm_fail(EAGAIN,
+			       "cannot read the flow table of %s: flows were evicted faster than "
+			       "a key-by-key walk reads them (no batched reads before 5.6); try "
+			       "again",
+			       g->base.name);
 	if (err)
 		return sm_fail(-err, "cannot read the flow table of %s: %s", g->base.name,
 			       strerror(-err));

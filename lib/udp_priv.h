@@ -109,14 +109,10 @@ struct uslot {
 	bool live; /* the socket array holds the socket of s.cookie */
 };
 
-/* Run @fn on the slots (read, a closed member's emptied) under the group
- * lock, then rebuild the selection table: lib/udp_member.c's one way to
- * change members, for lib/udp_retire.c too. @fn's result, or a negative
- * errno. */
 /* Each flow of the table whose owner still lives in its slot (the slot's
  * cookie is the one learned) and that was seen within the idle timeout:
- * @fn(flow, @arg). Under the group lock, with @u read there. 0, or a
- * negative errno after an error line. */
+ * @fn(flow, @arg). Without the group lock, @u a copy of the slots
+ * (sm_udp_slots_copy()). 0, or a negative errno after an error line. */
 /* The live slot of member @cookie, or SMU_MAX_MEMBERS. */
 SM_HIDDEN uint32_t sm_udp_slot_of(const struct uslot *u, uint64_t cookie);
 /* Take slot @i's socket out of the socket array (the program selects it no
@@ -172,6 +168,10 @@ SM_HIDDEN int sm_udp_flow_walk(int fd, sm_udp_flows_fn fn, void *arg);
 /* The slots as the group's lock shows them, into @u (SMU_MAX_MEMBERS),
  * for a flow walk after it. 0, or a negative errno after an error line. */
 SM_HIDDEN int sm_udp_slots_copy(struct sockmig_udp_group *g, struct uslot *u);
+/* Run @fn on the slots (read, a closed member's emptied) under the group
+ * lock, then rebuild the selection table: lib/udp_member.c's one way to
+ * change members, for lib/udp_retire.c too. @fn's result, or a negative
+ * errno. */
 SM_HIDDEN int sm_udp_with_slots(struct sockmig_udp_group *g,
 				int (*fn)(struct sockmig_udp_group *g, struct uslot *u, void *arg),
 				void *arg);

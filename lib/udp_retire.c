@@ -150,8 +150,10 @@ static int retire_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg
 	if (a->cookie) {
 		uint32_t slot = sm_udp_slot_of(u, a->cookie);
 
+		/* an unhook found it counted, then another retire took it
+		 * out: that is done */
 		if (slot == SMU_MAX_MEMBERS)
-			return no_member(g, a);
+			return a->op == SM_UDP_MARK ? no_member(g, a) : 0;
 		return a->op == SM_UDP_MARK ? mark_locked(g, u, slot)
 					    : sm_udp_unhook_slot(g, u, slot);
 	}
@@ -160,8 +162,8 @@ static int retire_locked(struct sockmig_udp_group *g, struct uslot *u, void *arg
 	if (!pick)
 		return sm_fail(ENOMEM, "out of memory");
 	n = pick_gen(u, a->gen, pick);
-	if (!n)
-		err = no_member(g, a);
+	if (!n) /* another cutoff took them out since they were counted */
+		a->flows = 0;
 	for (uint32_t i = 0; i < SMU_MAX_MEMBERS && !err; i++)
 		if (pick[i])
 			err = sm_udp_unhook_slot(g, u, i);
@@ -211,8 +213,12 @@ static int retire_step(struct sockmig_udp_group *g, uint64_t cookie, uint32_t ge
 	struct retire_arg a = {.cookie = cookie, .gen = gen, .op = op};
 	int err = 0;
 
-	if (op != SM_UDP_MARK)
+	/* a key walk cut short by evictions (before 5.6) is tried again */
+	for (int tries = 0; op != SM_UDP_MARK && tries < 3; tries++) {
 		err = retire_flows(g, &a);
+		if (err != -EAGAIN || op == SM_UDP_FLOWS)
+			break;
+	}
 	if (err >= 0 && op != SM_UDP_FLOWS)
 		err = sm_udp_with_slots(g, retire_locked, &a);
 	if (flows)
@@ -418,6 +424,11 @@ int sockmig_udp_member_retire(struct sockmig_udp_group *g, int fd,
 	/* 2: its flows go idle */
 	while (!(flags & SOCKMIG_UDP_RETIRE_FLOWS_OK)) {
 		err = retire_step(g, rep.cookie, 0, SM_UDP_FLOWS, &flows);
+		if (err == -EAGAIN && sm_now_ns() < end) { /* a walk cut short: again */
+			err = 0;
+			nap(end);
+			continue;
+		}
 		if (err || flows == 0 || sm_now_ns() >= end)
 			break;
 		nap(end);

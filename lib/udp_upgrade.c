@@ -123,8 +123,10 @@ static int copy_some(const struct smu_flow_key *k, const struct smu_flow *v, uin
 	struct copy_arg *c = arg;
 	uint32_t done = n;
 
-	if (n == 1) { /* a key walk: a kernel without batches */
-		c->n += bpf_map_update_elem(c->to, k, v, BPF_ANY) == 0;
+	if (n == 1) { /* a key walk (a kernel without batches), or a batch of one */
+		if (bpf_map_update_elem(c->to, k, v, BPF_ANY) < 0)
+			return -errno;
+		c->n++;
 		return 0;
 	}
 	if (bpf_map_update_batch(c->to, k, v, &done, &opts) < 0)

@@ -7,7 +7,7 @@
  * else key by key. The program learns and evicts flows meanwhile: a batch
  * walk goes bucket by bucket and ends; a key walk restarts from the first
  * key when the key it stands on is evicted, so it is bounded by twice the
- * table's entries. No lock is taken here: callers walk outside the
+ * table's entries (-EAGAIN past that: the caller may try again). No lock is taken here: callers walk outside the
  * group's lock, which a server that joins waits for.
  */
 #include <bpf/bpf.h>
@@ -40,7 +40,9 @@ static int walk_each(int fd, uint32_t max_entries, sm_udp_flows_fn fn, void *arg
 			continue; /* evicted or expired meanwhile */
 		err = fn(&key, &v, 1, arg);
 	}
-	return err;
+	/* the bound, reached: entries evicted under the walk again and
+	 * again; what it saw is not the table */
+	return err ? err : -EAGAIN;
 }
 
 /* In batches: -EOPNOTSUPP when the kernel has none, before any call of @fn. */
