@@ -67,7 +67,7 @@ static void attach_usage(FILE *f)
 		"  -t, --proto P           tcp (listeners), udp (sockets that share their\n"
 		"                          port) or all (default: both)\n"
 		"  -m, --udp-mode M        a new UDP group's mode: flow (default) or none\n"
-		"  --udp-idle-ms MS        a flow idle this long falls to the working generation\n"
+		"  --udp-idle-ms MS|never  a flow idle this long falls to the working generation\n"
 		"                          (1-86400000; default: the group's, 30000 for a new "
 		"one)\n"
 		"  --udp-flow-max N        a new UDP group's flow table (1-16777216, 65536)\n"
@@ -212,7 +212,7 @@ int do_attach(int argc, char **argv)
 	pid_t pid = 0;
 	int port = 0, n, left, udp_left, tcp_had;
 	bool once = false, fg = false, keep_old = false;
-	const char *by_arg = NULL, *proto_arg = NULL, *mode_arg = NULL;
+	const char *by_arg = NULL, *proto_arg = NULL, *mode_arg = NULL, *idle_arg = NULL;
 	const struct cli_opt opts[] = {
 		{"pid", 'p', CLI_PID, &pid},
 		{"port", 'P', CLI_PORT, &port},
@@ -225,7 +225,7 @@ int do_attach(int argc, char **argv)
 		{"release-interval", 'r', CLI_U64, &release_ms, 1, 60000},
 		{"proto", 't', CLI_STR, &proto_arg},
 		{"udp-mode", 'm', CLI_STR, &mode_arg},
-		{"udp-idle-ms", CLI_LONG_ONLY('I'), CLI_U64, &idle_ms, 1, 86400000},
+		{"udp-idle-ms", CLI_LONG_ONLY('I'), CLI_STR, &idle_arg},
 		{"udp-flow-max", CLI_LONG_ONLY('F'), CLI_U64, &flow_max, 1, 1u << 24},
 		{0},
 	};
@@ -246,6 +246,11 @@ int do_attach(int argc, char **argv)
 	if (proto_arg && !parse_proto(proto_arg, &sc))
 		return 2;
 	if (mode_arg && !parse_udp_mode(mode_arg, &sc.udp_mode))
+		return 2;
+	/* "never": flows expire by the table's LRU alone */
+	if (idle_arg && strcmp(idle_arg, "never") == 0)
+		idle_ms = SOCKMIG_UDP_NO_EXPIRY;
+	else if (idle_arg && !parse_u64("--udp-idle-ms", idle_arg, 1, 86400000, &idle_ms))
 		return 2;
 	if ((mode_arg || idle_ms || flow_max) && !sc.udp) {
 		cli_error("attach: --%s is for UDP sockets, not with --proto tcp",

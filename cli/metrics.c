@@ -301,7 +301,7 @@ static void udp_metrics(FILE *f, const struct scrape *s)
 	family_help(f, "sockmig_udp_member_info", "gauge",
 		    "A member: its role, generation and the pid that registered it.");
 	for (int i = 0; i < s->nu; i++)
-		for (int j = 0; j < s->us[i].nmi; j++)
+		for (int j = 0; s->us[i].readable && j < s->us[i].nmi; j++)
 			fprintf(f,
 				"sockmig_udp_member_info{group=\"%s\",port=\"%d\",member=\"%llu\","
 				"role=\"%s\",generation=\"%u\",pid=\"%u\"} 1\n",
@@ -313,7 +313,7 @@ static void udp_metrics(FILE *f, const struct scrape *s)
 		    "Live flows (not idle past the timeout, their socket open), by the "
 		    "generation that owns them.");
 	for (int i = 0; i < s->nu; i++)
-		for (int k = 0; k < s->us[i].ngens; k++)
+		for (int k = 0; s->us[i].readable && k < s->us[i].ngens; k++)
 			fprintf(f,
 				"sockmig_udp_flows{group=\"%s\",port=\"%d\",generation=\"%u\"} "
 				"%llu\n",
@@ -323,6 +323,20 @@ static void udp_metrics(FILE *f, const struct scrape *s)
 		   "Live flows the group's flow table holds (flow_max): beyond it the least "
 		   "recently seen are forgotten, and their next datagram is a new flow.",
 		   false, v_flow_max);
+	family_help(f, "sockmig_udp_idle_timeout_seconds", "gauge",
+		    "A flow idle longer is a new flow at its next datagram, for the working "
+		    "generation (+Inf: flows never expire by time).");
+	for (int i = 0; i < s->nu; i++)
+		if (s->us[i].readable && s->us[i].idle_ms == SOCKMIG_UDP_NO_EXPIRY)
+			fprintf(f,
+				"sockmig_udp_idle_timeout_seconds{group=\"%s\",port=\"%d\"} +Inf\n",
+				s->us[i].id.name, s->us[i].id.port);
+		else if (s->us[i].readable)
+			fprintf(f,
+				"sockmig_udp_idle_timeout_seconds{group=\"%s\",port=\"%d\"} "
+				"%u.%03u\n",
+				s->us[i].id.name, s->us[i].id.port, s->us[i].idle_ms / 1000,
+				s->us[i].idle_ms % 1000);
 	family_help(f, "sockmig_udp_datagrams_total", "counter",
 		    "Datagrams the group's program chose a socket for, by how: quic_cid (the "
 		    "server's connection ID), flow_hit (the flow's owner), new_flow, fallback "

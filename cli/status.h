@@ -54,6 +54,7 @@ struct udp_group {
 	char error[160]; /* why it could not be read */
 	enum sockmig_udp_mode mode;
 	uint32_t flow_max; /* sockmig_udp_group_flow_max() */
+	uint32_t idle_ms;  /* sockmig_udp_group_idle_timeout_ms() */
 	struct sockmig_udp_stats st;
 	uint64_t old_gen;  /* sockmig_udp_counters.old_generation */
 	uint64_t quic_new; /* sockmig_udp_counters.quic_new_connections */

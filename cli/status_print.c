@@ -388,12 +388,12 @@ static void table_group(struct table *t, const struct group *gr, const struct ne
 /* ---- UDP groups ------------------------------------------------------------ */
 
 /* "udp4 127.0.0.1:443 netns N: 2 members, sockmig UDP group NAME (mode flow,
- * working generation 2)", then the generations and the counters. */
+ * working generation 2, idle timeout 30s, flow table 65536)", then the generations and the counters. */
 static void table_udp_group(struct table *t, const struct udp_group *u)
 {
 	struct line *ln = table_add(t);
 	const struct sockmig_udp_stats *st = &u->st;
-	char local[INET6_ADDRSTRLEN + 32], *gens = NULL, quic[96] = "";
+	char local[INET6_ADDRSTRLEN + 32], *gens = NULL, quic[96] = "", idle[24];
 	size_t glen = 0;
 	FILE *f;
 
@@ -407,6 +407,12 @@ static void table_udp_group(struct table *t, const struct udp_group *u)
 			ln->text = NULL;
 		return;
 	}
+	if (u->idle_ms == SOCKMIG_UDP_NO_EXPIRY)
+		snprintf(idle, sizeof(idle), "none");
+	else if (u->idle_ms % 1000 == 0)
+		snprintf(idle, sizeof(idle), "%us", u->idle_ms / 1000);
+	else
+		snprintf(idle, sizeof(idle), "%ums", u->idle_ms);
 	f = open_memstream(&gens, &glen);
 	if (!f)
 		return;
@@ -423,14 +429,14 @@ static void table_udp_group(struct table *t, const struct udp_group *u)
 			 (unsigned long long)u->q.other);
 	if (asprintf(&ln->text,
 		     "%s %s netns %llu: %d member%s, sockmig UDP group %s (mode %s, working "
-		     "generation %u)\n"
+		     "generation %u, idle timeout %s, flow table %u)\n"
 		     "  %s\n"
 		     "  new_flows=%llu flow_hits=%llu fallbacks=%llu expired=%llu stateless=%llu "
 		     "kernel_hash=%llu not_learned=%llu parse_failed=%llu old_generation=%llu "
 		     "quic_new_connections=%llu%s",
 		     u->id.family == AF_INET ? "udp4" : "udp6", local,
 		     (unsigned long long)u->id.netns, u->nmi, u->nmi == 1 ? "" : "s", u->id.name,
-		     sockmig_udp_mode_str(u->mode), st->working_generation, gens,
+		     sockmig_udp_mode_str(u->mode), st->working_generation, idle, u->flow_max, gens,
 		     (unsigned long long)st->new_flows, (unsigned long long)st->flow_hits,
 		     (unsigned long long)st->fallbacks, (unsigned long long)st->expired,
 		     (unsigned long long)st->stateless, (unsigned long long)st->kernel_hash,

@@ -70,6 +70,7 @@ static bool read_one(struct udp_group *u)
 	}
 	u->mode = sockmig_udp_group_mode(g);
 	u->flow_max = sockmig_udp_group_flow_max(g);
+	u->idle_ms = sockmig_udp_group_idle_timeout_ms(g);
 	n = sockmig_udp_stats_read(g, &u->st);
 	if (n == 0) {
 		SOCKMIG_OPTS(sockmig_udp_counters, c);
@@ -91,13 +92,17 @@ static bool read_one(struct udp_group *u)
 		n = u->mi ? sockmig_udp_members(g, u->mi, cap) : -ENOMEM;
 		u->nmi = n < 0 ? 0 : n < cap ? n : cap;
 	}
-	if (n >= 0)
-		n = sockmig_udp_flows(g, NULL, 0);
-	if (n > 0) {
-		cap = n;
+	/* one walk of the flow table (a million flows take a fraction of a
+	 * second): room for a generation per member and a few that joined
+	 * since; a second walk only when more generations own flows */
+	for (int walks = 0; n >= 0 && walks < 2; walks++) {
+		free(fc);
+		cap = (walks ? n : u->nmi) + 8;
 		fc = calloc((size_t)cap, sizeof(*fc));
 		n = fc ? sockmig_udp_flows(g, fc, cap) : -ENOMEM;
 		nfc = n < 0 ? 0 : n < cap ? n : cap;
+		if (n <= cap)
+			break;
 	}
 	for (int i = 0; i < u->nmi && n >= 0; i++) {
 		struct udp_gen *ge = gen_of(u, u->mi[i].generation);
@@ -222,12 +227,19 @@ void status_udp_json(const struct udp_group *us, int n)
 		if (!u->readable) {
 			jw_null("mode");
 			jw_null("working_generation");
+			jw_null("idle_timeout_ms");
+			jw_null("flow_max");
 			jw_null("counters");
 			jw_close('}');
 			continue;
 		}
 		jw_str("mode", sockmig_udp_mode_str(u->mode));
 		jw_u64("working_generation", u->st.working_generation);
+		if (u->idle_ms == SOCKMIG_UDP_NO_EXPIRY)
+			jw_null("idle_timeout_ms"); /* flows never expire by time */
+		else
+			jw_u64("idle_timeout_ms", u->idle_ms);
+		jw_u64("flow_max", u->flow_max);
 		jw_u64("n_working", u->st.n_working);
 		jw_u64("n_active", u->st.n_active);
 		jw_i64("nmembers", u->nmi);

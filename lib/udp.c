@@ -486,6 +486,20 @@ uint32_t sockmig_udp_group_flow_max(const struct sockmig_udp_group *g)
 	return g ? g->made.flow_max : 0;
 }
 
+uint32_t sockmig_udp_group_idle_timeout_ms(struct sockmig_udp_group *g)
+{
+	uint32_t zero = 0;
+	struct smu_config c;
+	uint64_t ms;
+
+	if (!g || bpf_map_lookup_elem(g->fd[UFD_CONFIG], &zero, &c) < 0)
+		return 0;
+	if (!c.idle_timeout_ns)
+		return SOCKMIG_UDP_NO_EXPIRY;
+	ms = c.idle_timeout_ns / 1000000ull;
+	return ms >= SOCKMIG_UDP_NO_EXPIRY ? SOCKMIG_UDP_NO_EXPIRY - 1 : ms ? (uint32_t)ms : 1;
+}
+
 int sockmig_udp_group_destroy(struct sockmig_udp_group *g)
 {
 	int err;

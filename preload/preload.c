@@ -192,7 +192,9 @@ static void init_once_fn(void)
 	else
 		shim_cfg.udp_mode = -1; /* said at the first UDP registration */
 	shim_cfg.udp_idle_str = getenv("SOCKMIG_UDP_IDLE_MS");
-	shim_cfg.udp_idle_ms = env_count(shim_cfg.udp_idle_str, SHIM_UDP_IDLE_MAX_MS);
+	shim_cfg.udp_idle_ms = shim_cfg.udp_idle_str && strcmp(shim_cfg.udp_idle_str, "never") == 0
+				       ? SOCKMIG_UDP_NO_EXPIRY
+				       : env_count(shim_cfg.udp_idle_str, SHIM_UDP_IDLE_MAX_MS);
 	shim_cfg.udp_flow_max_str = getenv("SOCKMIG_UDP_FLOW_MAX");
 	shim_cfg.udp_flow_max = env_count(shim_cfg.udp_flow_max_str, SHIM_UDP_FLOW_MAX_LIMIT);
 	atomic_store_explicit(&ready, true, memory_order_release);

@@ -136,11 +136,12 @@ void shim_udp_bind(int fd)
 		return;
 	}
 	if (shim_cfg.udp_idle_ms < 0 || shim_cfg.udp_flow_max < 0) {
-		snprintf(why, sizeof(why), "%s=%s is not a number of 1 to %llu",
+		snprintf(why, sizeof(why), "%s=%s is not a number of 1 to %llu%s",
 			 shim_cfg.udp_idle_ms < 0 ? "SOCKMIG_UDP_IDLE_MS" : "SOCKMIG_UDP_FLOW_MAX",
 			 shim_cfg.udp_idle_ms < 0 ? shim_cfg.udp_idle_str
 						  : shim_cfg.udp_flow_max_str,
-			 shim_cfg.udp_idle_ms < 0 ? SHIM_UDP_IDLE_MAX_MS : SHIM_UDP_FLOW_MAX_LIMIT);
+			 shim_cfg.udp_idle_ms < 0 ? SHIM_UDP_IDLE_MAX_MS : SHIM_UDP_FLOW_MAX_LIMIT,
+			 shim_cfg.udp_idle_ms < 0 ? " (or never)" : "");
 		udp_go_inactive(why);
 		return;
 	}

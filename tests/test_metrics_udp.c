@@ -95,6 +95,7 @@ SM_TEST(metrics_udp_groups_exact)
 			{"sockmig_udp_flows{%s,generation=\"1\"}", OLD_FLOWS},
 			{"sockmig_udp_flows{%s,generation=\"2\"}", NEW_FLOWS},
 			{"sockmig_udp_flow_capacity{%s}", 65536},
+			{"sockmig_udp_idle_timeout_seconds{%s}", 30},
 			{"sockmig_udp_datagrams_total{%s,outcome=\"new_flow\"}",
 			 OLD_FLOWS + NEW_FLOWS},
 			{"sockmig_udp_datagrams_total{%s,outcome=\"flow_hit\"}", OLD_FLOWS},

@@ -599,13 +599,15 @@ static int up_last_is(const struct ur_rig *r, int from, int to, int id)
  * socket (a QUIC server's idle timeout may be longer than the default
  * 30 s): at 300 ms, flows idle 700 ms across a reload go to the new
  * server; at the default they stay with the old one. SOCKMIG_UDP_FLOW_MAX
- * sizes a new group's table. A bad value leaves UDP alone, with one line.
+ * sizes a new group's table; "never" keeps flows until the table forgets
+ * them. A bad value leaves UDP alone, with one line.
  */
 SM_TEST(preload_udp_idle_and_flow_max_env)
 {
 	static const char *const short_idle[] = {"SOCKMIG_UDP_IDLE_MS=300",
 						 "SOCKMIG_UDP_FLOW_MAX=5000", NULL};
 	static const char *const bad[] = {"SOCKMIG_UDP_IDLE_MS=30s", NULL};
+	static const char *const never[] = {"SOCKMIG_UDP_IDLE_MS=never", NULL};
 	struct tp_proc a = TP_PROC_INIT, b = TP_PROC_INIT;
 	struct sockmig_udp_group *g = NULL;
 	struct pl_ctx x;
@@ -628,6 +630,8 @@ SM_TEST(preload_udp_idle_and_flow_max_env)
 		    !ASSERT_TRUE(up_first_is(&r, 0, FLOWS, 1, "a's flows"), "served by a") ||
 		    !ASSERT_TRUE((g = up_group(AF_INET)) != NULL, "the group") ||
 		    !ASSERT_EQ(sockmig_udp_group_flow_max(g), k == 0 ? 5000 : 65536, "its table") ||
+		    !ASSERT_EQ(sockmig_udp_group_idle_timeout_ms(g), k == 0 ? 300 : 30000,
+			       "its idle timeout") ||
 		    !ASSERT_TRUE(up_start(&x, &b, "b", true, false, env, 2, AF_INET, true), "b"))
 			goto out;
 		sockmig_udp_group_close(g);
@@ -646,10 +650,21 @@ SM_TEST(preload_udp_idle_and_flow_max_env)
 		tp_proc_kill(&b);
 		up_group_destroy(AF_INET);
 	}
+	/* never: the group's flows expire by its table's LRU alone */
+	if (!ASSERT_TRUE(up_start(&x, &a, "never", true, false, never, 1, AF_INET, true), "a") ||
+	    !ASSERT_TRUE((g = up_group(AF_INET)) != NULL, "the group") ||
+	    !ASSERT_EQ(sockmig_udp_group_idle_timeout_ms(g), SOCKMIG_UDP_NO_EXPIRY, "never") ||
+	    !ASSERT_EQ(up_term(&a), 0, "exits") ||
+	    !ASSERT_EQ(tp_proc_stderr(&a, NULL), 0, "stderr"))
+		goto out;
+	sockmig_udp_group_close(g);
+	g = NULL;
+	tp_proc_kill(&a);
+	up_group_destroy(AF_INET);
 	if (!ASSERT_TRUE(up_start(&x, &a, "bad", true, false, bad, 1, AF_INET, true), "ready") ||
 	    !ASSERT_EQ(pl_netns_groups(&x), 0, "no group") || !ASSERT_EQ(up_term(&a), 0, "exits") ||
 	    !ASSERT_EQ(tp_proc_stderr(&a, "sockmig-preload: inactive for UDP: SOCKMIG_UDP_IDLE_MS="
-					  "30s is not a number of 1 to 86400000"),
+					  "30s is not a number of 1 to 86400000 (or never)"),
 		       1, "the reason"))
 		goto out;
 	ret = SM_PASS;

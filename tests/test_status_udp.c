@@ -39,7 +39,7 @@ static bool check_columns(const char *out, struct ur_rig *r)
 
 	snprintf(want, sizeof(want),
 		 "udp4 127.0.0.1:%d netns %llu: 2 members, sockmig UDP group %s (mode flow, "
-		 "working generation 2)\n"
+		 "working generation 2, idle timeout 30s, flow table 65536)\n"
 		 "  generation 1: 1 member, %d flows; generation 2: 1 member, %d flows\n"
 		 "  new_flows=%d flow_hits=%d fallbacks=0 expired=0 stateless=0 kernel_hash=0 "
 		 "not_learned=0 parse_failed=0 old_generation=%d quic_new_connections=0\n",
@@ -82,13 +82,14 @@ static bool check_json(const char *out, struct ur_rig *r)
 	snprintf(check, 4096,
 		 "[(g['family'], g['addr'], g['port'], g['local'], g['netns'], "
 		 "g['sockmig_group'], g['pinned'], g['sockmig_state'], g['mode'], "
-		 "g['working_generation'], g['n_working'], g['n_active'], g['nmembers'], "
+		 "g['working_generation'], g['idle_timeout_ms'], g['flow_max'], g['n_working'], "
+		 "g['n_active'], g['nmembers'], "
 		 "[(m['cookie'], m['slot'], m['generation'], m['role'], m['pid']) "
 		 "for m in g['members']], "
 		 "[(x['generation'], x['members'], x['flows']) for x in g['generations']], "
 		 "g['counters'], g['quic']) for g in j if g['family'].startswith('udp')] == "
 		 "[('udp4', '127.0.0.1', %d, '127.0.0.1:%d', %llu, '%s', True, 'readable', "
-		 "'flow', 2, 1, 1, 2, "
+		 "'flow', 2, 30000, 65536, 1, 1, 2, "
 		 "[(%llu, 0, 1, 'draining', %d), (%llu, 1, 2, 'active', %d)], "
 		 "[(1, 1, %d), (2, 1, %d)], "
 		 "dict(new_flows=%d, flow_hits=%d, fallbacks=0, expired=0, stateless=0, "
@@ -400,7 +401,9 @@ SM_TEST(status_udp_quic_lb_counters)
 		 "-      -      127.0.0.1:%d ",
 		 UR_PORT);
 	if (!ASSERT_EQ(ct_run("status", out, OUT_LEN, err, sizeof(err)), 0, "exit status") ||
-	    !ASSERT_TRUE(strstr(out, "(mode quic-lb, working generation 1)\n") != NULL, "mode") ||
+	    !ASSERT_TRUE(strstr(out, "(mode quic-lb, working generation 1, idle timeout 30s, flow "
+				     "table 65536)\n") != NULL,
+			 "mode") ||
 	    !ASSERT_TRUE(strstr(out, line) != NULL, "the quic-lb counters"))
 		goto out;
 	ret = SM_PASS;

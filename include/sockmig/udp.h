@@ -189,10 +189,16 @@ SOCKMIG_API const char *sockmig_udp_group_name(const struct sockmig_udp_group *g
 /** The group's mode (SOCKMIG_UDP_MODE_FLOW, _NONE or _QUIC_LB). */
 SOCKMIG_API enum sockmig_udp_mode sockmig_udp_group_mode(struct sockmig_udp_group *g);
 
-/** The live flows the group's flow table holds (its flow_max, fixed when
- *  it was made; beyond that many the least recently seen are forgotten),
- *  or 0 when @p g is NULL or its table could not be read. */
+/** How many flows the group's flow table can hold (its flow_max, fixed
+ *  when it was made; beyond that many the least recently seen are
+ *  forgotten), or 0 when @p g is NULL or its table could not be read. */
 SOCKMIG_API uint32_t sockmig_udp_group_flow_max(const struct sockmig_udp_group *g);
+
+/** The group's idle timeout as it is now (another opener's non-zero
+ *  idle_timeout_ms replaces it): a flow idle longer is a new flow at its
+ *  next datagram. @return milliseconds, SOCKMIG_UDP_NO_EXPIRY for never,
+ *  or 0 when @p g is NULL or its config could not be read. */
+SOCKMIG_API uint32_t sockmig_udp_group_idle_timeout_ms(struct sockmig_udp_group *g);
 
 /** Sockets of a UDP group (slots of its socket array). */
 #define SOCKMIG_UDP_SLOTS 4096
@@ -368,8 +374,11 @@ struct sockmig_udp_flow_count {
  * Count the flows of the group's table that still belong to a live socket
  * and were seen within the idle timeout, by the generation of their owner
  * (at the flow's learning): up to @p max generations into @p out, oldest
- * first. It reads the whole table (one lookup per entry, up to flow_max):
- * for status and reports, not for every datagram.
+ * first. It reads the whole table (up to flow_max entries; in batches
+ * where the kernel has them, 5.6+, else one lookup per entry), after the
+ * group's lock: for status and reports, not for every datagram.
+ * -EAGAIN when, key by key, flows were evicted under the walk faster than
+ * it read them.
  * @return the number of generations (may exceed @p max), or a negative
  * errno.
  */
@@ -534,9 +543,9 @@ SOCKMIG_API int sockmig_udp_queued(int fd, uint64_t *bytes);
  * queued (then sockmig_udp_queued() and close). Their active members, if
  * any, are left alone. The library has no timer: the caller's deadline
  * (e.g. a reload's) decides when.
- * @return the number of members taken out; -ENOENT when @p generation
- * has no live draining member. *@p flows (may be NULL): their live flows
- * moved.
+ * @return the number of members taken out (0 when a concurrent cutoff
+ * took them out first); -ENOENT when @p generation has no live draining
+ * member. *@p flows (may be NULL): their live flows moved.
  */
 SOCKMIG_API int sockmig_udp_generation_cutoff(struct sockmig_udp_group *g, uint32_t generation,
 					      uint64_t *flows);
