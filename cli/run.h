@@ -51,10 +51,19 @@ struct generation {
 /* --proto udp|all: the UDP counters of a reload, summed over the port's
  * UDP groups (run_udp.c). */
 #define RUN_UDP_GENS 8
+struct run_udp_sums {
+	uint64_t hits, new_flows, fallbacks, expired, kernel_hash;
+	uint64_t old_gen; /* sockmig_udp_counters.old_generation */
+};
+/* The mark a report counts from: each group open then, kept open (a group
+ * whose last server exits is removed, and its last counts are read through
+ * the handle), with its counters then. */
 struct run_udp_mark {
 	struct sockmig_udp_snmp snmp; /* the network namespace's UDP errors */
-	uint64_t hits, new_flows, fallbacks, expired, kernel_hash; /* the groups' */
-	uint64_t old_gen; /* sockmig_udp_counters.old_generation, the groups' */
+	unsigned long long ms;	      /* when (0: never marked) */
+	int n;
+	struct sockmig_udp_group **g;
+	struct run_udp_sums *at;
 };
 struct run_udp_flows {
 	int n;
@@ -194,10 +203,10 @@ void run_udp_mark_now(struct runner *r);
 /* At run's end: the port's UDP groups left without a live member are
  * removed (nothing of ours stays pinned). */
 void run_udp_leave(struct runner *r);
-/* The port's UDP groups in run's network namespace, opened (at most
- * RUN_UDP_GROUPS): their number; run_udp_close_groups() closes them. */
-#define RUN_UDP_GROUPS 8
-int run_udp_open_groups(int port, struct sockmig_udp_group **g);
+/* The port's UDP groups in run's network namespace, opened into *@g (an
+ * array of their number, or NULL): their number; run_udp_close_groups()
+ * closes them and frees the array. */
+int run_udp_open_groups(int port, struct sockmig_udp_group ***g);
 void run_udp_close_groups(struct sockmig_udp_group **g, int n);
 
 /* run_udp_end.c (--proto udp|all) */

@@ -493,6 +493,9 @@ void run_tick(struct runner *r)
 		if (r->stop_start && cur) {
 			run_stop_generation(r, cur);
 		} else if (run_count_state(r, G_STOPPING) < r->max_old) {
+			/* the reload before, complete (its old generation
+			 * went this tick): its report before this one's mark */
+			run_report_flush(r, true);
 			r->reload_pending = false;
 			r->reloads++;
 			run_sd_notify("RELOADING=1");

@@ -61,45 +61,72 @@ uint32_t run_udp_next_gen(struct runner *r)
 
 void run_udp_child_env(const struct runner *r, const struct generation *g)
 {
-	const char *old = getenv("LD_PRELOAD");
-	char pre[1100], gen[16];
+	const char *old = getenv("LD_PRELOAD"), *rp;
+	char *pre = NULL, gen[16];
 
-	snprintf(pre, sizeof(pre), "%s%s%s", r->preload, old && *old ? ":" : "", old ? old : "");
-	setenv("LD_PRELOAD", pre, 1);
+	/* the shim first, then what the server would have had, whole */
+	if (asprintf(&pre, "%s%s%s", r->preload, old && *old ? ":" : "", old ? old : "") < 0)
+		pre = NULL;
+	setenv("LD_PRELOAD", pre ? pre : r->preload, 1);
+	free(pre);
 	if (r->handoff) {
 		setenv("SOCKMIG_HANDOFF", "1", 1);
 		return;
 	}
 	snprintf(gen, sizeof(gen), "%u", g->ugen);
-	setenv("SOCKMIG_REUSEPORT", "udp", 1);
+	/* --proto all with SOCKMIG_REUSEPORT=1 asked for (a TCP listener
+	 * without SO_REUSEPORT: run's own advice): both */
+	rp = getenv("SOCKMIG_REUSEPORT");
+	setenv("SOCKMIG_REUSEPORT",
+	       r->tcp && rp && *rp && strcmp(rp, "0") != 0 && strcmp(rp, "udp") != 0 ? "all"
+										     : "udp",
+	       1);
 	setenv("SOCKMIG_GENERATION", gen, 1);
 }
 
-int run_udp_open_groups(int port, struct sockmig_udp_group **g)
+int run_udp_open_groups(int port, struct sockmig_udp_group ***g)
 {
-	struct sockmig_group_id ids[RUN_UDP_GROUPS];
-	int n = sockmig_udp_group_list(NULL, sockmig_netns_self(), port, ids, RUN_UDP_GROUPS),
-	    k = 0;
+	uint64_t netns = sockmig_netns_self();
+	struct sockmig_group_id *ids = NULL;
+	int n = 0, k = 0, cap;
 
-	for (int i = 0; i < n && i < RUN_UDP_GROUPS; i++) {
-		g[k] = sockmig_udp_group_open_name(ids[i].name, NULL);
-		if (g[k])
+	*g = NULL;
+	if (!netns) /* 0 would list every namespace's groups */
+		return 0;
+	/* as many as there are (a server bound per interface has one group
+	 * per address), listed again when more came meanwhile */
+	for (int tries = 0; tries < 4; tries++) {
+		cap = n + 4;
+		free(ids);
+		ids = calloc((size_t)cap, sizeof(*ids));
+		n = ids ? sockmig_udp_group_list(NULL, netns, port, ids, cap) : -ENOMEM;
+		if (n <= cap)
+			break;
+	}
+	if (n > cap)
+		n = cap;
+	*g = n > 0 ? calloc((size_t)n, sizeof(**g)) : NULL;
+	for (int i = 0; *g && i < n; i++) {
+		(*g)[k] = sockmig_udp_group_open_name(ids[i].name, NULL);
+		if ((*g)[k])
 			k++;
 	}
+	free(ids);
 	return k;
 }
 
 void run_udp_close_groups(struct sockmig_udp_group **g, int n)
 {
-	for (int i = 0; i < n; i++)
+	for (int i = 0; g && i < n; i++)
 		sockmig_udp_group_close(g[i]);
+	free(g);
 }
 
 bool run_udp_joined(struct runner *r, const struct generation *g)
 {
-	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
+	struct sockmig_udp_group **grp;
 	struct sockmig_udp_member_info *m;
-	int n = run_udp_open_groups(r->port, grp);
+	int n = run_udp_open_groups(r->port, &grp);
 	bool found = false;
 
 	for (int i = 0; i < n && !found; i++) {
@@ -113,30 +140,92 @@ bool run_udp_joined(struct runner *r, const struct generation *g)
 	return found;
 }
 
+/* @g's counters into @s: 0, or -1 when they could not be read. */
+static int sums_read(struct sockmig_udp_group *g, struct run_udp_sums *s)
+{
+	SOCKMIG_OPTS(sockmig_udp_counters, c);
+	struct sockmig_udp_stats st;
+
+	memset(s, 0, sizeof(*s));
+	if (sockmig_udp_stats_read(g, &st) < 0)
+		return -1;
+	if (sockmig_udp_counters_read(g, &c) == 0)
+		s->old_gen = c.old_generation;
+	s->hits = st.flow_hits;
+	s->new_flows = st.new_flows;
+	s->fallbacks = st.fallbacks;
+	s->expired = st.expired;
+	s->kernel_hash = st.kernel_hash;
+	return 0;
+}
+
+/* @d += @now - @was, field by field (a counter never goes back; a group
+ * upgraded since would: nothing then). */
+static void sums_add(struct run_udp_sums *d, const struct run_udp_sums *now,
+		     const struct run_udp_sums *was)
+{
+	const uint64_t *n = (const uint64_t *)now, *w = (const uint64_t *)was;
+	uint64_t *o = (uint64_t *)d;
+
+	for (size_t i = 0; i < sizeof(*d) / sizeof(uint64_t); i++)
+		o[i] += n[i] >= w[i] ? n[i] - w[i] : 0;
+}
+
+static void mark_drop(struct run_udp_mark *m)
+{
+	run_udp_close_groups(m->g, m->n);
+	free(m->at);
+	m->g = NULL;
+	m->at = NULL;
+	m->n = 0;
+}
+
 void run_udp_mark_now(struct runner *r)
 {
-	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
 	struct run_udp_mark *m = &r->udp_mark;
-	int n;
 
 	if (!r->udp)
 		return;
+	mark_drop(m);
 	sockmig_udp_snmp_read(&m->snmp);
-	m->hits = m->new_flows = m->fallbacks = m->expired = m->kernel_hash = m->old_gen = 0;
-	n = run_udp_open_groups(r->port, grp);
-	for (int i = 0; i < n; i++) {
-		SOCKMIG_OPTS(sockmig_udp_counters, c);
-		struct sockmig_udp_stats st;
+	m->ms = now_ms();
+	m->n = run_udp_open_groups(r->port, &m->g);
+	m->at = m->n ? calloc((size_t)m->n, sizeof(*m->at)) : NULL;
+	if (!m->at) {
+		mark_drop(m);
+		return;
+	}
+	for (int i = 0; i < m->n; i++)
+		sums_read(m->g[i], &m->at[i]);
+}
 
-		if (sockmig_udp_stats_read(grp[i], &st) < 0)
-			continue;
-		if (sockmig_udp_counters_read(grp[i], &c) == 0)
-			m->old_gen += c.old_generation;
-		m->hits += st.flow_hits;
-		m->new_flows += st.new_flows;
-		m->fallbacks += st.fallbacks;
-		m->expired += st.expired;
-		m->kernel_hash += st.kernel_hash;
+/*
+ * The groups' datagrams since the mark into @d: those of each group kept
+ * from the mark (read through its handle: one that ended since, its last
+ * server gone, counts what it had), and all of those of a group made
+ * since (a name not marked, or marked but made again).
+ */
+static void udp_since_mark(struct runner *r, struct run_udp_sums *d)
+{
+	const struct run_udp_mark *m = &r->udp_mark;
+	struct sockmig_udp_group **grp;
+	struct run_udp_sums now, zero = {0};
+	int n;
+
+	memset(d, 0, sizeof(*d));
+	for (int i = 0; i < m->n; i++)
+		if (sums_read(m->g[i], &now) == 0)
+			sums_add(d, &now, &m->at[i]);
+	n = run_udp_open_groups(r->port, &grp);
+	for (int i = 0; i < n; i++) {
+		bool marked = false;
+
+		for (int j = 0; j < m->n && !marked; j++)
+			marked = strcmp(sockmig_udp_group_name(m->g[j]),
+					sockmig_udp_group_name(grp[i])) == 0 &&
+				 sockmig_udp_group_current(m->g[j]) == 1;
+		if (!marked && sums_read(grp[i], &now) == 0)
+			sums_add(d, &now, &zero);
 	}
 	run_udp_close_groups(grp, n);
 }
@@ -154,9 +243,9 @@ static unsigned gen_id(const struct runner *r, uint32_t ugen)
  * (or are alive) included with 0. */
 static void read_flows(const struct runner *r, struct run_udp_flows *out)
 {
-	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
+	struct sockmig_udp_group **grp;
 	struct sockmig_udp_flow_count fc[RUN_UDP_GENS];
-	int n = run_udp_open_groups(r->port, grp);
+	int n = run_udp_open_groups(r->port, &grp);
 
 	memset(out, 0, sizeof(*out));
 	for (int i = 0; i < MAX_GENS && out->n < RUN_UDP_GENS; i++)
@@ -194,7 +283,7 @@ static void read_flows(const struct runner *r, struct run_udp_flows *out)
 
 void run_udp_reload_start(struct runner *r, const struct generation *cur)
 {
-	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
+	struct sockmig_udp_group **grp;
 	int n;
 
 	if (!r->udp || r->handoff)
@@ -202,7 +291,7 @@ void run_udp_reload_start(struct runner *r, const struct generation *cur)
 	run_udp_mark_now(r);
 	r->udp_start_ms = now_ms();
 	r->udp_flip.n = 0;
-	n = run_udp_open_groups(r->port, grp);
+	n = run_udp_open_groups(r->port, &grp);
 	/* none of cur's sockets active (its workers restarting): the new
 	 * generation takes new flows as it binds, as the shim does alone */
 	for (int i = 0; cur && cur->ugen && i < n; i++)
@@ -212,14 +301,14 @@ void run_udp_reload_start(struct runner *r, const struct generation *cur)
 
 void run_udp_flip(struct runner *r, const struct generation *st)
 {
-	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
+	struct sockmig_udp_group **grp;
 	int n;
 
 	(void)st;
 	if (!r->udp || r->handoff)
 		return;
 	read_flows(r, &r->udp_flip);
-	n = run_udp_open_groups(r->port, grp);
+	n = run_udp_open_groups(r->port, &grp);
 	for (int i = 0; i < n; i++)
 		sockmig_udp_set_working(grp[i], SOCKMIG_UDP_GEN_NEWEST);
 	run_udp_close_groups(grp, n);
@@ -227,12 +316,12 @@ void run_udp_flip(struct runner *r, const struct generation *st)
 
 void run_udp_drain(struct runner *r, const struct generation *g)
 {
-	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
+	struct sockmig_udp_group **grp;
 	int n;
 
 	if (!r->udp || r->handoff || !g->ugen)
 		return;
-	n = run_udp_open_groups(r->port, grp);
+	n = run_udp_open_groups(r->port, &grp);
 	/* -EBUSY (its members are the last active ones: run stops) and
 	 * -ENOENT (none left) change nothing */
 	for (int i = 0; i < n; i++)
@@ -257,8 +346,10 @@ static void print_flows(const char *what, const struct run_udp_flows *f)
 
 void run_udp_report(struct runner *r, unsigned id, bool older, unsigned long long took_ms)
 {
-	struct run_udp_mark was = r->udp_mark, *now = &r->udp_mark;
+	struct sockmig_udp_snmp was = r->udp_mark.snmp, *snmp = &r->udp_mark.snmp;
+	unsigned long long since = r->udp_start_ms ? r->udp_start_ms : r->udp_mark.ms;
 	struct run_udp_flows after;
+	struct run_udp_sums d;
 
 	if (!r->udp)
 		return;
@@ -269,7 +360,8 @@ void run_udp_report(struct runner *r, unsigned id, bool older, unsigned long lon
 		fflush(stdout);
 		return;
 	}
-	run_udp_mark_now(r);
+	udp_since_mark(r, &d);
+	run_udp_mark_now(r); /* the next report's counts start here */
 	read_flows(r, &after);
 	printf("%s report (udp): generation %u%s stopped in %llu ms;",
 	       r->stopping ? "stop" : "reload", id, older ? " and older" : "", took_ms);
@@ -280,17 +372,18 @@ void run_udp_report(struct runner *r, unsigned id, bool older, unsigned long lon
 	       "to older generations, %llu new flows, %llu to the working generation from "
 	       "closed sockets, %llu expired, %llu by the kernel's hash",
 	       r->udp_start_ms ? "reload's start" : "last report",
-	       r->udp_start_ms ? now_ms() - r->udp_start_ms : 0ull,
-	       (unsigned long long)(now->hits - was.hits),
-	       (unsigned long long)(now->old_gen - was.old_gen),
-	       (unsigned long long)(now->new_flows - was.new_flows),
-	       (unsigned long long)(now->fallbacks - was.fallbacks),
-	       (unsigned long long)(now->expired - was.expired),
-	       (unsigned long long)(now->kernel_hash - was.kernel_hash));
+	       since ? r->udp_mark.ms - since : 0ull, (unsigned long long)d.hits,
+	       (unsigned long long)d.old_gen, (unsigned long long)d.new_flows,
+	       (unsigned long long)d.fallbacks, (unsigned long long)d.expired,
+	       (unsigned long long)d.kernel_hash);
 	run_udp_end_print(r); /* "; at --grace: ..." */
 	printf("; UdpRcvbufErrors +%llu, UdpInErrors +%llu\n",
-	       (unsigned long long)(now->snmp.rcvbuf_errors - was.snmp.rcvbuf_errors),
-	       (unsigned long long)(now->snmp.in_errors - was.snmp.in_errors));
+	       (unsigned long long)(snmp->rcvbuf_errors >= was.rcvbuf_errors
+					    ? snmp->rcvbuf_errors - was.rcvbuf_errors
+					    : 0),
+	       (unsigned long long)(snmp->in_errors >= was.in_errors
+					    ? snmp->in_errors - was.in_errors
+					    : 0));
 	fflush(stdout);
 	r->udp_flip.n = 0;
 	r->udp_start_ms = 0;
@@ -298,12 +391,13 @@ void run_udp_report(struct runner *r, unsigned id, bool older, unsigned long lon
 
 void run_udp_leave(struct runner *r)
 {
-	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
+	struct sockmig_udp_group **grp;
 	int n;
 
+	mark_drop(&r->udp_mark);
 	if (!r->udp || r->handoff)
 		return;
-	n = run_udp_open_groups(r->port, grp);
+	n = run_udp_open_groups(r->port, &grp);
 	/* a group with a live member is someone's: another server's socket;
 	 * the collect decides under the group's lock, which a joiner takes too */
 	for (int i = 0; i < n; i++)

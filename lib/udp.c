@@ -554,6 +554,11 @@ bool sm_udp_dir_current(struct sockmig_udp_group *g)
 	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
+int sockmig_udp_group_current(struct sockmig_udp_group *g)
+{
+	return g ? sm_udp_dir_current(g) : -EINVAL;
+}
+
 /*
  * A collect removes a group with no live member under its lock
  * (lib/udp_gc.c); a process that opened the group before and adds its

@@ -226,16 +226,32 @@ SM_LONG(run_udp_mixed_tcp_only_baseline, 120)
  * 30 s): none killed. With @kill at --grace 3 (SIGKILL): its socket
  * retired first, its FLOWS flows moved to generation 2, nothing queued.
  */
+static const char *const report_head[] = {
+	"reload report (udp): generation 1 stopped in ",
+	" ms; flows when the new generation was ready: generation 1 100, generation 2 "
+	"0; flows now: generation 2 100; datagrams since the reload's start (",
+	" ms): 100 of known flows to their socket, 100 to older generations, 100 new "
+	"flows, 0 to the working generation from closed sockets, 0 expired, 0 by the "
+	"kernel's hash; at --grace: ",
+};
+
+/* @line holds report_head's parts in order: what follows them, or NULL. */
+static const char *after_head(const char *line)
+{
+	const char *at = line;
+
+	for (size_t i = 0; i < sizeof(report_head) / sizeof(report_head[0]); i++) {
+		const char *p = strstr(at, report_head[i]);
+
+		if (!ASSERT_TRUE(p != NULL, report_head[i]))
+			return NULL;
+		at = p + strlen(report_head[i]);
+	}
+	return at;
+}
+
 static int report_exact(bool kill_it)
 {
-	static const char *const head[] = {
-		"reload report (udp): generation 1 stopped in ",
-		" ms; flows when the new generation was ready: generation 1 100, generation 2 "
-		"0; flows now: generation 2 100; datagrams since the reload's start (",
-		" ms): 100 of known flows to their socket, 100 to older generations, 100 new "
-		"flows, 0 to the working generation from closed sockets, 0 expired, 0 by the "
-		"kernel's hash; at --grace: ",
-	};
 	const char *tail = kill_it ? "generation 1 killed with 0 bytes queued, 100 flows moved to "
 				     "the working generation; UdpRcvbufErrors +0, UdpInErrors +0\n"
 				   : "none killed; UdpRcvbufErrors +0, UdpInErrors +0\n";
@@ -281,15 +297,8 @@ static int report_exact(bool kill_it)
 			 "the report's line"))
 		goto out;
 	printf("%s", line);
-	at = line;
-	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++) {
-		const char *p = strstr(at, head[i]);
-
-		if (!ASSERT_TRUE(p != NULL, head[i]))
-			goto out;
-		at = p + strlen(head[i]);
-	}
-	if (!ASSERT_EQ(strcmp(at, tail), 0, tail))
+	at = after_head(line);
+	if (!at || !ASSERT_EQ(strcmp(at, tail), 0, tail))
 		goto out;
 	ret = SM_PASS;
 out:
@@ -312,6 +321,141 @@ SM_TEST(run_udp_report_exact)
 SM_TEST(run_udp_report_kill_exact)
 {
 	return report_exact(true);
+}
+
+/*
+ * (2a) A second reload asked for while the first one's old generation is
+ * still in --grace starts when that generation ends (--max-old 1), in the
+ * same tick: the first reload's report comes first, whole, with its own
+ * flip and counts (as run_udp_report_exact's), not after the second
+ * reload's new generation is ready, counted from the second's start.
+ */
+SM_TEST(run_udp_report_of_a_reload_before_the_next)
+{
+	struct ienv e;
+	struct ur_rig r = {.cep = -1, .ep = -1};
+	char bin[128], script[160], line[1024];
+	char *extra[] = {"--proto", "udp", "--stop-signal", "WINCH", "--grace", "30", NULL};
+	char *cmd[] = {"sh", "-c", script, bin, NULL};
+	int ret = SM_FAIL, pid[3] = {0, 0, 0};
+	bool have = false;
+	pid_t run;
+
+	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
+		return SKIP("no .output/sockmig or udp_echo: make builds them");
+	snprintf(script, sizeof(script), "exec \"$0\" %d $$", UR_PORT);
+	run = ru_start_run(&e, extra, cmd);
+	have = ru_clients(&r, 3 * FLOWS);
+	if (!have ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 ready", 1, 10000),
+			 "generation 1 ready") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 1), "round 1") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 2), "round 2"))
+		goto out;
+	pid[0] = r.first[0];
+	kill(run, SIGHUP);
+	if (!ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 2 ready", 1, 10000),
+			 "generation 2 ready") ||
+	    !ASSERT_OK(ur_round(&r, FLOWS, 2 * FLOWS, 3), "new flows") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 4), "old flows"))
+		goto out;
+	pid[1] = r.first[FLOWS];
+	/* the second reload waits: generation 1 is still stopping */
+	kill(run, SIGHUP);
+	burst_sleep_ms(200);
+	if (!ASSERT_EQ(it_log_count(&e, "run.log", "generation 3 "), 0, "no generation 3 yet") ||
+	    !ASSERT_OK(kill(pid[0], SIGTERM), "stop generation 1") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 3 ready", 1, 10000),
+			 "generation 3 ready") ||
+	    !ASSERT_OK(ur_round(&r, 2 * FLOWS, 3 * FLOWS, 5), "generation 3's flows"))
+		goto out;
+	pid[2] = r.first[2 * FLOWS];
+	if (!ASSERT_TRUE(pid[1] != pid[0] && pid[2] != pid[1], "three processes") ||
+	    !ASSERT_EQ(r.misrouted, 0, "answers by another process") ||
+	    !ASSERT_EQ(r.lost, 0, "unanswered") ||
+	    !ASSERT_EQ(it_log_count(&e, "run.log", "reload report (udp)"), 1, "one report") ||
+	    !ASSERT_TRUE(ru_log_line(&e, "run.log", "reload report (udp)", line, sizeof(line)),
+			 "the report's line"))
+		goto out;
+	printf("%s", line);
+	if (!after_head(line))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		it_show_log(&e, "run.log");
+	/* generations 2 and 3 ignore run's stop signal: stopped by the case */
+	for (int k = 0; k < 3; k++)
+		if (pid[k] > 0)
+			kill(pid[k], SIGTERM);
+	ru_teardown(&e, run, &r, have);
+	return ret;
+}
+
+/*
+ * (2b) The stop report's UDP line counts from the reload report before
+ * it, across the group's end: the server exits at run's SIGTERM (the
+ * shim's exit path removes the group with its last member) before run
+ * reads the counters. FLOWS flows of generation 1, a reload (generation 1
+ * exits at its SIGTERM), then FLOWS new flows of generation 2 and one
+ * more datagram of each: the stop report says FLOWS new flows and FLOWS
+ * to their socket, nothing else. Counted from a group read again at the
+ * stop, the group gone, its counts went from a sum to none: numbers near
+ * 2^64.
+ */
+SM_TEST(run_udp_stop_report_after_the_group_ends)
+{
+	static const char *const tail =
+		" ms): 100 of known flows to their socket, 0 to older generations, 100 new "
+		"flows, 0 to the working generation from closed sockets, 0 expired, 0 by the "
+		"kernel's hash; at --grace: none killed; UdpRcvbufErrors +0, UdpInErrors +0\n";
+	struct ienv e;
+	struct ur_rig r = {.cep = -1, .ep = -1};
+	char bin[128], script[160], line[1024];
+	char *extra[] = {"--proto", "udp", NULL};
+	char *cmd[] = {"sh", "-c", script, bin, NULL};
+	const char *at;
+	int ret = SM_FAIL, status = -1;
+	bool have = false;
+	pid_t run;
+
+	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
+		return SKIP("no .output/sockmig or udp_echo: make builds them");
+	snprintf(script, sizeof(script), "exec \"$0\" %d $$", UR_PORT);
+	run = ru_start_run(&e, extra, cmd);
+	have = ru_clients(&r, 2 * FLOWS);
+	if (!have ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 ready", 1, 10000),
+			 "generation 1 ready") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 1), "round 1"))
+		goto out;
+	kill(run, SIGHUP);
+	if (!ASSERT_TRUE(rt_wait_log(&e, "run.log", "reload report (udp)", 1, 10000),
+			 "the reload's report") ||
+	    !ASSERT_OK(ur_round(&r, FLOWS, 2 * FLOWS, 2), "new flows") ||
+	    !ASSERT_OK(ur_round(&r, FLOWS, 2 * FLOWS, 3), "their second datagrams") ||
+	    !ASSERT_EQ(r.misrouted, 0, "answers by another process") ||
+	    !ASSERT_EQ(r.lost, 0, "unanswered"))
+		goto out;
+	kill(run, SIGTERM);
+	status = tp_wait_exit(run, 10000);
+	if (!ASSERT_TRUE(status >= 0, "run ends") || !ASSERT_EQ(status, 0, "run's exit status") ||
+	    !ASSERT_TRUE(ru_log_line(&e, "run.log", "stop report (udp)", line, sizeof(line)),
+			 "the stop report's line"))
+		goto out;
+	run = 0;
+	printf("%s", line);
+	at = strstr(line, "datagrams since the last report (");
+	if (!ASSERT_TRUE(at != NULL, "since the last report") ||
+	    !ASSERT_TRUE((at = strstr(at, " ms): ")) != NULL, "its time") ||
+	    !ASSERT_EQ(strcmp(at, tail), 0, tail))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		it_show_log(&e, "run.log");
+	ru_teardown(&e, run, &r, have);
+	return ret;
 }
 
 /*

@@ -590,4 +590,14 @@ SOCKMIG_API int sockmig_udp_member_leave(struct sockmig_udp_group *g, int fd);
  */
 SOCKMIG_API int sockmig_udp_group_collect(struct sockmig_udp_group *g);
 
+/**
+ * Whether the group @p g opened is still the one pinned under its name: a
+ * reader that keeps a handle across reports (counters since a mark) tells
+ * by it a group that ended, whose last counts it reads through @p g, from
+ * one made again under the same name since, whose counts all came after.
+ * @return 1 when current, 0 when it was removed since @p g opened it,
+ * -EINVAL when @p g is NULL.
+ */
+SOCKMIG_API int sockmig_udp_group_current(struct sockmig_udp_group *g);
+
 #endif /* SOCKMIG_PUBLIC_UDP_H */
