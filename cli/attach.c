@@ -261,6 +261,13 @@ int do_attach(int argc, char **argv)
 	}
 	sc.udp_idle_ms = (uint32_t)idle_ms;
 	sc.udp_flow_max = (uint32_t)flow_max;
+	/* the UDP groups' SOCKMIG_UDP_GEN_NEWEST: every add would fail */
+	if (genv == UINT32_MAX && sc.udp) {
+		cli_error("attach: --generation %u is reserved for UDP groups: at most %u, or "
+			  "--proto tcp",
+			  UINT32_MAX, UINT32_MAX - 1);
+		return 2;
+	}
 	if (genv != UINT64_MAX)
 		gen = (int64_t)genv;
 	if (!pid && !port) {

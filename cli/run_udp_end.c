@@ -50,7 +50,6 @@
 
 #define RETIRE_MS     1000 /* a generation's retire, in all */
 #define RETIRE_MIN_MS 50   /* at least, per socket (the library's floor is 30) */
-#define END_MAX	      64   /* sockets retired per generation */
 
 struct run_udp_end {
 	pthread_t th;
@@ -64,12 +63,13 @@ struct run_udp_end {
 	unsigned long long ms; /* the whole retire's time: retire_ms() */
 	/* its members */
 	int n;
-	struct {
+	struct end_member {
 		char group[SOCKMIG_NAME_MAX];
 		uint64_t cookie;
-		pid_t pid;
-		int fd; /* run's copy; -1: not looked for yet, -2: none */
-	} m[END_MAX];
+		pid_t pid; /* the process that registered it */
+		int fd;	   /* run's copy; -1: not looked for yet, -2: none, -3: retired */
+		bool look; /* looked for in the process take_fds() reads */
+	} * m;
 	/* out */
 	int not_retired;
 	int copies; /* of the processes' fds, members or not (-v says) */
@@ -87,19 +87,34 @@ static bool ours(const struct run_udp_end *e, const struct sockmig_udp_member_in
 	return false;
 }
 
+static void note_why(struct run_udp_end *e, const char *fmt, const char *what, int err)
+{
+	if (!e->why[0])
+		snprintf(e->why, sizeof(e->why), fmt, what, strerror(err));
+}
+
 /* The generation's live members, from every UDP group of the port. */
 static void find_members(struct run_udp_end *e)
 {
-	struct sockmig_udp_group *grp[RUN_UDP_GROUPS];
-	int n = run_udp_open_groups(e->port, grp);
+	struct sockmig_udp_group **grp;
+	int n = run_udp_open_groups(e->port, &grp);
 
 	for (int i = 0; i < n; i++) {
 		struct sockmig_udp_member_info *mi;
 		int k = cli_udp_members(grp[i], &mi);
 
-		for (int j = 0; j < k && e->n < END_MAX; j++) {
+		for (int j = 0; j < k; j++) {
+			struct end_member *more;
+
 			if (!ours(e, &mi[j]))
 				continue;
+			more = realloc(e->m, (size_t)(e->n + 1) * sizeof(*e->m));
+			if (!more) {
+				e->not_retired++;
+				note_why(e, "%s: %s", "the list of its sockets", ENOMEM);
+				continue;
+			}
+			e->m = more;
 			snprintf(e->m[e->n].group, sizeof(e->m[e->n].group), "%s",
 				 sockmig_udp_group_name(grp[i]));
 			e->m[e->n].cookie = mi[j].cookie;
@@ -109,12 +124,6 @@ static void find_members(struct run_udp_end *e)
 		free(mi);
 	}
 	run_udp_close_groups(grp, n);
-}
-
-static void note_why(struct run_udp_end *e, const char *fmt, const char *what, int err)
-{
-	if (!e->why[0])
-		snprintf(e->why, sizeof(e->why), fmt, what, strerror(err));
 }
 
 /* Whether @fdnum of @pid (a /proc/PID/fd entry) is a socket. */
@@ -129,10 +138,10 @@ static bool is_socket(pid_t pid, const char *fdnum)
 }
 
 #if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
-/* A copy of fd @num of the process of @pidfd kept for the member of @pid
- * with its cookie. 1: kept (*want counts it), 0: not a member or closed
- * meanwhile, or a negative errno that refuses every copy. */
-static int copy_member(struct run_udp_end *e, pid_t pid, int pidfd, int num, int *want)
+/* A copy of fd @num of the process of @pidfd kept for the member looked
+ * for with its cookie. 1: kept (*want counts it), 0: not a member or
+ * closed meanwhile, or a negative errno that refuses every copy. */
+static int copy_member(struct run_udp_end *e, int pidfd, int num, int *want)
 {
 	int fd = (int)syscall(SYS_pidfd_getfd, pidfd, num, 0);
 	uint64_t cookie;
@@ -144,7 +153,7 @@ static int copy_member(struct run_udp_end *e, pid_t pid, int pidfd, int num, int
 		return errno == EPERM || errno == EACCES || errno == ENOSYS ? -errno : 0;
 	cookie = sockmig_cookie(fd);
 	for (int i = 0; i < e->n; i++)
-		if (e->m[i].pid == pid && e->m[i].fd < 0 && e->m[i].cookie == cookie) {
+		if (e->m[i].look && e->m[i].fd < 0 && e->m[i].cookie == cookie) {
 			e->m[i].fd = fd;
 			(*want)--;
 			return 1;
@@ -166,15 +175,14 @@ static int take_by_diag(struct run_udp_end *e, pid_t pid, int pidfd, int *want, 
 	/* the sockets of pid's members alone */
 	for (int j = 0; j < n; j++)
 		for (int i = 0; i < e->n; i++)
-			if (e->m[i].pid == pid && e->m[i].fd < 0 &&
-			    e->m[i].cookie == ls[j].cookie) {
+			if (e->m[i].look && e->m[i].fd < 0 && e->m[i].cookie == ls[j].cookie) {
 				ls[k++] = ls[j];
 				break;
 			}
 	*listed = n >= 0 && sm_diag_owners_of(ls, k, pid) == 0;
 	for (int j = 0; j < k && *listed && err >= 0 && *want > 0; j++)
 		if (ls[j].nowners > 0)
-			err = copy_member(e, pid, pidfd, ls[j].owners[0].fd, want);
+			err = copy_member(e, pidfd, ls[j].owners[0].fd, want);
 	free(ls);
 	return err < 0 ? err : 0;
 }
@@ -190,7 +198,7 @@ static int take_each(struct run_udp_end *e, pid_t pid, int pidfd, DIR *dir, int 
 		long num = strtol(d->d_name, &end, 10);
 
 		if (end != d->d_name && !*end && is_socket(pid, d->d_name))
-			err = copy_member(e, pid, pidfd, (int)num, want);
+			err = copy_member(e, pidfd, (int)num, want);
 	}
 	return err < 0 ? err : 0;
 }
@@ -208,7 +216,7 @@ static int take_fds(struct run_udp_end *e, pid_t pid)
 
 	e->copies = 0;
 	for (int i = 0; i < e->n; i++)
-		want += e->m[i].pid == pid && e->m[i].fd < 0;
+		want += e->m[i].look && e->m[i].fd < 0;
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)
 		return errno == ESRCH ? 0 : -errno; /* gone: its sockets closed */
@@ -265,8 +273,11 @@ static void end_one(struct run_udp_end *e, int i, unsigned long long until)
 		e->flows += rep.flows_left;
 		return;
 	}
-	if (err == -ENOENT)
-		return; /* no member any more: its server closed it meanwhile */
+	if (err == -ENOENT) { /* no member any more: left (a connect()) or closed */
+		if (sockmig_udp_queued(e->m[i].fd, &q) == 0)
+			e->bytes += q; /* what the kill drops of it, if open */
+		return;
+	}
 	e->not_retired++;
 	note_why(e, "%s: %s", err == -EBUSY ? "the last active member" : "the retire", -err);
 	if (sockmig_udp_queued(e->m[i].fd, &q) == 0)
@@ -284,37 +295,85 @@ static unsigned long long retire_ms(void)
 	return v && *v && !*end && ms >= 50 && ms <= 60000 ? (unsigned long long)ms : RETIRE_MS;
 }
 
+/* Whether the port's UDP socket of @cookie is still open (in any
+ * process): false too when sock_diag cannot tell. */
+static bool still_open(int port, uint64_t cookie)
+{
+	struct sm_listener *ls = NULL;
+	int n = sm_diag_udp(port, ~0u, &ls);
+	bool open = false;
+
+	for (int j = 0; j < n && !open; j++)
+		open = ls[j].cookie == cookie;
+	free(ls);
+	return open;
+}
+
+/* Copies of the members of @pid, or, for those @pid no longer holds, of
+ * the generation's other processes (a server that binds, forks its
+ * workers and closes its own copy registered the sockets it gave away). */
+static void take_members_of(struct run_udp_end *e, pid_t pid)
+{
+	char who[80];
+	int err, left = 0;
+
+	for (int j = 0; j < e->n; j++)
+		e->m[j].look = e->m[j].pid == pid && e->m[j].fd == -1;
+	err = take_fds(e, pid);
+	if (err < 0) {
+		snprintf(who, sizeof(who), "pidfd_getfd of pid %d%s", (int)pid,
+			 err == -ENOSYS ? " (needs Linux 5.6)" : "");
+		note_why(e, "%s: %s", who, -err);
+	}
+	for (int w = 0; err >= 0 && w < e->npid; w++) {
+		left = 0;
+		for (int j = 0; j < e->n; j++)
+			left += e->m[j].look && e->m[j].fd == -1;
+		if (!left)
+			break;
+		if (e->pid[w] > 0 && e->pid[w] != pid)
+			take_fds(e, e->pid[w]);
+	}
+	for (int j = 0; j < e->n; j++) {
+		if (!e->m[j].look)
+			continue;
+		e->m[j].look = false;
+		if (e->m[j].fd != -1)
+			continue;
+		/* not found: closed by its server meanwhile, or held by a
+		 * process run did not start (then lost at the kill) */
+		if (err < 0 || still_open(e->port, e->m[j].cookie)) {
+			e->not_retired++;
+			if (err >= 0)
+				note_why(e, "%s: %s",
+					 "a socket held by a process run did not start", ESRCH);
+		}
+		e->m[j].fd = -2;
+	}
+}
+
 static void *end_thread(void *arg)
 {
 	struct run_udp_end *e = arg;
 	unsigned long long until = now_ms() + e->ms;
 
 	find_members(e);
+	/* process by process: its members copied, retired and their copies
+	 * closed before the next process's are taken, so that a copy of run's
+	 * keeps no socket its server closed meanwhile in the socket array */
 	for (int i = 0; i < e->n; i++) {
-		int err;
-		char who[80];
+		pid_t pid = e->m[i].pid;
 
 		if (e->m[i].fd != -1)
 			continue; /* its process was looked at with an earlier member */
-		err = take_fds(e, e->m[i].pid);
-		if (err < 0) {
-			snprintf(who, sizeof(who), "pidfd_getfd of pid %d%s", (int)e->m[i].pid,
-				 err == -ENOSYS ? " (needs Linux 5.6)" : "");
-			note_why(e, "%s: %s", who, -err);
-		}
-		/* not found: closed by its server meanwhile (its own close) */
+		take_members_of(e, pid);
 		for (int j = i; j < e->n; j++)
-			if (e->m[j].pid == e->m[i].pid && e->m[j].fd == -1) {
-				e->not_retired += err < 0;
-				e->m[j].fd = -2;
+			if (e->m[j].fd >= 0) {
+				end_one(e, j, until);
+				close(e->m[j].fd);
+				e->m[j].fd = -3; /* retired */
 			}
 	}
-	for (int i = 0; i < e->n; i++)
-		if (e->m[i].fd >= 0) {
-			end_one(e, i, until);
-			close(e->m[i].fd);
-			e->m[i].fd = -1;
-		}
 	atomic_store(&e->done, true);
 	return NULL;
 }
@@ -342,6 +401,7 @@ static void collect(struct runner *r, struct generation *g)
 		snprintf(k->g[k->n].why, sizeof(k->g[k->n].why), "%s", e->why);
 		k->n++;
 	}
+	free(e->m);
 	free(e);
 	g->uend = NULL;
 	g->ukill_at = now_ms() + TICK_MS;
