@@ -367,6 +367,7 @@ int do_run(int argc, char **argv)
 		scanner_leave_all(&r.sc); /* nothing of ours stays pinned */
 		run_udp_leave(&r);
 	}
+	run_udp_mark_free(&r);
 	run_gens_save(&r);
 	if (!r.gave_up)
 		printf(r.failed_reloads ? "stopped: %u reloads, %u rolled back\n"

@@ -200,6 +200,8 @@ void run_udp_drain(struct runner *r, const struct generation *g);
 void run_udp_report(struct runner *r, unsigned id, bool older, unsigned long long took_ms);
 /* The counters as they are now, for the next report. */
 void run_udp_mark_now(struct runner *r);
+/* At run's end: the mark's group handles closed. */
+void run_udp_mark_free(struct runner *r);
 /* At run's end: the port's UDP groups left without a live member are
  * removed (nothing of ours stays pinned). */
 void run_udp_leave(struct runner *r);

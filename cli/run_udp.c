@@ -389,12 +389,16 @@ void run_udp_report(struct runner *r, unsigned id, bool older, unsigned long lon
 	r->udp_start_ms = 0;
 }
 
+void run_udp_mark_free(struct runner *r)
+{
+	mark_drop(&r->udp_mark);
+}
+
 void run_udp_leave(struct runner *r)
 {
 	struct sockmig_udp_group **grp;
 	int n;
 
-	mark_drop(&r->udp_mark);
 	if (!r->udp || r->handoff)
 		return;
 	n = run_udp_open_groups(r->port, &grp);
