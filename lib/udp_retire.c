@@ -55,14 +55,16 @@ static bool cid_traffic(struct sockmig_udp_group *g, const struct smu_slot *s)
 
 /* Live flows of the table owned by the member of @cookie (any member when
  * 0: then only those of the slots flagged in @pick) and seen within the
- * idle timeout, by slots @u. */
-static int64_t owned_flows(struct sockmig_udp_group *g, const struct uslot *u, uint64_t cookie,
-			   const bool *pick)
+ * idle timeout, by slots @u, into *@n: those the walk saw when it fails
+ * (-EAGAIN: cut short by evictions, before 5.6). */
+static int owned_flows(struct sockmig_udp_group *g, const struct uslot *u, uint64_t cookie,
+		       const bool *pick, int64_t *n)
 {
 	struct owned_arg o = {cookie, pick, 0};
 	int err = sm_udp_each_live_flow(g, u, count_owned, &o);
 
-	return err ? err : o.n;
+	*n = o.n;
+	return err;
 }
 
 /* Member @cookie (non-zero): SM_UDP_MARK makes it draining (-EBUSY when
@@ -194,12 +196,10 @@ static int retire_flows(struct sockmig_udp_group *g, struct retire_arg *a)
 		err = no_member(g, a);
 		goto out;
 	}
-	a->flows = owned_flows(g, u, a->cookie, pick);
-	if (a->flows < 0)
-		err = (int)a->flows;
+	err = owned_flows(g, u, a->cookie, pick, &a->flows);
 	/* quic-lb: datagrams routed by its CIDs refresh no flow; while they
 	 * come, its connections count as one live flow */
-	else if (a->cookie)
+	if (!err && a->cookie)
 		a->flows += cid_traffic(g, &u[slot].s);
 out:
 	free(u);
@@ -213,12 +213,16 @@ static int retire_step(struct sockmig_udp_group *g, uint64_t cookie, uint32_t ge
 	struct retire_arg a = {.cookie = cookie, .gen = gen, .op = op};
 	int err = 0;
 
-	/* a key walk cut short by evictions (before 5.6) is tried again */
+	/* a key walk cut short by evictions (before 5.6) is tried again; an
+	 * unhook whose count is cut short each time still takes the member out
+	 * (the count is its report's), with the flows the last walk saw */
 	for (int tries = 0; op != SM_UDP_MARK && tries < 3; tries++) {
 		err = retire_flows(g, &a);
 		if (err != -EAGAIN || op == SM_UDP_FLOWS)
 			break;
 	}
+	if (err == -EAGAIN && op == SM_UDP_UNHOOK)
+		err = 0;
 	if (err >= 0 && op != SM_UDP_FLOWS)
 		err = sm_udp_with_slots(g, retire_locked, &a);
 	if (flows)
@@ -488,6 +492,9 @@ int sockmig_udp_generation_cutoff(struct sockmig_udp_group *g, uint32_t generati
 	if (!g)
 		return sm_fail(EINVAL, "UDP group: none");
 	err = retire_step(g, 0, generation, SM_UDP_UNHOOK, &n);
+	/* what the program steered to them before is queued on return */
+	if (err > 0)
+		sm_rcu_grace();
 	if (flows)
 		*flows = err >= 0 ? (uint64_t)n : 0;
 	return err;

@@ -491,7 +491,9 @@ struct sockmig_udp_retire_report {
 	size_t sz;
 	uint64_t cookie;
 	/** Live flows it still owned when it left the socket array: moved to
-	 *  the working generation then (0 when the wait for them ended). */
+	 *  the working generation then (0 when the wait for them ended). Before
+	 *  Linux 5.6, a table whose entries are evicted faster than it is read
+	 *  key by key is counted in part: then a lower bound. */
 	uint64_t flows_left;
 	/** Bytes still in its receive queue at the end (as
 	 *  sockmig_udp_queued() counts them): 0 unless the deadline passed. */
@@ -540,12 +542,15 @@ SOCKMIG_API int sockmig_udp_queued(int fd, uint64_t *bytes);
  * socket array at once, so that every flow they still own falls to the
  * working generation from its next datagram on (as if they had closed),
  * while their sockets stay open for their servers to read what is already
- * queued (then sockmig_udp_queued() and close). Their active members, if
+ * queued (then sockmig_udp_queued() and close): on return, every datagram
+ * the program steered to them before is in their queues (one RCU grace
+ * period). Their active members, if
  * any, are left alone. The library has no timer: the caller's deadline
  * (e.g. a reload's) decides when.
  * @return the number of members taken out (0 when a concurrent cutoff
  * took them out first); -ENOENT when @p generation has no live draining
- * member. *@p flows (may be NULL): their live flows moved.
+ * member. *@p flows (may be NULL): their live flows moved (a lower bound
+ * in the case flows_left of struct sockmig_udp_retire_report names).
  */
 SOCKMIG_API int sockmig_udp_generation_cutoff(struct sockmig_udp_group *g, uint32_t generation,
 					      uint64_t *flows);
