@@ -467,6 +467,7 @@ static int udp_msg(const char *p, size_t plen, int port, struct sm_listener **v,
 	l.cookie = (uint64_t)m.id.idiag_cookie[0] | (uint64_t)m.id.idiag_cookie[1] << 32;
 	l.inode = m.idiag_inode;
 	l.uid = m.idiag_uid;
+	l.queue = m.idiag_rqueue;
 	l.ifindex = m.id.idiag_if;
 	(*v)[(*n)++] = l;
 	return 0;

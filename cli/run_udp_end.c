@@ -3,12 +3,13 @@
  * sockmig run --proto udp|all: an old generation's end at --grace (see
  * run_udp.c). SIGKILL drops every datagram queued on the generation's
  * sockets, and those that reach them until the process is gone. So before
- * it, run retires each of the generation's live UDP members
- * (sockmig_udp_member_retire(), SOCKMIG_UDP_RETIRE_FLOWS_OK): the socket
- * leaves the group's socket array (its flows go on to the working
- * generation from their next datagram) and the library waits until the
- * server, still running, has read its queue. Then run closes its copy,
- * waits one tick (the server answers what it read last), and kills.
+ * it, run takes the generation's draining UDP members out of the groups'
+ * socket arrays at once (sockmig_udp_generation_cutoff(): their flows go on
+ * to the working generation from their next datagram), retires those still
+ * active (sockmig_udp_member_retire(), SOCKMIG_UDP_RETIRE_FLOWS_OK: run's
+ * last generation at its stop), and waits until the server, still running,
+ * has read their queues. Then run closes its copies, waits one tick (the
+ * server answers what it read last), and kills.
  *
  * The sockets are the server's: run takes a copy of each with
  * pidfd_getfd() (it started the process: the same rights). sock_diag gives
@@ -41,8 +42,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "cli.h"
 #include "diag.h"
@@ -69,6 +73,7 @@ struct run_udp_end {
 		pid_t pid; /* the process that registered it */
 		int fd;	   /* run's copy; -1: not looked for yet, -2: none, -3: retired */
 		bool look; /* looked for in the process take_fds() reads */
+		bool wait; /* cut off: its queue waited for with the others' */
 	} * m;
 	/* out */
 	int not_retired;
@@ -119,6 +124,7 @@ static void find_members(struct run_udp_end *e)
 				 sockmig_udp_group_name(grp[i]));
 			e->m[e->n].cookie = mi[j].cookie;
 			e->m[e->n].pid = (pid_t)mi[j].pid;
+			e->m[e->n].look = e->m[e->n].wait = false;
 			e->m[e->n++].fd = -1;
 		}
 		free(mi);
@@ -244,8 +250,10 @@ static int take_fds(struct run_udp_end *e, pid_t pid)
 #endif
 }
 
-/* Retire (or measure) member @i through a handle of this thread's. */
-static void end_one(struct run_udp_end *e, int i, unsigned long long until)
+/* Retire (or measure) member @i through a handle of this thread's. true:
+ * it had left the socket array (cut off): its copy is kept open, and its
+ * queue waited for with the others' (wait_queues()). */
+static bool end_one(struct run_udp_end *e, int i, unsigned long long until)
 {
 	SOCKMIG_OPTS(sockmig_udp_retire_report, rep);
 	unsigned long long now = now_ms();
@@ -263,7 +271,7 @@ static void end_one(struct run_udp_end *e, int i, unsigned long long until)
 		if (sockmig_udp_queued(e->m[i].fd, &q) == 0)
 			e->bytes += q;
 		sockmig_udp_group_close(g);
-		return;
+		return false;
 	}
 	err = sockmig_udp_member_retire(g, e->m[i].fd, &ro, &rep);
 	sockmig_udp_group_close(g);
@@ -271,17 +279,92 @@ static void end_one(struct run_udp_end *e, int i, unsigned long long until)
 		/* -ETIMEDOUT: out of the array all the same, bytes left */
 		e->bytes += rep.bytes_queued;
 		e->flows += rep.flows_left;
-		return;
+		return false;
 	}
-	if (err == -ENOENT) { /* no member any more: left (a connect()) or closed */
-		if (sockmig_udp_queued(e->m[i].fd, &q) == 0)
-			e->bytes += q; /* what the kill drops of it, if open */
-		return;
-	}
+	/* no member any more: cut off, left (a connect()) or closed; what
+	 * the kill drops of it, if open, is measured at the end */
+	if (err == -ENOENT)
+		return true;
 	e->not_retired++;
 	note_why(e, "%s: %s", err == -EBUSY ? "the last active member" : "the retire", -err);
 	if (sockmig_udp_queued(e->m[i].fd, &q) == 0)
 		e->bytes += q;
+	return false;
+}
+
+/* The generation's draining members (every one after a reload; none when
+ * run stops: its last generation is active) out of each group's socket
+ * array at once (sockmig_udp_generation_cutoff()): all its flows go on to
+ * the working generation from their next datagram, not one socket's
+ * after another's retire, and their queues are waited for together. */
+static void cut_off(struct run_udp_end *e)
+{
+	struct sockmig_udp_group **grp;
+	int n;
+
+	if (e->measure || !e->ugen)
+		return;
+	n = run_udp_open_groups(e->port, &grp);
+	for (int i = 0; i < n; i++) {
+		uint64_t flows = 0;
+
+		if (sockmig_udp_generation_cutoff(grp[i], e->ugen, &flows) > 0)
+			e->flows += flows;
+	}
+	run_udp_close_groups(grp, n);
+}
+
+/* The bytes queued on the members kept for the wait, by one sock_diag dump
+ * of the port (FIONREAD's first datagram without it): 0 when every queue
+ * is empty. */
+static uint64_t queued(const struct run_udp_end *e)
+{
+	struct sm_listener *ls = NULL;
+	int n = sm_diag_udp(e->port, ~0u, &ls);
+	uint64_t bytes = 0;
+
+	for (int i = 0; i < e->n; i++) {
+		int first = 0;
+		bool seen = false;
+
+		if (!e->m[i].wait)
+			continue;
+		for (int j = 0; j < n && !seen; j++)
+			if (ls[j].cookie == e->m[i].cookie) {
+				bytes += ls[j].queue;
+				seen = true;
+			}
+		if (!seen && ioctl(e->m[i].fd, SIOCINQ, &first) == 0 && first > 0)
+			bytes += (uint64_t)first;
+	}
+	free(ls);
+	return bytes;
+}
+
+/* The cut-off members' queues, read by their servers until @until (at
+ * least RETIRE_MIN_MS from now), then what is left counted and run's
+ * copies closed. */
+static void wait_queues(struct run_udp_end *e, unsigned long long until)
+{
+	struct timespec nap = {0, 10 * 1000000L};
+	uint64_t left = 0;
+	bool any = false;
+
+	for (int i = 0; i < e->n && !any; i++)
+		any = e->m[i].wait;
+	if (!any)
+		return;
+	if (until < now_ms() + RETIRE_MIN_MS)
+		until = now_ms() + RETIRE_MIN_MS;
+	while ((left = queued(e)) > 0 && now_ms() < until)
+		nanosleep(&nap, NULL);
+	e->bytes += left;
+	for (int i = 0; i < e->n; i++)
+		if (e->m[i].wait) {
+			close(e->m[i].fd);
+			e->m[i].fd = -3; /* retired */
+			e->m[i].wait = false;
+		}
 }
 
 /* RETIRE_MS, or SOCKMIG_RUN_RETIRE_MS (50 to 60,000): a test's slow
@@ -358,22 +441,28 @@ static void *end_thread(void *arg)
 	unsigned long long until = now_ms() + e->ms;
 
 	find_members(e);
-	/* process by process: its members copied, retired and their copies
-	 * closed before the next process's are taken, so that a copy of run's
-	 * keeps no socket its server closed meanwhile in the socket array */
+	cut_off(e);
+	/* process by process: its members copied, those still in the socket
+	 * array retired and their copies closed before the next process's are
+	 * taken, so that a copy of run's keeps no socket its server closed
+	 * meanwhile in the socket array (a cut-off member is out of it) */
 	for (int i = 0; i < e->n; i++) {
 		pid_t pid = e->m[i].pid;
 
 		if (e->m[i].fd != -1)
 			continue; /* its process was looked at with an earlier member */
 		take_members_of(e, pid);
-		for (int j = i; j < e->n; j++)
-			if (e->m[j].fd >= 0) {
-				end_one(e, j, until);
+		for (int j = i; j < e->n; j++) {
+			if (e->m[j].fd < 0 || e->m[j].wait)
+				continue;
+			e->m[j].wait = end_one(e, j, until);
+			if (!e->m[j].wait) {
 				close(e->m[j].fd);
 				e->m[j].fd = -3; /* retired */
 			}
+		}
 	}
+	wait_queues(e, until);
 	atomic_store(&e->done, true);
 	return NULL;
 }

@@ -267,3 +267,139 @@ out:
 	ru_teardown(&e, run, &r, false);
 	return ret;
 }
+
+/* The pids of the port's live UDP members, at most @max: how many. */
+static int member_pids(int *pids, int max)
+{
+	struct sockmig_group_id ids[8];
+	struct sockmig_udp_member_info m[16];
+	int n = sockmig_udp_group_list(NULL, sockmig_netns_self(), UR_PORT, ids, 8), got = 0;
+
+	for (int i = 0; i < n && i < 8; i++) {
+		struct sockmig_udp_group *g = sockmig_udp_group_open_name(ids[i].name, NULL);
+		int k = g ? sockmig_udp_members(g, m, 16) : 0;
+
+		for (int j = 0; j < k && j < 16 && got < max; j++)
+			pids[got++] = (int)m[j].pid;
+		sockmig_udp_group_close(g);
+	}
+	return got;
+}
+
+#define WORKERS 4
+
+/*
+ * A pre-fork server (udp_echo -w 4: four worker processes, a socket each)
+ * that has stopped reading at --grace: the retire takes the four sockets
+ * of generation 1 out of the group at once, so that every one of its FLOWS
+ * flows goes on to generation 2 from its next datagram, while generation 1
+ * is still stopped (a round with no datagram lost). Before, the sockets
+ * left one process at a time, each after the one before had waited its
+ * whole retire (6 s here) for a queue no one read, and the flows of the
+ * other three were lost meanwhile. Then --grace's SIGKILL ends the workers
+ * with their master (before, they went on, orphans, after it).
+ */
+SM_LONG(run_udp_retire_takes_a_generation_out_at_once, 60)
+{
+	struct ienv e;
+	struct ur_rig r = {.cep = -1, .ep = -1};
+	char bin[128], script[160], line[1024];
+	char *extra[] = {"--proto", "udp", "--stop-signal", "WINCH", "--grace", "1", NULL};
+	char *cmd[] = {"sh", "-c", script, bin, NULL};
+	int ret = SM_FAIL, pids[WORKERS] = {0}, n = 0, in = WORKERS, t, answered = 0;
+	unsigned long long bytes = 0, flows = 0;
+	const char *at;
+	bool have;
+	pid_t run;
+
+	if (!tu_kernel_has_pidfd_getfd())
+		return SKIP("run retires an old generation's UDP sockets on copies it takes "
+			    "with pidfd_getfd (Linux 5.6)");
+	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
+		return SKIP("no .output/sockmig or udp_echo: make builds them");
+	snprintf(script, sizeof(script), "exec \"$0\" %d $$ -w %d", UR_PORT, WORKERS);
+	setenv("SOCKMIG_RUN_RETIRE_MS", "6000", 1);
+	run = ru_start_run(&e, extra, cmd);
+	have = ru_clients(&r, FLOWS);
+	if (!have || !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 ready", 1, 10000),
+				  "generation 1 ready"))
+		goto out;
+	for (t = 0; t < 500 && (n = member_pids(pids, WORKERS)) < WORKERS; t++)
+		burst_sleep_ms(10);
+	if (!ASSERT_EQ(n, WORKERS, "generation 1's workers members") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 1), "round 1") ||
+	    !ASSERT_OK(kill(run, SIGHUP), "reload") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 2 ready", 1, 10000),
+			 "generation 2 ready"))
+		goto out;
+	for (int i = 0; i < WORKERS; i++)
+		if (!ASSERT_OK(kill(pids[i], SIGSTOP), "generation 1 stops reading"))
+			goto out;
+	for (int i = 0; i < FLOWS; i++) {
+		struct ur_msg m = {.flow = (uint32_t)i, .seq = 2};
+
+		if (!ASSERT_EQ(send(r.cli[i], &m, sizeof(m), 0), (long)sizeof(m), "old flow"))
+			goto out;
+	}
+	/* --grace: the first socket out, then (at once) the others */
+	for (t = 0; t < 500 && in == WORKERS; t++) {
+		in = 0;
+		for (int i = 0; i < WORKERS; i++)
+			in += ru_in_group(pids[i]);
+		if (in == WORKERS)
+			burst_sleep_ms(10);
+	}
+	for (t = 0; t < 200 && in > 0; t++) {
+		burst_sleep_ms(10);
+		in = 0;
+		for (int i = 0; i < WORKERS; i++)
+			in += ru_in_group(pids[i]);
+	}
+	if (!ASSERT_EQ(in, 0, "every socket of generation 1 out of the group within 2 s") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 3), "round 3"))
+		goto out;
+	for (int i = 0; i < FLOWS; i++)
+		answered += r.got[i] == 3;
+	for (int i = 0; i < WORKERS; i++)
+		if (!ASSERT_EQ(proc_state(pids[i]), 'T', "generation 1 stopped during round 3"))
+			goto out;
+	if (!ASSERT_EQ(answered, FLOWS, "round 3 answered (by generation 2) in full") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 killed with ", 1, 10000),
+			 "generation 1 killed") ||
+	    !ASSERT_TRUE(
+		    ru_log_line(&e, "run.log", "generation 1 killed with ", line, sizeof(line)),
+		    "its report"))
+		goto out;
+	printf("%s", line);
+	at = strstr(line, "at --grace: generation 1 killed with ");
+	if (!ASSERT_TRUE(at != NULL, "generation 1 first in its report") ||
+	    !ASSERT_EQ(sscanf(at,
+			      "at --grace: generation 1 killed with %llu bytes queued, %llu "
+			      "flows moved to the working generation",
+			      &bytes, &flows),
+		       2, "bytes and flows") ||
+	    !ASSERT_GT(bytes, 0, "bytes still queued at the kill (the server did not read)") ||
+	    !ASSERT_EQ(flows, FLOWS, "flows moved to the working generation") ||
+	    !ASSERT_EQ(it_log_count(&e, "run.log", "not retired"), 0, "every socket retired"))
+		goto out;
+	/* the SIGKILL took the workers too, not the master alone */
+	for (t = 0; t < 300; t++) {
+		in = 0;
+		for (int i = 0; i < WORKERS; i++)
+			in += proc_state(pids[i]) != 0 && proc_state(pids[i]) != 'Z';
+		if (!in)
+			break;
+		burst_sleep_ms(10);
+	}
+	if (!ASSERT_EQ(in, 0, "generation 1's workers killed at --grace"))
+		goto out;
+	ret = SM_PASS;
+out:
+	for (int i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGCONT);
+	if (ret != SM_PASS)
+		it_show_log(&e, "run.log");
+	ru_teardown(&e, run, &r, have);
+	return ret;
+}
