@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The daemons' private directory and locked pid files; see pidfile.h. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -124,6 +125,82 @@ pid_t proc_parent(pid_t pid)
 
 	proc_stat(pid, &state, &ppid, &start);
 	return (pid_t)ppid;
+}
+
+/* Append @e to *@v (*@n entries, room for *@cap): false when out of memory. */
+static bool ent_add(struct proc_ent **v, int *n, int *cap, struct proc_ent e)
+{
+	if (*n == *cap) {
+		int ncap = *cap ? *cap * 2 : 64;
+		struct proc_ent *nv = realloc(*v, (size_t)ncap * sizeof(*nv));
+
+		if (!nv)
+			return false;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[(*n)++] = e;
+	return true;
+}
+
+/* Every live process (not a zombie) into *@v, its parent into *@ppid
+ * (same index): how many, or a negative errno. */
+static int proc_all(struct proc_ent **v, int **ppid)
+{
+	int n = 0, cap = 0, err = 0;
+	struct dirent *d;
+	DIR *dir = opendir("/proc");
+
+	*v = NULL;
+	*ppid = NULL;
+	if (!dir)
+		return -errno;
+	while (!err && (d = readdir(dir))) {
+		struct proc_ent e;
+		char state, *end;
+		long pid = strtol(d->d_name, &end, 10);
+		int pp, *np;
+
+		if (end == d->d_name || *end || pid <= 0 ||
+		    !proc_stat((pid_t)pid, &state, &pp, &e.start) || state == 'Z' || state == 'X')
+			continue;
+		e.pid = (pid_t)pid;
+		if (!ent_add(v, &n, &cap, e) || !(np = realloc(*ppid, (size_t)cap * sizeof(*np)))) {
+			err = -ENOMEM;
+			break;
+		}
+		*ppid = np;
+		(*ppid)[n - 1] = pp;
+	}
+	closedir(dir);
+	return err ? err : n;
+}
+
+int proc_descendants(pid_t root, struct proc_ent **out)
+{
+	struct proc_ent *all, *tree = NULL;
+	int *ppid, ntree = 0, ctree = 0, err = 0;
+	int nall = proc_all(&all, &ppid);
+
+	*out = NULL;
+	if (nall < 0)
+		err = nall;
+	for (int i = 0; !err && i < nall; i++)
+		if (all[i].pid == root && !ent_add(&tree, &ntree, &ctree, all[i]))
+			err = -ENOMEM;
+	/* breadth first: each one's children after it */
+	for (int t = 0; !err && t < ntree; t++)
+		for (int i = 0; !err && i < nall; i++)
+			if (ppid[i] == tree[t].pid && !ent_add(&tree, &ntree, &ctree, all[i]))
+				err = -ENOMEM;
+	free(all);
+	free(ppid);
+	if (err) {
+		free(tree);
+		return err;
+	}
+	*out = tree;
+	return ntree;
 }
 
 /* "PID STARTTIME" of @fd's file: the pid when it is still that process. */

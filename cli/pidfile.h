@@ -51,4 +51,14 @@ unsigned long long proc_start_time(pid_t pid);
 /* The parent of @pid, 0 when unknown. */
 pid_t proc_parent(pid_t pid);
 
+struct proc_ent {
+	pid_t pid;
+	unsigned long long start; /* proc_start_time() */
+};
+
+/* @root and its live descendants (its children, theirs...), parents
+ * first, from one scan of /proc, into *@out (the caller frees it): how
+ * many (0 when @root is gone), or a negative errno. */
+int proc_descendants(pid_t root, struct proc_ent **out);
+
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -249,6 +250,88 @@ static void signal_gen(struct generation *g, int sig)
 			kill(g->pid[w], sig);
 }
 
+/* Stop (SIGSTOP) the process @e, when it still is that process (same start
+ * time), through a pidfd kept in *@fd (-1 without one: kill() then). */
+static bool freeze(const struct proc_ent *e, int *fd)
+{
+	*fd = -1;
+#ifdef SYS_pidfd_open
+	*fd = (int)syscall(SYS_pidfd_open, e->pid, 0);
+#endif
+	if (proc_start_time(e->pid) != e->start) {
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		return false;
+	}
+#ifdef SYS_pidfd_send_signal
+	if (*fd >= 0)
+		return syscall(SYS_pidfd_send_signal, *fd, SIGSTOP, NULL, 0) == 0;
+#endif
+	return kill(e->pid, SIGSTOP) == 0;
+}
+
+/* SIGKILL for @g's processes and every process they forked: the workers
+ * of a pre-fork server outlive a master killed alone, and go on serving
+ * from their sockets. The tree is stopped first, scanned again until no
+ * new process shows (a stopped process forks no more), then killed; a
+ * pid is signalled through a pidfd taken while it was in the tree, so a
+ * pid reused meanwhile is never one. */
+static void kill_gen(struct generation *g)
+{
+	struct proc_ent *seen = NULL, *t = NULL;
+	int *fd = NULL, n = 0, cap = 0;
+	bool more = true;
+
+	for (int round = 0; round < 8 && more; round++) {
+		more = false;
+		for (int w = 0; w < g->nw; w++) {
+			int k = g->pid[w] > 0 ? proc_descendants(g->pid[w], &t) : 0;
+
+			for (int i = 0; i < k; i++) {
+				int j = 0, *nf;
+
+				while (j < n &&
+				       (seen[j].pid != t[i].pid || seen[j].start != t[i].start))
+					j++;
+				if (j < n)
+					continue;
+				if (n == cap) {
+					struct proc_ent *ns;
+
+					cap = cap ? 2 * cap : 16;
+					ns = realloc(seen, (size_t)cap * sizeof(*ns));
+					nf = realloc(fd, (size_t)cap * sizeof(*nf));
+					if (ns)
+						seen = ns;
+					if (nf)
+						fd = nf;
+					if (!ns || !nf)
+						break; /* the roots below, at least */
+				}
+				seen[n] = t[i];
+				more |= freeze(&seen[n], &fd[n]);
+				n++;
+			}
+			free(t);
+			t = NULL;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		if (fd[i] >= 0) {
+#ifdef SYS_pidfd_send_signal
+			syscall(SYS_pidfd_send_signal, fd[i], SIGKILL, NULL, 0);
+#endif
+			close(fd[i]);
+		} else if (proc_start_time(seen[i].pid) == seen[i].start) {
+			kill(seen[i].pid, SIGKILL);
+		}
+	}
+	free(seen);
+	free(fd);
+	signal_gen(g, SIGKILL);
+}
+
 /* Does a listener of @g's processes (or their children) serve the port? */
 static bool gen_listens(struct runner *r, struct generation *g)
 {
@@ -367,7 +450,7 @@ static void start_failed(struct runner *r, struct generation *g, int status)
 	}
 	fflush(stdout);
 	r->failed_reloads += r->ever_ready;
-	signal_gen(g, SIGKILL);
+	kill_gen(g);
 	g->state = G_STOPPING;
 	g->stopping = now;
 	g->kill_at = now;
@@ -484,7 +567,7 @@ void run_tick(struct runner *r)
 	for (int i = 0; i < MAX_GENS; i++)
 		if (r->g[i].state == G_STOPPING) {
 			if (now >= r->g[i].kill_at && run_udp_end(r, &r->g[i]))
-				signal_gen(&r->g[i], SIGKILL);
+				kill_gen(&r->g[i]);
 			gen_finish(r, &r->g[i]);
 		}
 	/* a reload asked for: one at a time, and not past the bound */

@@ -134,6 +134,80 @@ out:
 	return ret;
 }
 
+/* Line @n (from 1) of dir/@name as a pid, or 0. */
+static pid_t pid_line(const struct ienv *e, const char *name, int n)
+{
+	char path[192];
+	int pid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
+	f = fopen(path, "re");
+	for (int i = 0; f && i < n; i++)
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = 0;
+	if (f)
+		fclose(f);
+	return (pid_t)pid;
+}
+
+/*
+ * --grace's SIGKILL ends a generation's whole process tree: a server whose
+ * master forked a worker that ignores the stop signal (here a sleep,
+ * forked before the master execs the test server) and which does not stop
+ * by itself (--stop-signal WINCH, ignored). Killing the master alone left
+ * the worker running, reparented, out of run's sight. Generation 1's
+ * worker is gone after the reload's --grace, generation 2's after run's
+ * stop; generation 2's lives until then.
+ */
+SM_TEST(run_grace_kills_the_whole_process_tree)
+{
+	struct ienv e;
+	char bin[128], script[192], port[16];
+	char *args[] = {"run",	 "--port", port,   "--grace", "1", "--stop-signal",
+			"WINCH", "--",	   script, port,      NULL};
+	pid_t run = 0, w1 = 0, w2 = 0;
+	int ret = SM_FAIL, st;
+	FILE *f;
+
+	if (!it_setup(&e, I_NONE))
+		return SKIP("no .output/sockmig: run from the repository root");
+	if (!it_test_server(&e, false, bin, sizeof(bin)))
+		return SKIP("no test server: make builds it");
+	snprintf(port, sizeof(port), "%d", RPORT);
+	snprintf(script, sizeof(script), "%s/tree.sh", e.dir);
+	f = fopen(script, "w");
+	if (!ASSERT_TRUE(f != NULL, "the server's script"))
+		goto out;
+	fprintf(f, "#!/bin/sh\nsleep 600 &\necho $! >> %s/workers\nexec %s \"$@\"\n", e.dir, bin);
+	fclose(f);
+	chmod(script, 0700);
+	run = rt_spawn_sockmig(&e, "run.log", args);
+	if (!ASSERT_TRUE(rt_wait_log(&e, "run.log", "ready in", 1, 10000), "generation 1 ready") ||
+	    !ASSERT_GT(w1 = pid_line(&e, "workers", 1), 0, "generation 1's worker") ||
+	    !ASSERT_OK(kill(run, SIGHUP), "reload") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "ready in", 2, 10000), "generation 2 ready") ||
+	    !ASSERT_GT(w2 = pid_line(&e, "workers", 2), 0, "generation 2's worker") ||
+	    !ASSERT_TRUE(rt_wait_gone(w1, 5000), "generation 1's worker killed at --grace") ||
+	    !ASSERT_TRUE(rt_alive(w2), "generation 2's worker alive") ||
+	    !ASSERT_OK(kill(run, SIGTERM), "stop"))
+		goto out;
+	st = tp_wait_exit(run, 5000);
+	if (!ASSERT_TRUE(st != -1, "run stops within 5 s of SIGTERM"))
+		goto out;
+	run = 0;
+	if (ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status 0") &&
+	    ASSERT_TRUE(rt_wait_gone(w2, 3000), "generation 2's worker killed at run's stop"))
+		ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		it_show_log(&e, "run.log");
+	if (run > 0)
+		tp_stop(run);
+	it_teardown(&e, RPORT);
+	return ret;
+}
+
 /* Issue 9, item 12: a command that cannot start, natively and with --handoff:
  * retried with backoff, then one Error line and exit 1 at --ready-timeout;
  * nothing left behind. */
