@@ -215,7 +215,8 @@ static int retire_step(struct sockmig_udp_group *g, uint64_t cookie, uint32_t ge
 
 	/* a key walk cut short by evictions (before 5.6) is tried again; an
 	 * unhook whose count is cut short each time still takes the member out
-	 * (the count is its report's), with the flows the last walk saw */
+	 * (the count is its report's), with the flows the last walk counted
+	 * (approximate: a walk that restarts counts some twice) */
 	for (int tries = 0; op != SM_UDP_MARK && tries < 3; tries++) {
 		err = retire_flows(g, &a);
 		if (err != -EAGAIN || op == SM_UDP_FLOWS)
@@ -437,6 +438,9 @@ int sockmig_udp_member_retire(struct sockmig_udp_group *g, int fd,
 			break;
 		nap(end);
 	}
+	/* a walk still cut short at the deadline: the unhook goes on */
+	if (err == -EAGAIN)
+		err = 0;
 	rep.flows_wait_ns = sm_now_ns() - t0;
 	/* 3: out of the socket array; what the program steered to it before
 	 * is queued within one grace period */
@@ -492,8 +496,9 @@ int sockmig_udp_generation_cutoff(struct sockmig_udp_group *g, uint32_t generati
 	if (!g)
 		return sm_fail(EINVAL, "UDP group: none");
 	err = retire_step(g, 0, generation, SM_UDP_UNHOOK, &n);
-	/* what the program steered to them before is queued on return */
-	if (err > 0)
+	/* what the program steered to them before is queued on return (also
+	 * after a concurrent cutoff's, which may not have returned yet) */
+	if (err >= 0)
 		sm_rcu_grace();
 	if (flows)
 		*flows = err >= 0 ? (uint64_t)n : 0;

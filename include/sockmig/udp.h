@@ -493,7 +493,8 @@ struct sockmig_udp_retire_report {
 	/** Live flows it still owned when it left the socket array: moved to
 	 *  the working generation then (0 when the wait for them ended). Before
 	 *  Linux 5.6, a table whose entries are evicted faster than it is read
-	 *  key by key is counted in part: then a lower bound. */
+	 *  key by key gets an approximate count (a walk that restarts counts
+	 *  some twice and misses others). */
 	uint64_t flows_left;
 	/** Bytes still in its receive queue at the end (as
 	 *  sockmig_udp_queued() counts them): 0 unless the deadline passed. */
@@ -549,8 +550,8 @@ SOCKMIG_API int sockmig_udp_queued(int fd, uint64_t *bytes);
  * (e.g. a reload's) decides when.
  * @return the number of members taken out (0 when a concurrent cutoff
  * took them out first); -ENOENT when @p generation has no live draining
- * member. *@p flows (may be NULL): their live flows moved (a lower bound
- * in the case flows_left of struct sockmig_udp_retire_report names).
+ * member. *@p flows (may be NULL): their live flows moved (approximate in
+ * the case flows_left of struct sockmig_udp_retire_report names).
  */
 SOCKMIG_API int sockmig_udp_generation_cutoff(struct sockmig_udp_group *g, uint32_t generation,
 					      uint64_t *flows);
