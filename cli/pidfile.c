@@ -176,7 +176,7 @@ static int proc_all(struct proc_ent **v, int **ppid)
 	return err ? err : n;
 }
 
-int proc_descendants(pid_t root, struct proc_ent **out)
+int proc_tree(const struct proc_ent *roots, int nroots, struct proc_ent **out)
 {
 	struct proc_ent *all, *tree = NULL;
 	int *ppid, ntree = 0, ctree = 0, err = 0;
@@ -186,13 +186,26 @@ int proc_descendants(pid_t root, struct proc_ent **out)
 	if (nall < 0)
 		err = nall;
 	for (int i = 0; !err && i < nall; i++)
-		if (all[i].pid == root && !ent_add(&tree, &ntree, &ctree, all[i]))
-			err = -ENOMEM;
-	/* breadth first: each one's children after it */
+		for (int r = 0; !err && r < nroots; r++)
+			if (all[i].pid == roots[r].pid &&
+			    (!roots[r].start || all[i].start == roots[r].start)) {
+				if (!ent_add(&tree, &ntree, &ctree, all[i]))
+					err = -ENOMEM;
+				break;
+			}
+	/* breadth first: each one's children after it (once: a root may be
+	 * another's descendant) */
 	for (int t = 0; !err && t < ntree; t++)
-		for (int i = 0; !err && i < nall; i++)
-			if (ppid[i] == tree[t].pid && !ent_add(&tree, &ntree, &ctree, all[i]))
+		for (int i = 0; !err && i < nall; i++) {
+			int k = 0;
+
+			if (ppid[i] != tree[t].pid)
+				continue;
+			while (k < ntree && tree[k].pid != all[i].pid)
+				k++;
+			if (k == ntree && !ent_add(&tree, &ntree, &ctree, all[i]))
 				err = -ENOMEM;
+		}
 	free(all);
 	free(ppid);
 	if (err) {

@@ -56,9 +56,10 @@ struct proc_ent {
 	unsigned long long start; /* proc_start_time() */
 };
 
-/* @root and its live descendants (its children, theirs...), parents
- * first, from one scan of /proc, into *@out (the caller frees it): how
- * many (0 when @root is gone), or a negative errno. */
-int proc_descendants(pid_t root, struct proc_ent **out);
+/* The @nroots processes of @roots still alive (same start time; a start
+ * of 0 takes any) and their live descendants (their children, theirs...),
+ * parents first, from one scan of /proc, into *@out (the caller frees it):
+ * how many, or a negative errno. */
+int proc_tree(const struct proc_ent *roots, int nroots, struct proc_ent **out);
 
 #endif

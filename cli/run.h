@@ -24,6 +24,15 @@ enum gstate { G_FREE, G_STARTING, G_READY, G_STOPPING };
 
 struct run_udp_end;
 
+/* A process of a generation's tree (run_gen.c): its identity, and a pidfd
+ * (-1: none; then signalled by pid after a check of its start time). */
+struct gen_proc {
+	pid_t pid;
+	unsigned long long start;
+	int fd;
+	bool stopped; /* SIGSTOP sent (the kill at --grace) */
+};
+
 struct generation {
 	enum gstate state;
 	unsigned id;
@@ -39,6 +48,12 @@ struct generation {
 	 * from which the SIGKILL may go (0: not retired yet) */
 	struct run_udp_end *uend;
 	unsigned long long ukill_at;
+	/* its process tree, noted when it was told to stop and at the kill:
+	 * workers that outlive their master are still its own (it is not
+	 * finished while one lives), and killed at --grace */
+	struct gen_proc *tree;
+	int ntree;
+	bool tree_killed;
 	/* its listeners, noted while its processes were alive: the policy's
 	 * counters of each are read for its report */
 	int nck;

@@ -250,85 +250,129 @@ static void signal_gen(struct generation *g, int sig)
 			kill(g->pid[w], sig);
 }
 
-/* Stop (SIGSTOP) the process @e, when it still is that process (same start
- * time), through a pidfd kept in *@fd (-1 without one: kill() then). */
-static bool freeze(const struct proc_ent *e, int *fd)
+/* At most this many pidfds per generation (run's own fds are few, and its
+ * limit may be 1024); past them, a start-time check before each signal. */
+#define TREE_PIDFDS 256
+
+/* @p still that process: its pidfd not readable (a pidfd reads when its
+ * process has exited), or the same start time. */
+static bool proc_alive(const struct gen_proc *p)
 {
-	*fd = -1;
-#ifdef SYS_pidfd_open
-	*fd = (int)syscall(SYS_pidfd_open, e->pid, 0);
-#endif
-	if (proc_start_time(e->pid) != e->start) {
-		if (*fd >= 0)
-			close(*fd);
-		*fd = -1;
-		return false;
-	}
+	struct pollfd pf = {.fd = p->fd, .events = POLLIN};
+
+	if (p->fd >= 0)
+		return poll(&pf, 1, 0) == 0;
+	return proc_start_time(p->pid) == p->start;
+}
+
+/* @sig to @p when it is still that process. */
+static void proc_signal(const struct gen_proc *p, int sig)
+{
 #ifdef SYS_pidfd_send_signal
-	if (*fd >= 0)
-		return syscall(SYS_pidfd_send_signal, *fd, SIGSTOP, NULL, 0) == 0;
+	if (p->fd >= 0 && syscall(SYS_pidfd_send_signal, p->fd, sig, NULL, 0) == 0)
+		return;
+	if (p->fd >= 0 && errno != ENOSYS)
+		return; /* ESRCH: gone */
 #endif
-	return kill(e->pid, SIGSTOP) == 0;
+	if (proc_start_time(p->pid) == p->start)
+		kill(p->pid, sig);
+}
+
+/* The tree of @g's live processes and of those noted before, from one scan
+ * of /proc, into g->tree (those not in it yet, each with a pidfd taken now
+ * and checked by its start time): how many new, or -1 when the scan or
+ * the memory failed (what was found is kept). */
+static int note_tree(struct generation *g)
+{
+	struct proc_ent *roots = calloc((size_t)(g->nw + g->ntree) + 1, sizeof(*roots)), *t;
+	struct gen_proc *v;
+	int nroots = 0, k, fresh = 0;
+
+	if (!roots)
+		return -1;
+	for (int w = 0; w < g->nw; w++)
+		if (g->pid[w] > 0)
+			roots[nroots++] = (struct proc_ent){g->pid[w], g->start[w]};
+	for (int i = 0; i < g->ntree; i++)
+		roots[nroots++] = (struct proc_ent){g->tree[i].pid, g->tree[i].start};
+	k = proc_tree(roots, nroots, &t);
+	free(roots);
+	if (k < 0)
+		return -1;
+	v = realloc(g->tree, (size_t)(g->ntree + k + 1) * sizeof(*v));
+	if (!v) {
+		free(t);
+		return -1;
+	}
+	g->tree = v;
+	for (int i = 0; i < k; i++) {
+		struct gen_proc *p = &g->tree[g->ntree];
+		int j = 0;
+
+		while (j < g->ntree &&
+		       (g->tree[j].pid != t[i].pid || g->tree[j].start != t[i].start))
+			j++;
+		if (j < g->ntree)
+			continue;
+		*p = (struct gen_proc){.pid = t[i].pid, .start = t[i].start, .fd = -1};
+#ifdef SYS_pidfd_open
+		if (g->ntree < TREE_PIDFDS)
+			p->fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+#endif
+		/* the pid may have been reused between the scan and the pidfd */
+		if (proc_start_time(p->pid) != p->start) {
+			if (p->fd >= 0)
+				close(p->fd);
+			continue;
+		}
+		g->ntree++;
+		fresh++;
+	}
+	free(t);
+	return fresh;
+}
+
+/* Any process of @g's noted tree still alive. */
+static bool tree_live(const struct generation *g)
+{
+	for (int i = 0; i < g->ntree; i++)
+		if (proc_alive(&g->tree[i]))
+			return true;
+	return false;
+}
+
+static void tree_free(struct generation *g)
+{
+	for (int i = 0; i < g->ntree; i++)
+		if (g->tree[i].fd >= 0)
+			close(g->tree[i].fd);
+	free(g->tree);
+	g->tree = NULL;
+	g->ntree = 0;
 }
 
 /* SIGKILL for @g's processes and every process they forked: the workers
- * of a pre-fork server outlive a master killed alone, and go on serving
- * from their sockets. The tree is stopped first, scanned again until no
- * new process shows (a stopped process forks no more), then killed; a
- * pid is signalled through a pidfd taken while it was in the tree, so a
- * pid reused meanwhile is never one. */
+ * of a pre-fork server outlive a master killed alone (or one that exits
+ * first), and go on serving from their sockets. Once per generation: its
+ * tree (noted at its stop, and its processes' descendants now) is stopped,
+ * scanned again until no new process shows (a stopped process forks no
+ * more), then killed; later ticks signal its own processes alone. */
 static void kill_gen(struct generation *g)
 {
-	struct proc_ent *seen = NULL, *t = NULL;
-	int *fd = NULL, n = 0, cap = 0;
 	bool more = true;
 
-	for (int round = 0; round < 8 && more; round++) {
-		more = false;
-		for (int w = 0; w < g->nw; w++) {
-			int k = g->pid[w] > 0 ? proc_descendants(g->pid[w], &t) : 0;
-
-			for (int i = 0; i < k; i++) {
-				int j = 0, *nf;
-
-				while (j < n &&
-				       (seen[j].pid != t[i].pid || seen[j].start != t[i].start))
-					j++;
-				if (j < n)
-					continue;
-				if (n == cap) {
-					struct proc_ent *ns;
-
-					cap = cap ? 2 * cap : 16;
-					ns = realloc(seen, (size_t)cap * sizeof(*ns));
-					nf = realloc(fd, (size_t)cap * sizeof(*nf));
-					if (ns)
-						seen = ns;
-					if (nf)
-						fd = nf;
-					if (!ns || !nf)
-						break; /* the roots below, at least */
-				}
-				seen[n] = t[i];
-				more |= freeze(&seen[n], &fd[n]);
-				n++;
+	for (int round = 0; !g->tree_killed && round < 8 && more; round++) {
+		more = note_tree(g) > 0 || round == 0;
+		for (int i = 0; i < g->ntree; i++)
+			if (!g->tree[i].stopped) {
+				proc_signal(&g->tree[i], SIGSTOP);
+				g->tree[i].stopped = true;
 			}
-			free(t);
-			t = NULL;
-		}
 	}
-	for (int i = 0; i < n; i++) {
-		if (fd[i] >= 0) {
-#ifdef SYS_pidfd_send_signal
-			syscall(SYS_pidfd_send_signal, fd[i], SIGKILL, NULL, 0);
-#endif
-			close(fd[i]);
-		} else if (proc_start_time(seen[i].pid) == seen[i].start) {
-			kill(seen[i].pid, SIGKILL);
-		}
-	}
-	free(seen);
-	free(fd);
+	if (!g->tree_killed)
+		for (int i = 0; i < g->ntree; i++)
+			proc_signal(&g->tree[i], SIGKILL);
+	g->tree_killed = true;
 	signal_gen(g, SIGKILL);
 }
 
@@ -380,6 +424,7 @@ void run_stop_generation(struct runner *r, struct generation *g)
 	if (r->listen_fd < 0 && (r->h.lh || run_gen_state(r, G_READY)))
 		drain_generation(r, g);
 	run_udp_drain(r, g);
+	note_tree(g); /* its workers, before a master that exits first leaves them */
 	signal_gen(g, r->stop_sig);
 }
 
@@ -387,14 +432,16 @@ void run_stop_generation(struct runner *r, struct generation *g)
  * its UDP sockets, if any, has ended). */
 static void gen_finish(struct runner *r, struct generation *g)
 {
-	if (g->state == G_FREE || gen_live(g) || run_udp_end_busy(r, g))
+	if (g->state == G_FREE || gen_live(g) || run_udp_end_busy(r, g) || tree_live(g))
 		return;
 	if (g->state == G_STOPPING) {
 		if (g->ready)
 			run_gen_finished(r, g);
 		g->state = G_FREE;
+		tree_free(g);
 	} else if (g->adopted) {
 		g->state = G_FREE; /* the previous run's server went by itself */
+		tree_free(g);
 	}
 }
 

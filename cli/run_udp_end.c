@@ -62,7 +62,7 @@ struct run_udp_end {
 	int port;
 	uint32_t ugen;
 	int npid;
-	pid_t pid[MAX_WORKERS];
+	pid_t *pid;	       /* its processes, and those of its tree run noted */
 	bool measure;	       /* SOCKMIG_RUN_NO_RETIRE: measure the queues, retire none */
 	unsigned long long ms; /* the whole retire's time: retire_ms() */
 	/* its members */
@@ -491,6 +491,7 @@ static void collect(struct runner *r, struct generation *g)
 		k->n++;
 	}
 	free(e->m);
+	free(e->pid);
 	free(e);
 	g->uend = NULL;
 	g->ukill_at = now_ms() + TICK_MS;
@@ -525,8 +526,13 @@ bool run_udp_end(struct runner *r, struct generation *g)
 	e->ms = retire_ms(); /* read here: run's main thread alone reads its environment */
 	e->port = r->port;
 	e->ugen = g->ugen;
-	e->npid = g->nw;
-	memcpy(e->pid, g->pid, sizeof(e->pid));
+	/* its processes and their workers (the members of a generation
+	 * adopted from a killed run are known by pid alone) */
+	e->pid = calloc((size_t)(g->nw + g->ntree) + 1, sizeof(*e->pid));
+	for (int w = 0; e->pid && w < g->nw; w++)
+		e->pid[e->npid++] = g->pid[w];
+	for (int i = 0; e->pid && i < g->ntree; i++)
+		e->pid[e->npid++] = g->tree[i].pid;
 	e->measure = off && strcmp(off, "1") == 0;
 	atomic_init(&e->done, false);
 	if (pthread_create(&e->th, NULL, end_thread, e) != 0) {
@@ -534,6 +540,7 @@ bool run_udp_end(struct runner *r, struct generation *g)
 			"sockmig run: generation %u: no thread to retire its UDP sockets: "
 			"killed with what they have queued\n",
 			g->id);
+		free(e->pid);
 		free(e);
 		g->ukill_at = now_ms();
 		return true;

@@ -154,18 +154,19 @@ static pid_t pid_line(const struct ienv *e, const char *name, int n)
 /*
  * --grace's SIGKILL ends a generation's whole process tree: a server whose
  * master forked a worker that ignores the stop signal (here a sleep,
- * forked before the master execs the test server) and which does not stop
- * by itself (--stop-signal WINCH, ignored). Killing the master alone left
- * the worker running, reparented, out of run's sight. Generation 1's
- * worker is gone after the reload's --grace, generation 2's after run's
- * stop; generation 2's lives until then.
+ * forked before the master execs the test server). With --stop-signal
+ * WINCH (ignored) the master does not stop by itself; with TERM it exits
+ * at once and leaves its worker behind. Either way the worker ran on,
+ * reparented, out of run's sight: killed with its master, or never.
+ * Generation 1's worker is gone after the reload's --grace, generation 2's
+ * after run's stop; generation 2's lives until then.
  */
-SM_TEST(run_grace_kills_the_whole_process_tree)
+static int grace_kills_tree(const char *stop_sig)
 {
 	struct ienv e;
-	char bin[128], script[192], port[16];
-	char *args[] = {"run",	 "--port", port,   "--grace", "1", "--stop-signal",
-			"WINCH", "--",	   script, port,      NULL};
+	char bin[128], script[192], port[16], sig[16];
+	char *args[] = {"run", "--port", port,	 "--grace", "1", "--stop-signal",
+			sig,   "--",	 script, port,	    NULL};
 	pid_t run = 0, w1 = 0, w2 = 0;
 	int ret = SM_FAIL, st;
 	FILE *f;
@@ -175,6 +176,7 @@ SM_TEST(run_grace_kills_the_whole_process_tree)
 	if (!it_test_server(&e, false, bin, sizeof(bin)))
 		return SKIP("no test server: make builds it");
 	snprintf(port, sizeof(port), "%d", RPORT);
+	snprintf(sig, sizeof(sig), "%s", stop_sig);
 	snprintf(script, sizeof(script), "%s/tree.sh", e.dir);
 	f = fopen(script, "w");
 	if (!ASSERT_TRUE(f != NULL, "the server's script"))
@@ -204,8 +206,25 @@ out:
 		it_show_log(&e, "run.log");
 	if (run > 0)
 		tp_stop(run);
+	if (w1 > 0 && rt_alive(w1))
+		kill(w1, SIGKILL);
+	if (w2 > 0 && rt_alive(w2))
+		kill(w2, SIGKILL);
 	it_teardown(&e, RPORT);
 	return ret;
+}
+
+/* A master that ignores the stop signal: killed at --grace with its worker. */
+SM_TEST(run_grace_kills_the_whole_process_tree)
+{
+	return grace_kills_tree("WINCH");
+}
+
+/* A master that exits at the stop signal and leaves its worker running:
+ * the worker is still its generation's, killed at --grace. */
+SM_TEST(run_grace_kills_workers_their_master_left)
+{
+	return grace_kills_tree("TERM");
 }
 
 /* Issue 9, item 12: a command that cannot start, natively and with --handoff:

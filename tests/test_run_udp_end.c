@@ -395,7 +395,8 @@ SM_LONG(run_udp_retire_takes_a_generation_out_at_once, 60)
 		goto out;
 	ret = SM_PASS;
 out:
-	for (int i = 0; i < n; i++)
+	/* on a failure they may be alive and stopped (killed when it passed) */
+	for (int i = 0; ret != SM_PASS && i < n; i++)
 		if (pids[i] > 0)
 			kill(pids[i], SIGCONT);
 	if (ret != SM_PASS)
