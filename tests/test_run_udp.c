@@ -304,10 +304,11 @@ static int report_exact(bool kill_it)
 out:
 	if (ret != SM_PASS)
 		it_show_log(&e, "run.log");
-	/* generation 2 ignores run's stop signal (WINCH) and --grace is 30 s
-	 * here: stopped by the case, so that run ends before the teardown's
-	 * SIGKILL would leave its files behind */
-	if (!kill_it && pid2 > 0)
+	/* generation 2 ignores run's stop signal (WINCH) and --grace (30 s,
+	 * or 3) outlasts the teardown's 3 s: stopped by the case, so that run
+	 * ends before the teardown's SIGKILL would leave it and its files
+	 * behind */
+	if (pid2 > 0)
 		kill(pid2, SIGTERM);
 	ru_teardown(&e, run, &r, have);
 	return ret;
