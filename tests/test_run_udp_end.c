@@ -44,6 +44,32 @@ static char proc_state(int pid)
 	return p && p[1] == ' ' ? p[2] : 0;
 }
 
+/* Generation 1's kill at --grace in run.log within @ms: its report's
+ * line shown, and bytes still queued (> 0: its server stopped reading) and
+ * FLOWS flows moved to the working generation. */
+static bool stuck_kill_reported(const struct ienv *e, int ms)
+{
+	unsigned long long bytes = 0, flows = 0;
+	char line[1024] = "";
+	const char *at;
+
+	if (!ASSERT_TRUE(rt_wait_log(e, "run.log", "generation 1 killed with ", 1, ms),
+			 "generation 1 killed") ||
+	    !ASSERT_TRUE(ru_log_line(e, "run.log", "generation 1 killed with ", line, sizeof(line)),
+			 "its report"))
+		return false;
+	printf("%s", line);
+	at = strstr(line, "at --grace: generation 1 killed with ");
+	return ASSERT_TRUE(at != NULL, "generation 1 first in its report") &&
+	       ASSERT_EQ(sscanf(at,
+				"at --grace: generation 1 killed with %llu bytes queued, %llu "
+				"flows moved to the working generation",
+				&bytes, &flows),
+			 2, "bytes and flows") &&
+	       ASSERT_GT(bytes, 0, "bytes still queued at the kill (the server did not read)") &&
+	       ASSERT_EQ(flows, FLOWS, "flows moved to the working generation");
+}
+
 /*
  * A server that has stopped reading at --grace (generation 1 SIGSTOPped,
  * FLOWS datagrams of its flows queued on its socket): the retire takes its
@@ -57,13 +83,11 @@ SM_LONG(run_udp_retire_stuck_server, 60)
 {
 	struct ienv e;
 	struct ur_rig r = {.cep = -1, .ep = -1};
-	char bin[128], script[160], line[1024];
+	char bin[128], script[160];
 	char *extra[] = {"--proto", "udp", "--stop-signal", "WINCH", "--grace", "1", "--max-old",
 			 "2",	    NULL};
 	char *cmd[] = {"sh", "-c", script, bin, NULL};
-	unsigned long long bytes = 0, flows = 0;
 	int ret = SM_FAIL, pid1 = 0, t;
-	const char *at;
 	bool have;
 	pid_t run;
 
@@ -102,22 +126,7 @@ SM_LONG(run_udp_retire_stuck_server, 60)
 	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 3 ready", 1, 5000),
 			 "generation 3 ready") ||
 	    !ASSERT_EQ(proc_state(pid1), 'T', "generation 1 still alive (stopped) then") ||
-	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 killed with ", 1, 5000),
-			 "generation 1 killed") ||
-	    !ASSERT_TRUE(
-		    ru_log_line(&e, "run.log", "generation 1 killed with ", line, sizeof(line)),
-		    "its report"))
-		goto out;
-	printf("%s", line);
-	at = strstr(line, "at --grace: generation 1 killed with ");
-	if (!ASSERT_TRUE(at != NULL, "generation 1 first in its report") ||
-	    !ASSERT_EQ(sscanf(at,
-			      "at --grace: generation 1 killed with %llu bytes queued, %llu "
-			      "flows moved to the working generation",
-			      &bytes, &flows),
-		       2, "bytes and flows") ||
-	    !ASSERT_GT(bytes, 0, "bytes still queued at the kill (the server did not read)") ||
-	    !ASSERT_EQ(flows, FLOWS, "flows moved to the working generation"))
+	    !stuck_kill_reported(&e, 5000))
 		goto out;
 	ret = SM_PASS;
 out:
@@ -303,12 +312,10 @@ SM_LONG(run_udp_retire_takes_a_generation_out_at_once, 60)
 {
 	struct ienv e;
 	struct ur_rig r = {.cep = -1, .ep = -1};
-	char bin[128], script[160], line[1024];
+	char bin[128], script[160];
 	char *extra[] = {"--proto", "udp", "--stop-signal", "WINCH", "--grace", "1", NULL};
 	char *cmd[] = {"sh", "-c", script, bin, NULL};
 	int ret = SM_FAIL, pids[WORKERS] = {0}, n = 0, in = WORKERS, t, answered = 0;
-	unsigned long long bytes = 0, flows = 0;
-	const char *at;
 	bool have;
 	pid_t run;
 
@@ -364,22 +371,7 @@ SM_LONG(run_udp_retire_takes_a_generation_out_at_once, 60)
 		if (!ASSERT_EQ(proc_state(pids[i]), 'T', "generation 1 stopped during round 3"))
 			goto out;
 	if (!ASSERT_EQ(answered, FLOWS, "round 3 answered (by generation 2) in full") ||
-	    !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 killed with ", 1, 10000),
-			 "generation 1 killed") ||
-	    !ASSERT_TRUE(
-		    ru_log_line(&e, "run.log", "generation 1 killed with ", line, sizeof(line)),
-		    "its report"))
-		goto out;
-	printf("%s", line);
-	at = strstr(line, "at --grace: generation 1 killed with ");
-	if (!ASSERT_TRUE(at != NULL, "generation 1 first in its report") ||
-	    !ASSERT_EQ(sscanf(at,
-			      "at --grace: generation 1 killed with %llu bytes queued, %llu "
-			      "flows moved to the working generation",
-			      &bytes, &flows),
-		       2, "bytes and flows") ||
-	    !ASSERT_GT(bytes, 0, "bytes still queued at the kill (the server did not read)") ||
-	    !ASSERT_EQ(flows, FLOWS, "flows moved to the working generation") ||
+	    !stuck_kill_reported(&e, 10000) ||
 	    !ASSERT_EQ(it_log_count(&e, "run.log", "not retired"), 0, "every socket retired"))
 		goto out;
 	/* the SIGKILL took the workers too, not the master alone */
