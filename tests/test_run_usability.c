@@ -44,9 +44,13 @@ static int without_reuseport(char *const extra[], int starts)
 {
 	struct runenv re = {.wrap = true};
 	struct lg_result r;
+	char why[200];
 	int ret, rfd;
 	pid_t lpid;
 
+	/* without migration run hands its listener over from the start */
+	if (!tu_kernel_migrates(why, sizeof(why)))
+		return SKIP("%s: run hands its listener over from the start", why);
 	setenv("TEST_NO_REUSEPORT", "1", 1);
 	ret = rt_run_start(&re, extra);
 	if (ret != SM_PASS) {
@@ -116,9 +120,13 @@ SM_TEST(run_first_start_wording)
 	struct ienv e;
 	char port[16];
 	char *args[] = {"run", "--port", port, "--ready-timeout", "1", "--", "sleep", "30", NULL};
+	char why[200];
 	int ret = SM_FAIL, st;
 	pid_t run;
 
+	/* with the hand-off run cannot see whether the server listens */
+	if (!tu_kernel_migrates(why, sizeof(why)))
+		return SKIP("%s: run hands its listener over and cannot see a listen", why);
 	if (!it_setup(&e, I_NONE))
 		return SKIP("no .output/sockmig: run from the repository root");
 	snprintf(port, sizeof(port), "%d", RPORT);
