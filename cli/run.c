@@ -193,10 +193,9 @@ int do_run(int argc, char **argv)
 				      : "--stop-start (the holder)");
 		return 2;
 	}
-	if (r.udp && (activation || r.handoff)) {
-		cli_error("run: --proto all: %s would leave UDP uncovered (the shim registers no "
-			  "UDP socket with it)",
-			  activation ? "--socket-activation" : "--handoff");
+	if (r.udp && activation) {
+		cli_error("run: --proto all: --socket-activation would leave UDP uncovered (the "
+			  "shim registers no UDP socket with it)");
 		return 2;
 	}
 	/* --socket-activation or --handoff: the listener is opened below */
@@ -228,8 +227,8 @@ int do_run(int argc, char **argv)
 			r.listen_fd = 0;
 			r.handoff = true;
 			if (r.udp)
-				printf("sockmig run: --proto all: the listener hand-off is TCP "
-				       "only; UDP is not covered\n");
+				printf("sockmig run: --proto all: TCP by the listener hand-off, "
+				       "UDP by its group (no migration needed)\n");
 		}
 	}
 	if ((r.handoff || r.udp) && !run_find_preload(r.preload, sizeof(r.preload))) {

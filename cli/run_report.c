@@ -45,10 +45,13 @@ void run_note_listeners(struct runner *r)
 void run_gen_finished(struct runner *r, struct generation *g)
 {
 	if (r->listen_fd >= 0) {
+		unsigned long long took = now_ms() - g->stopping;
+
 		printf("%s report: generation %u stopped in %llu ms; the listener is "
 		       "sockmig run's: nothing to migrate\n",
-		       r->stopping ? "stop" : "reload", g->id, now_ms() - g->stopping);
+		       r->stopping ? "stop" : "reload", g->id, took);
 		fflush(stdout);
+		run_udp_report(r, g->id, false, took); /* --proto all: its UDP line */
 		return;
 	}
 	/* its members stay in the group a few seconds after they closed */

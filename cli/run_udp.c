@@ -69,10 +69,10 @@ void run_udp_child_env(const struct runner *r, const struct generation *g)
 		pre = NULL;
 	setenv("LD_PRELOAD", pre ? pre : r->preload, 1);
 	free(pre);
-	if (r->handoff) {
+	if (r->handoff) /* TCP: run's listener, handed to the server's bind() */
 		setenv("SOCKMIG_HANDOFF", "1", 1);
+	if (!r->udp)
 		return;
-	}
 	snprintf(gen, sizeof(gen), "%u", g->ugen);
 	/* --proto all with SOCKMIG_REUSEPORT=1 asked for (a TCP listener
 	 * without SO_REUSEPORT: run's own advice): both */
@@ -286,7 +286,7 @@ void run_udp_reload_start(struct runner *r, const struct generation *cur)
 	struct sockmig_udp_group **grp;
 	int n;
 
-	if (!r->udp || r->handoff)
+	if (!r->udp)
 		return;
 	run_udp_mark_now(r);
 	r->udp_start_ms = now_ms();
@@ -305,7 +305,7 @@ void run_udp_flip(struct runner *r, const struct generation *st)
 	int n;
 
 	(void)st;
-	if (!r->udp || r->handoff)
+	if (!r->udp)
 		return;
 	read_flows(r, &r->udp_flip);
 	n = run_udp_open_groups(r->port, &grp);
@@ -319,7 +319,7 @@ void run_udp_drain(struct runner *r, const struct generation *g)
 	struct sockmig_udp_group **grp;
 	int n;
 
-	if (!r->udp || r->handoff || !g->ugen)
+	if (!r->udp || !g->ugen)
 		return;
 	n = run_udp_open_groups(r->port, &grp);
 	/* -EBUSY (its members are the last active ones: run stops) and
@@ -353,13 +353,6 @@ void run_udp_report(struct runner *r, unsigned id, bool older, unsigned long lon
 
 	if (!r->udp)
 		return;
-	if (r->handoff) {
-		printf("%s report (udp): generation %u stopped in %llu ms; UDP is not covered "
-		       "with the listener hand-off\n",
-		       r->stopping ? "stop" : "reload", id, took_ms);
-		fflush(stdout);
-		return;
-	}
 	udp_since_mark(r, &d);
 	run_udp_mark_now(r); /* the next report's counts start here */
 	read_flows(r, &after);
@@ -399,7 +392,7 @@ void run_udp_leave(struct runner *r)
 	struct sockmig_udp_group **grp;
 	int n;
 
-	if (!r->udp || r->handoff)
+	if (!r->udp)
 		return;
 	n = run_udp_open_groups(r->port, &grp);
 	/* a group with a live member is someone's: another server's socket;

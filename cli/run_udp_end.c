@@ -512,7 +512,7 @@ bool run_udp_end(struct runner *r, struct generation *g)
 	struct run_udp_end *e;
 	const char *off = getenv("SOCKMIG_RUN_NO_RETIRE");
 
-	if (!r->udp || r->handoff || !g->ready)
+	if (!r->udp || !g->ready)
 		return true;
 	if (run_udp_end_busy(r, g))
 		return false;

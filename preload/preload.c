@@ -412,8 +412,11 @@ SHIM_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 		set_reuseport(fd, SHIM_SA(addr), len);
 	ret = shim_real.bind(fd, SHIM_SA(addr), len);
 	/* UDP: registered once bound (a port, not 0); listen() does it for
-	 * TCP. Not with SOCKMIG_HANDOFF (no BPF there). */
-	if (ret != 0 || shim_busy || shim_cfg.disabled || shim_cfg.handoff ||
+	 * TCP. With SOCKMIG_HANDOFF (no BPF for TCP) only when asked for
+	 * (SOCKMIG_REUSEPORT=udp: sockmig run --proto all where the kernel
+	 * cannot migrate, and UDP groups need no migration). */
+	if (ret != 0 || shim_busy || shim_cfg.disabled ||
+	    (shim_cfg.handoff && !(shim_cfg.reuseport & SHIM_REUSEPORT_UDP)) ||
 	    shim_cfg.udp_mode == SHIM_UDP_OFF || !shim_udp_candidate(SHIM_SA(addr), len) ||
 	    !table_owner())
 		return ret;
