@@ -36,7 +36,7 @@ pid_t rt_spawn_sockmig(struct ienv *e, const char *log, char *const args[])
 
 bool rt_wait_serving(int port)
 {
-	return it_probe_reply(port, 3000) > 0;
+	return it_probe_reply(port, RT_START_MS) > 0;
 }
 
 /* Wait up to @ms for @n lines of dir/@log that contain @what. */
@@ -52,6 +52,7 @@ bool rt_wait_log(const struct ienv *e, const char *log, const char *what, int n,
 int rt_run_start(struct runenv *re, char *const extra[])
 {
 	char *args[24];
+	unsigned long long t0;
 	int n = 0;
 
 	if (!it_setup(&re->e, I_NONE))
@@ -89,7 +90,11 @@ int rt_run_start(struct runenv *re, char *const extra[])
 	args[n++] = re->port;
 	args[n] = NULL;
 	re->run = rt_spawn_sockmig(&re->e, "run.log", args);
-	re->reply = it_probe_reply(RPORT, 3000);
+	t0 = burst_now_ms();
+	re->reply = it_probe_reply(RPORT, RT_START_MS);
+	if (burst_now_ms() - t0 > 3000)
+		printf("(the server first answered under sockmig run after %llu ms)\n",
+		       burst_now_ms() - t0);
 	if (ASSERT_GT(re->reply, 0, "the server answers under sockmig run") &&
 	    ASSERT_TRUE(rt_wait_log(&re->e, "run.log", "ready in", 1, 10000), "generation 1 ready"))
 		return SM_PASS;

@@ -16,6 +16,10 @@
 
 #define RPORT	35000
 #define RUN_BIN "./.output/sockmig"
+/* A server's first answer, at most (ms): run probes the kernel and loads
+ * its programs first, seconds under emulation (QEMU's TCG); the wait ends
+ * at the first answer. */
+#define RT_START_MS 20000
 
 struct runenv {
 	struct ienv e;
@@ -27,7 +31,7 @@ struct runenv {
 
 /* Start `sockmig ARGS...` in the background, output to dir/@log. */
 pid_t rt_spawn_sockmig(struct ienv *e, const char *log, char *const args[]);
-/* The server on @port answers within 3 s. */
+/* The server on @port answers within RT_START_MS. */
 bool rt_wait_serving(int port);
 /* Wait up to @ms for @n lines of dir/@log that contain @what. */
 bool rt_wait_log(const struct ienv *e, const char *log, const char *what, int n, int ms);

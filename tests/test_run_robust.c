@@ -535,7 +535,7 @@ SM_TEST(run_notify_socket_not_squattable)
 	if (!ASSERT_TRUE(read(bound[0], &go, 1) == 1, "uid 65534 took run's abstract name") ||
 	    !ASSERT_TRUE(write(gate[1], &go, 1) == 1, "run goes"))
 		goto out;
-	re.reply = it_probe_reply(RPORT, 3000);
+	re.reply = it_probe_reply(RPORT, RT_START_MS);
 	if (!ASSERT_GT(re.reply, 0, "sockmig run starts the server") ||
 	    !ASSERT_TRUE(rt_wait_log(&re.e, "run.log", "ready in", 1, 10000), "generation 1 ready"))
 		goto out;
