@@ -16,9 +16,9 @@
 
 #define RPORT	35000
 #define RUN_BIN "./.output/sockmig"
-/* A server's first answer, at most (ms): run probes the kernel and loads
- * its programs first, seconds under emulation (QEMU's TCG); the wait ends
- * at the first answer. */
+/* A server's first answer, or a daemon's first line, at most (ms): run,
+ * attach and hold probe the kernel and load their programs first, seconds
+ * under emulation (QEMU's TCG); the wait ends at the first answer. */
 #define RT_START_MS 20000
 
 struct runenv {

@@ -61,7 +61,7 @@ static bool into_800ms_backoff(struct runenv *re)
 		return false;
 	fail_from_now(re, true);
 	kill(victim, SIGKILL);
-	return ASSERT_TRUE(rt_wait_log(&re->e, "run.log", "restarting in 800 ms", 1, 3000),
+	return ASSERT_TRUE(rt_wait_log(&re->e, "run.log", "restarting in 800 ms", 1, RT_START_MS),
 			   "run waits 800 ms before the next restart");
 }
 
@@ -112,7 +112,7 @@ SM_TEST(run_worker_death_then_reloads)
 	/* generation 1 has no process left: generations 2, 3 and 4 replace it */
 	for (int gen = 2; gen <= 4; gen++) {
 		kill(re.run, SIGHUP);
-		if (!ASSERT_TRUE(rt_wait_log(&re.e, "run.log", "ready in", gen, 3000),
+		if (!ASSERT_TRUE(rt_wait_log(&re.e, "run.log", "ready in", gen, RT_START_MS),
 				 "the next generation is ready"))
 			goto out;
 		printf("generation %d ready\n", gen);
@@ -442,8 +442,9 @@ SM_TEST(reload_stale_pidfile_other_daemon)
 		goto out;
 	at = rt_spawn_sockmig(&e, "attach.log", attach);
 	ho = rt_spawn_sockmig(&e, "hold.log", hold);
-	if (!ASSERT_TRUE(rt_wait_log(&e, "attach.log", "registered", 1, 2000), "attach runs") ||
-	    !ASSERT_TRUE(rt_wait_log(&e, "hold.log", "holding port", 1, 2000), "hold runs"))
+	if (!ASSERT_TRUE(rt_wait_log(&e, "attach.log", "registered", 1, RT_START_MS),
+			 "attach runs") ||
+	    !ASSERT_TRUE(rt_wait_log(&e, "hold.log", "holding port", 1, RT_START_MS), "hold runs"))
 		goto out;
 	/* what a killed run leaves when its pid is taken again by attach */
 	rt_daemon_file(path, sizeof(path), "run-35000.pid");
@@ -607,7 +608,7 @@ static int killed_then_restarted(const char *kind)
 	for (int i = 0; i < 2; i++) {
 		snprintf(log, sizeof(log), "%s%d.log", kind, i + 1);
 		d[i] = rt_spawn_sockmig(&e, log, args);
-		if (!ASSERT_TRUE(rt_wait_log(&e, log, ready, 1, 3000), "the daemon runs") ||
+		if (!ASSERT_TRUE(rt_wait_log(&e, log, ready, 1, RT_START_MS), "the daemon runs") ||
 		    !ASSERT_EQ(rt_pidfile_pid(name), d[i], "the pid file names the daemon"))
 			goto out;
 		if (i == 0) {
