@@ -5,11 +5,14 @@
  * sockets, and those that reach them until the process is gone. So before
  * it, run takes the generation's draining UDP members out of the groups'
  * socket arrays at once (sockmig_udp_generation_cutoff(): their flows go on
- * to the working generation from their next datagram), retires those still
- * active (sockmig_udp_member_retire(), SOCKMIG_UDP_RETIRE_FLOWS_OK: run's
- * last generation at its stop), and waits until the server, still running,
- * has read their queues. Then run closes its copies, waits one tick (the
- * server answers what it read last), and kills.
+ * to the working generation from their next datagram), retires one by one
+ * those draining members the cutoff missed (sockmig_udp_member_retire(),
+ * SOCKMIG_UDP_RETIRE_FLOWS_OK: a generation adopted from a killed run, a
+ * member that joined late), leaves those still active where they are (run's
+ * last generation at its stop: there is no other generation to move their
+ * flows to), and waits until the server, still running, has read all their
+ * queues. Then run closes its copies, waits one tick (the server answers
+ * what it read last), and kills.
  *
  * The sockets are the server's: run takes a copy of each with
  * pidfd_getfd() (it started the process: the same rights). sock_diag gives
@@ -70,10 +73,12 @@ struct run_udp_end {
 	struct end_member {
 		char group[SOCKMIG_NAME_MAX];
 		uint64_t cookie;
-		pid_t pid; /* the process that registered it */
-		int fd;	   /* run's copy; -1: not looked for yet, -2: none, -3: retired */
-		bool look; /* looked for in the process take_fds() reads */
-		bool wait; /* cut off: its queue waited for with the others' */
+		pid_t pid;   /* the process that registered it */
+		int fd;	     /* run's copy; -1: not looked for yet, -2: none, -3: retired,
+			    * -4: active, none taken */
+		bool look;   /* looked for in the process take_fds() reads */
+		bool wait;   /* cut off: its queue waited for with the others' */
+		bool active; /* still active: no other generation of its group */
 	} * m;
 	/* out */
 	int not_retired;
@@ -125,6 +130,7 @@ static void find_members(struct run_udp_end *e)
 			e->m[e->n].cookie = mi[j].cookie;
 			e->m[e->n].pid = (pid_t)mi[j].pid;
 			e->m[e->n].look = e->m[e->n].wait = false;
+			e->m[e->n].active = mi[j].role == SOCKMIG_ROLE_ACTIVE;
 			e->m[e->n++].fd = -1;
 		}
 		free(mi);
@@ -334,16 +340,17 @@ static uint64_t queued(const struct run_udp_end *e)
 				bytes += ls[j].queue;
 				seen = true;
 			}
-		if (!seen && ioctl(e->m[i].fd, SIOCINQ, &first) == 0 && first > 0)
+		if (!seen && e->m[i].fd >= 0 && ioctl(e->m[i].fd, SIOCINQ, &first) == 0 &&
+		    first > 0)
 			bytes += (uint64_t)first;
 	}
 	free(ls);
 	return bytes;
 }
 
-/* The cut-off members' queues, read by their servers until @until (at
- * least RETIRE_MIN_MS from now), then what is left counted and run's
- * copies closed. */
+/* The queues of the cut-off and the active members, read by their servers
+ * until @until (at least RETIRE_MIN_MS from now), then what is left
+ * counted and run's copies closed. */
 static void wait_queues(struct run_udp_end *e, unsigned long long until)
 {
 	struct timespec nap = {0, 10 * 1000000L};
@@ -361,7 +368,8 @@ static void wait_queues(struct run_udp_end *e, unsigned long long until)
 	e->bytes += left;
 	for (int i = 0; i < e->n; i++)
 		if (e->m[i].wait) {
-			close(e->m[i].fd);
+			if (e->m[i].fd >= 0)
+				close(e->m[i].fd);
 			e->m[i].fd = -3; /* retired */
 			e->m[i].wait = false;
 		}
@@ -442,6 +450,17 @@ static void *end_thread(void *arg)
 
 	find_members(e);
 	cut_off(e);
+	/* still active (run's stop, or a group the new generation left): a
+	 * retire would only move its flows to another socket of this
+	 * generation, killed with it, and the last one refuses (-EBUSY). Its
+	 * queue is waited for with the others', by sock_diag, and no copy is
+	 * taken: one would keep a socket its server closes meanwhile in the
+	 * socket array, where its flows no longer fall to a sibling */
+	for (int i = 0; i < e->n; i++)
+		if (e->m[i].active && !e->measure) {
+			e->m[i].fd = -4;
+			e->m[i].wait = true;
+		}
 	/* process by process: its members copied, those still in the socket
 	 * array retired and their copies closed before the next process's are
 	 * taken, so that a copy of run's keeps no socket its server closed

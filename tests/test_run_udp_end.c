@@ -396,3 +396,69 @@ out:
 	ru_teardown(&e, run, &r, have);
 	return ret;
 }
+
+/*
+ * run's stop, with a pre-fork server (udp_echo -w 4) that ignores the stop
+ * signal: at --grace its generation is the last, its members still active.
+ * They stay in the group until the kill (no other generation to move
+ * their flows to), their queues waited for together, and the stop report
+ * says what was queued, no flow moved, no socket "not retired". Before, run
+ * retired them one by one into each other, and the last one, refused
+ * (the last active member), was reported not retired at every such stop.
+ */
+SM_LONG(run_udp_stop_keeps_the_last_generation_whole, 60)
+{
+	struct ienv e;
+	struct ur_rig r = {.cep = -1, .ep = -1};
+	char bin[128], script[160], line[1024] = "";
+	char *extra[] = {"--proto", "udp", "--stop-signal", "WINCH", "--grace", "1", NULL};
+	char *cmd[] = {"sh", "-c", script, bin, NULL};
+	int ret = SM_FAIL, pids[WORKERS] = {0}, n = 0, t, status;
+	unsigned long long bytes = 0, flows = 0;
+	const char *at;
+	bool have;
+	pid_t run;
+
+	if (!tu_kernel_has_pidfd_getfd())
+		return SKIP("run retires an old generation's UDP sockets on copies it takes "
+			    "with pidfd_getfd (Linux 5.6)");
+	if (!ru_setup(&e, "udp_echo", bin, sizeof(bin)))
+		return SKIP("no .output/sockmig or udp_echo: make builds them");
+	snprintf(script, sizeof(script), "exec \"$0\" %d $$ -w %d", UR_PORT, WORKERS);
+	run = ru_start_run(&e, extra, cmd);
+	have = ru_clients(&r, FLOWS);
+	if (!have || !ASSERT_TRUE(rt_wait_log(&e, "run.log", "generation 1 ready", 1, 10000),
+				  "generation 1 ready"))
+		goto out;
+	for (t = 0; t < 500 && (n = member_pids(pids, WORKERS)) < WORKERS; t++)
+		burst_sleep_ms(10);
+	if (!ASSERT_EQ(n, WORKERS, "generation 1's workers members") ||
+	    !ASSERT_OK(ur_round(&r, 0, FLOWS, 1), "round 1") ||
+	    !ASSERT_OK(kill(run, SIGTERM), "stop"))
+		goto out;
+	status = tp_wait_exit(run, 15000);
+	if (!ASSERT_EQ(status, 0, "run's exit status"))
+		goto out;
+	run = 0;
+	if (!ASSERT_TRUE(ru_log_line(&e, "run.log", "stop report (udp)", line, sizeof(line)),
+			 "the stop report"))
+		goto out;
+	printf("%s", line);
+	at = strstr(line, "at --grace: generation 1 killed with ");
+	if (!ASSERT_TRUE(at != NULL, "generation 1 killed at --grace") ||
+	    !ASSERT_EQ(sscanf(at,
+			      "at --grace: generation 1 killed with %llu bytes queued, %llu flows "
+			      "moved to the working generation",
+			      &bytes, &flows),
+		       2, "bytes and flows") ||
+	    !ASSERT_EQ(bytes, 0, "bytes queued at the kill (the server read them)") ||
+	    !ASSERT_EQ(flows, 0, "flows moved: no other generation") ||
+	    !ASSERT_EQ(it_log_count(&e, "run.log", "not retired"), 0, "sockets not retired"))
+		goto out;
+	ret = SM_PASS;
+out:
+	if (ret != SM_PASS)
+		it_show_log(&e, "run.log");
+	ru_teardown(&e, run, &r, have);
+	return ret;
+}
