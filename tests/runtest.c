@@ -96,7 +96,8 @@ int rt_run_start(struct runenv *re, char *const extra[])
 		printf("(the server first answered under sockmig run after %llu ms)\n",
 		       burst_now_ms() - t0);
 	if (ASSERT_GT(re->reply, 0, "the server answers under sockmig run") &&
-	    ASSERT_TRUE(rt_wait_log(&re->e, "run.log", "ready in", 1, 10000), "generation 1 ready"))
+	    ASSERT_TRUE(rt_wait_log(&re->e, "run.log", "ready in", 1, RT_START_MS),
+			"generation 1 ready"))
 		return SM_PASS;
 	it_show_log(&re->e, "run.log");
 	return SM_FAIL;
