@@ -77,7 +77,7 @@ struct run_udp_end {
 		int fd;	     /* run's copy; -1: not looked for yet, -2: none, -3: retired,
 			    * -4: active, none taken */
 		bool look;   /* looked for in the process take_fds() reads */
-		bool wait;   /* cut off: its queue waited for with the others' */
+		bool wait;   /* cut off or active: its queue waited for with the others' */
 		bool active; /* still active: no other generation of its group */
 	} * m;
 	/* out */
