@@ -281,12 +281,13 @@ demo: deps $(SOCKMIG)
 bench: deps $(SOCKMIG) $(PRELOAD)
 	$(Q)$(SOCKMIG) bench --short
 
-# Sanitizer build in its own output tree, then the whole suite under it.
+# Sanitizer build in its own output tree, then the whole suite under it; the
+# suite's cases start .output's sockmig, shim and servers, so `all` first.
 asan:
 	$(Q)$(MAKE) --no-print-directory OUTPUT=$(OUTPUT)/asan \
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		LDFLAGS="-fsanitize=address,undefined" all
-asan-check: deps asan $(if $(wildcard $(QUIC_NGTCP2)),$(QUIC_NGTCP2))
+asan-check: deps all asan $(if $(wildcard $(QUIC_NGTCP2)),$(QUIC_NGTCP2))
 	$(Q)ASAN_OPTIONS=detect_leaks=1 $(OUTPUT)/asan/test_sockmig $(T)
 
 FORMAT_SRCS = $(wildcard include/*.h include/sockmig/*.h lib/*.[ch] bpf/*.[ch] cli/*.[ch] tests/*.[ch] tests/servers/*.c \
